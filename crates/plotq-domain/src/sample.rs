@@ -1,0 +1,250 @@
+//! Metric samples and their parsing from client JSON.
+//!
+//! Accepts `service`/`metric` and seed 000's `service_name`/`metric_name`, a finite
+//! `value`, and an optional `timestamp` (RFC 3339 string or epoch milliseconds; absent
+//! means "when it was received"). Parsing a batch is all-or-nothing: every problem in
+//! every element is collected, so a client can fix the batch in one round trip.
+
+use crate::error::{FieldError, FieldErrors};
+use crate::names::{MetricName, ServiceName};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+/// Most samples accepted in one request.
+pub const MAX_BATCH: usize = 50_000;
+
+/// How far in the future (clock skew) a timestamp may lie, in milliseconds.
+pub const MAX_FUTURE_SKEW_MS: i64 = 5 * 60 * 1000;
+
+/// One observation of one metric of one service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub service: ServiceName,
+    pub metric: MetricName,
+    pub value: f64,
+    /// Milliseconds since the Unix epoch, UTC.
+    pub timestamp_ms: i64,
+}
+
+/// Parses a request body that is one sample object or an array of them.
+/// `now_ms` fills absent timestamps and bounds future ones.
+pub fn parse_samples(body: &Value, now_ms: i64) -> Result<Vec<Sample>, FieldErrors> {
+    let items: Vec<(String, &Value)> = match body {
+        Value::Array(items) => {
+            if items.is_empty() {
+                return Err(FieldErrors::one("", "the batch is empty"));
+            }
+            if items.len() > MAX_BATCH {
+                return Err(FieldErrors::one(
+                    "",
+                    format!(
+                        "the batch has {} samples; the limit is {MAX_BATCH}",
+                        items.len()
+                    ),
+                ));
+            }
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (format!("/{i}"), v))
+                .collect()
+        }
+        Value::Object(_) => vec![(String::new(), body)],
+        _ => {
+            return Err(FieldErrors::one(
+                "",
+                "expected a sample object or an array of sample objects",
+            ));
+        }
+    };
+    let mut samples = Vec::with_capacity(items.len());
+    let mut errors = Vec::new();
+    for (path, item) in items {
+        match parse_one(item, now_ms) {
+            Ok(s) => samples.push(s),
+            Err(errs) => errors.extend(errs.into_iter().map(|e| e.under(&path))),
+        }
+        if errors.len() >= 100 {
+            errors.push(FieldError::new("", "too many errors; stopped checking"));
+            break;
+        }
+    }
+    if errors.is_empty() {
+        Ok(samples)
+    } else {
+        Err(FieldErrors(errors))
+    }
+}
+
+fn parse_one(item: &Value, now_ms: i64) -> Result<Sample, Vec<FieldError>> {
+    let Value::Object(obj) = item else {
+        return Err(vec![FieldError::new("", "expected a sample object")]);
+    };
+    let mut errors = Vec::new();
+    let mut name_field = |primary: &str, alias: &str| -> Option<(String, &Value)> {
+        match (obj.get(primary), obj.get(alias)) {
+            (Some(v), _) => Some((format!("/{primary}"), v)),
+            (None, Some(v)) => Some((format!("/{alias}"), v)),
+            (None, None) => {
+                errors.push(FieldError::new(format!("/{primary}"), "is required"));
+                None
+            }
+        }
+    };
+    let service_raw = name_field("service", "service_name");
+    let metric_raw = name_field("metric", "metric_name");
+    let service = service_raw.and_then(|(path, v)| match v.as_str() {
+        Some(s) => ServiceName::parse(s)
+            .map_err(|p| errors.push(FieldError::new(&path, p)))
+            .ok(),
+        None => {
+            errors.push(FieldError::new(&path, "must be a string"));
+            None
+        }
+    });
+    let metric = metric_raw.and_then(|(path, v)| match v.as_str() {
+        Some(s) => MetricName::parse(s)
+            .map_err(|p| errors.push(FieldError::new(&path, p)))
+            .ok(),
+        None => {
+            errors.push(FieldError::new(&path, "must be a string"));
+            None
+        }
+    });
+    let value = match obj.get("value") {
+        None => {
+            errors.push(FieldError::new("/value", "is required"));
+            None
+        }
+        Some(Value::Number(n)) => match n.as_f64() {
+            Some(v) if v.is_finite() => Some(v),
+            _ => {
+                errors.push(FieldError::new("/value", "must be a finite number"));
+                None
+            }
+        },
+        // JSON has no NaN/Infinity literals, but clients sometimes send them as strings.
+        Some(Value::String(s)) => {
+            errors.push(FieldError::new(
+                "/value",
+                format!("must be a finite number, got the string {s:?}"),
+            ));
+            None
+        }
+        Some(_) => {
+            errors.push(FieldError::new("/value", "must be a finite number"));
+            None
+        }
+    };
+    let timestamp_ms = match obj.get("timestamp") {
+        None | Some(Value::Null) => Some(now_ms),
+        Some(v) => match parse_timestamp(v) {
+            Ok(ts) if ts > now_ms + MAX_FUTURE_SKEW_MS => {
+                errors.push(FieldError::new(
+                    "/timestamp",
+                    "lies more than 5 minutes in the future",
+                ));
+                None
+            }
+            Ok(ts) if ts < 0 => {
+                errors.push(FieldError::new("/timestamp", "must not be before 1970"));
+                None
+            }
+            Ok(ts) => Some(ts),
+            Err(p) => {
+                errors.push(FieldError::new("/timestamp", p));
+                None
+            }
+        },
+    };
+    match (service, metric, value, timestamp_ms) {
+        (Some(service), Some(metric), Some(value), Some(timestamp_ms)) if errors.is_empty() => {
+            Ok(Sample {
+                service,
+                metric,
+                value,
+                timestamp_ms,
+            })
+        }
+        _ => Err(errors),
+    }
+}
+
+/// RFC 3339 string or integer epoch milliseconds.
+pub fn parse_timestamp(v: &Value) -> Result<i64, String> {
+    match v {
+        Value::String(s) => DateTime::parse_from_rfc3339(s)
+            .map(|dt| dt.with_timezone(&Utc).timestamp_millis())
+            .map_err(|e| format!("{s:?} is not an RFC 3339 timestamp ({e})")),
+        Value::Number(n) => n
+            .as_i64()
+            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
+            .ok_or_else(|| "epoch timestamps must be whole milliseconds".to_owned()),
+        _ => Err("must be an RFC 3339 string or epoch milliseconds".to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const NOW: i64 = 1_796_000_000_000;
+
+    #[test]
+    fn parses_single_and_batch_with_aliases() {
+        let one = parse_samples(
+            &json!({"service": "checkout", "metric": "latency_ms", "value": 12.5,
+                    "timestamp": "2026-11-22T10:00:00.123Z"}),
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].timestamp_ms, 1_795_341_600_123);
+        let batch = parse_samples(
+            &json!([
+                {"service_name": "a", "metric_name": "m", "value": 1},
+                {"service": "b", "metric": "m", "value": 2.0, "timestamp": 1_700_000_000_000i64}
+            ]),
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(batch[0].service.as_str(), "a");
+        assert_eq!(batch[0].timestamp_ms, NOW);
+        assert_eq!(batch[1].timestamp_ms, 1_700_000_000_000);
+    }
+
+    #[test]
+    fn reports_every_bad_field_with_its_path() {
+        let err = parse_samples(
+            &json!([
+                {"service": "ok", "metric": "m", "value": 1},
+                {"service": "bad name", "metric": "m", "value": "NaN"},
+                {"metric": "m", "value": 1, "timestamp": "yesterday"}
+            ]),
+            NOW,
+        )
+        .unwrap_err();
+        let fields: Vec<&str> = err.0.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["/1/service", "/1/value", "/2/service", "/2/timestamp"]
+        );
+    }
+
+    #[test]
+    fn rejects_future_and_non_objects() {
+        let err = parse_samples(
+            &json!({"service": "a", "metric": "m", "value": 1, "timestamp": NOW + 3_600_000}),
+            NOW,
+        )
+        .unwrap_err();
+        assert!(err.0[0].problem.contains("future"));
+        assert!(parse_samples(&json!(3), NOW).is_err());
+        assert!(parse_samples(&json!([]), NOW).is_err());
+        assert_eq!(
+            parse_samples(&json!([1]), NOW).unwrap_err().0[0].field,
+            "/0"
+        );
+    }
+}
