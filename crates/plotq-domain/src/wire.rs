@@ -154,3 +154,12 @@ mod tests {
         assert_eq!(PlotEvent::decode(&ev.encode()).unwrap(), ev);
     }
 }
+
+/// Job states are stored as JSON (Redis values, memory cache); one definition here.
+pub fn encode_state(state: &JobState) -> Vec<u8> {
+    serde_json::to_vec(state).expect("JobState serialises")
+}
+
+pub fn decode_state(bytes: &[u8]) -> Result<JobState, DecodeError> {
+    Ok(serde_json::from_slice(bytes)?)
+}

@@ -1,0 +1,154 @@
+//! The ports: the small interfaces the api, worker and notifier use to reach the outside
+//! world — `MetricStore` (samples), `JobQueue` (work), `PlotCache` (job states and PNGs)
+//! and `EventBus` (plot.ready/failed, with a bounded history).
+//!
+//! Each external technology implements them in its own crate (`plotq-mongo`,
+//! `plotq-amqp`, `plotq-redis`); `memory` holds in-process implementations that are the
+//! embedded standalone mode and the fast unit-test doubles. This crate knows no client
+//! library and no wire protocol.
+
+pub mod memory;
+
+use async_trait::async_trait;
+use plotq_domain::wire::{JobMessage, PlotEvent};
+use plotq_domain::{JobId, JobState, Sample};
+use std::time::Duration;
+
+/// Why a port call failed, in the terms a caller branches on.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PortError {
+    /// The dependency cannot be reached or timed out; retrying later may succeed.
+    #[error("{dependency} is unavailable: {detail}")]
+    Unavailable {
+        dependency: &'static str,
+        detail: String,
+    },
+    /// The dependency answered but refused the request (full queue, unroutable message).
+    #[error("{dependency} refused the request: {detail}")]
+    Refused {
+        dependency: &'static str,
+        detail: String,
+    },
+}
+
+impl PortError {
+    pub fn unavailable(dependency: &'static str, detail: impl std::fmt::Display) -> Self {
+        Self::Unavailable {
+            dependency,
+            detail: detail.to_string(),
+        }
+    }
+
+    pub fn refused(dependency: &'static str, detail: impl std::fmt::Display) -> Self {
+        Self::Refused {
+            dependency,
+            detail: detail.to_string(),
+        }
+    }
+
+    pub fn dependency(&self) -> &'static str {
+        match self {
+            Self::Unavailable { dependency, .. } | Self::Refused { dependency, .. } => dependency,
+        }
+    }
+}
+
+pub type PortResult<T> = Result<T, PortError>;
+
+/// Where samples live.
+#[async_trait]
+pub trait MetricStore: Send + Sync + 'static {
+    /// Stores every sample; returns only once the store acknowledged the write.
+    async fn insert(&self, samples: &[Sample]) -> PortResult<()>;
+    /// Values of one series with `from_ms <= timestamp < until_ms`.
+    async fn values(
+        &self,
+        service: &str,
+        metric: &str,
+        from_ms: i64,
+        until_ms: i64,
+    ) -> PortResult<Vec<f64>>;
+    /// Readiness probe.
+    async fn ping(&self) -> PortResult<()>;
+}
+
+/// The durable work queue between the api and the workers.
+#[async_trait]
+pub trait JobQueue: Send + Sync + 'static {
+    /// Enqueues a job; returns only once the queue has durably accepted it.
+    async fn publish(&self, job: &JobMessage) -> PortResult<()>;
+    /// Starts consuming with at most `prefetch` unacknowledged deliveries.
+    async fn consume(&self, prefetch: u16) -> PortResult<Box<dyn JobConsumer>>;
+    /// Readiness probe.
+    async fn ping(&self) -> PortResult<()>;
+}
+
+/// A stream of deliveries for one worker.
+#[async_trait]
+pub trait JobConsumer: Send {
+    /// The next delivery; `None` when the consumer was closed (connection lost, shutdown).
+    async fn next(&mut self) -> Option<Delivery>;
+}
+
+/// One delivered job, to be settled exactly once.
+pub struct Delivery {
+    pub body: Vec<u8>,
+    /// The queue delivered this message before (a worker died or gave it back).
+    pub redelivered: bool,
+    pub acker: Box<dyn Acker>,
+}
+
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delivery")
+            .field("bytes", &self.body.len())
+            .field("redelivered", &self.redelivered)
+            .finish()
+    }
+}
+
+/// Settles one delivery.
+#[async_trait]
+pub trait Acker: Send + Sync {
+    /// Done with it. `Ok(false)` means the channel was gone: the queue will redeliver it.
+    async fn ack(&self) -> PortResult<bool>;
+    /// Give it back (`requeue`) or drop it (dead-letter, where configured).
+    async fn reject(&self, requeue: bool) -> PortResult<()>;
+}
+
+/// Job states and rendered PNGs, each with a time to live.
+#[async_trait]
+pub trait PlotCache: Send + Sync + 'static {
+    async fn put_state(&self, state: &JobState, ttl: Duration) -> PortResult<()>;
+    async fn get_state(&self, id: JobId) -> PortResult<Option<JobState>>;
+    async fn put_png(&self, id: JobId, png: &[u8], ttl: Duration) -> PortResult<()>;
+    async fn get_png(&self, id: JobId) -> PortResult<Option<Vec<u8>>>;
+    async fn ping(&self) -> PortResult<()>;
+}
+
+/// An event as stored on the bus: its id (monotonic, comparable by the bus) and body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    pub id: String,
+    pub event: PlotEvent,
+}
+
+/// The fan-out of plot events to every notifier, with a bounded shared history.
+#[async_trait]
+pub trait EventBus: Send + Sync + 'static {
+    /// Appends an event; returns its id.
+    async fn publish(&self, event: &PlotEvent) -> PortResult<String>;
+    /// Events after `after` (exclusive; `None` = only events published from now on),
+    /// waiting up to `block` for the first one. At most `max` events.
+    async fn read_after(
+        &self,
+        after: Option<&str>,
+        block: Duration,
+        max: usize,
+    ) -> PortResult<Vec<StoredEvent>>;
+    /// The id of the newest event, if any: where a fresh reader starts.
+    async fn last_id(&self) -> PortResult<Option<String>>;
+    /// History after `after` (exclusive), oldest first, at most `max`, without waiting.
+    async fn history_after(&self, after: &str, max: usize) -> PortResult<Vec<StoredEvent>>;
+    async fn ping(&self) -> PortResult<()>;
+}

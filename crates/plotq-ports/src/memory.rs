@@ -1,0 +1,376 @@
+//! In-process implementations of every port: the embedded standalone mode (`plotq`
+//! with no external services) and fast doubles for unit tests.
+//!
+//! They keep the same promises as the real adapters where it matters to callers —
+//! bounded memory (retention, queue bound, TTLs, history length), redelivery of
+//! rejected jobs, exclusive event ids — but nothing survives the process.
+
+use crate::{
+    Acker, Delivery, EventBus, JobConsumer, JobQueue, MetricStore, PlotCache, PortError,
+    PortResult, StoredEvent,
+};
+use async_trait::async_trait;
+use plotq_domain::wire::{JobMessage, PlotEvent, decode_state, encode_state};
+use plotq_domain::{JobId, JobState, Sample};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{Notify, mpsc};
+
+/// Samples kept per series in memory; the oldest go first.
+const MAX_SAMPLES_PER_SERIES: usize = 2_000_000;
+/// Samples older than this are dropped (the longest plot window).
+const RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
+
+type SeriesKey = (String, String);
+
+/// Samples in memory, per series in arrival order.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    series: Mutex<HashMap<SeriesKey, VecDeque<(i64, f64)>>>,
+}
+
+#[async_trait]
+impl MetricStore for MemoryStore {
+    async fn insert(&self, samples: &[Sample]) -> PortResult<()> {
+        let mut series = self.series.lock().expect("store lock");
+        for s in samples {
+            let rows = series
+                .entry((s.service.to_string(), s.metric.to_string()))
+                .or_default();
+            rows.push_back((s.timestamp_ms, s.value));
+            let newest = s.timestamp_ms.max(rows.back().map_or(0, |r| r.0));
+            while rows.len() > MAX_SAMPLES_PER_SERIES
+                || rows.front().is_some_and(|r| r.0 < newest - RETENTION_MS)
+            {
+                rows.pop_front();
+            }
+        }
+        Ok(())
+    }
+
+    async fn values(
+        &self,
+        service: &str,
+        metric: &str,
+        from_ms: i64,
+        until_ms: i64,
+    ) -> PortResult<Vec<f64>> {
+        let series = self.series.lock().expect("store lock");
+        Ok(series
+            .get(&(service.to_owned(), metric.to_owned()))
+            .map(|rows| {
+                rows.iter()
+                    .filter(|(ts, _)| (from_ms..until_ms).contains(ts))
+                    .map(|(_, v)| *v)
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn ping(&self) -> PortResult<()> {
+        Ok(())
+    }
+}
+
+/// A bounded in-process work queue shared by any number of consumers.
+#[derive(Debug, Clone)]
+pub struct MemoryQueue {
+    tx: mpsc::Sender<(Vec<u8>, bool)>,
+    rx: Arc<tokio::sync::Mutex<mpsc::Receiver<(Vec<u8>, bool)>>>,
+}
+
+impl MemoryQueue {
+    pub fn new(capacity: usize) -> Self {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        Self {
+            tx,
+            rx: Arc::new(tokio::sync::Mutex::new(rx)),
+        }
+    }
+}
+
+#[async_trait]
+impl JobQueue for MemoryQueue {
+    async fn publish(&self, job: &JobMessage) -> PortResult<()> {
+        self.tx
+            .try_send((job.encode(), false))
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => {
+                    PortError::refused("queue", "the queue is full")
+                }
+                mpsc::error::TrySendError::Closed(_) => PortError::unavailable("queue", "closed"),
+            })
+    }
+
+    async fn consume(&self, _prefetch: u16) -> PortResult<Box<dyn JobConsumer>> {
+        Ok(Box::new(MemoryConsumer {
+            queue: self.clone(),
+        }))
+    }
+
+    async fn ping(&self) -> PortResult<()> {
+        Ok(())
+    }
+}
+
+struct MemoryConsumer {
+    queue: MemoryQueue,
+}
+
+#[async_trait]
+impl JobConsumer for MemoryConsumer {
+    async fn next(&mut self) -> Option<Delivery> {
+        let (body, redelivered) = self.queue.rx.lock().await.recv().await?;
+        Some(Delivery {
+            body: body.clone(),
+            redelivered,
+            acker: Box::new(MemoryAcker {
+                tx: self.queue.tx.clone(),
+                body,
+            }),
+        })
+    }
+}
+
+struct MemoryAcker {
+    tx: mpsc::Sender<(Vec<u8>, bool)>,
+    body: Vec<u8>,
+}
+
+#[async_trait]
+impl Acker for MemoryAcker {
+    async fn ack(&self) -> PortResult<bool> {
+        Ok(true)
+    }
+
+    async fn reject(&self, requeue: bool) -> PortResult<()> {
+        if requeue {
+            // Waits for room rather than dropping a job that was already accepted.
+            self.tx
+                .send((self.body.clone(), true))
+                .await
+                .map_err(|_| PortError::unavailable("queue", "closed"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Job states and PNGs in memory, expiring like Redis keys.
+#[derive(Debug, Default)]
+pub struct MemoryCache {
+    entries: Mutex<HashMap<String, (Instant, Vec<u8>)>>,
+}
+
+impl MemoryCache {
+    fn put(&self, key: String, value: Vec<u8>, ttl: Duration) {
+        let now = Instant::now();
+        let mut entries = self.entries.lock().expect("cache lock");
+        if entries.len() % 64 == 0 {
+            entries.retain(|_, (expires, _)| *expires > now);
+        }
+        entries.insert(key, (now + ttl, value));
+    }
+
+    fn get(&self, key: &str) -> Option<Vec<u8>> {
+        let entries = self.entries.lock().expect("cache lock");
+        entries
+            .get(key)
+            .filter(|(expires, _)| *expires > Instant::now())
+            .map(|(_, v)| v.clone())
+    }
+}
+
+#[async_trait]
+impl PlotCache for MemoryCache {
+    async fn put_state(&self, state: &JobState, ttl: Duration) -> PortResult<()> {
+        self.put(format!("state:{}", state.id), encode_state(state), ttl);
+        Ok(())
+    }
+
+    async fn get_state(&self, id: JobId) -> PortResult<Option<JobState>> {
+        Ok(self
+            .get(&format!("state:{id}"))
+            .and_then(|b| decode_state(&b).ok()))
+    }
+
+    async fn put_png(&self, id: JobId, png: &[u8], ttl: Duration) -> PortResult<()> {
+        self.put(format!("png:{id}"), png.to_vec(), ttl);
+        Ok(())
+    }
+
+    async fn get_png(&self, id: JobId) -> PortResult<Option<Vec<u8>>> {
+        Ok(self.get(&format!("png:{id}")))
+    }
+
+    async fn ping(&self) -> PortResult<()> {
+        Ok(())
+    }
+}
+
+/// A bounded event history with waiting readers.
+#[derive(Debug)]
+pub struct MemoryEventBus {
+    inner: Mutex<EventLog>,
+    notify: Notify,
+}
+
+#[derive(Debug)]
+struct EventLog {
+    next_seq: u64,
+    capacity: usize,
+    events: VecDeque<(u64, PlotEvent)>,
+}
+
+impl MemoryEventBus {
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            inner: Mutex::new(EventLog {
+                next_seq: 1,
+                capacity: capacity.max(1),
+                events: VecDeque::new(),
+            }),
+            notify: Notify::new(),
+        }
+    }
+
+    fn collect_after(&self, after: u64, max: usize) -> Vec<StoredEvent> {
+        let log = self.inner.lock().expect("event log lock");
+        log.events
+            .iter()
+            .filter(|(seq, _)| *seq > after)
+            .take(max)
+            .map(|(seq, event)| StoredEvent {
+                id: format!("{seq}-0"),
+                event: event.clone(),
+            })
+            .collect()
+    }
+
+    fn current_seq(&self) -> u64 {
+        self.inner.lock().expect("event log lock").next_seq - 1
+    }
+}
+
+/// Memory event ids look like Redis stream ids (`<seq>-0`) so clients see one format.
+fn parse_seq(id: &str) -> u64 {
+    id.split('-')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+#[async_trait]
+impl EventBus for MemoryEventBus {
+    async fn publish(&self, event: &PlotEvent) -> PortResult<String> {
+        let seq = {
+            let mut log = self.inner.lock().expect("event log lock");
+            let seq = log.next_seq;
+            log.next_seq += 1;
+            log.events.push_back((seq, event.clone()));
+            while log.events.len() > log.capacity {
+                log.events.pop_front();
+            }
+            seq
+        };
+        self.notify.notify_waiters();
+        Ok(format!("{seq}-0"))
+    }
+
+    async fn read_after(
+        &self,
+        after: Option<&str>,
+        block: Duration,
+        max: usize,
+    ) -> PortResult<Vec<StoredEvent>> {
+        let after = after.map_or_else(|| self.current_seq(), parse_seq);
+        let deadline = tokio::time::Instant::now() + block;
+        loop {
+            let notified = self.notify.notified();
+            let found = self.collect_after(after, max);
+            if !found.is_empty() {
+                return Ok(found);
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Ok(Vec::new());
+            }
+        }
+    }
+
+    async fn last_id(&self) -> PortResult<Option<String>> {
+        let seq = self.current_seq();
+        Ok((seq > 0).then(|| format!("{seq}-0")))
+    }
+
+    async fn history_after(&self, after: &str, max: usize) -> PortResult<Vec<StoredEvent>> {
+        Ok(self.collect_after(parse_seq(after), max))
+    }
+
+    async fn ping(&self) -> PortResult<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plotq_domain::wire::EventKind;
+    use plotq_domain::{PlotKind, PlotSpec, ServiceName};
+
+    fn state() -> JobState {
+        let spec = PlotSpec::new(PlotKind::Histogram, ServiceName::parse("svc").unwrap());
+        JobState::queued(JobId::new_random(), spec, 1_000)
+    }
+
+    #[tokio::test]
+    async fn queue_redelivers_rejected_jobs_and_refuses_when_full() {
+        let q = MemoryQueue::new(1);
+        let msg = JobMessage::new(&state());
+        q.publish(&msg).await.unwrap();
+        assert!(matches!(
+            q.publish(&msg).await,
+            Err(PortError::Refused { .. })
+        ));
+        let mut c = q.consume(1).await.unwrap();
+        let d = c.next().await.unwrap();
+        assert!(!d.redelivered);
+        d.acker.reject(true).await.unwrap();
+        let again = c.next().await.unwrap();
+        assert!(again.redelivered);
+        assert_eq!(JobMessage::decode(&again.body).unwrap(), msg);
+    }
+
+    #[tokio::test]
+    async fn event_bus_replays_after_an_id_and_wakes_readers() {
+        let bus = Arc::new(MemoryEventBus::new(2));
+        let ev = PlotEvent::for_job(&state(), EventKind::PlotReady, 5);
+        let first = bus.publish(&ev).await.unwrap();
+        let reader = {
+            let bus = bus.clone();
+            let first = first.clone();
+            tokio::spawn(async move {
+                bus.read_after(Some(&first), Duration::from_secs(10), 10)
+                    .await
+                    .unwrap()
+            })
+        };
+        tokio::task::yield_now().await;
+        let second = bus.publish(&ev).await.unwrap();
+        let got = reader.await.unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].id, second);
+        bus.publish(&ev).await.unwrap();
+        // Capacity 2: the first event has been dropped from history.
+        assert_eq!(bus.history_after("0-0", 10).await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn cache_expires_entries() {
+        let cache = MemoryCache::default();
+        let s = state();
+        cache.put_state(&s, Duration::from_millis(0)).await.unwrap();
+        assert!(cache.get_state(s.id).await.unwrap().is_none());
+        cache.put_state(&s, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(cache.get_state(s.id).await.unwrap(), Some(s));
+    }
+}
