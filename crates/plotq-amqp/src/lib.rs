@@ -72,14 +72,13 @@ fn unavailable(e: impl std::fmt::Display) -> PortError {
 }
 
 impl AmqpQueue {
-    /// Connects, declares the topology and enables publisher confirms.
-    pub async fn connect(config: AmqpConfig) -> PortResult<Self> {
-        let queue = Self {
+    /// Prepares the queue; the connection is made (and the topology declared) on first
+    /// use and re-made after it is lost.
+    pub fn new(config: AmqpConfig) -> Self {
+        Self {
             config,
             publisher: Mutex::new(None),
-        };
-        queue.publishing_channel().await?;
-        Ok(queue)
+        }
     }
 
     pub fn config(&self) -> &AmqpConfig {

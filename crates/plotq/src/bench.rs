@@ -1,0 +1,71 @@
+//! `plotq bench render`: the in-process render benchmark, comparable line for line with
+//! `shared/bench/matplotlib_histogram.py` (same input file format, same JSON output).
+//! Times statistics + drawing + PNG encoding; not process start or data loading.
+
+use crate::config::{BenchCommand, BenchRenderArgs};
+use anyhow::Context;
+use plotq_domain::{PlotKind, PlotSpec, ServiceName};
+use plotq_render::Series;
+use rand::SeedableRng;
+use rand_distr::{Distribution, LogNormal};
+use std::time::Instant;
+
+pub fn run(command: &crate::config::Command) -> anyhow::Result<()> {
+    let crate::config::Command::Bench(BenchCommand::Render(args)) = command else {
+        unreachable!("only bench commands reach here")
+    };
+    render(args)
+}
+
+fn load(args: &BenchRenderArgs) -> anyhow::Result<Vec<f64>> {
+    match &args.input {
+        Some(path) => {
+            let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            anyhow::ensure!(bytes.len() % 8 == 0, "{} is not a whole number of f64 values", path.display());
+            Ok(bytes
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
+                .collect())
+        }
+        None => {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+            let dist = LogNormal::new(3.0, 0.5).expect("valid lognormal");
+            Ok((0..args.n).map(|_| dist.sample(&mut rng)).collect())
+        }
+    }
+}
+
+fn render(args: &BenchRenderArgs) -> anyhow::Result<()> {
+    let kind = PlotKind::parse(&args.kind).map_err(anyhow::Error::msg)?;
+    let values = load(args)?;
+    anyhow::ensure!(values.iter().all(|v| v.is_finite()), "the input holds NaN or infinite values");
+    let mut spec = PlotSpec::new(kind, ServiceName::parse("payment-service").expect("valid name"));
+    spec.width = args.width;
+    spec.height = args.height;
+    let reps = args.reps.max(1);
+    // Warm-up (font registration, allocator), like the baseline's.
+    plotq_render::render(&spec, &mut Series { values: values.clone() })?;
+    let mut times = Vec::with_capacity(reps);
+    let mut png = Vec::new();
+    for _ in 0..reps {
+        let mut series = Series { values: values.clone() };
+        let started = Instant::now();
+        let rendered = plotq_render::render(&spec, &mut series)?;
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+        png = rendered.png;
+    }
+    times.sort_by(f64::total_cmp);
+    if let Some(out) = &args.out {
+        std::fs::write(out, &png).with_context(|| format!("writing {}", out.display()))?;
+    }
+    let round = |v: f64| (v * 100.0).round() / 100.0;
+    println!(
+        "{}",
+        serde_json::json!({
+            "renderer": "plotq", "n": values.len(), "png_bytes": png.len(),
+            "min_ms": round(times[0]), "median_ms": round(times[times.len() / 2]),
+            "max_ms": round(times[times.len() - 1]),
+        })
+    );
+    Ok(())
+}

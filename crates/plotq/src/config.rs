@@ -1,0 +1,204 @@
+//! Command line and environment: one typed struct, every setting also an env var.
+//!
+//! Validation happens here, at start, with messages naming the setting. Secrets inside
+//! URLs are never logged (`redact`).
+
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Parser)]
+#[command(name = "plotq", version, about = "High-frequency metrics in, live plots out.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Everything in one process with in-process queue, store and cache, plus a demo
+    /// producer (the default).
+    Standalone(StandaloneArgs),
+    /// The HTTP API (ingest, plot requests, states, PNGs) against RabbitMQ, MongoDB, Redis.
+    Api,
+    /// A rendering worker consuming plot jobs from RabbitMQ.
+    Worker,
+    /// The SSE notifier (GET /api/v1/events), fed from Redis.
+    Notifier,
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Args, Default, Clone)]
+pub struct StandaloneArgs {
+    /// Rendering workers in the process.
+    #[arg(long, env = "PLOTQ_STANDALONE_WORKERS", default_value_t = 2)]
+    pub workers: u16,
+    /// Do not run the built-in demo producer.
+    #[arg(long, env = "PLOTQ_NO_DEMO")]
+    pub no_demo: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Render the seed-000 histogram in-process and print timings as one JSON line.
+    Render(BenchRenderArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchRenderArgs {
+    /// Little-endian f64 values (the same file the matplotlib baseline reads).
+    #[arg(long)]
+    pub input: Option<PathBuf>,
+    /// Without --input: generate this many lognormal samples (fixed seed).
+    #[arg(long, default_value_t = 100_000)]
+    pub n: usize,
+    #[arg(long, default_value_t = 20)]
+    pub reps: usize,
+    /// Write the last PNG here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[arg(long, default_value = "histogram")]
+    pub kind: String,
+    #[arg(long, default_value_t = 1000)]
+    pub width: u32,
+    #[arg(long, default_value_t = 600)]
+    pub height: u32,
+}
+
+/// Settings shared by every role.
+#[derive(Debug, Args)]
+pub struct Common {
+    /// Listen address of the api, notifier or standalone server
+    /// [default: 127.0.0.1:8080 for api and standalone, 127.0.0.1:8081 for notifier].
+    #[arg(long, env = "PLOTQ_HTTP_ADDR", global = true)]
+    pub http_addr: Option<SocketAddr>,
+    #[arg(long, env = "PLOTQ_AMQP_URL", default_value = "amqp://guest:guest@127.0.0.1:5672/%2f", global = true, hide_env_values = true)]
+    pub amqp_url: String,
+    #[arg(long, env = "PLOTQ_MONGODB_URL", default_value = "mongodb://127.0.0.1:27017", global = true, hide_env_values = true)]
+    pub mongodb_url: String,
+    #[arg(long, env = "PLOTQ_MONGODB_DB", default_value = "plotq", global = true)]
+    pub mongodb_db: String,
+    #[arg(long, env = "PLOTQ_REDIS_URL", default_value = "redis://127.0.0.1:6379", global = true, hide_env_values = true)]
+    pub redis_url: String,
+    /// Prefix for queue, exchange, Redis key and database names, so deployments (or
+    /// test runs) can share one broker, Redis and MongoDB.
+    #[arg(long, env = "PLOTQ_NAMESPACE", default_value = "", global = true)]
+    pub namespace: String,
+    /// Unacknowledged jobs per worker (= concurrent renders per worker).
+    #[arg(long, env = "PLOTQ_PREFETCH", default_value_t = 2, global = true)]
+    pub prefetch: u16,
+    /// Seconds a rendered PNG stays in the cache.
+    #[arg(long, env = "PLOTQ_PNG_TTL_SECS", default_value_t = 600, global = true)]
+    pub png_ttl_secs: u64,
+    /// Seconds a job's state stays readable.
+    #[arg(long, env = "PLOTQ_STATE_TTL_SECS", default_value_t = 3600, global = true)]
+    pub state_ttl_secs: u64,
+    /// Longest a single render may take.
+    #[arg(long, env = "PLOTQ_RENDER_DEADLINE_SECS", default_value_t = 30, global = true)]
+    pub render_deadline_secs: u64,
+    /// Most jobs waiting in the queue before plot requests are refused.
+    #[arg(long, env = "PLOTQ_MAX_QUEUED_JOBS", default_value_t = 10_000, global = true)]
+    pub max_queued_jobs: u32,
+    /// Deliveries of one job before the broker gives up on it.
+    #[arg(long, env = "PLOTQ_DELIVERY_LIMIT", default_value_t = 20, global = true)]
+    pub delivery_limit: u32,
+    /// Events kept for SSE replay.
+    #[arg(long, env = "PLOTQ_EVENT_HISTORY", default_value_t = 10_000, global = true)]
+    pub event_history: usize,
+    /// Timeout for connecting to and calling each dependency.
+    #[arg(long, env = "PLOTQ_DEPENDENCY_TIMEOUT_SECS", default_value_t = 5, global = true)]
+    pub dependency_timeout_secs: u64,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "PLOTQ_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024, global = true)]
+    pub max_body_bytes: usize,
+    /// `text` or `json` logs.
+    #[arg(long, env = "PLOTQ_LOG_FORMAT", default_value = "text", global = true)]
+    pub log_format: String,
+}
+
+impl Common {
+    /// Checks what clap cannot, naming the setting.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let ns_ok = self
+            .namespace
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        anyhow::ensure!(
+            ns_ok && self.namespace.len() <= 40,
+            "PLOTQ_NAMESPACE must be at most 40 letters, digits, '-' or '_'"
+        );
+        anyhow::ensure!(self.prefetch >= 1, "PLOTQ_PREFETCH must be at least 1");
+        anyhow::ensure!(self.png_ttl_secs >= 1, "PLOTQ_PNG_TTL_SECS must be at least 1");
+        anyhow::ensure!(
+            self.state_ttl_secs >= self.png_ttl_secs,
+            "PLOTQ_STATE_TTL_SECS must be at least PLOTQ_PNG_TTL_SECS"
+        );
+        anyhow::ensure!(self.render_deadline_secs >= 1, "PLOTQ_RENDER_DEADLINE_SECS must be at least 1");
+        anyhow::ensure!(self.max_queued_jobs >= 1, "PLOTQ_MAX_QUEUED_JOBS must be at least 1");
+        anyhow::ensure!(self.delivery_limit >= 1, "PLOTQ_DELIVERY_LIMIT must be at least 1");
+        anyhow::ensure!(
+            self.log_format == "text" || self.log_format == "json",
+            "PLOTQ_LOG_FORMAT must be text or json"
+        );
+        Ok(())
+    }
+
+    /// `plotq`, or `<ns>` + separator + `plotq` when a namespace is set.
+    pub fn scoped(&self, separator: &str) -> String {
+        if self.namespace.is_empty() {
+            "plotq".to_owned()
+        } else {
+            format!("{}{separator}plotq", self.namespace)
+        }
+    }
+
+    pub fn database(&self) -> String {
+        if self.namespace.is_empty() {
+            self.mongodb_db.clone()
+        } else {
+            format!("{}_{}", self.namespace, self.mongodb_db)
+        }
+    }
+
+    pub fn dependency_timeout(&self) -> Duration {
+        Duration::from_secs(self.dependency_timeout_secs.max(1))
+    }
+}
+
+/// A URL with any password replaced, for logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let creds = &url[scheme_end + 3..at];
+            let user = creds.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(redact("amqp://guest:secret@host:5672/%2f"), "amqp://guest:***@host:5672/%2f");
+        assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+    }
+
+    #[test]
+    fn namespaces_scope_names() {
+        let cli = Cli::parse_from(["plotq", "api", "--namespace", "t1"]);
+        assert_eq!(cli.common.scoped("."), "t1.plotq");
+        assert_eq!(cli.common.database(), "t1_plotq");
+        let cli = Cli::parse_from(["plotq"]);
+        assert_eq!(cli.common.scoped(":"), "plotq");
+        assert!(Cli::parse_from(["plotq", "--namespace", "a b"]).common.validate().is_err());
+    }
+}

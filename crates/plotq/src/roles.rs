@@ -1,0 +1,209 @@
+//! Wiring: each role builds its adapters from the settings, starts its tasks, serves
+//! HTTP where it has any, and stops them all on shutdown (decide to stop → tell every
+//! task → wait for each).
+
+use crate::config::{Cli, Command, Common, StandaloneArgs, redact};
+use crate::{demo, shutdown};
+use anyhow::Context;
+use axum::Router;
+use futures::FutureExt;
+use plotq_amqp::{AmqpConfig, AmqpQueue};
+use plotq_api::{ApiConfig, ApiState, Probe};
+use plotq_mongo::{MongoConfig, MongoStore};
+use plotq_notifier::{Hub, NotifierConfig};
+use plotq_ports::memory::{MemoryCache, MemoryEventBus, MemoryQueue, MemoryStore};
+use plotq_ports::{EventBus, JobQueue, MetricStore, PlotCache, PortError};
+use plotq_redis::{RedisCache, RedisConfig, RedisEventBus};
+use plotq_worker::{WorkerConfig, WorkerPorts};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+const DEFAULT_API_ADDR: &str = "127.0.0.1:8080";
+const DEFAULT_NOTIFIER_ADDR: &str = "127.0.0.1:8081";
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    cli.common.validate()?;
+    let shutdown = shutdown::on_signal();
+    match cli.command.unwrap_or(Command::Standalone(StandaloneArgs { workers: 2, no_demo: false })) {
+        Command::Standalone(args) => standalone(&cli.common, args, shutdown).await,
+        Command::Api => api(&cli.common, shutdown).await,
+        Command::Worker => worker(&cli.common, shutdown).await,
+        Command::Notifier => notifier(&cli.common, shutdown).await,
+        Command::Bench(_) => unreachable!("bench runs without a runtime"),
+    }
+}
+
+fn worker_config(common: &Common) -> WorkerConfig {
+    WorkerConfig {
+        prefetch: common.prefetch,
+        png_ttl: Duration::from_secs(common.png_ttl_secs),
+        state_ttl: Duration::from_secs(common.state_ttl_secs),
+        render_deadline: Duration::from_secs(common.render_deadline_secs),
+        ..WorkerConfig::default()
+    }
+}
+
+fn api_config(common: &Common) -> ApiConfig {
+    ApiConfig {
+        max_body_bytes: common.max_body_bytes,
+        state_ttl: Duration::from_secs(common.state_ttl_secs),
+    }
+}
+
+fn probe<F, Fut>(name: &'static str, check: F) -> Probe
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(), PortError>> + Send + 'static,
+{
+    Probe {
+        name,
+        check: Arc::new(move || check().boxed()),
+    }
+}
+
+async fn mongo(common: &Common) -> anyhow::Result<Arc<MongoStore>> {
+    tracing::info!(url = %redact(&common.mongodb_url), database = %common.database(), "using mongodb");
+    let store = MongoStore::new(&MongoConfig {
+        url: common.mongodb_url.clone(),
+        database: common.database(),
+        timeout: common.dependency_timeout(),
+    })
+    .await?;
+    if let Err(e) = store.ensure_indexes().await {
+        // Not fatal: readiness reports MongoDB until it answers; indexes are retried at the next start.
+        tracing::warn!(error = %e, "could not create indexes yet");
+    }
+    Ok(Arc::new(store))
+}
+
+fn amqp_config(common: &Common) -> AmqpConfig {
+    AmqpConfig {
+        url: common.amqp_url.clone(),
+        namespace: common.scoped("."),
+        max_queued_jobs: common.max_queued_jobs,
+        delivery_limit: common.delivery_limit,
+        timeout: common.dependency_timeout(),
+    }
+}
+
+async fn amqp(common: &Common) -> Arc<AmqpQueue> {
+    tracing::info!(url = %redact(&common.amqp_url), queue = %amqp_config(common).queue(), "using rabbitmq");
+    let queue = AmqpQueue::new(amqp_config(common));
+    if let Err(e) = queue.ping().await {
+        tracing::warn!(error = %e, "rabbitmq not reachable yet; will keep trying");
+    }
+    Arc::new(queue)
+}
+
+fn redis_config(common: &Common) -> RedisConfig {
+    RedisConfig {
+        url: common.redis_url.clone(),
+        namespace: common.scoped(":"),
+        timeout: common.dependency_timeout(),
+        event_history: common.event_history,
+    }
+}
+
+async fn serve(addr: SocketAddr, app: Router, role: &str, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (PLOTQ_HTTP_ADDR)"))?;
+    let local = listener.local_addr()?;
+    tracing::info!(%local, role, "listening");
+    println!("plotq {role} listening on http://{local}");
+    let app = app.layer(tower_http::trace::TraceLayer::new_for_http());
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+        .context("http server failed")
+}
+
+fn addr_or(common: &Common, default: &str) -> SocketAddr {
+    common.http_addr.unwrap_or_else(|| default.parse().expect("default address parses"))
+}
+
+async fn api(common: &Common, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let store = mongo(common).await?;
+    let queue = amqp(common).await;
+    let cache = Arc::new(RedisCache::new(&redis_config(common))?);
+    let probes = vec![
+        probe("mongodb", { let s = store.clone(); move || { let s = s.clone(); async move { s.ping().await } } }),
+        probe("rabbitmq", { let q = queue.clone(); move || { let q = q.clone(); async move { q.ping().await } } }),
+        probe("redis", { let c = cache.clone(); move || { let c = c.clone(); async move { c.ping().await } } }),
+    ];
+    let state = ApiState {
+        store,
+        queue,
+        cache,
+        config: api_config(common),
+    };
+    let app = plotq_api::router(state).merge(plotq_api::readiness_router(probes));
+    serve(addr_or(common, DEFAULT_API_ADDR), app, "api", shutdown).await
+}
+
+async fn worker(common: &Common, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let redis = redis_config(common);
+    let ports = WorkerPorts {
+        store: mongo(common).await?,
+        queue: amqp(common).await,
+        cache: Arc::new(RedisCache::new(&redis)?),
+        events: Arc::new(RedisEventBus::new(&redis)?),
+    };
+    plotq_worker::run_until_stopped(ports, worker_config(common), shutdown).await;
+    Ok(())
+}
+
+async fn notifier(common: &Common, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let bus = Arc::new(RedisEventBus::new(&redis_config(common))?);
+    let hub = Hub::new(bus.clone(), NotifierConfig::default(), shutdown.clone());
+    let tail = tokio::spawn(hub.clone().run_until_stopped());
+    let probes = vec![
+        probe("redis", { let b = bus.clone(); move || { let b = b.clone(); async move { b.ping().await } } }),
+    ];
+    let app = plotq_notifier::router(hub).merge(plotq_api::readiness_router(probes));
+    let served = serve(addr_or(common, DEFAULT_NOTIFIER_ADDR), app, "notifier", shutdown).await;
+    tail.await.ok();
+    served
+}
+
+async fn standalone(common: &Common, args: StandaloneArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let store: Arc<dyn MetricStore> = Arc::new(MemoryStore::default());
+    let queue: Arc<dyn JobQueue> = Arc::new(MemoryQueue::new(common.max_queued_jobs as usize));
+    let cache: Arc<dyn PlotCache> = Arc::new(MemoryCache::default());
+    let events: Arc<dyn EventBus> = Arc::new(MemoryEventBus::new(common.event_history));
+    let mut tasks = JoinSet::new();
+    let worker_ports = WorkerPorts {
+        store: store.clone(),
+        queue: queue.clone(),
+        cache: cache.clone(),
+        events: events.clone(),
+    };
+    for _ in 0..args.workers.max(1) {
+        tasks.spawn(plotq_worker::run_until_stopped(
+            worker_ports.clone(),
+            worker_config(common),
+            shutdown.clone(),
+        ));
+    }
+    let hub = Hub::new(events.clone(), NotifierConfig::default(), shutdown.clone());
+    tasks.spawn(hub.clone().run_until_stopped());
+    if !args.no_demo {
+        tasks.spawn(demo::run(store.clone(), shutdown.clone()));
+    }
+    let state = ApiState {
+        store,
+        queue,
+        cache,
+        config: api_config(common),
+    };
+    let app = plotq_api::router(state)
+        .merge(plotq_notifier::router(hub))
+        .merge(plotq_api::readiness_router(Vec::new()));
+    let served = serve(addr_or(common, DEFAULT_API_ADDR), app, "standalone", shutdown.clone()).await;
+    shutdown.cancel();
+    while tasks.join_next().await.is_some() {}
+    served
+}
