@@ -49,14 +49,25 @@ async fn readyz(State(probes): State<Arc<Vec<Probe>>>) -> impl IntoResponse {
     .await;
     let failing: Vec<_> = results
         .iter()
-        .filter_map(|(name, e)| e.as_ref().map(|e| json!({"dependency": name, "problem": e})))
+        .filter_map(|(name, e)| {
+            e.as_ref()
+                .map(|e| json!({"dependency": name, "problem": e}))
+        })
         .collect();
     let checks: serde_json::Map<String, serde_json::Value> = results
         .iter()
-        .map(|(name, e)| ((*name).to_owned(), json!(if e.is_none() { "ok" } else { "failing" })))
+        .map(|(name, e)| {
+            (
+                (*name).to_owned(),
+                json!(if e.is_none() { "ok" } else { "failing" }),
+            )
+        })
         .collect();
     if failing.is_empty() {
-        (StatusCode::OK, Json(json!({"status": "ready", "checks": checks})))
+        (
+            StatusCode::OK,
+            Json(json!({"status": "ready", "checks": checks})),
+        )
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,

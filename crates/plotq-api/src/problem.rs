@@ -13,8 +13,6 @@ use serde::Serialize;
 /// A problem+json response.
 #[derive(Debug, Clone, Serialize)]
 pub struct Problem {
-    #[serde(rename = "type")]
-    pub type_uri: String,
     pub title: &'static str,
     pub status: u16,
     pub code: &'static str,
@@ -25,13 +23,17 @@ pub struct Problem {
     pub retry_after_secs: Option<u32>,
     /// Extra members (e.g. the job state for a PNG that is not ready).
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    pub extra: Option<serde_json::Value>,
+    pub extra: Option<Box<serde_json::Value>>,
 }
 
 impl Problem {
-    pub fn new(status: StatusCode, code: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+    pub fn new(
+        status: StatusCode,
+        code: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
         Self {
-            type_uri: format!("https://plotq.dev/problems/{code}"),
             title,
             status: status.as_u16(),
             code,
@@ -74,7 +76,7 @@ impl Problem {
     }
 
     pub fn with_extra(mut self, extra: serde_json::Value) -> Self {
-        self.extra = Some(extra);
+        self.extra = Some(Box::new(extra));
         self
     }
 }
@@ -104,7 +106,9 @@ impl From<PortError> for Problem {
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = serde_json::to_vec(&self).expect("problem serialises");
+        let mut body = serde_json::to_value(&self).expect("problem serialises");
+        body["type"] = format!("https://plotq.dev/problems/{}", self.code).into();
+        let body = serde_json::to_vec(&body).expect("problem serialises");
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(

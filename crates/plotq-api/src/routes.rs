@@ -74,7 +74,12 @@ fn json_body(body: Result<Bytes, BytesRejection>) -> Result<Value, Problem> {
                 "the request body exceeds the configured limit; send smaller batches",
             )
         } else {
-            Problem::new(status, "unreadable_body", "Unreadable body", rejection.body_text())
+            Problem::new(
+                status,
+                "unreadable_body",
+                "Unreadable body",
+                rejection.body_text(),
+            )
         }
     })?;
     if bytes.is_empty() {
@@ -95,7 +100,11 @@ async fn ingest(
     let body = json_body(body)?;
     let samples = parse_samples(&body, now_ms()).map_err(Problem::invalid)?;
     state.store.insert(&samples).await?;
-    Ok((StatusCode::OK, axum::Json(json!({"accepted": samples.len()}))).into_response())
+    Ok((
+        StatusCode::OK,
+        axum::Json(json!({"accepted": samples.len()})),
+    )
+        .into_response())
 }
 
 fn state_body(job: &JobState) -> Value {
@@ -169,7 +178,10 @@ async fn plot_png(
                 StatusCode::CONFLICT,
                 "not_ready",
                 "Plot not ready",
-                format!("plot {id} is {}; wait for plot.ready", status_word(job.status)),
+                format!(
+                    "plot {id} is {}; wait for plot.ready",
+                    status_word(job.status)
+                ),
             )
             .with_retry_after(1)
             .with_extra(json!({"job": state_body(&job)})));

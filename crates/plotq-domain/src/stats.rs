@@ -50,10 +50,10 @@ pub fn percentiles<const K: usize>(values: &mut [f64], qs: [f64; K]) -> [f64; K]
     let mut start = 0usize;
     let mut cached: Option<(usize, f64)> = None;
     let mut order_stat = |k: usize, values: &mut [f64], start: &mut usize| -> f64 {
-        if let Some((ck, cv)) = cached {
-            if ck == k {
-                return cv;
-            }
+        if let Some((ck, cv)) = cached
+            && ck == k
+        {
+            return cv;
         }
         let v = if k < *start {
             // Only reachable when qs are not ascending; fall back to a fresh selection.

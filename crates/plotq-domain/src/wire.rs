@@ -125,6 +125,15 @@ impl PlotEvent {
     }
 }
 
+/// Job states are stored as JSON (Redis values, memory cache); one definition here.
+pub fn encode_state(state: &JobState) -> Vec<u8> {
+    serde_json::to_vec(state).expect("JobState serialises")
+}
+
+pub fn decode_state(bytes: &[u8]) -> Result<JobState, DecodeError> {
+    Ok(serde_json::from_slice(bytes)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,13 +162,4 @@ mod tests {
         assert_eq!(json["png_url"], format!("/api/v1/plots/{}/png", state.id));
         assert_eq!(PlotEvent::decode(&ev.encode()).unwrap(), ev);
     }
-}
-
-/// Job states are stored as JSON (Redis values, memory cache); one definition here.
-pub fn encode_state(state: &JobState) -> Vec<u8> {
-    serde_json::to_vec(state).expect("JobState serialises")
-}
-
-pub fn decode_state(bytes: &[u8]) -> Result<JobState, DecodeError> {
-    Ok(serde_json::from_slice(bytes)?)
 }

@@ -66,7 +66,11 @@ impl std::fmt::Debug for Hub {
 }
 
 impl Hub {
-    pub fn new(bus: Arc<dyn EventBus>, config: NotifierConfig, shutdown: CancellationToken) -> Arc<Self> {
+    pub fn new(
+        bus: Arc<dyn EventBus>,
+        config: NotifierConfig,
+        shutdown: CancellationToken,
+    ) -> Arc<Self> {
         let (sender, _) = broadcast::channel(config.client_buffer.max(16));
         Arc::new(Self {
             bus,
@@ -219,8 +223,11 @@ async fn events(
         };
         futures::future::ready(out)
     });
-    let stream: std::pin::Pin<Box<dyn Stream<Item = Result<Event, Infallible>> + Send>> =
-        Box::pin(replayed.chain(live).take_until(hub.shutdown.clone().cancelled_owned()));
+    let stream: std::pin::Pin<Box<dyn Stream<Item = Result<Event, Infallible>> + Send>> = Box::pin(
+        replayed
+            .chain(live)
+            .take_until(hub.shutdown.clone().cancelled_owned()),
+    );
     let mut response = Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(hub.config.keep_alive))
         .into_response();

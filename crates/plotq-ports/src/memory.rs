@@ -73,11 +73,15 @@ impl MetricStore for MemoryStore {
     }
 }
 
+/// A queued job body and whether it was delivered before.
+type QueuedJob = (Vec<u8>, bool);
+
 /// A bounded in-process work queue shared by any number of consumers.
 #[derive(Debug, Clone)]
 pub struct MemoryQueue {
-    tx: mpsc::Sender<(Vec<u8>, bool)>,
-    rx: Arc<tokio::sync::Mutex<mpsc::Receiver<(Vec<u8>, bool)>>>,
+    tx: mpsc::Sender<QueuedJob>,
+    /// Consumers take turns receiving; each delivery goes to exactly one of them.
+    rx: Arc<tokio::sync::Mutex<mpsc::Receiver<QueuedJob>>>,
 }
 
 impl MemoryQueue {
@@ -134,7 +138,7 @@ impl JobConsumer for MemoryConsumer {
 }
 
 struct MemoryAcker {
-    tx: mpsc::Sender<(Vec<u8>, bool)>,
+    tx: mpsc::Sender<QueuedJob>,
     body: Vec<u8>,
 }
 
@@ -166,7 +170,7 @@ impl MemoryCache {
     fn put(&self, key: String, value: Vec<u8>, ttl: Duration) {
         let now = Instant::now();
         let mut entries = self.entries.lock().expect("cache lock");
-        if entries.len() % 64 == 0 {
+        if entries.len().is_multiple_of(64) {
             entries.retain(|_, (expires, _)| *expires > now);
         }
         entries.insert(key, (now + ttl, value));

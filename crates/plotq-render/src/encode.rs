@@ -45,11 +45,11 @@ fn palettize(rgb: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
     for px in rgb.chunks_exact(3) {
         let key = [px[0], px[1], px[2]];
         // Runs of one colour are the common case (background, bars): skip the hash.
-        if let Some((k, i)) = last {
-            if k == key {
-                indices.push(i);
-                continue;
-            }
+        if let Some((k, i)) = last
+            && k == key
+        {
+            indices.push(i);
+            continue;
         }
         let idx = match lookup.get(&key) {
             Some(&i) => i,

@@ -151,12 +151,11 @@ pub(crate) fn nice_step(span: f64, max_ticks: usize) -> f64 {
     }
     let raw = span / max_ticks.max(1) as f64;
     let magnitude = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 5.0, 10.0]
+    [1.0, 2.0, 5.0, 10.0]
         .iter()
         .map(|m| m * magnitude)
         .find(|s| *s >= raw)
-        .unwrap_or(10.0 * magnitude);
-    step
+        .unwrap_or(10.0 * magnitude)
 }
 
 /// Formats a tick with just enough decimals for `step` (no `22.400000000000002`).

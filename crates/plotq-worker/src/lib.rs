@@ -62,7 +62,11 @@ pub struct WorkerPorts {
 
 /// Consumes until `shutdown` is cancelled, reconnecting with backoff whenever the queue
 /// connection is lost. Returns once in-flight jobs finished (or the grace ran out).
-pub async fn run_until_stopped(ports: WorkerPorts, config: WorkerConfig, shutdown: CancellationToken) {
+pub async fn run_until_stopped(
+    ports: WorkerPorts,
+    config: WorkerConfig,
+    shutdown: CancellationToken,
+) {
     let mut backoff = Duration::from_millis(200);
     while !shutdown.is_cancelled() {
         let consumer = tokio::select! {
@@ -107,8 +111,13 @@ pub async fn run_until_stopped(ports: WorkerPorts, config: WorkerConfig, shutdow
         }
         // Finish what we hold before letting go of the connection its acks need.
         let drain = async { while in_flight.join_next().await.is_some() {} };
-        if tokio::time::timeout(config.shutdown_grace, drain).await.is_err() {
-            tracing::warn!("in-flight jobs outlived the shutdown grace; the broker will redeliver them");
+        if tokio::time::timeout(config.shutdown_grace, drain)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "in-flight jobs outlived the shutdown grace; the broker will redeliver them"
+            );
         }
         drop(consumer);
     }
@@ -148,7 +157,9 @@ pub async fn process(ports: &WorkerPorts, config: &WorkerConfig, delivery: Deliv
     match outcome {
         Outcome::Done => match delivery.acker.ack().await {
             Ok(true) => {}
-            Ok(false) => tracing::warn!(%id, "ack not delivered (channel closed); the job will be redelivered"),
+            Ok(false) => {
+                tracing::warn!(%id, "ack not delivered (channel closed); the job will be redelivered")
+            }
             Err(e) => tracing::warn!(%id, error = %e, "ack failed; the job will be redelivered"),
         },
         Outcome::Permanent(reason) => {
@@ -166,7 +177,12 @@ pub async fn process(ports: &WorkerPorts, config: &WorkerConfig, delivery: Deliv
     }
 }
 
-async fn requeue(config: &WorkerConfig, delivery: &Delivery, error: &PortError, id: plotq_domain::JobId) {
+async fn requeue(
+    config: &WorkerConfig,
+    delivery: &Delivery,
+    error: &PortError,
+    id: plotq_domain::JobId,
+) {
     tracing::warn!(%id, error = %error, pause = ?config.retry_pause, "transient failure; requeueing");
     tokio::time::sleep(config.retry_pause).await;
     if let Err(e) = delivery.acker.reject(true).await {
@@ -181,7 +197,12 @@ fn base_state(message: &JobMessage, existing: Option<JobState>) -> JobState {
     })
 }
 
-async fn attempt(ports: &WorkerPorts, config: &WorkerConfig, message: &JobMessage, redelivered: bool) -> Outcome {
+async fn attempt(
+    ports: &WorkerPorts,
+    config: &WorkerConfig,
+    message: &JobMessage,
+    redelivered: bool,
+) -> Outcome {
     let existing = match ports.cache.get_state(message.id).await {
         Ok(s) => s,
         Err(e) => return Outcome::Transient(e),
@@ -201,7 +222,12 @@ async fn attempt(ports: &WorkerPorts, config: &WorkerConfig, message: &JobMessag
     let from_ms = message.until_ms - spec.window.millis();
     let values = match ports
         .store
-        .values(spec.service.as_str(), spec.metric.as_str(), from_ms, message.until_ms)
+        .values(
+            spec.service.as_str(),
+            spec.metric.as_str(),
+            from_ms,
+            message.until_ms,
+        )
         .await
     {
         Ok(v) => v,
@@ -226,7 +252,9 @@ async fn attempt(ports: &WorkerPorts, config: &WorkerConfig, message: &JobMessag
                 config.render_deadline
             ));
         }
-        Ok(Err(join_error)) => return Outcome::Permanent(format!("renderer crashed: {join_error}")),
+        Ok(Err(join_error)) => {
+            return Outcome::Permanent(format!("renderer crashed: {join_error}"));
+        }
         Ok(Ok(Err(RenderError::NoData))) => {
             return Outcome::Permanent(format!(
                 "no data for {}/{} in the last {}",
@@ -237,7 +265,11 @@ async fn attempt(ports: &WorkerPorts, config: &WorkerConfig, message: &JobMessag
         Ok(Ok(Ok(r))) => r,
     };
     let render_ms = started.elapsed().as_secs_f64() * 1000.0;
-    if let Err(e) = ports.cache.put_png(message.id, &rendered.png, config.png_ttl).await {
+    if let Err(e) = ports
+        .cache
+        .put_png(message.id, &rendered.png, config.png_ttl)
+        .await
+    {
         return Outcome::Transient(e);
     }
     state.status = JobStatus::Done;

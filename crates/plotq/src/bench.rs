@@ -20,8 +20,13 @@ pub fn run(command: &crate::config::Command) -> anyhow::Result<()> {
 fn load(args: &BenchRenderArgs) -> anyhow::Result<Vec<f64>> {
     match &args.input {
         Some(path) => {
-            let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-            anyhow::ensure!(bytes.len() % 8 == 0, "{} is not a whole number of f64 values", path.display());
+            let bytes =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            anyhow::ensure!(
+                bytes.len() % 8 == 0,
+                "{} is not a whole number of f64 values",
+                path.display()
+            );
             Ok(bytes
                 .chunks_exact(8)
                 .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
@@ -38,17 +43,30 @@ fn load(args: &BenchRenderArgs) -> anyhow::Result<Vec<f64>> {
 fn render(args: &BenchRenderArgs) -> anyhow::Result<()> {
     let kind = PlotKind::parse(&args.kind).map_err(anyhow::Error::msg)?;
     let values = load(args)?;
-    anyhow::ensure!(values.iter().all(|v| v.is_finite()), "the input holds NaN or infinite values");
-    let mut spec = PlotSpec::new(kind, ServiceName::parse("payment-service").expect("valid name"));
+    anyhow::ensure!(
+        values.iter().all(|v| v.is_finite()),
+        "the input holds NaN or infinite values"
+    );
+    let mut spec = PlotSpec::new(
+        kind,
+        ServiceName::parse("payment-service").expect("valid name"),
+    );
     spec.width = args.width;
     spec.height = args.height;
     let reps = args.reps.max(1);
     // Warm-up (font registration, allocator), like the baseline's.
-    plotq_render::render(&spec, &mut Series { values: values.clone() })?;
+    plotq_render::render(
+        &spec,
+        &mut Series {
+            values: values.clone(),
+        },
+    )?;
     let mut times = Vec::with_capacity(reps);
     let mut png = Vec::new();
     for _ in 0..reps {
-        let mut series = Series { values: values.clone() };
+        let mut series = Series {
+            values: values.clone(),
+        };
         let started = Instant::now();
         let rendered = plotq_render::render(&spec, &mut series)?;
         times.push(started.elapsed().as_secs_f64() * 1000.0);

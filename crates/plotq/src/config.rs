@@ -9,7 +9,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Debug, Parser)]
-#[command(name = "plotq", version, about = "High-frequency metrics in, live plots out.")]
+#[command(
+    name = "plotq",
+    version,
+    about = "High-frequency metrics in, live plots out."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -77,13 +81,31 @@ pub struct Common {
     /// [default: 127.0.0.1:8080 for api and standalone, 127.0.0.1:8081 for notifier].
     #[arg(long, env = "PLOTQ_HTTP_ADDR", global = true)]
     pub http_addr: Option<SocketAddr>,
-    #[arg(long, env = "PLOTQ_AMQP_URL", default_value = "amqp://guest:guest@127.0.0.1:5672/%2f", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "PLOTQ_AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f",
+        global = true,
+        hide_env_values = true
+    )]
     pub amqp_url: String,
-    #[arg(long, env = "PLOTQ_MONGODB_URL", default_value = "mongodb://127.0.0.1:27017", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "PLOTQ_MONGODB_URL",
+        default_value = "mongodb://127.0.0.1:27017",
+        global = true,
+        hide_env_values = true
+    )]
     pub mongodb_url: String,
     #[arg(long, env = "PLOTQ_MONGODB_DB", default_value = "plotq", global = true)]
     pub mongodb_db: String,
-    #[arg(long, env = "PLOTQ_REDIS_URL", default_value = "redis://127.0.0.1:6379", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "PLOTQ_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379",
+        global = true,
+        hide_env_values = true
+    )]
     pub redis_url: String,
     /// Prefix for queue, exchange, Redis key and database names, so deployments (or
     /// test runs) can share one broker, Redis and MongoDB.
@@ -96,22 +118,52 @@ pub struct Common {
     #[arg(long, env = "PLOTQ_PNG_TTL_SECS", default_value_t = 600, global = true)]
     pub png_ttl_secs: u64,
     /// Seconds a job's state stays readable.
-    #[arg(long, env = "PLOTQ_STATE_TTL_SECS", default_value_t = 3600, global = true)]
+    #[arg(
+        long,
+        env = "PLOTQ_STATE_TTL_SECS",
+        default_value_t = 3600,
+        global = true
+    )]
     pub state_ttl_secs: u64,
     /// Longest a single render may take.
-    #[arg(long, env = "PLOTQ_RENDER_DEADLINE_SECS", default_value_t = 30, global = true)]
+    #[arg(
+        long,
+        env = "PLOTQ_RENDER_DEADLINE_SECS",
+        default_value_t = 30,
+        global = true
+    )]
     pub render_deadline_secs: u64,
     /// Most jobs waiting in the queue before plot requests are refused.
-    #[arg(long, env = "PLOTQ_MAX_QUEUED_JOBS", default_value_t = 10_000, global = true)]
+    #[arg(
+        long,
+        env = "PLOTQ_MAX_QUEUED_JOBS",
+        default_value_t = 10_000,
+        global = true
+    )]
     pub max_queued_jobs: u32,
     /// Deliveries of one job before the broker gives up on it.
-    #[arg(long, env = "PLOTQ_DELIVERY_LIMIT", default_value_t = 20, global = true)]
+    #[arg(
+        long,
+        env = "PLOTQ_DELIVERY_LIMIT",
+        default_value_t = 20,
+        global = true
+    )]
     pub delivery_limit: u32,
     /// Events kept for SSE replay.
-    #[arg(long, env = "PLOTQ_EVENT_HISTORY", default_value_t = 10_000, global = true)]
+    #[arg(
+        long,
+        env = "PLOTQ_EVENT_HISTORY",
+        default_value_t = 10_000,
+        global = true
+    )]
     pub event_history: usize,
     /// Timeout for connecting to and calling each dependency.
-    #[arg(long, env = "PLOTQ_DEPENDENCY_TIMEOUT_SECS", default_value_t = 5, global = true)]
+    #[arg(
+        long,
+        env = "PLOTQ_DEPENDENCY_TIMEOUT_SECS",
+        default_value_t = 5,
+        global = true
+    )]
     pub dependency_timeout_secs: u64,
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "PLOTQ_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024, global = true)]
@@ -133,14 +185,26 @@ impl Common {
             "PLOTQ_NAMESPACE must be at most 40 letters, digits, '-' or '_'"
         );
         anyhow::ensure!(self.prefetch >= 1, "PLOTQ_PREFETCH must be at least 1");
-        anyhow::ensure!(self.png_ttl_secs >= 1, "PLOTQ_PNG_TTL_SECS must be at least 1");
+        anyhow::ensure!(
+            self.png_ttl_secs >= 1,
+            "PLOTQ_PNG_TTL_SECS must be at least 1"
+        );
         anyhow::ensure!(
             self.state_ttl_secs >= self.png_ttl_secs,
             "PLOTQ_STATE_TTL_SECS must be at least PLOTQ_PNG_TTL_SECS"
         );
-        anyhow::ensure!(self.render_deadline_secs >= 1, "PLOTQ_RENDER_DEADLINE_SECS must be at least 1");
-        anyhow::ensure!(self.max_queued_jobs >= 1, "PLOTQ_MAX_QUEUED_JOBS must be at least 1");
-        anyhow::ensure!(self.delivery_limit >= 1, "PLOTQ_DELIVERY_LIMIT must be at least 1");
+        anyhow::ensure!(
+            self.render_deadline_secs >= 1,
+            "PLOTQ_RENDER_DEADLINE_SECS must be at least 1"
+        );
+        anyhow::ensure!(
+            self.max_queued_jobs >= 1,
+            "PLOTQ_MAX_QUEUED_JOBS must be at least 1"
+        );
+        anyhow::ensure!(
+            self.delivery_limit >= 1,
+            "PLOTQ_DELIVERY_LIMIT must be at least 1"
+        );
         anyhow::ensure!(
             self.log_format == "text" || self.log_format == "json",
             "PLOTQ_LOG_FORMAT must be text or json"
@@ -188,7 +252,10 @@ mod tests {
 
     #[test]
     fn redacts_passwords() {
-        assert_eq!(redact("amqp://guest:secret@host:5672/%2f"), "amqp://guest:***@host:5672/%2f");
+        assert_eq!(
+            redact("amqp://guest:secret@host:5672/%2f"),
+            "amqp://guest:***@host:5672/%2f"
+        );
         assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
     }
 
@@ -199,6 +266,11 @@ mod tests {
         assert_eq!(cli.common.database(), "t1_plotq");
         let cli = Cli::parse_from(["plotq"]);
         assert_eq!(cli.common.scoped(":"), "plotq");
-        assert!(Cli::parse_from(["plotq", "--namespace", "a b"]).common.validate().is_err());
+        assert!(
+            Cli::parse_from(["plotq", "--namespace", "a b"])
+                .common
+                .validate()
+                .is_err()
+        );
     }
 }

@@ -12,7 +12,12 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// (service, median latency in ms) of the demo services.
-const SERVICES: &[(&str, f64)] = &[("checkout", 45.0), ("payments", 120.0), ("search", 18.0), ("auth", 8.0)];
+const SERVICES: &[(&str, f64)] = &[
+    ("checkout", 45.0),
+    ("payments", 120.0),
+    ("search", 18.0),
+    ("auth", 8.0),
+];
 const TICK: Duration = Duration::from_millis(250);
 /// Samples per service per tick (≈ 80 requests/s per service).
 const PER_TICK: usize = 20;

@@ -27,7 +27,10 @@ const DEFAULT_NOTIFIER_ADDR: &str = "127.0.0.1:8081";
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     cli.common.validate()?;
     let shutdown = shutdown::on_signal();
-    match cli.command.unwrap_or(Command::Standalone(StandaloneArgs { workers: 2, no_demo: false })) {
+    match cli.command.unwrap_or(Command::Standalone(StandaloneArgs {
+        workers: 2,
+        no_demo: false,
+    })) {
         Command::Standalone(args) => standalone(&cli.common, args, shutdown).await,
         Command::Api => api(&cli.common, shutdown).await,
         Command::Worker => worker(&cli.common, shutdown).await,
@@ -107,7 +110,12 @@ fn redis_config(common: &Common) -> RedisConfig {
     }
 }
 
-async fn serve(addr: SocketAddr, app: Router, role: &str, shutdown: CancellationToken) -> anyhow::Result<()> {
+async fn serve(
+    addr: SocketAddr,
+    app: Router,
+    role: &str,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr} (PLOTQ_HTTP_ADDR)"))?;
@@ -122,7 +130,9 @@ async fn serve(addr: SocketAddr, app: Router, role: &str, shutdown: Cancellation
 }
 
 fn addr_or(common: &Common, default: &str) -> SocketAddr {
-    common.http_addr.unwrap_or_else(|| default.parse().expect("default address parses"))
+    common
+        .http_addr
+        .unwrap_or_else(|| default.parse().expect("default address parses"))
 }
 
 async fn api(common: &Common, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -130,9 +140,27 @@ async fn api(common: &Common, shutdown: CancellationToken) -> anyhow::Result<()>
     let queue = amqp(common).await;
     let cache = Arc::new(RedisCache::new(&redis_config(common))?);
     let probes = vec![
-        probe("mongodb", { let s = store.clone(); move || { let s = s.clone(); async move { s.ping().await } } }),
-        probe("rabbitmq", { let q = queue.clone(); move || { let q = q.clone(); async move { q.ping().await } } }),
-        probe("redis", { let c = cache.clone(); move || { let c = c.clone(); async move { c.ping().await } } }),
+        probe("mongodb", {
+            let s = store.clone();
+            move || {
+                let s = s.clone();
+                async move { s.ping().await }
+            }
+        }),
+        probe("rabbitmq", {
+            let q = queue.clone();
+            move || {
+                let q = q.clone();
+                async move { q.ping().await }
+            }
+        }),
+        probe("redis", {
+            let c = cache.clone();
+            move || {
+                let c = c.clone();
+                async move { c.ping().await }
+            }
+        }),
     ];
     let state = ApiState {
         store,
@@ -160,16 +188,30 @@ async fn notifier(common: &Common, shutdown: CancellationToken) -> anyhow::Resul
     let bus = Arc::new(RedisEventBus::new(&redis_config(common))?);
     let hub = Hub::new(bus.clone(), NotifierConfig::default(), shutdown.clone());
     let tail = tokio::spawn(hub.clone().run_until_stopped());
-    let probes = vec![
-        probe("redis", { let b = bus.clone(); move || { let b = b.clone(); async move { b.ping().await } } }),
-    ];
+    let probes = vec![probe("redis", {
+        let b = bus.clone();
+        move || {
+            let b = b.clone();
+            async move { b.ping().await }
+        }
+    })];
     let app = plotq_notifier::router(hub).merge(plotq_api::readiness_router(probes));
-    let served = serve(addr_or(common, DEFAULT_NOTIFIER_ADDR), app, "notifier", shutdown).await;
+    let served = serve(
+        addr_or(common, DEFAULT_NOTIFIER_ADDR),
+        app,
+        "notifier",
+        shutdown,
+    )
+    .await;
     tail.await.ok();
     served
 }
 
-async fn standalone(common: &Common, args: StandaloneArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+async fn standalone(
+    common: &Common,
+    args: StandaloneArgs,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let store: Arc<dyn MetricStore> = Arc::new(MemoryStore::default());
     let queue: Arc<dyn JobQueue> = Arc::new(MemoryQueue::new(common.max_queued_jobs as usize));
     let cache: Arc<dyn PlotCache> = Arc::new(MemoryCache::default());
@@ -202,7 +244,13 @@ async fn standalone(common: &Common, args: StandaloneArgs, shutdown: Cancellatio
     let app = plotq_api::router(state)
         .merge(plotq_notifier::router(hub))
         .merge(plotq_api::readiness_router(Vec::new()));
-    let served = serve(addr_or(common, DEFAULT_API_ADDR), app, "standalone", shutdown.clone()).await;
+    let served = serve(
+        addr_or(common, DEFAULT_API_ADDR),
+        app,
+        "standalone",
+        shutdown.clone(),
+    )
+    .await;
     shutdown.cancel();
     while tasks.join_next().await.is_some() {}
     served

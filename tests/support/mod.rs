@@ -1,0 +1,319 @@
+//! Harness for the end-to-end suites: starts real `plotq` processes (each role its own
+//! OS process, port 0, a fresh namespace per test), talks to them over HTTP and SSE, and
+//! cleans the namespace's broker and Redis objects afterwards.
+//!
+//! Services are required, never optional: a test that cannot reach RabbitMQ, Redis or
+//! the MongoDB-wire server fails with a message saying which one and how to start it.
+
+#![allow(dead_code)] // Each suite uses a different part of the harness.
+
+use futures::StreamExt;
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+/// Fails the test unless RabbitMQ, Redis and the MongoDB-wire server accept connections.
+pub fn require_services() {
+    for (name, addr, hint) in [
+        ("RabbitMQ", "127.0.0.1:5672", "rabbitmq-server -detached"),
+        (
+            "Redis",
+            "127.0.0.1:6379",
+            "redis-server --daemonize yes --port 6379",
+        ),
+        (
+            "MongoDB-wire server",
+            "127.0.0.1:27017",
+            "nx-27017 --db memory -p 27017",
+        ),
+    ] {
+        let addr = addr.parse().expect("valid address");
+        if std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3)).is_err() {
+            panic!(
+                "{name} is not reachable on {addr}; start it (`{hint}`) or run the README's test command"
+            );
+        }
+    }
+}
+
+/// A fresh namespace, so concurrent tests and earlier runs never see each other's data.
+pub fn namespace(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    )
+}
+
+fn log_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e-logs");
+    std::fs::create_dir_all(&dir).expect("log dir");
+    dir
+}
+
+/// One running `plotq` process; killed when dropped.
+pub struct Plotq {
+    child: Child,
+    /// `http://127.0.0.1:<port>` for roles that serve HTTP.
+    pub base: Option<String>,
+    pub log: PathBuf,
+}
+
+impl Plotq {
+    /// Starts `plotq <args>` in namespace `ns`. HTTP roles listen on port 0; the
+    /// address is read from the line the binary prints.
+    pub fn start(args: &[&str], ns: &str, env: &[(&str, &str)]) -> Self {
+        let log = log_dir().join(format!("{ns}-{}.log", args.join("_")));
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_plotq"));
+        cmd.args(args)
+            .env("PLOTQ_NAMESPACE", ns)
+            .env("PLOTQ_HTTP_ADDR", "127.0.0.1:0")
+            .env("RUST_LOG", "info,plotq_worker=debug,lapin=warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log_file);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("plotq binary starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let serves_http = !args.contains(&"worker");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(url) = line.split("listening on ").nth(1) {
+                    let _ = tx.send(url.trim().to_owned());
+                }
+            }
+        });
+        let base = serves_http.then(|| {
+            rx.recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "plotq {args:?} did not start listening; log: {}",
+                        log.display()
+                    )
+                })
+        });
+        Self { child, base, log }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!(
+            "{}{path}",
+            self.base.as_deref().expect("this role serves HTTP")
+        )
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM and waits up to `deadline` for the exit status.
+    pub fn terminate(&mut self, deadline: Duration) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let until = std::time::Instant::now() + deadline;
+        while std::time::Instant::now() < until {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Plotq {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `url` until it answers 200, or fails the test at `deadline`.
+pub async fn wait_ready(client: &reqwest::Client, url: &str, deadline: Duration) {
+    let until = tokio::time::Instant::now() + deadline;
+    loop {
+        if let Ok(r) = client.get(url).send().await
+            && r.status() == 200
+        {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < until,
+            "{url} not ready within {deadline:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// One parsed Server-Sent Event.
+#[derive(Debug, Clone)]
+pub struct SseEvent {
+    pub id: Option<String>,
+    pub event: String,
+    pub data: Value,
+}
+
+/// A live SSE subscription, parsed on a background task.
+pub struct Sse {
+    rx: mpsc::UnboundedReceiver<SseEvent>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Sse {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Subscribes to `url` (optionally resuming after `last_event_id`); returns once the
+/// response headers arrived, so events published afterwards are certain to be seen.
+pub async fn subscribe(url: &str, last_event_id: Option<&str>) -> Sse {
+    let client = reqwest::Client::new();
+    let mut req = client.get(url).header("accept", "text/event-stream");
+    if let Some(id) = last_event_id {
+        req = req.header("last-event-id", id);
+    }
+    let response = req.send().await.expect("SSE connects");
+    assert_eq!(response.status(), 200);
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        content_type.starts_with("text/event-stream"),
+        "{content_type}"
+    );
+    let (tx, rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(async move {
+        let mut stream = response.bytes_stream();
+        let mut buf = String::new();
+        while let Some(Ok(chunk)) = stream.next().await {
+            buf.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = buf.find("\n\n") {
+                let block: String = buf.drain(..end + 2).collect();
+                let (mut id, mut event, mut data) = (None, String::new(), String::new());
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("id:") {
+                        id = Some(v.trim().to_owned());
+                    } else if let Some(v) = line.strip_prefix("event:") {
+                        event = v.trim().to_owned();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim_start());
+                    }
+                }
+                if data.is_empty() {
+                    continue; // keep-alive comment
+                }
+                let data = serde_json::from_str(&data).expect("event data is JSON");
+                if tx.send(SseEvent { id, event, data }).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    Sse { rx, task }
+}
+
+impl Sse {
+    /// The next event for which `pred` holds; fails the test at `deadline`.
+    pub async fn next_matching(
+        &mut self,
+        deadline: Duration,
+        pred: impl Fn(&SseEvent) -> bool,
+    ) -> SseEvent {
+        let until = tokio::time::Instant::now() + deadline;
+        loop {
+            match tokio::time::timeout_at(until, self.rx.recv()).await {
+                Ok(Some(ev)) if pred(&ev) => return ev,
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("SSE stream ended"),
+                Err(_) => panic!("no matching SSE event within {deadline:?}"),
+            }
+        }
+    }
+
+    /// Every event that arrives within `window` (for asserting absence or counts).
+    pub async fn collect_for(&mut self, window: Duration) -> Vec<SseEvent> {
+        let until = tokio::time::Instant::now() + window;
+        let mut out = Vec::new();
+        while let Ok(Some(ev)) = tokio::time::timeout_at(until, self.rx.recv()).await {
+            out.push(ev);
+        }
+        out
+    }
+}
+
+/// Width and height of a PNG, decoding the whole image (so a corrupt one fails).
+pub fn decode_png(bytes: &[u8]) -> (u32, u32) {
+    let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+    let mut reader = decoder.read_info().expect("PNG header");
+    let mut buf = vec![0; reader.output_buffer_size().expect("size")];
+    let info = reader.next_frame(&mut buf).expect("PNG data");
+    (info.width, info.height)
+}
+
+/// `n` lognormal-ish latency samples for `service`, spread over the last `span_ms`.
+pub fn samples(service: &str, n: usize, span_ms: i64) -> Vec<Value> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    // A cheap deterministic generator is enough: the test checks counts, not shapes.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    (0..n)
+        .map(|i| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let u = (x >> 11) as f64 / (1u64 << 53) as f64;
+            let value = 20.0 * (1.0 + 3.0 * u * u * u) + (i % 7) as f64;
+            serde_json::json!({
+                "service": service,
+                "metric": "latency_ms",
+                "value": value,
+                "timestamp": now - 1000 - (i as i64 * span_ms / n as i64),
+            })
+        })
+        .collect()
+}
+
+/// Removes the namespace's queue, exchange and event stream.
+pub async fn cleanup(ns: &str) {
+    if let Ok(conn) =
+        lapin::Connection::connect(AMQP_URL, lapin::ConnectionProperties::default()).await
+    {
+        if let Ok(ch) = conn.create_channel().await {
+            let _ = ch
+                .queue_delete(format!("{ns}.plotq.plot.jobs").into(), Default::default())
+                .await;
+            let _ = ch
+                .exchange_delete(format!("{ns}.plotq.jobs").into(), Default::default())
+                .await;
+        }
+        let _ = conn.close(200, "bye".into()).await;
+    }
+    if let Ok(client) = redis::Client::open(REDIS_URL)
+        && let Ok(mut conn) = client.get_multiplexed_async_connection().await
+    {
+        let _: Result<(), _> = redis::cmd("DEL")
+            .arg(format!("{ns}:plotq:events"))
+            .query_async(&mut conn)
+            .await;
+    }
+}
