@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The README's test command. Installs and starts what the suite needs if it is missing
+# (the MongoDB-wire test server nx-27017, pinned; Redis; RabbitMQ), then runs every test
+# of the workspace. Idempotent: running it again reuses what is already up.
+# Services are required: if one cannot be started, this fails instead of skipping tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+NX_VERSION=0.8.1
+mkdir -p target
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+wait_port() {
+  local port=$1 seconds=$2 name=$3
+  for _ in $(seq 1 "$seconds"); do
+    port_open "$port" && return 0
+    sleep 1
+  done
+  echo "error: $name did not come up on 127.0.0.1:$port within ${seconds}s" >&2
+  return 1
+}
+apt_install() {
+  command -v apt-get >/dev/null || { echo "error: $1 is missing and apt-get is unavailable" >&2; return 1; }
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# MongoDB-wire server (tests only; production uses MongoDB).
+if ! python3 -m pip show nx-27017 2>/dev/null | grep -qx "Version: $NX_VERSION"; then
+  python3 -m pip install --quiet --disable-pip-version-check "nx-27017==$NX_VERSION"
+fi
+if ! port_open 27017; then
+  echo "starting nx-27017 on 127.0.0.1:27017"
+  setsid nohup nx-27017 --db memory -p 27017 >target/nx-27017.log 2>&1 < /dev/null &
+  wait_port 27017 60 "nx-27017"
+fi
+
+# Redis.
+if ! port_open 6379; then
+  command -v redis-server >/dev/null || apt_install redis-server
+  echo "starting redis-server on 127.0.0.1:6379"
+  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no
+  wait_port 6379 30 "redis"
+fi
+
+# RabbitMQ.
+if ! port_open 5672; then
+  command -v rabbitmq-server >/dev/null || apt_install rabbitmq-server
+  echo "starting rabbitmq-server on 127.0.0.1:5672"
+  rabbitmq-server -detached
+  wait_port 5672 180 "rabbitmq"
+fi
+
+cargo test --workspace --locked "$@"
