@@ -50,4 +50,9 @@ if ! port_open 5672; then
   wait_port 5672 180 "rabbitmq"
 fi
 
-cargo test --workspace --locked "$@"
+log=target/test-output.log
+status=0
+cargo test --workspace --locked "$@" 2>&1 | tee "$log" || status=$?
+# One closing line for the whole workspace (cargo prints one per test binary).
+awk '/^test result:/ { p += $4; f += $6 } END { printf "workspace: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"
