@@ -230,3 +230,36 @@ async fn every_notifier_replica_sees_every_event() {
     assert_eq!(replayed.id, e1.id);
     cleanup(&ns).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_names_the_failing_dependency_and_nothing_is_accepted() {
+    require_services();
+    let ns = namespace("ready");
+    // Redis on a port where nothing listens.
+    let api = Plotq::start(
+        &["api"],
+        &ns,
+        &[
+            ("PLOTQ_REDIS_URL", "redis://127.0.0.1:1"),
+            ("PLOTQ_DEPENDENCY_TIMEOUT_SECS", "1"),
+        ],
+    );
+    let client = reqwest::Client::new();
+    wait_ready(&client, &api.url("/healthz"), READY).await;
+    let r = client.get(api.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["checks"]["redis"], "failing");
+    assert_eq!(body["checks"]["rabbitmq"], "ok");
+    assert_eq!(body["checks"]["mongodb"], "ok");
+    assert_eq!(body["failing"][0]["dependency"], "redis");
+    let r = client
+        .post(api.url("/api/v1/plots"))
+        .json(&json!({"kind": "histogram", "service": "checkout"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().contains_key("retry-after"));
+    cleanup(&ns).await;
+}

@@ -1,0 +1,143 @@
+//! `RedisCache` and `RedisEventBus` against the real Redis on 127.0.0.1:6379 (fails if
+//! it is not running): TTLs on every key, stream fan-out, replay and history bound.
+
+use plotq_domain::wire::{EventKind, PlotEvent};
+use plotq_domain::{JobId, JobState, PlotKind, PlotSpec, ServiceName};
+use plotq_ports::{EventBus, PlotCache, PortError};
+use plotq_redis::{RedisCache, RedisConfig, RedisEventBus};
+use redis::AsyncCommands;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn config(history: usize) -> RedisConfig {
+    RedisConfig {
+        url: "redis://127.0.0.1:6379".to_owned(),
+        namespace: format!(
+            "t-{}:plotq",
+            &uuid::Uuid::new_v4().simple().to_string()[..10]
+        ),
+        timeout: Duration::from_secs(5),
+        event_history: history,
+    }
+}
+
+fn state() -> JobState {
+    let spec = PlotSpec::new(PlotKind::Histogram, ServiceName::parse("svc").unwrap());
+    JobState::queued(JobId::new_random(), spec, 1_000)
+}
+
+async fn raw() -> redis::aio::MultiplexedConnection {
+    redis::Client::open("redis://127.0.0.1:6379")
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis must be running on 127.0.0.1:6379 for these tests")
+}
+
+#[tokio::test]
+async fn states_and_pngs_round_trip_with_ttls() {
+    let config = config(10);
+    let cache = RedisCache::new(&config).unwrap();
+    let s = state();
+    cache.put_state(&s, Duration::from_secs(30)).await.unwrap();
+    cache
+        .put_png(s.id, b"png-bytes", Duration::from_secs(20))
+        .await
+        .unwrap();
+    assert_eq!(cache.get_state(s.id).await.unwrap(), Some(s.clone()));
+    assert_eq!(
+        cache.get_png(s.id).await.unwrap().as_deref(),
+        Some(&b"png-bytes"[..])
+    );
+    assert_eq!(cache.get_png(JobId::new_random()).await.unwrap(), None);
+    let mut conn = raw().await;
+    let state_ttl: i64 = conn
+        .ttl(format!("{}:state:{}", config.namespace, s.id))
+        .await
+        .unwrap();
+    let png_ttl: i64 = conn
+        .ttl(format!("{}:png:{}", config.namespace, s.id))
+        .await
+        .unwrap();
+    assert!((1..=30).contains(&state_ttl), "state TTL {state_ttl}");
+    assert!((1..=20).contains(&png_ttl), "png TTL {png_ttl}");
+}
+
+#[tokio::test]
+async fn events_fan_out_and_replay() {
+    let config = config(100);
+    let bus = Arc::new(RedisEventBus::new(&config).unwrap());
+    let other_replica = RedisEventBus::new(&config).unwrap();
+    let s = state();
+    let first = bus
+        .publish(&PlotEvent::for_job(&s, EventKind::PlotReady, 1))
+        .await
+        .unwrap();
+    let reader = tokio::spawn({
+        let first = first.clone();
+        async move {
+            other_replica
+                .read_after(Some(&first), Duration::from_secs(5), 10)
+                .await
+                .unwrap()
+        }
+    });
+    // The blocking read is issued before this publish or after it; either way it sees it.
+    let second = bus
+        .publish(&PlotEvent::for_job(&s, EventKind::PlotFailed, 2))
+        .await
+        .unwrap();
+    let got = reader.await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].id, second);
+    assert_eq!(got[0].event.event, EventKind::PlotFailed);
+    assert_eq!(bus.last_id().await.unwrap(), Some(second.clone()));
+    let history = bus.history_after(&first, 10).await.unwrap();
+    assert_eq!(
+        history.iter().map(|e| e.id.clone()).collect::<Vec<_>>(),
+        vec![second]
+    );
+    let mut conn = raw().await;
+    let _: () = conn
+        .del(format!("{}:events", config.namespace))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn history_is_bounded() {
+    let config = config(10);
+    let bus = RedisEventBus::new(&config).unwrap();
+    let s = state();
+    for _ in 0..500 {
+        bus.publish(&PlotEvent::for_job(&s, EventKind::PlotReady, 1))
+            .await
+            .unwrap();
+    }
+    let mut conn = raw().await;
+    let len: usize = conn
+        .xlen(format!("{}:events", config.namespace))
+        .await
+        .unwrap();
+    // MAXLEN ~ trims whole stream nodes (100 entries by default), never below the bound.
+    assert!((10..=200).contains(&len), "stream length {len}");
+    let _: () = conn
+        .del(format!("{}:events", config.namespace))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn unreachable_redis_is_unavailable_not_a_hang() {
+    let mut config = config(10);
+    config.url = "redis://127.0.0.1:1".to_owned();
+    config.timeout = Duration::from_secs(1);
+    let cache = RedisCache::new(&config).unwrap();
+    let result = tokio::time::timeout(
+        Duration::from_secs(10),
+        cache.get_state(JobId::new_random()),
+    )
+    .await
+    .expect("bounded by the configured timeout");
+    assert!(matches!(result, Err(PortError::Unavailable { .. })));
+}
