@@ -1,4 +1,4 @@
-//! The `/api/v1` resources: metrics (ingest) and plots (jobs, states, PNGs).
+//! The `/api/v1` resources: metrics (ingest) and plots (jobs, states, images).
 
 use crate::problem::Problem;
 use axum::Router;
@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 use bytes::Bytes;
 use plotq_domain::sample::parse_samples;
 use plotq_domain::wire::JobMessage;
-use plotq_domain::{JobId, JobState, JobStatus, PlotSpec};
+use plotq_domain::{ImageFormat, JobId, JobState, JobStatus, PlotSpec};
 use plotq_ports::{JobQueue, MetricStore, PlotCache};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -51,6 +51,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/plots", post(request_plot))
         .route("/api/v1/plots/{id}", get(plot_status))
         .route("/api/v1/plots/{id}/png", get(plot_png))
+        .route("/api/v1/plots/{id}/image", get(plot_image))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }
@@ -112,7 +113,10 @@ fn state_body(job: &JobState) -> Value {
     let url = format!("/api/v1/plots/{}", job.id);
     body["status_url"] = json!(url);
     if job.status == JobStatus::Done {
-        body["png_url"] = json!(format!("{url}/png"));
+        body["image_url"] = json!(format!("{url}/image"));
+        if job.spec.format == ImageFormat::Png {
+            body["png_url"] = json!(format!("{url}/png"));
+        }
     }
     body
 }
@@ -122,13 +126,13 @@ async fn request_plot(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
     let body = json_body(body)?;
-    let spec = PlotSpec::parse(&body).map_err(Problem::invalid)?;
+    let spec = PlotSpec::parse(&body, now_ms()).map_err(Problem::invalid)?;
     let job = JobState::queued(JobId::new_random(), spec, now_ms());
     // The state is written before the job is queued, so a worker never sees a job whose
     // state is missing; if queueing fails, the orphaned state simply expires.
     state.cache.put_state(&job, state.config.state_ttl).await?;
     state.queue.publish(&JobMessage::new(&job)).await?;
-    tracing::debug!(id = %job.id, service = %job.spec.service, "plot job queued");
+    tracing::debug!(id = %job.id, service = %job.spec.service(), kind = job.spec.kind.as_str(), "plot job queued");
     let location = format!("/api/v1/plots/{}", job.id);
     let mut response = (StatusCode::ACCEPTED, axum::Json(state_body(&job))).into_response();
     response.headers_mut().insert(
@@ -165,12 +169,35 @@ async fn plot_status(
     Ok(axum::Json(state_body(&job)).into_response())
 }
 
+/// `GET …/png`: the image of a PNG-format plot.
 async fn plot_png(
     State(state): State<ApiState>,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
     let id = parse_id(&id)?;
     let job = load(&state, id).await?;
+    if job.spec.format != ImageFormat::Png {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "wrong_format",
+            "Not a PNG",
+            format!("plot {id} was rendered as SVG; fetch /api/v1/plots/{id}/image"),
+        ));
+    }
+    serve_image(&state, job).await
+}
+
+/// `GET …/image`: the image in whatever format the plot asked for.
+async fn plot_image(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let job = load(&state, parse_id(&id)?).await?;
+    serve_image(&state, job).await
+}
+
+async fn serve_image(state: &ApiState, job: JobState) -> Result<Response, Problem> {
+    let id = job.id;
     match job.status {
         JobStatus::Done => {}
         JobStatus::Queued | JobStatus::Rendering => {
@@ -199,7 +226,7 @@ async fn plot_png(
             .with_extra(json!({"job": state_body(&job)})));
         }
     }
-    let png = state.cache.get_png(id).await?.ok_or_else(|| {
+    let image = state.cache.get_image(id).await?.ok_or_else(|| {
         Problem::new(
             StatusCode::GONE,
             "expired",
@@ -207,9 +234,12 @@ async fn plot_png(
             format!("the image of plot {id} has expired from the cache; request it again"),
         )
     })?;
-    let mut response = (StatusCode::OK, png).into_response();
+    let mut response = (StatusCode::OK, image).into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/png"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(job.spec.format.content_type()),
+    );
     // The bytes of a job id never change: caches may keep them.
     headers.insert(
         header::CACHE_CONTROL,

@@ -92,9 +92,10 @@ async fn call_json(
 
 async fn stored(store: &MemoryStore, service: &str) -> usize {
     store
-        .values(service, "latency_ms", 0, i64::MAX)
+        .points(service, "latency_ms", 0, i64::MAX, false)
         .await
         .unwrap()
+        .values
         .len()
 }
 
@@ -258,7 +259,7 @@ async fn png_answers_follow_the_job_state() {
     );
 
     app.cache
-        .put_png(job.id, b"\x89PNG fake", ttl)
+        .put_image(job.id, b"\x89PNG fake", ttl)
         .await
         .unwrap();
     let (status, headers, bytes) = call(&app.router, "GET", &png_uri, Body::empty()).await;
@@ -292,7 +293,14 @@ impl MetricStore for Down {
     async fn insert(&self, _: &[Sample]) -> PortResult<()> {
         Err(PortError::unavailable("mongodb", "connection refused"))
     }
-    async fn values(&self, _: &str, _: &str, _: i64, _: i64) -> PortResult<Vec<f64>> {
+    async fn points(
+        &self,
+        _: &str,
+        _: &str,
+        _: i64,
+        _: i64,
+        _: bool,
+    ) -> PortResult<plotq_ports::Points> {
         Err(PortError::unavailable("mongodb", "connection refused"))
     }
     async fn ping(&self) -> PortResult<()> {

@@ -64,12 +64,13 @@ pub struct JobState {
 
 impl JobState {
     pub fn queued(id: JobId, spec: PlotSpec, now_ms: i64) -> Self {
+        let until_ms = spec.range.resolve(now_ms).1;
         Self {
             id,
             status: JobStatus::Queued,
             error: None,
             spec,
-            until_ms: now_ms,
+            until_ms,
             created_at_ms: now_ms,
             updated_at_ms: now_ms,
             n_samples: None,
@@ -77,7 +78,8 @@ impl JobState {
         }
     }
 
-    pub fn from_ms(&self) -> i64 {
-        self.until_ms - self.spec.window.millis()
+    /// `[from, until)` of the data this job draws.
+    pub fn data_range(&self) -> (i64, i64) {
+        self.spec.range.resolve(self.until_ms)
     }
 }

@@ -17,6 +17,6 @@ pub mod wire;
 pub use error::{FieldError, FieldErrors};
 pub use job::{JobId, JobState, JobStatus};
 pub use names::{MetricName, ServiceName};
-pub use plot::{PlotKind, PlotSpec};
+pub use plot::{ImageFormat, PlotKind, PlotSpec, Theme, TimeRange};
 pub use sample::Sample;
 pub use window::Window;

@@ -4,7 +4,7 @@
 //! `v` version field. A reader rejects versions it does not know instead of guessing.
 
 use crate::job::{JobId, JobState};
-use crate::plot::{PlotKind, PlotSpec};
+use crate::plot::{ImageFormat, PlotKind, PlotSpec};
 use serde::{Deserialize, Serialize};
 
 /// Current version of `JobMessage`.
@@ -82,11 +82,18 @@ pub struct PlotEvent {
     pub v: u32,
     pub event: EventKind,
     pub id: JobId,
+    /// The first service (the only one unless the plot compares services).
     pub service: String,
+    pub services: Vec<String>,
     pub metric: String,
     pub kind: PlotKind,
-    pub window: String,
+    /// `last 10m`, or the absolute range.
+    pub range: String,
+    pub format: ImageFormat,
     pub status_url: String,
+    /// Where the image is, whatever its format (set on `plot.ready`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub image_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub png_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -101,11 +108,20 @@ impl PlotEvent {
             v: EVENT_VERSION,
             event,
             id: state.id,
-            service: state.spec.service.to_string(),
+            service: state.spec.service().to_string(),
+            services: state
+                .spec
+                .services
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
             metric: state.spec.metric.to_string(),
             kind: state.spec.kind,
-            window: state.spec.window.to_string(),
-            png_url: (event == EventKind::PlotReady).then(|| format!("{status_url}/png")),
+            range: state.spec.range.label(),
+            format: state.spec.format,
+            image_url: (event == EventKind::PlotReady).then(|| format!("{status_url}/image")),
+            png_url: (event == EventKind::PlotReady && state.spec.format == ImageFormat::Png)
+                .then(|| format!("{status_url}/png")),
             status_url,
             error: state.error.clone(),
             at_ms: now_ms,

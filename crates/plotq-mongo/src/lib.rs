@@ -12,7 +12,7 @@ use mongodb::bson::{DateTime, doc};
 use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, Collection, IndexModel};
 use plotq_domain::Sample;
-use plotq_ports::{MetricStore, PortError, PortResult};
+use plotq_ports::{MetricStore, Points, PortError, PortResult};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -34,6 +34,12 @@ struct SampleDoc {
 #[derive(Debug, Deserialize)]
 struct ValueOnly {
     value: f64,
+}
+
+#[derive(Debug, Deserialize)]
+struct ValueAt {
+    value: f64,
+    ts: DateTime,
 }
 
 /// Where to find the database.
@@ -99,28 +105,47 @@ impl MetricStore for MongoStore {
             .map_err(unavailable)
     }
 
-    async fn values(
+    async fn points(
         &self,
         service: &str,
         metric: &str,
         from_ms: i64,
         until_ms: i64,
-    ) -> PortResult<Vec<f64>> {
+        with_timestamps: bool,
+    ) -> PortResult<Points> {
         let filter = doc! {
             "service": service,
             "metric": metric,
             "ts": {"$gte": DateTime::from_millis(from_ms), "$lt": DateTime::from_millis(until_ms)},
         };
-        let cursor = self
-            .samples
-            .clone_with_type::<ValueOnly>()
-            .find(filter)
-            .projection(doc! {"_id": 0, "value": 1})
-            .batch_size(10_000)
-            .await
-            .map_err(unavailable)?;
-        let docs: Vec<ValueOnly> = cursor.try_collect().await.map_err(unavailable)?;
-        Ok(docs.into_iter().map(|d| d.value).collect())
+        let mut out = Points::default();
+        if with_timestamps {
+            let mut cursor = self
+                .samples
+                .clone_with_type::<ValueAt>()
+                .find(filter)
+                .projection(doc! {"_id": 0, "value": 1, "ts": 1})
+                .batch_size(10_000)
+                .await
+                .map_err(unavailable)?;
+            while let Some(d) = cursor.try_next().await.map_err(unavailable)? {
+                out.values.push(d.value);
+                out.timestamps_ms.push(d.ts.timestamp_millis());
+            }
+        } else {
+            let mut cursor = self
+                .samples
+                .clone_with_type::<ValueOnly>()
+                .find(filter)
+                .projection(doc! {"_id": 0, "value": 1})
+                .batch_size(10_000)
+                .await
+                .map_err(unavailable)?;
+            while let Some(d) = cursor.try_next().await.map_err(unavailable)? {
+                out.values.push(d.value);
+            }
+        }
+        Ok(out)
     }
 
     async fn ping(&self) -> PortResult<()> {

@@ -40,38 +40,34 @@ async fn window_queries_are_half_open_and_per_series() {
     samples.push(sample("b", "latency_ms", -1.0, t0 + 500_000));
     samples.push(sample("a", "other", -2.0, t0 + 500_000));
     store.insert(&samples).await.unwrap();
-    let mut got = store
-        .values("a", "latency_ms", t0 + 100_000, t0 + 200_000)
-        .await
-        .unwrap();
+    let window = |from, until| store.points("a", "latency_ms", from, until, false);
+    let mut got = window(t0 + 100_000, t0 + 200_000).await.unwrap().values;
     got.sort_by(f64::total_cmp);
     assert_eq!(
         got,
         (100..200).map(|i| i as f64).collect::<Vec<_>>(),
         "[from, until): from included, until excluded"
     );
-    assert_eq!(
-        store
-            .values("a", "latency_ms", t0 - 3_600_000, t0 + 7_200_000)
-            .await
-            .unwrap()
-            .len(),
-        1000
-    );
-    assert_eq!(
-        store
-            .values("b", "latency_ms", t0 - 3_600_000, t0 + 7_200_000)
-            .await
-            .unwrap(),
-        vec![-1.0]
-    );
-    assert!(
-        store
-            .values("zzz", "latency_ms", t0 - 3_600_000, t0 + 7_200_000)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    let (lo, hi) = (t0 - 3_600_000, t0 + 7_200_000);
+    let all = store.points("a", "latency_ms", lo, hi, true).await.unwrap();
+    assert_eq!((all.values.len(), all.timestamps_ms.len()), (1000, 1000));
+    for (ts, v) in all.timestamps_ms.iter().zip(&all.values) {
+        assert_eq!(
+            *ts,
+            t0 + *v as i64 * 1000,
+            "timestamps stay paired with their values"
+        );
+    }
+    let b = store
+        .points("b", "latency_ms", lo, hi, false)
+        .await
+        .unwrap();
+    assert_eq!((b.values, b.timestamps_ms.len()), (vec![-1.0], 0));
+    let none = store
+        .points("zzz", "latency_ms", lo, hi, false)
+        .await
+        .unwrap();
+    assert!(none.values.is_empty());
 }
 
 #[tokio::test]

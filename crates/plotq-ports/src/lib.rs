@@ -55,19 +55,29 @@ impl PortError {
 
 pub type PortResult<T> = Result<T, PortError>;
 
+/// Samples read back from a store: values, and their timestamps when requested.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Points {
+    /// Epoch milliseconds parallel to `values`, or empty when not requested.
+    pub timestamps_ms: Vec<i64>,
+    pub values: Vec<f64>,
+}
+
 /// Where samples live.
 #[async_trait]
 pub trait MetricStore: Send + Sync + 'static {
     /// Stores every sample; returns only once the store acknowledged the write.
     async fn insert(&self, samples: &[Sample]) -> PortResult<()>;
-    /// Values of one series with `from_ms <= timestamp < until_ms`.
-    async fn values(
+    /// Samples of one series with `from_ms <= timestamp < until_ms`, in no particular
+    /// order; timestamps only when asked for (they double what is read).
+    async fn points(
         &self,
         service: &str,
         metric: &str,
         from_ms: i64,
         until_ms: i64,
-    ) -> PortResult<Vec<f64>>;
+        with_timestamps: bool,
+    ) -> PortResult<Points>;
     /// Readiness probe.
     async fn ping(&self) -> PortResult<()>;
 }
@@ -116,13 +126,13 @@ pub trait Acker: Send + Sync {
     async fn reject(&self, requeue: bool) -> PortResult<()>;
 }
 
-/// Job states and rendered PNGs, each with a time to live.
+/// Job states and rendered images, each with a time to live.
 #[async_trait]
 pub trait PlotCache: Send + Sync + 'static {
     async fn put_state(&self, state: &JobState, ttl: Duration) -> PortResult<()>;
     async fn get_state(&self, id: JobId) -> PortResult<Option<JobState>>;
-    async fn put_png(&self, id: JobId, png: &[u8], ttl: Duration) -> PortResult<()>;
-    async fn get_png(&self, id: JobId) -> PortResult<Option<Vec<u8>>>;
+    async fn put_image(&self, id: JobId, png: &[u8], ttl: Duration) -> PortResult<()>;
+    async fn get_image(&self, id: JobId) -> PortResult<Option<Vec<u8>>>;
     async fn ping(&self) -> PortResult<()>;
 }
 

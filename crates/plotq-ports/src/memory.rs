@@ -6,7 +6,7 @@
 //! rejected jobs, exclusive event ids — but nothing survives the process.
 
 use crate::{
-    Acker, Delivery, EventBus, JobConsumer, JobQueue, MetricStore, PlotCache, PortError,
+    Acker, Delivery, EventBus, JobConsumer, JobQueue, MetricStore, PlotCache, Points, PortError,
     PortResult, StoredEvent,
 };
 use async_trait::async_trait;
@@ -49,23 +49,28 @@ impl MetricStore for MemoryStore {
         Ok(())
     }
 
-    async fn values(
+    async fn points(
         &self,
         service: &str,
         metric: &str,
         from_ms: i64,
         until_ms: i64,
-    ) -> PortResult<Vec<f64>> {
+        with_timestamps: bool,
+    ) -> PortResult<Points> {
         let series = self.series.lock().expect("store lock");
-        Ok(series
-            .get(&(service.to_owned(), metric.to_owned()))
-            .map(|rows| {
-                rows.iter()
-                    .filter(|(ts, _)| (from_ms..until_ms).contains(ts))
-                    .map(|(_, v)| *v)
-                    .collect()
-            })
-            .unwrap_or_default())
+        let mut out = Points::default();
+        if let Some(rows) = series.get(&(service.to_owned(), metric.to_owned())) {
+            for &(ts, v) in rows
+                .iter()
+                .filter(|(ts, _)| (from_ms..until_ms).contains(ts))
+            {
+                out.values.push(v);
+                if with_timestamps {
+                    out.timestamps_ms.push(ts);
+                }
+            }
+        }
+        Ok(out)
     }
 
     async fn ping(&self) -> PortResult<()> {
@@ -198,13 +203,13 @@ impl PlotCache for MemoryCache {
             .and_then(|b| decode_state(&b).ok()))
     }
 
-    async fn put_png(&self, id: JobId, png: &[u8], ttl: Duration) -> PortResult<()> {
-        self.put(format!("png:{id}"), png.to_vec(), ttl);
+    async fn put_image(&self, id: JobId, png: &[u8], ttl: Duration) -> PortResult<()> {
+        self.put(format!("img:{id}"), png.to_vec(), ttl);
         Ok(())
     }
 
-    async fn get_png(&self, id: JobId) -> PortResult<Option<Vec<u8>>> {
-        Ok(self.get(&format!("png:{id}")))
+    async fn get_image(&self, id: JobId) -> PortResult<Option<Vec<u8>>> {
+        Ok(self.get(&format!("img:{id}")))
     }
 
     async fn ping(&self) -> PortResult<()> {

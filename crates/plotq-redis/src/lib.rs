@@ -1,7 +1,7 @@
 //! `PlotCache` and `EventBus` on Redis: the only crate that speaks to Redis.
 //!
 //! Keys (all under the namespace prefix): `<ns>:state:<id>` (job state JSON) and
-//! `<ns>:png:<id>` (PNG bytes), each written with a TTL; `<ns>:events`, a stream capped
+//! `<ns>:img:<id>` (image bytes), each written with a TTL; `<ns>:events`, a stream capped
 //! at a bounded length, which is both the fan-out to every notifier replica and the
 //! replay history for SSE clients reconnecting with `Last-Event-ID`.
 //!
@@ -78,8 +78,8 @@ impl RedisCache {
         format!("{}:state:{id}", self.prefix)
     }
 
-    fn png_key(&self, id: JobId) -> String {
-        format!("{}:png:{id}", self.prefix)
+    fn image_key(&self, id: JobId) -> String {
+        format!("{}:img:{id}", self.prefix)
     }
 }
 
@@ -108,16 +108,16 @@ impl PlotCache for RedisCache {
         }))
     }
 
-    async fn put_png(&self, id: JobId, png: &[u8], ttl: Duration) -> PortResult<()> {
+    async fn put_image(&self, id: JobId, png: &[u8], ttl: Duration) -> PortResult<()> {
         let mut conn = self.conn.clone();
-        conn.set_ex::<_, _, ()>(self.png_key(id), png, ttl_secs(ttl))
+        conn.set_ex::<_, _, ()>(self.image_key(id), png, ttl_secs(ttl))
             .await
             .map_err(unavailable)
     }
 
-    async fn get_png(&self, id: JobId) -> PortResult<Option<Vec<u8>>> {
+    async fn get_image(&self, id: JobId) -> PortResult<Option<Vec<u8>>> {
         let mut conn = self.conn.clone();
-        conn.get(self.png_key(id)).await.map_err(unavailable)
+        conn.get(self.image_key(id)).await.map_err(unavailable)
     }
 
     async fn ping(&self) -> PortResult<()> {

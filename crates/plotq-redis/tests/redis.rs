@@ -41,22 +41,22 @@ async fn states_and_pngs_round_trip_with_ttls() {
     let s = state();
     cache.put_state(&s, Duration::from_secs(30)).await.unwrap();
     cache
-        .put_png(s.id, b"png-bytes", Duration::from_secs(20))
+        .put_image(s.id, b"png-bytes", Duration::from_secs(20))
         .await
         .unwrap();
     assert_eq!(cache.get_state(s.id).await.unwrap(), Some(s.clone()));
     assert_eq!(
-        cache.get_png(s.id).await.unwrap().as_deref(),
+        cache.get_image(s.id).await.unwrap().as_deref(),
         Some(&b"png-bytes"[..])
     );
-    assert_eq!(cache.get_png(JobId::new_random()).await.unwrap(), None);
+    assert_eq!(cache.get_image(JobId::new_random()).await.unwrap(), None);
     let mut conn = raw().await;
     let state_ttl: i64 = conn
         .ttl(format!("{}:state:{}", config.namespace, s.id))
         .await
         .unwrap();
     let png_ttl: i64 = conn
-        .ttl(format!("{}:png:{}", config.namespace, s.id))
+        .ttl(format!("{}:img:{}", config.namespace, s.id))
         .await
         .unwrap();
     assert!((1..=30).contains(&state_ttl), "state TTL {state_ttl}");

@@ -1,42 +1,64 @@
-//! The renderer: a plot spec plus its data becomes PNG bytes.
+//! The renderer: a plot spec plus its data becomes image bytes (PNG or SVG).
 //!
-//! Synchronous, deterministic and self-contained: fonts are embedded in the binary (DejaVu
-//! Sans), so identical input gives byte-identical output on every machine. It does no I/O
-//! and knows nothing about queues, stores or HTTP; callers run it off their async reactor.
+//! Synchronous, deterministic and self-contained: the font (DejaVu Sans) is embedded and
+//! registered with plotters, PNGs are drawn into an indexed framebuffer (`backend.rs`)
+//! and encoded straight from it (`encode.rs`), so identical input gives byte-identical
+//! output on every machine. Each plot kind lives in `kinds/`; shared axis, tick and
+//! frame logic in `axis.rs` and `frame.rs`. It does no I/O and knows nothing about
+//! queues, stores or HTTP; callers run it off their async reactor.
 
+mod axis;
+pub mod backend;
 mod encode;
-mod histogram;
+mod frame;
+mod kinds;
 mod theme;
 
-use plotq_domain::{PlotKind, PlotSpec};
+use plotq_domain::{ImageFormat, PlotSpec};
+use plotters::prelude::*;
 use std::sync::Once;
 
-pub use encode::encode_png;
+pub use encode::encode_indexed;
 pub use theme::Theme;
 
-/// The embedded font, registered with plotters under `FONT_FAMILY`.
+/// The embedded font, registered with plotters as the `sans-serif` family (so SVG
+/// output names a family every browser has).
 static FONT_BYTES: &[u8] = include_bytes!("../fonts/DejaVuSans.ttf");
-pub(crate) const FONT_FAMILY: &str = "plotq-sans";
+pub(crate) const FONT_FAMILY: &str = "sans-serif";
 
 fn register_fonts() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        plotters::style::register_font(FONT_FAMILY, plotters::style::FontStyle::Normal, FONT_BYTES)
+        plotters::style::register_font(FONT_FAMILY, FontStyle::Normal, FONT_BYTES)
             .unwrap_or_else(|_| panic!("embedded font is a valid TrueType file"));
     });
 }
 
-/// The data one plot is drawn from.
+/// The samples of one service in the plot's range.
 #[derive(Debug, Default, Clone)]
-pub struct Series {
-    /// Sample values; reordered by rendering (statistics use selection in place).
+pub struct SeriesData {
+    pub service: String,
+    /// Epoch milliseconds, parallel to `values`; may be empty for kinds that do not
+    /// need time (histogram, cdf, status codes).
+    pub timestamps_ms: Vec<i64>,
     pub values: Vec<f64>,
+}
+
+/// Everything a render needs besides the spec.
+#[derive(Debug, Clone)]
+pub struct PlotData {
+    /// `[from, until)` of the data, epoch milliseconds.
+    pub from_ms: i64,
+    pub until_ms: i64,
+    /// One entry per service of the spec, in the spec's order.
+    pub series: Vec<SeriesData>,
 }
 
 /// A finished plot.
 #[derive(Debug, Clone)]
 pub struct Rendered {
-    pub png: Vec<u8>,
+    pub bytes: Vec<u8>,
+    pub content_type: &'static str,
     pub n_samples: usize,
 }
 
@@ -45,25 +67,48 @@ pub enum RenderError {
     /// There is nothing to draw; permanent for this job.
     #[error("no data to plot")]
     NoData,
+    /// The data cannot be drawn as asked (e.g. only non-positive values on a log axis).
+    #[error("{0}")]
+    Unplottable(String),
     /// plotters failed to draw (a bug, or an impossible size); permanent for this job.
     #[error("drawing failed: {0}")]
     Drawing(String),
 }
 
-/// Renders `spec` over `series` into a PNG of `spec.width` × `spec.height` pixels.
-pub fn render(spec: &PlotSpec, series: &mut Series) -> Result<Rendered, RenderError> {
+/// Renders `spec` over `data` into an image of `spec.width` × `spec.height` pixels.
+pub fn render(spec: &PlotSpec, data: &PlotData) -> Result<Rendered, RenderError> {
     register_fonts();
-    if series.values.is_empty() {
+    let n_samples = data.series.iter().map(|s| s.values.len()).sum();
+    if n_samples == 0 {
         return Err(RenderError::NoData);
     }
-    let theme = Theme::light();
-    let rgb = match spec.kind {
-        PlotKind::Histogram => histogram::draw(spec, &mut series.values, &theme)?,
+    let ctx = frame::Ctx::new(spec, data);
+    let (width, height) = (spec.width, spec.height);
+    let bytes = match spec.format {
+        ImageFormat::Png => {
+            let bg = ctx.theme.background;
+            let mut image = backend::IndexedImage::new(width, height, (bg.0, bg.1, bg.2));
+            {
+                let root = image.backend().into_drawing_area();
+                kinds::draw(&root, &ctx, data)?;
+            }
+            encode_indexed(&image.pixels, &image.palette.to_plte(), width, height)
+        }
+        ImageFormat::Svg => {
+            let mut svg = String::new();
+            {
+                let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
+                root.fill(&ctx.theme.background).map_err(drawing_error)?;
+                kinds::draw(&root, &ctx, data)?;
+                root.present().map_err(drawing_error)?;
+            }
+            svg.into_bytes()
+        }
     };
-    let png = encode_png(&rgb, spec.width, spec.height);
     Ok(Rendered {
-        png,
-        n_samples: series.values.len(),
+        bytes,
+        content_type: spec.format.content_type(),
+        n_samples,
     })
 }
 

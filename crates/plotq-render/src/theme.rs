@@ -1,5 +1,6 @@
-//! Colours and type sizes shared by every plot kind.
+//! Colours and type sizes shared by every plot kind, for the light and dark themes.
 
+use plotq_domain::Theme as ThemeName;
 use plotters::style::RGBColor;
 
 /// The palette a plot is drawn with.
@@ -7,29 +8,142 @@ use plotters::style::RGBColor;
 pub struct Theme {
     pub background: RGBColor,
     pub foreground: RGBColor,
+    pub muted: RGBColor,
     pub grid: RGBColor,
-    pub bar_fill: RGBColor,
-    pub bar_edge: RGBColor,
+    pub legend_background: RGBColor,
+    /// Series colours, in order (first service, second service, …).
+    pub series: [RGBColor; 8],
     pub mean: RGBColor,
     pub p95: RGBColor,
     pub p99: RGBColor,
+    pub p999: RGBColor,
+    /// HTTP status classes 1xx..5xx and "other".
+    pub status: [RGBColor; 6],
+    /// Heatmap colour ramp from few to many samples.
+    pub ramp: [RGBColor; 5],
+    pub dark: bool,
 }
 
+/// matplotlib's tab10, which users of the prototype know.
+const TAB10: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+];
+
 impl Theme {
-    /// Light theme; series colours follow matplotlib's, which users of the prototype know.
+    pub fn named(name: ThemeName) -> Self {
+        match name {
+            ThemeName::Light => Self::light(),
+            ThemeName::Dark => Self::dark(),
+        }
+    }
+
     pub fn light() -> Self {
         Self {
             background: RGBColor(255, 255, 255),
             foreground: RGBColor(34, 34, 34),
-            grid: RGBColor(221, 221, 221),
-            // matplotlib's C0 (#1f77b4) at alpha 0.7 over white, pre-blended.
-            bar_fill: RGBColor(98, 160, 203),
-            bar_edge: RGBColor(31, 119, 180),
+            muted: RGBColor(90, 90, 90),
+            grid: RGBColor(225, 225, 225),
+            legend_background: RGBColor(255, 255, 255),
+            series: TAB10,
             mean: RGBColor(214, 39, 40),
             p95: RGBColor(255, 140, 0),
             p99: RGBColor(128, 0, 128),
+            p999: RGBColor(40, 40, 40),
+            status: [
+                RGBColor(127, 127, 127),
+                RGBColor(44, 160, 44),
+                RGBColor(31, 119, 180),
+                RGBColor(255, 127, 14),
+                RGBColor(214, 39, 40),
+                RGBColor(160, 160, 160),
+            ],
+            ramp: [
+                RGBColor(247, 251, 255),
+                RGBColor(158, 202, 225),
+                RGBColor(66, 146, 198),
+                RGBColor(8, 81, 156),
+                RGBColor(8, 48, 107),
+            ],
+            dark: false,
         }
     }
+
+    pub fn dark() -> Self {
+        Self {
+            background: RGBColor(24, 26, 31),
+            foreground: RGBColor(224, 226, 230),
+            muted: RGBColor(160, 164, 172),
+            grid: RGBColor(52, 56, 64),
+            legend_background: RGBColor(32, 35, 42),
+            series: [
+                RGBColor(86, 166, 230),
+                RGBColor(255, 152, 48),
+                RGBColor(96, 200, 96),
+                RGBColor(240, 84, 84),
+                RGBColor(184, 140, 230),
+                RGBColor(200, 140, 120),
+                RGBColor(240, 150, 210),
+                RGBColor(170, 170, 170),
+            ],
+            mean: RGBColor(240, 84, 84),
+            p95: RGBColor(255, 170, 40),
+            p99: RGBColor(200, 130, 255),
+            p999: RGBColor(230, 230, 230),
+            status: [
+                RGBColor(150, 150, 150),
+                RGBColor(96, 200, 96),
+                RGBColor(86, 166, 230),
+                RGBColor(255, 152, 48),
+                RGBColor(240, 84, 84),
+                RGBColor(120, 120, 120),
+            ],
+            ramp: [
+                RGBColor(30, 33, 40),
+                RGBColor(33, 75, 110),
+                RGBColor(40, 130, 170),
+                RGBColor(120, 200, 190),
+                RGBColor(250, 250, 180),
+            ],
+            dark: true,
+        }
+    }
+
+    /// Colour for a position `t` in `[0, 1]` along the heatmap ramp (quantised to 32
+    /// steps so the image keeps a small palette).
+    pub fn ramp_at(&self, t: f64) -> RGBColor {
+        let t = (t.clamp(0.0, 1.0) * 32.0).round() / 32.0;
+        let scaled = t * (self.ramp.len() - 1) as f64;
+        let i = (scaled.floor() as usize).min(self.ramp.len() - 2);
+        let f = scaled - i as f64;
+        let (a, b) = (self.ramp[i], self.ramp[i + 1]);
+        let mix = |x: u8, y: u8| (x as f64 + (y as f64 - x as f64) * f).round() as u8;
+        RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
+    }
+
+    /// Colour of an HTTP status code's class.
+    pub fn status_color(&self, code: u16) -> RGBColor {
+        match code {
+            100..=199 => self.status[0],
+            200..=299 => self.status[1],
+            300..=399 => self.status[2],
+            400..=499 => self.status[3],
+            500..=599 => self.status[4],
+            _ => self.status[5],
+        }
+    }
+}
+
+/// `fg` at opacity `alpha` over `bg`, as one opaque colour.
+pub fn blend(fg: RGBColor, bg: RGBColor, alpha: f64) -> RGBColor {
+    let mix = |f: u8, b: u8| (f as f64 * alpha + b as f64 * (1.0 - alpha)).round() as u8;
+    RGBColor(mix(fg.0, bg.0), mix(fg.1, bg.1), mix(fg.2, bg.2))
 }
 
 /// Font sizes in pixels for an image of `width` × `height`, scaled from 1000×600.
@@ -45,13 +159,13 @@ impl TypeScale {
     pub fn for_size(width: u32, height: u32) -> Self {
         let s = (width as f64 / 1000.0)
             .min(height as f64 / 600.0)
-            .clamp(0.6, 3.0);
-        let px = |base: f64| (base * s).round().max(9.0) as u32;
+            .clamp(0.55, 3.0);
+        let px = |base: f64, floor: f64| (base * s).round().max(floor) as u32;
         Self {
-            title: px(20.0),
-            label: px(16.0),
-            tick: px(13.0),
-            legend: px(14.0),
+            title: px(20.0, 11.0),
+            label: px(16.0, 10.0),
+            tick: px(13.0, 9.0),
+            legend: px(14.0, 9.0),
         }
     }
 }

@@ -14,7 +14,7 @@
 use plotq_domain::wire::{EventKind, JobMessage, PlotEvent};
 use plotq_domain::{JobState, JobStatus};
 use plotq_ports::{Delivery, EventBus, JobQueue, MetricStore, PlotCache, PortError};
-use plotq_render::{RenderError, Series};
+use plotq_render::{PlotData, RenderError, SeriesData};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
@@ -219,32 +219,39 @@ async fn attempt(
         return Outcome::Transient(e);
     }
     let spec = &message.spec;
-    let from_ms = message.until_ms - spec.window.millis();
-    let values = match ports
-        .store
-        .values(
-            spec.service.as_str(),
-            spec.metric.as_str(),
-            from_ms,
-            message.until_ms,
-        )
-        .await
-    {
-        Ok(v) => v,
-        Err(e) => return Outcome::Transient(e),
-    };
-    if values.is_empty() {
-        return Outcome::Permanent(format!(
-            "no data for {}/{} in the last {}",
-            spec.service, spec.metric, spec.window
-        ));
+    let (from_ms, until_ms) = spec.range.resolve(message.until_ms);
+    let mut series = Vec::with_capacity(spec.services.len());
+    for service in &spec.services {
+        match ports
+            .store
+            .points(
+                service.as_str(),
+                spec.metric.as_str(),
+                from_ms,
+                until_ms,
+                spec.kind.needs_timestamps(),
+            )
+            .await
+        {
+            Ok(points) => series.push(SeriesData {
+                service: service.to_string(),
+                timestamps_ms: points.timestamps_ms,
+                values: points.values,
+            }),
+            Err(e) => return Outcome::Transient(e),
+        }
+    }
+    if series.iter().all(|s| s.values.is_empty()) {
+        return Outcome::Permanent(no_data(spec));
     }
     let started = Instant::now();
     let render_spec = spec.clone();
-    let render = tokio::task::spawn_blocking(move || {
-        let mut series = Series { values };
-        plotq_render::render(&render_spec, &mut series)
-    });
+    let data = PlotData {
+        from_ms,
+        until_ms,
+        series,
+    };
+    let render = tokio::task::spawn_blocking(move || plotq_render::render(&render_spec, &data));
     let rendered = match tokio::time::timeout(config.render_deadline, render).await {
         Err(_) => {
             return Outcome::Permanent(format!(
@@ -255,19 +262,14 @@ async fn attempt(
         Ok(Err(join_error)) => {
             return Outcome::Permanent(format!("renderer crashed: {join_error}"));
         }
-        Ok(Ok(Err(RenderError::NoData))) => {
-            return Outcome::Permanent(format!(
-                "no data for {}/{} in the last {}",
-                spec.service, spec.metric, spec.window
-            ));
-        }
+        Ok(Ok(Err(RenderError::NoData))) => return Outcome::Permanent(no_data(spec)),
         Ok(Ok(Err(e))) => return Outcome::Permanent(e.to_string()),
         Ok(Ok(Ok(r))) => r,
     };
     let render_ms = started.elapsed().as_secs_f64() * 1000.0;
     if let Err(e) = ports
         .cache
-        .put_png(message.id, &rendered.png, config.png_ttl)
+        .put_image(message.id, &rendered.bytes, config.png_ttl)
         .await
     {
         return Outcome::Transient(e);
@@ -284,8 +286,19 @@ async fn attempt(
     if let Err(e) = ports.events.publish(&event).await {
         return Outcome::Transient(e);
     }
-    tracing::info!(id = %message.id, n = rendered.n_samples, render_ms, bytes = rendered.png.len(), "plot ready");
+    tracing::info!(id = %message.id, n = rendered.n_samples, render_ms, bytes = rendered.bytes.len(), "plot ready");
     Outcome::Done
+}
+
+/// Seed 000's "no data" case, e.g. `no data for checkout/latency_ms in the last 10m`.
+fn no_data(spec: &plotq_domain::PlotSpec) -> String {
+    let services: Vec<&str> = spec.services.iter().map(|s| s.as_str()).collect();
+    format!(
+        "no data for {}/{} in the {}",
+        services.join(","),
+        spec.metric,
+        spec.range.label()
+    )
 }
 
 async fn finish_failed(

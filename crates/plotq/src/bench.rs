@@ -5,7 +5,7 @@
 use crate::config::{BenchCommand, BenchRenderArgs};
 use anyhow::Context;
 use plotq_domain::{PlotKind, PlotSpec, ServiceName};
-use plotq_render::Series;
+use plotq_render::{PlotData, SeriesData};
 use rand::SeedableRng;
 use rand_distr::{Distribution, LogNormal};
 use std::time::Instant;
@@ -53,34 +53,44 @@ fn render(args: &BenchRenderArgs) -> anyhow::Result<()> {
     );
     spec.width = args.width;
     spec.height = args.height;
+    // Samples spread evenly over the plot's window, ending at a fixed instant.
+    let until_ms = 1_795_341_600_000;
+    let span = spec.range.span_ms();
+    let n = values.len().max(1) as i64;
+    let timestamps_ms = if kind.needs_timestamps() {
+        (0..n).map(|i| until_ms - span + i * span / n).collect()
+    } else {
+        Vec::new()
+    };
+    let data = PlotData {
+        from_ms: until_ms - span,
+        until_ms,
+        series: vec![SeriesData {
+            service: "payment-service".to_owned(),
+            timestamps_ms,
+            values,
+        }],
+    };
     let reps = args.reps.max(1);
     // Warm-up (font registration, allocator), like the baseline's.
-    plotq_render::render(
-        &spec,
-        &mut Series {
-            values: values.clone(),
-        },
-    )?;
+    plotq_render::render(&spec, &data)?;
     let mut times = Vec::with_capacity(reps);
-    let mut png = Vec::new();
+    let mut image = Vec::new();
     for _ in 0..reps {
-        let mut series = Series {
-            values: values.clone(),
-        };
         let started = Instant::now();
-        let rendered = plotq_render::render(&spec, &mut series)?;
+        let rendered = plotq_render::render(&spec, &data)?;
         times.push(started.elapsed().as_secs_f64() * 1000.0);
-        png = rendered.png;
+        image = rendered.bytes;
     }
     times.sort_by(f64::total_cmp);
     if let Some(out) = &args.out {
-        std::fs::write(out, &png).with_context(|| format!("writing {}", out.display()))?;
+        std::fs::write(out, &image).with_context(|| format!("writing {}", out.display()))?;
     }
     let round = |v: f64| (v * 100.0).round() / 100.0;
     println!(
         "{}",
         serde_json::json!({
-            "renderer": "plotq", "n": values.len(), "png_bytes": png.len(),
+            "renderer": "plotq", "kind": kind.as_str(), "n": data.series[0].values.len(), "png_bytes": image.len(),
             "min_ms": round(times[0]), "median_ms": round(times[times.len() / 2]),
             "max_ms": round(times[times.len() - 1]),
         })

@@ -1,0 +1,210 @@
+//! `cdf`: the cumulative distribution of latency, with p50/p90/p99/p99.9 marked for one
+//! service, or one curve per service (with its p99 in the legend) for a comparison.
+//!
+//! The curve is drawn from fine bins (finer than the pixels it spans); the marked
+//! percentiles are exact.
+
+use super::{Area, dropped_note, positive_only};
+use crate::axis;
+use crate::frame::{Ctx, chart_builder, draw_legend, draw_mesh, stroke, widest};
+use crate::{PlotData, RenderError, drawing_error};
+use plotq_domain::stats;
+use plotters::prelude::*;
+
+/// Curve resolution: points per curve.
+const CURVE_BINS: usize = 1024;
+
+struct Curve<'d> {
+    name: &'d str,
+    points: Vec<(f64, f64)>,
+    marks: [f64; 4],
+}
+
+pub(crate) fn cdf<DB: DrawingBackend>(
+    root: &Area<'_, DB>,
+    ctx: &Ctx<'_>,
+    data: &PlotData,
+) -> Result<(), RenderError> {
+    let log = ctx.spec.log_x;
+    let mut curves = Vec::new();
+    let mut dropped = 0;
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    let mut kept_all = Vec::new();
+    for s in &data.series {
+        let (values, d) = if log {
+            positive_only(&s.values)
+        } else {
+            (s.values.clone(), 0)
+        };
+        dropped += d;
+        if let Some((min, max, _)) = stats::extent(&values) {
+            lo = lo.min(min);
+            hi = hi.max(max);
+        }
+        kept_all.push((s.service.as_str(), values));
+    }
+    if !lo.is_finite() {
+        return Err(if dropped > 0 {
+            RenderError::Unplottable(format!(
+                "a log axis needs positive values; all {dropped} samples are ≤ 0"
+            ))
+        } else {
+            RenderError::NoData
+        });
+    }
+    for (name, values) in &kept_all {
+        let Some((min, max, _)) = stats::extent(values) else {
+            continue;
+        };
+        let bins = if log {
+            stats::bin_log(values, CURVE_BINS, lo, hi)
+        } else {
+            stats::bin(values, CURVE_BINS, lo, hi)
+        };
+        let n = values.len() as f64;
+        let mut cumulative = 0u64;
+        let mut points = Vec::with_capacity(CURVE_BINS + 2);
+        points.push((min, 0.0));
+        for (i, &c) in bins.counts.iter().enumerate() {
+            if c == 0 {
+                continue;
+            }
+            cumulative += c;
+            points.push((bins.edge(i + 1).min(max), cumulative as f64 / n * 100.0));
+        }
+        let marks = stats::percentiles(values, min, max, [0.5, 0.9, 0.99, 0.999]);
+        curves.push(Curve {
+            name,
+            points,
+            marks,
+        });
+    }
+    let (x_lo, x_hi) = if lo < hi {
+        (lo, hi)
+    } else if log {
+        (lo / 1.5, hi * 1.5)
+    } else {
+        (lo - 0.5, hi + 0.5)
+    };
+    let single = curves.len() == 1;
+    // The curve hugs the top right, so the legend goes bottom right and needs no headroom.
+    let y_max = 102.0;
+    let y_ticks: Vec<f64> = [0.0, 25.0, 50.0, 75.0, 90.0, 100.0].to_vec();
+    let y_area = ctx.y_label_area(widest(y_ticks.iter().map(|v| format!("{v}%"))));
+    let x_desc = ctx.value_desc.clone();
+    let y_fmt = |v: &f64| {
+        if *v > 100.0 {
+            String::new()
+        } else {
+            format!("{v}%")
+        }
+    };
+
+    macro_rules! body {
+        ($chart:ident) => {{
+            let marker = ctx.marker();
+            let width = (ctx.ts.tick / 6).max(2);
+            for (i, c) in curves.iter().enumerate() {
+                let color = if single {
+                    ctx.theme.series[0]
+                } else {
+                    ctx.theme.series[i % 8]
+                };
+                let style = stroke(color, width);
+                let label = if single {
+                    format!("{} CDF", c.name)
+                } else {
+                    format!(
+                        "{}  p99 {}",
+                        c.name,
+                        axis::format_value(c.marks[2], ctx.unit)
+                    )
+                };
+                $chart
+                    .draw_series(LineSeries::new(c.points.iter().copied(), style))
+                    .map_err(drawing_error)?
+                    .label(label)
+                    .legend(move |(x, y)| PathElement::new([(x, y), (x + marker, y)], style));
+            }
+            if single {
+                let (dash, gap) = (ctx.ts.tick as i32 * 2 / 3, ctx.ts.tick as i32 / 3);
+                let marks = curves[0].marks;
+                for (name, value, color) in [
+                    ("P50", marks[0], ctx.theme.series[2]),
+                    ("P90", marks[1], ctx.theme.p95),
+                    ("P99", marks[2], ctx.theme.p99),
+                    ("P99.9", marks[3], ctx.theme.p999),
+                ] {
+                    let style = stroke(color, width);
+                    $chart
+                        .draw_series(DashedLineSeries::new(
+                            [(value, 0.0), (value, 100.0)],
+                            dash,
+                            gap,
+                            style,
+                        ))
+                        .map_err(drawing_error)?
+                        .label(format!("{name}: {}", axis::format_value(value, ctx.unit)))
+                        .legend(move |(x, y)| PathElement::new([(x, y), (x + marker, y)], style));
+                }
+            }
+            if let Some(note) = dropped_note(dropped) {
+                $chart
+                    .draw_series(std::iter::empty::<PathElement<(f64, f64)>>())
+                    .map_err(drawing_error)?
+                    .label(note)
+                    .legend(|(x, y)| PathElement::new([(x, y)], TRANSPARENT));
+            }
+            draw_legend!(
+                $chart,
+                ctx,
+                plotters::chart::SeriesLabelPosition::LowerRight
+            );
+        }};
+    }
+
+    if log {
+        let x_ticks = axis::log_ticks(x_lo, x_hi, ctx.max_x_ticks(6));
+        let n_x = x_ticks.len();
+        let mut chart = chart_builder!(root, ctx, y_area)
+            .build_cartesian_2d(
+                axis::TickedAxis::log(x_lo, x_hi, x_ticks),
+                axis::TickedAxis::linear(0f64, y_max, y_ticks.clone()),
+            )
+            .map_err(drawing_error)?;
+        let x_fmt = |v: &f64| axis::format_log_tick(*v);
+        draw_mesh!(
+            chart,
+            ctx,
+            x_desc,
+            "Share of samples",
+            &x_fmt,
+            &y_fmt,
+            n_x,
+            y_ticks.len()
+        );
+        body!(chart);
+    } else {
+        let (x_ticks, x_step) = axis::linear_ticks(x_lo, x_hi, ctx.max_x_ticks(5));
+        let n_x = x_ticks.len();
+        let mut chart = chart_builder!(root, ctx, y_area)
+            .build_cartesian_2d(
+                axis::TickedAxis::linear(x_lo, x_hi, x_ticks),
+                axis::TickedAxis::linear(0f64, y_max, y_ticks.clone()),
+            )
+            .map_err(drawing_error)?;
+        let x_fmt = |v: &f64| axis::format_tick(*v, x_step);
+        draw_mesh!(
+            chart,
+            ctx,
+            x_desc,
+            "Share of samples",
+            &x_fmt,
+            &y_fmt,
+            n_x,
+            y_ticks.len()
+        );
+        body!(chart);
+    }
+    Ok(())
+}

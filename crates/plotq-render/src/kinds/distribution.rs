@@ -1,0 +1,288 @@
+//! `histogram`: the seed-000 latency distribution — bins, dashed mean/p95/p99 markers
+//! with their values in the legend — on a linear or log axis; with several services,
+//! one translucent outlined distribution each on shared bins.
+
+use super::{Area, YAxis, dropped_note, positive_only};
+use crate::axis;
+use crate::frame::{Ctx, chart_builder, draw_legend, draw_mesh, stroke, widest};
+use crate::{PlotData, RenderError, drawing_error};
+use plotq_domain::stats::{self, Bins, Summary};
+use plotters::prelude::*;
+use std::borrow::Cow;
+
+struct Prepared<'d> {
+    name: &'d str,
+    values: Cow<'d, [f64]>,
+    dropped: usize,
+    summary: Summary,
+}
+
+/// The series ready to bin: non-positive values removed on a log axis, summaries taken.
+fn prepare<'d>(ctx: &Ctx<'_>, data: &'d PlotData) -> Result<Vec<Prepared<'d>>, RenderError> {
+    let mut out = Vec::new();
+    for s in &data.series {
+        let (values, dropped) = if ctx.spec.log_x {
+            let (kept, dropped) = positive_only(&s.values);
+            (Cow::Owned(kept), dropped)
+        } else {
+            (Cow::Borrowed(&s.values[..]), 0)
+        };
+        let Some(summary) = stats::summarize(&values) else {
+            if dropped > 0 {
+                return Err(RenderError::Unplottable(format!(
+                    "a log axis needs positive values; all {dropped} samples of {} are ≤ 0",
+                    s.service
+                )));
+            }
+            continue; // a compared service without data simply has no curve
+        };
+        out.push(Prepared {
+            name: &s.service,
+            values,
+            dropped,
+            summary,
+        });
+    }
+    if out.is_empty() {
+        return Err(RenderError::NoData);
+    }
+    Ok(out)
+}
+
+pub(crate) fn histogram<DB: DrawingBackend>(
+    root: &Area<'_, DB>,
+    ctx: &Ctx<'_>,
+    data: &PlotData,
+) -> Result<(), RenderError> {
+    let n_bins = ctx.spec.bins as usize;
+    let (series, bins) = match (&data.series[..], ctx.spec.log_x) {
+        // The seed-000 case, the hot path: statistics and bins share their passes.
+        ([only], false) => {
+            let (summary, bins) =
+                stats::summarize_binned(&only.values, n_bins).ok_or(RenderError::NoData)?;
+            let series = vec![Prepared {
+                name: &only.service,
+                values: Cow::Borrowed(&only.values[..]),
+                dropped: 0,
+                summary,
+            }];
+            (series, vec![bins])
+        }
+        _ => {
+            let series = prepare(ctx, data)?;
+            let lo = series
+                .iter()
+                .map(|s| s.summary.min)
+                .fold(f64::INFINITY, f64::min);
+            let hi = series
+                .iter()
+                .map(|s| s.summary.max)
+                .fold(f64::NEG_INFINITY, f64::max);
+            let bins = series
+                .iter()
+                .map(|s| {
+                    if ctx.spec.log_x {
+                        stats::bin_log(&s.values, n_bins, lo, hi)
+                    } else {
+                        stats::bin(&s.values, n_bins, lo, hi)
+                    }
+                })
+                .collect();
+            (series, bins)
+        }
+    };
+    let dropped: usize = series.iter().map(|s| s.dropped).sum();
+    let single = series.len() == 1;
+    let entries = if single { 4 } else { series.len() } + usize::from(dropped > 0);
+    let peak = bins.iter().map(Bins::max_count).max().unwrap_or(1).max(1) as f64;
+    let y_max = peak * ctx.headroom(entries);
+    let (y_ticks, y_step) = axis::linear_ticks(0.0, y_max, ctx.max_y_ticks());
+    let y_labels: Vec<String> = y_ticks
+        .iter()
+        .map(|v| axis::format_tick(*v, y_step))
+        .collect();
+    let y_area = ctx.y_label_area(widest(y_labels));
+    let (x_lo, x_hi) = (bins[0].lo, bins[0].hi);
+    let x_desc = ctx.value_desc.clone();
+    let y_fmt = |v: &f64| axis::format_tick(*v, y_step);
+
+    macro_rules! body {
+        ($chart:ident) => {{
+            if single {
+                draw_bars(&mut $chart, ctx, &bins[0])?;
+                draw_markers(&mut $chart, ctx, &series[0].summary, y_max)?;
+            } else {
+                for (i, (s, b)) in series.iter().zip(&bins).enumerate() {
+                    draw_outline(&mut $chart, ctx, b, i, s)?;
+                }
+            }
+            if let Some(note) = dropped_note(dropped) {
+                let muted = ctx.theme.muted;
+                $chart
+                    .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())
+                    .map_err(drawing_error)?
+                    .label(note)
+                    .legend(move |(x, y)| {
+                        Rectangle::new([(x, y), (x + 1, y + 1)], muted.mix(0.0).filled())
+                    });
+            }
+            draw_legend!($chart, ctx);
+        }};
+    }
+
+    if ctx.spec.log_x {
+        let x_ticks = axis::log_ticks(x_lo, x_hi, ctx.max_x_ticks(6));
+        let n_x = x_ticks.len();
+        let mut chart = chart_builder!(root, ctx, y_area)
+            .build_cartesian_2d(
+                axis::TickedAxis::log(x_lo, x_hi, x_ticks),
+                axis::TickedAxis::linear(0f64, y_max, y_ticks.clone()),
+            )
+            .map_err(drawing_error)?;
+        let x_fmt = |v: &f64| axis::format_log_tick(*v);
+        draw_mesh!(
+            chart,
+            ctx,
+            x_desc,
+            "Frequency",
+            &x_fmt,
+            &y_fmt,
+            n_x,
+            y_ticks.len()
+        );
+        body!(chart);
+    } else {
+        let (probe, _) = axis::linear_ticks(x_lo, x_hi, 10);
+        let chars = widest(probe.iter().map(|v| axis::format_tick(*v, 1.0)));
+        let (x_ticks, x_step) = axis::linear_ticks(x_lo, x_hi, ctx.max_x_ticks(chars));
+        let n_x = x_ticks.len();
+        let mut chart = chart_builder!(root, ctx, y_area)
+            .build_cartesian_2d(
+                axis::TickedAxis::linear(x_lo, x_hi, x_ticks),
+                axis::TickedAxis::linear(0f64, y_max, y_ticks.clone()),
+            )
+            .map_err(drawing_error)?;
+        let x_fmt = |v: &f64| axis::format_tick(*v, x_step);
+        draw_mesh!(
+            chart,
+            ctx,
+            x_desc,
+            "Frequency",
+            &x_fmt,
+            &y_fmt,
+            n_x,
+            y_ticks.len()
+        );
+        body!(chart);
+    }
+    Ok(())
+}
+
+fn draw_bars<DB>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<axis::TickedAxis, YAxis>>,
+    ctx: &Ctx<'_>,
+    bins: &Bins,
+) -> Result<(), RenderError>
+where
+    DB: DrawingBackend,
+{
+    // matplotlib's `alpha=0.7` bars, blended over the background once, not per pixel.
+    let fill = crate::theme::blend(ctx.theme.series[0], ctx.theme.background, 0.7).filled();
+    let edge = ctx.theme.series[0].stroke_width(1);
+    let bars = || {
+        bins.counts
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c > 0)
+            .map(|(i, &c)| [(bins.edge(i), 0.0), (bins.edge(i + 1), c as f64)])
+    };
+    let marker = ctx.marker();
+    chart
+        .draw_series(bars().map(|r| Rectangle::new(r, fill)))
+        .map_err(drawing_error)?
+        .label("Latency Distribution")
+        .legend(move |(x, y)| {
+            Rectangle::new([(x, y - marker / 4), (x + marker, y + marker / 4)], fill)
+        });
+    chart
+        .draw_series(bars().map(|r| Rectangle::new(r, edge)))
+        .map_err(drawing_error)?;
+    Ok(())
+}
+
+fn draw_markers<DB>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<axis::TickedAxis, YAxis>>,
+    ctx: &Ctx<'_>,
+    summary: &Summary,
+    y_max: f64,
+) -> Result<(), RenderError>
+where
+    DB: DrawingBackend,
+{
+    let width = (ctx.ts.tick / 6).max(2);
+    let marker = ctx.marker();
+    let (dash, gap) = (ctx.ts.tick as i32 * 2 / 3, ctx.ts.tick as i32 / 3);
+    for (name, value, color) in [
+        ("Mean", summary.mean, ctx.theme.mean),
+        ("P95", summary.p95, ctx.theme.p95),
+        ("P99", summary.p99, ctx.theme.p99),
+    ] {
+        let style = stroke(color, width);
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(value, 0.0), (value, y_max)],
+                dash,
+                gap,
+                style,
+            ))
+            .map_err(drawing_error)?
+            .label(format!("{name}: {}", axis::format_value(value, ctx.unit)))
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + marker, y)], style));
+    }
+    Ok(())
+}
+
+fn draw_outline<DB>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<axis::TickedAxis, YAxis>>,
+    ctx: &Ctx<'_>,
+    bins: &Bins,
+    index: usize,
+    series: &Prepared<'_>,
+) -> Result<(), RenderError>
+where
+    DB: DrawingBackend,
+{
+    let color = ctx.theme.series[index % ctx.theme.series.len()];
+    let fill = color.mix(0.18).filled();
+    let line = stroke(color, (ctx.ts.tick / 6).max(2));
+    chart
+        .draw_series(
+            bins.counts
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| **c > 0)
+                .map(|(i, &c)| {
+                    Rectangle::new([(bins.edge(i), 0.0), (bins.edge(i + 1), c as f64)], fill)
+                }),
+        )
+        .map_err(drawing_error)?;
+    let mut step = Vec::with_capacity(bins.counts.len() * 2 + 2);
+    step.push((bins.edge(0), 0.0));
+    for (i, &c) in bins.counts.iter().enumerate() {
+        step.push((bins.edge(i), c as f64));
+        step.push((bins.edge(i + 1), c as f64));
+    }
+    step.push((bins.edge(bins.counts.len()), 0.0));
+    let marker = ctx.marker();
+    chart
+        .draw_series(LineSeries::new(step, line))
+        .map_err(drawing_error)?
+        .label(format!(
+            "{}  p50 {}  p99 {}",
+            series.name,
+            axis::format_value(series.summary.p50, ctx.unit),
+            axis::format_value(series.summary.p99, ctx.unit)
+        ))
+        .legend(move |(x, y)| PathElement::new([(x, y), (x + marker, y)], line));
+    Ok(())
+}

@@ -1,0 +1,142 @@
+//! `heatmap`: latency distribution over time. x = time bucket, y = log-spaced latency
+//! bucket, colour = sample count (log-scaled along the theme's ramp), with each time
+//! bucket's p99 drawn on top — the plot that shows bimodal latency and slow tails.
+
+use super::{Area, Buckets, dropped_note, positive_only};
+use crate::axis;
+use crate::frame::{Ctx, chart_builder, draw_legend, draw_mesh, stroke, widest};
+use crate::{PlotData, RenderError, drawing_error};
+use plotq_domain::stats;
+use plotters::prelude::*;
+
+pub(crate) fn heatmap<DB: DrawingBackend>(
+    root: &Area<'_, DB>,
+    ctx: &Ctx<'_>,
+    data: &PlotData,
+) -> Result<(), RenderError> {
+    let s = &data.series[0];
+    let (from, until) = (ctx.from_ms, ctx.until_ms);
+    // Keep only positive values (log axis), with their timestamps.
+    let (values, dropped) = positive_only(&s.values);
+    let timestamps: Vec<i64> = if dropped == 0 {
+        s.timestamps_ms.clone()
+    } else {
+        s.timestamps_ms
+            .iter()
+            .zip(&s.values)
+            .filter(|(_, v)| **v > 0.0)
+            .map(|(t, _)| *t)
+            .collect()
+    };
+    let Some((min, max, _)) = stats::extent(&values) else {
+        return Err(if dropped > 0 {
+            RenderError::Unplottable(format!(
+                "a heatmap's latency axis is logarithmic; all {dropped} samples are ≤ 0"
+            ))
+        } else {
+            RenderError::NoData
+        });
+    };
+    let (y_lo, y_hi) = if min < max {
+        (min, max)
+    } else {
+        (min / 1.5, max * 1.5)
+    };
+    let cols = ((ctx.spec.width as usize) / 10).clamp(10, 120);
+    let width_ms = axis::bucket_ms(until - from, cols);
+    let buckets = Buckets::group(&timestamps, &values, from, until, width_ms);
+    let rows = ((ctx.spec.height as f64 * 0.7 / 9.0) as usize).clamp(8, 60);
+    let mut cells: Vec<(usize, usize, u64)> = Vec::new();
+    let mut p99: Vec<Option<(f64, f64)>> = Vec::with_capacity(buckets.len());
+    let mut peak = 1u64;
+    for b in 0..buckets.len() {
+        let vs = buckets.bucket(b);
+        let bins = stats::bin_log(vs, rows, y_lo, y_hi);
+        for (r, &c) in bins.counts.iter().enumerate() {
+            if c > 0 {
+                peak = peak.max(c);
+                cells.push((b, r, c));
+            }
+        }
+        p99.push(stats::extent(vs).map(|(lo, hi, _)| {
+            let [q] = stats::percentiles(vs, lo, hi, [0.99]);
+            (buckets.center_ms(b, from, until), q)
+        }));
+    }
+    let edges = stats::bin_log(&[], rows, y_lo, y_hi);
+    // Headroom in log space keeps the legend above the cells.
+    let entries = 2 + usize::from(dropped > 0);
+    let y_top = (y_lo.ln() + (y_hi.ln() - y_lo.ln()) * ctx.headroom(entries)).exp();
+    let y_ticks = axis::log_ticks(y_lo, y_top, ctx.max_y_ticks());
+    let y_area = ctx.y_label_area(widest(y_ticks.iter().map(|v| axis::format_log_tick(*v))));
+    let (x_ticks, fmt) = axis::time_ticks(
+        from,
+        until,
+        ctx.max_x_ticks(if until - from > 86_400_000 { 8 } else { 5 }),
+    );
+    let (n_x, n_y) = (x_ticks.len(), y_ticks.len());
+    let mut chart = chart_builder!(root, ctx, y_area)
+        .build_cartesian_2d(
+            axis::TickedAxis::linear(from as f64, until as f64, x_ticks),
+            axis::TickedAxis::log(y_lo, y_top, y_ticks),
+        )
+        .map_err(drawing_error)?;
+    let x_fmt = |v: &f64| axis::format_time(*v, fmt);
+    let y_fmt = |v: &f64| axis::format_log_tick(*v);
+    draw_mesh!(
+        chart,
+        ctx,
+        "Time (UTC)",
+        ctx.value_desc.clone(),
+        &x_fmt,
+        &y_fmt,
+        n_x,
+        n_y
+    );
+    let ln_peak = (peak as f64 + 1.0).ln();
+    chart
+        .draw_series(cells.iter().map(|&(b, r, c)| {
+            let (x0, x1) = buckets.covered(b, from, until);
+            let t = (c as f64 + 1.0).ln() / ln_peak;
+            // Never the background colour itself: an occupied cell must stay visible.
+            let color = ctx.theme.ramp_at(0.12 + 0.88 * t);
+            Rectangle::new(
+                [(x0 as f64, edges.edge(r)), (x1 as f64, edges.edge(r + 1))],
+                color.filled(),
+            )
+        }))
+        .map_err(drawing_error)?;
+    let style = stroke(ctx.theme.p99, (ctx.ts.tick / 6).max(2));
+    let marker = ctx.marker();
+    let mut labelled = false;
+    for run in super::runs(&p99) {
+        let anno = chart
+            .draw_series(LineSeries::new(run, style))
+            .map_err(drawing_error)?;
+        if !labelled {
+            anno.label("p99")
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + marker, y)], style));
+            labelled = true;
+        }
+    }
+    let dense = ctx.theme.ramp_at(1.0);
+    chart
+        .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())
+        .map_err(drawing_error)?
+        .label(format!("darker = more samples (max {peak} per cell)"))
+        .legend(move |(x, y)| {
+            Rectangle::new(
+                [(x, y - marker / 4), (x + marker, y + marker / 4)],
+                dense.filled(),
+            )
+        });
+    if let Some(note) = dropped_note(dropped) {
+        chart
+            .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())
+            .map_err(drawing_error)?
+            .label(note)
+            .legend(|(x, y)| PathElement::new([(x, y)], TRANSPARENT));
+    }
+    draw_legend!(chart, ctx);
+    Ok(())
+}

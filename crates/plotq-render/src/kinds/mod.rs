@@ -1,0 +1,161 @@
+//! One module per plot kind; `draw` dispatches on the spec's kind. Every kind draws on
+//! any plotters backend (indexed PNG or SVG) and shares the frame in `frame.rs`.
+
+mod cdf;
+mod distribution;
+mod heatmap;
+mod status;
+mod timeseries;
+
+use crate::frame::Ctx;
+use crate::{PlotData, RenderError};
+use plotq_domain::PlotKind;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+pub(crate) type Area<'a, DB> = DrawingArea<DB, Shift>;
+/// Every kind's value axis: linear, with our own round tick positions.
+pub(crate) type YAxis = crate::axis::TickedAxis;
+
+pub(crate) fn draw<DB: DrawingBackend>(
+    root: &Area<'_, DB>,
+    ctx: &Ctx<'_>,
+    data: &PlotData,
+) -> Result<(), RenderError> {
+    match ctx.spec.kind {
+        PlotKind::Histogram => distribution::histogram(root, ctx, data),
+        PlotKind::Cdf => cdf::cdf(root, ctx, data),
+        PlotKind::LatencyTimeseries => timeseries::latency(root, ctx, data),
+        PlotKind::Throughput => timeseries::throughput(root, ctx, data),
+        PlotKind::ErrorRate => timeseries::error_rate(root, ctx, data),
+        PlotKind::StatusCodes => status::status_codes(root, ctx, data),
+        PlotKind::Heatmap => heatmap::heatmap(root, ctx, data),
+    }
+}
+
+/// Values of a series that a log axis can show, and how many it cannot (≤ 0).
+pub(crate) fn positive_only(values: &[f64]) -> (Vec<f64>, usize) {
+    let kept: Vec<f64> = values.iter().copied().filter(|v| *v > 0.0).collect();
+    let dropped = values.len() - kept.len();
+    (kept, dropped)
+}
+
+/// A note for the legend about samples a log axis cannot show.
+pub(crate) fn dropped_note(dropped: usize) -> Option<String> {
+    (dropped > 0).then(|| format!("{dropped} samples ≤ 0 not shown (log axis)"))
+}
+
+/// Samples grouped by time bucket: `values[starts[b]..starts[b + 1]]` are bucket `b`'s.
+pub(crate) struct Buckets {
+    /// Start of bucket 0 (aligned to the bucket width), epoch ms.
+    pub origin_ms: i64,
+    pub width_ms: i64,
+    pub starts: Vec<usize>,
+    pub values: Vec<f64>,
+}
+
+impl Buckets {
+    /// Groups by counting sort: two passes, no per-bucket allocation.
+    pub fn group(
+        timestamps: &[i64],
+        values: &[f64],
+        from_ms: i64,
+        until_ms: i64,
+        width_ms: i64,
+    ) -> Self {
+        let origin_ms = from_ms.div_euclid(width_ms) * width_ms;
+        let n_buckets = ((until_ms - origin_ms + width_ms - 1) / width_ms).max(1) as usize;
+        let index = |ts: i64| -> Option<usize> {
+            (ts >= from_ms && ts < until_ms)
+                .then(|| (((ts - origin_ms) / width_ms) as usize).min(n_buckets - 1))
+        };
+        let mut counts = vec![0usize; n_buckets + 1];
+        for &ts in timestamps {
+            if let Some(b) = index(ts) {
+                counts[b + 1] += 1;
+            }
+        }
+        for b in 0..n_buckets {
+            counts[b + 1] += counts[b];
+        }
+        let starts = counts;
+        let mut fill = starts.clone();
+        let mut grouped = vec![0.0; starts[n_buckets]];
+        for (&ts, &v) in timestamps.iter().zip(values) {
+            if let Some(b) = index(ts) {
+                grouped[fill[b]] = v;
+                fill[b] += 1;
+            }
+        }
+        Self {
+            origin_ms,
+            width_ms,
+            starts,
+            values: grouped,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.starts.len() - 1
+    }
+
+    pub fn bucket(&self, b: usize) -> &[f64] {
+        &self.values[self.starts[b]..self.starts[b + 1]]
+    }
+
+    pub fn start_ms(&self, b: usize) -> i64 {
+        self.origin_ms + b as i64 * self.width_ms
+    }
+
+    /// The middle of bucket `b`'s covered part of `[from, until)`, where its point is drawn.
+    pub fn center_ms(&self, b: usize, from_ms: i64, until_ms: i64) -> f64 {
+        let (lo, hi) = self.covered(b, from_ms, until_ms);
+        (lo + hi) as f64 / 2.0
+    }
+
+    /// The part of bucket `b` inside `[from, until)` (the first and last may be partial).
+    pub fn covered(&self, b: usize, from_ms: i64, until_ms: i64) -> (i64, i64) {
+        let start = self.start_ms(b);
+        (start.max(from_ms), (start + self.width_ms).min(until_ms))
+    }
+}
+
+/// Splits `points` (with `None` for empty buckets) into runs drawn as separate lines,
+/// so a gap in the data is a gap in the line.
+pub(crate) fn runs(points: &[Option<(f64, f64)>]) -> Vec<Vec<(f64, f64)>> {
+    let mut out = Vec::new();
+    let mut current = Vec::new();
+    for p in points {
+        match p {
+            Some(p) => current.push(*p),
+            None if !current.is_empty() => out.push(std::mem::take(&mut current)),
+            None => {}
+        }
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_group_by_time() {
+        let ts = [1_000, 61_000, 61_500, 119_999, 120_000, 500];
+        let vs = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let b = Buckets::group(&ts, &vs, 1_000, 120_000, 60_000);
+        assert_eq!(b.len(), 2);
+        assert_eq!(b.bucket(0), &[1.0]);
+        assert_eq!(b.bucket(1), &[2.0, 3.0, 4.0]);
+        assert_eq!(b.covered(0, 1_000, 120_000), (1_000, 60_000));
+    }
+
+    #[test]
+    fn gaps_split_lines() {
+        let pts = [Some((0.0, 1.0)), None, Some((2.0, 1.0)), Some((3.0, 1.0))];
+        assert_eq!(runs(&pts).len(), 2);
+    }
+}

@@ -1,0 +1,126 @@
+//! `status_codes`: one bar per HTTP status code seen, coloured by class (1xx grey, 2xx
+//! green, 3xx blue, 4xx orange, 5xx red), labelled with its share; the legend sums the
+//! classes. Values that are not codes (outside 100–599) are counted as "other".
+
+use super::Area;
+use crate::axis;
+use crate::frame::{Ctx, chart_builder, draw_legend, draw_mesh, widest};
+use crate::{FONT_FAMILY, PlotData, RenderError, drawing_error};
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use std::collections::BTreeMap;
+
+pub(crate) fn status_codes<DB: DrawingBackend>(
+    root: &Area<'_, DB>,
+    ctx: &Ctx<'_>,
+    data: &PlotData,
+) -> Result<(), RenderError> {
+    let mut counts: BTreeMap<u16, u64> = BTreeMap::new();
+    for &v in &data.series[0].values {
+        let code = if (100.0..600.0).contains(&v) && v.fract() == 0.0 {
+            v as u16
+        } else {
+            0
+        };
+        *counts.entry(code).or_default() += 1;
+    }
+    let total: u64 = counts.values().sum();
+    if total == 0 {
+        return Err(RenderError::NoData);
+    }
+    let bars: Vec<(u16, u64)> = counts.into_iter().collect();
+    let mut classes: BTreeMap<u16, u64> = BTreeMap::new();
+    for (code, c) in &bars {
+        *classes.entry(code / 100).or_default() += c;
+    }
+    let peak = bars.iter().map(|b| b.1).max().unwrap_or(1) as f64;
+    let y_max = peak * ctx.headroom(classes.len()).max(1.15);
+    let (y_ticks, y_step) = axis::linear_ticks(0.0, y_max, ctx.max_y_ticks());
+    let y_area = ctx.y_label_area(widest(
+        y_ticks.iter().map(|v| axis::format_tick(*v, y_step)),
+    ));
+    let n = bars.len();
+    let x_ticks: Vec<f64> = (0..n).map(|i| i as f64).collect();
+    let label_of = |i: f64| -> String {
+        bars.get(i.round() as usize)
+            .map(|(code, _)| {
+                if *code == 0 {
+                    "other".to_owned()
+                } else {
+                    code.to_string()
+                }
+            })
+            .unwrap_or_default()
+    };
+    let mut chart = chart_builder!(root, ctx, y_area)
+        .build_cartesian_2d(
+            axis::TickedAxis::linear(-0.6, n as f64 - 0.4, x_ticks),
+            axis::TickedAxis::linear(0f64, y_max, y_ticks.clone()),
+        )
+        .map_err(drawing_error)?;
+    let x_fmt = |v: &f64| label_of(*v);
+    let y_fmt = |v: &f64| axis::format_tick(*v, y_step);
+    draw_mesh!(
+        chart,
+        ctx,
+        "Status code",
+        "Responses",
+        &x_fmt,
+        &y_fmt,
+        n,
+        y_ticks.len()
+    );
+    chart
+        .draw_series(bars.iter().enumerate().map(|(i, (code, c))| {
+            let x = i as f64;
+            Rectangle::new(
+                [(x - 0.36, 0.0), (x + 0.36, *c as f64)],
+                ctx.theme.status_color(*code).filled(),
+            )
+        }))
+        .map_err(drawing_error)?;
+    // Share above each bar, when the bars are wide enough to carry it.
+    let bar_px = ctx.spec.width as f64 * 0.8 / n as f64;
+    let share_font = (FONT_FAMILY, ctx.ts.tick)
+        .into_font()
+        .color(&ctx.theme.foreground)
+        .pos(Pos::new(HPos::Center, VPos::Bottom));
+    if bar_px >= ctx.ts.tick as f64 * 3.2 {
+        chart
+            .draw_series(bars.iter().enumerate().map(|(i, (_, c))| {
+                let share = *c as f64 / total as f64 * 100.0;
+                Text::new(
+                    format!("{share:.1}%"),
+                    (i as f64, *c as f64),
+                    share_font.clone(),
+                )
+            }))
+            .map_err(drawing_error)?;
+    }
+    let marker = ctx.marker();
+    for (class, c) in &classes {
+        let color = ctx
+            .theme
+            .status_color(if *class == 0 { 0 } else { class * 100 });
+        let name = if *class == 0 {
+            "other".to_owned()
+        } else {
+            format!("{class}xx")
+        };
+        chart
+            .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())
+            .map_err(drawing_error)?
+            .label(format!(
+                "{name}: {:.1}% ({c})",
+                *c as f64 / total as f64 * 100.0
+            ))
+            .legend(move |(x, y)| {
+                Rectangle::new(
+                    [(x, y - marker / 4), (x + marker, y + marker / 4)],
+                    color.filled(),
+                )
+            });
+    }
+    draw_legend!(chart, ctx);
+    Ok(())
+}

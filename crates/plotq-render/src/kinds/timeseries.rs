@@ -1,0 +1,312 @@
+//! Time-series kinds on a UTC time axis, bucketed by a calendar-friendly width chosen
+//! from the range (one-minute buckets for an hour):
+//! `latency_timeseries` (p50/p95/p99, optionally max, per bucket; one service's p50 and
+//! p99 each when comparing), `throughput` (samples per second) and `error_rate` (share
+//! of 5xx status codes, or of non-zero values for a flag metric, in percent).
+//! Empty buckets are gaps in a line, never invented zeros — except for throughput, where
+//! no samples really is zero per second.
+
+use super::{Area, Buckets, YAxis, runs};
+use crate::axis;
+use crate::frame::{Ctx, chart_builder, draw_legend, draw_mesh, stroke, widest};
+use crate::{PlotData, RenderError, drawing_error};
+use plotq_domain::stats;
+use plotters::prelude::*;
+
+/// Buckets per plot, at most: about 60 (a minute each for an hour), fewer when narrow.
+fn max_buckets(ctx: &Ctx<'_>) -> usize {
+    ((ctx.spec.width as usize) / 12).clamp(10, 60)
+}
+
+type TimeChart<'a, DB> = ChartContext<'a, DB, Cartesian2d<axis::TickedAxis, YAxis>>;
+
+/// Builds the chart with a time x axis and a linear y axis `[0, y_max]`, draws the mesh
+/// and hands it to `body`.
+fn with_time_chart<DB: DrawingBackend>(
+    root: &Area<'_, DB>,
+    ctx: &Ctx<'_>,
+    y_max: f64,
+    y_desc: &str,
+    y_suffix: &str,
+    body: impl FnOnce(&mut TimeChart<'_, DB>) -> Result<(), RenderError>,
+) -> Result<(), RenderError> {
+    let (y_ticks, y_step) = axis::linear_ticks(0.0, y_max, ctx.max_y_ticks());
+    let y_label = |v: f64| format!("{}{y_suffix}", axis::format_tick(v, y_step));
+    let y_area = ctx.y_label_area(widest(y_ticks.iter().map(|v| y_label(*v))));
+    let (from, until) = (ctx.from_ms, ctx.until_ms);
+    let (x_ticks, fmt) = axis::time_ticks(
+        from,
+        until,
+        ctx.max_x_ticks(if until - from > 86_400_000 { 8 } else { 5 }),
+    );
+    let (n_x, n_y) = (x_ticks.len(), y_ticks.len());
+    let mut chart = chart_builder!(root, ctx, y_area)
+        .build_cartesian_2d(
+            axis::TickedAxis::linear(from as f64, until as f64, x_ticks),
+            axis::TickedAxis::linear(0f64, y_max, y_ticks),
+        )
+        .map_err(drawing_error)?;
+    let x_fmt = |v: &f64| axis::format_time(*v, fmt);
+    let y_fmt = |v: &f64| y_label(*v);
+    draw_mesh!(chart, ctx, "Time (UTC)", y_desc, &x_fmt, &y_fmt, n_x, n_y);
+    body(&mut chart)?;
+    draw_legend!(chart, ctx);
+    Ok(())
+}
+
+fn line<DB: DrawingBackend>(
+    chart: &mut TimeChart<'_, DB>,
+    ctx: &Ctx<'_>,
+    points: &[Option<(f64, f64)>],
+    style: ShapeStyle,
+    dashed: bool,
+    label: String,
+) -> Result<(), RenderError> {
+    let marker = ctx.marker();
+    let mut labelled = false;
+    for run in runs(points) {
+        let anno = if dashed {
+            let (dash, gap) = (ctx.ts.tick as i32 * 2 / 3, ctx.ts.tick as i32 / 3);
+            chart
+                .draw_series(DashedLineSeries::new(run, dash, gap, style))
+                .map_err(drawing_error)?
+        } else if run.len() == 1 {
+            // A lone bucket between gaps would be invisible as a line: draw a dot.
+            let r = (style.stroke_width + 1) as i32;
+            chart
+                .draw_series(run.into_iter().map(|p| Circle::new(p, r, style.filled())))
+                .map_err(drawing_error)?
+        } else {
+            chart
+                .draw_series(LineSeries::new(run, style))
+                .map_err(drawing_error)?
+        };
+        if !labelled {
+            anno.label(label.clone())
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + marker, y)], style));
+            labelled = true;
+        }
+    }
+    Ok(())
+}
+
+/// One bucket's point: its x (ms) and [p50, p95, p99, max]; `None` when empty.
+type BucketStats = Option<(f64, [f64; 4])>;
+
+pub(crate) fn latency<DB: DrawingBackend>(
+    root: &Area<'_, DB>,
+    ctx: &Ctx<'_>,
+    data: &PlotData,
+) -> Result<(), RenderError> {
+    let width_ms = axis::bucket_ms(ctx.until_ms - ctx.from_ms, max_buckets(ctx));
+    let single = data.series.len() == 1;
+    // Per series: per bucket (x, [p50, p95, p99, max]).
+    let mut all: Vec<(&str, Vec<BucketStats>)> = Vec::new();
+    let mut peak: f64 = 0.0;
+    for s in &data.series {
+        let buckets = Buckets::group(
+            &s.timestamps_ms,
+            &s.values,
+            ctx.from_ms,
+            ctx.until_ms,
+            width_ms,
+        );
+        let per: Vec<BucketStats> = (0..buckets.len())
+            .map(|b| {
+                let values = buckets.bucket(b);
+                let (min, max, _) = stats::extent(values)?;
+                let [p50, p95, p99] = stats::percentiles(values, min, max, [0.5, 0.95, 0.99]);
+                Some((
+                    buckets.center_ms(b, ctx.from_ms, ctx.until_ms),
+                    [p50, p95, p99, max],
+                ))
+            })
+            .collect();
+        for (_, q) in per.iter().flatten() {
+            peak = peak.max(if ctx.spec.show_max { q[3] } else { q[2] });
+        }
+        all.push((&s.service, per));
+    }
+    if all.iter().all(|(_, per)| per.iter().all(Option::is_none)) {
+        return Err(RenderError::NoData);
+    }
+    let entries = if single {
+        3 + usize::from(ctx.spec.show_max)
+    } else {
+        2 * all.len()
+    };
+    let y_max = (peak * ctx.headroom(entries)).max(1e-9);
+    let width = (ctx.ts.tick / 6).max(2);
+    let y_desc = ctx.value_desc.clone();
+    with_time_chart(root, ctx, y_max, &y_desc, "", |chart| {
+        let pick = |per: &[BucketStats], k: usize| -> Vec<Option<(f64, f64)>> {
+            per.iter().map(|p| p.map(|(x, q)| (x, q[k]))).collect()
+        };
+        if single {
+            let per = &all[0].1;
+            line(
+                chart,
+                ctx,
+                &pick(per, 0),
+                stroke(ctx.theme.series[0], width),
+                false,
+                "p50".into(),
+            )?;
+            line(
+                chart,
+                ctx,
+                &pick(per, 1),
+                stroke(ctx.theme.p95, width),
+                false,
+                "p95".into(),
+            )?;
+            line(
+                chart,
+                ctx,
+                &pick(per, 2),
+                stroke(ctx.theme.p99, width),
+                false,
+                "p99".into(),
+            )?;
+            if ctx.spec.show_max {
+                line(
+                    chart,
+                    ctx,
+                    &pick(per, 3),
+                    stroke(ctx.theme.muted, 1),
+                    true,
+                    "max".into(),
+                )?;
+            }
+        } else {
+            for (i, (name, per)) in all.iter().enumerate() {
+                let color = ctx.theme.series[i % 8];
+                line(
+                    chart,
+                    ctx,
+                    &pick(per, 2),
+                    stroke(color, width),
+                    false,
+                    format!("{name} p99"),
+                )?;
+                line(
+                    chart,
+                    ctx,
+                    &pick(per, 0),
+                    stroke(color, 1),
+                    true,
+                    format!("{name} p50"),
+                )?;
+            }
+        }
+        Ok(())
+    })
+}
+
+pub(crate) fn throughput<DB: DrawingBackend>(
+    root: &Area<'_, DB>,
+    ctx: &Ctx<'_>,
+    data: &PlotData,
+) -> Result<(), RenderError> {
+    let s = &data.series[0];
+    let width_ms = axis::bucket_ms(ctx.until_ms - ctx.from_ms, max_buckets(ctx));
+    let buckets = Buckets::group(
+        &s.timestamps_ms,
+        &s.values,
+        ctx.from_ms,
+        ctx.until_ms,
+        width_ms,
+    );
+    let rates: Vec<(f64, f64)> = (0..buckets.len())
+        .map(|b| {
+            let (lo, hi) = buckets.covered(b, ctx.from_ms, ctx.until_ms);
+            let secs = ((hi - lo) as f64 / 1000.0).max(1e-3);
+            (
+                buckets.center_ms(b, ctx.from_ms, ctx.until_ms),
+                buckets.bucket(b).len() as f64 / secs,
+            )
+        })
+        .collect();
+    let total: usize = buckets.values.len();
+    if total == 0 {
+        return Err(RenderError::NoData);
+    }
+    let peak = rates.iter().map(|r| r.1).fold(0.0, f64::max);
+    let mean = total as f64 / ((ctx.until_ms - ctx.from_ms) as f64 / 1000.0);
+    let y_max = (peak * ctx.headroom(1)).max(1.0);
+    let color = ctx.theme.series[0];
+    let width = (ctx.ts.tick / 6).max(2);
+    let marker = ctx.marker();
+    with_time_chart(root, ctx, y_max, "Requests per second", "", |chart| {
+        chart
+            .draw_series(
+                AreaSeries::new(rates.iter().copied(), 0.0, color.mix(0.25))
+                    .border_style(stroke(color, width)),
+            )
+            .map_err(drawing_error)?
+            .label(format!(
+                "{} req/s (mean {mean:.1}, peak {peak:.1})",
+                s.service
+            ))
+            .legend(move |(x, y)| {
+                PathElement::new([(x, y), (x + marker, y)], stroke(color, width))
+            });
+        Ok(())
+    })
+}
+
+/// Whether one sample counts as an error: a 5xx status code for status metrics, any
+/// non-zero value for flag metrics.
+pub(crate) fn is_error(metric: &str, value: f64) -> bool {
+    if metric.contains("status") {
+        (500.0..600.0).contains(&value)
+    } else {
+        value != 0.0
+    }
+}
+
+pub(crate) fn error_rate<DB: DrawingBackend>(
+    root: &Area<'_, DB>,
+    ctx: &Ctx<'_>,
+    data: &PlotData,
+) -> Result<(), RenderError> {
+    let s = &data.series[0];
+    let metric = ctx.spec.metric.as_str();
+    let width_ms = axis::bucket_ms(ctx.until_ms - ctx.from_ms, max_buckets(ctx));
+    let buckets = Buckets::group(
+        &s.timestamps_ms,
+        &s.values,
+        ctx.from_ms,
+        ctx.until_ms,
+        width_ms,
+    );
+    let mut errors_total = 0usize;
+    let points: Vec<Option<(f64, f64)>> = (0..buckets.len())
+        .map(|b| {
+            let values = buckets.bucket(b);
+            if values.is_empty() {
+                return None;
+            }
+            let errors = values.iter().filter(|v| is_error(metric, **v)).count();
+            errors_total += errors;
+            Some((
+                buckets.center_ms(b, ctx.from_ms, ctx.until_ms),
+                errors as f64 / values.len() as f64 * 100.0,
+            ))
+        })
+        .collect();
+    let total = buckets.values.len();
+    if total == 0 {
+        return Err(RenderError::NoData);
+    }
+    let peak = points.iter().flatten().map(|p| p.1).fold(0.0, f64::max);
+    // Small rates stay readable: never squash the axis below 1 %.
+    let y_max = (peak * ctx.headroom(1)).clamp(1.0, 100.0 * ctx.headroom(1));
+    let overall = errors_total as f64 / total as f64 * 100.0;
+    let color = ctx.theme.mean;
+    let width = (ctx.ts.tick / 6).max(2);
+    with_time_chart(root, ctx, y_max, "Errors (%)", "%", |chart| {
+        let label = format!("{} errors: {overall:.2}% of {total} samples", s.service);
+        line(chart, ctx, &points, stroke(color, width), false, label)
+    })
+}
