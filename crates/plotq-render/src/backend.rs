@@ -7,9 +7,59 @@
 //! to 1/16 so the palette stays small. If 256 colours are ever exceeded the nearest
 //! existing colour is used: the image degrades slightly, it never fails.
 
+use plotters_backend::FontTransform;
+use plotters_backend::text_anchor::{HPos, VPos};
 use plotters_backend::{
-    BackendColor, BackendCoord, BackendStyle, DrawingBackend, DrawingErrorKind,
+    BackendColor, BackendCoord, BackendStyle, BackendTextStyle, DrawingBackend, DrawingErrorKind,
 };
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
+
+/// What a rasterised string depends on (its colour is applied when drawn).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct TextKey {
+    text: String,
+    family: String,
+    size_bits: u64,
+    style: String,
+    transform: u8,
+    anchor: (u8, u8),
+}
+
+fn transform_code(t: &FontTransform) -> u8 {
+    match t {
+        FontTransform::None => 0,
+        FontTransform::Rotate90 => 1,
+        FontTransform::Rotate180 => 2,
+        FontTransform::Rotate270 => 3,
+    }
+}
+
+fn anchor_code_h(h: HPos) -> u8 {
+    match h {
+        HPos::Left => 0,
+        HPos::Center => 1,
+        HPos::Right => 2,
+    }
+}
+
+fn anchor_code_v(v: VPos) -> u8 {
+    match v {
+        VPos::Top => 0,
+        VPos::Center => 1,
+        VPos::Bottom => 2,
+    }
+}
+
+/// A rasterised string: pixel offsets from the anchor point and their coverage.
+type TextRaster = Arc<Vec<(i32, i32, f32)>>;
+
+/// Strings rasterised so far in this process. Plots repeat the same tick labels, axis
+/// descriptions and titles render after render, so glyph rasterisation is paid once.
+static TEXT_CACHE: LazyLock<Mutex<HashMap<TextKey, TextRaster>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+/// Bound on cached strings; past it the cache starts over.
+const TEXT_CACHE_ENTRIES: usize = 8192;
 
 /// Error type of the indexed backend (drawing into memory cannot fail).
 #[derive(Debug)]
@@ -198,6 +248,54 @@ impl DrawingBackend for IndexedBackend<'_> {
         Ok(())
     }
 
+    fn draw_text<TStyle: BackendTextStyle>(
+        &mut self,
+        text: &str,
+        style: &TStyle,
+        pos: BackendCoord,
+    ) -> Result<(), DrawingErrorKind<NoError>> {
+        let color = style.color();
+        if color.alpha == 0.0 {
+            return Ok(());
+        }
+        let anchor = style.anchor();
+        let key = TextKey {
+            text: text.to_owned(),
+            family: style.family().as_str().to_owned(),
+            size_bits: style.size().to_bits(),
+            style: style.style().as_str().to_owned(),
+            transform: transform_code(&style.transform()),
+            anchor: (anchor_code_h(anchor.h_pos), anchor_code_v(anchor.v_pos)),
+        };
+        let cached = TEXT_CACHE
+            .lock()
+            .expect("text cache lock")
+            .get(&key)
+            .cloned();
+        let raster = match cached {
+            Some(r) => r,
+            None => {
+                let r = Arc::new(rasterize(text, style)?);
+                let mut cache = TEXT_CACHE.lock().expect("text cache lock");
+                if cache.len() >= TEXT_CACHE_ENTRIES {
+                    cache.clear();
+                }
+                cache.insert(key, r.clone());
+                r
+            }
+        };
+        for &(dx, dy, coverage) in raster.iter() {
+            self.draw_pixel(
+                (pos.0 + dx, pos.1 + dy),
+                BackendColor {
+                    alpha: color.alpha * coverage as f64,
+                    rgb: color.rgb,
+                },
+            )?;
+        }
+        Ok(())
+    }
+
     fn draw_line<S: BackendStyle>(
         &mut self,
         from: BackendCoord,
@@ -254,6 +352,40 @@ impl DrawingBackend for IndexedBackend<'_> {
             self.pixels[y * w + x0..=y * w + x1].fill(idx);
         }
         Ok(())
+    }
+}
+
+/// Rasterises `text` as plotters' default `draw_text` would, relative to its anchor.
+fn rasterize<TStyle: BackendTextStyle>(
+    text: &str,
+    style: &TStyle,
+) -> Result<Vec<(i32, i32, f32)>, DrawingErrorKind<NoError>> {
+    let base_alpha = style.color().alpha.max(f64::MIN_POSITIVE);
+    let ((min_x, min_y), (max_x, max_y)) = style
+        .layout_box(text)
+        .map_err(|e| DrawingErrorKind::FontError(Box::new(e)))?;
+    let (width, height) = (max_x - min_x, max_y - min_y);
+    let dx = match style.anchor().h_pos {
+        HPos::Left => 0,
+        HPos::Right => -width,
+        HPos::Center => -width / 2,
+    };
+    let dy = match style.anchor().v_pos {
+        VPos::Top => 0,
+        VPos::Center => -height / 2,
+        VPos::Bottom => -height,
+    };
+    let transform = style.transform();
+    let mut pixels = Vec::new();
+    let drawn = style.draw(text, (0, 0), |x, y, color| {
+        let (x, y) = transform.transform(x + dx - min_x, y + dy - min_y);
+        pixels.push((x, y, (color.alpha / base_alpha) as f32));
+        Ok::<(), NoError>(())
+    });
+    match drawn {
+        Ok(Ok(())) => Ok(pixels),
+        Ok(Err(e)) => Err(DrawingErrorKind::DrawingError(e)),
+        Err(e) => Err(DrawingErrorKind::FontError(Box::new(e))),
     }
 }
 
