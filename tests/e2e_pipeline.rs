@@ -231,6 +231,89 @@ async fn every_notifier_replica_sees_every_event() {
     cleanup(&ns).await;
 }
 
+/// Every other kind through the distributed pipeline (timestamps come back from
+/// MongoDB), including a comparison and an SVG.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_kind_renders_through_the_pipeline() {
+    require_services();
+    let ns = namespace("kinds");
+    let api = Plotq::start(&["api"], &ns, &[]);
+    let notifier = Plotq::start(&["notifier"], &ns, &[]);
+    let _w = Plotq::start(&["worker"], &ns, &[]);
+    let client = reqwest::Client::new();
+    wait_ready(&client, &api.url("/readyz"), READY).await;
+    wait_ready(&client, &notifier.url("/readyz"), READY).await;
+    let mut sse = subscribe(&notifier.url("/api/v1/events"), None).await;
+    let mut batch = samples("checkout", 3_000, 10 * 60 * 1000);
+    batch.extend(samples("payments", 3_000, 10 * 60 * 1000));
+    for (i, s) in samples("checkout", 2_000, 10 * 60 * 1000)
+        .into_iter()
+        .enumerate()
+    {
+        let mut s = s;
+        s["metric"] = json!("status_code");
+        s["value"] = json!([200, 200, 200, 201, 404, 500, 503][i % 7]);
+        batch.push(s);
+    }
+    assert_eq!(
+        client
+            .post(api.url("/api/v1/metrics"))
+            .json(&batch)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let requests = [
+        json!({"kind": "latency_timeseries", "service": "checkout", "show_max": true}),
+        json!({"kind": "throughput", "service": "checkout", "theme": "dark"}),
+        json!({"kind": "status_codes", "service": "checkout"}),
+        json!({"kind": "error_rate", "service": "checkout"}),
+        json!({"kind": "heatmap", "service": "checkout", "width": 400, "height": 250}),
+        json!({"kind": "cdf", "services": ["checkout", "payments"], "log_x": true}),
+        json!({"kind": "histogram", "service": "checkout", "format": "svg"}),
+    ];
+    for request in requests {
+        let r = client
+            .post(api.url("/api/v1/plots"))
+            .json(&request)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202, "{request}");
+        let job: Value = r.json().await.unwrap();
+        let id = job["id"].as_str().unwrap().to_owned();
+        let event = sse
+            .next_matching(RENDER, |e| e.data["id"] == id.as_str())
+            .await;
+        assert_eq!(event.event, "plot.ready", "{request}: {:?}", event.data);
+        let image_url = event.data["image_url"].as_str().unwrap().to_owned();
+        let r = client.get(api.url(&image_url)).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let content_type = r.headers()["content-type"].to_str().unwrap().to_owned();
+        let bytes = r.bytes().await.unwrap();
+        if request["format"] == "svg" {
+            assert_eq!(content_type, "image/svg+xml");
+            assert!(bytes.starts_with(b"<svg"));
+            let png = client
+                .get(api.url(&format!("/api/v1/plots/{id}/png")))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(png.status(), 409, "an SVG plot has no PNG");
+        } else {
+            assert_eq!(content_type, "image/png");
+            let want = (
+                request["width"].as_u64().unwrap_or(1000) as u32,
+                request["height"].as_u64().unwrap_or(600) as u32,
+            );
+            assert_eq!(decode_png(&bytes), want, "{request}");
+        }
+    }
+    cleanup(&ns).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_names_the_failing_dependency_and_nothing_is_accepted() {
     require_services();

@@ -1,6 +1,7 @@
 //! The standalone demo producer: realistic latency samples for a few services, so a
-//! fresh `cargo run` has something to plot. Lognormal latencies with occasional spikes;
-//! the last ten minutes are back-filled at start.
+//! fresh `cargo run` has something to plot: lognormal latencies with occasional spikes,
+//! and status codes (one service's error rate rises and falls). The last ten minutes are
+//! back-filled at start.
 
 use plotq_domain::{MetricName, Sample, ServiceName};
 use plotq_ports::MetricStore;
@@ -29,23 +30,56 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// A response status: mostly 200, some redirects and client errors, and a service
+/// whose error rate rises and falls over a few minutes.
+fn status(rng: &mut StdRng, service_index: usize, at_ms: i64) -> f64 {
+    let wave = ((at_ms / 1000) as f64 / 180.0 + service_index as f64)
+        .sin()
+        .max(0.0);
+    let p5xx = if service_index == 1 {
+        0.01 + 0.08 * wave
+    } else {
+        0.005
+    };
+    let r: f64 = rand::Rng::random(rng);
+    if r < p5xx {
+        if r < p5xx / 3.0 { 500.0 } else { 503.0 }
+    } else if r < p5xx + 0.04 {
+        404.0
+    } else if r < p5xx + 0.06 {
+        301.0
+    } else if r < p5xx + 0.12 {
+        201.0
+    } else {
+        200.0
+    }
+}
+
 fn batch(rng: &mut StdRng, at_ms: i64) -> Vec<Sample> {
     let metric = MetricName::parse("latency_ms").expect("valid metric");
-    let mut out = Vec::with_capacity(SERVICES.len() * PER_TICK);
-    for (name, median) in SERVICES {
+    let status_metric = MetricName::parse("status_code").expect("valid metric");
+    let mut out = Vec::with_capacity(SERVICES.len() * PER_TICK * 2);
+    for (index, (name, median)) in SERVICES.iter().enumerate() {
         let service = ServiceName::parse(name).expect("valid service");
         let dist = LogNormal::new(median.ln(), 0.45).expect("valid lognormal");
         for i in 0..PER_TICK {
             let mut value: f64 = dist.sample(rng);
             // One request in a hundred hits a slow path (GC pause, cold cache, retry).
             if rand::Rng::random_bool(rng, 0.01) {
-                value *= rand::Rng::random_range(rng, 4.0..12.0);
+                value *= rand::Rng::random_range(rng, 2.5..6.0);
             }
+            let timestamp_ms = at_ms - (i as i64 * TICK.as_millis() as i64 / PER_TICK as i64);
             out.push(Sample {
                 service: service.clone(),
                 metric: metric.clone(),
                 value: (value * 100.0).round() / 100.0,
-                timestamp_ms: at_ms - (i as i64 * TICK.as_millis() as i64 / PER_TICK as i64),
+                timestamp_ms,
+            });
+            out.push(Sample {
+                service: service.clone(),
+                metric: status_metric.clone(),
+                value: status(rng, index, timestamp_ms),
+                timestamp_ms,
             });
         }
     }
