@@ -346,3 +346,95 @@ async fn readiness_names_the_failing_dependency_and_nothing_is_accepted() {
     assert!(r.headers().contains_key("retry-after"));
     cleanup(&ns).await;
 }
+
+/// Live refresh across real processes: a watched view is rendered for its first viewer,
+/// re-rendered when its series gets new samples, and a new viewer gets its current image
+/// at once; a view nobody watches is never rendered, though its series gets samples too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watched_views_refresh_and_unwatched_ones_do_not() {
+    require_services();
+    let ns = namespace("live");
+    let fast = [("PLOTQ_REFRESH_DEBOUNCE_SECS", "1")];
+    let api = Plotq::start(&["api"], &ns, &fast);
+    let notifier = Plotq::start(&["notifier"], &ns, &fast);
+    let _w = Plotq::start(&["worker"], &ns, &fast);
+    let client = reqwest::Client::new();
+    wait_ready(&client, &api.url("/readyz"), READY).await;
+    wait_ready(&client, &notifier.url("/readyz"), READY).await;
+    let ingest = |service: &'static str, n: usize| {
+        let client = client.clone();
+        let url = api.url("/api/v1/metrics");
+        async move {
+            let r = client
+                .post(url)
+                .json(&samples(service, n, 60_000))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }
+    };
+    ingest("watched", 300).await;
+    ingest("unwatched", 300).await;
+    let watched = "watched/histogram/10m/light/640x360";
+    let unwatched = "unwatched/histogram/10m/light/640x360";
+    // Everything on the bus, to prove the absence of the unwatched view's jobs.
+    let mut all = subscribe(&notifier.url("/api/v1/events"), None).await;
+    let mut viewer = subscribe(
+        &notifier.url(&format!("/api/v1/events?views={watched}")),
+        None,
+    )
+    .await;
+
+    let first = viewer
+        .next_matching(RENDER, |e| e.event == "plot.ready")
+        .await;
+    assert_eq!(first.data["view"], watched);
+    assert_eq!(
+        decode_png(
+            &client
+                .get(api.url(first.data["png_url"].as_str().unwrap()))
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap()
+        ),
+        (640, 360)
+    );
+
+    // New samples for the watched series: a newer render follows (after the debounce).
+    ingest("watched", 100).await;
+    ingest("unwatched", 100).await;
+    let second = viewer
+        .next_matching(RENDER, |e| {
+            e.event == "plot.ready" && e.data["id"] != first.data["id"]
+        })
+        .await;
+    assert!(second.data["at_ms"].as_i64() > first.data["at_ms"].as_i64());
+
+    // A second viewer gets the current image at once, before any new render.
+    let mut late = subscribe(
+        &notifier.url(&format!("/api/v1/events?views={watched}")),
+        None,
+    )
+    .await;
+    let current = late
+        .next_matching(Duration::from_secs(5), |e| e.event == "plot.ready")
+        .await;
+    assert_eq!(current.data["id"], second.data["id"]);
+
+    // Over the whole exchange the unwatched view was never queued or rendered.
+    let seen = all.collect_for(Duration::from_millis(200)).await;
+    assert!(
+        seen.iter().any(|e| e.data["view"] == watched),
+        "the observer saw the watched view's events"
+    );
+    assert!(
+        seen.iter()
+            .all(|e| e.data["view"] != unwatched && e.data["service"] != "unwatched"),
+        "a view with no subscribers must not be rendered"
+    );
+    cleanup(&ns).await;
+}

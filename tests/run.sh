@@ -42,6 +42,15 @@ if ! port_open 6379; then
   wait_port 6379 30 "redis"
 fi
 
+# Chromium and the browser-test driver (playwright-core, pinned in the lock file).
+if ! command -v chromium >/dev/null; then
+  echo "installing chromium (browser test)"
+  apt_install chromium
+fi
+if [ ! -d tests/browser/node_modules/playwright-core ]; then
+  (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
 # RabbitMQ.
 if ! port_open 5672; then
   command -v rabbitmq-server >/dev/null || apt_install rabbitmq-server
@@ -53,6 +62,11 @@ fi
 log=target/test-output.log
 status=0
 cargo test --workspace --locked "$@" 2>&1 | tee "$log" || status=$?
-# One closing line for the whole workspace (cargo prints one per test binary).
-awk '/^test result:/ { p += $4; f += $6 } END { printf "workspace: %d passed, %d failed\n", p, f }' "$log"
+# The real-browser test drives the dashboard of the plotq binary cargo just built.
+PLOTQ_BIN="$PWD/target/debug/plotq" node --test tests/browser/ 2>&1 | tee -a "$log" || status=$?
+# One closing line for the whole suite (cargo prints one per test binary, node its own).
+awk '/^test result:/ { p += $4; f += $6 }
+     /^# pass / { p += $3 }
+     /^# fail / { f += $3 }
+     END { printf "suite: %d passed, %d failed\n", p, f }' "$log"
 exit "$status"

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use plotq_domain::sample::parse_samples;
 use plotq_domain::wire::JobMessage;
 use plotq_domain::{ImageFormat, JobId, JobState, JobStatus, PlotSpec};
-use plotq_ports::{JobQueue, MetricStore, PlotCache};
+use plotq_ports::{JobQueue, MetricStore, PlotCache, ViewRegistry};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +23,9 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// How long a job's state is kept (covers queueing plus rendering plus reading).
     pub state_ttl: Duration,
+    /// Where the dashboard's browser subscribes to events (`/api/v1/events` when the
+    /// notifier shares this origin, as in standalone mode; its URL otherwise).
+    pub events_url: String,
 }
 
 impl Default for ApiConfig {
@@ -30,6 +33,7 @@ impl Default for ApiConfig {
         Self {
             max_body_bytes: 8 * 1024 * 1024,
             state_ttl: Duration::from_secs(3600),
+            events_url: "/api/v1/events".to_owned(),
         }
     }
 }
@@ -40,6 +44,7 @@ pub struct ApiState {
     pub store: Arc<dyn MetricStore>,
     pub queue: Arc<dyn JobQueue>,
     pub cache: Arc<dyn PlotCache>,
+    pub views: Arc<dyn ViewRegistry>,
     pub config: ApiConfig,
 }
 
@@ -52,6 +57,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/plots/{id}", get(plot_status))
         .route("/api/v1/plots/{id}/png", get(plot_png))
         .route("/api/v1/plots/{id}/image", get(plot_image))
+        .route("/api/v1/services", get(services))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }
@@ -99,13 +105,32 @@ async fn ingest(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
     let body = json_body(body)?;
-    let samples = parse_samples(&body, now_ms()).map_err(Problem::invalid)?;
+    let now = now_ms();
+    let samples = parse_samples(&body, now).map_err(Problem::invalid)?;
     state.store.insert(&samples).await?;
+    // The samples are stored; telling live dashboards is best effort (a missed touch
+    // only delays a refresh until the image's age triggers one).
+    let mut series: Vec<(String, String)> = samples
+        .iter()
+        .map(|s| (s.service.to_string(), s.metric.to_string()))
+        .collect();
+    series.sort();
+    series.dedup();
+    if let Err(e) = state.views.touch_series(&series, now).await {
+        tracing::warn!(error = %e, "cannot record new samples for live refresh");
+    }
     Ok((
         StatusCode::OK,
         axum::Json(json!({"accepted": samples.len()})),
     )
         .into_response())
+}
+
+/// `GET /api/v1/services`: services that sent samples in the last week.
+async fn services(State(state): State<ApiState>) -> Result<Response, Problem> {
+    let since = now_ms() - 7 * 24 * 3600 * 1000;
+    let services = state.views.services(since).await?;
+    Ok(axum::Json(json!({"services": services})).into_response())
 }
 
 fn state_body(job: &JobState) -> Value {

@@ -8,7 +8,7 @@ use http_body_util::BodyExt;
 use plotq_api::{ApiConfig, ApiState, router};
 use plotq_domain::wire::JobMessage;
 use plotq_domain::{JobId, JobState, JobStatus, PlotKind, PlotSpec, Sample, ServiceName};
-use plotq_ports::memory::{MemoryCache, MemoryQueue, MemoryStore};
+use plotq_ports::memory::{MemoryCache, MemoryQueue, MemoryStore, MemoryViews};
 use plotq_ports::{JobQueue, MetricStore, PlotCache, PortError, PortResult};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -30,6 +30,7 @@ fn app_with(max_body_bytes: usize) -> App {
         store: store.clone(),
         queue: queue.clone(),
         cache: cache.clone(),
+        views: Arc::new(MemoryViews::default()),
         config: ApiConfig {
             max_body_bytes,
             ..ApiConfig::default()
@@ -330,6 +331,7 @@ async fn dependency_failures_are_503_with_retry_after_never_2xx() {
         store: Arc::new(Down),
         queue: Arc::new(Down),
         cache: Arc::new(MemoryCache::default()),
+        views: Arc::new(MemoryViews::default()),
         config: ApiConfig::default(),
     });
     let (status, headers, body) = call_json(

@@ -60,6 +60,9 @@ pub struct JobState {
     /// Set when done: how long the render took (milliseconds, wall clock, in the worker).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub render_ms: Option<f64>,
+    /// The dashboard view this job refreshes, if a view asked for it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub view: Option<String>,
 }
 
 impl JobState {
@@ -75,6 +78,7 @@ impl JobState {
             updated_at_ms: now_ms,
             n_samples: None,
             render_ms: None,
+            view: None,
         }
     }
 

@@ -11,6 +11,7 @@ pub mod names;
 pub mod plot;
 pub mod sample;
 pub mod stats;
+pub mod view;
 pub mod window;
 pub mod wire;
 
@@ -19,4 +20,5 @@ pub use job::{JobId, JobState, JobStatus};
 pub use names::{MetricName, ServiceName};
 pub use plot::{ImageFormat, PlotKind, PlotSpec, Theme, TimeRange};
 pub use sample::Sample;
+pub use view::{View, ViewState};
 pub use window::Window;

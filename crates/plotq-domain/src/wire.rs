@@ -20,6 +20,9 @@ pub struct JobMessage {
     pub spec: PlotSpec,
     /// End of the data window, epoch ms; fixed at request time so a re-run draws the same data.
     pub until_ms: i64,
+    /// The dashboard view this job refreshes, if any.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub view: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +45,7 @@ impl JobMessage {
             id: state.id,
             spec: state.spec.clone(),
             until_ms: state.until_ms,
+            view: state.view.clone(),
         }
     }
 
@@ -61,6 +65,12 @@ impl JobMessage {
 /// What kind of event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EventKind {
+    /// A view's refresh was queued.
+    #[serde(rename = "plot.queued")]
+    PlotQueued,
+    /// A worker started a view's render.
+    #[serde(rename = "plot.rendering")]
+    PlotRendering,
     #[serde(rename = "plot.ready")]
     PlotReady,
     #[serde(rename = "plot.failed")]
@@ -70,6 +80,8 @@ pub enum EventKind {
 impl EventKind {
     pub fn as_str(self) -> &'static str {
         match self {
+            EventKind::PlotQueued => "plot.queued",
+            EventKind::PlotRendering => "plot.rendering",
             EventKind::PlotReady => "plot.ready",
             EventKind::PlotFailed => "plot.failed",
         }
@@ -98,6 +110,9 @@ pub struct PlotEvent {
     pub png_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub error: Option<String>,
+    /// The dashboard view the plot belongs to, if any.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub view: Option<String>,
     pub at_ms: i64,
 }
 
@@ -124,6 +139,7 @@ impl PlotEvent {
                 .then(|| format!("{status_url}/png")),
             status_url,
             error: state.error.clone(),
+            view: state.view.clone(),
             at_ms: now_ms,
         }
     }

@@ -6,7 +6,14 @@
 //! `Last-Event-ID` first gets the history it missed from the bus, then live events, with
 //! no gap and no duplicate (live events at or before the last replayed id are skipped).
 //!
+//! A connection may name dashboard views (`?views=checkout/histogram/15m/light/800x450,…`):
+//! it then receives only those views' events, starting with each view's current state,
+//! and while it stays connected the views are leased as watched in the shared
+//! `ViewRegistry`, which is what makes the refresher (`refresh.rs`) re-render them.
+//!
 //! This crate holds no job state and renders nothing.
+
+pub mod refresh;
 
 use axum::Router;
 use axum::extract::{Query, State};
@@ -15,10 +22,13 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures::{Stream, StreamExt};
-use plotq_ports::{EventBus, StoredEvent};
+use plotq_domain::{JobStatus, View, view::MAX_VIEWS_PER_CONNECTION};
+use plotq_ports::{EventBus, StoredEvent, ViewRegistry};
 use serde::Deserialize;
+use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::broadcast;
@@ -34,6 +44,10 @@ pub struct NotifierConfig {
     pub max_replay: usize,
     /// Events buffered per slow client before it skips ahead.
     pub client_buffer: usize,
+    /// How long a view stays watched without renewal (survives a crashed replica).
+    pub view_lease: Duration,
+    /// How often this process renews the leases of its clients' views.
+    pub lease_renewal: Duration,
 }
 
 impl Default for NotifierConfig {
@@ -42,6 +56,8 @@ impl Default for NotifierConfig {
             keep_alive: Duration::from_secs(10),
             max_replay: 1000,
             client_buffer: 1024,
+            view_lease: Duration::from_secs(30),
+            lease_renewal: Duration::from_secs(10),
         }
     }
 }
@@ -49,6 +65,9 @@ impl Default for NotifierConfig {
 /// The per-process fan-out point.
 pub struct Hub {
     bus: Arc<dyn EventBus>,
+    registry: Arc<dyn ViewRegistry>,
+    /// Views watched by this process's clients, with how many clients watch each.
+    watching: Mutex<HashMap<String, usize>>,
     sender: broadcast::Sender<Arc<StoredEvent>>,
     config: NotifierConfig,
     /// False while the tail loop cannot read the bus (reported by `/readyz`).
@@ -68,12 +87,15 @@ impl std::fmt::Debug for Hub {
 impl Hub {
     pub fn new(
         bus: Arc<dyn EventBus>,
+        registry: Arc<dyn ViewRegistry>,
         config: NotifierConfig,
         shutdown: CancellationToken,
     ) -> Arc<Self> {
         let (sender, _) = broadcast::channel(config.client_buffer.max(16));
         Arc::new(Self {
             bus,
+            registry,
+            watching: Mutex::new(HashMap::new()),
             sender,
             config,
             tailing: AtomicBool::new(false),
@@ -95,8 +117,51 @@ impl Hub {
         self.sender.receiver_count()
     }
 
-    /// Tails the bus until `shutdown`, broadcasting every event; survives bus outages.
+    /// Views watched by this process's clients right now.
+    pub fn watched_views(&self) -> Vec<String> {
+        let watching = self.watching.lock().expect("watching lock");
+        let mut views: Vec<String> = watching.keys().cloned().collect();
+        views.sort();
+        views
+    }
+
+    fn lease_until(&self) -> i64 {
+        now_ms() + self.config.view_lease.as_millis() as i64
+    }
+
+    /// Registers a client's views; the guard unregisters them when the client goes.
+    fn watch(self: &Arc<Self>, views: &[String]) -> WatchGuard {
+        let mut watching = self.watching.lock().expect("watching lock");
+        for v in views {
+            *watching.entry(v.clone()).or_default() += 1;
+        }
+        WatchGuard {
+            hub: self.clone(),
+            views: views.to_vec(),
+        }
+    }
+
+    /// Tails the bus and renews view leases until `shutdown`; survives bus outages.
     pub async fn run_until_stopped(self: Arc<Self>) {
+        tokio::join!(self.clone().renew_leases(), self.tail());
+        tracing::info!("event hub stopped");
+    }
+
+    async fn renew_leases(self: Arc<Self>) {
+        let mut interval = tokio::time::interval(self.config.lease_renewal);
+        loop {
+            tokio::select! {
+                _ = self.shutdown.cancelled() => break,
+                _ = interval.tick() => {}
+            }
+            let views = self.watched_views();
+            if let Err(e) = self.registry.watch(&views, self.lease_until()).await {
+                tracing::warn!(error = %e, "cannot renew view leases; retrying");
+            }
+        }
+    }
+
+    async fn tail(self: Arc<Self>) {
         let shutdown = self.shutdown.clone();
         let mut last: Option<String> = None;
         let mut backoff = Duration::from_millis(200);
@@ -126,6 +191,11 @@ impl Hub {
                     backoff = Duration::from_millis(200);
                     for event in events {
                         last = Some(event.id.clone());
+                        if let Err(e) =
+                            refresh::record_event(self.registry.as_ref(), &event.event).await
+                        {
+                            tracing::warn!(error = %e, "cannot record a view's state");
+                        }
                         // No receivers is fine: nobody is listening right now.
                         let _ = self.sender.send(Arc::new(event));
                     }
@@ -141,8 +211,34 @@ impl Hub {
                 }
             }
         }
-        tracing::info!("event hub stopped");
     }
+}
+
+/// Keeps a client's views counted as watched for as long as its stream lives.
+struct WatchGuard {
+    hub: Arc<Hub>,
+    views: Vec<String>,
+}
+
+impl Drop for WatchGuard {
+    fn drop(&mut self) {
+        let mut watching = self.hub.watching.lock().expect("watching lock");
+        for v in &self.views {
+            if let Some(n) = watching.get_mut(v) {
+                *n -= 1;
+                if *n == 0 {
+                    watching.remove(v);
+                }
+            }
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// `GET /api/v1/events` for the given hub.
@@ -155,6 +251,38 @@ pub fn router(hub: Arc<Hub>) -> Router {
 #[derive(Debug, Deserialize)]
 struct EventsQuery {
     service: Option<String>,
+    /// Comma-separated view keys.
+    views: Option<String>,
+}
+
+/// A `400` naming the bad parameter, as problem+json.
+fn bad_request(detail: String) -> Response {
+    let body = serde_json::json!({
+        "type": "https://plotq.dev/problems/invalid_field",
+        "title": "Invalid field", "status": 400, "code": "invalid_field", "detail": detail,
+        "errors": [{"field": "views", "problem": detail}],
+    });
+    let mut response = (axum::http::StatusCode::BAD_REQUEST, body.to_string()).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    response
+}
+
+/// A view's current state as an SSE event, for a client that just subscribed.
+fn view_state_event(view: &str, state: &plotq_domain::ViewState) -> Event {
+    let status = match state.status {
+        JobStatus::Queued => "queued",
+        JobStatus::Rendering => "rendering",
+        JobStatus::Done => "done",
+        JobStatus::Failed => "failed",
+    };
+    let data = serde_json::json!({
+        "view": view, "status": status, "id": state.job_id, "error": state.error,
+        "requested_ms": state.requested_ms,
+    });
+    Event::default().event("view.state").data(data.to_string())
 }
 
 /// Stream ids are `<ms>-<seq>`; compare them numerically.
@@ -177,12 +305,55 @@ async fn events(
     Query(query): Query<EventsQuery>,
     headers: HeaderMap,
 ) -> Response {
+    let views: Vec<String> = query
+        .views
+        .as_deref()
+        .map(|v| {
+            v.split(',')
+                .filter(|k| !k.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    if views.len() > MAX_VIEWS_PER_CONNECTION {
+        return bad_request(format!(
+            "at most {MAX_VIEWS_PER_CONNECTION} views per connection"
+        ));
+    }
+    for key in &views {
+        if let Err(problem) = View::parse(key) {
+            return bad_request(problem);
+        }
+    }
     // Subscribe before reading history so nothing published in between is missed.
     let live = BroadcastStream::new(hub.sender.subscribe());
-    let last_event_id = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let guard = (!views.is_empty()).then(|| hub.watch(&views));
+    if !views.is_empty()
+        && let Err(e) = hub.registry.watch(&views, hub.lease_until()).await
+    {
+        tracing::warn!(error = %e, "cannot lease views; the renewal loop will retry");
+    }
+    // What each view shows right now, so a new client is not blank until the next render.
+    let mut current = Vec::new();
+    if last_event_id_header(&headers).is_none() {
+        for key in &views {
+            match hub.registry.view_state(key).await {
+                Ok(Some(state)) => {
+                    if let Some(ready) = &state.last_ready {
+                        current.push(Ok::<_, Infallible>(
+                            Event::default()
+                                .event(ready.event.as_str())
+                                .data(String::from_utf8(ready.encode()).expect("JSON is UTF-8")),
+                        ));
+                    }
+                    current.push(Ok(view_state_event(key, &state)));
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot read a view's state"),
+            }
+        }
+    }
+    let last_event_id = last_event_id_header(&headers);
     let mut replay = Vec::new();
     if let Some(after) = &last_event_id {
         match hub.bus.history_after(after, hub.config.max_replay).await {
@@ -196,7 +367,13 @@ async fn events(
         .or_else(|| last_event_id.as_deref().map(id_key))
         .unwrap_or((0, 0));
     let filter = query.service.clone();
-    let keep = move |e: &StoredEvent| filter.as_deref().is_none_or(|s| e.event.service == s);
+    let view_set: HashSet<String> = views.iter().cloned().collect();
+    let keep = move |e: &StoredEvent| {
+        if !view_set.is_empty() {
+            return e.event.view.as_ref().is_some_and(|v| view_set.contains(v));
+        }
+        filter.as_deref().is_none_or(|s| e.event.service == s)
+    };
     let keep_live = keep.clone();
     let replayed = futures::stream::iter(
         replay
@@ -223,8 +400,14 @@ async fn events(
         };
         futures::future::ready(out)
     });
+    // The guard lives as long as the stream: dropping the connection unwatches its views.
+    let live = live.map(move |item| {
+        let _keep = &guard;
+        item
+    });
     let stream: std::pin::Pin<Box<dyn Stream<Item = Result<Event, Infallible>> + Send>> = Box::pin(
-        replayed
+        futures::stream::iter(current)
+            .chain(replayed)
             .chain(live)
             .take_until(hub.shutdown.clone().cancelled_owned()),
     );
@@ -234,7 +417,19 @@ async fn events(
     let h = response.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    // Dashboards may be served from another origin (the api) than the notifier.
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
     response
+}
+
+fn last_event_id_header(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }
 
 #[cfg(test)]

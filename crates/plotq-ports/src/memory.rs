@@ -7,11 +7,11 @@
 
 use crate::{
     Acker, Delivery, EventBus, JobConsumer, JobQueue, MetricStore, PlotCache, Points, PortError,
-    PortResult, StoredEvent,
+    PortResult, StoredEvent, ViewRegistry,
 };
 use async_trait::async_trait;
 use plotq_domain::wire::{JobMessage, PlotEvent, decode_state, encode_state};
-use plotq_domain::{JobId, JobState, Sample};
+use plotq_domain::{JobId, JobState, Sample, ViewState};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -317,6 +317,97 @@ impl EventBus for MemoryEventBus {
 
     async fn ping(&self) -> PortResult<()> {
         Ok(())
+    }
+}
+
+/// Watched views, series watermarks, view states and claims, in memory.
+#[derive(Debug, Default)]
+pub struct MemoryViews {
+    inner: Mutex<ViewsInner>,
+}
+
+#[derive(Debug, Default)]
+struct ViewsInner {
+    leases: HashMap<String, i64>,
+    touched: HashMap<(String, String), i64>,
+    states: HashMap<String, ViewState>,
+    claims: HashMap<String, Instant>,
+}
+
+#[async_trait]
+impl ViewRegistry for MemoryViews {
+    async fn watch(&self, views: &[String], until_ms: i64) -> PortResult<()> {
+        let mut inner = self.inner.lock().expect("views lock");
+        for v in views {
+            let lease = inner.leases.entry(v.clone()).or_insert(until_ms);
+            *lease = (*lease).max(until_ms);
+        }
+        Ok(())
+    }
+
+    async fn watched(&self, now_ms: i64) -> PortResult<Vec<String>> {
+        let mut inner = self.inner.lock().expect("views lock");
+        inner.leases.retain(|_, until| *until > now_ms);
+        let mut out: Vec<String> = inner.leases.keys().cloned().collect();
+        out.sort();
+        Ok(out)
+    }
+
+    async fn touch_series(&self, series: &[(String, String)], now_ms: i64) -> PortResult<()> {
+        let mut inner = self.inner.lock().expect("views lock");
+        for s in series {
+            inner.touched.insert(s.clone(), now_ms);
+        }
+        Ok(())
+    }
+
+    async fn series_touched(&self, service: &str, metric: &str) -> PortResult<Option<i64>> {
+        let inner = self.inner.lock().expect("views lock");
+        Ok(inner
+            .touched
+            .get(&(service.to_owned(), metric.to_owned()))
+            .copied())
+    }
+
+    async fn services(&self, since_ms: i64) -> PortResult<Vec<String>> {
+        let inner = self.inner.lock().expect("views lock");
+        let mut out: Vec<String> = inner
+            .touched
+            .iter()
+            .filter(|(_, at)| **at >= since_ms)
+            .map(|((service, _), _)| service.clone())
+            .collect();
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    async fn view_state(&self, view: &str) -> PortResult<Option<ViewState>> {
+        Ok(self
+            .inner
+            .lock()
+            .expect("views lock")
+            .states
+            .get(view)
+            .cloned())
+    }
+
+    async fn set_view_state(&self, view: &str, state: &ViewState) -> PortResult<()> {
+        let mut inner = self.inner.lock().expect("views lock");
+        inner.states.insert(view.to_owned(), state.clone());
+        Ok(())
+    }
+
+    async fn claim(&self, view: &str, ttl: Duration) -> PortResult<bool> {
+        let now = Instant::now();
+        let mut inner = self.inner.lock().expect("views lock");
+        match inner.claims.get(view) {
+            Some(until) if *until > now => Ok(false),
+            _ => {
+                inner.claims.insert(view.to_owned(), now + ttl);
+                Ok(true)
+            }
+        }
     }
 }
 

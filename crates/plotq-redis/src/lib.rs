@@ -5,14 +5,19 @@
 //! at a bounded length, which is both the fan-out to every notifier replica and the
 //! replay history for SSE clients reconnecting with `Last-Event-ID`.
 //!
+//! Live refresh (`RedisViews`): `<ns>:views` (sorted set: view → lease expiry),
+//! `<ns>:series` (sorted set: `service\tmetric` → last ingest), `<ns>:view:<key>` (latest
+//! render of a view, JSON, with a TTL) and `<ns>:claim:<key>` (`SET NX PX`: one refresher
+//! per debounce period across all replicas).
+//!
 //! Commands go through a `ConnectionManager` (reconnects by itself) with a response
 //! timeout; blocking stream reads use a connection of their own so they never hold up
 //! other commands.
 
 use async_trait::async_trait;
 use plotq_domain::wire::{PlotEvent, decode_state, encode_state};
-use plotq_domain::{JobId, JobState};
-use plotq_ports::{EventBus, PlotCache, PortError, PortResult, StoredEvent};
+use plotq_domain::{JobId, JobState, ViewState};
+use plotq_ports::{EventBus, PlotCache, PortError, PortResult, StoredEvent, ViewRegistry};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::{StreamRangeReply, StreamReadOptions, StreamReadReply};
 use redis::{AsyncCommands, Client, Value};
@@ -249,5 +254,150 @@ impl EventBus for RedisEventBus {
 
     async fn ping(&self) -> PortResult<()> {
         ping(&self.conn).await
+    }
+}
+
+/// Watched views, series watermarks, view states and refresh claims in Redis.
+#[derive(Clone)]
+pub struct RedisViews {
+    conn: ConnectionManager,
+    prefix: String,
+}
+
+impl std::fmt::Debug for RedisViews {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisViews")
+            .field("prefix", &self.prefix)
+            .finish()
+    }
+}
+
+/// How long a view's last state is remembered after its last update.
+const VIEW_STATE_TTL_SECS: u64 = 24 * 3600;
+/// Series not written for this long drop out of the service list.
+const SERIES_RETENTION_MS: i64 = 8 * 24 * 3600 * 1000;
+
+impl RedisViews {
+    pub fn new(config: &RedisConfig) -> PortResult<Self> {
+        let client = Client::open(config.url.as_str()).map_err(unavailable)?;
+        Ok(Self {
+            conn: manager(&client, config.timeout, config.timeout)?,
+            prefix: config.namespace.clone(),
+        })
+    }
+
+    fn key(&self, suffix: &str) -> String {
+        format!("{}:{suffix}", self.prefix)
+    }
+}
+
+#[async_trait]
+impl ViewRegistry for RedisViews {
+    async fn watch(&self, views: &[String], until_ms: i64) -> PortResult<()> {
+        if views.is_empty() {
+            return Ok(());
+        }
+        let mut cmd = redis::cmd("ZADD");
+        // GT: a replica with a shorter lease never cuts another replica's longer one.
+        cmd.arg(self.key("views")).arg("GT");
+        for v in views {
+            cmd.arg(until_ms).arg(v);
+        }
+        let mut conn = self.conn.clone();
+        cmd.query_async::<()>(&mut conn).await.map_err(unavailable)
+    }
+
+    async fn watched(&self, now_ms: i64) -> PortResult<Vec<String>> {
+        let mut conn = self.conn.clone();
+        let key = self.key("views");
+        let (_, live): ((), Vec<String>) = redis::pipe()
+            .cmd("ZREMRANGEBYSCORE")
+            .arg(&key)
+            .arg("-inf")
+            .arg(now_ms)
+            .cmd("ZRANGEBYSCORE")
+            .arg(&key)
+            .arg(format!("({now_ms}"))
+            .arg("+inf")
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(live)
+    }
+
+    async fn touch_series(&self, series: &[(String, String)], now_ms: i64) -> PortResult<()> {
+        if series.is_empty() {
+            return Ok(());
+        }
+        let mut cmd = redis::cmd("ZADD");
+        cmd.arg(self.key("series"));
+        for (service, metric) in series {
+            cmd.arg(now_ms).arg(format!("{service}\t{metric}"));
+        }
+        let mut conn = self.conn.clone();
+        redis::pipe()
+            .add_command(cmd)
+            .cmd("ZREMRANGEBYSCORE")
+            .arg(self.key("series"))
+            .arg("-inf")
+            .arg(now_ms - SERIES_RETENTION_MS)
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn series_touched(&self, service: &str, metric: &str) -> PortResult<Option<i64>> {
+        let mut conn = self.conn.clone();
+        let score: Option<f64> = conn
+            .zscore(self.key("series"), format!("{service}\t{metric}"))
+            .await
+            .map_err(unavailable)?;
+        Ok(score.map(|s| s as i64))
+    }
+
+    async fn services(&self, since_ms: i64) -> PortResult<Vec<String>> {
+        let mut conn = self.conn.clone();
+        let members: Vec<String> = conn
+            .zrangebyscore(self.key("series"), since_ms, "+inf")
+            .await
+            .map_err(unavailable)?;
+        let mut out: Vec<String> = members
+            .into_iter()
+            .filter_map(|m| m.split('\t').next().map(str::to_owned))
+            .collect();
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    async fn view_state(&self, view: &str) -> PortResult<Option<ViewState>> {
+        let mut conn = self.conn.clone();
+        let raw: Option<Vec<u8>> = conn
+            .get(self.key(&format!("view:{view}")))
+            .await
+            .map_err(unavailable)?;
+        Ok(raw.and_then(|b| serde_json::from_slice(&b).ok()))
+    }
+
+    async fn set_view_state(&self, view: &str, state: &ViewState) -> PortResult<()> {
+        let mut conn = self.conn.clone();
+        let json = serde_json::to_vec(state).expect("view state serialises");
+        conn.set_ex::<_, _, ()>(self.key(&format!("view:{view}")), json, VIEW_STATE_TTL_SECS)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn claim(&self, view: &str, ttl: Duration) -> PortResult<bool> {
+        let mut conn = self.conn.clone();
+        let set: Option<String> = redis::cmd("SET")
+            .arg(self.key(&format!("claim:{view}")))
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl.as_millis().max(1) as u64)
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(set.is_some())
     }
 }

@@ -157,9 +157,14 @@ pub struct TypeScale {
 
 impl TypeScale {
     pub fn for_size(width: u32, height: u32) -> Self {
-        let s = (width as f64 / 1000.0)
-            .min(height as f64 / 600.0)
-            .clamp(0.55, 3.0);
+        let linear = (width as f64 / 1000.0).min(height as f64 / 600.0);
+        // Shrink type less than the image, so small panels stay readable.
+        let s = if linear < 1.0 {
+            linear.powf(0.6)
+        } else {
+            linear
+        }
+        .clamp(0.55, 3.0);
         let px = |base: f64, floor: f64| (base * s).round().max(floor) as u32;
         Self {
             title: px(20.0, 11.0),

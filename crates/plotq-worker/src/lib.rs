@@ -193,6 +193,7 @@ async fn requeue(
 fn base_state(message: &JobMessage, existing: Option<JobState>) -> JobState {
     existing.unwrap_or_else(|| JobState {
         until_ms: message.until_ms,
+        view: message.view.clone(),
         ..JobState::queued(message.id, message.spec.clone(), message.until_ms)
     })
 }
@@ -217,6 +218,13 @@ async fn attempt(
     state.updated_at_ms = now_ms();
     if let Err(e) = ports.cache.put_state(&state, config.state_ttl).await {
         return Outcome::Transient(e);
+    }
+    if state.view.is_some() {
+        // Dashboards show a panel's progress; plain API jobs do not need the extra event.
+        let event = PlotEvent::for_job(&state, EventKind::PlotRendering, now_ms());
+        if let Err(e) = ports.events.publish(&event).await {
+            return Outcome::Transient(e);
+        }
     }
     let spec = &message.spec;
     let (from_ms, until_ms) = spec.range.resolve(message.until_ms);

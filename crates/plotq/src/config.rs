@@ -168,6 +168,23 @@ pub struct Common {
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "PLOTQ_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024, global = true)]
     pub max_body_bytes: usize,
+    /// Where dashboard pages subscribe to events: `/api/v1/events` when the notifier
+    /// shares the page's origin (standalone, or behind one proxy), else its full URL.
+    #[arg(
+        long,
+        env = "PLOTQ_EVENTS_URL",
+        default_value = "/api/v1/events",
+        global = true
+    )]
+    pub events_url: String,
+    /// Live refresh: at most one re-render of a watched view per this many seconds.
+    #[arg(
+        long,
+        env = "PLOTQ_REFRESH_DEBOUNCE_SECS",
+        default_value_t = 3,
+        global = true
+    )]
+    pub refresh_debounce_secs: u64,
     /// `text` or `json` logs.
     #[arg(long, env = "PLOTQ_LOG_FORMAT", default_value = "text", global = true)]
     pub log_format: String,

@@ -4,7 +4,7 @@
 //! back-filled at start.
 
 use plotq_domain::{MetricName, Sample, ServiceName};
-use plotq_ports::MetricStore;
+use plotq_ports::{MetricStore, PortResult, ViewRegistry};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, LogNormal};
@@ -86,14 +86,35 @@ fn batch(rng: &mut StdRng, at_ms: i64) -> Vec<Sample> {
     out
 }
 
+/// Stores a batch and tells live refresh about it, as the ingest endpoint does.
+async fn write(
+    store: &dyn MetricStore,
+    views: &dyn ViewRegistry,
+    samples: &[Sample],
+    now_ms: i64,
+) -> PortResult<()> {
+    store.insert(samples).await?;
+    let mut series: Vec<(String, String)> = samples
+        .iter()
+        .map(|s| (s.service.to_string(), s.metric.to_string()))
+        .collect();
+    series.sort();
+    series.dedup();
+    views.touch_series(&series, now_ms).await
+}
+
 /// Back-fills ten minutes, then writes a batch every tick until `shutdown`.
-pub async fn run(store: Arc<dyn MetricStore>, shutdown: CancellationToken) {
+pub async fn run(
+    store: Arc<dyn MetricStore>,
+    views: Arc<dyn ViewRegistry>,
+    shutdown: CancellationToken,
+) {
     let mut rng = StdRng::seed_from_u64(0x5eed);
     let now = now_ms();
     let ticks = (600_000 / TICK.as_millis() as i64) as usize;
     for t in (0..ticks).rev() {
         let samples = batch(&mut rng, now - t as i64 * TICK.as_millis() as i64);
-        if let Err(e) = store.insert(&samples).await {
+        if let Err(e) = write(store.as_ref(), views.as_ref(), &samples, now).await {
             tracing::warn!(error = %e, "demo back-fill failed");
             break;
         }
@@ -105,7 +126,8 @@ pub async fn run(store: Arc<dyn MetricStore>, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => break,
             _ = interval.tick() => {}
         }
-        if let Err(e) = store.insert(&batch(&mut rng, now_ms())).await {
+        let now = now_ms();
+        if let Err(e) = write(store.as_ref(), views.as_ref(), &batch(&mut rng, now), now).await {
             tracing::warn!(error = %e, "demo producer write failed");
         }
     }

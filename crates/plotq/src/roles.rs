@@ -10,10 +10,11 @@ use futures::FutureExt;
 use plotq_amqp::{AmqpConfig, AmqpQueue};
 use plotq_api::{ApiConfig, ApiState, Probe};
 use plotq_mongo::{MongoConfig, MongoStore};
+use plotq_notifier::refresh::{RefreshConfig, RefreshPorts};
 use plotq_notifier::{Hub, NotifierConfig};
-use plotq_ports::memory::{MemoryCache, MemoryEventBus, MemoryQueue, MemoryStore};
-use plotq_ports::{EventBus, JobQueue, MetricStore, PlotCache, PortError};
-use plotq_redis::{RedisCache, RedisConfig, RedisEventBus};
+use plotq_ports::memory::{MemoryCache, MemoryEventBus, MemoryQueue, MemoryStore, MemoryViews};
+use plotq_ports::{EventBus, JobQueue, MetricStore, PlotCache, ViewRegistry};
+use plotq_redis::{RedisCache, RedisConfig, RedisEventBus, RedisViews};
 use plotq_worker::{WorkerConfig, WorkerPorts};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -53,18 +54,32 @@ fn api_config(common: &Common) -> ApiConfig {
     ApiConfig {
         max_body_bytes: common.max_body_bytes,
         state_ttl: Duration::from_secs(common.state_ttl_secs),
+        events_url: common.events_url.clone(),
     }
 }
 
-fn probe<F, Fut>(name: &'static str, check: F) -> Probe
-where
-    F: Fn() -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<(), PortError>> + Send + 'static,
-{
-    Probe {
-        name,
-        check: Arc::new(move || check().boxed()),
+fn refresh_config(common: &Common) -> RefreshConfig {
+    RefreshConfig {
+        debounce: Duration::from_secs(common.refresh_debounce_secs),
+        // Re-render watched views before their image expires from the cache.
+        max_age: Duration::from_secs(common.png_ttl_secs * 4 / 5),
+        state_ttl: Duration::from_secs(common.state_ttl_secs),
+        ..RefreshConfig::default()
     }
+}
+
+/// A readiness probe calling `ping()` on a shared adapter.
+macro_rules! probe {
+    ($name:literal, $adapter:expr) => {{
+        let adapter = $adapter.clone();
+        Probe {
+            name: $name,
+            check: Arc::new(move || {
+                let adapter = adapter.clone();
+                async move { adapter.ping().await }.boxed()
+            }),
+        }
+    }};
 }
 
 async fn mongo(common: &Common) -> anyhow::Result<Arc<MongoStore>> {
@@ -139,36 +154,22 @@ async fn api(common: &Common, shutdown: CancellationToken) -> anyhow::Result<()>
     let store = mongo(common).await?;
     let queue = amqp(common).await;
     let cache = Arc::new(RedisCache::new(&redis_config(common))?);
+    let views = Arc::new(RedisViews::new(&redis_config(common))?);
     let probes = vec![
-        probe("mongodb", {
-            let s = store.clone();
-            move || {
-                let s = s.clone();
-                async move { s.ping().await }
-            }
-        }),
-        probe("rabbitmq", {
-            let q = queue.clone();
-            move || {
-                let q = q.clone();
-                async move { q.ping().await }
-            }
-        }),
-        probe("redis", {
-            let c = cache.clone();
-            move || {
-                let c = c.clone();
-                async move { c.ping().await }
-            }
-        }),
+        probe!("mongodb", store),
+        probe!("rabbitmq", queue),
+        probe!("redis", cache),
     ];
     let state = ApiState {
         store,
         queue,
         cache,
+        views,
         config: api_config(common),
     };
-    let app = plotq_api::router(state).merge(plotq_api::readiness_router(probes));
+    let app = plotq_api::router(state)
+        .merge(plotq_api::dashboard_router(&common.events_url))
+        .merge(plotq_api::readiness_router(probes));
     serve(addr_or(common, DEFAULT_API_ADDR), app, "api", shutdown).await
 }
 
@@ -185,16 +186,28 @@ async fn worker(common: &Common, shutdown: CancellationToken) -> anyhow::Result<
 }
 
 async fn notifier(common: &Common, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let bus = Arc::new(RedisEventBus::new(&redis_config(common))?);
-    let hub = Hub::new(bus.clone(), NotifierConfig::default(), shutdown.clone());
+    let redis = redis_config(common);
+    let bus = Arc::new(RedisEventBus::new(&redis)?);
+    let views = Arc::new(RedisViews::new(&redis)?);
+    let queue = amqp(common).await;
+    let hub = Hub::new(
+        bus.clone(),
+        views.clone(),
+        NotifierConfig::default(),
+        shutdown.clone(),
+    );
     let tail = tokio::spawn(hub.clone().run_until_stopped());
-    let probes = vec![probe("redis", {
-        let b = bus.clone();
-        move || {
-            let b = b.clone();
-            async move { b.ping().await }
-        }
-    })];
+    let refresher = tokio::spawn(plotq_notifier::refresh::run_until_stopped(
+        RefreshPorts {
+            registry: views,
+            queue: queue.clone(),
+            cache: Arc::new(RedisCache::new(&redis)?),
+            events: bus.clone(),
+        },
+        refresh_config(common),
+        shutdown.clone(),
+    ));
+    let probes = vec![probe!("redis", bus), probe!("rabbitmq", queue)];
     let app = plotq_notifier::router(hub).merge(plotq_api::readiness_router(probes));
     let served = serve(
         addr_or(common, DEFAULT_NOTIFIER_ADDR),
@@ -204,6 +217,7 @@ async fn notifier(common: &Common, shutdown: CancellationToken) -> anyhow::Resul
     )
     .await;
     tail.await.ok();
+    refresher.await.ok();
     served
 }
 
@@ -216,6 +230,7 @@ async fn standalone(
     let queue: Arc<dyn JobQueue> = Arc::new(MemoryQueue::new(common.max_queued_jobs as usize));
     let cache: Arc<dyn PlotCache> = Arc::new(MemoryCache::default());
     let events: Arc<dyn EventBus> = Arc::new(MemoryEventBus::new(common.event_history));
+    let views: Arc<dyn ViewRegistry> = Arc::new(MemoryViews::default());
     let mut tasks = JoinSet::new();
     let worker_ports = WorkerPorts {
         store: store.clone(),
@@ -230,18 +245,35 @@ async fn standalone(
             shutdown.clone(),
         ));
     }
-    let hub = Hub::new(events.clone(), NotifierConfig::default(), shutdown.clone());
+    let hub = Hub::new(
+        events.clone(),
+        views.clone(),
+        NotifierConfig::default(),
+        shutdown.clone(),
+    );
     tasks.spawn(hub.clone().run_until_stopped());
+    tasks.spawn(plotq_notifier::refresh::run_until_stopped(
+        RefreshPorts {
+            registry: views.clone(),
+            queue: queue.clone(),
+            cache: cache.clone(),
+            events: events.clone(),
+        },
+        refresh_config(common),
+        shutdown.clone(),
+    ));
     if !args.no_demo {
-        tasks.spawn(demo::run(store.clone(), shutdown.clone()));
+        tasks.spawn(demo::run(store.clone(), views.clone(), shutdown.clone()));
     }
     let state = ApiState {
         store,
         queue,
         cache,
+        views,
         config: api_config(common),
     };
     let app = plotq_api::router(state)
+        .merge(plotq_api::dashboard_router(&common.events_url))
         .merge(plotq_notifier::router(hub))
         .merge(plotq_api::readiness_router(Vec::new()));
     let served = serve(

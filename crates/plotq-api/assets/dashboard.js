@@ -1,0 +1,178 @@
+// plotq dashboard: panels of server-rendered plots, refreshed over Server-Sent Events.
+// The browser never sees raw samples: each panel is a view the notifier keeps fresh
+// while this page watches it, and the page swaps in each new image when it is ready.
+"use strict";
+
+const KINDS = [
+  ["histogram", "Latency distribution"],
+  ["latency_timeseries", "Latency over time"],
+  ["throughput", "Throughput"],
+  ["status_codes", "Status codes"],
+  ["error_rate", "Error rate"],
+];
+const WINDOWS = ["5m", "15m", "1h", "6h", "24h"];
+const SIZE = "800x450";
+const EVENTS_URL = document.querySelector('meta[name="plotq-events-url"]').content;
+
+const ui = {
+  service: document.getElementById("service"),
+  window: document.getElementById("window"),
+  theme: document.getElementById("theme"),
+  live: document.getElementById("live"),
+  panels: document.getElementById("panels"),
+  template: document.getElementById("panel-template"),
+};
+
+/** view key → { root, img, state, rendered, renderedAt } */
+const panels = new Map();
+let source = null;
+let reconnectTimer = null;
+
+function readView() {
+  const params = new URLSearchParams(location.search);
+  return {
+    service: params.get("service") || "",
+    window: WINDOWS.includes(params.get("window")) ? params.get("window") : "15m",
+    theme: params.get("theme") === "dark" ? "dark" : "light",
+  };
+}
+
+function writeView(view) {
+  const params = new URLSearchParams({ service: view.service, window: view.window, theme: view.theme });
+  history.replaceState(null, "", `${location.pathname}?${params}`);
+}
+
+function viewKey(view, kind) {
+  return `${view.service}/${kind}/${view.window}/${view.theme}/${SIZE}`;
+}
+
+function setLive(text, ok) {
+  ui.live.textContent = text;
+  ui.live.classList.toggle("down", !ok);
+}
+
+function setState(panel, text, kind) {
+  panel.state.textContent = text;
+  panel.root.dataset.state = kind;
+}
+
+function showRendered(panel) {
+  if (!panel.renderedAt) return;
+  const at = new Date(panel.renderedAt);
+  const ago = Math.max(0, Math.round((Date.now() - panel.renderedAt) / 1000));
+  panel.rendered.textContent = ` · rendered ${at.toISOString().slice(11, 19)} UTC (${ago}s ago)`;
+}
+
+function buildPanels(view) {
+  ui.panels.replaceChildren();
+  panels.clear();
+  for (const [kind, title] of KINDS) {
+    const node = ui.template.content.firstElementChild.cloneNode(true);
+    const key = viewKey(view, kind);
+    node.querySelector("h2").textContent = title;
+    node.dataset.view = key;
+    node.setAttribute("aria-label", `${title} for ${view.service}`);
+    const panel = {
+      root: node,
+      img: node.querySelector("img"),
+      state: node.querySelector(".state"),
+      rendered: node.querySelector(".rendered"),
+      renderedAt: 0,
+    };
+    panel.img.alt = `${title} for ${view.service}, last ${view.window}`;
+    setState(panel, "waiting", "waiting");
+    panels.set(key, panel);
+    ui.panels.append(node);
+  }
+}
+
+/** Loads the new image off-screen and swaps it in only once decoded: no flicker. */
+function swapImage(panel, url, atMs) {
+  if (atMs < panel.renderedAt) return; // an older render arriving late
+  const next = new Image();
+  next.onload = () => {
+    if (atMs < panel.renderedAt) return;
+    panel.img.src = next.src;
+    panel.root.classList.add("has-image");
+    panel.renderedAt = atMs;
+    setState(panel, "ready", "ready");
+    showRendered(panel);
+  };
+  next.onerror = () => setState(panel, "image expired; waiting for the next render", "failed");
+  next.src = url;
+}
+
+function onEvent(handler) {
+  return (message) => {
+    let data;
+    try {
+      data = JSON.parse(message.data);
+    } catch {
+      return;
+    }
+    const panel = panels.get(data.view);
+    if (panel) handler(panel, data);
+  };
+}
+
+function subscribe(view) {
+  if (source) source.close();
+  clearTimeout(reconnectTimer);
+  const keys = [...panels.keys()].join(",");
+  const url = `${EVENTS_URL}${EVENTS_URL.includes("?") ? "&" : "?"}views=${encodeURIComponent(keys)}`;
+  setLive("connecting…", false);
+  source = new EventSource(url);
+  source.onopen = () => setLive("live", true);
+  source.onerror = () => {
+    // EventSource retries by itself (sending Last-Event-ID); if it gave up, start over.
+    setLive("connection lost — reconnecting…", false);
+    if (source.readyState === EventSource.CLOSED) {
+      reconnectTimer = setTimeout(() => subscribe(view), 3000);
+    }
+  };
+  source.addEventListener("plot.ready", onEvent((panel, d) => swapImage(panel, d.png_url || d.image_url, d.at_ms)));
+  source.addEventListener("plot.failed", onEvent((panel, d) => setState(panel, `failed: ${d.error || "unknown error"}`, "failed")));
+  source.addEventListener("plot.queued", onEvent((panel) => setState(panel, "queued", "queued")));
+  source.addEventListener("plot.rendering", onEvent((panel) => setState(panel, "rendering", "rendering")));
+  source.addEventListener("view.state", onEvent((panel, d) => {
+    if (d.status === "failed") setState(panel, `failed: ${d.error || "unknown error"}`, "failed");
+    else if (d.status === "queued" || d.status === "rendering") setState(panel, d.status, d.status);
+  }));
+}
+
+async function loadServices(view) {
+  let services = [];
+  try {
+    const response = await fetch("/api/v1/services");
+    if (response.ok) services = (await response.json()).services || [];
+  } catch {
+    // The picker falls back to the service in the URL.
+  }
+  if (view.service && !services.includes(view.service)) services.unshift(view.service);
+  ui.service.replaceChildren(...services.map((s) => new Option(s, s)));
+  if (!view.service && services.length) view.service = services[0];
+  return view;
+}
+
+function apply(view) {
+  document.documentElement.dataset.theme = view.theme;
+  ui.service.value = view.service;
+  ui.window.value = view.window;
+  ui.theme.value = view.theme;
+  writeView(view);
+  buildPanels(view);
+  if (view.service) subscribe(view);
+  else setLive("no services have sent samples yet", false);
+}
+
+async function start() {
+  const view = await loadServices(readView());
+  apply(view);
+  for (const control of [ui.service, ui.window, ui.theme]) {
+    control.addEventListener("change", () =>
+      apply({ service: ui.service.value, window: ui.window.value, theme: ui.theme.value }));
+  }
+  setInterval(() => panels.forEach(showRendered), 1000);
+}
+
+start();

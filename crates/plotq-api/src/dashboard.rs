@@ -1,0 +1,43 @@
+//! The live dashboard: one HTML page, its script and its stylesheet, embedded in the
+//! binary (no CDN; it works offline). The browser only shows images: panels subscribe
+//! to their views over SSE and swap in each new render.
+
+use axum::Router;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+static PAGE: &str = include_str!("../assets/dashboard.html");
+static SCRIPT: &str = include_str!("../assets/dashboard.js");
+static STYLE: &str = include_str!("../assets/dashboard.css");
+
+fn asset(body: String, content_type: &'static str) -> Response {
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// `GET /` (the page), `/assets/dashboard.js` and `/assets/dashboard.css`. `events_url`
+/// is where the page subscribes to events.
+pub fn dashboard_router(events_url: &str) -> Router {
+    let escaped = events_url
+        .replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;");
+    let page = PAGE.replace("{{EVENTS_URL}}", &escaped);
+    Router::new()
+        .route(
+            "/",
+            get(move || async move { asset(page.clone(), "text/html; charset=utf-8") }),
+        )
+        .route(
+            "/assets/dashboard.js",
+            get(|| async { asset(SCRIPT.to_owned(), "text/javascript; charset=utf-8") }),
+        )
+        .route(
+            "/assets/dashboard.css",
+            get(|| async { asset(STYLE.to_owned(), "text/css; charset=utf-8") }),
+        )
+}

@@ -1,0 +1,112 @@
+// Real-browser test of the live dashboard: headless Chromium (Debian's package) loads
+// the page from a running `plotq standalone`, samples are ingested, and a panel's image
+// must change to a newer render without a page reload, with no console errors.
+// Screenshots are kept in target/artifacts/ for a look.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdirSync } from "node:fs";
+import { createInterface } from "node:readline";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, "../..");
+const bin = process.env.PLOTQ_BIN || path.join(root, "target/debug/plotq");
+const artifacts = path.join(root, "target/artifacts");
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+
+/** Starts `plotq standalone` on port 0 and resolves with its base URL. */
+function startPlotq() {
+  const child = spawn(bin, ["standalone", "--no-demo"], {
+    env: { ...process.env, PLOTQ_HTTP_ADDR: "127.0.0.1:0", PLOTQ_REFRESH_DEBOUNCE_SECS: "1", RUST_LOG: "warn" },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const base = new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("plotq did not start within 30 s")), 30_000);
+    createInterface({ input: child.stdout }).on("line", (line) => {
+      const m = line.match(/listening on (http:\/\/\S+)/);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+    child.on("exit", (code) => reject(new Error(`plotq exited early (${code})`)));
+  });
+  return { child, base };
+}
+
+async function ingest(base, service, n) {
+  const now = Date.now();
+  const samples = [];
+  for (let i = 0; i < n; i++) {
+    const ts = now - 1000 - Math.floor((i * 600_000) / n);
+    samples.push({ service, metric: "latency_ms", value: 10 + ((i * 7919) % 100) * (1 + (i % 13 === 0 ? 4 : 0)), timestamp: ts });
+    samples.push({ service, metric: "status_code", value: i % 17 === 0 ? 503 : 200, timestamp: ts });
+  }
+  const response = await fetch(`${base}/api/v1/metrics`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(samples),
+  });
+  assert.equal(response.status, 200);
+}
+
+test("a panel swaps in a newer render without reloading, with no console errors", { timeout: 120_000 }, async () => {
+  mkdirSync(artifacts, { recursive: true });
+  const { child, base: basePromise } = startPlotq();
+  let browser;
+  try {
+    const base = await basePromise;
+    await ingest(base, "browser-svc", 2000);
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"],
+    });
+    const page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
+    const problems = [];
+    page.on("console", (m) => { if (m.type() === "error") problems.push(m.text()); });
+    page.on("pageerror", (e) => problems.push(String(e)));
+    await page.goto(`${base}/?service=browser-svc&window=15m&theme=light`);
+    // A marker that a reload would wipe.
+    await page.evaluate(() => { window.__sameDocument = true; });
+
+    const panel = page.locator('section.panel[data-view="browser-svc/histogram/15m/light/800x450"]');
+    await panel.locator("img").waitFor({ state: "attached" });
+    await page.waitForFunction(
+      () => document.querySelector('section.panel[data-view="browser-svc/histogram/15m/light/800x450"]')?.classList.contains("has-image"),
+      null, { timeout: 30_000 });
+    const first = await panel.locator("img").getAttribute("src");
+    assert.match(first, /\/api\/v1\/plots\/[0-9a-f-]{36}\/png$/);
+    assert.equal(await page.locator("#live").textContent(), "live");
+
+    await ingest(base, "browser-svc", 500);
+    await page.waitForFunction(
+      (before) => {
+        const img = document.querySelector('section.panel[data-view="browser-svc/histogram/15m/light/800x450"] img');
+        return img && img.getAttribute("src") !== before && img.complete && img.naturalWidth === 800;
+      },
+      first, { timeout: 30_000 });
+    assert.equal(await page.evaluate(() => window.__sameDocument), true, "the page was not reloaded");
+    const second = await panel.locator("img").getAttribute("src");
+    assert.notEqual(second, first);
+
+    // Every panel ends with an image; the URL carries the view.
+    await page.waitForFunction(() => document.querySelectorAll("section.panel.has-image").length === 5, null, { timeout: 30_000 });
+    assert.match(page.url(), /service=browser-svc&window=15m&theme=light/);
+    await page.screenshot({ path: path.join(artifacts, "dashboard-1280x720.png") });
+
+    // Switching theme re-subscribes and renders the dark views.
+    await page.selectOption("#theme", "dark");
+    await page.waitForFunction(() => document.querySelectorAll("section.panel.has-image").length === 5, null, { timeout: 30_000 });
+    assert.match(page.url(), /theme=dark/);
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.screenshot({ path: path.join(artifacts, "dashboard-phone-dark.png"), fullPage: true });
+
+    assert.deepEqual(problems, [], "no console errors");
+  } finally {
+    if (browser) await browser.close();
+    child.kill("SIGTERM");
+  }
+});
