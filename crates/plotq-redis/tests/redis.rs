@@ -150,33 +150,84 @@ async fn view_leases_claims_and_states() {
     let config = config(10);
     let views = RedisViews::new(&config).unwrap();
     let other_replica = RedisViews::new(&config).unwrap();
-    let (a, b) = ("a/histogram/10m/light/800x450".to_owned(), "b/cdf/1h/dark/800x450".to_owned());
+    let (a, b) = (
+        "a/histogram/10m/light/800x450".to_owned(),
+        "b/cdf/1h/dark/800x450".to_owned(),
+    );
     let now = 1_795_000_000_000;
-    views.watch(&[a.clone(), b.clone()], now + 30_000).await.unwrap();
+    views
+        .watch(&[a.clone(), b.clone()], now + 30_000)
+        .await
+        .unwrap();
     // A shorter lease from another replica does not cut a longer one.
-    other_replica.watch(std::slice::from_ref(&a), now + 5_000).await.unwrap();
-    assert_eq!(views.watched(now + 10_000).await.unwrap(), vec![a.clone(), b.clone()]);
-    assert!(views.watched(now + 31_000).await.unwrap().is_empty(), "leases lapse");
+    other_replica
+        .watch(std::slice::from_ref(&a), now + 5_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        views.watched(now + 10_000).await.unwrap(),
+        vec![a.clone(), b.clone()]
+    );
+    assert!(
+        views.watched(now + 31_000).await.unwrap().is_empty(),
+        "leases lapse"
+    );
 
-    views.touch_series(&[("a".into(), "latency_ms".into()), ("b".into(), "status_code".into())], now).await.unwrap();
-    assert_eq!(views.series_touched("a", "latency_ms").await.unwrap(), Some(now));
+    views
+        .touch_series(
+            &[
+                ("a".into(), "latency_ms".into()),
+                ("b".into(), "status_code".into()),
+            ],
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        views.series_touched("a", "latency_ms").await.unwrap(),
+        Some(now)
+    );
     assert_eq!(views.series_touched("a", "nope").await.unwrap(), None);
-    assert_eq!(views.services(now - 1).await.unwrap(), vec!["a".to_owned(), "b".to_owned()]);
+    assert_eq!(
+        views.services(now - 1).await.unwrap(),
+        vec!["a".to_owned(), "b".to_owned()]
+    );
 
     // One claim per debounce period, across replicas.
     assert!(views.claim(&a, Duration::from_millis(300)).await.unwrap());
-    assert!(!other_replica.claim(&a, Duration::from_millis(300)).await.unwrap());
+    assert!(
+        !other_replica
+            .claim(&a, Duration::from_millis(300))
+            .await
+            .unwrap()
+    );
     let until = tokio::time::Instant::now() + Duration::from_secs(5);
-    while !other_replica.claim(&a, Duration::from_millis(300)).await.unwrap() {
-        assert!(tokio::time::Instant::now() < until, "the claim never lapsed");
+    while !other_replica
+        .claim(&a, Duration::from_millis(300))
+        .await
+        .unwrap()
+    {
+        assert!(
+            tokio::time::Instant::now() < until,
+            "the claim never lapsed"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    let state = ViewState { job_id: JobId::new_random(), status: JobStatus::Queued, requested_ms: now, last_ready: None, error: None };
+    let state = ViewState {
+        job_id: JobId::new_random(),
+        status: JobStatus::Queued,
+        requested_ms: now,
+        last_ready: None,
+        error: None,
+    };
     views.set_view_state(&a, &state).await.unwrap();
     assert_eq!(other_replica.view_state(&a).await.unwrap(), Some(state));
     let mut conn = raw().await;
     for suffix in ["views", "series", &format!("view:{a}")] {
-        let _: () = conn.del(format!("{}:{suffix}", config.namespace)).await.unwrap();
+        let _: () = conn
+            .del(format!("{}:{suffix}", config.namespace))
+            .await
+            .unwrap();
     }
 }
