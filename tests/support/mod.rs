@@ -68,7 +68,9 @@ impl Plotq {
     /// Starts `plotq <args>` in namespace `ns`. HTTP roles listen on port 0; the
     /// address is read from the line the binary prints.
     pub fn start(args: &[&str], ns: &str, env: &[(&str, &str)]) -> Self {
-        let log = log_dir().join(format!("{ns}-{}.log", args.join("_")));
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log = log_dir().join(format!("{ns}-{}-{n}.log", args.join("_")));
         let log_file = std::fs::File::create(&log).expect("log file");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_plotq"));
         cmd.args(args)
@@ -299,9 +301,17 @@ pub async fn cleanup(ns: &str) {
         lapin::Connection::connect(AMQP_URL, lapin::ConnectionProperties::default()).await
     {
         if let Ok(ch) = conn.create_channel().await {
-            let _ = ch
-                .queue_delete(format!("{ns}.plotq.plot.jobs").into(), Default::default())
-                .await;
+            let mut queues = vec![
+                format!("{ns}.plotq.plot.jobs"),
+                format!("{ns}.plotq.plot.dead"),
+            ];
+            // Retry tiers of the default and the tests' PLOTQ_RETRY_DELAYS.
+            for ms in [1000, 2000, 5000, 25000] {
+                queues.push(format!("{ns}.plotq.plot.retry.{ms}ms"));
+            }
+            for q in queues {
+                let _ = ch.queue_delete(q.into(), Default::default()).await;
+            }
             let _ = ch
                 .exchange_delete(format!("{ns}.plotq.jobs").into(), Default::default())
                 .await;
@@ -316,4 +326,49 @@ pub async fn cleanup(ns: &str) {
             .query_async(&mut conn)
             .await;
     }
+}
+
+/// Polls a job's status until `done(status)` holds; fails the test at `deadline`.
+pub async fn wait_status(
+    client: &reqwest::Client,
+    api: &Plotq,
+    id: &str,
+    deadline: Duration,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let until = tokio::time::Instant::now() + deadline;
+    loop {
+        let r = client
+            .get(api.url(&format!("/api/v1/plots/{id}")))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 200 {
+            let body: Value = r.json().await.unwrap();
+            if done(&body) {
+                return body;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < until,
+            "job {id} did not reach the expected status within {deadline:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Runs `plotq <args>` to completion in namespace `ns`; returns (success, stdout).
+pub fn run_plotq(args: &[&str], ns: &str, env: &[(&str, &str)]) -> (bool, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_plotq"));
+    cmd.args(args)
+        .env("PLOTQ_NAMESPACE", ns)
+        .env("RUST_LOG", "warn");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("plotq runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }

@@ -2,8 +2,13 @@
 //!
 //! Topology (declared idempotently by every process that connects): a durable direct
 //! exchange `<ns>.jobs` bound to a durable quorum queue `<ns>.plot.jobs` with an explicit
-//! `x-delivery-limit` (the last guard against crash loops) and a length bound with
-//! `x-overflow: reject-publish` (backpressure: a full queue nacks new jobs).
+//! `x-delivery-limit` (the last guard against crash loops: past it the broker moves the
+//! message to the dead-letter queue) and a length bound with `x-overflow: reject-publish`
+//! (backpressure: a full queue nacks new jobs). Retries wait in one durable queue per
+//! backoff tier, `<ns>.plot.retry.<ms>ms`, whose `x-message-ttl` dead-letters them back
+//! to the work exchange when the delay is over — a per-queue TTL, because per-message
+//! TTLs only expire at the head of a queue. Jobs that gave up, and poison messages, wait
+//! in `<ns>.plot.dead` with their reason in headers until an operator replays them.
 //!
 //! Publishing waits for the publisher confirm and uses `mandatory`, so a job counts as
 //! accepted only when the broker confirmed it *and* routed it to the queue. Messages are
@@ -15,13 +20,15 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use lapin::Confirmation;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, BasicRejectOptions,
-    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicPublishOptions,
+    BasicQosOptions, BasicRejectOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
+    QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use plotq_domain::JobId;
 use plotq_domain::wire::JobMessage;
-use plotq_ports::{Acker, Delivery, JobConsumer, JobQueue, PortError, PortResult};
+use plotq_ports::{Acker, DeadLetter, Delivery, JobConsumer, JobQueue, PortError, PortResult};
 use std::time::Duration;
 use tokio::sync::Mutex;
 
@@ -40,6 +47,8 @@ pub struct AmqpConfig {
     pub delivery_limit: u32,
     /// Bound on connecting and on waiting for a publisher confirm.
     pub timeout: Duration,
+    /// Backoff before each retry; retry n waits `retry_delays[n - 1]` (the last repeats).
+    pub retry_delays: Vec<Duration>,
 }
 
 impl AmqpConfig {
@@ -50,7 +59,32 @@ impl AmqpConfig {
     pub fn queue(&self) -> String {
         format!("{}.plot.jobs", self.namespace)
     }
+
+    pub fn dead_queue(&self) -> String {
+        format!("{}.plot.dead", self.namespace)
+    }
+
+    /// The retry queue for retry `attempt` (1-based).
+    pub fn retry_queue(&self, attempt: u32) -> String {
+        format!(
+            "{}.plot.retry.{}ms",
+            self.namespace,
+            self.retry_delay(attempt).as_millis()
+        )
+    }
+
+    fn retry_delay(&self, attempt: u32) -> Duration {
+        let tiers = &self.retry_delays;
+        if tiers.is_empty() {
+            return Duration::from_secs(1);
+        }
+        tiers[(attempt.max(1) as usize - 1).min(tiers.len() - 1)]
+    }
 }
+
+const ATTEMPT_HEADER: &str = "x-plotq-attempt";
+const REASON_HEADER: &str = "x-plotq-reason";
+const DEAD_AT_HEADER: &str = "x-plotq-dead-at";
 
 /// The job queue on RabbitMQ. Cheap to share behind an `Arc`.
 pub struct AmqpQueue {
@@ -120,11 +154,50 @@ impl AmqpQueue {
     }
 }
 
+async fn declare_queue(channel: &Channel, name: String, args: FieldTable) -> PortResult<()> {
+    channel
+        .queue_declare(
+            name.as_str().into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            args,
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            unavailable(format!(
+                "declaring queue {name} (if it exists with other arguments, delete it or use another namespace): {e}"
+            ))
+        })
+}
+
 async fn declare_topology(channel: &Channel, config: &AmqpConfig) -> PortResult<()> {
     let durable = ExchangeDeclareOptions {
         durable: true,
         ..Default::default()
     };
+    declare_queue(channel, config.dead_queue(), FieldTable::default()).await?;
+    let mut tiers: Vec<Duration> = config.retry_delays.clone();
+    tiers.dedup();
+    for (i, _) in tiers.iter().enumerate() {
+        let mut args = FieldTable::default();
+        let delay = config.retry_delay(i as u32 + 1);
+        args.insert(
+            "x-message-ttl".into(),
+            AMQPValue::LongUInt(delay.as_millis() as u32),
+        );
+        args.insert(
+            "x-dead-letter-exchange".into(),
+            AMQPValue::LongString(config.exchange().into()),
+        );
+        args.insert(
+            "x-dead-letter-routing-key".into(),
+            AMQPValue::LongString(ROUTING_KEY.into()),
+        );
+        declare_queue(channel, config.retry_queue(i as u32 + 1), args).await?;
+    }
     channel
         .exchange_declare(
             config.exchange().into(),
@@ -151,22 +224,17 @@ async fn declare_topology(channel: &Channel, config: &AmqpConfig) -> PortResult<
         "x-overflow".into(),
         AMQPValue::LongString("reject-publish".into()),
     );
-    channel
-        .queue_declare(
-            config.queue().into(),
-            QueueDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-            args,
-        )
-        .await
-        .map_err(|e| {
-            unavailable(format!(
-                "declaring queue {} (if it exists with other arguments, delete it or use another namespace): {e}",
-                config.queue()
-            ))
-        })?;
+    // Past the delivery limit (a job that keeps crashing its workers) the broker moves
+    // the message to the dead-letter queue instead of dropping it.
+    args.insert(
+        "x-dead-letter-exchange".into(),
+        AMQPValue::LongString("".into()),
+    );
+    args.insert(
+        "x-dead-letter-routing-key".into(),
+        AMQPValue::LongString(config.dead_queue().into()),
+    );
+    declare_queue(channel, config.queue(), args).await?;
     channel
         .queue_bind(
             config.queue().into(),
@@ -180,14 +248,25 @@ async fn declare_topology(channel: &Channel, config: &AmqpConfig) -> PortResult<
     Ok(())
 }
 
-#[async_trait]
-impl JobQueue for AmqpQueue {
-    async fn publish(&self, job: &JobMessage) -> PortResult<()> {
+impl AmqpQueue {
+    /// Publishes persistently with `mandatory`, waiting for the confirm: `Ok` only when
+    /// the broker confirmed the message and routed it to a queue.
+    async fn publish_confirmed(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+        headers: FieldTable,
+        message_id: Option<String>,
+    ) -> PortResult<()> {
         let channel = self.publishing_channel().await?;
-        let properties = BasicProperties::default()
+        let mut properties = BasicProperties::default()
             .with_delivery_mode(2)
             .with_content_type("application/json".into())
-            .with_message_id(ShortString::from(job.id.to_string()));
+            .with_headers(headers);
+        if let Some(id) = message_id {
+            properties = properties.with_message_id(ShortString::from(id));
+        }
         let options = BasicPublishOptions {
             mandatory: true,
             ..Default::default()
@@ -195,10 +274,10 @@ impl JobQueue for AmqpQueue {
         let publish = async {
             channel
                 .basic_publish(
-                    self.config.exchange().into(),
-                    ROUTING_KEY.into(),
+                    exchange.into(),
+                    routing_key.into(),
                     options,
-                    &job.encode(),
+                    body,
                     properties,
                 )
                 .await?
@@ -232,6 +311,156 @@ impl JobQueue for AmqpQueue {
             )),
             Confirmation::NotRequested => Err(unavailable("publisher confirms are not enabled")),
         }
+    }
+
+    /// Takes every message of the dead-letter queue (up to `max`), lets `keep` decide
+    /// which to replay, and settles each: replayed ones are re-published to the work
+    /// exchange and acked, the others go back where they were.
+    async fn sweep_dead(
+        &self,
+        max: usize,
+        replay: impl Fn(&DeadLetter) -> bool,
+    ) -> PortResult<(Vec<DeadLetter>, usize)> {
+        let (conn, channel) = self.open().await?;
+        let mut taken = Vec::new();
+        while taken.len() < max {
+            let got = channel
+                .basic_get(
+                    self.config.dead_queue().into(),
+                    BasicGetOptions { no_ack: false },
+                )
+                .await
+                .map_err(unavailable)?;
+            let Some(message) = got else { break };
+            let headers = message
+                .delivery
+                .properties
+                .headers()
+                .clone()
+                .unwrap_or_default();
+            let letter = DeadLetter {
+                body: message.delivery.data.clone(),
+                reason: header_str(&headers, REASON_HEADER)
+                    .unwrap_or_else(|| death_reason(&headers)),
+                attempts: header_u32(&headers, ATTEMPT_HEADER).unwrap_or(0),
+                dead_at_ms: header_u64(&headers, DEAD_AT_HEADER).unwrap_or(0) as i64,
+            };
+            taken.push((message.delivery.acker, letter));
+        }
+        let mut replayed = 0;
+        let mut letters = Vec::with_capacity(taken.len());
+        for (acker, letter) in taken {
+            if replay(&letter) {
+                self.publish_confirmed(
+                    &self.config.exchange(),
+                    ROUTING_KEY,
+                    &letter.body,
+                    FieldTable::default(),
+                    None,
+                )
+                .await?;
+                acker
+                    .ack(BasicAckOptions::default())
+                    .await
+                    .map_err(unavailable)?;
+                replayed += 1;
+            } else {
+                acker
+                    .nack(BasicNackOptions {
+                        requeue: true,
+                        multiple: false,
+                    })
+                    .await
+                    .map_err(unavailable)?;
+            }
+            letters.push(letter);
+        }
+        let _ = channel.close(200, "done".into()).await;
+        let _ = conn.close(200, "done".into()).await;
+        Ok((letters, replayed))
+    }
+}
+
+fn header_str(headers: &FieldTable, key: &str) -> Option<String> {
+    match headers.inner().get(key)? {
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
+        _ => None,
+    }
+}
+
+fn header_u64(headers: &FieldTable, key: &str) -> Option<u64> {
+    match headers.inner().get(key)? {
+        AMQPValue::LongUInt(v) => Some(u64::from(*v)),
+        AMQPValue::LongLongInt(v) => u64::try_from(*v).ok(),
+        AMQPValue::LongInt(v) => u64::try_from(*v).ok(),
+        AMQPValue::ShortUInt(v) => Some(u64::from(*v)),
+        AMQPValue::ShortShortUInt(v) => Some(u64::from(*v)),
+        AMQPValue::Timestamp(v) => Some(*v),
+        _ => None,
+    }
+}
+
+fn header_u32(headers: &FieldTable, key: &str) -> Option<u32> {
+    header_u64(headers, key).and_then(|v| u32::try_from(v).ok())
+}
+
+/// The broker's own reason (`x-first-death-reason`, e.g. `delivery_limit`) for messages
+/// it dead-lettered itself.
+fn death_reason(headers: &FieldTable) -> String {
+    header_str(headers, "x-first-death-reason")
+        .map(|r| format!("dead-lettered by the broker: {r}"))
+        .unwrap_or_else(|| "dead-lettered by the broker".to_owned())
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[async_trait]
+impl JobQueue for AmqpQueue {
+    async fn publish(&self, job: &JobMessage) -> PortResult<()> {
+        self.publish_confirmed(
+            &self.config.exchange(),
+            ROUTING_KEY,
+            &job.encode(),
+            FieldTable::default(),
+            Some(job.id.to_string()),
+        )
+        .await
+    }
+
+    async fn retry_later(&self, body: &[u8], attempt: u32) -> PortResult<()> {
+        let mut headers = FieldTable::default();
+        headers.insert(ATTEMPT_HEADER.into(), AMQPValue::LongUInt(attempt));
+        self.publish_confirmed("", &self.config.retry_queue(attempt), body, headers, None)
+            .await
+    }
+
+    async fn dead_letter(&self, body: &[u8], attempts: u32, reason: &str) -> PortResult<()> {
+        let mut headers = FieldTable::default();
+        headers.insert(ATTEMPT_HEADER.into(), AMQPValue::LongUInt(attempts));
+        headers.insert(REASON_HEADER.into(), AMQPValue::LongString(reason.into()));
+        headers.insert(
+            DEAD_AT_HEADER.into(),
+            AMQPValue::LongLongInt(now_ms() as i64),
+        );
+        self.publish_confirmed("", &self.config.dead_queue(), body, headers, None)
+            .await
+    }
+
+    async fn dead_letters(&self, max: usize) -> PortResult<Vec<DeadLetter>> {
+        Ok(self.sweep_dead(max, |_| false).await?.0)
+    }
+
+    async fn replay_dead_letters(&self, id: Option<JobId>) -> PortResult<usize> {
+        let matches = |d: &DeadLetter| {
+            id.is_none_or(|id| JobMessage::decode(&d.body).is_ok_and(|m| m.id == id))
+        };
+        Ok(self.sweep_dead(usize::MAX, matches).await?.1)
     }
 
     async fn consume(&self, prefetch: u16) -> PortResult<Box<dyn JobConsumer>> {
@@ -272,11 +501,20 @@ struct AmqpConsumer {
 impl JobConsumer for AmqpConsumer {
     async fn next(&mut self) -> Option<Delivery> {
         match self.consumer.next().await? {
-            Ok(delivery) => Some(Delivery {
-                body: delivery.data,
-                redelivered: delivery.redelivered,
-                acker: Box::new(AmqpAcker(delivery.acker)),
-            }),
+            Ok(delivery) => {
+                let attempt = delivery
+                    .properties
+                    .headers()
+                    .as_ref()
+                    .and_then(|h| header_u32(h, ATTEMPT_HEADER))
+                    .unwrap_or(0);
+                Some(Delivery {
+                    body: delivery.data,
+                    redelivered: delivery.redelivered,
+                    attempt,
+                    acker: Box::new(AmqpAcker(delivery.acker)),
+                })
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "rabbitmq consumer failed");
                 None

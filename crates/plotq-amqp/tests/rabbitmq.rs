@@ -22,6 +22,7 @@ fn config(max_queued_jobs: u32) -> AmqpConfig {
         max_queued_jobs,
         delivery_limit: 5,
         timeout: Duration::from_secs(10),
+        retry_delays: vec![Duration::from_millis(300), Duration::from_millis(600)],
     }
 }
 
@@ -129,4 +130,69 @@ async fn unreachable_broker_is_unavailable() {
         queue.publish(&job()).await,
         Err(PortError::Unavailable { .. })
     ));
+}
+
+#[tokio::test]
+async fn retries_come_back_after_their_delay_and_dead_letters_replay() {
+    let config = config(100);
+    let queue = AmqpQueue::new(config.clone());
+    let sent = job();
+    queue.publish(&sent).await.unwrap();
+    let mut consumer = queue.consume(1).await.unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(10), consumer.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.attempt, 0);
+    let started = std::time::Instant::now();
+    queue.retry_later(&first.body, 2).await.unwrap();
+    first.acker.ack().await.unwrap();
+    let again = tokio::time::timeout(Duration::from_secs(10), consumer.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.attempt, 2, "the retry carries its attempt number");
+    assert!(
+        started.elapsed() >= Duration::from_millis(550),
+        "waited its tier's delay: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(JobMessage::decode(&again.body).unwrap(), sent);
+
+    queue
+        .dead_letter(&again.body, 2, "gave up: mongodb is unavailable")
+        .await
+        .unwrap();
+    again.acker.ack().await.unwrap();
+    let letters = queue.dead_letters(10).await.unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].reason, "gave up: mongodb is unavailable");
+    assert_eq!(letters[0].attempts, 2);
+    assert_eq!(
+        queue.dead_letters(10).await.unwrap().len(),
+        1,
+        "listing leaves them in place"
+    );
+    assert_eq!(
+        queue
+            .replay_dead_letters(Some(plotq_domain::JobId::new_random()))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(queue.replay_dead_letters(Some(sent.id)).await.unwrap(), 1);
+    let replayed = tokio::time::timeout(Duration::from_secs(10), consumer.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            JobMessage::decode(&replayed.body).unwrap().id,
+            replayed.attempt
+        ),
+        (sent.id, 0)
+    );
+    replayed.acker.ack().await.unwrap();
+    assert!(queue.dead_letters(10).await.unwrap().is_empty());
+    delete(&config).await;
 }

@@ -23,6 +23,9 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// How long a job's state is kept (covers queueing plus rendering plus reading).
     pub state_ttl: Duration,
+    /// Identical plot requests within this period (and with no new samples) share one
+    /// job; zero disables it.
+    pub dedupe_for: Duration,
     /// Where the dashboard's browser subscribes to events (`/api/v1/events` when the
     /// notifier shares this origin, as in standalone mode; its URL otherwise).
     pub events_url: String,
@@ -34,6 +37,7 @@ impl Default for ApiConfig {
             max_body_bytes: 8 * 1024 * 1024,
             state_ttl: Duration::from_secs(3600),
             events_url: "/api/v1/events".to_owned(),
+            dedupe_for: Duration::from_secs(10),
         }
     }
 }
@@ -153,6 +157,9 @@ async fn request_plot(
     let body = json_body(body)?;
     let spec = PlotSpec::parse(&body, now_ms()).map_err(Problem::invalid)?;
     let job = JobState::queued(JobId::new_random(), spec, now_ms());
+    if let Some(existing) = single_flight(&state, &job).await? {
+        return Ok(existing);
+    }
     // The state is written before the job is queued, so a worker never sees a job whose
     // state is missing; if queueing fails, the orphaned state simply expires.
     state.cache.put_state(&job, state.config.state_ttl).await?;
@@ -165,6 +172,53 @@ async fn request_plot(
         HeaderValue::from_str(&location).expect("uuid path is a valid header"),
     );
     Ok(response)
+}
+
+/// Identical requests share a job: while one is queued or rendering, or finished and
+/// still cached, the same spec over the same data (no newer samples, within
+/// `dedupe_for`) is answered with that job instead of a new render.
+async fn single_flight(state: &ApiState, job: &JobState) -> Result<Option<Response>, Problem> {
+    if state.config.dedupe_for.is_zero() {
+        return Ok(None);
+    }
+    let spec = &job.spec;
+    let mut key = serde_json::to_string(spec).expect("spec serialises");
+    for service in &spec.services {
+        let watermark = state
+            .views
+            .series_touched(service.as_str(), spec.metric.as_str())
+            .await?;
+        key.push_str(&format!("|{}", watermark.unwrap_or(0)));
+    }
+    let ttl = state.config.dedupe_for;
+    let Some(holder) = state.cache.claim_request(&key, job.id, ttl).await? else {
+        return Ok(None); // first of its kind: render it
+    };
+    if let Some(existing) = state.cache.get_state(holder).await? {
+        let reusable = match existing.status {
+            JobStatus::Queued | JobStatus::Rendering => true,
+            JobStatus::Done => state.cache.get_image(holder).await?.is_some(),
+            JobStatus::Failed => false,
+        };
+        if reusable {
+            let mut body = state_body(&existing);
+            body["deduplicated"] = json!(true);
+            let status = if existing.status == JobStatus::Done {
+                StatusCode::OK
+            } else {
+                StatusCode::ACCEPTED
+            };
+            let mut response = (status, axum::Json(body)).into_response();
+            response.headers_mut().insert(
+                header::LOCATION,
+                HeaderValue::from_str(&format!("/api/v1/plots/{holder}"))
+                    .expect("uuid path is a valid header"),
+            );
+            return Ok(Some(response));
+        }
+    }
+    state.cache.replace_request(&key, job.id, ttl).await?;
+    Ok(None)
 }
 
 fn parse_id(raw: &str) -> Result<JobId, Problem> {

@@ -320,6 +320,18 @@ impl JobQueue for Down {
     async fn consume(&self, _: u16) -> PortResult<Box<dyn plotq_ports::JobConsumer>> {
         Err(PortError::unavailable("rabbitmq", "down"))
     }
+    async fn retry_later(&self, _: &[u8], _: u32) -> PortResult<()> {
+        Err(PortError::unavailable("rabbitmq", "down"))
+    }
+    async fn dead_letter(&self, _: &[u8], _: u32, _: &str) -> PortResult<()> {
+        Err(PortError::unavailable("rabbitmq", "down"))
+    }
+    async fn dead_letters(&self, _: usize) -> PortResult<Vec<plotq_ports::DeadLetter>> {
+        Err(PortError::unavailable("rabbitmq", "down"))
+    }
+    async fn replay_dead_letters(&self, _: Option<JobId>) -> PortResult<usize> {
+        Err(PortError::unavailable("rabbitmq", "down"))
+    }
     async fn ping(&self) -> PortResult<()> {
         Err(PortError::unavailable("rabbitmq", "down"))
     }
@@ -353,4 +365,41 @@ async fn dependency_failures_are_503_with_retry_after_never_2xx() {
     .await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body["code"], "dependency_refused");
+}
+
+#[tokio::test]
+async fn identical_concurrent_requests_share_one_job() {
+    let app = app();
+    let body = json!({"kind": "histogram", "service": "checkout", "window": "5m"});
+    let calls = (0..100).map(|_| call_json(&app.router, "POST", "/api/v1/plots", body.clone()));
+    let answers = futures::future::join_all(calls).await;
+    let ids: std::collections::HashSet<String> = answers
+        .iter()
+        .map(|(status, _, body)| {
+            assert_eq!(*status, StatusCode::ACCEPTED);
+            body["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(ids.len(), 1, "one job for 100 identical requests");
+    assert_eq!(
+        answers
+            .iter()
+            .filter(|(_, _, b)| b["deduplicated"] == true)
+            .count(),
+        99
+    );
+    // Exactly one job was queued.
+    let mut consumer = app.queue.consume(1).await.unwrap();
+    assert!(consumer.next().await.is_some());
+    let nothing_else = tokio::time::timeout(Duration::from_millis(100), consumer.next()).await;
+    assert!(nothing_else.is_err(), "a second job was queued");
+    // A different spec is a different job.
+    let (_, _, other) = call_json(
+        &app.router,
+        "POST",
+        "/api/v1/plots",
+        json!({"kind": "histogram", "service": "checkout", "window": "6m"}),
+    )
+    .await;
+    assert!(!ids.contains(other["id"].as_str().unwrap()));
 }

@@ -11,6 +11,10 @@
 //! and while it stays connected the views are leased as watched in the shared
 //! `ViewRegistry`, which is what makes the refresher (`refresh.rs`) re-render them.
 //!
+//! Each job's final event (`plot.ready` or `plot.failed`) reaches clients once: a job
+//! redelivered after a worker crash may be announced again on the bus, and every replica
+//! drops such repeats (it remembers the last `ANNOUNCED_MEMORY` finished job ids).
+//!
 //! This crate holds no job state and renders nothing.
 
 pub mod refresh;
@@ -22,7 +26,8 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures::{Stream, StreamExt};
-use plotq_domain::{JobStatus, View, view::MAX_VIEWS_PER_CONNECTION};
+use plotq_domain::wire::EventKind;
+use plotq_domain::{JobId, JobStatus, View, view::MAX_VIEWS_PER_CONNECTION};
 use plotq_ports::{EventBus, StoredEvent, ViewRegistry};
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
@@ -74,6 +79,38 @@ pub struct Hub {
     tailing: AtomicBool,
     /// Ends every SSE stream when the process shuts down, so graceful shutdown completes.
     shutdown: CancellationToken,
+    /// Jobs whose final event was already relayed (duplicates from redelivery are dropped).
+    announced: Mutex<Announced>,
+}
+
+/// How many finished job ids a hub remembers for de-duplication.
+pub const ANNOUNCED_MEMORY: usize = 100_000;
+
+/// A bounded set of job ids, oldest evicted first.
+#[derive(Default)]
+struct Announced {
+    ids: HashSet<JobId>,
+    order: std::collections::VecDeque<JobId>,
+}
+
+impl Announced {
+    /// True the first time `id` is seen.
+    fn first(&mut self, id: JobId) -> bool {
+        if !self.ids.insert(id) {
+            return false;
+        }
+        self.order.push_back(id);
+        if self.order.len() > ANNOUNCED_MEMORY
+            && let Some(old) = self.order.pop_front()
+        {
+            self.ids.remove(&old);
+        }
+        true
+    }
+}
+
+fn is_final(kind: EventKind) -> bool {
+    matches!(kind, EventKind::PlotReady | EventKind::PlotFailed)
 }
 
 impl std::fmt::Debug for Hub {
@@ -100,6 +137,7 @@ impl Hub {
             config,
             tailing: AtomicBool::new(false),
             shutdown,
+            announced: Mutex::new(Announced::default()),
         })
     }
 
@@ -191,6 +229,16 @@ impl Hub {
                     backoff = Duration::from_millis(200);
                     for event in events {
                         last = Some(event.id.clone());
+                        if is_final(event.event.event)
+                            && !self
+                                .announced
+                                .lock()
+                                .expect("announced lock")
+                                .first(event.event.id)
+                        {
+                            tracing::debug!(id = %event.event.id, "dropping a repeated final event");
+                            continue;
+                        }
                         if let Err(e) =
                             refresh::record_event(self.registry.as_ref(), &event.event).await
                         {
@@ -375,9 +423,12 @@ async fn events(
         filter.as_deref().is_none_or(|s| e.event.service == s)
     };
     let keep_live = keep.clone();
+    // Replayed history is de-duplicated the same way (a job's final event once).
+    let mut finished = HashSet::new();
     let replayed = futures::stream::iter(
         replay
             .into_iter()
+            .filter(|e| !is_final(e.event.event) || finished.insert(e.event.id))
             .filter(|e| keep(e))
             .map(|e| Ok::<_, Infallible>(to_sse(&e)))
             .collect::<Vec<_>>(),
@@ -435,6 +486,22 @@ fn last_event_id_header(headers: &HeaderMap) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finished_jobs_are_announced_once() {
+        let mut announced = Announced::default();
+        let id = JobId::new_random();
+        assert!(announced.first(id));
+        assert!(!announced.first(id));
+        for _ in 0..ANNOUNCED_MEMORY {
+            announced.first(JobId::new_random());
+        }
+        assert!(
+            announced.first(id),
+            "memory is bounded: the oldest id was forgotten"
+        );
+        assert_eq!(announced.ids.len(), ANNOUNCED_MEMORY);
+    }
 
     #[test]
     fn stream_ids_order_numerically() {

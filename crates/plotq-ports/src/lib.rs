@@ -87,6 +87,16 @@ pub trait MetricStore: Send + Sync + 'static {
 pub trait JobQueue: Send + Sync + 'static {
     /// Enqueues a job; returns only once the queue has durably accepted it.
     async fn publish(&self, job: &JobMessage) -> PortResult<()>;
+    /// Schedules a delivery again after the backoff of retry `attempt` (1-based), durably;
+    /// the caller acks the original only after this returned.
+    async fn retry_later(&self, body: &[u8], attempt: u32) -> PortResult<()>;
+    /// Moves a job to the dead-letter queue with the reason it is there.
+    async fn dead_letter(&self, body: &[u8], attempts: u32, reason: &str) -> PortResult<()>;
+    /// The dead letters (oldest first, at most `max`), left in place.
+    async fn dead_letters(&self, max: usize) -> PortResult<Vec<DeadLetter>>;
+    /// Re-enqueues dead letters (all, or the one of job `id`) as fresh jobs; returns how
+    /// many were moved.
+    async fn replay_dead_letters(&self, id: Option<JobId>) -> PortResult<usize>;
     /// Starts consuming with at most `prefetch` unacknowledged deliveries.
     async fn consume(&self, prefetch: u16) -> PortResult<Box<dyn JobConsumer>>;
     /// Readiness probe.
@@ -100,11 +110,23 @@ pub trait JobConsumer: Send {
     async fn next(&mut self) -> Option<Delivery>;
 }
 
+/// A job in the dead-letter queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetter {
+    pub body: Vec<u8>,
+    pub reason: String,
+    pub attempts: u32,
+    /// When it was dead-lettered, epoch ms (0 if unknown).
+    pub dead_at_ms: i64,
+}
+
 /// One delivered job, to be settled exactly once.
 pub struct Delivery {
     pub body: Vec<u8>,
     /// The queue delivered this message before (a worker died or gave it back).
     pub redelivered: bool,
+    /// Retries already made (0 on the first attempt).
+    pub attempt: u32,
     pub acker: Box<dyn Acker>,
 }
 
@@ -133,6 +155,12 @@ pub trait PlotCache: Send + Sync + 'static {
     async fn get_state(&self, id: JobId) -> PortResult<Option<JobState>>;
     async fn put_image(&self, id: JobId, png: &[u8], ttl: Duration) -> PortResult<()>;
     async fn get_image(&self, id: JobId) -> PortResult<Option<Vec<u8>>>;
+    /// Single flight: claims request `key` for job `id` for `ttl`, or returns the job
+    /// that already holds it.
+    async fn claim_request(&self, key: &str, id: JobId, ttl: Duration)
+    -> PortResult<Option<JobId>>;
+    /// Points request `key` at job `id` (its previous job failed or expired).
+    async fn replace_request(&self, key: &str, id: JobId, ttl: Duration) -> PortResult<()>;
     async fn ping(&self) -> PortResult<()>;
 }
 

@@ -6,8 +6,8 @@
 //! rejected jobs, exclusive event ids — but nothing survives the process.
 
 use crate::{
-    Acker, Delivery, EventBus, JobConsumer, JobQueue, MetricStore, PlotCache, Points, PortError,
-    PortResult, StoredEvent, ViewRegistry,
+    Acker, DeadLetter, Delivery, EventBus, JobConsumer, JobQueue, MetricStore, PlotCache, Points,
+    PortError, PortResult, StoredEvent, ViewRegistry,
 };
 use async_trait::async_trait;
 use plotq_domain::wire::{JobMessage, PlotEvent, decode_state, encode_state};
@@ -78,8 +78,8 @@ impl MetricStore for MemoryStore {
     }
 }
 
-/// A queued job body and whether it was delivered before.
-type QueuedJob = (Vec<u8>, bool);
+/// A queued job body, whether it was delivered before, and its retry count.
+type QueuedJob = (Vec<u8>, bool, u32);
 
 /// A bounded in-process work queue shared by any number of consumers.
 #[derive(Debug, Clone)]
@@ -87,14 +87,27 @@ pub struct MemoryQueue {
     tx: mpsc::Sender<QueuedJob>,
     /// Consumers take turns receiving; each delivery goes to exactly one of them.
     rx: Arc<tokio::sync::Mutex<mpsc::Receiver<QueuedJob>>>,
+    /// Backoff before retry n (the last entry repeats).
+    retry_delays: Arc<Vec<Duration>>,
+    dead: Arc<Mutex<Vec<DeadLetter>>>,
 }
 
 impl MemoryQueue {
     pub fn new(capacity: usize) -> Self {
+        Self::with_retry_delays(capacity, vec![Duration::from_secs(1)])
+    }
+
+    pub fn with_retry_delays(capacity: usize, retry_delays: Vec<Duration>) -> Self {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         Self {
             tx,
             rx: Arc::new(tokio::sync::Mutex::new(rx)),
+            retry_delays: Arc::new(if retry_delays.is_empty() {
+                vec![Duration::from_secs(1)]
+            } else {
+                retry_delays
+            }),
+            dead: Arc::new(Mutex::new(Vec::new())),
         }
     }
 }
@@ -103,13 +116,63 @@ impl MemoryQueue {
 impl JobQueue for MemoryQueue {
     async fn publish(&self, job: &JobMessage) -> PortResult<()> {
         self.tx
-            .try_send((job.encode(), false))
+            .try_send((job.encode(), false, 0))
             .map_err(|e| match e {
                 mpsc::error::TrySendError::Full(_) => {
                     PortError::refused("queue", "the queue is full")
                 }
                 mpsc::error::TrySendError::Closed(_) => PortError::unavailable("queue", "closed"),
             })
+    }
+
+    async fn retry_later(&self, body: &[u8], attempt: u32) -> PortResult<()> {
+        let tier = (attempt.max(1) as usize - 1).min(self.retry_delays.len() - 1);
+        let delay = self.retry_delays[tier];
+        let (tx, body) = (self.tx.clone(), body.to_vec());
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = tx.send((body, false, attempt)).await;
+        });
+        Ok(())
+    }
+
+    async fn dead_letter(&self, body: &[u8], attempts: u32, reason: &str) -> PortResult<()> {
+        self.dead
+            .lock()
+            .expect("dead letters lock")
+            .push(DeadLetter {
+                body: body.to_vec(),
+                reason: reason.to_owned(),
+                attempts,
+                dead_at_ms: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as i64)
+                    .unwrap_or(0),
+            });
+        Ok(())
+    }
+
+    async fn dead_letters(&self, max: usize) -> PortResult<Vec<DeadLetter>> {
+        let dead = self.dead.lock().expect("dead letters lock");
+        Ok(dead.iter().take(max).cloned().collect())
+    }
+
+    async fn replay_dead_letters(&self, id: Option<JobId>) -> PortResult<usize> {
+        let chosen: Vec<DeadLetter> = {
+            let mut dead = self.dead.lock().expect("dead letters lock");
+            let (chosen, kept): (Vec<_>, Vec<_>) = dead.drain(..).partition(|d| {
+                id.is_none_or(|id| JobMessage::decode(&d.body).is_ok_and(|m| m.id == id))
+            });
+            *dead = kept;
+            chosen
+        };
+        for d in &chosen {
+            self.tx
+                .send((d.body.clone(), false, 0))
+                .await
+                .map_err(|_| PortError::unavailable("queue", "closed"))?;
+        }
+        Ok(chosen.len())
     }
 
     async fn consume(&self, _prefetch: u16) -> PortResult<Box<dyn JobConsumer>> {
@@ -130,13 +193,15 @@ struct MemoryConsumer {
 #[async_trait]
 impl JobConsumer for MemoryConsumer {
     async fn next(&mut self) -> Option<Delivery> {
-        let (body, redelivered) = self.queue.rx.lock().await.recv().await?;
+        let (body, redelivered, attempt) = self.queue.rx.lock().await.recv().await?;
         Some(Delivery {
             body: body.clone(),
             redelivered,
+            attempt,
             acker: Box::new(MemoryAcker {
                 tx: self.queue.tx.clone(),
                 body,
+                attempt,
             }),
         })
     }
@@ -145,6 +210,7 @@ impl JobConsumer for MemoryConsumer {
 struct MemoryAcker {
     tx: mpsc::Sender<QueuedJob>,
     body: Vec<u8>,
+    attempt: u32,
 }
 
 #[async_trait]
@@ -157,7 +223,7 @@ impl Acker for MemoryAcker {
         if requeue {
             // Waits for room rather than dropping a job that was already accepted.
             self.tx
-                .send((self.body.clone(), true))
+                .send((self.body.clone(), true, self.attempt))
                 .await
                 .map_err(|_| PortError::unavailable("queue", "closed"))?;
         }
@@ -210,6 +276,29 @@ impl PlotCache for MemoryCache {
 
     async fn get_image(&self, id: JobId) -> PortResult<Option<Vec<u8>>> {
         Ok(self.get(&format!("img:{id}")))
+    }
+
+    async fn claim_request(
+        &self,
+        key: &str,
+        id: JobId,
+        ttl: Duration,
+    ) -> PortResult<Option<JobId>> {
+        let key = format!("req:{key}");
+        let now = Instant::now();
+        let mut entries = self.entries.lock().expect("cache lock");
+        if let Some((expires, holder)) = entries.get(&key)
+            && *expires > now
+        {
+            return Ok(std::str::from_utf8(holder).ok().and_then(JobId::parse));
+        }
+        entries.insert(key, (now + ttl, id.to_string().into_bytes()));
+        Ok(None)
+    }
+
+    async fn replace_request(&self, key: &str, id: JobId, ttl: Duration) -> PortResult<()> {
+        self.put(format!("req:{key}"), id.to_string().into_bytes(), ttl);
+        Ok(())
     }
 
     async fn ping(&self) -> PortResult<()> {

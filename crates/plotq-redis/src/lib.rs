@@ -120,6 +120,41 @@ impl PlotCache for RedisCache {
             .map_err(unavailable)
     }
 
+    async fn claim_request(
+        &self,
+        key: &str,
+        id: JobId,
+        ttl: Duration,
+    ) -> PortResult<Option<JobId>> {
+        let mut conn = self.conn.clone();
+        let key = format!("{}:req:{key}", self.prefix);
+        let set: Option<String> = redis::cmd("SET")
+            .arg(&key)
+            .arg(id.to_string())
+            .arg("NX")
+            .arg("EX")
+            .arg(ttl_secs(ttl))
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        if set.is_some() {
+            return Ok(None);
+        }
+        let holder: Option<String> = conn.get(&key).await.map_err(unavailable)?;
+        Ok(holder.as_deref().and_then(JobId::parse))
+    }
+
+    async fn replace_request(&self, key: &str, id: JobId, ttl: Duration) -> PortResult<()> {
+        let mut conn = self.conn.clone();
+        conn.set_ex::<_, _, ()>(
+            format!("{}:req:{key}", self.prefix),
+            id.to_string(),
+            ttl_secs(ttl),
+        )
+        .await
+        .map_err(unavailable)
+    }
+
     async fn get_image(&self, id: JobId) -> PortResult<Option<Vec<u8>>> {
         let mut conn = self.conn.clone();
         conn.get(self.image_key(id)).await.map_err(unavailable)

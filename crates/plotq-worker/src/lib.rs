@@ -7,9 +7,11 @@
 //! acked only after all of that succeeded; a crash before the ack means redelivery, and
 //! re-running a job is harmless (same key, same data window, same bytes).
 //!
-//! Failures are sorted once, in `process`: permanent ones (no data, undecodable message)
-//! end the job; transient ones (a dependency down) give the job back to the queue after
-//! a pause. This crate knows ports, not technologies.
+//! Failures are sorted once, in `process`: permanent ones (no data, invalid spec) end
+//! the job `failed` at once; transient ones (a dependency down) are retried through the
+//! queue's backoff tiers, and after `max_attempts` the job ends `failed` with the last
+//! error and its message goes to the dead-letter queue. Undecodable messages (poison)
+//! go straight to the dead-letter queue. This crate knows ports, not technologies.
 
 use plotq_domain::wire::{EventKind, JobMessage, PlotEvent};
 use plotq_domain::{JobState, JobStatus};
@@ -31,8 +33,10 @@ pub struct WorkerConfig {
     pub state_ttl: Duration,
     /// Longest one render may take before the job is failed.
     pub render_deadline: Duration,
-    /// Pause before giving a transiently failed job back to the queue.
+    /// Pause before giving a job back to the queue when even scheduling its retry failed.
     pub retry_pause: Duration,
+    /// Attempts (first try included) before a transiently failing job is dead-lettered.
+    pub max_attempts: u32,
     /// On shutdown, how long in-flight jobs may take before they are abandoned (and
     /// redelivered to another worker by the broker).
     pub shutdown_grace: Duration,
@@ -46,6 +50,7 @@ impl Default for WorkerConfig {
             state_ttl: Duration::from_secs(3600),
             render_deadline: Duration::from_secs(30),
             retry_pause: Duration::from_secs(1),
+            max_attempts: 5,
             shutdown_grace: Duration::from_secs(30),
         }
     }
@@ -145,9 +150,19 @@ pub async fn process(ports: &WorkerPorts, config: &WorkerConfig, delivery: Deliv
     let message = match JobMessage::decode(&delivery.body) {
         Ok(m) => m,
         Err(e) => {
-            tracing::error!(error = %e, "undecodable job message; dropping it");
-            if let Err(e) = delivery.acker.reject(false).await {
-                tracing::warn!(error = %e, "could not reject undecodable message");
+            let reason = format!("undecodable job message: {e}");
+            tracing::error!(%reason, "poison message; dead-lettering it");
+            match ports
+                .queue
+                .dead_letter(&delivery.body, delivery.attempt, &reason)
+                .await
+            {
+                Ok(()) => settle_ack(&delivery, None).await,
+                // The work queue dead-letters rejected messages itself (without our reason).
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot dead-letter; rejecting instead");
+                    let _ = delivery.acker.reject(false).await;
+                }
             }
             return;
         }
@@ -173,7 +188,55 @@ pub async fn process(ports: &WorkerPorts, config: &WorkerConfig, delivery: Deliv
                 Err(e) => requeue(config, &delivery, &e, id).await,
             }
         }
-        Outcome::Transient(e) => requeue(config, &delivery, &e, id).await,
+        Outcome::Transient(e) => {
+            let attempt = delivery.attempt + 1;
+            if attempt >= config.max_attempts {
+                give_up(ports, config, &delivery, &message, attempt, &e).await;
+            } else {
+                tracing::warn!(%id, error = %e, attempt, "transient failure; retrying later");
+                match ports.queue.retry_later(&delivery.body, attempt).await {
+                    Ok(()) => settle_ack(&delivery, Some(id)).await,
+                    Err(schedule) => requeue(config, &delivery, &schedule, id).await,
+                }
+            }
+        }
+    }
+}
+
+async fn settle_ack(delivery: &Delivery, id: Option<plotq_domain::JobId>) {
+    match delivery.acker.ack().await {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(
+            ?id,
+            "ack not delivered (channel closed); the job will be redelivered"
+        ),
+        Err(e) => tracing::warn!(?id, error = %e, "ack failed; the job will be redelivered"),
+    }
+}
+
+/// Out of attempts: the job ends `failed` with the last error (best effort, the
+/// dependency may still be down) and its message is kept in the dead-letter queue.
+async fn give_up(
+    ports: &WorkerPorts,
+    config: &WorkerConfig,
+    delivery: &Delivery,
+    message: &JobMessage,
+    attempts: u32,
+    last_error: &PortError,
+) {
+    let id = message.id;
+    let reason = format!("gave up after {attempts} attempts: {last_error}");
+    tracing::error!(%id, %reason, "dead-lettering job");
+    if let Err(e) = finish_failed(ports, config, message, &reason).await {
+        tracing::warn!(%id, error = %e, "cannot record the failure; the dead letter keeps the reason");
+    }
+    match ports
+        .queue
+        .dead_letter(&delivery.body, attempts, &reason)
+        .await
+    {
+        Ok(()) => settle_ack(delivery, Some(id)).await,
+        Err(e) => requeue(config, delivery, &e, id).await,
     }
 }
 

@@ -35,6 +35,26 @@ pub enum Command {
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Inspect and replay the dead-letter queue (jobs that gave up, poison messages).
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// Print the dead letters, one JSON object per line (they stay in the queue).
+    List {
+        #[arg(long, default_value_t = 100)]
+        max: usize,
+    },
+    /// Re-enqueue one dead job (by id) or all of them.
+    Retry {
+        /// The job id to replay.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<String>,
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 #[derive(Debug, Args, Default, Clone)]
@@ -141,6 +161,23 @@ pub struct Common {
         global = true
     )]
     pub max_queued_jobs: u32,
+    /// Backoff before each retry of a transiently failing job, in seconds (one retry
+    /// queue per tier; the last tier repeats).
+    #[arg(
+        long,
+        env = "PLOTQ_RETRY_DELAYS",
+        default_value = "1,5,25",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub retry_delays: Vec<u64>,
+    /// Attempts before a transiently failing job is dead-lettered.
+    #[arg(long, env = "PLOTQ_MAX_ATTEMPTS", default_value_t = 5, global = true)]
+    pub max_attempts: u32,
+    /// Identical plot requests within this many seconds (and with no new samples) share
+    /// one job; 0 disables it.
+    #[arg(long, env = "PLOTQ_DEDUPE_SECS", default_value_t = 10, global = true)]
+    pub dedupe_secs: u64,
     /// Deliveries of one job before the broker gives up on it.
     #[arg(
         long,

@@ -2,13 +2,15 @@
 //! HTTP where it has any, and stops them all on shutdown (decide to stop → tell every
 //! task → wait for each).
 
-use crate::config::{Cli, Command, Common, StandaloneArgs, redact};
+use crate::config::{Cli, Command, Common, DlqCommand, StandaloneArgs, redact};
 use crate::{demo, shutdown};
 use anyhow::Context;
 use axum::Router;
 use futures::FutureExt;
 use plotq_amqp::{AmqpConfig, AmqpQueue};
 use plotq_api::{ApiConfig, ApiState, Probe};
+use plotq_domain::JobId;
+use plotq_domain::wire::JobMessage;
 use plotq_mongo::{MongoConfig, MongoStore};
 use plotq_notifier::refresh::{RefreshConfig, RefreshPorts};
 use plotq_notifier::{Hub, NotifierConfig};
@@ -37,6 +39,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Worker => worker(&cli.common, shutdown).await,
         Command::Notifier => notifier(&cli.common, shutdown).await,
         Command::Bench(_) => unreachable!("bench runs without a runtime"),
+        Command::Dlq(command) => dlq(&cli.common, command).await,
     }
 }
 
@@ -46,6 +49,7 @@ fn worker_config(common: &Common) -> WorkerConfig {
         png_ttl: Duration::from_secs(common.png_ttl_secs),
         state_ttl: Duration::from_secs(common.state_ttl_secs),
         render_deadline: Duration::from_secs(common.render_deadline_secs),
+        max_attempts: common.max_attempts,
         ..WorkerConfig::default()
     }
 }
@@ -55,6 +59,7 @@ fn api_config(common: &Common) -> ApiConfig {
         max_body_bytes: common.max_body_bytes,
         state_ttl: Duration::from_secs(common.state_ttl_secs),
         events_url: common.events_url.clone(),
+        dedupe_for: Duration::from_secs(common.dedupe_secs),
     }
 }
 
@@ -104,7 +109,57 @@ fn amqp_config(common: &Common) -> AmqpConfig {
         max_queued_jobs: common.max_queued_jobs,
         delivery_limit: common.delivery_limit,
         timeout: common.dependency_timeout(),
+        retry_delays: retry_delays(common),
     }
+}
+
+fn retry_delays(common: &Common) -> Vec<Duration> {
+    common
+        .retry_delays
+        .iter()
+        .map(|s| Duration::from_secs(*s))
+        .collect()
+}
+
+/// `plotq dlq list|retry`: operator access to the dead-letter queue.
+async fn dlq(common: &Common, command: DlqCommand) -> anyhow::Result<()> {
+    let queue = AmqpQueue::new(amqp_config(common));
+    match command {
+        DlqCommand::List { max } => {
+            for letter in queue.dead_letters(max).await? {
+                let job = JobMessage::decode(&letter.body).ok();
+                let line = serde_json::json!({
+                    "id": job.as_ref().map(|j| j.id.to_string()),
+                    "service": job.as_ref().map(|j| j.spec.service().to_string()),
+                    "kind": job.as_ref().map(|j| j.spec.kind.as_str()),
+                    "reason": letter.reason,
+                    "attempts": letter.attempts,
+                    "dead_at_ms": letter.dead_at_ms,
+                    "bytes": letter.body.len(),
+                });
+                println!("{line}");
+            }
+        }
+        DlqCommand::Retry { id, all } => {
+            let id = match (id, all) {
+                (_, true) => None,
+                (Some(raw), false) => Some(
+                    JobId::parse(&raw)
+                        .ok_or_else(|| anyhow::anyhow!("{raw:?} is not a job id (a UUID)"))?,
+                ),
+                (None, false) => anyhow::bail!("give a job id or --all"),
+            };
+            let n = queue.replay_dead_letters(id).await?;
+            if id.is_some() && n == 0 {
+                anyhow::bail!(
+                    "no dead letter for job {}",
+                    id.map(|i| i.to_string()).unwrap_or_default()
+                );
+            }
+            println!("{}", serde_json::json!({"replayed": n}));
+        }
+    }
+    Ok(())
 }
 
 async fn amqp(common: &Common) -> Arc<AmqpQueue> {
@@ -227,7 +282,10 @@ async fn standalone(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let store: Arc<dyn MetricStore> = Arc::new(MemoryStore::default());
-    let queue: Arc<dyn JobQueue> = Arc::new(MemoryQueue::new(common.max_queued_jobs as usize));
+    let queue: Arc<dyn JobQueue> = Arc::new(MemoryQueue::with_retry_delays(
+        common.max_queued_jobs as usize,
+        retry_delays(common),
+    ));
     let cache: Arc<dyn PlotCache> = Arc::new(MemoryCache::default());
     let events: Arc<dyn EventBus> = Arc::new(MemoryEventBus::new(common.event_history));
     let views: Arc<dyn ViewRegistry> = Arc::new(MemoryViews::default());

@@ -1,0 +1,310 @@
+//! Jobs survive crashes, poison and overload: every job that got a 202 ends `done` or
+//! `failed` with a reason, and each is announced once. Real RabbitMQ, Redis and the
+//! MongoDB-wire server; every role a separate `plotq` process.
+
+mod support;
+
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use support::{
+    AMQP_URL, Plotq, cleanup, namespace, require_services, run_plotq, samples, subscribe,
+    wait_ready, wait_status,
+};
+
+const READY: Duration = Duration::from_secs(60);
+
+async fn ingest(client: &reqwest::Client, api: &Plotq, service: &str, n: usize) {
+    let r = client
+        .post(api.url("/api/v1/metrics"))
+        .json(&samples(service, n, 120_000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+async fn request(client: &reqwest::Client, api: &Plotq, body: Value) -> reqwest::Response {
+    client
+        .post(api.url("/api/v1/plots"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_message_is_dead_lettered_and_the_worker_keeps_going() {
+    require_services();
+    let ns = namespace("poison");
+    let api = Plotq::start(&["api"], &ns, &[]);
+    let _worker = Plotq::start(&["worker"], &ns, &[]);
+    let client = reqwest::Client::new();
+    wait_ready(&client, &api.url("/readyz"), READY).await;
+    // Straight onto the work exchange, bypassing the API.
+    let conn = lapin::Connection::connect(AMQP_URL, lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    ch.basic_publish(
+        format!("{ns}.plotq.jobs").as_str().into(),
+        "plot.render".into(),
+        Default::default(),
+        b"{not json at all",
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    ingest(&client, &api, "after-poison", 200).await;
+    let job: Value = request(
+        &client,
+        &api,
+        json!({"kind": "histogram", "service": "after-poison"}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let id = job["id"].as_str().unwrap();
+    wait_status(&client, &api, id, READY, |s| s["status"] == "done").await;
+    let (ok, listing) = run_plotq(&["dlq", "list"], &ns, &[]);
+    assert!(ok);
+    let letters: Vec<Value> = listing
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(letters.len(), 1, "{listing}");
+    assert!(
+        letters[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("undecodable"),
+        "{listing}"
+    );
+    let _ = conn.close(200, "bye".into()).await;
+    cleanup(&ns).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_failures_retry_with_backoff_then_dead_letter_then_replay() {
+    require_services();
+    let ns = namespace("retry");
+    let retry = [("PLOTQ_RETRY_DELAYS", "1,2"), ("PLOTQ_MAX_ATTEMPTS", "3")];
+    let api = Plotq::start(&["api"], &ns, &retry);
+    let client = reqwest::Client::new();
+    wait_ready(&client, &api.url("/readyz"), READY).await;
+    ingest(&client, &api, "flaky", 300).await;
+    // A worker whose MongoDB is unreachable: every attempt fails transiently.
+    let mut bad_env = retry.to_vec();
+    bad_env.extend([
+        (
+            "PLOTQ_MONGODB_URL",
+            "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=500",
+        ),
+        ("PLOTQ_DEPENDENCY_TIMEOUT_SECS", "1"),
+    ]);
+    let mut bad = Plotq::start(&["worker"], &ns, &bad_env);
+    let started = Instant::now();
+    let job: Value = request(
+        &client,
+        &api,
+        json!({"kind": "histogram", "service": "flaky"}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let id = job["id"].as_str().unwrap().to_owned();
+    let failed = wait_status(&client, &api, &id, Duration::from_secs(90), |s| {
+        s["status"] == "failed"
+    })
+    .await;
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("gave up after 3 attempts"),
+        "{failed}"
+    );
+    // Three attempts with 1 s then 2 s between them.
+    assert!(
+        started.elapsed() >= Duration::from_secs(3),
+        "retried too fast: {:?}",
+        started.elapsed()
+    );
+    let log = bad.log_text();
+    assert_eq!(
+        log.matches("transient failure; retrying later").count(),
+        2,
+        "{log}"
+    );
+    assert!(
+        bad.terminate(Duration::from_secs(30))
+            .is_some_and(|s| s.success())
+    );
+
+    let (_, listing) = run_plotq(&["dlq", "list"], &ns, &[]);
+    assert!(listing.contains(&id), "{listing}");
+    // The fault is fixed: a healthy worker, and the operator replays the job.
+    let _good = Plotq::start(&["worker"], &ns, &retry);
+    let (ok, out) = run_plotq(&["dlq", "retry", &id], &ns, &[]);
+    assert!(ok, "{out}");
+    assert!(out.contains("\"replayed\":1"), "{out}");
+    wait_status(&client, &api, &id, READY, |s| s["status"] == "done").await;
+    let (_, listing) = run_plotq(&["dlq", "list"], &ns, &[]);
+    assert!(listing.trim().is_empty(), "{listing}");
+    cleanup(&ns).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_worker_loses_no_job_and_each_is_announced_once() {
+    require_services();
+    let ns = namespace("kill");
+    let api = Plotq::start(&["api"], &ns, &[]);
+    let notifier = Plotq::start(&["notifier"], &ns, &[]);
+    let mut victim = Plotq::start(&["worker"], &ns, &[("PLOTQ_PREFETCH", "4")]);
+    let _survivor = Plotq::start(&["worker"], &ns, &[]);
+    let client = reqwest::Client::new();
+    wait_ready(&client, &api.url("/readyz"), READY).await;
+    wait_ready(&client, &notifier.url("/readyz"), READY).await;
+    ingest(&client, &api, "burst", 2000).await;
+    let mut sse = subscribe(&notifier.url("/api/v1/events?service=burst"), None).await;
+    let mut ids = Vec::new();
+    for i in 0..200u32 {
+        // Distinct sizes: distinct jobs (identical requests would share one).
+        let r = request(
+            &client,
+            &api,
+            json!({"kind": "histogram", "service": "burst", "width": 300 + i, "height": 200}),
+        )
+        .await;
+        assert_eq!(r.status(), 202);
+        ids.push(
+            r.json::<Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let mut ready: HashMap<String, usize> = HashMap::new();
+    let deadline = Duration::from_secs(180);
+    while ready.len() < ids.len() {
+        let e = sse
+            .next_matching(deadline, |e| e.event == "plot.ready")
+            .await;
+        *ready
+            .entry(e.data["id"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+        if ready.len() == 20 {
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &victim.pid().to_string()])
+                .status();
+            assert!(victim.terminate(Duration::from_secs(5)).is_some());
+        }
+    }
+    // Let any late duplicate arrive before counting.
+    for e in sse.collect_for(Duration::from_secs(2)).await {
+        if e.event == "plot.ready" {
+            *ready
+                .entry(e.data["id"].as_str().unwrap().to_owned())
+                .or_default() += 1;
+        }
+    }
+    for id in &ids {
+        assert_eq!(
+            ready.get(id),
+            Some(&1),
+            "job {id} announced {:?} times",
+            ready.get(id)
+        );
+    }
+    cleanup(&ns).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_past_the_queue_bound_is_refused_with_retry_after() {
+    require_services();
+    let ns = namespace("flood");
+    // No workers: the queue only fills.
+    let api = Plotq::start(&["api"], &ns, &[("PLOTQ_MAX_QUEUED_JOBS", "5")]);
+    let client = reqwest::Client::new();
+    wait_ready(&client, &api.url("/readyz"), READY).await;
+    let (mut accepted, mut refused) = (0, 0);
+    for i in 0..40u32 {
+        let r = request(
+            &client,
+            &api,
+            json!({"kind": "histogram", "service": "flood", "width": 300 + i}),
+        )
+        .await;
+        match r.status().as_u16() {
+            202 => accepted += 1,
+            503 => {
+                assert!(r.headers().contains_key("retry-after"));
+                let body: Value = r.json().await.unwrap();
+                assert!(body["detail"].as_str().unwrap().contains("full"), "{body}");
+                refused += 1;
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert!(
+        (5..=6).contains(&accepted),
+        "accepted {accepted} past a bound of 5"
+    );
+    assert_eq!(accepted + refused, 40);
+    assert_eq!(
+        client
+            .get(api.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    cleanup(&ns).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_the_worker_and_loses_nothing() {
+    require_services();
+    let ns = namespace("term");
+    let api = Plotq::start(&["api"], &ns, &[]);
+    let mut first = Plotq::start(&["worker"], &ns, &[("PLOTQ_PREFETCH", "4")]);
+    let client = reqwest::Client::new();
+    wait_ready(&client, &api.url("/readyz"), READY).await;
+    ingest(&client, &api, "term", 2000).await;
+    let mut ids = Vec::new();
+    for i in 0..60u32 {
+        let r = request(
+            &client,
+            &api,
+            json!({"kind": "latency_timeseries", "service": "term", "width": 300 + i}),
+        )
+        .await;
+        assert_eq!(r.status(), 202);
+        ids.push(
+            r.json::<Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    // Once the first job is done the worker is busy; stop it mid-burst.
+    wait_status(&client, &api, &ids[0], READY, |s| s["status"] == "done").await;
+    let started = Instant::now();
+    let status = first
+        .terminate(Duration::from_secs(45))
+        .expect("the worker exits within its grace");
+    assert!(status.success(), "exit status {status}");
+    assert!(started.elapsed() < Duration::from_secs(35));
+    // A second worker (a rolling restart) finishes whatever was left.
+    let _second = Plotq::start(&["worker"], &ns, &[]);
+    for id in &ids {
+        wait_status(&client, &api, id, Duration::from_secs(120), |s| {
+            s["status"] == "done"
+        })
+        .await;
+    }
+    cleanup(&ns).await;
+}
