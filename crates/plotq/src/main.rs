@@ -30,7 +30,8 @@ fn init_tracing(format: &str) {
     // Logs go to stderr; stdout carries only what a role prints for its user.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     if format == "json" {
         builder.json().init();
     } else {
