@@ -308,3 +308,79 @@ async fn sigterm_drains_the_worker_and_loses_nothing() {
     }
     cleanup(&ns).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unroutable_job_is_a_503_not_a_202() {
+    require_services();
+    let ns = namespace("noroute");
+    let api = Plotq::start(&["api"], &ns, &[]);
+    let client = reqwest::Client::new();
+    wait_ready(&client, &api.url("/readyz"), READY).await;
+    // Someone removes the binding between the work exchange and the queue.
+    let conn = lapin::Connection::connect(AMQP_URL, lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    ch.queue_unbind(
+        format!("{ns}.plotq.plot.jobs").as_str().into(),
+        format!("{ns}.plotq.jobs").as_str().into(),
+        "plot.render".into(),
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    let r = request(&client, &api, json!({"kind": "histogram", "service": "x"})).await;
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().contains_key("retry-after"));
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["detail"].as_str().unwrap().contains("not routed"),
+        "{body}"
+    );
+    let _ = conn.close(200, "bye".into()).await;
+    cleanup(&ns).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_identical_requests_render_once() {
+    require_services();
+    let ns = namespace("same");
+    let api = Plotq::start(&["api"], &ns, &[]);
+    let notifier = Plotq::start(&["notifier"], &ns, &[]);
+    let worker = Plotq::start(&["worker"], &ns, &[]);
+    let client = reqwest::Client::new();
+    wait_ready(&client, &api.url("/readyz"), READY).await;
+    wait_ready(&client, &notifier.url("/readyz"), READY).await;
+    ingest(&client, &api, "same", 500).await;
+    let mut sse = subscribe(&notifier.url("/api/v1/events?service=same"), None).await;
+    let body = json!({"kind": "cdf", "service": "same", "window": "15m"});
+    let answers =
+        futures::future::join_all((0..100).map(|_| request(&client, &api, body.clone()))).await;
+    let mut ids = std::collections::HashSet::new();
+    for r in answers {
+        assert!(matches!(r.status().as_u16(), 200 | 202), "{}", r.status());
+        ids.insert(
+            r.json::<Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    assert_eq!(ids.len(), 1, "100 identical requests, {} jobs", ids.len());
+    let id = ids.into_iter().next().unwrap();
+    sse.next_matching(READY, |e| {
+        e.event == "plot.ready" && e.data["id"] == id.as_str()
+    })
+    .await;
+    let extra = sse.collect_for(Duration::from_millis(500)).await;
+    assert!(
+        extra.iter().all(|e| e.event != "plot.ready"),
+        "a second render: {extra:?}"
+    );
+    assert_eq!(worker.log_text().matches("plot ready").count(), 1);
+    // Finished and cached: an identical request now gets the result without a render.
+    let again = request(&client, &api, body).await;
+    assert_eq!(again.status(), 200);
+    assert_eq!(again.json::<Value>().await.unwrap()["id"], id.as_str());
+    cleanup(&ns).await;
+}

@@ -142,8 +142,30 @@ async fn broker_restart_during_a_burst() {
         let body: Value = ready.json().await.unwrap();
         assert_eq!(body["checks"]["rabbitmq"], "failing");
     }
-    // Back: the same processes accept and finish work again.
+    // Back: the same processes accept and finish work again, and each worker holds
+    // exactly one consumer (none lost, none doubled).
     wait_ready(&client, &api.url("/readyz"), READY).await;
+    let queue = format!("{ns}.plotq.plot.jobs");
+    let until = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = Command::new("rabbitmqctl")
+            .args(["-q", "list_queues", "name", "consumers"])
+            .output()
+            .unwrap();
+        let listing = String::from_utf8_lossy(&out.stdout).into_owned();
+        let consumers = listing.lines().find_map(|l| {
+            l.strip_prefix(&format!("{queue}\t"))
+                .map(|n| n.trim().to_owned())
+        });
+        if consumers.as_deref() == Some("2") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "consumers after the restart: {consumers:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     burst(&client, &api, 200, 20, &mut accepted).await;
     assert!(accepted.len() >= 50);
     all_done(&client, &api, &accepted).await;

@@ -382,19 +382,29 @@ async fn events(
         tracing::warn!(error = %e, "cannot lease views; the renewal loop will retry");
     }
     // What each view shows right now, so a new client is not blank until the next render.
+    // These events carry the bus's current position as their id: a client reconnecting
+    // with it resumes from there.
     let mut current = Vec::new();
-    if last_event_id_header(&headers).is_none() {
+    if last_event_id_header(&headers).is_none() && !views.is_empty() {
+        let position = hub
+            .bus
+            .last_id()
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| "0-0".to_owned());
         for key in &views {
             match hub.registry.view_state(key).await {
                 Ok(Some(state)) => {
                     if let Some(ready) = &state.last_ready {
                         current.push(Ok::<_, Infallible>(
                             Event::default()
+                                .id(position.clone())
                                 .event(ready.event.as_str())
                                 .data(String::from_utf8(ready.encode()).expect("JSON is UTF-8")),
                         ));
                     }
-                    current.push(Ok(view_state_event(key, &state)));
+                    current.push(Ok(view_state_event(key, &state).id(position.clone())));
                 }
                 Ok(None) => {}
                 Err(e) => tracing::warn!(error = %e, "cannot read a view's state"),

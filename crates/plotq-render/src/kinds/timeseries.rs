@@ -233,7 +233,12 @@ pub(crate) fn throughput<DB: DrawingBackend>(
     }
     let peak = rates.iter().map(|r| r.1).fold(0.0, f64::max);
     let mean = total as f64 / ((ctx.until_ms - ctx.from_ms) as f64 / 1000.0);
-    let y_max = (peak * ctx.headroom(1)).max(1.0);
+    // Low rates keep their own scale (0.08 req/s is not drawn against an axis to 1).
+    let y_max = if peak > 0.0 {
+        peak * ctx.headroom(1)
+    } else {
+        1.0
+    };
     let color = ctx.theme.series[0];
     let width = (ctx.ts.tick / 6).max(2);
     let marker = ctx.marker();
