@@ -306,7 +306,7 @@ pub async fn cleanup(ns: &str) {
                 format!("{ns}.plotq.plot.dead"),
             ];
             // Retry tiers of the default and the tests' PLOTQ_RETRY_DELAYS.
-            for ms in [1000, 2000, 5000, 25000] {
+            for ms in [1000, 2000, 4000, 5000, 25000] {
                 queues.push(format!("{ns}.plotq.plot.retry.{ms}ms"));
             }
             for q in queues {

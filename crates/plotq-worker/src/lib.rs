@@ -33,7 +33,8 @@ pub struct WorkerConfig {
     pub state_ttl: Duration,
     /// Longest one render may take before the job is failed.
     pub render_deadline: Duration,
-    /// Pause before giving a job back to the queue when even scheduling its retry failed.
+    /// Pause before giving a job back to the queue when even scheduling its retry failed;
+    /// also the bound of the random jitter added before each scheduled retry.
     pub retry_pause: Duration,
     /// Attempts (first try included) before a transiently failing job is dead-lettered.
     pub max_attempts: u32,
@@ -194,6 +195,10 @@ pub async fn process(ports: &WorkerPorts, config: &WorkerConfig, delivery: Deliv
                 give_up(ports, config, &delivery, &message, attempt, &e).await;
             } else {
                 tracing::warn!(%id, error = %e, attempt, "transient failure; retrying later");
+                // Jitter: jobs that failed together (a dependency went down) do not all
+                // come back in the same instant; the delay tiers supply the backoff.
+                let jitter = config.retry_pause.mul_f64(rand::random::<f64>());
+                tokio::time::sleep(jitter).await;
                 match ports.queue.retry_later(&delivery.body, attempt).await {
                     Ok(()) => settle_ack(&delivery, Some(id)).await,
                     Err(schedule) => requeue(config, &delivery, &schedule, id).await,
