@@ -8,21 +8,11 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use support::{
-    AMQP_URL, Plotq, cleanup, namespace, require_services, run_plotq, samples, subscribe,
+    Plotq, broker_channel, cleanup, ingest, namespace, require_services, run_plotq, subscribe,
     wait_ready, wait_status,
 };
 
 const READY: Duration = Duration::from_secs(60);
-
-async fn ingest(client: &reqwest::Client, api: &Plotq, service: &str, n: usize) {
-    let r = client
-        .post(api.url("/api/v1/metrics"))
-        .json(&samples(service, n, 120_000))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-}
 
 async fn request(client: &reqwest::Client, api: &Plotq, body: Value) -> reqwest::Response {
     client
@@ -42,10 +32,7 @@ async fn poison_message_is_dead_lettered_and_the_worker_keeps_going() {
     let client = reqwest::Client::new();
     wait_ready(&client, &api.url("/readyz"), READY).await;
     // Straight onto the work exchange, bypassing the API.
-    let conn = lapin::Connection::connect(AMQP_URL, lapin::ConnectionProperties::default())
-        .await
-        .unwrap();
-    let ch = conn.create_channel().await.unwrap();
+    let (conn, ch) = broker_channel().await;
     ch.basic_publish(
         format!("{ns}.plotq.jobs").as_str().into(),
         "plot.render".into(),
@@ -317,10 +304,7 @@ async fn an_unroutable_job_is_a_503_not_a_202() {
     let client = reqwest::Client::new();
     wait_ready(&client, &api.url("/readyz"), READY).await;
     // Someone removes the binding between the work exchange and the queue.
-    let conn = lapin::Connection::connect(AMQP_URL, lapin::ConnectionProperties::default())
-        .await
-        .unwrap();
-    let ch = conn.create_channel().await.unwrap();
+    let (conn, ch) = broker_channel().await;
     ch.queue_unbind(
         format!("{ns}.plotq.plot.jobs").as_str().into(),
         format!("{ns}.plotq.jobs").as_str().into(),

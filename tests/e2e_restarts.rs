@@ -9,7 +9,9 @@ mod support;
 use serde_json::{Value, json};
 use std::process::Command;
 use std::time::Duration;
-use support::{Plotq, cleanup, namespace, require_services, samples, wait_ready, wait_status};
+use support::{
+    Plotq, cleanup, ingest, namespace, require_services, samples, wait_ready, wait_status,
+};
 
 const READY: Duration = Duration::from_secs(60);
 const DONE: Duration = Duration::from_secs(180);
@@ -119,13 +121,7 @@ async fn broker_restart_during_a_burst() {
     let _w2 = Plotq::start(&["worker"], &ns, &env);
     let client = reqwest::Client::new();
     wait_ready(&client, &api.url("/readyz"), READY).await;
-    let r = client
-        .post(api.url("/api/v1/metrics"))
-        .json(&samples("restart", 1000, 60_000))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    ingest(&client, &api, "restart", 1000).await;
     let mut accepted = Vec::new();
     burst(&client, &api, 0, 30, &mut accepted).await;
     {
@@ -186,13 +182,7 @@ async fn redis_restart_during_a_burst() {
     let w = Plotq::start(&["worker"], &ns, &env);
     let client = reqwest::Client::new();
     wait_ready(&client, &api.url("/readyz"), READY).await;
-    let r = client
-        .post(api.url("/api/v1/metrics"))
-        .json(&samples("restart", 1000, 60_000))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    ingest(&client, &api, "restart", 1000).await;
     let mut accepted = Vec::new();
     burst(&client, &api, 0, 30, &mut accepted).await;
     {
@@ -273,13 +263,7 @@ async fn mongodb_restart_during_a_burst() {
     let w = Plotq::start(&["worker"], &ns, &env);
     let client = reqwest::Client::new();
     wait_ready(&client, &api.url("/readyz"), READY).await;
-    let r = client
-        .post(api.url("/api/v1/metrics"))
-        .json(&samples("restart", 1000, 60_000))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    ingest(&client, &api, "restart", 1000).await;
     let mut accepted = Vec::new();
     stop_nx();
     // Plot jobs are still accepted (they need RabbitMQ and Redis); ingest is refused.

@@ -372,3 +372,23 @@ pub fn run_plotq(args: &[&str], ns: &str, env: &[(&str, &str)]) -> (bool, String
         String::from_utf8_lossy(&out.stdout).into_owned(),
     )
 }
+
+/// Posts `n` samples of `service` (spread over two minutes) and expects them accepted.
+pub async fn ingest(client: &reqwest::Client, api: &Plotq, service: &str, n: usize) {
+    let r = client
+        .post(api.url("/api/v1/metrics"))
+        .json(&samples(service, n, 120_000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+/// A channel on the test broker, for tests that act on it behind plotq's back.
+pub async fn broker_channel() -> (lapin::Connection, lapin::Channel) {
+    let conn = lapin::Connection::connect(AMQP_URL, lapin::ConnectionProperties::default())
+        .await
+        .expect("RabbitMQ accepts connections");
+    let channel = conn.create_channel().await.expect("a channel opens");
+    (conn, channel)
+}
