@@ -321,8 +321,11 @@ pub async fn cleanup(ns: &str) {
     if let Ok(client) = redis::Client::open(REDIS_URL)
         && let Ok(mut conn) = client.get_multiplexed_async_connection().await
     {
+        // Keys without a TTL: the event stream and the live-refresh sorted sets.
         let _: Result<(), _> = redis::cmd("DEL")
             .arg(format!("{ns}:plotq:events"))
+            .arg(format!("{ns}:plotq:series"))
+            .arg(format!("{ns}:plotq:views"))
             .query_async(&mut conn)
             .await;
     }

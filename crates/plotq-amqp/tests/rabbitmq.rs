@@ -41,9 +41,16 @@ async fn admin() -> (lapin::Connection, lapin::Channel) {
 
 async fn delete(config: &AmqpConfig) {
     let (_conn, ch) = admin().await;
-    let _ = ch
-        .queue_delete(config.queue().into(), QueueDeleteOptions::default())
-        .await;
+    for q in [
+        config.queue(),
+        config.dead_queue(),
+        config.retry_queue(1),
+        config.retry_queue(2),
+    ] {
+        let _ = ch
+            .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+            .await;
+    }
     let _ = ch
         .exchange_delete(config.exchange().into(), Default::default())
         .await;
