@@ -35,6 +35,10 @@ impl TickedAxis {
         }
     }
 
+    pub fn tick_count(&self) -> usize {
+        self.ticks.len()
+    }
+
     fn fraction(&self, v: f64) -> f64 {
         let t = if self.log {
             (v.max(f64::MIN_POSITIVE).ln() - self.lo.ln()) / (self.hi.ln() - self.lo.ln())
@@ -84,6 +88,27 @@ pub fn nice_step(span: f64, max_ticks: usize) -> f64 {
         .map(|m| m * magnitude)
         .find(|s| *s >= raw * (1.0 - 1e-9))
         .unwrap_or(10.0 * magnitude)
+}
+
+/// The formatter of a value axis's tick labels.
+pub type TickFormatter = Box<dyn Fn(&f64) -> String>;
+
+/// A value x axis over `[lo, hi]` with at most `max_ticks` ticks: 1-2-5 decades on a log
+/// axis, round steps on a linear one; with its label formatter.
+pub fn value_axis(lo: f64, hi: f64, log: bool, max_ticks: usize) -> (TickedAxis, TickFormatter) {
+    if log {
+        let ticks = log_ticks(lo, hi, max_ticks);
+        (
+            TickedAxis::log(lo, hi, ticks),
+            Box::new(|v: &f64| format_log_tick(*v)),
+        )
+    } else {
+        let (ticks, step) = linear_ticks(lo, hi, max_ticks);
+        (
+            TickedAxis::linear(lo, hi, ticks),
+            Box::new(move |v: &f64| format_tick(*v, step)),
+        )
+    }
 }
 
 /// Multiples of a nice step inside `[lo, hi]`, and the step.

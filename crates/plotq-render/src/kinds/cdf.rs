@@ -100,111 +100,87 @@ pub(crate) fn cdf<DB: DrawingBackend>(
         }
     };
 
-    macro_rules! body {
-        ($chart:ident) => {{
-            let marker = ctx.marker();
-            let width = (ctx.ts.tick / 6).max(2);
-            for (i, c) in curves.iter().enumerate() {
-                let color = if single {
-                    ctx.theme.series[0]
-                } else {
-                    ctx.theme.series[i % 8]
-                };
-                let style = stroke(color, width);
-                let label = if single {
-                    format!("{} CDF", c.name)
-                } else {
-                    format!(
-                        "{}  p99 {}",
-                        c.name,
-                        axis::format_value(c.marks[2], ctx.unit)
-                    )
-                };
-                $chart
-                    .draw_series(LineSeries::new(c.points.iter().copied(), style))
-                    .map_err(drawing_error)?
-                    .label(label)
-                    .legend(move |(x, y)| PathElement::new([(x, y), (x + marker, y)], style));
-            }
-            if single {
-                let (dash, gap) = (ctx.ts.tick as i32 * 2 / 3, ctx.ts.tick as i32 / 3);
-                let marks = curves[0].marks;
-                for (name, value, color) in [
-                    ("P50", marks[0], ctx.theme.series[2]),
-                    ("P90", marks[1], ctx.theme.p95),
-                    ("P99", marks[2], ctx.theme.p99),
-                    ("P99.9", marks[3], ctx.theme.p999),
-                ] {
-                    let style = stroke(color, width);
-                    $chart
-                        .draw_series(DashedLineSeries::new(
-                            [(value, 0.0), (value, 100.0)],
-                            dash,
-                            gap,
-                            style,
-                        ))
-                        .map_err(drawing_error)?
-                        .label(format!("{name}: {}", axis::format_value(value, ctx.unit)))
-                        .legend(move |(x, y)| PathElement::new([(x, y), (x + marker, y)], style));
-                }
-            }
-            if let Some(note) = dropped_note(dropped) {
-                $chart
-                    .draw_series(std::iter::empty::<PathElement<(f64, f64)>>())
-                    .map_err(drawing_error)?
-                    .label(note)
-                    .legend(|(x, y)| PathElement::new([(x, y)], TRANSPARENT));
-            }
-            draw_legend!(
-                $chart,
-                ctx,
-                plotters::chart::SeriesLabelPosition::LowerRight
-            );
-        }};
-    }
-
-    if log {
-        let x_ticks = axis::log_ticks(x_lo, x_hi, ctx.max_x_ticks(6));
-        let n_x = x_ticks.len();
-        let mut chart = chart_builder!(root, ctx, y_area)
-            .build_cartesian_2d(
-                axis::TickedAxis::log(x_lo, x_hi, x_ticks),
-                axis::TickedAxis::linear(0f64, y_max, y_ticks.clone()),
+    // Log and linear axes are one type; only their ticks and labels differ.
+    let (x_axis, x_fmt) = axis::value_axis(
+        x_lo,
+        x_hi,
+        log,
+        if log {
+            ctx.max_x_ticks(6)
+        } else {
+            ctx.max_x_ticks(5)
+        },
+    );
+    let n_x = x_axis.tick_count();
+    let mut chart = chart_builder!(root, ctx, y_area)
+        .build_cartesian_2d(
+            x_axis,
+            axis::TickedAxis::linear(0f64, y_max, y_ticks.clone()),
+        )
+        .map_err(drawing_error)?;
+    draw_mesh!(
+        chart,
+        ctx,
+        x_desc,
+        "Share of samples",
+        &x_fmt,
+        &y_fmt,
+        n_x,
+        y_ticks.len()
+    );
+    let marker = ctx.marker();
+    let width = (ctx.ts.tick / 6).max(2);
+    for (i, c) in curves.iter().enumerate() {
+        let color = if single {
+            ctx.theme.series[0]
+        } else {
+            ctx.theme.series[i % 8]
+        };
+        let style = stroke(color, width);
+        let label = if single {
+            format!("{} CDF", c.name)
+        } else {
+            format!(
+                "{}  p99 {}",
+                c.name,
+                axis::format_value(c.marks[2], ctx.unit)
             )
-            .map_err(drawing_error)?;
-        let x_fmt = |v: &f64| axis::format_log_tick(*v);
-        draw_mesh!(
-            chart,
-            ctx,
-            x_desc,
-            "Share of samples",
-            &x_fmt,
-            &y_fmt,
-            n_x,
-            y_ticks.len()
-        );
-        body!(chart);
-    } else {
-        let (x_ticks, x_step) = axis::linear_ticks(x_lo, x_hi, ctx.max_x_ticks(5));
-        let n_x = x_ticks.len();
-        let mut chart = chart_builder!(root, ctx, y_area)
-            .build_cartesian_2d(
-                axis::TickedAxis::linear(x_lo, x_hi, x_ticks),
-                axis::TickedAxis::linear(0f64, y_max, y_ticks.clone()),
-            )
-            .map_err(drawing_error)?;
-        let x_fmt = |v: &f64| axis::format_tick(*v, x_step);
-        draw_mesh!(
-            chart,
-            ctx,
-            x_desc,
-            "Share of samples",
-            &x_fmt,
-            &y_fmt,
-            n_x,
-            y_ticks.len()
-        );
-        body!(chart);
+        };
+        chart
+            .draw_series(LineSeries::new(c.points.iter().copied(), style))
+            .map_err(drawing_error)?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + marker, y)], style));
     }
+    if single {
+        let (dash, gap) = (ctx.ts.tick as i32 * 2 / 3, ctx.ts.tick as i32 / 3);
+        let marks = curves[0].marks;
+        for (name, value, color) in [
+            ("P50", marks[0], ctx.theme.series[2]),
+            ("P90", marks[1], ctx.theme.p95),
+            ("P99", marks[2], ctx.theme.p99),
+            ("P99.9", marks[3], ctx.theme.p999),
+        ] {
+            let style = stroke(color, width);
+            chart
+                .draw_series(DashedLineSeries::new(
+                    [(value, 0.0), (value, 100.0)],
+                    dash,
+                    gap,
+                    style,
+                ))
+                .map_err(drawing_error)?
+                .label(format!("{name}: {}", axis::format_value(value, ctx.unit)))
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + marker, y)], style));
+        }
+    }
+    if let Some(note) = dropped_note(dropped) {
+        chart
+            .draw_series(std::iter::empty::<PathElement<(f64, f64)>>())
+            .map_err(drawing_error)?
+            .label(note)
+            .legend(|(x, y)| PathElement::new([(x, y)], TRANSPARENT));
+    }
+    draw_legend!(chart, ctx, plotters::chart::SeriesLabelPosition::LowerRight);
     Ok(())
 }

@@ -106,75 +106,54 @@ pub(crate) fn histogram<DB: DrawingBackend>(
     let x_desc = ctx.value_desc.clone();
     let y_fmt = |v: &f64| axis::format_tick(*v, y_step);
 
-    macro_rules! body {
-        ($chart:ident) => {{
-            if single {
-                draw_bars(&mut $chart, ctx, &bins[0])?;
-                draw_markers(&mut $chart, ctx, &series[0].summary, y_max)?;
-            } else {
-                for (i, (s, b)) in series.iter().zip(&bins).enumerate() {
-                    draw_outline(&mut $chart, ctx, b, i, s)?;
-                }
-            }
-            if let Some(note) = dropped_note(dropped) {
-                let muted = ctx.theme.muted;
-                $chart
-                    .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())
-                    .map_err(drawing_error)?
-                    .label(note)
-                    .legend(move |(x, y)| {
-                        Rectangle::new([(x, y), (x + 1, y + 1)], muted.mix(0.0).filled())
-                    });
-            }
-            draw_legend!($chart, ctx);
-        }};
-    }
-
-    if ctx.spec.log_x {
-        let x_ticks = axis::log_ticks(x_lo, x_hi, ctx.max_x_ticks(6));
-        let n_x = x_ticks.len();
-        let mut chart = chart_builder!(root, ctx, y_area)
-            .build_cartesian_2d(
-                axis::TickedAxis::log(x_lo, x_hi, x_ticks),
-                axis::TickedAxis::linear(0f64, y_max, y_ticks.clone()),
-            )
-            .map_err(drawing_error)?;
-        let x_fmt = |v: &f64| axis::format_log_tick(*v);
-        draw_mesh!(
-            chart,
-            ctx,
-            x_desc,
-            "Frequency",
-            &x_fmt,
-            &y_fmt,
-            n_x,
-            y_ticks.len()
-        );
-        body!(chart);
+    // Log and linear axes are one type; only their ticks and labels differ.
+    let (x_axis, x_fmt) = axis::value_axis(
+        x_lo,
+        x_hi,
+        ctx.spec.log_x,
+        if ctx.spec.log_x {
+            ctx.max_x_ticks(6)
+        } else {
+            let (probe, _) = axis::linear_ticks(x_lo, x_hi, 10);
+            ctx.max_x_ticks(widest(probe.iter().map(|v| axis::format_tick(*v, 1.0))))
+        },
+    );
+    let n_x = x_axis.tick_count();
+    let mut chart = chart_builder!(root, ctx, y_area)
+        .build_cartesian_2d(
+            x_axis,
+            axis::TickedAxis::linear(0f64, y_max, y_ticks.clone()),
+        )
+        .map_err(drawing_error)?;
+    draw_mesh!(
+        chart,
+        ctx,
+        x_desc,
+        "Frequency",
+        &x_fmt,
+        &y_fmt,
+        n_x,
+        y_ticks.len()
+    );
+    if single {
+        draw_bars(&mut chart, ctx, &bins[0])?;
+        draw_markers(&mut chart, ctx, &series[0].summary, y_max)?;
     } else {
-        let (probe, _) = axis::linear_ticks(x_lo, x_hi, 10);
-        let chars = widest(probe.iter().map(|v| axis::format_tick(*v, 1.0)));
-        let (x_ticks, x_step) = axis::linear_ticks(x_lo, x_hi, ctx.max_x_ticks(chars));
-        let n_x = x_ticks.len();
-        let mut chart = chart_builder!(root, ctx, y_area)
-            .build_cartesian_2d(
-                axis::TickedAxis::linear(x_lo, x_hi, x_ticks),
-                axis::TickedAxis::linear(0f64, y_max, y_ticks.clone()),
-            )
-            .map_err(drawing_error)?;
-        let x_fmt = |v: &f64| axis::format_tick(*v, x_step);
-        draw_mesh!(
-            chart,
-            ctx,
-            x_desc,
-            "Frequency",
-            &x_fmt,
-            &y_fmt,
-            n_x,
-            y_ticks.len()
-        );
-        body!(chart);
+        for (i, (s, b)) in series.iter().zip(&bins).enumerate() {
+            draw_outline(&mut chart, ctx, b, i, s)?;
+        }
     }
+    if let Some(note) = dropped_note(dropped) {
+        let muted = ctx.theme.muted;
+        chart
+            .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())
+            .map_err(drawing_error)?
+            .label(note)
+            .legend(move |(x, y)| {
+                Rectangle::new([(x, y), (x + 1, y + 1)], muted.mix(0.0).filled())
+            });
+    }
+    draw_legend!(chart, ctx);
     Ok(())
 }
 
