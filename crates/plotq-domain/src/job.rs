@@ -1,7 +1,16 @@
 //! Plot jobs: their ids, their lifecycle states, and the record clients poll.
+//!
+//! A `JobState` is validated when it is deserialised (it is stored as JSON and read back
+//! by other processes): its spec by the same rules as `PlotSpec::parse`, its timestamps
+//! (`until_ms`, `created_at_ms`, `updated_at_ms`) within the timestamp range, `render_ms`
+//! finite and not negative, and `view` a valid view key. Its data window is
+//! `[until - window, until]` (inclusive), which cannot overflow for a valid state.
 
-use crate::plot::PlotSpec;
-use serde::{Deserialize, Serialize};
+use crate::error::{Collector, FieldErrors};
+use crate::plot::{PlotSpec, RawPlotSpec};
+use crate::timestamp::check_timestamp;
+use crate::view::check_view_key;
+use serde::{Deserialize, Deserializer, Serialize};
 use std::fmt;
 use uuid::Uuid;
 
@@ -42,26 +51,27 @@ impl JobStatus {
     }
 }
 
-/// What clients see of a job (`GET /api/v1/plots/{id}`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// What clients see of a job (`GET /api/v1/plots/{id}`). Deserialising validates (see
+/// the module docs).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct JobState {
     pub id: JobId,
     pub status: JobStatus,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub spec: PlotSpec,
-    /// The end of the data window (epoch ms): the window is `[until - window, until)`.
+    /// The end of the data window (epoch ms): the window is `[until - window, until]`.
     pub until_ms: i64,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
     /// Set when done: how many samples the plot drew.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub n_samples: Option<u64>,
     /// Set when done: how long the render took (milliseconds, wall clock, in the worker).
-    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub render_ms: Option<f64>,
     /// The dashboard view this job refreshes, if a view asked for it.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub view: Option<String>,
 }
 
@@ -82,8 +92,102 @@ impl JobState {
         }
     }
 
-    /// `[from, until)` of the data this job draws.
+    /// `[from, until]` (inclusive) of the data this job draws. For a valid state (every
+    /// decoded one) both ends are within 7 days of the timestamp range: no overflow.
     pub fn data_range(&self) -> (i64, i64) {
         self.spec.range.resolve(self.until_ms)
+    }
+
+    pub(crate) fn from_raw(raw: RawJobState) -> Result<Self, FieldErrors> {
+        let mut errors = Collector::new();
+        let spec = PlotSpec::from_raw(raw.spec)
+            .map_err(|e| errors.extend_under(e, "/spec"))
+            .ok();
+        for (field, ms) in [
+            ("/until_ms", raw.until_ms),
+            ("/created_at_ms", raw.created_at_ms),
+            ("/updated_at_ms", raw.updated_at_ms),
+        ] {
+            if let Err(p) = check_timestamp(ms) {
+                errors.err(field, p);
+            }
+        }
+        if raw
+            .render_ms
+            .is_some_and(|ms| !(ms.is_finite() && ms >= 0.0))
+        {
+            errors.err(
+                "/render_ms",
+                "must be a finite number of milliseconds, at least 0",
+            );
+        }
+        check_view_key(&mut errors, "/view", raw.view.as_deref());
+        errors.finish()?;
+        let Some(spec) = spec else {
+            return Err(FieldErrors::one("/spec", "invalid plot spec"));
+        };
+        Ok(Self {
+            id: raw.id,
+            status: raw.status,
+            error: raw.error,
+            spec,
+            until_ms: raw.until_ms,
+            created_at_ms: raw.created_at_ms,
+            updated_at_ms: raw.updated_at_ms,
+            n_samples: raw.n_samples,
+            render_ms: raw.render_ms,
+            view: raw.view,
+        })
+    }
+}
+
+/// `JobState`'s serialised shape, before validation.
+#[derive(Deserialize)]
+pub(crate) struct RawJobState {
+    id: JobId,
+    status: JobStatus,
+    #[serde(default)]
+    error: Option<String>,
+    spec: RawPlotSpec,
+    until_ms: i64,
+    created_at_ms: i64,
+    updated_at_ms: i64,
+    #[serde(default)]
+    n_samples: Option<u64>,
+    #[serde(default)]
+    render_ms: Option<f64>,
+    #[serde(default)]
+    view: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for JobState {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = RawJobState::deserialize(deserializer)?;
+        JobState::from_raw(raw).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::names::ServiceName;
+    use crate::plot::{PlotKind, TimeRange};
+    use crate::timestamp::{MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS};
+    use crate::window::Window;
+
+    #[test]
+    fn data_ranges_of_valid_states_cannot_overflow() {
+        let mut spec = PlotSpec::new(PlotKind::Throughput, ServiceName::parse("a").unwrap());
+        spec.range = TimeRange::Last(Window::parse("7d").unwrap());
+        for until in [MIN_TIMESTAMP_MS, MAX_TIMESTAMP_MS] {
+            let state = JobState::queued(JobId::new_random(), spec.clone(), until);
+            let back = crate::wire::decode_state(&crate::wire::encode_state(&state)).unwrap();
+            let (from, to) = back.data_range();
+            assert_eq!((to - from, to), (604_800_000, until));
+        }
+        // Out-of-range states are refused on decode; built in code, they saturate.
+        let wild = JobState::queued(JobId::new_random(), spec, i64::MIN);
+        assert!(crate::wire::decode_state(&crate::wire::encode_state(&wild)).is_err());
+        assert_eq!(wild.data_range(), (i64::MIN, i64::MIN));
     }
 }

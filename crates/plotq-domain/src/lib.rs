@@ -4,6 +4,12 @@
 //! validation, job ids and states, exact statistics and binning, and the versioned wire
 //! formats that cross process boundaries. It does no I/O and knows no async runtime:
 //! nothing here can fail because of the outside world, and its tests need nothing running.
+//!
+//! Rules that hold across the crate: every parser reports at most
+//! [`error::MAX_REPORTED_ERRORS`] problems (then says it stopped); every timestamp parsed
+//! or decoded lies in [`timestamp::MIN_TIMESTAMP_MS`]`..=`[`timestamp::MAX_TIMESTAMP_MS`]
+//! (1970 to the end of year 9999); and everything that crosses a process boundary
+//! ([`wire`]) is validated on decode by the same rules the HTTP API applies.
 
 pub mod error;
 pub mod job;
@@ -11,6 +17,7 @@ pub mod names;
 pub mod plot;
 pub mod sample;
 pub mod stats;
+pub mod timestamp;
 pub mod view;
 pub mod window;
 pub mod wire;
@@ -22,3 +29,4 @@ pub use plot::{ImageFormat, PlotKind, PlotSpec, Theme, TimeRange};
 pub use sample::Sample;
 pub use view::{View, ViewState};
 pub use window::Window;
+pub use wire::EventId;

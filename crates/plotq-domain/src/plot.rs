@@ -1,15 +1,32 @@
 //! Plot specs: what a client may ask to have drawn, with defaults and bounds.
 //!
 //! `PlotSpec::parse` turns a client's JSON object into a validated spec, naming every
-//! bad field. Everything downstream (queue message, renderer, cache key) takes the
-//! parsed spec and never re-validates.
+//! bad field (at most [`MAX_REPORTED_ERRORS`](crate::error::MAX_REPORTED_ERRORS), then a
+//! "stopped checking" entry). Deserialising a `PlotSpec` (a queue message, a stored job
+//! state) applies the very same rules: both paths read the fields into a `Draft` and
+//! one function, `validate`, holds every rule:
+//!
+//! - `services`: 1 to [`MAX_SERVICES`], distinct, valid names; several only for kinds that
+//!   compare ([`PlotKind::compares`]). A client uses `service` for one and `services` for a
+//!   comparison (for kinds that do not compare, `services` is refused outright).
+//! - `width`, `height`, `bins` within [`WIDTH_RANGE`], [`HEIGHT_RANGE`], [`BINS_RANGE`].
+//! - `title`: at most [`MAX_TITLE_CHARS`] characters, no control characters.
+//! - `log_x` only for histogram and cdf; `show_max` only for latency_timeseries.
+//! - the range: a [`Window`] (10s to 7d), or absolute `from`/`until` timestamps within
+//!   [`MIN_TIMESTAMP_MS`](crate::timestamp::MIN_TIMESTAMP_MS)`..=`
+//!   [`MAX_TIMESTAMP_MS`](crate::timestamp::MAX_TIMESTAMP_MS) spanning 10s to 7d (checked
+//!   subtraction; `until` defaults to now). Data windows are inclusive: `[from, until]`.
+//!
+//! Everything downstream (queue message, renderer, cache key) takes the parsed spec and
+//! never re-validates; a spec built in code with `PlotSpec::new` and edited fields can be
+//! checked with [`PlotSpec::validate`].
 
-use crate::error::{FieldError, FieldErrors};
+use crate::error::{Collector, FieldError, FieldErrors, pointer_segment};
 use crate::names::{MetricName, ServiceName};
-use crate::sample::parse_timestamp;
+use crate::timestamp::{check_timestamp, clamp_timestamp, parse_timestamp};
 use crate::window::{MAX_WINDOW_SECS, MIN_WINDOW_SECS, Window};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
 pub const DEFAULT_METRIC: &str = "latency_ms";
@@ -75,7 +92,8 @@ impl PlotKind {
             .ok_or_else(|| {
                 let known: Vec<&str> = Self::ALL.iter().map(|k| k.as_str()).collect();
                 format!(
-                    "unknown plot kind {raw:?}; known kinds: {}",
+                    "unknown plot kind {}; known kinds: {}",
+                    crate::error::excerpt(raw),
                     known.join(", ")
                 )
             })
@@ -141,23 +159,27 @@ impl ImageFormat {
 pub enum TimeRange {
     /// The window ending when the plot was requested.
     Last(Window),
-    /// Absolute `[from, until)`, epoch milliseconds.
+    /// Absolute `[from, until]` (inclusive), epoch milliseconds; in a validated spec both
+    /// lie in the timestamp range and span 10s to 7d.
     Between { from_ms: i64, until_ms: i64 },
 }
 
 impl TimeRange {
-    /// `[from, until)` for a request made at `requested_ms`.
+    /// `[from, until]` (inclusive) for a request made at `requested_ms`. For `Last`, `from`
+    /// is up to 7 days before `requested_ms` (before 1970 only for requests in its first
+    /// week). Saturating: no input overflows, validated or not.
     pub fn resolve(self, requested_ms: i64) -> (i64, i64) {
         match self {
-            TimeRange::Last(w) => (requested_ms - w.millis(), requested_ms),
+            TimeRange::Last(w) => (requested_ms.saturating_sub(w.millis()), requested_ms),
             TimeRange::Between { from_ms, until_ms } => (from_ms, until_ms),
         }
     }
 
+    /// `until - from`; 10s to 7d for a validated spec (saturating otherwise).
     pub fn span_ms(self) -> i64 {
         match self {
             TimeRange::Last(w) => w.millis(),
-            TimeRange::Between { from_ms, until_ms } => until_ms - from_ms,
+            TimeRange::Between { from_ms, until_ms } => until_ms.saturating_sub(from_ms),
         }
     }
 
@@ -177,8 +199,8 @@ impl TimeRange {
     }
 }
 
-/// A validated request for one plot.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// A validated request for one plot. Deserialising validates (see the module docs).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct PlotSpec {
     pub kind: PlotKind,
     /// One service, or several for a comparison (`services`); never empty.
@@ -188,18 +210,43 @@ pub struct PlotSpec {
     pub width: u32,
     pub height: u32,
     pub bins: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
-    #[serde(default)]
     pub theme: Theme,
-    #[serde(default)]
     pub format: ImageFormat,
     /// Histogram and CDF: logarithmic latency axis.
-    #[serde(default)]
     pub log_x: bool,
     /// Latency over time: also draw the per-bucket maximum.
-    #[serde(default)]
     pub show_max: bool,
+}
+
+/// `PlotSpec`'s serialised shape, before validation.
+#[derive(Deserialize)]
+pub(crate) struct RawPlotSpec {
+    kind: String,
+    services: Vec<String>,
+    metric: String,
+    range: TimeRange,
+    width: u64,
+    height: u64,
+    bins: u64,
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    theme: Theme,
+    #[serde(default)]
+    format: ImageFormat,
+    #[serde(default)]
+    log_x: bool,
+    #[serde(default)]
+    show_max: bool,
+}
+
+impl<'de> Deserialize<'de> for PlotSpec {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = RawPlotSpec::deserialize(deserializer)?;
+        PlotSpec::from_raw(raw).map_err(serde::de::Error::custom)
+    }
 }
 
 const KNOWN_FIELDS: &[&str] = &[
@@ -207,73 +254,415 @@ const KNOWN_FIELDS: &[&str] = &[
     "title", "theme", "format", "log_x", "show_max",
 ];
 
-/// Collects field problems while a spec is parsed.
-struct Fields<'a> {
-    obj: &'a Map<String, Value>,
-    errors: Vec<FieldError>,
+const COMPARE_PROBLEM: &str =
+    "only histogram, latency_timeseries and cdf compare services; use service";
+const SPAN_PROBLEM: &str = "from/until must span between 10s and 7d, with from before until";
+
+fn bounded_problem((lo, hi): (u32, u32)) -> String {
+    format!("must be a whole number from {lo} to {hi}")
 }
 
-impl Fields<'_> {
-    fn err(&mut self, field: &str, problem: impl Into<String>) {
-        self.errors
-            .push(FieldError::new(format!("/{field}"), problem));
-    }
+fn field_error(field: &str, problem: impl Into<String>) -> FieldError {
+    FieldError::new(format!("/{field}"), problem)
+}
 
-    fn present(&self, name: &str) -> bool {
-        !matches!(self.obj.get(name), None | Some(Value::Null))
-    }
+/// A spec's fields as read, before the rules: from a client's JSON object
+/// (`Draft::from_json`) or from a spec's serialised shape (`Draft::from_raw`). Each field
+/// holds its value or the problem found reading it; [`validate`] applies every rule.
+struct Draft {
+    kind: Result<PlotKind, FieldError>,
+    /// At most `MAX_SERVICES + 1` entries are read: enough to see there are too many.
+    services: Result<Vec<Result<ServiceName, FieldError>>, FieldError>,
+    metric: Result<MetricName, FieldError>,
+    range: Result<RangeDraft, FieldError>,
+    width: Result<u64, FieldError>,
+    height: Result<u64, FieldError>,
+    bins: Result<u64, FieldError>,
+    title: Result<Option<String>, FieldError>,
+    theme: Result<Theme, FieldError>,
+    format: Result<ImageFormat, FieldError>,
+    log_x: Result<bool, FieldError>,
+    show_max: Result<bool, FieldError>,
+}
 
-    fn string(&mut self, name: &str) -> Option<String> {
-        match self.obj.get(name) {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(_) => {
-                self.err(name, "must be a string");
-                None
-            }
+enum RangeDraft {
+    Last(Window),
+    Between {
+        from_ms: Result<i64, FieldError>,
+        until_ms: Result<i64, FieldError>,
+    },
+}
+
+impl Draft {
+    fn from_raw(raw: RawPlotSpec) -> Self {
+        Self {
+            kind: PlotKind::parse(&raw.kind).map_err(|p| field_error("kind", p)),
+            services: Ok(raw
+                .services
+                .iter()
+                .take(MAX_SERVICES + 1)
+                .enumerate()
+                .map(|(i, s)| {
+                    ServiceName::parse(s).map_err(|p| field_error(&format!("services/{i}"), p))
+                })
+                .collect()),
+            metric: MetricName::parse(&raw.metric).map_err(|p| field_error("metric", p)),
+            range: Ok(match raw.range {
+                TimeRange::Last(w) => RangeDraft::Last(w),
+                TimeRange::Between { from_ms, until_ms } => RangeDraft::Between {
+                    from_ms: Ok(from_ms),
+                    until_ms: Ok(until_ms),
+                },
+            }),
+            width: Ok(raw.width),
+            height: Ok(raw.height),
+            bins: Ok(raw.bins),
+            title: Ok(raw.title),
+            theme: Ok(raw.theme),
+            format: Ok(raw.format),
+            log_x: Ok(raw.log_x),
+            show_max: Ok(raw.show_max),
         }
     }
 
-    fn bool(&mut self, name: &str) -> bool {
-        match self.obj.get(name) {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(b)) => *b,
-            Some(_) => {
-                self.err(name, "must be true or false");
-                false
-            }
+    fn from_spec(spec: &PlotSpec) -> Self {
+        Self {
+            kind: Ok(spec.kind),
+            services: Ok(spec
+                .services
+                .iter()
+                .take(MAX_SERVICES + 1)
+                .cloned()
+                .map(Ok)
+                .collect()),
+            metric: Ok(spec.metric.clone()),
+            range: Ok(match spec.range {
+                TimeRange::Last(w) => RangeDraft::Last(w),
+                TimeRange::Between { from_ms, until_ms } => RangeDraft::Between {
+                    from_ms: Ok(from_ms),
+                    until_ms: Ok(until_ms),
+                },
+            }),
+            width: Ok(spec.width.into()),
+            height: Ok(spec.height.into()),
+            bins: Ok(spec.bins.into()),
+            title: Ok(spec.title.clone()),
+            theme: Ok(spec.theme),
+            format: Ok(spec.format),
+            log_x: Ok(spec.log_x),
+            show_max: Ok(spec.show_max),
         }
     }
 
-    fn bounded(&mut self, name: &str, (lo, hi): (u32, u32), default: u32) -> Option<u32> {
-        match self.obj.get(name) {
-            None | Some(Value::Null) => Some(default),
-            Some(Value::Number(n))
-                if n.as_u64()
-                    .is_some_and(|v| (lo as u64..=hi as u64).contains(&v)) =>
-            {
-                n.as_u64().map(|v| v as u32)
-            }
-            Some(_) => {
-                self.err(name, format!("must be a whole number from {lo} to {hi}"));
-                None
-            }
-        }
-    }
-
-    fn choice<T: Copy>(&mut self, name: &str, options: &[(&str, T)], default: T) -> T {
-        let Some(raw) = self.string(name) else {
-            return default;
+    /// Reads a client's object: types, names, defaults and the JSON shape (which of
+    /// `service`/`services`, `window`/`from`/`until` are given); rules come later.
+    fn from_json(obj: &Map<String, Value>, now_ms: i64) -> Self {
+        let kind = match string(obj, "kind") {
+            Ok(None) => Err(field_error("kind", "is required")),
+            Ok(Some(k)) => PlotKind::parse(k).map_err(|p| field_error("kind", p)),
+            Err(e) => Err(e),
         };
-        match options.iter().find(|(n, _)| *n == raw) {
-            Some((_, v)) => *v,
-            None => {
-                let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
-                self.err(name, format!("must be one of {}", names.join(", ")));
-                default
+        let services = json_services(obj, kind.as_ref().ok().copied());
+        let metric = match string(obj, "metric") {
+            Ok(None) => {
+                MetricName::parse(kind.as_ref().map_or(DEFAULT_METRIC, |k| k.default_metric()))
+                    .map_err(|p| field_error("metric", p))
+            }
+            Ok(Some(m)) => MetricName::parse(m).map_err(|p| field_error("metric", p)),
+            Err(e) => Err(e),
+        };
+        Self {
+            kind,
+            services,
+            metric,
+            range: json_range(obj, now_ms),
+            width: json_number(obj, "width", WIDTH_RANGE, DEFAULT_WIDTH),
+            height: json_number(obj, "height", HEIGHT_RANGE, DEFAULT_HEIGHT),
+            bins: json_number(obj, "bins", BINS_RANGE, DEFAULT_BINS),
+            title: string(obj, "title").map(|t| t.map(str::to_owned)),
+            theme: json_choice(
+                obj,
+                "theme",
+                &[("light", Theme::Light), ("dark", Theme::Dark)],
+                Theme::Light,
+            ),
+            format: json_choice(
+                obj,
+                "format",
+                &[("png", ImageFormat::Png), ("svg", ImageFormat::Svg)],
+                ImageFormat::Png,
+            ),
+            log_x: json_bool(obj, "log_x"),
+            show_max: json_bool(obj, "show_max"),
+        }
+    }
+}
+
+fn present(obj: &Map<String, Value>, name: &str) -> bool {
+    !matches!(obj.get(name), None | Some(Value::Null))
+}
+
+fn string<'a>(obj: &'a Map<String, Value>, name: &str) -> Result<Option<&'a str>, FieldError> {
+    match obj.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(field_error(name, "must be a string")),
+    }
+}
+
+fn json_bool(obj: &Map<String, Value>, name: &str) -> Result<bool, FieldError> {
+    match obj.get(name) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(field_error(name, "must be true or false")),
+    }
+}
+
+fn json_number(
+    obj: &Map<String, Value>,
+    name: &str,
+    range: (u32, u32),
+    default: u32,
+) -> Result<u64, FieldError> {
+    match obj.get(name) {
+        None | Some(Value::Null) => Ok(default.into()),
+        Some(Value::Number(n)) if n.as_u64().is_some() => Ok(n.as_u64().unwrap_or_default()),
+        Some(_) => Err(field_error(name, bounded_problem(range))),
+    }
+}
+
+fn json_choice<T: Copy>(
+    obj: &Map<String, Value>,
+    name: &str,
+    options: &[(&str, T)],
+    default: T,
+) -> Result<T, FieldError> {
+    let Some(raw) = string(obj, name)? else {
+        return Ok(default);
+    };
+    match options.iter().find(|(n, _)| *n == raw) {
+        Some((_, v)) => Ok(*v),
+        None => {
+            let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
+            Err(field_error(
+                name,
+                format!("must be one of {}", names.join(", ")),
+            ))
+        }
+    }
+}
+
+fn json_services(
+    obj: &Map<String, Value>,
+    kind: Option<PlotKind>,
+) -> Result<Vec<Result<ServiceName, FieldError>>, FieldError> {
+    match (present(obj, "service"), present(obj, "services")) {
+        (true, true) => Err(field_error(
+            "services",
+            "give either service or services, not both",
+        )),
+        (false, false) => Err(field_error("service", "is required")),
+        (true, false) => {
+            let raw = string(obj, "service")?.unwrap_or_default();
+            Ok(vec![
+                ServiceName::parse(raw).map_err(|p| field_error("service", p)),
+            ])
+        }
+        (false, true) => {
+            if kind.is_some_and(|k| !k.compares()) {
+                return Err(field_error("services", COMPARE_PROBLEM));
+            }
+            let Some(Value::Array(items)) = obj.get("services") else {
+                return Err(field_error("services", "must be an array of service names"));
+            };
+            Ok(items
+                .iter()
+                .take(MAX_SERVICES + 1)
+                .enumerate()
+                .map(|(i, item)| {
+                    let field = || format!("services/{i}");
+                    match item.as_str() {
+                        Some(s) => ServiceName::parse(s).map_err(|p| field_error(&field(), p)),
+                        None => Err(field_error(&field(), "must be a string")),
+                    }
+                })
+                .collect())
+        }
+    }
+}
+
+fn json_range(obj: &Map<String, Value>, now_ms: i64) -> Result<RangeDraft, FieldError> {
+    let window = string(obj, "window")?;
+    match (window, obj.get("from"), obj.get("until")) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => Err(field_error(
+            "window",
+            "give either window or from/until, not both",
+        )),
+        (Some(w), None, None) => Window::parse(w)
+            .map(RangeDraft::Last)
+            .map_err(|p| field_error("window", p)),
+        (None, None, None) => Ok(RangeDraft::Last(Window::default())),
+        (None, from, until) => Ok(RangeDraft::Between {
+            from_ms: match from {
+                None => Err(field_error("from", "is required with until")),
+                Some(v) => parse_timestamp(v).map_err(|p| field_error("from", p)),
+            },
+            until_ms: match until {
+                None => Ok(now_ms),
+                Some(v) => parse_timestamp(v).map_err(|p| field_error("until", p)),
+            },
+        }),
+    }
+}
+
+/// Reports the problems of one draft into a collector.
+struct Rules<'c> {
+    out: &'c mut Collector,
+    failed: bool,
+}
+
+impl Rules<'_> {
+    fn err(&mut self, field: &str, problem: impl Into<String>) {
+        self.failed = true;
+        self.out.push(field_error(field, problem));
+    }
+
+    fn take<T>(&mut self, read: Result<T, FieldError>) -> Option<T> {
+        read.map_err(|e| {
+            self.failed = true;
+            self.out.push(e);
+        })
+        .ok()
+    }
+
+    fn bounded(
+        &mut self,
+        name: &str,
+        read: Result<u64, FieldError>,
+        (lo, hi): (u32, u32),
+    ) -> Option<u32> {
+        let v = self.take(read)?;
+        match u32::try_from(v) {
+            Ok(v) if (lo..=hi).contains(&v) => Some(v),
+            _ => {
+                self.err(name, bounded_problem((lo, hi)));
+                None
             }
         }
     }
+
+    fn timestamp(&mut self, name: &str, read: Result<i64, FieldError>) -> Option<i64> {
+        let v = self.take(read)?;
+        check_timestamp(v).map_err(|p| self.err(name, p)).ok()
+    }
+}
+
+/// Every rule of a plot spec, for parsed requests and decoded messages alike. Problems go
+/// to `out` in field order; the spec is returned only if there were none.
+fn validate(d: Draft, out: &mut Collector) -> Option<PlotSpec> {
+    let mut r = Rules { out, failed: false };
+    let kind = r.take(d.kind);
+    let services = match r.take(d.services) {
+        None => None,
+        Some(items) if !(1..=MAX_SERVICES).contains(&items.len()) => {
+            r.err(
+                "services",
+                format!("must list 1 to {MAX_SERVICES} services"),
+            );
+            None
+        }
+        Some(items) => {
+            let n = items.len();
+            let mut names: Vec<ServiceName> = Vec::with_capacity(n);
+            for (i, item) in items.into_iter().enumerate() {
+                match r.take(item) {
+                    Some(s) if names.contains(&s) => {
+                        r.err(&format!("services/{i}"), "is listed twice")
+                    }
+                    Some(s) => names.push(s),
+                    None => {}
+                }
+            }
+            if names.len() != n {
+                None
+            } else if n > 1 && kind.is_some_and(|k| !k.compares()) {
+                r.err("services", COMPARE_PROBLEM);
+                None
+            } else {
+                Some(names)
+            }
+        }
+    };
+    let metric = r.take(d.metric);
+    let range = match r.take(d.range) {
+        None => None,
+        Some(RangeDraft::Last(w)) => Some(TimeRange::Last(w)),
+        Some(RangeDraft::Between { from_ms, until_ms }) => {
+            let from_ms = r.timestamp("from", from_ms);
+            let until_ms = r.timestamp("until", until_ms);
+            match (from_ms, until_ms) {
+                (Some(from_ms), Some(until_ms)) => {
+                    let (lo, hi) = (MIN_WINDOW_SECS as i64 * 1000, MAX_WINDOW_SECS as i64 * 1000);
+                    match until_ms.checked_sub(from_ms) {
+                        Some(span) if (lo..=hi).contains(&span) => {
+                            Some(TimeRange::Between { from_ms, until_ms })
+                        }
+                        _ => {
+                            r.err("until", SPAN_PROBLEM);
+                            None
+                        }
+                    }
+                }
+                _ => None,
+            }
+        }
+    };
+    let width = r.bounded("width", d.width, WIDTH_RANGE);
+    let height = r.bounded("height", d.height, HEIGHT_RANGE);
+    let bins = r.bounded("bins", d.bins, BINS_RANGE);
+    let title = match r.take(d.title) {
+        Some(Some(t)) if t.chars().nth(MAX_TITLE_CHARS).is_some() => {
+            r.err(
+                "title",
+                format!("must be at most {MAX_TITLE_CHARS} characters"),
+            );
+            None
+        }
+        Some(Some(t)) if t.chars().any(char::is_control) => {
+            r.err("title", "must not contain control characters");
+            None
+        }
+        title => title,
+    };
+    let theme = r.take(d.theme);
+    let format = r.take(d.format);
+    let log_x = r.take(d.log_x);
+    let show_max = r.take(d.show_max);
+    if let Some(kind) = kind {
+        if log_x == Some(true) && !matches!(kind, PlotKind::Histogram | PlotKind::Cdf) {
+            r.err("log_x", "applies to histogram and cdf only");
+        }
+        if show_max == Some(true) && kind != PlotKind::LatencyTimeseries {
+            r.err("show_max", "applies to latency_timeseries only");
+        }
+    }
+    if r.failed {
+        return None;
+    }
+    Some(PlotSpec {
+        kind: kind?,
+        services: services?,
+        metric: metric?,
+        range: range?,
+        width: width?,
+        height: height?,
+        bins: bins?,
+        title: title?,
+        theme: theme?,
+        format: format?,
+        log_x: log_x?,
+        show_max: show_max?,
+    })
 }
 
 impl PlotSpec {
@@ -300,98 +689,56 @@ impl PlotSpec {
         &self.services[0]
     }
 
-    /// Parses a client's JSON object, reporting every bad or unknown field. `now_ms`
-    /// bounds absolute ranges.
+    /// Parses a client's JSON object, reporting every bad or unknown field (up to the
+    /// cap). `now_ms` (clamped into the timestamp range) is `until` when only `from` is
+    /// given.
     pub fn parse(body: &Value, now_ms: i64) -> Result<Self, FieldErrors> {
         let Value::Object(obj) = body else {
             return Err(FieldErrors::one("", "expected a JSON object"));
         };
-        let mut f = Fields {
-            obj,
-            errors: Vec::new(),
-        };
+        let mut errors = Collector::new();
+        let mut listed = false;
         for key in obj.keys() {
+            if errors.is_full() {
+                break;
+            }
             if !KNOWN_FIELDS.contains(&key.as_str()) {
-                f.err(
-                    key,
-                    format!("unknown field; known fields: {}", KNOWN_FIELDS.join(", ")),
-                );
+                let problem = if listed {
+                    "unknown field".to_owned()
+                } else {
+                    listed = true;
+                    format!("unknown field; known fields: {}", KNOWN_FIELDS.join(", "))
+                };
+                errors.err(format!("/{}", pointer_segment(key)), problem);
             }
         }
-        let kind = match f.string("kind") {
-            None => {
-                f.err("kind", "is required");
-                None
-            }
-            Some(k) => PlotKind::parse(&k).map_err(|p| f.err("kind", p)).ok(),
-        };
-        let services = parse_services(&mut f, kind);
-        let metric = match f.string("metric") {
-            None => MetricName::parse(kind.map_or(DEFAULT_METRIC, |k| k.default_metric())).ok(),
-            Some(m) => MetricName::parse(&m).map_err(|p| f.err("metric", p)).ok(),
-        };
-        let range = parse_range(&mut f, now_ms);
-        let width = f.bounded("width", WIDTH_RANGE, DEFAULT_WIDTH);
-        let height = f.bounded("height", HEIGHT_RANGE, DEFAULT_HEIGHT);
-        let bins = f.bounded("bins", BINS_RANGE, DEFAULT_BINS);
-        let title = f.string("title").and_then(|t| {
-            if t.chars().count() > MAX_TITLE_CHARS {
-                f.err(
-                    "title",
-                    format!("must be at most {MAX_TITLE_CHARS} characters"),
-                );
-                None
-            } else if t.chars().any(char::is_control) {
-                f.err("title", "must not contain control characters");
-                None
-            } else {
-                Some(t)
-            }
-        });
-        let theme = f.choice(
-            "theme",
-            &[("light", Theme::Light), ("dark", Theme::Dark)],
-            Theme::Light,
-        );
-        let format = f.choice(
-            "format",
-            &[("png", ImageFormat::Png), ("svg", ImageFormat::Svg)],
-            ImageFormat::Png,
-        );
-        let log_x = f.bool("log_x");
-        let show_max = f.bool("show_max");
-        if let Some(kind) = kind {
-            if log_x && !matches!(kind, PlotKind::Histogram | PlotKind::Cdf) {
-                f.err("log_x", "applies to histogram and cdf only");
-            }
-            if show_max && kind != PlotKind::LatencyTimeseries {
-                f.err("show_max", "applies to latency_timeseries only");
-            }
+        if errors.is_full() {
+            return Err(errors.finish().unwrap_err());
         }
-        match (kind, services, metric, range, width, height, bins) {
-            (
-                Some(kind),
-                Some(services),
-                Some(metric),
-                Some(range),
-                Some(width),
-                Some(height),
-                Some(bins),
-            ) if f.errors.is_empty() => Ok(Self {
-                kind,
-                services,
-                metric,
-                range,
-                width,
-                height,
-                bins,
-                title,
-                theme,
-                format,
-                log_x,
-                show_max,
-            }),
-            _ => Err(FieldErrors(f.errors)),
+        let spec = validate(Draft::from_json(obj, clamp_timestamp(now_ms)), &mut errors);
+        match (errors.finish(), spec) {
+            (Ok(()), Some(spec)) => Ok(spec),
+            (Err(e), _) => Err(e),
+            (Ok(()), None) => Err(FieldErrors::one("", "invalid plot spec")),
+        }
+    }
+
+    /// Checks a spec against the rules `parse` and deserialising apply (for specs built
+    /// or edited in code).
+    pub fn validate(&self) -> Result<(), FieldErrors> {
+        let mut errors = Collector::new();
+        validate(Draft::from_spec(self), &mut errors);
+        errors.finish()
+    }
+
+    /// Validates a spec's serialised shape (the deserialising path).
+    pub(crate) fn from_raw(raw: RawPlotSpec) -> Result<Self, FieldErrors> {
+        let mut errors = Collector::new();
+        let spec = validate(Draft::from_raw(raw), &mut errors);
+        match (errors.finish(), spec) {
+            (Ok(()), Some(spec)) => Ok(spec),
+            (Err(e), _) => Err(e),
+            (Ok(()), None) => Err(FieldErrors::one("", "invalid plot spec")),
         }
     }
 
@@ -425,97 +772,6 @@ impl PlotSpec {
             first.make_ascii_uppercase();
         }
         format!("{what} {who} ({range})")
-    }
-}
-
-fn parse_services(f: &mut Fields<'_>, kind: Option<PlotKind>) -> Option<Vec<ServiceName>> {
-    match (f.present("service"), f.present("services")) {
-        (true, true) => {
-            f.err("services", "give either service or services, not both");
-            None
-        }
-        (false, false) => {
-            f.err("service", "is required");
-            None
-        }
-        (true, false) => {
-            let raw = f.string("service")?;
-            ServiceName::parse(&raw)
-                .map_err(|p| f.err("service", p))
-                .ok()
-                .map(|s| vec![s])
-        }
-        (false, true) => {
-            if kind.is_some_and(|k| !k.compares()) {
-                f.err(
-                    "services",
-                    "only histogram, latency_timeseries and cdf compare services; use service",
-                );
-                return None;
-            }
-            let Some(Value::Array(items)) = f.obj.get("services") else {
-                f.err("services", "must be an array of service names");
-                return None;
-            };
-            if items.is_empty() || items.len() > MAX_SERVICES {
-                f.err(
-                    "services",
-                    format!("must list 1 to {MAX_SERVICES} services"),
-                );
-                return None;
-            }
-            let mut out: Vec<ServiceName> = Vec::new();
-            for (i, item) in items.iter().enumerate() {
-                match item.as_str().map(ServiceName::parse) {
-                    Some(Ok(s)) if out.contains(&s) => {
-                        f.err(&format!("services/{i}"), "is listed twice")
-                    }
-                    Some(Ok(s)) => out.push(s),
-                    Some(Err(p)) => f.err(&format!("services/{i}"), p),
-                    None => f.err(&format!("services/{i}"), "must be a string"),
-                }
-            }
-            (out.len() == items.len()).then_some(out)
-        }
-    }
-}
-
-fn parse_range(f: &mut Fields<'_>, now_ms: i64) -> Option<TimeRange> {
-    let window = f.string("window");
-    let (from, until) = (f.obj.get("from").cloned(), f.obj.get("until").cloned());
-    match (window, from, until) {
-        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
-            f.err("window", "give either window or from/until, not both");
-            None
-        }
-        (Some(w), None, None) => Window::parse(&w)
-            .map_err(|p| f.err("window", p))
-            .ok()
-            .map(TimeRange::Last),
-        (None, None, None) => Some(TimeRange::Last(Window::default())),
-        (None, from, until) => {
-            let from = match from {
-                None => {
-                    f.err("from", "is required with until");
-                    None
-                }
-                Some(v) => parse_timestamp(&v).map_err(|p| f.err("from", p)).ok(),
-            };
-            let until = match until {
-                None => Some(now_ms),
-                Some(v) => parse_timestamp(&v).map_err(|p| f.err("until", p)).ok(),
-            };
-            let (from_ms, until_ms) = (from?, until?);
-            let span = until_ms - from_ms;
-            if span < MIN_WINDOW_SECS as i64 * 1000 || span > MAX_WINDOW_SECS as i64 * 1000 {
-                f.err(
-                    "until",
-                    "from/until must span between 10s and 7d, with from before until",
-                );
-                return None;
-            }
-            Some(TimeRange::Between { from_ms, until_ms })
-        }
     }
 }
 
@@ -631,5 +887,85 @@ mod tests {
         assert!(ok.log_x);
         assert_eq!((ok.theme, ok.format), (Theme::Dark, ImageFormat::Svg));
         assert_eq!(ok.title(), "Mine");
+    }
+
+    #[test]
+    fn spans_cannot_overflow() {
+        let wild = TimeRange::Between {
+            from_ms: i64::MIN,
+            until_ms: i64::MAX,
+        };
+        assert_eq!(wild.span_ms(), i64::MAX);
+        assert_eq!(
+            TimeRange::Last(Window::parse("7d").unwrap()).resolve(i64::MIN),
+            (i64::MIN, i64::MIN)
+        );
+        let err = PlotSpec::parse(
+            &json!({"kind": "throughput", "service": "a", "from": i64::MIN, "until": i64::MAX}),
+            NOW,
+        )
+        .unwrap_err();
+        let fields: Vec<&str> = err.0.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["/from", "/until"]);
+        assert!(err.0[0].problem.contains("9999-12-31T23:59:59.999Z"));
+    }
+
+    #[test]
+    fn deserialising_applies_the_rules_of_parse() {
+        let spec = PlotSpec::parse(
+            &json!({"kind": "latency_timeseries", "services": ["a", "b"], "show_max": true,
+                    "from": 1_000_000, "until": 1_060_000, "title": "t"}),
+            NOW,
+        )
+        .unwrap();
+        let json = serde_json::to_value(&spec).unwrap();
+        assert_eq!(
+            serde_json::from_value::<PlotSpec>(json.clone()).unwrap(),
+            spec
+        );
+        for (field, bad, problem) in [
+            ("services", json!(["a", "a"]), "twice"),
+            (
+                "services",
+                json!(["a", "b", "c", "d", "e", "f", "g", "h", "i"]),
+                "1 to 8",
+            ),
+            ("kind", json!("heatmap"), "compare"),
+            ("height", json!(100), "150 to 4000"),
+            ("bins", json!(0), "1 to 1000"),
+            ("title", json!("x".repeat(121)), "120"),
+            ("log_x", json!(true), "histogram and cdf"),
+            (
+                "range",
+                json!({"between": {"from_ms": 0, "until_ms": 9_999}}),
+                "10s and 7d",
+            ),
+            ("range", json!({"last": "8d"}), "between 10s and 7d"),
+            ("metric", json!("a b"), "' '"),
+        ] {
+            let mut bad_spec = json.clone();
+            bad_spec[field] = bad;
+            let err = serde_json::from_value::<PlotSpec>(bad_spec).unwrap_err();
+            assert!(err.to_string().contains(problem), "{field}: {err}");
+        }
+    }
+
+    #[test]
+    fn specs_built_in_code_can_be_validated() {
+        let mut spec = PlotSpec::new(PlotKind::Throughput, ServiceName::parse("a").unwrap());
+        assert_eq!(spec.validate(), Ok(()));
+        spec.width = 10;
+        spec.services.clear();
+        let err = spec.validate().unwrap_err();
+        let fields: Vec<&str> = err.0.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["/services", "/width"]);
+    }
+
+    #[test]
+    fn unknown_fields_list_the_known_ones_once() {
+        let err = PlotSpec::parse(&json!({"kind": "cdf", "service": "a", "x": 1, "y": 2}), NOW)
+            .unwrap_err();
+        assert!(err.0[0].problem.contains("known fields: kind"));
+        assert_eq!(err.0[1].problem, "unknown field");
     }
 }

@@ -1,14 +1,20 @@
 //! Metric samples and their parsing from client JSON.
 //!
 //! Accepts `service`/`metric` and seed 000's `service_name`/`metric_name`, a finite
-//! `value`, and an optional `timestamp` (RFC 3339 string or epoch milliseconds; absent
-//! means "when it was received"). Parsing a batch is all-or-nothing: every problem in
-//! every element is collected, so a client can fix the batch in one round trip.
+//! `value`, and an optional `timestamp` (RFC 3339 string or epoch milliseconds, from
+//! 1970 to the end of year 9999 — see [`crate::timestamp`] — and at most
+//! [`MAX_FUTURE_SKEW_MS`] ahead of the clock; absent means "when it was received").
+//! Parsing a batch is all-or-nothing: problems in every element are collected, so a
+//! client can fix the batch in one round trip, up to
+//! [`MAX_REPORTED_ERRORS`](crate::error::MAX_REPORTED_ERRORS) of them (then the list
+//! ends with a "stopped checking" entry and parsing stops).
 
-use crate::error::{FieldError, FieldErrors};
+use crate::error::{Collector, FieldError, FieldErrors, excerpt};
 use crate::names::{MetricName, ServiceName};
-use chrono::{DateTime, Utc};
+use crate::timestamp::clamp_timestamp;
 use serde_json::Value;
+
+pub use crate::timestamp::parse_timestamp;
 
 /// Most samples accepted in one request.
 pub const MAX_BATCH: usize = 50_000;
@@ -22,14 +28,18 @@ pub struct Sample {
     pub service: ServiceName,
     pub metric: MetricName,
     pub value: f64,
-    /// Milliseconds since the Unix epoch, UTC.
+    /// Milliseconds since the Unix epoch, UTC, within
+    /// [`MIN_TIMESTAMP_MS`](crate::timestamp::MIN_TIMESTAMP_MS)`..=`[`MAX_TIMESTAMP_MS`](crate::timestamp::MAX_TIMESTAMP_MS)
+    /// when parsed.
     pub timestamp_ms: i64,
 }
 
 /// Parses a request body that is one sample object or an array of them.
-/// `now_ms` fills absent timestamps and bounds future ones.
+/// `now_ms` (clamped into the timestamp range) fills absent timestamps and bounds
+/// future ones.
 pub fn parse_samples(body: &Value, now_ms: i64) -> Result<Vec<Sample>, FieldErrors> {
-    let items: Vec<(String, &Value)> = match body {
+    let now_ms = clamp_timestamp(now_ms);
+    let items: &[Value] = match body {
         Value::Array(items) => {
             if items.is_empty() {
                 return Err(FieldErrors::one("", "the batch is empty"));
@@ -44,12 +54,8 @@ pub fn parse_samples(body: &Value, now_ms: i64) -> Result<Vec<Sample>, FieldErro
                 ));
             }
             items
-                .iter()
-                .enumerate()
-                .map(|(i, v)| (format!("/{i}"), v))
-                .collect()
         }
-        Value::Object(_) => vec![(String::new(), body)],
+        Value::Object(_) => std::slice::from_ref(body),
         _ => {
             return Err(FieldErrors::one(
                 "",
@@ -57,23 +63,28 @@ pub fn parse_samples(body: &Value, now_ms: i64) -> Result<Vec<Sample>, FieldErro
             ));
         }
     };
+    let batch = matches!(body, Value::Array(_));
     let mut samples = Vec::with_capacity(items.len());
-    let mut errors = Vec::new();
-    for (path, item) in items {
+    let mut errors = Collector::new();
+    for (i, item) in items.iter().enumerate() {
         match parse_one(item, now_ms) {
             Ok(s) => samples.push(s),
-            Err(errs) => errors.extend(errs.into_iter().map(|e| e.under(&path))),
+            Err(errs) => {
+                let path = if batch {
+                    format!("/{i}")
+                } else {
+                    String::new()
+                };
+                for e in errs {
+                    errors.push(e.under(&path));
+                }
+            }
         }
-        if errors.len() >= 100 {
-            errors.push(FieldError::new("", "too many errors; stopped checking"));
+        if errors.is_full() {
             break;
         }
     }
-    if errors.is_empty() {
-        Ok(samples)
-    } else {
-        Err(FieldErrors(errors))
-    }
+    errors.finish().map(|()| samples)
 }
 
 fn parse_one(item: &Value, now_ms: i64) -> Result<Sample, Vec<FieldError>> {
@@ -127,7 +138,7 @@ fn parse_one(item: &Value, now_ms: i64) -> Result<Sample, Vec<FieldError>> {
         Some(Value::String(s)) => {
             errors.push(FieldError::new(
                 "/value",
-                format!("must be a finite number, got the string {s:?}"),
+                format!("must be a finite number, got the string {}", excerpt(s)),
             ));
             None
         }
@@ -139,15 +150,12 @@ fn parse_one(item: &Value, now_ms: i64) -> Result<Sample, Vec<FieldError>> {
     let timestamp_ms = match obj.get("timestamp") {
         None | Some(Value::Null) => Some(now_ms),
         Some(v) => match parse_timestamp(v) {
+            // Both are within the timestamp range, so the sum cannot overflow.
             Ok(ts) if ts > now_ms + MAX_FUTURE_SKEW_MS => {
                 errors.push(FieldError::new(
                     "/timestamp",
                     "lies more than 5 minutes in the future",
                 ));
-                None
-            }
-            Ok(ts) if ts < 0 => {
-                errors.push(FieldError::new("/timestamp", "must not be before 1970"));
                 None
             }
             Ok(ts) => Some(ts),
@@ -167,20 +175,6 @@ fn parse_one(item: &Value, now_ms: i64) -> Result<Sample, Vec<FieldError>> {
             })
         }
         _ => Err(errors),
-    }
-}
-
-/// RFC 3339 string or integer epoch milliseconds.
-pub fn parse_timestamp(v: &Value) -> Result<i64, String> {
-    match v {
-        Value::String(s) => DateTime::parse_from_rfc3339(s)
-            .map(|dt| dt.with_timezone(&Utc).timestamp_millis())
-            .map_err(|e| format!("{s:?} is not an RFC 3339 timestamp ({e})")),
-        Value::Number(n) => n
-            .as_i64()
-            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
-            .ok_or_else(|| "epoch timestamps must be whole milliseconds".to_owned()),
-        _ => Err("must be an RFC 3339 string or epoch milliseconds".to_owned()),
     }
 }
 

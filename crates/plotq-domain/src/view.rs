@@ -1,14 +1,23 @@
 //! Dashboard views: one panel's plot (service, kind, window, theme, size), named by a
 //! stable key so every notifier replica, the refresher and the browser agree on it.
 //!
-//! A view's key looks like `checkout/histogram/15m/light/800x450`.
+//! A view's key looks like `checkout/histogram/15m/light/800x450`: at most
+//! [`MAX_VIEW_KEY_LEN`] bytes of `[A-Za-z0-9_.:/-]`, each part validated as a plot request
+//! would be (width and height within the plot bounds). Keys are not required to be
+//! canonical (`24h` and `1d` both parse), but `View::parse(&v.key()) == v` for every view.
+//!
+//! `ViewState` (stored by notifiers, shared between replicas) is validated when it is
+//! deserialised: `requested_ms` within the timestamp range and `last_ready` a valid
+//! `plot.ready` event.
 
+use crate::error::{Collector, FieldError, FieldErrors};
 use crate::job::{JobId, JobStatus};
 use crate::names::ServiceName;
 use crate::plot::{PlotKind, PlotSpec, Theme, TimeRange};
+use crate::timestamp::check_timestamp;
 use crate::window::Window;
-use crate::wire::PlotEvent;
-use serde::{Deserialize, Serialize};
+use crate::wire::{EventKind, PlotEvent, RawPlotEvent};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// One dashboard panel's plot.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -23,6 +32,9 @@ pub struct View {
 
 /// Most views one SSE connection may watch.
 pub const MAX_VIEWS_PER_CONNECTION: usize = 32;
+
+/// Longest view key accepted (the longest canonical key is about 110 bytes).
+pub const MAX_VIEW_KEY_LEN: usize = 128;
 
 impl View {
     pub fn key(&self) -> String {
@@ -42,6 +54,20 @@ impl View {
 
     /// Parses a key, validating each part as a plot request would.
     pub fn parse(key: &str) -> Result<Self, String> {
+        if key.len() > MAX_VIEW_KEY_LEN {
+            return Err(format!(
+                "view key is {} bytes long; the limit is {MAX_VIEW_KEY_LEN}",
+                key.len()
+            ));
+        }
+        if let Some(bad) = key
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':' | '/')))
+        {
+            return Err(format!(
+                "view key contains {bad:?}; keys look like service/kind/window/theme/WIDTHxHEIGHT"
+            ));
+        }
         let parts: Vec<&str> = key.split('/').collect();
         let [service, kind, window, theme, size] = parts[..] else {
             return Err(format!(
@@ -87,7 +113,8 @@ impl View {
 }
 
 /// What is known of a view's latest render (shared by all notifier replicas).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Deserialising validates (see the module docs).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ViewState {
     /// The most recent job requested for the view.
     pub job_id: JobId,
@@ -100,6 +127,65 @@ pub struct ViewState {
     /// The last failure's reason, while the latest job is failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// `ViewState`'s serialised shape, before validation.
+#[derive(Deserialize)]
+struct RawViewState {
+    job_id: JobId,
+    status: JobStatus,
+    requested_ms: i64,
+    #[serde(default)]
+    last_ready: Option<RawPlotEvent>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+impl ViewState {
+    fn from_raw(raw: RawViewState) -> Result<Self, FieldErrors> {
+        let mut errors = Collector::new();
+        if let Err(p) = check_timestamp(raw.requested_ms) {
+            errors.err("/requested_ms", p);
+        }
+        let last_ready = match raw.last_ready {
+            None => None,
+            Some(ev) => match PlotEvent::from_raw(ev) {
+                Ok(ev) if ev.event == EventKind::PlotReady => Some(ev),
+                Ok(_) => {
+                    errors.err("/last_ready/event", "must be plot.ready");
+                    None
+                }
+                Err(e) => {
+                    errors.extend_under(e, "/last_ready");
+                    None
+                }
+            },
+        };
+        errors.finish()?;
+        Ok(Self {
+            job_id: raw.job_id,
+            status: raw.status,
+            requested_ms: raw.requested_ms,
+            last_ready,
+            error: raw.error,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for ViewState {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = RawViewState::deserialize(deserializer)?;
+        ViewState::from_raw(raw).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Checks an optional view key of a decoded message, reporting under `field`.
+pub(crate) fn check_view_key(errors: &mut Collector, field: &str, key: Option<&str>) {
+    if let Some(key) = key
+        && let Err(p) = View::parse(key)
+    {
+        errors.push(FieldError::new(field, p));
+    }
 }
 
 #[cfg(test)]
@@ -140,5 +226,35 @@ mod tests {
                 .unwrap_err()
                 .contains("bounds")
         );
+    }
+
+    #[test]
+    fn keys_are_short_and_plain() {
+        let long = format!("{}/histogram/15m/light/800x450", "a".repeat(200));
+        assert!(View::parse(&long).unwrap_err().contains("limit"));
+        for bad in [
+            "a/histogram/ 15m/light/800x450",
+            "a/histogram/15m/light/+800x450",
+            "a/histogram/15m/light/800x450\n",
+        ] {
+            assert!(
+                View::parse(bad).unwrap_err().contains("contains"),
+                "{bad:?}"
+            );
+        }
+        // Not canonical, but valid (the dashboard asks for 24h).
+        let day = View::parse("a/histogram/24h/light/800x450").unwrap();
+        assert_eq!(day.key(), "a/histogram/1d/light/800x450");
+        assert_eq!(View::parse(&day.key()).unwrap(), day);
+    }
+
+    #[test]
+    fn view_states_are_validated_when_read() {
+        let id = JobId::new_random();
+        let ok = serde_json::json!({"job_id": id, "status": "queued", "requested_ms": 5});
+        assert!(serde_json::from_value::<ViewState>(ok).is_ok());
+        let bad = serde_json::json!({"job_id": id, "status": "queued", "requested_ms": -5});
+        let err = serde_json::from_value::<ViewState>(bad).unwrap_err();
+        assert!(err.to_string().contains("/requested_ms"), "{err}");
     }
 }

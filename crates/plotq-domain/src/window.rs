@@ -1,5 +1,9 @@
-//! Time windows (`30s`, `10m`, `1h`, `7d`): how far back a plot looks.
+//! Time windows (`30s`, `10m`, `1h`, `7d`): how far back a plot looks, from
+//! [`MIN_WINDOW_SECS`] to [`MAX_WINDOW_SECS`]. A plot of window `w` requested at `t` draws
+//! the samples of `[t - w, t]` (inclusive). Problems quote at most a short excerpt of the
+//! input.
 
+use crate::error::excerpt;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -31,16 +35,24 @@ impl Window {
         Ok(Self { secs })
     }
 
-    /// Parses `<integer><unit>` with unit `s`, `m`, `h` or `d`.
+    /// Parses `<integer><unit>` with unit `s`, `m`, `h` or `d` (surrounding whitespace is
+    /// ignored).
     pub fn parse(raw: &str) -> Result<Self, String> {
         let raw = raw.trim();
-        let split = raw
-            .find(|c: char| !c.is_ascii_digit())
-            .ok_or_else(|| format!("window {raw:?} has no unit; use e.g. 30s, 10m, 1h or 7d"))?;
+        let quoted = || excerpt(raw);
+        let split = raw.find(|c: char| !c.is_ascii_digit()).ok_or_else(|| {
+            format!(
+                "window {} has no unit; use e.g. 30s, 10m, 1h or 7d",
+                quoted()
+            )
+        })?;
         let (digits, unit) = raw.split_at(split);
-        let n: u64 = digits
-            .parse()
-            .map_err(|_| format!("window {raw:?} must start with a whole number, e.g. 10m"))?;
+        let n: u64 = digits.parse().map_err(|_| {
+            format!(
+                "window {} must start with a whole number, e.g. 10m",
+                quoted()
+            )
+        })?;
         let mult = match unit {
             "s" => 1,
             "m" => 60,
@@ -48,7 +60,9 @@ impl Window {
             "d" => 86_400,
             _ => {
                 return Err(format!(
-                    "window {raw:?} has unknown unit {unit:?}; use s, m, h or d"
+                    "window {} has unknown unit {}; use s, m, h or d",
+                    quoted(),
+                    excerpt(unit)
                 ));
             }
         };
@@ -59,6 +73,8 @@ impl Window {
         self.secs
     }
 
+    /// The window in milliseconds (at most 7 days' worth, so it fits any arithmetic on
+    /// bounded timestamps).
     pub fn millis(self) -> i64 {
         (self.secs * 1000) as i64
     }

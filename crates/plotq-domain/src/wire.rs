@@ -2,18 +2,35 @@
 //!
 //! Queue messages (`JobMessage`) and events (`PlotEvent`) are JSON objects carrying a
 //! `v` version field. A reader rejects versions it does not know instead of guessing.
+//! Job states (`encode_state`/`decode_state`) and view states (`encode_view_state`/
+//! `decode_view_state`) are JSON too.
+//!
+//! Decoding validates, with the same rules as the HTTP API: a message's spec goes
+//! through the rules of `PlotSpec::parse` (services, sizes, bins, title, options, range),
+//! every timestamp must lie in the timestamp range (1970 to the end of year 9999), and
+//! view keys must parse as `View`s. An event names 1 to `MAX_SERVICES` distinct valid
+//! services (`service` being the first), a valid metric, and the canonical URLs of its
+//! job. Invalid input is `DecodeError::Invalid`, naming every problem (up to the cap).
+//!
+//! `EventId` is the position of an event on the bus: a Redis stream id `<ms>-<seq>`,
+//! ordered numerically.
 
+use crate::error::{Collector, FieldErrors};
 use crate::job::{JobId, JobState};
-use crate::plot::{ImageFormat, PlotKind, PlotSpec};
-use serde::{Deserialize, Serialize};
+use crate::names::{MetricName, ServiceName};
+use crate::plot::{ImageFormat, MAX_SERVICES, PlotKind, PlotSpec, RawPlotSpec};
+use crate::timestamp::check_timestamp;
+use crate::view::{ViewState, check_view_key};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
 
 /// Current version of `JobMessage`.
 pub const JOB_MESSAGE_VERSION: u32 = 1;
 /// Current version of `PlotEvent`.
 pub const EVENT_VERSION: u32 = 1;
 
-/// A plot job on the work queue.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A plot job on the work queue. Deserialising validates (see the module docs).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct JobMessage {
     pub v: u32,
     pub id: JobId,
@@ -21,7 +38,7 @@ pub struct JobMessage {
     /// End of the data window, epoch ms; fixed at request time so a re-run draws the same data.
     pub until_ms: i64,
     /// The dashboard view this job refreshes, if any.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub view: Option<String>,
 }
 
@@ -31,11 +48,34 @@ pub enum DecodeError {
     Malformed(#[from] serde_json::Error),
     #[error("unsupported message version {0} (this build reads version {1})")]
     UnknownVersion(u32, u32),
+    /// Well-formed, but it breaks the rules (the same the API applies).
+    #[error("message is invalid: {0}")]
+    Invalid(FieldErrors),
 }
 
 #[derive(Deserialize)]
 struct VersionProbe {
     v: u32,
+}
+
+/// `JobMessage`'s serialised shape, before validation.
+#[derive(Deserialize)]
+struct RawJobMessage {
+    v: u32,
+    id: JobId,
+    spec: RawPlotSpec,
+    until_ms: i64,
+    #[serde(default)]
+    view: Option<String>,
+}
+
+fn check_version(errors: &mut Collector, v: u32, known: u32) {
+    if v != known {
+        errors.err(
+            "/v",
+            format!("unsupported version {v}; this build reads {known}"),
+        );
+    }
 }
 
 impl JobMessage {
@@ -58,7 +98,38 @@ impl JobMessage {
         if probe.v != JOB_MESSAGE_VERSION {
             return Err(DecodeError::UnknownVersion(probe.v, JOB_MESSAGE_VERSION));
         }
-        Ok(serde_json::from_slice(body)?)
+        let raw: RawJobMessage = serde_json::from_slice(body)?;
+        Self::from_raw(raw).map_err(DecodeError::Invalid)
+    }
+
+    fn from_raw(raw: RawJobMessage) -> Result<Self, FieldErrors> {
+        let mut errors = Collector::new();
+        check_version(&mut errors, raw.v, JOB_MESSAGE_VERSION);
+        let spec = PlotSpec::from_raw(raw.spec)
+            .map_err(|e| errors.extend_under(e, "/spec"))
+            .ok();
+        if let Err(p) = check_timestamp(raw.until_ms) {
+            errors.err("/until_ms", p);
+        }
+        check_view_key(&mut errors, "/view", raw.view.as_deref());
+        errors.finish()?;
+        let Some(spec) = spec else {
+            return Err(FieldErrors::one("/spec", "invalid plot spec"));
+        };
+        Ok(Self {
+            v: raw.v,
+            id: raw.id,
+            spec,
+            until_ms: raw.until_ms,
+            view: raw.view,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for JobMessage {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = RawJobMessage::deserialize(deserializer)?;
+        JobMessage::from_raw(raw).map_err(serde::de::Error::custom)
     }
 }
 
@@ -89,7 +160,8 @@ impl EventKind {
 }
 
 /// A "plot ready/failed" announcement, fanned out to every notifier replica.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Deserialising validates (see the module docs).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlotEvent {
     pub v: u32,
     pub event: EventKind,
@@ -102,23 +174,53 @@ pub struct PlotEvent {
     /// `last 10m`, or the absolute range.
     pub range: String,
     pub format: ImageFormat,
+    /// `/api/v1/plots/{id}`.
     pub status_url: String,
-    /// Where the image is, whatever its format (set on `plot.ready`).
-    #[serde(skip_serializing_if = "Option::is_none", default)]
+    /// Where the image is, whatever its format (set on `plot.ready`): `{status_url}/image`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub image_url: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
+    /// `{status_url}/png`, for PNG plots on `plot.ready`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub png_url: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// The dashboard view the plot belongs to, if any.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub view: Option<String>,
     pub at_ms: i64,
 }
 
+/// `PlotEvent`'s serialised shape, before validation.
+#[derive(Deserialize)]
+pub(crate) struct RawPlotEvent {
+    v: u32,
+    event: EventKind,
+    id: JobId,
+    service: String,
+    services: Vec<String>,
+    metric: String,
+    kind: PlotKind,
+    range: String,
+    format: ImageFormat,
+    status_url: String,
+    #[serde(default)]
+    image_url: Option<String>,
+    #[serde(default)]
+    png_url: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    view: Option<String>,
+    at_ms: i64,
+}
+
+fn status_url(id: JobId) -> String {
+    format!("/api/v1/plots/{id}")
+}
+
 impl PlotEvent {
     pub fn for_job(state: &JobState, event: EventKind, now_ms: i64) -> Self {
-        let status_url = format!("/api/v1/plots/{}", state.id);
+        let status_url = status_url(state.id);
         Self {
             v: EVENT_VERSION,
             event,
@@ -153,7 +255,83 @@ impl PlotEvent {
         if probe.v != EVENT_VERSION {
             return Err(DecodeError::UnknownVersion(probe.v, EVENT_VERSION));
         }
-        Ok(serde_json::from_slice(body)?)
+        let raw: RawPlotEvent = serde_json::from_slice(body)?;
+        Self::from_raw(raw).map_err(DecodeError::Invalid)
+    }
+
+    pub(crate) fn from_raw(raw: RawPlotEvent) -> Result<Self, FieldErrors> {
+        let mut errors = Collector::new();
+        check_version(&mut errors, raw.v, EVENT_VERSION);
+        if !(1..=MAX_SERVICES).contains(&raw.services.len()) {
+            errors.err(
+                "/services",
+                format!("must list 1 to {MAX_SERVICES} services"),
+            );
+        } else {
+            for (i, s) in raw.services.iter().enumerate() {
+                if let Err(p) = ServiceName::parse(s) {
+                    errors.err(format!("/services/{i}"), p);
+                } else if raw.services[..i].contains(s) {
+                    errors.err(format!("/services/{i}"), "is listed twice");
+                }
+            }
+            if raw.services.first() != Some(&raw.service) {
+                errors.err("/service", "must be the first of services");
+            }
+        }
+        if let Err(p) = MetricName::parse(&raw.metric) {
+            errors.err("/metric", p);
+        }
+        let status = status_url(raw.id);
+        if raw.status_url != status {
+            errors.err(
+                "/status_url",
+                "must be /api/v1/plots/{id} of the event's job",
+            );
+        }
+        if raw
+            .image_url
+            .as_ref()
+            .is_some_and(|u| *u != format!("{status}/image"))
+        {
+            errors.err("/image_url", "must be {status_url}/image");
+        }
+        if raw
+            .png_url
+            .as_ref()
+            .is_some_and(|u| *u != format!("{status}/png"))
+        {
+            errors.err("/png_url", "must be {status_url}/png");
+        }
+        check_view_key(&mut errors, "/view", raw.view.as_deref());
+        if let Err(p) = check_timestamp(raw.at_ms) {
+            errors.err("/at_ms", p);
+        }
+        errors.finish()?;
+        Ok(Self {
+            v: raw.v,
+            event: raw.event,
+            id: raw.id,
+            service: raw.service,
+            services: raw.services,
+            metric: raw.metric,
+            kind: raw.kind,
+            range: raw.range,
+            format: raw.format,
+            status_url: raw.status_url,
+            image_url: raw.image_url,
+            png_url: raw.png_url,
+            error: raw.error,
+            view: raw.view,
+            at_ms: raw.at_ms,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for PlotEvent {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = RawPlotEvent::deserialize(deserializer)?;
+        PlotEvent::from_raw(raw).map_err(serde::de::Error::custom)
     }
 }
 
@@ -162,8 +340,88 @@ pub fn encode_state(state: &JobState) -> Vec<u8> {
     serde_json::to_vec(state).expect("JobState serialises")
 }
 
+/// Reads a stored job state, validating it (see the module docs).
 pub fn decode_state(bytes: &[u8]) -> Result<JobState, DecodeError> {
+    let raw: crate::job::RawJobState = serde_json::from_slice(bytes)?;
+    JobState::from_raw(raw).map_err(DecodeError::Invalid)
+}
+
+/// View states are stored as JSON (Redis values); one definition here.
+pub fn encode_view_state(state: &ViewState) -> Vec<u8> {
+    serde_json::to_vec(state).expect("ViewState serialises")
+}
+
+/// Reads a stored view state, validating it (see the `view` module docs).
+pub fn decode_view_state(bytes: &[u8]) -> Result<ViewState, DecodeError> {
     Ok(serde_json::from_slice(bytes)?)
+}
+
+/// The position of an event on the bus: a Redis stream id `<ms>-<seq>`. Ordered by `ms`,
+/// then `seq`, as Redis orders them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct EventId {
+    pub ms: u64,
+    pub seq: u64,
+}
+
+impl EventId {
+    /// Before every event (`0-0`).
+    pub const ZERO: EventId = EventId { ms: 0, seq: 0 };
+    /// Longest text form: two 20-digit `u64`s and the dash.
+    pub const MAX_LEN: usize = 41;
+
+    /// Parses `<ms>-<seq>` strictly: two decimal `u64`s without sign, whitespace or
+    /// leading zeros (`0` itself excepted), joined by one `-`; at most
+    /// [`EventId::MAX_LEN`] bytes. So `parse(s)` accepts exactly what `Display` writes.
+    pub fn parse(raw: &str) -> Option<EventId> {
+        if raw.len() > Self::MAX_LEN {
+            return None;
+        }
+        let (ms, seq) = raw.split_once('-')?;
+        Some(EventId {
+            ms: parse_decimal(ms)?,
+            seq: parse_decimal(seq)?,
+        })
+    }
+}
+
+/// A canonical decimal `u64`: digits only, no leading zero unless it is `0`.
+fn parse_decimal(raw: &str) -> Option<u64> {
+    let canonical = !raw.is_empty()
+        && raw.bytes().all(|b| b.is_ascii_digit())
+        && (raw == "0" || !raw.starts_with('0'));
+    canonical.then(|| raw.parse().ok()).flatten()
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.ms, self.seq)
+    }
+}
+
+impl std::str::FromStr for EventId {
+    type Err = String;
+    fn from_str(raw: &str) -> Result<Self, String> {
+        EventId::parse(raw).ok_or_else(|| {
+            format!(
+                "event id {} must look like <ms>-<seq>, e.g. 1700000000000-0",
+                crate::error::excerpt(raw)
+            )
+        })
+    }
+}
+
+impl Serialize for EventId {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for EventId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        raw.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 #[cfg(test)]
@@ -193,5 +451,112 @@ mod tests {
         assert_eq!(json["event"], "plot.ready");
         assert_eq!(json["png_url"], format!("/api/v1/plots/{}/png", state.id));
         assert_eq!(PlotEvent::decode(&ev.encode()).unwrap(), ev);
+    }
+
+    #[test]
+    fn event_ids_parse_strictly_and_order_numerically() {
+        let id = EventId::parse("1700000000000-10").unwrap();
+        assert_eq!(
+            id,
+            EventId {
+                ms: 1_700_000_000_000,
+                seq: 10
+            }
+        );
+        assert_eq!(id.to_string(), "1700000000000-10");
+        assert!(id > EventId::parse("1700000000000-9").unwrap());
+        assert!(EventId::parse("1700000000001-0").unwrap() > id);
+        assert!(EventId::ZERO < id);
+        assert_eq!(EventId::parse("0-0"), Some(EventId::ZERO));
+        let max = format!("{}-{}", u64::MAX, u64::MAX);
+        assert_eq!(max.len(), EventId::MAX_LEN);
+        assert_eq!(
+            EventId::parse(&max),
+            Some(EventId {
+                ms: u64::MAX,
+                seq: u64::MAX
+            })
+        );
+        for bad in [
+            "",
+            "-",
+            "1",
+            "1-",
+            "-1",
+            "+1-0",
+            "1-+0",
+            "-1-0",
+            " 1-0",
+            "1-0 ",
+            "1 -0",
+            "1--0",
+            "1-0-0",
+            "01-0",
+            "1-00",
+            "18446744073709551616-0",
+            "0-18446744073709551616",
+            "1_0-0",
+            "\u{ff11}-0",
+            "0x1-0",
+            "garbage",
+        ] {
+            assert_eq!(EventId::parse(bad), None, "{bad:?}");
+        }
+        assert_eq!(EventId::parse(&format!("{}-0", "1".repeat(100))), None);
+        assert_eq!(serde_json::to_string(&id).unwrap(), "\"1700000000000-10\"");
+        assert_eq!(
+            serde_json::from_str::<EventId>("\"1700000000000-10\"").unwrap(),
+            id
+        );
+        assert!(serde_json::from_str::<EventId>("\"x\"").is_err());
+        assert_eq!("5-6".parse::<EventId>(), Ok(EventId { ms: 5, seq: 6 }));
+    }
+
+    #[test]
+    fn decoding_names_every_problem_under_its_path() {
+        let spec = PlotSpec::new(PlotKind::Histogram, ServiceName::parse("a").unwrap());
+        let state = JobState::queued(JobId::new_random(), spec, 1000);
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&JobMessage::new(&state).encode()).unwrap();
+        v["spec"]["services"] = serde_json::json!([]);
+        v["spec"]["width"] = 0.into();
+        v["until_ms"] = (-1).into();
+        let Err(DecodeError::Invalid(errors)) = JobMessage::decode(v.to_string().as_bytes()) else {
+            panic!("accepted");
+        };
+        let fields: Vec<&str> = errors.0.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["/spec/services", "/spec/width", "/until_ms"]);
+        // The serde path (used by anyone deserialising directly) applies the same rules.
+        let err = serde_json::from_value::<JobMessage>(v)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("/spec/services: must list 1 to 8 services"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn states_and_view_states_round_trip() {
+        let spec = PlotSpec::new(PlotKind::Cdf, ServiceName::parse("a").unwrap());
+        let mut state = JobState::queued(JobId::new_random(), spec, 1000);
+        state.view = Some("a/cdf/10m/light/800x450".into());
+        state.render_ms = Some(1.5);
+        assert_eq!(decode_state(&encode_state(&state)).unwrap(), state);
+        let ready = PlotEvent::for_job(&state, EventKind::PlotReady, 2000);
+        let vs = ViewState {
+            job_id: state.id,
+            status: crate::JobStatus::Done,
+            requested_ms: 1000,
+            last_ready: Some(ready),
+            error: None,
+        };
+        assert_eq!(decode_view_state(&encode_view_state(&vs)).unwrap(), vs);
+        let mut not_ready = vs.clone();
+        not_ready.last_ready = Some(PlotEvent::for_job(&state, EventKind::PlotFailed, 2000));
+        let err = decode_view_state(&encode_view_state(&not_ready)).unwrap_err();
+        assert!(err.to_string().contains("plot.ready"), "{err}");
+        state.render_ms = Some(-1.0);
+        assert!(decode_state(&encode_state(&state)).is_err());
     }
 }
