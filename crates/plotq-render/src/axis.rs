@@ -1,5 +1,10 @@
 //! Tick positions and labels: round numbers on value axes, 1-2-5 decades on log axes,
 //! calendar-aligned UTC instants on time axes, and time-bucket widths for a range.
+//!
+//! Bounded by construction for any input (every finite `f64`, every `i64` instant):
+//! each generator returns at most its `max_ticks` (+ 2), capped at [`MAX_TICKS`], with
+//! no loop whose trip count grows with the data's magnitude; spans that overflow are
+//! computed in halves; labels of extreme values are scientific (`1e308`, `2.5e-310`).
 
 use chrono::{DateTime, Utc};
 use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
@@ -41,17 +46,29 @@ impl TickedAxis {
 
     fn fraction(&self, v: f64) -> f64 {
         let t = if self.log {
-            (v.max(f64::MIN_POSITIVE).ln() - self.lo.ln()) / (self.hi.ln() - self.lo.ln())
+            (v.max(SMALLEST).ln() - self.lo.ln()) / (self.hi.ln() - self.lo.ln())
         } else {
-            (v - self.lo) / (self.hi - self.lo)
+            // Halves (exact) so that `v - lo` and `hi - lo` cannot overflow; for ordinary
+            // values the quotient is bit for bit `(v - lo) / (hi - lo)`.
+            let (v, lo, hi) = scaled_for_span(v, self.lo, self.hi);
+            (v - lo) / (hi - lo)
         };
         // Far-off values map just off the plot instead of overflowing pixel coordinates.
-        if t.is_finite() {
-            t.clamp(-4.0, 5.0)
-        } else {
-            0.0
-        }
+        if t.is_nan() { 0.0 } else { t.clamp(-4.0, 5.0) }
     }
+}
+
+/// `v`, `lo` and `hi` times one power of two that keeps `hi - lo` and `v - lo` finite
+/// and normal: ½ as a rule, 2^900 when `lo` and `hi` are both tiny (below 2^-800).
+fn scaled_for_span(v: f64, lo: f64, hi: f64) -> (f64, f64, f64) {
+    const TINY: f64 = f64::from_bits((1023 - 800) << 52);
+    const UP: f64 = f64::from_bits((1023 + 900) << 52);
+    let k = if lo.abs().max(hi.abs()) < TINY {
+        UP
+    } else {
+        0.5
+    };
+    (v * k, lo * k, hi * k)
 }
 
 impl Ranged for TickedAxis {
@@ -76,18 +93,64 @@ impl Ranged for TickedAxis {
     }
 }
 
-/// A 1/2/5 × 10^k step that cuts `span` into at most `max_ticks` pieces.
+/// The smallest positive `f64` (a subnormal, 4.9e-324).
+const SMALLEST: f64 = f64::from_bits(1);
+
+/// Most ticks any generator here returns (callers ask for at most a dozen); bounds the
+/// label work whatever a caller or the data asks for.
+pub const MAX_TICKS: usize = 64;
+
+/// A 1/2/5 × 10^k step that cuts `span` into at most `max_ticks` pieces; positive and
+/// finite for any input (1 for a span that is not positive and finite).
 pub fn nice_step(span: f64, max_ticks: usize) -> f64 {
     if !(span.is_finite() && span > 0.0) {
         return 1.0;
     }
-    let raw = span / max_ticks.max(1) as f64;
-    let magnitude = 10f64.powf(raw.log10().floor());
-    [1.0, 2.0, 5.0, 10.0]
+    nice_at_least(span / max_ticks.clamp(1, MAX_TICKS) as f64)
+}
+
+/// The smallest 1/2/5 × 10^k that is at least `raw` (within 1e-9), as a positive finite
+/// `f64`: the smallest subnormal for a `raw` that underflowed, `f64::MAX` past 1e308.
+fn nice_at_least(raw: f64) -> f64 {
+    if raw.is_nan() || raw <= SMALLEST {
+        return SMALLEST;
+    }
+    if raw > 1e308 {
+        return f64::MAX;
+    }
+    let exponent = raw.log10().floor();
+    if (-300.0..=300.0).contains(&exponent) {
+        let magnitude = 10f64.powf(exponent);
+        return [1.0, 2.0, 5.0, 10.0]
+            .iter()
+            .map(|m| m * magnitude)
+            .find(|s| *s >= raw * (1.0 - 1e-9))
+            .unwrap_or(10.0 * magnitude);
+    }
+    // Near the ends of the range 10^k itself is not representable (10^-324 is 0): read
+    // each candidate as the nearest f64 to its decimal.
+    let e = exponent as i32;
+    [(1, e), (2, e), (5, e), (1, e + 1), (2, e + 1)]
         .iter()
-        .map(|m| m * magnitude)
+        .map(|&(m, e)| decimal(m, e))
         .find(|s| *s >= raw * (1.0 - 1e-9))
-        .unwrap_or(10.0 * magnitude)
+        .unwrap_or(f64::MAX)
+        .clamp(SMALLEST, f64::MAX)
+}
+
+/// The `f64` nearest to `m` × 10^`e` (0 below the subnormals, infinity above `MAX`).
+fn decimal(m: u8, e: i32) -> f64 {
+    format!("{m}e{e}").parse().unwrap_or(0.0)
+}
+
+/// `m` × 10^`e` for log ticks: as before in the ordinary range, read from the decimal
+/// near the ends (where `10f64.powi` under- or overflows).
+fn decade_multiple(m: u8, e: i32) -> f64 {
+    if (-300..=300).contains(&e) {
+        f64::from(m) * 10f64.powi(e)
+    } else {
+        decimal(m, e)
+    }
 }
 
 /// The formatter of a value axis's tick labels.
@@ -111,41 +174,139 @@ pub fn value_axis(lo: f64, hi: f64, log: bool, max_ticks: usize) -> (TickedAxis,
     }
 }
 
-/// Multiples of a nice step inside `[lo, hi]`, and the step.
+/// Multiples of a nice step inside `[lo, hi]`, and the step (positive and finite).
+///
+/// At most `max_ticks + 2` ticks for any input, all finite: the step is chosen from the
+/// span (computed in halves when `hi - lo` overflows), tick indices are kept as `f64`
+/// (no saturating cast), and the count is capped before anything is allocated.
 pub fn linear_ticks(lo: f64, hi: f64, max_ticks: usize) -> (Vec<f64>, f64) {
-    let step = nice_step(hi - lo, max_ticks);
-    let first = (lo / step).ceil() as i64;
-    let last = (hi / step).floor() as i64;
-    let ticks = (first..=last).map(|k| k as f64 * step).collect();
-    (ticks, step)
-}
-
-/// 1, 2, 5 × 10^k inside `[lo, hi]` (`lo > 0`); only powers of ten when that is too many.
-pub fn log_ticks(lo: f64, hi: f64, max_ticks: usize) -> Vec<f64> {
-    let (a, b) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
-    let within = |v: &f64| *v >= lo * (1.0 - 1e-9) && *v <= hi * (1.0 + 1e-9);
-    let all: Vec<f64> = (a..=b)
-        .flat_map(|e| [1.0, 2.0, 5.0].map(|m| m * 10f64.powi(e)))
-        .filter(within)
-        .collect();
-    if all.len() <= max_ticks {
-        return all;
+    let max_ticks = max_ticks.clamp(1, MAX_TICKS);
+    // `max`/`min` also replace a NaN end with the finite extreme.
+    let (lo, hi) = (lo.max(-f64::MAX), hi.min(f64::MAX));
+    if lo > hi {
+        return (Vec::new(), 1.0);
     }
-    let decades: Vec<f64> = (a..=b).map(|e| 10f64.powi(e)).filter(within).collect();
-    if decades.len() >= 2 {
-        decades
+    let span = hi - lo;
+    let mut step = if span.is_finite() {
+        nice_step(span, max_ticks)
     } else {
-        all.into_iter().step_by(2).collect()
+        nice_at_least((hi * 0.5 - lo * 0.5) / max_ticks as f64 * 2.0)
+    };
+    let cap = max_ticks + 2;
+    // Rounding (subnormal steps) can leave one tick too many: try the next steps up.
+    for _ in 0..4 {
+        let (first, last) = ((lo / step).ceil(), (hi / step).floor());
+        let count = last - first + 1.0;
+        if count.is_finite() && count <= cap as f64 {
+            let mut ticks: Vec<f64> = (0..count.max(0.0) as usize)
+                .map(|k| (first + k as f64) * step)
+                .filter(|t| t.is_finite())
+                .collect();
+            // Beyond 2^53 consecutive indices may round to the same tick.
+            ticks.dedup();
+            return (ticks, step);
+        }
+        step = nice_at_least(step * 1.5);
+    }
+    (Vec::new(), step)
+}
+
+/// 1, 2, 5 × 10^k inside `[lo, hi]` (`lo > 0`); only powers of ten when that is too
+/// many; only every 2nd, 5th, 10th, … power of ten when even those are too many.
+///
+/// At most `max(max_ticks, 2)` ticks (never more than `max_ticks + 2`), all positive and
+/// finite, for any input: exponents are clamped to the finite range (-324..=309), so the
+/// work is bounded by a constant.
+pub fn log_ticks(lo: f64, hi: f64, max_ticks: usize) -> Vec<f64> {
+    let max_ticks = max_ticks.clamp(1, MAX_TICKS);
+    let (lo, hi) = (lo.max(SMALLEST), hi.min(f64::MAX));
+    if lo > hi {
+        return Vec::new();
+    }
+    let (a, b) = (
+        lo.log10().floor().max(-324.0) as i32,
+        hi.log10().ceil().min(309.0) as i32,
+    );
+    let within = |v: &f64| v.is_finite() && *v >= lo * (1.0 - 1e-9) && *v <= hi * (1.0 + 1e-9);
+    let decades = || (a..=b).map(|e| decade_multiple(1, e)).filter(within);
+    let n_decades = decades().count();
+    if n_decades <= max_ticks {
+        // Few enough decades that 1-2-5 might fit (≤ 3 per decade: bounded).
+        let all: Vec<f64> = (a..=b)
+            .flat_map(|e| [1, 2, 5].map(|m| decade_multiple(m, e)))
+            .filter(within)
+            .collect();
+        if all.len() <= max_ticks {
+            return all;
+        }
+        if n_decades >= 2 {
+            return decades().collect();
+        }
+        // Within one decade: every other of at most six.
+        return all.into_iter().step_by(2).take(max_ticks.max(2)).collect();
+    }
+    // Too many decades: every k-th, aligned to multiples of k (1e-300, 1e-200, …), the
+    // smallest k that fits. At most 634 exponents: the work is bounded by a constant.
+    let exponents: Vec<i32> = (a..=b)
+        .filter(|e| within(&decade_multiple(1, *e)))
+        .collect();
+    let every = |k: i32| exponents.iter().filter(move |e| e.rem_euclid(k) == 0);
+    let k = [
+        2, 3, 4, 5, 10, 20, 25, 30, 50, 100, 150, 200, 250, 300, 500, 1000,
+    ]
+    .into_iter()
+    .find(|k| every(*k).count() <= max_ticks)
+    .unwrap_or(1000);
+    let thinned: Vec<f64> = every(k)
+        .map(|e| decade_multiple(1, *e))
+        .take(max_ticks)
+        .collect();
+    match (thinned.len(), exponents.first(), exponents.last()) {
+        // One tick says little about hundreds of decades: show both ends instead.
+        (0 | 1, Some(&first), Some(&last)) if first < last => {
+            vec![decade_multiple(1, first), decade_multiple(1, last)]
+        }
+        _ => thinned,
     }
 }
 
-/// A tick label with just enough decimals for `step`; thousands as `k`, millions as `M`.
+/// Whether labels at `step` (or of a value of magnitude `abs`) are written in scientific
+/// notation: steps of 1e8 and up, below 1e-4, or values past 1e15 (where fixed notation
+/// is unreadable); ordinary axes keep their fixed, `k` and `M` labels.
+fn scientific(abs: f64, step: f64) -> bool {
+    !(1e-4..1e8).contains(&step) || abs >= 1e15
+}
+
+/// `v` in scientific notation with at most `decimals` mantissa decimals, trailing zeros
+/// trimmed: `1e308`, `-1.5e308`, `2.5e-310`.
+pub fn format_sci(v: f64, decimals: usize) -> String {
+    let s = format!("{v:.decimals$e}");
+    match s.split_once('e') {
+        Some((mantissa, exponent)) => format!("{}e{exponent}", trim(mantissa.to_owned())),
+        None => s,
+    }
+}
+
+/// A tick label with just enough decimals for `step`; thousands as `k`, millions as `M`;
+/// scientific (`1.5e308`, `2e-311`) for huge or tiny steps and values. Any finite input
+/// gives a short label.
 pub fn format_tick(value: f64, step: f64) -> String {
-    let v = if value.abs() < step.abs() * 1e-9 {
+    let v = if value == 0.0 || value.abs() < step.abs() * 1e-9 {
         0.0
     } else {
         value
     };
+    if !(v.is_finite() && step.is_finite() && step > 0.0) {
+        return format_sci(v, 3);
+    }
+    if scientific(v.abs(), step) {
+        if v == 0.0 {
+            return "0".to_owned();
+        }
+        // Enough mantissa digits to tell ticks `step` apart.
+        let digits = v.abs().log10().floor() - step.log10().floor();
+        return format_sci(v, digits.clamp(0.0, 16.0) as usize);
+    }
     // The suffix follows the step, so every label on one axis uses the same one.
     if v != 0.0 && step >= 1e5 {
         return trim(format!("{:.1}", v / 1e6)) + "M";
@@ -156,14 +317,17 @@ pub fn format_tick(value: f64, step: f64) -> String {
     let decimals = if step >= 1.0 {
         0
     } else {
-        (-step.log10().floor()).max(0.0) as usize
+        (-step.log10().floor()).clamp(0.0, 17.0) as usize
     };
     format!("{v:.decimals$}")
 }
 
-/// A label for a log-axis tick (no step to go by).
+/// A label for a log-axis tick (no step to go by); scientific from 1e6 up and below
+/// 0.001 (`1e270`, `2e-5`: ticks are 1, 2 or 5 × 10^k, one digit says it).
 pub fn format_log_tick(value: f64) -> String {
-    if value >= 1.0 {
+    if !(1e-3..1e6).contains(&value) {
+        format_sci(value, 0)
+    } else if value >= 1.0 {
         format_tick(value, if value >= 1e4 { 1e3 } else { 1.0 })
     } else {
         trim(format!("{value:.3}"))
@@ -178,11 +342,17 @@ fn trim(s: String) -> String {
     }
 }
 
-/// A value with its unit, e.g. `64.12ms`.
+/// A value with its unit, e.g. `64.12ms`; scientific from 1e6 up and below 0.01
+/// (`1e308ms`, `2.5e-310ms`).
 pub fn format_value(v: f64, unit: &str) -> String {
-    let s = if v.abs() >= 1000.0 {
+    // -0.0 reads as 0.
+    let v = if v == 0.0 { 0.0 } else { v };
+    let abs = v.abs();
+    let s = if v != 0.0 && !(0.01..1e6).contains(&abs) {
+        format_sci(v, 3)
+    } else if abs >= 1000.0 {
         format!("{v:.0}")
-    } else if v.abs() >= 100.0 {
+    } else if abs >= 100.0 {
         format!("{v:.1}")
     } else {
         format!("{v:.2}")
@@ -196,15 +366,23 @@ const TIME_STEPS_MS: &[i64] = &[
     1_800_000, 3_600_000, 7_200_000, 10_800_000, 21_600_000, 43_200_000, 86_400_000,
 ];
 
-/// The smallest calendar-friendly step that cuts `span_ms` into at most `max` pieces.
+/// `until - from` in milliseconds, 0 when reversed, `i64::MAX` when it overflows.
+pub fn span_ms(from_ms: i64, until_ms: i64) -> i64 {
+    until_ms.saturating_sub(from_ms).max(0)
+}
+
+/// The smallest calendar-friendly step that cuts `span_ms` into at most `max` pieces
+/// (whole days past a day); positive for any input.
 pub fn time_step(span_ms: i64, max: usize) -> i64 {
+    let span_ms = span_ms.max(0);
+    let max = i64::try_from(max.max(1)).unwrap_or(i64::MAX);
     TIME_STEPS_MS
         .iter()
         .copied()
-        .find(|s| span_ms / s <= max as i64)
+        .find(|s| span_ms / s <= max)
         .unwrap_or_else(|| {
             let day = 86_400_000;
-            (span_ms / max as i64 / day + 1) * day
+            (span_ms / max / day + 1).saturating_mul(day)
         })
 }
 
@@ -215,21 +393,24 @@ pub fn bucket_ms(span_ms: i64, max_buckets: usize) -> i64 {
 }
 
 /// UTC tick instants aligned to a calendar-friendly step within `[from, until]`, and the
-/// label format that fits the step.
+/// label format that fits the step. At most `max(max_ticks, 2) + 1` ticks (checked
+/// arithmetic: the ends of `i64` are fine).
 pub fn time_ticks(from_ms: i64, until_ms: i64, max_ticks: usize) -> (Vec<f64>, &'static str) {
-    let step = time_step(until_ms - from_ms, max_ticks.max(2));
-    let first = from_ms.div_euclid(step) * step
-        + if from_ms.rem_euclid(step) == 0 {
-            0
-        } else {
-            step
-        };
-    let ticks = (0..)
-        .map(|k| first + k * step)
+    let max_ticks = max_ticks.clamp(2, MAX_TICKS);
+    let span = span_ms(from_ms, until_ms);
+    let step = time_step(span, max_ticks);
+    let aligned = from_ms.div_euclid(step).checked_mul(step);
+    let first = if from_ms.rem_euclid(step) == 0 {
+        aligned
+    } else {
+        aligned.and_then(|t| t.checked_add(step))
+    };
+    let ticks = std::iter::successors(first, |t| t.checked_add(step))
         .take_while(|t| *t <= until_ms)
+        .take(max_ticks + 1)
         .map(|t| t as f64)
         .collect();
-    let spans_days = until_ms - from_ms > 86_400_000;
+    let spans_days = span > 86_400_000;
     let format = if step < 60_000 {
         "%H:%M:%S"
     } else if step >= 86_400_000 {

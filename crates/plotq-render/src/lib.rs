@@ -6,14 +6,23 @@
 //! output on every machine. Each plot kind lives in `kinds/`; shared axis, tick and
 //! frame logic in `axis.rs` and `frame.rs`. It does no I/O and knows nothing about
 //! queues, stores or HTTP; callers run it off their async reactor.
+//!
+//! Any finite value renders (±`f64::MAX`, subnormals, -0.0, spans of hundreds of
+//! decades), and the work of a render is bounded by construction: by the image size
+//! (checked against the spec bounds), the number of samples, and constants — never by
+//! the magnitudes in the data.
 
-mod axis;
+/// Tick positions, labels and time buckets; public (but not part of the API) so the
+/// property tests can check their bounds directly.
+#[doc(hidden)]
+pub mod axis;
 pub mod backend;
 mod encode;
 mod frame;
 mod kinds;
 mod theme;
 
+use plotq_domain::plot::{HEIGHT_RANGE, MAX_SERVICES, WIDTH_RANGE};
 use plotq_domain::{ImageFormat, PlotSpec};
 use plotters::prelude::*;
 use std::sync::Once;
@@ -47,10 +56,14 @@ pub struct SeriesData {
 /// Everything a render needs besides the spec.
 #[derive(Debug, Clone)]
 pub struct PlotData {
-    /// `[from, until)` of the data, epoch milliseconds.
+    /// The data window `[from_ms, until_ms]`, epoch milliseconds, both ends inclusive: a
+    /// sample whose timestamp equals `until_ms` is drawn. Time kinds ignore samples
+    /// outside it (and need `from_ms < until_ms`); value kinds ignore timestamps.
     pub from_ms: i64,
+    /// The inclusive end of the data window, epoch milliseconds.
     pub until_ms: i64,
-    /// One entry per service of the spec, in the spec's order.
+    /// One entry per service of the spec, in the spec's order (at most
+    /// [`MAX_SERVICES`](plotq_domain::plot::MAX_SERVICES)).
     pub series: Vec<SeriesData>,
 }
 
@@ -76,11 +89,22 @@ pub enum RenderError {
 }
 
 /// Renders `spec` over `data` into an image of `spec.width` × `spec.height` pixels.
+///
+/// `Unplottable` for a size outside the spec bounds, more series than a plot compares,
+/// a time plot whose window does not end after it starts, or a log axis with nothing
+/// positive to show; `NoData` when there are no samples (in the window, for time kinds).
 pub fn render(spec: &PlotSpec, data: &PlotData) -> Result<Rendered, RenderError> {
     register_fonts();
+    check_bounds(spec, data)?;
     let n_samples = data.series.iter().map(|s| s.values.len()).sum();
     if n_samples == 0 {
         return Err(RenderError::NoData);
+    }
+    if spec.kind.needs_timestamps() && data.until_ms <= data.from_ms {
+        return Err(RenderError::Unplottable(format!(
+            "a time axis needs a window that ends after it starts; got [{}, {}]",
+            data.from_ms, data.until_ms
+        )));
     }
     let ctx = frame::Ctx::new(spec, data);
     let (width, height) = (spec.width, spec.height);
@@ -110,6 +134,25 @@ pub fn render(spec: &PlotSpec, data: &PlotData) -> Result<Rendered, RenderError>
         content_type: spec.format.content_type(),
         n_samples,
     })
+}
+
+/// What keeps a render's memory bounded whatever the caller built: the image size (the
+/// framebuffer is width × height bytes) and the number of series (legend entries).
+fn check_bounds(spec: &PlotSpec, data: &PlotData) -> Result<(), RenderError> {
+    let ((w_lo, w_hi), (h_lo, h_hi)) = (WIDTH_RANGE, HEIGHT_RANGE);
+    if !(w_lo..=w_hi).contains(&spec.width) || !(h_lo..=h_hi).contains(&spec.height) {
+        return Err(RenderError::Unplottable(format!(
+            "image size {}x{} is outside {w_lo}..={w_hi} x {h_lo}..={h_hi} pixels",
+            spec.width, spec.height
+        )));
+    }
+    if data.series.len() > MAX_SERVICES {
+        return Err(RenderError::Unplottable(format!(
+            "a plot draws at most {MAX_SERVICES} services; got {}",
+            data.series.len()
+        )));
+    }
+    Ok(())
 }
 
 pub(crate) fn drawing_error<E: std::fmt::Debug>(e: E) -> RenderError {

@@ -2,7 +2,8 @@
 //! service, or one curve per service (with its p99 in the legend) for a comparison.
 //!
 //! The curve is drawn from fine bins (finer than the pixels it spans); the marked
-//! percentiles are exact.
+//! percentiles are exact. Any finite values work: bins and percentiles come from
+//! `stats` (overflow-free), a single value gets a widened axis.
 
 use super::{Area, dropped_note, positive_only};
 use crate::axis;
@@ -82,9 +83,9 @@ pub(crate) fn cdf<DB: DrawingBackend>(
     let (x_lo, x_hi) = if lo < hi {
         (lo, hi)
     } else if log {
-        (lo / 1.5, hi * 1.5)
+        stats::widen_log(lo)
     } else {
-        (lo - 0.5, hi + 0.5)
+        stats::widen(lo)
     };
     let single = curves.len() == 1;
     // The curve hugs the top right, so the legend goes bottom right and needs no headroom.
@@ -108,7 +109,9 @@ pub(crate) fn cdf<DB: DrawingBackend>(
         if log {
             ctx.max_x_ticks(6)
         } else {
-            ctx.max_x_ticks(5)
+            // At least five characters' room, more when extreme labels are longer.
+            let (probe, step) = axis::linear_ticks(x_lo, x_hi, 10);
+            ctx.max_x_ticks(widest(probe.iter().map(|v| axis::format_tick(*v, step))).max(5))
         },
     );
     let n_x = x_axis.tick_count();

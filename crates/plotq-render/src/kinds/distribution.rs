@@ -1,11 +1,15 @@
 //! `histogram`: the seed-000 latency distribution — bins, dashed mean/p95/p99 markers
 //! with their values in the legend — on a linear or log axis; with several services,
 //! one translucent outlined distribution each on shared bins.
+//!
+//! Any finite values bin (the bins come from `stats`, overflow-free); the bin count is
+//! the spec's, clamped to its bounds.
 
 use super::{Area, YAxis, dropped_note, positive_only};
 use crate::axis;
 use crate::frame::{Ctx, chart_builder, draw_legend, draw_mesh, stroke, widest};
 use crate::{PlotData, RenderError, drawing_error};
+use plotq_domain::plot::BINS_RANGE;
 use plotq_domain::stats::{self, Bins, Summary};
 use plotters::prelude::*;
 use std::borrow::Cow;
@@ -13,13 +17,18 @@ use std::borrow::Cow;
 struct Prepared<'d> {
     name: &'d str,
     values: Cow<'d, [f64]>,
-    dropped: usize,
     summary: Summary,
 }
 
 /// The series ready to bin: non-positive values removed on a log axis, summaries taken.
-fn prepare<'d>(ctx: &Ctx<'_>, data: &'d PlotData) -> Result<Vec<Prepared<'d>>, RenderError> {
+/// A compared service without (positive) data has no curve; only when no service has
+/// any is the plot impossible. Returns the series and how many samples were dropped.
+fn prepare<'d>(
+    ctx: &Ctx<'_>,
+    data: &'d PlotData,
+) -> Result<(Vec<Prepared<'d>>, usize), RenderError> {
     let mut out = Vec::new();
+    let mut dropped_total = 0;
     for s in &data.series {
         let (values, dropped) = if ctx.spec.log_x {
             let (kept, dropped) = positive_only(&s.values);
@@ -27,26 +36,26 @@ fn prepare<'d>(ctx: &Ctx<'_>, data: &'d PlotData) -> Result<Vec<Prepared<'d>>, R
         } else {
             (Cow::Borrowed(&s.values[..]), 0)
         };
+        dropped_total += dropped;
         let Some(summary) = stats::summarize(&values) else {
-            if dropped > 0 {
-                return Err(RenderError::Unplottable(format!(
-                    "a log axis needs positive values; all {dropped} samples of {} are ≤ 0",
-                    s.service
-                )));
-            }
-            continue; // a compared service without data simply has no curve
+            continue;
         };
         out.push(Prepared {
             name: &s.service,
             values,
-            dropped,
             summary,
         });
     }
     if out.is_empty() {
-        return Err(RenderError::NoData);
+        return Err(if dropped_total > 0 {
+            RenderError::Unplottable(format!(
+                "a log axis needs positive values; all {dropped_total} samples are ≤ 0"
+            ))
+        } else {
+            RenderError::NoData
+        });
     }
-    Ok(out)
+    Ok((out, dropped_total))
 }
 
 pub(crate) fn histogram<DB: DrawingBackend>(
@@ -54,8 +63,8 @@ pub(crate) fn histogram<DB: DrawingBackend>(
     ctx: &Ctx<'_>,
     data: &PlotData,
 ) -> Result<(), RenderError> {
-    let n_bins = ctx.spec.bins as usize;
-    let (series, bins) = match (&data.series[..], ctx.spec.log_x) {
+    let n_bins = (ctx.spec.bins as usize).clamp(1, BINS_RANGE.1 as usize);
+    let (series, bins, dropped) = match (&data.series[..], ctx.spec.log_x) {
         // The seed-000 case, the hot path: statistics and bins share their passes.
         ([only], false) => {
             let (summary, bins) =
@@ -63,13 +72,12 @@ pub(crate) fn histogram<DB: DrawingBackend>(
             let series = vec![Prepared {
                 name: &only.service,
                 values: Cow::Borrowed(&only.values[..]),
-                dropped: 0,
                 summary,
             }];
-            (series, vec![bins])
+            (series, vec![bins], 0)
         }
         _ => {
-            let series = prepare(ctx, data)?;
+            let (series, dropped) = prepare(ctx, data)?;
             let lo = series
                 .iter()
                 .map(|s| s.summary.min)
@@ -88,10 +96,9 @@ pub(crate) fn histogram<DB: DrawingBackend>(
                     }
                 })
                 .collect();
-            (series, bins)
+            (series, bins, dropped)
         }
     };
-    let dropped: usize = series.iter().map(|s| s.dropped).sum();
     let single = series.len() == 1;
     let entries = if single { 4 } else { series.len() } + usize::from(dropped > 0);
     let peak = bins.iter().map(Bins::max_count).max().unwrap_or(1).max(1) as f64;
@@ -114,8 +121,8 @@ pub(crate) fn histogram<DB: DrawingBackend>(
         if ctx.spec.log_x {
             ctx.max_x_ticks(6)
         } else {
-            let (probe, _) = axis::linear_ticks(x_lo, x_hi, 10);
-            ctx.max_x_ticks(widest(probe.iter().map(|v| axis::format_tick(*v, 1.0))))
+            let (probe, step) = axis::linear_ticks(x_lo, x_hi, 10);
+            ctx.max_x_ticks(widest(probe.iter().map(|v| axis::format_tick(*v, step))))
         },
     );
     let n_x = x_axis.tick_count();

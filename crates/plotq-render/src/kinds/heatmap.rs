@@ -1,8 +1,13 @@
 //! `heatmap`: latency distribution over time. x = time bucket, y = log-spaced latency
 //! bucket, colour = sample count (log-scaled along the theme's ramp), with each time
 //! bucket's p99 drawn on top — the plot that shows bimodal latency and slow tails.
+//!
+//! Only samples inside the (inclusive) window count, for the axis as for the cells. The
+//! latency axis spans whatever positive values there are (5e-324 to `f64::MAX`): its
+//! headroom stops at `f64::MAX` and its ticks thin out over many decades; cells are at
+//! most 120 columns × 60 rows.
 
-use super::{Area, Buckets, dropped_note, positive_only};
+use super::{Area, Buckets, dropped_note};
 use crate::axis;
 use crate::frame::{Ctx, chart_builder, draw_legend, draw_mesh, stroke, widest};
 use crate::{PlotData, RenderError, drawing_error};
@@ -16,18 +21,20 @@ pub(crate) fn heatmap<DB: DrawingBackend>(
 ) -> Result<(), RenderError> {
     let s = &data.series[0];
     let (from, until) = (ctx.from_ms, ctx.until_ms);
-    // Keep only positive values (log axis), with their timestamps.
-    let (values, dropped) = positive_only(&s.values);
-    let timestamps: Vec<i64> = if dropped == 0 {
-        s.timestamps_ms.clone()
-    } else {
-        s.timestamps_ms
-            .iter()
-            .zip(&s.values)
-            .filter(|(_, v)| **v > 0.0)
-            .map(|(t, _)| *t)
-            .collect()
-    };
+    // Keep only the window's positive values (log axis), with their timestamps.
+    let mut timestamps = Vec::with_capacity(s.timestamps_ms.len().min(s.values.len()));
+    let mut values = Vec::with_capacity(timestamps.capacity());
+    let mut dropped = 0;
+    for (&t, &v) in s.timestamps_ms.iter().zip(&s.values) {
+        if (from..=until).contains(&t) {
+            if v > 0.0 {
+                timestamps.push(t);
+                values.push(v);
+            } else {
+                dropped += 1;
+            }
+        }
+    }
     let Some((min, max, _)) = stats::extent(&values) else {
         return Err(if dropped > 0 {
             RenderError::Unplottable(format!(
@@ -40,10 +47,10 @@ pub(crate) fn heatmap<DB: DrawingBackend>(
     let (y_lo, y_hi) = if min < max {
         (min, max)
     } else {
-        (min / 1.5, max * 1.5)
+        stats::widen_log(min)
     };
     let cols = ((ctx.spec.width as usize) / 10).clamp(10, 120);
-    let width_ms = axis::bucket_ms(until - from, cols);
+    let width_ms = axis::bucket_ms(axis::span_ms(from, until), cols);
     let buckets = Buckets::group(&timestamps, &values, from, until, width_ms);
     let rows = ((ctx.spec.height as f64 * 0.7 / 9.0) as usize).clamp(8, 60);
     let mut cells: Vec<(usize, usize, u64)> = Vec::new();
@@ -64,15 +71,22 @@ pub(crate) fn heatmap<DB: DrawingBackend>(
         }));
     }
     let edges = stats::bin_log(&[], rows, y_lo, y_hi);
-    // Headroom in log space keeps the legend above the cells.
+    // Headroom in log space keeps the legend above the cells; it stops at f64::MAX (a
+    // range of 600 decades times the headroom would overflow to infinity).
     let entries = 2 + usize::from(dropped > 0);
-    let y_top = (y_lo.ln() + (y_hi.ln() - y_lo.ln()) * ctx.headroom(entries)).exp();
+    let y_top = (y_lo.ln() + (y_hi.ln() - y_lo.ln()) * ctx.headroom(entries))
+        .exp()
+        .clamp(y_hi, f64::MAX);
     let y_ticks = axis::log_ticks(y_lo, y_top, ctx.max_y_ticks());
     let y_area = ctx.y_label_area(widest(y_ticks.iter().map(|v| axis::format_log_tick(*v))));
     let (x_ticks, fmt) = axis::time_ticks(
         from,
         until,
-        ctx.max_x_ticks(if until - from > 86_400_000 { 8 } else { 5 }),
+        ctx.max_x_ticks(if axis::span_ms(from, until) > 86_400_000 {
+            8
+        } else {
+            5
+        }),
     );
     let (n_x, n_y) = (x_ticks.len(), y_ticks.len());
     let mut chart = chart_builder!(root, ctx, y_area)

@@ -45,6 +45,10 @@ pub(crate) fn dropped_note(dropped: usize) -> Option<String> {
     (dropped > 0).then(|| format!("{dropped} samples ≤ 0 not shown (log axis)"))
 }
 
+/// Most buckets any grouping makes (callers ask for at most ~120); a structural bound
+/// whatever the window and width.
+pub(crate) const MAX_BUCKETS: usize = 4096;
+
 /// Samples grouped by time bucket: `values[starts[b]..starts[b + 1]]` are bucket `b`'s.
 pub(crate) struct Buckets {
     /// Start of bucket 0 (aligned to the bucket width), epoch ms.
@@ -55,7 +59,10 @@ pub(crate) struct Buckets {
 }
 
 impl Buckets {
-    /// Groups by counting sort: two passes, no per-bucket allocation.
+    /// Groups the samples of the inclusive window `[from, until]` by counting sort: two
+    /// passes, no per-bucket allocation. A sample at `until` falls in the last bucket;
+    /// samples outside the window are ignored. At most [`MAX_BUCKETS`] buckets, and no
+    /// arithmetic that can overflow, for any window.
     pub fn group(
         timestamps: &[i64],
         values: &[f64],
@@ -63,14 +70,27 @@ impl Buckets {
         until_ms: i64,
         width_ms: i64,
     ) -> Self {
-        let origin_ms = from_ms.div_euclid(width_ms) * width_ms;
-        let n_buckets = ((until_ms - origin_ms + width_ms - 1) / width_ms).max(1) as usize;
-        let index = |ts: i64| -> Option<usize> {
-            (ts >= from_ms && ts < until_ms)
-                .then(|| (((ts - origin_ms) / width_ms) as usize).min(n_buckets - 1))
+        let width_ms = width_ms.max(1);
+        let origin_ms = from_ms
+            .div_euclid(width_ms)
+            .checked_mul(width_ms)
+            .unwrap_or(from_ms);
+        // `ts - origin` for `origin <= ts` always fits a u64 (the difference of two i64).
+        let offset = |ts: i64| ts.wrapping_sub(origin_ms) as u64;
+        let n_buckets = if until_ms >= origin_ms {
+            offset(until_ms)
+                .div_ceil(width_ms as u64)
+                .clamp(1, MAX_BUCKETS as u64) as usize
+        } else {
+            1
         };
+        let index = |ts: i64| -> Option<usize> {
+            (ts >= from_ms && ts <= until_ms)
+                .then(|| (offset(ts) / width_ms as u64).min(n_buckets as u64 - 1) as usize)
+        };
+        let samples = || timestamps.iter().zip(values);
         let mut counts = vec![0usize; n_buckets + 1];
-        for &ts in timestamps {
+        for (&ts, _) in samples() {
             if let Some(b) = index(ts) {
                 counts[b + 1] += 1;
             }
@@ -81,7 +101,7 @@ impl Buckets {
         let starts = counts;
         let mut fill = starts.clone();
         let mut grouped = vec![0.0; starts[n_buckets]];
-        for (&ts, &v) in timestamps.iter().zip(values) {
+        for (&ts, &v) in samples() {
             if let Some(b) = index(ts) {
                 grouped[fill[b]] = v;
                 fill[b] += 1;
@@ -104,19 +124,24 @@ impl Buckets {
     }
 
     pub fn start_ms(&self, b: usize) -> i64 {
-        self.origin_ms + b as i64 * self.width_ms
+        let b = i64::try_from(b).unwrap_or(i64::MAX);
+        self.origin_ms
+            .saturating_add(b.saturating_mul(self.width_ms))
     }
 
-    /// The middle of bucket `b`'s covered part of `[from, until)`, where its point is drawn.
+    /// The middle of bucket `b`'s covered part of `[from, until]`, where its point is drawn.
     pub fn center_ms(&self, b: usize, from_ms: i64, until_ms: i64) -> f64 {
         let (lo, hi) = self.covered(b, from_ms, until_ms);
-        (lo + hi) as f64 / 2.0
+        (i128::from(lo) + i128::from(hi)) as f64 / 2.0
     }
 
-    /// The part of bucket `b` inside `[from, until)` (the first and last may be partial).
+    /// The part of bucket `b` inside `[from, until]` (the first and last may be partial).
     pub fn covered(&self, b: usize, from_ms: i64, until_ms: i64) -> (i64, i64) {
         let start = self.start_ms(b);
-        (start.max(from_ms), (start + self.width_ms).min(until_ms))
+        (
+            start.max(from_ms),
+            start.saturating_add(self.width_ms).min(until_ms),
+        )
     }
 }
 
@@ -149,8 +174,34 @@ mod tests {
         let b = Buckets::group(&ts, &vs, 1_000, 120_000, 60_000);
         assert_eq!(b.len(), 2);
         assert_eq!(b.bucket(0), &[1.0]);
-        assert_eq!(b.bucket(1), &[2.0, 3.0, 4.0]);
+        // The window is inclusive: the sample at `until` is in the last bucket.
+        assert_eq!(b.bucket(1), &[2.0, 3.0, 4.0, 5.0]);
         assert_eq!(b.covered(0, 1_000, 120_000), (1_000, 60_000));
+    }
+
+    #[test]
+    fn buckets_are_bounded_at_the_ends_of_time() {
+        let ts = [i64::MIN, -1, 0, i64::MAX];
+        let vs = [1.0, 2.0, 3.0, 4.0];
+        for (from, until, width) in [
+            (i64::MIN, i64::MAX, 1),
+            (i64::MIN, i64::MAX, i64::MAX),
+            (i64::MIN + 1, i64::MAX, 86_400_000),
+            (i64::MAX, i64::MIN, 1_000),
+            (0, 0, 0),
+        ] {
+            let b = Buckets::group(&ts, &vs, from, until, width);
+            assert!(
+                (1..=MAX_BUCKETS).contains(&b.len()),
+                "{from} {until} {width}"
+            );
+            let inside = ts.iter().filter(|t| (from..=until).contains(*t)).count();
+            assert_eq!(b.values.len(), inside, "{from} {until} {width}");
+            for i in 0..b.len() {
+                let (lo, hi) = b.covered(i, from, until);
+                assert!(b.center_ms(i, from, until).is_finite() && lo <= hi.max(lo));
+            }
+        }
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! `status_codes`: one bar per HTTP status code seen, coloured by class (1xx grey, 2xx
 //! green, 3xx blue, 4xx orange, 5xx red), labelled with its share; the legend sums the
 //! classes. Values that are not codes (outside 100–599) are counted as "other".
+//!
+//! At most 501 bars (500 codes and "other"), whatever the values; when they are too many
+//! for the width, only every k-th bar is labelled.
 
 use super::Area;
 use crate::axis;
@@ -40,7 +43,10 @@ pub(crate) fn status_codes<DB: DrawingBackend>(
         y_ticks.iter().map(|v| axis::format_tick(*v, y_step)),
     ));
     let n = bars.len();
-    let x_ticks: Vec<f64> = (0..n).map(|i| i as f64).collect();
+    // Label every bar when the labels fit (they do for the usual handful), else every k-th.
+    let every = n.div_ceil(ctx.max_x_ticks(5)).max(1);
+    let x_ticks: Vec<f64> = (0..n).step_by(every).map(|i| i as f64).collect();
+    let n_x = x_ticks.len();
     let label_of = |i: f64| -> String {
         bars.get(i.round() as usize)
             .map(|(code, _)| {
@@ -67,7 +73,7 @@ pub(crate) fn status_codes<DB: DrawingBackend>(
         "Responses",
         &x_fmt,
         &y_fmt,
-        n,
+        n_x,
         y_ticks.len()
     );
     chart

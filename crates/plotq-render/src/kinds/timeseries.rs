@@ -5,6 +5,10 @@
 //! of 5xx status codes, or of non-zero values for a flag metric, in percent).
 //! Empty buckets are gaps in a line, never invented zeros — except for throughput, where
 //! no samples really is zero per second.
+//!
+//! The window is inclusive (`[from, until]`); bucket counts are bounded by the image
+//! width. Latency's value axis starts at 0, or lower when values are negative, and any
+//! finite values fit it (the headroom stops at `f64::MAX`).
 
 use super::{Area, Buckets, YAxis, runs};
 use crate::axis;
@@ -20,30 +24,44 @@ fn max_buckets(ctx: &Ctx<'_>) -> usize {
 
 type TimeChart<'a, DB> = ChartContext<'a, DB, Cartesian2d<axis::TickedAxis, YAxis>>;
 
-/// Builds the chart with a time x axis and a linear y axis `[0, y_max]`, draws the mesh
-/// and hands it to `body`.
+/// The window's span, for choosing bucket widths.
+fn span(ctx: &Ctx<'_>) -> i64 {
+    axis::span_ms(ctx.from_ms, ctx.until_ms)
+}
+
+/// `[bottom, top]` (bottom ≤ 0 ≤ top) stretched upward by `headroom` for the legend,
+/// computed in halves so no span overflows; the top stops at `f64::MAX`. With
+/// `bottom == 0` this is `[0, top · headroom]`, bit for bit.
+fn with_headroom(bottom: f64, top: f64, headroom: f64) -> (f64, f64) {
+    let half = top * 0.5 - bottom * 0.5;
+    let y_max = (bottom + half * 2.0 * headroom).min(f64::MAX);
+    (bottom, if y_max.is_finite() { y_max } else { f64::MAX })
+}
+
+/// Builds the chart with a time x axis and a linear y axis `[y_lo, y_max]`, draws the
+/// mesh and hands it to `body`.
 fn with_time_chart<DB: DrawingBackend>(
     root: &Area<'_, DB>,
     ctx: &Ctx<'_>,
-    y_max: f64,
+    (y_lo, y_max): (f64, f64),
     y_desc: &str,
     y_suffix: &str,
     body: impl FnOnce(&mut TimeChart<'_, DB>) -> Result<(), RenderError>,
 ) -> Result<(), RenderError> {
-    let (y_ticks, y_step) = axis::linear_ticks(0.0, y_max, ctx.max_y_ticks());
+    let (y_ticks, y_step) = axis::linear_ticks(y_lo, y_max, ctx.max_y_ticks());
     let y_label = |v: f64| format!("{}{y_suffix}", axis::format_tick(v, y_step));
     let y_area = ctx.y_label_area(widest(y_ticks.iter().map(|v| y_label(*v))));
     let (from, until) = (ctx.from_ms, ctx.until_ms);
     let (x_ticks, fmt) = axis::time_ticks(
         from,
         until,
-        ctx.max_x_ticks(if until - from > 86_400_000 { 8 } else { 5 }),
+        ctx.max_x_ticks(if span(ctx) > 86_400_000 { 8 } else { 5 }),
     );
     let (n_x, n_y) = (x_ticks.len(), y_ticks.len());
     let mut chart = chart_builder!(root, ctx, y_area)
         .build_cartesian_2d(
             axis::TickedAxis::linear(from as f64, until as f64, x_ticks),
-            axis::TickedAxis::linear(0f64, y_max, y_ticks),
+            axis::TickedAxis::linear(y_lo, y_max, y_ticks),
         )
         .map_err(drawing_error)?;
     let x_fmt = |v: &f64| axis::format_time(*v, fmt);
@@ -98,11 +116,13 @@ pub(crate) fn latency<DB: DrawingBackend>(
     ctx: &Ctx<'_>,
     data: &PlotData,
 ) -> Result<(), RenderError> {
-    let width_ms = axis::bucket_ms(ctx.until_ms - ctx.from_ms, max_buckets(ctx));
+    let width_ms = axis::bucket_ms(span(ctx), max_buckets(ctx));
     let single = data.series.len() == 1;
     // Per series: per bucket (x, [p50, p95, p99, max]).
     let mut all: Vec<(&str, Vec<BucketStats>)> = Vec::new();
     let mut peak: f64 = 0.0;
+    // The lowest line drawn is p50; below zero only for negative values.
+    let mut low: f64 = 0.0;
     for s in &data.series {
         let buckets = Buckets::group(
             &s.timestamps_ms,
@@ -124,6 +144,7 @@ pub(crate) fn latency<DB: DrawingBackend>(
             .collect();
         for (_, q) in per.iter().flatten() {
             peak = peak.max(if ctx.spec.show_max { q[3] } else { q[2] });
+            low = low.min(q[0]);
         }
         all.push((&s.service, per));
     }
@@ -135,10 +156,11 @@ pub(crate) fn latency<DB: DrawingBackend>(
     } else {
         2 * all.len()
     };
-    let y_max = (peak * ctx.headroom(entries)).max(1e-9);
+    let (y_lo, y_max) = with_headroom(low, peak, ctx.headroom(entries));
+    let y_range = (y_lo, y_max.max(y_lo + 1e-9));
     let width = (ctx.ts.tick / 6).max(2);
     let y_desc = ctx.value_desc.clone();
-    with_time_chart(root, ctx, y_max, &y_desc, "", |chart| {
+    with_time_chart(root, ctx, y_range, &y_desc, "", |chart| {
         let pick = |per: &[BucketStats], k: usize| -> Vec<Option<(f64, f64)>> {
             per.iter().map(|p| p.map(|(x, q)| (x, q[k]))).collect()
         };
@@ -209,7 +231,7 @@ pub(crate) fn throughput<DB: DrawingBackend>(
     data: &PlotData,
 ) -> Result<(), RenderError> {
     let s = &data.series[0];
-    let width_ms = axis::bucket_ms(ctx.until_ms - ctx.from_ms, max_buckets(ctx));
+    let width_ms = axis::bucket_ms(span(ctx), max_buckets(ctx));
     let buckets = Buckets::group(
         &s.timestamps_ms,
         &s.values,
@@ -232,7 +254,8 @@ pub(crate) fn throughput<DB: DrawingBackend>(
         return Err(RenderError::NoData);
     }
     let peak = rates.iter().map(|r| r.1).fold(0.0, f64::max);
-    let mean = total as f64 / ((ctx.until_ms - ctx.from_ms) as f64 / 1000.0);
+    // The window is inclusive and non-empty (`render` checks `from < until`).
+    let mean = total as f64 / (span(ctx) as f64 / 1000.0);
     // Low rates keep their own scale (0.08 req/s is not drawn against an axis to 1).
     let y_max = if peak > 0.0 {
         peak * ctx.headroom(1)
@@ -242,22 +265,29 @@ pub(crate) fn throughput<DB: DrawingBackend>(
     let color = ctx.theme.series[0];
     let width = (ctx.ts.tick / 6).max(2);
     let marker = ctx.marker();
-    with_time_chart(root, ctx, y_max, "Requests per second", "", |chart| {
-        chart
-            .draw_series(
-                AreaSeries::new(rates.iter().copied(), 0.0, color.mix(0.25))
-                    .border_style(stroke(color, width)),
-            )
-            .map_err(drawing_error)?
-            .label(format!(
-                "{} req/s (mean {mean:.1}, peak {peak:.1})",
-                s.service
-            ))
-            .legend(move |(x, y)| {
-                PathElement::new([(x, y), (x + marker, y)], stroke(color, width))
-            });
-        Ok(())
-    })
+    with_time_chart(
+        root,
+        ctx,
+        (0.0, y_max),
+        "Requests per second",
+        "",
+        |chart| {
+            chart
+                .draw_series(
+                    AreaSeries::new(rates.iter().copied(), 0.0, color.mix(0.25))
+                        .border_style(stroke(color, width)),
+                )
+                .map_err(drawing_error)?
+                .label(format!(
+                    "{} req/s (mean {mean:.1}, peak {peak:.1})",
+                    s.service
+                ))
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + marker, y)], stroke(color, width))
+                });
+            Ok(())
+        },
+    )
 }
 
 /// Whether one sample counts as an error: a 5xx status code for status metrics, any
@@ -277,7 +307,7 @@ pub(crate) fn error_rate<DB: DrawingBackend>(
 ) -> Result<(), RenderError> {
     let s = &data.series[0];
     let metric = ctx.spec.metric.as_str();
-    let width_ms = axis::bucket_ms(ctx.until_ms - ctx.from_ms, max_buckets(ctx));
+    let width_ms = axis::bucket_ms(span(ctx), max_buckets(ctx));
     let buckets = Buckets::group(
         &s.timestamps_ms,
         &s.values,
@@ -310,7 +340,7 @@ pub(crate) fn error_rate<DB: DrawingBackend>(
     let overall = errors_total as f64 / total as f64 * 100.0;
     let color = ctx.theme.mean;
     let width = (ctx.ts.tick / 6).max(2);
-    with_time_chart(root, ctx, y_max, "Errors (%)", "%", |chart| {
+    with_time_chart(root, ctx, (0.0, y_max), "Errors (%)", "%", |chart| {
         let label = format!("{} errors: {overall:.2}% of {total} samples", s.service);
         line(chart, ctx, &points, stroke(color, width), false, label)
     })

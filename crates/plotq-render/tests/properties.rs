@@ -1,0 +1,368 @@
+//! Property tests: every kind renders any finite data — ordinary latencies mixed with
+//! ±f64::MAX, ±1e308, subnormals, ±0 and other extremes, timestamps inside and outside
+//! the window, any size, bin count and option — into an image of the asked size, or fails
+//! with exactly the error the data calls for; the axis functions stay bounded and finite
+//! for any input; the statistics stay exact and finite.
+//!
+//! Render properties run 64 cases by default, axis and statistics properties 256;
+//! `PROPTEST_CASES` overrides both. Work is bounded structurally (counts are asserted,
+//! never times).
+
+use plotq_domain::{ImageFormat, PlotKind, PlotSpec, ServiceName, stats};
+use plotq_render::axis;
+use plotq_render::{PlotData, RenderError, SeriesData, render};
+use proptest::prelude::*;
+
+/// 2026-11-22T10:00:00Z, the end of every window here.
+const UNTIL: i64 = 1_795_341_600_000;
+/// One hour.
+const SPAN: i64 = 3_600_000;
+const FROM: i64 = UNTIL - SPAN;
+
+/// `cases` unless `PROPTEST_CASES` says otherwise (proptest reads it itself).
+fn config(cases: u32) -> ProptestConfig {
+    let mut config = ProptestConfig::default();
+    if std::env::var_os("PROPTEST_CASES").is_none() {
+        config.cases = cases;
+    }
+    config
+}
+
+const EXTREMES: &[f64] = &[
+    f64::MAX,
+    -f64::MAX,
+    1e308,
+    -1e308,
+    f64::MIN_POSITIVE,
+    5e-324,
+    -5e-324,
+    1e-310,
+    2.5e-310,
+    0.0,
+    -0.0,
+    1e-300,
+    1e300,
+    1e-20,
+    1e20,
+    1e15,
+];
+
+/// Any finite `f64`, of every class and sign.
+fn any_finite() -> impl Strategy<Value = f64> {
+    use proptest::num::f64 as f;
+    f::POSITIVE | f::NEGATIVE | f::NORMAL | f::SUBNORMAL | f::ZERO
+}
+
+/// Mostly lognormal-like latencies, often an extreme, sometimes any finite value or an
+/// HTTP status code.
+fn value() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        6 => (-1.0f64..8.0).prop_map(f64::exp),
+        2 => proptest::sample::select(EXTREMES),
+        1 => any_finite(),
+        1 => proptest::sample::select(&[200.0, 201.0, 404.0, 500.0, 503.0, 99.0, 600.0][..]),
+    ]
+}
+
+/// Mostly inside the window (ends included), sometimes anywhere.
+fn timestamp() -> impl Strategy<Value = i64> {
+    prop_oneof![
+        8 => FROM..=UNTIL,
+        1 => Just(UNTIL),
+        1 => Just(FROM),
+        1 => any::<i64>(),
+    ]
+}
+
+/// One service's samples: usually a few dozen, now and then a few thousand.
+fn samples() -> impl Strategy<Value = Vec<(i64, f64)>> {
+    prop_oneof![
+        8 => proptest::collection::vec((timestamp(), value()), 0..40),
+        1 => proptest::collection::vec((timestamp(), value()), 0..3000),
+    ]
+}
+
+/// Image sizes within the spec bounds, mostly small (debug renders stay fast).
+fn size() -> impl Strategy<Value = (u32, u32)> {
+    (
+        prop_oneof![8 => 200u32..=500, 1 => 200u32..=4000],
+        prop_oneof![8 => 150u32..=400, 1 => 150u32..=4000],
+    )
+}
+
+fn format() -> impl Strategy<Value = ImageFormat> {
+    prop_oneof![7 => Just(ImageFormat::Png), 1 => Just(ImageFormat::Svg)]
+}
+
+/// A spec of `kind` and its data: up to 8 services for the kinds that compare, `log_x`
+/// and `show_max` where the kind has them, any bins in 1..=1000.
+fn case(kind: PlotKind) -> impl Strategy<Value = (PlotSpec, PlotData)> {
+    let max_services = if kind.compares() { 8 } else { 1 };
+    (
+        proptest::collection::vec(samples(), 1..=max_services),
+        size(),
+        format(),
+        1u32..=1000,
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(
+            move |(all, (width, height), format, bins, log_x, show_max)| {
+                let mut spec = PlotSpec::new(kind, ServiceName::parse("a").unwrap());
+                spec.services = (0..all.len())
+                    .map(|i| ServiceName::parse(&format!("s{i}")).unwrap())
+                    .collect();
+                spec.width = width;
+                spec.height = height;
+                spec.format = format;
+                spec.bins = bins;
+                spec.log_x = log_x && matches!(kind, PlotKind::Histogram | PlotKind::Cdf);
+                spec.show_max = show_max && kind == PlotKind::LatencyTimeseries;
+                let series = all
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, pairs)| SeriesData {
+                        service: format!("s{i}"),
+                        timestamps_ms: pairs.iter().map(|p| p.0).collect(),
+                        values: pairs.iter().map(|p| p.1).collect(),
+                    })
+                    .collect();
+                let data = PlotData {
+                    from_ms: FROM,
+                    until_ms: UNTIL,
+                    series,
+                };
+                (spec, data)
+            },
+        )
+}
+
+/// What the data calls for: `Ok(())` for an image, or the one error it must be.
+enum Expected {
+    Image,
+    NoData,
+    Unplottable,
+}
+
+fn expected(spec: &PlotSpec, data: &PlotData) -> Expected {
+    let n: usize = data.series.iter().map(|s| s.values.len()).sum();
+    if n == 0 {
+        return Expected::NoData;
+    }
+    let in_window = |s: &SeriesData| -> Vec<f64> {
+        s.timestamps_ms
+            .iter()
+            .zip(&s.values)
+            .filter(|(t, _)| (FROM..=UNTIL).contains(*t))
+            .map(|(_, v)| *v)
+            .collect()
+    };
+    match spec.kind {
+        PlotKind::Histogram | PlotKind::Cdf if spec.log_x => {
+            let positive = data.series.iter().flat_map(|s| &s.values).any(|v| *v > 0.0);
+            if positive {
+                Expected::Image
+            } else {
+                Expected::Unplottable
+            }
+        }
+        PlotKind::Histogram | PlotKind::Cdf | PlotKind::StatusCodes => Expected::Image,
+        PlotKind::LatencyTimeseries => {
+            if data.series.iter().all(|s| in_window(s).is_empty()) {
+                Expected::NoData
+            } else {
+                Expected::Image
+            }
+        }
+        PlotKind::Throughput | PlotKind::ErrorRate => {
+            if in_window(&data.series[0]).is_empty() {
+                Expected::NoData
+            } else {
+                Expected::Image
+            }
+        }
+        PlotKind::Heatmap => {
+            let values = in_window(&data.series[0]);
+            if values.is_empty() {
+                Expected::NoData
+            } else if values.iter().any(|v| *v > 0.0) {
+                Expected::Image
+            } else {
+                Expected::Unplottable
+            }
+        }
+    }
+}
+
+/// Width and height from a PNG's IHDR chunk.
+fn png_size(bytes: &[u8]) -> Option<(u32, u32)> {
+    if bytes.len() < 24 || &bytes[..8] != b"\x89PNG\r\n\x1a\n" || &bytes[12..16] != b"IHDR" {
+        return None;
+    }
+    let be = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+    Some((be(&bytes[16..20]), be(&bytes[20..24])))
+}
+
+fn check(spec: &PlotSpec, data: &PlotData) -> Result<(), TestCaseError> {
+    let result = render(spec, data);
+    match (expected(spec, data), result) {
+        (Expected::Image, Ok(out)) => match spec.format {
+            ImageFormat::Png => {
+                prop_assert_eq!(png_size(&out.bytes), Some((spec.width, spec.height)));
+            }
+            ImageFormat::Svg => {
+                prop_assert!(out.bytes.starts_with(b"<svg"));
+                prop_assert!(out.bytes.len() > 100);
+            }
+        },
+        (Expected::NoData, Err(RenderError::NoData)) => {}
+        (Expected::Unplottable, Err(RenderError::Unplottable(why))) => {
+            prop_assert!(why.contains("≤ 0"), "{}", why);
+        }
+        (_, Ok(_)) => prop_assert!(false, "rendered, but the data calls for an error"),
+        (_, Err(e)) => prop_assert!(false, "{}", e),
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(config(64))]
+
+    #[test]
+    fn histogram_renders_any_finite_data((spec, data) in case(PlotKind::Histogram)) {
+        check(&spec, &data)?;
+    }
+
+    #[test]
+    fn cdf_renders_any_finite_data((spec, data) in case(PlotKind::Cdf)) {
+        check(&spec, &data)?;
+    }
+
+    #[test]
+    fn latency_timeseries_renders_any_finite_data(
+        (spec, data) in case(PlotKind::LatencyTimeseries)
+    ) {
+        check(&spec, &data)?;
+    }
+
+    #[test]
+    fn throughput_renders_any_finite_data((spec, data) in case(PlotKind::Throughput)) {
+        check(&spec, &data)?;
+    }
+
+    #[test]
+    fn status_codes_renders_any_finite_data((spec, data) in case(PlotKind::StatusCodes)) {
+        check(&spec, &data)?;
+    }
+
+    #[test]
+    fn error_rate_renders_any_finite_data((spec, data) in case(PlotKind::ErrorRate)) {
+        check(&spec, &data)?;
+    }
+
+    #[test]
+    fn heatmap_renders_any_finite_data((spec, data) in case(PlotKind::Heatmap)) {
+        check(&spec, &data)?;
+    }
+}
+
+/// Any finite value, extremes weighted up.
+fn axis_value() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        2 => any_finite(),
+        1 => proptest::sample::select(EXTREMES),
+        1 => -1e6f64..1e6,
+    ]
+}
+
+/// Any positive finite value, extremes weighted up.
+fn positive() -> impl Strategy<Value = f64> {
+    axis_value()
+        .prop_map(f64::abs)
+        .prop_filter("positive", |v| *v > 0.0)
+}
+
+fn short(label: &str) -> bool {
+    label.chars().count() <= 24 && !label.contains("inf") && !label.contains("NaN")
+}
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    #[test]
+    fn linear_ticks_are_bounded_and_finite(
+        a in axis_value(), b in axis_value(), max in 1usize..=20
+    ) {
+        let (lo, hi) = (a.min(b), a.max(b));
+        let (ticks, step) = axis::linear_ticks(lo, hi, max);
+        prop_assert!(step.is_finite() && step > 0.0, "step {}", step);
+        prop_assert!(ticks.len() <= max + 2, "{} ticks for {}", ticks.len(), max);
+        prop_assert!(ticks.iter().all(|t| t.is_finite()));
+        prop_assert!(ticks.windows(2).all(|w| w[0] < w[1]), "{:?}", ticks);
+        for t in &ticks {
+            let label = axis::format_tick(*t, step);
+            prop_assert!(short(&label), "{}", label);
+        }
+    }
+
+    #[test]
+    fn log_ticks_are_bounded_and_finite(
+        a in positive(), b in positive(), max in 1usize..=20
+    ) {
+        let (lo, hi) = (a.min(b), a.max(b));
+        let ticks = axis::log_ticks(lo, hi, max);
+        prop_assert!(ticks.len() <= max + 2, "{} ticks for {}", ticks.len(), max);
+        for t in &ticks {
+            prop_assert!(t.is_finite() && *t > 0.0);
+            prop_assert!(*t >= lo * (1.0 - 1e-6) && *t <= hi * (1.0 + 1e-6), "{} of [{}, {}]", t, lo, hi);
+            let label = axis::format_log_tick(*t);
+            prop_assert!(short(&label), "{}", label);
+        }
+    }
+
+    #[test]
+    fn nice_steps_are_positive_and_cut_the_span(span in positive(), max in 1usize..=20) {
+        let step = axis::nice_step(span, max);
+        prop_assert!(step.is_finite() && step > 0.0);
+        prop_assert!(span / step <= max as f64 + 1.0, "{} / {} over {}", span, step, max);
+    }
+
+    #[test]
+    fn time_ticks_and_buckets_are_bounded(
+        from in any::<i64>(), until in any::<i64>(), max in 1usize..=120
+    ) {
+        let (ticks, format) = axis::time_ticks(from, until, max);
+        prop_assert!(ticks.len() <= max.max(2) + 2);
+        prop_assert!(!format.is_empty());
+        prop_assert!(ticks.windows(2).all(|w| w[0] < w[1]));
+        prop_assert!(ticks.iter().all(|t| *t >= from as f64 && *t <= until as f64));
+        let span = axis::span_ms(from, until);
+        let width = axis::bucket_ms(span, max);
+        prop_assert!(width > 0);
+        prop_assert!(span / width <= max as i64 + 1, "{} / {} over {}", span, width, max);
+    }
+
+    #[test]
+    fn statistics_are_exact_and_finite(
+        values in proptest::collection::vec(axis_value(), 1..200), bins in 1usize..=1000
+    ) {
+        let s = stats::summarize(&values).unwrap();
+        let mut sorted = values.clone();
+        sorted.sort_by(f64::total_cmp);
+        prop_assert_eq!((s.min, s.max), (sorted[0], sorted[sorted.len() - 1]));
+        for (got, q) in [(s.p50, 0.5), (s.p95, 0.95), (s.p99, 0.99)] {
+            // Exact order statistics, interpolated as numpy does (or overflow-free).
+            let rank = q * (sorted.len() - 1) as f64;
+            let (lo, hi) = (sorted[rank.floor() as usize], sorted[rank.ceil() as usize]);
+            prop_assert!(got.is_finite() && got >= lo && got <= hi, "q{}: {} not in [{}, {}]", q, got, lo, hi);
+        }
+        prop_assert!(s.mean.is_finite() && s.mean >= s.min && s.mean <= s.max);
+        let (binned, b) = stats::summarize_binned(&values, bins).unwrap();
+        prop_assert_eq!(binned, s);
+        prop_assert!(b.counts.len() <= bins);
+        prop_assert_eq!(b.counts.iter().sum::<u64>(), values.len() as u64);
+        let edges: Vec<f64> = (0..=b.counts.len()).map(|i| b.edge(i)).collect();
+        prop_assert!(edges.iter().all(|e| e.is_finite()));
+        prop_assert!(edges.windows(2).all(|w| w[0] <= w[1]));
+    }
+}
