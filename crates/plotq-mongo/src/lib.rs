@@ -2,7 +2,7 @@
 //!
 //! One document per sample in `<db>.samples`: `{service, metric, value, ts}` with `ts`
 //! a BSON date, indexed by `(service, metric, ts)` so a plot's window query is an index
-//! range scan. Inserts are acknowledged writes (`insert_many`, ordered); reads project
+//! range scan; windows include both ends (`$gte from`, `$lte until`). Inserts are acknowledged writes (`insert_many`, ordered); reads project
 //! only what the renderer needs. Uses only operations that behave the same on MongoDB
 //! and on the MongoDB-wire test server.
 
@@ -116,7 +116,7 @@ impl MetricStore for MongoStore {
         let filter = doc! {
             "service": service,
             "metric": metric,
-            "ts": {"$gte": DateTime::from_millis(from_ms), "$lt": DateTime::from_millis(until_ms)},
+            "ts": {"$gte": DateTime::from_millis(from_ms), "$lte": DateTime::from_millis(until_ms)},
         };
         let mut out = Points::default();
         if with_timestamps {

@@ -1,5 +1,5 @@
 //! `MongoStore` against the MongoDB-wire server on 127.0.0.1:27017 (fails if it is not
-//! running): acknowledged inserts, window queries with half-open bounds, series isolation.
+//! running): acknowledged inserts, window queries including both bounds, series isolation.
 
 use plotq_domain::{MetricName, Sample, ServiceName};
 use plotq_mongo::{MongoConfig, MongoStore};
@@ -24,15 +24,16 @@ fn sample(service: &str, metric: &str, value: f64, ts: i64) -> Sample {
 }
 
 #[tokio::test]
-async fn window_queries_are_half_open_and_per_series() {
+async fn window_queries_include_both_ends_and_are_per_series() {
     let store = MongoStore::new(&config()).await.unwrap();
     store
         .ping()
         .await
         .expect("the MongoDB-wire server must be running on 127.0.0.1:27017");
     store.ensure_indexes().await.unwrap();
-    // Whole seconds apart: the MongoDB-wire test server compares dates that fall within
-    // the same second incorrectly (a gap of nx-27017 0.8.1, not of MongoDB).
+    // Whole seconds apart, and windows ending on whole seconds: the MongoDB-wire test
+    // server compares dates at whole-second precision (a gap of nx-27017 0.8.1, not of
+    // MongoDB), so sub-second bounds would not test what they claim to.
     let t0 = 1_795_000_000_000i64;
     let mut samples: Vec<Sample> = (0..1000)
         .map(|i| sample("a", "latency_ms", i as f64, t0 + i * 1000))
@@ -45,9 +46,15 @@ async fn window_queries_are_half_open_and_per_series() {
     got.sort_by(f64::total_cmp);
     assert_eq!(
         got,
-        (100..200).map(|i| i as f64).collect::<Vec<_>>(),
-        "[from, until): from included, until excluded"
+        (100..=200).map(|i| i as f64).collect::<Vec<_>>(),
+        "[from, until]: a sample at exactly `until` is drawn, as one at `from` is"
     );
+    // A window of one instant holds the one sample taken then.
+    let at = store
+        .points("a", "latency_ms", t0 + 7_000, t0 + 7_000, true)
+        .await
+        .unwrap();
+    assert_eq!((at.values, at.timestamps_ms), (vec![7.0], vec![t0 + 7_000]));
     let (lo, hi) = (t0 - 3_600_000, t0 + 7_200_000);
     let all = store.points("a", "latency_ms", lo, hi, true).await.unwrap();
     assert_eq!((all.values.len(), all.timestamps_ms.len()), (1000, 1000));

@@ -1,6 +1,8 @@
 //! The ports: the small interfaces the api, worker and notifier use to reach the outside
-//! world — `MetricStore` (samples), `JobQueue` (work), `PlotCache` (job states and PNGs)
-//! and `EventBus` (plot.ready/failed, with a bounded history).
+//! world — `MetricStore` (samples), `JobQueue` (work), `PlotCache` (job states, PNGs and
+//! single-flight claims), `EventBus` (plot.ready/failed, with a bounded history) and
+//! `ViewRegistry` (live-refresh bookkeeping) — and `PortError`, the failures callers
+//! branch on.
 //!
 //! Each external technology implements them in its own crate (`plotq-mongo`,
 //! `plotq-amqp`, `plotq-redis`); `memory` holds in-process implementations that are the
@@ -68,8 +70,9 @@ pub struct Points {
 pub trait MetricStore: Send + Sync + 'static {
     /// Stores every sample; returns only once the store acknowledged the write.
     async fn insert(&self, samples: &[Sample]) -> PortResult<()>;
-    /// Samples of one series with `from_ms <= timestamp < until_ms`, in no particular
-    /// order; timestamps only when asked for (they double what is read).
+    /// Samples of one series with `from_ms <= timestamp <= until_ms` (both ends
+    /// included: a sample taken at exactly `until_ms` is drawn), in no particular order;
+    /// timestamps only when asked for (they double what is read).
     async fn points(
         &self,
         service: &str,
@@ -161,6 +164,11 @@ pub trait PlotCache: Send + Sync + 'static {
     -> PortResult<Option<JobId>>;
     /// Points request `key` at job `id` (its previous job failed or expired).
     async fn replace_request(&self, key: &str, id: JobId, ttl: Duration) -> PortResult<()>;
+    /// Undoes `claim_request`/`replace_request`: removes the claim on `key` only if job
+    /// `id` still holds it (atomically; a claim taken over by another job stays).
+    async fn release_request(&self, key: &str, id: JobId) -> PortResult<()>;
+    /// Forgets job `id`'s state (e.g. a `queued` state whose job was never published).
+    async fn delete_state(&self, id: JobId) -> PortResult<()>;
     async fn ping(&self) -> PortResult<()>;
 }
 
@@ -172,7 +180,9 @@ pub trait ViewRegistry: Send + Sync + 'static {
     async fn watch(&self, views: &[String], until_ms: i64) -> PortResult<()>;
     /// Views whose lease runs past `now_ms`.
     async fn watched(&self, now_ms: i64) -> PortResult<Vec<String>>;
-    /// Records that samples of these `(service, metric)` series arrived at `now_ms`.
+    /// Records that samples of these `(service, metric)` series arrived at `now_ms`. The
+    /// list is bounded: implementations keep at most a configured number of series (the
+    /// most recently touched) and forget series not touched for 8 days.
     async fn touch_series(&self, series: &[(String, String)], now_ms: i64) -> PortResult<()>;
     /// When samples of a series last arrived.
     async fn series_touched(&self, service: &str, metric: &str) -> PortResult<Option<i64>>;

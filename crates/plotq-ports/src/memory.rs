@@ -2,8 +2,10 @@
 //! with no external services) and fast doubles for unit tests.
 //!
 //! They keep the same promises as the real adapters where it matters to callers —
-//! bounded memory (retention, queue bound, TTLs, history length), redelivery of
-//! rejected jobs, exclusive event ids — but nothing survives the process.
+//! bounded memory (retention, queue bound, TTLs, history length, series-list bound),
+//! inclusive data windows, retry tiers taken in order, redelivery of rejected jobs,
+//! single-flight claims released only by their holder, exclusive event ids — but nothing
+//! survives the process.
 
 use crate::{
     Acker, DeadLetter, Delivery, EventBus, JobConsumer, JobQueue, MetricStore, PlotCache, Points,
@@ -62,7 +64,7 @@ impl MetricStore for MemoryStore {
         if let Some(rows) = series.get(&(service.to_owned(), metric.to_owned())) {
             for &(ts, v) in rows
                 .iter()
-                .filter(|(ts, _)| (from_ms..until_ms).contains(ts))
+                .filter(|(ts, _)| (from_ms..=until_ms).contains(ts))
             {
                 out.values.push(v);
                 if with_timestamps {
@@ -87,7 +89,8 @@ pub struct MemoryQueue {
     tx: mpsc::Sender<QueuedJob>,
     /// Consumers take turns receiving; each delivery goes to exactly one of them.
     rx: Arc<tokio::sync::Mutex<mpsc::Receiver<QueuedJob>>>,
-    /// Backoff before retry n (the last entry repeats).
+    /// Backoff before retry n: `retry_delays[n - 1]`, the last entry repeating. Kept as
+    /// given (never deduplicated), so `1,1,5` waits 1 s, 1 s, then 5 s for every later retry.
     retry_delays: Arc<Vec<Duration>>,
     dead: Arc<Mutex<Vec<DeadLetter>>>,
 }
@@ -97,6 +100,8 @@ impl MemoryQueue {
         Self::with_retry_delays(capacity, vec![Duration::from_secs(1)])
     }
 
+    /// A queue whose retry `n` (1-based) waits `retry_delays[n - 1]`; the last delay
+    /// repeats for later retries. An empty list means one second.
     pub fn with_retry_delays(capacity: usize, retry_delays: Vec<Duration>) -> Self {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         Self {
@@ -110,24 +115,37 @@ impl MemoryQueue {
             dead: Arc::new(Mutex::new(Vec::new())),
         }
     }
+
+    /// The backoff before retry `attempt` (1-based; 0 counts as 1).
+    fn retry_delay(&self, attempt: u32) -> Duration {
+        let index = (attempt.max(1) as usize - 1).min(self.retry_delays.len() - 1);
+        self.retry_delays[index]
+    }
+
+    /// Enqueues `body` exactly as given, bypassing `JobMessage` encoding: how tests (and
+    /// tools) put a malformed or foreign message on the queue.
+    pub fn publish_raw(&self, body: &[u8]) -> PortResult<()> {
+        self.tx
+            .try_send((body.to_vec(), false, 0))
+            .map_err(queue_send_error)
+    }
+}
+
+fn queue_send_error<T>(e: mpsc::error::TrySendError<T>) -> PortError {
+    match e {
+        mpsc::error::TrySendError::Full(_) => PortError::refused("queue", "the queue is full"),
+        mpsc::error::TrySendError::Closed(_) => PortError::unavailable("queue", "closed"),
+    }
 }
 
 #[async_trait]
 impl JobQueue for MemoryQueue {
     async fn publish(&self, job: &JobMessage) -> PortResult<()> {
-        self.tx
-            .try_send((job.encode(), false, 0))
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => {
-                    PortError::refused("queue", "the queue is full")
-                }
-                mpsc::error::TrySendError::Closed(_) => PortError::unavailable("queue", "closed"),
-            })
+        self.publish_raw(&job.encode())
     }
 
     async fn retry_later(&self, body: &[u8], attempt: u32) -> PortResult<()> {
-        let tier = (attempt.max(1) as usize - 1).min(self.retry_delays.len() - 1);
-        let delay = self.retry_delays[tier];
+        let delay = self.retry_delay(attempt);
         let (tx, body) = (self.tx.clone(), body.to_vec());
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
@@ -247,6 +265,10 @@ impl MemoryCache {
         entries.insert(key, (now + ttl, value));
     }
 
+    fn remove(&self, key: &str) {
+        self.entries.lock().expect("cache lock").remove(key);
+    }
+
     fn get(&self, key: &str) -> Option<Vec<u8>> {
         let entries = self.entries.lock().expect("cache lock");
         entries
@@ -298,6 +320,24 @@ impl PlotCache for MemoryCache {
 
     async fn replace_request(&self, key: &str, id: JobId, ttl: Duration) -> PortResult<()> {
         self.put(format!("req:{key}"), id.to_string().into_bytes(), ttl);
+        Ok(())
+    }
+
+    async fn release_request(&self, key: &str, id: JobId) -> PortResult<()> {
+        let key = format!("req:{key}");
+        let mut entries = self.entries.lock().expect("cache lock");
+        // An expired claim is as good as gone; a live one is removed only by its holder.
+        if entries
+            .get(&key)
+            .is_some_and(|(_, holder)| holder.as_slice() == id.to_string().as_bytes())
+        {
+            entries.remove(&key);
+        }
+        Ok(())
+    }
+
+    async fn delete_state(&self, id: JobId) -> PortResult<()> {
+        self.remove(&format!("state:{id}"));
         Ok(())
     }
 
@@ -409,10 +449,34 @@ impl EventBus for MemoryEventBus {
     }
 }
 
-/// Watched views, series watermarks, view states and claims, in memory.
-#[derive(Debug, Default)]
+/// Series remembered by default (`touch_series`); past it the oldest-touched go.
+pub const DEFAULT_MAX_SERIES: usize = 10_000;
+/// Series not touched for this long drop out of the service list (it covers a week).
+pub const SERIES_RETENTION_MS: i64 = 8 * 24 * 3600 * 1000;
+
+/// Watched views, series watermarks, view states and claims, in memory. The series list
+/// is bounded (`max_series`, the most recently touched kept) and forgets series not
+/// touched within `SERIES_RETENTION_MS`, like the Redis registry.
+#[derive(Debug)]
 pub struct MemoryViews {
     inner: Mutex<ViewsInner>,
+    max_series: usize,
+}
+
+impl Default for MemoryViews {
+    fn default() -> Self {
+        Self::with_max_series(DEFAULT_MAX_SERIES)
+    }
+}
+
+impl MemoryViews {
+    /// A registry remembering at most `max_series` series (at least one).
+    pub fn with_max_series(max_series: usize) -> Self {
+        Self {
+            inner: Mutex::default(),
+            max_series: max_series.max(1),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -446,6 +510,22 @@ impl ViewRegistry for MemoryViews {
         let mut inner = self.inner.lock().expect("views lock");
         for s in series {
             inner.touched.insert(s.clone(), now_ms);
+        }
+        inner
+            .touched
+            .retain(|_, at| *at >= now_ms - SERIES_RETENTION_MS);
+        let excess = inner.touched.len().saturating_sub(self.max_series);
+        if excess > 0 {
+            // Drop the oldest-touched series (ties broken by name, like a sorted set).
+            let mut by_age: Vec<((String, String), i64)> = inner
+                .touched
+                .iter()
+                .map(|(k, at)| (k.clone(), *at))
+                .collect();
+            by_age.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+            for (key, _) in by_age.into_iter().take(excess) {
+                inner.touched.remove(&key);
+            }
         }
         Ok(())
     }
@@ -551,6 +631,118 @@ mod tests {
         bus.publish(&ev).await.unwrap();
         // Capacity 2: the first event has been dropped from history.
         assert_eq!(bus.history_after("0-0", 10).await.unwrap().len(), 2);
+    }
+
+    fn sample(value: f64, timestamp_ms: i64) -> Sample {
+        Sample {
+            service: ServiceName::parse("svc").unwrap(),
+            metric: plotq_domain::MetricName::parse("latency_ms").unwrap(),
+            value,
+            timestamp_ms,
+        }
+    }
+
+    #[tokio::test]
+    async fn points_include_both_ends_of_the_window() {
+        let store = MemoryStore::default();
+        let samples: Vec<Sample> = (0..10).map(|i| sample(i as f64, 1_000 * i)).collect();
+        store.insert(&samples).await.unwrap();
+        let got = store
+            .points("svc", "latency_ms", 2_000, 5_000, true)
+            .await
+            .unwrap();
+        // A sample at exactly `until` is drawn, as one at exactly `from` is.
+        assert_eq!(got.values, vec![2.0, 3.0, 4.0, 5.0]);
+        assert_eq!(got.timestamps_ms, vec![2_000, 3_000, 4_000, 5_000]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_tiers_are_used_in_order_and_the_last_repeats() {
+        // `PLOTQ_RETRY_DELAYS=1,1,5`: repeated tiers count, so the third retry waits 5 s.
+        let secs = |s| Duration::from_secs(s);
+        let q = MemoryQueue::with_retry_delays(10, vec![secs(1), secs(1), secs(5)]);
+        let mut c = q.consume(1).await.unwrap();
+        let mut waited = Vec::new();
+        for attempt in 1..=4u32 {
+            let started = tokio::time::Instant::now();
+            q.retry_later(b"job", attempt).await.unwrap();
+            let d = c.next().await.unwrap();
+            assert_eq!((d.body.as_slice(), d.attempt), (&b"job"[..], attempt));
+            waited.push(started.elapsed().as_secs());
+        }
+        assert_eq!(waited, vec![1, 1, 5, 5]);
+    }
+
+    #[tokio::test]
+    async fn raw_bodies_are_delivered_as_given() {
+        let q = MemoryQueue::new(1);
+        q.publish_raw(b"not json").unwrap();
+        assert!(matches!(
+            q.publish_raw(b"more"),
+            Err(PortError::Refused { .. })
+        ));
+        let d = q.consume(1).await.unwrap().next().await.unwrap();
+        assert_eq!(d.body, b"not json");
+    }
+
+    #[tokio::test]
+    async fn release_request_removes_only_the_holders_claim() {
+        let cache = MemoryCache::default();
+        let ttl = Duration::from_secs(60);
+        let (a, b) = (JobId::new_random(), JobId::new_random());
+        assert_eq!(cache.claim_request("k", a, ttl).await.unwrap(), None);
+        // Another job's release leaves a's claim in place.
+        cache.release_request("k", b).await.unwrap();
+        assert_eq!(cache.claim_request("k", b, ttl).await.unwrap(), Some(a));
+        cache.release_request("k", a).await.unwrap();
+        assert_eq!(cache.claim_request("k", b, ttl).await.unwrap(), None);
+        // Releasing a claim that is not held is a no-op.
+        cache.release_request("other", a).await.unwrap();
+        assert_eq!(cache.claim_request("k", a, ttl).await.unwrap(), Some(b));
+    }
+
+    #[tokio::test]
+    async fn delete_state_forgets_the_state_only() {
+        let cache = MemoryCache::default();
+        let s = state();
+        let ttl = Duration::from_secs(60);
+        cache.put_state(&s, ttl).await.unwrap();
+        cache.put_image(s.id, b"png", ttl).await.unwrap();
+        cache.delete_state(s.id).await.unwrap();
+        assert_eq!(cache.get_state(s.id).await.unwrap(), None);
+        assert_eq!(
+            cache.get_image(s.id).await.unwrap().as_deref(),
+            Some(&b"png"[..])
+        );
+        cache.delete_state(JobId::new_random()).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn series_list_is_bounded_and_forgets_old_series() {
+        let views = MemoryViews::with_max_series(3);
+        let now = 1_795_000_000_000;
+        let series = |s: &str| (s.to_owned(), "latency_ms".to_owned());
+        views
+            .touch_series(&[series("old")], now - SERIES_RETENTION_MS - 1)
+            .await
+            .unwrap();
+        for (i, s) in ["a", "b", "c", "d", "e"].into_iter().enumerate() {
+            views
+                .touch_series(&[series(s)], now + i as i64)
+                .await
+                .unwrap();
+        }
+        // Only the three most recently touched remain; the stale one expired.
+        assert_eq!(views.services(0).await.unwrap(), vec!["c", "d", "e"]);
+        assert_eq!(views.series_touched("a", "latency_ms").await.unwrap(), None);
+        assert_eq!(
+            views.series_touched("old", "latency_ms").await.unwrap(),
+            None
+        );
+        // Touching again refreshes: "c" is now the newest, so "d" goes next.
+        views.touch_series(&[series("c")], now + 10).await.unwrap();
+        views.touch_series(&[series("f")], now + 11).await.unwrap();
+        assert_eq!(views.services(0).await.unwrap(), vec!["c", "e", "f"]);
     }
 
     #[tokio::test]

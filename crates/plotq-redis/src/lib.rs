@@ -1,14 +1,18 @@
 //! `PlotCache` and `EventBus` on Redis: the only crate that speaks to Redis.
 //!
-//! Keys (all under the namespace prefix): `<ns>:state:<id>` (job state JSON) and
-//! `<ns>:img:<id>` (image bytes), each written with a TTL; `<ns>:events`, a stream capped
-//! at a bounded length, which is both the fan-out to every notifier replica and the
-//! replay history for SSE clients reconnecting with `Last-Event-ID`.
+//! Keys (all under the namespace prefix): `<ns>:state:<id>` (job state JSON),
+//! `<ns>:img:<id>` (image bytes) and `<ns>:req:<key>` (single-flight claim: request key →
+//! job id), each written with a TTL; `<ns>:events`, a stream capped at a bounded length,
+//! which is both the fan-out to every notifier replica and the replay history for SSE
+//! clients reconnecting with `Last-Event-ID`.
 //!
-//! Live refresh (`RedisViews`): `<ns>:views` (sorted set: view → lease expiry),
-//! `<ns>:series` (sorted set: `service\tmetric` → last ingest), `<ns>:view:<key>` (latest
-//! render of a view, JSON, with a TTL) and `<ns>:claim:<key>` (`SET NX PX`: one refresher
-//! per debounce period across all replicas).
+//! Live refresh (`RedisViews`): `<ns>:views` (sorted set: view → lease expiry; the key
+//! expires an hour after its longest lease), `<ns>:series` (sorted set: `service\tmetric`
+//! → last ingest; at most `max_series` members, the oldest-touched dropped first, members
+//! older than 8 days dropped, and the key expires 8 days after the last touch),
+//! `<ns>:view:<key>` (latest render of a view, JSON, with a TTL) and `<ns>:claim:<key>`
+//! (`SET NX PX`: one refresher per debounce period across all replicas). Every key has a
+//! TTL except the capped event stream.
 //!
 //! Commands go through a `ConnectionManager` (reconnects by itself) with a response
 //! timeout; blocking stream reads use a connection of their own so they never hold up
@@ -88,6 +92,13 @@ impl RedisCache {
     }
 }
 
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
 fn ttl_secs(ttl: Duration) -> u64 {
     ttl.as_secs().max(1)
 }
@@ -155,6 +166,26 @@ impl PlotCache for RedisCache {
         .map_err(unavailable)
     }
 
+    async fn release_request(&self, key: &str, id: JobId) -> PortResult<()> {
+        let mut conn = self.conn.clone();
+        redis::cmd("EVAL")
+            .arg(RELEASE_IF_HELD)
+            .arg(1)
+            .arg(format!("{}:req:{key}", self.prefix))
+            .arg(id.to_string())
+            .query_async::<i64>(&mut conn)
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
+    }
+
+    async fn delete_state(&self, id: JobId) -> PortResult<()> {
+        let mut conn = self.conn.clone();
+        conn.del::<_, ()>(self.state_key(id))
+            .await
+            .map_err(unavailable)
+    }
+
     async fn get_image(&self, id: JobId) -> PortResult<Option<Vec<u8>>> {
         let mut conn = self.conn.clone();
         conn.get(self.image_key(id)).await.map_err(unavailable)
@@ -164,6 +195,15 @@ impl PlotCache for RedisCache {
         ping(&self.conn).await
     }
 }
+
+/// Deletes `KEYS[1]` only if it still holds `ARGV[1]`: a compare-and-delete, atomic
+/// because Redis runs a script without interleaving other commands.
+const RELEASE_IF_HELD: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+";
 
 async fn ping(conn: &ConnectionManager) -> PortResult<()> {
     let mut conn = conn.clone();
@@ -297,6 +337,7 @@ impl EventBus for RedisEventBus {
 pub struct RedisViews {
     conn: ConnectionManager,
     prefix: String,
+    max_series: usize,
 }
 
 impl std::fmt::Debug for RedisViews {
@@ -309,16 +350,31 @@ impl std::fmt::Debug for RedisViews {
 
 /// How long a view's last state is remembered after its last update.
 const VIEW_STATE_TTL_SECS: u64 = 24 * 3600;
-/// Series not written for this long drop out of the service list.
+/// Series not written for this long drop out of the service list (which covers a week);
+/// also the TTL of the `series` key, refreshed on every touch.
 const SERIES_RETENTION_MS: i64 = 8 * 24 * 3600 * 1000;
+/// Series remembered unless `with_max_series` says otherwise.
+pub const DEFAULT_MAX_SERIES: usize = 10_000;
+/// How long the `views` key outlives its longest lease (covers clock skew between the
+/// notifiers and Redis); idle dashboards leave nothing behind for longer than this.
+const VIEWS_IDLE_TTL_MS: i64 = 3600 * 1000;
 
 impl RedisViews {
+    /// A registry remembering at most `DEFAULT_MAX_SERIES` series.
     pub fn new(config: &RedisConfig) -> PortResult<Self> {
         let client = Client::open(config.url.as_str()).map_err(unavailable)?;
         Ok(Self {
             conn: manager(&client, config.timeout, config.timeout)?,
             prefix: config.namespace.clone(),
+            max_series: DEFAULT_MAX_SERIES,
         })
+    }
+
+    /// Bounds the series list to `max_series` members (at least one): past it, the
+    /// oldest-touched series are dropped on the next touch.
+    pub fn with_max_series(mut self, max_series: usize) -> Self {
+        self.max_series = max_series.max(1);
+        self
     }
 
     fn key(&self, suffix: &str) -> String {
@@ -332,14 +388,31 @@ impl ViewRegistry for RedisViews {
         if views.is_empty() {
             return Ok(());
         }
+        let key = self.key("views");
         let mut cmd = redis::cmd("ZADD");
         // GT: a replica with a shorter lease never cuts another replica's longer one.
-        cmd.arg(self.key("views")).arg("GT");
+        cmd.arg(&key).arg("GT");
         for v in views {
             cmd.arg(until_ms).arg(v);
         }
+        // The key lives until an hour past the longest lease: NX gives a fresh key its
+        // TTL, GT only ever lengthens it (another replica's longer lease is never cut).
+        let ttl_ms = (until_ms - now_ms()).max(0) + VIEWS_IDLE_TTL_MS;
         let mut conn = self.conn.clone();
-        cmd.query_async::<()>(&mut conn).await.map_err(unavailable)
+        redis::pipe()
+            .atomic()
+            .add_command(cmd)
+            .cmd("PEXPIRE")
+            .arg(&key)
+            .arg(ttl_ms)
+            .arg("NX")
+            .cmd("PEXPIRE")
+            .arg(&key)
+            .arg(ttl_ms)
+            .arg("GT")
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(unavailable)
     }
 
     async fn watched(&self, now_ms: i64) -> PortResult<Vec<String>> {
@@ -364,18 +437,29 @@ impl ViewRegistry for RedisViews {
         if series.is_empty() {
             return Ok(());
         }
+        let key = self.key("series");
         let mut cmd = redis::cmd("ZADD");
-        cmd.arg(self.key("series"));
+        cmd.arg(&key);
         for (service, metric) in series {
             cmd.arg(now_ms).arg(format!("{service}\t{metric}"));
         }
         let mut conn = self.conn.clone();
         redis::pipe()
+            .atomic()
             .add_command(cmd)
+            // Series not touched within the retention are forgotten...
             .cmd("ZREMRANGEBYSCORE")
-            .arg(self.key("series"))
+            .arg(&key)
             .arg("-inf")
-            .arg(now_ms - SERIES_RETENTION_MS)
+            .arg(format!("({}", now_ms - SERIES_RETENTION_MS))
+            // ...and past the bound the oldest-touched go (rank 0 = lowest score).
+            .cmd("ZREMRANGEBYRANK")
+            .arg(&key)
+            .arg(0)
+            .arg(-(self.max_series as i64) - 1)
+            .cmd("PEXPIRE")
+            .arg(&key)
+            .arg(SERIES_RETENTION_MS)
             .query_async::<()>(&mut conn)
             .await
             .map_err(unavailable)

@@ -1,5 +1,7 @@
-//! `RedisCache` and `RedisEventBus` against the real Redis on 127.0.0.1:6379 (fails if
-//! it is not running): TTLs on every key, stream fan-out, replay and history bound.
+//! `RedisCache`, `RedisEventBus` and `RedisViews` against the real Redis on
+//! 127.0.0.1:6379 (fails if it is not running): TTLs on every key, stream fan-out, replay
+//! and history bound, single-flight claims and their release, the bounded series list.
+//! Each test works in a random namespace and deletes the keys it created.
 
 use plotq_domain::wire::{EventKind, PlotEvent};
 use plotq_domain::{JobId, JobState, PlotKind, PlotSpec, ServiceName};
@@ -224,10 +226,125 @@ async fn view_leases_claims_and_states() {
     views.set_view_state(&a, &state).await.unwrap();
     assert_eq!(other_replica.view_state(&a).await.unwrap(), Some(state));
     let mut conn = raw().await;
+    // Every key written has a TTL (-1 would be "none", -2 "no such key").
+    views
+        .watch(std::slice::from_ref(&a), now + 30_000)
+        .await
+        .unwrap();
+    for suffix in ["views", "series", &format!("view:{a}")] {
+        let ttl: i64 = conn
+            .pttl(format!("{}:{suffix}", config.namespace))
+            .await
+            .unwrap();
+        assert!(ttl > 0, "{suffix} has no TTL ({ttl})");
+    }
     for suffix in ["views", "series", &format!("view:{a}")] {
         let _: () = conn
             .del(format!("{}:{suffix}", config.namespace))
             .await
             .unwrap();
     }
+}
+
+#[tokio::test]
+async fn single_flight_claims_are_released_only_by_their_holder() {
+    let config = config(10);
+    let cache = RedisCache::new(&config).unwrap();
+    let other_replica = RedisCache::new(&config).unwrap();
+    let ttl = Duration::from_secs(30);
+    let (a, b) = (JobId::new_random(), JobId::new_random());
+    let key = "histogram:svc:10m";
+    let claim_key = format!("{}:req:{key}", config.namespace);
+    let mut conn = raw().await;
+
+    assert_eq!(cache.claim_request(key, a, ttl).await.unwrap(), None);
+    let claim_ttl: i64 = conn.ttl(&claim_key).await.unwrap();
+    assert!((1..=30).contains(&claim_ttl), "claim TTL {claim_ttl}");
+    // Another job's release leaves the claim alone.
+    other_replica.release_request(key, b).await.unwrap();
+    assert_eq!(
+        other_replica.claim_request(key, b, ttl).await.unwrap(),
+        Some(a)
+    );
+    // The holder's release frees the key for the next request.
+    other_replica.release_request(key, a).await.unwrap();
+    assert!(!conn.exists::<_, bool>(&claim_key).await.unwrap());
+    assert_eq!(cache.claim_request(key, b, ttl).await.unwrap(), None);
+    // Releasing what nobody holds is a no-op.
+    cache.release_request("nothing-here", a).await.unwrap();
+
+    let s = state();
+    cache.put_state(&s, ttl).await.unwrap();
+    cache.put_image(s.id, b"png", ttl).await.unwrap();
+    cache.delete_state(s.id).await.unwrap();
+    assert_eq!(cache.get_state(s.id).await.unwrap(), None);
+    assert_eq!(
+        cache.get_image(s.id).await.unwrap().as_deref(),
+        Some(&b"png"[..])
+    );
+    cache.delete_state(JobId::new_random()).await.unwrap();
+
+    let _: () = conn
+        .del(&[claim_key, format!("{}:img:{}", config.namespace, s.id)])
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn series_list_is_bounded_and_expires() {
+    use plotq_ports::ViewRegistry;
+    use plotq_redis::RedisViews;
+    let config = config(10);
+    let max = 5;
+    let views = RedisViews::new(&config).unwrap().with_max_series(max);
+    let series_key = format!("{}:series", config.namespace);
+    let now = 1_795_000_000_000i64;
+    let day = 24 * 3600 * 1000;
+    // A series not touched for over 8 days is forgotten.
+    views
+        .touch_series(&[("stale".into(), "latency_ms".into())], now - 9 * day)
+        .await
+        .unwrap();
+    // max + 3 series, one touch each, oldest first; then one batch of two more.
+    for i in 0..max + 3 {
+        views
+            .touch_series(&[(format!("s{i:02}"), "latency_ms".into())], now + i as i64)
+            .await
+            .unwrap();
+    }
+    views
+        .touch_series(
+            &[
+                ("s02".into(), "latency_ms".into()),
+                ("s03".into(), "latency_ms".into()),
+            ],
+            now + 100,
+        )
+        .await
+        .unwrap();
+    let mut conn = raw().await;
+    let len: usize = conn.zcard(&series_key).await.unwrap();
+    assert_eq!(len, max, "only the newest {max} series remain");
+    assert_eq!(
+        views.services(0).await.unwrap(),
+        ["s02", "s03", "s05", "s06", "s07"]
+    );
+    assert_eq!(
+        views.series_touched("stale", "latency_ms").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        views.series_touched("s00", "latency_ms").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        views.series_touched("s02", "latency_ms").await.unwrap(),
+        Some(now + 100)
+    );
+    let ttl: i64 = conn.ttl(&series_key).await.unwrap();
+    assert!(
+        (8 * 24 * 3600 - 60..=8 * 24 * 3600).contains(&ttl),
+        "series TTL {ttl}"
+    );
+    let _: () = conn.del(&series_key).await.unwrap();
 }

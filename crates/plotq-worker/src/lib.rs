@@ -7,31 +7,49 @@
 //! acked only after all of that succeeded; a crash before the ack means redelivery, and
 //! re-running a job is harmless (same key, same data window, same bytes).
 //!
-//! Failures are sorted once, in `process`: permanent ones (no data, invalid spec) end
-//! the job `failed` at once; transient ones (a dependency down) are retried through the
-//! queue's backoff tiers, and after `max_attempts` the job ends `failed` with the last
-//! error and its message goes to the dead-letter queue. Undecodable messages (poison)
-//! go straight to the dead-letter queue. This crate knows ports, not technologies.
+//! Failures are sorted once, in `process`: permanent ones (no data, invalid spec, a
+//! render past its deadline) end the job `failed` at once; transient ones (a dependency
+//! down) are retried through the queue's backoff tiers, and after `max_attempts` the job
+//! ends `failed` with the last error and its message goes to the dead-letter queue.
+//! Messages `JobMessage::decode` refuses (poison) go straight to the dead-letter queue.
+//! A panic while processing a delivery is caught and logged; the job ends `failed`
+//! ("internal error while rendering: …") and its delivery is still settled exactly once.
+//!
+//! Renders run on the blocking pool, which cannot be cancelled: a render past its
+//! deadline fails its job but its thread runs on. Each worker therefore has `prefetch`
+//! render permits (`RenderSlots`), each held by a render thread until the render really
+//! returns, so a worker never has more than `prefetch` render threads alive; a job that
+//! finds no free permit within its deadline fails with a message saying so.
+//!
+//! This crate knows ports, not technologies.
 
 use plotq_domain::wire::{EventKind, JobMessage, PlotEvent};
-use plotq_domain::{JobState, JobStatus};
-use plotq_ports::{Delivery, EventBus, JobQueue, MetricStore, PlotCache, PortError};
-use plotq_render::{PlotData, RenderError, SeriesData};
+use plotq_domain::{JobId, JobState, JobStatus, PlotSpec};
+use plotq_ports::{Acker, Delivery, EventBus, JobQueue, MetricStore, PlotCache, PortError};
+use plotq_render::{PlotData, RenderError, Rendered, SeriesData};
+use std::any::Any;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
 use std::time::{Duration, Instant};
-use tokio::task::JoinSet;
+use tokio::sync::Semaphore;
+use tokio::task::{JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 /// Settings of one worker process.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
-    /// Unacknowledged jobs held at once; also how many render concurrently.
+    /// Unacknowledged jobs held at once; also how many render concurrently, and how many
+    /// render threads the worker may have alive at most (see `RenderSlots`).
     pub prefetch: u16,
     /// How long a PNG stays in the cache.
     pub png_ttl: Duration,
     /// How long a job state stays in the cache.
     pub state_ttl: Duration,
-    /// Longest one render may take before the job is failed.
+    /// Longest one render (including the wait for a render permit) may take before the
+    /// job is failed.
     pub render_deadline: Duration,
     /// Pause before giving a job back to the queue when even scheduling its retry failed;
     /// also the bound of the random jitter added before each scheduled retry.
@@ -41,6 +59,8 @@ pub struct WorkerConfig {
     /// On shutdown, how long in-flight jobs may take before they are abandoned (and
     /// redelivered to another worker by the broker).
     pub shutdown_grace: Duration,
+    /// What draws the plot: `plotq_render::render` unless a test swaps in a double.
+    pub renderer: Renderer,
 }
 
 impl Default for WorkerConfig {
@@ -53,7 +73,62 @@ impl Default for WorkerConfig {
             retry_pause: Duration::from_secs(1),
             max_attempts: 5,
             shutdown_grace: Duration::from_secs(30),
+            renderer: Renderer::default(),
         }
+    }
+}
+
+type RenderFn = dyn Fn(&PlotSpec, &PlotData) -> Result<Rendered, RenderError> + Send + Sync;
+
+/// The function a worker renders with, called on the blocking pool.
+#[derive(Clone)]
+pub struct Renderer(Arc<RenderFn>);
+
+impl Renderer {
+    pub fn new(
+        render: impl Fn(&PlotSpec, &PlotData) -> Result<Rendered, RenderError> + Send + Sync + 'static,
+    ) -> Self {
+        Self(Arc::new(render))
+    }
+
+    pub fn render(&self, spec: &PlotSpec, data: &PlotData) -> Result<Rendered, RenderError> {
+        (self.0)(spec, data)
+    }
+}
+
+impl Default for Renderer {
+    /// `plotq_render::render`.
+    fn default() -> Self {
+        Self::new(plotq_render::render)
+    }
+}
+
+impl std::fmt::Debug for Renderer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Renderer")
+    }
+}
+
+/// One worker's render permits: a render thread holds one from before it starts until
+/// the render returns, even when its job already failed on the deadline, so the worker
+/// never has more render threads alive than it has permits.
+#[derive(Debug, Clone)]
+pub struct RenderSlots(Arc<Semaphore>);
+
+impl RenderSlots {
+    /// `permits` render threads at most (at least one).
+    pub fn new(permits: usize) -> Self {
+        Self(Arc::new(Semaphore::new(permits.max(1))))
+    }
+
+    /// `config.prefetch` permits: one per job the worker may hold.
+    pub fn for_config(config: &WorkerConfig) -> Self {
+        Self::new(config.prefetch.max(1) as usize)
+    }
+
+    /// Permits free right now (the rest are held by running renders).
+    pub fn available(&self) -> usize {
+        self.0.available_permits()
     }
 }
 
@@ -73,6 +148,9 @@ pub async fn run_until_stopped(
     config: WorkerConfig,
     shutdown: CancellationToken,
 ) {
+    // One set of permits for the worker's life: render threads of a lost connection's
+    // jobs may still be running when the worker consumes again.
+    let slots = RenderSlots::for_config(&config);
     let mut backoff = Duration::from_millis(200);
     while !shutdown.is_cancelled() {
         let consumer = tokio::select! {
@@ -97,9 +175,15 @@ pub async fn run_until_stopped(
         };
         let mut in_flight = JoinSet::new();
         loop {
+            while let Some(ended) = in_flight.try_join_next() {
+                log_task_end(ended);
+            }
             // Never hold more tasks than the prefetch allows; the broker enforces it too.
-            while in_flight.len() >= config.prefetch.max(1) as usize {
-                in_flight.join_next().await;
+            if in_flight.len() >= config.prefetch.max(1) as usize {
+                if let Some(ended) = in_flight.join_next().await {
+                    log_task_end(ended);
+                }
+                continue;
             }
             let delivery = tokio::select! {
                 _ = shutdown.cancelled() => None,
@@ -113,10 +197,15 @@ pub async fn run_until_stopped(
             let Some(delivery) = delivery else { break };
             let ports = ports.clone();
             let config = config.clone();
-            in_flight.spawn(async move { process(&ports, &config, delivery).await });
+            let slots = slots.clone();
+            in_flight.spawn(async move { process(&ports, &config, &slots, delivery).await });
         }
         // Finish what we hold before letting go of the connection its acks need.
-        let drain = async { while in_flight.join_next().await.is_some() {} };
+        let drain = async {
+            while let Some(ended) = in_flight.join_next().await {
+                log_task_end(ended);
+            }
+        };
         if tokio::time::timeout(config.shutdown_grace, drain)
             .await
             .is_err()
@@ -130,11 +219,47 @@ pub async fn run_until_stopped(
     tracing::info!("worker stopped");
 }
 
+/// `process` catches panics itself; this reports anything that still escaped a task.
+fn log_task_end(ended: Result<(), JoinError>) {
+    match ended {
+        Ok(()) => {}
+        Err(e) if e.is_panic() => {
+            let panic = panic_message(&*e.into_panic());
+            tracing::error!(%panic, "worker task panicked");
+        }
+        Err(e) => tracing::warn!(error = %e, "worker task did not finish"),
+    }
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// The text of a panic payload (`panic!` with a literal or a formatted message).
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-text payload".to_owned()
+    }
+}
+
+/// Runs `fut` to completion, turning a panic inside it into `Err(panic message)`.
+async fn catching<F: Future>(fut: F) -> Result<F::Output, String> {
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(move |cx| {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+            Ok(Poll::Ready(out)) => Poll::Ready(Ok(out)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(payload) => Poll::Ready(Err(panic_message(&*payload))),
+        }
+    })
+    .await
 }
 
 /// How one attempt at a job ended.
@@ -144,55 +269,117 @@ enum Outcome {
     Permanent(String),
     /// A dependency failed; try again later.
     Transient(PortError),
+    /// Our code (or a dependency's) panicked, with this message; the job ends `failed`.
+    Panicked(String),
 }
 
-/// Handles one delivery start to finish, settling it exactly once.
-pub async fn process(ports: &WorkerPorts, config: &WorkerConfig, delivery: Delivery) {
+/// Settles one delivery and remembers that it did, so the panic guard in `process`
+/// settles only deliveries nothing else settled.
+struct Settle<'a> {
+    acker: &'a dyn Acker,
+    used: AtomicBool,
+}
+
+impl<'a> Settle<'a> {
+    fn new(acker: &'a dyn Acker) -> Self {
+        Self {
+            acker,
+            used: AtomicBool::new(false),
+        }
+    }
+
+    fn used(&self) -> bool {
+        self.used.load(Ordering::SeqCst)
+    }
+
+    async fn ack(&self, id: Option<JobId>) {
+        self.used.store(true, Ordering::SeqCst);
+        match self.acker.ack().await {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(
+                ?id,
+                "ack not delivered (channel closed); the job will be redelivered"
+            ),
+            Err(e) => tracing::warn!(?id, error = %e, "ack failed; the job will be redelivered"),
+        }
+    }
+
+    async fn reject(&self, requeue: bool, id: Option<JobId>) {
+        self.used.store(true, Ordering::SeqCst);
+        if let Err(e) = self.acker.reject(requeue).await {
+            tracing::warn!(
+                ?id,
+                requeue,
+                error = %e,
+                "reject failed; the broker will redeliver when the channel closes"
+            );
+        }
+    }
+}
+
+/// Handles one delivery start to finish, settling it exactly once — also when something
+/// panics along the way. `slots` are the worker's render permits.
+pub async fn process(
+    ports: &WorkerPorts,
+    config: &WorkerConfig,
+    slots: &RenderSlots,
+    delivery: Delivery,
+) {
+    let settle = Settle::new(delivery.acker.as_ref());
+    if let Err(panic) = catching(handle(ports, config, slots, &delivery, &settle)).await {
+        // Only settling code runs outside the inner guard; if it panicked before settling,
+        // drop the message (the work queue dead-letters it) rather than hold it forever.
+        tracing::error!(%panic, "panic while settling a delivery");
+        if !settle.used() {
+            match catching(settle.reject(false, None)).await {
+                Ok(()) => tracing::warn!("rejected the delivery after the panic"),
+                Err(again) => tracing::error!(panic = %again, "cannot reject the delivery"),
+            }
+        }
+    }
+}
+
+async fn handle(
+    ports: &WorkerPorts,
+    config: &WorkerConfig,
+    slots: &RenderSlots,
+    delivery: &Delivery,
+    settle: &Settle<'_>,
+) {
     let message = match JobMessage::decode(&delivery.body) {
         Ok(m) => m,
         Err(e) => {
             let reason = format!("undecodable job message: {e}");
             tracing::error!(%reason, "poison message; dead-lettering it");
-            match ports
-                .queue
-                .dead_letter(&delivery.body, delivery.attempt, &reason)
-                .await
-            {
-                Ok(()) => settle_ack(&delivery, None).await,
-                // The work queue dead-letters rejected messages itself (without our reason).
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot dead-letter; rejecting instead");
-                    let _ = delivery.acker.reject(false).await;
-                }
-            }
+            dead_letter_or_drop(ports, delivery, settle, delivery.attempt, &reason, None).await;
             return;
         }
     };
     let id = message.id;
-    let outcome = attempt(ports, config, &message, delivery.redelivered).await;
+    let outcome = catching(attempt(
+        ports,
+        config,
+        slots,
+        &message,
+        delivery.redelivered,
+    ))
+    .await
+    .unwrap_or_else(Outcome::Panicked);
     match outcome {
-        Outcome::Done => match delivery.acker.ack().await {
-            Ok(true) => {}
-            Ok(false) => {
-                tracing::warn!(%id, "ack not delivered (channel closed); the job will be redelivered")
-            }
-            Err(e) => tracing::warn!(%id, error = %e, "ack failed; the job will be redelivered"),
-        },
+        Outcome::Done => settle.ack(Some(id)).await,
         Outcome::Permanent(reason) => {
             tracing::info!(%id, %reason, "job failed permanently");
-            match finish_failed(ports, config, &message, &reason).await {
-                Ok(()) => {
-                    if let Err(e) = delivery.acker.ack().await {
-                        tracing::warn!(%id, error = %e, "ack failed; the job will be redelivered");
-                    }
-                }
-                Err(e) => requeue(config, &delivery, &e, id).await,
-            }
+            fail_and_ack(ports, config, delivery, settle, &message, &reason).await;
+        }
+        Outcome::Panicked(panic) => {
+            tracing::error!(%id, %panic, "panic while processing a job; failing it");
+            let reason = format!("internal error while rendering: {panic}");
+            fail_and_ack(ports, config, delivery, settle, &message, &reason).await;
         }
         Outcome::Transient(e) => {
             let attempt = delivery.attempt + 1;
             if attempt >= config.max_attempts {
-                give_up(ports, config, &delivery, &message, attempt, &e).await;
+                give_up(ports, config, delivery, settle, &message, attempt, &e).await;
             } else {
                 tracing::warn!(%id, error = %e, attempt, "transient failure; retrying later");
                 // Jitter: jobs that failed together (a dependency went down) do not all
@@ -200,22 +387,65 @@ pub async fn process(ports: &WorkerPorts, config: &WorkerConfig, delivery: Deliv
                 let jitter = config.retry_pause.mul_f64(rand::random::<f64>());
                 tokio::time::sleep(jitter).await;
                 match ports.queue.retry_later(&delivery.body, attempt).await {
-                    Ok(()) => settle_ack(&delivery, Some(id)).await,
-                    Err(schedule) => requeue(config, &delivery, &schedule, id).await,
+                    Ok(()) => settle.ack(Some(id)).await,
+                    Err(schedule) => requeue(config, settle, &schedule, id).await,
                 }
             }
         }
     }
 }
 
-async fn settle_ack(delivery: &Delivery, id: Option<plotq_domain::JobId>) {
-    match delivery.acker.ack().await {
-        Ok(true) => {}
-        Ok(false) => tracing::warn!(
-            ?id,
-            "ack not delivered (channel closed); the job will be redelivered"
-        ),
-        Err(e) => tracing::warn!(?id, error = %e, "ack failed; the job will be redelivered"),
+/// Moves the delivery to the dead-letter queue with `reason` and acks it; if the queue
+/// refuses, rejects it without requeueing (the work queue dead-letters it by itself,
+/// without our reason).
+async fn dead_letter_or_drop(
+    ports: &WorkerPorts,
+    delivery: &Delivery,
+    settle: &Settle<'_>,
+    attempts: u32,
+    reason: &str,
+    id: Option<JobId>,
+) {
+    match ports
+        .queue
+        .dead_letter(&delivery.body, attempts, reason)
+        .await
+    {
+        Ok(()) => settle.ack(id).await,
+        Err(e) => {
+            tracing::warn!(?id, error = %e, "cannot dead-letter; rejecting instead");
+            settle.reject(false, id).await;
+        }
+    }
+}
+
+/// Ends the job `failed` with `reason` and acks; requeues if the failure cannot be
+/// recorded yet, and dead-letters the message if recording it panics.
+async fn fail_and_ack(
+    ports: &WorkerPorts,
+    config: &WorkerConfig,
+    delivery: &Delivery,
+    settle: &Settle<'_>,
+    message: &JobMessage,
+    reason: &str,
+) {
+    let id = message.id;
+    match catching(finish_failed(ports, config, message, reason)).await {
+        Ok(Ok(())) => settle.ack(Some(id)).await,
+        Ok(Err(e)) => requeue(config, settle, &e, id).await,
+        Err(panic) => {
+            tracing::error!(%id, %panic, "panic while recording a failed job; dead-lettering it");
+            let reason = format!("{reason} (recording the failure panicked: {panic})");
+            dead_letter_or_drop(
+                ports,
+                delivery,
+                settle,
+                delivery.attempt + 1,
+                &reason,
+                Some(id),
+            )
+            .await;
+        }
     }
 }
 
@@ -225,6 +455,7 @@ async fn give_up(
     ports: &WorkerPorts,
     config: &WorkerConfig,
     delivery: &Delivery,
+    settle: &Settle<'_>,
     message: &JobMessage,
     attempts: u32,
     last_error: &PortError,
@@ -232,30 +463,29 @@ async fn give_up(
     let id = message.id;
     let reason = format!("gave up after {attempts} attempts: {last_error}");
     tracing::error!(%id, %reason, "dead-lettering job");
-    if let Err(e) = finish_failed(ports, config, message, &reason).await {
-        tracing::warn!(%id, error = %e, "cannot record the failure; the dead letter keeps the reason");
+    match catching(finish_failed(ports, config, message, &reason)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(%id, error = %e, "cannot record the failure; the dead letter keeps the reason")
+        }
+        Err(panic) => {
+            tracing::error!(%id, %panic, "panic while recording the failure; the dead letter keeps the reason")
+        }
     }
     match ports
         .queue
         .dead_letter(&delivery.body, attempts, &reason)
         .await
     {
-        Ok(()) => settle_ack(delivery, Some(id)).await,
-        Err(e) => requeue(config, delivery, &e, id).await,
+        Ok(()) => settle.ack(Some(id)).await,
+        Err(e) => requeue(config, settle, &e, id).await,
     }
 }
 
-async fn requeue(
-    config: &WorkerConfig,
-    delivery: &Delivery,
-    error: &PortError,
-    id: plotq_domain::JobId,
-) {
+async fn requeue(config: &WorkerConfig, settle: &Settle<'_>, error: &PortError, id: JobId) {
     tracing::warn!(%id, error = %error, pause = ?config.retry_pause, "transient failure; requeueing");
     tokio::time::sleep(config.retry_pause).await;
-    if let Err(e) = delivery.acker.reject(true).await {
-        tracing::warn!(%id, error = %e, "requeue failed; the broker will redeliver when the channel closes");
-    }
+    settle.reject(true, Some(id)).await;
 }
 
 fn base_state(message: &JobMessage, existing: Option<JobState>) -> JobState {
@@ -269,6 +499,7 @@ fn base_state(message: &JobMessage, existing: Option<JobState>) -> JobState {
 async fn attempt(
     ports: &WorkerPorts,
     config: &WorkerConfig,
+    slots: &RenderSlots,
     message: &JobMessage,
     redelivered: bool,
 ) -> Outcome {
@@ -320,29 +551,15 @@ async fn attempt(
     if series.iter().all(|s| s.values.is_empty()) {
         return Outcome::Permanent(no_data(spec));
     }
-    let started = Instant::now();
-    let render_spec = spec.clone();
     let data = PlotData {
         from_ms,
         until_ms,
         series,
     };
-    let render = tokio::task::spawn_blocking(move || plotq_render::render(&render_spec, &data));
-    let rendered = match tokio::time::timeout(config.render_deadline, render).await {
-        Err(_) => {
-            return Outcome::Permanent(format!(
-                "rendering took longer than the {:?} deadline",
-                config.render_deadline
-            ));
-        }
-        Ok(Err(join_error)) => {
-            return Outcome::Permanent(format!("renderer crashed: {join_error}"));
-        }
-        Ok(Ok(Err(RenderError::NoData))) => return Outcome::Permanent(no_data(spec)),
-        Ok(Ok(Err(e))) => return Outcome::Permanent(e.to_string()),
-        Ok(Ok(Ok(r))) => r,
+    let (rendered, render_ms) = match render(config, slots, spec, data).await {
+        Ok(r) => r,
+        Err(outcome) => return outcome,
     };
-    let render_ms = started.elapsed().as_secs_f64() * 1000.0;
     if let Err(e) = ports
         .cache
         .put_image(message.id, &rendered.bytes, config.png_ttl)
@@ -366,8 +583,55 @@ async fn attempt(
     Outcome::Done
 }
 
+/// Renders on the blocking pool under the deadline, holding a render permit for as long
+/// as the render thread runs. Returns the plot and its render time in milliseconds.
+async fn render(
+    config: &WorkerConfig,
+    slots: &RenderSlots,
+    spec: &PlotSpec,
+    data: PlotData,
+) -> Result<(Rendered, f64), Outcome> {
+    let deadline = tokio::time::Instant::now() + config.render_deadline;
+    let permit = match tokio::time::timeout_at(deadline, slots.0.clone().acquire_owned()).await {
+        Ok(Ok(permit)) => permit,
+        Ok(Err(_closed)) => {
+            return Err(Outcome::Permanent(
+                "the worker's render slots are closed".to_owned(),
+            ));
+        }
+        Err(_) => {
+            return Err(Outcome::Permanent(format!(
+                "no render slot freed up within the {:?} deadline (earlier renders are still running past theirs)",
+                config.render_deadline
+            )));
+        }
+    };
+    let started = Instant::now();
+    let (renderer, render_spec) = (config.renderer.clone(), spec.clone());
+    let render = tokio::task::spawn_blocking(move || {
+        // Released when the render returns (or unwinds), not when the deadline fires.
+        let _permit = permit;
+        renderer.render(&render_spec, &data)
+    });
+    match tokio::time::timeout_at(deadline, render).await {
+        Err(_) => Err(Outcome::Permanent(format!(
+            "rendering took longer than the {:?} deadline",
+            config.render_deadline
+        ))),
+        Ok(Err(join_error)) if join_error.is_panic() => {
+            Err(Outcome::Panicked(panic_message(&*join_error.into_panic())))
+        }
+        Ok(Err(join_error)) => Err(Outcome::Permanent(format!(
+            "renderer did not finish: {join_error}"
+        ))),
+        Ok(Ok(Err(RenderError::NoData))) => Err(Outcome::Permanent(no_data(spec))),
+        Ok(Ok(Err(e))) => Err(Outcome::Permanent(e.to_string())),
+        Ok(Ok(Ok(rendered))) => Ok((rendered, started.elapsed().as_secs_f64() * 1000.0)),
+    }
+}
+
 /// Seed 000's "no data" case, e.g. `no data for checkout/latency_ms in the last 10m`.
-fn no_data(spec: &plotq_domain::PlotSpec) -> String {
+fn no_data(spec: &PlotSpec) -> String {
     let services: Vec<&str> = spec.services.iter().map(|s| s.as_str()).collect();
     format!(
         "no data for {}/{} in the {}",
@@ -394,4 +658,31 @@ async fn finish_failed(
         .publish(&PlotEvent::for_job(&state, EventKind::PlotFailed, now_ms()))
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panic_messages_are_read_from_either_payload() {
+        let literal = std::panic::catch_unwind(|| panic!("literal")).unwrap_err();
+        let formatted = std::panic::catch_unwind(|| panic!("formatted {}", 7)).unwrap_err();
+        let other = std::panic::catch_unwind(|| std::panic::panic_any(7u8)).unwrap_err();
+        assert_eq!(panic_message(&*literal), "literal");
+        assert_eq!(panic_message(&*formatted), "formatted 7");
+        assert_eq!(panic_message(&*other), "panic with a non-text payload");
+    }
+
+    #[tokio::test]
+    async fn catching_turns_a_panic_into_an_error() {
+        let ok = catching(async { 1 }).await;
+        let caught = catching(async {
+            tokio::task::yield_now().await;
+            panic!("after a suspension")
+        })
+        .await;
+        assert_eq!(ok, Ok(1));
+        assert_eq!(caught, Err::<(), _>("after a suspension".to_owned()));
+    }
 }

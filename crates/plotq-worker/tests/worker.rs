@@ -1,0 +1,679 @@
+//! The worker over the in-memory ports, with fault-injecting doubles: a store that fails
+//! or panics on demand, a renderer that blocks or panics, and an acker that records how
+//! each delivery was settled. Every test asserts on job states, events, dead letters and
+//! settlements (never on logs), and waits on events or state under a deadline.
+
+use async_trait::async_trait;
+use plotq_domain::wire::{EventKind, JobMessage, PlotEvent};
+use plotq_domain::{
+    JobId, JobState, JobStatus, MetricName, PlotKind, PlotSpec, Sample, ServiceName,
+};
+use plotq_ports::memory::{MemoryCache, MemoryEventBus, MemoryQueue, MemoryStore};
+use plotq_ports::{
+    Acker, Delivery, EventBus, JobQueue, MetricStore, PlotCache, Points, PortError, PortResult,
+};
+use plotq_worker::{RenderSlots, Renderer, WorkerConfig, WorkerPorts};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How long any test waits for something that should happen well before.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// A `MetricStore` over `MemoryStore` that fails (transiently) the next `fail` reads, or
+/// every read when `fail` is `u32::MAX`, and panics on reads of `panic_on` service.
+#[derive(Default)]
+struct FaultyStore {
+    inner: MemoryStore,
+    fail: AtomicU32,
+    panic_on: Mutex<Option<String>>,
+    reads: AtomicU32,
+}
+
+impl FaultyStore {
+    fn fail_next(&self, n: u32) {
+        self.fail.store(n, Ordering::SeqCst);
+    }
+
+    fn panic_on(&self, service: &str) {
+        *self.panic_on.lock().unwrap() = Some(service.to_owned());
+    }
+
+    fn reads(&self) -> u32 {
+        self.reads.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl MetricStore for FaultyStore {
+    async fn insert(&self, samples: &[Sample]) -> PortResult<()> {
+        self.inner.insert(samples).await
+    }
+
+    async fn points(
+        &self,
+        service: &str,
+        metric: &str,
+        from_ms: i64,
+        until_ms: i64,
+        with_timestamps: bool,
+    ) -> PortResult<Points> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        if self.panic_on.lock().unwrap().as_deref() == Some(service) {
+            panic!("store double exploded reading {service}");
+        }
+        let failing = self
+            .fail
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| match n {
+                0 | u32::MAX => None,
+                n => Some(n - 1),
+            })
+            .map_or_else(|n| n == u32::MAX, |_| true);
+        if failing {
+            return Err(PortError::unavailable("mongodb", "injected outage"));
+        }
+        self.inner
+            .points(service, metric, from_ms, until_ms, with_timestamps)
+            .await
+    }
+
+    async fn ping(&self) -> PortResult<()> {
+        Ok(())
+    }
+}
+
+/// How a delivery was settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Settled {
+    Ack,
+    Requeue,
+    Drop,
+}
+
+#[derive(Clone, Default)]
+struct RecordingAcker(Arc<Mutex<Vec<Settled>>>);
+
+impl RecordingAcker {
+    fn settled(&self) -> Vec<Settled> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl Acker for RecordingAcker {
+    async fn ack(&self) -> PortResult<bool> {
+        self.0.lock().unwrap().push(Settled::Ack);
+        Ok(true)
+    }
+
+    async fn reject(&self, requeue: bool) -> PortResult<()> {
+        self.0.lock().unwrap().push(if requeue {
+            Settled::Requeue
+        } else {
+            Settled::Drop
+        });
+        Ok(())
+    }
+}
+
+/// A door render threads wait at until the test opens it (opened on drop, so a failing
+/// test never leaves blocking threads behind).
+#[derive(Default)]
+struct Gate {
+    open: Mutex<bool>,
+    opened: Condvar,
+}
+
+impl Gate {
+    fn wait(&self) {
+        let mut open = self.open.lock().unwrap();
+        while !*open {
+            open = self.opened.wait(open).unwrap();
+        }
+    }
+
+    fn open(&self) {
+        *self.open.lock().unwrap() = true;
+        self.opened.notify_all();
+    }
+}
+
+struct OpenOnDrop(Arc<Gate>);
+
+impl Drop for OpenOnDrop {
+    fn drop(&mut self) {
+        self.0.open();
+    }
+}
+
+/// Render threads alive now, and the most ever alive at once.
+#[derive(Default)]
+struct Alive {
+    now: AtomicUsize,
+    max: AtomicUsize,
+}
+
+/// A renderer that waits at `gate`, then renders for real; it counts its threads.
+fn gated_renderer(gate: Arc<Gate>, alive: Arc<Alive>) -> Renderer {
+    Renderer::new(move |spec, data| {
+        let n = alive.now.fetch_add(1, Ordering::SeqCst) + 1;
+        alive.max.fetch_max(n, Ordering::SeqCst);
+        gate.wait();
+        let out = plotq_render::render(spec, data);
+        alive.now.fetch_sub(1, Ordering::SeqCst);
+        out
+    })
+}
+
+struct Harness {
+    store: Arc<FaultyStore>,
+    queue: Arc<MemoryQueue>,
+    cache: Arc<MemoryCache>,
+    events: Arc<MemoryEventBus>,
+    config: WorkerConfig,
+}
+
+impl Harness {
+    fn new() -> Self {
+        Self {
+            store: Arc::new(FaultyStore::default()),
+            // Retries come back at once: the tests are about what happens, not when.
+            queue: Arc::new(MemoryQueue::with_retry_delays(100, vec![Duration::ZERO])),
+            cache: Arc::new(MemoryCache::default()),
+            events: Arc::new(MemoryEventBus::new(10_000)),
+            config: WorkerConfig {
+                prefetch: 2,
+                render_deadline: Duration::from_secs(15),
+                retry_pause: Duration::from_millis(10),
+                max_attempts: 3,
+                shutdown_grace: Duration::from_secs(10),
+                ..WorkerConfig::default()
+            },
+        }
+    }
+
+    fn ports(&self) -> WorkerPorts {
+        WorkerPorts {
+            store: self.store.clone(),
+            queue: self.queue.clone(),
+            cache: self.cache.clone(),
+            events: self.events.clone(),
+        }
+    }
+
+    /// Samples for `service` inside the default window (the last 10 minutes).
+    async fn ingest(&self, service: &str) {
+        let now = now_ms();
+        let samples: Vec<Sample> = (0..200)
+            .map(|i| Sample {
+                service: ServiceName::parse(service).unwrap(),
+                metric: MetricName::parse("latency_ms").unwrap(),
+                value: 5.0 + (i % 17) as f64,
+                timestamp_ms: now - 1_000 - i * 100,
+            })
+            .collect();
+        self.store.insert(&samples).await.unwrap();
+    }
+
+    /// Processes one delivery of `body` to the end, with a recording acker.
+    async fn process(&self, body: Vec<u8>, redelivered: bool, slots: &RenderSlots) -> Vec<Settled> {
+        let acker = RecordingAcker::default();
+        let delivery = Delivery {
+            body,
+            redelivered,
+            attempt: 0,
+            acker: Box::new(acker.clone()),
+        };
+        tokio::time::timeout(
+            PATIENCE,
+            plotq_worker::process(&self.ports(), &self.config, slots, delivery),
+        )
+        .await
+        .expect("process returned");
+        acker.settled()
+    }
+
+    fn slots(&self) -> RenderSlots {
+        RenderSlots::for_config(&self.config)
+    }
+
+    async fn state(&self, id: JobId) -> Option<JobState> {
+        self.cache.get_state(id).await.unwrap()
+    }
+
+    /// Every event on the bus, oldest first.
+    async fn events(&self) -> Vec<PlotEvent> {
+        self.events
+            .history_after("0-0", 100_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.event)
+            .collect()
+    }
+
+    /// The kinds of the events of job `id`, in order.
+    async fn events_of(&self, id: JobId) -> Vec<EventKind> {
+        self.events()
+            .await
+            .into_iter()
+            .filter(|e| e.id == id)
+            .map(|e| e.event)
+            .collect()
+    }
+
+    /// Waits (under `PATIENCE`) until every job of `ids` has had a final event.
+    async fn wait_final(&self, ids: &[JobId]) {
+        let waiting = async {
+            let mut after = "0-0".to_owned();
+            loop {
+                let finished = self
+                    .events()
+                    .await
+                    .into_iter()
+                    .filter(|e| matches!(e.event, EventKind::PlotReady | EventKind::PlotFailed))
+                    .map(|e| e.id)
+                    .collect::<Vec<_>>();
+                if ids.iter().all(|id| finished.contains(id)) {
+                    return;
+                }
+                if let Some(last) = self.events.last_id().await.unwrap() {
+                    after = last;
+                }
+                self.events
+                    .read_after(Some(&after), Duration::from_secs(1), 100)
+                    .await
+                    .unwrap();
+            }
+        };
+        tokio::time::timeout(PATIENCE, waiting)
+            .await
+            .expect("every job reached a final event");
+    }
+
+    /// Runs a worker over the memory queue; stop it with the returned token.
+    fn start(&self) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+        let shutdown = CancellationToken::new();
+        let worker = tokio::spawn(plotq_worker::run_until_stopped(
+            self.ports(),
+            self.config.clone(),
+            shutdown.clone(),
+        ));
+        (shutdown, worker)
+    }
+}
+
+/// Stops a worker and waits until it has settled everything it held.
+async fn stop(worker: (CancellationToken, tokio::task::JoinHandle<()>)) {
+    worker.0.cancel();
+    tokio::time::timeout(PATIENCE, worker.1)
+        .await
+        .expect("the worker stopped")
+        .expect("the worker did not panic");
+}
+
+fn job(service: &str) -> JobMessage {
+    let spec = PlotSpec::new(PlotKind::Histogram, ServiceName::parse(service).unwrap());
+    JobMessage::new(&JobState::queued(JobId::new_random(), spec, now_ms()))
+}
+
+/// A job message that decodes as JSON but names no service (`"services": []`).
+fn job_without_services() -> (JobId, Vec<u8>) {
+    let message = job("checkout");
+    let json = String::from_utf8(message.encode()).unwrap();
+    let one_service = "\"services\":[\"checkout\"]";
+    assert!(json.contains(one_service), "{json}");
+    let body = json.replace(one_service, "\"services\":[]");
+    (message.id, body.into_bytes())
+}
+
+#[tokio::test]
+async fn a_job_with_data_ends_done_with_one_ready_event() {
+    let h = Harness::new();
+    h.ingest("checkout").await;
+    let job = job("checkout");
+    let settled = h.process(job.encode(), false, &h.slots()).await;
+    assert_eq!(settled, [Settled::Ack]);
+    let state = h.state(job.id).await.unwrap();
+    assert_eq!(state.status, JobStatus::Done);
+    assert_eq!(state.n_samples, Some(200));
+    assert!(h.cache.get_image(job.id).await.unwrap().is_some());
+    assert_eq!(h.events_of(job.id).await, [EventKind::PlotReady]);
+    assert!(h.queue.dead_letters(10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_job_without_data_fails_at_once() {
+    let h = Harness::new();
+    let job = job("silent");
+    let settled = h.process(job.encode(), false, &h.slots()).await;
+    assert_eq!(settled, [Settled::Ack]);
+    let state = h.state(job.id).await.unwrap();
+    assert_eq!(state.status, JobStatus::Failed);
+    assert!(
+        state
+            .error
+            .unwrap()
+            .starts_with("no data for silent/latency_ms")
+    );
+    assert_eq!(h.events_of(job.id).await, [EventKind::PlotFailed]);
+    assert_eq!(h.store.reads(), 1, "a permanent failure is not retried");
+    assert!(h.queue.dead_letters(10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_transient_store_failure_is_retried_until_it_succeeds() {
+    let h = Harness::new();
+    h.ingest("checkout").await;
+    h.store.fail_next(2);
+    let job = job("checkout");
+    let worker = h.start();
+    h.queue.publish(&job).await.unwrap();
+    h.wait_final(&[job.id]).await;
+    stop(worker).await;
+    assert_eq!(
+        h.store.reads(),
+        3,
+        "two failed reads, then the one that worked"
+    );
+    assert_eq!(h.state(job.id).await.unwrap().status, JobStatus::Done);
+    assert_eq!(h.events_of(job.id).await, [EventKind::PlotReady]);
+    assert!(h.queue.dead_letters(10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_persistent_store_failure_is_given_up_failed_and_dead_lettered() {
+    let h = Harness::new();
+    h.ingest("checkout").await;
+    h.store.fail_next(u32::MAX);
+    let job = job("checkout");
+    let worker = h.start();
+    h.queue.publish(&job).await.unwrap();
+    h.wait_final(&[job.id]).await;
+    stop(worker).await;
+    assert_eq!(h.store.reads(), 3, "max_attempts = 3");
+    let state = h.state(job.id).await.unwrap();
+    assert_eq!(state.status, JobStatus::Failed);
+    let error = state.error.unwrap();
+    assert!(error.starts_with("gave up after 3 attempts"), "{error}");
+    assert_eq!(h.events_of(job.id).await, [EventKind::PlotFailed]);
+    let dead = h.queue.dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(JobMessage::decode(&dead[0].body).unwrap().id, job.id);
+    assert_eq!(
+        (dead[0].attempts, dead[0].reason.as_str()),
+        (3, error.as_str())
+    );
+}
+
+#[tokio::test]
+async fn an_undecodable_message_is_dead_lettered_and_acked() {
+    let h = Harness::new();
+    let settled = h
+        .process(b"{\"v\": 1, \"garbage\": true}".to_vec(), false, &h.slots())
+        .await;
+    assert_eq!(settled, [Settled::Ack]);
+    let dead = h.queue.dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].body, b"{\"v\": 1, \"garbage\": true}");
+    assert!(
+        dead[0].reason.starts_with("undecodable job message"),
+        "{}",
+        dead[0].reason
+    );
+    assert!(h.events().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_decodable_but_invalid_message_is_dead_lettered_once_and_acked() {
+    let h = Harness::new();
+    h.ingest("checkout").await;
+    let (id, body) = job_without_services();
+    let settled = h.process(body.clone(), false, &h.slots()).await;
+    assert_eq!(settled, [Settled::Ack], "settled exactly once");
+    let dead = h.queue.dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].body, body);
+    assert!(!dead[0].reason.is_empty());
+    assert!(!h.events_of(id).await.contains(&EventKind::PlotReady));
+    assert!(
+        h.state(id)
+            .await
+            .is_none_or(|s| s.status == JobStatus::Failed)
+    );
+}
+
+#[tokio::test]
+async fn poison_messages_do_not_stop_the_worker() {
+    let h = Harness::new();
+    h.ingest("checkout").await;
+    let mut config = h.config.clone();
+    config.prefetch = 1;
+    let h = Harness { config, ..h };
+    let worker = h.start();
+    let (invalid_id, invalid) = job_without_services();
+    // More poison than the prefetch: each must free its slot for the next.
+    for _ in 0..3 {
+        h.queue.publish_raw(b"not json at all").unwrap();
+        h.queue.publish_raw(&invalid).unwrap();
+    }
+    let good = job("checkout");
+    h.queue.publish(&good).await.unwrap();
+    h.wait_final(&[good.id]).await;
+    stop(worker).await;
+    assert_eq!(h.state(good.id).await.unwrap().status, JobStatus::Done);
+    assert_eq!(h.events_of(good.id).await, [EventKind::PlotReady]);
+    assert!(
+        !h.events_of(invalid_id)
+            .await
+            .contains(&EventKind::PlotReady)
+    );
+    let dead = h.queue.dead_letters(100).await.unwrap();
+    assert_eq!(dead.len(), 6, "every poison message dead-lettered once");
+}
+
+#[tokio::test]
+async fn a_panic_fails_the_job_once_and_settles_its_delivery() {
+    let h = Harness::new();
+    h.ingest("checkout").await;
+    h.store.panic_on("checkout");
+    let job = job("checkout");
+    let settled = h.process(job.encode(), false, &h.slots()).await;
+    assert_eq!(settled, [Settled::Ack]);
+    let state = h.state(job.id).await.unwrap();
+    assert_eq!(state.status, JobStatus::Failed);
+    assert_eq!(
+        state.error.as_deref(),
+        Some("internal error while rendering: store double exploded reading checkout")
+    );
+    assert_eq!(h.events_of(job.id).await, [EventKind::PlotFailed]);
+    assert!(h.queue.dead_letters(10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_panicking_renderer_fails_the_job_once() {
+    let mut h = Harness::new();
+    h.ingest("checkout").await;
+    h.config.renderer = Renderer::new(|_, _| panic!("renderer double exploded"));
+    let slots = h.slots();
+    let job = job("checkout");
+    let settled = h.process(job.encode(), false, &slots).await;
+    assert_eq!(settled, [Settled::Ack]);
+    let state = h.state(job.id).await.unwrap();
+    assert_eq!(state.status, JobStatus::Failed);
+    assert_eq!(
+        state.error.as_deref(),
+        Some("internal error while rendering: renderer double exploded")
+    );
+    assert_eq!(h.events_of(job.id).await, [EventKind::PlotFailed]);
+    assert_eq!(
+        slots.available(),
+        2,
+        "the unwinding render gave its permit back"
+    );
+}
+
+#[tokio::test]
+async fn the_worker_keeps_working_after_a_panic() {
+    let h = Harness::new();
+    h.ingest("checkout").await;
+    h.ingest("payments").await;
+    h.store.panic_on("payments");
+    let worker = h.start();
+    let (bad, good) = (job("payments"), job("checkout"));
+    h.queue.publish(&bad).await.unwrap();
+    h.queue.publish(&good).await.unwrap();
+    h.wait_final(&[bad.id, good.id]).await;
+    stop(worker).await;
+    assert_eq!(h.events_of(bad.id).await, [EventKind::PlotFailed]);
+    assert_eq!(h.state(bad.id).await.unwrap().status, JobStatus::Failed);
+    assert_eq!(h.events_of(good.id).await, [EventKind::PlotReady]);
+    assert_eq!(h.state(good.id).await.unwrap().status, JobStatus::Done);
+}
+
+#[tokio::test]
+async fn a_redelivered_finished_job_is_acked_without_a_second_event() {
+    let h = Harness::new();
+    h.ingest("checkout").await;
+    let job = job("checkout");
+    let slots = h.slots();
+    assert_eq!(h.process(job.encode(), false, &slots).await, [Settled::Ack]);
+    let done = h.state(job.id).await.unwrap();
+    let reads = h.store.reads();
+    assert_eq!(h.process(job.encode(), true, &slots).await, [Settled::Ack]);
+    assert_eq!(h.events_of(job.id).await, [EventKind::PlotReady]);
+    assert_eq!(h.store.reads(), reads, "not rendered again");
+    assert_eq!(h.state(job.id).await.unwrap(), done);
+}
+
+#[tokio::test]
+async fn a_render_past_its_deadline_fails_the_job_once() {
+    let mut h = Harness::new();
+    h.ingest("checkout").await;
+    let gate = Arc::new(Gate::default());
+    let _open = OpenOnDrop(gate.clone());
+    let alive = Arc::new(Alive::default());
+    h.config.renderer = gated_renderer(gate.clone(), alive.clone());
+    h.config.render_deadline = Duration::from_millis(200);
+    let slots = h.slots();
+    let job = job("checkout");
+    let settled = h.process(job.encode(), false, &slots).await;
+    assert_eq!(settled, [Settled::Ack]);
+    let state = h.state(job.id).await.unwrap();
+    assert_eq!(state.status, JobStatus::Failed);
+    let error = state.error.unwrap();
+    assert!(error.contains("deadline"), "{error}");
+    assert_eq!(h.events_of(job.id).await, [EventKind::PlotFailed]);
+    // The render thread is still running and still holds its permit.
+    wait_until(|| alive.now.load(Ordering::SeqCst) == 1).await;
+    assert_eq!(slots.available(), 1);
+    gate.open();
+    wait_until(|| slots.available() == 2).await;
+    // Its late result changes nothing.
+    assert_eq!(h.state(job.id).await.unwrap().status, JobStatus::Failed);
+    assert_eq!(h.events_of(job.id).await, [EventKind::PlotFailed]);
+}
+
+/// Polls a condition on state the test cannot await, under `PATIENCE`.
+async fn wait_until(mut condition: impl FnMut() -> bool) {
+    tokio::time::timeout(PATIENCE, async {
+        while !condition() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("condition reached in time");
+}
+
+#[tokio::test]
+async fn a_job_finding_no_free_render_slot_fails_under_its_own_deadline() {
+    let mut h = Harness::new();
+    h.ingest("checkout").await;
+    let gate = Arc::new(Gate::default());
+    let _open = OpenOnDrop(gate.clone());
+    let alive = Arc::new(Alive::default());
+    h.config.renderer = gated_renderer(gate.clone(), alive.clone());
+    h.config.render_deadline = Duration::from_millis(200);
+    let slots = RenderSlots::new(1);
+    let (stuck, waiting) = (job("checkout"), job("checkout"));
+    assert_eq!(
+        h.process(stuck.encode(), false, &slots).await,
+        [Settled::Ack]
+    );
+    assert_eq!(
+        h.process(waiting.encode(), false, &slots).await,
+        [Settled::Ack]
+    );
+    let error = h.state(waiting.id).await.unwrap().error.unwrap();
+    assert!(error.starts_with("no render slot freed up"), "{error}");
+    assert_eq!(h.events_of(waiting.id).await, [EventKind::PlotFailed]);
+    assert_eq!(
+        alive.max.load(Ordering::SeqCst),
+        1,
+        "no second render thread"
+    );
+    // Once the stuck render returns, its permit serves the next job.
+    gate.open();
+    let next = job("checkout");
+    h.config.render_deadline = Duration::from_secs(15);
+    assert_eq!(
+        h.process(next.encode(), false, &slots).await,
+        [Settled::Ack]
+    );
+    assert_eq!(h.state(next.id).await.unwrap().status, JobStatus::Done);
+}
+
+#[tokio::test]
+async fn render_threads_never_outnumber_the_prefetch() {
+    let mut h = Harness::new();
+    h.ingest("checkout").await;
+    let gate = Arc::new(Gate::default());
+    let _open = OpenOnDrop(gate.clone());
+    let alive = Arc::new(Alive::default());
+    h.config.renderer = gated_renderer(gate.clone(), alive.clone());
+    h.config.render_deadline = Duration::from_millis(200);
+    let worker = h.start();
+    let jobs: Vec<JobMessage> = (0..5).map(|_| job("checkout")).collect();
+    for j in &jobs {
+        h.queue.publish(j).await.unwrap();
+    }
+    let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
+    h.wait_final(&ids).await;
+    let mut errors = Vec::new();
+    for j in &jobs {
+        assert_eq!(h.events_of(j.id).await, [EventKind::PlotFailed]);
+        errors.push(h.state(j.id).await.unwrap().error.unwrap());
+    }
+    let past_deadline = errors
+        .iter()
+        .filter(|e| e.starts_with("rendering took longer"))
+        .count();
+    let no_slot = errors
+        .iter()
+        .filter(|e| e.starts_with("no render slot"))
+        .count();
+    assert_eq!((past_deadline, no_slot), (2, 3), "{errors:?}");
+    // Both stuck renders are alive, and no third thread was ever started.
+    wait_until(|| alive.now.load(Ordering::SeqCst) == 2).await;
+    assert_eq!(
+        alive.max.load(Ordering::SeqCst),
+        2,
+        "prefetch = 2 render threads at most"
+    );
+    // The stuck renders return; the worker renders again.
+    gate.open();
+    let later = job("checkout");
+    h.queue.publish(&later).await.unwrap();
+    h.wait_final(&[later.id]).await;
+    stop(worker).await;
+    assert_eq!(h.events_of(later.id).await, [EventKind::PlotReady]);
+    assert!(alive.max.load(Ordering::SeqCst) <= 2);
+}
