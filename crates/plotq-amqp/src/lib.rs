@@ -4,83 +4,52 @@
 //! exchange `<ns>.jobs` bound to a durable quorum queue `<ns>.plot.jobs` with an explicit
 //! `x-delivery-limit` (the last guard against crash loops: past it the broker moves the
 //! message to the dead-letter queue) and a length bound with `x-overflow: reject-publish`
-//! (backpressure: a full queue nacks new jobs). Retries wait in one durable queue per
+//! (backpressure: a full queue nacks new jobs; concurrent publishes overshoot it by at
+//! most [`PUBLISH_CHANNELS`] per publishing process). Retries wait in one durable queue per
 //! backoff tier, `<ns>.plot.retry.<ms>ms`, whose `x-message-ttl` dead-letters them back
 //! to the work exchange when the delay is over — a per-queue TTL, because per-message
 //! TTLs only expire at the head of a queue. Jobs that gave up, and poison messages, wait
 //! in `<ns>.plot.dead` with their reason in headers until an operator replays them.
 //!
+//! Retry attempt k (1-based) waits `retry_delays[k - 1]` (the last repeats); there is one
+//! delay queue per *distinct* delay (`config.rs`).
+//!
 //! Publishing waits for the publisher confirm and uses `mandatory`, so a job counts as
 //! accepted only when the broker confirmed it *and* routed it to the queue. Messages are
-//! persistent. Consumers use manual acks and a prefetch limit. A lost connection is not
-//! hidden: publishing reconnects on the next call, and a consumer ends so its owner can
-//! reconnect (lapin's own auto-recovery is not used).
+//! persistent. Each process publishes on [`PUBLISH_CHANNELS`] channels with at most one
+//! unconfirmed publish each, which is what bounds how far a flood can overshoot the
+//! queue's length limit (`publisher.rs`). Consumers use manual acks and a prefetch limit.
+//! A lost connection is not hidden: publishing reconnects on the next call, and a consumer
+//! ends so its owner can reconnect (lapin's own auto-recovery is not used).
+//!
+//! Every error is a `PortError` naming `rabbitmq`, with a detail stripped of credentials
+//! (`redact.rs`).
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use lapin::Confirmation;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicPublishOptions,
-    BasicQosOptions, BasicRejectOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
-    QueueBindOptions, QueueDeclareOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicQosOptions,
+    BasicRejectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, ShortString};
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
 use plotq_domain::JobId;
 use plotq_domain::wire::JobMessage;
 use plotq_ports::{Acker, DeadLetter, Delivery, JobConsumer, JobQueue, PortError, PortResult};
-use std::time::Duration;
-use tokio::sync::Mutex;
 
-const DEPENDENCY: &str = "rabbitmq";
+mod config;
+mod publisher;
+mod redact;
+
+pub use config::AmqpConfig;
+pub use publisher::PUBLISH_CHANNELS;
+
+use publisher::{Outgoing, Publisher};
+use redact::Redactor;
+
+/// The name every error of this crate gives as its dependency.
+pub(crate) const DEPENDENCY: &str = "rabbitmq";
 const ROUTING_KEY: &str = "plot.render";
-
-/// Where and how to reach the broker, and the queue's limits.
-#[derive(Debug, Clone)]
-pub struct AmqpConfig {
-    pub url: String,
-    /// Prefix of the exchange and queue names, so deployments can share a broker.
-    pub namespace: String,
-    /// Most jobs waiting in the queue; past it publishes are refused (429/503 upstream).
-    pub max_queued_jobs: u32,
-    /// Deliveries of one message before the broker drops it (crash-loop guard).
-    pub delivery_limit: u32,
-    /// Bound on connecting and on waiting for a publisher confirm.
-    pub timeout: Duration,
-    /// Backoff before each retry; retry n waits `retry_delays[n - 1]` (the last repeats).
-    pub retry_delays: Vec<Duration>,
-}
-
-impl AmqpConfig {
-    pub fn exchange(&self) -> String {
-        format!("{}.jobs", self.namespace)
-    }
-
-    pub fn queue(&self) -> String {
-        format!("{}.plot.jobs", self.namespace)
-    }
-
-    pub fn dead_queue(&self) -> String {
-        format!("{}.plot.dead", self.namespace)
-    }
-
-    /// The retry queue for retry `attempt` (1-based).
-    pub fn retry_queue(&self, attempt: u32) -> String {
-        format!(
-            "{}.plot.retry.{}ms",
-            self.namespace,
-            self.retry_delay(attempt).as_millis()
-        )
-    }
-
-    fn retry_delay(&self, attempt: u32) -> Duration {
-        let tiers = &self.retry_delays;
-        if tiers.is_empty() {
-            return Duration::from_secs(1);
-        }
-        tiers[(attempt.max(1) as usize - 1).min(tiers.len() - 1)]
-    }
-}
 
 const ATTEMPT_HEADER: &str = "x-plotq-attempt";
 const REASON_HEADER: &str = "x-plotq-reason";
@@ -89,8 +58,8 @@ const DEAD_AT_HEADER: &str = "x-plotq-dead-at";
 /// The job queue on RabbitMQ. Cheap to share behind an `Arc`.
 pub struct AmqpQueue {
     config: AmqpConfig,
-    /// The publishing connection and its confirm-mode channel; replaced when it dies.
-    publisher: Mutex<Option<(Connection, Channel)>>,
+    publisher: Publisher,
+    redactor: Redactor,
 }
 
 impl std::fmt::Debug for AmqpQueue {
@@ -101,8 +70,10 @@ impl std::fmt::Debug for AmqpQueue {
     }
 }
 
-fn unavailable(e: impl std::fmt::Display) -> PortError {
-    PortError::unavailable(DEPENDENCY, e)
+/// `Unavailable` from `rabbitmq`, any URL in the detail without its password (the
+/// configured password is removed at the crate's edge, `AmqpQueue::clean`).
+pub(crate) fn unavailable(e: impl std::fmt::Display) -> PortError {
+    PortError::unavailable(DEPENDENCY, redact::redact_urls(&e.to_string()))
 }
 
 impl AmqpQueue {
@@ -110,8 +81,9 @@ impl AmqpQueue {
     /// use and re-made after it is lost.
     pub fn new(config: AmqpConfig) -> Self {
         Self {
+            redactor: Redactor::for_url(&config.url),
             config,
-            publisher: Mutex::new(None),
+            publisher: Publisher::new(),
         }
     }
 
@@ -119,39 +91,22 @@ impl AmqpQueue {
         &self.config
     }
 
-    async fn open(&self) -> PortResult<(Connection, Channel)> {
-        let connect = Connection::connect(&self.config.url, ConnectionProperties::default());
-        let conn = tokio::time::timeout(self.config.timeout, connect)
-            .await
-            .map_err(|_| unavailable("timed out connecting"))?
-            .map_err(unavailable)?;
-        let channel = conn.create_channel().await.map_err(unavailable)?;
-        declare_topology(&channel, &self.config).await?;
-        Ok((conn, channel))
+    /// Every error leaving the crate: dependency `rabbitmq`, no credentials in the detail.
+    fn clean<T>(&self, result: PortResult<T>) -> PortResult<T> {
+        result.map_err(|e| self.redactor.clean(e))
     }
+}
 
-    /// The live publishing channel, reconnecting if the last one died.
-    async fn publishing_channel(&self) -> PortResult<Channel> {
-        let mut slot = self.publisher.lock().await;
-        if let Some((conn, channel)) = slot.as_ref() {
-            if conn.status().connected() && channel.status().connected() {
-                return Ok(channel.clone());
-            }
-            tracing::warn!("rabbitmq publishing connection lost; reconnecting");
-        }
-        *slot = None;
-        let (conn, channel) = self.open().await?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .map_err(unavailable)?;
-        *slot = Some((conn, channel.clone()));
-        Ok(channel)
-    }
-
-    async fn forget_publisher(&self) {
-        *self.publisher.lock().await = None;
-    }
+/// A new connection and channel, with the topology declared.
+async fn open(config: &AmqpConfig) -> PortResult<(Connection, Channel)> {
+    let connect = Connection::connect(&config.url, ConnectionProperties::default());
+    let conn = tokio::time::timeout(config.timeout, connect)
+        .await
+        .map_err(|_| unavailable("timed out connecting"))?
+        .map_err(|e| unavailable(format!("connecting: {e}")))?;
+    let channel = conn.create_channel().await.map_err(unavailable)?;
+    declare_topology(&channel, config).await?;
+    Ok((conn, channel))
 }
 
 async fn declare_queue(channel: &Channel, name: String, args: FieldTable) -> PortResult<()> {
@@ -179,14 +134,13 @@ async fn declare_topology(channel: &Channel, config: &AmqpConfig) -> PortResult<
         ..Default::default()
     };
     declare_queue(channel, config.dead_queue(), FieldTable::default()).await?;
-    let mut tiers: Vec<Duration> = config.retry_delays.clone();
-    tiers.dedup();
-    for (i, _) in tiers.iter().enumerate() {
+    // One delay queue per distinct delay; retry k goes to the queue of its delay
+    // (`AmqpConfig::retry_queue`), so repeated delays share a queue.
+    for delay in config.retry_tiers() {
         let mut args = FieldTable::default();
-        let delay = config.retry_delay(i as u32 + 1);
         args.insert(
             "x-message-ttl".into(),
-            AMQPValue::LongUInt(delay.as_millis() as u32),
+            AMQPValue::LongUInt(config::ttl_ms(delay)),
         );
         args.insert(
             "x-dead-letter-exchange".into(),
@@ -196,7 +150,7 @@ async fn declare_topology(channel: &Channel, config: &AmqpConfig) -> PortResult<
             "x-dead-letter-routing-key".into(),
             AMQPValue::LongString(ROUTING_KEY.into()),
         );
-        declare_queue(channel, config.retry_queue(i as u32 + 1), args).await?;
+        declare_queue(channel, config.retry_queue_for(delay), args).await?;
     }
     channel
         .exchange_declare(
@@ -259,58 +213,14 @@ impl AmqpQueue {
         headers: FieldTable,
         message_id: Option<String>,
     ) -> PortResult<()> {
-        let channel = self.publishing_channel().await?;
-        let mut properties = BasicProperties::default()
-            .with_delivery_mode(2)
-            .with_content_type("application/json".into())
-            .with_headers(headers);
-        if let Some(id) = message_id {
-            properties = properties.with_message_id(ShortString::from(id));
-        }
-        let options = BasicPublishOptions {
-            mandatory: true,
-            ..Default::default()
+        let out = Outgoing {
+            exchange,
+            routing_key,
+            body,
+            headers,
+            message_id,
         };
-        let publish = async {
-            channel
-                .basic_publish(
-                    exchange.into(),
-                    routing_key.into(),
-                    options,
-                    body,
-                    properties,
-                )
-                .await?
-                .await
-        };
-        let confirmation = match tokio::time::timeout(self.config.timeout, publish).await {
-            Ok(Ok(confirmation)) => confirmation,
-            Ok(Err(e)) => {
-                self.forget_publisher().await;
-                return Err(unavailable(format!("publishing: {e}")));
-            }
-            Err(_) => {
-                self.forget_publisher().await;
-                return Err(unavailable("timed out waiting for the publisher confirm"));
-            }
-        };
-        match confirmation {
-            Confirmation::Ack(None) => Ok(()),
-            Confirmation::Ack(Some(returned)) | Confirmation::Nack(Some(returned)) => {
-                Err(PortError::refused(
-                    DEPENDENCY,
-                    format!(
-                        "the job was not routed to a queue ({} {})",
-                        returned.reply_code, returned.reply_text
-                    ),
-                ))
-            }
-            Confirmation::Nack(None) => Err(PortError::refused(
-                DEPENDENCY,
-                "the broker refused the job (the queue is full)",
-            )),
-            Confirmation::NotRequested => Err(unavailable("publisher confirms are not enabled")),
-        }
+        self.publisher.publish(&self.config, out).await
     }
 
     /// Takes every message of the dead-letter queue (up to `max`), lets `keep` decide
@@ -321,7 +231,7 @@ impl AmqpQueue {
         max: usize,
         replay: impl Fn(&DeadLetter) -> bool,
     ) -> PortResult<(Vec<DeadLetter>, usize)> {
-        let (conn, channel) = self.open().await?;
+        let (conn, channel) = open(&self.config).await?;
         let mut taken = Vec::new();
         while taken.len() < max {
             let got = channel
@@ -423,21 +333,26 @@ fn now_ms() -> u64 {
 #[async_trait]
 impl JobQueue for AmqpQueue {
     async fn publish(&self, job: &JobMessage) -> PortResult<()> {
-        self.publish_confirmed(
-            &self.config.exchange(),
-            ROUTING_KEY,
-            &job.encode(),
-            FieldTable::default(),
-            Some(job.id.to_string()),
-        )
-        .await
+        let result = self
+            .publish_confirmed(
+                &self.config.exchange(),
+                ROUTING_KEY,
+                &job.encode(),
+                FieldTable::default(),
+                Some(job.id.to_string()),
+            )
+            .await;
+        self.clean(result)
     }
 
     async fn retry_later(&self, body: &[u8], attempt: u32) -> PortResult<()> {
         let mut headers = FieldTable::default();
         headers.insert(ATTEMPT_HEADER.into(), AMQPValue::LongUInt(attempt));
-        self.publish_confirmed("", &self.config.retry_queue(attempt), body, headers, None)
-            .await
+        let queue = self.config.retry_queue(attempt);
+        let result = self
+            .publish_confirmed("", &queue, body, headers, None)
+            .await;
+        self.clean(result)
     }
 
     async fn dead_letter(&self, body: &[u8], attempts: u32, reason: &str) -> PortResult<()> {
@@ -448,23 +363,40 @@ impl JobQueue for AmqpQueue {
             DEAD_AT_HEADER.into(),
             AMQPValue::LongLongInt(now_ms() as i64),
         );
-        self.publish_confirmed("", &self.config.dead_queue(), body, headers, None)
-            .await
+        let queue = self.config.dead_queue();
+        let result = self
+            .publish_confirmed("", &queue, body, headers, None)
+            .await;
+        self.clean(result)
     }
 
     async fn dead_letters(&self, max: usize) -> PortResult<Vec<DeadLetter>> {
-        Ok(self.sweep_dead(max, |_| false).await?.0)
+        self.clean(
+            self.sweep_dead(max, |_| false)
+                .await
+                .map(|(letters, _)| letters),
+        )
     }
 
     async fn replay_dead_letters(&self, id: Option<JobId>) -> PortResult<usize> {
         let matches = |d: &DeadLetter| {
             id.is_none_or(|id| JobMessage::decode(&d.body).is_ok_and(|m| m.id == id))
         };
-        Ok(self.sweep_dead(usize::MAX, matches).await?.1)
+        self.clean(self.sweep_dead(usize::MAX, matches).await.map(|(_, n)| n))
     }
 
     async fn consume(&self, prefetch: u16) -> PortResult<Box<dyn JobConsumer>> {
-        let (conn, channel) = self.open().await?;
+        self.clean(self.start_consumer(prefetch).await)
+    }
+
+    async fn ping(&self) -> PortResult<()> {
+        self.clean(self.publisher.ping(&self.config).await)
+    }
+}
+
+impl AmqpQueue {
+    async fn start_consumer(&self, prefetch: u16) -> PortResult<Box<dyn JobConsumer>> {
+        let (conn, channel) = open(&self.config).await?;
         channel
             .basic_qos(prefetch.max(1), BasicQosOptions::default())
             .await
@@ -482,11 +414,8 @@ impl JobQueue for AmqpQueue {
             _conn: conn,
             _channel: channel,
             consumer,
+            redactor: self.redactor.clone(),
         }))
-    }
-
-    async fn ping(&self) -> PortResult<()> {
-        self.publishing_channel().await.map(|_| ())
     }
 }
 
@@ -495,6 +424,7 @@ struct AmqpConsumer {
     _conn: Connection,
     _channel: Channel,
     consumer: lapin::Consumer,
+    redactor: Redactor,
 }
 
 #[async_trait]
@@ -512,7 +442,10 @@ impl JobConsumer for AmqpConsumer {
                     body: delivery.data,
                     redelivered: delivery.redelivered,
                     attempt,
-                    acker: Box::new(AmqpAcker(delivery.acker)),
+                    acker: Box::new(AmqpAcker {
+                        acker: delivery.acker,
+                        redactor: self.redactor.clone(),
+                    }),
                 })
             }
             Err(e) => {
@@ -523,22 +456,29 @@ impl JobConsumer for AmqpConsumer {
     }
 }
 
-struct AmqpAcker(lapin::Acker);
+struct AmqpAcker {
+    acker: lapin::Acker,
+    redactor: Redactor,
+}
 
 #[async_trait]
 impl Acker for AmqpAcker {
     async fn ack(&self) -> PortResult<bool> {
-        self.0
+        let result = self
+            .acker
             .ack(BasicAckOptions::default())
             .await
-            .map_err(unavailable)
+            .map_err(unavailable);
+        result.map_err(|e| self.redactor.clean(e))
     }
 
     async fn reject(&self, requeue: bool) -> PortResult<()> {
-        self.0
+        let result = self
+            .acker
             .reject(BasicRejectOptions { requeue })
             .await
             .map(|_| ())
-            .map_err(unavailable)
+            .map_err(unavailable);
+        result.map_err(|e| self.redactor.clean(e))
     }
 }
