@@ -1,6 +1,12 @@
 // plotq dashboard: panels of server-rendered plots, refreshed over Server-Sent Events.
 // The browser never sees raw samples: each panel is a view the notifier keeps fresh
 // while this page watches it, and the page swaps in each new image when it is ready.
+//
+// Authentication: EventSource and <img> cannot send an Authorization header, so the page
+// exchanges its token (asked once, kept in sessionStorage for this tab only) for a
+// short-lived read ticket (POST /api/v1/tickets) and adds `ticket=` to the event stream
+// and image URLs, renewing it before it expires. With no tokens configured (standalone
+// on loopback) the ticket is issued without asking.
 "use strict";
 
 const KINDS = [
@@ -15,6 +21,9 @@ const SIZE = "800x450";
 const EVENTS_URL = document.querySelector('meta[name="plotq-events-url"]').content;
 
 const ui = {
+  login: document.getElementById("login"),
+  token: document.getElementById("token"),
+  loginError: document.getElementById("login-error"),
   service: document.getElementById("service"),
   window: document.getElementById("window"),
   theme: document.getElementById("theme"),
@@ -22,6 +31,41 @@ const ui = {
   panels: document.getElementById("panels"),
   template: document.getElementById("panel-template"),
 };
+
+const auth = { token: sessionStorage.getItem("plotq-token") || "", ticket: "", expiresAt: 0 };
+
+class NeedsToken extends Error {}
+
+/** A read ticket valid for at least another minute, fetched or renewed as needed. */
+async function ensureTicket() {
+  if (auth.ticket && auth.expiresAt - Date.now() > 60_000) return auth.ticket;
+  const headers = auth.token ? { Authorization: `Bearer ${auth.token}` } : {};
+  const response = await fetch("/api/v1/tickets", { method: "POST", headers });
+  if (response.status === 401 || response.status === 403) {
+    const problem = await response.json().catch(() => ({}));
+    throw new NeedsToken(problem.detail || "a token with the read scope is needed");
+  }
+  if (!response.ok) throw new Error(`tickets: HTTP ${response.status}`);
+  const body = await response.json();
+  auth.ticket = body.ticket;
+  auth.expiresAt = body.expires_at_ms;
+  return auth.ticket;
+}
+
+function withTicket(url) {
+  if (!auth.ticket) return url;
+  return `${url}${url.includes("?") ? "&" : "?"}ticket=${encodeURIComponent(auth.ticket)}`;
+}
+
+function askForToken(reason) {
+  auth.token = "";
+  sessionStorage.removeItem("plotq-token");
+  ui.loginError.textContent = reason;
+  ui.login.hidden = false;
+  ui.panels.hidden = true;
+  setLive("sign in to see plots", false);
+  ui.token.focus();
+}
 
 /** view key → { root, img, state, rendered, renderedAt } */
 const panels = new Map();
@@ -99,7 +143,7 @@ function swapImage(panel, url, atMs) {
     showRendered(panel);
   };
   next.onerror = () => setState(panel, "image expired; waiting for the next render", "failed");
-  next.src = url;
+  next.src = withTicket(url);
 }
 
 function onEvent(handler) {
@@ -115,11 +159,19 @@ function onEvent(handler) {
   };
 }
 
-function subscribe(view) {
+async function subscribe(view) {
   if (source) source.close();
   clearTimeout(reconnectTimer);
+  try {
+    await ensureTicket();
+  } catch (e) {
+    if (e instanceof NeedsToken) return askForToken(e.message);
+    setLive("cannot reach plotq — retrying…", false);
+    reconnectTimer = setTimeout(() => subscribe(view), 3000);
+    return;
+  }
   const keys = [...panels.keys()].join(",");
-  const url = `${EVENTS_URL}${EVENTS_URL.includes("?") ? "&" : "?"}views=${encodeURIComponent(keys)}`;
+  const url = withTicket(`${EVENTS_URL}${EVENTS_URL.includes("?") ? "&" : "?"}views=${encodeURIComponent(keys)}`);
   setLive("connecting…", false);
   source = new EventSource(url);
   source.onopen = () => setLive("live", true);
@@ -143,9 +195,11 @@ function subscribe(view) {
 async function loadServices(view) {
   let services = [];
   try {
-    const response = await fetch("/api/v1/services");
+    await ensureTicket();
+    const response = await fetch(withTicket("/api/v1/services"));
     if (response.ok) services = (await response.json()).services || [];
-  } catch {
+  } catch (e) {
+    if (e instanceof NeedsToken) throw e;
     // The picker falls back to the service in the URL.
   }
   if (view.service && !services.includes(view.service)) services.unshift(view.service);
@@ -165,14 +219,38 @@ function apply(view) {
   else setLive("no services have sent samples yet", false);
 }
 
+let started = false;
+
 async function start() {
-  const view = await loadServices(readView());
+  let view;
+  try {
+    view = await loadServices(readView());
+  } catch (e) {
+    if (e instanceof NeedsToken) return askForToken(e.message);
+    throw e;
+  }
+  ui.login.hidden = true;
+  ui.panels.hidden = false;
   apply(view);
+  if (started) return;
+  started = true;
   for (const control of [ui.service, ui.window, ui.theme]) {
     control.addEventListener("change", () =>
       apply({ service: ui.service.value, window: ui.window.value, theme: ui.theme.value }));
   }
   setInterval(() => panels.forEach(showRendered), 1000);
+  // Renew the ticket before it expires (the open stream keeps going; new image URLs and
+  // the next reconnect use the new one).
+  setInterval(() => ensureTicket().catch(() => {}), 30_000);
 }
+
+ui.login.addEventListener("submit", (event) => {
+  event.preventDefault();
+  auth.token = ui.token.value.trim();
+  auth.ticket = "";
+  sessionStorage.setItem("plotq-token", auth.token);
+  ui.token.value = "";
+  start();
+});
 
 start();

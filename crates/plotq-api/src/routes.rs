@@ -1,16 +1,24 @@
-//! The `/api/v1` resources: metrics (ingest) and plots (jobs, states, images).
+//! The `/api/v1` resources: metrics (ingest), plots (jobs, states, images), services and
+//! read tickets. Each handler authenticates first (`Caller`, 401), checks its scope and
+//! the caller's services (403), then the body (415/413/400/422) and the caller's rate
+//! (429), and only then touches a dependency.
+//!
+//! A plot job belongs to its services: a caller limited to other services gets `404` for
+//! it, exactly as for an unknown id, so ids cannot be probed across tenants.
 
-use crate::problem::Problem;
+use crate::openapi::{AcceptedDoc, JobStateDoc, PlotSpecDoc, SamplesDoc, ServicesDoc, TicketDoc};
 use axum::Router;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use bytes::Bytes;
+use axum::{Extension, body::Bytes};
 use plotq_domain::sample::parse_samples;
 use plotq_domain::wire::JobMessage;
-use plotq_domain::{ImageFormat, JobId, JobState, JobStatus, PlotSpec};
+use plotq_domain::{FieldError, ImageFormat, JobId, JobState, JobStatus, PlotSpec};
+use plotq_http::ProblemDoc;
+use plotq_http::{Auth, Caller, Limits, Problem, ProblemCode, Scope, read_json};
 use plotq_ports::{JobQueue, MetricStore, PlotCache, ViewRegistry};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -52,7 +60,8 @@ pub struct ApiState {
     pub config: ApiConfig,
 }
 
-/// The `/api/v1` router (metrics and plots).
+/// The `/api/v1` router (metrics, plots, services, tickets). It expects the shared
+/// edge (`plotq_http::harden`) around it, which installs the authenticator and limits.
 pub fn router(state: ApiState) -> Router {
     let limit = state.config.max_body_bytes;
     Router::new()
@@ -62,6 +71,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/plots/{id}/png", get(plot_png))
         .route("/api/v1/plots/{id}/image", get(plot_image))
         .route("/api/v1/services", get(services))
+        .route("/api/v1/tickets", post(ticket))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }
@@ -73,44 +83,63 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Reads the body as JSON, turning every failure into a precise problem.
-fn json_body(body: Result<Bytes, BytesRejection>) -> Result<Value, Problem> {
-    let bytes = body.map_err(|rejection| {
-        let status = rejection.status();
-        if status == StatusCode::PAYLOAD_TOO_LARGE {
-            Problem::new(
-                status,
-                "body_too_large",
-                "Body too large",
-                "the request body exceeds the configured limit; send smaller batches",
-            )
-        } else {
-            Problem::new(
-                status,
-                "unreadable_body",
-                "Unreadable body",
-                rejection.body_text(),
-            )
-        }
-    })?;
-    if bytes.is_empty() {
-        return Err(Problem::new(
-            StatusCode::BAD_REQUEST,
-            "empty_body",
-            "Empty body",
-            "the request body is empty; expected JSON",
-        ));
+/// `403` naming the services (fields) this caller may not use.
+fn forbidden_services(errors: Vec<FieldError>) -> Problem {
+    let detail = format!(
+        "this credential may not use {}",
+        errors
+            .iter()
+            .map(|e| e.problem.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Problem {
+        errors,
+        ..Problem::new(ProblemCode::Forbidden, detail)
     }
-    serde_json::from_slice(&bytes).map_err(|e| Problem::malformed_json(&e))
 }
 
-async fn ingest(
+/// Ingest samples (one object or an array); answered only after the store acknowledged.
+#[utoipa::path(
+    post, path = "/api/v1/metrics", tag = "metrics",
+    request_body(content = SamplesDoc, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Stored (MongoDB acknowledged the write)", body = AcceptedDoc),
+        (status = 400, description = "Malformed, empty or unreadable body", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown token", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "Token lacks the ingest scope or the service", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 413, description = "Body over the configured limit", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 415, description = "Body not declared as JSON", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid samples (every bad field named); nothing stored", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 429, description = "Over this caller's samples/s", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 503, description = "MongoDB unavailable; nothing stored", body = ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["ingest"]))
+)]
+pub(crate) async fn ingest(
+    caller: Caller,
     State(state): State<ApiState>,
+    Extension(limits): Extension<Arc<Limits>>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
-    let body = json_body(body)?;
+    caller.require(Scope::Ingest)?;
+    let body = read_json(&headers, body)?;
     let now = now_ms();
     let samples = parse_samples(&body, now).map_err(Problem::invalid)?;
+    if !caller.services.is_all() {
+        let denied: Vec<FieldError> = samples
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !caller.may_use_service(s.service.as_str()))
+            .take(plotq_domain::error::MAX_REPORTED_ERRORS)
+            .map(|(i, s)| FieldError::new(format!("/{i}/service"), s.service.to_string()))
+            .collect();
+        if !denied.is_empty() {
+            return Err(forbidden_services(denied));
+        }
+    }
+    limits.check_ingest(&caller.limit_key, samples.len())?;
     state.store.insert(&samples).await?;
     // The samples are stored; telling live dashboards is best effort (a missed touch
     // only delays a refresh until the image's age triggers one).
@@ -130,11 +159,51 @@ async fn ingest(
         .into_response())
 }
 
-/// `GET /api/v1/services`: services that sent samples in the last week.
-async fn services(State(state): State<ApiState>) -> Result<Response, Problem> {
+/// Services that sent samples in the last week (those this caller may see).
+#[utoipa::path(
+    get, path = "/api/v1/services", tag = "metrics",
+    params(("ticket" = Option<String>, Query, description = "A read ticket, for browsers")),
+    responses(
+        (status = 200, description = "Service names, sorted", body = ServicesDoc),
+        (status = 401, description = "Missing or unknown credential", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "Credential lacks the read scope", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 503, description = "Redis unavailable", body = ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["read"]), ("ticket" = []))
+)]
+pub(crate) async fn services(
+    caller: Caller,
+    State(state): State<ApiState>,
+) -> Result<Response, Problem> {
+    caller.require(Scope::Read)?;
     let since = now_ms() - 7 * 24 * 3600 * 1000;
-    let services = state.views.services(since).await?;
+    let mut services = state.views.services(since).await?;
+    services.retain(|s| caller.may_use_service(s));
     Ok(axum::Json(json!({"services": services})).into_response())
+}
+
+/// A short-lived read ticket for browsers (`?ticket=` on GET routes and the event stream).
+#[utoipa::path(
+    post, path = "/api/v1/tickets", tag = "auth",
+    responses(
+        (status = 200, description = "A signed read ticket", body = TicketDoc),
+        (status = 401, description = "Missing or unknown token", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "Token lacks the read scope", body = ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["read"]))
+)]
+pub(crate) async fn ticket(
+    caller: Caller,
+    Extension(auth): Extension<Arc<Auth>>,
+) -> Result<Response, Problem> {
+    caller.require(Scope::Read)?;
+    let (ticket, expires_at_ms) = auth.issue_ticket(&caller, now_ms());
+    let mut response =
+        axum::Json(json!({"ticket": ticket, "expires_at_ms": expires_at_ms})).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
 }
 
 fn state_body(job: &JobState) -> Value {
@@ -150,36 +219,98 @@ fn state_body(job: &JobState) -> Value {
     body
 }
 
-async fn request_plot(
-    State(state): State<ApiState>,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, Problem> {
-    let body = json_body(body)?;
-    let spec = PlotSpec::parse(&body, now_ms()).map_err(Problem::invalid)?;
-    let job = JobState::queued(JobId::new_random(), spec, now_ms());
-    if let Some(existing) = single_flight(&state, &job).await? {
-        return Ok(existing);
-    }
-    // The state is written before the job is queued, so a worker never sees a job whose
-    // state is missing; if queueing fails, the orphaned state simply expires.
-    state.cache.put_state(&job, state.config.state_ttl).await?;
-    state.queue.publish(&JobMessage::new(&job)).await?;
-    tracing::debug!(id = %job.id, service = %job.spec.service(), kind = job.spec.kind.as_str(), "plot job queued");
-    let location = format!("/api/v1/plots/{}", job.id);
-    let mut response = (StatusCode::ACCEPTED, axum::Json(state_body(&job))).into_response();
+fn with_location(mut response: Response, id: JobId) -> Response {
     response.headers_mut().insert(
         header::LOCATION,
-        HeaderValue::from_str(&location).expect("uuid path is a valid header"),
+        HeaderValue::from_str(&format!("/api/v1/plots/{id}")).expect("uuid path is a valid header"),
     );
-    Ok(response)
+    response
+}
+
+/// Request a plot: answered `202` once the job is durably queued (or `200`/`202` with
+/// `deduplicated` when an identical request already has a job).
+#[utoipa::path(
+    post, path = "/api/v1/plots", tag = "plots",
+    request_body(content = PlotSpecDoc, content_type = "application/json"),
+    responses(
+        (status = 200, description = "An identical plot is already rendered and cached", body = JobStateDoc, headers(("location" = String, description = "The job"))),
+        (status = 202, description = "Queued (RabbitMQ confirmed and routed the job)", body = JobStateDoc, headers(("location" = String, description = "The job"))),
+        (status = 400, description = "Malformed, empty or unreadable body", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown token", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "Token lacks the read scope or a service", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 413, description = "Body over the configured limit", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 415, description = "Body not declared as JSON", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid plot spec (every bad field named)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 429, description = "Over this caller's plot requests/s", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 503, description = "Queue full or a dependency unavailable; nothing queued", body = ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["read"]))
+)]
+pub(crate) async fn request_plot(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Extension(limits): Extension<Arc<Limits>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Problem> {
+    caller.require(Scope::Read)?;
+    let body = read_json(&headers, body)?;
+    let spec = PlotSpec::parse(&body, now_ms()).map_err(Problem::invalid)?;
+    let denied: Vec<FieldError> = spec
+        .services
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| !caller.may_use_service(s.as_str()))
+        .map(|(i, s)| FieldError::new(format!("/services/{i}"), s.to_string()))
+        .collect();
+    if !denied.is_empty() {
+        return Err(forbidden_services(denied));
+    }
+    limits.check_plot(&caller.limit_key)?;
+    let job = JobState::queued(JobId::new_random(), spec, now_ms());
+    let claim = match single_flight(&state, &job).await? {
+        Flight::Existing(response) => return Ok(response),
+        Flight::Claimed(claim) => claim,
+    };
+    // The state is written before the job is queued, so a worker never sees a job whose
+    // state is missing. If queueing fails, both the state and the single-flight claim
+    // are removed, so no later request is pointed at a job that never existed.
+    let queued = async {
+        state.cache.put_state(&job, state.config.state_ttl).await?;
+        state.queue.publish(&JobMessage::new(&job)).await
+    }
+    .await;
+    if let Err(e) = queued {
+        if let Some(key) = &claim
+            && let Err(undo) = state.cache.release_request(key, job.id).await
+        {
+            tracing::warn!(error = %undo, id = %job.id, "cannot release the single-flight claim");
+        }
+        if let Err(undo) = state.cache.delete_state(job.id).await {
+            tracing::warn!(error = %undo, id = %job.id, "cannot delete the unqueued job's state");
+        }
+        return Err(e.into());
+    }
+    tracing::debug!(id = %job.id, service = %job.spec.service(), kind = job.spec.kind.as_str(), "plot job queued");
+    Ok(with_location(
+        (StatusCode::ACCEPTED, axum::Json(state_body(&job))).into_response(),
+        job.id,
+    ))
+}
+
+enum Flight {
+    /// An identical request's job answers this one.
+    Existing(Response),
+    /// This request renders; it holds the single-flight key (if deduplication is on).
+    Claimed(Option<String>),
 }
 
 /// Identical requests share a job: while one is queued or rendering, or finished and
 /// still cached, the same spec over the same data (no newer samples, within
 /// `dedupe_for`) is answered with that job instead of a new render.
-async fn single_flight(state: &ApiState, job: &JobState) -> Result<Option<Response>, Problem> {
+async fn single_flight(state: &ApiState, job: &JobState) -> Result<Flight, Problem> {
     if state.config.dedupe_for.is_zero() {
-        return Ok(None);
+        return Ok(Flight::Claimed(None));
     }
     let spec = &job.spec;
     let mut key = serde_json::to_string(spec).expect("spec serialises");
@@ -192,7 +323,7 @@ async fn single_flight(state: &ApiState, job: &JobState) -> Result<Option<Respon
     }
     let ttl = state.config.dedupe_for;
     let Some(holder) = state.cache.claim_request(&key, job.id, ttl).await? else {
-        return Ok(None); // first of its kind: render it
+        return Ok(Flight::Claimed(Some(key))); // first of its kind: render it
     };
     if let Some(existing) = state.cache.get_state(holder).await? {
         let reusable = match existing.status {
@@ -208,70 +339,134 @@ async fn single_flight(state: &ApiState, job: &JobState) -> Result<Option<Respon
             } else {
                 StatusCode::ACCEPTED
             };
-            let mut response = (status, axum::Json(body)).into_response();
-            response.headers_mut().insert(
-                header::LOCATION,
-                HeaderValue::from_str(&format!("/api/v1/plots/{holder}"))
-                    .expect("uuid path is a valid header"),
-            );
-            return Ok(Some(response));
+            return Ok(Flight::Existing(with_location(
+                (status, axum::Json(body)).into_response(),
+                holder,
+            )));
         }
     }
     state.cache.replace_request(&key, job.id, ttl).await?;
-    Ok(None)
+    Ok(Flight::Claimed(Some(key)))
 }
 
 fn parse_id(raw: &str) -> Result<JobId, Problem> {
     JobId::parse(raw).ok_or_else(|| {
         Problem::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_id",
-            "Invalid job id",
-            format!("{raw:?} is not a job id (a UUID)"),
+            ProblemCode::InvalidId,
+            format!(
+                "{:?} is not a job id (a UUID)",
+                raw.chars().take(64).collect::<String>()
+            ),
         )
     })
 }
 
-async fn load(state: &ApiState, id: JobId) -> Result<JobState, Problem> {
-    state
-        .cache
-        .get_state(id)
-        .await?
-        .ok_or_else(|| Problem::not_found(format!("no plot job {id} (unknown, or expired)")))
+/// The job, if it exists and the caller may read all of its services.
+async fn load(state: &ApiState, caller: &Caller, id: JobId) -> Result<JobState, Problem> {
+    caller.require(Scope::Read)?;
+    let not_found = || Problem::not_found(format!("no plot job {id} (unknown, or expired)"));
+    let job = state.cache.get_state(id).await?.ok_or_else(not_found)?;
+    if job
+        .spec
+        .services
+        .iter()
+        .all(|s| caller.may_use_service(s.as_str()))
+    {
+        Ok(job)
+    } else {
+        Err(not_found())
+    }
 }
 
-async fn plot_status(
+/// A job's state.
+#[utoipa::path(
+    get, path = "/api/v1/plots/{id}", tag = "plots",
+    params(
+        ("id" = String, Path, description = "The job id (a UUID)"),
+        ("ticket" = Option<String>, Query, description = "A read ticket, for browsers"),
+    ),
+    responses(
+        (status = 200, description = "The job's state", body = JobStateDoc),
+        (status = 400, description = "Not a job id", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown credential", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "Credential lacks the read scope", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown, expired, or another tenant's job", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 503, description = "Redis unavailable", body = ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["read"]), ("ticket" = []))
+)]
+pub(crate) async fn plot_status(
+    caller: Caller,
     State(state): State<ApiState>,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    let job = load(&state, parse_id(&id)?).await?;
+    let job = load(&state, &caller, parse_id(&id)?).await?;
     Ok(axum::Json(state_body(&job)).into_response())
 }
 
-/// `GET …/png`: the image of a PNG-format plot.
-async fn plot_png(
+/// The image of a PNG-format plot.
+#[utoipa::path(
+    get, path = "/api/v1/plots/{id}/png", tag = "plots",
+    params(
+        ("id" = String, Path, description = "The job id (a UUID)"),
+        ("ticket" = Option<String>, Query, description = "A read ticket, for browsers"),
+    ),
+    responses(
+        (status = 200, description = "The PNG", content_type = "image/png", body = Vec<u8>),
+        (status = 400, description = "Not a job id", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown credential", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "Credential lacks the read scope", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown, expired, or another tenant's job", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "Not ready yet, failed, or rendered as SVG", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 410, description = "The image expired from the cache", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 503, description = "Redis unavailable", body = ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["read"]), ("ticket" = []))
+)]
+pub(crate) async fn plot_png(
+    caller: Caller,
     State(state): State<ApiState>,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
     let id = parse_id(&id)?;
-    let job = load(&state, id).await?;
+    let job = load(&state, &caller, id).await?;
     if job.spec.format != ImageFormat::Png {
         return Err(Problem::new(
-            StatusCode::CONFLICT,
-            "wrong_format",
-            "Not a PNG",
+            ProblemCode::WrongFormat,
             format!("plot {id} was rendered as SVG; fetch /api/v1/plots/{id}/image"),
         ));
     }
     serve_image(&state, job).await
 }
 
-/// `GET …/image`: the image in whatever format the plot asked for.
-async fn plot_image(
+/// The image in whatever format the plot asked for.
+#[utoipa::path(
+    get, path = "/api/v1/plots/{id}/image", tag = "plots",
+    params(
+        ("id" = String, Path, description = "The job id (a UUID)"),
+        ("ticket" = Option<String>, Query, description = "A read ticket, for browsers"),
+    ),
+    responses(
+        (status = 200, description = "The image (PNG or SVG)", content(
+            (Vec<u8> = "image/png"),
+            (String = "image/svg+xml"),
+        )),
+        (status = 400, description = "Not a job id", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown credential", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "Credential lacks the read scope", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown, expired, or another tenant's job", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "Not ready yet, or failed", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 410, description = "The image expired from the cache", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 503, description = "Redis unavailable", body = ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["read"]), ("ticket" = []))
+)]
+pub(crate) async fn plot_image(
+    caller: Caller,
     State(state): State<ApiState>,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    let job = load(&state, parse_id(&id)?).await?;
+    let job = load(&state, &caller, parse_id(&id)?).await?;
     serve_image(&state, job).await
 }
 
@@ -281,9 +476,7 @@ async fn serve_image(state: &ApiState, job: JobState) -> Result<Response, Proble
         JobStatus::Done => {}
         JobStatus::Queued | JobStatus::Rendering => {
             return Err(Problem::new(
-                StatusCode::CONFLICT,
-                "not_ready",
-                "Plot not ready",
+                ProblemCode::NotReady,
                 format!(
                     "plot {id} is {}; wait for plot.ready",
                     status_word(job.status)
@@ -294,9 +487,7 @@ async fn serve_image(state: &ApiState, job: JobState) -> Result<Response, Proble
         }
         JobStatus::Failed => {
             return Err(Problem::new(
-                StatusCode::CONFLICT,
-                "plot_failed",
-                "Plot failed",
+                ProblemCode::PlotFailed,
                 format!(
                     "plot {id} failed: {}",
                     job.error.as_deref().unwrap_or("unknown error")
@@ -307,9 +498,7 @@ async fn serve_image(state: &ApiState, job: JobState) -> Result<Response, Proble
     }
     let image = state.cache.get_image(id).await?.ok_or_else(|| {
         Problem::new(
-            StatusCode::GONE,
-            "expired",
-            "Plot expired",
+            ProblemCode::Expired,
             format!("the image of plot {id} has expired from the cache; request it again"),
         )
     })?;
@@ -319,10 +508,10 @@ async fn serve_image(state: &ApiState, job: JobState) -> Result<Response, Proble
         header::CONTENT_TYPE,
         HeaderValue::from_static(job.spec.format.content_type()),
     );
-    // The bytes of a job id never change: caches may keep them.
+    // The bytes of a job id never change, but they are a tenant's: private caches only.
     headers.insert(
         header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=300, immutable"),
+        HeaderValue::from_static("private, max-age=300, immutable"),
     );
     Ok(response)
 }

@@ -1,5 +1,7 @@
-//! The API router driven in-process (`oneshot`) over in-memory ports: status codes and
-//! problem bodies for good and bad input, and what is (not) stored or queued.
+//! The API router driven in-process (`oneshot`) over in-memory ports, behind the same
+//! edge as in production (`plotq_http::harden`): status codes and problem bodies for
+//! good and bad input, what is (not) stored or queued, authentication, scopes, tenant
+//! isolation and rate limits.
 
 use async_trait::async_trait;
 use axum::body::Body;
@@ -8,6 +10,8 @@ use http_body_util::BodyExt;
 use plotq_api::{ApiConfig, ApiState, router};
 use plotq_domain::wire::JobMessage;
 use plotq_domain::{JobId, JobState, JobStatus, PlotKind, PlotSpec, Sample, ServiceName};
+use plotq_http::auth::{hash_token, new_token};
+use plotq_http::{Auth, AuthConfig, Edge, EdgeConfig, Limits, LimitsConfig, harden};
 use plotq_ports::memory::{MemoryCache, MemoryQueue, MemoryStore, MemoryViews};
 use plotq_ports::{JobQueue, MetricStore, PlotCache, PortError, PortResult};
 use serde_json::{Value, json};
@@ -22,20 +26,43 @@ struct App {
     router: axum::Router,
 }
 
-fn app_with(max_body_bytes: usize) -> App {
+/// The edge in open mode (standalone on loopback) with default limits.
+fn open_edge() -> Edge {
+    edge(AuthConfig::open(), LimitsConfig::default())
+}
+
+fn edge(auth: AuthConfig, limits: LimitsConfig) -> Edge {
+    Edge {
+        auth: Auth::new(auth),
+        limits: Limits::new(limits),
+        config: EdgeConfig::default(),
+    }
+}
+
+fn hardened(state: ApiState, edge: &Edge) -> axum::Router {
+    harden(
+        router(state).merge(plotq_http::readiness_router(Vec::new())),
+        edge,
+    )
+}
+
+fn app_on(max_body_bytes: usize, edge: &Edge) -> App {
     let store = Arc::new(MemoryStore::default());
     let queue = Arc::new(MemoryQueue::new(100));
     let cache = Arc::new(MemoryCache::default());
-    let router = router(ApiState {
-        store: store.clone(),
-        queue: queue.clone(),
-        cache: cache.clone(),
-        views: Arc::new(MemoryViews::default()),
-        config: ApiConfig {
-            max_body_bytes,
-            ..ApiConfig::default()
+    let router = hardened(
+        ApiState {
+            store: store.clone(),
+            queue: queue.clone(),
+            cache: cache.clone(),
+            views: Arc::new(MemoryViews::default()),
+            config: ApiConfig {
+                max_body_bytes,
+                ..ApiConfig::default()
+            },
         },
-    });
+        edge,
+    );
     App {
         store,
         queue,
@@ -44,25 +71,43 @@ fn app_with(max_body_bytes: usize) -> App {
     }
 }
 
+fn app_with(max_body_bytes: usize) -> App {
+    app_on(max_body_bytes, &open_edge())
+}
+
 fn app() -> App {
     app_with(1024 * 1024)
 }
 
+/// A request with a JSON content type on POST (as every client sends).
 async fn call(
     router: &axum::Router,
     method: &str,
     uri: &str,
     body: impl Into<Body>,
 ) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+    let headers: &[(&str, &str)] = if method == "POST" {
+        &[("content-type", "application/json")]
+    } else {
+        &[]
+    };
+    call_with(router, method, uri, headers, body).await
+}
+
+async fn call_with(
+    router: &axum::Router,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Body>,
+) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+    let mut request = Request::builder().method(method).uri(uri);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
     let response = router
         .clone()
-        .oneshot(
-            Request::builder()
-                .method(method)
-                .uri(uri)
-                .body(body.into())
-                .unwrap(),
-        )
+        .oneshot(request.body(body.into()).unwrap())
         .await
         .unwrap();
     let status = response.status();
@@ -339,13 +384,16 @@ impl JobQueue for Down {
 
 #[tokio::test]
 async fn dependency_failures_are_503_with_retry_after_never_2xx() {
-    let router = router(ApiState {
-        store: Arc::new(Down),
-        queue: Arc::new(Down),
-        cache: Arc::new(MemoryCache::default()),
-        views: Arc::new(MemoryViews::default()),
-        config: ApiConfig::default(),
-    });
+    let router = hardened(
+        ApiState {
+            store: Arc::new(Down),
+            queue: Arc::new(Down),
+            cache: Arc::new(MemoryCache::default()),
+            views: Arc::new(MemoryViews::default()),
+            config: ApiConfig::default(),
+        },
+        &open_edge(),
+    );
     let (status, headers, body) = call_json(
         &router,
         "POST",
@@ -365,6 +413,8 @@ async fn dependency_failures_are_503_with_retry_after_never_2xx() {
     .await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body["code"], "dependency_refused");
+    // The broker's own words stay in the log.
+    assert!(!body["detail"].as_str().unwrap().contains("NO_ROUTE"));
 }
 
 #[tokio::test]
@@ -402,4 +452,560 @@ async fn identical_concurrent_requests_share_one_job() {
     )
     .await;
     assert!(!ids.contains(other["id"].as_str().unwrap()));
+}
+
+// ---- Hardening (issue: safe to expose) ----
+
+#[tokio::test]
+async fn error_bodies_are_bounded_however_many_fields_are_wrong() {
+    // 690,000 unknown fields (8 MB) used to produce a 226 MB answer.
+    let app = app_with(16 * 1024 * 1024);
+    let mut body = String::from("{\"kind\":\"histogram\",\"service\":\"a\"");
+    for i in 0..690_000 {
+        body.push_str(&format!(",\"f{i}\":1"));
+    }
+    body.push('}');
+    let (status, _, bytes) = call(&app.router, "POST", "/api/v1/plots", body).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        bytes.len() < 64 * 1024,
+        "error body is {} bytes",
+        bytes.len()
+    );
+    let problem: Value = serde_json::from_slice(&bytes).unwrap();
+    let errors = problem["errors"].as_array().unwrap();
+    assert!(errors.len() <= plotq_domain::error::MAX_REPORTED_ERRORS + 1);
+}
+
+/// A queue that refuses (full): the request's traces must all be undone.
+struct Full;
+
+#[async_trait]
+impl JobQueue for Full {
+    async fn publish(&self, _: &JobMessage) -> PortResult<()> {
+        Err(PortError::refused("rabbitmq", "the work queue is full"))
+    }
+    async fn consume(&self, _: u16) -> PortResult<Box<dyn plotq_ports::JobConsumer>> {
+        Err(PortError::unavailable("rabbitmq", "down"))
+    }
+    async fn retry_later(&self, _: &[u8], _: u32) -> PortResult<()> {
+        Ok(())
+    }
+    async fn dead_letter(&self, _: &[u8], _: u32, _: &str) -> PortResult<()> {
+        Ok(())
+    }
+    async fn dead_letters(&self, _: usize) -> PortResult<Vec<plotq_ports::DeadLetter>> {
+        Ok(Vec::new())
+    }
+    async fn replay_dead_letters(&self, _: Option<JobId>) -> PortResult<usize> {
+        Ok(0)
+    }
+    async fn ping(&self) -> PortResult<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_refused_publish_leaves_no_job_behind_for_later_requests() {
+    let cache = Arc::new(MemoryCache::default());
+    let full = hardened(
+        ApiState {
+            store: Arc::new(MemoryStore::default()),
+            queue: Arc::new(Full),
+            cache: cache.clone(),
+            views: Arc::new(MemoryViews::default()),
+            config: ApiConfig::default(),
+        },
+        &open_edge(),
+    );
+    let spec = json!({"kind": "histogram", "service": "a", "window": "5m"});
+    for _ in 0..3 {
+        let (status, headers, body) = call_json(&full, "POST", "/api/v1/plots", spec.clone()).await;
+        // Never a 202 (deduplicated or not) pointing at a job that was never queued.
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert!(headers.contains_key("retry-after"));
+        assert_ne!(body["deduplicated"], true);
+    }
+    // Once the queue takes jobs again, the same request is queued for real.
+    let working = hardened(
+        ApiState {
+            store: Arc::new(MemoryStore::default()),
+            queue: Arc::new(MemoryQueue::new(10)),
+            cache: cache.clone(),
+            views: Arc::new(MemoryViews::default()),
+            config: ApiConfig::default(),
+        },
+        &open_edge(),
+    );
+    let (status, _, body) = call_json(&working, "POST", "/api/v1/plots", spec).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_ne!(
+        body["deduplicated"], true,
+        "pointed at a job that never existed"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_publish_leaves_no_orphan_state() {
+    let cache = Arc::new(MemoryCache::default());
+    let full = hardened(
+        ApiState {
+            store: Arc::new(MemoryStore::default()),
+            queue: Arc::new(Full),
+            cache: cache.clone(),
+            views: Arc::new(MemoryViews::default()),
+            config: ApiConfig {
+                dedupe_for: Duration::ZERO,
+                ..ApiConfig::default()
+            },
+        },
+        &open_edge(),
+    );
+    let recorder = Arc::new(Recorder {
+        inner: cache.clone(),
+        written: Default::default(),
+    });
+    let full_recorded = hardened(
+        ApiState {
+            store: Arc::new(MemoryStore::default()),
+            queue: Arc::new(Full),
+            cache: recorder.clone(),
+            views: Arc::new(MemoryViews::default()),
+            config: ApiConfig::default(),
+        },
+        &open_edge(),
+    );
+    drop(full);
+    let (status, _, _) = call_json(
+        &full_recorded,
+        "POST",
+        "/api/v1/plots",
+        json!({"kind": "cdf", "service": "b"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let written = recorder.written.lock().unwrap().clone();
+    assert_eq!(written.len(), 1, "the queued state was written first");
+    assert!(
+        cache.get_state(written[0]).await.unwrap().is_none(),
+        "and removed when the job could not be queued"
+    );
+}
+
+/// A cache that records which job states were written.
+struct Recorder {
+    inner: Arc<MemoryCache>,
+    written: std::sync::Mutex<Vec<JobId>>,
+}
+
+#[async_trait]
+impl PlotCache for Recorder {
+    async fn put_state(&self, state: &JobState, ttl: Duration) -> PortResult<()> {
+        self.written.lock().unwrap().push(state.id);
+        self.inner.put_state(state, ttl).await
+    }
+    async fn get_state(&self, id: JobId) -> PortResult<Option<JobState>> {
+        self.inner.get_state(id).await
+    }
+    async fn delete_state(&self, id: JobId) -> PortResult<()> {
+        self.inner.delete_state(id).await
+    }
+    async fn put_image(&self, id: JobId, png: &[u8], ttl: Duration) -> PortResult<()> {
+        self.inner.put_image(id, png, ttl).await
+    }
+    async fn get_image(&self, id: JobId) -> PortResult<Option<Vec<u8>>> {
+        self.inner.get_image(id).await
+    }
+    async fn claim_request(
+        &self,
+        key: &str,
+        id: JobId,
+        ttl: Duration,
+    ) -> PortResult<Option<JobId>> {
+        self.inner.claim_request(key, id, ttl).await
+    }
+    async fn replace_request(&self, key: &str, id: JobId, ttl: Duration) -> PortResult<()> {
+        self.inner.replace_request(key, id, ttl).await
+    }
+    async fn release_request(&self, key: &str, id: JobId) -> PortResult<()> {
+        self.inner.release_request(key, id).await
+    }
+    async fn ping(&self) -> PortResult<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn json_routes_refuse_other_content_types() {
+    let app = app();
+    let sample = json!({"service": "a", "metric": "latency_ms", "value": 1}).to_string();
+    for headers in [
+        &[("content-type", "application/x-www-form-urlencoded")][..],
+        &[("content-type", "text/plain")][..],
+        &[][..],
+    ] {
+        let (status, h, bytes) = call_with(
+            &app.router,
+            "POST",
+            "/api/v1/metrics",
+            headers,
+            sample.clone(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        assert_eq!(h["content-type"], "application/problem+json");
+        let body: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(body["code"], "unsupported_media_type");
+    }
+    assert_eq!(stored(&app.store, "a").await, 0);
+}
+
+#[tokio::test]
+async fn unknown_routes_wrong_methods_and_long_uris_answer_problem_json() {
+    let app = app();
+    for (method, uri, status, code) in [
+        ("GET", "/nope".to_owned(), 404, "not_found"),
+        (
+            "DELETE",
+            "/api/v1/metrics".to_owned(),
+            405,
+            "method_not_allowed",
+        ),
+        (
+            "GET",
+            format!("/api/v1/plots/{}", "x".repeat(9000)),
+            414,
+            "uri_too_long",
+        ),
+    ] {
+        let (got, headers, bytes) = call(&app.router, method, &uri, Body::empty()).await;
+        assert_eq!(
+            got.as_u16(),
+            status,
+            "{method} {}",
+            &uri[..uri.len().min(40)]
+        );
+        assert_eq!(headers["content-type"], "application/problem+json");
+        let body: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(body["code"], code);
+    }
+}
+
+/// An app with three tokens: one per scope set, one limited to a tenant's services.
+struct Secured {
+    app: App,
+    ingest: String,
+    reader: String,
+    tenant: String,
+    admin: String,
+}
+
+fn secured(limits: LimitsConfig) -> Secured {
+    let (ingest, reader, tenant, admin) = (new_token(), new_token(), new_token(), new_token());
+    let lines = format!(
+        "{} scopes=ingest name=ingest\n{} scopes=read name=reader\n{} scopes=ingest,read services=team-a-* name=tenant\n{} scopes=admin name=admin",
+        hash_token(&ingest),
+        hash_token(&reader),
+        hash_token(&tenant),
+        hash_token(&admin)
+    );
+    let auth = AuthConfig {
+        tokens: plotq_http::auth::parse_tokens(&lines).unwrap(),
+        ..AuthConfig::open()
+    };
+    Secured {
+        app: app_on(1024 * 1024, &edge(auth, limits)),
+        ingest,
+        reader,
+        tenant,
+        admin,
+    }
+}
+
+async fn as_token(
+    router: &axum::Router,
+    token: Option<&str>,
+    method: &str,
+    uri: &str,
+    body: Value,
+) -> (StatusCode, Value) {
+    let bearer = token.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![("content-type", "application/json")];
+    if let Some(b) = &bearer {
+        headers.push(("authorization", b.as_str()));
+    }
+    let body = if body.is_null() {
+        String::new()
+    } else {
+        body.to_string()
+    };
+    let (status, h, bytes) = call_with(router, method, uri, &headers, body).await;
+    if status.is_client_error() {
+        assert_eq!(h["content-type"], "application/problem+json");
+    }
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn every_route_needs_a_token_with_its_scope() {
+    let s = secured(LimitsConfig::default());
+    let r = &s.app.router;
+    let sample = json!({"service": "a", "metric": "latency_ms", "value": 1});
+    let spec = json!({"kind": "histogram", "service": "a"});
+    let id = JobId::new_random();
+    let routes: Vec<(&str, String, Value, &str)> = vec![
+        ("POST", "/api/v1/metrics".into(), sample.clone(), "ingest"),
+        ("POST", "/api/v1/plots".into(), spec.clone(), "read"),
+        ("GET", format!("/api/v1/plots/{id}"), Value::Null, "read"),
+        (
+            "GET",
+            format!("/api/v1/plots/{id}/png"),
+            Value::Null,
+            "read",
+        ),
+        (
+            "GET",
+            format!("/api/v1/plots/{id}/image"),
+            Value::Null,
+            "read",
+        ),
+        ("GET", "/api/v1/services".into(), Value::Null, "read"),
+        ("POST", "/api/v1/tickets".into(), Value::Null, "read"),
+    ];
+    for (method, uri, body, scope) in &routes {
+        for token in [None, Some("pq_wrong")] {
+            let (status, problem) = as_token(r, token, method, uri, body.clone()).await;
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {uri} with {token:?}"
+            );
+            assert_eq!(problem["code"], "unauthorized");
+        }
+        let without = if *scope == "ingest" {
+            &s.reader
+        } else {
+            &s.ingest
+        };
+        let (status, problem) = as_token(r, Some(without), method, uri, body.clone()).await;
+        assert_eq!(
+            status,
+            StatusCode::FORBIDDEN,
+            "{method} {uri} without {scope}"
+        );
+        assert_eq!(problem["code"], "forbidden");
+        assert!(problem["detail"].as_str().unwrap().contains(scope));
+    }
+    assert_eq!(
+        stored(&s.app.store, "a").await,
+        0,
+        "nothing stored without ingest"
+    );
+    let (status, _) = as_token(r, Some(&s.ingest), "POST", "/api/v1/metrics", sample).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = as_token(r, Some(&s.reader), "POST", "/api/v1/plots", spec).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+}
+
+#[tokio::test]
+async fn readiness_details_are_for_admins_only() {
+    let s = secured(LimitsConfig::default());
+    let failing = plotq_http::Probe {
+        name: "redis",
+        check: Arc::new(|| {
+            Box::pin(async {
+                Err(PortError::unavailable(
+                    "redis",
+                    "connect to 10.0.0.7:6379 refused",
+                ))
+            })
+        }),
+    };
+    let edge = edge(
+        AuthConfig {
+            tokens: plotq_http::auth::parse_tokens(&format!(
+                "{} scopes=read name=r\n{} scopes=admin name=a",
+                hash_token(&s.reader),
+                hash_token(&s.admin)
+            ))
+            .unwrap(),
+            ..AuthConfig::open()
+        },
+        LimitsConfig::default(),
+    );
+    let router = harden(plotq_http::readiness_router(vec![failing]), &edge);
+    for (token, detailed) in [
+        (None, false),
+        (Some(s.reader.as_str()), false),
+        (Some(s.admin.as_str()), true),
+    ] {
+        let (status, body) = as_token(&router, token, "GET", "/readyz", Value::Null).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["checks"]["redis"], "failing", "everyone learns which");
+        assert_eq!(body["failing"][0]["dependency"], "redis");
+        let text = body.to_string();
+        assert_eq!(text.contains("10.0.0.7"), detailed, "{token:?}: {text}");
+    }
+}
+
+#[tokio::test]
+async fn tenants_see_only_their_services() {
+    let s = secured(LimitsConfig::default());
+    let r = &s.app.router;
+    // The tenant cannot write or request other services' data.
+    let (status, problem) = as_token(
+        r,
+        Some(&s.tenant),
+        "POST",
+        "/api/v1/metrics",
+        json!([{"service": "team-a-api", "metric": "latency_ms", "value": 1},
+               {"service": "payments", "metric": "latency_ms", "value": 1}]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(problem["errors"][0]["field"], "/1/service");
+    assert_eq!(
+        stored(&s.app.store, "team-a-api").await,
+        0,
+        "rejected whole"
+    );
+    let (status, _) = as_token(
+        r,
+        Some(&s.tenant),
+        "POST",
+        "/api/v1/plots",
+        json!({"kind": "cdf", "services": ["team-a-api", "payments"]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // Another tenant's job is indistinguishable from an unknown one.
+    let (status, other) = as_token(
+        r,
+        Some(&s.reader),
+        "POST",
+        "/api/v1/plots",
+        json!({"kind": "histogram", "service": "payments"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let other_id = other["id"].as_str().unwrap();
+    for suffix in ["", "/png", "/image"] {
+        let (status, problem) = as_token(
+            r,
+            Some(&s.tenant),
+            "GET",
+            &format!("/api/v1/plots/{other_id}{suffix}"),
+            Value::Null,
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{suffix}");
+        assert_eq!(problem["code"], "not_found");
+    }
+    // Its own plots work, and the service list is filtered.
+    let (status, own) = as_token(
+        r,
+        Some(&s.tenant),
+        "POST",
+        "/api/v1/plots",
+        json!({"kind": "histogram", "service": "team-a-api"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (status, _) = as_token(
+        r,
+        Some(&s.tenant),
+        "GET",
+        &format!("/api/v1/plots/{}", own["id"].as_str().unwrap()),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn read_tickets_open_images_for_browsers_and_nothing_else() {
+    let s = secured(LimitsConfig::default());
+    let r = &s.app.router;
+    let spec = PlotSpec::new(
+        PlotKind::Histogram,
+        ServiceName::parse("team-a-web").unwrap(),
+    );
+    let mut job = JobState::queued(JobId::new_random(), spec, 1);
+    job.status = JobStatus::Done;
+    s.app
+        .cache
+        .put_state(&job, Duration::from_secs(60))
+        .await
+        .unwrap();
+    s.app
+        .cache
+        .put_image(job.id, b"\x89PNG", Duration::from_secs(60))
+        .await
+        .unwrap();
+    let (status, ticket) =
+        as_token(r, Some(&s.tenant), "POST", "/api/v1/tickets", Value::Null).await;
+    assert_eq!(status, StatusCode::OK);
+    let ticket = ticket["ticket"].as_str().unwrap().to_owned();
+    let png = format!("/api/v1/plots/{}/png?ticket={ticket}", job.id);
+    let (status, _, bytes) = call_with(r, "GET", &png, &[], Body::empty()).await;
+    assert_eq!(
+        (status, bytes.as_slice()),
+        (StatusCode::OK, &b"\x89PNG"[..])
+    );
+    // A ticket does not write, and a tampered one is refused.
+    let (status, _, _) = call_with(
+        r,
+        "POST",
+        &format!("/api/v1/plots?ticket={ticket}"),
+        &[("content-type", "application/json")],
+        json!({"kind": "histogram", "service": "team-a-web"}).to_string(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let forged = format!("/api/v1/plots/{}/png?ticket=x{ticket}", job.id);
+    let (status, _, _) = call_with(r, "GET", &forged, &[], Body::empty()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn callers_over_their_rate_get_429_with_retry_after() {
+    let s = secured(LimitsConfig {
+        plot_requests_per_sec: 1,
+        plot_burst: 3,
+        ingest_samples_per_sec: 1,
+        ingest_burst: 10,
+        ..LimitsConfig::default()
+    });
+    let r = &s.app.router;
+    let spec = |i: usize| json!({"kind": "histogram", "service": "a", "title": format!("t{i}")});
+    for i in 0..3 {
+        let (status, _) = as_token(r, Some(&s.reader), "POST", "/api/v1/plots", spec(i)).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+    }
+    let (status, problem) = as_token(r, Some(&s.reader), "POST", "/api/v1/plots", spec(9)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(problem["code"], "rate_limited");
+    // Another caller has its own budget.
+    let (status, _) = as_token(
+        r,
+        Some(&s.tenant),
+        "POST",
+        "/api/v1/plots",
+        json!({"kind": "histogram", "service": "team-a-x"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let batch: Vec<Value> = (0..11)
+        .map(|i| json!({"service": "a", "metric": "latency_ms", "value": i}))
+        .collect();
+    let (status, _) = as_token(r, Some(&s.ingest), "POST", "/api/v1/metrics", json!(batch)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        stored(&s.app.store, "a").await,
+        0,
+        "a refused batch stores nothing"
+    );
 }

@@ -1,6 +1,12 @@
 //! `/healthz` (the process is alive) and `/readyz` (every dependency answers), shared by
 //! every HTTP role: each role passes the probes of the dependencies it uses.
+//!
+//! Anyone may ask (load balancers do not authenticate) and learn which dependency is
+//! failing; what the dependency said (error text, addresses) is only shown to callers
+//! with the `admin` scope, and always logged.
 
+use crate::auth::{Caller, Scope};
+use crate::problem::Problem;
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
@@ -31,17 +37,55 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 /// `/healthz` and `/readyz` for the given probes.
 pub fn readiness_router(probes: Vec<Probe>) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(Arc::new(probes))
 }
 
-async fn readyz(State(probes): State<Arc<Vec<Probe>>>) -> impl IntoResponse {
+/// The process is alive.
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    responses((status = 200, description = "Alive", body = HealthDoc)))]
+pub async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// Liveness answer.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct HealthDoc {
+    status: String,
+}
+
+/// Readiness answer.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ReadyDoc {
+    /// `ready` or `not_ready`.
+    status: String,
+    /// Each dependency: `ok` or `failing`.
+    checks: std::collections::BTreeMap<String, String>,
+    /// The failing dependencies (with their error text for `admin` callers).
+    #[schema(nullable = false)]
+    failing: Option<Vec<serde_json::Map<String, serde_json::Value>>>,
+}
+
+/// Every dependency of this role answers.
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses(
+        (status = 200, description = "Ready", body = ReadyDoc),
+        (status = 503, description = "A dependency is failing (named)", body = ReadyDoc),
+    ))]
+pub async fn readyz(
+    State(probes): State<Arc<Vec<Probe>>>,
+    caller: Result<Caller, Problem>,
+) -> impl IntoResponse {
+    let detailed = caller.is_ok_and(|c| c.require(Scope::Admin).is_ok());
     let results = futures::future::join_all(probes.iter().map(|p| async move {
         let outcome = tokio::time::timeout(PROBE_TIMEOUT, (p.check)()).await;
         let error = match outcome {
             Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(e.to_string()),
+            Ok(Err(e)) => {
+                tracing::warn!(dependency = p.name, error = %e, "readiness probe failed");
+                Some(e.to_string())
+            }
             Err(_) => Some(format!("no answer within {PROBE_TIMEOUT:?}")),
         };
         (p.name, error)
@@ -50,8 +94,13 @@ async fn readyz(State(probes): State<Arc<Vec<Probe>>>) -> impl IntoResponse {
     let failing: Vec<_> = results
         .iter()
         .filter_map(|(name, e)| {
-            e.as_ref()
-                .map(|e| json!({"dependency": name, "problem": e}))
+            e.as_ref().map(|e| {
+                if detailed {
+                    json!({"dependency": name, "problem": e})
+                } else {
+                    json!({"dependency": name})
+                }
+            })
         })
         .collect();
     let checks: serde_json::Map<String, serde_json::Value> = results
@@ -75,3 +124,8 @@ async fn readyz(State(probes): State<Arc<Vec<Probe>>>) -> impl IntoResponse {
         )
     }
 }
+
+/// The health routes' part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(healthz, readyz), tags((name = "health", description = "Liveness and readiness")))]
+pub struct HealthApiDoc;

@@ -1,8 +1,10 @@
-//! RFC 9457 problem details: the one error type of the HTTP API.
+//! RFC 9457 problem details: the one error type of every plotq HTTP role, and
+//! `ProblemCode`, the closed list of machine-readable codes clients branch on (each with
+//! its status and title, so a code always means the same answer on every role).
 //!
-//! `code` is a stable machine-readable identifier clients branch on; `errors` lists
-//! per-field problems for validation failures. 5xx bodies are deliberately opaque about
-//! internals (the detail is logged, not sent), except naming which dependency failed.
+//! `errors` lists per-field problems for validation failures. 5xx bodies are opaque
+//! about internals: they name the dependency that failed, never its reply text, URL or
+//! error chain (those are logged).
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -10,29 +12,138 @@ use plotq_domain::{FieldError, FieldErrors};
 use plotq_ports::PortError;
 use serde::Serialize;
 
+/// Every problem code plotq answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemCode {
+    MalformedJson,
+    EmptyBody,
+    UnreadableBody,
+    BodyTooLarge,
+    UnsupportedMediaType,
+    InvalidField,
+    InvalidId,
+    NotFound,
+    MethodNotAllowed,
+    UriTooLong,
+    Unauthorized,
+    Forbidden,
+    RateLimited,
+    TooManyConnections,
+    NotReady,
+    PlotFailed,
+    WrongFormat,
+    Expired,
+    DependencyUnavailable,
+    DependencyRefused,
+    Internal,
+}
+
+impl ProblemCode {
+    pub const ALL: &'static [ProblemCode] = &[
+        Self::MalformedJson,
+        Self::EmptyBody,
+        Self::UnreadableBody,
+        Self::BodyTooLarge,
+        Self::UnsupportedMediaType,
+        Self::InvalidField,
+        Self::InvalidId,
+        Self::NotFound,
+        Self::MethodNotAllowed,
+        Self::UriTooLong,
+        Self::Unauthorized,
+        Self::Forbidden,
+        Self::RateLimited,
+        Self::TooManyConnections,
+        Self::NotReady,
+        Self::PlotFailed,
+        Self::WrongFormat,
+        Self::Expired,
+        Self::DependencyUnavailable,
+        Self::DependencyRefused,
+        Self::Internal,
+    ];
+
+    /// `(code, status, title)`: the table every role answers from.
+    pub fn describe(self) -> (&'static str, StatusCode, &'static str) {
+        use StatusCode as S;
+        match self {
+            Self::MalformedJson => ("malformed_json", S::BAD_REQUEST, "Malformed JSON"),
+            Self::EmptyBody => ("empty_body", S::BAD_REQUEST, "Empty body"),
+            Self::UnreadableBody => ("unreadable_body", S::BAD_REQUEST, "Unreadable body"),
+            Self::BodyTooLarge => ("body_too_large", S::PAYLOAD_TOO_LARGE, "Body too large"),
+            Self::UnsupportedMediaType => (
+                "unsupported_media_type",
+                S::UNSUPPORTED_MEDIA_TYPE,
+                "Unsupported media type",
+            ),
+            Self::InvalidField => ("invalid_field", S::UNPROCESSABLE_ENTITY, "Invalid field"),
+            Self::InvalidId => ("invalid_id", S::BAD_REQUEST, "Invalid job id"),
+            Self::NotFound => ("not_found", S::NOT_FOUND, "Not found"),
+            Self::MethodNotAllowed => (
+                "method_not_allowed",
+                S::METHOD_NOT_ALLOWED,
+                "Method not allowed",
+            ),
+            Self::UriTooLong => ("uri_too_long", S::URI_TOO_LONG, "URI too long"),
+            Self::Unauthorized => ("unauthorized", S::UNAUTHORIZED, "Authentication required"),
+            Self::Forbidden => ("forbidden", S::FORBIDDEN, "Not allowed"),
+            Self::RateLimited => ("rate_limited", S::TOO_MANY_REQUESTS, "Rate limit exceeded"),
+            Self::TooManyConnections => (
+                "too_many_connections",
+                S::TOO_MANY_REQUESTS,
+                "Too many connections",
+            ),
+            Self::NotReady => ("not_ready", S::CONFLICT, "Plot not ready"),
+            Self::PlotFailed => ("plot_failed", S::CONFLICT, "Plot failed"),
+            Self::WrongFormat => ("wrong_format", S::CONFLICT, "Wrong image format"),
+            Self::Expired => ("expired", S::GONE, "Plot expired"),
+            Self::DependencyUnavailable => (
+                "dependency_unavailable",
+                S::SERVICE_UNAVAILABLE,
+                "Dependency unavailable",
+            ),
+            Self::DependencyRefused => (
+                "dependency_refused",
+                S::SERVICE_UNAVAILABLE,
+                "Dependency refused the request",
+            ),
+            Self::Internal => (
+                "internal",
+                S::INTERNAL_SERVER_ERROR,
+                "Internal server error",
+            ),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.describe().0
+    }
+
+    pub fn status(self) -> StatusCode {
+        self.describe().1
+    }
+}
+
 /// A problem+json response.
 #[derive(Debug, Clone, Serialize)]
 pub struct Problem {
     pub title: &'static str,
     pub status: u16,
-    pub code: &'static str,
+    pub code: ProblemCode,
     pub detail: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
     #[serde(skip)]
-    pub retry_after_secs: Option<u32>,
+    pub retry_after_secs: Option<u64>,
     /// Extra members (e.g. the job state for a PNG that is not ready).
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub extra: Option<Box<serde_json::Value>>,
 }
 
 impl Problem {
-    pub fn new(
-        status: StatusCode,
-        code: &'static str,
-        title: &'static str,
-        detail: impl Into<String>,
-    ) -> Self {
+    pub fn new(code: ProblemCode, detail: impl Into<String>) -> Self {
+        let (_, status, title) = code.describe();
         Self {
             title,
             status: status.as_u16(),
@@ -44,34 +155,33 @@ impl Problem {
         }
     }
 
+    /// `422 invalid_field` listing every field at fault.
     pub fn invalid(errors: FieldErrors) -> Self {
         let detail = errors.to_string();
         Self {
             errors: errors.0,
-            ..Self::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_field",
-                "Invalid field",
-                detail,
-            )
+            ..Self::new(ProblemCode::InvalidField, detail)
         }
+    }
+
+    /// `422 invalid_field` for one field (query parameters, headers).
+    pub fn invalid_field(field: &str, problem: impl Into<String>) -> Self {
+        Self::invalid(FieldErrors::one(field, problem))
     }
 
     pub fn malformed_json(e: &serde_json::Error) -> Self {
         Self::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_json",
-            "Malformed JSON",
+            ProblemCode::MalformedJson,
             format!("the body is not valid JSON: {e}"),
         )
     }
 
     pub fn not_found(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", "Not found", detail)
+        Self::new(ProblemCode::NotFound, detail)
     }
 
-    pub fn with_retry_after(mut self, secs: u32) -> Self {
-        self.retry_after_secs = Some(secs);
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after_secs = Some(secs.max(1));
         self
     }
 
@@ -83,23 +193,23 @@ impl Problem {
 
 impl From<PortError> for Problem {
     fn from(e: PortError) -> Self {
+        // The error (with the dependency's own words) goes to the log; the client learns
+        // which dependency failed and that nothing was accepted.
         tracing::warn!(error = %e, "dependency failed");
+        let dependency = e.dependency();
         match &e {
-            PortError::Unavailable { dependency, .. } => Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "dependency_unavailable",
-                "Dependency unavailable",
+            PortError::Unavailable { .. } => Self::new(
+                ProblemCode::DependencyUnavailable,
                 format!("{dependency} is unavailable; nothing was accepted, retry later"),
-            )
-            .with_retry_after(5),
-            PortError::Refused { dependency, detail } => Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "dependency_refused",
-                "Dependency refused the request",
-                format!("{dependency}: {detail}; nothing was accepted, retry later"),
-            )
-            .with_retry_after(5),
+            ),
+            PortError::Refused { .. } => Self::new(
+                ProblemCode::DependencyRefused,
+                format!(
+                    "{dependency} refused the request (full, or cannot route it); nothing was accepted, retry later"
+                ),
+            ),
         }
+        .with_retry_after(5)
     }
 }
 
@@ -107,7 +217,7 @@ impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut body = serde_json::to_value(&self).expect("problem serialises");
-        body["type"] = format!("https://plotq.dev/problems/{}", self.code).into();
+        body["type"] = format!("https://plotq.dev/problems/{}", self.code.as_str()).into();
         let body = serde_json::to_vec(&body).expect("problem serialises");
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
@@ -119,5 +229,33 @@ impl IntoResponse for Problem {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_and_serialise_as_their_names() {
+        let mut seen = std::collections::HashSet::new();
+        for code in ProblemCode::ALL {
+            assert!(seen.insert(code.as_str()), "{code:?} repeated");
+            assert_eq!(
+                serde_json::to_value(code).unwrap(),
+                serde_json::json!(code.as_str())
+            );
+        }
+    }
+
+    #[test]
+    fn five_hundreds_do_not_leak_dependency_text() {
+        let p = Problem::from(PortError::refused(
+            "rabbitmq",
+            "PRECONDITION_FAILED amqp://guest:secret@host",
+        ));
+        assert_eq!(p.status, 503);
+        assert!(!p.detail.contains("secret") && !p.detail.contains("PRECONDITION"));
+        assert!(p.detail.starts_with("rabbitmq"));
     }
 }

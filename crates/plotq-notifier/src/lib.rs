@@ -15,19 +15,28 @@
 //! redelivered after a worker crash may be announced again on the bus, and every replica
 //! drops such repeats (it remembers the last `ANNOUNCED_MEMORY` finished job ids).
 //!
+//! Callers need the `read` scope (a bearer token, or a read ticket in `?ticket=` since
+//! `EventSource` cannot send headers); a caller limited to some services receives only
+//! their events and may watch only their views. Each caller holds at most
+//! `sse_connections_per_caller` streams, and a process leases at most
+//! `max_watched_views` distinct views (`429` beyond either).
+//!
 //! This crate holds no job state and renders nothing.
 
+pub mod openapi;
 pub mod refresh;
 
-use axum::Router;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::{Extension, Router};
 use futures::{Stream, StreamExt};
 use plotq_domain::wire::EventKind;
 use plotq_domain::{JobId, JobStatus, View, view::MAX_VIEWS_PER_CONNECTION};
+use plotq_http::{Caller, Limits, Problem, ProblemCode, Scope};
 use plotq_ports::{EventBus, StoredEvent, ViewRegistry};
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
@@ -53,6 +62,8 @@ pub struct NotifierConfig {
     pub view_lease: Duration,
     /// How often this process renews the leases of its clients' views.
     pub lease_renewal: Duration,
+    /// Most distinct views this process's clients may watch at once.
+    pub max_watched_views: usize,
 }
 
 impl Default for NotifierConfig {
@@ -63,6 +74,7 @@ impl Default for NotifierConfig {
             client_buffer: 1024,
             view_lease: Duration::from_secs(30),
             lease_renewal: Duration::from_secs(10),
+            max_watched_views: 10_000,
         }
     }
 }
@@ -168,15 +180,27 @@ impl Hub {
     }
 
     /// Registers a client's views; the guard unregisters them when the client goes.
-    fn watch(self: &Arc<Self>, views: &[String]) -> WatchGuard {
+    /// `429` when they would take this process past `max_watched_views`.
+    fn watch(self: &Arc<Self>, views: &[String]) -> Result<WatchGuard, Problem> {
         let mut watching = self.watching.lock().expect("watching lock");
+        let new = views.iter().filter(|v| !watching.contains_key(*v)).count();
+        if watching.len() + new > self.config.max_watched_views {
+            return Err(Problem::new(
+                ProblemCode::TooManyConnections,
+                format!(
+                    "this notifier already keeps {} views live (the limit); retry later",
+                    self.config.max_watched_views
+                ),
+            )
+            .with_retry_after(10));
+        }
         for v in views {
             *watching.entry(v.clone()).or_default() += 1;
         }
-        WatchGuard {
+        Ok(WatchGuard {
             hub: self.clone(),
             views: views.to_vec(),
-        }
+        })
     }
 
     /// Tails the bus and renews view leases until `shutdown`; survives bus outages.
@@ -296,26 +320,17 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .with_state(hub)
 }
 
-#[derive(Debug, Deserialize)]
-struct EventsQuery {
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventsQuery {
+    /// Only events of this service.
     service: Option<String>,
-    /// Comma-separated view keys.
+    /// Comma-separated view keys (`checkout/histogram/15m/light/800x450`), at most 32:
+    /// only their events, each view's current state first, and the views stay live.
     views: Option<String>,
-}
-
-/// A `400` naming the bad parameter, as problem+json.
-fn bad_request(detail: String) -> Response {
-    let body = serde_json::json!({
-        "type": "https://plotq.dev/problems/invalid_field",
-        "title": "Invalid field", "status": 400, "code": "invalid_field", "detail": detail,
-        "errors": [{"field": "views", "problem": detail}],
-    });
-    let mut response = (axum::http::StatusCode::BAD_REQUEST, body.to_string()).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
-    response
+    /// A read ticket (`POST /api/v1/tickets`), since `EventSource` sends no headers.
+    #[allow(dead_code)] // reason: read by the authenticator from the raw query
+    ticket: Option<String>,
 }
 
 /// A view's current state as an SSE event, for a client that just subscribed.
@@ -348,11 +363,28 @@ fn to_sse(event: &StoredEvent) -> Event {
         .data(String::from_utf8(event.event.encode()).expect("JSON is UTF-8"))
 }
 
-async fn events(
+/// The event stream.
+#[utoipa::path(
+    get, path = "/api/v1/events", tag = "events",
+    params(EventsQuery),
+    responses(
+        (status = 200, description = "Server-Sent Events: `plot.ready`, `plot.failed` (payload `PlotEventDoc`), `plot.queued`/`plot.rendering` (views only), `view.state` (`ViewStateEventDoc`). Each has an `id:`; reconnect with `Last-Event-ID` to replay what was missed.", content_type = "text/event-stream", body = String),
+        (status = 401, description = "Missing or invalid credential", body = plotq_http::ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "Credential lacks the read scope or a service", body = plotq_http::ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "Bad query parameter (views)", body = plotq_http::ProblemDoc, content_type = "application/problem+json"),
+        (status = 429, description = "Too many streams for this caller, or too many live views", body = plotq_http::ProblemDoc, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["read"]), ("ticket" = []))
+)]
+pub async fn events(
+    caller: Caller,
     State(hub): State<Arc<Hub>>,
-    Query(query): Query<EventsQuery>,
+    Extension(limits): Extension<Arc<Limits>>,
+    query: Result<Query<EventsQuery>, QueryRejection>,
     headers: HeaderMap,
-) -> Response {
+) -> Result<Response, Problem> {
+    caller.require(Scope::Read)?;
+    let Query(query) = query.map_err(|e| Problem::invalid_field("", e.body_text()))?;
     let views: Vec<String> = query
         .views
         .as_deref()
@@ -364,18 +396,36 @@ async fn events(
         })
         .unwrap_or_default();
     if views.len() > MAX_VIEWS_PER_CONNECTION {
-        return bad_request(format!(
-            "at most {MAX_VIEWS_PER_CONNECTION} views per connection"
+        return Err(Problem::invalid_field(
+            "views",
+            format!("at most {MAX_VIEWS_PER_CONNECTION} views per connection"),
         ));
     }
     for key in &views {
-        if let Err(problem) = View::parse(key) {
-            return bad_request(problem);
+        let view = View::parse(key).map_err(|p| Problem::invalid_field("views", p))?;
+        if !caller.may_use_service(view.service.as_str()) {
+            return Err(Problem::new(
+                ProblemCode::Forbidden,
+                format!("this credential may not watch views of {}", view.service),
+            ));
         }
     }
+    if let Some(service) = &query.service
+        && !caller.may_use_service(service)
+    {
+        return Err(Problem::new(
+            ProblemCode::Forbidden,
+            format!("this credential may not read events of {service}"),
+        ));
+    }
+    let connection = limits.open_connection(&caller.limit_key)?;
+    let guard = if views.is_empty() {
+        None
+    } else {
+        Some(hub.watch(&views)?)
+    };
     // Subscribe before reading history so nothing published in between is missed.
     let live = BroadcastStream::new(hub.sender.subscribe());
-    let guard = (!views.is_empty()).then(|| hub.watch(&views));
     if !views.is_empty()
         && let Err(e) = hub.registry.watch(&views, hub.lease_until()).await
     {
@@ -426,7 +476,18 @@ async fn events(
         .unwrap_or((0, 0));
     let filter = query.service.clone();
     let view_set: HashSet<String> = views.iter().cloned().collect();
+    let principal = caller.0.clone();
     let keep = move |e: &StoredEvent| {
+        // A caller limited to some services never sees another's events.
+        if !e
+            .event
+            .services
+            .iter()
+            .all(|s| principal.may_use_service(s))
+            || !principal.may_use_service(&e.event.service)
+        {
+            return false;
+        }
         if !view_set.is_empty() {
             return e.event.view.as_ref().is_some_and(|v| view_set.contains(v));
         }
@@ -463,7 +524,7 @@ async fn events(
     });
     // The guard lives as long as the stream: dropping the connection unwatches its views.
     let live = live.map(move |item| {
-        let _keep = &guard;
+        let _keep = (&guard, &connection);
         item
     });
     let stream: std::pin::Pin<Box<dyn Stream<Item = Result<Event, Infallible>> + Send>> = Box::pin(
@@ -478,12 +539,7 @@ async fn events(
     let h = response.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    // Dashboards may be served from another origin (the api) than the notifier.
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    response
+    Ok(response)
 }
 
 fn last_event_id_header(headers: &HeaderMap) -> Option<String> {

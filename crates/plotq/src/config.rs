@@ -38,6 +38,26 @@ pub enum Command {
     /// Inspect and replay the dead-letter queue (jobs that gave up, poison messages).
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// Make API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Print a new random token (give it to the client) and the line to add to
+    /// PLOTQ_TOKENS_FILE or PLOTQ_TOKENS (plotq stores only its hash).
+    New {
+        /// Comma-separated scopes: ingest, read, admin.
+        #[arg(long, default_value = "ingest,read")]
+        scopes: String,
+        /// Limit the token to these services (names or `prefix*`, comma-separated).
+        #[arg(long)]
+        services: Option<String>,
+        /// A name for logs and rate limits.
+        #[arg(long)]
+        name: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -225,6 +245,105 @@ pub struct Common {
     /// `text` or `json` logs.
     #[arg(long, env = "PLOTQ_LOG_FORMAT", default_value = "text", global = true)]
     pub log_format: String,
+    /// A file of token entries, one a line: `sha256:<hex> scopes=ingest,read
+    /// [services=a,b*] [name=x]` (make them with `plotq token new`).
+    #[arg(long, env = "PLOTQ_TOKENS_FILE", global = true)]
+    pub tokens_file: Option<PathBuf>,
+    /// Token entries as in PLOTQ_TOKENS_FILE, separated by `;` or newlines.
+    #[arg(long, env = "PLOTQ_TOKENS", global = true, hide_env_values = true)]
+    pub tokens: Option<String>,
+    /// `on` (default) or `off`. With no tokens, `on` serves only loopback addresses, open;
+    /// `off` serves any address with no authentication at all (behind your own gateway).
+    #[arg(long, env = "PLOTQ_AUTH", default_value = "on", global = true)]
+    pub auth: String,
+    /// Key signing browser read tickets; every api and notifier of a deployment must share
+    /// it. Required with tokens (at least 32 characters, e.g. `openssl rand -hex 32`).
+    #[arg(
+        long,
+        env = "PLOTQ_TICKET_SECRET",
+        global = true,
+        hide_env_values = true
+    )]
+    pub ticket_secret: Option<String>,
+    /// How long a browser read ticket is valid.
+    #[arg(
+        long,
+        env = "PLOTQ_TICKET_TTL_SECS",
+        default_value_t = 300,
+        global = true
+    )]
+    pub ticket_ttl_secs: u64,
+    /// Origins allowed to call plotq from a browser on another origin (comma-separated,
+    /// `https://dash.example.com`); none by default.
+    #[arg(long, env = "PLOTQ_CORS_ORIGINS", value_delimiter = ',', global = true)]
+    pub cors_origins: Vec<String>,
+    /// Samples per second one caller (token, or client address) may ingest.
+    #[arg(
+        long,
+        env = "PLOTQ_INGEST_SAMPLES_PER_SEC",
+        default_value_t = 100_000,
+        global = true
+    )]
+    pub ingest_samples_per_sec: u32,
+    /// Samples one caller may send in a burst (at least the largest batch, 50,000).
+    #[arg(
+        long,
+        env = "PLOTQ_INGEST_BURST",
+        default_value_t = 200_000,
+        global = true
+    )]
+    pub ingest_burst: u32,
+    /// Plot requests per second one caller may make.
+    #[arg(
+        long,
+        env = "PLOTQ_PLOT_REQUESTS_PER_SEC",
+        default_value_t = 50,
+        global = true
+    )]
+    pub plot_requests_per_sec: u32,
+    /// Plot requests one caller may make in a burst.
+    #[arg(long, env = "PLOTQ_PLOT_BURST", default_value_t = 100, global = true)]
+    pub plot_burst: u32,
+    /// Event streams one caller may hold open.
+    #[arg(
+        long,
+        env = "PLOTQ_SSE_CONNECTIONS_PER_CALLER",
+        default_value_t = 32,
+        global = true
+    )]
+    pub sse_connections_per_caller: usize,
+    /// Distinct dashboard views one notifier keeps live at once.
+    #[arg(
+        long,
+        env = "PLOTQ_MAX_WATCHED_VIEWS",
+        default_value_t = 10_000,
+        global = true
+    )]
+    pub max_watched_views: usize,
+    /// Open HTTP connections one process accepts (more wait in the backlog).
+    #[arg(
+        long,
+        env = "PLOTQ_MAX_CONNECTIONS",
+        default_value_t = 10_000,
+        global = true
+    )]
+    pub max_connections: usize,
+    /// Seconds a client may take to send a request's headers.
+    #[arg(
+        long,
+        env = "PLOTQ_HEADER_TIMEOUT_SECS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub header_timeout_secs: u64,
+    /// Seconds a client may take to send a request's body.
+    #[arg(
+        long,
+        env = "PLOTQ_BODY_TIMEOUT_SECS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub body_timeout_secs: u64,
 }
 
 impl Common {
@@ -263,6 +382,42 @@ impl Common {
             self.log_format == "text" || self.log_format == "json",
             "PLOTQ_LOG_FORMAT must be text or json"
         );
+        anyhow::ensure!(
+            self.auth == "on" || self.auth == "off",
+            "PLOTQ_AUTH must be on or off"
+        );
+        anyhow::ensure!(
+            self.ingest_burst as usize >= plotq_domain::sample::MAX_BATCH,
+            "PLOTQ_INGEST_BURST must be at least the largest batch ({})",
+            plotq_domain::sample::MAX_BATCH
+        );
+        for (value, name) in [
+            (self.ingest_samples_per_sec, "PLOTQ_INGEST_SAMPLES_PER_SEC"),
+            (self.plot_requests_per_sec, "PLOTQ_PLOT_REQUESTS_PER_SEC"),
+            (self.plot_burst, "PLOTQ_PLOT_BURST"),
+        ] {
+            anyhow::ensure!(value >= 1, "{name} must be at least 1");
+        }
+        for (value, name) in [
+            (
+                self.sse_connections_per_caller,
+                "PLOTQ_SSE_CONNECTIONS_PER_CALLER",
+            ),
+            (self.max_watched_views, "PLOTQ_MAX_WATCHED_VIEWS"),
+            (self.max_connections, "PLOTQ_MAX_CONNECTIONS"),
+        ] {
+            anyhow::ensure!(value >= 1, "{name} must be at least 1");
+        }
+        anyhow::ensure!(
+            self.header_timeout_secs >= 1
+                && self.body_timeout_secs >= 1
+                && self.ticket_ttl_secs >= 10,
+            "PLOTQ_HEADER_TIMEOUT_SECS and PLOTQ_BODY_TIMEOUT_SECS must be at least 1, PLOTQ_TICKET_TTL_SECS at least 10"
+        );
+        for origin in &self.cors_origins {
+            plotq_http::edge::validate_origin(origin)
+                .map_err(|e| anyhow::anyhow!("PLOTQ_CORS_ORIGINS: {e}"))?;
+        }
         Ok(())
     }
 
@@ -324,6 +479,125 @@ mod tests {
             Cli::parse_from(["plotq", "--namespace", "a b"])
                 .common
                 .validate()
+                .is_err()
+        );
+    }
+}
+
+impl Common {
+    /// The authentication of an HTTP role listening on `addr`, checked against the
+    /// rules: tokens need a shared ticket secret; no tokens is only for loopback unless
+    /// `PLOTQ_AUTH=off` says so.
+    pub fn auth_config(&self, addr: SocketAddr) -> anyhow::Result<plotq_http::AuthConfig> {
+        let mut text = String::new();
+        if let Some(path) = &self.tokens_file {
+            text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("PLOTQ_TOKENS_FILE {}: {e}", path.display()))?;
+            text.push('\n');
+        }
+        if let Some(inline) = &self.tokens {
+            text.push_str(inline);
+        }
+        let tokens = plotq_http::auth::parse_tokens(&text)
+            .map_err(|e| anyhow::anyhow!("PLOTQ_TOKENS(_FILE): {e}"))?;
+        let mut config = plotq_http::AuthConfig::open();
+        config.ticket_ttl = Duration::from_secs(self.ticket_ttl_secs);
+        if self.auth == "off" {
+            anyhow::ensure!(
+                tokens.is_empty(),
+                "PLOTQ_AUTH=off, yet tokens are configured: remove them or switch auth on"
+            );
+            tracing::warn!(%addr, "authentication is off (PLOTQ_AUTH=off): every caller may do everything");
+            return Ok(config);
+        }
+        if tokens.is_empty() {
+            anyhow::ensure!(
+                addr.ip().is_loopback(),
+                "refusing to listen on {addr} with no tokens: configure PLOTQ_TOKENS_FILE or PLOTQ_TOKENS \
+                 (plotq token new), listen on a loopback address, or set PLOTQ_AUTH=off deliberately"
+            );
+            return Ok(config);
+        }
+        match &self.ticket_secret {
+            Some(secret) if secret.len() >= 32 => config.ticket_secret = secret.as_bytes().to_vec(),
+            Some(_) => anyhow::bail!("PLOTQ_TICKET_SECRET must be at least 32 characters"),
+            None => anyhow::bail!(
+                "PLOTQ_TICKET_SECRET is required when tokens are configured (every api and notifier must share it; e.g. openssl rand -hex 32)"
+            ),
+        }
+        config.tokens = tokens;
+        Ok(config)
+    }
+
+    pub fn limits_config(&self) -> plotq_http::LimitsConfig {
+        plotq_http::LimitsConfig {
+            ingest_samples_per_sec: self.ingest_samples_per_sec,
+            ingest_burst: self.ingest_burst,
+            plot_requests_per_sec: self.plot_requests_per_sec,
+            plot_burst: self.plot_burst,
+            sse_connections_per_caller: self.sse_connections_per_caller,
+            ..plotq_http::LimitsConfig::default()
+        }
+    }
+
+    pub fn edge_config(&self) -> plotq_http::EdgeConfig {
+        plotq_http::EdgeConfig {
+            cors_origins: self.cors_origins.clone(),
+            body_read_timeout: Duration::from_secs(self.body_timeout_secs),
+            ..plotq_http::EdgeConfig::default()
+        }
+    }
+
+    pub fn server_config(&self) -> plotq_http::ServerConfig {
+        plotq_http::ServerConfig {
+            max_connections: self.max_connections,
+            header_read_timeout: Duration::from_secs(self.header_timeout_secs),
+            ..plotq_http::ServerConfig::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod auth_tests {
+    use super::*;
+
+    fn common(args: &[&str]) -> Common {
+        let mut all = vec!["plotq", "api"];
+        all.extend_from_slice(args);
+        Cli::parse_from(all).common
+    }
+
+    #[test]
+    fn no_tokens_only_on_loopback_unless_switched_off() {
+        let public: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        let local: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        assert!(common(&[]).auth_config(local).unwrap().is_open());
+        let err = common(&[]).auth_config(public).unwrap_err().to_string();
+        assert!(err.contains("refusing to listen on 0.0.0.0:8080"), "{err}");
+        assert!(
+            common(&["--auth", "off"])
+                .auth_config(public)
+                .unwrap()
+                .is_open()
+        );
+    }
+
+    #[test]
+    fn tokens_need_a_shared_ticket_secret() {
+        let public: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        let line = format!("{} scopes=read", plotq_http::auth::hash_token("t"));
+        let err = common(&["--tokens", &line])
+            .auth_config(public)
+            .unwrap_err();
+        assert!(err.to_string().contains("PLOTQ_TICKET_SECRET"));
+        let secret = "x".repeat(32);
+        let config = common(&["--tokens", &line, "--ticket-secret", &secret])
+            .auth_config(public)
+            .unwrap();
+        assert_eq!(config.tokens.len(), 1);
+        assert!(
+            common(&["--tokens", "sha256:zz scopes=read"])
+                .auth_config(public)
                 .is_err()
         );
     }

@@ -14,14 +14,37 @@ use config::{Cli, Command};
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    if let Some(Command::Bench(_)) = &cli.command {
-        return bench::run(cli.command.as_ref().expect("checked above"));
+    match &cli.command {
+        Some(command @ Command::Bench(_)) => return bench::run(command),
+        Some(Command::Token(config::TokenCommand::New {
+            scopes,
+            services,
+            name,
+        })) => return token_new(scopes, services.as_deref(), name.as_deref()),
+        _ => {}
     }
     init_tracing(&cli.common.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(roles::run(cli))
+}
+
+/// `plotq token new`: a token for the client, and the entry plotq stores.
+fn token_new(scopes: &str, services: Option<&str>, name: Option<&str>) -> anyhow::Result<()> {
+    let token = plotq_http::auth::new_token();
+    let mut line = format!("{} scopes={scopes}", plotq_http::auth::hash_token(&token));
+    if let Some(services) = services {
+        line.push_str(&format!(" services={services}"));
+    }
+    if let Some(name) = name {
+        line.push_str(&format!(" name={name}"));
+    }
+    // Check the entry the way the server will read it.
+    plotq_http::auth::parse_tokens(&line).map_err(|e| anyhow::anyhow!(e))?;
+    println!("token (give this to the client; it is not stored anywhere): {token}");
+    println!("entry (add this line to PLOTQ_TOKENS_FILE or PLOTQ_TOKENS): {line}");
+    Ok(())
 }
 
 fn init_tracing(format: &str) {

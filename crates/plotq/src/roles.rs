@@ -8,9 +8,10 @@ use anyhow::Context;
 use axum::Router;
 use futures::FutureExt;
 use plotq_amqp::{AmqpConfig, AmqpQueue};
-use plotq_api::{ApiConfig, ApiState, Probe};
+use plotq_api::{ApiConfig, ApiState};
 use plotq_domain::JobId;
 use plotq_domain::wire::JobMessage;
+use plotq_http::{Auth, Edge, HttpServer, Limits, Probe};
 use plotq_mongo::{MongoConfig, MongoStore};
 use plotq_notifier::refresh::{RefreshConfig, RefreshPorts};
 use plotq_notifier::{Hub, NotifierConfig};
@@ -23,6 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use utoipa::OpenApi;
 
 const DEFAULT_API_ADDR: &str = "127.0.0.1:8080";
 const DEFAULT_NOTIFIER_ADDR: &str = "127.0.0.1:8081";
@@ -38,7 +40,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Api => api(&cli.common, shutdown).await,
         Command::Worker => worker(&cli.common, shutdown).await,
         Command::Notifier => notifier(&cli.common, shutdown).await,
-        Command::Bench(_) => unreachable!("bench runs without a runtime"),
+        Command::Bench(_) | Command::Token(_) => unreachable!("runs without a runtime"),
         Command::Dlq(command) => dlq(&cli.common, command).await,
     }
 }
@@ -180,23 +182,49 @@ fn redis_config(common: &Common) -> RedisConfig {
     }
 }
 
-async fn serve(
-    addr: SocketAddr,
-    app: Router,
-    role: &str,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr)
+/// The bound HTTP side of a role: its listener and the shared edge (auth, limits).
+struct Http {
+    server: HttpServer,
+    edge: Edge,
+    role: &'static str,
+}
+
+/// Binds first, so a role that cannot listen fails before it starts anything else.
+async fn bind_http(common: &Common, default: &str, role: &'static str) -> anyhow::Result<Http> {
+    let addr = addr_or(common, default);
+    let auth = common.auth_config(addr)?;
+    let server = HttpServer::bind(addr, common.server_config())
         .await
         .with_context(|| format!("cannot listen on {addr} (PLOTQ_HTTP_ADDR)"))?;
-    let local = listener.local_addr()?;
-    tracing::info!(%local, role, "listening");
+    let local = server.local_addr();
+    tracing::info!(%local, role, open = auth.is_open(), tokens = auth.tokens.len(), "listening");
     println!("plotq {role} listening on http://{local}");
-    let app = app.layer(tower_http::trace::TraceLayer::new_for_http());
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
-        .context("http server failed")
+    Ok(Http {
+        server,
+        edge: Edge {
+            auth: Auth::new(auth),
+            limits: Limits::new(common.limits_config()),
+            config: common.edge_config(),
+        },
+        role,
+    })
+}
+
+impl Http {
+    async fn serve(self, app: Router, shutdown: CancellationToken) {
+        let app = plotq_http::harden(app, &self.edge)
+            .layer(tower_http::trace::TraceLayer::new_for_http());
+        self.server.run_until_stopped(app, shutdown).await;
+        tracing::info!(role = self.role, "http server stopped");
+    }
+}
+
+/// The OpenAPI document of every route plotq serves (api, events, health).
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    let mut document = plotq_api::ApiDoc::openapi();
+    document.merge(plotq_notifier::openapi::NotifierDoc::openapi());
+    document.merge(plotq_http::HealthApiDoc::openapi());
+    document
 }
 
 fn addr_or(common: &Common, default: &str) -> SocketAddr {
@@ -206,6 +234,7 @@ fn addr_or(common: &Common, default: &str) -> SocketAddr {
 }
 
 async fn api(common: &Common, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let http = bind_http(common, DEFAULT_API_ADDR, "api").await?;
     let store = mongo(common).await?;
     let queue = amqp(common).await;
     let cache = Arc::new(RedisCache::new(&redis_config(common))?);
@@ -224,8 +253,10 @@ async fn api(common: &Common, shutdown: CancellationToken) -> anyhow::Result<()>
     };
     let app = plotq_api::router(state)
         .merge(plotq_api::dashboard_router(&common.events_url))
-        .merge(plotq_api::readiness_router(probes));
-    serve(addr_or(common, DEFAULT_API_ADDR), app, "api", shutdown).await
+        .merge(plotq_api::openapi_router(&openapi_document()))
+        .merge(plotq_http::readiness_router(probes));
+    http.serve(app, shutdown).await;
+    Ok(())
 }
 
 async fn worker(common: &Common, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -240,7 +271,15 @@ async fn worker(common: &Common, shutdown: CancellationToken) -> anyhow::Result<
     Ok(())
 }
 
+fn notifier_config(common: &Common) -> NotifierConfig {
+    NotifierConfig {
+        max_watched_views: common.max_watched_views,
+        ..NotifierConfig::default()
+    }
+}
+
 async fn notifier(common: &Common, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let http = bind_http(common, DEFAULT_NOTIFIER_ADDR, "notifier").await?;
     let redis = redis_config(common);
     let bus = Arc::new(RedisEventBus::new(&redis)?);
     let views = Arc::new(RedisViews::new(&redis)?);
@@ -248,7 +287,7 @@ async fn notifier(common: &Common, shutdown: CancellationToken) -> anyhow::Resul
     let hub = Hub::new(
         bus.clone(),
         views.clone(),
-        NotifierConfig::default(),
+        notifier_config(common),
         shutdown.clone(),
     );
     let tail = tokio::spawn(hub.clone().run_until_stopped());
@@ -263,17 +302,12 @@ async fn notifier(common: &Common, shutdown: CancellationToken) -> anyhow::Resul
         shutdown.clone(),
     ));
     let probes = vec![probe!("redis", bus), probe!("rabbitmq", queue)];
-    let app = plotq_notifier::router(hub).merge(plotq_api::readiness_router(probes));
-    let served = serve(
-        addr_or(common, DEFAULT_NOTIFIER_ADDR),
-        app,
-        "notifier",
-        shutdown,
-    )
-    .await;
+    let app = plotq_notifier::router(hub).merge(plotq_http::readiness_router(probes));
+    http.serve(app, shutdown.clone()).await;
+    shutdown.cancel();
     tail.await.ok();
     refresher.await.ok();
-    served
+    Ok(())
 }
 
 async fn standalone(
@@ -281,6 +315,7 @@ async fn standalone(
     args: StandaloneArgs,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let http = bind_http(common, DEFAULT_API_ADDR, "standalone").await?;
     let store: Arc<dyn MetricStore> = Arc::new(MemoryStore::default());
     let queue: Arc<dyn JobQueue> = Arc::new(MemoryQueue::with_retry_delays(
         common.max_queued_jobs as usize,
@@ -306,7 +341,7 @@ async fn standalone(
     let hub = Hub::new(
         events.clone(),
         views.clone(),
-        NotifierConfig::default(),
+        notifier_config(common),
         shutdown.clone(),
     );
     tasks.spawn(hub.clone().run_until_stopped());
@@ -332,16 +367,11 @@ async fn standalone(
     };
     let app = plotq_api::router(state)
         .merge(plotq_api::dashboard_router(&common.events_url))
+        .merge(plotq_api::openapi_router(&openapi_document()))
         .merge(plotq_notifier::router(hub))
-        .merge(plotq_api::readiness_router(Vec::new()));
-    let served = serve(
-        addr_or(common, DEFAULT_API_ADDR),
-        app,
-        "standalone",
-        shutdown.clone(),
-    )
-    .await;
+        .merge(plotq_http::readiness_router(Vec::new()));
+    http.serve(app, shutdown.clone()).await;
     shutdown.cancel();
     while tasks.join_next().await.is_some() {}
-    served
+    Ok(())
 }

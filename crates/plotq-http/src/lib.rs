@@ -1,0 +1,21 @@
+//! What every plotq HTTP role (api, notifier, standalone) shares: the one problem type
+//! and its codes, authentication (bearer tokens with scopes, signed read tickets for
+//! browsers), rate and connection limits, CORS, content-type checks and health routes.
+//!
+//! It knows HTTP and the ports' error type, never a client library or a job's insides.
+
+pub mod auth;
+pub mod edge;
+mod health;
+pub mod limits;
+mod openapi;
+mod problem;
+pub mod server;
+
+pub use auth::{Auth, AuthConfig, Caller, Principal, Scope};
+pub use edge::{Edge, EdgeConfig, harden, read_json};
+pub use health::{HealthApiDoc, Probe, readiness_router};
+pub use limits::{Limits, LimitsConfig};
+pub use openapi::{FieldErrorDoc, ProblemDoc, SecuritySchemes};
+pub use problem::{Problem, ProblemCode};
+pub use server::{HttpServer, ServerConfig};
