@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { createInterface } from "node:readline";
+import { createHash, randomBytes } from "node:crypto";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
@@ -18,9 +19,9 @@ const artifacts = path.join(root, "target/artifacts");
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 
 /** Starts `plotq standalone` on port 0 and resolves with its base URL. */
-function startPlotq() {
+function startPlotq(extraEnv = {}) {
   const child = spawn(bin, ["standalone", "--no-demo"], {
-    env: { ...process.env, PLOTQ_HTTP_ADDR: "127.0.0.1:0", PLOTQ_REFRESH_DEBOUNCE_SECS: "1", RUST_LOG: "warn" },
+    env: { ...process.env, PLOTQ_HTTP_ADDR: "127.0.0.1:0", PLOTQ_REFRESH_DEBOUNCE_SECS: "1", RUST_LOG: "warn", ...extraEnv },
     stdio: ["ignore", "pipe", "inherit"],
   });
   const base = new Promise((resolve, reject) => {
@@ -37,7 +38,7 @@ function startPlotq() {
   return { child, base };
 }
 
-async function ingest(base, service, n) {
+async function ingest(base, service, n, token = "") {
   const now = Date.now();
   const samples = [];
   for (let i = 0; i < n; i++) {
@@ -47,7 +48,7 @@ async function ingest(base, service, n) {
   }
   const response = await fetch(`${base}/api/v1/metrics`, {
     method: "POST",
-    headers: { "content-type": "application/json" },
+    headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
     body: JSON.stringify(samples),
   });
   assert.equal(response.status, 200);
@@ -78,7 +79,7 @@ test("a panel swaps in a newer render without reloading, with no console errors"
       () => document.querySelector('section.panel[data-view="browser-svc/histogram/15m/light/800x450"]')?.classList.contains("has-image"),
       null, { timeout: 30_000 });
     const first = await panel.locator("img").getAttribute("src");
-    assert.match(first, /\/api\/v1\/plots\/[0-9a-f-]{36}\/png$/);
+    assert.match(first, /\/api\/v1\/plots\/[0-9a-f-]{36}\/png\?ticket=[\w.-]+$/);
     assert.equal(await page.locator("#live").textContent(), "live");
 
     await ingest(base, "browser-svc", 500);
@@ -104,6 +105,50 @@ test("a panel swaps in a newer render without reloading, with no console errors"
     await page.setViewportSize({ width: 390, height: 844 });
     await page.screenshot({ path: path.join(artifacts, "dashboard-phone-dark.png"), fullPage: true });
 
+    assert.deepEqual(problems, [], "no console errors");
+  } finally {
+    if (browser) await browser.close();
+    child.kill("SIGTERM");
+  }
+});
+
+const CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"];
+
+test("with tokens configured, the page asks for a token once and then shows live plots", { timeout: 120_000 }, async () => {
+  mkdirSync(artifacts, { recursive: true });
+  const token = `pq_${randomBytes(32).toString("base64url")}`;
+  const hash = createHash("sha256").update(token).digest("hex");
+  const { child, base: basePromise } = startPlotq({
+    PLOTQ_TOKENS: `sha256:${hash} scopes=ingest,read name=browser`,
+    PLOTQ_TICKET_SECRET: randomBytes(32).toString("hex"),
+  });
+  let browser;
+  try {
+    const base = await basePromise;
+    // Without the token nothing is readable or writable.
+    assert.equal((await fetch(`${base}/api/v1/services`)).status, 401);
+    await ingest(base, "secure-svc", 1000, token);
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    const page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
+    const problems = [];
+    page.on("console", (m) => {
+      // The first ticket request is refused (401) before the user gives a token: expected.
+      if (m.type() === "error" && !/status of 401/.test(m.text())) problems.push(m.text());
+    });
+    page.on("pageerror", (e) => problems.push(String(e)));
+    await page.goto(`${base}/?service=secure-svc&window=15m&theme=light`);
+    await page.locator("#login").waitFor({ state: "visible", timeout: 15_000 });
+    await page.screenshot({ path: path.join(artifacts, "dashboard-login.png") });
+    await page.fill("#token", token);
+    await page.click("#login button");
+    await page.waitForFunction(() => document.querySelectorAll("section.panel.has-image").length === 5, null, { timeout: 45_000 });
+    assert.equal(await page.locator("#login").isHidden(), true);
+    assert.equal(await page.locator("#live").textContent(), "live");
+    const src = await page.locator('section.panel[data-view="secure-svc/histogram/15m/light/800x450"] img').getAttribute("src");
+    assert.match(src, /\?ticket=/);
+    // The image needs the ticket: the bare URL is refused.
+    assert.equal((await fetch(new URL(src, base).href.replace(/\?ticket=.*$/, ""))).status, 401);
+    await page.screenshot({ path: path.join(artifacts, "dashboard-auth.png") });
     assert.deepEqual(problems, [], "no console errors");
   } finally {
     if (browser) await browser.close();

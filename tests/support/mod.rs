@@ -395,3 +395,159 @@ pub async fn broker_channel() -> (lapin::Connection, lapin::Channel) {
     let channel = conn.create_channel().await.expect("a channel opens");
     (conn, channel)
 }
+
+// ---- Additions for the fuzz suite (e2e_fuzz.rs); the helpers above are unchanged. ----
+
+impl Plotq {
+    /// The exit status if the process has ended (it should not have), without waiting.
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+}
+
+/// Every event of an SSE stream, recorded on a background task that reconnects with
+/// `Last-Event-ID` when the stream ends (so the bus's replay fills any gap), for
+/// counting events after the fact.
+pub struct EventRecorder {
+    events: std::sync::Arc<std::sync::Mutex<Vec<SseEvent>>>,
+    reconnects: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for EventRecorder {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Parses the complete `\n\n`-terminated blocks at the front of `buf` (removing them);
+/// keep-alive comments and blocks without data are skipped.
+fn drain_sse_blocks(buf: &mut String) -> Vec<SseEvent> {
+    let mut out = Vec::new();
+    while let Some(end) = buf.find("\n\n") {
+        let block: String = buf.drain(..end + 2).collect();
+        let (mut id, mut event, mut data) = (None, String::new(), String::new());
+        for line in block.lines() {
+            if let Some(v) = line.strip_prefix("id:") {
+                id = Some(v.trim().to_owned());
+            } else if let Some(v) = line.strip_prefix("event:") {
+                event = v.trim().to_owned();
+            } else if let Some(v) = line.strip_prefix("data:") {
+                data.push_str(v.trim_start());
+            }
+        }
+        if data.is_empty() {
+            continue;
+        }
+        let data = serde_json::from_str(&data).unwrap_or(Value::String(data));
+        out.push(SseEvent { id, event, data });
+    }
+    out
+}
+
+/// Starts recording `url`; returns once the first connection's headers arrived, so every
+/// event published afterwards is recorded.
+pub async fn record_events(url: &str) -> EventRecorder {
+    async fn connect(
+        client: &reqwest::Client,
+        url: &str,
+        last_event_id: Option<&str>,
+    ) -> Result<reqwest::Response, String> {
+        let mut req = client.get(url).header("accept", "text/event-stream");
+        if let Some(id) = last_event_id {
+            req = req.header("last-event-id", id);
+        }
+        let response = req.send().await.map_err(|e| e.to_string())?;
+        if response.status() != 200 {
+            return Err(format!("SSE answered {}", response.status()));
+        }
+        Ok(response)
+    }
+    let client = reqwest::Client::new();
+    let first = connect(&client, url, None)
+        .await
+        .unwrap_or_else(|e| panic!("SSE {url} connects: {e}"));
+    let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let reconnects = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (sink, count, url) = (events.clone(), reconnects.clone(), url.to_owned());
+    let task = tokio::spawn(async move {
+        let mut response = Some(first);
+        let mut last_id: Option<String> = None;
+        loop {
+            let Some(r) = response.take() else {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                response = connect(&client, &url, last_id.as_deref()).await.ok();
+                continue;
+            };
+            let mut stream = r.bytes_stream();
+            let mut buf = String::new();
+            while let Some(Ok(chunk)) = stream.next().await {
+                buf.push_str(&String::from_utf8_lossy(&chunk));
+                let parsed = drain_sse_blocks(&mut buf);
+                if let Some(id) = parsed.iter().rev().find_map(|e| e.id.clone()) {
+                    last_id = Some(id);
+                }
+                sink.lock().expect("events lock").extend(parsed);
+            }
+        }
+    });
+    EventRecorder {
+        events,
+        reconnects,
+        task,
+    }
+}
+
+impl EventRecorder {
+    /// The events recorded so far, in arrival order.
+    pub fn snapshot(&self) -> Vec<SseEvent> {
+        self.events.lock().expect("events lock").clone()
+    }
+
+    /// How many times the stream had to be reopened.
+    pub fn reconnects(&self) -> usize {
+        self.reconnects.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// Polls `GET {base}/api/v1/plots/{id}` until the job is `done` or `failed`; its state,
+/// or what it last was when `deadline` passed (the error names it).
+pub async fn wait_finished(
+    client: &reqwest::Client,
+    base: &str,
+    id: &str,
+    deadline: Duration,
+) -> Result<Value, String> {
+    let until = tokio::time::Instant::now() + deadline;
+    let mut last = String::from("never read");
+    loop {
+        match client
+            .get(format!("{base}/api/v1/plots/{id}"))
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await
+        {
+            Ok(r) => {
+                let status = r.status();
+                match r.json::<Value>().await {
+                    Ok(body) if status == 200 => {
+                        if matches!(body["status"].as_str(), Some("done" | "failed")) {
+                            return Ok(body);
+                        }
+                        last = format!("status {}", body["status"]);
+                    }
+                    Ok(body) => last = format!("HTTP {status}: {body}"),
+                    Err(e) => last = format!("HTTP {status}, unreadable body: {e}"),
+                }
+            }
+            Err(e) => last = format!("request failed: {e}"),
+        }
+        if tokio::time::Instant::now() >= until {
+            return Err(format!(
+                "job {id} not finished within {deadline:?}; last seen: {last}"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

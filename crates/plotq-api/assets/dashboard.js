@@ -58,9 +58,10 @@ function withTicket(url) {
 }
 
 function askForToken(reason) {
+  // Only a token that was tried and refused deserves an error message.
+  ui.loginError.textContent = auth.token ? `That token was refused: ${reason}` : "";
   auth.token = "";
   sessionStorage.removeItem("plotq-token");
-  ui.loginError.textContent = reason;
   ui.login.hidden = false;
   ui.panels.hidden = true;
   setLive("sign in to see plots", false);

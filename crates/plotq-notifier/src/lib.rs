@@ -34,7 +34,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
 use futures::{Stream, StreamExt};
-use plotq_domain::wire::EventKind;
+use plotq_domain::wire::{EventId, EventKind};
 use plotq_domain::{JobId, JobStatus, View, view::MAX_VIEWS_PER_CONNECTION};
 use plotq_http::{Caller, Limits, Problem, ProblemCode, Scope};
 use plotq_ports::{EventBus, StoredEvent, ViewRegistry};
@@ -348,12 +348,10 @@ fn view_state_event(view: &str, state: &plotq_domain::ViewState) -> Event {
     Event::default().event("view.state").data(data.to_string())
 }
 
-/// Stream ids are `<ms>-<seq>`; compare them numerically.
-fn id_key(id: &str) -> (u64, u64) {
-    let mut parts = id.splitn(2, '-');
-    let ms = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-    let seq = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-    (ms, seq)
+/// Bus ids are `EventId`s (`<ms>-<seq>`), compared numerically; an id the bus would never
+/// have written orders first.
+fn id_key(id: &str) -> EventId {
+    EventId::parse(id).unwrap_or(EventId::ZERO)
 }
 
 fn to_sse(event: &StoredEvent) -> Event {
@@ -462,6 +460,14 @@ pub async fn events(
         }
     }
     let last_event_id = last_event_id_header(&headers);
+    if let Some(raw) = &last_event_id
+        && EventId::parse(raw).is_none()
+    {
+        return Err(Problem::invalid_field(
+            "Last-Event-ID",
+            "is not an event id this server sent (<ms>-<seq>)",
+        ));
+    }
     let mut replay = Vec::new();
     if let Some(after) = &last_event_id {
         match hub.bus.history_after(after, hub.config.max_replay).await {
@@ -473,7 +479,7 @@ pub async fn events(
         .last()
         .map(|e| id_key(&e.id))
         .or_else(|| last_event_id.as_deref().map(id_key))
-        .unwrap_or((0, 0));
+        .unwrap_or(EventId::ZERO);
     let filter = query.service.clone();
     let view_set: HashSet<String> = views.iter().cloned().collect();
     let principal = caller.0.clone();
@@ -573,6 +579,6 @@ mod tests {
     fn stream_ids_order_numerically() {
         assert!(id_key("1700000000000-10") > id_key("1700000000000-9"));
         assert!(id_key("1700000000001-0") > id_key("1700000000000-99"));
-        assert_eq!(id_key("garbage"), (0, 0));
+        assert_eq!(id_key("garbage"), EventId::ZERO);
     }
 }

@@ -27,7 +27,11 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(roles::run(cli))
+    let result = runtime.block_on(roles::run(cli));
+    // Every task was told to stop and awaited; a render thread that is still running
+    // (renders are bounded, but a deadline may have fired) must not hold the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    result
 }
 
 /// `plotq token new`: a token for the client, and the entry plotq stores.
