@@ -319,7 +319,10 @@ async fn an_unroutable_job_is_a_503_not_a_202() {
     let body: Value = r.json().await.unwrap();
     // The client learns that RabbitMQ refused; the broker's own words go to the log.
     assert_eq!(body["code"], "dependency_refused", "{body}");
-    assert!(body["detail"].as_str().unwrap().starts_with("rabbitmq"), "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().starts_with("rabbitmq"),
+        "{body}"
+    );
     let _ = conn.close(200, "bye".into()).await;
     cleanup(&ns).await;
 }
@@ -366,4 +369,55 @@ async fn a_hundred_identical_requests_render_once() {
     assert_eq!(again.status(), 200);
     assert_eq!(again.json::<Value>().await.unwrap()["id"], id.as_str());
     cleanup(&ns).await;
+}
+
+/// Runs `plotq <args>` and waits (with a deadline) for it to exit; returns its status
+/// and stderr. A role that cannot start must say why and exit, never hang.
+fn exits_within(args: &[&str], env: &[(&str, &str)], deadline: Duration) -> (i32, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_plotq"));
+    cmd.args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("plotq starts");
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+            return (status.code().unwrap_or(-1), err);
+        }
+        if started.elapsed() > deadline {
+            let _ = child.kill();
+            panic!("plotq {args:?} did not exit within {deadline:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn roles_that_cannot_listen_exit_with_the_reason() {
+    require_services();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    for role in ["notifier", "api", "standalone"] {
+        let (code, err) = exits_within(
+            &[role],
+            &[("PLOTQ_HTTP_ADDR", &addr), ("PLOTQ_NAMESPACE", "bindtest")],
+            Duration::from_secs(20),
+        );
+        assert_ne!(code, 0, "{role}");
+        assert!(err.contains("cannot listen on"), "{role}: {err}");
+    }
+    // No tokens on a public address: refused before anything starts.
+    let (code, err) = exits_within(
+        &["api"],
+        &[("PLOTQ_HTTP_ADDR", "0.0.0.0:0")],
+        Duration::from_secs(20),
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("refusing to listen on 0.0.0.0:0"), "{err}");
 }

@@ -560,11 +560,7 @@ mod tests {
                 .contains("entry 1")
         );
         let h = hash_token("x");
-        assert!(
-            parse_tokens(&h)
-                .unwrap_err()
-                .contains("scopes")
-        );
+        assert!(parse_tokens(&h).unwrap_err().contains("scopes"));
         assert!(
             parse_tokens(&format!("{h} scopes=write"))
                 .unwrap_err()

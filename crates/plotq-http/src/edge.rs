@@ -216,3 +216,45 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod cors_tests {
+    use super::*;
+    use crate::auth::AuthConfig;
+    use crate::limits::LimitsConfig;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn only_configured_origins_get_cors_headers() {
+        let edge = Edge {
+            auth: Auth::new(AuthConfig::open()),
+            limits: Limits::new(LimitsConfig::default()),
+            config: EdgeConfig {
+                cors_origins: vec!["https://dash.example.com".into()],
+                ..EdgeConfig::default()
+            },
+        };
+        let app = harden(
+            Router::new().route("/x", axum::routing::get(|| async { "ok" })),
+            &edge,
+        );
+        for (origin, allowed) in [
+            ("https://dash.example.com", true),
+            ("https://evil.example.net", false),
+        ] {
+            let response = app
+                .clone()
+                .oneshot(
+                    axum::http::Request::builder()
+                        .uri("/x")
+                        .header("origin", origin)
+                        .body(axum::body::Body::empty())
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            let acao = response.headers().get("access-control-allow-origin");
+            assert_eq!(acao.map(|v| v.to_str().unwrap()), allowed.then_some(origin));
+        }
+    }
+}

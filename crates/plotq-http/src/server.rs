@@ -110,3 +110,92 @@ impl HttpServer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn a_client_that_dribbles_its_headers_is_cut_off() {
+        let server = HttpServer::bind(
+            "127.0.0.1:0".parse().unwrap(),
+            ServerConfig {
+                header_read_timeout: Duration::from_millis(300),
+                ..ServerConfig::default()
+            },
+        )
+        .await
+        .unwrap();
+        let addr = server.local_addr();
+        let shutdown = CancellationToken::new();
+        let app = Router::new().route("/", axum::routing::get(|| async { "ok" }));
+        let serving = tokio::spawn(server.run_until_stopped(app, shutdown.clone()));
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        // Never finish the headers: the server must close the connection by itself.
+        let mut rest = Vec::new();
+        let closed =
+            tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut rest)).await;
+        assert!(closed.is_ok(), "the connection was held open");
+        // A well-behaved client is still served.
+        let mut ok = tokio::net::TcpStream::connect(addr).await.unwrap();
+        ok.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        ok.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(15), serving)
+            .await
+            .expect("the server drained and stopped")
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn connections_beyond_the_cap_wait_until_one_closes() {
+        let server = HttpServer::bind(
+            "127.0.0.1:0".parse().unwrap(),
+            ServerConfig {
+                max_connections: 1,
+                ..ServerConfig::default()
+            },
+        )
+        .await
+        .unwrap();
+        let addr = server.local_addr();
+        let shutdown = CancellationToken::new();
+        let app = Router::new().route("/", axum::routing::get(|| async { "ok" }));
+        tokio::spawn(server.run_until_stopped(app, shutdown.clone()));
+        let mut first = tokio::net::TcpStream::connect(addr).await.unwrap();
+        first
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 12];
+        first.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"HTTP/1.1 200");
+        // The first connection stays open (keep-alive): the second is not served yet.
+        let mut second = tokio::net::TcpStream::connect(addr).await.unwrap();
+        second
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut byte = [0u8; 1];
+        let waiting =
+            tokio::time::timeout(Duration::from_millis(300), second.read(&mut byte)).await;
+        assert!(waiting.is_err(), "served beyond the connection cap");
+        drop(first);
+        let mut answer = String::new();
+        tokio::time::timeout(Duration::from_secs(10), second.read_to_string(&mut answer))
+            .await
+            .expect("served once a slot freed up")
+            .unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        shutdown.cancel();
+    }
+}

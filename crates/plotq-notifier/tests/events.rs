@@ -143,11 +143,17 @@ async fn events_need_a_read_credential() {
     let f = fixture(LimitsConfig::default(), NotifierConfig::default());
     for token in [None, Some("pq_wrong")] {
         let (status, body) = problem(subscribe(&f.router, "/api/v1/events", token).await).await;
-        assert_eq!((status, body["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthorized")));
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("unauthorized"))
+        );
     }
     let (status, body) =
         problem(subscribe(&f.router, "/api/v1/events", Some(&f.ingest)).await).await;
-    assert_eq!((status, body["code"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden"))
+    );
     let ok = subscribe(&f.router, "/api/v1/events", Some(&f.reader)).await;
     assert_eq!(ok.status(), StatusCode::OK);
     assert_eq!(ok.headers()["content-type"], "text/event-stream");
@@ -165,7 +171,10 @@ async fn a_tenant_receives_only_its_services_events_and_tickets_work() {
         .authenticate(
             &{
                 let mut h = axum::http::HeaderMap::new();
-                h.insert("authorization", format!("Bearer {}", f.tenant).parse().unwrap());
+                h.insert(
+                    "authorization",
+                    format!("Bearer {}", f.tenant).parse().unwrap(),
+                );
                 h
             },
             &axum::http::Method::POST,
@@ -189,7 +198,11 @@ async fn a_tenant_receives_only_its_services_events_and_tickets_work() {
     let all = read_services(everyone, 4).await;
     assert_eq!(all, ["payments", "team-a-api", "search", "team-a-web"]);
     let own = read_services(tenant, 2).await;
-    assert_eq!(own, ["team-a-api", "team-a-web"], "never another tenant's events");
+    assert_eq!(
+        own,
+        ["team-a-api", "team-a-web"],
+        "never another tenant's events"
+    );
     // Asking for another tenant's service or views is refused outright.
     for uri in [
         "/api/v1/events?service=payments",
@@ -211,7 +224,10 @@ async fn bad_parameters_are_422_problems() {
         format!("/api/v1/events?views={}", too_many.join(",")),
     ] {
         let (status, body) = problem(subscribe(&f.router, &uri, Some(&f.reader)).await).await;
-        assert_eq!((status, body["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_field")));
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_field"))
+        );
     }
     let request = Request::builder()
         .uri("/api/v1/events")
@@ -239,14 +255,32 @@ async fn streams_per_caller_and_live_views_are_limited() {
     let a = subscribe(&f.router, "/api/v1/events", Some(&f.reader)).await;
     let b = subscribe(&f.router, "/api/v1/events", Some(&f.reader)).await;
     assert_eq!((a.status(), b.status()), (StatusCode::OK, StatusCode::OK));
-    let (status, body) = problem(subscribe(&f.router, "/api/v1/events", Some(&f.reader)).await).await;
-    assert_eq!((status, body["code"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("too_many_connections")));
+    let (status, body) =
+        problem(subscribe(&f.router, "/api/v1/events", Some(&f.reader)).await).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("too_many_connections"))
+    );
     // Another caller has its own allowance; a closed stream frees its slot.
-    let c = subscribe(&f.router, "/api/v1/events?views=team-a-x/histogram/15m/light/800x450,team-a-x/cdf/15m/light/800x450", Some(&f.tenant)).await;
+    let c = subscribe(
+        &f.router,
+        "/api/v1/events?views=team-a-x/histogram/15m/light/800x450,team-a-x/cdf/15m/light/800x450",
+        Some(&f.tenant),
+    )
+    .await;
     assert_eq!(c.status(), StatusCode::OK);
     drop(a);
-    let d = subscribe(&f.router, "/api/v1/events?views=team-a-x/histogram/15m/light/800x450", Some(&f.reader)).await;
-    assert_eq!(d.status(), StatusCode::OK, "watching an already-live view adds nothing");
+    let d = subscribe(
+        &f.router,
+        "/api/v1/events?views=team-a-x/histogram/15m/light/800x450",
+        Some(&f.reader),
+    )
+    .await;
+    assert_eq!(
+        d.status(),
+        StatusCode::OK,
+        "watching an already-live view adds nothing"
+    );
     let (status, _) = problem(
         subscribe(
             &f.router,

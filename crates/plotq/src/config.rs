@@ -336,6 +336,15 @@ pub struct Common {
         global = true
     )]
     pub header_timeout_secs: u64,
+    /// Most series (service, metric) remembered for the service list and live refresh;
+    /// the least recently touched are forgotten first (entries also expire after 8 days).
+    #[arg(
+        long,
+        env = "PLOTQ_MAX_SERIES",
+        default_value_t = 10_000,
+        global = true
+    )]
+    pub max_series: usize,
     /// Seconds a client may take to send a request's body.
     #[arg(
         long,

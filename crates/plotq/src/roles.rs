@@ -238,7 +238,8 @@ async fn api(common: &Common, shutdown: CancellationToken) -> anyhow::Result<()>
     let store = mongo(common).await?;
     let queue = amqp(common).await;
     let cache = Arc::new(RedisCache::new(&redis_config(common))?);
-    let views = Arc::new(RedisViews::new(&redis_config(common))?);
+    let views =
+        Arc::new(RedisViews::new(&redis_config(common))?.with_max_series(common.max_series));
     let probes = vec![
         probe!("mongodb", store),
         probe!("rabbitmq", queue),
@@ -282,7 +283,7 @@ async fn notifier(common: &Common, shutdown: CancellationToken) -> anyhow::Resul
     let http = bind_http(common, DEFAULT_NOTIFIER_ADDR, "notifier").await?;
     let redis = redis_config(common);
     let bus = Arc::new(RedisEventBus::new(&redis)?);
-    let views = Arc::new(RedisViews::new(&redis)?);
+    let views = Arc::new(RedisViews::new(&redis)?.with_max_series(common.max_series));
     let queue = amqp(common).await;
     let hub = Hub::new(
         bus.clone(),
@@ -323,7 +324,7 @@ async fn standalone(
     ));
     let cache: Arc<dyn PlotCache> = Arc::new(MemoryCache::default());
     let events: Arc<dyn EventBus> = Arc::new(MemoryEventBus::new(common.event_history));
-    let views: Arc<dyn ViewRegistry> = Arc::new(MemoryViews::default());
+    let views: Arc<dyn ViewRegistry> = Arc::new(MemoryViews::with_max_series(common.max_series));
     let mut tasks = JoinSet::new();
     let worker_ports = WorkerPorts {
         store: store.clone(),
