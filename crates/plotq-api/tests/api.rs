@@ -548,19 +548,6 @@ async fn a_refused_publish_leaves_no_job_behind_for_later_requests() {
 #[tokio::test]
 async fn a_refused_publish_leaves_no_orphan_state() {
     let cache = Arc::new(MemoryCache::default());
-    let full = hardened(
-        ApiState {
-            store: Arc::new(MemoryStore::default()),
-            queue: Arc::new(Full),
-            cache: cache.clone(),
-            views: Arc::new(MemoryViews::default()),
-            config: ApiConfig {
-                dedupe_for: Duration::ZERO,
-                ..ApiConfig::default()
-            },
-        },
-        &open_edge(),
-    );
     let recorder = Arc::new(Recorder {
         inner: cache.clone(),
         written: Default::default(),
@@ -575,7 +562,6 @@ async fn a_refused_publish_leaves_no_orphan_state() {
         },
         &open_edge(),
     );
-    drop(full);
     let (status, _, _) = call_json(
         &full_recorded,
         "POST",
@@ -923,6 +909,15 @@ async fn tenants_see_only_their_services() {
     )
     .await;
     assert_eq!(status, StatusCode::OK);
+    for (token, service) in [(&s.tenant, "team-a-api"), (&s.ingest, "payments")] {
+        let sample = json!({"service": service, "metric": "latency_ms", "value": 1});
+        let (status, _) = as_token(r, Some(token), "POST", "/api/v1/metrics", sample).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let (_, listed) = as_token(r, Some(&s.tenant), "GET", "/api/v1/services", Value::Null).await;
+    assert_eq!(listed["services"], json!(["team-a-api"]));
+    let (_, listed) = as_token(r, Some(&s.reader), "GET", "/api/v1/services", Value::Null).await;
+    assert_eq!(listed["services"], json!(["payments", "team-a-api"]));
 }
 
 #[tokio::test]
