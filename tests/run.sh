@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command. Installs and starts what the suite needs if it is missing
-# (the MongoDB-wire test server nx-27017, pinned; Redis; RabbitMQ), then runs every test
-# of the workspace. Idempotent: running it again reuses what is already up.
+# (the MongoDB-wire test server nx-27017, pinned; Redis; RabbitMQ; schemathesis,
+# pinned), then runs every test of the workspace. Idempotent: running it again reuses
+# what is already up.
 # Services are required: if one cannot be started, this fails instead of skipping tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +33,12 @@ if ! port_open 27017; then
   echo "starting nx-27017 on 127.0.0.1:27017"
   setsid nohup nx-27017 --db memory -p 27017 >target/nx-27017.log 2>&1 < /dev/null &
   wait_port 27017 60 "nx-27017"
+fi
+
+# schemathesis, the contract fuzzer of tests/e2e_contract.rs (pinned in its requirements file).
+ST_VERSION=$(sed -n 's/^schemathesis==//p' tests/schemathesis/requirements.txt)
+if ! python3 -m pip show schemathesis 2>/dev/null | grep -qx "Version: $ST_VERSION"; then
+  python3 -m pip install --quiet --disable-pip-version-check -r tests/schemathesis/requirements.txt
 fi
 
 # Redis.

@@ -4,30 +4,135 @@
 //! the result at `/api/v1/openapi.json`.
 //!
 //! The schema types here only describe; the handlers build the same JSON from the
-//! domain types (a test in the binary's suite fuzzes the live server against this
-//! document, so a drift fails CI).
+//! domain types. Request schemas state the domain's rules (name patterns, bounds, enums,
+//! no unknown plot fields) so that what a client generates from them is accepted;
+//! response schemas state what the server sends. `tests/e2e_contract.rs` fuzzes the
+//! live server against this document (schemathesis), so a drift fails CI.
 
 #![allow(dead_code)] // reason: fields exist to be described, never read
 
+use plotq_domain::names::MAX_NAME_LEN;
+use plotq_domain::sample::MAX_BATCH;
+use plotq_domain::timestamp::{MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS};
 use plotq_http::{ProblemCode, ProblemDoc, SecuritySchemes};
 use serde::Serialize;
-use utoipa::{OpenApi, ToSchema};
+use std::borrow::Cow;
+use std::collections::BTreeSet;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{
+    ArrayBuilder, KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type,
+};
+use utoipa::{OpenApi, PartialSchema, ToSchema};
 
-/// Milliseconds since the epoch, or an RFC 3339 string.
-#[derive(Serialize, ToSchema)]
-#[serde(untagged)]
-pub enum TimestampDoc {
-    Millis(i64),
-    Rfc3339(String),
+/// What service and metric names look like (`plotq_domain::names`).
+const NAME_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$";
+/// A window: a whole number and a unit (`plotq_domain::window`).
+const WINDOW_PATTERN: &str = "^[0-9]+[smhd]$";
+
+fn string_schema(pattern: &str, min: usize, max: usize, description: &str) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(pattern))
+        .min_length(Some(min))
+        .max_length(Some(max))
+        .description(Some(description))
 }
 
-/// One sample. `service_name`/`metric_name` are accepted as aliases.
+/// Implements `ToSchema` for a describing type whose schema is built by hand.
+macro_rules! hand_schema {
+    ($ty:ident, $name:literal, $schema:expr) => {
+        impl PartialSchema for $ty {
+            fn schema() -> RefOr<Schema> {
+                $schema
+            }
+        }
+        impl ToSchema for $ty {
+            fn name() -> Cow<'static, str> {
+                Cow::Borrowed($name)
+            }
+        }
+    };
+}
+
+/// A service name.
+#[derive(Serialize)]
+pub struct ServiceNameDoc;
+hand_schema!(
+    ServiceNameDoc,
+    "ServiceName",
+    string_schema(
+        NAME_PATTERN,
+        1,
+        MAX_NAME_LEN,
+        "A service name: a letter or digit, then letters, digits, `_`, `-`, `.` or `:`"
+    )
+    .examples([serde_json::json!("checkout")])
+    .into()
+);
+
+/// A metric name.
+#[derive(Serialize)]
+pub struct MetricNameDoc;
+hand_schema!(
+    MetricNameDoc,
+    "MetricName",
+    string_schema(
+        NAME_PATTERN,
+        1,
+        MAX_NAME_LEN,
+        "A metric name: a letter or digit, then letters, digits, `_`, `-`, `.` or `:`"
+    )
+    .examples([serde_json::json!("latency_ms")])
+    .into()
+);
+
+/// A window length.
+#[derive(Serialize)]
+pub struct WindowDoc;
+hand_schema!(
+    WindowDoc,
+    "Window",
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(WINDOW_PATTERN))
+        .description(Some(
+            "A whole number of seconds, minutes, hours or days (`30s`, `10m`, `1h`, `7d`), from 10s to 7d"
+        ))
+        .examples([serde_json::json!("15m")])
+        .into()
+);
+
+/// A point in time.
+#[derive(Serialize)]
+pub struct TimestampDoc;
+hand_schema!(
+    TimestampDoc,
+    "Timestamp",
+    OneOfBuilder::new()
+        .description(Some(
+            "Milliseconds since the epoch, or an RFC 3339 string; 1970-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z"
+        ))
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                .minimum(Some(MIN_TIMESTAMP_MS))
+                .maximum(Some(MAX_TIMESTAMP_MS)),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
+        )
+        .into()
+);
+
+/// One sample. `service_name`/`metric_name` are accepted as aliases of
+/// `service`/`metric`; other members are ignored.
 #[derive(Serialize, ToSchema)]
 pub struct SampleDoc {
-    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$", example = "checkout")]
-    service: String,
-    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$", example = "latency_ms")]
-    metric: String,
+    service: ServiceNameDoc,
+    metric: MetricNameDoc,
     /// Any finite number.
     #[schema(example = 12.5)]
     value: f64,
@@ -36,29 +141,64 @@ pub struct SampleDoc {
     timestamp: Option<TimestampDoc>,
 }
 
-/// One sample, or a batch of 1 to 50,000.
-#[derive(Serialize, ToSchema)]
-#[serde(untagged)]
-pub enum SamplesDoc {
-    One(SampleDoc),
-    Batch(Vec<SampleDoc>),
+/// One sample, or a batch of them.
+#[derive(Serialize)]
+pub struct SamplesDoc;
+
+impl PartialSchema for SamplesDoc {
+    fn schema() -> RefOr<Schema> {
+        OneOfBuilder::new()
+            .description(Some("One sample, or a batch of 1 to 50,000"))
+            .item(SampleDoc::schema_ref())
+            .item(
+                ArrayBuilder::new()
+                    .items(SampleDoc::schema_ref())
+                    .min_items(Some(1))
+                    .max_items(Some(MAX_BATCH)),
+            )
+            .into()
+    }
 }
+
+impl ToSchema for SamplesDoc {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("SamplesDoc")
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((SampleDoc::name().into(), SampleDoc::schema()));
+        SampleDoc::schemas(schemas);
+    }
+}
+
+/// What `ToSchema::schema_ref` would be if `utoipa` had it: a `$ref` to the component.
+trait SchemaRef: ToSchema {
+    fn schema_ref() -> RefOr<Schema> {
+        RefOr::Ref(utoipa::openapi::Ref::from_schema_name(Self::name()))
+    }
+}
+
+impl<T: ToSchema> SchemaRef for T {}
 
 #[derive(Serialize, ToSchema)]
 pub struct AcceptedDoc {
     /// How many samples were stored.
+    #[schema(minimum = 1, maximum = 50000)]
     accepted: u64,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct ServicesDoc {
-    services: Vec<String>,
+    /// Sorted.
+    services: BTreeSet<ServiceNameDoc>,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct TicketDoc {
     /// Pass as `?ticket=` on GET routes and `/api/v1/events`.
+    #[schema(pattern = "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$")]
     ticket: String,
+    /// When the ticket stops being accepted, epoch ms.
     expires_at_ms: i64,
 }
 
@@ -74,45 +214,106 @@ pub enum KindDoc {
     Cdf,
 }
 
-/// A plot request. `service` or `services` (comparisons: histogram, latency_timeseries,
-/// cdf); `window` or `from`/`until` (10 s to 7 d).
+/// The kinds that compare services.
 #[derive(Serialize, ToSchema)]
-pub struct PlotSpecDoc {
-    kind: KindDoc,
-    #[schema(nullable = false)]
-    service: Option<String>,
-    #[schema(nullable = false, min_items = 1, max_items = 8)]
-    services: Option<Vec<String>>,
-    /// Defaults to `latency_ms` (`status_code` for status_codes and error_rate).
-    #[schema(nullable = false)]
-    metric: Option<String>,
-    /// `10s`…`7d`, default `10m`.
-    #[schema(nullable = false, example = "15m")]
-    window: Option<String>,
-    #[schema(nullable = false)]
-    from: Option<TimestampDoc>,
-    #[schema(nullable = false)]
-    until: Option<TimestampDoc>,
-    #[schema(nullable = false, minimum = 200, maximum = 4000)]
-    width: Option<u32>,
-    #[schema(nullable = false, minimum = 150, maximum = 4000)]
-    height: Option<u32>,
-    #[schema(nullable = false, minimum = 1, maximum = 1000)]
-    bins: Option<u32>,
-    #[schema(nullable = false, max_length = 120)]
-    title: Option<String>,
-    /// `light` or `dark`.
-    #[schema(nullable = false)]
-    theme: Option<String>,
-    /// `png` or `svg`.
-    #[schema(nullable = false)]
-    format: Option<String>,
-    /// Histogram and cdf only.
-    #[schema(nullable = false)]
-    log_x: Option<bool>,
-    /// latency_timeseries only.
-    #[schema(nullable = false)]
-    show_max: Option<bool>,
+#[serde(rename_all = "snake_case")]
+pub enum CompareKindDoc {
+    Histogram,
+    LatencyTimeseries,
+    Cdf,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ThemeDoc {
+    Light,
+    Dark,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FormatDoc {
+    Png,
+    Svg,
+}
+
+/// The two shapes of a plot request share every field but the kind and the services.
+macro_rules! plot_request_doc {
+    ($(#[$meta:meta])* $name:ident { $($fields:tt)* }) => {
+        #[derive(Serialize, ToSchema)]
+        $(#[$meta])*
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            $($fields)*
+            /// Defaults to `latency_ms` (`status_code` for status_codes and error_rate).
+            #[schema(nullable = false)]
+            metric: Option<MetricNameDoc>,
+            /// The last `window` before the request (default `10m`); not with `from`/`until`.
+            #[schema(nullable = false)]
+            window: Option<WindowDoc>,
+            /// Start of an absolute range (10 s to 7 d long); not with `window`.
+            #[schema(nullable = false)]
+            from: Option<TimestampDoc>,
+            /// End of an absolute range (default: now); only with `from`.
+            #[schema(nullable = false)]
+            until: Option<TimestampDoc>,
+            /// Pixels, default 1000.
+            #[schema(nullable = false, minimum = 200, maximum = 4000)]
+            width: Option<u32>,
+            /// Pixels, default 600.
+            #[schema(nullable = false, minimum = 150, maximum = 4000)]
+            height: Option<u32>,
+            /// Histogram bins (and heatmap latency buckets), default 50.
+            #[schema(nullable = false, minimum = 1, maximum = 1000)]
+            bins: Option<u32>,
+            /// Replaces the generated title; no control characters.
+            #[schema(nullable = false, max_length = 120, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$")]
+            title: Option<String>,
+            /// Default `light`.
+            #[schema(nullable = false)]
+            theme: Option<ThemeDoc>,
+            /// Default `png`.
+            #[schema(nullable = false)]
+            format: Option<FormatDoc>,
+            /// Logarithmic latency axis; `true` only for histogram and cdf.
+            #[schema(nullable = false)]
+            log_x: Option<bool>,
+            /// Also draw each bucket's maximum; `true` only for latency_timeseries.
+            #[schema(nullable = false)]
+            show_max: Option<bool>,
+        }
+    };
+}
+
+plot_request_doc!(
+    /// A plot of one service.
+    #[schema(examples(
+        json!({"kind": "histogram", "service": "checkout", "window": "15m"}),
+        json!({"kind": "latency_timeseries", "service": "checkout", "theme": "dark", "format": "svg", "show_max": true}),
+    ))]
+    PlotOneDoc {
+        kind: KindDoc,
+        service: ServiceNameDoc,
+    }
+);
+
+plot_request_doc!(
+    /// A comparison of 1 to 8 distinct services (histogram, latency_timeseries, cdf).
+    #[schema(examples(json!({"kind": "cdf", "services": ["checkout", "payments"], "log_x": true})))]
+    PlotCompareDoc {
+        kind: CompareKindDoc,
+        #[schema(min_items = 1, max_items = 8)]
+        services: BTreeSet<ServiceNameDoc>,
+    }
+);
+
+/// A plot request: `service`, or `services` for a comparison; `window`, or `from`
+/// (and optionally `until`). Unknown fields are refused.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum PlotSpecDoc {
+    One(PlotOneDoc),
+    Compare(PlotCompareDoc),
 }
 
 #[derive(Serialize, ToSchema)]
@@ -124,30 +325,81 @@ pub enum StatusDoc {
     Failed,
 }
 
+/// An absolute range, inclusive.
+#[derive(Serialize, ToSchema)]
+pub struct BetweenDoc {
+    #[schema(minimum = 0, maximum = 253402300799999_i64)]
+    from_ms: i64,
+    #[schema(minimum = 0, maximum = 253402300799999_i64)]
+    until_ms: i64,
+}
+
+/// The time a plot covers: the last `window` before `until_ms`, or an absolute range.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RangeDoc {
+    Last(WindowDoc),
+    Between(BetweenDoc),
+}
+
+/// A validated plot spec, every default filled in.
+#[derive(Serialize, ToSchema)]
+pub struct JobSpecDoc {
+    kind: KindDoc,
+    /// One, or several for a comparison.
+    #[schema(min_items = 1, max_items = 8)]
+    services: BTreeSet<ServiceNameDoc>,
+    metric: MetricNameDoc,
+    range: RangeDoc,
+    #[schema(minimum = 200, maximum = 4000)]
+    width: u32,
+    #[schema(minimum = 150, maximum = 4000)]
+    height: u32,
+    #[schema(minimum = 1, maximum = 1000)]
+    bins: u32,
+    /// Only when the request set one.
+    #[schema(nullable = false, max_length = 120)]
+    title: Option<String>,
+    theme: ThemeDoc,
+    format: FormatDoc,
+    log_x: bool,
+    show_max: bool,
+}
+
 /// A plot job as clients see it.
 #[derive(Serialize, ToSchema)]
 pub struct JobStateDoc {
-    /// A UUID.
+    #[schema(format = "uuid")]
     id: String,
     status: StatusDoc,
-    /// Why it failed.
+    /// Why it failed (`failed` only).
     #[schema(nullable = false)]
     error: Option<String>,
-    /// The validated plot spec, with defaults filled in.
-    spec: serde_json::Map<String, serde_json::Value>,
+    spec: JobSpecDoc,
+    /// The end of the data window, epoch ms.
+    #[schema(minimum = 0, maximum = 253402300799999_i64)]
     until_ms: i64,
+    #[schema(minimum = 0, maximum = 253402300799999_i64)]
     created_at_ms: i64,
+    #[schema(minimum = 0, maximum = 253402300799999_i64)]
     updated_at_ms: i64,
+    /// Samples drawn (`done` only).
     #[schema(nullable = false)]
     n_samples: Option<u64>,
-    #[schema(nullable = false)]
+    /// Render time in the worker, ms (`done` only).
+    #[schema(nullable = false, minimum = 0)]
     render_ms: Option<f64>,
-    #[schema(nullable = false)]
+    /// The dashboard view this job refreshes (`service/kind/window/theme/WIDTHxHEIGHT`).
+    #[schema(nullable = false, max_length = 128, pattern = "^[A-Za-z0-9_.:/-]+$")]
     view: Option<String>,
+    /// `/api/v1/plots/{id}`.
+    #[schema(pattern = "^/api/v1/plots/[0-9a-f-]{36}$")]
     status_url: String,
-    #[schema(nullable = false)]
+    /// `/api/v1/plots/{id}/image` (`done` only).
+    #[schema(nullable = false, pattern = "^/api/v1/plots/[0-9a-f-]{36}/image$")]
     image_url: Option<String>,
-    #[schema(nullable = false)]
+    /// `/api/v1/plots/{id}/png` (`done` PNG plots only).
+    #[schema(nullable = false, pattern = "^/api/v1/plots/[0-9a-f-]{36}/png$")]
     png_url: Option<String>,
     /// Set when an identical request's job answered this one.
     #[schema(nullable = false)]
@@ -158,6 +410,24 @@ pub struct JobStateDoc {
 #[utoipa::path(get, path = "/api/v1/openapi.json", tag = "meta",
     responses((status = 200, description = "The OpenAPI 3.1 document of every route", content_type = "application/json", body = Object)))]
 pub(crate) async fn openapi_json() {}
+
+/// The live dashboard (`dashboard_router`).
+#[utoipa::path(get, path = "/", tag = "dashboard",
+    responses((status = 200, description = "The dashboard page", content_type = "text/html", body = String,
+        headers(("cache-control" = String, description = "`no-cache`")))))]
+pub(crate) async fn dashboard_page() {}
+
+/// The dashboard's script.
+#[utoipa::path(get, path = "/assets/dashboard.js", tag = "dashboard",
+    responses((status = 200, description = "The dashboard's script", content_type = "text/javascript", body = String,
+        headers(("cache-control" = String, description = "`no-cache`")))))]
+pub(crate) async fn dashboard_script() {}
+
+/// The dashboard's stylesheet.
+#[utoipa::path(get, path = "/assets/dashboard.css", tag = "dashboard",
+    responses((status = 200, description = "The dashboard's stylesheet", content_type = "text/css", body = String,
+        headers(("cache-control" = String, description = "`no-cache`")))))]
+pub(crate) async fn dashboard_style() {}
 
 /// The api's part of the document.
 #[derive(OpenApi)]
@@ -175,6 +445,9 @@ pub(crate) async fn openapi_json() {}
         crate::routes::plot_png,
         crate::routes::plot_image,
         openapi_json,
+        dashboard_page,
+        dashboard_script,
+        dashboard_style,
     ),
     components(schemas(ProblemDoc, ProblemCode)),
     modifiers(&SecuritySchemes),
@@ -182,6 +455,7 @@ pub(crate) async fn openapi_json() {}
         (name = "metrics", description = "Ingest samples"),
         (name = "plots", description = "Plot jobs and their images"),
         (name = "auth", description = "Browser read tickets"),
+        (name = "dashboard", description = "The live dashboard page and its assets"),
         (name = "meta", description = "This document"),
     )
 )]
@@ -202,4 +476,35 @@ pub fn openapi_router(document: &utoipa::openapi::OpenApi) -> axum::Router {
             }
         }),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bounds written as literals above are the domain's.
+    #[test]
+    fn literal_bounds_are_the_domains() {
+        assert_eq!(MAX_TIMESTAMP_MS, 253_402_300_799_999);
+        assert_eq!(plotq_domain::plot::MAX_SERVICES, 8);
+        assert_eq!(plotq_domain::plot::MAX_TITLE_CHARS, 120);
+        assert_eq!(MAX_BATCH, 50_000);
+        assert_eq!(plotq_domain::plot::WIDTH_RANGE, (200, 4000));
+        assert_eq!(plotq_domain::plot::HEIGHT_RANGE, (150, 4000));
+        assert_eq!(plotq_domain::plot::BINS_RANGE, (1, 1000));
+    }
+
+    #[test]
+    fn the_document_names_every_schema_it_references() {
+        let json = ApiDoc::openapi().to_json().unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let schemas = doc["components"]["schemas"].as_object().unwrap();
+        for reference in json.split("\"#/components/schemas/").skip(1) {
+            let name = reference.split('"').next().unwrap();
+            assert!(
+                schemas.contains_key(name),
+                "{name} is referenced, not defined"
+            );
+        }
+    }
 }

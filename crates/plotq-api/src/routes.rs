@@ -8,7 +8,7 @@
 
 use crate::openapi::{AcceptedDoc, JobStateDoc, PlotSpecDoc, SamplesDoc, ServicesDoc, TicketDoc};
 use axum::Router;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -111,8 +111,8 @@ fn forbidden_services(errors: Vec<FieldError>) -> Problem {
         (status = 413, description = "Body over the configured limit", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 415, description = "Body not declared as JSON", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 422, description = "Invalid samples (every bad field named); nothing stored", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 429, description = "Over this caller's samples/s", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 503, description = "MongoDB unavailable; nothing stored", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 429, description = "Over this caller's samples/s", body = ProblemDoc, content_type = "application/problem+json", headers(("retry-after" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "MongoDB unavailable; nothing stored", body = ProblemDoc, content_type = "application/problem+json", headers(("retry-after" = u64, description = "Seconds to wait"))),
     ),
     security(("bearer" = ["ingest"]))
 )]
@@ -162,12 +162,11 @@ pub(crate) async fn ingest(
 /// Services that sent samples in the last week (those this caller may see).
 #[utoipa::path(
     get, path = "/api/v1/services", tag = "metrics",
-    params(("ticket" = Option<String>, Query, description = "A read ticket, for browsers")),
     responses(
         (status = 200, description = "Service names, sorted", body = ServicesDoc),
         (status = 401, description = "Missing or unknown credential", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 403, description = "Credential lacks the read scope", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 503, description = "Redis unavailable", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 503, description = "Redis unavailable", body = ProblemDoc, content_type = "application/problem+json", headers(("retry-after" = u64, description = "Seconds to wait"))),
     ),
     security(("bearer" = ["read"]), ("ticket" = []))
 )]
@@ -186,7 +185,7 @@ pub(crate) async fn services(
 #[utoipa::path(
     post, path = "/api/v1/tickets", tag = "auth",
     responses(
-        (status = 200, description = "A signed read ticket", body = TicketDoc),
+        (status = 200, description = "A signed read ticket", body = TicketDoc, headers(("cache-control" = String, description = "`no-store`"))),
         (status = 401, description = "Missing or unknown token", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 403, description = "Token lacks the read scope", body = ProblemDoc, content_type = "application/problem+json"),
     ),
@@ -233,16 +232,18 @@ fn with_location(mut response: Response, id: JobId) -> Response {
     post, path = "/api/v1/plots", tag = "plots",
     request_body(content = PlotSpecDoc, content_type = "application/json"),
     responses(
-        (status = 200, description = "An identical plot is already rendered and cached", body = JobStateDoc, headers(("location" = String, description = "The job"))),
-        (status = 202, description = "Queued (RabbitMQ confirmed and routed the job)", body = JobStateDoc, headers(("location" = String, description = "The job"))),
+        (status = 200, description = "An identical plot is already rendered and cached (`deduplicated`)", body = JobStateDoc,
+            headers(("location" = String, description = "The job: `/api/v1/plots/{id}`"))),
+        (status = 202, description = "Queued (RabbitMQ confirmed and routed the job), or an identical request's job is queued or rendering (`deduplicated`)", body = JobStateDoc,
+            headers(("location" = String, description = "The job: `/api/v1/plots/{id}`"))),
         (status = 400, description = "Malformed, empty or unreadable body", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown token", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 403, description = "Token lacks the read scope or a service", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 413, description = "Body over the configured limit", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 415, description = "Body not declared as JSON", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 422, description = "Invalid plot spec (every bad field named)", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 429, description = "Over this caller's plot requests/s", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 503, description = "Queue full or a dependency unavailable; nothing queued", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 429, description = "Over this caller's plot requests/s", body = ProblemDoc, content_type = "application/problem+json", headers(("retry-after" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "Queue full or a dependency unavailable; nothing queued", body = ProblemDoc, content_type = "application/problem+json", headers(("retry-after" = u64, description = "Seconds to wait"))),
     ),
     security(("bearer" = ["read"]))
 )]
@@ -349,7 +350,16 @@ async fn single_flight(state: &ApiState, job: &JobState) -> Result<Flight, Probl
     Ok(Flight::Claimed(Some(key)))
 }
 
-fn parse_id(raw: &str) -> Result<JobId, Problem> {
+/// The job id of the path; every malformed one (not a UUID, not even UTF-8) is `400
+/// invalid_id`.
+fn parse_id(path: Result<Path<String>, PathRejection>) -> Result<JobId, Problem> {
+    let Path(raw) = path.map_err(|_| {
+        Problem::new(
+            ProblemCode::InvalidId,
+            "the job id in the path is not valid UTF-8 (a job id is a UUID)",
+        )
+    })?;
+    let raw = raw.as_str();
     JobId::parse(raw).ok_or_else(|| {
         Problem::new(
             ProblemCode::InvalidId,
@@ -382,8 +392,7 @@ async fn load(state: &ApiState, caller: &Caller, id: JobId) -> Result<JobState, 
 #[utoipa::path(
     get, path = "/api/v1/plots/{id}", tag = "plots",
     params(
-        ("id" = String, Path, description = "The job id (a UUID)"),
-        ("ticket" = Option<String>, Query, description = "A read ticket, for browsers"),
+        ("id" = String, Path, format = "uuid", description = "The job id (a UUID)"),
     ),
     responses(
         (status = 200, description = "The job's state", body = JobStateDoc),
@@ -391,16 +400,16 @@ async fn load(state: &ApiState, caller: &Caller, id: JobId) -> Result<JobState, 
         (status = 401, description = "Missing or unknown credential", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 403, description = "Credential lacks the read scope", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 404, description = "Unknown, expired, or another tenant's job", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 503, description = "Redis unavailable", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 503, description = "Redis unavailable", body = ProblemDoc, content_type = "application/problem+json", headers(("retry-after" = u64, description = "Seconds to wait"))),
     ),
     security(("bearer" = ["read"]), ("ticket" = []))
 )]
 pub(crate) async fn plot_status(
     caller: Caller,
     State(state): State<ApiState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, Problem> {
-    let job = load(&state, &caller, parse_id(&id)?).await?;
+    let job = load(&state, &caller, parse_id(id)?).await?;
     Ok(axum::Json(state_body(&job)).into_response())
 }
 
@@ -408,27 +417,27 @@ pub(crate) async fn plot_status(
 #[utoipa::path(
     get, path = "/api/v1/plots/{id}/png", tag = "plots",
     params(
-        ("id" = String, Path, description = "The job id (a UUID)"),
-        ("ticket" = Option<String>, Query, description = "A read ticket, for browsers"),
+        ("id" = String, Path, format = "uuid", description = "The job id (a UUID)"),
     ),
     responses(
-        (status = 200, description = "The PNG", content_type = "image/png", body = Vec<u8>),
+        (status = 200, description = "The PNG", content_type = "image/png", body = Vec<u8>, headers(("cache-control" = String, description = "`private, max-age=300, immutable`"))),
         (status = 400, description = "Not a job id", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown credential", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 403, description = "Credential lacks the read scope", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 404, description = "Unknown, expired, or another tenant's job", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 409, description = "Not ready yet, failed, or rendered as SVG", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "Not ready yet (`not_ready`, with `Retry-After`), failed (`plot_failed`), or rendered as SVG (`wrong_format`)", body = ProblemDoc, content_type = "application/problem+json",
+            headers(("retry-after" = u64, description = "Seconds to wait (`not_ready`)"))),
         (status = 410, description = "The image expired from the cache", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 503, description = "Redis unavailable", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 503, description = "Redis unavailable", body = ProblemDoc, content_type = "application/problem+json", headers(("retry-after" = u64, description = "Seconds to wait"))),
     ),
     security(("bearer" = ["read"]), ("ticket" = []))
 )]
 pub(crate) async fn plot_png(
     caller: Caller,
     State(state): State<ApiState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, Problem> {
-    let id = parse_id(&id)?;
+    let id = parse_id(id)?;
     let job = load(&state, &caller, id).await?;
     if job.spec.format != ImageFormat::Png {
         return Err(Problem::new(
@@ -443,30 +452,30 @@ pub(crate) async fn plot_png(
 #[utoipa::path(
     get, path = "/api/v1/plots/{id}/image", tag = "plots",
     params(
-        ("id" = String, Path, description = "The job id (a UUID)"),
-        ("ticket" = Option<String>, Query, description = "A read ticket, for browsers"),
+        ("id" = String, Path, format = "uuid", description = "The job id (a UUID)"),
     ),
     responses(
         (status = 200, description = "The image (PNG or SVG)", content(
             (Vec<u8> = "image/png"),
             (String = "image/svg+xml"),
-        )),
+        ), headers(("cache-control" = String, description = "`private, max-age=300, immutable`"))),
         (status = 400, description = "Not a job id", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown credential", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 403, description = "Credential lacks the read scope", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 404, description = "Unknown, expired, or another tenant's job", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 409, description = "Not ready yet, or failed", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "Not ready yet (`not_ready`, with `Retry-After`), or failed (`plot_failed`)", body = ProblemDoc, content_type = "application/problem+json",
+            headers(("retry-after" = u64, description = "Seconds to wait (`not_ready`)"))),
         (status = 410, description = "The image expired from the cache", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 503, description = "Redis unavailable", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 503, description = "Redis unavailable", body = ProblemDoc, content_type = "application/problem+json", headers(("retry-after" = u64, description = "Seconds to wait"))),
     ),
     security(("bearer" = ["read"]), ("ticket" = []))
 )]
 pub(crate) async fn plot_image(
     caller: Caller,
     State(state): State<ApiState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, Problem> {
-    let job = load(&state, &caller, parse_id(&id)?).await?;
+    let job = load(&state, &caller, parse_id(id)?).await?;
     serve_image(&state, job).await
 }
 

@@ -13,6 +13,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
+use docs::{HealthDoc, NotReadyDoc, ReadyDoc};
 use futures::future::BoxFuture;
 use plotq_ports::PortResult;
 use serde_json::json;
@@ -42,6 +43,78 @@ pub fn readiness_router(probes: Vec<Probe>) -> Router {
         .with_state(Arc::new(probes))
 }
 
+/// The JSON shapes of the health answers, for the OpenAPI document (they only describe:
+/// the handlers build the same JSON directly).
+mod docs {
+    #![allow(dead_code)] // reason: fields and variants exist to be described, never built
+
+    /// Liveness answer: always `{"status": "ok"}`.
+    #[derive(serde::Serialize, utoipa::ToSchema)]
+    pub struct HealthDoc {
+        status: AliveDoc,
+    }
+
+    #[derive(serde::Serialize, utoipa::ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    enum AliveDoc {
+        Ok,
+    }
+
+    /// Readiness answer when every dependency answers.
+    #[derive(serde::Serialize, utoipa::ToSchema)]
+    pub struct ReadyDoc {
+        status: ReadyStatusDoc,
+        /// Each dependency of this role by name (none in standalone mode).
+        checks: std::collections::BTreeMap<String, CheckOkDoc>,
+    }
+
+    #[derive(serde::Serialize, utoipa::ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    enum ReadyStatusDoc {
+        Ready,
+    }
+
+    #[derive(serde::Serialize, utoipa::ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    enum CheckOkDoc {
+        Ok,
+    }
+
+    /// Readiness answer when a dependency is failing.
+    #[derive(serde::Serialize, utoipa::ToSchema)]
+    pub struct NotReadyDoc {
+        status: NotReadyStatusDoc,
+        /// Each dependency of this role by name.
+        checks: std::collections::BTreeMap<String, CheckDoc>,
+        /// The failing dependencies.
+        #[schema(min_items = 1)]
+        failing: Vec<FailingDoc>,
+    }
+
+    #[derive(serde::Serialize, utoipa::ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    enum NotReadyStatusDoc {
+        NotReady,
+    }
+
+    #[derive(serde::Serialize, utoipa::ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    enum CheckDoc {
+        Ok,
+        Failing,
+    }
+
+    /// One failing dependency.
+    #[derive(serde::Serialize, utoipa::ToSchema)]
+    struct FailingDoc {
+        /// `mongodb`, `rabbitmq` or `redis`.
+        dependency: String,
+        /// What the dependency said; only for callers with the `admin` scope.
+        #[schema(nullable = false)]
+        problem: Option<String>,
+    }
+}
+
 /// The process is alive.
 #[utoipa::path(get, path = "/healthz", tag = "health",
     responses((status = 200, description = "Alive", body = HealthDoc)))]
@@ -49,29 +122,11 @@ pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// Liveness answer.
-#[derive(serde::Serialize, utoipa::ToSchema)]
-pub struct HealthDoc {
-    status: String,
-}
-
-/// Readiness answer.
-#[derive(serde::Serialize, utoipa::ToSchema)]
-pub struct ReadyDoc {
-    /// `ready` or `not_ready`.
-    status: String,
-    /// Each dependency: `ok` or `failing`.
-    checks: std::collections::BTreeMap<String, String>,
-    /// The failing dependencies (with their error text for `admin` callers).
-    #[schema(nullable = false)]
-    failing: Option<Vec<serde_json::Map<String, serde_json::Value>>>,
-}
-
 /// Every dependency of this role answers.
 #[utoipa::path(get, path = "/readyz", tag = "health",
     responses(
         (status = 200, description = "Ready", body = ReadyDoc),
-        (status = 503, description = "A dependency is failing (named)", body = ReadyDoc),
+        (status = 503, description = "A dependency is failing (named)", body = NotReadyDoc),
     ))]
 pub async fn readyz(
     State(probes): State<Arc<Vec<Probe>>>,

@@ -21,16 +21,25 @@ pub struct FieldErrorDoc {
 /// RFC 9457 problem details (`application/problem+json`).
 #[derive(Serialize, ToSchema)]
 pub struct ProblemDoc {
-    #[schema(example = "https://plotq.dev/problems/invalid_field")]
+    /// `https://plotq.dev/problems/<code>`.
+    #[schema(
+        example = "https://plotq.dev/problems/invalid_field",
+        pattern = "^https://plotq\\.dev/problems/[a-z_]+$"
+    )]
     r#type: String,
+    /// The code's title (the same for every answer with this code).
     title: String,
+    /// The HTTP status, repeated.
+    #[schema(minimum = 400, maximum = 599)]
     status: u16,
     code: ProblemCode,
+    /// What went wrong, in words.
     detail: String,
-    /// The fields at fault (validation and permission problems).
-    #[schema(nullable = false)]
+    /// The fields at fault (validation and permission problems); never empty when sent.
+    #[schema(nullable = false, min_items = 1)]
     errors: Option<Vec<FieldErrorDoc>>,
-    /// The job's state, for `not_ready` and `plot_failed`.
+    /// The job's state (as `GET /api/v1/plots/{id}` shows it), for `not_ready` and
+    /// `plot_failed`.
     #[schema(nullable = false)]
     job: Option<serde_json::Map<String, serde_json::Value>>,
 }

@@ -1,5 +1,8 @@
 //! The notifier's part of the OpenAPI document: `/api/v1/events` and the payloads of the
 //! events it streams (`PlotEvent` from `plotq-domain::wire`, and `view.state`).
+//!
+//! The enums below are inlined where they are used, so they add no component names that
+//! could clash with the api's when the binary merges the documents.
 
 #![allow(dead_code)] // reason: fields exist to be described, never read
 
@@ -7,43 +10,105 @@ use plotq_http::{ProblemDoc, SecuritySchemes};
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
+#[derive(Serialize, ToSchema)]
+enum EventKind {
+    /// A view's refresh was queued.
+    #[serde(rename = "plot.queued")]
+    Queued,
+    /// A worker started a view's render.
+    #[serde(rename = "plot.rendering")]
+    Rendering,
+    #[serde(rename = "plot.ready")]
+    Ready,
+    #[serde(rename = "plot.failed")]
+    Failed,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum PlotKind {
+    Histogram,
+    LatencyTimeseries,
+    Throughput,
+    StatusCodes,
+    ErrorRate,
+    Heatmap,
+    Cdf,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum ImageFormat {
+    Png,
+    Svg,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum JobStatus {
+    Queued,
+    Rendering,
+    Done,
+    Failed,
+}
+
 /// `plot.ready`, `plot.failed`, `plot.queued`, `plot.rendering` (the `data:` of the event).
 #[derive(Serialize, ToSchema)]
 pub struct PlotEventDoc {
     /// Format version (1).
+    #[schema(minimum = 1, maximum = 1)]
     v: u32,
-    /// `plot.ready`, `plot.failed`, `plot.queued` or `plot.rendering`.
-    event: String,
-    /// The job id (a UUID).
+    #[schema(inline)]
+    event: EventKind,
+    /// The job id.
+    #[schema(format = "uuid")]
     id: String,
+    /// The first (for most kinds the only) service.
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
     service: String,
+    /// Every service of the plot (1 to 8).
+    #[schema(min_items = 1, max_items = 8)]
     services: Vec<String>,
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
     metric: String,
-    kind: String,
+    #[schema(inline)]
+    kind: PlotKind,
     /// `last 10m`, or the absolute range.
     range: String,
-    /// `png` or `svg`.
-    format: String,
+    #[schema(inline)]
+    format: ImageFormat,
+    /// `/api/v1/plots/{id}`.
     status_url: String,
+    /// `/api/v1/plots/{id}/image` (`plot.ready`).
     #[schema(nullable = false)]
     image_url: Option<String>,
+    /// `/api/v1/plots/{id}/png` (`plot.ready` of PNG plots).
     #[schema(nullable = false)]
     png_url: Option<String>,
+    /// Why it failed (`plot.failed`).
     #[schema(nullable = false)]
     error: Option<String>,
+    /// The dashboard view the plot belongs to, if any.
     #[schema(nullable = false)]
     view: Option<String>,
+    /// When the event happened, epoch ms.
     at_ms: i64,
 }
 
 /// `view.state`: a watched view's current state, sent first to a new subscriber.
 #[derive(Serialize, ToSchema)]
 pub struct ViewStateEventDoc {
+    /// The view key (`service/kind/window/theme/WIDTHxHEIGHT`).
     view: String,
-    /// `queued`, `rendering`, `done` or `failed`.
-    status: String,
-    id: Option<String>,
+    #[schema(inline)]
+    status: JobStatus,
+    /// The view's latest job.
+    #[schema(format = "uuid")]
+    id: String,
+    /// Why the latest job failed; `null` unless it did.
+    #[schema(required = true)]
     error: Option<String>,
+    /// When the latest job was requested, epoch ms.
     requested_ms: i64,
 }
 
