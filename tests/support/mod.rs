@@ -520,7 +520,7 @@ pub async fn wait_finished(
     deadline: Duration,
 ) -> Result<Value, String> {
     let until = tokio::time::Instant::now() + deadline;
-    let mut last = String::from("never read");
+    let mut last;
     loop {
         match client
             .get(format!("{base}/api/v1/plots/{id}"))
