@@ -75,7 +75,7 @@ async fn exercise(api: &str, events: &str, n_samples: usize) {
     let png = r.bytes().await.unwrap();
     assert_eq!(decode_png(&png), (1000, 600));
 
-    // No samples in the window: the job ends failed with seed 000's reason, once.
+    // No samples in the window: the job ends failed with the no-data reason of the Python prototype, once.
     let r = client
         .post(format!("{api}/api/v1/plots"))
         .json(&json!({"kind": "histogram", "service": "ghost"}))
@@ -219,9 +219,12 @@ async fn every_notifier_replica_sees_every_event() {
 
     // A client that missed the event gets it on reconnect with Last-Event-ID.
     let before: String = {
-        let first = e1.id.clone().unwrap();
-        let (ms, _) = first.split_once('-').unwrap();
-        format!("{}-0", ms.parse::<u64>().unwrap() - 1)
+        let first = plotq_domain::EventId::parse(e1.id.as_deref().unwrap()).unwrap();
+        plotq_domain::EventId {
+            ms: first.ms - 1,
+            seq: 0,
+        }
+        .to_string()
     };
     let mut resumed = subscribe(&n2.url("/api/v1/events"), Some(&before)).await;
     let replayed = resumed

@@ -9,7 +9,8 @@
 //! backoff tier, `<ns>.plot.retry.<ms>ms`, whose `x-message-ttl` dead-letters them back
 //! to the work exchange when the delay is over — a per-queue TTL, because per-message
 //! TTLs only expire at the head of a queue. Jobs that gave up, and poison messages, wait
-//! in `<ns>.plot.dead` with their reason in headers until an operator replays them.
+//! in `<ns>.plot.dead` with their reason in headers until an operator replays them. The
+//! header names are `wire::amqp_headers`.
 //!
 //! Retry attempt k (1-based) waits `retry_delays[k - 1]` (the last repeats); there is one
 //! delay queue per *distinct* delay (`config.rs`).
@@ -35,6 +36,7 @@ use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
 use plotq_domain::JobId;
 use plotq_domain::wire::JobMessage;
+use plotq_domain::wire::amqp_headers::{ATTEMPT, BROKER_DEATH_REASON, DEAD_AT, REASON};
 use plotq_ports::{Acker, DeadLetter, Delivery, JobConsumer, JobQueue, PortError, PortResult};
 
 mod config;
@@ -50,10 +52,6 @@ use redact::Redactor;
 /// The name every error of this crate gives as its dependency.
 pub(crate) const DEPENDENCY: &str = "rabbitmq";
 const ROUTING_KEY: &str = "plot.render";
-
-const ATTEMPT_HEADER: &str = "x-plotq-attempt";
-const REASON_HEADER: &str = "x-plotq-reason";
-const DEAD_AT_HEADER: &str = "x-plotq-dead-at";
 
 /// The job queue on RabbitMQ. Cheap to share behind an `Arc`.
 pub struct AmqpQueue {
@@ -250,10 +248,11 @@ impl AmqpQueue {
                 .unwrap_or_default();
             let letter = DeadLetter {
                 body: message.delivery.data.clone(),
-                reason: header_str(&headers, REASON_HEADER)
-                    .unwrap_or_else(|| death_reason(&headers)),
-                attempts: header_u32(&headers, ATTEMPT_HEADER).unwrap_or(0),
-                dead_at_ms: header_u64(&headers, DEAD_AT_HEADER).unwrap_or(0) as i64,
+                reason: header_str(&headers, REASON).unwrap_or_else(|| death_reason(&headers)),
+                attempts: header_u32(&headers, ATTEMPT).unwrap_or(0),
+                dead_at_ms: header_u64(&headers, DEAD_AT)
+                    .and_then(|ms| i64::try_from(ms).ok())
+                    .unwrap_or(0),
             };
             taken.push((message.delivery.acker, letter));
         }
@@ -318,16 +317,9 @@ fn header_u32(headers: &FieldTable, key: &str) -> Option<u32> {
 /// The broker's own reason (`x-first-death-reason`, e.g. `delivery_limit`) for messages
 /// it dead-lettered itself.
 fn death_reason(headers: &FieldTable) -> String {
-    header_str(headers, "x-first-death-reason")
+    header_str(headers, BROKER_DEATH_REASON)
         .map(|r| format!("dead-lettered by the broker: {r}"))
         .unwrap_or_else(|| "dead-lettered by the broker".to_owned())
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 #[async_trait]
@@ -347,7 +339,7 @@ impl JobQueue for AmqpQueue {
 
     async fn retry_later(&self, body: &[u8], attempt: u32) -> PortResult<()> {
         let mut headers = FieldTable::default();
-        headers.insert(ATTEMPT_HEADER.into(), AMQPValue::LongUInt(attempt));
+        headers.insert(ATTEMPT.into(), AMQPValue::LongUInt(attempt));
         let queue = self.config.retry_queue(attempt);
         let result = self
             .publish_confirmed("", &queue, body, headers, None)
@@ -357,11 +349,11 @@ impl JobQueue for AmqpQueue {
 
     async fn dead_letter(&self, body: &[u8], attempts: u32, reason: &str) -> PortResult<()> {
         let mut headers = FieldTable::default();
-        headers.insert(ATTEMPT_HEADER.into(), AMQPValue::LongUInt(attempts));
-        headers.insert(REASON_HEADER.into(), AMQPValue::LongString(reason.into()));
+        headers.insert(ATTEMPT.into(), AMQPValue::LongUInt(attempts));
+        headers.insert(REASON.into(), AMQPValue::LongString(reason.into()));
         headers.insert(
-            DEAD_AT_HEADER.into(),
-            AMQPValue::LongLongInt(now_ms() as i64),
+            DEAD_AT.into(),
+            AMQPValue::LongLongInt(plotq_ports::clock::now_ms()),
         );
         let queue = self.config.dead_queue();
         let result = self
@@ -436,7 +428,7 @@ impl JobConsumer for AmqpConsumer {
                     .properties
                     .headers()
                     .as_ref()
-                    .and_then(|h| header_u32(h, ATTEMPT_HEADER))
+                    .and_then(|h| header_u32(h, ATTEMPT))
                     .unwrap_or(0);
                 Some(Delivery {
                     body: delivery.data,

@@ -19,6 +19,7 @@ use plotq_domain::wire::JobMessage;
 use plotq_domain::{FieldError, ImageFormat, JobId, JobState, JobStatus, PlotSpec};
 use plotq_http::ProblemDoc;
 use plotq_http::{Auth, Caller, Limits, Problem, ProblemCode, Scope, read_json};
+use plotq_ports::clock::now_ms;
 use plotq_ports::{JobQueue, MetricStore, PlotCache, ViewRegistry};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -74,13 +75,6 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/tickets", post(ticket))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// `403` naming the services (fields) this caller may not use.
@@ -486,10 +480,7 @@ async fn serve_image(state: &ApiState, job: JobState) -> Result<Response, Proble
         JobStatus::Queued | JobStatus::Rendering => {
             return Err(Problem::new(
                 ProblemCode::NotReady,
-                format!(
-                    "plot {id} is {}; wait for plot.ready",
-                    status_word(job.status)
-                ),
+                format!("plot {id} is {}; wait for plot.ready", job.status.as_str()),
             )
             .with_retry_after(1)
             .with_extra(json!({"job": state_body(&job)})));
@@ -523,13 +514,4 @@ async fn serve_image(state: &ApiState, job: JobState) -> Result<Response, Proble
         HeaderValue::from_static("private, max-age=300, immutable"),
     );
     Ok(response)
-}
-
-fn status_word(status: JobStatus) -> &'static str {
-    match status {
-        JobStatus::Queued => "queued",
-        JobStatus::Rendering => "rendering",
-        JobStatus::Done => "done",
-        JobStatus::Failed => "failed",
-    }
 }

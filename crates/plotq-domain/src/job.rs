@@ -49,6 +49,17 @@ impl JobStatus {
     pub fn is_final(self) -> bool {
         matches!(self, JobStatus::Done | JobStatus::Failed)
     }
+
+    /// The word clients see (`queued`, `rendering`, `done`, `failed`): the same as the
+    /// serialised form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Queued => "queued",
+            JobStatus::Rendering => "rendering",
+            JobStatus::Done => "done",
+            JobStatus::Failed => "failed",
+        }
+    }
 }
 
 /// What clients see of a job (`GET /api/v1/plots/{id}`). Deserialising validates (see
@@ -174,6 +185,21 @@ mod tests {
     use crate::plot::{PlotKind, TimeRange};
     use crate::timestamp::{MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS};
     use crate::window::Window;
+
+    #[test]
+    fn status_words_match_the_serialised_form() {
+        for status in [
+            JobStatus::Queued,
+            JobStatus::Rendering,
+            JobStatus::Done,
+            JobStatus::Failed,
+        ] {
+            assert_eq!(
+                serde_json::to_value(status).unwrap(),
+                serde_json::Value::from(status.as_str())
+            );
+        }
+    }
 
     #[test]
     fn data_ranges_of_valid_states_cannot_overflow() {

@@ -45,7 +45,7 @@ pub const MAX_TITLE_CHARS: usize = 120;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PlotKind {
-    /// Latency distribution with mean/p95/p99 markers (seed 000).
+    /// Latency distribution with mean/p95/p99 markers (the Python prototype's plot).
     Histogram,
     /// p50/p95/p99 (and optionally max) per time bucket.
     LatencyTimeseries,

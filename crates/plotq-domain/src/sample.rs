@@ -1,9 +1,9 @@
 //! Metric samples and their parsing from client JSON.
 //!
-//! Accepts `service`/`metric` and seed 000's `service_name`/`metric_name`, a finite
-//! `value`, and an optional `timestamp` (RFC 3339 string or epoch milliseconds, from
-//! 1970 to the end of year 9999 — see [`crate::timestamp`] — and at most
-//! [`MAX_FUTURE_SKEW_MS`] ahead of the clock; absent means "when it was received").
+//! Accepts `service`/`metric` and the Python prototype's `service_name`/`metric_name`,
+//! a finite `value`, and an optional `timestamp` (RFC 3339 string or epoch
+//! milliseconds, from 1970 to the end of year 9999 — see [`crate::timestamp`] — and at
+//! most [`MAX_FUTURE_SKEW_MS`] ahead of the clock; absent means "when it was received").
 //! Parsing a batch is all-or-nothing: problems in every element are collected, so a
 //! client can fix the batch in one round trip, up to
 //! [`MAX_REPORTED_ERRORS`](crate::error::MAX_REPORTED_ERRORS) of them (then the list

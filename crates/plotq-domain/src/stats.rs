@@ -259,7 +259,7 @@ fn interpolate(lo: f64, hi: f64, frac: f64) -> f64 {
     v.clamp(lo, hi)
 }
 
-/// The seed-000 histogram's numbers in one go: the summary (exact mean/p50/p95/p99) and
+/// The latency histogram's numbers in one go: the summary (exact mean/p50/p95/p99) and
 /// `n_bins` equal-width bins over `[min, max]`, sharing one counting pass (the display
 /// bins are groups of the fine bins the percentile search counts anyway).
 pub fn summarize_binned(values: &[f64], n_bins: usize) -> Option<(Summary, Bins)> {

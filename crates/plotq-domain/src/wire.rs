@@ -1,9 +1,10 @@
 //! Wire formats: the only definition of what crosses a process boundary.
 //!
-//! Queue messages (`JobMessage`) and events (`PlotEvent`) are JSON objects carrying a
-//! `v` version field. A reader rejects versions it does not know instead of guessing.
-//! Job states (`encode_state`/`decode_state`) and view states (`encode_view_state`/
-//! `decode_view_state`) are JSON too.
+//! Queue messages (`JobMessage`), events (`PlotEvent`), stored job states
+//! (`encode_state`/`decode_state`) and stored view states (`encode_view_state`/
+//! `decode_view_state`) are JSON objects carrying a `v` version field. A reader rejects
+//! versions it does not know instead of guessing. The names of the AMQP headers plotq
+//! sets on queued jobs are in [`amqp_headers`].
 //!
 //! Decoding validates, with the same rules as the HTTP API: a message's spec goes
 //! through the rules of `PlotSpec::parse` (services, sizes, bins, title, options, range),
@@ -13,7 +14,9 @@
 //! job. Invalid input is `DecodeError::Invalid`, naming every problem (up to the cap).
 //!
 //! `EventId` is the position of an event on the bus: a Redis stream id `<ms>-<seq>`,
-//! ordered numerically.
+//! ordered numerically. The ports hand out and take `EventId`s; only the Redis adapter
+//! converts them to and from stream id strings (and the notifier reads a client's
+//! `Last-Event-ID` with [`EventId::parse`]).
 
 use crate::error::{Collector, FieldErrors};
 use crate::job::{JobId, JobState};
@@ -28,6 +31,24 @@ use std::fmt;
 pub const JOB_MESSAGE_VERSION: u32 = 1;
 /// Current version of `PlotEvent`.
 pub const EVENT_VERSION: u32 = 1;
+/// Current version of a stored `JobState` (`encode_state`).
+pub const JOB_STATE_VERSION: u32 = 1;
+/// Current version of a stored `ViewState` (`encode_view_state`).
+pub const VIEW_STATE_VERSION: u32 = 1;
+
+/// Names of the AMQP message headers plotq sets (and reads back) on queued jobs. Their
+/// values are numbers or text; the job itself is always the body (`JobMessage`).
+pub mod amqp_headers {
+    /// Retries already made (an unsigned integer): set on a job scheduled for retry
+    /// (`1` for the first retry) and on a dead letter (every attempt made).
+    pub const ATTEMPT: &str = "x-plotq-attempt";
+    /// Why a job was dead-lettered (text).
+    pub const REASON: &str = "x-plotq-reason";
+    /// When a job was dead-lettered, epoch milliseconds (an integer).
+    pub const DEAD_AT: &str = "x-plotq-dead-at";
+    /// Set by the broker itself on messages it dead-lettered (e.g. `delivery_limit`).
+    pub const BROKER_DEATH_REASON: &str = "x-first-death-reason";
+}
 
 /// A plot job on the work queue. Deserialising validates (see the module docs).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -335,24 +356,68 @@ impl<'de> Deserialize<'de> for PlotEvent {
     }
 }
 
-/// Job states are stored as JSON (Redis values, memory cache); one definition here.
-pub fn encode_state(state: &JobState) -> Vec<u8> {
-    serde_json::to_vec(state).expect("JobState serialises")
+/// A stored value with its version first: `{"v": 1, ...fields}`.
+#[derive(Serialize)]
+struct Versioned<'a, T: Serialize> {
+    v: u32,
+    #[serde(flatten)]
+    body: &'a T,
 }
 
-/// Reads a stored job state, validating it (see the module docs).
+/// The version of a stored state, where `v` may be missing.
+#[derive(Deserialize)]
+struct StoredVersionProbe {
+    #[serde(default)]
+    v: Option<u32>,
+}
+
+/// Checks a stored state's `v` against `known`. States written before they carried a
+/// version (no `v`) are version 1.
+fn check_stored_version(bytes: &[u8], known: u32) -> Result<(), DecodeError> {
+    let probe: StoredVersionProbe = serde_json::from_slice(bytes)?;
+    let v = probe.v.unwrap_or(1);
+    if v != known {
+        return Err(DecodeError::UnknownVersion(v, known));
+    }
+    Ok(())
+}
+
+/// Job states are stored as JSON (Redis values, memory cache) with `"v":
+/// [`JOB_STATE_VERSION`]; one definition here.
+pub fn encode_state(state: &JobState) -> Vec<u8> {
+    serde_json::to_vec(&Versioned {
+        v: JOB_STATE_VERSION,
+        body: state,
+    })
+    .expect("JobState serialises")
+}
+
+/// Reads a stored job state, validating it (see the module docs). A state without `v` is
+/// read as version 1: the previous release stored states unversioned, and those live at
+/// most an hour (the state TTL), so this allowance can go one release later. Any other
+/// version than [`JOB_STATE_VERSION`] is `DecodeError::UnknownVersion`.
 pub fn decode_state(bytes: &[u8]) -> Result<JobState, DecodeError> {
+    check_stored_version(bytes, JOB_STATE_VERSION)?;
     let raw: crate::job::RawJobState = serde_json::from_slice(bytes)?;
     JobState::from_raw(raw).map_err(DecodeError::Invalid)
 }
 
-/// View states are stored as JSON (Redis values); one definition here.
+/// View states are stored as JSON (Redis values, memory registry) with `"v":
+/// [`VIEW_STATE_VERSION`]; one definition here.
 pub fn encode_view_state(state: &ViewState) -> Vec<u8> {
-    serde_json::to_vec(state).expect("ViewState serialises")
+    serde_json::to_vec(&Versioned {
+        v: VIEW_STATE_VERSION,
+        body: state,
+    })
+    .expect("ViewState serialises")
 }
 
-/// Reads a stored view state, validating it (see the `view` module docs).
+/// Reads a stored view state, validating it (see the `view` module docs). As with job
+/// states, a missing `v` is version 1 (the previous release's states, which expire within
+/// a day); any other version than [`VIEW_STATE_VERSION`] is
+/// `DecodeError::UnknownVersion`.
 pub fn decode_view_state(bytes: &[u8]) -> Result<ViewState, DecodeError> {
+    check_stored_version(bytes, VIEW_STATE_VERSION)?;
     Ok(serde_json::from_slice(bytes)?)
 }
 
@@ -534,6 +599,73 @@ mod tests {
             err.contains("/spec/services: must list 1 to 8 services"),
             "{err}"
         );
+    }
+
+    fn view_state(state: &JobState) -> ViewState {
+        ViewState {
+            job_id: state.id,
+            status: crate::JobStatus::Done,
+            requested_ms: 1000,
+            last_ready: Some(PlotEvent::for_job(state, EventKind::PlotReady, 2000)),
+            error: None,
+        }
+    }
+
+    /// `encode` output as JSON, with `edit` applied, back to bytes.
+    fn edited(
+        bytes: &[u8],
+        edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>),
+    ) -> Vec<u8> {
+        let mut v: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+        edit(v.as_object_mut().unwrap());
+        serde_json::to_vec(&v).unwrap()
+    }
+
+    #[test]
+    fn stored_states_carry_a_version_and_unknown_ones_are_refused() {
+        let spec = PlotSpec::new(PlotKind::Cdf, ServiceName::parse("a").unwrap());
+        let state = JobState::queued(JobId::new_random(), spec, 1000);
+        let vs = view_state(&state);
+        /// Decodes and compares with what was encoded.
+        type Check<'a> = &'a dyn Fn(&[u8]) -> Result<(), DecodeError>;
+        let cases: [(Vec<u8>, Check); 2] = [
+            (encode_state(&state), &|b| {
+                decode_state(b).map(|got| assert_eq!(got, state))
+            }),
+            (encode_view_state(&vs), &|b| {
+                decode_view_state(b).map(|got| assert_eq!(got, vs))
+            }),
+        ];
+        for (bytes, decode) in cases {
+            // Version 1, written first.
+            let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(json["v"], 1);
+            assert!(
+                bytes.starts_with(br#"{"v":1,"#),
+                "{}",
+                String::from_utf8_lossy(&bytes)
+            );
+            decode(&bytes).unwrap();
+            // No `v`: a state of the previous release, read as version 1.
+            decode(&edited(&bytes, |m| {
+                m.remove("v");
+            }))
+            .unwrap();
+            // A version this build does not know.
+            let err = decode(&edited(&bytes, |m| {
+                m.insert("v".into(), 2.into());
+            }))
+            .unwrap_err();
+            assert!(matches!(err, DecodeError::UnknownVersion(2, 1)), "{err}");
+            // Not a number: malformed, not guessed at.
+            let err = decode(&edited(&bytes, |m| {
+                m.insert("v".into(), "1".into());
+            }))
+            .unwrap_err();
+            assert!(matches!(err, DecodeError::Malformed(_)), "{err}");
+        }
+        // The state a client polls is not the stored form: no `v` in it.
+        assert!(serde_json::to_value(&state).unwrap().get("v").is_none());
     }
 
     #[test]

@@ -467,13 +467,6 @@ fn ticket_param(query: Option<&str>) -> Option<String> {
         .map(|(_, v)| v.to_owned())
 }
 
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = Problem;
 
@@ -496,7 +489,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
             &parts.method,
             ticket.as_deref(),
             client,
-            now_ms(),
+            plotq_ports::clock::now_ms(),
         )
         .map(Caller)
     }

@@ -35,9 +35,10 @@ use axum::routing::get;
 use axum::{Extension, Router};
 use futures::{Stream, StreamExt};
 use plotq_domain::wire::{EventId, EventKind};
-use plotq_domain::{JobId, JobStatus, View, view::MAX_VIEWS_PER_CONNECTION};
+use plotq_domain::{JobId, View, view::MAX_VIEWS_PER_CONNECTION};
 use plotq_http::{Caller, Limits, Problem, ProblemCode, Scope};
-use plotq_ports::{EventBus, StoredEvent, ViewRegistry};
+use plotq_ports::clock::now_ms;
+use plotq_ports::{Backoff, EventBus, StoredEvent, ViewRegistry};
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
@@ -225,34 +226,37 @@ impl Hub {
 
     async fn tail(self: Arc<Self>) {
         let shutdown = self.shutdown.clone();
-        let mut last: Option<String> = None;
-        let mut backoff = Duration::from_millis(200);
+        let mut last: Option<EventId> = None;
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
         while !shutdown.is_cancelled() {
             if last.is_none() {
                 match self.bus.last_id().await {
-                    Ok(id) => last = Some(id.unwrap_or_else(|| "0-0".to_owned())),
+                    Ok(id) => {
+                        // Reading from here on: whatever is published next is relayed.
+                        last = Some(id.unwrap_or(EventId::ZERO));
+                        self.tailing.store(true, Ordering::Relaxed);
+                    }
                     Err(e) => {
                         self.tailing.store(false, Ordering::Relaxed);
                         tracing::warn!(error = %e, "cannot read the event bus; retrying");
                         tokio::select! {
                             _ = shutdown.cancelled() => break,
-                            _ = tokio::time::sleep(backoff) => {}
+                            _ = tokio::time::sleep(backoff.next_delay()) => {}
                         }
-                        backoff = (backoff * 2).min(Duration::from_secs(5));
                         continue;
                     }
                 }
             }
             let read = tokio::select! {
                 _ = shutdown.cancelled() => break,
-                r = self.bus.read_after(last.as_deref(), Duration::from_secs(5), 512) => r,
+                r = self.bus.read_after(last, Duration::from_secs(5), 512) => r,
             };
             match read {
                 Ok(events) => {
                     self.tailing.store(true, Ordering::Relaxed);
-                    backoff = Duration::from_millis(200);
+                    backoff.reset();
                     for event in events {
-                        last = Some(event.id.clone());
+                        last = Some(event.id);
                         if is_final(event.event.event)
                             && !self
                                 .announced
@@ -277,9 +281,8 @@ impl Hub {
                     tracing::warn!(error = %e, "event bus read failed; retrying");
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
-                        _ = tokio::time::sleep(backoff) => {}
+                        _ = tokio::time::sleep(backoff.next_delay()) => {}
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }
         }
@@ -306,13 +309,6 @@ impl Drop for WatchGuard {
     }
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 /// `GET /api/v1/events` for the given hub.
 pub fn router(hub: Arc<Hub>) -> Router {
     Router::new()
@@ -335,28 +331,18 @@ pub struct EventsQuery {
 
 /// A view's current state as an SSE event, for a client that just subscribed.
 fn view_state_event(view: &str, state: &plotq_domain::ViewState) -> Event {
-    let status = match state.status {
-        JobStatus::Queued => "queued",
-        JobStatus::Rendering => "rendering",
-        JobStatus::Done => "done",
-        JobStatus::Failed => "failed",
-    };
     let data = serde_json::json!({
-        "view": view, "status": status, "id": state.job_id, "error": state.error,
+        "view": view, "status": state.status.as_str(), "id": state.job_id, "error": state.error,
         "requested_ms": state.requested_ms,
     });
     Event::default().event("view.state").data(data.to_string())
 }
 
-/// Bus ids are `EventId`s (`<ms>-<seq>`), compared numerically; an id the bus would never
-/// have written orders first.
-fn id_key(id: &str) -> EventId {
-    EventId::parse(id).unwrap_or(EventId::ZERO)
-}
-
+/// An SSE event for a bus event; its `id:` is the `EventId` (`<ms>-<seq>`), which is
+/// what a reconnecting client sends back as `Last-Event-ID`.
 fn to_sse(event: &StoredEvent) -> Event {
     Event::default()
-        .id(event.id.clone())
+        .id(event.id.to_string())
         .event(event.event.event.as_str())
         .data(String::from_utf8(event.event.encode()).expect("JSON is UTF-8"))
 }
@@ -421,6 +407,15 @@ pub async fn events(
             format!("this credential may not read events of {service}"),
         ));
     }
+    let last_event_id = match last_event_id_header(&headers) {
+        None => None,
+        Some(raw) => Some(EventId::parse(&raw).ok_or_else(|| {
+            Problem::invalid_field(
+                "Last-Event-ID",
+                "is not an event id this server sent (<ms>-<seq>)",
+            )
+        })?),
+    };
     let connection = limits.open_connection(&caller.limit_key)?;
     let guard = if views.is_empty() {
         None
@@ -438,14 +433,15 @@ pub async fn events(
     // These events carry the bus's current position as their id: a client reconnecting
     // with it resumes from there.
     let mut current = Vec::new();
-    if last_event_id_header(&headers).is_none() && !views.is_empty() {
+    if last_event_id.is_none() && !views.is_empty() {
         let position = hub
             .bus
             .last_id()
             .await
             .ok()
             .flatten()
-            .unwrap_or_else(|| "0-0".to_owned());
+            .unwrap_or(EventId::ZERO)
+            .to_string();
         for key in &views {
             match hub.registry.view_state(key).await {
                 Ok(Some(state)) => {
@@ -464,17 +460,8 @@ pub async fn events(
             }
         }
     }
-    let last_event_id = last_event_id_header(&headers);
-    if let Some(raw) = &last_event_id
-        && EventId::parse(raw).is_none()
-    {
-        return Err(Problem::invalid_field(
-            "Last-Event-ID",
-            "is not an event id this server sent (<ms>-<seq>)",
-        ));
-    }
     let mut replay = Vec::new();
-    if let Some(after) = &last_event_id {
+    if let Some(after) = last_event_id {
         match hub.bus.history_after(after, hub.config.max_replay).await {
             Ok(events) => replay = events,
             Err(e) => tracing::warn!(error = %e, "replay unavailable; sending live events only"),
@@ -482,8 +469,8 @@ pub async fn events(
     }
     let mut high_water = replay
         .last()
-        .map(|e| id_key(&e.id))
-        .or_else(|| last_event_id.as_deref().map(id_key))
+        .map(|e| e.id)
+        .or(last_event_id)
         .unwrap_or(EventId::ZERO);
     let filter = query.service.clone();
     let view_set: HashSet<String> = views.iter().cloned().collect();
@@ -518,11 +505,10 @@ pub async fn events(
     let live = live.filter_map(move |item| {
         let out = match item {
             Ok(event) => {
-                let key = id_key(&event.id);
-                if key <= high_water || !keep_live(&event) {
+                if event.id <= high_water || !keep_live(&event) {
                     None
                 } else {
-                    high_water = key;
+                    high_water = event.id;
                     Some(Ok(to_sse(&event)))
                 }
             }
@@ -578,12 +564,5 @@ mod tests {
             "memory is bounded: the oldest id was forgotten"
         );
         assert_eq!(announced.ids.len(), ANNOUNCED_MEMORY);
-    }
-
-    #[test]
-    fn stream_ids_order_numerically() {
-        assert!(id_key("1700000000000-10") > id_key("1700000000000-9"));
-        assert!(id_key("1700000000001-0") > id_key("1700000000000-99"));
-        assert_eq!(id_key("garbage"), EventId::ZERO);
     }
 }

@@ -4,10 +4,13 @@
 //!
 //! Every notifier replica runs the loop; `ViewRegistry::claim` lets exactly one of them
 //! enqueue a given view's refresh per debounce period. The decision itself (`due`) is a
-//! pure function of the view's state, its series' watermark and the clock.
+//! pure function of the view's state, its series' watermark and the clock; a pass
+//! (`refresh_due_views_at`) takes the time as an argument too, so tests drive it with a
+//! `ManualClock` instead of sleeping.
 
 use plotq_domain::wire::{EventKind, JobMessage, PlotEvent};
 use plotq_domain::{JobId, JobState, JobStatus, View, ViewState};
+use plotq_ports::clock::now_ms;
 use plotq_ports::{EventBus, JobQueue, PlotCache, PortResult, ViewRegistry};
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,13 +76,6 @@ pub struct RefreshPorts {
     pub events: Arc<dyn EventBus>,
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 /// Checks watched views every tick until `shutdown`; survives dependency outages.
 pub async fn run_until_stopped(
     ports: RefreshPorts,
@@ -100,9 +96,19 @@ pub async fn run_until_stopped(
     tracing::info!("refresher stopped");
 }
 
-/// One pass over the watched views; returns how many refreshes it queued.
+/// One pass over the watched views, now; returns how many refreshes it queued.
 pub async fn refresh_due_views(ports: &RefreshPorts, config: &RefreshConfig) -> PortResult<usize> {
-    let now = now_ms();
+    refresh_due_views_at(ports, config, now_ms()).await
+}
+
+/// One pass over the watched views as of `now` (epoch ms): leases, `due` and the jobs'
+/// data windows all use it (claims lapse by the registry's own clock). Returns how many
+/// refreshes it queued.
+pub async fn refresh_due_views_at(
+    ports: &RefreshPorts,
+    config: &RefreshConfig,
+    now: i64,
+) -> PortResult<usize> {
     let mut queued = 0;
     for key in ports.registry.watched(now).await? {
         let Ok(view) = View::parse(&key) else {
@@ -261,5 +267,74 @@ mod tests {
         let job = JobMessage::decode(&consumer.next().await.unwrap().body).unwrap();
         assert_eq!(job.view.as_deref(), Some(key.as_str()));
         assert_eq!(job.spec.width, 800);
+    }
+
+    /// A view refreshes for new data only once the debounce is over, and ages out after
+    /// `max_age` without new data: driven by a manual clock, no sleeping.
+    #[tokio::test]
+    async fn new_data_and_age_refresh_by_the_clock() {
+        use plotq_ports::{Clock, ManualClock};
+        let clock = ManualClock::new(1_795_000_000_000);
+        let ports = RefreshPorts {
+            registry: Arc::new(MemoryViews::default().with_clock(Arc::new(clock.clone()))),
+            queue: Arc::new(MemoryQueue::new(100)),
+            cache: Arc::new(MemoryCache::default()),
+            events: Arc::new(MemoryEventBus::new(100)),
+        };
+        let config = RefreshConfig::default();
+        let key = "a/histogram/10m/light/800x450".to_owned();
+        let series = [("a".to_owned(), "latency_ms".to_owned())];
+        let start = clock.now_ms();
+        let pass = |ports: &RefreshPorts| {
+            let (ports, config, now) = (ports.clone(), config.clone(), clock.now_ms());
+            async move { refresh_due_views_at(&ports, &config, now).await.unwrap() }
+        };
+        let finish = |ports: &RefreshPorts| {
+            let ports = ports.clone();
+            let key = key.clone();
+            async move {
+                let state = ports.registry.view_state(&key).await.unwrap().unwrap();
+                let job = ports.cache.get_state(state.job_id).await.unwrap().unwrap();
+                let ready = PlotEvent::for_job(&job, EventKind::PlotReady, job.created_at_ms);
+                record_event(ports.registry.as_ref(), &ready).await.unwrap();
+                state.requested_ms
+            }
+        };
+        ports
+            .registry
+            .watch(std::slice::from_ref(&key), start + 3_600_000)
+            .await
+            .unwrap();
+        assert_eq!(pass(&ports).await, 1, "first viewer: first render");
+        assert_eq!(finish(&ports).await, start);
+
+        clock.advance(Duration::from_millis(1_000));
+        ports
+            .registry
+            .touch_series(&series, clock.now_ms())
+            .await
+            .unwrap();
+        assert_eq!(pass(&ports).await, 0, "new data inside the debounce waits");
+        clock.advance(Duration::from_millis(2_000));
+        assert_eq!(
+            pass(&ports).await,
+            1,
+            "and renders once the debounce is over"
+        );
+        let requested = finish(&ports).await;
+        assert_eq!(
+            requested,
+            start + 3_000,
+            "the job's window ends at the pass"
+        );
+
+        clock.advance(config.max_age - Duration::from_millis(1));
+        assert_eq!(pass(&ports).await, 0, "no new data, image not old yet");
+        clock.advance(Duration::from_millis(1));
+        assert_eq!(
+            pass(&ports).await,
+            1,
+            "re-rendered before the image expires"
+        );
     }
 }

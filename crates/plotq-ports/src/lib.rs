@@ -1,18 +1,25 @@
 //! The ports: the small interfaces the api, worker and notifier use to reach the outside
 //! world — `MetricStore` (samples), `JobQueue` (work), `PlotCache` (job states, PNGs and
-//! single-flight claims), `EventBus` (plot.ready/failed, with a bounded history) and
-//! `ViewRegistry` (live-refresh bookkeeping) — and `PortError`, the failures callers
-//! branch on.
+//! single-flight claims), `EventBus` (plot.ready/failed, with a bounded history, each
+//! event positioned by an `EventId`) and `ViewRegistry` (live-refresh bookkeeping) — and
+//! `PortError`, the failures callers branch on. Also the small shared pieces of every
+//! service loop: `clock` (the `Clock` port, `ManualClock` for tests, and the one
+//! `now_ms()`) and `Backoff` (exponential retry delays with a cap).
 //!
 //! Each external technology implements them in its own crate (`plotq-mongo`,
 //! `plotq-amqp`, `plotq-redis`); `memory` holds in-process implementations that are the
 //! embedded standalone mode and the fast unit-test doubles. This crate knows no client
 //! library and no wire protocol.
 
+pub mod backoff;
+pub mod clock;
 pub mod memory;
 
+pub use backoff::Backoff;
+pub use clock::{Clock, ManualClock, SystemClock};
+
 use async_trait::async_trait;
-use plotq_domain::wire::{JobMessage, PlotEvent};
+use plotq_domain::wire::{EventId, JobMessage, PlotEvent};
 use plotq_domain::{JobId, JobState, Sample, ViewState};
 use std::time::Duration;
 
@@ -195,29 +202,33 @@ pub trait ViewRegistry: Send + Sync + 'static {
     async fn claim(&self, view: &str, ttl: Duration) -> PortResult<bool>;
 }
 
-/// An event as stored on the bus: its id (monotonic, comparable by the bus) and body.
+/// An event as stored on the bus: its position (unique, increasing in publish order)
+/// and body.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredEvent {
-    pub id: String,
+    pub id: EventId,
     pub event: PlotEvent,
 }
 
-/// The fan-out of plot events to every notifier, with a bounded shared history.
+/// The fan-out of plot events to every notifier, with a bounded shared history. Events
+/// are positioned by `EventId`s, ordered as they were published; what they look like on
+/// the bus itself is the adapter's business.
 #[async_trait]
 pub trait EventBus: Send + Sync + 'static {
     /// Appends an event; returns its id.
-    async fn publish(&self, event: &PlotEvent) -> PortResult<String>;
+    async fn publish(&self, event: &PlotEvent) -> PortResult<EventId>;
     /// Events after `after` (exclusive; `None` = only events published from now on),
     /// waiting up to `block` for the first one. At most `max` events.
     async fn read_after(
         &self,
-        after: Option<&str>,
+        after: Option<EventId>,
         block: Duration,
         max: usize,
     ) -> PortResult<Vec<StoredEvent>>;
     /// The id of the newest event, if any: where a fresh reader starts.
-    async fn last_id(&self) -> PortResult<Option<String>>;
-    /// History after `after` (exclusive), oldest first, at most `max`, without waiting.
-    async fn history_after(&self, after: &str, max: usize) -> PortResult<Vec<StoredEvent>>;
+    async fn last_id(&self) -> PortResult<Option<EventId>>;
+    /// History after `after` (exclusive; `EventId::ZERO` = all of it), oldest first, at
+    /// most `max`, without waiting.
+    async fn history_after(&self, after: EventId, max: usize) -> PortResult<Vec<StoredEvent>>;
     async fn ping(&self) -> PortResult<()>;
 }

@@ -5,18 +5,29 @@
 //! bounded memory (retention, queue bound, TTLs, history length, series-list bound),
 //! inclusive data windows, retry tiers taken in order, redelivery of rejected jobs,
 //! single-flight claims released only by their holder, exclusive event ids — but nothing
-//! survives the process.
+//! survives the process. Job and view states are kept in their wire form
+//! (`wire::encode_state`, `wire::encode_view_state`), so they go through the same
+//! versioning and validation as in Redis.
+//!
+//! Expiry (cache TTLs, view claims) and event ids follow a `Clock` (the system clock
+//! unless `with_clock` gives a `ManualClock`), so tests move time instead of sleeping.
+//! Event ids are made as Redis makes stream ids: `<clock ms>-<seq>`, the sequence
+//! counting events within one millisecond, and never going backwards when the clock does.
 
+use crate::clock::{Clock, SystemClock};
 use crate::{
     Acker, DeadLetter, Delivery, EventBus, JobConsumer, JobQueue, MetricStore, PlotCache, Points,
     PortError, PortResult, StoredEvent, ViewRegistry,
 };
 use async_trait::async_trait;
-use plotq_domain::wire::{JobMessage, PlotEvent, decode_state, encode_state};
+use plotq_domain::wire::{
+    EventId, JobMessage, PlotEvent, decode_state, decode_view_state, encode_state,
+    encode_view_state,
+};
 use plotq_domain::{JobId, JobState, Sample, ViewState};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
 
 /// Samples kept per series in memory; the oldest go first.
@@ -162,10 +173,7 @@ impl JobQueue for MemoryQueue {
                 body: body.to_vec(),
                 reason: reason.to_owned(),
                 attempts,
-                dead_at_ms: std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_millis() as i64)
-                    .unwrap_or(0),
+                dead_at_ms: crate::clock::now_ms(),
             });
         Ok(())
     }
@@ -249,20 +257,42 @@ impl Acker for MemoryAcker {
     }
 }
 
+/// `now + ttl` in epoch ms, saturating.
+fn expiry(now_ms: i64, ttl: Duration) -> i64 {
+    now_ms.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// Job states and PNGs in memory, expiring like Redis keys.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MemoryCache {
-    entries: Mutex<HashMap<String, (Instant, Vec<u8>)>>,
+    /// Key → (expiry, epoch ms; value).
+    entries: Mutex<HashMap<String, (i64, Vec<u8>)>>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Default for MemoryCache {
+    fn default() -> Self {
+        Self {
+            entries: Mutex::default(),
+            clock: Arc::new(SystemClock),
+        }
+    }
 }
 
 impl MemoryCache {
+    /// Entries expire by `clock` instead of the system clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
     fn put(&self, key: String, value: Vec<u8>, ttl: Duration) {
-        let now = Instant::now();
+        let now = self.clock.now_ms();
         let mut entries = self.entries.lock().expect("cache lock");
         if entries.len().is_multiple_of(64) {
             entries.retain(|_, (expires, _)| *expires > now);
         }
-        entries.insert(key, (now + ttl, value));
+        entries.insert(key, (expiry(now, ttl), value));
     }
 
     fn remove(&self, key: &str) {
@@ -270,10 +300,11 @@ impl MemoryCache {
     }
 
     fn get(&self, key: &str) -> Option<Vec<u8>> {
+        let now = self.clock.now_ms();
         let entries = self.entries.lock().expect("cache lock");
         entries
             .get(key)
-            .filter(|(expires, _)| *expires > Instant::now())
+            .filter(|(expires, _)| *expires > now)
             .map(|(_, v)| v.clone())
     }
 }
@@ -307,14 +338,14 @@ impl PlotCache for MemoryCache {
         ttl: Duration,
     ) -> PortResult<Option<JobId>> {
         let key = format!("req:{key}");
-        let now = Instant::now();
+        let now = self.clock.now_ms();
         let mut entries = self.entries.lock().expect("cache lock");
         if let Some((expires, holder)) = entries.get(&key)
             && *expires > now
         {
             return Ok(std::str::from_utf8(holder).ok().and_then(JobId::parse));
         }
-        entries.insert(key, (now + ttl, id.to_string().into_bytes()));
+        entries.insert(key, (expiry(now, ttl), id.to_string().into_bytes()));
         Ok(None)
     }
 
@@ -351,77 +382,99 @@ impl PlotCache for MemoryCache {
 pub struct MemoryEventBus {
     inner: Mutex<EventLog>,
     notify: Notify,
+    clock: Arc<dyn Clock>,
 }
 
 #[derive(Debug)]
 struct EventLog {
-    next_seq: u64,
+    /// The newest id handed out (`ZERO` before the first event).
+    last: EventId,
     capacity: usize,
-    events: VecDeque<(u64, PlotEvent)>,
+    events: VecDeque<StoredEvent>,
+}
+
+impl EventLog {
+    /// The id after `last` at `now_ms`, as Redis makes stream ids: the clock's
+    /// millisecond with sequence 0, or, while the clock has not passed the last id's
+    /// millisecond (same millisecond, or a clock that went back), the last id's
+    /// millisecond with the next sequence.
+    fn next_id(&mut self, now_ms: i64) -> EventId {
+        let now = u64::try_from(now_ms).unwrap_or(0);
+        let last = self.last;
+        self.last = if now > last.ms {
+            EventId { ms: now, seq: 0 }
+        } else {
+            match last.seq.checked_add(1) {
+                Some(seq) => EventId { ms: last.ms, seq },
+                None => EventId {
+                    ms: last.ms.saturating_add(1),
+                    seq: 0,
+                },
+            }
+        };
+        self.last
+    }
 }
 
 impl MemoryEventBus {
+    /// A bus keeping the last `capacity` events (at least one) as history.
     pub fn new(capacity: usize) -> Self {
         Self {
             inner: Mutex::new(EventLog {
-                next_seq: 1,
+                last: EventId::ZERO,
                 capacity: capacity.max(1),
                 events: VecDeque::new(),
             }),
             notify: Notify::new(),
+            clock: Arc::new(SystemClock),
         }
     }
 
-    fn collect_after(&self, after: u64, max: usize) -> Vec<StoredEvent> {
+    /// Event ids take their milliseconds from `clock` instead of the system clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    fn collect_after(&self, after: EventId, max: usize) -> Vec<StoredEvent> {
         let log = self.inner.lock().expect("event log lock");
-        log.events
-            .iter()
-            .filter(|(seq, _)| *seq > after)
-            .take(max)
-            .map(|(seq, event)| StoredEvent {
-                id: format!("{seq}-0"),
-                event: event.clone(),
-            })
-            .collect()
+        // Ids increase along the log: skip to the first one past `after`.
+        let start = log.events.partition_point(|e| e.id <= after);
+        log.events.range(start..).take(max).cloned().collect()
     }
 
-    fn current_seq(&self) -> u64 {
-        self.inner.lock().expect("event log lock").next_seq - 1
+    fn last(&self) -> EventId {
+        self.inner.lock().expect("event log lock").last
     }
-}
-
-/// Memory event ids look like Redis stream ids (`<seq>-0`) so clients see one format.
-fn parse_seq(id: &str) -> u64 {
-    id.split('-')
-        .next()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
 }
 
 #[async_trait]
 impl EventBus for MemoryEventBus {
-    async fn publish(&self, event: &PlotEvent) -> PortResult<String> {
-        let seq = {
+    async fn publish(&self, event: &PlotEvent) -> PortResult<EventId> {
+        let now = self.clock.now_ms();
+        let id = {
             let mut log = self.inner.lock().expect("event log lock");
-            let seq = log.next_seq;
-            log.next_seq += 1;
-            log.events.push_back((seq, event.clone()));
+            let id = log.next_id(now);
+            log.events.push_back(StoredEvent {
+                id,
+                event: event.clone(),
+            });
             while log.events.len() > log.capacity {
                 log.events.pop_front();
             }
-            seq
+            id
         };
         self.notify.notify_waiters();
-        Ok(format!("{seq}-0"))
+        Ok(id)
     }
 
     async fn read_after(
         &self,
-        after: Option<&str>,
+        after: Option<EventId>,
         block: Duration,
         max: usize,
     ) -> PortResult<Vec<StoredEvent>> {
-        let after = after.map_or_else(|| self.current_seq(), parse_seq);
+        let after = after.unwrap_or_else(|| self.last());
         let deadline = tokio::time::Instant::now() + block;
         loop {
             let notified = self.notify.notified();
@@ -435,13 +488,13 @@ impl EventBus for MemoryEventBus {
         }
     }
 
-    async fn last_id(&self) -> PortResult<Option<String>> {
-        let seq = self.current_seq();
-        Ok((seq > 0).then(|| format!("{seq}-0")))
+    async fn last_id(&self) -> PortResult<Option<EventId>> {
+        let last = self.last();
+        Ok((last != EventId::ZERO).then_some(last))
     }
 
-    async fn history_after(&self, after: &str, max: usize) -> PortResult<Vec<StoredEvent>> {
-        Ok(self.collect_after(parse_seq(after), max))
+    async fn history_after(&self, after: EventId, max: usize) -> PortResult<Vec<StoredEvent>> {
+        Ok(self.collect_after(after, max))
     }
 
     async fn ping(&self) -> PortResult<()> {
@@ -461,6 +514,7 @@ pub const SERIES_RETENTION_MS: i64 = 8 * 24 * 3600 * 1000;
 pub struct MemoryViews {
     inner: Mutex<ViewsInner>,
     max_series: usize,
+    clock: Arc<dyn Clock>,
 }
 
 impl Default for MemoryViews {
@@ -475,7 +529,14 @@ impl MemoryViews {
         Self {
             inner: Mutex::default(),
             max_series: max_series.max(1),
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// Refresh claims lapse by `clock` instead of the system clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 }
 
@@ -483,8 +544,10 @@ impl MemoryViews {
 struct ViewsInner {
     leases: HashMap<String, i64>,
     touched: HashMap<(String, String), i64>,
-    states: HashMap<String, ViewState>,
-    claims: HashMap<String, Instant>,
+    /// View → its state in wire form (`encode_view_state`).
+    states: HashMap<String, Vec<u8>>,
+    /// View → when its claim lapses, epoch ms.
+    claims: HashMap<String, i64>,
 }
 
 #[async_trait]
@@ -552,28 +615,29 @@ impl ViewRegistry for MemoryViews {
     }
 
     async fn view_state(&self, view: &str) -> PortResult<Option<ViewState>> {
-        Ok(self
-            .inner
-            .lock()
-            .expect("views lock")
+        let inner = self.inner.lock().expect("views lock");
+        // Unreadable reads as unknown, as in Redis (it cannot happen here: we wrote it).
+        Ok(inner
             .states
             .get(view)
-            .cloned())
+            .and_then(|bytes| decode_view_state(bytes).ok()))
     }
 
     async fn set_view_state(&self, view: &str, state: &ViewState) -> PortResult<()> {
         let mut inner = self.inner.lock().expect("views lock");
-        inner.states.insert(view.to_owned(), state.clone());
+        inner
+            .states
+            .insert(view.to_owned(), encode_view_state(state));
         Ok(())
     }
 
     async fn claim(&self, view: &str, ttl: Duration) -> PortResult<bool> {
-        let now = Instant::now();
+        let now = self.clock.now_ms();
         let mut inner = self.inner.lock().expect("views lock");
         match inner.claims.get(view) {
             Some(until) if *until > now => Ok(false),
             _ => {
-                inner.claims.insert(view.to_owned(), now + ttl);
+                inner.claims.insert(view.to_owned(), expiry(now, ttl));
                 Ok(true)
             }
         }
@@ -583,6 +647,7 @@ impl ViewRegistry for MemoryViews {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::ManualClock;
     use plotq_domain::wire::EventKind;
     use plotq_domain::{PlotKind, PlotSpec, ServiceName};
 
@@ -612,13 +677,13 @@ mod tests {
     #[tokio::test]
     async fn event_bus_replays_after_an_id_and_wakes_readers() {
         let bus = Arc::new(MemoryEventBus::new(2));
+        assert_eq!(bus.last_id().await.unwrap(), None);
         let ev = PlotEvent::for_job(&state(), EventKind::PlotReady, 5);
         let first = bus.publish(&ev).await.unwrap();
         let reader = {
             let bus = bus.clone();
-            let first = first.clone();
             tokio::spawn(async move {
-                bus.read_after(Some(&first), Duration::from_secs(10), 10)
+                bus.read_after(Some(first), Duration::from_secs(10), 10)
                     .await
                     .unwrap()
             })
@@ -628,9 +693,76 @@ mod tests {
         let got = reader.await.unwrap();
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].id, second);
-        bus.publish(&ev).await.unwrap();
+        let third = bus.publish(&ev).await.unwrap();
+        assert_eq!(bus.last_id().await.unwrap(), Some(third));
         // Capacity 2: the first event has been dropped from history.
-        assert_eq!(bus.history_after("0-0", 10).await.unwrap().len(), 2);
+        let history = bus.history_after(EventId::ZERO, 10).await.unwrap();
+        let ids: Vec<EventId> = history.iter().map(|e| e.id).collect();
+        assert_eq!(ids, [second, third]);
+        // A reader starting now (`None`) waits for the next event only.
+        let none = bus
+            .read_after(None, Duration::from_millis(10), 10)
+            .await
+            .unwrap();
+        assert!(none.is_empty());
+    }
+
+    #[tokio::test]
+    async fn event_ids_are_made_like_redis_stream_ids_and_ordered() {
+        let clock = ManualClock::new(1_700_000_000_000);
+        let bus = MemoryEventBus::new(100).with_clock(Arc::new(clock.clone()));
+        let ev = PlotEvent::for_job(&state(), EventKind::PlotReady, 5);
+        let mut ids = Vec::new();
+        // Same millisecond: the sequence counts.
+        ids.push(bus.publish(&ev).await.unwrap());
+        ids.push(bus.publish(&ev).await.unwrap());
+        // Time moves on: sequence 0 of the new millisecond.
+        clock.advance(Duration::from_millis(5));
+        ids.push(bus.publish(&ev).await.unwrap());
+        // The clock goes back: ids still increase, within the last millisecond.
+        clock.set(1_600_000_000_000);
+        ids.push(bus.publish(&ev).await.unwrap());
+        let shown: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "1700000000000-0",
+                "1700000000000-1",
+                "1700000000005-0",
+                "1700000000005-1"
+            ]
+        );
+        assert!(ids.is_sorted());
+        for id in &ids {
+            assert_eq!(EventId::parse(&id.to_string()), Some(*id));
+        }
+        // History is exclusive of `after`, oldest first, and bounded by `max`.
+        let after = |id, max| {
+            let bus = &bus;
+            async move {
+                bus.history_after(id, max)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|e| e.id)
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(after(EventId::ZERO, 100).await, ids);
+        assert_eq!(after(ids[1], 100).await, ids[2..]);
+        assert_eq!(after(ids[0], 2).await, ids[1..3]);
+        assert_eq!(after(ids[3], 100).await, []);
+        // An id the bus never wrote still orders: between two of its events.
+        let between = EventId {
+            ms: 1_700_000_000_003,
+            seq: 7,
+        };
+        assert_eq!(after(between, 100).await, ids[2..]);
+        let read = bus
+            .read_after(Some(ids[2]), Duration::ZERO, 10)
+            .await
+            .unwrap();
+        assert_eq!(read.iter().map(|e| e.id).collect::<Vec<_>>(), ids[3..]);
     }
 
     fn sample(value: f64, timestamp_ms: i64) -> Sample {
@@ -743,6 +875,52 @@ mod tests {
         views.touch_series(&[series("c")], now + 10).await.unwrap();
         views.touch_series(&[series("f")], now + 11).await.unwrap();
         assert_eq!(views.services(0).await.unwrap(), vec!["c", "e", "f"]);
+    }
+
+    #[tokio::test]
+    async fn expiry_follows_the_clock() {
+        let clock = ManualClock::new(1_000_000);
+        let cache = MemoryCache::default().with_clock(Arc::new(clock.clone()));
+        let s = state();
+        cache.put_state(&s, Duration::from_secs(10)).await.unwrap();
+        let (a, b) = (JobId::new_random(), JobId::new_random());
+        let ttl = Duration::from_secs(5);
+        assert_eq!(cache.claim_request("k", a, ttl).await.unwrap(), None);
+        clock.advance(Duration::from_millis(4_999));
+        assert_eq!(cache.claim_request("k", b, ttl).await.unwrap(), Some(a));
+        clock.advance(Duration::from_millis(1));
+        assert_eq!(
+            cache.claim_request("k", b, ttl).await.unwrap(),
+            None,
+            "a's claim lapsed"
+        );
+        assert_eq!(cache.get_state(s.id).await.unwrap(), Some(s.clone()));
+        clock.advance(Duration::from_secs(5));
+        assert_eq!(cache.get_state(s.id).await.unwrap(), None);
+
+        let views = MemoryViews::default().with_clock(Arc::new(clock.clone()));
+        let debounce = Duration::from_secs(3);
+        assert!(views.claim("v", debounce).await.unwrap());
+        clock.advance(Duration::from_millis(2_999));
+        assert!(!views.claim("v", debounce).await.unwrap());
+        clock.advance(Duration::from_millis(1));
+        assert!(views.claim("v", debounce).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn view_states_round_trip_through_their_wire_form() {
+        let views = MemoryViews::default();
+        let s = state();
+        let vs = ViewState {
+            job_id: s.id,
+            status: plotq_domain::JobStatus::Done,
+            requested_ms: 1_000,
+            last_ready: Some(PlotEvent::for_job(&s, EventKind::PlotReady, 2_000)),
+            error: None,
+        };
+        assert_eq!(views.view_state("v").await.unwrap(), None);
+        views.set_view_state("v", &vs).await.unwrap();
+        assert_eq!(views.view_state("v").await.unwrap(), Some(vs));
     }
 
     #[tokio::test]

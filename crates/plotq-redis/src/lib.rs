@@ -14,13 +14,21 @@
 //! (`SET NX PX`: one refresher per debounce period across all replicas). Every key has a
 //! TTL except the capped event stream.
 //!
+//! Job and view states are stored in their versioned wire form (`wire::encode_state`,
+//! `wire::encode_view_state`); a value that does not decode reads as absent (and is
+//! logged). Event ids are `EventId`s to everyone else: this crate is the only place that
+//! turns them into stream ids (`<ms>-<seq>`) and back.
+//!
 //! Commands go through a `ConnectionManager` (reconnects by itself) with a response
 //! timeout; blocking stream reads use a connection of their own so they never hold up
 //! other commands.
 
 use async_trait::async_trait;
-use plotq_domain::wire::{PlotEvent, decode_state, encode_state};
+use plotq_domain::wire::{
+    EventId, PlotEvent, decode_state, decode_view_state, encode_state, encode_view_state,
+};
 use plotq_domain::{JobId, JobState, ViewState};
+use plotq_ports::clock::now_ms;
 use plotq_ports::{EventBus, PlotCache, PortError, PortResult, StoredEvent, ViewRegistry};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::{StreamRangeReply, StreamReadOptions, StreamReadReply};
@@ -90,13 +98,6 @@ impl RedisCache {
     fn image_key(&self, id: JobId) -> String {
         format!("{}:img:{id}", self.prefix)
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 fn ttl_secs(ttl: Duration) -> u64 {
@@ -247,20 +248,32 @@ impl RedisEventBus {
     }
 }
 
+/// A stream id as Redis writes it, as an `EventId`. Redis only writes `<ms>-<seq>`, so
+/// `None` means something else wrote to our stream.
+fn event_id(stream_id: &str) -> Option<EventId> {
+    EventId::parse(stream_id)
+}
+
+/// An `EventId` as a stream id: the same `<ms>-<seq>` text.
+fn stream_id(id: EventId) -> String {
+    id.to_string()
+}
+
 fn decode_entries(ids: Vec<redis::streams::StreamId>) -> Vec<StoredEvent> {
     ids.into_iter()
         .filter_map(|entry| {
+            let Some(id) = event_id(&entry.id) else {
+                tracing::warn!(id = %entry.id, "skipping a stream entry with a foreign id");
+                return None;
+            };
             let bytes = match entry.map.get(EVENT_FIELD) {
                 Some(Value::BulkString(b)) => b.clone(),
                 _ => return None,
             };
             match PlotEvent::decode(&bytes) {
-                Ok(event) => Some(StoredEvent {
-                    id: entry.id,
-                    event,
-                }),
+                Ok(event) => Some(StoredEvent { id, event }),
                 Err(e) => {
-                    tracing::warn!(id = %entry.id, error = %e, "skipping unreadable event");
+                    tracing::warn!(%id, error = %e, "skipping unreadable event");
                     None
                 }
             }
@@ -268,16 +281,16 @@ fn decode_entries(ids: Vec<redis::streams::StreamId>) -> Vec<StoredEvent> {
         .collect()
 }
 
-/// The id right after `id` in stream order, for exclusive ranges on old Redis versions.
-fn exclusive(id: &str) -> String {
-    format!("({id}")
+/// The start of a range exclusive of `id` (`XRANGE` with `(`, Redis 6.2 and later).
+fn exclusive(id: EventId) -> String {
+    format!("({}", stream_id(id))
 }
 
 #[async_trait]
 impl EventBus for RedisEventBus {
-    async fn publish(&self, event: &PlotEvent) -> PortResult<String> {
+    async fn publish(&self, event: &PlotEvent) -> PortResult<EventId> {
         let mut conn = self.conn.clone();
-        redis::cmd("XADD")
+        let id = redis::cmd("XADD")
             .arg(&self.stream)
             .arg("MAXLEN")
             .arg("~")
@@ -287,12 +300,13 @@ impl EventBus for RedisEventBus {
             .arg(event.encode())
             .query_async::<String>(&mut conn)
             .await
-            .map_err(unavailable)
+            .map_err(unavailable)?;
+        event_id(&id).ok_or_else(|| unavailable(format!("XADD answered a stream id {id:?}")))
     }
 
     async fn read_after(
         &self,
-        after: Option<&str>,
+        after: Option<EventId>,
         block: Duration,
         max: usize,
     ) -> PortResult<Vec<StoredEvent>> {
@@ -300,8 +314,10 @@ impl EventBus for RedisEventBus {
         let options = StreamReadOptions::default()
             .count(max.max(1))
             .block(block.min(MAX_BLOCK).as_millis() as usize);
+        // `$`: only entries added after the read starts.
+        let after = after.map_or_else(|| "$".to_owned(), stream_id);
         let reply: Option<StreamReadReply> = conn
-            .xread_options(&[&self.stream], &[after.unwrap_or("$")], &options)
+            .xread_options(&[&self.stream], &[after], &options)
             .await
             .map_err(unavailable)?;
         Ok(reply
@@ -309,16 +325,16 @@ impl EventBus for RedisEventBus {
             .unwrap_or_default())
     }
 
-    async fn last_id(&self) -> PortResult<Option<String>> {
+    async fn last_id(&self) -> PortResult<Option<EventId>> {
         let mut conn = self.conn.clone();
         let reply: StreamRangeReply = conn
             .xrevrange_count(&self.stream, "+", "-", 1)
             .await
             .map_err(unavailable)?;
-        Ok(reply.ids.into_iter().next().map(|e| e.id))
+        Ok(reply.ids.into_iter().next().and_then(|e| event_id(&e.id)))
     }
 
-    async fn history_after(&self, after: &str, max: usize) -> PortResult<Vec<StoredEvent>> {
+    async fn history_after(&self, after: EventId, max: usize) -> PortResult<Vec<StoredEvent>> {
         let mut conn = self.conn.clone();
         let reply: StreamRangeReply = conn
             .xrange_count(&self.stream, exclusive(after), "+", max.max(1))
@@ -495,12 +511,18 @@ impl ViewRegistry for RedisViews {
             .get(self.key(&format!("view:{view}")))
             .await
             .map_err(unavailable)?;
-        Ok(raw.and_then(|b| serde_json::from_slice(&b).ok()))
+        Ok(raw.and_then(|b| match decode_view_state(&b) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(view, error = %e, "unreadable view state in redis; treating as unknown");
+                None
+            }
+        }))
     }
 
     async fn set_view_state(&self, view: &str, state: &ViewState) -> PortResult<()> {
         let mut conn = self.conn.clone();
-        let json = serde_json::to_vec(state).expect("view state serialises");
+        let json = encode_view_state(state);
         conn.set_ex::<_, _, ()>(self.key(&format!("view:{view}")), json, VIEW_STATE_TTL_SECS)
             .await
             .map_err(unavailable)

@@ -3,7 +3,7 @@
 //! and history bound, single-flight claims and their release, the bounded series list.
 //! Each test works in a random namespace and deletes the keys it created.
 
-use plotq_domain::wire::{EventKind, PlotEvent};
+use plotq_domain::wire::{EventId, EventKind, PlotEvent};
 use plotq_domain::{JobId, JobState, PlotKind, PlotSpec, ServiceName};
 use plotq_ports::{EventBus, PlotCache, PortError};
 use plotq_redis::{RedisCache, RedisConfig, RedisEventBus};
@@ -75,14 +75,11 @@ async fn events_fan_out_and_replay() {
         .publish(&PlotEvent::for_job(&s, EventKind::PlotReady, 1))
         .await
         .unwrap();
-    let reader = tokio::spawn({
-        let first = first.clone();
-        async move {
-            other_replica
-                .read_after(Some(&first), Duration::from_secs(5), 10)
-                .await
-                .unwrap()
-        }
+    let reader = tokio::spawn(async move {
+        other_replica
+            .read_after(Some(first), Duration::from_secs(5), 10)
+            .await
+            .unwrap()
     });
     // The blocking read is issued before this publish or after it; either way it sees it.
     let second = bus
@@ -93,13 +90,28 @@ async fn events_fan_out_and_replay() {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].id, second);
     assert_eq!(got[0].event.event, EventKind::PlotFailed);
-    assert_eq!(bus.last_id().await.unwrap(), Some(second.clone()));
-    let history = bus.history_after(&first, 10).await.unwrap();
+    assert!(second > first, "{second} after {first}");
+    assert_eq!(bus.last_id().await.unwrap(), Some(second));
+    let history = bus.history_after(first, 10).await.unwrap();
     assert_eq!(
-        history.iter().map(|e| e.id.clone()).collect::<Vec<_>>(),
+        history.iter().map(|e| e.id).collect::<Vec<_>>(),
         vec![second]
     );
+    let all = bus.history_after(EventId::ZERO, 10).await.unwrap();
+    assert_eq!(
+        all.iter().map(|e| e.id).collect::<Vec<_>>(),
+        [first, second]
+    );
+    // The ids are the stream's own: what XRANGE lists, in the same text.
     let mut conn = raw().await;
+    let listed: redis::streams::StreamRangeReply = conn
+        .xrange_all(format!("{}:events", config.namespace))
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.ids.iter().map(|e| e.id.clone()).collect::<Vec<_>>(),
+        [first.to_string(), second.to_string()]
+    );
     let _: () = conn
         .del(format!("{}:events", config.namespace))
         .await
@@ -347,4 +359,49 @@ async fn series_list_is_bounded_and_expires() {
         "series TTL {ttl}"
     );
     let _: () = conn.del(&series_key).await.unwrap();
+}
+
+/// Stored states carry `"v": 1`; states of the previous release (no `v`) are still read,
+/// states of an unknown version read as absent.
+#[tokio::test]
+async fn stored_states_are_versioned() {
+    use plotq_domain::{JobStatus, ViewState};
+    use plotq_ports::ViewRegistry;
+    use plotq_redis::RedisViews;
+    let config = config(10);
+    let cache = RedisCache::new(&config).unwrap();
+    let views = RedisViews::new(&config).unwrap();
+    let s = state();
+    let view = "a/histogram/10m/light/800x450";
+    let vs = ViewState {
+        job_id: s.id,
+        status: JobStatus::Queued,
+        requested_ms: 1_000,
+        last_ready: None,
+        error: None,
+    };
+    cache.put_state(&s, Duration::from_secs(30)).await.unwrap();
+    views.set_view_state(view, &vs).await.unwrap();
+    let state_key = format!("{}:state:{}", config.namespace, s.id);
+    let view_key = format!("{}:view:{view}", config.namespace);
+    let mut conn = raw().await;
+    for key in [&state_key, &view_key] {
+        let stored: Vec<u8> = conn.get(key).await.unwrap();
+        let mut json: serde_json::Value = serde_json::from_slice(&stored).unwrap();
+        assert_eq!(json["v"], 1, "{key}");
+        // As the previous release wrote it.
+        json.as_object_mut().unwrap().remove("v");
+        let _: () = conn.set_ex(key, json.to_string(), 30).await.unwrap();
+    }
+    assert_eq!(cache.get_state(s.id).await.unwrap(), Some(s.clone()));
+    assert_eq!(views.view_state(view).await.unwrap(), Some(vs.clone()));
+    for key in [&state_key, &view_key] {
+        let stored: Vec<u8> = conn.get(key).await.unwrap();
+        let mut json: serde_json::Value = serde_json::from_slice(&stored).unwrap();
+        json["v"] = 2.into();
+        let _: () = conn.set_ex(key, json.to_string(), 30).await.unwrap();
+    }
+    assert_eq!(cache.get_state(s.id).await.unwrap(), None);
+    assert_eq!(views.view_state(view).await.unwrap(), None);
+    let _: () = conn.del(&[state_key, view_key]).await.unwrap();
 }

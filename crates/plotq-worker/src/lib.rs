@@ -25,7 +25,10 @@
 
 use plotq_domain::wire::{EventKind, JobMessage, PlotEvent};
 use plotq_domain::{JobId, JobState, JobStatus, PlotSpec};
-use plotq_ports::{Acker, Delivery, EventBus, JobQueue, MetricStore, PlotCache, PortError};
+use plotq_ports::clock::now_ms;
+use plotq_ports::{
+    Acker, Backoff, Delivery, EventBus, JobQueue, MetricStore, PlotCache, PortError,
+};
 use plotq_render::{PlotData, RenderError, Rendered, SeriesData};
 use std::any::Any;
 use std::future::Future;
@@ -151,7 +154,7 @@ pub async fn run_until_stopped(
     // One set of permits for the worker's life: render threads of a lost connection's
     // jobs may still be running when the worker consumes again.
     let slots = RenderSlots::for_config(&config);
-    let mut backoff = Duration::from_millis(200);
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
     while !shutdown.is_cancelled() {
         let consumer = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -159,17 +162,17 @@ pub async fn run_until_stopped(
         };
         let mut consumer = match consumer {
             Ok(c) => {
-                backoff = Duration::from_millis(200);
+                backoff.reset();
                 tracing::info!(prefetch = config.prefetch, "worker consuming");
                 c
             }
             Err(e) => {
-                tracing::warn!(error = %e, retry_in = ?backoff, "cannot consume; retrying");
+                let delay = backoff.next_delay();
+                tracing::warn!(error = %e, retry_in = ?delay, "cannot consume; retrying");
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(backoff) => {}
+                    _ = tokio::time::sleep(delay) => {}
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(10));
                 continue;
             }
         };
@@ -229,13 +232,6 @@ fn log_task_end(ended: Result<(), JoinError>) {
         }
         Err(e) => tracing::warn!(error = %e, "worker task did not finish"),
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// The text of a panic payload (`panic!` with a literal or a formatted message).

@@ -4,10 +4,11 @@
 //! settlements (never on logs), and waits on events or state under a deadline.
 
 use async_trait::async_trait;
-use plotq_domain::wire::{EventKind, JobMessage, PlotEvent};
+use plotq_domain::wire::{EventId, EventKind, JobMessage, PlotEvent};
 use plotq_domain::{
     JobId, JobState, JobStatus, MetricName, PlotKind, PlotSpec, Sample, ServiceName,
 };
+use plotq_ports::clock::now_ms;
 use plotq_ports::memory::{MemoryCache, MemoryEventBus, MemoryQueue, MemoryStore};
 use plotq_ports::{
     Acker, Delivery, EventBus, JobQueue, MetricStore, PlotCache, Points, PortError, PortResult,
@@ -20,13 +21,6 @@ use tokio_util::sync::CancellationToken;
 
 /// How long any test waits for something that should happen well before.
 const PATIENCE: Duration = Duration::from_secs(20);
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
 
 /// A `MetricStore` over `MemoryStore` that fails (transiently) the next `fail` reads, or
 /// every read when `fail` is `u32::MAX`, and panics on reads of `panic_on` service.
@@ -252,7 +246,7 @@ impl Harness {
     /// Every event on the bus, oldest first.
     async fn events(&self) -> Vec<PlotEvent> {
         self.events
-            .history_after("0-0", 100_000)
+            .history_after(EventId::ZERO, 100_000)
             .await
             .unwrap()
             .into_iter()
@@ -273,7 +267,7 @@ impl Harness {
     /// Waits (under `PATIENCE`) until every job of `ids` has had a final event.
     async fn wait_final(&self, ids: &[JobId]) {
         let waiting = async {
-            let mut after = "0-0".to_owned();
+            let mut after = EventId::ZERO;
             loop {
                 let finished = self
                     .events()
@@ -289,7 +283,7 @@ impl Harness {
                     after = last;
                 }
                 self.events
-                    .read_after(Some(&after), Duration::from_secs(1), 100)
+                    .read_after(Some(after), Duration::from_secs(1), 100)
                     .await
                     .unwrap();
             }

@@ -4,6 +4,7 @@
 //! back-filled at start.
 
 use plotq_domain::{MetricName, Sample, ServiceName};
+use plotq_ports::clock::now_ms;
 use plotq_ports::{MetricStore, PortResult, ViewRegistry};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -22,13 +23,6 @@ const SERVICES: &[(&str, f64)] = &[
 const TICK: Duration = Duration::from_millis(250);
 /// Samples per service per tick (≈ 80 requests/s per service).
 const PER_TICK: usize = 20;
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 /// A response status: mostly 200, some redirects and client errors, and a service
 /// whose error rate rises and falls over a few minutes.
