@@ -77,6 +77,10 @@ impl Plotq {
             .env("PLOTQ_NAMESPACE", ns)
             .env("PLOTQ_HTTP_ADDR", "127.0.0.1:0")
             .env("RUST_LOG", "info,plotq_worker=debug,lapin=warn")
+            // Suites send hundreds of plot requests from one address in a burst; the
+            // per-caller limits are tested on their own (tests pass their own env).
+            .env("PLOTQ_PLOT_REQUESTS_PER_SEC", "100000")
+            .env("PLOTQ_PLOT_BURST", "100000")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log_file);

@@ -386,8 +386,8 @@ pub fn time_step(span_ms: i64, max: usize) -> i64 {
         })
 }
 
-/// Bucket width for time-series kinds: about a minute per bucket for an hour (seed 003),
-/// at most `max_buckets` buckets for any range.
+/// Bucket width for time-series kinds: about a minute per bucket for an hour (as in the
+/// status-page design document), at most `max_buckets` buckets for any range.
 pub fn bucket_ms(span_ms: i64, max_buckets: usize) -> i64 {
     time_step(span_ms, max_buckets)
 }

@@ -1,5 +1,6 @@
 //! `plotq bench render`: the in-process render benchmark, comparable line for line with
-//! `shared/bench/matplotlib_histogram.py` (same input file format, same JSON output).
+//! `bench/matplotlib_histogram.py`, the matplotlib baseline (same input file format, same
+//! JSON output).
 //! Times statistics + drawing + PNG encoding; not process start or data loading.
 
 use crate::config::{BenchCommand, BenchRenderArgs};

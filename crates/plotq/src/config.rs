@@ -1,10 +1,18 @@
-//! Command line and environment: one typed struct, every setting also an env var.
+//! Command line and environment: one typed struct per role, every setting also an env var.
 //!
-//! Validation happens here, at start, with messages naming the setting. Secrets inside
+//! Settings come in small groups (`HttpSettings`, `AuthSettings`, `BrokerSettings`, …),
+//! each flattened only into the subcommands that read it, so `plotq <role> --help` lists
+//! exactly what that role uses. Plain `plotq` is standalone: the standalone settings are
+//! flattened at the top level too, so they (and their env vars) apply without a
+//! subcommand. Booleans accept 1/0, true/false, yes/no, on/off.
+//!
+//! Validation happens here, at start, with messages naming the setting; the listen
+//! address is resolved when an HTTP role binds (`HttpSettings::addr`). Secrets inside
 //! URLs are never logged (`redact`).
 
+use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -12,26 +20,38 @@ use std::time::Duration;
 #[command(
     name = "plotq",
     version,
-    about = "High-frequency metrics in, live plots out."
+    about = "High-frequency metrics in, live plots out.",
+    after_help = "Without a command plotq runs standalone, with the options above; \
+                  `plotq <command> --help` lists the options of each role.",
+    args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// The settings of plain `plotq`, which runs standalone.
     #[command(flatten)]
-    pub common: Common,
+    pub standalone: StandaloneArgs,
+}
+
+impl Cli {
+    /// The role to run: the subcommand, or standalone with the top-level settings.
+    pub fn into_command(self) -> Command {
+        self.command
+            .unwrap_or(Command::Standalone(Box::new(self.standalone)))
+    }
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Everything in one process with in-process queue, store and cache, plus a demo
     /// producer (the default).
-    Standalone(StandaloneArgs),
+    Standalone(Box<StandaloneArgs>),
     /// The HTTP API (ingest, plot requests, states, PNGs) against RabbitMQ, MongoDB, Redis.
-    Api,
+    Api(Box<ApiArgs>),
     /// A rendering worker consuming plot jobs from RabbitMQ.
-    Worker,
+    Worker(Box<WorkerArgs>),
     /// The SSE notifier (GET /api/v1/events), fed from Redis.
-    Notifier,
+    Notifier(Box<NotifierArgs>),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -41,6 +61,37 @@ pub enum Command {
     /// Make API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+}
+
+impl Command {
+    /// The log format of a role that runs (bench and token print only their result).
+    pub fn log_format(&self) -> &str {
+        let log = match self {
+            Command::Standalone(args) => &args.log,
+            Command::Api(args) => &args.log,
+            Command::Worker(args) => &args.log,
+            Command::Notifier(args) => &args.log,
+            Command::Dlq(DlqCommand::List { broker, .. } | DlqCommand::Retry { broker, .. }) => {
+                &broker.log
+            }
+            Command::Bench(_) | Command::Token(_) => return "text",
+        };
+        &log.log_format
+    }
+
+    /// Checks what clap cannot, naming the setting.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        match self {
+            Command::Standalone(args) => args.validate(),
+            Command::Api(args) => args.validate(),
+            Command::Worker(args) => args.validate(),
+            Command::Notifier(args) => args.validate(),
+            Command::Dlq(DlqCommand::List { broker, .. } | DlqCommand::Retry { broker, .. }) => {
+                broker.validate()
+            }
+            Command::Bench(_) | Command::Token(_) => Ok(()),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -64,32 +115,29 @@ pub enum TokenCommand {
 pub enum DlqCommand {
     /// Print the dead letters, one JSON object per line (they stay in the queue).
     List {
+        /// Most dead letters to print.
         #[arg(long, default_value_t = 100)]
         max: usize,
+        #[command(flatten)]
+        broker: DlqArgs,
     },
     /// Re-enqueue one dead job (by id) or all of them.
     Retry {
         /// The job id to replay.
         #[arg(required_unless_present = "all", conflicts_with = "all")]
         id: Option<String>,
+        /// Replay every dead letter.
         #[arg(long)]
         all: bool,
+        #[command(flatten)]
+        broker: DlqArgs,
     },
-}
-
-#[derive(Debug, Args, Default, Clone)]
-pub struct StandaloneArgs {
-    /// Rendering workers in the process.
-    #[arg(long, env = "PLOTQ_STANDALONE_WORKERS", default_value_t = 2)]
-    pub workers: u16,
-    /// Do not run the built-in demo producer.
-    #[arg(long, env = "PLOTQ_NO_DEMO")]
-    pub no_demo: bool,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
-    /// Render the seed-000 histogram in-process and print timings as one JSON line.
+    /// Render the benchmark histogram (the mean/p95/p99 latency histogram, as the
+    /// matplotlib baseline draws it) in-process and print timings as one JSON line.
     Render(BenchRenderArgs),
 }
 
@@ -101,327 +149,267 @@ pub struct BenchRenderArgs {
     /// Without --input: generate this many lognormal samples (fixed seed).
     #[arg(long, default_value_t = 100_000)]
     pub n: usize,
+    /// Timed renders (after one untimed warm-up).
     #[arg(long, default_value_t = 20)]
     pub reps: usize,
     /// Write the last PNG here.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// The plot kind to render (histogram, cdf, heatmap, …).
     #[arg(long, default_value = "histogram")]
     pub kind: String,
+    /// Image width in pixels.
     #[arg(long, default_value_t = 1000)]
     pub width: u32,
+    /// Image height in pixels.
     #[arg(long, default_value_t = 600)]
     pub height: u32,
 }
 
-/// Settings shared by every role.
+// ---- The roles: which settings each one reads. ----
+
+/// `plotq standalone` (and plain `plotq`): every role in one process, in-memory ports.
 #[derive(Debug, Args)]
-pub struct Common {
-    /// Listen address of the api, notifier or standalone server
-    /// [default: 127.0.0.1:8080 for api and standalone, 127.0.0.1:8081 for notifier].
-    #[arg(long, env = "PLOTQ_HTTP_ADDR", global = true)]
-    pub http_addr: Option<SocketAddr>,
-    #[arg(
-        long,
-        env = "PLOTQ_AMQP_URL",
-        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f",
-        global = true,
-        hide_env_values = true
-    )]
-    pub amqp_url: String,
-    #[arg(
-        long,
-        env = "PLOTQ_MONGODB_URL",
-        default_value = "mongodb://127.0.0.1:27017",
-        global = true,
-        hide_env_values = true
-    )]
-    pub mongodb_url: String,
-    #[arg(long, env = "PLOTQ_MONGODB_DB", default_value = "plotq", global = true)]
-    pub mongodb_db: String,
-    #[arg(
-        long,
-        env = "PLOTQ_REDIS_URL",
-        default_value = "redis://127.0.0.1:6379",
-        global = true,
-        hide_env_values = true
-    )]
-    pub redis_url: String,
-    /// Prefix for queue, exchange, Redis key and database names, so deployments (or
-    /// test runs) can share one broker, Redis and MongoDB.
-    #[arg(long, env = "PLOTQ_NAMESPACE", default_value = "", global = true)]
-    pub namespace: String,
-    /// Unacknowledged jobs per worker (= concurrent renders per worker).
-    #[arg(long, env = "PLOTQ_PREFETCH", default_value_t = 2, global = true)]
-    pub prefetch: u16,
-    /// Seconds a rendered PNG stays in the cache.
-    #[arg(long, env = "PLOTQ_PNG_TTL_SECS", default_value_t = 600, global = true)]
-    pub png_ttl_secs: u64,
-    /// Seconds a job's state stays readable.
-    #[arg(
-        long,
-        env = "PLOTQ_STATE_TTL_SECS",
-        default_value_t = 3600,
-        global = true
-    )]
-    pub state_ttl_secs: u64,
-    /// Longest a single render may take.
-    #[arg(
-        long,
-        env = "PLOTQ_RENDER_DEADLINE_SECS",
-        default_value_t = 30,
-        global = true
-    )]
-    pub render_deadline_secs: u64,
-    /// Most jobs waiting in the queue before plot requests are refused.
-    #[arg(
-        long,
-        env = "PLOTQ_MAX_QUEUED_JOBS",
-        default_value_t = 10_000,
-        global = true
-    )]
-    pub max_queued_jobs: u32,
-    /// Backoff before each retry of a transiently failing job, in seconds (one retry
-    /// queue per tier; the last tier repeats).
-    #[arg(
-        long,
-        env = "PLOTQ_RETRY_DELAYS",
-        default_value = "1,5,25",
-        value_delimiter = ',',
-        global = true
-    )]
-    pub retry_delays: Vec<u64>,
-    /// Attempts before a transiently failing job is dead-lettered.
-    #[arg(long, env = "PLOTQ_MAX_ATTEMPTS", default_value_t = 5, global = true)]
-    pub max_attempts: u32,
-    /// Identical plot requests within this many seconds (and with no new samples) share
-    /// one job; 0 disables it.
-    #[arg(long, env = "PLOTQ_DEDUPE_SECS", default_value_t = 10, global = true)]
-    pub dedupe_secs: u64,
-    /// Deliveries of one job before the broker gives up on it.
-    #[arg(
-        long,
-        env = "PLOTQ_DELIVERY_LIMIT",
-        default_value_t = 20,
-        global = true
-    )]
-    pub delivery_limit: u32,
-    /// Events kept for SSE replay.
-    #[arg(
-        long,
-        env = "PLOTQ_EVENT_HISTORY",
-        default_value_t = 10_000,
-        global = true
-    )]
-    pub event_history: usize,
-    /// Timeout for connecting to and calling each dependency.
-    #[arg(
-        long,
-        env = "PLOTQ_DEPENDENCY_TIMEOUT_SECS",
-        default_value_t = 5,
-        global = true
-    )]
-    pub dependency_timeout_secs: u64,
-    /// Largest accepted request body, in bytes.
-    #[arg(long, env = "PLOTQ_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024, global = true)]
-    pub max_body_bytes: usize,
-    /// Where dashboard pages subscribe to events: `/api/v1/events` when the notifier
-    /// shares the page's origin (standalone, or behind one proxy), else its full URL.
-    #[arg(
-        long,
-        env = "PLOTQ_EVENTS_URL",
-        default_value = "/api/v1/events",
-        global = true
-    )]
-    pub events_url: String,
-    /// Live refresh: at most one re-render of a watched view per this many seconds.
-    #[arg(
-        long,
-        env = "PLOTQ_REFRESH_DEBOUNCE_SECS",
-        default_value_t = 3,
-        global = true
-    )]
-    pub refresh_debounce_secs: u64,
-    /// `text` or `json` logs.
-    #[arg(long, env = "PLOTQ_LOG_FORMAT", default_value = "text", global = true)]
-    pub log_format: String,
-    /// A file of token entries, one a line: `sha256:<hex> scopes=ingest,read
-    /// [services=a,b*] [name=x]` (make them with `plotq token new`).
-    #[arg(long, env = "PLOTQ_TOKENS_FILE", global = true)]
-    pub tokens_file: Option<PathBuf>,
-    /// Token entries as in PLOTQ_TOKENS_FILE, separated by `;` or newlines.
-    #[arg(long, env = "PLOTQ_TOKENS", global = true, hide_env_values = true)]
-    pub tokens: Option<String>,
-    /// `on` (default) or `off`. With no tokens, `on` serves only loopback addresses, open;
-    /// `off` serves any address with no authentication at all (behind your own gateway).
-    #[arg(long, env = "PLOTQ_AUTH", default_value = "on", global = true)]
-    pub auth: String,
-    /// Key signing browser read tickets; every api and notifier of a deployment must share
-    /// it. Required with tokens (at least 32 characters, e.g. `openssl rand -hex 32`).
-    #[arg(
-        long,
-        env = "PLOTQ_TICKET_SECRET",
-        global = true,
-        hide_env_values = true
-    )]
-    pub ticket_secret: Option<String>,
-    /// How long a browser read ticket is valid.
-    #[arg(
-        long,
-        env = "PLOTQ_TICKET_TTL_SECS",
-        default_value_t = 300,
-        global = true
-    )]
-    pub ticket_ttl_secs: u64,
-    /// Origins allowed to call plotq from a browser on another origin (comma-separated,
-    /// `https://dash.example.com`); none by default.
-    #[arg(long, env = "PLOTQ_CORS_ORIGINS", value_delimiter = ',', global = true)]
-    pub cors_origins: Vec<String>,
-    /// Samples per second one caller (token, or client address) may ingest.
-    #[arg(
-        long,
-        env = "PLOTQ_INGEST_SAMPLES_PER_SEC",
-        default_value_t = 100_000,
-        global = true
-    )]
-    pub ingest_samples_per_sec: u32,
-    /// Samples one caller may send in a burst (at least the largest batch, 50,000).
-    #[arg(
-        long,
-        env = "PLOTQ_INGEST_BURST",
-        default_value_t = 200_000,
-        global = true
-    )]
-    pub ingest_burst: u32,
-    /// Plot requests per second one caller may make.
-    #[arg(
-        long,
-        env = "PLOTQ_PLOT_REQUESTS_PER_SEC",
-        default_value_t = 50,
-        global = true
-    )]
-    pub plot_requests_per_sec: u32,
-    /// Plot requests one caller may make in a burst.
-    #[arg(long, env = "PLOTQ_PLOT_BURST", default_value_t = 100, global = true)]
-    pub plot_burst: u32,
-    /// Event streams one caller may hold open.
-    #[arg(
-        long,
-        env = "PLOTQ_SSE_CONNECTIONS_PER_CALLER",
-        default_value_t = 32,
-        global = true
-    )]
-    pub sse_connections_per_caller: usize,
-    /// Distinct dashboard views one notifier keeps live at once.
-    #[arg(
-        long,
-        env = "PLOTQ_MAX_WATCHED_VIEWS",
-        default_value_t = 10_000,
-        global = true
-    )]
-    pub max_watched_views: usize,
-    /// Open HTTP connections one process accepts (more wait in the backlog).
-    #[arg(
-        long,
-        env = "PLOTQ_MAX_CONNECTIONS",
-        default_value_t = 10_000,
-        global = true
-    )]
-    pub max_connections: usize,
-    /// Seconds a client may take to send a request's headers.
-    #[arg(
-        long,
-        env = "PLOTQ_HEADER_TIMEOUT_SECS",
-        default_value_t = 10,
-        global = true
-    )]
-    pub header_timeout_secs: u64,
-    /// Most series (service, metric) remembered for the service list and live refresh;
-    /// the least recently touched are forgotten first (entries also expire after 8 days).
-    #[arg(
-        long,
-        env = "PLOTQ_MAX_SERIES",
-        default_value_t = 10_000,
-        global = true
-    )]
-    pub max_series: usize,
-    /// Seconds a client may take to send a request's body.
-    #[arg(
-        long,
-        env = "PLOTQ_BODY_TIMEOUT_SECS",
-        default_value_t = 30,
-        global = true
-    )]
-    pub body_timeout_secs: u64,
+pub struct StandaloneArgs {
+    /// Rendering workers in the process.
+    #[arg(long, env = "PLOTQ_STANDALONE_WORKERS", default_value_t = 2)]
+    pub workers: u16,
+    /// Do not run the built-in demo producer (1/0, true/false, yes/no, on/off).
+    #[arg(long, env = "PLOTQ_NO_DEMO", value_parser = BoolishValueParser::new())]
+    pub no_demo: bool,
+    #[command(flatten)]
+    pub http: HttpSettings,
+    #[command(flatten)]
+    pub auth: AuthSettings,
+    #[command(flatten)]
+    pub api: ApiSettings,
+    #[command(flatten)]
+    pub events: EventSettings,
+    #[command(flatten)]
+    pub worker: WorkerSettings,
+    #[command(flatten)]
+    pub cache: CacheSettings,
+    #[command(flatten)]
+    pub queue: QueueSettings,
+    #[command(flatten)]
+    pub bus: EventBusSettings,
+    #[command(flatten)]
+    pub series: SeriesSettings,
+    #[command(flatten)]
+    pub log: LogSettings,
 }
 
-impl Common {
-    /// Checks what clap cannot, naming the setting.
+impl StandaloneArgs {
     pub fn validate(&self) -> anyhow::Result<()> {
-        let ns_ok = self
-            .namespace
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-        anyhow::ensure!(
-            ns_ok && self.namespace.len() <= 40,
-            "PLOTQ_NAMESPACE must be at most 40 letters, digits, '-' or '_'"
-        );
-        anyhow::ensure!(self.prefetch >= 1, "PLOTQ_PREFETCH must be at least 1");
-        anyhow::ensure!(
-            self.png_ttl_secs >= 1,
-            "PLOTQ_PNG_TTL_SECS must be at least 1"
-        );
-        anyhow::ensure!(
-            self.state_ttl_secs >= self.png_ttl_secs,
-            "PLOTQ_STATE_TTL_SECS must be at least PLOTQ_PNG_TTL_SECS"
-        );
-        anyhow::ensure!(
-            self.render_deadline_secs >= 1,
-            "PLOTQ_RENDER_DEADLINE_SECS must be at least 1"
-        );
-        anyhow::ensure!(
-            self.max_queued_jobs >= 1,
-            "PLOTQ_MAX_QUEUED_JOBS must be at least 1"
-        );
-        anyhow::ensure!(
-            self.delivery_limit >= 1,
-            "PLOTQ_DELIVERY_LIMIT must be at least 1"
-        );
+        self.http.validate()?;
+        self.auth.validate()?;
+        self.api.validate()?;
+        self.events.validate()?;
+        self.worker.validate()?;
+        self.cache.validate()?;
+        self.queue.validate()?;
+        self.log.validate()
+    }
+}
+
+/// `plotq api`.
+#[derive(Debug, Args)]
+pub struct ApiArgs {
+    #[command(flatten)]
+    pub http: HttpSettings,
+    #[command(flatten)]
+    pub auth: AuthSettings,
+    #[command(flatten)]
+    pub api: ApiSettings,
+    #[command(flatten)]
+    pub state: StateSettings,
+    #[command(flatten)]
+    pub series: SeriesSettings,
+    #[command(flatten)]
+    pub deps: DependencySettings,
+    #[command(flatten)]
+    pub broker: BrokerSettings,
+    #[command(flatten)]
+    pub queue: QueueSettings,
+    #[command(flatten)]
+    pub mongo: MongoSettings,
+    #[command(flatten)]
+    pub redis: RedisSettings,
+    #[command(flatten)]
+    pub log: LogSettings,
+}
+
+impl ApiArgs {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.http.validate()?;
+        self.auth.validate()?;
+        self.api.validate()?;
+        self.deps.validate()?;
+        self.broker.validate()?;
+        self.queue.validate()?;
+        self.log.validate()
+    }
+}
+
+/// `plotq worker`.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub worker: WorkerSettings,
+    #[command(flatten)]
+    pub cache: CacheSettings,
+    #[command(flatten)]
+    pub bus: EventBusSettings,
+    #[command(flatten)]
+    pub deps: DependencySettings,
+    #[command(flatten)]
+    pub broker: BrokerSettings,
+    #[command(flatten)]
+    pub queue: QueueSettings,
+    #[command(flatten)]
+    pub mongo: MongoSettings,
+    #[command(flatten)]
+    pub redis: RedisSettings,
+    #[command(flatten)]
+    pub log: LogSettings,
+}
+
+impl WorkerArgs {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.worker.validate()?;
+        self.cache.validate()?;
+        self.deps.validate()?;
+        self.broker.validate()?;
+        self.queue.validate()?;
+        self.log.validate()
+    }
+}
+
+/// `plotq notifier` (SSE, and the refresher that queues re-renders of watched views).
+#[derive(Debug, Args)]
+pub struct NotifierArgs {
+    #[command(flatten)]
+    pub http: HttpSettings,
+    #[command(flatten)]
+    pub auth: AuthSettings,
+    #[command(flatten)]
+    pub events: EventSettings,
+    #[command(flatten)]
+    pub cache: CacheSettings,
+    #[command(flatten)]
+    pub bus: EventBusSettings,
+    #[command(flatten)]
+    pub series: SeriesSettings,
+    #[command(flatten)]
+    pub deps: DependencySettings,
+    #[command(flatten)]
+    pub broker: BrokerSettings,
+    #[command(flatten)]
+    pub queue: QueueSettings,
+    #[command(flatten)]
+    pub redis: RedisSettings,
+    #[command(flatten)]
+    pub log: LogSettings,
+}
+
+impl NotifierArgs {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.http.validate()?;
+        self.auth.validate()?;
+        self.events.validate()?;
+        self.cache.validate()?;
+        self.deps.validate()?;
+        self.broker.validate()?;
+        self.queue.validate()?;
+        self.log.validate()
+    }
+}
+
+/// `plotq dlq list|retry`: what reaching the broker's queues takes.
+#[derive(Debug, Args)]
+pub struct DlqArgs {
+    #[command(flatten)]
+    pub deps: DependencySettings,
+    #[command(flatten)]
+    pub broker: BrokerSettings,
+    #[command(flatten)]
+    pub queue: QueueSettings,
+    #[command(flatten)]
+    pub log: LogSettings,
+}
+
+impl DlqArgs {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.deps.validate()?;
+        self.broker.validate()?;
+        self.queue.validate()?;
+        self.log.validate()
+    }
+}
+
+// ---- The groups of settings. ----
+
+/// Logging: every role that runs.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Logging")]
+pub struct LogSettings {
+    /// `text` or `json` logs (levels via RUST_LOG).
+    #[arg(long, env = "PLOTQ_LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+}
+
+impl LogSettings {
+    pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(
             self.log_format == "text" || self.log_format == "json",
             "PLOTQ_LOG_FORMAT must be text or json"
         );
+        Ok(())
+    }
+}
+
+/// The HTTP server: api, notifier, standalone.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "HTTP")]
+pub struct HttpSettings {
+    /// Listen address, `host:port` (a name is resolved at start, first address)
+    /// [default: 127.0.0.1:8080 for api and standalone, 127.0.0.1:8081 for notifier].
+    #[arg(long, env = "PLOTQ_HTTP_ADDR", value_parser = parse_host_port)]
+    pub http_addr: Option<String>,
+    /// Open HTTP connections one process accepts (more wait in the backlog).
+    #[arg(long, env = "PLOTQ_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+    /// Seconds a client may take to send a request's headers.
+    #[arg(long, env = "PLOTQ_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_timeout_secs: u64,
+    /// Seconds a client may take to send a request's body.
+    #[arg(long, env = "PLOTQ_BODY_TIMEOUT_SECS", default_value_t = 30)]
+    pub body_timeout_secs: u64,
+    /// Origins allowed to call plotq from a browser on another origin (comma-separated,
+    /// `https://dash.example.com`); none by default.
+    #[arg(long, env = "PLOTQ_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+}
+
+/// `host:port` with a port number; the host is resolved when the role binds.
+fn parse_host_port(raw: &str) -> Result<String, String> {
+    match raw.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(raw.to_owned()),
+        _ => Err(format!(
+            "PLOTQ_HTTP_ADDR must be host:port (e.g. 127.0.0.1:8080, localhost:8080 or [::1]:8080), not {raw:?}"
+        )),
+    }
+}
+
+impl HttpSettings {
+    pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(
-            self.auth == "on" || self.auth == "off",
-            "PLOTQ_AUTH must be on or off"
+            self.max_connections >= 1,
+            "PLOTQ_MAX_CONNECTIONS must be at least 1"
         );
         anyhow::ensure!(
-            self.ingest_burst as usize >= plotq_domain::sample::MAX_BATCH,
-            "PLOTQ_INGEST_BURST must be at least the largest batch ({})",
-            plotq_domain::sample::MAX_BATCH
-        );
-        for (value, name) in [
-            (self.ingest_samples_per_sec, "PLOTQ_INGEST_SAMPLES_PER_SEC"),
-            (self.plot_requests_per_sec, "PLOTQ_PLOT_REQUESTS_PER_SEC"),
-            (self.plot_burst, "PLOTQ_PLOT_BURST"),
-        ] {
-            anyhow::ensure!(value >= 1, "{name} must be at least 1");
-        }
-        for (value, name) in [
-            (
-                self.sse_connections_per_caller,
-                "PLOTQ_SSE_CONNECTIONS_PER_CALLER",
-            ),
-            (self.max_watched_views, "PLOTQ_MAX_WATCHED_VIEWS"),
-            (self.max_connections, "PLOTQ_MAX_CONNECTIONS"),
-        ] {
-            anyhow::ensure!(value >= 1, "{name} must be at least 1");
-        }
-        anyhow::ensure!(
-            self.header_timeout_secs >= 1
-                && self.body_timeout_secs >= 1
-                && self.ticket_ttl_secs >= 10,
-            "PLOTQ_HEADER_TIMEOUT_SECS and PLOTQ_BODY_TIMEOUT_SECS must be at least 1, PLOTQ_TICKET_TTL_SECS at least 10"
+            self.header_timeout_secs >= 1 && self.body_timeout_secs >= 1,
+            "PLOTQ_HEADER_TIMEOUT_SECS and PLOTQ_BODY_TIMEOUT_SECS must be at least 1"
         );
         for origin in &self.cors_origins {
             plotq_http::edge::validate_origin(origin)
@@ -430,70 +418,72 @@ impl Common {
         Ok(())
     }
 
-    /// `plotq`, or `<ns>` + separator + `plotq` when a namespace is set.
-    pub fn scoped(&self, separator: &str) -> String {
-        if self.namespace.is_empty() {
-            "plotq".to_owned()
-        } else {
-            format!("{}{separator}plotq", self.namespace)
+    /// The address to listen on: PLOTQ_HTTP_ADDR resolved (its first address), or
+    /// `default`. Refused, naming the setting, when the name does not resolve.
+    pub fn addr(&self, default: &str) -> anyhow::Result<SocketAddr> {
+        let Some(raw) = &self.http_addr else {
+            return Ok(default.parse().expect("default address parses"));
+        };
+        raw.to_socket_addrs()
+            .map_err(|e| anyhow::anyhow!("PLOTQ_HTTP_ADDR {raw:?} does not resolve: {e}"))?
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("PLOTQ_HTTP_ADDR {raw:?} resolves to no address"))
+    }
+
+    pub fn edge_config(&self) -> plotq_http::EdgeConfig {
+        plotq_http::EdgeConfig {
+            cors_origins: self.cors_origins.clone(),
+            body_read_timeout: Duration::from_secs(self.body_timeout_secs),
+            ..plotq_http::EdgeConfig::default()
         }
     }
 
-    pub fn database(&self) -> String {
-        if self.namespace.is_empty() {
-            self.mongodb_db.clone()
-        } else {
-            format!("{}_{}", self.namespace, self.mongodb_db)
+    pub fn server_config(&self) -> plotq_http::ServerConfig {
+        plotq_http::ServerConfig {
+            max_connections: self.max_connections,
+            header_read_timeout: Duration::from_secs(self.header_timeout_secs),
+            ..plotq_http::ServerConfig::default()
         }
-    }
-
-    pub fn dependency_timeout(&self) -> Duration {
-        Duration::from_secs(self.dependency_timeout_secs.max(1))
     }
 }
 
-/// A URL with any password replaced, for logs.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let creds = &url[scheme_end + 3..at];
-            let user = creds.split(':').next().unwrap_or("");
-            format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..])
-        }
-        _ => url.to_owned(),
-    }
+/// Authentication: api, notifier, standalone.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Authentication")]
+pub struct AuthSettings {
+    /// A file of token entries, one a line: `sha256:<hex> scopes=ingest,read
+    /// [services=a,b*] [name=x]` (make them with `plotq token new`).
+    #[arg(long, env = "PLOTQ_TOKENS_FILE")]
+    pub tokens_file: Option<PathBuf>,
+    /// Token entries as in PLOTQ_TOKENS_FILE, separated by `;` or newlines.
+    #[arg(long, env = "PLOTQ_TOKENS", hide_env_values = true)]
+    pub tokens: Option<String>,
+    /// `on` (default) or `off`. With no tokens, `on` serves only loopback addresses, open;
+    /// `off` serves any address with no authentication at all (behind your own gateway).
+    #[arg(long, env = "PLOTQ_AUTH", default_value = "on")]
+    pub auth: String,
+    /// Key signing browser read tickets; every api and notifier of a deployment must share
+    /// it. Required with tokens (at least 32 characters, e.g. `openssl rand -hex 32`).
+    #[arg(long, env = "PLOTQ_TICKET_SECRET", hide_env_values = true)]
+    pub ticket_secret: Option<String>,
+    /// How long a browser read ticket is valid.
+    #[arg(long, env = "PLOTQ_TICKET_TTL_SECS", default_value_t = 300)]
+    pub ticket_ttl_secs: u64,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn redacts_passwords() {
-        assert_eq!(
-            redact("amqp://guest:secret@host:5672/%2f"),
-            "amqp://guest:***@host:5672/%2f"
+impl AuthSettings {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.auth == "on" || self.auth == "off",
+            "PLOTQ_AUTH must be on or off"
         );
-        assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
-    }
-
-    #[test]
-    fn namespaces_scope_names() {
-        let cli = Cli::parse_from(["plotq", "api", "--namespace", "t1"]);
-        assert_eq!(cli.common.scoped("."), "t1.plotq");
-        assert_eq!(cli.common.database(), "t1_plotq");
-        let cli = Cli::parse_from(["plotq"]);
-        assert_eq!(cli.common.scoped(":"), "plotq");
-        assert!(
-            Cli::parse_from(["plotq", "--namespace", "a b"])
-                .common
-                .validate()
-                .is_err()
+        anyhow::ensure!(
+            self.ticket_ttl_secs >= 10,
+            "PLOTQ_TICKET_TTL_SECS must be at least 10"
         );
+        Ok(())
     }
-}
 
-impl Common {
     /// The authentication of an HTTP role listening on `addr`, checked against the
     /// rules: tokens need a shared ticket secret; no tokens is only for loopback unless
     /// `PLOTQ_AUTH=off` says so.
@@ -511,6 +501,13 @@ impl Common {
             .map_err(|e| anyhow::anyhow!("PLOTQ_TOKENS(_FILE): {e}"))?;
         let mut config = plotq_http::AuthConfig::open();
         config.ticket_ttl = Duration::from_secs(self.ticket_ttl_secs);
+        // A configured secret is used in every mode, so an api's tickets open its
+        // notifiers' streams in open mode too (the dashboard always uses tickets).
+        match &self.ticket_secret {
+            Some(secret) if secret.len() >= 32 => config.ticket_secret = secret.as_bytes().to_vec(),
+            Some(_) => anyhow::bail!("PLOTQ_TICKET_SECRET must be at least 32 characters"),
+            None => {}
+        }
         if self.auth == "off" {
             anyhow::ensure!(
                 tokens.is_empty(),
@@ -537,32 +534,594 @@ impl Common {
         config.tokens = tokens;
         Ok(config)
     }
+}
 
-    pub fn limits_config(&self) -> plotq_http::LimitsConfig {
-        plotq_http::LimitsConfig {
-            ingest_samples_per_sec: self.ingest_samples_per_sec,
-            ingest_burst: self.ingest_burst,
-            plot_requests_per_sec: self.plot_requests_per_sec,
-            plot_burst: self.plot_burst,
-            sse_connections_per_caller: self.sse_connections_per_caller,
-            ..plotq_http::LimitsConfig::default()
+/// Ingest and plot requests: api, standalone.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "API")]
+pub struct ApiSettings {
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "PLOTQ_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Where dashboard pages subscribe to events: `/api/v1/events` when the notifier
+    /// shares the page's origin (standalone, or behind one proxy), else its full URL.
+    #[arg(long, env = "PLOTQ_EVENTS_URL", default_value = "/api/v1/events")]
+    pub events_url: String,
+    /// Identical plot requests within this many seconds (and with no new samples) share
+    /// one job; 0 disables it.
+    #[arg(long, env = "PLOTQ_DEDUPE_SECS", default_value_t = 10)]
+    pub dedupe_secs: u64,
+    /// Samples per second one caller (token, or client address) may ingest.
+    #[arg(long, env = "PLOTQ_INGEST_SAMPLES_PER_SEC", default_value_t = 100_000)]
+    pub ingest_samples_per_sec: u32,
+    /// Samples one caller may send in a burst (at least the largest batch, 50,000).
+    #[arg(long, env = "PLOTQ_INGEST_BURST", default_value_t = 200_000)]
+    pub ingest_burst: u32,
+    /// Plot requests per second one caller may make.
+    #[arg(long, env = "PLOTQ_PLOT_REQUESTS_PER_SEC", default_value_t = 50)]
+    pub plot_requests_per_sec: u32,
+    /// Plot requests one caller may make in a burst.
+    #[arg(long, env = "PLOTQ_PLOT_BURST", default_value_t = 100)]
+    pub plot_burst: u32,
+}
+
+impl ApiSettings {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.ingest_burst as usize >= plotq_domain::sample::MAX_BATCH,
+            "PLOTQ_INGEST_BURST must be at least the largest batch ({})",
+            plotq_domain::sample::MAX_BATCH
+        );
+        for (value, name) in [
+            (self.ingest_samples_per_sec, "PLOTQ_INGEST_SAMPLES_PER_SEC"),
+            (self.plot_requests_per_sec, "PLOTQ_PLOT_REQUESTS_PER_SEC"),
+            (self.plot_burst, "PLOTQ_PLOT_BURST"),
+        ] {
+            anyhow::ensure!(value >= 1, "{name} must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// Event streams and live refresh: notifier, standalone.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Events and live refresh")]
+pub struct EventSettings {
+    /// Event streams one caller may hold open.
+    #[arg(long, env = "PLOTQ_SSE_CONNECTIONS_PER_CALLER", default_value_t = 32)]
+    pub sse_connections_per_caller: usize,
+    /// Distinct dashboard views one notifier keeps live at once.
+    #[arg(long, env = "PLOTQ_MAX_WATCHED_VIEWS", default_value_t = 10_000)]
+    pub max_watched_views: usize,
+    /// Live refresh: at most one re-render of a watched view per this many seconds.
+    #[arg(long, env = "PLOTQ_REFRESH_DEBOUNCE_SECS", default_value_t = 3)]
+    pub refresh_debounce_secs: u64,
+}
+
+impl EventSettings {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        for (value, name) in [
+            (
+                self.sse_connections_per_caller,
+                "PLOTQ_SSE_CONNECTIONS_PER_CALLER",
+            ),
+            (self.max_watched_views, "PLOTQ_MAX_WATCHED_VIEWS"),
+        ] {
+            anyhow::ensure!(value >= 1, "{name} must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// The per-caller limits of an HTTP role: the ingest and plot limits where it serves the
+/// API, the stream limit where it serves events (the others keep their defaults, unused).
+pub fn limits_config(
+    api: Option<&ApiSettings>,
+    events: Option<&EventSettings>,
+) -> plotq_http::LimitsConfig {
+    let mut config = plotq_http::LimitsConfig::default();
+    if let Some(api) = api {
+        config.ingest_samples_per_sec = api.ingest_samples_per_sec;
+        config.ingest_burst = api.ingest_burst;
+        config.plot_requests_per_sec = api.plot_requests_per_sec;
+        config.plot_burst = api.plot_burst;
+    }
+    if let Some(events) = events {
+        config.sse_connections_per_caller = events.sse_connections_per_caller;
+    }
+    config
+}
+
+/// Rendering: worker, standalone.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Rendering")]
+pub struct WorkerSettings {
+    /// Unacknowledged jobs per worker (= concurrent renders per worker).
+    #[arg(long, env = "PLOTQ_PREFETCH", default_value_t = 2)]
+    pub prefetch: u16,
+    /// Longest a single render may take, in seconds.
+    #[arg(long, env = "PLOTQ_RENDER_DEADLINE_SECS", default_value_t = 30)]
+    pub render_deadline_secs: u64,
+    /// Attempts before a transiently failing job is dead-lettered.
+    #[arg(long, env = "PLOTQ_MAX_ATTEMPTS", default_value_t = 5)]
+    pub max_attempts: u32,
+}
+
+impl WorkerSettings {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.prefetch >= 1, "PLOTQ_PREFETCH must be at least 1");
+        anyhow::ensure!(
+            self.render_deadline_secs >= 1,
+            "PLOTQ_RENDER_DEADLINE_SECS must be at least 1"
+        );
+        Ok(())
+    }
+}
+
+/// How long job states stay readable: every role that writes them.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Cache")]
+pub struct StateSettings {
+    /// Seconds a job's state stays readable.
+    #[arg(long, env = "PLOTQ_STATE_TTL_SECS", default_value_t = 3600)]
+    pub state_ttl_secs: u64,
+}
+
+/// Cache lifetimes of images and states: worker, notifier, standalone.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Cache")]
+pub struct CacheSettings {
+    /// Seconds a rendered PNG stays in the cache (the notifier re-renders watched views
+    /// before it expires).
+    #[arg(long, env = "PLOTQ_PNG_TTL_SECS", default_value_t = 600)]
+    pub png_ttl_secs: u64,
+    #[command(flatten)]
+    pub state: StateSettings,
+}
+
+impl CacheSettings {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.png_ttl_secs >= 1,
+            "PLOTQ_PNG_TTL_SECS must be at least 1"
+        );
+        anyhow::ensure!(
+            self.state.state_ttl_secs >= self.png_ttl_secs,
+            "PLOTQ_STATE_TTL_SECS must be at least PLOTQ_PNG_TTL_SECS"
+        );
+        Ok(())
+    }
+}
+
+/// The job queue's bounds and retry tiers: every role that declares the queues (they
+/// must agree), and standalone's in-process queue.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Queue")]
+pub struct QueueSettings {
+    /// Most jobs waiting in the queue before plot requests are refused.
+    #[arg(long, env = "PLOTQ_MAX_QUEUED_JOBS", default_value_t = 10_000)]
+    pub max_queued_jobs: u32,
+    /// Backoff before each retry of a transiently failing job, in seconds (one retry
+    /// queue per tier; the last tier repeats).
+    #[arg(
+        long,
+        env = "PLOTQ_RETRY_DELAYS",
+        default_value = "1,5,25",
+        value_delimiter = ','
+    )]
+    pub retry_delays: Vec<u64>,
+}
+
+impl QueueSettings {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.max_queued_jobs >= 1,
+            "PLOTQ_MAX_QUEUED_JOBS must be at least 1"
+        );
+        Ok(())
+    }
+
+    pub fn retry_delays(&self) -> Vec<Duration> {
+        self.retry_delays
+            .iter()
+            .map(|s| Duration::from_secs(*s))
+            .collect()
+    }
+}
+
+/// The event stream's replay history: worker, notifier (writers), standalone.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Events and live refresh")]
+pub struct EventBusSettings {
+    /// Events kept for SSE replay.
+    #[arg(long, env = "PLOTQ_EVENT_HISTORY", default_value_t = 10_000)]
+    pub event_history: usize,
+}
+
+/// The series list (service picker, live refresh): api, notifier, standalone.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Events and live refresh")]
+pub struct SeriesSettings {
+    /// Most series (service, metric) remembered for the service list and live refresh;
+    /// the least recently touched are forgotten first (entries also expire after 8 days).
+    #[arg(long, env = "PLOTQ_MAX_SERIES", default_value_t = 10_000)]
+    pub max_series: usize,
+}
+
+/// What every role with external dependencies shares: api, worker, notifier, dlq.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Dependencies")]
+pub struct DependencySettings {
+    /// Prefix for queue, exchange, Redis key and database names, so deployments (or
+    /// test runs) can share one broker, Redis and MongoDB.
+    #[arg(long, env = "PLOTQ_NAMESPACE", default_value = "")]
+    pub namespace: String,
+    /// Timeout for connecting to and calling each dependency, in seconds.
+    #[arg(long, env = "PLOTQ_DEPENDENCY_TIMEOUT_SECS", default_value_t = 5)]
+    pub dependency_timeout_secs: u64,
+}
+
+impl DependencySettings {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let ns_ok = self
+            .namespace
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        anyhow::ensure!(
+            ns_ok && self.namespace.len() <= 40,
+            "PLOTQ_NAMESPACE must be at most 40 letters, digits, '-' or '_'"
+        );
+        Ok(())
+    }
+
+    /// `plotq`, or `<ns>` + separator + `plotq` when a namespace is set.
+    pub fn scoped(&self, separator: &str) -> String {
+        if self.namespace.is_empty() {
+            "plotq".to_owned()
+        } else {
+            format!("{}{separator}plotq", self.namespace)
         }
     }
 
-    pub fn edge_config(&self) -> plotq_http::EdgeConfig {
-        plotq_http::EdgeConfig {
-            cors_origins: self.cors_origins.clone(),
-            body_read_timeout: Duration::from_secs(self.body_timeout_secs),
-            ..plotq_http::EdgeConfig::default()
+    pub fn dependency_timeout(&self) -> Duration {
+        Duration::from_secs(self.dependency_timeout_secs.max(1))
+    }
+}
+
+/// RabbitMQ: api, worker, notifier, dlq.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "RabbitMQ")]
+pub struct BrokerSettings {
+    /// RabbitMQ URL (credentials included; never logged).
+    #[arg(
+        long,
+        env = "PLOTQ_AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f",
+        hide_env_values = true
+    )]
+    pub amqp_url: String,
+    /// Deliveries of one job before the broker gives up on it.
+    #[arg(long, env = "PLOTQ_DELIVERY_LIMIT", default_value_t = 20)]
+    pub delivery_limit: u32,
+}
+
+impl BrokerSettings {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.delivery_limit >= 1,
+            "PLOTQ_DELIVERY_LIMIT must be at least 1"
+        );
+        Ok(())
+    }
+}
+
+/// MongoDB: api, worker.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "MongoDB")]
+pub struct MongoSettings {
+    /// MongoDB URL (credentials included; never logged).
+    #[arg(
+        long,
+        env = "PLOTQ_MONGODB_URL",
+        default_value = "mongodb://127.0.0.1:27017",
+        hide_env_values = true
+    )]
+    pub mongodb_url: String,
+    /// Database name (prefixed with `<namespace>_` when a namespace is set).
+    #[arg(long, env = "PLOTQ_MONGODB_DB", default_value = "plotq")]
+    pub mongodb_db: String,
+}
+
+impl MongoSettings {
+    /// The database name, scoped by the namespace.
+    pub fn database(&self, deps: &DependencySettings) -> String {
+        if deps.namespace.is_empty() {
+            self.mongodb_db.clone()
+        } else {
+            format!("{}_{}", deps.namespace, self.mongodb_db)
+        }
+    }
+}
+
+/// Redis: api, worker, notifier.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Redis")]
+pub struct RedisSettings {
+    /// Redis URL (credentials included; never logged).
+    #[arg(
+        long,
+        env = "PLOTQ_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379",
+        hide_env_values = true
+    )]
+    pub redis_url: String,
+}
+
+/// A URL with any password replaced, for logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let creds = &url[scheme_end + 3..at];
+            let user = creds.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn api(args: &[&str]) -> ApiArgs {
+        let mut all = vec!["plotq", "api"];
+        all.extend_from_slice(args);
+        match Cli::parse_from(all).into_command() {
+            Command::Api(args) => *args,
+            other => panic!("parsed as {other:?}"),
         }
     }
 
-    pub fn server_config(&self) -> plotq_http::ServerConfig {
-        plotq_http::ServerConfig {
-            max_connections: self.max_connections,
-            header_read_timeout: Duration::from_secs(self.header_timeout_secs),
-            ..plotq_http::ServerConfig::default()
+    fn worker(args: &[&str]) -> WorkerArgs {
+        let mut all = vec!["plotq", "worker"];
+        all.extend_from_slice(args);
+        match Cli::parse_from(all).into_command() {
+            Command::Worker(args) => *args,
+            other => panic!("parsed as {other:?}"),
         }
+    }
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact("amqp://guest:secret@host:5672/%2f"),
+            "amqp://guest:***@host:5672/%2f"
+        );
+        assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+    }
+
+    #[test]
+    fn namespaces_scope_names() {
+        let args = api(&["--namespace", "t1"]);
+        assert_eq!(args.deps.scoped("."), "t1.plotq");
+        assert_eq!(args.mongo.database(&args.deps), "t1_plotq");
+        let args = worker(&[]);
+        assert_eq!(args.deps.scoped(":"), "plotq");
+        assert_eq!(args.mongo.database(&args.deps), "plotq");
+        assert!(worker(&["--namespace", "a b"]).validate().is_err());
+        let err = Cli::parse_from(["plotq", "dlq", "list", "--namespace", "a b"])
+            .into_command()
+            .validate()
+            .unwrap_err();
+        assert!(err.to_string().contains("PLOTQ_NAMESPACE"), "{err}");
+    }
+
+    #[test]
+    fn validation_names_the_setting() {
+        let cases: [(&[&str], &str); 4] = [
+            (&["worker", "--prefetch", "0"], "PLOTQ_PREFETCH"),
+            (
+                &["worker", "--png-ttl-secs", "60", "--state-ttl-secs", "30"],
+                "PLOTQ_STATE_TTL_SECS",
+            ),
+            (&["api", "--ingest-burst", "10"], "PLOTQ_INGEST_BURST"),
+            (&["notifier", "--log-format", "xml"], "PLOTQ_LOG_FORMAT"),
+        ];
+        for (args, setting) in cases {
+            let command = Cli::parse_from(std::iter::once("plotq").chain(args.iter().copied()))
+                .into_command();
+            let err = command.validate().unwrap_err().to_string();
+            assert!(err.contains(setting), "{args:?}: {err}");
+        }
+    }
+
+    /// Without a subcommand plotq runs standalone, and flags given then are standalone's.
+    #[test]
+    fn plain_plotq_is_standalone_with_its_flags() {
+        let Command::Standalone(args) =
+            Cli::parse_from(["plotq", "--no-demo", "--workers", "3"]).into_command()
+        else {
+            panic!("plain plotq runs standalone");
+        };
+        assert!(args.no_demo);
+        assert_eq!(args.workers, 3);
+        // Role options belong after the role.
+        assert!(Cli::try_parse_from(["plotq", "--no-demo", "api"]).is_err());
+        assert!(Cli::try_parse_from(["plotq", "worker", "--http-addr", "127.0.0.1:1"]).is_err());
+    }
+
+    /// Runs the test `name` (a path below this module) again in a child process with
+    /// `env` set: a test cannot set variables in its own process (`set_var` is unsafe, and
+    /// unsafe code is forbidden). Returns true in the child, where the body runs; in the
+    /// parent it fails unless the child ran that one test and it passed.
+    fn in_child_with_env(name: &str, env: &[(&str, &str)]) -> bool {
+        const CHILD: &str = "PLOTQ_CONFIG_TEST_CHILD";
+        if std::env::var_os(CHILD).is_some() {
+            return true;
+        }
+        let module = module_path!().split_once("::").map_or("", |(_, m)| m);
+        let test = format!("{module}::{name}");
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([test.as_str(), "--exact", "--nocapture", "--test-threads=1"])
+            .env(CHILD, "1")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "{test} with {env:?}:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        false
+    }
+
+    #[test]
+    fn plain_plotq_honours_the_standalone_env() {
+        let env = [("PLOTQ_NO_DEMO", "1"), ("PLOTQ_STANDALONE_WORKERS", "5")];
+        if !in_child_with_env("plain_plotq_honours_the_standalone_env", &env) {
+            return;
+        }
+        for argv in [&["plotq"][..], &["plotq", "standalone"]] {
+            let cli = Cli::try_parse_from(argv).unwrap();
+            let Command::Standalone(args) = cli.into_command() else {
+                panic!("{argv:?} runs standalone");
+            };
+            assert!(args.no_demo, "{argv:?}: PLOTQ_NO_DEMO=1 is honoured");
+            assert_eq!(args.workers, 5, "{argv:?}: PLOTQ_STANDALONE_WORKERS");
+        }
+    }
+
+    /// Boolean settings read from the environment accept the usual spellings: the
+    /// value parser of `--no-demo` (the one PLOTQ_NO_DEMO goes through), given values.
+    #[test]
+    fn booleans_accept_the_usual_spellings() {
+        let cli = Cli::command();
+        let flag = cli
+            .get_arguments()
+            .find(|a| a.get_id() == "no_demo")
+            .expect("the top level has --no-demo")
+            .clone()
+            .action(clap::ArgAction::Set);
+        let parse = |value: &str| {
+            clap::Command::new("t")
+                .arg(flag.clone())
+                .try_get_matches_from(["t", "--no-demo", value])
+                .map(|m| m.get_one::<bool>("no_demo").copied())
+        };
+        for (value, expected) in [
+            ("1", true),
+            ("true", true),
+            ("yes", true),
+            ("on", true),
+            ("0", false),
+            ("false", false),
+            ("no", false),
+            ("off", false),
+        ] {
+            let parsed = parse(value).unwrap_or_else(|e| panic!("PLOTQ_NO_DEMO={value}: {e}"));
+            assert_eq!(parsed, Some(expected), "{value}");
+        }
+        assert!(parse("maybe").is_err());
+    }
+
+    #[test]
+    fn http_addr_takes_host_and_port() {
+        let args = api(&["--http-addr", "localhost:0"]);
+        let addr = args.http.addr("127.0.0.1:8080").unwrap();
+        assert!(addr.ip().is_loopback(), "{addr}");
+        assert_eq!(addr.port(), 0);
+        assert_eq!(
+            api(&["--http-addr", "[::1]:9000"])
+                .http
+                .addr("127.0.0.1:8080")
+                .unwrap(),
+            "[::1]:9000".parse::<SocketAddr>().unwrap()
+        );
+        assert_eq!(
+            api(&[]).http.addr("127.0.0.1:8080").unwrap(),
+            "127.0.0.1:8080".parse::<SocketAddr>().unwrap()
+        );
+        // No port, or not a number: refused while parsing, naming the setting.
+        for bad in ["localhost", "localhost:http", ":8080", "127.0.0.1:70000"] {
+            let err = Cli::try_parse_from(["plotq", "api", "--http-addr", bad]).unwrap_err();
+            assert!(err.to_string().contains("PLOTQ_HTTP_ADDR"), "{bad}: {err}");
+        }
+        // A name that does not resolve: refused at start, naming the setting.
+        let err = api(&["--http-addr", "no-such-host.invalid:8080"])
+            .http
+            .addr("127.0.0.1:8080")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("PLOTQ_HTTP_ADDR"), "{err}");
+    }
+
+    fn help(role: &str) -> String {
+        let mut cli = Cli::command();
+        cli.build();
+        cli.find_subcommand_mut(role)
+            .unwrap_or_else(|| panic!("no subcommand {role}"))
+            .render_help()
+            .to_string()
+    }
+
+    #[test]
+    fn each_role_lists_only_its_settings() {
+        let worker = help("worker");
+        for absent in [
+            "PLOTQ_TOKENS",
+            "PLOTQ_HTTP_ADDR",
+            "PLOTQ_NO_DEMO",
+            "--tokens",
+        ] {
+            assert!(!worker.contains(absent), "worker help lists {absent}");
+        }
+        for present in [
+            "PLOTQ_PREFETCH",
+            "PLOTQ_AMQP_URL",
+            "PLOTQ_MONGODB_URL",
+            "PLOTQ_REDIS_URL",
+        ] {
+            assert!(worker.contains(present), "worker help lacks {present}");
+        }
+        let api = help("api");
+        for present in ["PLOTQ_TOKENS", "PLOTQ_HTTP_ADDR", "PLOTQ_MONGODB_URL"] {
+            assert!(api.contains(present), "api help lacks {present}");
+        }
+        assert!(
+            !api.contains("PLOTQ_PREFETCH"),
+            "api help lists PLOTQ_PREFETCH"
+        );
+        let notifier = help("notifier");
+        assert!(notifier.contains("PLOTQ_HTTP_ADDR"));
+        assert!(!notifier.contains("PLOTQ_MONGODB_URL"));
+        let standalone = help("standalone");
+        assert!(standalone.contains("PLOTQ_NO_DEMO"));
+        assert!(!standalone.contains("PLOTQ_AMQP_URL"));
+    }
+
+    /// Every option of every (sub)command says what it is for.
+    #[test]
+    fn every_option_has_a_description() {
+        fn check(cmd: &clap::Command, path: &str) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") {
+                    continue;
+                }
+                assert!(
+                    arg.get_help().is_some() || arg.get_long_help().is_some(),
+                    "{path} {id} has no description"
+                );
+            }
+            for sub in cmd.get_subcommands() {
+                check(sub, &format!("{path} {}", sub.get_name()));
+            }
+        }
+        let mut cli = Cli::command();
+        cli.build();
+        check(&cli, "plotq");
     }
 }
 
@@ -570,42 +1129,49 @@ impl Common {
 mod auth_tests {
     use super::*;
 
-    fn common(args: &[&str]) -> Common {
+    fn auth(args: &[&str]) -> AuthSettings {
         let mut all = vec!["plotq", "api"];
         all.extend_from_slice(args);
-        Cli::parse_from(all).common
+        match Cli::parse_from(all).into_command() {
+            Command::Api(args) => args.auth,
+            other => panic!("parsed as {other:?}"),
+        }
     }
 
     #[test]
     fn no_tokens_only_on_loopback_unless_switched_off() {
         let public: SocketAddr = "0.0.0.0:8080".parse().unwrap();
         let local: SocketAddr = "127.0.0.1:8080".parse().unwrap();
-        assert!(common(&[]).auth_config(local).unwrap().is_open());
-        let err = common(&[]).auth_config(public).unwrap_err().to_string();
+        assert!(auth(&[]).auth_config(local).unwrap().is_open());
+        let err = auth(&[]).auth_config(public).unwrap_err().to_string();
         assert!(err.contains("refusing to listen on 0.0.0.0:8080"), "{err}");
         assert!(
-            common(&["--auth", "off"])
+            auth(&["--auth", "off"])
                 .auth_config(public)
                 .unwrap()
                 .is_open()
         );
+        // A configured ticket secret is used in open mode too (api and notifier share it).
+        let secret = "s".repeat(32);
+        let open = auth(&["--ticket-secret", &secret])
+            .auth_config(local)
+            .unwrap();
+        assert_eq!(open.ticket_secret, secret.as_bytes());
     }
 
     #[test]
     fn tokens_need_a_shared_ticket_secret() {
         let public: SocketAddr = "0.0.0.0:8080".parse().unwrap();
         let line = format!("{} scopes=read", plotq_http::auth::hash_token("t"));
-        let err = common(&["--tokens", &line])
-            .auth_config(public)
-            .unwrap_err();
+        let err = auth(&["--tokens", &line]).auth_config(public).unwrap_err();
         assert!(err.to_string().contains("PLOTQ_TICKET_SECRET"));
         let secret = "x".repeat(32);
-        let config = common(&["--tokens", &line, "--ticket-secret", &secret])
+        let config = auth(&["--tokens", &line, "--ticket-secret", &secret])
             .auth_config(public)
             .unwrap();
         assert_eq!(config.tokens.len(), 1);
         assert!(
-            common(&["--tokens", "sha256:zz scopes=read"])
+            auth(&["--tokens", "sha256:zz scopes=read"])
                 .auth_config(public)
                 .is_err()
         );

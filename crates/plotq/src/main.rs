@@ -1,7 +1,8 @@
 //! The `plotq` binary: parses the command line and hands over to a role.
 //!
 //! Roles live in `roles.rs`; settings in `config.rs`. With no subcommand it runs
-//! standalone (everything in one process, no external services).
+//! standalone (everything in one process, no external services), with the same
+//! settings and env vars as `plotq standalone`.
 
 mod bench;
 mod config;
@@ -13,21 +14,21 @@ use clap::Parser;
 use config::{Cli, Command};
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    match &cli.command {
-        Some(command @ Command::Bench(_)) => return bench::run(command),
-        Some(Command::Token(config::TokenCommand::New {
+    let command = Cli::parse().into_command();
+    match &command {
+        Command::Bench(_) => return bench::run(&command),
+        Command::Token(config::TokenCommand::New {
             scopes,
             services,
             name,
-        })) => return token_new(scopes, services.as_deref(), name.as_deref()),
+        }) => return token_new(scopes, services.as_deref(), name.as_deref()),
         _ => {}
     }
-    init_tracing(&cli.common.log_format);
+    init_tracing(command.log_format());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let result = runtime.block_on(roles::run(cli));
+    let result = runtime.block_on(roles::run(command));
     // Every task was told to stop and awaited; a render thread that is still running
     // (renders are bounded, but a deadline may have fired) must not hold the exit.
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));

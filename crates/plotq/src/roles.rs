@@ -2,7 +2,12 @@
 //! HTTP where it has any, and stops them all on shutdown (decide to stop → tell every
 //! task → wait for each).
 
-use crate::config::{Cli, Command, Common, DlqCommand, StandaloneArgs, redact};
+use crate::config::{
+    ApiArgs, ApiSettings, AuthSettings, BrokerSettings, CacheSettings, Command, DependencySettings,
+    DlqArgs, DlqCommand, EventBusSettings, EventSettings, HttpSettings, MongoSettings,
+    NotifierArgs, QueueSettings, RedisSettings, StandaloneArgs, WorkerArgs, WorkerSettings,
+    limits_config, redact,
+};
 use crate::{demo, shutdown};
 use anyhow::Context;
 use axum::Router;
@@ -19,7 +24,6 @@ use plotq_ports::memory::{MemoryCache, MemoryEventBus, MemoryQueue, MemoryStore,
 use plotq_ports::{EventBus, JobQueue, MetricStore, PlotCache, ViewRegistry};
 use plotq_redis::{RedisCache, RedisConfig, RedisEventBus, RedisViews};
 use plotq_worker::{WorkerConfig, WorkerPorts};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinSet;
@@ -28,49 +32,49 @@ use utoipa::OpenApi;
 
 const DEFAULT_API_ADDR: &str = "127.0.0.1:8080";
 const DEFAULT_NOTIFIER_ADDR: &str = "127.0.0.1:8081";
+/// The api writes no events; its Redis adapters are built with the default history.
+const DEFAULT_EVENT_HISTORY: usize = 10_000;
 
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    cli.common.validate()?;
+/// Runs `command` (a role or `dlq`; `bench` and `token` run without a runtime).
+pub async fn run(command: Command) -> anyhow::Result<()> {
+    command.validate()?;
     let shutdown = shutdown::on_signal();
-    match cli.command.unwrap_or(Command::Standalone(StandaloneArgs {
-        workers: 2,
-        no_demo: false,
-    })) {
-        Command::Standalone(args) => standalone(&cli.common, args, shutdown).await,
-        Command::Api => api(&cli.common, shutdown).await,
-        Command::Worker => worker(&cli.common, shutdown).await,
-        Command::Notifier => notifier(&cli.common, shutdown).await,
+    match command {
+        Command::Standalone(args) => standalone(*args, shutdown).await,
+        Command::Api(args) => api(*args, shutdown).await,
+        Command::Worker(args) => worker(*args, shutdown).await,
+        Command::Notifier(args) => notifier(*args, shutdown).await,
         Command::Bench(_) | Command::Token(_) => unreachable!("runs without a runtime"),
-        Command::Dlq(command) => dlq(&cli.common, command).await,
+        Command::Dlq(command) => dlq(command).await,
     }
 }
 
-fn worker_config(common: &Common) -> WorkerConfig {
+fn worker_config(worker: &WorkerSettings, cache: &CacheSettings) -> WorkerConfig {
     WorkerConfig {
-        prefetch: common.prefetch,
-        png_ttl: Duration::from_secs(common.png_ttl_secs),
-        state_ttl: Duration::from_secs(common.state_ttl_secs),
-        render_deadline: Duration::from_secs(common.render_deadline_secs),
-        max_attempts: common.max_attempts,
+        prefetch: worker.prefetch,
+        png_ttl: Duration::from_secs(cache.png_ttl_secs),
+        state_ttl: Duration::from_secs(cache.state.state_ttl_secs),
+        render_deadline: Duration::from_secs(worker.render_deadline_secs),
+        max_attempts: worker.max_attempts,
         ..WorkerConfig::default()
     }
 }
 
-fn api_config(common: &Common) -> ApiConfig {
+fn api_config(api: &ApiSettings, state_ttl_secs: u64) -> ApiConfig {
     ApiConfig {
-        max_body_bytes: common.max_body_bytes,
-        state_ttl: Duration::from_secs(common.state_ttl_secs),
-        events_url: common.events_url.clone(),
-        dedupe_for: Duration::from_secs(common.dedupe_secs),
+        max_body_bytes: api.max_body_bytes,
+        state_ttl: Duration::from_secs(state_ttl_secs),
+        events_url: api.events_url.clone(),
+        dedupe_for: Duration::from_secs(api.dedupe_secs),
     }
 }
 
-fn refresh_config(common: &Common) -> RefreshConfig {
+fn refresh_config(events: &EventSettings, cache: &CacheSettings) -> RefreshConfig {
     RefreshConfig {
-        debounce: Duration::from_secs(common.refresh_debounce_secs),
+        debounce: Duration::from_secs(events.refresh_debounce_secs),
         // Re-render watched views before their image expires from the cache.
-        max_age: Duration::from_secs(common.png_ttl_secs * 4 / 5),
-        state_ttl: Duration::from_secs(common.state_ttl_secs),
+        max_age: Duration::from_secs(cache.png_ttl_secs * 4 / 5),
+        state_ttl: Duration::from_secs(cache.state.state_ttl_secs),
         ..RefreshConfig::default()
     }
 }
@@ -89,12 +93,16 @@ macro_rules! probe {
     }};
 }
 
-async fn mongo(common: &Common) -> anyhow::Result<Arc<MongoStore>> {
-    tracing::info!(url = %redact(&common.mongodb_url), database = %common.database(), "using mongodb");
+async fn mongo(
+    deps: &DependencySettings,
+    mongo: &MongoSettings,
+) -> anyhow::Result<Arc<MongoStore>> {
+    let database = mongo.database(deps);
+    tracing::info!(url = %redact(&mongo.mongodb_url), %database, "using mongodb");
     let store = MongoStore::new(&MongoConfig {
-        url: common.mongodb_url.clone(),
-        database: common.database(),
-        timeout: common.dependency_timeout(),
+        url: mongo.mongodb_url.clone(),
+        database,
+        timeout: deps.dependency_timeout(),
     })
     .await?;
     if let Err(e) = store.ensure_indexes().await {
@@ -104,31 +112,28 @@ async fn mongo(common: &Common) -> anyhow::Result<Arc<MongoStore>> {
     Ok(Arc::new(store))
 }
 
-fn amqp_config(common: &Common) -> AmqpConfig {
+fn amqp_config(
+    deps: &DependencySettings,
+    broker: &BrokerSettings,
+    queue: &QueueSettings,
+) -> AmqpConfig {
     AmqpConfig {
-        url: common.amqp_url.clone(),
-        namespace: common.scoped("."),
-        max_queued_jobs: common.max_queued_jobs,
-        delivery_limit: common.delivery_limit,
-        timeout: common.dependency_timeout(),
-        retry_delays: retry_delays(common),
+        url: broker.amqp_url.clone(),
+        namespace: deps.scoped("."),
+        max_queued_jobs: queue.max_queued_jobs,
+        delivery_limit: broker.delivery_limit,
+        timeout: deps.dependency_timeout(),
+        retry_delays: queue.retry_delays(),
     }
 }
 
-fn retry_delays(common: &Common) -> Vec<Duration> {
-    common
-        .retry_delays
-        .iter()
-        .map(|s| Duration::from_secs(*s))
-        .collect()
-}
-
 /// `plotq dlq list|retry`: operator access to the dead-letter queue.
-async fn dlq(common: &Common, command: DlqCommand) -> anyhow::Result<()> {
-    let queue = AmqpQueue::new(amqp_config(common));
+async fn dlq(command: DlqCommand) -> anyhow::Result<()> {
+    let queue_of =
+        |args: &DlqArgs| AmqpQueue::new(amqp_config(&args.deps, &args.broker, &args.queue));
     match command {
-        DlqCommand::List { max } => {
-            for letter in queue.dead_letters(max).await? {
+        DlqCommand::List { max, broker } => {
+            for letter in queue_of(&broker).dead_letters(max).await? {
                 let job = JobMessage::decode(&letter.body).ok();
                 let line = serde_json::json!({
                     "id": job.as_ref().map(|j| j.id.to_string()),
@@ -142,7 +147,7 @@ async fn dlq(common: &Common, command: DlqCommand) -> anyhow::Result<()> {
                 println!("{line}");
             }
         }
-        DlqCommand::Retry { id, all } => {
+        DlqCommand::Retry { id, all, broker } => {
             let id = match (id, all) {
                 (_, true) => None,
                 (Some(raw), false) => Some(
@@ -151,7 +156,7 @@ async fn dlq(common: &Common, command: DlqCommand) -> anyhow::Result<()> {
                 ),
                 (None, false) => anyhow::bail!("give a job id or --all"),
             };
-            let n = queue.replay_dead_letters(id).await?;
+            let n = queue_of(&broker).replay_dead_letters(id).await?;
             if id.is_some() && n == 0 {
                 anyhow::bail!(
                     "no dead letter for job {}",
@@ -164,21 +169,30 @@ async fn dlq(common: &Common, command: DlqCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn amqp(common: &Common) -> Arc<AmqpQueue> {
-    tracing::info!(url = %redact(&common.amqp_url), queue = %amqp_config(common).queue(), "using rabbitmq");
-    let queue = AmqpQueue::new(amqp_config(common));
+async fn amqp(
+    deps: &DependencySettings,
+    broker: &BrokerSettings,
+    queue: &QueueSettings,
+) -> Arc<AmqpQueue> {
+    let config = amqp_config(deps, broker, queue);
+    tracing::info!(url = %redact(&broker.amqp_url), queue = %config.queue(), "using rabbitmq");
+    let queue = AmqpQueue::new(config);
     if let Err(e) = queue.ping().await {
         tracing::warn!(error = %e, "rabbitmq not reachable yet; will keep trying");
     }
     Arc::new(queue)
 }
 
-fn redis_config(common: &Common) -> RedisConfig {
+fn redis_config(
+    deps: &DependencySettings,
+    redis: &RedisSettings,
+    event_history: usize,
+) -> RedisConfig {
     RedisConfig {
-        url: common.redis_url.clone(),
-        namespace: common.scoped(":"),
-        timeout: common.dependency_timeout(),
-        event_history: common.event_history,
+        url: redis.redis_url.clone(),
+        namespace: deps.scoped(":"),
+        timeout: deps.dependency_timeout(),
+        event_history,
     }
 }
 
@@ -190,10 +204,16 @@ struct Http {
 }
 
 /// Binds first, so a role that cannot listen fails before it starts anything else.
-async fn bind_http(common: &Common, default: &str, role: &'static str) -> anyhow::Result<Http> {
-    let addr = addr_or(common, default);
-    let auth = common.auth_config(addr)?;
-    let server = HttpServer::bind(addr, common.server_config())
+async fn bind_http(
+    http: &HttpSettings,
+    auth: &AuthSettings,
+    limits: plotq_http::LimitsConfig,
+    default: &str,
+    role: &'static str,
+) -> anyhow::Result<Http> {
+    let addr = http.addr(default)?;
+    let auth = auth.auth_config(addr)?;
+    let server = HttpServer::bind(addr, http.server_config())
         .await
         .with_context(|| format!("cannot listen on {addr} (PLOTQ_HTTP_ADDR)"))?;
     let local = server.local_addr();
@@ -203,8 +223,8 @@ async fn bind_http(common: &Common, default: &str, role: &'static str) -> anyhow
         server,
         edge: Edge {
             auth: Auth::new(auth),
-            limits: Limits::new(common.limits_config()),
-            config: common.edge_config(),
+            limits: Limits::new(limits),
+            config: http.edge_config(),
         },
         role,
     })
@@ -227,19 +247,14 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
     document
 }
 
-fn addr_or(common: &Common, default: &str) -> SocketAddr {
-    common
-        .http_addr
-        .unwrap_or_else(|| default.parse().expect("default address parses"))
-}
-
-async fn api(common: &Common, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let http = bind_http(common, DEFAULT_API_ADDR, "api").await?;
-    let store = mongo(common).await?;
-    let queue = amqp(common).await;
-    let cache = Arc::new(RedisCache::new(&redis_config(common))?);
-    let views =
-        Arc::new(RedisViews::new(&redis_config(common))?.with_max_series(common.max_series));
+async fn api(args: ApiArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let limits = limits_config(Some(&args.api), None);
+    let http = bind_http(&args.http, &args.auth, limits, DEFAULT_API_ADDR, "api").await?;
+    let store = mongo(&args.deps, &args.mongo).await?;
+    let queue = amqp(&args.deps, &args.broker, &args.queue).await;
+    let redis = redis_config(&args.deps, &args.redis, DEFAULT_EVENT_HISTORY);
+    let cache = Arc::new(RedisCache::new(&redis)?);
+    let views = Arc::new(RedisViews::new(&redis)?.with_max_series(args.series.max_series));
     let probes = vec![
         probe!("mongodb", store),
         probe!("rabbitmq", queue),
@@ -250,45 +265,54 @@ async fn api(common: &Common, shutdown: CancellationToken) -> anyhow::Result<()>
         queue,
         cache,
         views,
-        config: api_config(common),
+        config: api_config(&args.api, args.state.state_ttl_secs),
     };
     let app = plotq_api::router(state)
-        .merge(plotq_api::dashboard_router(&common.events_url))
+        .merge(plotq_api::dashboard_router(&args.api.events_url))
         .merge(plotq_api::openapi_router(&openapi_document()))
         .merge(plotq_http::readiness_router(probes));
     http.serve(app, shutdown).await;
     Ok(())
 }
 
-async fn worker(common: &Common, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let redis = redis_config(common);
+async fn worker(args: WorkerArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let redis = redis_config(&args.deps, &args.redis, args.bus.event_history);
     let ports = WorkerPorts {
-        store: mongo(common).await?,
-        queue: amqp(common).await,
+        store: mongo(&args.deps, &args.mongo).await?,
+        queue: amqp(&args.deps, &args.broker, &args.queue).await,
         cache: Arc::new(RedisCache::new(&redis)?),
         events: Arc::new(RedisEventBus::new(&redis)?),
     };
-    plotq_worker::run_until_stopped(ports, worker_config(common), shutdown).await;
+    plotq_worker::run_until_stopped(ports, worker_config(&args.worker, &args.cache), shutdown)
+        .await;
     Ok(())
 }
 
-fn notifier_config(common: &Common) -> NotifierConfig {
+fn notifier_config(events: &EventSettings) -> NotifierConfig {
     NotifierConfig {
-        max_watched_views: common.max_watched_views,
+        max_watched_views: events.max_watched_views,
         ..NotifierConfig::default()
     }
 }
 
-async fn notifier(common: &Common, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let http = bind_http(common, DEFAULT_NOTIFIER_ADDR, "notifier").await?;
-    let redis = redis_config(common);
+async fn notifier(args: NotifierArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let limits = limits_config(None, Some(&args.events));
+    let http = bind_http(
+        &args.http,
+        &args.auth,
+        limits,
+        DEFAULT_NOTIFIER_ADDR,
+        "notifier",
+    )
+    .await?;
+    let redis = redis_config(&args.deps, &args.redis, args.bus.event_history);
     let bus = Arc::new(RedisEventBus::new(&redis)?);
-    let views = Arc::new(RedisViews::new(&redis)?.with_max_series(common.max_series));
-    let queue = amqp(common).await;
+    let views = Arc::new(RedisViews::new(&redis)?.with_max_series(args.series.max_series));
+    let queue = amqp(&args.deps, &args.broker, &args.queue).await;
     let hub = Hub::new(
         bus.clone(),
         views.clone(),
-        notifier_config(common),
+        notifier_config(&args.events),
         shutdown.clone(),
     );
     let tail = tokio::spawn(hub.clone().run_until_stopped());
@@ -299,7 +323,7 @@ async fn notifier(common: &Common, shutdown: CancellationToken) -> anyhow::Resul
             cache: Arc::new(RedisCache::new(&redis)?),
             events: bus.clone(),
         },
-        refresh_config(common),
+        refresh_config(&args.events, &args.cache),
         shutdown.clone(),
     ));
     let probes = vec![probe!("redis", bus), probe!("rabbitmq", queue)];
@@ -311,20 +335,26 @@ async fn notifier(common: &Common, shutdown: CancellationToken) -> anyhow::Resul
     Ok(())
 }
 
-async fn standalone(
-    common: &Common,
-    args: StandaloneArgs,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let http = bind_http(common, DEFAULT_API_ADDR, "standalone").await?;
+async fn standalone(args: StandaloneArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let limits = limits_config(Some(&args.api), Some(&args.events));
+    let http = bind_http(
+        &args.http,
+        &args.auth,
+        limits,
+        DEFAULT_API_ADDR,
+        "standalone",
+    )
+    .await?;
+    let EventBusSettings { event_history } = args.bus;
     let store: Arc<dyn MetricStore> = Arc::new(MemoryStore::default());
     let queue: Arc<dyn JobQueue> = Arc::new(MemoryQueue::with_retry_delays(
-        common.max_queued_jobs as usize,
-        retry_delays(common),
+        args.queue.max_queued_jobs as usize,
+        args.queue.retry_delays(),
     ));
     let cache: Arc<dyn PlotCache> = Arc::new(MemoryCache::default());
-    let events: Arc<dyn EventBus> = Arc::new(MemoryEventBus::new(common.event_history));
-    let views: Arc<dyn ViewRegistry> = Arc::new(MemoryViews::with_max_series(common.max_series));
+    let events: Arc<dyn EventBus> = Arc::new(MemoryEventBus::new(event_history));
+    let views: Arc<dyn ViewRegistry> =
+        Arc::new(MemoryViews::with_max_series(args.series.max_series));
     let mut tasks = JoinSet::new();
     let worker_ports = WorkerPorts {
         store: store.clone(),
@@ -335,14 +365,14 @@ async fn standalone(
     for _ in 0..args.workers.max(1) {
         tasks.spawn(plotq_worker::run_until_stopped(
             worker_ports.clone(),
-            worker_config(common),
+            worker_config(&args.worker, &args.cache),
             shutdown.clone(),
         ));
     }
     let hub = Hub::new(
         events.clone(),
         views.clone(),
-        notifier_config(common),
+        notifier_config(&args.events),
         shutdown.clone(),
     );
     tasks.spawn(hub.clone().run_until_stopped());
@@ -353,7 +383,7 @@ async fn standalone(
             cache: cache.clone(),
             events: events.clone(),
         },
-        refresh_config(common),
+        refresh_config(&args.events, &args.cache),
         shutdown.clone(),
     ));
     if !args.no_demo {
@@ -364,10 +394,10 @@ async fn standalone(
         queue,
         cache,
         views,
-        config: api_config(common),
+        config: api_config(&args.api, args.cache.state.state_ttl_secs),
     };
     let app = plotq_api::router(state)
-        .merge(plotq_api::dashboard_router(&common.events_url))
+        .merge(plotq_api::dashboard_router(&args.api.events_url))
         .merge(plotq_api::openapi_router(&openapi_document()))
         .merge(plotq_notifier::router(hub))
         .merge(plotq_http::readiness_router(Vec::new()));

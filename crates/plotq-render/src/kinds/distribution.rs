@@ -1,4 +1,5 @@
-//! `histogram`: the seed-000 latency distribution — bins, dashed mean/p95/p99 markers
+//! `histogram`: the latency distribution as the first design document (the Python
+//! prototype plotq grew from) draws it — bins, dashed mean/p95/p99 markers
 //! with their values in the legend — on a linear or log axis; with several services,
 //! one translucent outlined distribution each on shared bins.
 //!
@@ -65,7 +66,8 @@ pub(crate) fn histogram<DB: DrawingBackend>(
 ) -> Result<(), RenderError> {
     let n_bins = (ctx.spec.bins as usize).clamp(1, BINS_RANGE.1 as usize);
     let (series, bins, dropped) = match (&data.series[..], ctx.spec.log_x) {
-        // The seed-000 case, the hot path: statistics and bins share their passes.
+        // One service on a linear axis (the prototype's plot), the hot path: statistics
+        // and bins share their passes.
         ([only], false) => {
             let (summary, bins) =
                 stats::summarize_binned(&only.values, n_bins).ok_or(RenderError::NoData)?;

@@ -1,0 +1,393 @@
+//! Invariants of `ARCHITECTURE.md` checked as ordinary tests (rust-analyzer's "tidy"
+//! style): the pure crates depend on no runtime and no client library; each client
+//! library belongs to exactly one adapter crate; every Rust file opens with a `//!`
+//! saying what it is; and, against real Redis after a pass through the distributed
+//! pipeline, every key plotq wrote has a TTL except the capped event stream.
+//!
+//! The dependency checks read `cargo metadata` (normal dependencies only: dev-dependencies
+//! are test harnesses), so they see what Cargo resolves, not what a manifest says.
+
+mod support;
+
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use support::{Plotq, cleanup, namespace, require_services, samples, subscribe, wait_ready};
+
+/// The repository root (this crate is `crates/plotq`).
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The workspace as Cargo resolves it for this host.
+struct Metadata {
+    /// Package id → name.
+    names: BTreeMap<String, String>,
+    /// Package id → ids of its normal (not dev, not build) dependencies.
+    normal_deps: BTreeMap<String, Vec<String>>,
+    /// Ids of the workspace's own crates.
+    members: Vec<String>,
+}
+
+fn host_triple() -> String {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned());
+    let out = std::process::Command::new(&rustc)
+        .arg("-vV")
+        .output()
+        .unwrap_or_else(|e| panic!("{rustc} -vV: {e}"));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .expect("rustc -vV names the host")
+        .trim()
+        .to_owned()
+}
+
+fn metadata() -> Metadata {
+    // Filtered to the host, so it needs no package that the build did not download.
+    let out = std::process::Command::new(env!("CARGO"))
+        .args(["metadata", "--format-version", "1", "--offline"])
+        .args(["--filter-platform", &host_triple()])
+        .arg("--manifest-path")
+        .arg(root().join("Cargo.toml"))
+        .output()
+        .expect("cargo metadata runs");
+    assert!(
+        out.status.success(),
+        "cargo metadata failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("cargo metadata prints JSON");
+    let names = doc["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .map(|p| {
+            (
+                p["id"].as_str().unwrap().to_owned(),
+                p["name"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let normal_deps = doc["resolve"]["nodes"]
+        .as_array()
+        .expect("resolve nodes")
+        .iter()
+        .map(|node| {
+            let deps = node["deps"]
+                .as_array()
+                .expect("deps")
+                .iter()
+                .filter(|d| {
+                    d["dep_kinds"]
+                        .as_array()
+                        .expect("dep_kinds")
+                        .iter()
+                        .any(|k| k["kind"].is_null())
+                })
+                .map(|d| d["pkg"].as_str().unwrap().to_owned())
+                .collect();
+            (node["id"].as_str().unwrap().to_owned(), deps)
+        })
+        .collect();
+    let members = doc["workspace_members"]
+        .as_array()
+        .expect("workspace_members")
+        .iter()
+        .map(|id| id.as_str().unwrap().to_owned())
+        .collect();
+    Metadata {
+        names,
+        normal_deps,
+        members,
+    }
+}
+
+impl Metadata {
+    fn id_of(&self, crate_name: &str) -> String {
+        self.members
+            .iter()
+            .find(|id| self.names[*id] == crate_name)
+            .unwrap_or_else(|| panic!("{crate_name} is a workspace member"))
+            .clone()
+    }
+
+    /// The names of every crate `crate_name` needs at run time, itself excluded.
+    fn transitive_normal_deps(&self, crate_name: &str) -> BTreeSet<String> {
+        let start = self.id_of(crate_name);
+        let mut seen = BTreeSet::from([start.clone()]);
+        let mut todo = vec![start.clone()];
+        while let Some(id) = todo.pop() {
+            for dep in &self.normal_deps[&id] {
+                if seen.insert(dep.clone()) {
+                    todo.push(dep.clone());
+                }
+            }
+        }
+        seen.remove(&start);
+        seen.into_iter().map(|id| self.names[&id].clone()).collect()
+    }
+}
+
+/// `plotq-domain` and `plotq-render` do no I/O and know no async runtime: nothing they
+/// depend on, however indirectly, is an async runtime, a client library or an HTTP stack.
+#[test]
+fn domain_and_render_depend_on_no_runtime_and_no_client_library() {
+    const FORBIDDEN: [&str; 6] = ["tokio", "lapin", "mongodb", "redis", "axum", "hyper"];
+    let metadata = metadata();
+    for pure in ["plotq-domain", "plotq-render"] {
+        let deps = metadata.transitive_normal_deps(pure);
+        let found: Vec<_> = deps
+            .iter()
+            .filter(|name| FORBIDDEN.contains(&name.as_str()))
+            .collect();
+        assert!(
+            found.is_empty(),
+            "{pure} must not depend on {found:?} (directly or indirectly)"
+        );
+    }
+}
+
+/// Each client library is a (normal) dependency of exactly one crate of the workspace,
+/// its adapter; the services see only the ports. Dev-dependencies (test harnesses) do
+/// not count.
+#[test]
+fn each_client_library_belongs_to_one_adapter() {
+    let metadata = metadata();
+    for (library, adapter) in [
+        ("lapin", "plotq-amqp"),
+        ("mongodb", "plotq-mongo"),
+        ("redis", "plotq-redis"),
+    ] {
+        let users: Vec<&str> = metadata
+            .members
+            .iter()
+            .filter(|member| {
+                metadata.normal_deps[*member]
+                    .iter()
+                    .any(|dep| metadata.names[dep] == library)
+            })
+            .map(|member| metadata.names[member].as_str())
+            .collect();
+        assert_eq!(
+            users,
+            [adapter],
+            "{library} must be a dependency of {adapter} only"
+        );
+    }
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.expect("directory entry").path();
+        if path.is_dir() {
+            // Build output and installed packages are not ours.
+            if path
+                .file_name()
+                .is_some_and(|n| n == "target" || n == "node_modules")
+            {
+                continue;
+            }
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// Every Rust file opens with a `//!` comment saying what it owns.
+#[test]
+fn every_rust_file_opens_with_a_module_comment() {
+    let mut files = Vec::new();
+    for dir in ["crates", "tests"] {
+        rust_files(&root().join(dir), &mut files);
+    }
+    assert!(
+        files.len() > 20,
+        "found the sources ({} files)",
+        files.len()
+    );
+    let missing: Vec<String> = files
+        .iter()
+        .filter(|path| {
+            let text = std::fs::read_to_string(path).expect("readable source");
+            let first = text.lines().find(|line| !line.trim().is_empty());
+            !first.is_some_and(|line| line.starts_with("//!"))
+        })
+        .map(|path| {
+            path.strip_prefix(root())
+                .unwrap_or(path)
+                .display()
+                .to_string()
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "these files do not open with a `//!` comment: {missing:?}"
+    );
+}
+
+const READY: Duration = Duration::from_secs(60);
+const RENDER: Duration = Duration::from_secs(60);
+
+/// Every key in the namespace with its remaining lifetime in ms (`PTTL`: -1 = none).
+async fn keys_with_ttl(
+    conn: &mut redis::aio::MultiplexedConnection,
+    ns: &str,
+) -> BTreeMap<String, i64> {
+    let mut cursor: u64 = 0;
+    let mut keys = BTreeSet::new();
+    loop {
+        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{ns}:*"))
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(conn)
+            .await
+            .expect("SCAN");
+        keys.extend(batch);
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    let mut out = BTreeMap::new();
+    for key in keys {
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(&key)
+            .query_async(conn)
+            .await
+            .expect("PTTL");
+        // -2: expired between SCAN and PTTL, which is what a TTL is for.
+        if ttl != -2 {
+            out.insert(key, ttl);
+        }
+    }
+    out
+}
+
+/// Every Redis key plotq writes has a TTL, except the event stream, which is capped:
+/// after ingesting, a plot of each kind (one that fails for lack of data, one requested
+/// twice) and a watched dashboard view (leases, view states, refresh claims), every
+/// key in the test's namespace but `<ns>:plotq:events` expires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_redis_key_but_the_event_stream_expires() {
+    require_services();
+    let ns = namespace("tidy");
+    let fast = [("PLOTQ_REFRESH_DEBOUNCE_SECS", "1")];
+    let api = Plotq::start(&["api"], &ns, &fast);
+    let notifier = Plotq::start(&["notifier"], &ns, &fast);
+    let _worker = Plotq::start(&["worker"], &ns, &fast);
+    let client = reqwest::Client::new();
+    wait_ready(&client, &api.url("/readyz"), READY).await;
+    wait_ready(&client, &notifier.url("/readyz"), READY).await;
+
+    let mut batch = samples("checkout", 2_000, 5 * 60 * 1000);
+    batch.extend(samples("payments", 1_000, 5 * 60 * 1000));
+    for (i, mut sample) in samples("checkout", 700, 5 * 60 * 1000)
+        .into_iter()
+        .enumerate()
+    {
+        sample["metric"] = json!("status_code");
+        sample["value"] = json!([200, 200, 201, 404, 500, 503, 200][i % 7]);
+        batch.push(sample);
+    }
+    let r = client
+        .post(api.url("/api/v1/metrics"))
+        .json(&batch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // A dashboard view: the notifier leases it, the refresher claims and renders it, and
+    // its state is recorded.
+    let view = "checkout/histogram/10m/light/640x360";
+    let mut viewer = subscribe(&notifier.url(&format!("/api/v1/events?views={view}")), None).await;
+
+    let requests = [
+        json!({"kind": "histogram", "service": "checkout"}),
+        // Twice: the second shares the first's job through a single-flight claim.
+        json!({"kind": "histogram", "service": "checkout"}),
+        json!({"kind": "latency_timeseries", "service": "checkout"}),
+        json!({"kind": "throughput", "service": "checkout"}),
+        json!({"kind": "status_codes", "service": "checkout"}),
+        json!({"kind": "error_rate", "service": "checkout"}),
+        json!({"kind": "heatmap", "service": "checkout"}),
+        json!({"kind": "cdf", "services": ["checkout", "payments"]}),
+        json!({"kind": "histogram", "service": "checkout", "format": "svg"}),
+        // No samples: ends failed, and its state must expire too.
+        json!({"kind": "histogram", "service": "nobody"}),
+    ];
+    let mut ids = Vec::new();
+    for request in &requests {
+        let r = client
+            .post(api.url("/api/v1/plots"))
+            .json(request)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{request}: {}", r.status());
+        let job: Value = r.json().await.unwrap();
+        ids.push(job["id"].as_str().unwrap().to_owned());
+    }
+    for (id, request) in ids.iter().zip(&requests) {
+        let until = tokio::time::Instant::now() + RENDER;
+        loop {
+            let state: Value = client
+                .get(api.url(&format!("/api/v1/plots/{id}")))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if matches!(state["status"].as_str(), Some("done" | "failed")) {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < until,
+                "{request} did not finish: {state}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let rendered = viewer
+        .next_matching(RENDER, |e| {
+            e.event == "plot.ready" && e.data["view"] == view
+        })
+        .await;
+    assert_eq!(rendered.data["view"], view);
+
+    let client_redis = redis::Client::open(support::REDIS_URL).expect("Redis URL");
+    let mut conn = client_redis
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis accepts connections");
+    let keys = keys_with_ttl(&mut conn, &ns).await;
+    let prefix = format!("{ns}:plotq:");
+    // The pass wrote what it should have, so the check below is not vacuous.
+    for family in ["state:", "img:", "views", "series", "view:", "events"] {
+        assert!(
+            keys.keys().any(|k| k
+                .strip_prefix(&prefix)
+                .is_some_and(|k| k.starts_with(family))),
+            "no {prefix}{family}… key was written; keys: {keys:?}"
+        );
+    }
+    let stream = format!("{prefix}events");
+    let without_ttl: Vec<&String> = keys
+        .iter()
+        .filter(|(key, ttl)| **key != stream && **ttl <= 0)
+        .map(|(key, _)| key)
+        .collect();
+    assert!(
+        without_ttl.is_empty(),
+        "keys without a TTL (only {stream} may have none): {without_ttl:?}"
+    );
+    drop(viewer);
+    cleanup(&ns).await;
+}
