@@ -21,33 +21,28 @@
 //! `sse_connections_per_caller` streams, and a process leases at most
 //! `max_watched_views` distinct views (`429` beyond either).
 //!
-//! This crate holds no job state and renders nothing.
+//! The `Hub` is here; `events.rs` is the SSE handler. This crate holds no job state and
+//! renders nothing.
 
+mod events;
 pub mod openapi;
 pub mod refresh;
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, header};
-use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::{IntoResponse, Response};
+pub use events::{EventsQuery, events};
+
+use axum::Router;
 use axum::routing::get;
-use axum::{Extension, Router};
-use futures::{Stream, StreamExt};
+use plotq_domain::JobId;
 use plotq_domain::wire::{EventId, EventKind};
-use plotq_domain::{JobId, View, view::MAX_VIEWS_PER_CONNECTION};
-use plotq_http::{Caller, Limits, Problem, ProblemCode, Scope};
+use plotq_http::{Problem, ProblemCode};
 use plotq_ports::clock::now_ms;
 use plotq_ports::{Backoff, EventBus, StoredEvent, ViewRegistry};
-use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::broadcast;
-use tokio_stream::wrappers::BroadcastStream;
 use tokio_util::sync::CancellationToken;
 
 /// Settings of the SSE endpoint.
@@ -314,236 +309,6 @@ pub fn router(hub: Arc<Hub>) -> Router {
     Router::new()
         .route("/api/v1/events", get(events))
         .with_state(hub)
-}
-
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct EventsQuery {
-    /// Only events of this service.
-    service: Option<String>,
-    /// Comma-separated view keys (`checkout/histogram/15m/light/800x450`), at most 32:
-    /// only their events, each view's current state first, and the views stay live.
-    views: Option<String>,
-    /// A read ticket (`POST /api/v1/tickets`), since `EventSource` sends no headers.
-    #[allow(dead_code)] // reason: read by the authenticator from the raw query
-    ticket: Option<String>,
-}
-
-/// A view's current state as an SSE event, for a client that just subscribed.
-fn view_state_event(view: &str, state: &plotq_domain::ViewState) -> Event {
-    let data = serde_json::json!({
-        "view": view, "status": state.status.as_str(), "id": state.job_id, "error": state.error,
-        "requested_ms": state.requested_ms,
-    });
-    Event::default().event("view.state").data(data.to_string())
-}
-
-/// An SSE event for a bus event; its `id:` is the `EventId` (`<ms>-<seq>`), which is
-/// what a reconnecting client sends back as `Last-Event-ID`.
-fn to_sse(event: &StoredEvent) -> Event {
-    Event::default()
-        .id(event.id.to_string())
-        .event(event.event.event.as_str())
-        .data(String::from_utf8(event.event.encode()).expect("JSON is UTF-8"))
-}
-
-/// The event stream.
-#[utoipa::path(
-    get, path = "/api/v1/events", tag = "events",
-    params(
-        EventsQuery,
-        ("last-event-id" = Option<String>, Header, nullable = false, pattern = "^[0-9]+-[0-9]+$", description = "Resume after this event id (`<ms>-<seq>`, as sent): the events missed since are replayed first"),
-    ),
-    responses(
-        (status = 200, description = "Server-Sent Events: `plot.ready`, `plot.failed` (payload `PlotEventDoc`), `plot.queued`/`plot.rendering` (views only), `view.state` (`ViewStateEventDoc`). Each has an `id:`; reconnect with `Last-Event-ID` to replay what was missed. `:` comments keep the stream alive.", content_type = "text/event-stream", body = String,
-            headers(("cache-control" = String, description = "`no-cache`"), ("x-accel-buffering" = String, description = "`no` (proxies must not buffer)"))),
-        (status = 401, description = "Missing or invalid credential", body = plotq_http::ProblemDoc, content_type = "application/problem+json"),
-        (status = 403, description = "Credential lacks the read scope or a service", body = plotq_http::ProblemDoc, content_type = "application/problem+json"),
-        (status = 422, description = "Bad query parameter (views, service) or Last-Event-ID", body = plotq_http::ProblemDoc, content_type = "application/problem+json"),
-        (status = 429, description = "Too many streams for this caller, or too many live views", body = plotq_http::ProblemDoc, content_type = "application/problem+json",
-            headers(("retry-after" = u64, description = "Seconds to wait"))),
-    ),
-    security(("bearer" = ["read"]), ("ticket" = []))
-)]
-pub async fn events(
-    caller: Caller,
-    State(hub): State<Arc<Hub>>,
-    Extension(limits): Extension<Arc<Limits>>,
-    query: Result<Query<EventsQuery>, QueryRejection>,
-    headers: HeaderMap,
-) -> Result<Response, Problem> {
-    caller.require(Scope::Read)?;
-    let Query(query) = query.map_err(|e| Problem::invalid_field("", e.body_text()))?;
-    let views: Vec<String> = query
-        .views
-        .as_deref()
-        .map(|v| {
-            v.split(',')
-                .filter(|k| !k.is_empty())
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
-    if views.len() > MAX_VIEWS_PER_CONNECTION {
-        return Err(Problem::invalid_field(
-            "views",
-            format!("at most {MAX_VIEWS_PER_CONNECTION} views per connection"),
-        ));
-    }
-    for key in &views {
-        let view = View::parse(key).map_err(|p| Problem::invalid_field("views", p))?;
-        if !caller.may_use_service(view.service.as_str()) {
-            return Err(Problem::new(
-                ProblemCode::Forbidden,
-                format!("this credential may not watch views of {}", view.service),
-            ));
-        }
-    }
-    if let Some(service) = &query.service
-        && !caller.may_use_service(service)
-    {
-        return Err(Problem::new(
-            ProblemCode::Forbidden,
-            format!("this credential may not read events of {service}"),
-        ));
-    }
-    let last_event_id = match last_event_id_header(&headers) {
-        None => None,
-        Some(raw) => Some(EventId::parse(&raw).ok_or_else(|| {
-            Problem::invalid_field(
-                "Last-Event-ID",
-                "is not an event id this server sent (<ms>-<seq>)",
-            )
-        })?),
-    };
-    let connection = limits.open_connection(&caller.limit_key)?;
-    let guard = if views.is_empty() {
-        None
-    } else {
-        Some(hub.watch(&views)?)
-    };
-    // Subscribe before reading history so nothing published in between is missed.
-    let live = BroadcastStream::new(hub.sender.subscribe());
-    if !views.is_empty()
-        && let Err(e) = hub.registry.watch(&views, hub.lease_until()).await
-    {
-        tracing::warn!(error = %e, "cannot lease views; the renewal loop will retry");
-    }
-    // What each view shows right now, so a new client is not blank until the next render.
-    // These events carry the bus's current position as their id: a client reconnecting
-    // with it resumes from there.
-    let mut current = Vec::new();
-    if last_event_id.is_none() && !views.is_empty() {
-        let position = hub
-            .bus
-            .last_id()
-            .await
-            .ok()
-            .flatten()
-            .unwrap_or(EventId::ZERO)
-            .to_string();
-        for key in &views {
-            match hub.registry.view_state(key).await {
-                Ok(Some(state)) => {
-                    if let Some(ready) = &state.last_ready {
-                        current.push(Ok::<_, Infallible>(
-                            Event::default()
-                                .id(position.clone())
-                                .event(ready.event.as_str())
-                                .data(String::from_utf8(ready.encode()).expect("JSON is UTF-8")),
-                        ));
-                    }
-                    current.push(Ok(view_state_event(key, &state).id(position.clone())));
-                }
-                Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, "cannot read a view's state"),
-            }
-        }
-    }
-    let mut replay = Vec::new();
-    if let Some(after) = last_event_id {
-        match hub.bus.history_after(after, hub.config.max_replay).await {
-            Ok(events) => replay = events,
-            Err(e) => tracing::warn!(error = %e, "replay unavailable; sending live events only"),
-        }
-    }
-    let mut high_water = replay
-        .last()
-        .map(|e| e.id)
-        .or(last_event_id)
-        .unwrap_or(EventId::ZERO);
-    let filter = query.service.clone();
-    let view_set: HashSet<String> = views.iter().cloned().collect();
-    let principal = caller.0.clone();
-    let keep = move |e: &StoredEvent| {
-        // A caller limited to some services never sees another's events.
-        if !e
-            .event
-            .services
-            .iter()
-            .all(|s| principal.may_use_service(s))
-            || !principal.may_use_service(&e.event.service)
-        {
-            return false;
-        }
-        if !view_set.is_empty() {
-            return e.event.view.as_ref().is_some_and(|v| view_set.contains(v));
-        }
-        filter.as_deref().is_none_or(|s| e.event.service == s)
-    };
-    let keep_live = keep.clone();
-    // Replayed history is de-duplicated the same way (a job's final event once).
-    let mut finished = HashSet::new();
-    let replayed = futures::stream::iter(
-        replay
-            .into_iter()
-            .filter(|e| !is_final(e.event.event) || finished.insert(e.event.id))
-            .filter(|e| keep(e))
-            .map(|e| Ok::<_, Infallible>(to_sse(&e)))
-            .collect::<Vec<_>>(),
-    );
-    let live = live.filter_map(move |item| {
-        let out = match item {
-            Ok(event) => {
-                if event.id <= high_water || !keep_live(&event) {
-                    None
-                } else {
-                    high_water = event.id;
-                    Some(Ok(to_sse(&event)))
-                }
-            }
-            Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(n)) => {
-                tracing::warn!(skipped = n, "slow SSE client skipped events");
-                None
-            }
-        };
-        futures::future::ready(out)
-    });
-    // The guard lives as long as the stream: dropping the connection unwatches its views.
-    let live = live.map(move |item| {
-        let _keep = (&guard, &connection);
-        item
-    });
-    let stream: std::pin::Pin<Box<dyn Stream<Item = Result<Event, Infallible>> + Send>> = Box::pin(
-        futures::stream::iter(current)
-            .chain(replayed)
-            .chain(live)
-            .take_until(hub.shutdown.clone().cancelled_owned()),
-    );
-    let mut response = Sse::new(stream)
-        .keep_alive(KeepAlive::new().interval(hub.config.keep_alive))
-        .into_response();
-    let h = response.headers_mut();
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    Ok(response)
-}
-
-fn last_event_id_header(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
 }
 
 #[cfg(test)]

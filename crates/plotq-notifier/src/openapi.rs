@@ -114,7 +114,7 @@ pub struct ViewStateEventDoc {
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(crate::events),
+    paths(crate::events::events),
     components(schemas(PlotEventDoc, ViewStateEventDoc, ProblemDoc)),
     modifiers(&SecuritySchemes),
     tags((name = "events", description = "Server-Sent Events"))

@@ -1,0 +1,177 @@
+//! `MemoryCache`, the in-process `PlotCache`: job states (in their wire form) and PNGs,
+//! and single-flight request claims released only by their holder, all expiring like
+//! Redis keys by a `Clock`. Part of the embedded standalone implementation, and a
+//! unit-test double.
+
+use super::ttl::expiry;
+use crate::clock::{Clock, SystemClock};
+use crate::{PlotCache, PortResult};
+use async_trait::async_trait;
+use plotq_domain::wire::{decode_state, encode_state};
+use plotq_domain::{JobId, JobState};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Job states and PNGs in memory, expiring like Redis keys.
+#[derive(Debug)]
+pub struct MemoryCache {
+    /// Key → (expiry, epoch ms; value).
+    entries: Mutex<HashMap<String, (i64, Vec<u8>)>>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Default for MemoryCache {
+    fn default() -> Self {
+        Self {
+            entries: Mutex::default(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+impl MemoryCache {
+    /// Entries expire by `clock` instead of the system clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    fn put(&self, key: String, value: Vec<u8>, ttl: Duration) {
+        let now = self.clock.now_ms();
+        let mut entries = self.entries.lock().expect("cache lock");
+        if entries.len().is_multiple_of(64) {
+            entries.retain(|_, (expires, _)| *expires > now);
+        }
+        entries.insert(key, (expiry(now, ttl), value));
+    }
+
+    fn remove(&self, key: &str) {
+        self.entries.lock().expect("cache lock").remove(key);
+    }
+
+    fn get(&self, key: &str) -> Option<Vec<u8>> {
+        let now = self.clock.now_ms();
+        let entries = self.entries.lock().expect("cache lock");
+        entries
+            .get(key)
+            .filter(|(expires, _)| *expires > now)
+            .map(|(_, v)| v.clone())
+    }
+}
+
+#[async_trait]
+impl PlotCache for MemoryCache {
+    async fn put_state(&self, state: &JobState, ttl: Duration) -> PortResult<()> {
+        self.put(format!("state:{}", state.id), encode_state(state), ttl);
+        Ok(())
+    }
+
+    async fn get_state(&self, id: JobId) -> PortResult<Option<JobState>> {
+        Ok(self
+            .get(&format!("state:{id}"))
+            .and_then(|b| decode_state(&b).ok()))
+    }
+
+    async fn put_image(&self, id: JobId, png: &[u8], ttl: Duration) -> PortResult<()> {
+        self.put(format!("img:{id}"), png.to_vec(), ttl);
+        Ok(())
+    }
+
+    async fn get_image(&self, id: JobId) -> PortResult<Option<Vec<u8>>> {
+        Ok(self.get(&format!("img:{id}")))
+    }
+
+    async fn claim_request(
+        &self,
+        key: &str,
+        id: JobId,
+        ttl: Duration,
+    ) -> PortResult<Option<JobId>> {
+        let key = format!("req:{key}");
+        let now = self.clock.now_ms();
+        let mut entries = self.entries.lock().expect("cache lock");
+        if let Some((expires, holder)) = entries.get(&key)
+            && *expires > now
+        {
+            return Ok(std::str::from_utf8(holder).ok().and_then(JobId::parse));
+        }
+        entries.insert(key, (expiry(now, ttl), id.to_string().into_bytes()));
+        Ok(None)
+    }
+
+    async fn replace_request(&self, key: &str, id: JobId, ttl: Duration) -> PortResult<()> {
+        self.put(format!("req:{key}"), id.to_string().into_bytes(), ttl);
+        Ok(())
+    }
+
+    async fn release_request(&self, key: &str, id: JobId) -> PortResult<()> {
+        let key = format!("req:{key}");
+        let mut entries = self.entries.lock().expect("cache lock");
+        // An expired claim is as good as gone; a live one is removed only by its holder.
+        if entries
+            .get(&key)
+            .is_some_and(|(_, holder)| holder.as_slice() == id.to_string().as_bytes())
+        {
+            entries.remove(&key);
+        }
+        Ok(())
+    }
+
+    async fn delete_state(&self, id: JobId) -> PortResult<()> {
+        self.remove(&format!("state:{id}"));
+        Ok(())
+    }
+
+    async fn ping(&self) -> PortResult<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::test_state as state;
+
+    #[tokio::test]
+    async fn release_request_removes_only_the_holders_claim() {
+        let cache = MemoryCache::default();
+        let ttl = Duration::from_secs(60);
+        let (a, b) = (JobId::new_random(), JobId::new_random());
+        assert_eq!(cache.claim_request("k", a, ttl).await.unwrap(), None);
+        // Another job's release leaves a's claim in place.
+        cache.release_request("k", b).await.unwrap();
+        assert_eq!(cache.claim_request("k", b, ttl).await.unwrap(), Some(a));
+        cache.release_request("k", a).await.unwrap();
+        assert_eq!(cache.claim_request("k", b, ttl).await.unwrap(), None);
+        // Releasing a claim that is not held is a no-op.
+        cache.release_request("other", a).await.unwrap();
+        assert_eq!(cache.claim_request("k", a, ttl).await.unwrap(), Some(b));
+    }
+
+    #[tokio::test]
+    async fn delete_state_forgets_the_state_only() {
+        let cache = MemoryCache::default();
+        let s = state();
+        let ttl = Duration::from_secs(60);
+        cache.put_state(&s, ttl).await.unwrap();
+        cache.put_image(s.id, b"png", ttl).await.unwrap();
+        cache.delete_state(s.id).await.unwrap();
+        assert_eq!(cache.get_state(s.id).await.unwrap(), None);
+        assert_eq!(
+            cache.get_image(s.id).await.unwrap().as_deref(),
+            Some(&b"png"[..])
+        );
+        cache.delete_state(JobId::new_random()).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn cache_expires_entries() {
+        let cache = MemoryCache::default();
+        let s = state();
+        cache.put_state(&s, Duration::from_millis(0)).await.unwrap();
+        assert!(cache.get_state(s.id).await.unwrap().is_none());
+        cache.put_state(&s, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(cache.get_state(s.id).await.unwrap(), Some(s));
+    }
+}
