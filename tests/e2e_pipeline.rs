@@ -1,14 +1,15 @@
-//! End-to-end: ingest → queue → render → cache → notify, with every role a separate
-//! `plotq` process against real RabbitMQ, Redis and the MongoDB-wire server; and the
-//! same flow against `plotq standalone`.
+//! End-to-end: ingest → queue → render → cache → notify, with the real roles started in
+//! process (`support::app::TestApp`): api, workers and notifiers against real RabbitMQ,
+//! Redis and the MongoDB-wire server; and the same flow against standalone over the
+//! in-memory ports. Where the process boundary is the point (kill -9, SIGTERM, restarts)
+//! the suites `e2e_faults.rs` and `e2e_restarts.rs` start `plotq` processes.
 
 mod support;
 
 use serde_json::{Value, json};
 use std::time::Duration;
-use support::{
-    Plotq, cleanup, decode_png, namespace, require_services, samples, subscribe, wait_ready,
-};
+use support::app::{Backend, Options, TestApp};
+use support::{decode_png, samples, subscribe, wait_ready};
 
 const READY: Duration = Duration::from_secs(60);
 const RENDER: Duration = Duration::from_secs(60);
@@ -142,73 +143,41 @@ async fn exercise(api: &str, events: &str, n_samples: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn distributed_roles_render_and_notify() {
-    require_services();
-    let ns = namespace("e2e");
-    let api = Plotq::start(&["api"], &ns, &[]);
-    let notifier = Plotq::start(&["notifier"], &ns, &[]);
-    let _w1 = Plotq::start(&["worker"], &ns, &[]);
-    let _w2 = Plotq::start(&["worker"], &ns, &[]);
-    let client = reqwest::Client::new();
-    wait_ready(&client, &api.url("/readyz"), READY).await;
-    wait_ready(&client, &notifier.url("/readyz"), READY).await;
-    exercise(
-        api.base.as_deref().unwrap(),
-        &notifier.url("/api/v1/events"),
-        10_000,
-    )
-    .await;
-    cleanup(&ns).await;
+    let app = TestApp::spawn(Backend::Real).await;
+    app.wait_ready(READY).await;
+    exercise(&app.api, &app.notifier_url(0, "/api/v1/events"), 10_000).await;
+    app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn standalone_renders_and_notifies() {
-    let ns = namespace("sa");
-    let plotq = Plotq::start(&["standalone", "--no-demo"], &ns, &[]);
-    let client = reqwest::Client::new();
-    wait_ready(&client, &plotq.url("/readyz"), READY).await;
-    exercise(
-        plotq.base.as_deref().unwrap(),
-        &plotq.url("/api/v1/events"),
-        10_000,
-    )
-    .await;
+    let app = TestApp::spawn(Backend::Memory).await;
+    app.wait_ready(READY).await;
+    exercise(&app.api, &app.notifier_url(0, "/api/v1/events"), 10_000).await;
+    app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_notifier_replica_sees_every_event() {
-    require_services();
-    let ns = namespace("fan");
-    let api = Plotq::start(&["api"], &ns, &[]);
-    let n1 = Plotq::start(&["notifier"], &ns, &[]);
-    let n2 = Plotq::start(&["notifier"], &ns, &[]);
-    let _w = Plotq::start(&["worker"], &ns, &[]);
-    let client = reqwest::Client::new();
-    for p in [&api, &n1, &n2] {
-        wait_ready(&client, &p.url("/readyz"), READY).await;
-    }
-    let mut s1 = subscribe(&n1.url("/api/v1/events"), None).await;
-    let mut s2 = subscribe(&n2.url("/api/v1/events?service=fanout"), None).await;
-    let body = samples("fanout", 500, 60_000);
-    assert_eq!(
-        client
-            .post(api.url("/api/v1/metrics"))
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    let job: Value = client
-        .post(api.url("/api/v1/plots"))
-        .json(&json!({"kind": "histogram", "service": "fanout", "width": 400, "height": 250}))
-        .send()
+    let app = TestApp::spawn_with(
+        Backend::Real,
+        Options {
+            workers: 1,
+            notifiers: 2,
+            ..Options::default()
+        },
+    )
+    .await;
+    app.wait_ready(READY).await;
+    let mut s1 = app.events_on(0, "").await;
+    let mut s2 = app.events_on(1, "?service=fanout").await;
+    app.ingest("fanout", 500).await;
+    let id = app
+        .request_plot(
+            &json!({"kind": "histogram", "service": "fanout", "width": 400, "height": 250}),
+        )
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = job["id"].as_str().unwrap().to_owned();
+        .to_string();
     let e1 = s1
         .next_matching(RENDER, |e| e.data["id"] == id.as_str())
         .await;
@@ -226,27 +195,29 @@ async fn every_notifier_replica_sees_every_event() {
         }
         .to_string()
     };
-    let mut resumed = subscribe(&n2.url("/api/v1/events"), Some(&before)).await;
+    let mut resumed = subscribe(&app.notifier_url(1, "/api/v1/events"), Some(&before)).await;
     let replayed = resumed
         .next_matching(Duration::from_secs(10), |e| e.data["id"] == id.as_str())
         .await;
     assert_eq!(replayed.id, e1.id);
-    cleanup(&ns).await;
+    app.stop().await;
 }
 
 /// Every other kind through the distributed pipeline (timestamps come back from
 /// MongoDB), including a comparison and an SVG.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_kind_renders_through_the_pipeline() {
-    require_services();
-    let ns = namespace("kinds");
-    let api = Plotq::start(&["api"], &ns, &[]);
-    let notifier = Plotq::start(&["notifier"], &ns, &[]);
-    let _w = Plotq::start(&["worker"], &ns, &[]);
-    let client = reqwest::Client::new();
-    wait_ready(&client, &api.url("/readyz"), READY).await;
-    wait_ready(&client, &notifier.url("/readyz"), READY).await;
-    let mut sse = subscribe(&notifier.url("/api/v1/events"), None).await;
+    let app = TestApp::spawn_with(
+        Backend::Real,
+        Options {
+            workers: 1,
+            ..Options::default()
+        },
+    )
+    .await;
+    app.wait_ready(READY).await;
+    let client = &app.client;
+    let mut sse = app.events().await;
     let mut batch = samples("checkout", 3_000, 10 * 60 * 1000);
     batch.extend(samples("payments", 3_000, 10 * 60 * 1000));
     for (i, s) in samples("checkout", 2_000, 10 * 60 * 1000)
@@ -258,16 +229,7 @@ async fn every_kind_renders_through_the_pipeline() {
         s["value"] = json!([200, 200, 200, 201, 404, 500, 503][i % 7]);
         batch.push(s);
     }
-    assert_eq!(
-        client
-            .post(api.url("/api/v1/metrics"))
-            .json(&batch)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    app.ingest_samples(&batch).await;
     let requests = [
         json!({"kind": "latency_timeseries", "service": "checkout", "show_max": true}),
         json!({"kind": "throughput", "service": "checkout", "theme": "dark"}),
@@ -278,32 +240,20 @@ async fn every_kind_renders_through_the_pipeline() {
         json!({"kind": "histogram", "service": "checkout", "format": "svg"}),
     ];
     for request in requests {
-        let r = client
-            .post(api.url("/api/v1/plots"))
-            .json(&request)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 202, "{request}");
-        let job: Value = r.json().await.unwrap();
-        let id = job["id"].as_str().unwrap().to_owned();
+        let id = app.request_plot(&request).await.to_string();
         let event = sse
             .next_matching(RENDER, |e| e.data["id"] == id.as_str())
             .await;
         assert_eq!(event.event, "plot.ready", "{request}: {:?}", event.data);
         let image_url = event.data["image_url"].as_str().unwrap().to_owned();
-        let r = client.get(api.url(&image_url)).send().await.unwrap();
+        let r = client.get(app.url(&image_url)).send().await.unwrap();
         assert_eq!(r.status(), 200);
         let content_type = r.headers()["content-type"].to_str().unwrap().to_owned();
         let bytes = r.bytes().await.unwrap();
         if request["format"] == "svg" {
             assert_eq!(content_type, "image/svg+xml");
             assert!(bytes.starts_with(b"<svg"));
-            let png = client
-                .get(api.url(&format!("/api/v1/plots/{id}/png")))
-                .send()
-                .await
-                .unwrap();
+            let png = app.get(&format!("/api/v1/plots/{id}/png")).await;
             assert_eq!(png.status(), 409, "an SVG plot has no PNG");
         } else {
             assert_eq!(content_type, "image/png");
@@ -314,25 +264,30 @@ async fn every_kind_renders_through_the_pipeline() {
             assert_eq!(decode_png(&bytes), want, "{request}");
         }
     }
-    cleanup(&ns).await;
+    app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_names_the_failing_dependency_and_nothing_is_accepted() {
-    require_services();
-    let ns = namespace("ready");
-    // Redis on a port where nothing listens.
-    let api = Plotq::start(
-        &["api"],
-        &ns,
-        &[
-            ("PLOTQ_REDIS_URL", "redis://127.0.0.1:1"),
-            ("PLOTQ_DEPENDENCY_TIMEOUT_SECS", "1"),
-        ],
-    );
-    let client = reqwest::Client::new();
-    wait_ready(&client, &api.url("/healthz"), READY).await;
-    let r = client.get(api.url("/readyz")).send().await.unwrap();
+    // An api alone, with Redis on a port where nothing listens.
+    let app = TestApp::spawn_with(
+        Backend::Real,
+        Options {
+            workers: 0,
+            notifiers: 0,
+            api: vec![
+                "--redis-url",
+                "redis://127.0.0.1:1",
+                "--dependency-timeout-secs",
+                "1",
+            ],
+            ..Options::default()
+        },
+    )
+    .await;
+    let client = &app.client;
+    wait_ready(client, &app.url("/healthz"), READY).await;
+    let r = app.get("/readyz").await;
     assert_eq!(r.status(), 503);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["checks"]["redis"], "failing");
@@ -340,54 +295,40 @@ async fn readiness_names_the_failing_dependency_and_nothing_is_accepted() {
     assert_eq!(body["checks"]["mongodb"], "ok");
     assert_eq!(body["failing"][0]["dependency"], "redis");
     let r = client
-        .post(api.url("/api/v1/plots"))
+        .post(app.url("/api/v1/plots"))
         .json(&json!({"kind": "histogram", "service": "checkout"}))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 503);
     assert!(r.headers().contains_key("retry-after"));
-    cleanup(&ns).await;
+    app.stop().await;
 }
 
-/// Live refresh across real processes: a watched view is rendered for its first viewer,
-/// re-rendered when its series gets new samples, and a new viewer gets its current image
-/// at once; a view nobody watches is never rendered, though its series gets samples too.
+/// Live refresh through the distributed roles: a watched view is rendered for its first
+/// viewer, re-rendered when its series gets new samples, and a new viewer gets its
+/// current image at once; a view nobody watches is never rendered, though its series
+/// gets samples too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watched_views_refresh_and_unwatched_ones_do_not() {
-    require_services();
-    let ns = namespace("live");
-    let fast = [("PLOTQ_REFRESH_DEBOUNCE_SECS", "1")];
-    let api = Plotq::start(&["api"], &ns, &fast);
-    let notifier = Plotq::start(&["notifier"], &ns, &fast);
-    let _w = Plotq::start(&["worker"], &ns, &fast);
-    let client = reqwest::Client::new();
-    wait_ready(&client, &api.url("/readyz"), READY).await;
-    wait_ready(&client, &notifier.url("/readyz"), READY).await;
-    let ingest = |service: &'static str, n: usize| {
-        let client = client.clone();
-        let url = api.url("/api/v1/metrics");
-        async move {
-            let r = client
-                .post(url)
-                .json(&samples(service, n, 60_000))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 200);
-        }
-    };
-    ingest("watched", 300).await;
-    ingest("unwatched", 300).await;
+    let app = TestApp::spawn_with(
+        Backend::Real,
+        Options {
+            workers: 1,
+            notifier: vec!["--refresh-debounce-secs", "1"],
+            ..Options::default()
+        },
+    )
+    .await;
+    app.wait_ready(READY).await;
+    let client = &app.client;
+    app.ingest("watched", 300).await;
+    app.ingest("unwatched", 300).await;
     let watched = "watched/histogram/10m/light/640x360";
     let unwatched = "unwatched/histogram/10m/light/640x360";
     // Everything on the bus, to prove the absence of the unwatched view's jobs.
-    let mut all = subscribe(&notifier.url("/api/v1/events"), None).await;
-    let mut viewer = subscribe(
-        &notifier.url(&format!("/api/v1/events?views={watched}")),
-        None,
-    )
-    .await;
+    let mut all = app.events().await;
+    let mut viewer = app.events_on(0, &format!("?views={watched}")).await;
 
     let first = viewer
         .next_matching(RENDER, |e| e.event == "plot.ready")
@@ -396,7 +337,7 @@ async fn watched_views_refresh_and_unwatched_ones_do_not() {
     assert_eq!(
         decode_png(
             &client
-                .get(api.url(first.data["png_url"].as_str().unwrap()))
+                .get(app.url(first.data["png_url"].as_str().unwrap()))
                 .send()
                 .await
                 .unwrap()
@@ -408,8 +349,8 @@ async fn watched_views_refresh_and_unwatched_ones_do_not() {
     );
 
     // New samples for the watched series: a newer render follows (after the debounce).
-    ingest("watched", 100).await;
-    ingest("unwatched", 100).await;
+    app.ingest("watched", 100).await;
+    app.ingest("unwatched", 100).await;
     let second = viewer
         .next_matching(RENDER, |e| {
             e.event == "plot.ready" && e.data["id"] != first.data["id"]
@@ -418,11 +359,7 @@ async fn watched_views_refresh_and_unwatched_ones_do_not() {
     assert!(second.data["at_ms"].as_i64() > first.data["at_ms"].as_i64());
 
     // A second viewer gets the current image at once, before any new render.
-    let mut late = subscribe(
-        &notifier.url(&format!("/api/v1/events?views={watched}")),
-        None,
-    )
-    .await;
+    let mut late = app.events_on(0, &format!("?views={watched}")).await;
     let current = late
         .next_matching(Duration::from_secs(5), |e| e.event == "plot.ready")
         .await;
@@ -439,5 +376,5 @@ async fn watched_views_refresh_and_unwatched_ones_do_not() {
             .all(|e| e.data["view"] != unwatched && e.data["service"] != "unwatched"),
         "a view with no subscribers must not be rendered"
     );
-    cleanup(&ns).await;
+    app.stop().await;
 }

@@ -1,6 +1,9 @@
-//! Wiring: each role builds its adapters from the settings, starts its tasks, serves
-//! HTTP where it has any, and stops them all on shutdown (decide to stop → tell every
-//! task → wait for each).
+//! One `App` per role: `App::api|worker|notifier|standalone(settings)` binds the HTTP
+//! listener first (so a role that cannot listen fails before it starts anything), then
+//! connects its adapters; `run_until_stopped(shutdown)` spawns its tasks and serves, and
+//! stops them all together (decide to stop → tell every task → wait for each). Standalone
+//! is composed from the same pieces (api routes, notifier parts, worker tasks) over the
+//! in-memory ports. Also `dlq list|retry` and the merged OpenAPI document.
 
 use crate::config::{
     ApiArgs, ApiSettings, AuthSettings, BrokerSettings, CacheSettings, Command, DependencySettings,
@@ -8,10 +11,11 @@ use crate::config::{
     NotifierArgs, QueueSettings, RedisSettings, StandaloneArgs, WorkerArgs, WorkerSettings,
     limits_config, redact,
 };
-use crate::{demo, shutdown};
+use crate::demo;
 use anyhow::Context;
 use axum::Router;
 use futures::FutureExt;
+use futures::future::BoxFuture;
 use plotq_amqp::{AmqpConfig, AmqpQueue};
 use plotq_api::{ApiConfig, ApiState};
 use plotq_domain::JobId;
@@ -24,6 +28,7 @@ use plotq_ports::memory::{MemoryCache, MemoryEventBus, MemoryQueue, MemoryStore,
 use plotq_ports::{EventBus, JobQueue, MetricStore, PlotCache, ViewRegistry};
 use plotq_redis::{RedisCache, RedisConfig, RedisEventBus, RedisViews};
 use plotq_worker::{WorkerConfig, WorkerPorts};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinSet;
@@ -35,18 +40,20 @@ const DEFAULT_NOTIFIER_ADDR: &str = "127.0.0.1:8081";
 /// The api writes no events; its Redis adapters are built with the default history.
 const DEFAULT_EVENT_HISTORY: usize = 10_000;
 
-/// Runs `command` (a role or `dlq`; `bench` and `token` run without a runtime).
+/// Runs `command` (a role or `dlq`; `bench` and `token` run without a runtime) until
+/// SIGTERM/Ctrl-C, or until one of its tasks fails (then every task is stopped and the
+/// reason returned).
 pub async fn run(command: Command) -> anyhow::Result<()> {
     command.validate()?;
-    let shutdown = shutdown::on_signal();
-    match command {
-        Command::Standalone(args) => standalone(*args, shutdown).await,
-        Command::Api(args) => api(*args, shutdown).await,
-        Command::Worker(args) => worker(*args, shutdown).await,
-        Command::Notifier(args) => notifier(*args, shutdown).await,
+    let app = match command {
+        Command::Standalone(args) => App::standalone(*args).await?,
+        Command::Api(args) => App::api(*args).await?,
+        Command::Worker(args) => App::worker(*args).await?,
+        Command::Notifier(args) => App::notifier(*args).await?,
         Command::Bench(_) | Command::Token(_) => unreachable!("runs without a runtime"),
-        Command::Dlq(command) => dlq(command).await,
-    }
+        Command::Dlq(command) => return dlq(command).await,
+    };
+    app.run_until_stopped(crate::shutdown::on_signal()).await
 }
 
 fn worker_config(worker: &WorkerSettings, cache: &CacheSettings) -> WorkerConfig {
@@ -112,7 +119,8 @@ async fn mongo(
     Ok(Arc::new(store))
 }
 
-fn amqp_config(
+/// The queue settings of a role, as the AMQP adapter (and the test harness) names them.
+pub fn amqp_config(
     deps: &DependencySettings,
     broker: &BrokerSettings,
     queue: &QueueSettings,
@@ -183,7 +191,8 @@ async fn amqp(
     Arc::new(queue)
 }
 
-fn redis_config(
+/// The Redis settings of a role, as the Redis adapters (and the test harness) name them.
+pub fn redis_config(
     deps: &DependencySettings,
     redis: &RedisSettings,
     event_history: usize,
@@ -247,47 +256,6 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
     document
 }
 
-async fn api(args: ApiArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let limits = limits_config(Some(&args.api), None);
-    let http = bind_http(&args.http, &args.auth, limits, DEFAULT_API_ADDR, "api").await?;
-    let store = mongo(&args.deps, &args.mongo).await?;
-    let queue = amqp(&args.deps, &args.broker, &args.queue).await;
-    let redis = redis_config(&args.deps, &args.redis, DEFAULT_EVENT_HISTORY);
-    let cache = Arc::new(RedisCache::new(&redis)?);
-    let views = Arc::new(RedisViews::new(&redis)?.with_max_series(args.series.max_series));
-    let probes = vec![
-        probe!("mongodb", store),
-        probe!("rabbitmq", queue),
-        probe!("redis", cache),
-    ];
-    let state = ApiState {
-        store,
-        queue,
-        cache,
-        views,
-        config: api_config(&args.api, args.state.state_ttl_secs),
-    };
-    let app = plotq_api::router(state)
-        .merge(plotq_api::dashboard_router(&args.api.events_url))
-        .merge(plotq_api::openapi_router(&openapi_document()))
-        .merge(plotq_http::readiness_router(probes));
-    http.serve(app, shutdown).await;
-    Ok(())
-}
-
-async fn worker(args: WorkerArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let redis = redis_config(&args.deps, &args.redis, args.bus.event_history);
-    let ports = WorkerPorts {
-        store: mongo(&args.deps, &args.mongo).await?,
-        queue: amqp(&args.deps, &args.broker, &args.queue).await,
-        cache: Arc::new(RedisCache::new(&redis)?),
-        events: Arc::new(RedisEventBus::new(&redis)?),
-    };
-    plotq_worker::run_until_stopped(ports, worker_config(&args.worker, &args.cache), shutdown)
-        .await;
-    Ok(())
-}
-
 fn notifier_config(events: &EventSettings) -> NotifierConfig {
     NotifierConfig {
         max_watched_views: events.max_watched_views,
@@ -295,114 +263,282 @@ fn notifier_config(events: &EventSettings) -> NotifierConfig {
     }
 }
 
-async fn notifier(args: NotifierArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let limits = limits_config(None, Some(&args.events));
-    let http = bind_http(
-        &args.http,
-        &args.auth,
-        limits,
-        DEFAULT_NOTIFIER_ADDR,
-        "notifier",
-    )
-    .await?;
-    let redis = redis_config(&args.deps, &args.redis, args.bus.event_history);
-    let bus = Arc::new(RedisEventBus::new(&redis)?);
-    let views = Arc::new(RedisViews::new(&redis)?.with_max_series(args.series.max_series));
-    let queue = amqp(&args.deps, &args.broker, &args.queue).await;
-    let hub = Hub::new(
-        bus.clone(),
-        views.clone(),
-        notifier_config(&args.events),
-        shutdown.clone(),
-    );
-    let tail = tokio::spawn(hub.clone().run_until_stopped());
-    let refresher = tokio::spawn(plotq_notifier::refresh::run_until_stopped(
-        RefreshPorts {
-            registry: views,
-            queue: queue.clone(),
-            cache: Arc::new(RedisCache::new(&redis)?),
-            events: bus.clone(),
-        },
-        refresh_config(&args.events, &args.cache),
-        shutdown.clone(),
-    ));
-    let probes = vec![probe!("redis", bus), probe!("rabbitmq", queue)];
-    let app = plotq_notifier::router(hub).merge(plotq_http::readiness_router(probes));
-    http.serve(app, shutdown.clone()).await;
-    shutdown.cancel();
-    tail.await.ok();
-    refresher.await.ok();
-    Ok(())
+/// A task of a role, not yet spawned; it watches the role's stop token.
+type Task = BoxFuture<'static, anyhow::Result<()>>;
+
+/// The routes of the api (the same for `api` and `standalone`): ingest, plots, the
+/// dashboard and the OpenAPI document.
+fn api_routes(state: ApiState, events_url: &str) -> Router {
+    plotq_api::router(state)
+        .merge(plotq_api::dashboard_router(events_url))
+        .merge(plotq_api::openapi_router(&openapi_document()))
 }
 
-async fn standalone(args: StandaloneArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let limits = limits_config(Some(&args.api), Some(&args.events));
-    let http = bind_http(
-        &args.http,
-        &args.auth,
-        limits,
-        DEFAULT_API_ADDR,
-        "standalone",
-    )
-    .await?;
-    let EventBusSettings { event_history } = args.bus;
-    let store: Arc<dyn MetricStore> = Arc::new(MemoryStore::default());
-    let queue: Arc<dyn JobQueue> = Arc::new(MemoryQueue::with_retry_delays(
-        args.queue.max_queued_jobs as usize,
-        args.queue.retry_delays(),
-    ));
-    let cache: Arc<dyn PlotCache> = Arc::new(MemoryCache::default());
-    let events: Arc<dyn EventBus> = Arc::new(MemoryEventBus::new(event_history));
-    let views: Arc<dyn ViewRegistry> =
-        Arc::new(MemoryViews::with_max_series(args.series.max_series));
-    let mut tasks = JoinSet::new();
-    let worker_ports = WorkerPorts {
-        store: store.clone(),
-        queue: queue.clone(),
-        cache: cache.clone(),
-        events: events.clone(),
-    };
-    for _ in 0..args.workers.max(1) {
-        tasks.spawn(plotq_worker::run_until_stopped(
-            worker_ports.clone(),
-            worker_config(&args.worker, &args.cache),
-            shutdown.clone(),
-        ));
+/// A rendering worker over `ports` (the same for `worker` and `standalone`).
+fn worker_task(ports: WorkerPorts, config: WorkerConfig, stop: &CancellationToken) -> Task {
+    let stop = stop.clone();
+    async move {
+        plotq_worker::run_until_stopped(ports, config, stop).await;
+        Ok(())
     }
+    .boxed()
+}
+
+/// The notifier's pieces (the same for `notifier` and `standalone`): the SSE routes, and
+/// the hub's bus reader and the refresher as tasks.
+fn notifier_parts(
+    refresh: RefreshPorts,
+    events: &EventSettings,
+    cache: &CacheSettings,
+    stop: &CancellationToken,
+) -> (Router, Vec<Task>) {
     let hub = Hub::new(
-        events.clone(),
-        views.clone(),
-        notifier_config(&args.events),
-        shutdown.clone(),
+        refresh.events.clone(),
+        refresh.registry.clone(),
+        notifier_config(events),
+        stop.clone(),
     );
-    tasks.spawn(hub.clone().run_until_stopped());
-    tasks.spawn(plotq_notifier::refresh::run_until_stopped(
-        RefreshPorts {
-            registry: views.clone(),
+    let tail = hub.clone().run_until_stopped().map(Ok).boxed();
+    let refresher = plotq_notifier::refresh::run_until_stopped(
+        refresh,
+        refresh_config(events, cache),
+        stop.clone(),
+    )
+    .map(Ok)
+    .boxed();
+    (plotq_notifier::router(hub), vec![tail, refresher])
+}
+
+/// One role, built (listening and connected) but not yet running.
+pub struct App {
+    role: &'static str,
+    /// The listener and the routes of an HTTP role.
+    http: Option<(Http, Router)>,
+    local_addr: Option<SocketAddr>,
+    tasks: Vec<Task>,
+    /// The role's own stop token: the hub is built with it; `run_until_stopped` cancels
+    /// it when the caller's token is cancelled or a task ends.
+    stop: CancellationToken,
+}
+
+impl App {
+    fn new(role: &'static str, http: Option<(Http, Router)>, stop: CancellationToken) -> Self {
+        let local_addr = http.as_ref().map(|(http, _)| http.server.local_addr());
+        Self {
+            role,
+            http,
+            local_addr,
+            tasks: Vec::new(),
+            stop,
+        }
+    }
+
+    /// The address the HTTP listener is bound to (`None` for a worker).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.local_addr
+    }
+
+    /// `plotq api`: binds, then connects MongoDB, RabbitMQ and Redis.
+    pub async fn api(args: ApiArgs) -> anyhow::Result<Self> {
+        args.validate()?;
+        let limits = limits_config(Some(&args.api), None);
+        let http = bind_http(&args.http, &args.auth, limits, DEFAULT_API_ADDR, "api").await?;
+        let store = mongo(&args.deps, &args.mongo).await?;
+        let queue = amqp(&args.deps, &args.broker, &args.queue).await;
+        let redis = redis_config(&args.deps, &args.redis, DEFAULT_EVENT_HISTORY);
+        let cache = Arc::new(RedisCache::new(&redis)?);
+        let views = Arc::new(RedisViews::new(&redis)?.with_max_series(args.series.max_series));
+        let probes = vec![
+            probe!("mongodb", store),
+            probe!("rabbitmq", queue),
+            probe!("redis", cache),
+        ];
+        let state = ApiState {
+            store,
+            queue,
+            cache,
+            views,
+            config: api_config(&args.api, args.state.state_ttl_secs),
+        };
+        let routes =
+            api_routes(state, &args.api.events_url).merge(plotq_http::readiness_router(probes));
+        Ok(Self::new(
+            "api",
+            Some((http, routes)),
+            CancellationToken::new(),
+        ))
+    }
+
+    /// `plotq worker`: connects MongoDB, RabbitMQ and Redis; serves no HTTP.
+    pub async fn worker(args: WorkerArgs) -> anyhow::Result<Self> {
+        args.validate()?;
+        let redis = redis_config(&args.deps, &args.redis, args.bus.event_history);
+        let ports = WorkerPorts {
+            store: mongo(&args.deps, &args.mongo).await?,
+            queue: amqp(&args.deps, &args.broker, &args.queue).await,
+            cache: Arc::new(RedisCache::new(&redis)?),
+            events: Arc::new(RedisEventBus::new(&redis)?),
+        };
+        let mut app = Self::new("worker", None, CancellationToken::new());
+        app.tasks.push(worker_task(
+            ports,
+            worker_config(&args.worker, &args.cache),
+            &app.stop,
+        ));
+        Ok(app)
+    }
+
+    /// `plotq notifier`: binds, then connects Redis and RabbitMQ.
+    pub async fn notifier(args: NotifierArgs) -> anyhow::Result<Self> {
+        args.validate()?;
+        let limits = limits_config(None, Some(&args.events));
+        let http = bind_http(
+            &args.http,
+            &args.auth,
+            limits,
+            DEFAULT_NOTIFIER_ADDR,
+            "notifier",
+        )
+        .await?;
+        let redis = redis_config(&args.deps, &args.redis, args.bus.event_history);
+        let bus = Arc::new(RedisEventBus::new(&redis)?);
+        let views = Arc::new(RedisViews::new(&redis)?.with_max_series(args.series.max_series));
+        let queue = amqp(&args.deps, &args.broker, &args.queue).await;
+        let probes = vec![probe!("redis", bus), probe!("rabbitmq", queue)];
+        let stop = CancellationToken::new();
+        let (routes, tasks) = notifier_parts(
+            RefreshPorts {
+                registry: views,
+                queue,
+                cache: Arc::new(RedisCache::new(&redis)?),
+                events: bus,
+            },
+            &args.events,
+            &args.cache,
+            &stop,
+        );
+        let routes = routes.merge(plotq_http::readiness_router(probes));
+        let mut app = Self::new("notifier", Some((http, routes)), stop);
+        app.tasks = tasks;
+        Ok(app)
+    }
+
+    /// `plotq standalone`: the api and notifier routes on one listener, `workers`
+    /// workers, the hub, the refresher and the demo, over the in-memory ports.
+    pub async fn standalone(args: StandaloneArgs) -> anyhow::Result<Self> {
+        args.validate()?;
+        let limits = limits_config(Some(&args.api), Some(&args.events));
+        let http = bind_http(
+            &args.http,
+            &args.auth,
+            limits,
+            DEFAULT_API_ADDR,
+            "standalone",
+        )
+        .await?;
+        let EventBusSettings { event_history } = args.bus;
+        let store: Arc<dyn MetricStore> = Arc::new(MemoryStore::default());
+        let queue: Arc<dyn JobQueue> = Arc::new(MemoryQueue::with_retry_delays(
+            args.queue.max_queued_jobs as usize,
+            args.queue.retry_delays(),
+        ));
+        let cache: Arc<dyn PlotCache> = Arc::new(MemoryCache::default());
+        let events: Arc<dyn EventBus> = Arc::new(MemoryEventBus::new(event_history));
+        let views: Arc<dyn ViewRegistry> =
+            Arc::new(MemoryViews::with_max_series(args.series.max_series));
+        let stop = CancellationToken::new();
+        let mut tasks = Vec::new();
+        let worker_ports = WorkerPorts {
+            store: store.clone(),
             queue: queue.clone(),
             cache: cache.clone(),
             events: events.clone(),
-        },
-        refresh_config(&args.events, &args.cache),
-        shutdown.clone(),
-    ));
-    if !args.no_demo {
-        tasks.spawn(demo::run(store.clone(), views.clone(), shutdown.clone()));
+        };
+        for _ in 0..args.workers.max(1) {
+            tasks.push(worker_task(
+                worker_ports.clone(),
+                worker_config(&args.worker, &args.cache),
+                &stop,
+            ));
+        }
+        let (notifier_routes, notifier_tasks) = notifier_parts(
+            RefreshPorts {
+                registry: views.clone(),
+                queue: queue.clone(),
+                cache: cache.clone(),
+                events: events.clone(),
+            },
+            &args.events,
+            &args.cache,
+            &stop,
+        );
+        tasks.extend(notifier_tasks);
+        if !args.no_demo {
+            tasks.push(
+                demo::run(store.clone(), views.clone(), stop.clone())
+                    .map(Ok)
+                    .boxed(),
+            );
+        }
+        let state = ApiState {
+            store,
+            queue,
+            cache,
+            views,
+            config: api_config(&args.api, args.cache.state.state_ttl_secs),
+        };
+        let routes = api_routes(state, &args.api.events_url)
+            .merge(notifier_routes)
+            .merge(plotq_http::readiness_router(Vec::new()));
+        let mut app = Self::new("standalone", Some((http, routes)), stop);
+        app.tasks = tasks;
+        Ok(app)
     }
-    let state = ApiState {
-        store,
-        queue,
-        cache,
-        views,
-        config: api_config(&args.api, args.cache.state.state_ttl_secs),
-    };
-    let app = plotq_api::router(state)
-        .merge(plotq_api::dashboard_router(&args.api.events_url))
-        .merge(plotq_api::openapi_router(&openapi_document()))
-        .merge(plotq_notifier::router(hub))
-        .merge(plotq_http::readiness_router(Vec::new()));
-    http.serve(app, shutdown.clone()).await;
-    shutdown.cancel();
-    while tasks.join_next().await.is_some() {}
-    Ok(())
+
+    /// Spawns the role's tasks and serves until `shutdown` is cancelled or any task ends;
+    /// then tells every task to stop and waits for each. The first task error (or panic)
+    /// is returned.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let Self {
+            role,
+            http,
+            tasks,
+            stop,
+            ..
+        } = self;
+        let mut set = JoinSet::new();
+        for task in tasks {
+            set.spawn(task);
+        }
+        if let Some((http, routes)) = http {
+            let stop = stop.clone();
+            set.spawn(async move {
+                http.serve(routes, stop).await;
+                Ok(())
+            });
+        }
+        let mut first_error = None;
+        let mut record = |joined: Result<anyhow::Result<()>, tokio::task::JoinError>| {
+            let error = match joined {
+                Ok(Ok(())) => return,
+                Ok(Err(e)) => e,
+                Err(e) => anyhow::anyhow!("a {role} task panicked: {e}"),
+            };
+            tracing::error!(role, error = %error, "task failed; stopping");
+            first_error.get_or_insert(error);
+        };
+        // Decide to stop: the caller says so, or a task ended (the role is no longer whole).
+        tokio::select! {
+            _ = shutdown.cancelled() => {}
+            _ = stop.cancelled() => {}
+            Some(joined) = set.join_next() => record(joined),
+        }
+        // Tell every task, then wait for each.
+        stop.cancel();
+        while let Some(joined) = set.join_next().await {
+            record(joined);
+        }
+        tracing::info!(role, "stopped");
+        first_error.map_or(Ok(()), Err)
+    }
 }

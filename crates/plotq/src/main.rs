@@ -1,17 +1,12 @@
 //! The `plotq` binary: parses the command line and hands over to a role.
 //!
-//! Roles live in `roles.rs`; settings in `config.rs`. With no subcommand it runs
-//! standalone (everything in one process, no external services), with the same
+//! Roles are `plotq::App` values (`app.rs`); settings in `config.rs`. With no subcommand
+//! it runs standalone (everything in one process, no external services), with the same
 //! settings and env vars as `plotq standalone`.
 
-mod bench;
-mod config;
-mod demo;
-mod roles;
-mod shutdown;
-
 use clap::Parser;
-use config::{Cli, Command};
+use plotq::config::{self, Cli, Command};
+use plotq::{bench, run};
 
 fn main() -> anyhow::Result<()> {
     let command = Cli::parse().into_command();
@@ -28,7 +23,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let result = runtime.block_on(roles::run(command));
+    let result = runtime.block_on(run(command));
     // Every task was told to stop and awaited; a render thread that is still running
     // (renders are bounded, but a deadline may have fired) must not hold the exit.
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
