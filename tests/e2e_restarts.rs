@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 use std::process::Command;
 use std::time::Duration;
 use support::{
-    Plotq, cleanup, ingest, namespace, require_services, samples, wait_ready, wait_status,
+    Plotq, cleanup, ingest, job_id, namespace, record_events, require_services, samples,
+    wait_ready, wait_status,
 };
 
 const READY: Duration = Duration::from_secs(60);
@@ -88,12 +89,7 @@ async fn burst(
     for i in from..from + n {
         let r = post_plot(client, api, i).await;
         match r.status().as_u16() {
-            202 => accepted.push(
-                r.json::<Value>().await.unwrap()["id"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned(),
-            ),
+            202 => accepted.push(job_id(r).await),
             503 => {
                 assert!(r.headers().contains_key("retry-after"));
                 refused += 1;
@@ -104,10 +100,13 @@ async fn burst(
     refused
 }
 
-async fn all_done(client: &reqwest::Client, api: &Plotq, ids: &[String]) {
+/// Waits until every job of `ids` is `done`; their final states.
+async fn all_done(client: &reqwest::Client, api: &Plotq, ids: &[String]) -> Vec<Value> {
+    let mut states = Vec::with_capacity(ids.len());
     for id in ids {
-        wait_status(client, api, id, DONE, |s| s["status"] == "done").await;
+        states.push(wait_status(client, api, id, DONE, |s| s["status"] == "done").await);
     }
+    states
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -179,10 +178,15 @@ async fn redis_restart_during_a_burst() {
         ("PLOTQ_MAX_ATTEMPTS", "20"),
     ];
     let api = Plotq::start(&["api"], &ns, &env);
-    let w = Plotq::start(&["worker"], &ns, &env);
+    let worker = Plotq::start(&["worker"], &ns, &env);
+    let notifier = Plotq::start(&["notifier"], &ns, &env);
     let client = reqwest::Client::new();
     wait_ready(&client, &api.url("/readyz"), READY).await;
+    wait_ready(&client, &notifier.url("/readyz"), READY).await;
     ingest(&client, &api, "restart", 1000).await;
+    // Opened before any job: every `plot.ready` relayed from now on is recorded, also
+    // those of jobs whose stored state the restart wipes.
+    let events = record_events(&notifier.url("/api/v1/events?service=restart")).await;
     let mut accepted = Vec::new();
     burst(&client, &api, 0, 30, &mut accepted).await;
     {
@@ -200,9 +204,13 @@ async fn redis_restart_during_a_burst() {
     let before = accepted.len();
     burst(&client, &api, 200, 10, &mut accepted).await;
     // Redis keeps nothing on disk here, so a job that finished before the restart lost
-    // its stored state and image with it (clients see 404 and ask again); the worker's
-    // record shows it was rendered and stored. Jobs still queued or in flight at the
-    // restart, and all later ones, end `done` and readable.
+    // its stored state and image with it (clients see 404 and ask again). What a client
+    // could observe of such a job is its `plot.ready`, which the notifier relayed to the
+    // stream opened above before Redis went down. So each job accepted before the
+    // restart must end `done` and readable, or, if its state is gone (404), have been
+    // announced ready on that stream. (A job still queued or in flight at the restart
+    // gets its state back when a worker next picks it up: until then it is 404 with no
+    // announcement, and the loop waits.) Jobs accepted after the restart all end `done`.
     let until = tokio::time::Instant::now() + DONE;
     for id in &accepted[..before] {
         loop {
@@ -211,9 +219,20 @@ async fn redis_restart_during_a_burst() {
                 .send()
                 .await
                 .unwrap();
-            let done =
-                status.status() == 200 && status.json::<Value>().await.unwrap()["status"] == "done";
-            if done || w.log_text().contains(&format!("plot ready id={id}")) {
+            let code = status.status();
+            let done = code == 200 && status.json::<Value>().await.unwrap()["status"] == "done";
+            let announced = || {
+                events
+                    .snapshot()
+                    .iter()
+                    .any(|e| e.event == "plot.ready" && e.data["id"] == id.as_str())
+            };
+            // Last resort, for the one race nobody outside can observe (Redis went down
+            // between the worker's XADD and the notifier's read, taking state and event
+            // with it): the worker's own record. To be replaced by its job-outcome
+            // metrics once workers expose them.
+            let recorded = || worker.log_text().contains(&format!("plot ready id={id}"));
+            if done || (code == 404 && (announced() || recorded())) {
                 break;
             }
             assert!(
@@ -260,7 +279,7 @@ async fn mongodb_restart_during_a_burst() {
         ("PLOTQ_MAX_ATTEMPTS", "20"),
     ];
     let api = Plotq::start(&["api"], &ns, &env);
-    let w = Plotq::start(&["worker"], &ns, &env);
+    let _w = Plotq::start(&["worker"], &ns, &env);
     let client = reqwest::Client::new();
     wait_ready(&client, &api.url("/readyz"), READY).await;
     ingest(&client, &api, "restart", 1000).await;
@@ -277,17 +296,13 @@ async fn mongodb_restart_during_a_burst() {
     assert_eq!(r.status(), 503);
     tokio::time::sleep(Duration::from_secs(5)).await; // jobs back off meanwhile
     start_nx();
-    all_done(&client, &api, &accepted).await;
-    // Backed off, not hot-looped: a handful of retries per job over the outage.
-    let retries = w
-        .log_text()
-        .matches("transient failure; retrying later")
-        .count();
-    assert!(
-        retries <= accepted.len() * 4,
-        "{retries} retries for {} jobs",
-        accepted.len()
-    );
+    let states = all_done(&client, &api, &accepted).await;
+    // Backed off, not hot-looped: at most 4 retries per job over the outage, so each
+    // job's worker started it at most 5 times (its state counts the starts).
+    for state in &states {
+        let attempts = state["attempts"].as_u64().unwrap_or(0);
+        assert!((1..=5).contains(&attempts), "{state}");
+    }
     stop_nx();
     let _ = std::fs::remove_dir_all(&dir);
     cleanup(&ns).await;

@@ -393,6 +393,27 @@ pub async fn ingest(client: &reqwest::Client, api: &Plotq, service: &str, n: usi
     assert_eq!(r.status(), 200);
 }
 
+/// The job id of a plot request's answer (`202` or a deduplicated `200`).
+pub async fn job_id(response: reqwest::Response) -> String {
+    let body: Value = response.json().await.expect("a JSON job");
+    body["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no job id in {body}"))
+        .to_owned()
+}
+
+/// Posts the plot request `body` to `api`, expects `202 Accepted`, and returns the job id.
+pub async fn request_plot(client: &reqwest::Client, api: &Plotq, body: &Value) -> String {
+    let r = client
+        .post(api.url("/api/v1/plots"))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202, "plot request {body}");
+    job_id(r).await
+}
+
 /// A channel on the test broker, for tests that act on it behind plotq's back.
 pub async fn broker_channel() -> (lapin::Connection, lapin::Channel) {
     let conn = lapin::Connection::connect(AMQP_URL, lapin::ConnectionProperties::default())

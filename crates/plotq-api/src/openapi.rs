@@ -392,6 +392,10 @@ pub struct JobStateDoc {
     /// The dashboard view this job refreshes (`service/kind/window/theme/WIDTHxHEIGHT`).
     #[schema(nullable = false, max_length = 128, pattern = "^[A-Za-z0-9_.:/-]+$")]
     view: Option<String>,
+    /// How many times a worker started this job (1 on the first render; retries and
+    /// redeliveries add to it). Absent while queued.
+    #[schema(nullable = false)]
+    attempts: Option<u32>,
     /// `/api/v1/plots/{id}`.
     #[schema(pattern = "^/api/v1/plots/[0-9a-f-]{36}$")]
     status_url: String,

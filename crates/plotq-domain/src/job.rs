@@ -84,6 +84,19 @@ pub struct JobState {
     /// The dashboard view this job refreshes, if a view asked for it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub view: Option<String>,
+    /// How many times a worker started this job: 0 while queued, 1 on the first render.
+    /// Each start (the worker writing the `rendering` state) sets it to the larger of
+    /// the stored value plus one — which counts broker redeliveries, e.g. after a worker
+    /// died mid-job — and the delivery's retry count plus one — which counts retries
+    /// whose earlier attempts could not store a state (Redis down) or whose state was
+    /// lost. The `done` and `failed` states keep the value. Absent (0) in states written
+    /// before this field existed, and not serialised while 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub attempts: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl JobState {
@@ -100,6 +113,7 @@ impl JobState {
             n_samples: None,
             render_ms: None,
             view: None,
+            attempts: 0,
         }
     }
 
@@ -148,6 +162,7 @@ impl JobState {
             n_samples: raw.n_samples,
             render_ms: raw.render_ms,
             view: raw.view,
+            attempts: raw.attempts,
         })
     }
 }
@@ -169,6 +184,8 @@ pub(crate) struct RawJobState {
     render_ms: Option<f64>,
     #[serde(default)]
     view: Option<String>,
+    #[serde(default)]
+    attempts: u32,
 }
 
 impl<'de> Deserialize<'de> for JobState {
@@ -215,5 +232,18 @@ mod tests {
         let wild = JobState::queued(JobId::new_random(), spec, i64::MIN);
         assert!(crate::wire::decode_state(&crate::wire::encode_state(&wild)).is_err());
         assert_eq!(wild.data_range(), (i64::MIN, i64::MIN));
+    }
+
+    #[test]
+    fn attempts_round_trip_and_default_to_zero_when_absent() {
+        let spec = PlotSpec::new(PlotKind::Throughput, ServiceName::parse("a").unwrap());
+        let mut state = JobState::queued(JobId::new_random(), spec, 1_700_000_000_000);
+        // Queued: 0, not serialised, so a previous release's state looks the same.
+        let queued = crate::wire::encode_state(&state);
+        assert!(!String::from_utf8_lossy(&queued).contains("attempts"));
+        assert_eq!(crate::wire::decode_state(&queued).unwrap().attempts, 0);
+        state.attempts = 3;
+        let back = crate::wire::decode_state(&crate::wire::encode_state(&state)).unwrap();
+        assert_eq!(back.attempts, 3);
     }
 }

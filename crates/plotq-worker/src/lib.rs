@@ -358,6 +358,7 @@ async fn handle(
         slots,
         &message,
         delivery.redelivered,
+        delivery.attempt + 1,
     ))
     .await
     .unwrap_or_else(Outcome::Panicked);
@@ -426,7 +427,15 @@ async fn fail_and_ack(
     reason: &str,
 ) {
     let id = message.id;
-    match catching(finish_failed(ports, config, message, reason)).await {
+    match catching(finish_failed(
+        ports,
+        config,
+        message,
+        reason,
+        delivery.attempt + 1,
+    ))
+    .await
+    {
         Ok(Ok(())) => settle.ack(Some(id)).await,
         Ok(Err(e)) => requeue(config, settle, &e, id).await,
         Err(panic) => {
@@ -459,7 +468,7 @@ async fn give_up(
     let id = message.id;
     let reason = format!("gave up after {attempts} attempts: {last_error}");
     tracing::error!(%id, %reason, "dead-lettering job");
-    match catching(finish_failed(ports, config, message, &reason)).await {
+    match catching(finish_failed(ports, config, message, &reason, attempts)).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
             tracing::warn!(%id, error = %e, "cannot record the failure; the dead letter keeps the reason")
@@ -498,6 +507,7 @@ async fn attempt(
     slots: &RenderSlots,
     message: &JobMessage,
     redelivered: bool,
+    this_attempt: u32,
 ) -> Outcome {
     let existing = match ports.cache.get_state(message.id).await {
         Ok(s) => s,
@@ -510,6 +520,8 @@ async fn attempt(
     }
     let mut state = base_state(message, existing);
     state.status = JobStatus::Rendering;
+    // See `JobState::attempts`: redeliveries (stored count) and retries (the delivery's).
+    state.attempts = state.attempts.saturating_add(1).max(this_attempt);
     state.updated_at_ms = now_ms();
     if let Err(e) = ports.cache.put_state(&state, config.state_ttl).await {
         return Outcome::Transient(e);
@@ -637,15 +649,19 @@ fn no_data(spec: &PlotSpec) -> String {
     )
 }
 
+/// Ends the job `failed` with `reason`. The stored state's `attempts` is kept (at least
+/// `attempts`, this delivery's count, should the state have been lost meanwhile).
 async fn finish_failed(
     ports: &WorkerPorts,
     config: &WorkerConfig,
     message: &JobMessage,
     reason: &str,
+    attempts: u32,
 ) -> Result<(), PortError> {
     let existing = ports.cache.get_state(message.id).await?;
     let mut state = base_state(message, existing);
     state.status = JobStatus::Failed;
+    state.attempts = state.attempts.max(attempts);
     state.error = Some(reason.to_owned());
     state.updated_at_ms = now_ms();
     ports.cache.put_state(&state, config.state_ttl).await?;

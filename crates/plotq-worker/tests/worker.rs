@@ -339,6 +339,7 @@ async fn a_job_with_data_ends_done_with_one_ready_event() {
     let state = h.state(job.id).await.unwrap();
     assert_eq!(state.status, JobStatus::Done);
     assert_eq!(state.n_samples, Some(200));
+    assert_eq!(state.attempts, 1);
     assert!(h.cache.get_image(job.id).await.unwrap().is_some());
     assert_eq!(h.events_of(job.id).await, [EventKind::PlotReady]);
     assert!(h.queue.dead_letters(10).await.unwrap().is_empty());
@@ -378,9 +379,34 @@ async fn a_transient_store_failure_is_retried_until_it_succeeds() {
         3,
         "two failed reads, then the one that worked"
     );
-    assert_eq!(h.state(job.id).await.unwrap().status, JobStatus::Done);
+    let state = h.state(job.id).await.unwrap();
+    assert_eq!(state.status, JobStatus::Done);
+    assert_eq!(
+        state.attempts, 3,
+        "two retries, then the attempt that worked"
+    );
     assert_eq!(h.events_of(job.id).await, [EventKind::PlotReady]);
     assert!(h.queue.dead_letters(10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_redelivered_unfinished_job_counts_as_another_attempt() {
+    let h = Harness::new();
+    h.ingest("checkout").await;
+    h.store.fail_next(1);
+    let job = job("checkout");
+    let slots = h.slots();
+    // The first delivery fails transiently (its retry waits in the queue, unconsumed).
+    assert_eq!(h.process(job.encode(), false, &slots).await, [Settled::Ack]);
+    let rendering = h.state(job.id).await.unwrap();
+    assert_eq!(
+        (rendering.status, rendering.attempts),
+        (JobStatus::Rendering, 1)
+    );
+    // The broker redelivers it (as after a worker died): same retry count, one more start.
+    assert_eq!(h.process(job.encode(), true, &slots).await, [Settled::Ack]);
+    let done = h.state(job.id).await.unwrap();
+    assert_eq!((done.status, done.attempts), (JobStatus::Done, 2));
 }
 
 #[tokio::test]
@@ -396,6 +422,7 @@ async fn a_persistent_store_failure_is_given_up_failed_and_dead_lettered() {
     assert_eq!(h.store.reads(), 3, "max_attempts = 3");
     let state = h.state(job.id).await.unwrap();
     assert_eq!(state.status, JobStatus::Failed);
+    assert_eq!(state.attempts, 3, "the failed state keeps the count");
     let error = state.error.unwrap();
     assert!(error.starts_with("gave up after 3 attempts"), "{error}");
     assert_eq!(h.events_of(job.id).await, [EventKind::PlotFailed]);
