@@ -8,9 +8,11 @@
 //! its state so tests can drive it in-process and binaries can merge it with others.
 
 mod dashboard;
+mod ingest;
 pub mod openapi;
 mod routes;
 
 pub use dashboard::dashboard_router;
+pub use ingest::store_samples;
 pub use openapi::{ApiDoc, openapi_router};
 pub use routes::{ApiConfig, ApiState, router};

@@ -6,6 +6,7 @@
 //! A plot job belongs to its services: a caller limited to other services gets `404` for
 //! it, exactly as for an unknown id, so ids cannot be probed across tenants.
 
+use crate::ingest::store_samples;
 use crate::openapi::{AcceptedDoc, JobStateDoc, PlotSpecDoc, SamplesDoc, ServicesDoc, TicketDoc};
 use axum::Router;
 use axum::extract::rejection::{BytesRejection, PathRejection};
@@ -17,8 +18,10 @@ use axum::{Extension, body::Bytes};
 use plotq_domain::sample::parse_samples;
 use plotq_domain::wire::JobMessage;
 use plotq_domain::{FieldError, ImageFormat, JobId, JobState, JobStatus, PlotSpec};
-use plotq_http::ProblemDoc;
 use plotq_http::{Auth, Caller, Limits, Problem, ProblemCode, Scope, read_json};
+use plotq_http::{
+    AuthProblems, JobReadProblems, JsonBodyProblems, ProblemDoc, RateLimited, Unavailable,
+};
 use plotq_ports::clock::now_ms;
 use plotq_ports::{JobQueue, MetricStore, PlotCache, ViewRegistry};
 use serde_json::{Value, json};
@@ -99,14 +102,7 @@ fn forbidden_services(errors: Vec<FieldError>) -> Problem {
     request_body(content = SamplesDoc, content_type = "application/json"),
     responses(
         (status = 200, description = "Stored (MongoDB acknowledged the write)", body = AcceptedDoc),
-        (status = 400, description = "Malformed, empty or unreadable body", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or unknown token", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 403, description = "Token lacks the ingest scope or the service", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 413, description = "Body over the configured limit", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 415, description = "Body not declared as JSON", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid samples (every bad field named); nothing stored", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 429, description = "Over this caller's samples/s", body = ProblemDoc, content_type = "application/problem+json", headers(("retry-after" = u64, description = "Seconds to wait"))),
-        (status = 503, description = "MongoDB unavailable; nothing stored", body = ProblemDoc, content_type = "application/problem+json", headers(("retry-after" = u64, description = "Seconds to wait"))),
+        AuthProblems, JsonBodyProblems, RateLimited, Unavailable,
     ),
     security(("bearer" = ["ingest"]))
 )]
@@ -134,18 +130,7 @@ pub(crate) async fn ingest(
         }
     }
     limits.check_ingest(&caller.limit_key, samples.len())?;
-    state.store.insert(&samples).await?;
-    // The samples are stored; telling live dashboards is best effort (a missed touch
-    // only delays a refresh until the image's age triggers one).
-    let mut series: Vec<(String, String)> = samples
-        .iter()
-        .map(|s| (s.service.to_string(), s.metric.to_string()))
-        .collect();
-    series.sort();
-    series.dedup();
-    if let Err(e) = state.views.touch_series(&series, now).await {
-        tracing::warn!(error = %e, "cannot record new samples for live refresh");
-    }
+    store_samples(state.store.as_ref(), state.views.as_ref(), &samples, now).await?;
     Ok((
         StatusCode::OK,
         axum::Json(json!({"accepted": samples.len()})),
@@ -158,9 +143,7 @@ pub(crate) async fn ingest(
     get, path = "/api/v1/services", tag = "metrics",
     responses(
         (status = 200, description = "Service names, sorted", body = ServicesDoc),
-        (status = 401, description = "Missing or unknown credential", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 403, description = "Credential lacks the read scope", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 503, description = "Redis unavailable", body = ProblemDoc, content_type = "application/problem+json", headers(("retry-after" = u64, description = "Seconds to wait"))),
+        AuthProblems, Unavailable,
     ),
     security(("bearer" = ["read"]), ("ticket" = []))
 )]
@@ -180,8 +163,7 @@ pub(crate) async fn services(
     post, path = "/api/v1/tickets", tag = "auth",
     responses(
         (status = 200, description = "A signed read ticket", body = TicketDoc, headers(("cache-control" = String, description = "`no-store`"))),
-        (status = 401, description = "Missing or unknown token", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 403, description = "Token lacks the read scope", body = ProblemDoc, content_type = "application/problem+json"),
+        AuthProblems,
     ),
     security(("bearer" = ["read"]))
 )]
@@ -230,14 +212,7 @@ fn with_location(mut response: Response, id: JobId) -> Response {
             headers(("location" = String, description = "The job: `/api/v1/plots/{id}`"))),
         (status = 202, description = "Queued (RabbitMQ confirmed and routed the job), or an identical request's job is queued or rendering (`deduplicated`)", body = JobStateDoc,
             headers(("location" = String, description = "The job: `/api/v1/plots/{id}`"))),
-        (status = 400, description = "Malformed, empty or unreadable body", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or unknown token", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 403, description = "Token lacks the read scope or a service", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 413, description = "Body over the configured limit", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 415, description = "Body not declared as JSON", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid plot spec (every bad field named)", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 429, description = "Over this caller's plot requests/s", body = ProblemDoc, content_type = "application/problem+json", headers(("retry-after" = u64, description = "Seconds to wait"))),
-        (status = 503, description = "Queue full or a dependency unavailable; nothing queued", body = ProblemDoc, content_type = "application/problem+json", headers(("retry-after" = u64, description = "Seconds to wait"))),
+        AuthProblems, JsonBodyProblems, RateLimited, Unavailable,
     ),
     security(("bearer" = ["read"]))
 )]
@@ -390,11 +365,7 @@ async fn load(state: &ApiState, caller: &Caller, id: JobId) -> Result<JobState, 
     ),
     responses(
         (status = 200, description = "The job's state", body = JobStateDoc),
-        (status = 400, description = "Not a job id", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or unknown credential", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 403, description = "Credential lacks the read scope", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 404, description = "Unknown, expired, or another tenant's job", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 503, description = "Redis unavailable", body = ProblemDoc, content_type = "application/problem+json", headers(("retry-after" = u64, description = "Seconds to wait"))),
+        JobReadProblems, AuthProblems, Unavailable,
     ),
     security(("bearer" = ["read"]), ("ticket" = []))
 )]
@@ -415,14 +386,11 @@ pub(crate) async fn plot_status(
     ),
     responses(
         (status = 200, description = "The PNG", content_type = "image/png", body = Vec<u8>, headers(("cache-control" = String, description = "`private, max-age=300, immutable`"))),
-        (status = 400, description = "Not a job id", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or unknown credential", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 403, description = "Credential lacks the read scope", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 404, description = "Unknown, expired, or another tenant's job", body = ProblemDoc, content_type = "application/problem+json"),
+        JobReadProblems, AuthProblems,
         (status = 409, description = "Not ready yet (`not_ready`, with `Retry-After`), failed (`plot_failed`), or rendered as SVG (`wrong_format`)", body = ProblemDoc, content_type = "application/problem+json",
             headers(("retry-after" = u64, description = "Seconds to wait (`not_ready`)"))),
         (status = 410, description = "The image expired from the cache", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 503, description = "Redis unavailable", body = ProblemDoc, content_type = "application/problem+json", headers(("retry-after" = u64, description = "Seconds to wait"))),
+        Unavailable,
     ),
     security(("bearer" = ["read"]), ("ticket" = []))
 )]
@@ -453,14 +421,11 @@ pub(crate) async fn plot_png(
             (Vec<u8> = "image/png"),
             (String = "image/svg+xml"),
         ), headers(("cache-control" = String, description = "`private, max-age=300, immutable`"))),
-        (status = 400, description = "Not a job id", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or unknown credential", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 403, description = "Credential lacks the read scope", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 404, description = "Unknown, expired, or another tenant's job", body = ProblemDoc, content_type = "application/problem+json"),
+        JobReadProblems, AuthProblems,
         (status = 409, description = "Not ready yet (`not_ready`, with `Retry-After`), or failed (`plot_failed`)", body = ProblemDoc, content_type = "application/problem+json",
             headers(("retry-after" = u64, description = "Seconds to wait (`not_ready`)"))),
         (status = 410, description = "The image expired from the cache", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 503, description = "Redis unavailable", body = ProblemDoc, content_type = "application/problem+json", headers(("retry-after" = u64, description = "Seconds to wait"))),
+        Unavailable,
     ),
     security(("bearer" = ["read"]), ("ticket" = []))
 )]

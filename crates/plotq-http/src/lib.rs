@@ -16,6 +16,9 @@ pub use auth::{Auth, AuthConfig, Caller, Principal, Scope};
 pub use edge::{Edge, EdgeConfig, harden, read_json};
 pub use health::{HealthApiDoc, Probe, readiness_router};
 pub use limits::{Limits, LimitsConfig};
-pub use openapi::{FieldErrorDoc, ProblemDoc, SecuritySchemes};
+pub use openapi::{
+    AuthProblems, FieldErrorDoc, JobReadProblems, JsonBodyProblems, ProblemDoc, RateLimited,
+    SecuritySchemes, Unavailable,
+};
 pub use problem::{Problem, ProblemCode};
 pub use server::{HttpServer, ServerConfig};

@@ -62,11 +62,9 @@ fn to_sse(event: &StoredEvent) -> Event {
     responses(
         (status = 200, description = "Server-Sent Events: `plot.ready`, `plot.failed` (payload `PlotEventDoc`), `plot.queued`/`plot.rendering` (views only), `view.state` (`ViewStateEventDoc`). Each has an `id:`; reconnect with `Last-Event-ID` to replay what was missed. `:` comments keep the stream alive.", content_type = "text/event-stream", body = String,
             headers(("cache-control" = String, description = "`no-cache`"), ("x-accel-buffering" = String, description = "`no` (proxies must not buffer)"))),
-        (status = 401, description = "Missing or invalid credential", body = plotq_http::ProblemDoc, content_type = "application/problem+json"),
-        (status = 403, description = "Credential lacks the read scope or a service", body = plotq_http::ProblemDoc, content_type = "application/problem+json"),
+        plotq_http::AuthProblems,
         (status = 422, description = "Bad query parameter (views, service) or Last-Event-ID", body = plotq_http::ProblemDoc, content_type = "application/problem+json"),
-        (status = 429, description = "Too many streams for this caller, or too many live views", body = plotq_http::ProblemDoc, content_type = "application/problem+json",
-            headers(("retry-after" = u64, description = "Seconds to wait"))),
+        plotq_http::RateLimited,
     ),
     security(("bearer" = ["read"]), ("ticket" = []))
 )]

@@ -347,6 +347,12 @@ impl DlqArgs {
     }
 }
 
+/// `Err("<name> must be at least <min>")` when `value` is below `min`.
+fn at_least<T: PartialOrd + std::fmt::Display>(value: T, min: T, name: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(value >= min, "{name} must be at least {min}");
+    Ok(())
+}
+
 // ---- The groups of settings. ----
 
 /// Logging: every role that runs.
@@ -403,10 +409,7 @@ fn parse_host_port(raw: &str) -> Result<String, String> {
 
 impl HttpSettings {
     pub fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(
-            self.max_connections >= 1,
-            "PLOTQ_MAX_CONNECTIONS must be at least 1"
-        );
+        at_least(self.max_connections, 1, "PLOTQ_MAX_CONNECTIONS")?;
         anyhow::ensure!(
             self.header_timeout_secs >= 1 && self.body_timeout_secs >= 1,
             "PLOTQ_HEADER_TIMEOUT_SECS and PLOTQ_BODY_TIMEOUT_SECS must be at least 1"
@@ -477,10 +480,7 @@ impl AuthSettings {
             self.auth == "on" || self.auth == "off",
             "PLOTQ_AUTH must be on or off"
         );
-        anyhow::ensure!(
-            self.ticket_ttl_secs >= 10,
-            "PLOTQ_TICKET_TTL_SECS must be at least 10"
-        );
+        at_least(self.ticket_ttl_secs, 10, "PLOTQ_TICKET_TTL_SECS")?;
         Ok(())
     }
 
@@ -577,7 +577,7 @@ impl ApiSettings {
             (self.plot_requests_per_sec, "PLOTQ_PLOT_REQUESTS_PER_SEC"),
             (self.plot_burst, "PLOTQ_PLOT_BURST"),
         ] {
-            anyhow::ensure!(value >= 1, "{name} must be at least 1");
+            at_least(value, 1, name)?;
         }
         Ok(())
     }
@@ -607,7 +607,7 @@ impl EventSettings {
             ),
             (self.max_watched_views, "PLOTQ_MAX_WATCHED_VIEWS"),
         ] {
-            anyhow::ensure!(value >= 1, "{name} must be at least 1");
+            at_least(value, 1, name)?;
         }
         Ok(())
     }
@@ -649,11 +649,8 @@ pub struct WorkerSettings {
 
 impl WorkerSettings {
     pub fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(self.prefetch >= 1, "PLOTQ_PREFETCH must be at least 1");
-        anyhow::ensure!(
-            self.render_deadline_secs >= 1,
-            "PLOTQ_RENDER_DEADLINE_SECS must be at least 1"
-        );
+        at_least(self.prefetch, 1, "PLOTQ_PREFETCH")?;
+        at_least(self.render_deadline_secs, 1, "PLOTQ_RENDER_DEADLINE_SECS")?;
         Ok(())
     }
 }
@@ -681,10 +678,7 @@ pub struct CacheSettings {
 
 impl CacheSettings {
     pub fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(
-            self.png_ttl_secs >= 1,
-            "PLOTQ_PNG_TTL_SECS must be at least 1"
-        );
+        at_least(self.png_ttl_secs, 1, "PLOTQ_PNG_TTL_SECS")?;
         anyhow::ensure!(
             self.state.state_ttl_secs >= self.png_ttl_secs,
             "PLOTQ_STATE_TTL_SECS must be at least PLOTQ_PNG_TTL_SECS"
@@ -714,10 +708,7 @@ pub struct QueueSettings {
 
 impl QueueSettings {
     pub fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(
-            self.max_queued_jobs >= 1,
-            "PLOTQ_MAX_QUEUED_JOBS must be at least 1"
-        );
+        at_least(self.max_queued_jobs, 1, "PLOTQ_MAX_QUEUED_JOBS")?;
         Ok(())
     }
 
@@ -807,10 +798,7 @@ pub struct BrokerSettings {
 
 impl BrokerSettings {
     pub fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(
-            self.delivery_limit >= 1,
-            "PLOTQ_DELIVERY_LIMIT must be at least 1"
-        );
+        at_least(self.delivery_limit, 1, "PLOTQ_DELIVERY_LIMIT")?;
         Ok(())
     }
 }

@@ -3,9 +3,10 @@
 //! and status codes (one service's error rate rises and falls). The last ten minutes are
 //! back-filled at start.
 
+use plotq_api::store_samples;
 use plotq_domain::{MetricName, Sample, ServiceName};
 use plotq_ports::clock::now_ms;
-use plotq_ports::{MetricStore, PortResult, ViewRegistry};
+use plotq_ports::{MetricStore, ViewRegistry};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, LogNormal};
@@ -80,23 +81,6 @@ fn batch(rng: &mut StdRng, at_ms: i64) -> Vec<Sample> {
     out
 }
 
-/// Stores a batch and tells live refresh about it, as the ingest endpoint does.
-async fn write(
-    store: &dyn MetricStore,
-    views: &dyn ViewRegistry,
-    samples: &[Sample],
-    now_ms: i64,
-) -> PortResult<()> {
-    store.insert(samples).await?;
-    let mut series: Vec<(String, String)> = samples
-        .iter()
-        .map(|s| (s.service.to_string(), s.metric.to_string()))
-        .collect();
-    series.sort();
-    series.dedup();
-    views.touch_series(&series, now_ms).await
-}
-
 /// Back-fills ten minutes, then writes a batch every tick until `shutdown`.
 pub async fn run(
     store: Arc<dyn MetricStore>,
@@ -108,7 +92,7 @@ pub async fn run(
     let ticks = (600_000 / TICK.as_millis() as i64) as usize;
     for t in (0..ticks).rev() {
         let samples = batch(&mut rng, now - t as i64 * TICK.as_millis() as i64);
-        if let Err(e) = write(store.as_ref(), views.as_ref(), &samples, now).await {
+        if let Err(e) = store_samples(store.as_ref(), views.as_ref(), &samples, now).await {
             tracing::warn!(error = %e, "demo back-fill failed");
             break;
         }
@@ -121,7 +105,9 @@ pub async fn run(
             _ = interval.tick() => {}
         }
         let now = now_ms();
-        if let Err(e) = write(store.as_ref(), views.as_ref(), &batch(&mut rng, now), now).await {
+        if let Err(e) =
+            store_samples(store.as_ref(), views.as_ref(), &batch(&mut rng, now), now).await
+        {
             tracing::warn!(error = %e, "demo producer write failed");
         }
     }
