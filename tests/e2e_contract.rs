@@ -1,6 +1,6 @@
 //! The HTTP contract, checked against the OpenAPI document plotq serves at
-//! `/api/v1/openapi.json` (merged from the roles' `#[utoipa::path]` annotations), on a
-//! real `plotq standalone --no-demo` (open mode, loopback, port 0):
+//! `/api/v1/openapi.json` (merged from the roles' `#[utoipa::path]` annotations), on
+//! `standalone --no-demo` started in process (open mode, loopback, port 0):
 //!
 //! - every route the source registers (`.route("<path>", get(…).post(…))` anywhere in
 //!   `crates/*/src`, test modules aside) is documented, and every documented operation is
@@ -21,7 +21,7 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use support::{Plotq, namespace, wait_ready};
+use support::app::{Backend, Options, TestApp};
 
 /// Examples per operation and phase in CI: 15 to 30 s of fuzzing on a 2-core machine.
 const DEFAULT_EXAMPLES: u64 = 200;
@@ -35,31 +35,30 @@ fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// Starts `plotq standalone --no-demo` with rate limits high enough that `429`s (which are
-/// documented) do not stand in for every other answer, and waits until it is ready.
-async fn standalone() -> Plotq {
-    let plotq = Plotq::start(
-        &["standalone", "--no-demo"],
-        &namespace("contract"),
-        &[
-            ("PLOTQ_PLOT_REQUESTS_PER_SEC", "100000"),
-            ("PLOTQ_PLOT_BURST", "100000"),
-            ("PLOTQ_INGEST_SAMPLES_PER_SEC", "10000000"),
-            ("RUST_LOG", "warn"),
-        ],
-    );
-    let client = reqwest::Client::new();
-    wait_ready(&client, &plotq.url("/readyz"), Duration::from_secs(30)).await;
+/// Starts `standalone --no-demo` in process (the harness's [`Backend::Memory`]) with rate
+/// limits high enough that `429`s (which are documented) do not stand in for every other
+/// answer, and waits until it is ready.
+async fn standalone() -> TestApp {
+    let app = TestApp::spawn_with(
+        Backend::Memory,
+        Options {
+            // The harness already lifts the plot-request limits; lift ingestion's too.
+            api: vec!["--ingest-samples-per-sec", "10000000"],
+            ..Options::default()
+        },
+    )
+    .await;
+    app.wait_ready(Duration::from_secs(30)).await;
     // Data for the services the document's examples name, so their plots render and the
     // image routes answer 200 too (random names have no data: their plots fail).
     for service in ["checkout", "payments"] {
-        support::ingest(&client, &plotq, service, 2_000).await;
+        app.ingest(service, 2_000).await;
     }
-    plotq
+    app
 }
 
-async fn document(plotq: &Plotq) -> Value {
-    let response = reqwest::get(plotq.url("/api/v1/openapi.json"))
+async fn document(app: &TestApp) -> Value {
+    let response = reqwest::get(app.url("/api/v1/openapi.json"))
         .await
         .expect("the document is served");
     assert_eq!(response.status(), 200);
@@ -82,8 +81,8 @@ fn documented_operations(doc: &Value) -> BTreeSet<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_is_documented_and_every_documented_route_exists() {
-    let plotq = standalone().await;
-    let documented = documented_operations(&document(&plotq).await);
+    let app = standalone().await;
+    let documented = documented_operations(&document(&app).await);
     let registered = registered_routes(&repo_root().join("crates"));
     assert!(
         registered.len() >= 10,
@@ -100,12 +99,14 @@ async fn every_route_is_documented_and_every_documented_route_exists() {
         "{} operations, documented and registered alike",
         registered.len()
     );
+    app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_documented_problem_codes_are_exactly_problem_code() {
-    let plotq = standalone().await;
-    let doc = document(&plotq).await;
+    let app = standalone().await;
+    let doc = document(&app).await;
+    app.stop().await;
     let documented: BTreeSet<String> = doc["components"]["schemas"]["ProblemCode"]["enum"]
         .as_array()
         .expect("the document lists the problem codes")
@@ -153,18 +154,60 @@ async fn schemathesis_finds_no_contract_violation() {
         .unwrap_or(DEFAULT_EXAMPLES)
         .max(1);
     let cap = CAP_AT_DEFAULT * u32::try_from(examples.div_ceil(DEFAULT_EXAMPLES)).unwrap_or(1);
-    let plotq = standalone().await;
-    let base = plotq.base.clone().expect("standalone serves HTTP");
+    let app = standalone().await;
+    let base = app.api.clone();
 
     // Reports and caches of the run stay out of the repository.
     let work = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("schemathesis");
     std::fs::create_dir_all(&work).expect("work dir");
     let started = Instant::now();
+    // CPython 3.11.7 (this machine's) can raise "SystemError: AST constructor recursion
+    // depth mismatch" inside schemathesis while it generates cases (python/cpython#106905):
+    // an error of the fuzzer, not a finding about plotq. Only that error is retried, once.
+    let mut attempt = 0;
+    let (output, text) = loop {
+        attempt += 1;
+        let (output, text) = run_schemathesis(&base, examples, &work, cap).await;
+        let interpreter_bug = text.contains("AST constructor recursion depth mismatch");
+        if output.status.success() || !interpreter_bug || attempt == 2 {
+            break (output, text);
+        }
+        println!("schemathesis hit the CPython AST bug (an error of the fuzzer); running it again");
+    };
+    let elapsed = started.elapsed();
+    println!("{text}");
+    let cases = cases_run(&text);
+    assert!(
+        output.status.success(),
+        "schemathesis reported failures or errors (exit {:?}, {} cases); see its output above \
+         (reproduce: tests/schemathesis/run.sh <base url> {examples})",
+        output.status.code(),
+        cases.map_or_else(|| "?".to_owned(), |n| n.to_string()),
+    );
+    let cases = cases.unwrap_or_else(|| panic!("no test case count in the output:\n{text}"));
+    assert!(cases > 0, "schemathesis ran no test case");
+    println!(
+        "schemathesis {pinned}: {cases} cases, 0 failures, at {examples} examples per operation \
+         in {elapsed:.1?}"
+    );
+    // The server outlived the run: it still answers, and every task stops cleanly.
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    app.stop().await;
+}
+
+/// Runs `tests/schemathesis/run.sh` against `base`, killed after `cap`; its exit status
+/// and its output (stdout then stderr).
+async fn run_schemathesis(
+    base: &str,
+    examples: u64,
+    work: &std::path::Path,
+    cap: Duration,
+) -> (std::process::Output, String) {
     let child = tokio::process::Command::new("bash")
         .arg(repo_root().join("tests/schemathesis/run.sh"))
-        .arg(&base)
+        .arg(base)
         .arg(examples.to_string())
-        .current_dir(&work)
+        .current_dir(work)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -175,32 +218,15 @@ async fn schemathesis_finds_no_contract_violation() {
         Ok(output) => output.expect("schemathesis ran"),
         Err(_) => panic!(
             "schemathesis did not finish within {cap:?} at {examples} examples per operation \
-             (killed); server log: {}",
-            plotq.log.display()
+             (killed); the server runs in this test process"
         ),
     };
-    let elapsed = started.elapsed();
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    println!("{text}");
-    let cases = cases_run(&text);
-    assert!(
-        output.status.success(),
-        "schemathesis reported failures or errors (exit {:?}, {} cases); see its output above \
-         (reproduce: tests/schemathesis/run.sh <base url> {examples}); server log: {}",
-        output.status.code(),
-        cases.map_or_else(|| "?".to_owned(), |n| n.to_string()),
-        plotq.log.display()
-    );
-    let cases = cases.unwrap_or_else(|| panic!("no test case count in the output:\n{text}"));
-    assert!(cases > 0, "schemathesis ran no test case");
-    println!(
-        "schemathesis {pinned}: {cases} cases, 0 failures, at {examples} examples per operation \
-         in {elapsed:.1?}"
-    );
+    (output, text)
 }
 
 /// The version pinned in `tests/schemathesis/requirements.txt`.

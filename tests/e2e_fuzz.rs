@@ -1,6 +1,6 @@
-//! Fuzz: thousands of seeded random requests against `plotq standalone --no-demo` and
-//! against the distributed roles (api, two workers and the notifier as separate
-//! processes, on real RabbitMQ, Redis and the MongoDB-wire server).
+//! Fuzz: thousands of seeded random requests against `standalone --no-demo`, started in
+//! process, and against the distributed roles (api, two workers and the notifier as
+//! separate processes, on real RabbitMQ, Redis and the MongoDB-wire server).
 //!
 //! The generator mixes valid and invalid ingest batches (extreme values such as ±1e308,
 //! ±`f64::MAX`, subnormals, ±0; bad types; out-of-range timestamps; unknown fields;
@@ -22,7 +22,9 @@
 //!   within a deadline, never with an internal error, and the event stream (recorded
 //!   from before the first request) carries exactly one final event for it, matching
 //!   its state; no job anywhere gets two final events;
-//! - no process exited or logged a panic, and every HTTP role still answers `/healthz`.
+//! - no process exited or logged a panic, and every HTTP role still answers `/healthz`;
+//!   in process: every role's task still runs, none of its threads panicked, every HTTP
+//!   role answers `/healthz`, and every role stops cleanly afterwards.
 //!
 //! `PLOTQ_FUZZ_REQUESTS` (default 2,000 per target; the full run is 10,000) and
 //! `PLOTQ_FUZZ_SEED` (printed with every summary and failure) steer a run:
@@ -41,6 +43,7 @@ use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
+use support::app::{Backend, Options, TestApp};
 use support::{
     Plotq, SseEvent, cleanup, namespace, record_events, require_services, wait_finished, wait_ready,
 };
@@ -1949,7 +1952,36 @@ struct Target {
     name: &'static str,
     api: String,
     events: String,
+    /// Roles started as processes (distributed).
     processes: Vec<Plotq>,
+    /// Roles started in process (standalone), on a runtime whose threads are named
+    /// [`IN_PROCESS_THREADS`], so panics on them are recorded by [`record_panics`].
+    app: Option<TestApp>,
+}
+
+/// The name of the threads the in-process roles run on.
+const IN_PROCESS_THREADS: &str = "plotq-fuzz-in-process";
+
+/// Panics on threads named [`IN_PROCESS_THREADS`] since [`record_panics`] was first called.
+static PANICS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Installs (once) a panic hook that records panics on the in-process roles' threads (a
+/// role's task or a render on the blocking pool), then runs the previous hook, which
+/// prints them as before. The in-process counterpart of scanning a process's log.
+fn record_panics() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if std::thread::current().name() == Some(IN_PROCESS_THREADS) {
+                PANICS
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(info.to_string());
+            }
+            previous(info);
+        }));
+    });
 }
 
 /// Series every plot kind can find, with the extreme values of the review.
@@ -2214,6 +2246,30 @@ async fn fuzz(target: &mut Target) {
         }
     }
 
+    // Nothing crashed in process: every role's task is still running, the HTTP roles
+    // answer /healthz, and no thread of theirs panicked.
+    if let Some(app) = &target.app {
+        if !app.all_running() {
+            tally
+                .violations
+                .push("an in-process role's task ended during the fuzz".to_owned());
+        }
+        for base in std::iter::once(&app.api).chain(&app.notifiers) {
+            let r = client.get(format!("{base}/healthz")).send().await;
+            if !r.as_ref().is_ok_and(|r| r.status() == 200) {
+                tally
+                    .violations
+                    .push(format!("{base} /healthz: {:?}", r.map(|r| r.status())));
+            }
+        }
+        let panics = std::mem::take(&mut *PANICS.lock().unwrap_or_else(|e| e.into_inner()));
+        for panic in panics.iter().take(5) {
+            tally
+                .violations
+                .push(format!("panic in process: {}", excerpt(panic, 600)));
+        }
+    }
+
     // The summary.
     let done = states.values().filter(|s| s["status"] == "done").count();
     let failed = states.values().filter(|s| s["status"] == "failed").count();
@@ -2305,20 +2361,47 @@ async fn fuzz(target: &mut Target) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fuzz_standalone() {
-    let ns = namespace("fzsa");
-    let plotq = Plotq::start(&["standalone", "--no-demo"], &ns, FUZZ_ENV);
-    let client = reqwest::Client::new();
-    wait_ready(&client, &plotq.url("/readyz"), READY).await;
-    let base = plotq.base.clone().unwrap();
-    let mut target = Target {
-        name: "standalone",
-        api: base.clone(),
-        events: base,
-        processes: vec![plotq],
-    };
-    fuzz(&mut target).await;
+/// Standalone, started in process; the runtime is built here so its threads carry
+/// [`IN_PROCESS_THREADS`] and a panic on any of them is a violation.
+#[test]
+fn fuzz_standalone() {
+    record_panics();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name(IN_PROCESS_THREADS)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        let app = TestApp::spawn_with(
+            Backend::Memory,
+            Options {
+                // Generous limits, so rate limiting hides no behaviour (the harness lifts
+                // the plot-request limits to 100,000 per second and burst).
+                api: vec![
+                    "--ingest-samples-per-sec",
+                    "100000000",
+                    "--ingest-burst",
+                    "100000000",
+                    "--sse-connections-per-caller",
+                    "10000",
+                ],
+                ..Options::default()
+            },
+        )
+        .await;
+        app.wait_ready(READY).await;
+        let mut target = Target {
+            name: "standalone",
+            api: app.api.clone(),
+            events: app.notifiers[0].clone(),
+            processes: Vec::new(),
+            app: Some(app),
+        };
+        fuzz(&mut target).await;
+        // Every role stops cleanly when asked (a panicked or failed task fails here).
+        target.app.take().expect("the app").stop().await;
+    });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -2341,6 +2424,7 @@ async fn fuzz_distributed_roles() {
         api: api.base.clone().unwrap(),
         events: notifier.base.clone().unwrap(),
         processes: vec![api, notifier, w1, w2],
+        app: None,
     };
     // Clean up even when the fuzz fails: run it as a task and inspect its result.
     let outcome = tokio::spawn(async move {

@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use support::{Plotq, cleanup, namespace, require_services, samples, subscribe, wait_ready};
+use support::app::{Backend, Options, TestApp};
+use support::samples;
 
 /// The repository root (this crate is `crates/plotq`).
 fn root() -> PathBuf {
@@ -275,15 +276,21 @@ async fn keys_with_ttl(
 /// key in the test's namespace but `<ns>:plotq:events` expires.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_redis_key_but_the_event_stream_expires() {
-    require_services();
-    let ns = namespace("tidy");
-    let fast = [("PLOTQ_REFRESH_DEBOUNCE_SECS", "1")];
-    let api = Plotq::start(&["api"], &ns, &fast);
-    let notifier = Plotq::start(&["notifier"], &ns, &fast);
-    let _worker = Plotq::start(&["worker"], &ns, &fast);
-    let client = reqwest::Client::new();
-    wait_ready(&client, &api.url("/readyz"), READY).await;
-    wait_ready(&client, &notifier.url("/readyz"), READY).await;
+    // In process: one api, one notifier and one worker against the real services, in a
+    // fresh namespace; the refresher re-renders a watched view at most once a second.
+    let app = TestApp::spawn_with(
+        Backend::Real,
+        Options {
+            workers: 1,
+            notifiers: 1,
+            notifier: vec!["--refresh-debounce-secs", "1"],
+            ..Options::default()
+        },
+    )
+    .await;
+    let ns = app.ns.clone();
+    let client = app.client.clone();
+    app.wait_ready(READY).await;
 
     let mut batch = samples("checkout", 2_000, 5 * 60 * 1000);
     batch.extend(samples("payments", 1_000, 5 * 60 * 1000));
@@ -296,7 +303,7 @@ async fn every_redis_key_but_the_event_stream_expires() {
         batch.push(sample);
     }
     let r = client
-        .post(api.url("/api/v1/metrics"))
+        .post(app.url("/api/v1/metrics"))
         .json(&batch)
         .send()
         .await
@@ -306,7 +313,7 @@ async fn every_redis_key_but_the_event_stream_expires() {
     // A dashboard view: the notifier leases it, the refresher claims and renders it, and
     // its state is recorded.
     let view = "checkout/histogram/10m/light/640x360";
-    let mut viewer = subscribe(&notifier.url(&format!("/api/v1/events?views={view}")), None).await;
+    let mut viewer = app.events_on(0, &format!("?views={view}")).await;
 
     let requests = [
         json!({"kind": "histogram", "service": "checkout"}),
@@ -325,7 +332,7 @@ async fn every_redis_key_but_the_event_stream_expires() {
     let mut ids = Vec::new();
     for request in &requests {
         let r = client
-            .post(api.url("/api/v1/plots"))
+            .post(app.url("/api/v1/plots"))
             .json(request)
             .send()
             .await
@@ -338,7 +345,7 @@ async fn every_redis_key_but_the_event_stream_expires() {
         let until = tokio::time::Instant::now() + RENDER;
         loop {
             let state: Value = client
-                .get(api.url(&format!("/api/v1/plots/{id}")))
+                .get(app.url(&format!("/api/v1/plots/{id}")))
                 .send()
                 .await
                 .unwrap()
@@ -389,5 +396,6 @@ async fn every_redis_key_but_the_event_stream_expires() {
         "keys without a TTL (only {stream} may have none): {without_ttl:?}"
     );
     drop(viewer);
-    cleanup(&ns).await;
+    // Stops every role (each must stop cleanly) and removes the namespace.
+    app.stop().await;
 }

@@ -265,6 +265,11 @@ impl TestApp {
         .await
     }
 
+    /// Whether every role's task is still running (none has returned or panicked).
+    pub fn all_running(&self) -> bool {
+        self.tasks.iter().all(|task| !task.is_finished())
+    }
+
     /// Stops every role (cancel → wait for each) and removes the namespace.
     pub async fn stop(mut self) {
         self.shutdown.cancel();
