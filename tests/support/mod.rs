@@ -213,23 +213,13 @@ pub async fn subscribe(url: &str, last_event_id: Option<&str>) -> Sse {
         let mut buf = String::new();
         while let Some(Ok(chunk)) = stream.next().await {
             buf.push_str(&String::from_utf8_lossy(&chunk));
-            while let Some(end) = buf.find("\n\n") {
-                let block: String = buf.drain(..end + 2).collect();
-                let (mut id, mut event, mut data) = (None, String::new(), String::new());
-                for line in block.lines() {
-                    if let Some(v) = line.strip_prefix("id:") {
-                        id = Some(v.trim().to_owned());
-                    } else if let Some(v) = line.strip_prefix("event:") {
-                        event = v.trim().to_owned();
-                    } else if let Some(v) = line.strip_prefix("data:") {
-                        data.push_str(v.trim_start());
-                    }
-                }
-                if data.is_empty() {
-                    continue; // keep-alive comment
-                }
-                let data = serde_json::from_str(&data).expect("event data is JSON");
-                if tx.send(SseEvent { id, event, data }).is_err() {
+            for event in drain_sse_blocks(&mut buf) {
+                assert!(
+                    event.data.is_object(),
+                    "event data is a JSON object: {:?}",
+                    event.data
+                );
+                if tx.send(event).is_err() {
                     return;
                 }
             }
