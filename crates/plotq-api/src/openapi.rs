@@ -14,7 +14,7 @@
 use plotq_domain::names::MAX_NAME_LEN;
 use plotq_domain::sample::MAX_BATCH;
 use plotq_domain::timestamp::{MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS};
-use plotq_http::{ProblemCode, ProblemDoc, SecuritySchemes};
+use plotq_http::{KindDoc, ProblemCode, ProblemDoc, SecuritySchemes};
 use serde::Serialize;
 use std::borrow::Cow;
 use std::collections::BTreeSet;
@@ -200,18 +200,6 @@ pub struct TicketDoc {
     ticket: String,
     /// When the ticket stops being accepted, epoch ms.
     expires_at_ms: i64,
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum KindDoc {
-    Histogram,
-    LatencyTimeseries,
-    Throughput,
-    StatusCodes,
-    ErrorRate,
-    Heatmap,
-    Cdf,
 }
 
 /// The kinds that compare services.

@@ -17,8 +17,8 @@ pub use edge::{Edge, EdgeConfig, harden, read_json};
 pub use health::{HealthApiDoc, Probe, readiness_router};
 pub use limits::{Limits, LimitsConfig};
 pub use openapi::{
-    AuthProblems, FieldErrorDoc, JobReadProblems, JsonBodyProblems, ProblemDoc, RateLimited,
-    SecuritySchemes, Unavailable,
+    AuthProblems, FieldErrorDoc, JobReadProblems, JsonBodyProblems, KindDoc, ProblemDoc,
+    RateLimited, SecuritySchemes, Unavailable,
 };
 pub use problem::{Problem, ProblemCode};
 pub use server::{HttpServer, ServerConfig};

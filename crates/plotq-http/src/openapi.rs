@@ -9,6 +9,19 @@ use serde::Serialize;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoResponses, Modify, ToSchema};
 
+/// The plot kinds (`plotq_domain::PlotKind`), as requests and events name them.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum KindDoc {
+    Histogram,
+    LatencyTimeseries,
+    Throughput,
+    StatusCodes,
+    ErrorRate,
+    Heatmap,
+    Cdf,
+}
+
 /// One problem with one field.
 #[derive(Serialize, ToSchema)]
 pub struct FieldErrorDoc {

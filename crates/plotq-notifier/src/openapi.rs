@@ -6,7 +6,7 @@
 
 #![allow(dead_code)] // reason: fields exist to be described, never read
 
-use plotq_http::{ProblemDoc, SecuritySchemes};
+use plotq_http::{KindDoc, ProblemDoc, SecuritySchemes};
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
@@ -22,18 +22,6 @@ enum EventKind {
     Ready,
     #[serde(rename = "plot.failed")]
     Failed,
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-enum PlotKind {
-    Histogram,
-    LatencyTimeseries,
-    Throughput,
-    StatusCodes,
-    ErrorRate,
-    Heatmap,
-    Cdf,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -72,7 +60,7 @@ pub struct PlotEventDoc {
     #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
     metric: String,
     #[schema(inline)]
-    kind: PlotKind,
+    kind: KindDoc,
     /// `last 10m`, or the absolute range.
     range: String,
     #[schema(inline)]

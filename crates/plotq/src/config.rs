@@ -524,13 +524,11 @@ impl AuthSettings {
             );
             return Ok(config);
         }
-        match &self.ticket_secret {
-            Some(secret) if secret.len() >= 32 => config.ticket_secret = secret.as_bytes().to_vec(),
-            Some(_) => anyhow::bail!("PLOTQ_TICKET_SECRET must be at least 32 characters"),
-            None => anyhow::bail!(
-                "PLOTQ_TICKET_SECRET is required when tokens are configured (every api and notifier must share it; e.g. openssl rand -hex 32)"
-            ),
-        }
+        // The secret itself was applied above; with tokens it is required.
+        anyhow::ensure!(
+            self.ticket_secret.is_some(),
+            "PLOTQ_TICKET_SECRET is required when tokens are configured (every api and notifier must share it; e.g. openssl rand -hex 32)"
+        );
         config.tokens = tokens;
         Ok(config)
     }
