@@ -45,7 +45,8 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 use support::app::{Backend, Options, TestApp};
 use support::{
-    Plotq, SseEvent, cleanup, namespace, record_events, require_services, wait_finished, wait_ready,
+    Plotq, SseEvent, cleanup, namespace, post_samples, record_events, require_services,
+    wait_finished, wait_ready,
 };
 
 const DEFAULT_REQUESTS: usize = 2_000;
@@ -2009,13 +2010,7 @@ async fn seed_data(client: &reqwest::Client, api: &str, fz: &mut Gen) {
         json!({"service": ONE_SERVICE, "metric": "latency_ms", "value": 42.0,
         "timestamp": now - 5_000}),
     );
-    let r = client
-        .post(format!("{api}/api/v1/metrics"))
-        .json(&batch)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "seed data: {}", r.text().await.unwrap());
+    post_samples(client, api, &batch).await;
 }
 
 fn final_events(events: &[SseEvent]) -> HashMap<String, Vec<String>> {

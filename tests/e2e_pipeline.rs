@@ -9,7 +9,7 @@ mod support;
 use serde_json::{Value, json};
 use std::time::Duration;
 use support::app::{Backend, Options, TestApp};
-use support::{decode_png, samples, subscribe, wait_ready};
+use support::{decode_png, get_json, post_samples, samples, subscribe, wait_ready};
 
 const READY: Duration = Duration::from_secs(60);
 const RENDER: Duration = Duration::from_secs(60);
@@ -22,15 +22,7 @@ async fn exercise(api: &str, events: &str, n_samples: usize) {
     // Ingest in batches; every batch is acknowledged with its count.
     let all = samples("checkout", n_samples, 5 * 60 * 1000);
     for batch in all.chunks(2_000) {
-        let r = client
-            .post(format!("{api}/api/v1/metrics"))
-            .json(&batch)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        let body: Value = r.json().await.unwrap();
-        assert_eq!(body["accepted"], batch.len());
+        post_samples(&client, api, batch).await;
     }
 
     // A plot request is answered at once with a job id and a Location.
@@ -59,14 +51,7 @@ async fn exercise(api: &str, events: &str, n_samples: usize) {
     let png_url = ready.data["png_url"].as_str().unwrap().to_owned();
     assert_eq!(png_url, format!("/api/v1/plots/{id}/png"));
 
-    let status: Value = client
-        .get(format!("{api}{location}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status = get_json(&client, &format!("{api}{location}")).await;
     assert_eq!(status["status"], "done");
     assert_eq!(status["n_samples"], n_samples);
 
@@ -141,20 +126,22 @@ async fn exercise(api: &str, events: &str, n_samples: usize) {
     assert_eq!(fields, ["/kind", "/width"]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn distributed_roles_render_and_notify() {
-    let app = TestApp::spawn(Backend::Real).await;
+/// Runs `exercise` against a fresh app over `backend`.
+async fn renders_and_notifies(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     app.wait_ready(READY).await;
     exercise(&app.api, &app.notifier_url(0, "/api/v1/events"), 10_000).await;
     app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn distributed_roles_render_and_notify() {
+    renders_and_notifies(Backend::Real).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn standalone_renders_and_notifies() {
-    let app = TestApp::spawn(Backend::Memory).await;
-    app.wait_ready(READY).await;
-    exercise(&app.api, &app.notifier_url(0, "/api/v1/events"), 10_000).await;
-    app.stop().await;
+    renders_and_notifies(Backend::Memory).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

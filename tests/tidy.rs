@@ -9,6 +9,7 @@
 
 mod support;
 
+use plotq_domain::JobId;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -338,29 +339,10 @@ async fn every_redis_key_but_the_event_stream_expires() {
             .await
             .unwrap();
         assert!(r.status().is_success(), "{request}: {}", r.status());
-        let job: Value = r.json().await.unwrap();
-        ids.push(job["id"].as_str().unwrap().to_owned());
+        ids.push(support::job_id(r).await);
     }
-    for (id, request) in ids.iter().zip(&requests) {
-        let until = tokio::time::Instant::now() + RENDER;
-        loop {
-            let state: Value = client
-                .get(app.url(&format!("/api/v1/plots/{id}")))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            if matches!(state["status"].as_str(), Some("done" | "failed")) {
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < until,
-                "{request} did not finish: {state}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+    for id in &ids {
+        app.wait_done(JobId::parse(id).unwrap(), RENDER).await;
     }
     let rendered = viewer
         .next_matching(RENDER, |e| {

@@ -95,17 +95,17 @@ fn parse(role: &str, ns: &str, extra: &[&str]) -> Command {
 }
 
 fn owned_by(args: &ApiArgs) -> Owned {
-    let amqp = amqp_config(&args.deps, &args.broker, &args.queue);
+    let amqp = amqp_config(&args.rabbit);
     let mut queues = vec![amqp.queue(), amqp.dead_queue()];
     queues.extend(amqp.retry_queues());
-    let redis = redis_config(&args.deps, &args.redis, 0);
+    let redis = redis_config(&args.rabbit.deps, &args.redis, 0);
     // The keys without a TTL: the event stream and the live-refresh sorted sets.
     let redis_keys = ["events", "series", "views"]
         .iter()
         .map(|suffix| format!("{}:{suffix}", redis.namespace))
         .collect();
     Owned {
-        amqp_url: args.broker.amqp_url.clone(),
+        amqp_url: args.rabbit.broker.amqp_url.clone(),
         redis_url: args.redis.redis_url.clone(),
         queues,
         exchange: amqp.exchange(),
@@ -213,30 +213,13 @@ impl TestApp {
 
     /// Posts `samples` as one batch; expects 200 and all of them accepted.
     pub async fn ingest_samples(&self, samples: &[Value]) {
-        let r = self
-            .client
-            .post(self.url("/api/v1/metrics"))
-            .json(samples)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        let body: Value = r.json().await.unwrap();
-        assert_eq!(body["accepted"], samples.len());
+        super::post_samples(&self.client, &self.api, samples).await;
     }
 
     /// Posts a plot request; expects 202 and returns the job's id.
     pub async fn request_plot(&self, request: &Value) -> JobId {
-        let r = self
-            .client
-            .post(self.url("/api/v1/plots"))
-            .json(request)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 202, "{request}");
-        let job: Value = r.json().await.unwrap();
-        JobId::parse(job["id"].as_str().expect("a job id")).expect("the id is a UUID")
+        let id = super::post_plot(&self.client, &self.api, request).await;
+        JobId::parse(&id).expect("the id is a UUID")
     }
 
     /// Polls the job until it is `done` or `failed`; its state. Fails the test at `deadline`.

@@ -374,13 +374,26 @@ pub fn run_plotq(args: &[&str], ns: &str, env: &[(&str, &str)]) -> (bool, String
 
 /// Posts `n` samples of `service` (spread over two minutes) and expects them accepted.
 pub async fn ingest(client: &reqwest::Client, api: &Plotq, service: &str, n: usize) {
+    post_samples(client, &api.url(""), &samples(service, n, 120_000)).await;
+}
+
+/// Posts `samples` as one batch to `{base}/api/v1/metrics`; expects 200 with every
+/// sample accepted.
+pub async fn post_samples(client: &reqwest::Client, base: &str, samples: &[Value]) {
     let r = client
-        .post(api.url("/api/v1/metrics"))
-        .json(&samples(service, n, 120_000))
+        .post(format!("{base}/api/v1/metrics"))
+        .json(samples)
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(r.status(), 200, "ingest: {}", r.text().await.unwrap());
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["accepted"], samples.len());
+}
+
+/// `GET url`, decoded as JSON (whatever the status).
+pub async fn get_json(client: &reqwest::Client, url: &str) -> Value {
+    client.get(url).send().await.unwrap().json().await.unwrap()
 }
 
 /// The job id of a plot request's answer (`202` or a deduplicated `200`).
@@ -394,8 +407,14 @@ pub async fn job_id(response: reqwest::Response) -> String {
 
 /// Posts the plot request `body` to `api`, expects `202 Accepted`, and returns the job id.
 pub async fn request_plot(client: &reqwest::Client, api: &Plotq, body: &Value) -> String {
+    post_plot(client, &api.url(""), body).await
+}
+
+/// Posts the plot request `body` to `{base}/api/v1/plots`, expects `202 Accepted`, and
+/// returns the job id.
+pub async fn post_plot(client: &reqwest::Client, base: &str, body: &Value) -> String {
     let r = client
-        .post(api.url("/api/v1/plots"))
+        .post(format!("{base}/api/v1/plots"))
         .json(body)
         .send()
         .await

@@ -23,7 +23,7 @@ use lapin::types::{FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Confirmation, Connection};
 use plotq_ports::{PortError, PortResult};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use tokio::sync::{Mutex, MutexGuard, Semaphore};
+use tokio::sync::{Mutex, MutexGuard, Semaphore, SemaphorePermit};
 use tokio::time::Instant;
 
 use crate::{AmqpConfig, DEPENDENCY, open, unavailable};
@@ -78,11 +78,7 @@ impl Publisher {
     /// `config.timeout`: `Ok` only when the broker confirmed the message and routed it.
     pub(crate) async fn publish(&self, config: &AmqpConfig, out: Outgoing<'_>) -> PortResult<()> {
         let deadline = Instant::now() + config.timeout;
-        let _permit = tokio::time::timeout_at(deadline, self.permits.acquire())
-            .await
-            .map_err(|_| unavailable("timed out waiting for a free publishing channel"))?
-            .map_err(unavailable)?;
-        let mut lane = self.free_lane().await;
+        let (_permit, mut lane) = self.checkout(deadline).await?;
         let confirmation =
             match tokio::time::timeout_at(deadline, self.send(config, &mut lane, out)).await {
                 Ok(Ok(confirmation)) => confirmation,
@@ -120,11 +116,7 @@ impl Publisher {
     /// a usable lane.
     pub(crate) async fn ping(&self, config: &AmqpConfig) -> PortResult<()> {
         let deadline = Instant::now() + config.timeout;
-        let _permit = tokio::time::timeout_at(deadline, self.permits.acquire())
-            .await
-            .map_err(|_| unavailable("timed out waiting for a free publishing channel"))?
-            .map_err(unavailable)?;
-        let mut lane = self.free_lane().await;
+        let (_permit, mut lane) = self.checkout(deadline).await?;
         match tokio::time::timeout_at(deadline, self.channel(config, &mut lane)).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(e),
@@ -136,6 +128,18 @@ impl Publisher {
     }
 
     /// A lane nobody is using; called with a permit held, so one exists.
+    /// A publishing permit (waited for until `deadline`) and a free lane.
+    async fn checkout(
+        &self,
+        deadline: Instant,
+    ) -> PortResult<(SemaphorePermit<'_>, MutexGuard<'_, Option<Lane>>)> {
+        let permit = tokio::time::timeout_at(deadline, self.permits.acquire())
+            .await
+            .map_err(|_| unavailable("timed out waiting for a free publishing channel"))?
+            .map_err(unavailable)?;
+        Ok((permit, self.free_lane().await))
+    }
+
     async fn free_lane(&self) -> MutexGuard<'_, Option<Lane>> {
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         for i in 0..self.lanes.len() {

@@ -23,6 +23,21 @@ pub struct Summary {
     pub p99: f64,
 }
 
+impl Summary {
+    /// The summary of `values`, given their `extent` and their p50, p95 and p99.
+    fn of(values: &[f64], (min, max, sum): (f64, f64, f64), [p50, p95, p99]: [f64; 3]) -> Self {
+        Summary {
+            n: values.len(),
+            min,
+            max,
+            mean: mean(values, min, max, sum),
+            p50,
+            p95,
+            p99,
+        }
+    }
+}
+
 /// Minimum, maximum and sum in one pass (four independent lanes, so the loop
 /// vectorises; the sum is therefore pairwise-ish, like numpy's, not strictly sequential).
 pub fn extent(values: &[f64]) -> Option<(f64, f64, f64)> {
@@ -75,16 +90,8 @@ pub fn mean(values: &[f64], min: f64, max: f64, sum: f64) -> f64 {
 /// (ingest guarantees it).
 pub fn summarize(values: &[f64]) -> Option<Summary> {
     let (min, max, sum) = extent(values)?;
-    let [p50, p95, p99] = percentiles(values, min, max, [0.50, 0.95, 0.99]);
-    Some(Summary {
-        n: values.len(),
-        min,
-        max,
-        mean: mean(values, min, max, sum),
-        p50,
-        p95,
-        p99,
-    })
+    let quantiles = percentiles(values, min, max, [0.50, 0.95, 0.99]);
+    Some(Summary::of(values, (min, max, sum), quantiles))
 }
 
 /// Exact percentiles (`qs` in `[0, 1]`) with linear interpolation between closest ranks,
@@ -265,36 +272,20 @@ fn interpolate(lo: f64, hi: f64, frac: f64) -> f64 {
 pub fn summarize_binned(values: &[f64], n_bins: usize) -> Option<(Summary, Bins)> {
     let (min, max, sum) = extent(values)?;
     if min >= max {
-        let summary = Summary {
-            n: values.len(),
-            min,
-            max,
-            mean: min,
-            p50: min,
-            p95: min,
-            p99: min,
-        };
+        let summary = Summary::of(values, (min, max, sum), [min; 3]);
         return Some((summary, bin(values, n_bins, min, max)));
     }
     let n_bins = resolvable_bins(n_bins, min, max, false);
     // n_bins · per_bin < n_bins + 2^16: bounded whatever the data.
     let per_bin = fine_bins_for(values.len()).div_ceil(n_bins).max(1);
     let fine = FineBins::count(values, min, max, n_bins * per_bin);
-    let [p50, p95, p99] = fine.percentiles(values, [0.50, 0.95, 0.99]);
+    let quantiles = fine.percentiles(values, [0.50, 0.95, 0.99]);
     let counts = fine
         .counts
         .chunks_exact(per_bin)
         .map(|c| c.iter().map(|&x| x as u64).sum())
         .collect();
-    let summary = Summary {
-        n: values.len(),
-        min,
-        max,
-        mean: mean(values, min, max, sum),
-        p50,
-        p95,
-        p99,
-    };
+    let summary = Summary::of(values, (min, max, sum), quantiles);
     Some((
         summary,
         Bins {

@@ -85,99 +85,68 @@ impl Modify for SecuritySchemes {
     }
 }
 
-/// `401` and `403`: the problems of every authenticated operation.
-#[derive(IntoResponses)]
-pub enum AuthProblems {
-    /// Missing or unknown credential.
-    #[response(
-        status = 401,
-        description = "Missing or unknown credential",
-        content_type = "application/problem+json"
-    )]
-    Unauthorized(ProblemDoc),
-    /// The credential lacks the scope or a service.
-    #[response(
-        status = 403,
-        description = "Credential lacks the scope or a service",
-        content_type = "application/problem+json"
-    )]
-    Forbidden(ProblemDoc),
+/// Declares a set of problem+json responses (`IntoResponses`) from one line each:
+/// `Variant = status: "description"`, optionally followed by `with "<header>"` for a
+/// header that says how many seconds to wait (`retry-after`).
+macro_rules! problem_responses {
+    ($(#[$meta:meta])* $name:ident {
+        $($variant:ident = $status:literal : $description:literal $(with $header:literal)?;)+
+    }) => {
+        $(#[$meta])*
+        #[derive(IntoResponses)]
+        pub enum $name {
+            $(
+                #[doc = $description]
+                #[response(
+                    status = $status,
+                    description = $description,
+                    content_type = "application/problem+json"
+                    $(, headers(($header = u64, description = "Seconds to wait")))?
+                )]
+                $variant(ProblemDoc),
+            )+
+        }
+    };
 }
 
-/// `400`, `413`, `415` and `422`: the problems of an operation that reads a JSON body.
-#[derive(IntoResponses)]
-pub enum JsonBodyProblems {
-    /// The body is not JSON, is empty or could not be read.
-    #[response(
-        status = 400,
-        description = "Malformed, empty or unreadable body",
-        content_type = "application/problem+json"
-    )]
-    Malformed(ProblemDoc),
-    /// The body is over the configured limit.
-    #[response(
-        status = 413,
-        description = "Body over the configured limit",
-        content_type = "application/problem+json"
-    )]
-    TooLarge(ProblemDoc),
-    /// The body is not declared as JSON.
-    #[response(
-        status = 415,
-        description = "Body not declared as JSON",
-        content_type = "application/problem+json"
-    )]
-    UnsupportedMediaType(ProblemDoc),
-    /// The body is JSON but invalid; every bad field is named and nothing is done.
-    #[response(
-        status = 422,
-        description = "Invalid body (every bad field named); nothing done",
-        content_type = "application/problem+json"
-    )]
-    Invalid(ProblemDoc),
+problem_responses! {
+    /// `401` and `403`: the problems of every authenticated operation.
+    AuthProblems {
+        Unauthorized = 401: "Missing or unknown credential";
+        Forbidden = 403: "Credential lacks the scope or a service";
+    }
 }
 
-/// `429` with `Retry-After`: over this caller's rate.
-#[derive(IntoResponses)]
-pub enum RateLimited {
-    /// Over this caller's rate.
-    #[response(
-        status = 429,
-        description = "Over this caller's rate",
-        content_type = "application/problem+json",
-        headers(("retry-after" = u64, description = "Seconds to wait"))
-    )]
-    TooManyRequests(ProblemDoc),
+problem_responses! {
+    /// `400`, `413`, `415` and `422`: the problems of an operation that reads a JSON body.
+    JsonBodyProblems {
+        Malformed = 400: "Malformed, empty or unreadable body";
+        TooLarge = 413: "Body over the configured limit";
+        UnsupportedMediaType = 415: "Body not declared as JSON";
+        Invalid = 422: "Invalid body (every bad field named); nothing done";
+    }
 }
 
-/// `503` with `Retry-After`: a dependency is unavailable; nothing was done.
-#[derive(IntoResponses)]
-pub enum Unavailable {
-    /// A dependency is unavailable.
-    #[response(
-        status = 503,
-        description = "A dependency (MongoDB, RabbitMQ, Redis) unavailable or the queue full; nothing done",
-        content_type = "application/problem+json",
-        headers(("retry-after" = u64, description = "Seconds to wait"))
-    )]
-    ServiceUnavailable(ProblemDoc),
+problem_responses! {
+    /// `429` with `Retry-After`: over this caller's rate.
+    RateLimited {
+        TooManyRequests = 429: "Over this caller's rate" with "retry-after";
+    }
 }
 
-/// `400 invalid_id` and `404`: the problems of an operation on one job.
-#[derive(IntoResponses)]
-pub enum JobReadProblems {
-    /// The path does not hold a job id.
-    #[response(
-        status = 400,
-        description = "Not a job id",
-        content_type = "application/problem+json"
-    )]
-    InvalidId(ProblemDoc),
-    /// No such job, or not this caller's.
-    #[response(
-        status = 404,
-        description = "Unknown, expired, or another tenant's job",
-        content_type = "application/problem+json"
-    )]
-    NotFound(ProblemDoc),
+problem_responses! {
+    /// `503` with `Retry-After`: a dependency is unavailable; nothing was done.
+    Unavailable {
+        ServiceUnavailable = 503:
+            "A dependency (MongoDB, RabbitMQ, Redis) unavailable or the queue full; nothing done"
+            with "retry-after";
+    }
+}
+
+problem_responses! {
+    /// `400 invalid_id` and `404`: the problems of an operation on one job.
+    JobReadProblems {
+        InvalidId = 400: "Not a job id";
+        NotFound = 404: "Unknown, expired, or another tenant's job";
+    }
 }

@@ -116,21 +116,31 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    #[tokio::test]
-    async fn a_client_that_dribbles_its_headers_is_cut_off() {
-        let server = HttpServer::bind(
-            "127.0.0.1:0".parse().unwrap(),
-            ServerConfig {
-                header_read_timeout: Duration::from_millis(300),
-                ..ServerConfig::default()
-            },
-        )
-        .await
-        .unwrap();
+    /// A server on a free port answering `ok` at `/`, until the token is cancelled.
+    async fn serve_ok(
+        config: ServerConfig,
+    ) -> (
+        std::net::SocketAddr,
+        CancellationToken,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let server = HttpServer::bind("127.0.0.1:0".parse().unwrap(), config)
+            .await
+            .unwrap();
         let addr = server.local_addr();
         let shutdown = CancellationToken::new();
         let app = Router::new().route("/", axum::routing::get(|| async { "ok" }));
         let serving = tokio::spawn(server.run_until_stopped(app, shutdown.clone()));
+        (addr, shutdown, serving)
+    }
+
+    #[tokio::test]
+    async fn a_client_that_dribbles_its_headers_is_cut_off() {
+        let (addr, shutdown, serving) = serve_ok(ServerConfig {
+            header_read_timeout: Duration::from_millis(300),
+            ..ServerConfig::default()
+        })
+        .await;
         let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
         stream
             .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
@@ -158,19 +168,11 @@ mod tests {
 
     #[tokio::test]
     async fn connections_beyond_the_cap_wait_until_one_closes() {
-        let server = HttpServer::bind(
-            "127.0.0.1:0".parse().unwrap(),
-            ServerConfig {
-                max_connections: 1,
-                ..ServerConfig::default()
-            },
-        )
-        .await
-        .unwrap();
-        let addr = server.local_addr();
-        let shutdown = CancellationToken::new();
-        let app = Router::new().route("/", axum::routing::get(|| async { "ok" }));
-        tokio::spawn(server.run_until_stopped(app, shutdown.clone()));
+        let (addr, shutdown, _serving) = serve_ok(ServerConfig {
+            max_connections: 1,
+            ..ServerConfig::default()
+        })
+        .await;
         let mut first = tokio::net::TcpStream::connect(addr).await.unwrap();
         first
             .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")

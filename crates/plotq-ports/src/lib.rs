@@ -8,11 +8,14 @@
 //!
 //! Each external technology implements them in its own crate (`plotq-mongo`,
 //! `plotq-amqp`, `plotq-redis`); `memory` holds in-process implementations that are the
-//! embedded standalone mode and the fast unit-test doubles. This crate knows no client
+//! embedded standalone mode and the fast unit-test doubles; `contract` (feature
+//! `contract`) holds the behaviour tests every adapter of a port runs. This crate knows no client
 //! library and no wire protocol.
 
 pub mod backoff;
 pub mod clock;
+#[cfg(any(test, feature = "contract"))]
+pub mod contract;
 pub mod memory;
 
 pub use backoff::Backoff;

@@ -3,8 +3,9 @@
 //! and history bound, single-flight claims and their release, the bounded series list.
 //! Each test works in a random namespace and deletes the keys it created.
 
+use plotq_domain::JobId;
 use plotq_domain::wire::{EventId, EventKind, PlotEvent};
-use plotq_domain::{JobId, JobState, PlotKind, PlotSpec, ServiceName};
+use plotq_ports::contract::{self, queued_state as state};
 use plotq_ports::{EventBus, PlotCache, PortError};
 use plotq_redis::{RedisCache, RedisConfig, RedisEventBus};
 use redis::AsyncCommands;
@@ -21,11 +22,6 @@ fn config(history: usize) -> RedisConfig {
         timeout: Duration::from_secs(5),
         event_history: history,
     }
-}
-
-fn state() -> JobState {
-    let spec = PlotSpec::new(PlotKind::Histogram, ServiceName::parse("svc").unwrap());
-    JobState::queued(JobId::new_random(), spec, 1_000)
 }
 
 async fn raw() -> redis::aio::MultiplexedConnection {
@@ -263,41 +259,28 @@ async fn single_flight_claims_are_released_only_by_their_holder() {
     let config = config(10);
     let cache = RedisCache::new(&config).unwrap();
     let other_replica = RedisCache::new(&config).unwrap();
-    let ttl = Duration::from_secs(30);
-    let (a, b) = (JobId::new_random(), JobId::new_random());
     let key = "histogram:svc:10m";
     let claim_key = format!("{}:req:{key}", config.namespace);
     let mut conn = raw().await;
 
-    assert_eq!(cache.claim_request(key, a, ttl).await.unwrap(), None);
+    let probe = JobId::new_random();
+    assert_eq!(
+        cache
+            .claim_request(key, probe, Duration::from_secs(30))
+            .await
+            .unwrap(),
+        None
+    );
     let claim_ttl: i64 = conn.ttl(&claim_key).await.unwrap();
     assert!((1..=30).contains(&claim_ttl), "claim TTL {claim_ttl}");
-    // Another job's release leaves the claim alone.
-    other_replica.release_request(key, b).await.unwrap();
-    assert_eq!(
-        other_replica.claim_request(key, b, ttl).await.unwrap(),
-        Some(a)
-    );
-    // The holder's release frees the key for the next request.
-    other_replica.release_request(key, a).await.unwrap();
+    cache.release_request(key, probe).await.unwrap();
     assert!(!conn.exists::<_, bool>(&claim_key).await.unwrap());
-    assert_eq!(cache.claim_request(key, b, ttl).await.unwrap(), None);
-    // Releasing what nobody holds is a no-op.
-    cache.release_request("nothing-here", a).await.unwrap();
 
-    let s = state();
-    cache.put_state(&s, ttl).await.unwrap();
-    cache.put_image(s.id, b"png", ttl).await.unwrap();
-    cache.delete_state(s.id).await.unwrap();
-    assert_eq!(cache.get_state(s.id).await.unwrap(), None);
-    assert_eq!(
-        cache.get_image(s.id).await.unwrap().as_deref(),
-        Some(&b"png"[..])
-    );
-    cache.delete_state(JobId::new_random()).await.unwrap();
-
+    contract::claims_are_released_only_by_their_holder(&cache, &other_replica, key).await;
+    assert!(!conn.exists::<_, bool>(&claim_key).await.unwrap());
+    let id = contract::delete_state_forgets_the_state_only(&cache).await;
     let _: () = conn
-        .del(&[claim_key, format!("{}:img:{}", config.namespace, s.id)])
+        .del(format!("{}:img:{id}", config.namespace))
         .await
         .unwrap();
 }

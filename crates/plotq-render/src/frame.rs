@@ -53,6 +53,25 @@ impl<'a> Ctx<'a> {
         ((self.spec.width as f64 * 0.8 / label_px) as usize).clamp(2, 12)
     }
 
+    /// The value (x) axis of histograms and CDFs: log ticks, or as many linear ticks
+    /// as fit their labels (counted at least `min_label_chars` wide).
+    pub fn value_x_axis(
+        &self,
+        lo: f64,
+        hi: f64,
+        log: bool,
+        min_label_chars: usize,
+    ) -> (axis::TickedAxis, axis::TickFormatter) {
+        let max_ticks = if log {
+            self.max_x_ticks(6)
+        } else {
+            let (probe, step) = axis::linear_ticks(lo, hi, 10);
+            let labels = probe.iter().map(|v| axis::format_tick(*v, step));
+            self.max_x_ticks(widest(labels).max(min_label_chars))
+        };
+        axis::value_axis(lo, hi, log, max_ticks)
+    }
+
     /// How many ticks fit along the y axis.
     pub fn max_y_ticks(&self) -> usize {
         ((self.spec.height as f64 * 0.7 / (self.ts.tick as f64 * 2.6)) as usize).clamp(2, 10)

@@ -6,10 +6,9 @@
 //! in-memory ports. Also `dlq list|retry` and the merged OpenAPI document.
 
 use crate::config::{
-    ApiArgs, ApiSettings, AuthSettings, BrokerSettings, CacheSettings, Command, DependencySettings,
+    ApiArgs, ApiSettings, AuthSettings, BrokerAccess, CacheSettings, Command, DependencySettings,
     DlqArgs, DlqCommand, EventBusSettings, EventSettings, HttpSettings, MongoSettings,
-    NotifierArgs, QueueSettings, RedisSettings, StandaloneArgs, WorkerArgs, WorkerSettings,
-    limits_config, redact,
+    NotifierArgs, RedisSettings, StandaloneArgs, WorkerArgs, WorkerSettings, limits_config, redact,
 };
 use crate::demo;
 use anyhow::Context;
@@ -44,7 +43,6 @@ const DEFAULT_EVENT_HISTORY: usize = 10_000;
 /// SIGTERM/Ctrl-C, or until one of its tasks fails (then every task is stopped and the
 /// reason returned).
 pub async fn run(command: Command) -> anyhow::Result<()> {
-    command.validate()?;
     let app = match command {
         Command::Standalone(args) => App::standalone(*args).await?,
         Command::Api(args) => App::api(*args).await?,
@@ -120,11 +118,12 @@ async fn mongo(
 }
 
 /// The queue settings of a role, as the AMQP adapter (and the test harness) names them.
-pub fn amqp_config(
-    deps: &DependencySettings,
-    broker: &BrokerSettings,
-    queue: &QueueSettings,
-) -> AmqpConfig {
+pub fn amqp_config(rabbit: &BrokerAccess) -> AmqpConfig {
+    let BrokerAccess {
+        deps,
+        broker,
+        queue,
+    } = rabbit;
     AmqpConfig {
         url: broker.amqp_url.clone(),
         namespace: deps.scoped("."),
@@ -137,8 +136,8 @@ pub fn amqp_config(
 
 /// `plotq dlq list|retry`: operator access to the dead-letter queue.
 async fn dlq(command: DlqCommand) -> anyhow::Result<()> {
-    let queue_of =
-        |args: &DlqArgs| AmqpQueue::new(amqp_config(&args.deps, &args.broker, &args.queue));
+    command.args().validate()?;
+    let queue_of = |args: &DlqArgs| AmqpQueue::new(amqp_config(&args.rabbit));
     match command {
         DlqCommand::List { max, broker } => {
             for letter in queue_of(&broker).dead_letters(max).await? {
@@ -177,13 +176,9 @@ async fn dlq(command: DlqCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn amqp(
-    deps: &DependencySettings,
-    broker: &BrokerSettings,
-    queue: &QueueSettings,
-) -> Arc<AmqpQueue> {
-    let config = amqp_config(deps, broker, queue);
-    tracing::info!(url = %redact(&broker.amqp_url), queue = %config.queue(), "using rabbitmq");
+async fn amqp(rabbit: &BrokerAccess) -> Arc<AmqpQueue> {
+    let config = amqp_config(rabbit);
+    tracing::info!(url = %redact(&rabbit.broker.amqp_url), queue = %config.queue(), "using rabbitmq");
     let queue = AmqpQueue::new(config);
     if let Err(e) = queue.ping().await {
         tracing::warn!(error = %e, "rabbitmq not reachable yet; will keep trying");
@@ -343,9 +338,9 @@ impl App {
         args.validate()?;
         let limits = limits_config(Some(&args.api), None);
         let http = bind_http(&args.http, &args.auth, limits, DEFAULT_API_ADDR, "api").await?;
-        let store = mongo(&args.deps, &args.mongo).await?;
-        let queue = amqp(&args.deps, &args.broker, &args.queue).await;
-        let redis = redis_config(&args.deps, &args.redis, DEFAULT_EVENT_HISTORY);
+        let store = mongo(&args.rabbit.deps, &args.mongo).await?;
+        let queue = amqp(&args.rabbit).await;
+        let redis = redis_config(&args.rabbit.deps, &args.redis, DEFAULT_EVENT_HISTORY);
         let cache = Arc::new(RedisCache::new(&redis)?);
         let views = Arc::new(RedisViews::new(&redis)?.with_max_series(args.series.max_series));
         let probes = vec![
@@ -372,10 +367,10 @@ impl App {
     /// `plotq worker`: connects MongoDB, RabbitMQ and Redis; serves no HTTP.
     pub async fn worker(args: WorkerArgs) -> anyhow::Result<Self> {
         args.validate()?;
-        let redis = redis_config(&args.deps, &args.redis, args.bus.event_history);
+        let redis = redis_config(&args.rabbit.deps, &args.redis, args.bus.event_history);
         let ports = WorkerPorts {
-            store: mongo(&args.deps, &args.mongo).await?,
-            queue: amqp(&args.deps, &args.broker, &args.queue).await,
+            store: mongo(&args.rabbit.deps, &args.mongo).await?,
+            queue: amqp(&args.rabbit).await,
             cache: Arc::new(RedisCache::new(&redis)?),
             events: Arc::new(RedisEventBus::new(&redis)?),
         };
@@ -400,10 +395,10 @@ impl App {
             "notifier",
         )
         .await?;
-        let redis = redis_config(&args.deps, &args.redis, args.bus.event_history);
+        let redis = redis_config(&args.rabbit.deps, &args.redis, args.bus.event_history);
         let bus = Arc::new(RedisEventBus::new(&redis)?);
         let views = Arc::new(RedisViews::new(&redis)?.with_max_series(args.series.max_series));
-        let queue = amqp(&args.deps, &args.broker, &args.queue).await;
+        let queue = amqp(&args.rabbit).await;
         let probes = vec![probe!("redis", bus), probe!("rabbitmq", queue)];
         let stop = CancellationToken::new();
         let (routes, tasks) = notifier_parts(

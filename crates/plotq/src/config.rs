@@ -71,24 +71,21 @@ impl Command {
             Command::Api(args) => &args.log,
             Command::Worker(args) => &args.log,
             Command::Notifier(args) => &args.log,
-            Command::Dlq(DlqCommand::List { broker, .. } | DlqCommand::Retry { broker, .. }) => {
-                &broker.log
-            }
+            Command::Dlq(dlq) => &dlq.args().log,
             Command::Bench(_) | Command::Token(_) => return "text",
         };
         &log.log_format
     }
 
-    /// Checks what clap cannot, naming the setting.
+    /// Checks what clap cannot, naming the setting (each role's `App` constructor and
+    /// `dlq` call their part of it).
     pub fn validate(&self) -> anyhow::Result<()> {
         match self {
             Command::Standalone(args) => args.validate(),
             Command::Api(args) => args.validate(),
             Command::Worker(args) => args.validate(),
             Command::Notifier(args) => args.validate(),
-            Command::Dlq(DlqCommand::List { broker, .. } | DlqCommand::Retry { broker, .. }) => {
-                broker.validate()
-            }
+            Command::Dlq(dlq) => dlq.args().validate(),
             Command::Bench(_) | Command::Token(_) => Ok(()),
         }
     }
@@ -132,6 +129,15 @@ pub enum DlqCommand {
         #[command(flatten)]
         broker: DlqArgs,
     },
+}
+
+impl DlqCommand {
+    /// The broker settings either subcommand reads (the roles validate their own in `App`).
+    pub fn args(&self) -> &DlqArgs {
+        match self {
+            DlqCommand::List { broker, .. } | DlqCommand::Retry { broker, .. } => broker,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -226,11 +232,7 @@ pub struct ApiArgs {
     #[command(flatten)]
     pub series: SeriesSettings,
     #[command(flatten)]
-    pub deps: DependencySettings,
-    #[command(flatten)]
-    pub broker: BrokerSettings,
-    #[command(flatten)]
-    pub queue: QueueSettings,
+    pub rabbit: BrokerAccess,
     #[command(flatten)]
     pub mongo: MongoSettings,
     #[command(flatten)]
@@ -244,9 +246,7 @@ impl ApiArgs {
         self.http.validate()?;
         self.auth.validate()?;
         self.api.validate()?;
-        self.deps.validate()?;
-        self.broker.validate()?;
-        self.queue.validate()?;
+        self.rabbit.validate()?;
         self.log.validate()
     }
 }
@@ -261,11 +261,7 @@ pub struct WorkerArgs {
     #[command(flatten)]
     pub bus: EventBusSettings,
     #[command(flatten)]
-    pub deps: DependencySettings,
-    #[command(flatten)]
-    pub broker: BrokerSettings,
-    #[command(flatten)]
-    pub queue: QueueSettings,
+    pub rabbit: BrokerAccess,
     #[command(flatten)]
     pub mongo: MongoSettings,
     #[command(flatten)]
@@ -278,9 +274,7 @@ impl WorkerArgs {
     pub fn validate(&self) -> anyhow::Result<()> {
         self.worker.validate()?;
         self.cache.validate()?;
-        self.deps.validate()?;
-        self.broker.validate()?;
-        self.queue.validate()?;
+        self.rabbit.validate()?;
         self.log.validate()
     }
 }
@@ -301,11 +295,7 @@ pub struct NotifierArgs {
     #[command(flatten)]
     pub series: SeriesSettings,
     #[command(flatten)]
-    pub deps: DependencySettings,
-    #[command(flatten)]
-    pub broker: BrokerSettings,
-    #[command(flatten)]
-    pub queue: QueueSettings,
+    pub rabbit: BrokerAccess,
     #[command(flatten)]
     pub redis: RedisSettings,
     #[command(flatten)]
@@ -318,10 +308,28 @@ impl NotifierArgs {
         self.auth.validate()?;
         self.events.validate()?;
         self.cache.validate()?;
+        self.rabbit.validate()?;
+        self.log.validate()
+    }
+}
+
+/// Reaching RabbitMQ: the shared namespace and dependency timeout, the broker and the
+/// work queue's limits (api, worker, notifier and `dlq`).
+#[derive(Debug, Args)]
+pub struct BrokerAccess {
+    #[command(flatten)]
+    pub deps: DependencySettings,
+    #[command(flatten)]
+    pub broker: BrokerSettings,
+    #[command(flatten)]
+    pub queue: QueueSettings,
+}
+
+impl BrokerAccess {
+    pub fn validate(&self) -> anyhow::Result<()> {
         self.deps.validate()?;
         self.broker.validate()?;
-        self.queue.validate()?;
-        self.log.validate()
+        self.queue.validate()
     }
 }
 
@@ -329,20 +337,14 @@ impl NotifierArgs {
 #[derive(Debug, Args)]
 pub struct DlqArgs {
     #[command(flatten)]
-    pub deps: DependencySettings,
-    #[command(flatten)]
-    pub broker: BrokerSettings,
-    #[command(flatten)]
-    pub queue: QueueSettings,
+    pub rabbit: BrokerAccess,
     #[command(flatten)]
     pub log: LogSettings,
 }
 
 impl DlqArgs {
     pub fn validate(&self) -> anyhow::Result<()> {
-        self.deps.validate()?;
-        self.broker.validate()?;
-        self.queue.validate()?;
+        self.rabbit.validate()?;
         self.log.validate()
     }
 }
@@ -890,11 +892,11 @@ mod tests {
     #[test]
     fn namespaces_scope_names() {
         let args = api(&["--namespace", "t1"]);
-        assert_eq!(args.deps.scoped("."), "t1.plotq");
-        assert_eq!(args.mongo.database(&args.deps), "t1_plotq");
+        assert_eq!(args.rabbit.deps.scoped("."), "t1.plotq");
+        assert_eq!(args.mongo.database(&args.rabbit.deps), "t1_plotq");
         let args = worker(&[]);
-        assert_eq!(args.deps.scoped(":"), "plotq");
-        assert_eq!(args.mongo.database(&args.deps), "plotq");
+        assert_eq!(args.rabbit.deps.scoped(":"), "plotq");
+        assert_eq!(args.mongo.database(&args.rabbit.deps), "plotq");
         assert!(worker(&["--namespace", "a b"]).validate().is_err());
         let err = Cli::parse_from(["plotq", "dlq", "list", "--namespace", "a b"])
             .into_command()

@@ -134,35 +134,14 @@ mod tests {
     use crate::memory::test_state as state;
 
     #[tokio::test]
-    async fn release_request_removes_only_the_holders_claim() {
+    async fn claims_are_released_only_by_their_holder() {
         let cache = MemoryCache::default();
-        let ttl = Duration::from_secs(60);
-        let (a, b) = (JobId::new_random(), JobId::new_random());
-        assert_eq!(cache.claim_request("k", a, ttl).await.unwrap(), None);
-        // Another job's release leaves a's claim in place.
-        cache.release_request("k", b).await.unwrap();
-        assert_eq!(cache.claim_request("k", b, ttl).await.unwrap(), Some(a));
-        cache.release_request("k", a).await.unwrap();
-        assert_eq!(cache.claim_request("k", b, ttl).await.unwrap(), None);
-        // Releasing a claim that is not held is a no-op.
-        cache.release_request("other", a).await.unwrap();
-        assert_eq!(cache.claim_request("k", a, ttl).await.unwrap(), Some(b));
+        crate::contract::claims_are_released_only_by_their_holder(&cache, &cache, "k").await;
     }
 
     #[tokio::test]
     async fn delete_state_forgets_the_state_only() {
-        let cache = MemoryCache::default();
-        let s = state();
-        let ttl = Duration::from_secs(60);
-        cache.put_state(&s, ttl).await.unwrap();
-        cache.put_image(s.id, b"png", ttl).await.unwrap();
-        cache.delete_state(s.id).await.unwrap();
-        assert_eq!(cache.get_state(s.id).await.unwrap(), None);
-        assert_eq!(
-            cache.get_image(s.id).await.unwrap().as_deref(),
-            Some(&b"png"[..])
-        );
-        cache.delete_state(JobId::new_random()).await.unwrap();
+        crate::contract::delete_state_forgets_the_state_only(&MemoryCache::default()).await;
     }
 
     #[tokio::test]

@@ -33,8 +33,4 @@ pub use views::{DEFAULT_MAX_SERIES, MemoryViews, SERIES_RETENTION_MS};
 
 /// A queued job's state, for the tests of every port.
 #[cfg(test)]
-fn test_state() -> plotq_domain::JobState {
-    use plotq_domain::{JobId, JobState, PlotKind, PlotSpec, ServiceName};
-    let spec = PlotSpec::new(PlotKind::Histogram, ServiceName::parse("svc").unwrap());
-    JobState::queued(JobId::new_random(), spec, 1_000)
-}
+use crate::contract::queued_state as test_state;

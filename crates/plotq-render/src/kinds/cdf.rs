@@ -101,19 +101,9 @@ pub(crate) fn cdf<DB: DrawingBackend>(
         }
     };
 
-    // Log and linear axes are one type; only their ticks and labels differ.
-    let (x_axis, x_fmt) = axis::value_axis(
-        x_lo,
-        x_hi,
-        log,
-        if log {
-            ctx.max_x_ticks(6)
-        } else {
-            // At least five characters' room, more when extreme labels are longer.
-            let (probe, step) = axis::linear_ticks(x_lo, x_hi, 10);
-            ctx.max_x_ticks(widest(probe.iter().map(|v| axis::format_tick(*v, step))).max(5))
-        },
-    );
+    // Log and linear axes are one type; only their ticks and labels differ. Linear
+    // labels get at least five characters' room.
+    let (x_axis, x_fmt) = ctx.value_x_axis(x_lo, x_hi, log, 5);
     let n_x = x_axis.tick_count();
     let mut chart = chart_builder!(root, ctx, y_area)
         .build_cartesian_2d(

@@ -116,17 +116,7 @@ pub(crate) fn histogram<DB: DrawingBackend>(
     let y_fmt = |v: &f64| axis::format_tick(*v, y_step);
 
     // Log and linear axes are one type; only their ticks and labels differ.
-    let (x_axis, x_fmt) = axis::value_axis(
-        x_lo,
-        x_hi,
-        ctx.spec.log_x,
-        if ctx.spec.log_x {
-            ctx.max_x_ticks(6)
-        } else {
-            let (probe, step) = axis::linear_ticks(x_lo, x_hi, 10);
-            ctx.max_x_ticks(widest(probe.iter().map(|v| axis::format_tick(*v, step))))
-        },
-    );
+    let (x_axis, x_fmt) = ctx.value_x_axis(x_lo, x_hi, ctx.spec.log_x, 0);
     let n_x = x_axis.tick_count();
     let mut chart = chart_builder!(root, ctx, y_area)
         .build_cartesian_2d(

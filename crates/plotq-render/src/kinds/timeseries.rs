@@ -13,7 +13,7 @@
 use super::{Area, Buckets, YAxis, runs};
 use crate::axis;
 use crate::frame::{Ctx, chart_builder, draw_legend, draw_mesh, stroke, widest};
-use crate::{PlotData, RenderError, drawing_error};
+use crate::{PlotData, RenderError, SeriesData, drawing_error};
 use plotq_domain::stats;
 use plotters::prelude::*;
 
@@ -23,6 +23,17 @@ fn max_buckets(ctx: &Ctx<'_>) -> usize {
 }
 
 type TimeChart<'a, DB> = ChartContext<'a, DB, Cartesian2d<axis::TickedAxis, YAxis>>;
+
+/// `series` grouped into as many time buckets of the window as the width shows.
+fn window_buckets(ctx: &Ctx<'_>, series: &SeriesData) -> Buckets {
+    Buckets::group(
+        &series.timestamps_ms,
+        &series.values,
+        ctx.from_ms,
+        ctx.until_ms,
+        axis::bucket_ms(span(ctx), max_buckets(ctx)),
+    )
+}
 
 /// The window's span, for choosing bucket widths.
 fn span(ctx: &Ctx<'_>) -> i64 {
@@ -166,30 +177,21 @@ pub(crate) fn latency<DB: DrawingBackend>(
         };
         if single {
             let per = &all[0].1;
-            line(
-                chart,
-                ctx,
-                &pick(per, 0),
-                stroke(ctx.theme.series[0], width),
-                false,
-                "p50".into(),
-            )?;
-            line(
-                chart,
-                ctx,
-                &pick(per, 1),
-                stroke(ctx.theme.p95, width),
-                false,
-                "p95".into(),
-            )?;
-            line(
-                chart,
-                ctx,
-                &pick(per, 2),
-                stroke(ctx.theme.p99, width),
-                false,
-                "p99".into(),
-            )?;
+            let quantiles = [
+                (0, ctx.theme.series[0], "p50"),
+                (1, ctx.theme.p95, "p95"),
+                (2, ctx.theme.p99, "p99"),
+            ];
+            for (k, color, label) in quantiles {
+                line(
+                    chart,
+                    ctx,
+                    &pick(per, k),
+                    stroke(color, width),
+                    false,
+                    label.into(),
+                )?;
+            }
             if ctx.spec.show_max {
                 line(
                     chart,
@@ -231,14 +233,7 @@ pub(crate) fn throughput<DB: DrawingBackend>(
     data: &PlotData,
 ) -> Result<(), RenderError> {
     let s = &data.series[0];
-    let width_ms = axis::bucket_ms(span(ctx), max_buckets(ctx));
-    let buckets = Buckets::group(
-        &s.timestamps_ms,
-        &s.values,
-        ctx.from_ms,
-        ctx.until_ms,
-        width_ms,
-    );
+    let buckets = window_buckets(ctx, s);
     let rates: Vec<(f64, f64)> = (0..buckets.len())
         .map(|b| {
             let (lo, hi) = buckets.covered(b, ctx.from_ms, ctx.until_ms);
@@ -307,14 +302,7 @@ pub(crate) fn error_rate<DB: DrawingBackend>(
 ) -> Result<(), RenderError> {
     let s = &data.series[0];
     let metric = ctx.spec.metric.as_str();
-    let width_ms = axis::bucket_ms(span(ctx), max_buckets(ctx));
-    let buckets = Buckets::group(
-        &s.timestamps_ms,
-        &s.values,
-        ctx.from_ms,
-        ctx.until_ms,
-        width_ms,
-    );
+    let buckets = window_buckets(ctx, s);
     let mut errors_total = 0usize;
     let points: Vec<Option<(f64, f64)>> = (0..buckets.len())
         .map(|b| {

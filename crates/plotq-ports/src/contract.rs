@@ -1,0 +1,58 @@
+//! Contract tests of the ports: behaviour every adapter keeps, written once and run by
+//! the in-memory adapters' unit tests and by each real adapter's tests against its
+//! server (feature `contract`; never part of a release build).
+
+use crate::PlotCache;
+use plotq_domain::{JobId, JobState, PlotKind, PlotSpec, ServiceName};
+use std::time::Duration;
+
+/// A queued histogram job of service `svc`.
+pub fn queued_state() -> JobState {
+    let spec = PlotSpec::new(PlotKind::Histogram, ServiceName::parse("svc").unwrap());
+    JobState::queued(JobId::new_random(), spec, 1_000)
+}
+
+/// Single-flight claims: the first claim wins, a claim is released only by its holder
+/// (through any replica: `other` may be a second client of the same store, or `cache`
+/// itself), and releasing what nobody holds is a no-op.
+pub async fn claims_are_released_only_by_their_holder(
+    cache: &dyn PlotCache,
+    other: &dyn PlotCache,
+    key: &str,
+) {
+    let ttl = Duration::from_secs(30);
+    let (a, b) = (JobId::new_random(), JobId::new_random());
+    assert_eq!(cache.claim_request(key, a, ttl).await.unwrap(), None);
+    other.release_request(key, b).await.unwrap();
+    assert_eq!(
+        other.claim_request(key, b, ttl).await.unwrap(),
+        Some(a),
+        "another job's release left the claim in place"
+    );
+    other.release_request(key, a).await.unwrap();
+    assert_eq!(
+        cache.claim_request(key, b, ttl).await.unwrap(),
+        None,
+        "the holder's release freed the key"
+    );
+    cache.release_request("nothing-here", a).await.unwrap();
+    assert_eq!(cache.claim_request(key, a, ttl).await.unwrap(), Some(b));
+    cache.release_request(key, b).await.unwrap();
+}
+
+/// `delete_state` forgets a job's state and keeps its image; deleting an unknown
+/// state is a no-op. Returns the job's id (for an adapter's own cleanup).
+pub async fn delete_state_forgets_the_state_only(cache: &dyn PlotCache) -> JobId {
+    let s = queued_state();
+    let ttl = Duration::from_secs(60);
+    cache.put_state(&s, ttl).await.unwrap();
+    cache.put_image(s.id, b"png", ttl).await.unwrap();
+    cache.delete_state(s.id).await.unwrap();
+    assert_eq!(cache.get_state(s.id).await.unwrap(), None);
+    assert_eq!(
+        cache.get_image(s.id).await.unwrap().as_deref(),
+        Some(&b"png"[..])
+    );
+    cache.delete_state(JobId::new_random()).await.unwrap();
+    s.id
+}
