@@ -59,6 +59,10 @@ impl Redactor {
                 PortError::unavailable(DEPENDENCY, self.text(&detail))
             }
             PortError::Refused { detail, .. } => PortError::refused(DEPENDENCY, self.text(&detail)),
+            PortError::Full { detail, .. } => PortError::Full {
+                dependency: DEPENDENCY,
+                detail: self.text(&detail),
+            },
         }
     }
 }

@@ -20,7 +20,8 @@ use plotq_domain::wire::JobMessage;
 use plotq_domain::{FieldError, ImageFormat, JobId, JobState, JobStatus, PlotSpec};
 use plotq_http::{Auth, Caller, Limits, Problem, ProblemCode, Scope, read_json};
 use plotq_http::{
-    AuthProblems, JobReadProblems, JsonBodyProblems, ProblemDoc, RateLimited, Unavailable,
+    AuthProblems, JobReadProblems, JsonBodyProblems, ProblemDoc, RateLimited, StoreFull,
+    Unavailable,
 };
 use plotq_ports::clock::now_ms;
 use plotq_ports::{JobQueue, MetricStore, PlotCache, ViewRegistry};
@@ -102,7 +103,7 @@ fn forbidden_services(errors: Vec<FieldError>) -> Problem {
     request_body(content = SamplesDoc, content_type = "application/json"),
     responses(
         (status = 200, description = "Stored (MongoDB acknowledged the write)", body = AcceptedDoc),
-        AuthProblems, JsonBodyProblems, RateLimited, Unavailable,
+        AuthProblems, JsonBodyProblems, RateLimited, Unavailable, StoreFull,
     ),
     security(("bearer" = ["ingest"]))
 )]

@@ -41,7 +41,7 @@ fn edge(auth: AuthConfig, limits: LimitsConfig) -> Edge {
 
 fn hardened(state: ApiState, edge: &Edge) -> axum::Router {
     harden(
-        router(state).merge(plotq_http::readiness_router(Vec::new())),
+        router(state).merge(plotq_http::readiness_router(Vec::new(), None)),
         edge,
     )
 }
@@ -138,7 +138,13 @@ async fn call_json(
 
 async fn stored(store: &MemoryStore, service: &str) -> usize {
     store
-        .points(service, "latency_ms", 0, i64::MAX, false)
+        .points(&plotq_ports::SeriesQuery {
+            service,
+            metric: "latency_ms",
+            from_ms: 0,
+            until_ms: i64::MAX,
+            with_timestamps: false,
+        })
         .await
         .unwrap()
         .values
@@ -339,14 +345,7 @@ impl MetricStore for Down {
     async fn insert(&self, _: &[Sample]) -> PortResult<()> {
         Err(PortError::unavailable("mongodb", "connection refused"))
     }
-    async fn points(
-        &self,
-        _: &str,
-        _: &str,
-        _: i64,
-        _: i64,
-        _: bool,
-    ) -> PortResult<plotq_ports::Points> {
+    async fn points(&self, _: &plotq_ports::SeriesQuery<'_>) -> PortResult<plotq_ports::Points> {
         Err(PortError::unavailable("mongodb", "connection refused"))
     }
     async fn ping(&self) -> PortResult<()> {
@@ -415,6 +414,49 @@ async fn dependency_failures_are_503_with_retry_after_never_2xx() {
     assert_eq!(body["code"], "dependency_refused");
     // The broker's own words stay in the log.
     assert!(!body["detail"].as_str().unwrap().contains("NO_ROUTE"));
+}
+
+#[tokio::test]
+async fn a_full_store_refuses_ingest_with_507_and_keeps_what_it_had() {
+    let store = Arc::new(MemoryStore::new(plotq_ports::memory::MemoryStoreConfig {
+        max_bytes: 3_000,
+        ..Default::default()
+    }));
+    let router = hardened(
+        ApiState {
+            store: store.clone(),
+            queue: Arc::new(MemoryQueue::new(10)),
+            cache: Arc::new(MemoryCache::default()),
+            views: Arc::new(MemoryViews::default()),
+            config: ApiConfig::default(),
+        },
+        &open_edge(),
+    );
+    let batch = |n: usize| {
+        json!(
+            (0..n)
+                .map(|i| json!({"service": "a", "metric": "latency_ms", "value": i}))
+                .collect::<Vec<_>>()
+        )
+    };
+    let (status, _, _) = call_json(&router, "POST", "/api/v1/metrics", batch(200)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, headers, body) = call_json(&router, "POST", "/api/v1/metrics", batch(200)).await;
+    assert_eq!(status, StatusCode::INSUFFICIENT_STORAGE, "{body}");
+    assert_eq!(body["code"], "store_full");
+    assert!(headers.contains_key("retry-after"));
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("PLOTQ_MEMORY_STORE_MAX_BYTES"),
+        "{body}"
+    );
+    assert_eq!(
+        stored(&store, "a").await,
+        200,
+        "the accepted batch is intact"
+    );
 }
 
 #[tokio::test]
@@ -822,7 +864,7 @@ async fn readiness_details_are_for_admins_only() {
         },
         LimitsConfig::default(),
     );
-    let router = harden(plotq_http::readiness_router(vec![failing]), &edge);
+    let router = harden(plotq_http::readiness_router(vec![failing], None), &edge);
     for (token, detailed) in [
         (None, false),
         (Some(s.reader.as_str()), false),

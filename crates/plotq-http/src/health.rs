@@ -15,7 +15,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use docs::{HealthDoc, NotReadyDoc, ReadyDoc};
 use futures::future::BoxFuture;
-use plotq_ports::PortResult;
+use plotq_ports::{MetricStore, PortResult};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,11 +36,17 @@ impl std::fmt::Debug for Probe {
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// `/healthz` and `/readyz` for the given probes.
-pub fn readiness_router(probes: Vec<Probe>) -> Router {
+pub fn readiness_router(probes: Vec<Probe>, store: Option<Arc<dyn MetricStore>>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .with_state(Arc::new(probes))
+        .with_state(Arc::new(Readiness { probes, store }))
+}
+
+/// What `/readyz` asks: each dependency's probe, and a bounded store's usage.
+pub struct Readiness {
+    probes: Vec<Probe>,
+    store: Option<Arc<dyn MetricStore>>,
 }
 
 /// The JSON shapes of the health answers, for the OpenAPI document (they only describe:
@@ -66,6 +72,17 @@ mod docs {
         status: ReadyStatusDoc,
         /// Each dependency of this role by name (none in standalone mode).
         checks: std::collections::BTreeMap<String, CheckOkDoc>,
+        /// How full standalone's in-memory store is (only there).
+        #[schema(nullable = false)]
+        store: Option<StoreUsageDoc>,
+    }
+
+    /// A bounded store's usage; at `max_bytes`, ingest is refused with `507 store_full`.
+    #[derive(serde::Serialize, utoipa::ToSchema)]
+    pub struct StoreUsageDoc {
+        bytes: u64,
+        max_bytes: u64,
+        samples: u64,
     }
 
     #[derive(serde::Serialize, utoipa::ToSchema)]
@@ -89,6 +106,8 @@ mod docs {
         /// The failing dependencies.
         #[schema(min_items = 1)]
         failing: Vec<FailingDoc>,
+        #[schema(nullable = false)]
+        store: Option<StoreUsageDoc>,
     }
 
     #[derive(serde::Serialize, utoipa::ToSchema)]
@@ -129,11 +148,11 @@ pub async fn healthz() -> Json<serde_json::Value> {
         (status = 503, description = "A dependency is failing (named)", body = NotReadyDoc),
     ))]
 pub async fn readyz(
-    State(probes): State<Arc<Vec<Probe>>>,
+    State(readiness): State<Arc<Readiness>>,
     caller: Result<Caller, Problem>,
 ) -> impl IntoResponse {
     let detailed = caller.is_ok_and(|c| c.require(Scope::Admin).is_ok());
-    let results = futures::future::join_all(probes.iter().map(|p| async move {
+    let results = futures::future::join_all(readiness.probes.iter().map(|p| async move {
         let outcome = tokio::time::timeout(PROBE_TIMEOUT, (p.check)()).await;
         let error = match outcome {
             Ok(Ok(())) => None,
@@ -167,17 +186,18 @@ pub async fn readyz(
             )
         })
         .collect();
-    if failing.is_empty() {
-        (
-            StatusCode::OK,
-            Json(json!({"status": "ready", "checks": checks})),
-        )
+    let (status, mut body) = if failing.is_empty() {
+        (StatusCode::OK, json!({"status": "ready", "checks": checks}))
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "not_ready", "checks": checks, "failing": failing})),
+            json!({"status": "not_ready", "checks": checks, "failing": failing}),
         )
+    };
+    if let Some(usage) = readiness.store.as_ref().and_then(|s| s.usage()) {
+        body["store"] = json!(usage);
     }
+    (status, Json(body))
 }
 
 /// The health routes' part of the OpenAPI document.

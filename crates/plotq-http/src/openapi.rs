@@ -144,6 +144,15 @@ problem_responses! {
 }
 
 problem_responses! {
+    /// `507` with `Retry-After`: the sample store is at its size bound; nothing was stored.
+    StoreFull {
+        InsufficientStorage = 507:
+            "The sample store is at its configured size bound (standalone's memory store); nothing stored"
+            with "retry-after";
+    }
+}
+
+problem_responses! {
     /// `400 invalid_id` and `404`: the problems of an operation on one job.
     JobReadProblems {
         InvalidId = 400: "Not a job id";

@@ -36,6 +36,7 @@ pub enum ProblemCode {
     Expired,
     DependencyUnavailable,
     DependencyRefused,
+    StoreFull,
     Internal,
 }
 
@@ -61,6 +62,7 @@ impl ProblemCode {
         Self::Expired,
         Self::DependencyUnavailable,
         Self::DependencyRefused,
+        Self::StoreFull,
         Self::Internal,
     ];
 
@@ -108,6 +110,7 @@ impl ProblemCode {
                 S::SERVICE_UNAVAILABLE,
                 "Dependency refused the request",
             ),
+            Self::StoreFull => ("store_full", S::INSUFFICIENT_STORAGE, "Sample store full"),
             Self::Internal => (
                 "internal",
                 S::INTERNAL_SERVER_ERROR,
@@ -208,6 +211,16 @@ impl From<PortError> for Problem {
                     "{dependency} refused the request (full, or cannot route it); nothing was accepted, retry later"
                 ),
             ),
+            PortError::Full { detail, .. } => {
+                return Self::new(
+                    ProblemCode::StoreFull,
+                    format!(
+                        "the {dependency} is at its size bound ({detail}); nothing was accepted. \
+                         Space returns as retention drops old samples"
+                    ),
+                )
+                .with_retry_after(60);
+            }
         }
         .with_retry_after(5)
     }

@@ -1,61 +1,76 @@
 //! `MetricStore` on MongoDB: the only crate that speaks to MongoDB.
 //!
-//! One document per sample in `<db>.samples`: `{service, metric, value, ts}` with `ts`
-//! a BSON date, indexed by `(service, metric, ts)` so a plot's window query is an index
-//! range scan; windows include both ends (`$gte from`, `$lte until`). Inserts are acknowledged writes (`insert_many`, ordered); reads project
-//! only what the renderer needs. Uses only operations that behave the same on MongoDB
+//! Samples are stored in time buckets (MongoDB's bucket pattern, which its time-series
+//! collections use inside): `<db>.chunks` holds one document per series, one-minute
+//! bucket and write — `{s, m, b, lo, hi, n, d}`: service, metric, bucket start, first
+//! and last sample time (BSON dates), count, and the samples as one encoded chunk
+//! (`plotq_domain::chunk`, ~9–10 bytes a sample, BSON binary). A batch of 1,000
+//! samples of one series is one document, not 1,000.
+//!
+//! Indexes, created at start: `(s, m, lo)` for window reads — a window `[from, until]`
+//! reads the chunks with `from - 1 bucket <= lo <= until`, and the samples are filtered
+//! exactly after decoding (so dates compared at whole seconds on the test server do not
+//! matter) — and a TTL index on `hi` expiring chunks `PLOTQ_RAW_RETENTION` after their
+//! last sample (changed in place when the setting changes). Inserts are acknowledged
+//! writes (`insert_many`, ordered). Uses only operations that behave the same on MongoDB
 //! and on the MongoDB-wire test server.
 
 use async_trait::async_trait;
 use futures::TryStreamExt;
-use mongodb::bson::{DateTime, doc};
+use mongodb::bson::spec::BinarySubtype;
+use mongodb::bson::{Binary, DateTime, doc};
 use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, Collection, IndexModel};
 use plotq_domain::Sample;
-use plotq_ports::{MetricStore, Points, PortError, PortResult};
+use plotq_domain::chunk::{BUCKET_MS, Chunk, into_chunks};
+use plotq_ports::{MetricStore, Points, PortError, PortResult, SeriesQuery};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 const DEPENDENCY: &str = "mongodb";
-const COLLECTION: &str = "samples";
+const COLLECTION: &str = "chunks";
+/// MongoDB's code for "an index with these keys exists with other options".
+const INDEX_OPTIONS_CONFLICT: i32 = 85;
 
 fn unavailable(e: impl std::fmt::Display) -> PortError {
     PortError::unavailable(DEPENDENCY, e)
 }
 
+/// One stored chunk.
 #[derive(Debug, Serialize, Deserialize)]
-struct SampleDoc {
-    service: String,
-    metric: String,
-    value: f64,
-    ts: DateTime,
+struct ChunkDoc {
+    s: String,
+    m: String,
+    b: DateTime,
+    lo: DateTime,
+    hi: DateTime,
+    n: i64,
+    d: Binary,
 }
 
+/// What a window read needs of a chunk.
 #[derive(Debug, Deserialize)]
-struct ValueOnly {
-    value: f64,
+struct ChunkData {
+    d: Binary,
 }
 
-#[derive(Debug, Deserialize)]
-struct ValueAt {
-    value: f64,
-    ts: DateTime,
-}
-
-/// Where to find the database.
+/// Where to find the database, and how long raw samples are kept.
 #[derive(Debug, Clone)]
 pub struct MongoConfig {
     pub url: String,
     pub database: String,
     /// Bound on server selection and connecting.
     pub timeout: Duration,
+    /// Chunks expire this long after their last sample (TTL index).
+    pub raw_retention: Duration,
 }
 
 /// Samples in MongoDB.
 #[derive(Debug, Clone)]
 pub struct MongoStore {
     client: Client,
-    samples: Collection<SampleDoc>,
+    chunks: Collection<ChunkDoc>,
+    raw_retention: Duration,
 }
 
 impl MongoStore {
@@ -68,22 +83,73 @@ impl MongoStore {
         options.connect_timeout = Some(config.timeout);
         options.app_name = Some("plotq".to_owned());
         let client = Client::with_options(options).map_err(unavailable)?;
-        let samples = client.database(&config.database).collection(COLLECTION);
-        Ok(Self { client, samples })
+        let chunks = client.database(&config.database).collection(COLLECTION);
+        Ok(Self {
+            client,
+            chunks,
+            raw_retention: config.raw_retention,
+        })
     }
 
-    /// Creates the series/time index (idempotent). Called by processes at start.
+    /// Creates the window index and the retention TTL index, or changes the TTL in
+    /// place when `PLOTQ_RAW_RETENTION` changed (idempotent). Called by processes at
+    /// start.
     pub async fn ensure_indexes(&self) -> PortResult<()> {
-        let index = IndexModel::builder()
-            .keys(doc! {"service": 1, "metric": 1, "ts": 1})
-            .options(IndexOptions::builder().name("series_ts".to_owned()).build())
+        let series = IndexModel::builder()
+            .keys(doc! {"s": 1, "m": 1, "lo": 1})
+            .options(IndexOptions::builder().name("series_lo".to_owned()).build())
             .build();
-        self.samples
-            .create_index(index)
+        self.chunks
+            .create_index(series)
             .await
-            .map(|_| ())
-            .map_err(unavailable)
+            .map_err(unavailable)?;
+        let retention = IndexModel::builder()
+            .keys(doc! {"hi": 1})
+            .options(
+                IndexOptions::builder()
+                    .name("raw_retention".to_owned())
+                    .expire_after(self.raw_retention)
+                    .build(),
+            )
+            .build();
+        match self.chunks.create_index(retention).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_code(&e, INDEX_OPTIONS_CONFLICT) => {
+                let secs = self.raw_retention.as_secs() as i64;
+                tracing::info!(secs, "changing the raw retention TTL index");
+                self.chunks
+                    .client()
+                    .database(self.chunks.namespace().db.as_str())
+                    .run_command(doc! {
+                        "collMod": COLLECTION,
+                        "index": {"keyPattern": {"hi": 1}, "expireAfterSeconds": secs},
+                    })
+                    .await
+                    .map(|_| ())
+                    .map_err(unavailable)
+            }
+            Err(e) => Err(unavailable(e)),
+        }
     }
+
+    /// Each index's key fields and TTL in seconds (for tests and diagnostics).
+    pub async fn index_ttls(&self) -> PortResult<Vec<(Vec<String>, Option<u64>)>> {
+        let mut cursor = self.chunks.list_indexes().await.map_err(unavailable)?;
+        let mut out = Vec::new();
+        while let Some(index) = cursor.try_next().await.map_err(unavailable)? {
+            let keys = index.keys.keys().cloned().collect();
+            let ttl = index
+                .options
+                .and_then(|o| o.expire_after)
+                .map(|d| d.as_secs());
+            out.push((keys, ttl));
+        }
+        Ok(out)
+    }
+}
+
+fn is_code(e: &mongodb::error::Error, code: i32) -> bool {
+    matches!(&*e.kind, mongodb::error::ErrorKind::Command(c) if c.code == code)
 }
 
 #[async_trait]
@@ -92,57 +158,60 @@ impl MetricStore for MongoStore {
         if samples.is_empty() {
             return Ok(());
         }
-        let docs = samples.iter().map(|s| SampleDoc {
-            service: s.service.to_string(),
-            metric: s.metric.to_string(),
-            value: s.value,
-            ts: DateTime::from_millis(s.timestamp_ms),
+        let docs = into_chunks(samples).into_iter().map(|c| {
+            let (lo, hi) = c.chunk.span().expect("chunks are never empty");
+            ChunkDoc {
+                s: c.service.to_string(),
+                m: c.metric.to_string(),
+                b: DateTime::from_millis(c.bucket_ms),
+                lo: DateTime::from_millis(lo),
+                hi: DateTime::from_millis(hi),
+                n: c.chunk.len() as i64,
+                d: Binary {
+                    subtype: BinarySubtype::Generic,
+                    bytes: c.chunk.encode(),
+                },
+            }
         });
-        self.samples
+        self.chunks
             .insert_many(docs)
             .await
             .map(|_| ())
             .map_err(unavailable)
     }
 
-    async fn points(
-        &self,
-        service: &str,
-        metric: &str,
-        from_ms: i64,
-        until_ms: i64,
-        with_timestamps: bool,
-    ) -> PortResult<Points> {
-        let filter = doc! {
-            "service": service,
-            "metric": metric,
-            "ts": {"$gte": DateTime::from_millis(from_ms), "$lte": DateTime::from_millis(until_ms)},
-        };
+    async fn points(&self, query: &SeriesQuery<'_>) -> PortResult<Points> {
         let mut out = Points::default();
-        if with_timestamps {
-            let mut cursor = self
-                .samples
-                .clone_with_type::<ValueAt>()
-                .find(filter)
-                .projection(doc! {"_id": 0, "value": 1, "ts": 1})
-                .batch_size(10_000)
-                .await
-                .map_err(unavailable)?;
-            while let Some(d) = cursor.try_next().await.map_err(unavailable)? {
-                out.values.push(d.value);
-                out.timestamps_ms.push(d.ts.timestamp_millis());
-            }
-        } else {
-            let mut cursor = self
-                .samples
-                .clone_with_type::<ValueOnly>()
-                .find(filter)
-                .projection(doc! {"_id": 0, "value": 1})
-                .batch_size(10_000)
-                .await
-                .map_err(unavailable)?;
-            while let Some(d) = cursor.try_next().await.map_err(unavailable)? {
-                out.values.push(d.value);
+        if query.from_ms > query.until_ms {
+            return Ok(out);
+        }
+        // A chunk holds one bucket: one that starts a bucket before `from` may still
+        // reach into the window. Whole-second margins keep the test server's date
+        // comparisons (whole seconds) from losing an edge chunk.
+        let filter = doc! {
+            "s": query.service,
+            "m": query.metric,
+            "lo": {
+                "$gte": DateTime::from_millis(query.from_ms.saturating_sub(BUCKET_MS + 1_000)),
+                "$lte": DateTime::from_millis(query.until_ms.saturating_add(1_000)),
+            },
+        };
+        let mut cursor = self
+            .chunks
+            .clone_with_type::<ChunkData>()
+            .find(filter)
+            .projection(doc! {"_id": 0, "d": 1})
+            .batch_size(256)
+            .await
+            .map_err(unavailable)?;
+        while let Some(doc) = cursor.try_next().await.map_err(unavailable)? {
+            // Stored data is decoded with the rules it was written by; a chunk that
+            // fails them is skipped and logged, never drawn.
+            match Chunk::decode(&doc.d.bytes) {
+                Ok(chunk) => out.extend_from(query, &chunk),
+                Err(e) => {
+                    tracing::warn!(error = %e, service = query.service, "skipping a corrupt chunk")
+                }
             }
         }
         Ok(out)

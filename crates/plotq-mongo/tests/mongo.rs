@@ -1,9 +1,10 @@
 //! `MongoStore` against the MongoDB-wire server on 127.0.0.1:27017 (fails if it is not
-//! running): acknowledged inserts, window queries including both bounds, series isolation.
+//! running): acknowledged inserts, window queries including both bounds (to the
+//! millisecond), series isolation, chunks read per window, and the retention TTL index.
 
 use plotq_domain::{MetricName, Sample, ServiceName};
 use plotq_mongo::{MongoConfig, MongoStore};
-use plotq_ports::{MetricStore, PortError};
+use plotq_ports::{MetricStore, PortError, SeriesQuery};
 use std::time::Duration;
 
 fn config() -> MongoConfig {
@@ -11,6 +12,17 @@ fn config() -> MongoConfig {
         url: "mongodb://127.0.0.1:27017".to_owned(),
         database: format!("t_{}", &uuid::Uuid::new_v4().simple().to_string()[..10]),
         timeout: Duration::from_secs(10),
+        raw_retention: Duration::from_secs(48 * 3600),
+    }
+}
+
+fn query(service: &str, from_ms: i64, until_ms: i64, with_timestamps: bool) -> SeriesQuery<'_> {
+    SeriesQuery {
+        service,
+        metric: "latency_ms",
+        from_ms,
+        until_ms,
+        with_timestamps,
     }
 }
 
@@ -31,17 +43,24 @@ async fn window_queries_include_both_ends_and_are_per_series() {
         .await
         .expect("the MongoDB-wire server must be running on 127.0.0.1:27017");
     store.ensure_indexes().await.unwrap();
-    // Whole seconds apart, and windows ending on whole seconds: the MongoDB-wire test
-    // server compares dates at whole-second precision (a gap of nx-27017 0.8.1, not of
-    // MongoDB), so sub-second bounds would not test what they claim to.
-    let t0 = 1_795_000_000_000i64;
+    // Samples are filtered exactly after decoding, so windows hold to the millisecond
+    // even on a server that compares dates at whole seconds (nx-27017 0.8.1).
+    // Recent data: the retention TTL index (48 h) would delete older chunks.
+    let t0 = (plotq_ports::clock::now_ms() - 3_600_000) / 60_000 * 60_000 + 123;
     let mut samples: Vec<Sample> = (0..1000)
         .map(|i| sample("a", "latency_ms", i as f64, t0 + i * 1000))
         .collect();
     samples.push(sample("b", "latency_ms", -1.0, t0 + 500_000));
     samples.push(sample("a", "other", -2.0, t0 + 500_000));
     store.insert(&samples).await.unwrap();
-    let window = |from, until| store.points("a", "latency_ms", from, until, false);
+    let window = |from, until| {
+        let store = &store;
+        async move { store.points(&query("a", from, until, false)).await }
+    };
+    // One millisecond short of a sample at each end leaves both out.
+    let mut inner = window(t0 + 99_001, t0 + 199_999).await.unwrap().values;
+    inner.sort_by(f64::total_cmp);
+    assert_eq!(inner, (100..=199).map(|i| i as f64).collect::<Vec<_>>());
     let mut got = window(t0 + 100_000, t0 + 200_000).await.unwrap().values;
     got.sort_by(f64::total_cmp);
     assert_eq!(
@@ -51,12 +70,14 @@ async fn window_queries_include_both_ends_and_are_per_series() {
     );
     // A window of one instant holds the one sample taken then.
     let at = store
-        .points("a", "latency_ms", t0 + 7_000, t0 + 7_000, true)
+        .points(&query("a", t0 + 7_000, t0 + 7_000, true))
         .await
         .unwrap();
     assert_eq!((at.values, at.timestamps_ms), (vec![7.0], vec![t0 + 7_000]));
     let (lo, hi) = (t0 - 3_600_000, t0 + 7_200_000);
-    let all = store.points("a", "latency_ms", lo, hi, true).await.unwrap();
+    let all = store.points(&query("a", lo, hi, true)).await.unwrap();
+    // 1,000 samples a second apart: 17 one-minute buckets, one chunk each.
+    assert_eq!(all.chunks_read, 17);
     assert_eq!((all.values.len(), all.timestamps_ms.len()), (1000, 1000));
     for (ts, v) in all.timestamps_ms.iter().zip(&all.values) {
         assert_eq!(
@@ -65,15 +86,9 @@ async fn window_queries_include_both_ends_and_are_per_series() {
             "timestamps stay paired with their values"
         );
     }
-    let b = store
-        .points("b", "latency_ms", lo, hi, false)
-        .await
-        .unwrap();
+    let b = store.points(&query("b", lo, hi, false)).await.unwrap();
     assert_eq!((b.values, b.timestamps_ms.len()), (vec![-1.0], 0));
-    let none = store
-        .points("zzz", "latency_ms", lo, hi, false)
-        .await
-        .unwrap();
+    let none = store.points(&query("zzz", lo, hi, false)).await.unwrap();
     assert!(none.values.is_empty());
 }
 
@@ -85,4 +100,31 @@ async fn unreachable_store_is_unavailable() {
     let store = MongoStore::new(&config).await.unwrap();
     let err = store.insert(&[sample("a", "m", 1.0, 1)]).await.unwrap_err();
     assert!(matches!(err, PortError::Unavailable { .. }));
+}
+
+#[tokio::test]
+async fn the_retention_ttl_index_follows_the_setting() {
+    let mut config = config();
+    let store = MongoStore::new(&config).await.unwrap();
+    store.ensure_indexes().await.unwrap();
+    let ttl_of_hi = |indexes: Vec<(Vec<String>, Option<u64>)>| {
+        indexes
+            .into_iter()
+            .find(|(keys, _)| keys == &["hi"])
+            .and_then(|(_, ttl)| ttl)
+    };
+    assert_eq!(
+        ttl_of_hi(store.index_ttls().await.unwrap()),
+        Some(48 * 3600)
+    );
+    // Restarted with another retention: the same index, the new expiry.
+    config.raw_retention = Duration::from_secs(3 * 3600);
+    let store = MongoStore::new(&config).await.unwrap();
+    store.ensure_indexes().await.unwrap();
+    let indexes = store.index_ttls().await.unwrap();
+    assert_eq!(
+        indexes.iter().filter(|(keys, _)| keys == &["hi"]).count(),
+        1
+    );
+    assert_eq!(ttl_of_hi(indexes), Some(3 * 3600));
 }

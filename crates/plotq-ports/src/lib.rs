@@ -41,6 +41,13 @@ pub enum PortError {
         dependency: &'static str,
         detail: String,
     },
+    /// A store is at its configured size bound; nothing was written. Space comes back as
+    /// retention drops old data (or when the operator raises the bound).
+    #[error("{dependency} is full: {detail}")]
+    Full {
+        dependency: &'static str,
+        detail: String,
+    },
 }
 
 impl PortError {
@@ -60,12 +67,32 @@ impl PortError {
 
     pub fn dependency(&self) -> &'static str {
         match self {
-            Self::Unavailable { dependency, .. } | Self::Refused { dependency, .. } => dependency,
+            Self::Unavailable { dependency, .. }
+            | Self::Refused { dependency, .. }
+            | Self::Full { dependency, .. } => dependency,
         }
     }
 }
 
 pub type PortResult<T> = Result<T, PortError>;
+
+/// One series over an inclusive window: samples with `from_ms <= timestamp <= until_ms`
+/// (a sample taken at exactly `until_ms` is drawn).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeriesQuery<'a> {
+    pub service: &'a str,
+    pub metric: &'a str,
+    pub from_ms: i64,
+    pub until_ms: i64,
+    /// Whether to return timestamps (they double what is returned).
+    pub with_timestamps: bool,
+}
+
+impl SeriesQuery<'_> {
+    pub fn contains(&self, timestamp_ms: i64) -> bool {
+        (self.from_ms..=self.until_ms).contains(&timestamp_ms)
+    }
+}
 
 /// Samples read back from a store: values, and their timestamps when requested.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -73,6 +100,33 @@ pub struct Points {
     /// Epoch milliseconds parallel to `values`, or empty when not requested.
     pub timestamps_ms: Vec<i64>,
     pub values: Vec<f64>,
+    /// Stored chunks (documents) read to answer, the measure of a read's cost.
+    pub chunks_read: u64,
+}
+
+impl Points {
+    /// Adds the samples of `chunk` that `query` wants.
+    pub fn extend_from(&mut self, query: &SeriesQuery<'_>, chunk: &plotq_domain::chunk::Chunk) {
+        self.chunks_read += 1;
+        for (&t, &v) in chunk.timestamps_ms.iter().zip(&chunk.values) {
+            if query.contains(t) {
+                self.values.push(v);
+                if query.with_timestamps {
+                    self.timestamps_ms.push(t);
+                }
+            }
+        }
+    }
+}
+
+/// How full a bounded store is (shown by `/readyz`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct StoreUsage {
+    /// Bytes of samples held (their encoded size).
+    pub bytes: u64,
+    /// The configured bound; inserts past it are refused with `PortError::Full`.
+    pub max_bytes: u64,
+    pub samples: u64,
 }
 
 /// Where samples live.
@@ -80,19 +134,14 @@ pub struct Points {
 pub trait MetricStore: Send + Sync + 'static {
     /// Stores every sample; returns only once the store acknowledged the write.
     async fn insert(&self, samples: &[Sample]) -> PortResult<()>;
-    /// Samples of one series with `from_ms <= timestamp <= until_ms` (both ends
-    /// included: a sample taken at exactly `until_ms` is drawn), in no particular order;
-    /// timestamps only when asked for (they double what is read).
-    async fn points(
-        &self,
-        service: &str,
-        metric: &str,
-        from_ms: i64,
-        until_ms: i64,
-        with_timestamps: bool,
-    ) -> PortResult<Points>;
+    /// The samples `query` asks for, in no particular order.
+    async fn points(&self, query: &SeriesQuery<'_>) -> PortResult<Points>;
     /// Readiness probe.
     async fn ping(&self) -> PortResult<()>;
+    /// How full the store is, when it has a size bound of its own.
+    fn usage(&self) -> Option<StoreUsage> {
+        None
+    }
 }
 
 /// The durable work queue between the api and the workers.

@@ -27,7 +27,7 @@ use plotq_domain::wire::{EventKind, JobMessage, PlotEvent};
 use plotq_domain::{JobId, JobState, JobStatus, PlotSpec};
 use plotq_ports::clock::now_ms;
 use plotq_ports::{
-    Acker, Backoff, Delivery, EventBus, JobQueue, MetricStore, PlotCache, PortError,
+    Acker, Backoff, Delivery, EventBus, JobQueue, MetricStore, PlotCache, PortError, SeriesQuery,
 };
 use plotq_render::{PlotData, RenderError, Rendered, SeriesData};
 use std::any::Any;
@@ -537,17 +537,14 @@ async fn attempt(
     let (from_ms, until_ms) = spec.range.resolve(message.until_ms);
     let mut series = Vec::with_capacity(spec.services.len());
     for service in &spec.services {
-        match ports
-            .store
-            .points(
-                service.as_str(),
-                spec.metric.as_str(),
-                from_ms,
-                until_ms,
-                spec.kind.needs_timestamps(),
-            )
-            .await
-        {
+        let query = SeriesQuery {
+            service: service.as_str(),
+            metric: spec.metric.as_str(),
+            from_ms,
+            until_ms,
+            with_timestamps: spec.kind.needs_timestamps(),
+        };
+        match ports.store.points(&query).await {
             Ok(points) => series.push(SeriesData {
                 service: service.to_string(),
                 timestamps_ms: points.timestamps_ms,

@@ -12,6 +12,7 @@ use plotq_ports::clock::now_ms;
 use plotq_ports::memory::{MemoryCache, MemoryEventBus, MemoryQueue, MemoryStore};
 use plotq_ports::{
     Acker, Delivery, EventBus, JobQueue, MetricStore, PlotCache, Points, PortError, PortResult,
+    SeriesQuery,
 };
 use plotq_worker::{RenderSlots, Renderer, WorkerConfig, WorkerPorts};
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -52,14 +53,8 @@ impl MetricStore for FaultyStore {
         self.inner.insert(samples).await
     }
 
-    async fn points(
-        &self,
-        service: &str,
-        metric: &str,
-        from_ms: i64,
-        until_ms: i64,
-        with_timestamps: bool,
-    ) -> PortResult<Points> {
+    async fn points(&self, query: &SeriesQuery<'_>) -> PortResult<Points> {
+        let service = query.service;
         self.reads.fetch_add(1, Ordering::SeqCst);
         if self.panic_on.lock().unwrap().as_deref() == Some(service) {
             panic!("store double exploded reading {service}");
@@ -74,9 +69,7 @@ impl MetricStore for FaultyStore {
         if failing {
             return Err(PortError::unavailable("mongodb", "injected outage"));
         }
-        self.inner
-            .points(service, metric, from_ms, until_ms, with_timestamps)
-            .await
+        self.inner.points(query).await
     }
 
     async fn ping(&self) -> PortResult<()> {

@@ -23,7 +23,9 @@ use plotq_http::{Auth, Edge, HttpServer, Limits, Probe};
 use plotq_mongo::{MongoConfig, MongoStore};
 use plotq_notifier::refresh::{RefreshConfig, RefreshPorts};
 use plotq_notifier::{Hub, NotifierConfig};
-use plotq_ports::memory::{MemoryCache, MemoryEventBus, MemoryQueue, MemoryStore, MemoryViews};
+use plotq_ports::memory::{
+    MemoryCache, MemoryEventBus, MemoryQueue, MemoryStore, MemoryStoreConfig, MemoryViews,
+};
 use plotq_ports::{EventBus, JobQueue, MetricStore, PlotCache, ViewRegistry};
 use plotq_redis::{RedisCache, RedisConfig, RedisEventBus, RedisViews};
 use plotq_worker::{WorkerConfig, WorkerPorts};
@@ -108,6 +110,7 @@ async fn mongo(
         url: mongo.mongodb_url.clone(),
         database,
         timeout: deps.dependency_timeout(),
+        raw_retention: mongo.retention.raw_retention,
     })
     .await?;
     if let Err(e) = store.ensure_indexes().await {
@@ -355,8 +358,8 @@ impl App {
             views,
             config: api_config(&args.api, args.state.state_ttl_secs),
         };
-        let routes =
-            api_routes(state, &args.api.events_url).merge(plotq_http::readiness_router(probes));
+        let routes = api_routes(state, &args.api.events_url)
+            .merge(plotq_http::readiness_router(probes, None));
         Ok(Self::new(
             "api",
             Some((http, routes)),
@@ -412,7 +415,7 @@ impl App {
             &args.cache,
             &stop,
         );
-        let routes = routes.merge(plotq_http::readiness_router(probes));
+        let routes = routes.merge(plotq_http::readiness_router(probes, None));
         let mut app = Self::new("notifier", Some((http, routes)), stop);
         app.tasks = tasks;
         Ok(app)
@@ -432,7 +435,10 @@ impl App {
         )
         .await?;
         let EventBusSettings { event_history } = args.bus;
-        let store: Arc<dyn MetricStore> = Arc::new(MemoryStore::default());
+        let store: Arc<dyn MetricStore> = Arc::new(MemoryStore::new(MemoryStoreConfig {
+            retention: args.retention.raw_retention,
+            max_bytes: args.memory_store_max_bytes,
+        }));
         let queue: Arc<dyn JobQueue> = Arc::new(MemoryQueue::with_retry_delays(
             args.queue.max_queued_jobs as usize,
             args.queue.retry_delays(),
@@ -475,6 +481,7 @@ impl App {
                     .boxed(),
             );
         }
+        let readiness = plotq_http::readiness_router(Vec::new(), Some(store.clone()));
         let state = ApiState {
             store,
             queue,
@@ -484,7 +491,7 @@ impl App {
         };
         let routes = api_routes(state, &args.api.events_url)
             .merge(notifier_routes)
-            .merge(plotq_http::readiness_router(Vec::new()));
+            .merge(readiness);
         let mut app = Self::new("standalone", Some((http, routes)), stop);
         app.tasks = tasks;
         Ok(app)

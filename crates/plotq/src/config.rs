@@ -183,6 +183,12 @@ pub struct StandaloneArgs {
     /// Do not run the built-in demo producer (1/0, true/false, yes/no, on/off).
     #[arg(long, env = "PLOTQ_NO_DEMO", value_parser = BoolishValueParser::new())]
     pub no_demo: bool,
+    /// Bytes of encoded samples (~10 a sample) the in-memory store may hold; past it,
+    /// ingest is refused with `507 store_full` (nothing is dropped to make room).
+    #[arg(long, env = "PLOTQ_MEMORY_STORE_MAX_BYTES", default_value_t = 2 << 30)]
+    pub memory_store_max_bytes: u64,
+    #[command(flatten)]
+    pub retention: RetentionSettings,
     #[command(flatten)]
     pub http: HttpSettings,
     #[command(flatten)]
@@ -818,6 +824,38 @@ pub struct MongoSettings {
     /// Database name (prefixed with `<namespace>_` when a namespace is set).
     #[arg(long, env = "PLOTQ_MONGODB_DB", default_value = "plotq")]
     pub mongodb_db: String,
+    #[command(flatten)]
+    pub retention: RetentionSettings,
+}
+
+/// How long samples are kept: the MongoDB store (api, worker) and standalone's store.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Retention")]
+pub struct RetentionSettings {
+    /// How long raw samples are kept (`<n>s|m|h|d`); older ones are deleted (a TTL index
+    /// in MongoDB, changed in place when this changes).
+    #[arg(long, env = "PLOTQ_RAW_RETENTION", default_value = "48h", value_parser = parse_duration)]
+    pub raw_retention: Duration,
+}
+
+/// `<n>s`, `<n>m`, `<n>h` or `<n>d`, at least one second.
+fn parse_duration(raw: &str) -> Result<Duration, String> {
+    let unit = raw.chars().last().unwrap_or(' ');
+    let secs_per = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        _ => 0,
+    };
+    match raw[..raw.len() - unit.len_utf8().min(raw.len())].parse::<u64>() {
+        Ok(n) if secs_per > 0 && n > 0 && n.checked_mul(secs_per).is_some() => {
+            Ok(Duration::from_secs(n * secs_per))
+        }
+        _ => Err(format!(
+            "expected a duration like 90s, 30m, 48h or 90d, not {raw:?}"
+        )),
+    }
 }
 
 impl MongoSettings {

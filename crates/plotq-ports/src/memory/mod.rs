@@ -28,7 +28,7 @@ mod views;
 pub use cache::MemoryCache;
 pub use events::MemoryEventBus;
 pub use queue::MemoryQueue;
-pub use store::MemoryStore;
+pub use store::{MemoryStore, MemoryStoreConfig};
 pub use views::{DEFAULT_MAX_SERIES, MemoryViews, SERIES_RETENTION_MS};
 
 /// A queued job's state, for the tests of every port.

@@ -1,65 +1,191 @@
-//! `MemoryStore`, the in-process `MetricStore`: samples per series in arrival order,
-//! bounded by a per-series cap and a retention window, read back over inclusive windows.
+//! `MemoryStore`, the in-process `MetricStore`: the same bucketed model as MongoDB —
+//! per series, one-minute buckets of encoded chunks (`plotq_domain::chunk`, ~9–10 bytes a
+//! sample) — with the configured raw retention and a byte bound. Samples leave only
+//! through retention; an insert that would pass the bound is refused whole
+//! (`PortError::Full`), never half-written and never made room for by dropping data.
 //! Part of the embedded standalone implementation, and a unit-test double.
 
-use crate::{MetricStore, Points, PortResult};
+use crate::clock::{Clock, SystemClock};
+use crate::{MetricStore, Points, PortError, PortResult, SeriesQuery, StoreUsage};
 use async_trait::async_trait;
 use plotq_domain::Sample;
-use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use plotq_domain::chunk::{BUCKET_MS, Chunk, bucket_of, into_chunks};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-/// Samples kept per series in memory; the oldest go first.
-const MAX_SAMPLES_PER_SERIES: usize = 2_000_000;
-/// Samples older than this are dropped (the longest plot window).
-const RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
+/// A bucket with more chunks than this is compacted into one chunk.
+const MAX_CHUNKS_PER_BUCKET: usize = 16;
+
+/// Retention and size bound of the in-memory store.
+#[derive(Debug, Clone, Copy)]
+pub struct MemoryStoreConfig {
+    /// Samples older than this (by the clock) are dropped.
+    pub retention: Duration,
+    /// Encoded bytes the store may hold.
+    pub max_bytes: u64,
+}
+
+impl Default for MemoryStoreConfig {
+    fn default() -> Self {
+        Self {
+            retention: Duration::from_secs(48 * 3600),
+            max_bytes: 2 << 30,
+        }
+    }
+}
 
 type SeriesKey = (String, String);
 
-/// Samples in memory, per series in arrival order.
 #[derive(Debug, Default)]
+struct Bucket {
+    chunks: Vec<Vec<u8>>,
+    bytes: u64,
+    samples: u64,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    series: HashMap<SeriesKey, BTreeMap<i64, Bucket>>,
+    bytes: u64,
+    samples: u64,
+}
+
+impl Inner {
+    /// Drops every bucket that ended before `horizon_ms`.
+    fn expire(&mut self, horizon_ms: i64) {
+        let (mut bytes, mut samples) = (0, 0);
+        self.series.retain(|_, buckets| {
+            // Buckets starting at or after this one still hold samples >= horizon.
+            let keep = buckets.split_off(&(bucket_of(horizon_ms)));
+            for gone in std::mem::replace(buckets, keep).into_values() {
+                bytes += gone.bytes;
+                samples += gone.samples;
+            }
+            !buckets.is_empty()
+        });
+        self.bytes -= bytes;
+        self.samples -= samples;
+    }
+}
+
+/// Samples in memory, bucketed per series like the MongoDB store.
 pub struct MemoryStore {
-    series: Mutex<HashMap<SeriesKey, VecDeque<(i64, f64)>>>,
+    inner: Mutex<Inner>,
+    config: MemoryStoreConfig,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new(MemoryStoreConfig::default())
+    }
+}
+
+impl MemoryStore {
+    pub fn new(config: MemoryStoreConfig) -> Self {
+        Self::with_clock(config, Arc::new(SystemClock))
+    }
+
+    pub fn with_clock(config: MemoryStoreConfig, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            inner: Mutex::new(Inner::default()),
+            config,
+            clock,
+        }
+    }
+
+    fn horizon_ms(&self) -> i64 {
+        self.clock.now_ms() - self.config.retention.as_millis() as i64
+    }
 }
 
 #[async_trait]
 impl MetricStore for MemoryStore {
     async fn insert(&self, samples: &[Sample]) -> PortResult<()> {
-        let mut series = self.series.lock().expect("store lock");
-        for s in samples {
-            let rows = series
-                .entry((s.service.to_string(), s.metric.to_string()))
+        let horizon = self.horizon_ms();
+        // Encode outside the lock; samples already past retention are not kept.
+        let chunks: Vec<_> = into_chunks(samples)
+            .into_iter()
+            .filter(|c| c.bucket_ms + BUCKET_MS > horizon)
+            .map(|c| {
+                let bytes = c.chunk.encode();
+                let n = c.chunk.len() as u64;
+                (c, bytes, n)
+            })
+            .collect();
+        let mut inner = self.inner.lock().expect("store lock");
+        inner.expire(horizon);
+        let adding: u64 = chunks.iter().map(|(_, b, _)| b.len() as u64).sum();
+        if inner.bytes + adding > self.config.max_bytes {
+            return Err(PortError::Full {
+                dependency: "memory store",
+                detail: format!(
+                    "holds {} of {} bytes (PLOTQ_MEMORY_STORE_MAX_BYTES); this batch needs {adding} more",
+                    inner.bytes, self.config.max_bytes
+                ),
+            });
+        }
+        for (c, bytes, n) in chunks {
+            let key = (c.service.to_string(), c.metric.to_string());
+            let bucket = inner
+                .series
+                .entry(key)
+                .or_default()
+                .entry(c.bucket_ms)
                 .or_default();
-            rows.push_back((s.timestamp_ms, s.value));
-            let newest = s.timestamp_ms.max(rows.back().map_or(0, |r| r.0));
-            while rows.len() > MAX_SAMPLES_PER_SERIES
-                || rows.front().is_some_and(|r| r.0 < newest - RETENTION_MS)
-            {
-                rows.pop_front();
+            let mut delta = bytes.len() as i64;
+            bucket.bytes += bytes.len() as u64;
+            bucket.samples += n;
+            bucket.chunks.push(bytes);
+            if bucket.chunks.len() > MAX_CHUNKS_PER_BUCKET {
+                let decoded: Vec<Chunk> = bucket
+                    .chunks
+                    .iter()
+                    .map(|b| Chunk::decode(b).expect("chunks this store encoded"))
+                    .collect();
+                let merged = Chunk::merge(&decoded).encode();
+                delta += merged.len() as i64 - bucket.bytes as i64;
+                bucket.bytes = merged.len() as u64;
+                bucket.chunks = vec![merged];
             }
+            inner.bytes = (inner.bytes as i64 + delta) as u64;
+            inner.samples += n;
         }
         Ok(())
     }
 
-    async fn points(
-        &self,
-        service: &str,
-        metric: &str,
-        from_ms: i64,
-        until_ms: i64,
-        with_timestamps: bool,
-    ) -> PortResult<Points> {
-        let series = self.series.lock().expect("store lock");
-        let mut out = Points::default();
-        if let Some(rows) = series.get(&(service.to_owned(), metric.to_owned())) {
-            for &(ts, v) in rows
-                .iter()
-                .filter(|(ts, _)| (from_ms..=until_ms).contains(ts))
-            {
-                out.values.push(v);
-                if with_timestamps {
-                    out.timestamps_ms.push(ts);
-                }
+    async fn points(&self, query: &SeriesQuery<'_>) -> PortResult<Points> {
+        // Copy the encoded chunks out, then decode without holding the lock.
+        let encoded: Vec<Vec<u8>> = {
+            let inner = self.inner.lock().expect("store lock");
+            let key = (query.service.to_owned(), query.metric.to_owned());
+            let from = bucket_of(query.from_ms.max(self.horizon_ms()));
+            match inner.series.get(&key) {
+                Some(buckets) if from <= query.until_ms => buckets
+                    .range(from..=query.until_ms)
+                    .flat_map(|(_, b)| b.chunks.iter().cloned())
+                    .collect(),
+                _ => Vec::new(),
             }
+        };
+        let horizon = self.horizon_ms();
+        let query = SeriesQuery {
+            from_ms: query.from_ms.max(horizon),
+            ..*query
+        };
+        let mut out = Points::default();
+        for bytes in &encoded {
+            let chunk = Chunk::decode(bytes).expect("chunks this store encoded");
+            out.extend_from(&query, &chunk);
         }
         Ok(out)
     }
@@ -67,12 +193,24 @@ impl MetricStore for MemoryStore {
     async fn ping(&self) -> PortResult<()> {
         Ok(())
     }
+
+    fn usage(&self) -> Option<StoreUsage> {
+        let inner = self.inner.lock().expect("store lock");
+        Some(StoreUsage {
+            bytes: inner.bytes,
+            max_bytes: self.config.max_bytes,
+            samples: inner.samples,
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::ManualClock;
     use plotq_domain::ServiceName;
+
+    const NOW: i64 = 1_800_000_000_000;
 
     fn sample(value: f64, timestamp_ms: i64) -> Sample {
         Sample {
@@ -83,17 +221,99 @@ mod tests {
         }
     }
 
+    fn query(from_ms: i64, until_ms: i64) -> SeriesQuery<'static> {
+        SeriesQuery {
+            service: "svc",
+            metric: "latency_ms",
+            from_ms,
+            until_ms,
+            with_timestamps: true,
+        }
+    }
+
+    fn store(retention_secs: u64, max_bytes: u64) -> (MemoryStore, Arc<ManualClock>) {
+        let clock = Arc::new(ManualClock::new(NOW));
+        let config = MemoryStoreConfig {
+            retention: Duration::from_secs(retention_secs),
+            max_bytes,
+        };
+        (MemoryStore::with_clock(config, clock.clone()), clock)
+    }
+
     #[tokio::test]
     async fn points_include_both_ends_of_the_window() {
-        let store = MemoryStore::default();
-        let samples: Vec<Sample> = (0..10).map(|i| sample(i as f64, 1_000 * i)).collect();
+        let (store, _) = store(3600, 1 << 20);
+        let samples: Vec<Sample> = (0..10)
+            .map(|i| sample(i as f64, NOW - 10_000 + 1_000 * i))
+            .collect();
         store.insert(&samples).await.unwrap();
         let got = store
-            .points("svc", "latency_ms", 2_000, 5_000, true)
+            .points(&query(NOW - 8_000, NOW - 5_000))
             .await
             .unwrap();
         // A sample at exactly `until` is drawn, as one at exactly `from` is.
         assert_eq!(got.values, vec![2.0, 3.0, 4.0, 5.0]);
-        assert_eq!(got.timestamps_ms, vec![2_000, 3_000, 4_000, 5_000]);
+        assert_eq!(
+            got.timestamps_ms,
+            vec![NOW - 8_000, NOW - 7_000, NOW - 6_000, NOW - 5_000]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_window_reads_one_chunk_per_bucket_however_many_batches_wrote_it() {
+        let (store, _) = store(3600, 1 << 30);
+        let start = bucket_of(NOW - 600_000);
+        // Ten minutes, 1,000 batches of 100 samples: 100 batches per bucket.
+        for batch in 0..1_000i64 {
+            let samples: Vec<Sample> = (0..100)
+                .map(|i| sample(i as f64, start + batch * 600 + i * 6))
+                .collect();
+            store.insert(&samples).await.unwrap();
+        }
+        let got = store.points(&query(start, start + 599_999)).await.unwrap();
+        assert_eq!(got.values.len(), 100_000);
+        assert!(got.chunks_read <= 10 * 16, "{} chunks", got.chunks_read);
+        let usage = store.usage().unwrap();
+        assert_eq!(usage.samples, 100_000);
+        assert!(
+            usage.bytes <= 100_000 * 10,
+            "{} bytes for 100k samples",
+            usage.bytes
+        );
+    }
+
+    #[tokio::test]
+    async fn samples_leave_only_through_retention() {
+        let (store, clock) = store(3600, 1 << 20);
+        store
+            .insert(&[sample(1.0, NOW - 3_000_000), sample(2.0, NOW - 10_000)])
+            .await
+            .unwrap();
+        assert_eq!(store.points(&query(0, NOW)).await.unwrap().values.len(), 2);
+        // 40 minutes on, the first sample is past the hour of retention.
+        clock.advance(Duration::from_secs(2_400));
+        let got = store.points(&query(0, NOW + 2_400_000)).await.unwrap();
+        assert_eq!(got.values, vec![2.0]);
+        // Its bucket's bytes are released at the next write.
+        store.insert(&[sample(3.0, NOW)]).await.unwrap();
+        assert_eq!(store.usage().unwrap().samples, 2);
+    }
+
+    #[tokio::test]
+    async fn a_batch_past_the_bound_is_refused_whole_and_nothing_is_lost() {
+        let (store, _) = store(3600, 2_000);
+        let first: Vec<Sample> = (0..100).map(|i| sample(i as f64, NOW - i)).collect();
+        store.insert(&first).await.unwrap();
+        let before = store.usage().unwrap();
+        let second: Vec<Sample> = (0..200).map(|i| sample(i as f64, NOW - i)).collect();
+        let err = store.insert(&second).await.unwrap_err();
+        assert!(matches!(err, PortError::Full { .. }), "{err}");
+        assert_eq!(
+            store.usage().unwrap(),
+            before,
+            "nothing of the batch was kept"
+        );
+        let got = store.points(&query(0, NOW)).await.unwrap();
+        assert_eq!(got.values.len(), 100, "what was accepted is still there");
     }
 }
