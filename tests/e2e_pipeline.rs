@@ -6,6 +6,7 @@
 
 mod support;
 
+use clap::Parser;
 use serde_json::{Value, json};
 use std::time::Duration;
 use support::app::{Backend, Options, TestApp};
@@ -363,5 +364,50 @@ async fn watched_views_refresh_and_unwatched_ones_do_not() {
             .all(|e| e.data["view"] != unwatched && e.data["service"] != "unwatched"),
         "a view with no subscribers must not be rendered"
     );
+    app.stop().await;
+}
+
+/// `plotq loadgen --backfill` through the distributed roles' api: every sample sent is
+/// accepted, and a plot of the window counts exactly the latencies it wrote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loadgen_backfills_history_that_plots_whole() {
+    let app = TestApp::spawn(Backend::Real).await;
+    app.wait_ready(READY).await;
+    let prefix = format!("lg-{}-", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let command = plotq::config::Cli::try_parse_from([
+        "plotq",
+        "loadgen",
+        "--url",
+        &app.api,
+        "--backfill",
+        "10m",
+        "--rate",
+        "100",
+        "--batch",
+        "500",
+        "--concurrency",
+        "4",
+        "--service-prefix",
+        &prefix,
+        "--quiet",
+    ])
+    .unwrap()
+    .into_command();
+    let plotq::config::Command::Loadgen(args) = command else {
+        panic!("loadgen parses as loadgen");
+    };
+    let summary = plotq::loadgen::run(args).await.unwrap();
+    // 10 minutes at 100 samples/s, half of them latencies.
+    assert_eq!(summary["sent"], 60_000, "{summary}");
+    assert_eq!(summary["accepted"], 60_000, "{summary}");
+    assert_eq!(summary["refused"], json!({}), "{summary}");
+    let id = app
+        .request_plot(
+            &json!({"kind": "histogram", "service": format!("{prefix}0"), "window": "15m"}),
+        )
+        .await;
+    let state = app.wait_done(id, RENDER).await;
+    assert_eq!(state["status"], "done", "{state}");
+    assert_eq!(state["n_samples"], 30_000, "{state}");
     app.stop().await;
 }

@@ -52,6 +52,10 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Notifier(args) => App::notifier(*args).await?,
         Command::Bench(_) | Command::Token(_) => unreachable!("runs without a runtime"),
         Command::Dlq(command) => return dlq(command).await,
+        Command::Loadgen(args) => {
+            println!("{}", crate::loadgen::run(args).await?);
+            return Ok(());
+        }
     };
     app.run_until_stopped(crate::shutdown::on_signal()).await
 }

@@ -61,6 +61,50 @@ pub enum Command {
     /// Make API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Send generated samples to a plotq api over HTTP (live at a rate, or a backfill).
+    Loadgen(LoadgenArgs),
+}
+
+/// `plotq loadgen`.
+#[derive(Debug, Args)]
+pub struct LoadgenArgs {
+    /// The api's base URL.
+    #[arg(
+        long,
+        env = "PLOTQ_LOADGEN_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub url: String,
+    /// A token with the `ingest` scope, when the api requires one.
+    #[arg(long, env = "PLOTQ_LOADGEN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// How many services to generate (named `<prefix><i>`).
+    #[arg(long, default_value_t = 1)]
+    pub services: usize,
+    /// The services' name prefix.
+    #[arg(long, default_value = "load-")]
+    pub service_prefix: String,
+    /// Samples per second (live mode; in a backfill, the density of the history).
+    #[arg(long, default_value_t = 10_000)]
+    pub rate: u64,
+    /// Samples per request (half latencies, half status codes).
+    #[arg(long, default_value_t = 1_000)]
+    pub batch: usize,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// How long to send in live mode (`<n>s|m|h|d`).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Instead of live mode: write this much history (`24h`), as fast as accepted.
+    #[arg(long, value_parser = parse_duration)]
+    pub backfill: Option<Duration>,
+    /// Seed of the generated values.
+    #[arg(long, default_value_t = 0x5eed)]
+    pub seed: u64,
+    /// No progress bar (the summary line is still printed).
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 impl Command {
@@ -72,7 +116,7 @@ impl Command {
             Command::Worker(args) => &args.log,
             Command::Notifier(args) => &args.log,
             Command::Dlq(dlq) => &dlq.args().log,
-            Command::Bench(_) | Command::Token(_) => return "text",
+            Command::Bench(_) | Command::Token(_) | Command::Loadgen(_) => return "text",
         };
         &log.log_format
     }
@@ -86,7 +130,7 @@ impl Command {
             Command::Worker(args) => args.validate(),
             Command::Notifier(args) => args.validate(),
             Command::Dlq(dlq) => dlq.args().validate(),
-            Command::Bench(_) | Command::Token(_) => Ok(()),
+            Command::Bench(_) | Command::Token(_) | Command::Loadgen(_) => Ok(()),
         }
     }
 }

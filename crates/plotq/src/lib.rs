@@ -6,6 +6,8 @@ pub mod app;
 pub mod bench;
 pub mod config;
 pub mod demo;
+pub mod generator;
+pub mod loadgen;
 pub mod shutdown;
 
 pub use app::{App, openapi_document, run};

@@ -1,0 +1,146 @@
+//! The sample generator shared by the standalone demo and `plotq loadgen`: for each
+//! service, lognormal latencies (one request in a hundred on a slow path, 2.5–6× longer)
+//! and a status-code mix (mostly 2xx, some 3xx/4xx) whose 5xx share rises and falls in
+//! waves for one service in four, so error plots have spikes to show.
+
+use plotq_domain::{MetricName, Sample, ServiceName};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, LogNormal};
+
+/// One generated service: its name and latency distribution.
+#[derive(Debug, Clone)]
+pub struct GenService {
+    pub name: ServiceName,
+    latency: LogNormal<f64>,
+    /// Whether this service's 5xx share comes in waves.
+    spiky: bool,
+}
+
+/// Generates requests (a latency and a status code each) for a set of services.
+#[derive(Debug)]
+pub struct Generator {
+    rng: StdRng,
+    services: Vec<GenService>,
+    latency: MetricName,
+    status: MetricName,
+}
+
+impl Generator {
+    /// Services given as (name, median latency in ms); `seed` fixes the sequence.
+    pub fn new(services: &[(ServiceName, f64)], seed: u64) -> Self {
+        Self {
+            rng: StdRng::seed_from_u64(seed),
+            services: services
+                .iter()
+                .enumerate()
+                .map(|(i, (name, median))| GenService {
+                    name: name.clone(),
+                    latency: LogNormal::new(median.max(0.001).ln(), 0.45)
+                        .expect("a finite lognormal"),
+                    spiky: i % 4 == 1,
+                })
+                .collect(),
+            latency: MetricName::parse("latency_ms").expect("valid metric"),
+            status: MetricName::parse("status_code").expect("valid metric"),
+        }
+    }
+
+    pub fn services(&self) -> &[GenService] {
+        &self.services
+    }
+
+    /// `per_service` requests of every service, spread evenly over `(at_ms - span_ms,
+    /// at_ms]`: two samples each (`latency_ms` and `status_code`).
+    pub fn requests(&mut self, at_ms: i64, span_ms: i64, per_service: usize) -> Vec<Sample> {
+        let mut out = Vec::with_capacity(self.services.len() * per_service * 2);
+        for s in 0..self.services.len() {
+            for i in 0..per_service {
+                let timestamp_ms = at_ms - (i as i64 * span_ms / per_service.max(1) as i64);
+                let service = &self.services[s];
+                let mut value: f64 = service.latency.sample(&mut self.rng);
+                if self.rng.random_bool(0.01) {
+                    value *= self.rng.random_range(2.5..6.0);
+                }
+                let status = status(&mut self.rng, service.spiky, s, timestamp_ms);
+                out.push(Sample {
+                    service: service.name.clone(),
+                    metric: self.latency.clone(),
+                    value: (value * 100.0).round() / 100.0,
+                    timestamp_ms,
+                });
+                out.push(Sample {
+                    service: service.name.clone(),
+                    metric: self.status.clone(),
+                    value: status,
+                    timestamp_ms,
+                });
+            }
+        }
+        out
+    }
+}
+
+/// Samples as the ingest API takes them (`[{service, metric, value, timestamp}]`).
+pub fn as_json(samples: &[Sample]) -> serde_json::Value {
+    samples
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "service": s.service.as_str(),
+                "metric": s.metric.as_str(),
+                "value": s.value,
+                "timestamp": s.timestamp_ms,
+            })
+        })
+        .collect()
+}
+
+/// A response status: mostly 200, some redirects and client errors; a spiky service's
+/// 5xx share rises and falls over a few minutes.
+fn status(rng: &mut StdRng, spiky: bool, index: usize, at_ms: i64) -> f64 {
+    let wave = ((at_ms / 1000) as f64 / 180.0 + index as f64)
+        .sin()
+        .max(0.0);
+    let p5xx = if spiky { 0.01 + 0.08 * wave } else { 0.005 };
+    let r: f64 = rng.random();
+    if r < p5xx {
+        if r < p5xx / 3.0 { 500.0 } else { 503.0 }
+    } else if r < p5xx + 0.04 {
+        404.0
+    } else if r < p5xx + 0.06 {
+        301.0
+    } else if r < p5xx + 0.12 {
+        201.0
+    } else {
+        200.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_pairs_in_the_span_with_a_realistic_mix() {
+        let services = [(ServiceName::parse("a").unwrap(), 40.0)];
+        let mut g = Generator::new(&services, 7);
+        let batch = g.requests(1_000_000, 10_000, 5_000);
+        assert_eq!(batch.len(), 10_000);
+        assert!(
+            batch
+                .iter()
+                .all(|s| (990_000..=1_000_000).contains(&s.timestamp_ms))
+        );
+        let mut latencies: Vec<f64> = batch
+            .iter()
+            .filter(|s| s.metric.as_str() == "latency_ms")
+            .map(|s| s.value)
+            .collect();
+        latencies.sort_by(f64::total_cmp);
+        let median = latencies[latencies.len() / 2];
+        assert!((35.0..45.0).contains(&median), "median {median}");
+        let ok = batch.iter().filter(|s| s.value == 200.0).count();
+        assert!((4_000..4_600).contains(&ok), "{ok} of 5,000 are 200");
+    }
+}
