@@ -384,6 +384,9 @@ pub struct JobStateDoc {
     /// redeliveries add to it). Absent while queued.
     #[schema(nullable = false)]
     attempts: Option<u32>,
+    /// What the plot was drawn from (`done` only).
+    #[schema(nullable = false)]
+    source: Option<plotq_http::SourceDoc>,
     /// `/api/v1/plots/{id}`.
     #[schema(pattern = "^/api/v1/plots/[0-9a-f-]{36}$")]
     status_url: String,

@@ -348,6 +348,9 @@ impl MetricStore for Down {
     async fn points(&self, _: &plotq_ports::SeriesQuery<'_>) -> PortResult<plotq_ports::Points> {
         Err(PortError::unavailable("mongodb", "connection refused"))
     }
+    async fn rollups(&self, _: &plotq_ports::SeriesQuery<'_>) -> PortResult<plotq_ports::Rollups> {
+        Err(PortError::unavailable("mongodb", "connection refused"))
+    }
     async fn ping(&self) -> PortResult<()> {
         Err(PortError::unavailable("mongodb", "connection refused"))
     }
@@ -419,7 +422,7 @@ async fn dependency_failures_are_503_with_retry_after_never_2xx() {
 #[tokio::test]
 async fn a_full_store_refuses_ingest_with_507_and_keeps_what_it_had() {
     let store = Arc::new(MemoryStore::new(plotq_ports::memory::MemoryStoreConfig {
-        max_bytes: 3_000,
+        max_bytes: 8_000,
         ..Default::default()
     }));
     let router = hardened(

@@ -93,6 +93,85 @@ pub struct JobState {
     /// before this field existed, and not serialised while 0.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub attempts: u32,
+    /// Set when done: what the plot was drawn from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<DataSource>,
+}
+
+/// What a plot was drawn from.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DataSource {
+    /// Every raw sample in the window.
+    Exact,
+    /// Rollups of `resolution_secs`: counts, min, max and mean exact, percentiles within
+    /// `relative_error` (the window widened to whole rollups at both ends).
+    Rollups {
+        resolution_secs: u32,
+        relative_error: f64,
+    },
+}
+
+impl DataSource {
+    /// One-minute rollups at the rollup accuracy.
+    pub fn minute_rollups() -> Self {
+        Self::Rollups {
+            resolution_secs: (crate::rollup::ROLLUP_MS / 1000) as u32,
+            relative_error: crate::rollup::RELATIVE_ACCURACY,
+        }
+    }
+
+    /// "exact, 1,204,311 samples" or "from 1-min rollups, percentiles ±1%, 288,000,000
+    /// samples": what the image's corner says.
+    pub fn describe(&self, samples: u64) -> String {
+        let n = thousands(samples);
+        match self {
+            Self::Exact => format!("exact, {n} samples"),
+            Self::Rollups {
+                resolution_secs,
+                relative_error,
+            } => {
+                let res = if resolution_secs.is_multiple_of(60) {
+                    format!("{}-min", resolution_secs / 60)
+                } else {
+                    format!("{resolution_secs}-s")
+                };
+                format!(
+                    "from {res} rollups, percentiles ±{}%, {n} samples",
+                    relative_error * 100.0
+                )
+            }
+        }
+    }
+
+    pub(crate) fn check(&self) -> Result<(), &'static str> {
+        match self {
+            Self::Exact => Ok(()),
+            Self::Rollups {
+                resolution_secs,
+                relative_error,
+            } => {
+                if *resolution_secs == 0 || !(0.0..=1.0).contains(relative_error) {
+                    Err("rollups need a resolution of at least 1 s and an error in [0, 1]")
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+}
+
+/// `1234567` as `1,234,567`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -114,6 +193,7 @@ impl JobState {
             render_ms: None,
             view: None,
             attempts: 0,
+            source: None,
         }
     }
 
@@ -147,6 +227,9 @@ impl JobState {
             );
         }
         check_view_key(&mut errors, "/view", raw.view.as_deref());
+        if let Some(Err(problem)) = raw.source.map(|s| s.check()) {
+            errors.err("/source", problem);
+        }
         errors.finish()?;
         let Some(spec) = spec else {
             return Err(FieldErrors::one("/spec", "invalid plot spec"));
@@ -163,6 +246,7 @@ impl JobState {
             render_ms: raw.render_ms,
             view: raw.view,
             attempts: raw.attempts,
+            source: raw.source,
         })
     }
 }
@@ -186,6 +270,8 @@ pub(crate) struct RawJobState {
     view: Option<String>,
     #[serde(default)]
     attempts: u32,
+    #[serde(default)]
+    source: Option<DataSource>,
 }
 
 impl<'de> Deserialize<'de> for JobState {

@@ -16,6 +16,7 @@ pub mod error;
 pub mod job;
 pub mod names;
 pub mod plot;
+pub mod rollup;
 pub mod sample;
 pub mod stats;
 pub mod timestamp;
@@ -24,7 +25,7 @@ pub mod window;
 pub mod wire;
 
 pub use error::{FieldError, FieldErrors};
-pub use job::{JobId, JobState, JobStatus};
+pub use job::{DataSource, JobId, JobState, JobStatus};
 pub use names::{MetricName, ServiceName};
 pub use plot::{ImageFormat, PlotKind, PlotSpec, Theme, TimeRange};
 pub use sample::Sample;

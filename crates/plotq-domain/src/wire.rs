@@ -208,6 +208,9 @@ pub struct PlotEvent {
     /// The dashboard view the plot belongs to, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub view: Option<String>,
+    /// What the plot was drawn from (on `plot.ready`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<crate::job::DataSource>,
     pub at_ms: i64,
 }
 
@@ -232,6 +235,8 @@ pub(crate) struct RawPlotEvent {
     error: Option<String>,
     #[serde(default)]
     view: Option<String>,
+    #[serde(default)]
+    source: Option<crate::job::DataSource>,
     at_ms: i64,
 }
 
@@ -263,6 +268,9 @@ impl PlotEvent {
             status_url,
             error: state.error.clone(),
             view: state.view.clone(),
+            source: (event == EventKind::PlotReady)
+                .then_some(state.source)
+                .flatten(),
             at_ms: now_ms,
         }
     }
@@ -325,6 +333,9 @@ impl PlotEvent {
             errors.err("/png_url", "must be {status_url}/png");
         }
         check_view_key(&mut errors, "/view", raw.view.as_deref());
+        if let Some(Err(p)) = raw.source.map(|s| s.check()) {
+            errors.err("/source", p);
+        }
         if let Err(p) = check_timestamp(raw.at_ms) {
             errors.err("/at_ms", p);
         }
@@ -344,6 +355,7 @@ impl PlotEvent {
             png_url: raw.png_url,
             error: raw.error,
             view: raw.view,
+            source: raw.source,
             at_ms: raw.at_ms,
         })
     }

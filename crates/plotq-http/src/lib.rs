@@ -18,7 +18,7 @@ pub use health::{HealthApiDoc, Probe, readiness_router};
 pub use limits::{Limits, LimitsConfig};
 pub use openapi::{
     AuthProblems, FieldErrorDoc, JobReadProblems, JsonBodyProblems, KindDoc, ProblemDoc,
-    RateLimited, SecuritySchemes, StoreFull, Unavailable,
+    RateLimited, SecuritySchemes, SourceDoc, StoreFull, Unavailable,
 };
 pub use problem::{Problem, ProblemCode};
 pub use server::{HttpServer, ServerConfig};

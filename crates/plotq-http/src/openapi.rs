@@ -22,6 +22,21 @@ pub enum KindDoc {
     Cdf,
 }
 
+/// What a plot was drawn from (`plotq_domain::DataSource`).
+#[derive(Serialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SourceDoc {
+    /// Every raw sample in the window.
+    Exact,
+    /// Rollups: counts, min, max and mean exact, percentiles within `relative_error`.
+    Rollups {
+        #[schema(minimum = 1)]
+        resolution_secs: u32,
+        #[schema(minimum = 0, maximum = 1)]
+        relative_error: f64,
+    },
+}
+
 /// One problem with one field.
 #[derive(Serialize, ToSchema)]
 pub struct FieldErrorDoc {

@@ -7,6 +7,15 @@
 //! (`plotq_domain::chunk`, ~9–10 bytes a sample, BSON binary). A batch of 1,000
 //! samples of one series is one document, not 1,000.
 //!
+//! Minute rollups (`plotq_domain::rollup`) live in `<db>.rollups`, one document per
+//! series and minute — `{s, m, t, v, n, sum, lo, hi, z, p, q, c}` — merged in place by
+//! atomic updates (`$inc` of the counts, the sum and each histogram bucket `p.<index>`,
+//! `$min`/`$max` of the extremes), so concurrent apis merge without reading. Each key
+//! takes two updates in one ordered `update` command: an upsert that creates the
+//! document, then the increments (nx-27017 mis-applies dotted `$inc` paths on an
+//! upsert's insert; MongoDB does not mind either way). A TTL index on `t` expires them
+//! after `PLOTQ_ROLLUP_RETENTION`.
+//!
 //! Indexes, created at start: `(s, m, lo)` for window reads — a window `[from, until]`
 //! reads the chunks with `from - 1 bucket <= lo <= until`, and the samples are filtered
 //! exactly after decoding (so dates compared at whole seconds on the test server do not
@@ -18,17 +27,23 @@
 use async_trait::async_trait;
 use futures::TryStreamExt;
 use mongodb::bson::spec::BinarySubtype;
-use mongodb::bson::{Binary, DateTime, doc};
+use mongodb::bson::{Binary, Bson, DateTime, Document, doc};
 use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, Collection, IndexModel};
 use plotq_domain::Sample;
 use plotq_domain::chunk::{BUCKET_MS, Chunk, into_chunks};
-use plotq_ports::{MetricStore, Points, PortError, PortResult, SeriesQuery};
+use plotq_domain::rollup::Rollup;
+use plotq_domain::timestamp::{MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS};
+use plotq_ports::{MetricStore, Points, PortError, PortResult, Rollups, SeriesQuery};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 const DEPENDENCY: &str = "mongodb";
 const COLLECTION: &str = "chunks";
+const ROLLUPS: &str = "rollups";
+/// The version of the rollup documents.
+const ROLLUP_VERSION: i32 = 1;
 /// MongoDB's code for "an index with these keys exists with other options".
 const INDEX_OPTIONS_CONFLICT: i32 = 85;
 
@@ -63,6 +78,8 @@ pub struct MongoConfig {
     pub timeout: Duration,
     /// Chunks expire this long after their last sample (TTL index).
     pub raw_retention: Duration,
+    /// Rollups expire this long after their minute (TTL index).
+    pub rollup_retention: Duration,
 }
 
 /// Samples in MongoDB.
@@ -70,7 +87,9 @@ pub struct MongoConfig {
 pub struct MongoStore {
     client: Client,
     chunks: Collection<ChunkDoc>,
+    rollups: Collection<Document>,
     raw_retention: Duration,
+    rollup_retention: Duration,
 }
 
 impl MongoStore {
@@ -83,11 +102,13 @@ impl MongoStore {
         options.connect_timeout = Some(config.timeout);
         options.app_name = Some("plotq".to_owned());
         let client = Client::with_options(options).map_err(unavailable)?;
-        let chunks = client.database(&config.database).collection(COLLECTION);
+        let db = client.database(&config.database);
         Ok(Self {
+            chunks: db.collection(COLLECTION),
+            rollups: db.collection(ROLLUPS),
             client,
-            chunks,
             raw_retention: config.raw_retention,
+            rollup_retention: config.rollup_retention,
         })
     }
 
@@ -103,38 +124,38 @@ impl MongoStore {
             .create_index(series)
             .await
             .map_err(unavailable)?;
-        let retention = IndexModel::builder()
-            .keys(doc! {"hi": 1})
+        let minutes = IndexModel::builder()
+            .keys(doc! {"s": 1, "m": 1, "t": 1})
             .options(
                 IndexOptions::builder()
-                    .name("raw_retention".to_owned())
-                    .expire_after(self.raw_retention)
+                    .name("series_minute".to_owned())
+                    .unique(true)
                     .build(),
             )
             .build();
-        match self.chunks.create_index(retention).await {
-            Ok(_) => Ok(()),
-            Err(e) if is_code(&e, INDEX_OPTIONS_CONFLICT) => {
-                let secs = self.raw_retention.as_secs() as i64;
-                tracing::info!(secs, "changing the raw retention TTL index");
-                self.chunks
-                    .client()
-                    .database(self.chunks.namespace().db.as_str())
-                    .run_command(doc! {
-                        "collMod": COLLECTION,
-                        "index": {"keyPattern": {"hi": 1}, "expireAfterSeconds": secs},
-                    })
-                    .await
-                    .map(|_| ())
-                    .map_err(unavailable)
-            }
-            Err(e) => Err(unavailable(e)),
-        }
+        self.rollups
+            .create_index(minutes)
+            .await
+            .map_err(unavailable)?;
+        ttl_index(&self.chunks, "hi", "raw_retention", self.raw_retention).await?;
+        ttl_index(
+            &self.rollups,
+            "t",
+            "rollup_retention",
+            self.rollup_retention,
+        )
+        .await
     }
 
-    /// Each index's key fields and TTL in seconds (for tests and diagnostics).
-    pub async fn index_ttls(&self) -> PortResult<Vec<(Vec<String>, Option<u64>)>> {
-        let mut cursor = self.chunks.list_indexes().await.map_err(unavailable)?;
+    /// Each index's key fields and TTL in seconds, of the chunks (`rollups == false`) or
+    /// the rollups (for tests and diagnostics).
+    pub async fn index_ttls(&self, rollups: bool) -> PortResult<Vec<(Vec<String>, Option<u64>)>> {
+        let mut cursor = if rollups {
+            self.rollups.list_indexes().await
+        } else {
+            self.chunks.list_indexes().await
+        }
+        .map_err(unavailable)?;
         let mut out = Vec::new();
         while let Some(index) = cursor.try_next().await.map_err(unavailable)? {
             let keys = index.keys.keys().cloned().collect();
@@ -148,6 +169,122 @@ impl MongoStore {
     }
 }
 
+/// Creates a TTL index on `field`, or changes its expiry in place when it exists with
+/// another (MongoDB refuses to re-create it with other options).
+async fn ttl_index<T: Send + Sync>(
+    collection: &Collection<T>,
+    field: &str,
+    name: &str,
+    expire_after: Duration,
+) -> PortResult<()> {
+    let index = IndexModel::builder()
+        .keys(doc! {field: 1})
+        .options(
+            IndexOptions::builder()
+                .name(name.to_owned())
+                .expire_after(expire_after)
+                .build(),
+        )
+        .build();
+    match collection.create_index(index).await {
+        Ok(_) => Ok(()),
+        Err(e) if is_code(&e, INDEX_OPTIONS_CONFLICT) => {
+            let secs = expire_after.as_secs() as i64;
+            tracing::info!(index = name, secs, "changing a retention TTL index");
+            collection
+                .client()
+                .database(collection.namespace().db.as_str())
+                .run_command(doc! {
+                    "collMod": collection.name(),
+                    "index": {"keyPattern": {field: 1}, "expireAfterSeconds": secs},
+                })
+                .await
+                .map(|_| ())
+                .map_err(unavailable)
+        }
+        Err(e) => Err(unavailable(e)),
+    }
+}
+
+/// The two updates that merge `rollup` into its (series, minute) document.
+fn rollup_updates(service: &str, metric: &str, minute_ms: i64, rollup: &Rollup) -> [Document; 2] {
+    let key = doc! {"s": service, "m": metric, "t": DateTime::from_millis(minute_ms)};
+    let mut inc = doc! {"n": rollup.count as i64, "sum": rollup.sum, "z": rollup.zeros as i64};
+    for (prefix, buckets) in [("p", &rollup.positive), ("q", &rollup.negative)] {
+        for (index, n) in buckets {
+            inc.insert(format!("{prefix}.{index}"), *n as i64);
+        }
+    }
+    for (code, n) in &rollup.codes {
+        inc.insert(format!("c.{code}"), *n as i64);
+    }
+    [
+        doc! {
+            "q": key.clone(),
+            "u": {"$setOnInsert": {"v": ROLLUP_VERSION, "lo": rollup.min, "hi": rollup.max}},
+            "upsert": true,
+        },
+        doc! {
+            "q": key,
+            "u": {"$inc": inc, "$min": {"lo": rollup.min}, "$max": {"hi": rollup.max}},
+        },
+    ]
+}
+
+/// A stored rollup document, checked as `Rollup::validate` checks.
+fn decode_rollup(doc: &Document) -> Result<(i64, Rollup), String> {
+    if doc.get_i32("v").map_err(|e| e.to_string())? != ROLLUP_VERSION {
+        return Err("unknown rollup version".into());
+    }
+    let count = |d: &Document, key: &str| -> Result<u64, String> {
+        let n = match d.get(key) {
+            Some(Bson::Int64(n)) => *n,
+            Some(Bson::Int32(n)) => i64::from(*n),
+            None => 0,
+            Some(other) => return Err(format!("{key} is {other:?}")),
+        };
+        u64::try_from(n).map_err(|_| format!("{key} is negative"))
+    };
+    let buckets = |key: &str| -> Result<BTreeMap<i32, u64>, String> {
+        let mut out = BTreeMap::new();
+        if let Ok(d) = doc.get_document(key) {
+            for k in d.keys() {
+                let index: i32 = k.parse().map_err(|_| format!("bucket {k:?}"))?;
+                out.insert(index, count(d, k)?);
+            }
+        }
+        Ok(out)
+    };
+    let mut codes = BTreeMap::new();
+    if let Ok(d) = doc.get_document("c") {
+        for k in d.keys() {
+            let code: u16 = k.parse().map_err(|_| format!("code {k:?}"))?;
+            codes.insert(code, count(d, k)?);
+        }
+    }
+    let float = |key: &str| doc.get_f64(key).map_err(|e| format!("{key}: {e}"));
+    let rollup = Rollup {
+        count: count(doc, "n")?,
+        sum: float("sum")?,
+        min: float("lo")?,
+        max: float("hi")?,
+        positive: buckets("p")?,
+        negative: buckets("q")?,
+        zeros: count(doc, "z")?,
+        codes,
+    };
+    rollup.validate()?;
+    let minute = doc.get_datetime("t").map_err(|e| e.to_string())?;
+    Ok((minute.timestamp_millis(), rollup))
+}
+
+/// A query bound as a BSON date, within the timestamps plotq accepts (years 1970 to
+/// 9999): the margins added to a window must not leave them (drivers and servers that
+/// map dates to calendar types refuse year 10000).
+fn date(ms: i64) -> DateTime {
+    DateTime::from_millis(ms.clamp(MIN_TIMESTAMP_MS, MAX_TIMESTAMP_MS))
+}
+
 fn is_code(e: &mongodb::error::Error, code: i32) -> bool {
     matches!(&*e.kind, mongodb::error::ErrorKind::Command(c) if c.code == code)
 }
@@ -158,7 +295,18 @@ impl MetricStore for MongoStore {
         if samples.is_empty() {
             return Ok(());
         }
-        let docs = into_chunks(samples).into_iter().map(|c| {
+        let chunks = into_chunks(samples);
+        let mut updates = Vec::with_capacity(chunks.len() * 2);
+        for c in &chunks {
+            let rollup = Rollup::of(&c.chunk.values);
+            updates.extend(rollup_updates(
+                c.service.as_str(),
+                c.metric.as_str(),
+                c.bucket_ms,
+                &rollup,
+            ));
+        }
+        let docs = chunks.into_iter().map(|c| {
             let (lo, hi) = c.chunk.span().expect("chunks are never empty");
             ChunkDoc {
                 s: c.service.to_string(),
@@ -173,11 +321,60 @@ impl MetricStore for MongoStore {
                 },
             }
         });
-        self.chunks
-            .insert_many(docs)
+        self.chunks.insert_many(docs).await.map_err(unavailable)?;
+        // Raw first, then the rollups: see "Failure modes" in the README.
+        let reply = self
+            .rollups
+            .client()
+            .database(self.rollups.namespace().db.as_str())
+            .run_command(doc! {"update": ROLLUPS, "updates": updates, "ordered": true})
             .await
-            .map(|_| ())
-            .map_err(unavailable)
+            .map_err(unavailable)?;
+        match reply.get_array("writeErrors") {
+            Ok(errors) if !errors.is_empty() => Err(unavailable(format!(
+                "rollup update failed: {:?}",
+                errors.first()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    async fn rollups(&self, query: &SeriesQuery<'_>) -> PortResult<Rollups> {
+        let mut out = Rollups::default();
+        if query.from_ms > query.until_ms {
+            return Ok(out);
+        }
+        let filter = doc! {
+            "s": query.service,
+            "m": query.metric,
+            "t": {
+                "$gte": date(plotq_domain::chunk::bucket_of(query.from_ms).saturating_sub(1_000)),
+                "$lte": date(query.until_ms.saturating_add(1_000)),
+            },
+        };
+        let mut cursor = self
+            .rollups
+            .find(filter)
+            .projection(doc! {"_id": 0, "s": 0, "m": 0})
+            .batch_size(512)
+            .await
+            .map_err(unavailable)?;
+        while let Some(doc) = cursor.try_next().await.map_err(unavailable)? {
+            out.docs_read += 1;
+            match decode_rollup(&doc) {
+                Ok((minute, rollup))
+                    if minute + BUCKET_MS > query.from_ms && minute <= query.until_ms =>
+                {
+                    out.minutes.push((minute, rollup));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, service = query.service, "skipping a corrupt rollup")
+                }
+            }
+        }
+        out.minutes.sort_by_key(|(t, _)| *t);
+        Ok(out)
     }
 
     async fn points(&self, query: &SeriesQuery<'_>) -> PortResult<Points> {
@@ -192,8 +389,8 @@ impl MetricStore for MongoStore {
             "s": query.service,
             "m": query.metric,
             "lo": {
-                "$gte": DateTime::from_millis(query.from_ms.saturating_sub(BUCKET_MS + 1_000)),
-                "$lte": DateTime::from_millis(query.until_ms.saturating_add(1_000)),
+                "$gte": date(query.from_ms.saturating_sub(BUCKET_MS + 1_000)),
+                "$lte": date(query.until_ms.saturating_add(1_000)),
             },
         };
         let mut cursor = self

@@ -2,6 +2,7 @@
 //! running): acknowledged inserts, window queries including both bounds (to the
 //! millisecond), series isolation, chunks read per window, and the retention TTL index.
 
+use plotq_domain::rollup::Rollup;
 use plotq_domain::{MetricName, Sample, ServiceName};
 use plotq_mongo::{MongoConfig, MongoStore};
 use plotq_ports::{MetricStore, PortError, SeriesQuery};
@@ -13,6 +14,7 @@ fn config() -> MongoConfig {
         database: format!("t_{}", &uuid::Uuid::new_v4().simple().to_string()[..10]),
         timeout: Duration::from_secs(10),
         raw_retention: Duration::from_secs(48 * 3600),
+        rollup_retention: Duration::from_secs(90 * 86_400),
     }
 }
 
@@ -114,17 +116,108 @@ async fn the_retention_ttl_index_follows_the_setting() {
             .and_then(|(_, ttl)| ttl)
     };
     assert_eq!(
-        ttl_of_hi(store.index_ttls().await.unwrap()),
+        ttl_of_hi(store.index_ttls(false).await.unwrap()),
         Some(48 * 3600)
     );
     // Restarted with another retention: the same index, the new expiry.
     config.raw_retention = Duration::from_secs(3 * 3600);
     let store = MongoStore::new(&config).await.unwrap();
     store.ensure_indexes().await.unwrap();
-    let indexes = store.index_ttls().await.unwrap();
+    let indexes = store.index_ttls(false).await.unwrap();
     assert_eq!(
         indexes.iter().filter(|(keys, _)| keys == &["hi"]).count(),
         1
     );
     assert_eq!(ttl_of_hi(indexes), Some(3 * 3600));
+    let rollup_ttl = store
+        .index_ttls(true)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|(keys, _)| keys == &["t"])
+        .and_then(|(_, ttl)| ttl);
+    assert_eq!(rollup_ttl, Some(90 * 86_400));
+}
+
+#[tokio::test]
+async fn rollups_merge_across_batches_per_series_and_minute() {
+    let store = MongoStore::new(&config()).await.unwrap();
+    store.ensure_indexes().await.unwrap();
+    let t0 = (plotq_ports::clock::now_ms() - 3_600_000) / 60_000 * 60_000;
+    // Three minutes of latencies and status codes, written in 30 batches.
+    let latencies: Vec<Sample> = (0..3_000)
+        .map(|i| sample("a", "latency_ms", 1.0 + (i % 500) as f64, t0 + i * 60))
+        .collect();
+    let codes: Vec<Sample> = (0..3_000)
+        .map(|i| {
+            let code = if i % 10 == 0 { 503.0 } else { 200.0 };
+            sample("a", "status_code", code, t0 + i * 60)
+        })
+        .collect();
+    for batch in latencies.chunks(200).zip(codes.chunks(200)) {
+        let both: Vec<Sample> = batch.0.iter().chain(batch.1).cloned().collect();
+        store.insert(&both).await.unwrap();
+    }
+    let read = store
+        .rollups(&SeriesQuery {
+            metric: "latency_ms",
+            ..query("a", t0, t0 + 179_999, false)
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        read.docs_read, 3,
+        "one document per minute, however many batches"
+    );
+    let expected: Vec<(i64, Rollup)> = (0..3)
+        .map(|m| {
+            let values: Vec<f64> = latencies[m * 1_000..(m + 1) * 1_000]
+                .iter()
+                .map(|s| s.value)
+                .collect();
+            (t0 + m as i64 * 60_000, Rollup::of(&values))
+        })
+        .collect();
+    for ((t, got), (want_t, want)) in read.minutes.iter().zip(&expected) {
+        assert_eq!(t, want_t);
+        assert_eq!(
+            (got.count, got.min, got.max, &got.positive, got.zeros),
+            (want.count, want.min, want.max, &want.positive, want.zeros)
+        );
+        assert!((got.sum - want.sum).abs() <= 1e-9 * want.sum.abs());
+    }
+    let codes = store
+        .rollups(&SeriesQuery {
+            metric: "status_code",
+            ..query("a", t0, t0 + 179_999, false)
+        })
+        .await
+        .unwrap();
+    let merged = Rollup::merged(codes.minutes.iter().map(|(_, r)| r));
+    assert_eq!(
+        merged.codes,
+        std::collections::BTreeMap::from([(200, 2_700), (503, 300)])
+    );
+}
+
+#[tokio::test]
+async fn windows_at_the_end_of_year_9999_are_read() {
+    let store = MongoStore::new(&config()).await.unwrap();
+    store.ensure_indexes().await.unwrap();
+    let last = plotq_domain::timestamp::MAX_TIMESTAMP_MS;
+    store
+        .insert(&[sample("a", "latency_ms", 7.0, last)])
+        .await
+        .unwrap();
+    // The query's margins would reach year 10000; they are clamped.
+    let got = store
+        .points(&query("a", last - 60_000, last, true))
+        .await
+        .unwrap();
+    assert_eq!((got.values, got.timestamps_ms), (vec![7.0], vec![last]));
+    let rollups = store
+        .rollups(&query("a", last - 60_000, last, false))
+        .await
+        .unwrap();
+    assert_eq!(rollups.minutes.len(), 1);
 }

@@ -79,6 +79,9 @@ pub struct PlotEventDoc {
     /// The dashboard view the plot belongs to, if any.
     #[schema(nullable = false)]
     view: Option<String>,
+    /// What the plot was drawn from (`plot.ready`).
+    #[schema(nullable = false)]
+    source: Option<plotq_http::SourceDoc>,
     /// When the event happened, epoch ms.
     at_ms: i64,
 }

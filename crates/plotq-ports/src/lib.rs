@@ -119,6 +119,15 @@ impl Points {
     }
 }
 
+/// Minute rollups of one series read back from a store.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Rollups {
+    /// `(minute start, rollup)` in time order, only minutes that hold samples.
+    pub minutes: Vec<(i64, plotq_domain::rollup::Rollup)>,
+    /// Stored documents read to answer.
+    pub docs_read: u64,
+}
+
 /// How full a bounded store is (shown by `/readyz`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct StoreUsage {
@@ -136,6 +145,9 @@ pub trait MetricStore: Send + Sync + 'static {
     async fn insert(&self, samples: &[Sample]) -> PortResult<()>;
     /// The samples `query` asks for, in no particular order.
     async fn points(&self, query: &SeriesQuery<'_>) -> PortResult<Points>;
+    /// The minute rollups of the minutes that overlap the query's window (whole minutes:
+    /// the first and last may reach outside it).
+    async fn rollups(&self, query: &SeriesQuery<'_>) -> PortResult<Rollups>;
     /// Readiness probe.
     async fn ping(&self) -> PortResult<()>;
     /// How full the store is, when it has a size bound of its own.

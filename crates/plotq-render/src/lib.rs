@@ -44,13 +44,35 @@ fn register_fonts() {
 }
 
 /// The samples of one service in the plot's range.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct SeriesData {
     pub service: String,
     /// Epoch milliseconds, parallel to `values`; may be empty for kinds that do not
     /// need time (histogram, cdf, status codes).
     pub timestamps_ms: Vec<i64>,
     pub values: Vec<f64>,
+    /// How many samples each value stands for: 1 for raw samples, more for the
+    /// stand-ins of a rollup (`Rollup::representatives`); counts and rates drawn are
+    /// multiplied by it.
+    pub weight: f64,
+}
+
+impl Default for SeriesData {
+    fn default() -> Self {
+        Self {
+            service: String::new(),
+            timestamps_ms: Vec::new(),
+            values: Vec::new(),
+            weight: 1.0,
+        }
+    }
+}
+
+impl SeriesData {
+    /// The samples this series stands for.
+    pub fn samples(&self) -> usize {
+        (self.values.len() as f64 * self.weight.max(1.0)).round() as usize
+    }
 }
 
 /// Everything a render needs besides the spec.
@@ -65,6 +87,9 @@ pub struct PlotData {
     /// One entry per service of the spec, in the spec's order (at most
     /// [`MAX_SERVICES`](plotq_domain::plot::MAX_SERVICES)).
     pub series: Vec<SeriesData>,
+    /// What the plot was drawn from, written small in the image's bottom-right corner
+    /// (e.g. "from 1-min rollups, percentiles ±1%").
+    pub note: Option<String>,
 }
 
 /// A finished plot.
@@ -96,8 +121,8 @@ pub enum RenderError {
 pub fn render(spec: &PlotSpec, data: &PlotData) -> Result<Rendered, RenderError> {
     register_fonts();
     check_bounds(spec, data)?;
-    let n_samples = data.series.iter().map(|s| s.values.len()).sum();
-    if n_samples == 0 {
+    let n_samples = data.series.iter().map(SeriesData::samples).sum();
+    if data.series.iter().all(|s| s.values.is_empty()) {
         return Err(RenderError::NoData);
     }
     if spec.kind.needs_timestamps() && data.until_ms <= data.from_ms {

@@ -32,6 +32,7 @@ fn series(name: &str, values: &[f64]) -> SeriesData {
             .map(|i| UNTIL - SPAN + i * SPAN / (n - 1).max(1))
             .collect(),
         values: values.to_vec(),
+        weight: 1.0,
     }
 }
 
@@ -40,6 +41,7 @@ fn data(series: Vec<SeriesData>) -> PlotData {
         from_ms: UNTIL - SPAN,
         until_ms: UNTIL,
         series,
+        note: None,
     }
 }
 
@@ -312,7 +314,9 @@ fn a_sample_at_until_is_drawn() {
                 service: "a".into(),
                 timestamps_ms: vec![UNTIL],
                 values: vec![503.0],
+                weight: 1.0,
             }],
+            note: None,
         };
         let out = render(&s, &d).unwrap_or_else(|e| panic!("{kind:?}: {e}"));
         assert_eq!(png_size(&out.bytes), (1000, 600));
@@ -351,7 +355,9 @@ fn extreme_windows_are_bounded() {
                     service: "a".into(),
                     timestamps_ms: vec![from, until, from / 2 + until / 2],
                     values: vec![1.0, 500.0, 30.0],
+                    weight: 1.0,
                 }],
+                note: None,
             };
             match render(&s, &d) {
                 Ok(out) => assert_eq!(png_size(&out.bytes), (400, 300)),

@@ -125,12 +125,14 @@ fn case(kind: PlotKind) -> impl Strategy<Value = (PlotSpec, PlotData)> {
                         service: format!("s{i}"),
                         timestamps_ms: pairs.iter().map(|p| p.0).collect(),
                         values: pairs.iter().map(|p| p.1).collect(),
+                        weight: 1.0,
                     })
                     .collect();
                 let data = PlotData {
                     from_ms: FROM,
                     until_ms: UNTIL,
                     series,
+                    note: None,
                 };
                 (spec, data)
             },

@@ -54,6 +54,7 @@ fn series(name: &str, n: usize, span_ms: i64, seed: u64, status: bool) -> Series
         service: name.to_owned(),
         timestamps_ms,
         values,
+        weight: 1.0,
     }
 }
 
@@ -69,6 +70,7 @@ fn data_for(spec: &PlotSpec, n: usize) -> PlotData {
             .enumerate()
             .map(|(i, s)| series(s.as_str(), n, span, 1 + i as u64, status))
             .collect(),
+        note: None,
     }
 }
 
@@ -200,7 +202,9 @@ fn degenerate_data_renders_or_fails_precisely() {
                         service: "x".into(),
                         timestamps_ms: (0..n).map(|i| UNTIL - 600_000 + i * 600_000 / n).collect(),
                         values: values.clone(),
+                        weight: 1.0,
                     }],
+                    note: None,
                 };
                 match render(&s, &data) {
                     Ok(out) => {
@@ -228,6 +232,7 @@ fn empty_data_is_a_precise_error() {
         from_ms: 0,
         until_ms: 1,
         series: vec![SeriesData::default()],
+        note: None,
     };
     assert!(matches!(render(&s, &data), Err(RenderError::NoData)));
 }

@@ -23,11 +23,13 @@
 //!
 //! This crate knows ports, not technologies.
 
+use plotq_domain::rollup::{ROLLUP_MS, Rollup};
 use plotq_domain::wire::{EventKind, JobMessage, PlotEvent};
-use plotq_domain::{JobId, JobState, JobStatus, PlotSpec};
+use plotq_domain::{DataSource, JobId, JobState, JobStatus, PlotSpec};
 use plotq_ports::clock::now_ms;
 use plotq_ports::{
-    Acker, Backoff, Delivery, EventBus, JobQueue, MetricStore, PlotCache, PortError, SeriesQuery,
+    Acker, Backoff, Delivery, EventBus, JobQueue, MetricStore, PlotCache, PortError, PortResult,
+    SeriesQuery,
 };
 use plotq_render::{PlotData, RenderError, Rendered, SeriesData};
 use std::any::Any;
@@ -64,6 +66,31 @@ pub struct WorkerConfig {
     pub shutdown_grace: Duration,
     /// What draws the plot: `plotq_render::render` unless a test swaps in a double.
     pub renderer: Renderer,
+    /// Where raw samples stop and rollups take over (see `choose_source`).
+    pub sources: SourcePolicy,
+}
+
+/// When a plot is drawn from one-minute rollups instead of raw samples: windows longer
+/// than `rollup_after`, windows reaching past the raw retention, and windows whose
+/// rollups count more than `raw_max_samples` samples (all services together).
+#[derive(Debug, Clone, Copy)]
+pub struct SourcePolicy {
+    pub rollup_after: Duration,
+    pub raw_retention: Duration,
+    pub raw_max_samples: u64,
+    /// Stand-in values per series drawn from rollups (bounds the render's memory).
+    pub rollup_budget: usize,
+}
+
+impl Default for SourcePolicy {
+    fn default() -> Self {
+        Self {
+            rollup_after: Duration::from_secs(3 * 3600),
+            raw_retention: Duration::from_secs(48 * 3600),
+            raw_max_samples: 5_000_000,
+            rollup_budget: 500_000,
+        }
+    }
 }
 
 impl Default for WorkerConfig {
@@ -77,6 +104,7 @@ impl Default for WorkerConfig {
             max_attempts: 5,
             shutdown_grace: Duration::from_secs(30),
             renderer: Renderer::default(),
+            sources: SourcePolicy::default(),
         }
     }
 }
@@ -535,32 +563,14 @@ async fn attempt(
     }
     let spec = &message.spec;
     let (from_ms, until_ms) = spec.range.resolve(message.until_ms);
-    let mut series = Vec::with_capacity(spec.services.len());
-    for service in &spec.services {
-        let query = SeriesQuery {
-            service: service.as_str(),
-            metric: spec.metric.as_str(),
-            from_ms,
-            until_ms,
-            with_timestamps: spec.kind.needs_timestamps(),
-        };
-        match ports.store.points(&query).await {
-            Ok(points) => series.push(SeriesData {
-                service: service.to_string(),
-                timestamps_ms: points.timestamps_ms,
-                values: points.values,
-            }),
+    let (data, source, samples) =
+        match read_data(ports, &config.sources, spec, from_ms, until_ms).await {
+            Ok(read) => read,
             Err(e) => return Outcome::Transient(e),
-        }
-    }
-    if series.iter().all(|s| s.values.is_empty()) {
+        };
+    if data.series.iter().all(|s| s.values.is_empty()) {
         return Outcome::Permanent(no_data(spec));
     }
-    let data = PlotData {
-        from_ms,
-        until_ms,
-        series,
-    };
     let (rendered, render_ms) = match render(config, slots, spec, data).await {
         Ok(r) => r,
         Err(outcome) => return outcome,
@@ -574,7 +584,8 @@ async fn attempt(
     }
     state.status = JobStatus::Done;
     state.error = None;
-    state.n_samples = Some(rendered.n_samples as u64);
+    state.n_samples = Some(samples.unwrap_or(rendered.n_samples as u64));
+    state.source = Some(source);
     state.render_ms = Some((render_ms * 100.0).round() / 100.0);
     state.updated_at_ms = now_ms();
     if let Err(e) = ports.cache.put_state(&state, config.state_ttl).await {
@@ -586,6 +597,103 @@ async fn attempt(
     }
     tracing::info!(id = %message.id, n = rendered.n_samples, render_ms, bytes = rendered.bytes.len(), "plot ready");
     Outcome::Done
+}
+
+/// The plot's data, what it came from, and (from rollups) the exact sample count.
+async fn read_data(
+    ports: &WorkerPorts,
+    policy: &SourcePolicy,
+    spec: &PlotSpec,
+    from_ms: i64,
+    until_ms: i64,
+) -> PortResult<(PlotData, DataSource, Option<u64>)> {
+    let queries: Vec<SeriesQuery<'_>> = spec
+        .services
+        .iter()
+        .map(|service| SeriesQuery {
+            service: service.as_str(),
+            metric: spec.metric.as_str(),
+            from_ms,
+            until_ms,
+            with_timestamps: spec.kind.needs_timestamps(),
+        })
+        .collect();
+    let window_ms = until_ms.saturating_sub(from_ms);
+    let raw_horizon = now_ms() - policy.raw_retention.as_millis() as i64;
+    // The rollups also count the window's samples cheaply (one document a minute).
+    let mut rollups = Vec::with_capacity(queries.len());
+    for q in &queries {
+        rollups.push(ports.store.rollups(q).await?);
+    }
+    let estimated: u64 = rollups
+        .iter()
+        .flat_map(|r| r.minutes.iter().map(|(_, m)| m.count))
+        .sum();
+    let by_rollups = window_ms > policy.rollup_after.as_millis() as i64
+        || from_ms < raw_horizon
+        || estimated > policy.raw_max_samples;
+    let mut series = Vec::with_capacity(queries.len());
+    if by_rollups {
+        let mut total = 0u64;
+        for (q, read) in queries.iter().zip(&rollups) {
+            let stand_in = stand_ins(&read.minutes, policy.rollup_budget);
+            total += stand_in.1;
+            series.push(SeriesData {
+                service: q.service.to_owned(),
+                ..stand_in.0
+            });
+        }
+        let source = DataSource::minute_rollups();
+        let data = PlotData {
+            from_ms,
+            until_ms,
+            series,
+            note: Some(source.describe(total)),
+        };
+        return Ok((data, source, Some(total)));
+    }
+    let mut total = 0u64;
+    for q in &queries {
+        let points = ports.store.points(q).await?;
+        total += points.values.len() as u64;
+        series.push(SeriesData {
+            service: q.service.to_owned(),
+            timestamps_ms: points.timestamps_ms,
+            values: points.values,
+            weight: 1.0,
+        });
+    }
+    let source = DataSource::Exact;
+    let data = PlotData {
+        from_ms,
+        until_ms,
+        series,
+        note: Some(source.describe(total)),
+    };
+    Ok((data, source, None))
+}
+
+/// At most about `budget` stand-in values for the minutes' samples, each minute's
+/// spread over its minute (in an order that does not follow their values), all of one
+/// weight; and the exact number of samples they stand for.
+fn stand_ins(minutes: &[(i64, Rollup)], budget: usize) -> (SeriesData, u64) {
+    let total: u64 = minutes.iter().map(|(_, r)| r.count).sum();
+    let weight = (total as f64 / budget.max(1) as f64).max(1.0);
+    let mut data = SeriesData {
+        weight,
+        ..SeriesData::default()
+    };
+    for (minute, rollup) in minutes {
+        let values = rollup.stand_ins(weight);
+        let k = values.len().max(1) as i64;
+        for (j, v) in values.into_iter().enumerate() {
+            // A stride coprime with most k scatters the sorted values over the minute.
+            let slot = (j as i64 * 7_919) % k;
+            data.timestamps_ms.push(minute + slot * ROLLUP_MS / k);
+            data.values.push(v);
+        }
+    }
+    (data, total)
 }
 
 /// Renders on the blocking pool under the deadline, holding a render permit for as long

@@ -4,6 +4,7 @@
 //! settlements (never on logs), and waits on events or state under a deadline.
 
 use async_trait::async_trait;
+use plotq_domain::DataSource;
 use plotq_domain::wire::{EventId, EventKind, JobMessage, PlotEvent};
 use plotq_domain::{
     JobId, JobState, JobStatus, MetricName, PlotKind, PlotSpec, Sample, ServiceName,
@@ -70,6 +71,10 @@ impl MetricStore for FaultyStore {
             return Err(PortError::unavailable("mongodb", "injected outage"));
         }
         self.inner.points(query).await
+    }
+
+    async fn rollups(&self, query: &SeriesQuery<'_>) -> PortResult<plotq_ports::Rollups> {
+        self.inner.rollups(query).await
     }
 
     async fn ping(&self) -> PortResult<()> {
@@ -336,6 +341,101 @@ async fn a_job_with_data_ends_done_with_one_ready_event() {
     assert!(h.cache.get_image(job.id).await.unwrap().is_some());
     assert_eq!(h.events_of(job.id).await, [EventKind::PlotReady]);
     assert!(h.queue.dead_letters(10).await.unwrap().is_empty());
+}
+
+/// A job over the last `window` of `service`.
+fn job_over(service: &str, kind: PlotKind, window: &str) -> JobMessage {
+    let mut spec = PlotSpec::new(kind, ServiceName::parse(service).unwrap());
+    spec.range = plotq_domain::TimeRange::Last(plotq_domain::Window::parse(window).unwrap());
+    JobMessage::new(&JobState::queued(JobId::new_random(), spec, now_ms()))
+}
+
+/// Renders `job` to its final state.
+async fn rendered(h: &Harness, job: &JobMessage) -> JobState {
+    assert_eq!(
+        h.process(job.encode(), false, &h.slots()).await,
+        [Settled::Ack]
+    );
+    h.state(job.id).await.unwrap()
+}
+
+#[tokio::test]
+async fn long_windows_are_drawn_from_rollups_and_say_so() {
+    let mut h = Harness::new();
+    h.config.sources.rollup_after = Duration::from_secs(3 * 3600);
+    // Six hours of one sample every 2 s (10,800 samples), whole minutes.
+    let end = now_ms() / 60_000 * 60_000 - 60_000;
+    let samples: Vec<Sample> = (0..10_800)
+        .map(|i| Sample {
+            service: ServiceName::parse("checkout").unwrap(),
+            metric: MetricName::parse("latency_ms").unwrap(),
+            value: 5.0 + (i % 97) as f64,
+            timestamp_ms: end - i * 2_000,
+        })
+        .collect();
+    h.store.insert(&samples).await.unwrap();
+    for kind in [
+        PlotKind::Histogram,
+        PlotKind::LatencyTimeseries,
+        PlotKind::Throughput,
+    ] {
+        let state = rendered(&h, &job_over("checkout", kind, "6h")).await;
+        assert_eq!(state.status, JobStatus::Done, "{kind:?}: {:?}", state.error);
+        assert_eq!(state.source, Some(DataSource::minute_rollups()), "{kind:?}");
+        // Whole minutes: the rollups hold every sample of the window's minutes.
+        assert!(
+            (10_770..=10_800).contains(&state.n_samples.unwrap()),
+            "{kind:?}: {:?}",
+            state.n_samples
+        );
+    }
+    let short = rendered(&h, &job_over("checkout", PlotKind::Histogram, "1h")).await;
+    assert_eq!(short.source, Some(DataSource::Exact));
+    // Exactly the samples in the last hour.
+    let exact = samples
+        .iter()
+        .filter(|s| s.timestamp_ms >= now_ms() - 3_600_000 - 5_000)
+        .count() as u64;
+    assert!(short.n_samples.unwrap().abs_diff(exact) <= 3, "{short:?}");
+    // The ready event says what the plot was drawn from.
+    let sources: Vec<Option<DataSource>> = h
+        .events()
+        .await
+        .iter()
+        .filter(|e| e.event == EventKind::PlotReady)
+        .map(|e| e.source)
+        .collect();
+    assert_eq!(sources.len(), 4);
+    assert!(
+        sources[..3]
+            .iter()
+            .all(|s| *s == Some(DataSource::minute_rollups()))
+    );
+    assert_eq!(sources[3], Some(DataSource::Exact));
+}
+
+#[tokio::test]
+async fn windows_past_the_raw_retention_or_over_the_sample_bound_use_rollups() {
+    let mut h = Harness::new();
+    h.ingest("checkout").await;
+    // 200 samples in the last 21 s: a 1 h window is raw by default...
+    let state = rendered(&h, &job_over("checkout", PlotKind::Histogram, "1h")).await;
+    assert_eq!(
+        (state.source, state.n_samples),
+        (Some(DataSource::Exact), Some(200))
+    );
+    // ...but not when it reaches past the raw retention,
+    h.config.sources.raw_retention = Duration::from_secs(1800);
+    let state = rendered(&h, &job_over("checkout", PlotKind::Histogram, "1h")).await;
+    assert_eq!(
+        (state.source, state.n_samples),
+        (Some(DataSource::minute_rollups()), Some(200))
+    );
+    // ...nor when it holds more samples than raw plots may read.
+    h.config.sources.raw_retention = Duration::from_secs(48 * 3600);
+    h.config.sources.raw_max_samples = 100;
+    let state = rendered(&h, &job_over("checkout", PlotKind::Histogram, "1h")).await;
+    assert_eq!(state.source, Some(DataSource::minute_rollups()));
 }
 
 #[tokio::test]

@@ -8,7 +8,8 @@
 use crate::config::{
     ApiArgs, ApiSettings, AuthSettings, BrokerAccess, CacheSettings, Command, DependencySettings,
     DlqArgs, DlqCommand, EventBusSettings, EventSettings, HttpSettings, MongoSettings,
-    NotifierArgs, RedisSettings, StandaloneArgs, WorkerArgs, WorkerSettings, limits_config, redact,
+    NotifierArgs, RedisSettings, RetentionSettings, StandaloneArgs, WorkerArgs, WorkerSettings,
+    limits_config, redact,
 };
 use crate::demo;
 use anyhow::Context;
@@ -28,7 +29,7 @@ use plotq_ports::memory::{
 };
 use plotq_ports::{EventBus, JobQueue, MetricStore, PlotCache, ViewRegistry};
 use plotq_redis::{RedisCache, RedisConfig, RedisEventBus, RedisViews};
-use plotq_worker::{WorkerConfig, WorkerPorts};
+use plotq_worker::{SourcePolicy, WorkerConfig, WorkerPorts};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,13 +61,23 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
     app.run_until_stopped(crate::shutdown::on_signal()).await
 }
 
-fn worker_config(worker: &WorkerSettings, cache: &CacheSettings) -> WorkerConfig {
+fn worker_config(
+    worker: &WorkerSettings,
+    cache: &CacheSettings,
+    retention: &RetentionSettings,
+) -> WorkerConfig {
     WorkerConfig {
         prefetch: worker.prefetch,
         png_ttl: Duration::from_secs(cache.png_ttl_secs),
         state_ttl: Duration::from_secs(cache.state.state_ttl_secs),
         render_deadline: Duration::from_secs(worker.render_deadline_secs),
         max_attempts: worker.max_attempts,
+        sources: SourcePolicy {
+            rollup_after: worker.rollup_after,
+            raw_retention: retention.raw_retention,
+            raw_max_samples: worker.raw_max_samples,
+            ..SourcePolicy::default()
+        },
         ..WorkerConfig::default()
     }
 }
@@ -115,6 +126,7 @@ async fn mongo(
         database,
         timeout: deps.dependency_timeout(),
         raw_retention: mongo.retention.raw_retention,
+        rollup_retention: mongo.retention.rollup_retention,
     })
     .await?;
     if let Err(e) = store.ensure_indexes().await {
@@ -384,7 +396,7 @@ impl App {
         let mut app = Self::new("worker", None, CancellationToken::new());
         app.tasks.push(worker_task(
             ports,
-            worker_config(&args.worker, &args.cache),
+            worker_config(&args.worker, &args.cache, &args.mongo.retention),
             &app.stop,
         ));
         Ok(app)
@@ -441,6 +453,7 @@ impl App {
         let EventBusSettings { event_history } = args.bus;
         let store: Arc<dyn MetricStore> = Arc::new(MemoryStore::new(MemoryStoreConfig {
             retention: args.retention.raw_retention,
+            rollup_retention: args.retention.rollup_retention,
             max_bytes: args.memory_store_max_bytes,
         }));
         let queue: Arc<dyn JobQueue> = Arc::new(MemoryQueue::with_retry_delays(
@@ -462,7 +475,7 @@ impl App {
         for _ in 0..args.workers.max(1) {
             tasks.push(worker_task(
                 worker_ports.clone(),
-                worker_config(&args.worker, &args.cache),
+                worker_config(&args.worker, &args.cache, &args.retention),
                 &stop,
             ));
         }

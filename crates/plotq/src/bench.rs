@@ -70,7 +70,9 @@ fn render(args: &BenchRenderArgs) -> anyhow::Result<()> {
             service: "payment-service".to_owned(),
             timestamps_ms,
             values,
+            weight: 1.0,
         }],
+        note: None,
     };
     let reps = args.reps.max(1);
     // Warm-up (font registration, allocator), like the baseline's.

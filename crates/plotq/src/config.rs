@@ -695,6 +695,14 @@ pub struct WorkerSettings {
     /// Attempts before a transiently failing job is dead-lettered.
     #[arg(long, env = "PLOTQ_MAX_ATTEMPTS", default_value_t = 5)]
     pub max_attempts: u32,
+    /// Windows longer than this (`<n>s|m|h|d`) are drawn from one-minute rollups (so are
+    /// windows reaching past the raw retention).
+    #[arg(long, env = "PLOTQ_ROLLUP_AFTER", default_value = "3h", value_parser = parse_duration)]
+    pub rollup_after: Duration,
+    /// Windows holding more samples than this (all services together) are drawn from
+    /// rollups.
+    #[arg(long, env = "PLOTQ_RAW_MAX_SAMPLES", default_value_t = 5_000_000)]
+    pub raw_max_samples: u64,
 }
 
 impl WorkerSettings {
@@ -880,6 +888,10 @@ pub struct RetentionSettings {
     /// in MongoDB, changed in place when this changes).
     #[arg(long, env = "PLOTQ_RAW_RETENTION", default_value = "48h", value_parser = parse_duration)]
     pub raw_retention: Duration,
+    /// How long the one-minute rollups are kept (`<n>s|m|h|d`); plots of windows past
+    /// the raw retention are drawn from them.
+    #[arg(long, env = "PLOTQ_ROLLUP_RETENTION", default_value = "90d", value_parser = parse_duration)]
+    pub rollup_retention: Duration,
 }
 
 /// `<n>s`, `<n>m`, `<n>h` or `<n>d`, at least one second.

@@ -1,15 +1,17 @@
-//! `MemoryStore`, the in-process `MetricStore`: the same bucketed model as MongoDB —
-//! per series, one-minute buckets of encoded chunks (`plotq_domain::chunk`, ~9–10 bytes a
-//! sample) — with the configured raw retention and a byte bound. Samples leave only
-//! through retention; an insert that would pass the bound is refused whole
-//! (`PortError::Full`), never half-written and never made room for by dropping data.
+//! `MemoryStore`, the in-process `MetricStore`: the same model as MongoDB — per series,
+//! one-minute buckets of encoded chunks (`plotq_domain::chunk`, ~9–10 bytes a sample)
+//! and one-minute rollups (`plotq_domain::rollup`) — with the configured raw and rollup
+//! retentions and a byte bound. Data leaves only through retention; an insert that would
+//! pass the bound is refused whole (`PortError::Full`), never half-written and never made
+//! room for by dropping data.
 //! Part of the embedded standalone implementation, and a unit-test double.
 
 use crate::clock::{Clock, SystemClock};
-use crate::{MetricStore, Points, PortError, PortResult, SeriesQuery, StoreUsage};
+use crate::{MetricStore, Points, PortError, PortResult, Rollups, SeriesQuery, StoreUsage};
 use async_trait::async_trait;
 use plotq_domain::Sample;
 use plotq_domain::chunk::{BUCKET_MS, Chunk, bucket_of, into_chunks};
+use plotq_domain::rollup::Rollup;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,6 +24,8 @@ const MAX_CHUNKS_PER_BUCKET: usize = 16;
 pub struct MemoryStoreConfig {
     /// Samples older than this (by the clock) are dropped.
     pub retention: Duration,
+    /// Rollups older than this are dropped.
+    pub rollup_retention: Duration,
     /// Encoded bytes the store may hold.
     pub max_bytes: u64,
 }
@@ -30,6 +34,7 @@ impl Default for MemoryStoreConfig {
     fn default() -> Self {
         Self {
             retention: Duration::from_secs(48 * 3600),
+            rollup_retention: Duration::from_secs(90 * 86_400),
             max_bytes: 2 << 30,
         }
     }
@@ -45,24 +50,35 @@ struct Bucket {
 }
 
 #[derive(Debug, Default)]
+struct Series {
+    raw: BTreeMap<i64, Bucket>,
+    rollups: BTreeMap<i64, Rollup>,
+}
+
+#[derive(Debug, Default)]
 struct Inner {
-    series: HashMap<SeriesKey, BTreeMap<i64, Bucket>>,
+    series: HashMap<SeriesKey, Series>,
     bytes: u64,
     samples: u64,
 }
 
 impl Inner {
-    /// Drops every bucket that ended before `horizon_ms`.
-    fn expire(&mut self, horizon_ms: i64) {
+    /// Drops the raw buckets that ended before `raw_ms` and the rollups that ended
+    /// before `rollup_ms`.
+    fn expire(&mut self, raw_ms: i64, rollup_ms: i64) {
         let (mut bytes, mut samples) = (0, 0);
-        self.series.retain(|_, buckets| {
-            // Buckets starting at or after this one still hold samples >= horizon.
-            let keep = buckets.split_off(&(bucket_of(horizon_ms)));
-            for gone in std::mem::replace(buckets, keep).into_values() {
+        self.series.retain(|_, series| {
+            // Buckets starting at or after the horizon's still hold newer samples.
+            let keep = series.raw.split_off(&bucket_of(raw_ms));
+            for gone in std::mem::replace(&mut series.raw, keep).into_values() {
                 bytes += gone.bytes;
                 samples += gone.samples;
             }
-            !buckets.is_empty()
+            let keep = series.rollups.split_off(&bucket_of(rollup_ms));
+            for gone in std::mem::replace(&mut series.rollups, keep).into_values() {
+                bytes += gone.size_bytes();
+            }
+            !(series.raw.is_empty() && series.rollups.is_empty())
         });
         self.bytes -= bytes;
         self.samples -= samples;
@@ -106,6 +122,10 @@ impl MemoryStore {
     fn horizon_ms(&self) -> i64 {
         self.clock.now_ms() - self.config.retention.as_millis() as i64
     }
+
+    fn rollup_horizon_ms(&self) -> i64 {
+        self.clock.now_ms() - self.config.rollup_retention.as_millis() as i64
+    }
 }
 
 #[async_trait]
@@ -122,9 +142,20 @@ impl MetricStore for MemoryStore {
                 (c, bytes, n)
             })
             .collect();
+        let rollup_horizon = self.rollup_horizon_ms();
+        let rollups: Vec<_> = into_chunks(samples)
+            .into_iter()
+            .filter(|c| c.bucket_ms + BUCKET_MS > rollup_horizon)
+            .map(|c| {
+                let key = (c.service.to_string(), c.metric.to_string());
+                (key, c.bucket_ms, Rollup::of(&c.chunk.values))
+            })
+            .collect();
         let mut inner = self.inner.lock().expect("store lock");
-        inner.expire(horizon);
-        let adding: u64 = chunks.iter().map(|(_, b, _)| b.len() as u64).sum();
+        inner.expire(horizon, rollup_horizon);
+        // Rollups grow by at most their own size when merged into a stored one.
+        let adding: u64 = chunks.iter().map(|(_, b, _)| b.len() as u64).sum::<u64>()
+            + rollups.iter().map(|(_, _, r)| r.size_bytes()).sum::<u64>();
         if inner.bytes + adding > self.config.max_bytes {
             return Err(PortError::Full {
                 dependency: "memory store",
@@ -140,6 +171,7 @@ impl MetricStore for MemoryStore {
                 .series
                 .entry(key)
                 .or_default()
+                .raw
                 .entry(c.bucket_ms)
                 .or_default();
             let mut delta = bytes.len() as i64;
@@ -160,7 +192,43 @@ impl MetricStore for MemoryStore {
             inner.bytes = (inner.bytes as i64 + delta) as u64;
             inner.samples += n;
         }
+        for (key, minute, rollup) in rollups {
+            let stored = inner
+                .series
+                .entry(key)
+                .or_default()
+                .rollups
+                .entry(minute)
+                .or_default();
+            // A new (empty) entry was not counted yet.
+            let before = if stored.count == 0 {
+                0
+            } else {
+                stored.size_bytes()
+            };
+            stored.merge(&rollup);
+            let after = stored.size_bytes();
+            inner.bytes = inner.bytes + after - before;
+        }
         Ok(())
+    }
+
+    async fn rollups(&self, query: &SeriesQuery<'_>) -> PortResult<Rollups> {
+        let inner = self.inner.lock().expect("store lock");
+        let key = (query.service.to_owned(), query.metric.to_owned());
+        let from = bucket_of(query.from_ms.max(self.rollup_horizon_ms()));
+        let minutes: Vec<(i64, Rollup)> = match inner.series.get(&key) {
+            Some(series) if from <= query.until_ms => series
+                .rollups
+                .range(from..=query.until_ms)
+                .map(|(&t, r)| (t, r.clone()))
+                .collect(),
+            _ => Vec::new(),
+        };
+        Ok(Rollups {
+            docs_read: minutes.len() as u64,
+            minutes,
+        })
     }
 
     async fn points(&self, query: &SeriesQuery<'_>) -> PortResult<Points> {
@@ -170,7 +238,8 @@ impl MetricStore for MemoryStore {
             let key = (query.service.to_owned(), query.metric.to_owned());
             let from = bucket_of(query.from_ms.max(self.horizon_ms()));
             match inner.series.get(&key) {
-                Some(buckets) if from <= query.until_ms => buckets
+                Some(series) if from <= query.until_ms => series
+                    .raw
                     .range(from..=query.until_ms)
                     .flat_map(|(_, b)| b.chunks.iter().cloned())
                     .collect(),
@@ -235,6 +304,7 @@ mod tests {
         let clock = Arc::new(ManualClock::new(NOW));
         let config = MemoryStoreConfig {
             retention: Duration::from_secs(retention_secs),
+            rollup_retention: Duration::from_secs(retention_secs * 4),
             max_bytes,
         };
         (MemoryStore::with_clock(config, clock.clone()), clock)
@@ -280,6 +350,10 @@ mod tests {
             "{} bytes for 100k samples",
             usage.bytes
         );
+        let rollups = store.rollups(&query(start, start + 599_999)).await.unwrap();
+        assert_eq!(rollups.docs_read, 10);
+        let merged = Rollup::merged(rollups.minutes.iter().map(|(_, r)| r));
+        assert_eq!((merged.count, merged.min, merged.max), (100_000, 0.0, 99.0));
     }
 
     #[tokio::test]
@@ -294,14 +368,25 @@ mod tests {
         clock.advance(Duration::from_secs(2_400));
         let got = store.points(&query(0, NOW + 2_400_000)).await.unwrap();
         assert_eq!(got.values, vec![2.0]);
-        // Its bucket's bytes are released at the next write.
+        // Its bucket's bytes are released at the next write; its rollup stays.
         store.insert(&[sample(3.0, NOW)]).await.unwrap();
         assert_eq!(store.usage().unwrap().samples, 2);
+        let rollups = store.rollups(&query(0, NOW + 2_400_000)).await.unwrap();
+        let counts: Vec<u64> = rollups.minutes.iter().map(|(_, r)| r.count).collect();
+        assert_eq!(counts, [1, 1, 1]);
+        // Past the rollup retention (4 h here), the rollup goes too.
+        clock.advance(Duration::from_secs(4 * 3600));
+        store
+            .insert(&[sample(4.0, NOW + 4 * 3_600_000 + 2_400_000)])
+            .await
+            .unwrap();
+        let rollups = store.rollups(&query(0, NOW)).await.unwrap();
+        assert!(rollups.minutes.is_empty());
     }
 
     #[tokio::test]
     async fn a_batch_past_the_bound_is_refused_whole_and_nothing_is_lost() {
-        let (store, _) = store(3600, 2_000);
+        let (store, _) = store(3600, 4_000);
         let first: Vec<Sample> = (0..100).map(|i| sample(i as f64, NOW - i)).collect();
         store.insert(&first).await.unwrap();
         let before = store.usage().unwrap();

@@ -6,7 +6,7 @@
 //! Any finite values bin (the bins come from `stats`, overflow-free); the bin count is
 //! the spec's, clamped to its bounds.
 
-use super::{Area, YAxis, dropped_note, positive_only};
+use super::{Area, YAxis, dropped_note, positive_only, weighted};
 use crate::axis;
 use crate::frame::{Ctx, chart_builder, draw_legend, draw_mesh, stroke, widest};
 use crate::{PlotData, RenderError, drawing_error};
@@ -19,6 +19,8 @@ struct Prepared<'d> {
     name: &'d str,
     values: Cow<'d, [f64]>,
     summary: Summary,
+    /// Samples per value (`SeriesData::weight`).
+    weight: f64,
 }
 
 /// The series ready to bin: non-positive values removed on a log axis, summaries taken.
@@ -37,7 +39,7 @@ fn prepare<'d>(
         } else {
             (Cow::Borrowed(&s.values[..]), 0)
         };
-        dropped_total += dropped;
+        dropped_total += weighted(dropped as u64, s.weight) as usize;
         let Some(summary) = stats::summarize(&values) else {
             continue;
         };
@@ -45,6 +47,7 @@ fn prepare<'d>(
             name: &s.service,
             values,
             summary,
+            weight: s.weight,
         });
     }
     if out.is_empty() {
@@ -75,6 +78,7 @@ pub(crate) fn histogram<DB: DrawingBackend>(
                 name: &only.service,
                 values: Cow::Borrowed(&only.values[..]),
                 summary,
+                weight: only.weight,
             }];
             (series, vec![bins], 0)
         }
@@ -101,6 +105,15 @@ pub(crate) fn histogram<DB: DrawingBackend>(
             (series, bins, dropped)
         }
     };
+    // Stand-ins of rollups count for `weight` samples each.
+    let mut bins = bins;
+    for (b, s) in bins.iter_mut().zip(&series) {
+        if s.weight > 1.0 {
+            b.counts
+                .iter_mut()
+                .for_each(|c| *c = weighted(*c, s.weight));
+        }
+    }
     let single = series.len() == 1;
     let entries = if single { 4 } else { series.len() } + usize::from(dropped > 0);
     let peak = bins.iter().map(Bins::max_count).max().unwrap_or(1).max(1) as f64;

@@ -20,6 +20,7 @@ pub(crate) fn heatmap<DB: DrawingBackend>(
     data: &PlotData,
 ) -> Result<(), RenderError> {
     let s = &data.series[0];
+    let weight = s.weight;
     let (from, until) = (ctx.from_ms, ctx.until_ms);
     // Keep only the window's positive values (log axis), with their timestamps.
     let mut timestamps = Vec::with_capacity(s.timestamps_ms.len().min(s.values.len()));
@@ -137,14 +138,17 @@ pub(crate) fn heatmap<DB: DrawingBackend>(
     chart
         .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())
         .map_err(drawing_error)?
-        .label(format!("darker = more samples (max {peak} per cell)"))
+        .label(format!(
+            "darker = more samples (max {} per cell)",
+            super::weighted(peak, weight)
+        ))
         .legend(move |(x, y)| {
             Rectangle::new(
                 [(x, y - marker / 4), (x + marker, y + marker / 4)],
                 dense.filled(),
             )
         });
-    if let Some(note) = dropped_note(dropped) {
+    if let Some(note) = dropped_note(super::weighted(dropped as u64, weight) as usize) {
         chart
             .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())
             .map_err(drawing_error)?

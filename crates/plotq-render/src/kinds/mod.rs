@@ -30,7 +30,33 @@ pub(crate) fn draw<DB: DrawingBackend>(
         PlotKind::ErrorRate => timeseries::error_rate(root, ctx, data),
         PlotKind::StatusCodes => status::status_codes(root, ctx, data),
         PlotKind::Heatmap => heatmap::heatmap(root, ctx, data),
+    }?;
+    match &data.note {
+        Some(note) => draw_note(root, ctx, note),
+        None => Ok(()),
     }
+}
+
+/// What the plot was drawn from, small in the bottom-right corner.
+fn draw_note<DB: DrawingBackend>(
+    root: &Area<'_, DB>,
+    ctx: &Ctx<'_>,
+    note: &str,
+) -> Result<(), RenderError> {
+    use plotters::style::text_anchor::{HPos, Pos, VPos};
+    let (w, h) = root.dim_in_pixel();
+    let style = (crate::FONT_FAMILY, (ctx.ts.tick * 9 / 10).max(8))
+        .into_font()
+        .color(&ctx.theme.muted)
+        .pos(Pos::new(HPos::Right, VPos::Bottom));
+    let text: String = note.chars().take(120).collect();
+    root.draw(&Text::new(text, (w as i32 - 6, h as i32 - 3), style))
+        .map_err(crate::drawing_error)
+}
+
+/// Scales counts drawn from a series of stand-ins (`SeriesData::weight`).
+pub(crate) fn weighted(count: u64, weight: f64) -> u64 {
+    (count as f64 * weight.max(1.0)).round() as u64
 }
 
 /// Values of a series that a log axis can show, and how many it cannot (≤ 0).

@@ -27,6 +27,11 @@ pub(crate) fn status_codes<DB: DrawingBackend>(
         };
         *counts.entry(code).or_default() += 1;
     }
+    // Stand-ins of rollups count for `weight` samples each.
+    let weight = data.series[0].weight;
+    counts
+        .values_mut()
+        .for_each(|c| *c = super::weighted(*c, weight));
     let total: u64 = counts.values().sum();
     if total == 0 {
         return Err(RenderError::NoData);

@@ -240,7 +240,7 @@ pub(crate) fn throughput<DB: DrawingBackend>(
             let secs = ((hi - lo) as f64 / 1000.0).max(1e-3);
             (
                 buckets.center_ms(b, ctx.from_ms, ctx.until_ms),
-                buckets.bucket(b).len() as f64 / secs,
+                buckets.bucket(b).len() as f64 * s.weight / secs,
             )
         })
         .collect();
@@ -250,7 +250,7 @@ pub(crate) fn throughput<DB: DrawingBackend>(
     }
     let peak = rates.iter().map(|r| r.1).fold(0.0, f64::max);
     // The window is inclusive and non-empty (`render` checks `from < until`).
-    let mean = total as f64 / (span(ctx) as f64 / 1000.0);
+    let mean = total as f64 * s.weight / (span(ctx) as f64 / 1000.0);
     // Low rates keep their own scale (0.08 req/s is not drawn against an axis to 1).
     let y_max = if peak > 0.0 {
         peak * ctx.headroom(1)

@@ -1,0 +1,373 @@
+//! Rollups: mergeable per-minute summaries of one series — count, sum, min, max, counts
+//! per HTTP status code, and a log-bucketed histogram with a relative error of at most
+//! [`RELATIVE_ACCURACY`] (the DDSketch mapping: bucket `i` holds the values in
+//! `(γ^(i-1), γ^i]`, γ = (1+α)/(1-α), and is represented by `2γ^i/(γ+1)`, within α of
+//! every value it holds). Merging is adding counts, so it is associative and commutative
+//! and a store can merge with atomic increments.
+//!
+//! The bucket index is part of the stored format (MongoDB increments `p.<index>`), which
+//! is why plotq maps values itself rather than through a sketch crate whose internal
+//! layout it could not store and merge in place.
+//!
+//! Long windows are drawn from rollups through [`Rollup::representatives`]: a bounded,
+//! evenly-weighted stand-in sample whose distribution follows the rollup's buckets, so
+//! every plot kind draws from rollups with the code it draws raw samples with.
+
+use crate::stats::Summary;
+use std::collections::BTreeMap;
+
+/// Width of a rollup: one minute.
+pub const ROLLUP_MS: i64 = 60_000;
+/// Largest relative error of a value read back from a rollup's histogram.
+pub const RELATIVE_ACCURACY: f64 = 0.01;
+/// Magnitudes below this count as zero (their own bucket).
+pub const MIN_MAGNITUDE: f64 = 1e-300;
+/// Bucket indexes lie within `±MAX_INDEX` (|v| from 1e-300 to f64::MAX).
+pub const MAX_INDEX: i32 = 36_000;
+/// `Rollup::sum` adds values scaled by 2^-64, so no sum of finite values overflows (and
+/// a store never has to hold an infinity); the scaling is exact but for magnitudes
+/// below ~1e-288.
+const SUM_SCALE: f64 = 1.0 / 18_446_744_073_709_551_616.0;
+
+fn gamma() -> f64 {
+    (1.0 + RELATIVE_ACCURACY) / (1.0 - RELATIVE_ACCURACY)
+}
+
+/// The bucket of a magnitude `m >= MIN_MAGNITUDE`.
+pub fn bucket_index(m: f64) -> i32 {
+    ((m.ln() / gamma().ln()).ceil() as i32).clamp(-MAX_INDEX, MAX_INDEX)
+}
+
+/// The value that stands for bucket `i` (within α of every magnitude in it).
+pub fn bucket_value(i: i32) -> f64 {
+    let g = gamma();
+    (2.0 * (f64::from(i) * g.ln()).exp() / (g + 1.0)).min(f64::MAX)
+}
+
+/// A minute of one series, mergeable.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Rollup {
+    pub count: u64,
+    /// The sum of the values, each scaled by 2^-64 (never overflows).
+    pub sum: f64,
+    pub min: f64,
+    pub max: f64,
+    /// Counts by bucket index of the positive values.
+    pub positive: BTreeMap<i32, u64>,
+    /// Counts by bucket index of the magnitudes of the negative values.
+    pub negative: BTreeMap<i32, u64>,
+    /// Values with magnitude below [`MIN_MAGNITUDE`].
+    pub zeros: u64,
+    /// Counts of the values that are HTTP status codes (whole numbers 100–599).
+    pub codes: BTreeMap<u16, u64>,
+}
+
+/// The HTTP status code `v` stands for, if it is one.
+pub fn status_code(v: f64) -> Option<u16> {
+    (v.fract() == 0.0 && (100.0..=599.0).contains(&v)).then_some(v as u16)
+}
+
+impl Rollup {
+    /// The rollup of `values`.
+    pub fn of(values: &[f64]) -> Self {
+        let mut r = Self::default();
+        for &v in values {
+            r.add(v);
+        }
+        r
+    }
+
+    pub fn add(&mut self, v: f64) {
+        if self.count == 0 {
+            (self.min, self.max) = (v, v);
+        } else {
+            self.min = self.min.min(v);
+            self.max = self.max.max(v);
+        }
+        self.count += 1;
+        self.sum += v * SUM_SCALE;
+        let m = v.abs();
+        if m < MIN_MAGNITUDE {
+            self.zeros += 1;
+        } else if v > 0.0 {
+            *self.positive.entry(bucket_index(m)).or_default() += 1;
+        } else {
+            *self.negative.entry(bucket_index(m)).or_default() += 1;
+        }
+        if let Some(code) = status_code(v) {
+            *self.codes.entry(code).or_default() += 1;
+        }
+    }
+
+    /// Adds `other` into `self`.
+    pub fn merge(&mut self, other: &Rollup) {
+        if other.count == 0 {
+            return;
+        }
+        if self.count == 0 {
+            (self.min, self.max) = (other.min, other.max);
+        } else {
+            self.min = self.min.min(other.min);
+            self.max = self.max.max(other.max);
+        }
+        self.count += other.count;
+        self.sum += other.sum;
+        self.zeros += other.zeros;
+        for (map, from) in [
+            (&mut self.positive, &other.positive),
+            (&mut self.negative, &other.negative),
+        ] {
+            for (&i, &n) in from {
+                *map.entry(i).or_default() += n;
+            }
+        }
+        for (&code, &n) in &other.codes {
+            *self.codes.entry(code).or_default() += n;
+        }
+    }
+
+    /// The merge of `rollups`.
+    pub fn merged<'a>(rollups: impl IntoIterator<Item = &'a Rollup>) -> Rollup {
+        let mut out = Rollup::default();
+        for r in rollups {
+            out.merge(r);
+        }
+        out
+    }
+
+    /// Checks what `add` and `merge` guarantee, for a rollup read back from storage:
+    /// counts add up, indexes and codes are in range, the extremes are ordered and finite.
+    pub fn validate(&self) -> Result<(), String> {
+        let bucketed: u64 = self
+            .positive
+            .values()
+            .chain(self.negative.values())
+            .sum::<u64>()
+            + self.zeros;
+        if self.count == 0 {
+            return Err("empty rollup".into());
+        }
+        if bucketed != self.count {
+            return Err(format!("buckets hold {bucketed} of {} samples", self.count));
+        }
+        if self.codes.values().sum::<u64>() > self.count {
+            return Err("more status codes than samples".into());
+        }
+        if self
+            .positive
+            .keys()
+            .chain(self.negative.keys())
+            .any(|i| i.abs() > MAX_INDEX)
+        {
+            return Err("bucket index out of range".into());
+        }
+        if self.codes.keys().any(|c| !(100..=599).contains(c)) {
+            return Err("status code out of range".into());
+        }
+        let ordered = self.min.is_finite() && self.max.is_finite() && self.min <= self.max;
+        if !(ordered && self.sum.is_finite()) {
+            return Err("min, max or sum invalid".into());
+        }
+        Ok(())
+    }
+
+    /// Rough bytes this rollup takes in memory.
+    pub fn size_bytes(&self) -> u64 {
+        64 + 16 * (self.positive.len() + self.negative.len() + self.codes.len()) as u64
+    }
+
+    /// `(value, count)` of every bucket, in ascending value order.
+    pub fn buckets(&self) -> impl Iterator<Item = (f64, u64)> + '_ {
+        let negative = self
+            .negative
+            .iter()
+            .rev()
+            .map(|(&i, &n)| (-bucket_value(i), n));
+        let zeros = (self.zeros > 0).then_some((0.0, self.zeros));
+        let positive = self.positive.iter().map(|(&i, &n)| (bucket_value(i), n));
+        negative.chain(zeros).chain(positive)
+    }
+
+    /// The value at quantile `q` (the element of rank `⌊q·(n−1)⌋`), within
+    /// [`RELATIVE_ACCURACY`] of the exact one; `None` when empty.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        if self.count == 0 {
+            return None;
+        }
+        let rank = (q.clamp(0.0, 1.0) * (self.count - 1) as f64).floor() as u64;
+        let mut seen = 0;
+        for (value, n) in self.buckets() {
+            seen += n;
+            if seen > rank {
+                return Some(value.clamp(self.min, self.max));
+            }
+        }
+        Some(self.max)
+    }
+
+    /// The mean, from the exact (scaled) sum.
+    pub fn mean(&self) -> Option<f64> {
+        if self.count == 0 {
+            return None;
+        }
+        let mean = self.sum / self.count as f64 / SUM_SCALE;
+        Some(mean.clamp(self.min, self.max))
+    }
+
+    /// The summary a plot shows: count, min, max and mean exact (mean from the exact
+    /// sum), percentiles within [`RELATIVE_ACCURACY`].
+    pub fn summary(&self) -> Option<Summary> {
+        Some(Summary {
+            n: self.count as usize,
+            min: self.min,
+            max: self.max,
+            mean: self.mean()?,
+            p50: self.quantile(0.50)?,
+            p95: self.quantile(0.95)?,
+            p99: self.quantile(0.99)?,
+        })
+    }
+
+    /// At most `budget` values standing for this rollup's samples, and how many
+    /// samples each stands for (≥ 1): see [`Rollup::stand_ins`].
+    pub fn representatives(&self, budget: usize) -> (Vec<f64>, f64) {
+        let weight = (self.count as f64 / budget.max(1) as f64).max(1.0);
+        (self.stand_ins(weight), weight)
+    }
+
+    /// About `count / weight` values standing for this rollup's samples, in ascending
+    /// order: bucket values repeated in proportion to their counts (cumulative rounding
+    /// keeps every rank within one stand-in of the exact one), with the exact min and max
+    /// at the ends. A status-code series stands in with its exact codes.
+    pub fn stand_ins(&self, weight: f64) -> Vec<f64> {
+        let weight = weight.max(1.0);
+        let mut out = Vec::with_capacity((self.count as f64 / weight).ceil() as usize + 2);
+        let emit = |out: &mut Vec<f64>, items: &mut dyn Iterator<Item = (f64, u64)>| {
+            let (mut cumulative, mut emitted) = (0u64, 0u64);
+            for (value, n) in items {
+                cumulative += n;
+                let due = (cumulative as f64 / weight).round() as u64;
+                for _ in emitted..due {
+                    out.push(value.clamp(self.min, self.max));
+                }
+                emitted = emitted.max(due);
+            }
+        };
+        if self.count > 0 && self.codes.values().sum::<u64>() == self.count {
+            emit(
+                &mut out,
+                &mut self.codes.iter().map(|(&c, &n)| (f64::from(c), n)),
+            );
+        } else {
+            emit(&mut out, &mut self.buckets());
+            if let Some(first) = out.first_mut() {
+                *first = self.min;
+            }
+            if let Some(last) = out.last_mut() {
+                *last = self.max;
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn exact_quantile(sorted: &[f64], q: f64) -> f64 {
+        sorted[(q * (sorted.len() - 1) as f64).floor() as usize]
+    }
+
+    #[test]
+    fn status_codes_are_counted_exactly() {
+        let r = Rollup::of(&[200.0, 200.0, 503.0, 200.5, 42.0]);
+        assert_eq!(r.codes, BTreeMap::from([(200, 2), (503, 1)]));
+        assert_eq!(r.count, 5);
+    }
+
+    #[test]
+    fn representatives_of_codes_keep_the_mix() {
+        let values: Vec<f64> = (0..10_000)
+            .map(|i| if i % 10 == 0 { 500.0 } else { 200.0 })
+            .collect();
+        let (stand_ins, weight) = Rollup::of(&values).representatives(1_000);
+        assert_eq!(weight, 10.0);
+        assert_eq!(stand_ins.len(), 1_000);
+        assert_eq!(stand_ins.iter().filter(|&&v| v == 500.0).count(), 100);
+    }
+
+    proptest! {
+        #[test]
+        fn percentiles_are_within_one_percent(
+            values in proptest::collection::vec(
+                prop_oneof![1e-6f64..1e9, -1e6f64..-1e-3, Just(0.0)], 1..2_000)
+        ) {
+            let r = Rollup::of(&values);
+            let mut sorted = values.clone();
+            sorted.sort_by(f64::total_cmp);
+            for q in [0.0, 0.25, 0.5, 0.9, 0.95, 0.99, 1.0] {
+                let exact = exact_quantile(&sorted, q);
+                let got = r.quantile(q).unwrap();
+                prop_assert!(
+                    (got - exact).abs() <= RELATIVE_ACCURACY * exact.abs() * (1.0 + 1e-9),
+                    "q{q}: {got} vs exact {exact}"
+                );
+            }
+            let s = r.summary().unwrap();
+            prop_assert_eq!((s.n, s.min, s.max), (values.len(), sorted[0], sorted[sorted.len() - 1]));
+            let mean = values.iter().sum::<f64>() / values.len() as f64;
+            prop_assert!((s.mean - mean).abs() <= 1e-9 * mean.abs().max(1e-6), "{} vs {mean}", s.mean);
+        }
+
+        #[test]
+        fn merging_is_associative_and_commutative(
+            a in proptest::collection::vec(-1e6f64..1e6, 0..200),
+            b in proptest::collection::vec(-1e6f64..1e6, 0..200),
+            c in proptest::collection::vec(prop_oneof![200.0f64..201.0, Just(503.0)], 0..200),
+        ) {
+            let (ra, rb, rc) = (Rollup::of(&a), Rollup::of(&b), Rollup::of(&c));
+            let mut left = ra.clone();
+            left.merge(&Rollup::merged([&rb, &rc]));
+            let mut right = Rollup::merged([&ra, &rb]);
+            right.merge(&rc);
+            let swapped = Rollup::merged([&rc, &ra, &rb]);
+            let all: Vec<f64> = a.iter().chain(&b).chain(&c).copied().collect();
+            let direct = Rollup::of(&all);
+            for other in [&right, &swapped, &direct] {
+                // Everything but the float sum is equal exactly; the sum to rounding.
+                prop_assert_eq!(
+                    (left.count, left.min, left.max, &left.positive, &left.negative, left.zeros, &left.codes),
+                    (other.count, other.min, other.max, &other.positive, &other.negative, other.zeros, &other.codes)
+                );
+                prop_assert!((left.sum - other.sum).abs() <= 1e-9 * left.sum.abs().max(1e-12));
+            }
+        }
+
+        #[test]
+        fn representatives_are_bounded_and_follow_the_ranks(
+            values in proptest::collection::vec(1e-3f64..1e6, 1..5_000),
+            budget in 1usize..2_000,
+        ) {
+            let r = Rollup::of(&values);
+            let (stand_ins, weight) = r.representatives(budget);
+            prop_assert!(stand_ins.len() <= budget + 1);
+            prop_assert!(weight >= 1.0);
+            prop_assert!((stand_ins.len() as f64 * weight - values.len() as f64).abs() <= weight);
+            prop_assert!(stand_ins.windows(2).all(|w| w[0] <= w[1]));
+        }
+
+        #[test]
+        fn extremes_never_panic(values in proptest::collection::vec(
+            prop_oneof![Just(f64::MAX), Just(-f64::MAX), Just(f64::MIN_POSITIVE), Just(5e-324), any::<f64>().prop_filter("finite", |v| v.is_finite())],
+            1..50,
+        )) {
+            let r = Rollup::of(&values);
+            let s = r.summary().unwrap();
+            prop_assert!(s.mean.is_finite() && s.p99.is_finite());
+            let (stand_ins, _) = r.representatives(10);
+            prop_assert!(stand_ins.iter().all(|v| v.is_finite()));
+        }
+    }
+}
