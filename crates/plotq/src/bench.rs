@@ -12,10 +12,11 @@ use rand_distr::{Distribution, LogNormal};
 use std::time::Instant;
 
 pub fn run(command: &crate::config::Command) -> anyhow::Result<()> {
-    let crate::config::Command::Bench(BenchCommand::Render(args)) = command else {
-        unreachable!("only bench commands reach here")
-    };
-    render(args)
+    match command {
+        crate::config::Command::Bench(BenchCommand::Render(args)) => render(args),
+        crate::config::Command::Bench(BenchCommand::Store(args)) => crate::bench_store::run(args),
+        _ => unreachable!("only bench commands reach here"),
+    }
 }
 
 fn load(args: &BenchRenderArgs) -> anyhow::Result<Vec<f64>> {

@@ -189,6 +189,28 @@ pub enum BenchCommand {
     /// Render the benchmark histogram (the mean/p95/p99 latency histogram, as the
     /// matplotlib baseline draws it) in-process and print timings as one JSON line.
     Render(BenchRenderArgs),
+    /// Backfill one series into the in-memory store, then time plots of several windows
+    /// from request to plot.ready through a worker; one JSON line.
+    Store(BenchStoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchStoreArgs {
+    /// Hours of history to backfill.
+    #[arg(long, default_value_t = 24.0)]
+    pub hours: f64,
+    /// Samples per minute of the one series.
+    #[arg(long, default_value_t = 200_000)]
+    pub per_minute: usize,
+    /// Plot windows to time (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "24h,1h,10m")]
+    pub windows: Vec<String>,
+    /// Timed plots per window and kind.
+    #[arg(long, default_value_t = 5)]
+    pub reps: usize,
+    /// The store's byte bound.
+    #[arg(long, default_value_t = 16 << 30)]
+    pub max_bytes: u64,
 }
 
 #[derive(Debug, Args)]

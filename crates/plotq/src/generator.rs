@@ -81,6 +81,28 @@ impl Generator {
     }
 }
 
+impl Generator {
+    /// `n` latencies of the first service only, spread evenly over `(at_ms - span_ms,
+    /// at_ms]` (the storage benchmark's one series).
+    pub fn latencies(&mut self, at_ms: i64, span_ms: i64, n: usize) -> Vec<Sample> {
+        let service = &self.services[0];
+        (0..n)
+            .map(|i| {
+                let mut value: f64 = service.latency.sample(&mut self.rng);
+                if self.rng.random_bool(0.01) {
+                    value *= self.rng.random_range(2.5..6.0);
+                }
+                Sample {
+                    service: service.name.clone(),
+                    metric: self.latency.clone(),
+                    value: (value * 100.0).round() / 100.0,
+                    timestamp_ms: at_ms - (i as i64 * span_ms / n.max(1) as i64),
+                }
+            })
+            .collect()
+    }
+}
+
 /// Samples as the ingest API takes them (`[{service, metric, value, timestamp}]`).
 pub fn as_json(samples: &[Sample]) -> serde_json::Value {
     samples

@@ -1,0 +1,204 @@
+//! `plotq bench store`: the storage benchmark. Backfills `--hours` of one series at
+//! `--per-minute` samples (lognormal latencies, the generator's) straight into the
+//! in-memory store, then times plots from request to `plot.ready` through a real worker
+//! over the in-memory ports (queue, cache, event bus): histogram and latency over time
+//! for each `--windows`. Prints one JSON line: ingest rate, stored bytes per sample, and
+//! per plot the source, the documents (chunks or rollups) read, p50/max milliseconds and
+//! the worker's extra peak RSS while drawing it.
+
+use crate::config::BenchStoreArgs;
+use crate::generator::Generator;
+use async_trait::async_trait;
+use plotq_domain::wire::{EventId, EventKind, JobMessage};
+use plotq_domain::{JobId, JobState, PlotKind, PlotSpec, Sample, ServiceName, TimeRange, Window};
+use plotq_ports::memory::{
+    MemoryCache, MemoryEventBus, MemoryQueue, MemoryStore, MemoryStoreConfig,
+};
+use plotq_ports::{
+    EventBus, JobQueue, MetricStore, PlotCache, Points, PortResult, Rollups, SeriesQuery,
+    StoreUsage,
+};
+use plotq_worker::{WorkerConfig, WorkerPorts};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// The memory store, counting the documents each read touches.
+struct Counting {
+    inner: MemoryStore,
+    docs: AtomicU64,
+}
+
+#[async_trait]
+impl MetricStore for Counting {
+    async fn insert(&self, samples: &[Sample]) -> PortResult<()> {
+        self.inner.insert(samples).await
+    }
+    async fn points(&self, query: &SeriesQuery<'_>) -> PortResult<Points> {
+        let points = self.inner.points(query).await?;
+        self.docs.fetch_add(points.chunks_read, Ordering::Relaxed);
+        Ok(points)
+    }
+    async fn rollups(&self, query: &SeriesQuery<'_>) -> PortResult<Rollups> {
+        let rollups = self.inner.rollups(query).await?;
+        self.docs.fetch_add(rollups.docs_read, Ordering::Relaxed);
+        Ok(rollups)
+    }
+    async fn ping(&self) -> PortResult<()> {
+        Ok(())
+    }
+    fn usage(&self) -> Option<StoreUsage> {
+        self.inner.usage()
+    }
+}
+
+/// Resident and peak resident memory of this process, in bytes (Linux).
+fn rss() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Resets the peak-RSS mark (`VmHWM`) to the current RSS (Linux ≥ 4.0).
+fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+pub fn run(args: &BenchStoreArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let line = runtime.block_on(bench(args))?;
+    println!("{line}");
+    Ok(())
+}
+
+async fn bench(args: &BenchStoreArgs) -> anyhow::Result<serde_json::Value> {
+    let store = Arc::new(Counting {
+        inner: MemoryStore::new(MemoryStoreConfig {
+            retention: Duration::from_secs(48 * 3600),
+            rollup_retention: Duration::from_secs(90 * 86_400),
+            max_bytes: args.max_bytes,
+        }),
+        docs: AtomicU64::new(0),
+    });
+    let service = ServiceName::parse("bench").expect("valid name");
+    let mut generator = Generator::new(&[(service.clone(), 40.0)], 0x5eed);
+    let now = plotq_ports::clock::now_ms();
+    let minutes = (args.hours * 60.0).round() as i64;
+    let per_batch = 10_000usize;
+    let batches_per_minute = (args.per_minute / per_batch).max(1);
+    let started = Instant::now();
+    let mut ingested = 0u64;
+    for m in (0..minutes).rev() {
+        let minute_end = now - m * 60_000;
+        for b in 0..batches_per_minute {
+            let span = 60_000 / batches_per_minute as i64;
+            let at = minute_end - (batches_per_minute - 1 - b) as i64 * span;
+            let samples = generator.latencies(at, span, per_batch);
+            ingested += samples.len() as u64;
+            store.insert(&samples).await?;
+        }
+    }
+    let ingest_secs = started.elapsed().as_secs_f64();
+    let usage = store.usage().expect("the memory store reports usage");
+
+    let queue = Arc::new(MemoryQueue::new(1_000));
+    let events = Arc::new(MemoryEventBus::new(10_000));
+    let cache = Arc::new(MemoryCache::default());
+    let ports = WorkerPorts {
+        store: store.clone(),
+        queue: queue.clone(),
+        cache: cache.clone(),
+        events: events.clone(),
+    };
+    let stop = CancellationToken::new();
+    let config = WorkerConfig {
+        prefetch: 1,
+        render_deadline: Duration::from_secs(120),
+        ..WorkerConfig::default()
+    };
+    let worker = tokio::spawn(plotq_worker::run_until_stopped(ports, config, stop.clone()));
+    let mut plots = Vec::new();
+    for window in &args.windows {
+        for kind in [PlotKind::Histogram, PlotKind::LatencyTimeseries] {
+            let mut times = Vec::new();
+            let (mut docs, mut peak, mut source) = (0, 0, serde_json::Value::Null);
+            for rep in 0..args.reps {
+                let mut spec = PlotSpec::new(kind, service.clone());
+                spec.range = TimeRange::Last(Window::parse(window).map_err(anyhow::Error::msg)?);
+                spec.width = 1000 + rep as u32; // distinct jobs, nothing cached
+                let state =
+                    JobState::queued(JobId::new_random(), spec, plotq_ports::clock::now_ms());
+                let after = events.last_id().await?.unwrap_or(EventId::ZERO);
+                store.docs.store(0, Ordering::Relaxed);
+                reset_peak();
+                let (rss_before, _) = rss();
+                let t = Instant::now();
+                queue.publish(&JobMessage::new(&state)).await?;
+                let ready = wait_final(events.as_ref(), after, state.id).await?;
+                times.push(t.elapsed().as_secs_f64() * 1000.0);
+                anyhow::ensure!(ready == EventKind::PlotReady, "{window} {kind:?} failed");
+                docs = store.docs.load(Ordering::Relaxed);
+                peak = peak.max(rss().1.saturating_sub(rss_before));
+                let done = cache.get_state(state.id).await?.expect("a final state");
+                source = serde_json::json!({
+                    "source": done.source,
+                    "n_samples": done.n_samples,
+                });
+            }
+            times.sort_by(f64::total_cmp);
+            plots.push(serde_json::json!({
+                "window": window,
+                "kind": kind.as_str(),
+                "docs_read": docs,
+                "p50_ms": (times[times.len() / 2] * 10.0).round() / 10.0,
+                "max_ms": (times[times.len() - 1] * 10.0).round() / 10.0,
+                "extra_peak_rss_mb": peak / (1 << 20),
+                "drawn_from": source,
+            }));
+        }
+    }
+    stop.cancel();
+    let _ = worker.await;
+    Ok(serde_json::json!({
+        "hours": args.hours,
+        "per_minute": args.per_minute,
+        "samples": ingested,
+        "ingest_secs": (ingest_secs * 10.0).round() / 10.0,
+        "ingest_per_sec": (ingested as f64 / ingest_secs).round(),
+        "stored_bytes": usage.bytes,
+        "bytes_per_sample": (usage.bytes as f64 / ingested as f64 * 100.0).round() / 100.0,
+        "plots": plots,
+    }))
+}
+
+/// Waits for the final event of job `id` after `after`.
+async fn wait_final(
+    events: &dyn EventBus,
+    mut after: EventId,
+    id: JobId,
+) -> anyhow::Result<EventKind> {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while Instant::now() < deadline {
+        for e in events
+            .read_after(Some(after), Duration::from_secs(1), 100)
+            .await?
+        {
+            after = e.id;
+            if e.event.id == id
+                && matches!(e.event.event, EventKind::PlotReady | EventKind::PlotFailed)
+            {
+                return Ok(e.event.event);
+            }
+        }
+    }
+    anyhow::bail!("job {id} did not finish within 5 minutes")
+}
