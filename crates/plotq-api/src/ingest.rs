@@ -2,6 +2,7 @@
 //! producer: store the samples, then move the watermark of every series they touch.
 
 use plotq_domain::Sample;
+use plotq_domain::chunk::BatchId;
 use plotq_ports::{MetricStore, PortError, ViewRegistry};
 
 /// Stores `samples` (the error when the store did not acknowledge them), then tells live
@@ -12,8 +13,9 @@ pub async fn store_samples(
     views: &dyn ViewRegistry,
     samples: &[Sample],
     now_ms: i64,
+    batch: Option<&BatchId>,
 ) -> Result<(), PortError> {
-    store.insert(samples).await?;
+    store.insert(samples, batch).await?;
     let mut series: Vec<(String, String)> = samples
         .iter()
         .map(|s| (s.service.to_string(), s.metric.to_string()))

@@ -15,16 +15,17 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, body::Bytes};
+use plotq_domain::chunk::BatchId;
 use plotq_domain::sample::parse_samples;
 use plotq_domain::wire::JobMessage;
 use plotq_domain::{FieldError, ImageFormat, JobId, JobState, JobStatus, PlotSpec};
 use plotq_http::{Auth, Caller, Limits, Problem, ProblemCode, Scope, read_json};
 use plotq_http::{
-    AuthProblems, JobReadProblems, JsonBodyProblems, ProblemDoc, RateLimited, StoreFull,
-    Unavailable,
+    AuthProblems, IdempotencyInUse, JobReadProblems, JsonBodyProblems, ProblemDoc, RateLimited,
+    StoreFull, Unavailable,
 };
 use plotq_ports::clock::now_ms;
-use plotq_ports::{JobQueue, MetricStore, PlotCache, ViewRegistry};
+use plotq_ports::{IdempotentStart, JobQueue, MetricStore, PlotCache, ViewRegistry};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -101,9 +102,14 @@ fn forbidden_services(errors: Vec<FieldError>) -> Problem {
 #[utoipa::path(
     post, path = "/api/v1/metrics", tag = "metrics",
     request_body(content = SamplesDoc, content_type = "application/json"),
+    params(
+        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$",
+            description = "Makes a retried batch safe: the same key and body within 24 h is answered as before (`Idempotent-Replayed: true`) and stored once; the same key with another body is `422 idempotency_key_reused`"),
+    ),
     responses(
-        (status = 200, description = "Stored (MongoDB acknowledged the write)", body = AcceptedDoc),
-        AuthProblems, JsonBodyProblems, RateLimited, Unavailable, StoreFull,
+        (status = 200, description = "Stored (MongoDB acknowledged the write)", body = AcceptedDoc,
+            headers(("idempotent-replayed" = String, description = "`true` when this answers a retried Idempotency-Key"))),
+        AuthProblems, JsonBodyProblems, RateLimited, Unavailable, StoreFull, IdempotencyInUse,
     ),
     security(("bearer" = ["ingest"]))
 )]
@@ -115,6 +121,8 @@ pub(crate) async fn ingest(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
     caller.require(Scope::Ingest)?;
+    let key = idempotency_key(&headers)?;
+    let fingerprint = body.as_ref().ok().map(|b| plotq_http::auth::sha256_hex(b));
     let body = read_json(&headers, body)?;
     let now = now_ms();
     let samples = parse_samples(&body, now).map_err(Problem::invalid)?;
@@ -131,12 +139,106 @@ pub(crate) async fn ingest(
         }
     }
     limits.check_ingest(&caller.limit_key, samples.len())?;
-    store_samples(state.store.as_ref(), state.views.as_ref(), &samples, now).await?;
-    Ok((
-        StatusCode::OK,
-        axum::Json(json!({"accepted": samples.len()})),
+    let accepted = |n: usize| (StatusCode::OK, axum::Json(json!({"accepted": n})));
+    let (Some(key), Some(fingerprint)) = (key, fingerprint) else {
+        store_samples(
+            state.store.as_ref(),
+            state.views.as_ref(),
+            &samples,
+            now,
+            None,
+        )
+        .await?;
+        return Ok(accepted(samples.len()).into_response());
+    };
+    // The key is the caller's own: the same key from two callers names two batches.
+    let scoped = plotq_http::auth::sha256_hex(format!("{}\n{key}", caller.name).as_bytes());
+    let batch_hash = plotq_http::auth::sha256_hex(format!("{scoped}\n{fingerprint}").as_bytes());
+    let batch = BatchId::parse(&batch_hash[..32]).expect("32 hex digits");
+    match state
+        .cache
+        .begin_idempotent(&scoped, &fingerprint, IDEMPOTENCY_PENDING)
+        .await?
+    {
+        IdempotentStart::Fresh => {}
+        IdempotentStart::Done(n) => {
+            let mut replay = accepted(n as usize).into_response();
+            replay
+                .headers_mut()
+                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            return Ok(replay);
+        }
+        IdempotentStart::Pending => {
+            return Err(Problem::new(
+                ProblemCode::IdempotencyKeyInUse,
+                "a request with this Idempotency-Key is being stored; retry shortly",
+            )
+            .with_retry_after(1));
+        }
+        IdempotentStart::Conflict => {
+            return Err(Problem {
+                errors: vec![FieldError::new(
+                    "/headers/idempotency-key",
+                    "was used for a different body within 24 h",
+                )],
+                ..Problem::new(
+                    ProblemCode::IdempotencyKeyReused,
+                    "this Idempotency-Key was sent with a different body within 24 h; use a new key for new samples",
+                )
+            });
+        }
+    }
+    let stored = store_samples(
+        state.store.as_ref(),
+        state.views.as_ref(),
+        &samples,
+        now,
+        Some(&batch),
     )
-        .into_response())
+    .await;
+    if let Err(e) = stored {
+        // Nothing is acknowledged: a retry with the key may run (and the store writes
+        // whatever this attempt wrote at most once).
+        if let Err(release) = state.cache.abandon_idempotent(&scoped, &fingerprint).await {
+            tracing::warn!(error = %release, "cannot release an idempotency key; its retries wait for it to lapse");
+        }
+        return Err(e.into());
+    }
+    let n = samples.len() as u64;
+    if let Err(e) = state
+        .cache
+        .finish_idempotent(&scoped, &fingerprint, n, IDEMPOTENCY_TTL)
+        .await
+    {
+        // Stored all the same: a retry after the pending mark lapses stores nothing again.
+        tracing::warn!(error = %e, "cannot record a finished idempotent ingest");
+    }
+    Ok(accepted(samples.len()).into_response())
+}
+
+/// How long a retried batch is recognised by its `Idempotency-Key`.
+const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
+/// How long a key stays "in progress" if its request never finishes (a crashed api).
+const IDEMPOTENCY_PENDING: Duration = Duration::from_secs(60);
+/// Longest `Idempotency-Key` accepted.
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+/// The `Idempotency-Key` header, if any: 1 to 255 visible ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
+    let Some(raw) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = raw.as_bytes();
+    if key.is_empty()
+        || key.len() > MAX_IDEMPOTENCY_KEY
+        || !key.iter().all(|b| (0x21..=0x7e).contains(b))
+    {
+        return Err(Problem::invalid_field(
+            "/headers/idempotency-key",
+            format!("must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters (e.g. a UUID)"),
+        ));
+    }
+    Ok(Some(String::from_utf8_lossy(key).into_owned()))
 }
 
 /// Services that sent samples in the last week (those this caller may see).

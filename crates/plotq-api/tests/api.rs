@@ -342,7 +342,11 @@ struct Down;
 
 #[async_trait]
 impl MetricStore for Down {
-    async fn insert(&self, _: &[Sample]) -> PortResult<()> {
+    async fn insert(
+        &self,
+        _: &[Sample],
+        _: Option<&plotq_domain::chunk::BatchId>,
+    ) -> PortResult<()> {
         Err(PortError::unavailable("mongodb", "connection refused"))
     }
     async fn points(&self, _: &plotq_ports::SeriesQuery<'_>) -> PortResult<plotq_ports::Points> {
@@ -417,6 +421,144 @@ async fn dependency_failures_are_503_with_retry_after_never_2xx() {
     assert_eq!(body["code"], "dependency_refused");
     // The broker's own words stay in the log.
     assert!(!body["detail"].as_str().unwrap().contains("NO_ROUTE"));
+}
+
+/// POSTs `body` to `/api/v1/metrics` with `Idempotency-Key: key`.
+async fn ingest_keyed(
+    router: &axum::Router,
+    key: &str,
+    body: &Value,
+) -> (StatusCode, axum::http::HeaderMap, Value) {
+    let headers = [
+        ("content-type", "application/json"),
+        ("idempotency-key", key),
+    ];
+    let (status, headers, bytes) = call_with(
+        router,
+        "POST",
+        "/api/v1/metrics",
+        &headers,
+        body.to_string(),
+    )
+    .await;
+    (
+        status,
+        headers,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn a_retried_batch_with_an_idempotency_key_is_stored_once() {
+    let app = app();
+    let batch = json!(
+        (0..50)
+            .map(|i| json!({"service": "a", "metric": "latency_ms", "value": i}))
+            .collect::<Vec<_>>()
+    );
+    let (status, headers, body) = ingest_keyed(&app.router, "k-1", &batch).await;
+    assert_eq!((status, &body["accepted"]), (StatusCode::OK, &json!(50)));
+    assert!(!headers.contains_key("idempotent-replayed"));
+    for _ in 0..2 {
+        let (status, headers, body) = ingest_keyed(&app.router, "k-1", &batch).await;
+        assert_eq!((status, &body["accepted"]), (StatusCode::OK, &json!(50)));
+        assert_eq!(headers["idempotent-replayed"], "true");
+    }
+    assert_eq!(stored(&app.store, "a").await, 50);
+    // The same key with another body is refused, and stores nothing.
+    let other = json!([{"service": "a", "metric": "latency_ms", "value": 1}]);
+    let (status, _, body) = ingest_keyed(&app.router, "k-1", &other).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["code"], "idempotency_key_reused");
+    assert_eq!(body["errors"][0]["field"], "/headers/idempotency-key");
+    assert_eq!(stored(&app.store, "a").await, 50);
+    // Another key is another batch.
+    let (status, _, _) = ingest_keyed(&app.router, "k-2", &batch).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(stored(&app.store, "a").await, 100);
+    // Keys are checked like any field.
+    for bad in ["", &"x".repeat(256), "has space"] {
+        let (status, _, body) = ingest_keyed(&app.router, bad, &batch).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad:?}: {body}");
+        assert_eq!(body["errors"][0]["field"], "/headers/idempotency-key");
+    }
+    assert_eq!(stored(&app.store, "a").await, 100);
+}
+
+/// A store that writes, then reports a failure (the write was acknowledged but the
+/// answer lost, or the raw samples were written and the rollups were not), `fail` times.
+struct WritesThenFails {
+    inner: MemoryStore,
+    fail: std::sync::atomic::AtomicU32,
+}
+
+#[async_trait]
+impl MetricStore for WritesThenFails {
+    async fn insert(
+        &self,
+        samples: &[Sample],
+        batch: Option<&plotq_domain::chunk::BatchId>,
+    ) -> PortResult<()> {
+        self.inner.insert(samples, batch).await?;
+        let left = self.fail.load(std::sync::atomic::Ordering::SeqCst);
+        if left > 0 {
+            self.fail
+                .store(left - 1, std::sync::atomic::Ordering::SeqCst);
+            return Err(PortError::unavailable("mongodb", "connection reset"));
+        }
+        Ok(())
+    }
+    async fn points(&self, q: &plotq_ports::SeriesQuery<'_>) -> PortResult<plotq_ports::Points> {
+        self.inner.points(q).await
+    }
+    async fn rollups(&self, q: &plotq_ports::SeriesQuery<'_>) -> PortResult<plotq_ports::Rollups> {
+        self.inner.rollups(q).await
+    }
+    async fn ping(&self) -> PortResult<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_batch_whose_write_failed_after_storing_is_not_counted_twice_on_retry() {
+    let store = Arc::new(WritesThenFails {
+        inner: MemoryStore::default(),
+        fail: 1.into(),
+    });
+    let router = hardened(
+        ApiState {
+            store: store.clone(),
+            queue: Arc::new(MemoryQueue::new(10)),
+            cache: Arc::new(MemoryCache::default()),
+            views: Arc::new(MemoryViews::default()),
+            config: ApiConfig::default(),
+        },
+        &open_edge(),
+    );
+    let batch = json!(
+        (0..20)
+            .map(|i| json!({"service": "a", "metric": "latency_ms", "value": i}))
+            .collect::<Vec<_>>()
+    );
+    let (status, _, _) = ingest_keyed(&router, "retry-me", &batch).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    // The client was told nothing was accepted, and retries with the same key.
+    let (status, _, body) = ingest_keyed(&router, "retry-me", &batch).await;
+    assert_eq!((status, &body["accepted"]), (StatusCode::OK, &json!(20)));
+    assert_eq!(stored(&store.inner, "a").await, 20, "stored once");
+    let rollups = store
+        .inner
+        .rollups(&plotq_ports::SeriesQuery {
+            service: "a",
+            metric: "latency_ms",
+            from_ms: 0,
+            until_ms: i64::MAX,
+            with_timestamps: false,
+        })
+        .await
+        .unwrap();
+    let counted: u64 = rollups.minutes.iter().map(|(_, r)| r.count).sum();
+    assert_eq!(counted, 20, "and counted once");
 }
 
 #[tokio::test]
@@ -660,6 +802,30 @@ impl PlotCache for Recorder {
     }
     async fn release_request(&self, key: &str, id: JobId) -> PortResult<()> {
         self.inner.release_request(key, id).await
+    }
+    async fn begin_idempotent(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        pending_ttl: Duration,
+    ) -> PortResult<plotq_ports::IdempotentStart> {
+        self.inner
+            .begin_idempotent(key, fingerprint, pending_ttl)
+            .await
+    }
+    async fn finish_idempotent(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        accepted: u64,
+        ttl: Duration,
+    ) -> PortResult<()> {
+        self.inner
+            .finish_idempotent(key, fingerprint, accepted, ttl)
+            .await
+    }
+    async fn abandon_idempotent(&self, key: &str, fingerprint: &str) -> PortResult<()> {
+        self.inner.abandon_idempotent(key, fingerprint).await
     }
     async fn ping(&self) -> PortResult<()> {
         Ok(())

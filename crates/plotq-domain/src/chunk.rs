@@ -28,6 +28,31 @@ pub fn bucket_of(timestamp_ms: i64) -> i64 {
     timestamp_ms.div_euclid(BUCKET_MS) * BUCKET_MS
 }
 
+/// The id of an idempotent ingest batch (32 lowercase hex digits): derived from the
+/// client's `Idempotency-Key`, its scope and the body, so a retried batch has the same
+/// id and a store can write it at most once (deterministic chunk ids, per-rollup
+/// markers).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BatchId(String);
+
+impl BatchId {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if raw.len() == 32
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err("a batch id is 32 lowercase hex digits".to_owned())
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// Why bytes are not a chunk.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChunkError {

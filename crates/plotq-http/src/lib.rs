@@ -17,8 +17,8 @@ pub use edge::{Edge, EdgeConfig, harden, read_json};
 pub use health::{HealthApiDoc, Probe, readiness_router};
 pub use limits::{Limits, LimitsConfig};
 pub use openapi::{
-    AuthProblems, FieldErrorDoc, JobReadProblems, JsonBodyProblems, KindDoc, ProblemDoc,
-    RateLimited, SecuritySchemes, SourceDoc, StoreFull, Unavailable,
+    AuthProblems, FieldErrorDoc, IdempotencyInUse, JobReadProblems, JsonBodyProblems, KindDoc,
+    ProblemDoc, RateLimited, SecuritySchemes, SourceDoc, StoreFull, Unavailable,
 };
 pub use problem::{Problem, ProblemCode};
 pub use server::{HttpServer, ServerConfig};

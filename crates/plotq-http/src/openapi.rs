@@ -168,6 +168,14 @@ problem_responses! {
 }
 
 problem_responses! {
+    /// `409 idempotency_key_in_use` with `Retry-After`: a request with the same key is
+    /// being stored.
+    IdempotencyInUse {
+        Conflict = 409: "A request with this Idempotency-Key is being stored; retry shortly" with "retry-after";
+    }
+}
+
+problem_responses! {
     /// `400 invalid_id` and `404`: the problems of an operation on one job.
     JobReadProblems {
         InvalidId = 400: "Not a job id";

@@ -37,6 +37,8 @@ pub enum ProblemCode {
     DependencyUnavailable,
     DependencyRefused,
     StoreFull,
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
     Internal,
 }
 
@@ -63,6 +65,8 @@ impl ProblemCode {
         Self::DependencyUnavailable,
         Self::DependencyRefused,
         Self::StoreFull,
+        Self::IdempotencyKeyInUse,
+        Self::IdempotencyKeyReused,
         Self::Internal,
     ];
 
@@ -111,6 +115,16 @@ impl ProblemCode {
                 "Dependency refused the request",
             ),
             Self::StoreFull => ("store_full", S::INSUFFICIENT_STORAGE, "Sample store full"),
+            Self::IdempotencyKeyInUse => (
+                "idempotency_key_in_use",
+                S::CONFLICT,
+                "Idempotency key in use",
+            ),
+            Self::IdempotencyKeyReused => (
+                "idempotency_key_reused",
+                S::UNPROCESSABLE_ENTITY,
+                "Idempotency key reused",
+            ),
             Self::Internal => (
                 "internal",
                 S::INTERNAL_SERVER_ERROR,

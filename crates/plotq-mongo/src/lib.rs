@@ -12,8 +12,10 @@
 //! atomic updates (`$inc` of the counts, the sum and each histogram bucket `p.<index>`,
 //! `$min`/`$max` of the extremes), so concurrent apis merge without reading. Each key
 //! takes two updates in one ordered `update` command: an upsert that creates the
-//! document, then the increments (nx-27017 mis-applies dotted `$inc` paths on an
-//! upsert's insert; MongoDB does not mind either way). A TTL index on `t` expires them
+//! document with empty `p`, `q`, `c` and `a` maps, then the increments (nx-27017 writes
+//! a dotted `$inc` path as a literal key when its parent is missing; MongoDB does not
+//! mind either way). A batch with an id marks each rollup it merged into (`a.<batch>`)
+//! and merges only where the mark is missing. A TTL index on `t` expires them
 //! after `PLOTQ_ROLLUP_RETENTION`.
 //!
 //! Indexes, created at start: `(s, m, lo)` for window reads — a window `[from, until]`
@@ -31,7 +33,7 @@ use mongodb::bson::{Binary, Bson, DateTime, Document, doc};
 use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, Collection, IndexModel};
 use plotq_domain::Sample;
-use plotq_domain::chunk::{BUCKET_MS, Chunk, into_chunks};
+use plotq_domain::chunk::{BUCKET_MS, BatchId, Chunk, into_chunks};
 use plotq_domain::rollup::Rollup;
 use plotq_domain::timestamp::{MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS};
 use plotq_ports::{MetricStore, Points, PortError, PortResult, Rollups, SeriesQuery};
@@ -54,6 +56,10 @@ fn unavailable(e: impl std::fmt::Display) -> PortError {
 /// One stored chunk.
 #[derive(Debug, Serialize, Deserialize)]
 struct ChunkDoc {
+    /// `<batch>:<i>` for a batch with an id (so a retry cannot store it twice), else
+    /// left to the driver (an ObjectId).
+    #[serde(rename = "_id", skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
     s: String,
     m: String,
     b: DateTime,
@@ -206,30 +212,76 @@ async fn ttl_index<T: Send + Sync>(
     }
 }
 
-/// The two updates that merge `rollup` into its (series, minute) document.
-fn rollup_updates(service: &str, metric: &str, minute_ms: i64, rollup: &Rollup) -> [Document; 2] {
+/// Most histogram and status-code fields one update increments (nx-27017 mis-writes
+/// updates with many dotted paths; the bound costs MongoDB nothing).
+const FIELDS_PER_UPDATE: usize = 32;
+
+/// The updates that merge `rollup` into its (series, minute) document: an upsert that
+/// creates it, then the increments in parts of at most [`FIELDS_PER_UPDATE`] fields (the
+/// first with the count, sum and extremes).
+///
+/// With a `batch`, each part applies only to a document that has not seen that part of
+/// the batch (`a.<batch>_<part>` absent) and marks it, atomically within the document: a
+/// retried batch is counted once, even when its first attempt failed half-way.
+fn rollup_updates(
+    service: &str,
+    metric: &str,
+    minute_ms: i64,
+    rollup: &Rollup,
+    batch: Option<&BatchId>,
+) -> Vec<Document> {
     let key = doc! {"s": service, "m": metric, "t": DateTime::from_millis(minute_ms)};
-    let mut inc = doc! {"n": rollup.count as i64, "sum": rollup.sum, "z": rollup.zeros as i64};
+    let mut fields: Vec<(String, i64)> = Vec::new();
     for (prefix, buckets) in [("p", &rollup.positive), ("q", &rollup.negative)] {
         for (index, n) in buckets {
-            inc.insert(format!("{prefix}.{index}"), *n as i64);
+            fields.push((format!("{prefix}.{index}"), *n as i64));
         }
     }
     for (code, n) in &rollup.codes {
-        inc.insert(format!("c.{code}"), *n as i64);
+        fields.push((format!("c.{code}"), *n as i64));
     }
-    [
-        doc! {
-            "q": key.clone(),
-            "u": {"$setOnInsert": {"v": ROLLUP_VERSION, "lo": rollup.min, "hi": rollup.max}},
-            "upsert": true,
-        },
-        doc! {
-            "q": key,
-            "u": {"$inc": inc, "$min": {"lo": rollup.min}, "$max": {"hi": rollup.max}},
-        },
-    ]
+    let mut updates = vec![doc! {
+        "q": key.clone(),
+        // Empty parents for the dotted increments (nx-27017 writes `p.5` as a literal key
+        // when `p` is missing; MongoDB nests it either way).
+        "u": {"$setOnInsert": {
+            "v": ROLLUP_VERSION, "lo": rollup.min, "hi": rollup.max,
+            "p": {}, "q": {}, "c": {}, "a": {},
+        }},
+        "upsert": true,
+    }];
+    let parts: Vec<&[(String, i64)]> = if fields.is_empty() {
+        vec![&[]]
+    } else {
+        fields.chunks(FIELDS_PER_UPDATE).collect()
+    };
+    for (part, part_fields) in parts.into_iter().enumerate() {
+        let mut inc = Document::new();
+        let mut update = Document::new();
+        if part == 0 {
+            inc.insert("n", rollup.count as i64);
+            inc.insert("sum", rollup.sum);
+            inc.insert("z", rollup.zeros as i64);
+            update.insert("$min", doc! {"lo": rollup.min});
+            update.insert("$max", doc! {"hi": rollup.max});
+        }
+        for (field, n) in part_fields {
+            inc.insert(field.clone(), *n);
+        }
+        update.insert("$inc", inc);
+        let mut q = key.clone();
+        if let Some(batch) = batch {
+            let marker = format!("a.{}_{part}", batch.as_str());
+            q.insert(marker.clone(), doc! {"$exists": false});
+            update.insert("$set", doc! {marker: 1});
+        }
+        updates.push(doc! {"q": q, "u": update});
+    }
+    updates
 }
+
+/// MongoDB's duplicate-key error.
+const DUPLICATE_KEY: i32 = 11_000;
 
 /// A stored rollup document, checked as `Rollup::validate` checks.
 fn decode_rollup(doc: &Document) -> Result<(i64, Rollup), String> {
@@ -285,13 +337,26 @@ fn date(ms: i64) -> DateTime {
     DateTime::from_millis(ms.clamp(MIN_TIMESTAMP_MS, MAX_TIMESTAMP_MS))
 }
 
+/// Whether an unordered insert failed only on documents that exist already.
+fn only_duplicates(e: &mongodb::error::Error) -> bool {
+    match &*e.kind {
+        mongodb::error::ErrorKind::InsertMany(m) => {
+            m.write_concern_error.is_none()
+                && m.write_errors
+                    .as_ref()
+                    .is_some_and(|w| w.iter().all(|e| e.code == DUPLICATE_KEY))
+        }
+        _ => false,
+    }
+}
+
 fn is_code(e: &mongodb::error::Error, code: i32) -> bool {
     matches!(&*e.kind, mongodb::error::ErrorKind::Command(c) if c.code == code)
 }
 
 #[async_trait]
 impl MetricStore for MongoStore {
-    async fn insert(&self, samples: &[Sample]) -> PortResult<()> {
+    async fn insert(&self, samples: &[Sample], batch: Option<&BatchId>) -> PortResult<()> {
         if samples.is_empty() {
             return Ok(());
         }
@@ -304,11 +369,13 @@ impl MetricStore for MongoStore {
                 c.metric.as_str(),
                 c.bucket_ms,
                 &rollup,
+                batch,
             ));
         }
-        let docs = chunks.into_iter().map(|c| {
+        let docs = chunks.into_iter().enumerate().map(|(i, c)| {
             let (lo, hi) = c.chunk.span().expect("chunks are never empty");
             ChunkDoc {
+                id: batch.map(|b| format!("{}:{i}", b.as_str())),
                 s: c.service.to_string(),
                 m: c.metric.to_string(),
                 b: DateTime::from_millis(c.bucket_ms),
@@ -321,7 +388,12 @@ impl MetricStore for MongoStore {
                 },
             }
         });
-        self.chunks.insert_many(docs).await.map_err(unavailable)?;
+        match self.chunks.insert_many(docs).ordered(batch.is_none()).await {
+            Ok(_) => {}
+            // A retried batch: the chunks its earlier attempt wrote are there already.
+            Err(e) if batch.is_some() && only_duplicates(&e) => {}
+            Err(e) => return Err(unavailable(e)),
+        }
         // Raw first, then the rollups: see "Failure modes" in the README.
         let reply = self
             .rollups

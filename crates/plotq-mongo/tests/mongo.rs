@@ -54,7 +54,7 @@ async fn window_queries_include_both_ends_and_are_per_series() {
         .collect();
     samples.push(sample("b", "latency_ms", -1.0, t0 + 500_000));
     samples.push(sample("a", "other", -2.0, t0 + 500_000));
-    store.insert(&samples).await.unwrap();
+    store.insert(&samples, None).await.unwrap();
     let window = |from, until| {
         let store = &store;
         async move { store.points(&query("a", from, until, false)).await }
@@ -100,7 +100,10 @@ async fn unreachable_store_is_unavailable() {
     config.url = "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=1000".to_owned();
     config.timeout = Duration::from_secs(1);
     let store = MongoStore::new(&config).await.unwrap();
-    let err = store.insert(&[sample("a", "m", 1.0, 1)]).await.unwrap_err();
+    let err = store
+        .insert(&[sample("a", "m", 1.0, 1)], None)
+        .await
+        .unwrap_err();
     assert!(matches!(err, PortError::Unavailable { .. }));
 }
 
@@ -156,7 +159,7 @@ async fn rollups_merge_across_batches_per_series_and_minute() {
         .collect();
     for batch in latencies.chunks(200).zip(codes.chunks(200)) {
         let both: Vec<Sample> = batch.0.iter().chain(batch.1).cloned().collect();
-        store.insert(&both).await.unwrap();
+        store.insert(&both, None).await.unwrap();
     }
     let read = store
         .rollups(&SeriesQuery {
@@ -206,7 +209,7 @@ async fn windows_at_the_end_of_year_9999_are_read() {
     store.ensure_indexes().await.unwrap();
     let last = plotq_domain::timestamp::MAX_TIMESTAMP_MS;
     store
-        .insert(&[sample("a", "latency_ms", 7.0, last)])
+        .insert(&[sample("a", "latency_ms", 7.0, last)], None)
         .await
         .unwrap();
     // The query's margins would reach year 10000; they are clamped.
@@ -220,4 +223,32 @@ async fn windows_at_the_end_of_year_9999_are_read() {
         .await
         .unwrap();
     assert_eq!(rollups.minutes.len(), 1);
+}
+
+#[tokio::test]
+async fn a_batch_with_an_id_is_stored_and_counted_once() {
+    let store = MongoStore::new(&config()).await.unwrap();
+    store.ensure_indexes().await.unwrap();
+    let t0 = (plotq_ports::clock::now_ms() - 600_000) / 60_000 * 60_000;
+    // Three minutes of samples: three chunks and three rollups.
+    let samples: Vec<Sample> = (0..180)
+        .map(|i| sample("a", "latency_ms", i as f64, t0 + i * 1_000))
+        .collect();
+    let batch = plotq_domain::chunk::BatchId::parse(&"c0".repeat(16)).unwrap();
+    for _ in 0..3 {
+        store.insert(&samples, Some(&batch)).await.unwrap();
+    }
+    let window = query("a", t0, t0 + 179_999, false);
+    assert_eq!(store.points(&window).await.unwrap().values.len(), 180);
+    let rollups = store.rollups(&window).await.unwrap();
+    let merged = Rollup::merged(rollups.minutes.iter().map(|(_, r)| r));
+    let counts: Vec<u64> = rollups.minutes.iter().map(|(_, r)| r.count).collect();
+    assert_eq!(
+        merged.count, 180,
+        "each rollup counted the batch once: {counts:?} of {}",
+        rollups.docs_read
+    );
+    // Another batch id (or none) is another batch.
+    store.insert(&samples, None).await.unwrap();
+    assert_eq!(store.points(&window).await.unwrap().values.len(), 360);
 }

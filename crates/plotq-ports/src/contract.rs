@@ -2,7 +2,7 @@
 //! the in-memory adapters' unit tests and by each real adapter's tests against its
 //! server (feature `contract`; never part of a release build).
 
-use crate::PlotCache;
+use crate::{IdempotentStart, PlotCache};
 use plotq_domain::{JobId, JobState, PlotKind, PlotSpec, ServiceName};
 use std::time::Duration;
 
@@ -55,4 +55,37 @@ pub async fn delete_state_forgets_the_state_only(cache: &dyn PlotCache) -> JobId
     );
     cache.delete_state(JobId::new_random()).await.unwrap();
     s.id
+}
+
+/// Idempotency keys: the first request is `Fresh` and holds the key; the same body is
+/// `Pending` until finished, then `Done` with its count; another body is a `Conflict`;
+/// an abandoned key (its ingest failed) is `Fresh` again, and abandoning is only for
+/// the body that holds it.
+pub async fn idempotency_keys_replay_conflict_and_abandon(cache: &dyn PlotCache, key: &str) {
+    let (pending, ttl) = (Duration::from_secs(60), Duration::from_secs(600));
+    let start = |fp: &'static str| cache.begin_idempotent(key, fp, pending);
+    assert_eq!(start("aa").await.unwrap(), IdempotentStart::Fresh);
+    assert_eq!(start("aa").await.unwrap(), IdempotentStart::Pending);
+    assert_eq!(start("bb").await.unwrap(), IdempotentStart::Conflict);
+    cache.abandon_idempotent(key, "bb").await.unwrap();
+    assert_eq!(
+        start("aa").await.unwrap(),
+        IdempotentStart::Pending,
+        "not bb's to abandon"
+    );
+    cache.abandon_idempotent(key, "aa").await.unwrap();
+    assert_eq!(
+        start("aa").await.unwrap(),
+        IdempotentStart::Fresh,
+        "a retry may run"
+    );
+    cache.finish_idempotent(key, "aa", 42, ttl).await.unwrap();
+    assert_eq!(start("aa").await.unwrap(), IdempotentStart::Done(42));
+    assert_eq!(start("bb").await.unwrap(), IdempotentStart::Conflict);
+    cache.abandon_idempotent(key, "aa").await.unwrap();
+    assert_eq!(
+        start("aa").await.unwrap(),
+        IdempotentStart::Done(42),
+        "done stays done"
+    );
 }

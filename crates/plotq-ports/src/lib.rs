@@ -22,6 +22,7 @@ pub use backoff::Backoff;
 pub use clock::{Clock, ManualClock, SystemClock};
 
 use async_trait::async_trait;
+use plotq_domain::chunk::BatchId;
 use plotq_domain::wire::{EventId, JobMessage, PlotEvent};
 use plotq_domain::{JobId, JobState, Sample, ViewState};
 use std::time::Duration;
@@ -141,8 +142,10 @@ pub struct StoreUsage {
 /// Where samples live.
 #[async_trait]
 pub trait MetricStore: Send + Sync + 'static {
-    /// Stores every sample; returns only once the store acknowledged the write.
-    async fn insert(&self, samples: &[Sample]) -> PortResult<()>;
+    /// Stores every sample; returns only once the store acknowledged the write. With a
+    /// `batch`, a batch already stored under that id is not stored (or counted) again,
+    /// whatever part of it a failed earlier attempt wrote.
+    async fn insert(&self, samples: &[Sample], batch: Option<&BatchId>) -> PortResult<()>;
     /// The samples `query` asks for, in no particular order.
     async fn points(&self, query: &SeriesQuery<'_>) -> PortResult<Points>;
     /// The minute rollups of the minutes that overlap the query's window (whole minutes:
@@ -240,7 +243,65 @@ pub trait PlotCache: Send + Sync + 'static {
     async fn release_request(&self, key: &str, id: JobId) -> PortResult<()>;
     /// Forgets job `id`'s state (e.g. a `queued` state whose job was never published).
     async fn delete_state(&self, id: JobId) -> PortResult<()>;
+    /// Starts an idempotent ingest under `key` for a body with `fingerprint`: `Fresh`
+    /// (the key is now held as in progress for `pending_ttl`), or what the key already
+    /// holds.
+    async fn begin_idempotent(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        pending_ttl: Duration,
+    ) -> PortResult<IdempotentStart>;
+    /// Records that the ingest under `key` stored `accepted` samples; kept for `ttl`.
+    async fn finish_idempotent(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        accepted: u64,
+        ttl: Duration,
+    ) -> PortResult<()>;
+    /// Forgets an in-progress `key` of `fingerprint` (its ingest failed; a retry may
+    /// run), and nothing else.
+    async fn abandon_idempotent(&self, key: &str, fingerprint: &str) -> PortResult<()>;
     async fn ping(&self) -> PortResult<()>;
+}
+
+/// What an idempotency key holds when an ingest starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdempotentStart {
+    /// Nobody used the key: go on (it is now held as in progress).
+    Fresh,
+    /// The same body was stored: answer as before, with this many samples accepted.
+    Done(u64),
+    /// The same body is being stored by another request.
+    Pending,
+    /// The key was used for another body.
+    Conflict,
+}
+
+impl IdempotentStart {
+    /// The value a store keeps for a key: `p:<fp>` in progress, `d:<fp>:<n>` done.
+    pub fn encode_pending(fingerprint: &str) -> String {
+        format!("p:{fingerprint}")
+    }
+
+    pub fn encode_done(fingerprint: &str, accepted: u64) -> String {
+        format!("d:{fingerprint}:{accepted}")
+    }
+
+    /// What a stored value means for a request with `fingerprint` (`Pending` for a value
+    /// that is not one of the two forms, so a corrupt entry delays rather than admits).
+    pub fn of_stored(stored: &str, fingerprint: &str) -> Self {
+        let (state, rest) = stored.split_at(stored.len().min(2));
+        let (fp, accepted) = rest.split_once(':').unwrap_or((rest, ""));
+        if fp != fingerprint {
+            return Self::Conflict;
+        }
+        match (state, accepted.parse::<u64>()) {
+            ("d:", Ok(n)) => Self::Done(n),
+            _ => Self::Pending,
+        }
+    }
 }
 
 /// Which dashboard views are watched, which series got new samples, and the latest

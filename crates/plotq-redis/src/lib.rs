@@ -29,7 +29,9 @@ use plotq_domain::wire::{
 };
 use plotq_domain::{JobId, JobState, ViewState};
 use plotq_ports::clock::now_ms;
-use plotq_ports::{EventBus, PlotCache, PortError, PortResult, StoredEvent, ViewRegistry};
+use plotq_ports::{
+    EventBus, IdempotentStart, PlotCache, PortError, PortResult, StoredEvent, ViewRegistry,
+};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::{StreamRangeReply, StreamReadOptions, StreamReadReply};
 use redis::{AsyncCommands, Client, Value};
@@ -184,6 +186,67 @@ impl PlotCache for RedisCache {
         let mut conn = self.conn.clone();
         conn.del::<_, ()>(self.state_key(id))
             .await
+            .map_err(unavailable)
+    }
+
+    async fn begin_idempotent(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        pending_ttl: Duration,
+    ) -> PortResult<IdempotentStart> {
+        let mut conn = self.conn.clone();
+        let key = format!("{}:idem:{key}", self.prefix);
+        // SET NX, else read what holds the key; a key that expired in between is tried
+        // once more.
+        for _ in 0..2 {
+            let set: Option<String> = redis::cmd("SET")
+                .arg(&key)
+                .arg(IdempotentStart::encode_pending(fingerprint))
+                .arg("NX")
+                .arg("PX")
+                .arg(pending_ttl.as_millis().max(1) as u64)
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            if set.is_some() {
+                return Ok(IdempotentStart::Fresh);
+            }
+            let stored: Option<String> = conn.get(&key).await.map_err(unavailable)?;
+            if let Some(stored) = stored {
+                return Ok(IdempotentStart::of_stored(&stored, fingerprint));
+            }
+        }
+        Ok(IdempotentStart::Pending)
+    }
+
+    async fn finish_idempotent(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        accepted: u64,
+        ttl: Duration,
+    ) -> PortResult<()> {
+        let mut conn = self.conn.clone();
+        conn.set_ex::<_, _, ()>(
+            format!("{}:idem:{key}", self.prefix),
+            IdempotentStart::encode_done(fingerprint, accepted),
+            ttl_secs(ttl),
+        )
+        .await
+        .map_err(unavailable)
+    }
+
+    async fn abandon_idempotent(&self, key: &str, fingerprint: &str) -> PortResult<()> {
+        let mut conn = self.conn.clone();
+        redis::cmd("EVAL")
+            .arg(RELEASE_IF_HELD)
+            .arg(1)
+            .arg(format!("{}:idem:{key}", self.prefix))
+            .arg(IdempotentStart::encode_pending(fingerprint))
+            .query_async::<i64>(&mut conn)
+            .await
+            .map(|_| ())
             .map_err(unavailable)
     }
 

@@ -279,6 +279,14 @@ async fn single_flight_claims_are_released_only_by_their_holder() {
     contract::claims_are_released_only_by_their_holder(&cache, &other_replica, key).await;
     assert!(!conn.exists::<_, bool>(&claim_key).await.unwrap());
     let id = contract::delete_state_forgets_the_state_only(&cache).await;
+    contract::idempotency_keys_replay_conflict_and_abandon(&cache, "batch-key").await;
+    let idem_key = format!("{}:idem:batch-key", config.namespace);
+    let idem_ttl: i64 = conn.ttl(&idem_key).await.unwrap();
+    assert!(
+        (1..=600).contains(&idem_ttl),
+        "idempotency key TTL {idem_ttl}"
+    );
+    let _: () = conn.del(&idem_key).await.unwrap();
     let _: () = conn
         .del(format!("{}:img:{id}", config.namespace))
         .await

@@ -50,8 +50,12 @@ impl FaultyStore {
 
 #[async_trait]
 impl MetricStore for FaultyStore {
-    async fn insert(&self, samples: &[Sample]) -> PortResult<()> {
-        self.inner.insert(samples).await
+    async fn insert(
+        &self,
+        samples: &[Sample],
+        batch: Option<&plotq_domain::chunk::BatchId>,
+    ) -> PortResult<()> {
+        self.inner.insert(samples, batch).await
     }
 
     async fn points(&self, query: &SeriesQuery<'_>) -> PortResult<Points> {
@@ -212,7 +216,7 @@ impl Harness {
                 timestamp_ms: now - 1_000 - i * 100,
             })
             .collect();
-        self.store.insert(&samples).await.unwrap();
+        self.store.insert(&samples, None).await.unwrap();
     }
 
     /// Processes one delivery of `body` to the end, with a recording acker.
@@ -373,7 +377,7 @@ async fn long_windows_are_drawn_from_rollups_and_say_so() {
             timestamp_ms: end - i * 2_000,
         })
         .collect();
-    h.store.insert(&samples).await.unwrap();
+    h.store.insert(&samples, None).await.unwrap();
     for kind in [
         PlotKind::Histogram,
         PlotKind::LatencyTimeseries,

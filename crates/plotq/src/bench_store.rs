@@ -9,6 +9,7 @@
 use crate::config::BenchStoreArgs;
 use crate::generator::Generator;
 use async_trait::async_trait;
+use plotq_domain::chunk::BatchId;
 use plotq_domain::wire::{EventId, EventKind, JobMessage};
 use plotq_domain::{JobId, JobState, PlotKind, PlotSpec, Sample, ServiceName, TimeRange, Window};
 use plotq_ports::memory::{
@@ -32,8 +33,8 @@ struct Counting {
 
 #[async_trait]
 impl MetricStore for Counting {
-    async fn insert(&self, samples: &[Sample]) -> PortResult<()> {
-        self.inner.insert(samples).await
+    async fn insert(&self, samples: &[Sample], batch: Option<&BatchId>) -> PortResult<()> {
+        self.inner.insert(samples, batch).await
     }
     async fn points(&self, query: &SeriesQuery<'_>) -> PortResult<Points> {
         let points = self.inner.points(query).await?;
@@ -104,7 +105,7 @@ async fn bench(args: &BenchStoreArgs) -> anyhow::Result<serde_json::Value> {
             let at = minute_end - (batches_per_minute - 1 - b) as i64 * span;
             let samples = generator.latencies(at, span, per_batch);
             ingested += samples.len() as u64;
-            store.insert(&samples).await?;
+            store.insert(&samples, None).await?;
         }
     }
     let ingest_secs = started.elapsed().as_secs_f64();

@@ -5,7 +5,7 @@
 
 use super::ttl::expiry;
 use crate::clock::{Clock, SystemClock};
-use crate::{PlotCache, PortResult};
+use crate::{IdempotentStart, PlotCache, PortResult};
 use async_trait::async_trait;
 use plotq_domain::wire::{decode_state, encode_state};
 use plotq_domain::{JobId, JobState};
@@ -123,6 +123,46 @@ impl PlotCache for MemoryCache {
         Ok(())
     }
 
+    async fn begin_idempotent(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        pending_ttl: Duration,
+    ) -> PortResult<IdempotentStart> {
+        let key = format!("idem:{key}");
+        let now = self.clock.now_ms();
+        let mut entries = self.entries.lock().expect("cache lock");
+        if let Some((_, stored)) = entries.get(&key).filter(|(expires, _)| *expires > now) {
+            let stored = String::from_utf8_lossy(stored);
+            return Ok(IdempotentStart::of_stored(&stored, fingerprint));
+        }
+        let pending = IdempotentStart::encode_pending(fingerprint).into_bytes();
+        entries.insert(key, (expiry(now, pending_ttl), pending));
+        Ok(IdempotentStart::Fresh)
+    }
+
+    async fn finish_idempotent(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        accepted: u64,
+        ttl: Duration,
+    ) -> PortResult<()> {
+        let done = IdempotentStart::encode_done(fingerprint, accepted).into_bytes();
+        self.put(format!("idem:{key}"), done, ttl);
+        Ok(())
+    }
+
+    async fn abandon_idempotent(&self, key: &str, fingerprint: &str) -> PortResult<()> {
+        let key = format!("idem:{key}");
+        let pending = IdempotentStart::encode_pending(fingerprint).into_bytes();
+        let mut entries = self.entries.lock().expect("cache lock");
+        if entries.get(&key).is_some_and(|(_, v)| *v == pending) {
+            entries.remove(&key);
+        }
+        Ok(())
+    }
+
     async fn ping(&self) -> PortResult<()> {
         Ok(())
     }
@@ -142,6 +182,12 @@ mod tests {
     #[tokio::test]
     async fn delete_state_forgets_the_state_only() {
         crate::contract::delete_state_forgets_the_state_only(&MemoryCache::default()).await;
+    }
+
+    #[tokio::test]
+    async fn idempotency_keys_replay_conflict_and_abandon() {
+        crate::contract::idempotency_keys_replay_conflict_and_abandon(&MemoryCache::default(), "k")
+            .await;
     }
 
     #[tokio::test]

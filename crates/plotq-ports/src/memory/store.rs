@@ -10,7 +10,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::{MetricStore, Points, PortError, PortResult, Rollups, SeriesQuery, StoreUsage};
 use async_trait::async_trait;
 use plotq_domain::Sample;
-use plotq_domain::chunk::{BUCKET_MS, Chunk, bucket_of, into_chunks};
+use plotq_domain::chunk::{BUCKET_MS, BatchId, Chunk, bucket_of, into_chunks};
 use plotq_domain::rollup::Rollup;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -60,7 +60,12 @@ struct Inner {
     series: HashMap<SeriesKey, Series>,
     bytes: u64,
     samples: u64,
+    /// Idempotent batches stored, and until when they are remembered (epoch ms).
+    batches: HashMap<BatchId, i64>,
 }
+
+/// How long a stored batch id is remembered (a retry within it is not stored again).
+const BATCH_MEMORY_MS: i64 = 24 * 3600 * 1000;
 
 impl Inner {
     /// Drops the raw buckets that ended before `raw_ms` and the rollups that ended
@@ -130,7 +135,7 @@ impl MemoryStore {
 
 #[async_trait]
 impl MetricStore for MemoryStore {
-    async fn insert(&self, samples: &[Sample]) -> PortResult<()> {
+    async fn insert(&self, samples: &[Sample], batch: Option<&BatchId>) -> PortResult<()> {
         let horizon = self.horizon_ms();
         // Encode outside the lock; samples already past retention are not kept.
         let chunks: Vec<_> = into_chunks(samples)
@@ -153,6 +158,13 @@ impl MetricStore for MemoryStore {
             .collect();
         let mut inner = self.inner.lock().expect("store lock");
         inner.expire(horizon, rollup_horizon);
+        // One lock holds the whole write: a batch is stored entirely or not at all, so
+        // remembering its id is enough to store it once.
+        let now = self.clock.now_ms();
+        inner.batches.retain(|_, until| *until > now);
+        if batch.is_some_and(|b| inner.batches.contains_key(b)) {
+            return Ok(());
+        }
         // Rollups grow by at most their own size when merged into a stored one.
         let adding: u64 = chunks.iter().map(|(_, b, _)| b.len() as u64).sum::<u64>()
             + rollups.iter().map(|(_, _, r)| r.size_bytes()).sum::<u64>();
@@ -209,6 +221,9 @@ impl MetricStore for MemoryStore {
             stored.merge(&rollup);
             let after = stored.size_bytes();
             inner.bytes = inner.bytes + after - before;
+        }
+        if let Some(batch) = batch {
+            inner.batches.insert(batch.clone(), now + BATCH_MEMORY_MS);
         }
         Ok(())
     }
@@ -316,7 +331,7 @@ mod tests {
         let samples: Vec<Sample> = (0..10)
             .map(|i| sample(i as f64, NOW - 10_000 + 1_000 * i))
             .collect();
-        store.insert(&samples).await.unwrap();
+        store.insert(&samples, None).await.unwrap();
         let got = store
             .points(&query(NOW - 8_000, NOW - 5_000))
             .await
@@ -338,7 +353,7 @@ mod tests {
             let samples: Vec<Sample> = (0..100)
                 .map(|i| sample(i as f64, start + batch * 600 + i * 6))
                 .collect();
-            store.insert(&samples).await.unwrap();
+            store.insert(&samples, None).await.unwrap();
         }
         let got = store.points(&query(start, start + 599_999)).await.unwrap();
         assert_eq!(got.values.len(), 100_000);
@@ -360,7 +375,10 @@ mod tests {
     async fn samples_leave_only_through_retention() {
         let (store, clock) = store(3600, 1 << 20);
         store
-            .insert(&[sample(1.0, NOW - 3_000_000), sample(2.0, NOW - 10_000)])
+            .insert(
+                &[sample(1.0, NOW - 3_000_000), sample(2.0, NOW - 10_000)],
+                None,
+            )
             .await
             .unwrap();
         assert_eq!(store.points(&query(0, NOW)).await.unwrap().values.len(), 2);
@@ -369,7 +387,7 @@ mod tests {
         let got = store.points(&query(0, NOW + 2_400_000)).await.unwrap();
         assert_eq!(got.values, vec![2.0]);
         // Its bucket's bytes are released at the next write; its rollup stays.
-        store.insert(&[sample(3.0, NOW)]).await.unwrap();
+        store.insert(&[sample(3.0, NOW)], None).await.unwrap();
         assert_eq!(store.usage().unwrap().samples, 2);
         let rollups = store.rollups(&query(0, NOW + 2_400_000)).await.unwrap();
         let counts: Vec<u64> = rollups.minutes.iter().map(|(_, r)| r.count).collect();
@@ -377,7 +395,7 @@ mod tests {
         // Past the rollup retention (4 h here), the rollup goes too.
         clock.advance(Duration::from_secs(4 * 3600));
         store
-            .insert(&[sample(4.0, NOW + 4 * 3_600_000 + 2_400_000)])
+            .insert(&[sample(4.0, NOW + 4 * 3_600_000 + 2_400_000)], None)
             .await
             .unwrap();
         let rollups = store.rollups(&query(0, NOW)).await.unwrap();
@@ -385,13 +403,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_batch_with_an_id_is_stored_once() {
+        let (store, _) = store(3600, 1 << 20);
+        let batch = BatchId::parse(&"ab".repeat(16)).unwrap();
+        let samples: Vec<Sample> = (0..10).map(|i| sample(i as f64, NOW - i)).collect();
+        for _ in 0..3 {
+            store.insert(&samples, Some(&batch)).await.unwrap();
+        }
+        assert_eq!(store.points(&query(0, NOW)).await.unwrap().values.len(), 10);
+        let rollups = store.rollups(&query(0, NOW)).await.unwrap();
+        assert_eq!(
+            Rollup::merged(rollups.minutes.iter().map(|(_, r)| r)).count,
+            10
+        );
+        // Without an id, a batch is stored each time.
+        store.insert(&samples, None).await.unwrap();
+        assert_eq!(store.points(&query(0, NOW)).await.unwrap().values.len(), 20);
+    }
+
+    #[tokio::test]
     async fn a_batch_past_the_bound_is_refused_whole_and_nothing_is_lost() {
         let (store, _) = store(3600, 4_000);
         let first: Vec<Sample> = (0..100).map(|i| sample(i as f64, NOW - i)).collect();
-        store.insert(&first).await.unwrap();
+        store.insert(&first, None).await.unwrap();
         let before = store.usage().unwrap();
         let second: Vec<Sample> = (0..200).map(|i| sample(i as f64, NOW - i)).collect();
-        let err = store.insert(&second).await.unwrap_err();
+        let err = store.insert(&second, None).await.unwrap_err();
         assert!(matches!(err, PortError::Full { .. }), "{err}");
         assert_eq!(
             store.usage().unwrap(),
