@@ -34,6 +34,66 @@ pub struct Sample {
     pub timestamp_ms: i64,
 }
 
+/// The usual request, parsed straight from the body's bytes: a non-empty array (up to
+/// [`MAX_BATCH`]) of sample objects whose every sample is valid. Anything else — a
+/// single object, an invalid sample, a duplicated or doubly-named field, malformed
+/// JSON — is `None`, and the caller parses the body as a JSON value with
+/// [`parse_samples`], which says precisely what is wrong. Where this answers, it
+/// answers exactly what [`parse_samples`] does (a property test checks it), without
+/// building a JSON value first.
+pub fn parse_samples_fast(body: &[u8], now_ms: i64) -> Option<Vec<Sample>> {
+    #[derive(serde::Deserialize)]
+    struct Fast<'a> {
+        #[serde(borrow, alias = "service_name")]
+        service: std::borrow::Cow<'a, str>,
+        #[serde(borrow, alias = "metric_name")]
+        metric: std::borrow::Cow<'a, str>,
+        value: f64,
+        #[serde(default)]
+        timestamp: Option<Value>,
+    }
+    let raw: Vec<Fast<'_>> = serde_json::from_slice(body).ok()?;
+    if raw.is_empty() || raw.len() > MAX_BATCH {
+        return None;
+    }
+    let now_ms = clamp_timestamp(now_ms);
+    let mut samples = Vec::with_capacity(raw.len());
+    // Batches usually repeat one series: parse each distinct name once.
+    let mut last: Option<(ServiceName, MetricName)> = None;
+    for f in raw {
+        if !f.value.is_finite() {
+            return None;
+        }
+        let timestamp_ms = match &f.timestamp {
+            None | Some(Value::Null) => now_ms,
+            Some(v) => match crate::timestamp::parse_timestamp(v) {
+                Ok(ts) if ts <= now_ms + MAX_FUTURE_SKEW_MS => ts,
+                _ => return None,
+            },
+        };
+        let (service, metric) = match &last {
+            Some((s, m)) if s.as_str() == f.service && m.as_str() == f.metric => {
+                (s.clone(), m.clone())
+            }
+            _ => {
+                let pair = (
+                    ServiceName::parse(&f.service).ok()?,
+                    MetricName::parse(&f.metric).ok()?,
+                );
+                last = Some(pair.clone());
+                pair
+            }
+        };
+        samples.push(Sample {
+            service,
+            metric,
+            value: f.value,
+            timestamp_ms,
+        });
+    }
+    Some(samples)
+}
+
 /// Parses a request body that is one sample object or an array of them.
 /// `now_ms` (clamped into the timestamp range) fills absent timestamps and bounds
 /// future ones.
@@ -92,33 +152,35 @@ fn parse_one(item: &Value, now_ms: i64) -> Result<Sample, Vec<FieldError>> {
         return Err(vec![FieldError::new("", "expected a sample object")]);
     };
     let mut errors = Vec::new();
-    let mut name_field = |primary: &str, alias: &str| -> Option<(String, &Value)> {
-        match (obj.get(primary), obj.get(alias)) {
-            (Some(v), _) => Some((format!("/{primary}"), v)),
-            (None, Some(v)) => Some((format!("/{alias}"), v)),
+    // (key, its JSON pointer) of a field and its alias.
+    type Field = (&'static str, &'static str);
+    let mut name_field = |primary: Field, alias: Field| -> Option<(&'static str, &Value)> {
+        match (obj.get(primary.0), obj.get(alias.0)) {
+            (Some(v), _) => Some((primary.1, v)),
+            (None, Some(v)) => Some((alias.1, v)),
             (None, None) => {
-                errors.push(FieldError::new(format!("/{primary}"), "is required"));
+                errors.push(FieldError::new(primary.1, "is required"));
                 None
             }
         }
     };
-    let service_raw = name_field("service", "service_name");
-    let metric_raw = name_field("metric", "metric_name");
+    let service_raw = name_field(("service", "/service"), ("service_name", "/service_name"));
+    let metric_raw = name_field(("metric", "/metric"), ("metric_name", "/metric_name"));
     let service = service_raw.and_then(|(path, v)| match v.as_str() {
         Some(s) => ServiceName::parse(s)
-            .map_err(|p| errors.push(FieldError::new(&path, p)))
+            .map_err(|p| errors.push(FieldError::new(path, p)))
             .ok(),
         None => {
-            errors.push(FieldError::new(&path, "must be a string"));
+            errors.push(FieldError::new(path, "must be a string"));
             None
         }
     });
     let metric = metric_raw.and_then(|(path, v)| match v.as_str() {
         Some(s) => MetricName::parse(s)
-            .map_err(|p| errors.push(FieldError::new(&path, p)))
+            .map_err(|p| errors.push(FieldError::new(path, p)))
             .ok(),
         None => {
-            errors.push(FieldError::new(&path, "must be a string"));
+            errors.push(FieldError::new(path, "must be a string"));
             None
         }
     });
@@ -224,6 +286,29 @@ mod tests {
             fields,
             ["/1/service", "/1/value", "/2/service", "/2/timestamp"]
         );
+    }
+
+    #[test]
+    fn the_fast_path_takes_the_usual_batch_and_leaves_the_rest() {
+        let usual = json!([
+            {"service": "a", "metric": "m", "value": 1.5, "timestamp": NOW - 1_000},
+            {"service_name": "a", "metric_name": "m", "value": 2, "extra": true},
+            {"service": "b", "metric": "m", "value": -3, "timestamp": "2026-11-22T10:00:00Z"},
+        ]);
+        let bytes = serde_json::to_vec(&usual).unwrap();
+        let fast = parse_samples_fast(&bytes, NOW).expect("the usual shape");
+        assert_eq!(fast, parse_samples(&usual, NOW).unwrap());
+        for other in [
+            json!({"service": "a", "metric": "m", "value": 1}),
+            json!([]),
+            json!([{"service": "a", "service_name": "b", "metric": "m", "value": 1}]),
+            json!([{"service": "a", "metric": "m", "value": "1"}]),
+            json!([{"service": "bad name", "metric": "m", "value": 1}]),
+            json!([{"service": "a", "metric": "m", "value": 1, "timestamp": NOW + 3_600_000}]),
+        ] {
+            let bytes = serde_json::to_vec(&other).unwrap();
+            assert_eq!(parse_samples_fast(&bytes, NOW), None, "{other}");
+        }
     }
 
     #[test]

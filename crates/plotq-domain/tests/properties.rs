@@ -9,7 +9,7 @@
 
 use plotq_domain::error::MAX_REPORTED_ERRORS;
 use plotq_domain::plot::{BINS_RANGE, HEIGHT_RANGE, MAX_SERVICES, MAX_TITLE_CHARS, WIDTH_RANGE};
-use plotq_domain::sample::{MAX_FUTURE_SKEW_MS, parse_samples};
+use plotq_domain::sample::{MAX_FUTURE_SKEW_MS, parse_samples, parse_samples_fast};
 use plotq_domain::timestamp::{MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS};
 use plotq_domain::wire::{
     DecodeError, EventKind, JobMessage, PlotEvent, decode_state, decode_view_state, encode_state,
@@ -668,6 +668,25 @@ proptest! {
 
 fn check_samples(body: &Value, now: i64) -> Result<(), TestCaseError> {
     let clock = now.clamp(MIN_TIMESTAMP_MS, MAX_TIMESTAMP_MS);
+    // Where the fast path answers, it answers what the JSON-value path does with the
+    // same bytes (as the api parses them).
+    let bytes = serde_json::to_vec(body).unwrap();
+    if let Some(fast) = parse_samples_fast(&bytes, now) {
+        let reparsed: Value = serde_json::from_slice(&bytes).unwrap();
+        let slow = parse_samples(&reparsed, now);
+        prop_assert!(
+            slow.is_ok(),
+            "fast accepted what the value path refuses: {body}"
+        );
+        let slow = slow.unwrap();
+        prop_assert_eq!(fast.len(), slow.len());
+        for (f, s) in fast.iter().zip(&slow) {
+            prop_assert_eq!(
+                (&f.service, &f.metric, f.value.to_bits(), f.timestamp_ms),
+                (&s.service, &s.metric, s.value.to_bits(), s.timestamp_ms)
+            );
+        }
+    }
     match parse_samples(body, now) {
         Ok(samples) => {
             prop_assert!(!samples.is_empty());

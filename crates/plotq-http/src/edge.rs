@@ -162,6 +162,16 @@ pub fn read_json(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Value, Problem> {
+    let bytes = read_json_bytes(headers, body)?;
+    serde_json::from_slice(&bytes).map_err(|e| Problem::malformed_json(&e))
+}
+
+/// The bytes of a request body declared as JSON, not yet parsed (415, 413, 400 for an
+/// unreadable or empty body).
+pub fn read_json_bytes(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Bytes, Problem> {
     require_json(headers)?;
     let bytes = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -179,7 +189,7 @@ pub fn read_json(
             "the request body is empty; expected JSON",
         ));
     }
-    serde_json::from_slice(&bytes).map_err(|e| Problem::malformed_json(&e))
+    Ok(bytes)
 }
 
 #[cfg(test)]

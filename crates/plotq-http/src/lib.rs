@@ -13,7 +13,7 @@ mod problem;
 pub mod server;
 
 pub use auth::{Auth, AuthConfig, Caller, Principal, Scope};
-pub use edge::{Edge, EdgeConfig, harden, read_json};
+pub use edge::{Edge, EdgeConfig, harden, read_json, read_json_bytes};
 pub use health::{HealthApiDoc, Probe, readiness_router};
 pub use limits::{Limits, LimitsConfig};
 pub use openapi::{

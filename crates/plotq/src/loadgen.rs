@@ -1,9 +1,11 @@
 //! `plotq loadgen`: the load producer — sends generated samples (`generator`) to a plotq
 //! api over HTTP, the real ingest path. Live mode paces batches at `--rate` samples/s for
 //! `--duration`; `--backfill <d>` writes the last `d` of history, oldest first, as fast
-//! as the api accepts. `--concurrency` requests are in flight at once. A refused batch
-//! (429/503/507) is retried after its `Retry-After` (at most 5 s, at most 5 times); the
-//! end returns (and `plotq loadgen` prints) one JSON summary (sent, accepted, refused by status, samples/s).
+//! as the api accepts. `--concurrency` requests are in flight at once. Each batch
+//! carries an `Idempotency-Key`, so a retry never stores it twice; a refused batch
+//! (429/503/507) is retried after its `Retry-After` (at most 5 s, at most 5 times). The
+//! end returns (and `plotq loadgen` prints) one JSON summary (sent, accepted, refused by
+//! status, samples/s).
 
 use crate::config::LoadgenArgs;
 use crate::generator::Generator;
@@ -88,6 +90,8 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<serde_json::Value> {
         .progress_chars("=> "),
     );
     let started = Instant::now();
+    // Every batch carries `Idempotency-Key: <run>-<batch>`, so its retries are stored once.
+    let run = uuid::Uuid::new_v4().simple().to_string();
     let next = Arc::new(AtomicU64::new(0));
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..args.concurrency {
@@ -100,6 +104,7 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<serde_json::Value> {
             next.clone(),
         );
         let token = args.token.clone();
+        let run = run.clone();
         let live = args.backfill.is_none();
         let batch_every = Duration::from_millis(span_ms as u64);
         tasks.spawn(async move {
@@ -121,10 +126,12 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<serde_json::Value> {
                     serde_json::to_vec(&crate::generator::as_json(&samples))
                         .expect("samples serialise")
                 };
+                let key = format!("{run}-{i}");
                 send(
                     &client,
                     &url,
                     token.as_deref(),
+                    &key,
                     body,
                     samples_per_batch,
                     &tally,
@@ -169,6 +176,7 @@ async fn send(
     client: &reqwest::Client,
     url: &str,
     token: Option<&str>,
+    key: &str,
     body: Vec<u8>,
     samples: u64,
     tally: &Tally,
@@ -178,6 +186,7 @@ async fn send(
         let mut request = client
             .post(url)
             .header("content-type", "application/json")
+            .header("idempotency-key", key)
             .body(body.clone());
         if let Some(token) = token {
             request = request.bearer_auth(token);

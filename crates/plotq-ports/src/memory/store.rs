@@ -12,12 +12,14 @@ use async_trait::async_trait;
 use plotq_domain::Sample;
 use plotq_domain::chunk::{BUCKET_MS, BatchId, Chunk, bucket_of, into_chunks};
 use plotq_domain::rollup::Rollup;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// A bucket with more chunks than this is compacted into one chunk.
+/// A bucket with more chunks than this has its small chunks merged into one.
 const MAX_CHUNKS_PER_BUCKET: usize = 16;
+/// Chunks at least this big (encoded) are left as they are.
+const BIG_CHUNK_BYTES: usize = 64 * 1024;
 
 /// Retention and size bound of the in-memory store.
 #[derive(Debug, Clone, Copy)]
@@ -60,8 +62,10 @@ struct Inner {
     series: HashMap<SeriesKey, Series>,
     bytes: u64,
     samples: u64,
-    /// Idempotent batches stored, and until when they are remembered (epoch ms).
-    batches: HashMap<BatchId, i64>,
+    /// Idempotent batches stored (remembered for `BATCH_MEMORY_MS`), and the same ids in
+    /// the order they expire.
+    batches: HashSet<BatchId>,
+    batch_expiry: VecDeque<(i64, BatchId)>,
 }
 
 /// How long a stored batch id is remembered (a retry within it is not stored again).
@@ -138,7 +142,17 @@ impl MetricStore for MemoryStore {
     async fn insert(&self, samples: &[Sample], batch: Option<&BatchId>) -> PortResult<()> {
         let horizon = self.horizon_ms();
         // Encode outside the lock; samples already past retention are not kept.
-        let chunks: Vec<_> = into_chunks(samples)
+        let rollup_horizon = self.rollup_horizon_ms();
+        let grouped = into_chunks(samples);
+        let rollups: Vec<_> = grouped
+            .iter()
+            .filter(|c| c.bucket_ms + BUCKET_MS > rollup_horizon)
+            .map(|c| {
+                let key = (c.service.to_string(), c.metric.to_string());
+                (key, c.bucket_ms, Rollup::of(&c.chunk.values))
+            })
+            .collect();
+        let chunks: Vec<_> = grouped
             .into_iter()
             .filter(|c| c.bucket_ms + BUCKET_MS > horizon)
             .map(|c| {
@@ -147,22 +161,20 @@ impl MetricStore for MemoryStore {
                 (c, bytes, n)
             })
             .collect();
-        let rollup_horizon = self.rollup_horizon_ms();
-        let rollups: Vec<_> = into_chunks(samples)
-            .into_iter()
-            .filter(|c| c.bucket_ms + BUCKET_MS > rollup_horizon)
-            .map(|c| {
-                let key = (c.service.to_string(), c.metric.to_string());
-                (key, c.bucket_ms, Rollup::of(&c.chunk.values))
-            })
-            .collect();
         let mut inner = self.inner.lock().expect("store lock");
         inner.expire(horizon, rollup_horizon);
         // One lock holds the whole write: a batch is stored entirely or not at all, so
         // remembering its id is enough to store it once.
         let now = self.clock.now_ms();
-        inner.batches.retain(|_, until| *until > now);
-        if batch.is_some_and(|b| inner.batches.contains_key(b)) {
+        while inner
+            .batch_expiry
+            .front()
+            .is_some_and(|(until, _)| *until <= now)
+        {
+            let (_, gone) = inner.batch_expiry.pop_front().expect("a front entry");
+            inner.batches.remove(&gone);
+        }
+        if batch.is_some_and(|b| inner.batches.contains(b)) {
             return Ok(());
         }
         // Rollups grow by at most their own size when merged into a stored one.
@@ -191,15 +203,26 @@ impl MetricStore for MemoryStore {
             bucket.samples += n;
             bucket.chunks.push(bytes);
             if bucket.chunks.len() > MAX_CHUNKS_PER_BUCKET {
-                let decoded: Vec<Chunk> = bucket
-                    .chunks
-                    .iter()
-                    .map(|b| Chunk::decode(b).expect("chunks this store encoded"))
-                    .collect();
-                let merged = Chunk::merge(&decoded).encode();
-                delta += merged.len() as i64 - bucket.bytes as i64;
-                bucket.bytes = merged.len() as u64;
-                bucket.chunks = vec![merged];
+                // Merge the small chunks only: each sample is re-encoded about once,
+                // however many batches fill the bucket.
+                let (small, big): (Vec<Vec<u8>>, Vec<Vec<u8>>) = std::mem::take(&mut bucket.chunks)
+                    .into_iter()
+                    .partition(|c| c.len() < BIG_CHUNK_BYTES);
+                bucket.chunks = big;
+                if small.len() > 1 {
+                    let decoded: Vec<Chunk> = small
+                        .iter()
+                        .map(|b| Chunk::decode(b).expect("chunks this store encoded"))
+                        .collect();
+                    let merged = Chunk::merge(&decoded).encode();
+                    let before: usize = small.iter().map(Vec::len).sum();
+                    delta += merged.len() as i64 - before as i64;
+                    bucket.bytes =
+                        (bucket.bytes as i64 + merged.len() as i64 - before as i64) as u64;
+                    bucket.chunks.push(merged);
+                } else {
+                    bucket.chunks.extend(small);
+                }
             }
             inner.bytes = (inner.bytes as i64 + delta) as u64;
             inner.samples += n;
@@ -223,7 +246,10 @@ impl MetricStore for MemoryStore {
             inner.bytes = inner.bytes + after - before;
         }
         if let Some(batch) = batch {
-            inner.batches.insert(batch.clone(), now + BATCH_MEMORY_MS);
+            inner.batches.insert(batch.clone());
+            inner
+                .batch_expiry
+                .push_back((now + BATCH_MEMORY_MS, batch.clone()));
         }
         Ok(())
     }
