@@ -387,6 +387,9 @@ pub struct JobStateDoc {
     /// What the plot was drawn from (`done` only).
     #[schema(nullable = false)]
     source: Option<plotq_http::SourceDoc>,
+    /// Stored documents (raw chunks and rollups) the worker read (`done` only).
+    #[schema(nullable = false)]
+    documents_read: Option<u64>,
     /// `/api/v1/plots/{id}`.
     #[schema(pattern = "^/api/v1/plots/[0-9a-f-]{36}$")]
     status_url: String,

@@ -96,6 +96,9 @@ pub struct JobState {
     /// Set when done: what the plot was drawn from.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<DataSource>,
+    /// Set when done: stored documents (chunks and rollups) the worker read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub documents_read: Option<u64>,
 }
 
 /// What a plot was drawn from.
@@ -194,6 +197,7 @@ impl JobState {
             view: None,
             attempts: 0,
             source: None,
+            documents_read: None,
         }
     }
 
@@ -247,6 +251,7 @@ impl JobState {
             view: raw.view,
             attempts: raw.attempts,
             source: raw.source,
+            documents_read: raw.documents_read,
         })
     }
 }
@@ -272,6 +277,8 @@ pub(crate) struct RawJobState {
     attempts: u32,
     #[serde(default)]
     source: Option<DataSource>,
+    #[serde(default)]
+    documents_read: Option<u64>,
 }
 
 impl<'de> Deserialize<'de> for JobState {

@@ -563,11 +563,15 @@ async fn attempt(
     }
     let spec = &message.spec;
     let (from_ms, until_ms) = spec.range.resolve(message.until_ms);
-    let (data, source, samples) =
-        match read_data(ports, &config.sources, spec, from_ms, until_ms).await {
-            Ok(read) => read,
-            Err(e) => return Outcome::Transient(e),
-        };
+    let Read {
+        data,
+        source,
+        samples,
+        documents,
+    } = match read_data(ports, &config.sources, spec, from_ms, until_ms).await {
+        Ok(read) => read,
+        Err(e) => return Outcome::Transient(e),
+    };
     if data.series.iter().all(|s| s.values.is_empty()) {
         return Outcome::Permanent(no_data(spec));
     }
@@ -586,6 +590,7 @@ async fn attempt(
     state.error = None;
     state.n_samples = Some(samples.unwrap_or(rendered.n_samples as u64));
     state.source = Some(source);
+    state.documents_read = Some(documents);
     state.render_ms = Some((render_ms * 100.0).round() / 100.0);
     state.updated_at_ms = now_ms();
     if let Err(e) = ports.cache.put_state(&state, config.state_ttl).await {
@@ -599,14 +604,24 @@ async fn attempt(
     Outcome::Done
 }
 
-/// The plot's data, what it came from, and (from rollups) the exact sample count.
+/// What a job read from the store.
+struct Read {
+    data: PlotData,
+    source: DataSource,
+    /// The exact sample count, when drawn from rollups (their stand-ins are fewer).
+    samples: Option<u64>,
+    /// Stored documents (chunks and rollups) read.
+    documents: u64,
+}
+
+/// The plot's data and what it came from.
 async fn read_data(
     ports: &WorkerPorts,
     policy: &SourcePolicy,
     spec: &PlotSpec,
     from_ms: i64,
     until_ms: i64,
-) -> PortResult<(PlotData, DataSource, Option<u64>)> {
+) -> PortResult<Read> {
     let queries: Vec<SeriesQuery<'_>> = spec
         .services
         .iter()
@@ -629,6 +644,7 @@ async fn read_data(
         .iter()
         .flat_map(|r| r.minutes.iter().map(|(_, m)| m.count))
         .sum();
+    let mut documents: u64 = rollups.iter().map(|r| r.docs_read).sum();
     let by_rollups = window_ms > policy.rollup_after.as_millis() as i64
         || from_ms < raw_horizon
         || estimated > policy.raw_max_samples;
@@ -650,11 +666,17 @@ async fn read_data(
             series,
             note: Some(source.describe(total)),
         };
-        return Ok((data, source, Some(total)));
+        return Ok(Read {
+            data,
+            source,
+            samples: Some(total),
+            documents,
+        });
     }
     let mut total = 0u64;
     for q in &queries {
         let points = ports.store.points(q).await?;
+        documents += points.chunks_read;
         total += points.values.len() as u64;
         series.push(SeriesData {
             service: q.service.to_owned(),
@@ -670,7 +692,12 @@ async fn read_data(
         series,
         note: Some(source.describe(total)),
     };
-    Ok((data, source, None))
+    Ok(Read {
+        data,
+        source,
+        samples: None,
+        documents,
+    })
 }
 
 /// At most about `budget` stand-in values for the minutes' samples, each minute's

@@ -386,6 +386,12 @@ async fn long_windows_are_drawn_from_rollups_and_say_so() {
         let state = rendered(&h, &job_over("checkout", kind, "6h")).await;
         assert_eq!(state.status, JobStatus::Done, "{kind:?}: {:?}", state.error);
         assert_eq!(state.source, Some(DataSource::minute_rollups()), "{kind:?}");
+        // One document a minute of the six hours, whatever the number of samples.
+        assert!(
+            (360..=362).contains(&state.documents_read.unwrap()),
+            "{kind:?}: {:?}",
+            state.documents_read
+        );
         // Whole minutes: the rollups hold every sample of the window's minutes.
         assert!(
             (10_770..=10_800).contains(&state.n_samples.unwrap()),
