@@ -368,10 +368,20 @@ async fn watched_views_refresh_and_unwatched_ones_do_not() {
 }
 
 /// `plotq loadgen --backfill` through the distributed roles' api: every sample sent is
-/// accepted, and a plot of the window counts exactly the latencies it wrote.
+/// accepted, and a long window drawn from rollups counts exactly the latencies written,
+/// with the percentiles of the generator's distribution (lognormal, median 20 ms,
+/// σ 0.45), as a short window drawn from raw samples has.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loadgen_backfills_history_that_plots_whole() {
-    let app = TestApp::spawn(Backend::Real).await;
+    let app = TestApp::spawn_with(
+        Backend::Real,
+        Options {
+            // Windows of more than 10,000 samples are drawn from rollups.
+            worker: vec!["--raw-max-samples", "10000"],
+            ..Options::default()
+        },
+    )
+    .await;
     app.wait_ready(READY).await;
     let prefix = format!("lg-{}-", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let command = plotq::config::Cli::try_parse_from([
@@ -401,13 +411,22 @@ async fn loadgen_backfills_history_that_plots_whole() {
     assert_eq!(summary["sent"], 60_000, "{summary}");
     assert_eq!(summary["accepted"], 60_000, "{summary}");
     assert_eq!(summary["refused"], json!({}), "{summary}");
-    let id = app
-        .request_plot(
-            &json!({"kind": "histogram", "service": format!("{prefix}0"), "window": "15m"}),
-        )
-        .await;
-    let state = app.wait_done(id, RENDER).await;
-    assert_eq!(state["status"], "done", "{state}");
-    assert_eq!(state["n_samples"], 30_000, "{state}");
+    let service = format!("{prefix}0");
+    let plot = |window: &str| json!({"kind": "histogram", "service": service, "window": window});
+    let long = app.wait_done(app.request_plot(&plot("15m")).await, RENDER).await;
+    assert_eq!(long["status"], "done", "{long}");
+    assert_eq!(long["source"]["kind"], "rollups", "{long}");
+    assert_eq!(long["n_samples"], 30_000, "{long}");
+    assert!(long["documents_read"].as_u64().unwrap() <= 16, "{long}");
+    let short = app.wait_done(app.request_plot(&plot("1m")).await, RENDER).await;
+    assert_eq!(short["source"]["kind"], "exact", "{short}");
+    for state in [&long, &short] {
+        let stats = &state["stats"][0];
+        let (p50, p95) = (stats["p50"].as_f64().unwrap(), stats["p95"].as_f64().unwrap());
+        assert!((p50 / 20.0 - 1.0).abs() < 0.1, "p50 {p50}: {state}");
+        // exp(1.645 × 0.45) × 20 ms ≈ 41.9 ms.
+        assert!((p95 / 41.9 - 1.0).abs() < 0.15, "p95 {p95}: {state}");
+    }
+    assert_eq!(long["stats"][0]["count"], 30_000, "{long}");
     app.stop().await;
 }

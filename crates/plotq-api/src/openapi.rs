@@ -354,6 +354,20 @@ pub struct JobSpecDoc {
     show_max: bool,
 }
 
+/// One service's samples in a plot's window: count, min, max and mean exact; the
+/// percentiles exact from raw samples, within ±1% from rollups (see `source`).
+#[derive(Serialize, ToSchema)]
+pub struct SeriesStatsDoc {
+    service: String,
+    count: u64,
+    mean: f64,
+    min: f64,
+    max: f64,
+    p50: f64,
+    p95: f64,
+    p99: f64,
+}
+
 /// A plot job as clients see it.
 #[derive(Serialize, ToSchema)]
 pub struct JobStateDoc {
@@ -390,6 +404,10 @@ pub struct JobStateDoc {
     /// Stored documents (raw chunks and rollups) the worker read (`done` only).
     #[schema(nullable = false)]
     documents_read: Option<u64>,
+    /// Each service's numbers in the window (`done` only; services without samples
+    /// left out).
+    #[schema(nullable = false, max_items = 8)]
+    stats: Option<Vec<SeriesStatsDoc>>,
     /// `/api/v1/plots/{id}`.
     #[schema(pattern = "^/api/v1/plots/[0-9a-f-]{36}$")]
     status_url: String,

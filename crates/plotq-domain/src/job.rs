@@ -7,6 +7,7 @@
 //! `[until - window, until]` (inclusive), which cannot overflow for a valid state.
 
 use crate::error::{Collector, FieldErrors};
+use crate::names::ServiceName;
 use crate::plot::{PlotSpec, RawPlotSpec};
 use crate::timestamp::check_timestamp;
 use crate::view::check_view_key;
@@ -99,6 +100,51 @@ pub struct JobState {
     /// Set when done: stored documents (chunks and rollups) the worker read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub documents_read: Option<u64>,
+    /// Set when done: the numbers of each service's samples in the window, as the plot
+    /// shows them (so a client can print them beside the image, or use them alone).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stats: Option<Vec<SeriesStats>>,
+}
+
+/// One service's samples in a plot's window: count, min, max and mean exact; p50, p95
+/// and p99 exact from raw samples, within the rollups' accuracy from rollups.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeriesStats {
+    pub service: String,
+    pub count: u64,
+    pub mean: f64,
+    pub min: f64,
+    pub max: f64,
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+}
+
+impl SeriesStats {
+    pub fn of(service: &str, s: &crate::stats::Summary) -> Self {
+        Self {
+            service: service.to_owned(),
+            count: s.n as u64,
+            mean: s.mean,
+            min: s.min,
+            max: s.max,
+            p50: s.p50,
+            p95: s.p95,
+            p99: s.p99,
+        }
+    }
+
+    fn check(&self) -> Result<(), &'static str> {
+        let numbers = [self.mean, self.min, self.max, self.p50, self.p95, self.p99];
+        if ServiceName::parse(&self.service).is_err() {
+            Err("stats name an invalid service")
+        } else if !numbers.iter().all(|v| v.is_finite()) || self.min > self.max {
+            Err("stats must be finite numbers with min <= max")
+        } else {
+            Ok(())
+        }
+    }
 }
 
 /// What a plot was drawn from.
@@ -198,6 +244,7 @@ impl JobState {
             attempts: 0,
             source: None,
             documents_read: None,
+            stats: None,
         }
     }
 
@@ -234,6 +281,16 @@ impl JobState {
         if let Some(Err(problem)) = raw.source.map(|s| s.check()) {
             errors.err("/source", problem);
         }
+        if let Some(stats) = &raw.stats {
+            if stats.len() > crate::plot::MAX_SERVICES {
+                errors.err("/stats", "more entries than a plot has services");
+            }
+            for (i, s) in stats.iter().enumerate() {
+                if let Err(problem) = s.check() {
+                    errors.err(format!("/stats/{i}"), problem);
+                }
+            }
+        }
         errors.finish()?;
         let Some(spec) = spec else {
             return Err(FieldErrors::one("/spec", "invalid plot spec"));
@@ -252,6 +309,7 @@ impl JobState {
             attempts: raw.attempts,
             source: raw.source,
             documents_read: raw.documents_read,
+            stats: raw.stats,
         })
     }
 }
@@ -279,6 +337,8 @@ pub(crate) struct RawJobState {
     source: Option<DataSource>,
     #[serde(default)]
     documents_read: Option<u64>,
+    #[serde(default)]
+    stats: Option<Vec<SeriesStats>>,
 }
 
 impl<'de> Deserialize<'de> for JobState {

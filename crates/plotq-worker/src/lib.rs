@@ -25,7 +25,7 @@
 
 use plotq_domain::rollup::{ROLLUP_MS, Rollup};
 use plotq_domain::wire::{EventKind, JobMessage, PlotEvent};
-use plotq_domain::{DataSource, JobId, JobState, JobStatus, PlotSpec};
+use plotq_domain::{DataSource, JobId, JobState, JobStatus, PlotSpec, SeriesStats};
 use plotq_ports::clock::now_ms;
 use plotq_ports::{
     Acker, Backoff, Delivery, EventBus, JobQueue, MetricStore, PlotCache, PortError, PortResult,
@@ -88,7 +88,7 @@ impl Default for SourcePolicy {
             rollup_after: Duration::from_secs(3 * 3600),
             raw_retention: Duration::from_secs(48 * 3600),
             raw_max_samples: 5_000_000,
-            rollup_budget: 500_000,
+            rollup_budget: 250_000,
         }
     }
 }
@@ -568,6 +568,7 @@ async fn attempt(
         source,
         samples,
         documents,
+        stats,
     } = match read_data(ports, &config.sources, spec, from_ms, until_ms).await {
         Ok(read) => read,
         Err(e) => return Outcome::Transient(e),
@@ -591,6 +592,7 @@ async fn attempt(
     state.n_samples = Some(samples.unwrap_or(rendered.n_samples as u64));
     state.source = Some(source);
     state.documents_read = Some(documents);
+    state.stats = Some(stats);
     state.render_ms = Some((render_ms * 100.0).round() / 100.0);
     state.updated_at_ms = now_ms();
     if let Err(e) = ports.cache.put_state(&state, config.state_ttl).await {
@@ -612,6 +614,8 @@ struct Read {
     samples: Option<u64>,
     /// Stored documents (chunks and rollups) read.
     documents: u64,
+    /// Each service's numbers in the window (services without samples left out).
+    stats: Vec<SeriesStats>,
 }
 
 /// The plot's data and what it came from.
@@ -651,7 +655,11 @@ async fn read_data(
     let mut series = Vec::with_capacity(queries.len());
     if by_rollups {
         let mut total = 0u64;
+        let mut stats = Vec::new();
         for (q, read) in queries.iter().zip(&rollups) {
+            if let Some(summary) = Rollup::merged(read.minutes.iter().map(|(_, r)| r)).summary() {
+                stats.push(SeriesStats::of(q.service, &summary));
+            }
             let stand_in = stand_ins(&read.minutes, policy.rollup_budget);
             total += stand_in.1;
             series.push(SeriesData {
@@ -671,13 +679,18 @@ async fn read_data(
             source,
             samples: Some(total),
             documents,
+            stats,
         });
     }
     let mut total = 0u64;
+    let mut stats = Vec::new();
     for q in &queries {
         let points = ports.store.points(q).await?;
         documents += points.chunks_read;
         total += points.values.len() as u64;
+        if let Some(summary) = plotq_domain::stats::summarize(&points.values) {
+            stats.push(SeriesStats::of(q.service, &summary));
+        }
         series.push(SeriesData {
             service: q.service.to_owned(),
             timestamps_ms: points.timestamps_ms,
@@ -697,6 +710,7 @@ async fn read_data(
         source,
         samples: None,
         documents,
+        stats,
     })
 }
 
