@@ -71,6 +71,20 @@ fn app_on(max_body_bytes: usize, edge: &Edge) -> App {
     }
 }
 
+/// The open api over `store` (and in-memory everything else).
+fn router_over(store: Arc<dyn MetricStore>) -> axum::Router {
+    hardened(
+        ApiState {
+            store,
+            queue: Arc::new(MemoryQueue::new(10)),
+            cache: Arc::new(MemoryCache::default()),
+            views: Arc::new(MemoryViews::default()),
+            config: ApiConfig::default(),
+        },
+        &open_edge(),
+    )
+}
+
 fn app_with(max_body_bytes: usize) -> App {
     app_on(max_body_bytes, &open_edge())
 }
@@ -525,16 +539,7 @@ async fn a_batch_whose_write_failed_after_storing_is_not_counted_twice_on_retry(
         inner: MemoryStore::default(),
         fail: 1.into(),
     });
-    let router = hardened(
-        ApiState {
-            store: store.clone(),
-            queue: Arc::new(MemoryQueue::new(10)),
-            cache: Arc::new(MemoryCache::default()),
-            views: Arc::new(MemoryViews::default()),
-            config: ApiConfig::default(),
-        },
-        &open_edge(),
-    );
+    let router = router_over(store.clone());
     let batch = json!(
         (0..20)
             .map(|i| json!({"service": "a", "metric": "latency_ms", "value": i}))
@@ -567,16 +572,7 @@ async fn a_full_store_refuses_ingest_with_507_and_keeps_what_it_had() {
         max_bytes: 8_000,
         ..Default::default()
     }));
-    let router = hardened(
-        ApiState {
-            store: store.clone(),
-            queue: Arc::new(MemoryQueue::new(10)),
-            cache: Arc::new(MemoryCache::default()),
-            views: Arc::new(MemoryViews::default()),
-            config: ApiConfig::default(),
-        },
-        &open_edge(),
-    );
+    let router = router_over(store.clone());
     let batch = |n: usize| {
         json!(
             (0..n)
