@@ -413,16 +413,23 @@ async fn loadgen_backfills_history_that_plots_whole() {
     assert_eq!(summary["refused"], json!({}), "{summary}");
     let service = format!("{prefix}0");
     let plot = |window: &str| json!({"kind": "histogram", "service": service, "window": window});
-    let long = app.wait_done(app.request_plot(&plot("15m")).await, RENDER).await;
+    let long = app
+        .wait_done(app.request_plot(&plot("15m")).await, RENDER)
+        .await;
     assert_eq!(long["status"], "done", "{long}");
     assert_eq!(long["source"]["kind"], "rollups", "{long}");
     assert_eq!(long["n_samples"], 30_000, "{long}");
     assert!(long["documents_read"].as_u64().unwrap() <= 16, "{long}");
-    let short = app.wait_done(app.request_plot(&plot("1m")).await, RENDER).await;
+    let short = app
+        .wait_done(app.request_plot(&plot("1m")).await, RENDER)
+        .await;
     assert_eq!(short["source"]["kind"], "exact", "{short}");
     for state in [&long, &short] {
         let stats = &state["stats"][0];
-        let (p50, p95) = (stats["p50"].as_f64().unwrap(), stats["p95"].as_f64().unwrap());
+        let (p50, p95) = (
+            stats["p50"].as_f64().unwrap(),
+            stats["p95"].as_f64().unwrap(),
+        );
         assert!((p50 / 20.0 - 1.0).abs() < 0.1, "p50 {p50}: {state}");
         // exp(1.645 × 0.45) × 20 ms ≈ 41.9 ms.
         assert!((p95 / 41.9 - 1.0).abs() < 0.15, "p95 {p95}: {state}");
