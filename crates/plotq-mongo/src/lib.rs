@@ -104,8 +104,11 @@ impl MongoStore {
         let mut options = ClientOptions::parse(&config.url)
             .await
             .map_err(|e| unavailable(format!("bad PLOTQ_MONGODB_URL: {e}")))?;
-        options.server_selection_timeout = Some(config.timeout);
-        options.connect_timeout = Some(config.timeout);
+        // A call ends within `timeout`: the driver may retry a read or write once, so
+        // each attempt's server selection (and connect) gets half of it.
+        let half = (config.timeout / 2).max(Duration::from_millis(50));
+        options.server_selection_timeout = Some(half);
+        options.connect_timeout = Some(half);
         options.app_name = Some("plotq".to_owned());
         let client = Client::with_options(options).map_err(unavailable)?;
         let db = client.database(&config.database);

@@ -19,9 +19,11 @@
 //! logged). Event ids are `EventId`s to everyone else: this crate is the only place that
 //! turns them into stream ids (`<ms>-<seq>`) and back.
 //!
-//! Commands go through a `ConnectionManager` (reconnects by itself) with a response
-//! timeout; blocking stream reads use a connection of their own so they never hold up
-//! other commands.
+//! Commands go through a `ConnectionManager` that reconnects when a call finds the
+//! connection lost, in one attempt per call, so every call ends within the configured
+//! dependency timeout (half to connect, half to answer) even while Redis is down;
+//! blocking stream reads use a connection of their own so they never hold up other
+//! commands.
 
 use async_trait::async_trait;
 use plotq_domain::wire::{
@@ -56,15 +58,20 @@ pub struct RedisConfig {
     pub event_history: usize,
 }
 
+/// A connection manager whose calls end within `timeout` (plus `extra_response` for
+/// blocking reads): half of it to (re)connect, in one attempt — the manager's own
+/// retries with backoff would wait past it; the next call tries again — and half to
+/// answer.
 fn manager(
     client: &Client,
-    response_timeout: Duration,
-    connect_timeout: Duration,
+    timeout: Duration,
+    extra_response: Duration,
 ) -> PortResult<ConnectionManager> {
+    let half = (timeout / 2).max(Duration::from_millis(50));
     let config = ConnectionManagerConfig::new()
-        .set_response_timeout(Some(response_timeout))
-        .set_connection_timeout(Some(connect_timeout))
-        .set_max_delay(Duration::from_secs(2));
+        .set_response_timeout(Some(half + extra_response))
+        .set_connection_timeout(Some(half))
+        .set_number_of_retries(0);
     ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(unavailable)
 }
 
@@ -88,7 +95,7 @@ impl RedisCache {
     pub fn new(config: &RedisConfig) -> PortResult<Self> {
         let client = Client::open(config.url.as_str()).map_err(unavailable)?;
         Ok(Self {
-            conn: manager(&client, config.timeout, config.timeout)?,
+            conn: manager(&client, config.timeout, Duration::ZERO)?,
             prefix: config.namespace.clone(),
         })
     }
@@ -303,8 +310,8 @@ impl RedisEventBus {
     pub fn new(config: &RedisConfig) -> PortResult<Self> {
         let client = Client::open(config.url.as_str()).map_err(unavailable)?;
         Ok(Self {
-            conn: manager(&client, config.timeout, config.timeout)?,
-            blocking: manager(&client, MAX_BLOCK + config.timeout, config.timeout)?,
+            conn: manager(&client, config.timeout, Duration::ZERO)?,
+            blocking: manager(&client, config.timeout, MAX_BLOCK)?,
             stream: format!("{}:events", config.namespace),
             history: config.event_history.max(1),
         })
@@ -443,7 +450,7 @@ impl RedisViews {
     pub fn new(config: &RedisConfig) -> PortResult<Self> {
         let client = Client::open(config.url.as_str()).map_err(unavailable)?;
         Ok(Self {
-            conn: manager(&client, config.timeout, config.timeout)?,
+            conn: manager(&client, config.timeout, Duration::ZERO)?,
             prefix: config.namespace.clone(),
             max_series: DEFAULT_MAX_SERIES,
         })

@@ -1,0 +1,99 @@
+//! Calls end within the dependency timeout while MongoDB is down: a private MongoDB-wire
+//! server (`nx-27017`, started on a free port for this test, then killed) behind a
+//! `MongoStore`. Every insert and read during the outage fails `Unavailable` within the
+//! timeout, the driver's own retry included.
+
+use plotq_domain::{MetricName, Sample, ServiceName};
+use plotq_mongo::{MongoConfig, MongoStore};
+use plotq_ports::{MetricStore, PortError, SeriesQuery};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// An `nx-27017` of this test's own, killed on drop.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn calls_end_within_the_timeout_while_mongodb_is_down() {
+    let port = free_port();
+    let server = Server(
+        Command::new("nx-27017")
+            .args(["--db", "memory", "-p", &port.to_string()])
+            // Its own pid file: the suite's server holds the default one.
+            .args([
+                "--pid-file",
+                &format!("{}/nx-outage-{port}.pid", std::env::temp_dir().display()),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nx-27017 must be installed for this test (tests/run.sh installs it)"),
+    );
+    let timeout = Duration::from_secs(2);
+    let store = MongoStore::new(&MongoConfig {
+        url: format!("mongodb://127.0.0.1:{port}"),
+        database: "outage".to_owned(),
+        timeout,
+        raw_retention: Duration::from_secs(3600),
+        rollup_retention: Duration::from_secs(7200),
+    })
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while store.ping().await.is_err() {
+        assert!(Instant::now() < deadline, "nx-27017 did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let now = plotq_ports::clock::now_ms();
+    let sample = Sample {
+        service: ServiceName::parse("a").unwrap(),
+        metric: MetricName::parse("latency_ms").unwrap(),
+        value: 1.0,
+        timestamp_ms: now,
+    };
+    store
+        .insert(std::slice::from_ref(&sample), None)
+        .await
+        .unwrap();
+
+    drop(server);
+    let query = SeriesQuery {
+        service: "a",
+        metric: "latency_ms",
+        from_ms: now - 60_000,
+        until_ms: now,
+        with_timestamps: false,
+    };
+    let mut slowest = Duration::ZERO;
+    for _ in 0..3 {
+        let started = Instant::now();
+        let err = store
+            .insert(std::slice::from_ref(&sample), None)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, PortError::Unavailable { .. }), "{err}");
+        slowest = slowest.max(started.elapsed());
+        let started = Instant::now();
+        let err = store.points(&query).await.unwrap_err();
+        assert!(matches!(err, PortError::Unavailable { .. }), "{err}");
+        slowest = slowest.max(started.elapsed());
+    }
+    assert!(
+        slowest <= timeout + Duration::from_millis(500),
+        "a call took {slowest:?} with a timeout of {timeout:?}"
+    );
+}
