@@ -99,6 +99,9 @@ fn forbidden_services(errors: Vec<FieldError>) -> Problem {
 }
 
 /// Ingest samples (one object or an array); answered only after the store acknowledged.
+///
+/// Outages: MongoDB down, `503` and nothing stored; Redis down, stored (`200`) unless an
+/// `Idempotency-Key` is sent (then `503`, nothing stored); RabbitMQ down, stored.
 #[utoipa::path(
     post, path = "/api/v1/metrics", tag = "metrics",
     request_body(content = SamplesDoc, content_type = "application/json"),
@@ -251,6 +254,8 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
 }
 
 /// Services that sent samples in the last week (those this caller may see).
+///
+/// Outages: Redis down, `503`; MongoDB or RabbitMQ down, served.
 #[utoipa::path(
     get, path = "/api/v1/services", tag = "metrics",
     responses(
@@ -316,6 +321,9 @@ fn with_location(mut response: Response, id: JobId) -> Response {
 
 /// Request a plot: answered `202` once the job is durably queued (or `200`/`202` with
 /// `deduplicated` when an identical request already has a job).
+///
+/// Outages: RabbitMQ or Redis down, `503` and nothing queued; MongoDB down, `202` (the
+/// worker retries its reads; the job ends `done`, or `failed` when its attempts run out).
 #[utoipa::path(
     post, path = "/api/v1/plots", tag = "plots",
     request_body(content = PlotSpecDoc, content_type = "application/json"),
@@ -470,6 +478,8 @@ async fn load(state: &ApiState, caller: &Caller, id: JobId) -> Result<JobState, 
 }
 
 /// A job's state.
+///
+/// Outages: Redis down, `503`; MongoDB or RabbitMQ down, served.
 #[utoipa::path(
     get, path = "/api/v1/plots/{id}", tag = "plots",
     params(
@@ -491,6 +501,8 @@ pub(crate) async fn plot_status(
 }
 
 /// The image of a PNG-format plot.
+///
+/// Outages: Redis down, `503`; MongoDB or RabbitMQ down, served.
 #[utoipa::path(
     get, path = "/api/v1/plots/{id}/png", tag = "plots",
     params(
@@ -523,6 +535,8 @@ pub(crate) async fn plot_png(
 }
 
 /// The image in whatever format the plot asked for.
+///
+/// Outages: Redis down, `503`; MongoDB or RabbitMQ down, served.
 #[utoipa::path(
     get, path = "/api/v1/plots/{id}/image", tag = "plots",
     params(

@@ -53,6 +53,10 @@ fn to_sse(event: &StoredEvent) -> Event {
 }
 
 /// The event stream.
+///
+/// Outages: Redis down, the stream opens without the views' current states or the
+/// replay, and live events resume when Redis is back; RabbitMQ down, served, but
+/// watched views are not re-rendered.
 #[utoipa::path(
     get, path = "/api/v1/events", tag = "events",
     params(
