@@ -225,6 +225,22 @@ fn degenerate_data_renders_or_fails_precisely() {
     }
 }
 
+/// Stand-ins of rollups (`weight` > 1) count for their weight: in the samples a render
+/// reports for every kind, and they draw like the same values at weight 1 otherwise.
+#[test]
+fn weighted_stand_ins_count_for_their_weight() {
+    for kind in PlotKind::ALL {
+        let s = spec(*kind, 800, 500);
+        let mut data = data_for(&s, 2_000);
+        let plain = render(&s, &data).unwrap();
+        for series in &mut data.series {
+            series.weight = 250.0;
+        }
+        let weighted = render(&s, &data).unwrap();
+        assert_eq!(weighted.n_samples, plain.n_samples * 250, "{kind:?}");
+    }
+}
+
 #[test]
 fn empty_data_is_a_precise_error() {
     let s = spec(PlotKind::Histogram, 1000, 600);

@@ -37,7 +37,8 @@ pub(crate) fn cdf<DB: DrawingBackend>(
         } else {
             (s.values.clone(), 0)
         };
-        dropped += d;
+        // Stand-ins of rollups count for `weight` samples each.
+        dropped += super::weighted(d as u64, s.weight) as usize;
         if let Some((min, max, _)) = stats::extent(&values) {
             lo = lo.min(min);
             hi = hi.max(max);
