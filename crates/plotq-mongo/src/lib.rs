@@ -8,7 +8,8 @@
 //! samples of one series is one document, not 1,000.
 //!
 //! Minute rollups (`plotq_domain::rollup`) live in `<db>.rollups`, one document per
-//! series and minute — `{s, m, t, v, n, sum, lo, hi, z, p, q, c}` — merged in place by
+//! series and minute — `{s, m, t, v, n, sum, lo, hi, z, p, q, c}`, the extremes `lo` and
+//! `hi` as order-preserving integers — merged in place by
 //! atomic updates (`$inc` of the counts, the sum and each histogram bucket `p.<index>`,
 //! `$min`/`$max` of the extremes), so concurrent apis merge without reading. Each key
 //! takes two updates in one ordered `update` command: an upsert that creates the
@@ -45,7 +46,7 @@ const DEPENDENCY: &str = "mongodb";
 const COLLECTION: &str = "chunks";
 const ROLLUPS: &str = "rollups";
 /// The version of the rollup documents.
-const ROLLUP_VERSION: i32 = 1;
+const ROLLUP_VERSION: i32 = 2;
 /// MongoDB's code for "an index with these keys exists with other options".
 const INDEX_OPTIONS_CONFLICT: i32 = 85;
 
@@ -248,7 +249,7 @@ fn rollup_updates(
         // Empty parents for the dotted increments (nx-27017 writes `p.5` as a literal key
         // when `p` is missing; MongoDB nests it either way).
         "u": {"$setOnInsert": {
-            "v": ROLLUP_VERSION, "lo": rollup.min, "hi": rollup.max,
+            "v": ROLLUP_VERSION, "lo": ordered_key(rollup.min), "hi": ordered_key(rollup.max),
             "p": {}, "q": {}, "c": {}, "a": {},
         }},
         "upsert": true,
@@ -265,8 +266,8 @@ fn rollup_updates(
             inc.insert("n", rollup.count as i64);
             inc.insert("sum", rollup.sum);
             inc.insert("z", rollup.zeros as i64);
-            update.insert("$min", doc! {"lo": rollup.min});
-            update.insert("$max", doc! {"hi": rollup.max});
+            update.insert("$min", doc! {"lo": ordered_key(rollup.min)});
+            update.insert("$max", doc! {"hi": ordered_key(rollup.max)});
         }
         for (field, n) in part_fields {
             inc.insert(field.clone(), *n);
@@ -281,6 +282,24 @@ fn rollup_updates(
         updates.push(doc! {"q": q, "u": update});
     }
     updates
+}
+
+/// `v` as an `i64` that orders as `v` does (`f64::total_cmp`), so `$min`/`$max` keep the
+/// exact extremes as integers. Stored as doubles, extremes near `f64::MAX` broke the
+/// MongoDB-wire test server: it keeps documents as SQLite JSON and prints doubles with
+/// 15 digits, past `f64::MAX`, after which the document can no longer be updated.
+fn ordered_key(v: f64) -> i64 {
+    flip_negative(v.to_bits() as i64)
+}
+
+fn from_ordered_key(key: i64) -> f64 {
+    f64::from_bits(flip_negative(key) as u64)
+}
+
+/// Flips every bit but the sign of a negative number (its own inverse), so negative
+/// floats' bit patterns order like the floats.
+fn flip_negative(bits: i64) -> i64 {
+    bits ^ ((((bits >> 63) as u64) >> 1) as i64)
 }
 
 /// MongoDB's duplicate-key error.
@@ -318,11 +337,16 @@ fn decode_rollup(doc: &Document) -> Result<(i64, Rollup), String> {
         }
     }
     let float = |key: &str| doc.get_f64(key).map_err(|e| format!("{key}: {e}"));
+    let extreme = |key: &str| match doc.get(key) {
+        Some(Bson::Int64(k)) => Ok(from_ordered_key(*k)),
+        Some(Bson::Int32(k)) => Ok(from_ordered_key(i64::from(*k))),
+        other => Err(format!("{key} is {other:?}")),
+    };
     let rollup = Rollup {
         count: count(doc, "n")?,
         sum: float("sum")?,
-        min: float("lo")?,
-        max: float("hi")?,
+        min: extreme("lo")?,
+        max: extreme("hi")?,
         positive: buckets("p")?,
         negative: buckets("q")?,
         zeros: count(doc, "z")?,
@@ -496,5 +520,33 @@ impl MetricStore for MongoStore {
             .await
             .map(|_| ())
             .map_err(unavailable)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ordered_keys_order_like_the_floats_and_round_trip() {
+        let values = [
+            -f64::MAX,
+            -1e300,
+            -1.0,
+            -5e-324,
+            -0.0,
+            0.0,
+            5e-324,
+            1e-300,
+            1.0,
+            2.5,
+            f64::MAX,
+        ];
+        for pair in values.windows(2) {
+            assert!(ordered_key(pair[0]) < ordered_key(pair[1]), "{pair:?}");
+        }
+        for v in values {
+            assert_eq!(from_ordered_key(ordered_key(v)).to_bits(), v.to_bits());
+        }
     }
 }

@@ -252,3 +252,25 @@ async fn a_batch_with_an_id_is_stored_and_counted_once() {
     store.insert(&samples, None).await.unwrap();
     assert_eq!(store.points(&window).await.unwrap().values.len(), 360);
 }
+
+#[tokio::test]
+async fn extreme_values_keep_their_rollup_updatable_and_exact() {
+    let store = MongoStore::new(&config()).await.unwrap();
+    store.ensure_indexes().await.unwrap();
+    let t0 = (plotq_ports::clock::now_ms() - 120_000) / 60_000 * 60_000;
+    let values = [f64::MAX, -f64::MAX, 5e-324, 1e308, -1e308, 0.0];
+    // One batch each into the same minute: every later one updates the first's rollup.
+    for (i, &v) in values.iter().enumerate() {
+        store
+            .insert(&[sample("x", "latency_ms", v, t0 + i as i64)], None)
+            .await
+            .unwrap_or_else(|e| panic!("{v}: {e}"));
+    }
+    let rollups = store
+        .rollups(&query("x", t0, t0 + 59_999, false))
+        .await
+        .unwrap();
+    assert_eq!(rollups.minutes.len(), 1, "the rollup reads back");
+    let r = &rollups.minutes[0].1;
+    assert_eq!((r.count, r.min, r.max), (6, -f64::MAX, f64::MAX));
+}
