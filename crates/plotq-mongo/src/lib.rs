@@ -357,6 +357,20 @@ fn decode_rollup(doc: &Document) -> Result<(i64, Rollup), String> {
     Ok((minute.timestamp_millis(), rollup))
 }
 
+/// The documents of the query's series whose date `field` lies in `[from_ms,
+/// until]`, widened by a second each side: the test server compares dates at whole
+/// seconds, and the samples are filtered exactly after decoding.
+fn series_filter(query: &SeriesQuery<'_>, field: &str, from_ms: i64) -> Document {
+    doc! {
+        "s": query.service,
+        "m": query.metric,
+        field: {
+            "$gte": date(from_ms.saturating_sub(1_000)),
+            "$lte": date(query.until_ms.saturating_add(1_000)),
+        },
+    }
+}
+
 /// A query bound as a BSON date, within the timestamps plotq accepts (years 1970 to
 /// 9999): the margins added to a window must not leave them (drivers and servers that
 /// map dates to calendar types refuse year 10000).
@@ -443,14 +457,7 @@ impl MetricStore for MongoStore {
         if query.from_ms > query.until_ms {
             return Ok(out);
         }
-        let filter = doc! {
-            "s": query.service,
-            "m": query.metric,
-            "t": {
-                "$gte": date(plotq_domain::chunk::bucket_of(query.from_ms).saturating_sub(1_000)),
-                "$lte": date(query.until_ms.saturating_add(1_000)),
-            },
-        };
+        let filter = series_filter(query, "t", plotq_domain::chunk::bucket_of(query.from_ms));
         let mut cursor = self
             .rollups
             .find(filter)
@@ -482,16 +489,8 @@ impl MetricStore for MongoStore {
             return Ok(out);
         }
         // A chunk holds one bucket: one that starts a bucket before `from` may still
-        // reach into the window. Whole-second margins keep the test server's date
-        // comparisons (whole seconds) from losing an edge chunk.
-        let filter = doc! {
-            "s": query.service,
-            "m": query.metric,
-            "lo": {
-                "$gte": date(query.from_ms.saturating_sub(BUCKET_MS + 1_000)),
-                "$lte": date(query.until_ms.saturating_add(1_000)),
-            },
-        };
+        // reach into the window.
+        let filter = series_filter(query, "lo", query.from_ms.saturating_sub(BUCKET_MS));
         let mut cursor = self
             .chunks
             .clone_with_type::<ChunkData>()

@@ -5,43 +5,25 @@
 
 use plotq_domain::{MetricName, Sample, ServiceName};
 use plotq_mongo::{MongoConfig, MongoStore};
+use plotq_ports::contract::TestServer;
 use plotq_ports::{MetricStore, PortError, SeriesQuery};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// An `nx-27017` of this test's own, killed on drop.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 #[tokio::test]
 async fn calls_end_within_the_timeout_while_mongodb_is_down() {
-    let port = free_port();
-    let server = Server(
-        Command::new("nx-27017")
-            .args(["--db", "memory", "-p", &port.to_string()])
-            // Its own pid file: the suite's server holds the default one.
-            .args([
-                "--pid-file",
-                &format!("{}/nx-outage-{port}.pid", std::env::temp_dir().display()),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nx-27017 must be installed for this test (tests/run.sh installs it)"),
+    let port = TestServer::free_port();
+    // Its own pid file: the suite's server holds the default one.
+    let pid_file = format!("{}/nx-outage-{port}.pid", std::env::temp_dir().display());
+    let server = TestServer::start(
+        "nx-27017",
+        &[
+            "--db",
+            "memory",
+            "-p",
+            &port.to_string(),
+            "--pid-file",
+            &pid_file,
+        ],
     );
     let timeout = Duration::from_secs(2);
     let store = MongoStore::new(&MongoConfig {

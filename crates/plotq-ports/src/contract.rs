@@ -1,6 +1,7 @@
 //! Contract tests of the ports: behaviour every adapter keeps, written once and run by
 //! the in-memory adapters' unit tests and by each real adapter's tests against its
-//! server (feature `contract`; never part of a release build).
+//! server (feature `contract`; never part of a release build); and `TestServer`, the
+//! private server process an adapter's outage test stops and starts.
 
 use crate::{IdempotentStart, PlotCache};
 use plotq_domain::{JobId, JobState, PlotKind, PlotSpec, ServiceName};
@@ -88,4 +89,36 @@ pub async fn idempotency_keys_replay_conflict_and_abandon(cache: &dyn PlotCache,
         IdempotentStart::Done(42),
         "done stays done"
     );
+}
+
+/// A server process of a test's own (a `redis-server`, an `nx-27017`), on a free port,
+/// killed when dropped: what an outage test stops and starts.
+pub struct TestServer(std::process::Child);
+
+impl TestServer {
+    /// Starts `program` with `args`.
+    pub fn start(program: &str, args: &[&str]) -> Self {
+        let child = std::process::Command::new(program)
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{program} must be installed for this test: {e}"));
+        Self(child)
+    }
+
+    /// A port nothing listens on now.
+    pub fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -4,45 +4,33 @@
 //! timeout (the connection manager's own reconnect loop must not wait past it), and calls
 //! succeed again once Redis is back.
 
+use plotq_ports::contract::TestServer;
 use plotq_ports::contract::queued_state;
 use plotq_ports::{PlotCache, PortError};
 use plotq_redis::{RedisCache, RedisConfig};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A `redis-server` of this test's own, killed on drop.
-struct Server(Child);
-
-impl Server {
-    fn start(port: u16) -> Self {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed for this test");
-        Self(child)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A `redis-server` of this test's own on `port`, keeping nothing on disk.
+fn redis_server(port: u16) -> TestServer {
+    let port = port.to_string();
+    TestServer::start(
+        "redis-server",
+        &[
+            "--port",
+            &port,
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+    )
 }
 
 #[tokio::test]
 async fn calls_end_within_the_timeout_while_redis_is_down() {
-    let port = free_port();
+    let port = TestServer::free_port();
     let timeout = Duration::from_secs(1);
     let cache = RedisCache::new(&RedisConfig {
         url: format!("redis://127.0.0.1:{port}"),
@@ -52,7 +40,7 @@ async fn calls_end_within_the_timeout_while_redis_is_down() {
     })
     .unwrap();
     let state = queued_state();
-    let server = Server::start(port);
+    let server = redis_server(port);
     let deadline = Instant::now() + Duration::from_secs(10);
     while cache.ping().await.is_err() {
         assert!(Instant::now() < deadline, "redis-server did not start");
@@ -77,7 +65,7 @@ async fn calls_end_within_the_timeout_while_redis_is_down() {
         "a call took {slowest:?} with a timeout of {timeout:?}"
     );
 
-    let _server = Server::start(port);
+    let _server = redis_server(port);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         match cache.get_state(state.id).await {

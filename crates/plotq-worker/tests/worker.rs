@@ -296,6 +296,14 @@ impl Harness {
     }
 
     /// Runs a worker over the memory queue; stop it with the returned token.
+    /// Runs a worker until `job`, published now, has its final event, then stops it.
+    async fn run_to_final(&self, job: &JobMessage) {
+        let worker = self.start();
+        self.queue.publish(job).await.unwrap();
+        self.wait_final(&[job.id]).await;
+        stop(worker).await;
+    }
+
     fn start(&self) -> (CancellationToken, tokio::task::JoinHandle<()>) {
         let shutdown = CancellationToken::new();
         let worker = tokio::spawn(plotq_worker::run_until_stopped(
@@ -305,6 +313,15 @@ impl Harness {
         ));
         (shutdown, worker)
     }
+}
+
+/// A harness holding checkout's samples whose next `failures` store reads fail, and a
+/// checkout job.
+async fn checkout_failing_reads(failures: u32) -> (Harness, JobMessage) {
+    let h = Harness::new();
+    h.ingest("checkout").await;
+    h.store.fail_next(failures);
+    (h, job("checkout"))
 }
 
 /// Stops a worker and waits until it has settled everything it held.
@@ -469,14 +486,8 @@ async fn a_job_without_data_fails_at_once() {
 
 #[tokio::test]
 async fn a_transient_store_failure_is_retried_until_it_succeeds() {
-    let h = Harness::new();
-    h.ingest("checkout").await;
-    h.store.fail_next(2);
-    let job = job("checkout");
-    let worker = h.start();
-    h.queue.publish(&job).await.unwrap();
-    h.wait_final(&[job.id]).await;
-    stop(worker).await;
+    let (h, job) = checkout_failing_reads(2).await;
+    h.run_to_final(&job).await;
     assert_eq!(
         h.store.reads(),
         3,
@@ -494,10 +505,7 @@ async fn a_transient_store_failure_is_retried_until_it_succeeds() {
 
 #[tokio::test]
 async fn a_redelivered_unfinished_job_counts_as_another_attempt() {
-    let h = Harness::new();
-    h.ingest("checkout").await;
-    h.store.fail_next(1);
-    let job = job("checkout");
+    let (h, job) = checkout_failing_reads(1).await;
     let slots = h.slots();
     // The first delivery fails transiently (its retry waits in the queue, unconsumed).
     assert_eq!(h.process(job.encode(), false, &slots).await, [Settled::Ack]);
@@ -514,14 +522,8 @@ async fn a_redelivered_unfinished_job_counts_as_another_attempt() {
 
 #[tokio::test]
 async fn a_persistent_store_failure_is_given_up_failed_and_dead_lettered() {
-    let h = Harness::new();
-    h.ingest("checkout").await;
-    h.store.fail_next(u32::MAX);
-    let job = job("checkout");
-    let worker = h.start();
-    h.queue.publish(&job).await.unwrap();
-    h.wait_final(&[job.id]).await;
-    stop(worker).await;
+    let (h, job) = checkout_failing_reads(u32::MAX).await;
+    h.run_to_final(&job).await;
     assert_eq!(h.store.reads(), 3, "max_attempts = 3");
     let state = h.state(job.id).await.unwrap();
     assert_eq!(state.status, JobStatus::Failed);

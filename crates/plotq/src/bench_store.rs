@@ -3,56 +3,21 @@
 //! in-memory store, then times plots from request to `plot.ready` through a real worker
 //! over the in-memory ports (queue, cache, event bus): histogram and latency over time
 //! for each `--windows`. Prints one JSON line: ingest rate, stored bytes per sample, and
-//! per plot the source, the documents (chunks or rollups) read, p50/max milliseconds and
+//! per plot the source, the documents (chunks or rollups) read (as its job state says), p50/max milliseconds and
 //! the worker's extra peak RSS while drawing it.
 
 use crate::config::BenchStoreArgs;
 use crate::generator::Generator;
-use async_trait::async_trait;
-use plotq_domain::chunk::BatchId;
 use plotq_domain::wire::{EventId, EventKind, JobMessage};
-use plotq_domain::{JobId, JobState, PlotKind, PlotSpec, Sample, ServiceName, TimeRange, Window};
+use plotq_domain::{JobId, JobState, PlotKind, PlotSpec, ServiceName, TimeRange, Window};
 use plotq_ports::memory::{
     MemoryCache, MemoryEventBus, MemoryQueue, MemoryStore, MemoryStoreConfig,
 };
-use plotq_ports::{
-    EventBus, JobQueue, MetricStore, PlotCache, Points, PortResult, Rollups, SeriesQuery,
-    StoreUsage,
-};
+use plotq_ports::{EventBus, JobQueue, MetricStore, PlotCache};
 use plotq_worker::{WorkerConfig, WorkerPorts};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
-
-/// The memory store, counting the documents each read touches.
-struct Counting {
-    inner: MemoryStore,
-    docs: AtomicU64,
-}
-
-#[async_trait]
-impl MetricStore for Counting {
-    async fn insert(&self, samples: &[Sample], batch: Option<&BatchId>) -> PortResult<()> {
-        self.inner.insert(samples, batch).await
-    }
-    async fn points(&self, query: &SeriesQuery<'_>) -> PortResult<Points> {
-        let points = self.inner.points(query).await?;
-        self.docs.fetch_add(points.chunks_read, Ordering::Relaxed);
-        Ok(points)
-    }
-    async fn rollups(&self, query: &SeriesQuery<'_>) -> PortResult<Rollups> {
-        let rollups = self.inner.rollups(query).await?;
-        self.docs.fetch_add(rollups.docs_read, Ordering::Relaxed);
-        Ok(rollups)
-    }
-    async fn ping(&self) -> PortResult<()> {
-        Ok(())
-    }
-    fn usage(&self) -> Option<StoreUsage> {
-        self.inner.usage()
-    }
-}
 
 /// Resident and peak resident memory of this process, in bytes (Linux).
 fn rss() -> (u64, u64) {
@@ -82,14 +47,11 @@ pub fn run(args: &BenchStoreArgs) -> anyhow::Result<()> {
 }
 
 async fn bench(args: &BenchStoreArgs) -> anyhow::Result<serde_json::Value> {
-    let store = Arc::new(Counting {
-        inner: MemoryStore::new(MemoryStoreConfig {
-            retention: Duration::from_secs(48 * 3600),
-            rollup_retention: Duration::from_secs(90 * 86_400),
-            max_bytes: args.max_bytes,
-        }),
-        docs: AtomicU64::new(0),
-    });
+    let store = Arc::new(MemoryStore::new(MemoryStoreConfig {
+        retention: Duration::from_secs(48 * 3600),
+        rollup_retention: Duration::from_secs(90 * 86_400),
+        max_bytes: args.max_bytes,
+    }));
     let service = ServiceName::parse("bench").expect("valid name");
     let mut generator = Generator::new(&[(service.clone(), 40.0)], 0x5eed);
     let now = plotq_ports::clock::now_ms();
@@ -139,7 +101,6 @@ async fn bench(args: &BenchStoreArgs) -> anyhow::Result<serde_json::Value> {
                 let state =
                     JobState::queued(JobId::new_random(), spec, plotq_ports::clock::now_ms());
                 let after = events.last_id().await?.unwrap_or(EventId::ZERO);
-                store.docs.store(0, Ordering::Relaxed);
                 reset_peak();
                 let (rss_before, _) = rss();
                 let t = Instant::now();
@@ -147,9 +108,9 @@ async fn bench(args: &BenchStoreArgs) -> anyhow::Result<serde_json::Value> {
                 let ready = wait_final(events.as_ref(), after, state.id).await?;
                 times.push(t.elapsed().as_secs_f64() * 1000.0);
                 anyhow::ensure!(ready == EventKind::PlotReady, "{window} {kind:?} failed");
-                docs = store.docs.load(Ordering::Relaxed);
                 peak = peak.max(rss().1.saturating_sub(rss_before));
                 let done = cache.get_state(state.id).await?.expect("a final state");
+                docs = done.documents_read.unwrap_or_default();
                 source = serde_json::json!({
                     "source": done.source,
                     "n_samples": done.n_samples,

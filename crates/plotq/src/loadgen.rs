@@ -123,8 +123,11 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<serde_json::Value> {
                 };
                 let body = {
                     let samples = generator.lock().await.requests(slot.0, slot.1, per_service);
-                    serde_json::to_vec(&crate::generator::as_json(&samples))
-                        .expect("samples serialise")
+                    // Shared, not copied, by every retry of the batch.
+                    axum::body::Bytes::from(
+                        serde_json::to_vec(&crate::generator::as_json(&samples))
+                            .expect("samples serialise"),
+                    )
                 };
                 let key = format!("{run}-{i}");
                 send(
@@ -177,7 +180,7 @@ async fn send(
     url: &str,
     token: Option<&str>,
     key: &str,
-    body: Vec<u8>,
+    body: axum::body::Bytes,
     samples: u64,
     tally: &Tally,
 ) {
