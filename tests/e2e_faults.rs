@@ -77,7 +77,8 @@ async fn transient_failures_retry_with_backoff_then_dead_letter_then_replay() {
     let client = reqwest::Client::new();
     wait_ready(&client, &api.url("/readyz"), READY).await;
     ingest(&client, &api, "flaky", 300).await;
-    // A worker whose MongoDB is unreachable: every attempt fails transiently.
+    // A worker whose MongoDB is unreachable, with failing fast off (so it does not hold
+    // jobs for MongoDB to come back): every attempt fails transiently.
     let mut bad_env = retry.to_vec();
     bad_env.extend([
         (
@@ -85,6 +86,7 @@ async fn transient_failures_retry_with_backoff_then_dead_letter_then_replay() {
             "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=500",
         ),
         ("PLOTQ_DEPENDENCY_TIMEOUT_SECS", "1"),
+        ("PLOTQ_BREAKER_FAILURES", "0"),
     ]);
     let mut bad = Plotq::start(&["worker"], &ns, &bad_env);
     let started = Instant::now();

@@ -26,6 +26,9 @@ pub struct AmqpConfig {
     /// Backoff before each retry; retry k (1-based) waits `retry_delays[k - 1]`, the last
     /// repeats for later attempts. Empty means one second for every retry.
     pub retry_delays: Vec<Duration>,
+    /// What this process believes about the broker: publishes (jobs, retries, dead
+    /// letters) fail fast while it is believed down; `ping` is the probe.
+    pub breaker: plotq_ports::Breaker,
 }
 
 impl std::fmt::Debug for AmqpConfig {
@@ -116,6 +119,7 @@ mod tests {
             delivery_limit: 5,
             timeout: Duration::from_secs(1),
             retry_delays: delays.iter().map(|s| Duration::from_secs(*s)).collect(),
+            breaker: plotq_ports::Breaker::system("rabbitmq", Default::default()),
         }
     }
 

@@ -325,6 +325,7 @@ fn death_reason(headers: &FieldTable) -> String {
 #[async_trait]
 impl JobQueue for AmqpQueue {
     async fn publish(&self, job: &JobMessage) -> PortResult<()> {
+        let ticket = self.config.breaker.admit()?;
         let result = self
             .publish_confirmed(
                 &self.config.exchange(),
@@ -334,20 +335,22 @@ impl JobQueue for AmqpQueue {
                 Some(job.id.to_string()),
             )
             .await;
-        self.clean(result)
+        ticket.settle(self.clean(result))
     }
 
     async fn retry_later(&self, body: &[u8], attempt: u32) -> PortResult<()> {
+        let ticket = self.config.breaker.admit()?;
         let mut headers = FieldTable::default();
         headers.insert(ATTEMPT.into(), AMQPValue::LongUInt(attempt));
         let queue = self.config.retry_queue(attempt);
         let result = self
             .publish_confirmed("", &queue, body, headers, None)
             .await;
-        self.clean(result)
+        ticket.settle(self.clean(result))
     }
 
     async fn dead_letter(&self, body: &[u8], attempts: u32, reason: &str) -> PortResult<()> {
+        let ticket = self.config.breaker.admit()?;
         let mut headers = FieldTable::default();
         headers.insert(ATTEMPT.into(), AMQPValue::LongUInt(attempts));
         headers.insert(REASON.into(), AMQPValue::LongString(reason.into()));
@@ -359,7 +362,7 @@ impl JobQueue for AmqpQueue {
         let result = self
             .publish_confirmed("", &queue, body, headers, None)
             .await;
-        self.clean(result)
+        ticket.settle(self.clean(result))
     }
 
     async fn dead_letters(&self, max: usize) -> PortResult<Vec<DeadLetter>> {
@@ -382,7 +385,8 @@ impl JobQueue for AmqpQueue {
     }
 
     async fn ping(&self) -> PortResult<()> {
-        self.clean(self.publisher.ping(&self.config).await)
+        let ticket = self.config.breaker.admit_probe()?;
+        ticket.settle(self.clean(self.publisher.ping(&self.config).await))
     }
 }
 

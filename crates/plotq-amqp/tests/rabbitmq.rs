@@ -28,6 +28,7 @@ fn config(max_queued_jobs: u32) -> AmqpConfig {
         delivery_limit: 5,
         timeout: Duration::from_secs(10),
         retry_delays: vec![Duration::from_millis(300), Duration::from_millis(600)],
+        breaker: plotq_ports::Breaker::system("rabbitmq", plotq_ports::BreakerConfig::default()),
     }
 }
 

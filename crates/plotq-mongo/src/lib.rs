@@ -25,7 +25,9 @@
 //! matter) — and a TTL index on `hi` expiring chunks `PLOTQ_RAW_RETENTION` after their
 //! last sample (changed in place when the setting changes). Inserts are acknowledged
 //! writes (`insert_many`, ordered). Uses only operations that behave the same on MongoDB
-//! and on the MongoDB-wire test server.
+//! and on the MongoDB-wire test server. Every read and write passes the process's
+//! MongoDB `Breaker` (`MongoConfig::breaker`): while MongoDB is believed down they fail in
+//! microseconds; `ping` is the probe that marks it down or up.
 
 use async_trait::async_trait;
 use futures::TryStreamExt;
@@ -37,7 +39,9 @@ use plotq_domain::Sample;
 use plotq_domain::chunk::{BUCKET_MS, BatchId, Chunk, into_chunks};
 use plotq_domain::rollup::Rollup;
 use plotq_domain::timestamp::{MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS};
-use plotq_ports::{MetricStore, Points, PortError, PortResult, Rollups, SeriesQuery};
+use plotq_ports::{
+    Breaker, MetricStore, Points, PortError, PortResult, Rollups, SeriesQuery, Ticket,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -52,6 +56,25 @@ const INDEX_OPTIONS_CONFLICT: i32 = 85;
 
 fn unavailable(e: impl std::fmt::Display) -> PortError {
     PortError::unavailable(DEPENDENCY, e)
+}
+
+/// Whether a driver error means MongoDB could not be reached (no server selected, a
+/// network failure), rather than MongoDB answering with an error of its own.
+fn unreached(e: &mongodb::error::Error) -> bool {
+    use mongodb::error::ErrorKind;
+    matches!(
+        &*e.kind,
+        ErrorKind::ServerSelection { .. }
+            | ErrorKind::ConnectionPoolCleared { .. }
+            | ErrorKind::DnsResolve { .. }
+            | ErrorKind::Io(_)
+    )
+}
+
+/// Records a driver result on `ticket` and maps its error.
+fn checked<T>(ticket: &Ticket, result: mongodb::error::Result<T>) -> PortResult<T> {
+    ticket.reached(!result.as_ref().is_err_and(unreached));
+    result.map_err(unavailable)
 }
 
 /// One stored chunk.
@@ -87,6 +110,8 @@ pub struct MongoConfig {
     pub raw_retention: Duration,
     /// Rollups expire this long after their minute (TTL index).
     pub rollup_retention: Duration,
+    /// What this process believes about MongoDB (shared with the process's other users).
+    pub breaker: Breaker,
 }
 
 /// Samples in MongoDB.
@@ -97,6 +122,7 @@ pub struct MongoStore {
     rollups: Collection<Document>,
     raw_retention: Duration,
     rollup_retention: Duration,
+    breaker: Breaker,
 }
 
 impl MongoStore {
@@ -119,7 +145,13 @@ impl MongoStore {
             client,
             raw_retention: config.raw_retention,
             rollup_retention: config.rollup_retention,
+            breaker: config.breaker.clone(),
         })
+    }
+
+    /// What this process believes about MongoDB.
+    pub fn breaker(&self) -> &Breaker {
+        &self.breaker
     }
 
     /// Creates the window index and the retention TTL index, or changes the TTL in
@@ -429,20 +461,22 @@ impl MetricStore for MongoStore {
                 },
             }
         });
+        let ticket = self.breaker.admit()?;
         match self.chunks.insert_many(docs).ordered(batch.is_none()).await {
-            Ok(_) => {}
+            Ok(_) => ticket.reached(true),
             // A retried batch: the chunks its earlier attempt wrote are there already.
-            Err(e) if batch.is_some() && only_duplicates(&e) => {}
-            Err(e) => return Err(unavailable(e)),
+            Err(e) if batch.is_some() && only_duplicates(&e) => ticket.reached(true),
+            Err(e) => return checked(&ticket, Err(e)),
         }
         // Raw first, then the rollups: see "Failure modes" in the README.
-        let reply = self
-            .rollups
-            .client()
-            .database(self.rollups.namespace().db.as_str())
-            .run_command(doc! {"update": ROLLUPS, "updates": updates, "ordered": true})
-            .await
-            .map_err(unavailable)?;
+        let reply = checked(
+            &ticket,
+            self.rollups
+                .client()
+                .database(self.rollups.namespace().db.as_str())
+                .run_command(doc! {"update": ROLLUPS, "updates": updates, "ordered": true})
+                .await,
+        )?;
         match reply.get_array("writeErrors") {
             Ok(errors) if !errors.is_empty() => Err(unavailable(format!(
                 "rollup update failed: {:?}",
@@ -458,14 +492,16 @@ impl MetricStore for MongoStore {
             return Ok(out);
         }
         let filter = series_filter(query, "t", plotq_domain::chunk::bucket_of(query.from_ms));
-        let mut cursor = self
-            .rollups
-            .find(filter)
-            .projection(doc! {"_id": 0, "s": 0, "m": 0})
-            .batch_size(512)
-            .await
-            .map_err(unavailable)?;
-        while let Some(doc) = cursor.try_next().await.map_err(unavailable)? {
+        let ticket = self.breaker.admit()?;
+        let mut cursor = checked(
+            &ticket,
+            self.rollups
+                .find(filter)
+                .projection(doc! {"_id": 0, "s": 0, "m": 0})
+                .batch_size(512)
+                .await,
+        )?;
+        while let Some(doc) = checked(&ticket, cursor.try_next().await)? {
             out.docs_read += 1;
             match decode_rollup(&doc) {
                 Ok((minute, rollup))
@@ -491,15 +527,17 @@ impl MetricStore for MongoStore {
         // A chunk holds one bucket: one that starts a bucket before `from` may still
         // reach into the window.
         let filter = series_filter(query, "lo", query.from_ms.saturating_sub(BUCKET_MS));
-        let mut cursor = self
-            .chunks
-            .clone_with_type::<ChunkData>()
-            .find(filter)
-            .projection(doc! {"_id": 0, "d": 1})
-            .batch_size(256)
-            .await
-            .map_err(unavailable)?;
-        while let Some(doc) = cursor.try_next().await.map_err(unavailable)? {
+        let ticket = self.breaker.admit()?;
+        let mut cursor = checked(
+            &ticket,
+            self.chunks
+                .clone_with_type::<ChunkData>()
+                .find(filter)
+                .projection(doc! {"_id": 0, "d": 1})
+                .batch_size(256)
+                .await,
+        )?;
+        while let Some(doc) = checked(&ticket, cursor.try_next().await)? {
             // Stored data is decoded with the rules it was written by; a chunk that
             // fails them is skipped and logged, never drawn.
             match Chunk::decode(&doc.d.bytes) {
@@ -513,12 +551,13 @@ impl MetricStore for MongoStore {
     }
 
     async fn ping(&self) -> PortResult<()> {
-        self.client
+        let ticket = self.breaker.admit_probe()?;
+        let reply = self
+            .client
             .database("admin")
             .run_command(doc! {"ping": 1})
-            .await
-            .map(|_| ())
-            .map_err(unavailable)
+            .await;
+        checked(&ticket, reply).map(|_| ())
     }
 }
 

@@ -15,6 +15,7 @@ fn config() -> MongoConfig {
         timeout: Duration::from_secs(10),
         raw_retention: Duration::from_secs(48 * 3600),
         rollup_retention: Duration::from_secs(90 * 86_400),
+        breaker: plotq_ports::Breaker::system("mongodb", plotq_ports::BreakerConfig::default()),
     }
 }
 

@@ -1,13 +1,25 @@
 //! Calls end within the dependency timeout while MongoDB is down: a private MongoDB-wire
 //! server (`nx-27017`, started on a free port for this test, then killed) behind a
 //! `MongoStore`. Every insert and read during the outage fails `Unavailable` within the
-//! timeout, the driver's own retry included.
+//! timeout, the driver's own retry included; with the breaker on, once the outage is
+//! detected they fail in milliseconds.
 
 use plotq_domain::{MetricName, Sample, ServiceName};
 use plotq_mongo::{MongoConfig, MongoStore};
 use plotq_ports::contract::TestServer;
-use plotq_ports::{MetricStore, PortError, SeriesQuery};
+use plotq_ports::{Breaker, BreakerConfig, MetricStore, PortError, SeriesQuery};
 use std::time::{Duration, Instant};
+
+/// The timeout alone, as without a breaker.
+fn no_breaker() -> Breaker {
+    Breaker::system(
+        "mongodb",
+        BreakerConfig {
+            failures_to_open: 0,
+            ..BreakerConfig::default()
+        },
+    )
+}
 
 #[tokio::test]
 async fn calls_end_within_the_timeout_while_mongodb_is_down() {
@@ -32,11 +44,29 @@ async fn calls_end_within_the_timeout_while_mongodb_is_down() {
         timeout,
         raw_retention: Duration::from_secs(3600),
         rollup_retention: Duration::from_secs(7200),
+        breaker: no_breaker(),
+    })
+    .await
+    .unwrap();
+    let breaker = Breaker::system(
+        "mongodb",
+        BreakerConfig {
+            failures_to_open: 3,
+            cooldown: Duration::from_millis(300),
+        },
+    );
+    let guarded = MongoStore::new(&MongoConfig {
+        url: format!("mongodb://127.0.0.1:{port}"),
+        database: "outage".to_owned(),
+        timeout,
+        raw_retention: Duration::from_secs(3600),
+        rollup_retention: Duration::from_secs(7200),
+        breaker: breaker.clone(),
     })
     .await
     .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while store.ping().await.is_err() {
+    while store.ping().await.is_err() || guarded.ping().await.is_err() {
         assert!(Instant::now() < deadline, "nx-27017 did not start");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -78,4 +108,35 @@ async fn calls_end_within_the_timeout_while_mongodb_is_down() {
         slowest <= timeout + Duration::from_millis(500),
         "a call took {slowest:?} with a timeout of {timeout:?}"
     );
+    // With the breaker: at most three calls wait before the outage is known...
+    let mut waited = 0;
+    while breaker.is_up() {
+        let started = Instant::now();
+        assert!(guarded.points(&query).await.is_err());
+        assert!(started.elapsed() <= timeout + Duration::from_millis(500));
+        waited += 1;
+        assert!(waited <= 3, "still believed up after {waited} failed calls");
+    }
+    // ...then calls fail at once, naming MongoDB (a trial every 300 ms may wait).
+    let mut times = Vec::new();
+    for i in 0..200 {
+        let started = Instant::now();
+        let err = if i % 2 == 0 {
+            guarded
+                .insert(std::slice::from_ref(&sample), None)
+                .await
+                .unwrap_err()
+        } else {
+            guarded.points(&query).await.unwrap_err()
+        };
+        times.push(started.elapsed());
+        assert_eq!(err.dependency(), "mongodb");
+    }
+    times.sort();
+    let p99 = times[times.len() * 99 / 100];
+    eprintln!(
+        "mongodb down, breaker open: p50 {:?}, p99 {p99:?}",
+        times[100]
+    );
+    assert!(p99 < Duration::from_millis(100), "p99 {p99:?}");
 }

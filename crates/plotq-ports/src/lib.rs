@@ -4,7 +4,8 @@
 //! event positioned by an `EventId`) and `ViewRegistry` (live-refresh bookkeeping) — and
 //! `PortError`, the failures callers branch on. Also the small shared pieces of every
 //! service loop: `clock` (the `Clock` port, `ManualClock` for tests, and the one
-//! `now_ms()`) and `Backoff` (exponential retry delays with a cap).
+//! `now_ms()`), `Backoff` (exponential retry delays with a cap) and `Breaker` (one
+//! dependency's health, shared by its callers: fail fast while it is down).
 //!
 //! Each external technology implements them in its own crate (`plotq-mongo`,
 //! `plotq-amqp`, `plotq-redis`); `memory` holds in-process implementations that are the
@@ -13,12 +14,14 @@
 //! library and no wire protocol.
 
 pub mod backoff;
+pub mod breaker;
 pub mod clock;
 #[cfg(any(test, feature = "contract"))]
 pub mod contract;
 pub mod memory;
 
 pub use backoff::Backoff;
+pub use breaker::{Breaker, BreakerConfig, Ticket};
 pub use clock::{Clock, ManualClock, SystemClock};
 
 use async_trait::async_trait;

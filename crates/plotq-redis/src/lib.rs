@@ -23,7 +23,9 @@
 //! connection lost, in one attempt per call, so every call ends within the configured
 //! dependency timeout (half to connect, half to answer) even while Redis is down;
 //! blocking stream reads use a connection of their own so they never hold up other
-//! commands.
+//! commands. Every command passes the process's Redis `Breaker` (`RedisConfig::breaker`):
+//! while Redis is believed down, commands fail in microseconds without touching the
+//! network, and `ping` is the probe that marks it down or up.
 
 use async_trait::async_trait;
 use plotq_domain::wire::{
@@ -32,7 +34,7 @@ use plotq_domain::wire::{
 use plotq_domain::{JobId, JobState, ViewState};
 use plotq_ports::clock::now_ms;
 use plotq_ports::{
-    EventBus, IdempotentStart, PlotCache, PortError, PortResult, StoredEvent, ViewRegistry,
+    Breaker, EventBus, IdempotentStart, PlotCache, PortError, PortResult, StoredEvent, ViewRegistry,
 };
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::{StreamRangeReply, StreamReadOptions, StreamReadReply};
@@ -56,6 +58,74 @@ pub struct RedisConfig {
     pub timeout: Duration,
     /// Events kept in the stream for replay (approximate, trimmed on write).
     pub event_history: usize,
+    /// What this process believes about Redis; every adapter built from this config
+    /// shares it (and should share it with every other Redis adapter of the process).
+    pub breaker: Breaker,
+}
+
+/// A connection manager behind the process's Redis breaker: while Redis is believed
+/// down, commands fail at once (`failing fast`) without touching the network, and each
+/// command's outcome feeds the breaker. Commands go through it like through any
+/// connection (`ConnectionLike`), so call sites stay plain Redis commands.
+#[derive(Clone)]
+struct Link {
+    conn: ConnectionManager,
+    breaker: Breaker,
+}
+
+impl Link {
+    fn new(client: &Client, config: &RedisConfig, extra_response: Duration) -> PortResult<Self> {
+        Ok(Self {
+            conn: manager(client, config.timeout, extra_response)?,
+            breaker: config.breaker.clone(),
+        })
+    }
+
+    fn refused(e: &PortError) -> redis::RedisError {
+        redis::RedisError::from((redis::ErrorKind::Io, "failing fast", e.to_string()))
+    }
+}
+
+/// Whether an error means Redis could not be reached (rather than Redis answering with
+/// an error of its own).
+fn unreached(e: &redis::RedisError) -> bool {
+    e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.kind() == redis::ErrorKind::Io
+}
+
+impl redis::aio::ConnectionLike for Link {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        Box::pin(async move {
+            let ticket = self.breaker.admit().map_err(|e| Self::refused(&e))?;
+            let result = self.conn.req_packed_command(cmd).await;
+            ticket.reached(!result.as_ref().is_err_and(unreached));
+            result
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        Box::pin(async move {
+            let ticket = self.breaker.admit().map_err(|e| Self::refused(&e))?;
+            let result = self.conn.req_packed_commands(pipeline, offset, count).await;
+            ticket.reached(!result.as_ref().is_err_and(unreached));
+            result
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        self.conn.get_db()
+    }
 }
 
 /// A connection manager whose calls end within `timeout` (plus `extra_response` for
@@ -78,7 +148,7 @@ fn manager(
 /// Job states and PNGs in Redis.
 #[derive(Clone)]
 pub struct RedisCache {
-    conn: ConnectionManager,
+    conn: Link,
     prefix: String,
 }
 
@@ -95,7 +165,7 @@ impl RedisCache {
     pub fn new(config: &RedisConfig) -> PortResult<Self> {
         let client = Client::open(config.url.as_str()).map_err(unavailable)?;
         Ok(Self {
-            conn: manager(&client, config.timeout, Duration::ZERO)?,
+            conn: Link::new(&client, config, Duration::ZERO)?,
             prefix: config.namespace.clone(),
         })
     }
@@ -276,21 +346,21 @@ end
 return 0
 ";
 
-async fn ping(conn: &ConnectionManager) -> PortResult<()> {
-    let mut conn = conn.clone();
-    redis::cmd("PING")
-        .query_async::<String>(&mut conn)
-        .await
-        .map(|_| ())
-        .map_err(unavailable)
+/// A health probe: a `PING` that, if Redis cannot be reached, marks it down at once.
+async fn ping(link: &Link) -> PortResult<()> {
+    let ticket = link.breaker.admit_probe()?;
+    let mut conn = link.conn.clone();
+    let result = redis::cmd("PING").query_async::<String>(&mut conn).await;
+    ticket.reached(!result.as_ref().is_err_and(unreached));
+    result.map(|_| ()).map_err(unavailable)
 }
 
 /// Plot events in a capped Redis stream.
 #[derive(Clone)]
 pub struct RedisEventBus {
-    conn: ConnectionManager,
+    conn: Link,
     /// Only for blocking reads (`XREAD BLOCK`), which would stall a shared connection.
-    blocking: ConnectionManager,
+    blocking: Link,
     stream: String,
     history: usize,
 }
@@ -310,8 +380,8 @@ impl RedisEventBus {
     pub fn new(config: &RedisConfig) -> PortResult<Self> {
         let client = Client::open(config.url.as_str()).map_err(unavailable)?;
         Ok(Self {
-            conn: manager(&client, config.timeout, Duration::ZERO)?,
-            blocking: manager(&client, config.timeout, MAX_BLOCK)?,
+            conn: Link::new(&client, config, Duration::ZERO)?,
+            blocking: Link::new(&client, config, MAX_BLOCK)?,
             stream: format!("{}:events", config.namespace),
             history: config.event_history.max(1),
         })
@@ -421,7 +491,7 @@ impl EventBus for RedisEventBus {
 /// Watched views, series watermarks, view states and refresh claims in Redis.
 #[derive(Clone)]
 pub struct RedisViews {
-    conn: ConnectionManager,
+    conn: Link,
     prefix: String,
     max_series: usize,
 }
@@ -450,7 +520,7 @@ impl RedisViews {
     pub fn new(config: &RedisConfig) -> PortResult<Self> {
         let client = Client::open(config.url.as_str()).map_err(unavailable)?;
         Ok(Self {
-            conn: manager(&client, config.timeout, Duration::ZERO)?,
+            conn: Link::new(&client, config, Duration::ZERO)?,
             prefix: config.namespace.clone(),
             max_series: DEFAULT_MAX_SERIES,
         })

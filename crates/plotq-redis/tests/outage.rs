@@ -2,11 +2,13 @@
 //! (started on a free port for this test, killed, then started again on the same port)
 //! behind a `RedisCache`. Every call during the outage fails `Unavailable` within the
 //! timeout (the connection manager's own reconnect loop must not wait past it), and calls
-//! succeed again once Redis is back.
+//! succeed again once Redis is back. With the breaker on, once the outage is detected
+//! calls fail in milliseconds without waiting for the timeout, and the breaker lets
+//! calls through again once Redis answers.
 
 use plotq_ports::contract::TestServer;
 use plotq_ports::contract::queued_state;
-use plotq_ports::{PlotCache, PortError};
+use plotq_ports::{Breaker, BreakerConfig, PlotCache, PortError};
 use plotq_redis::{RedisCache, RedisConfig};
 use std::time::{Duration, Instant};
 
@@ -28,6 +30,17 @@ fn redis_server(port: u16) -> TestServer {
     )
 }
 
+/// The timeout alone, as without a breaker.
+fn no_breaker() -> Breaker {
+    Breaker::system(
+        "redis",
+        BreakerConfig {
+            failures_to_open: 0,
+            ..BreakerConfig::default()
+        },
+    )
+}
+
 #[tokio::test]
 async fn calls_end_within_the_timeout_while_redis_is_down() {
     let port = TestServer::free_port();
@@ -37,6 +50,7 @@ async fn calls_end_within_the_timeout_while_redis_is_down() {
         namespace: "outage:plotq".to_owned(),
         timeout,
         event_history: 10,
+        breaker: no_breaker(),
     })
     .unwrap();
     let state = queued_state();
@@ -78,4 +92,69 @@ async fn calls_end_within_the_timeout_while_redis_is_down() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test]
+async fn a_known_outage_is_answered_in_milliseconds() {
+    let port = TestServer::free_port();
+    let timeout = Duration::from_secs(1);
+    let breaker = Breaker::system(
+        "redis",
+        BreakerConfig {
+            failures_to_open: 3,
+            cooldown: Duration::from_millis(300),
+        },
+    );
+    let cache = RedisCache::new(&RedisConfig {
+        url: format!("redis://127.0.0.1:{port}"),
+        namespace: "outage:plotq".to_owned(),
+        timeout,
+        event_history: 10,
+        breaker: breaker.clone(),
+    })
+    .unwrap();
+    let state = queued_state();
+    let server = redis_server(port);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cache.ping().await.is_err() {
+        assert!(Instant::now() < deadline, "redis-server did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(server);
+    // Detection: at most `failures_to_open` calls wait (each within the timeout).
+    let mut waited = 0;
+    while breaker.is_up() {
+        let started = Instant::now();
+        assert!(cache.get_state(state.id).await.is_err());
+        assert!(started.elapsed() <= timeout + Duration::from_millis(300));
+        waited += 1;
+        assert!(waited <= 3, "still believed up after {waited} failed calls");
+    }
+    // Known down: every call fails at once and names Redis (a trial every 300 ms may
+    // wait up to the timeout; the others do not).
+    let mut times: Vec<Duration> = Vec::new();
+    for _ in 0..200 {
+        let started = Instant::now();
+        let err = cache.get_state(state.id).await.unwrap_err();
+        times.push(started.elapsed());
+        assert_eq!(err.dependency(), "redis");
+    }
+    times.sort();
+    let p99 = times[times.len() * 99 / 100];
+    eprintln!(
+        "redis down, breaker open: p50 {:?}, p99 {p99:?}",
+        times[100]
+    );
+    assert!(p99 < Duration::from_millis(100), "p99 {p99:?}");
+
+    let _server = redis_server(port);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cache.get_state(state.id).await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the breaker never let a call through again"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(breaker.is_up());
 }

@@ -21,6 +21,7 @@ fn config(history: usize) -> RedisConfig {
         ),
         timeout: Duration::from_secs(5),
         event_history: history,
+        breaker: plotq_ports::Breaker::system("redis", plotq_ports::BreakerConfig::default()),
     }
 }
 

@@ -15,6 +15,12 @@
 //! A panic while processing a delivery is caught and logged; the job ends `failed`
 //! ("internal error while rendering: …") and its delivery is still settled exactly once.
 //!
+//! While a dependency a job needs (the store, the cache) is known to be down — its
+//! `Breaker` is open — the job is held, not failed: it waits for the dependency and runs
+//! again (its attempts unspent), so a short outage ends with every job done, announced
+//! once. Past `outage_budget` it is dead-lettered as `dependency_unavailable`, for
+//! `plotq dlq retry` once the dependency is back.
+//!
 //! Renders run on the blocking pool, which cannot be cancelled: a render past its
 //! deadline fails its job but its thread runs on. Each worker therefore has `prefetch`
 //! render permits (`RenderSlots`), each held by a render thread until the render really
@@ -28,8 +34,8 @@ use plotq_domain::wire::{EventKind, JobMessage, PlotEvent};
 use plotq_domain::{DataSource, JobId, JobState, JobStatus, PlotSpec, SeriesStats};
 use plotq_ports::clock::now_ms;
 use plotq_ports::{
-    Acker, Backoff, Delivery, EventBus, JobQueue, MetricStore, PlotCache, PortError, PortResult,
-    SeriesQuery,
+    Acker, Backoff, Breaker, Delivery, EventBus, JobQueue, MetricStore, PlotCache, PortError,
+    PortResult, SeriesQuery,
 };
 use plotq_render::{PlotData, RenderError, Rendered, SeriesData};
 use std::any::Any;
@@ -68,6 +74,14 @@ pub struct WorkerConfig {
     pub renderer: Renderer,
     /// Where raw samples stop and rollups take over (see `choose_source`).
     pub sources: SourcePolicy,
+    /// The breakers of the dependencies a job needs (the store's and the cache's). While
+    /// one is open, a job that needs it is held (its attempts are not spent) until the
+    /// dependency is back, for at most `outage_budget`.
+    pub breakers: Vec<Breaker>,
+    /// Longest a job is held for a dependency that is down; past it the job is
+    /// dead-lettered with the reason `dependency_unavailable` (`plotq dlq retry` brings
+    /// it back).
+    pub outage_budget: Duration,
 }
 
 /// When a plot is drawn from one-minute rollups instead of raw samples: windows longer
@@ -105,6 +119,8 @@ impl Default for WorkerConfig {
             shutdown_grace: Duration::from_secs(30),
             renderer: Renderer::default(),
             sources: SourcePolicy::default(),
+            breakers: Vec::new(),
+            outage_budget: Duration::from_secs(120),
         }
     }
 }
@@ -380,16 +396,49 @@ async fn handle(
         }
     };
     let id = message.id;
-    let outcome = catching(attempt(
-        ports,
-        config,
-        slots,
-        &message,
-        delivery.redelivered,
-        delivery.attempt + 1,
-    ))
-    .await
-    .unwrap_or_else(Outcome::Panicked);
+    let held_since = Instant::now();
+    let outcome = loop {
+        if let Some(down) = hold(config, held_since, id).await {
+            // The dependency stayed down past the budget: the job waits in the dead-letter
+            // queue for `plotq dlq retry`, its attempts unspent.
+            let reason = format!(
+                "dependency_unavailable: {down} did not answer for {} s",
+                config.outage_budget.as_secs()
+            );
+            tracing::error!(%id, %reason, "dead-lettering job");
+            if let Err(e) =
+                finish_failed(ports, config, &message, &reason, delivery.attempt + 1).await
+            {
+                tracing::warn!(%id, error = %e, "cannot record the failure; the dead letter keeps the reason");
+            }
+            dead_letter_or_drop(
+                ports,
+                delivery,
+                settle,
+                delivery.attempt + 1,
+                &reason,
+                Some(id),
+            )
+            .await;
+            return;
+        }
+        let outcome = catching(attempt(
+            ports,
+            config,
+            slots,
+            &message,
+            delivery.redelivered,
+            delivery.attempt + 1,
+        ))
+        .await
+        .unwrap_or_else(Outcome::Panicked);
+        match &outcome {
+            // Failed because a dependency is down (known now): hold the job and run it
+            // again once the dependency is back, rather than spending an attempt.
+            Outcome::Transient(e) if down(config, e.dependency()) => continue,
+            _ => break outcome,
+        }
+    };
     match outcome {
         Outcome::Done => settle.ack(Some(id)).await,
         Outcome::Permanent(reason) => {
@@ -417,6 +466,33 @@ async fn handle(
                 }
             }
         }
+    }
+}
+
+/// Whether `dependency` has a breaker that believes it down.
+fn down(config: &WorkerConfig, dependency: &str) -> bool {
+    config
+        .breakers
+        .iter()
+        .any(|b| b.dependency() == dependency && !b.is_up())
+}
+
+/// Holds a job while any dependency it needs is believed down, until all are back or
+/// the outage budget (counted from `since`) is spent; `Some(name)` of one still down
+/// when it is.
+async fn hold(config: &WorkerConfig, since: Instant, id: JobId) -> Option<&'static str> {
+    let mut logged = false;
+    loop {
+        let breaker = config.breakers.iter().find(|b| !b.is_up())?;
+        let left = config.outage_budget.saturating_sub(since.elapsed());
+        if left.is_zero() {
+            return Some(breaker.dependency());
+        }
+        if !logged {
+            tracing::info!(%id, dependency = breaker.dependency(), "holding job until the dependency is back");
+            logged = true;
+        }
+        breaker.wait_up(left).await;
     }
 }
 

@@ -32,6 +32,8 @@ struct FaultyStore {
     fail: AtomicU32,
     panic_on: Mutex<Option<String>>,
     reads: AtomicU32,
+    /// A breaker a failing read marks down, as the real adapter's would.
+    trips: Mutex<Option<plotq_ports::Breaker>>,
 }
 
 impl FaultyStore {
@@ -72,6 +74,11 @@ impl MetricStore for FaultyStore {
             })
             .map_or_else(|n| n == u32::MAX, |_| true);
         if failing {
+            if let Some(breaker) = self.trips.lock().unwrap().as_ref() {
+                if let Ok(ticket) = breaker.admit_probe() {
+                    ticket.reached(false);
+                }
+            }
             return Err(PortError::unavailable("mongodb", "injected outage"));
         }
         self.inner.points(query).await
@@ -802,4 +809,115 @@ async fn render_threads_never_outnumber_the_prefetch() {
     stop(worker).await;
     assert_eq!(h.events_of(later.id).await, [EventKind::PlotReady]);
     assert!(alive.max.load(Ordering::SeqCst) <= 2);
+}
+
+/// A breaker for the store's dependency on a clock the test moves, already open (as the
+/// store's adapter leaves it when MongoDB stops answering).
+fn open_breaker(clock: &plotq_ports::ManualClock) -> plotq_ports::Breaker {
+    let breaker = plotq_ports::Breaker::new(
+        "mongodb",
+        plotq_ports::BreakerConfig::default(),
+        Arc::new(clock.clone()),
+    );
+    breaker.admit_probe().unwrap().reached(false);
+    assert!(!breaker.is_up());
+    breaker
+}
+
+#[tokio::test]
+async fn a_job_is_held_while_its_store_is_down_and_finishes_once_it_is_back() {
+    let (mut h, job) = checkout_failing_reads(u32::MAX).await;
+    let clock = plotq_ports::ManualClock::new(now_ms());
+    let breaker = open_breaker(&clock);
+    h.config.breakers = vec![breaker.clone()];
+    h.config.outage_budget = PATIENCE;
+    let h = Arc::new(h);
+    let slots = h.slots();
+    let running = tokio::spawn({
+        let (h, body) = (h.clone(), job.encode());
+        async move { h.process(body, false, &slots).await }
+    });
+    // Held: the job does not run while the store is believed down...
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!running.is_finished());
+    assert_eq!(h.store.reads(), 0, "no read while MongoDB is known down");
+    // ...and runs once it is back, spending none of its attempts.
+    h.store.fail_next(0);
+    clock.advance(Duration::from_secs(1));
+    breaker.admit_probe().unwrap().reached(true);
+    assert_eq!(running.await.unwrap(), [Settled::Ack]);
+    let state = h.state(job.id).await.unwrap();
+    assert_eq!((state.status, state.attempts), (JobStatus::Done, 1));
+    assert_eq!(h.events_of(job.id).await, [EventKind::PlotReady]);
+    assert!(h.queue.dead_letters(10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_job_failing_as_its_store_goes_down_is_run_again_once_it_is_back() {
+    let (mut h, job) = checkout_failing_reads(u32::MAX).await;
+    let clock = plotq_ports::ManualClock::new(now_ms());
+    let breaker = plotq_ports::Breaker::new(
+        "mongodb",
+        plotq_ports::BreakerConfig::default(),
+        Arc::new(clock.clone()),
+    );
+    h.config.breakers = vec![breaker.clone()];
+    h.config.outage_budget = PATIENCE;
+    let h = Arc::new(h);
+    let slots = h.slots();
+    // The outage is learnt while the job runs: its read fails, and the breaker opens.
+    *h.store.trips.lock().unwrap() = Some(breaker.clone());
+    h.store.fail_next(1);
+    let running = tokio::spawn({
+        let (h, body) = (h.clone(), job.encode());
+        async move { h.process(body, false, &slots).await }
+    });
+    wait_until(|| !breaker.is_up()).await;
+    clock.advance(Duration::from_secs(1));
+    breaker.admit_probe().unwrap().reached(true);
+    assert_eq!(running.await.unwrap(), [Settled::Ack]);
+    let state = h.state(job.id).await.unwrap();
+    assert_eq!(state.status, JobStatus::Done);
+    assert_eq!(h.events_of(job.id).await, [EventKind::PlotReady]);
+    assert!(
+        h.queue.dead_letters(10).await.unwrap().is_empty(),
+        "nothing given up"
+    );
+}
+
+#[tokio::test]
+async fn a_job_held_past_the_outage_budget_is_dead_lettered_as_dependency_unavailable() {
+    let (mut h, job) = checkout_failing_reads(u32::MAX).await;
+    let clock = plotq_ports::ManualClock::new(now_ms());
+    h.config.breakers = vec![open_breaker(&clock)];
+    h.config.outage_budget = Duration::from_millis(300);
+    let slots = h.slots();
+    assert_eq!(h.process(job.encode(), false, &slots).await, [Settled::Ack]);
+    assert_eq!(h.store.reads(), 0);
+    let dead = h.queue.dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert!(
+        dead[0]
+            .reason
+            .starts_with("dependency_unavailable: mongodb"),
+        "{}",
+        dead[0].reason
+    );
+    let state = h.state(job.id).await.unwrap();
+    assert_eq!(state.status, JobStatus::Failed);
+    assert!(state.error.unwrap().starts_with("dependency_unavailable"));
+    // Replayed once the store is back, the job finishes.
+    h.config.breakers.clear();
+    h.store.fail_next(0);
+    assert_eq!(h.queue.replay_dead_letters(Some(job.id)).await.unwrap(), 1);
+    let worker = h.start();
+    let done = async {
+        while h.state(job.id).await.unwrap().status != JobStatus::Done {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(PATIENCE, done)
+        .await
+        .expect("the replayed job finished");
+    stop(worker).await;
 }

@@ -27,7 +27,7 @@ use plotq_notifier::{Hub, NotifierConfig};
 use plotq_ports::memory::{
     MemoryCache, MemoryEventBus, MemoryQueue, MemoryStore, MemoryStoreConfig, MemoryViews,
 };
-use plotq_ports::{EventBus, JobQueue, MetricStore, PlotCache, ViewRegistry};
+use plotq_ports::{Breaker, EventBus, JobQueue, MetricStore, PlotCache, ViewRegistry};
 use plotq_redis::{RedisCache, RedisConfig, RedisEventBus, RedisViews};
 use plotq_worker::{SourcePolicy, WorkerConfig, WorkerPorts};
 use std::net::SocketAddr;
@@ -41,6 +41,26 @@ const DEFAULT_API_ADDR: &str = "127.0.0.1:8080";
 const DEFAULT_NOTIFIER_ADDR: &str = "127.0.0.1:8081";
 /// The api writes no events; its Redis adapters are built with the default history.
 const DEFAULT_EVENT_HISTORY: usize = 10_000;
+
+/// Background probes, one task per dependency: each pings its dependency every
+/// cooldown while the dependency's breaker believes it down (every five cooldowns while
+/// up), so a role notices an outage without a request paying for it, and notices its
+/// end without a request being the trial.
+fn prober_tasks(probes: &[(Probe, Breaker)], stop: &CancellationToken) -> Vec<Task> {
+    probes
+        .iter()
+        .map(|(probe, breaker)| {
+            let (probe, breaker, stop) = (probe.clone(), breaker.clone(), stop.clone());
+            async move {
+                breaker
+                    .keep_probing(|| (probe.check)(), stop.cancelled_owned())
+                    .await;
+                Ok(())
+            }
+            .boxed()
+        })
+        .collect()
+}
 
 /// Runs `command` (a role or `dlq`; `bench` and `token` run without a runtime) until
 /// SIGTERM/Ctrl-C, or until one of its tasks fails (then every task is stopped and the
@@ -72,6 +92,7 @@ fn worker_config(
         state_ttl: Duration::from_secs(cache.state.state_ttl_secs),
         render_deadline: Duration::from_secs(worker.render_deadline_secs),
         max_attempts: worker.max_attempts,
+        outage_budget: worker.outage_budget,
         sources: SourcePolicy {
             rollup_after: worker.rollup_after,
             raw_retention: retention.raw_retention,
@@ -127,6 +148,7 @@ async fn mongo(
         timeout: deps.dependency_timeout(),
         raw_retention: mongo.retention.raw_retention,
         rollup_retention: mongo.retention.rollup_retention,
+        breaker: deps.breaker("mongodb"),
     })
     .await?;
     if let Err(e) = store.ensure_indexes().await {
@@ -150,6 +172,7 @@ pub fn amqp_config(rabbit: &BrokerAccess) -> AmqpConfig {
         delivery_limit: broker.delivery_limit,
         timeout: deps.dependency_timeout(),
         retry_delays: queue.retry_delays(),
+        breaker: deps.breaker("rabbitmq"),
     }
 }
 
@@ -216,6 +239,7 @@ pub fn redis_config(
         namespace: deps.scoped(":"),
         timeout: deps.dependency_timeout(),
         event_history,
+        breaker: deps.breaker("redis"),
     }
 }
 
@@ -362,11 +386,12 @@ impl App {
         let redis = redis_config(&args.rabbit.deps, &args.redis, DEFAULT_EVENT_HISTORY);
         let cache = Arc::new(RedisCache::new(&redis)?);
         let views = Arc::new(RedisViews::new(&redis)?.with_max_series(args.series.max_series));
-        let probes = vec![
-            probe!("mongodb", store),
-            probe!("rabbitmq", queue),
-            probe!("redis", cache),
+        let watched = [
+            (probe!("mongodb", store), store.breaker().clone()),
+            (probe!("rabbitmq", queue), queue.config().breaker.clone()),
+            (probe!("redis", cache), redis.breaker.clone()),
         ];
+        let probes = watched.iter().map(|(p, _)| p.clone()).collect();
         let state = ApiState {
             store,
             queue,
@@ -376,29 +401,35 @@ impl App {
         };
         let routes = api_routes(state, &args.api.events_url)
             .merge(plotq_http::readiness_router(probes, None));
-        Ok(Self::new(
-            "api",
-            Some((http, routes)),
-            CancellationToken::new(),
-        ))
+        let mut app = Self::new("api", Some((http, routes)), CancellationToken::new());
+        app.tasks = prober_tasks(&watched, &app.stop);
+        Ok(app)
     }
 
     /// `plotq worker`: connects MongoDB, RabbitMQ and Redis; serves no HTTP.
     pub async fn worker(args: WorkerArgs) -> anyhow::Result<Self> {
         args.validate()?;
         let redis = redis_config(&args.rabbit.deps, &args.redis, args.bus.event_history);
+        let store = mongo(&args.rabbit.deps, &args.mongo).await?;
+        let queue = amqp(&args.rabbit).await;
+        let cache = Arc::new(RedisCache::new(&redis)?);
+        let watched = [
+            (probe!("mongodb", store), store.breaker().clone()),
+            (probe!("rabbitmq", queue), queue.config().breaker.clone()),
+            (probe!("redis", cache), redis.breaker.clone()),
+        ];
+        let mut config = worker_config(&args.worker, &args.cache, &args.mongo.retention);
+        // A job needs the store and the cache; the broker's outages end its consumer.
+        config.breakers = vec![store.breaker().clone(), redis.breaker.clone()];
         let ports = WorkerPorts {
-            store: mongo(&args.rabbit.deps, &args.mongo).await?,
-            queue: amqp(&args.rabbit).await,
-            cache: Arc::new(RedisCache::new(&redis)?),
+            store,
+            queue,
+            cache,
             events: Arc::new(RedisEventBus::new(&redis)?),
         };
         let mut app = Self::new("worker", None, CancellationToken::new());
-        app.tasks.push(worker_task(
-            ports,
-            worker_config(&args.worker, &args.cache, &args.mongo.retention),
-            &app.stop,
-        ));
+        app.tasks = prober_tasks(&watched, &app.stop);
+        app.tasks.push(worker_task(ports, config, &app.stop));
         Ok(app)
     }
 
@@ -418,7 +449,11 @@ impl App {
         let bus = Arc::new(RedisEventBus::new(&redis)?);
         let views = Arc::new(RedisViews::new(&redis)?.with_max_series(args.series.max_series));
         let queue = amqp(&args.rabbit).await;
-        let probes = vec![probe!("redis", bus), probe!("rabbitmq", queue)];
+        let watched = [
+            (probe!("redis", bus), redis.breaker.clone()),
+            (probe!("rabbitmq", queue), queue.config().breaker.clone()),
+        ];
+        let probes = watched.iter().map(|(p, _)| p.clone()).collect();
         let stop = CancellationToken::new();
         let (routes, tasks) = notifier_parts(
             RefreshPorts {
@@ -434,6 +469,7 @@ impl App {
         let routes = routes.merge(plotq_http::readiness_router(probes, None));
         let mut app = Self::new("notifier", Some((http, routes)), stop);
         app.tasks = tasks;
+        app.tasks.extend(prober_tasks(&watched, &app.stop));
         Ok(app)
     }
 

@@ -725,6 +725,10 @@ pub struct WorkerSettings {
     /// rollups.
     #[arg(long, env = "PLOTQ_RAW_MAX_SAMPLES", default_value_t = 5_000_000)]
     pub raw_max_samples: u64,
+    /// How long a job waits for its store or cache to come back (`<n>s|m|h`) before it
+    /// is dead-lettered as `dependency_unavailable` (`plotq dlq retry` replays it).
+    #[arg(long, env = "PLOTQ_OUTAGE_BUDGET", default_value = "2m", value_parser = parse_duration)]
+    pub outage_budget: Duration,
 }
 
 impl WorkerSettings {
@@ -830,6 +834,16 @@ pub struct DependencySettings {
     /// Timeout for connecting to and calling each dependency, in seconds.
     #[arg(long, env = "PLOTQ_DEPENDENCY_TIMEOUT_SECS", default_value_t = 5)]
     pub dependency_timeout_secs: u64,
+    /// Consecutive calls to a dependency that fail to reach it before this process
+    /// believes it down and answers requests needing it with 503 at once (a failed
+    /// health probe counts as enough on its own); 0 turns failing fast off.
+    #[arg(long, env = "PLOTQ_BREAKER_FAILURES", default_value_t = 3)]
+    pub breaker_failures: u32,
+    /// While a dependency is believed down, how often one call (or the background
+    /// probe) checks whether it is back, in milliseconds.
+    #[arg(long, env = "PLOTQ_BREAKER_COOLDOWN_MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(10..=600_000))]
+    pub breaker_cooldown_ms: u64,
 }
 
 impl DependencySettings {
@@ -856,6 +870,18 @@ impl DependencySettings {
 
     pub fn dependency_timeout(&self) -> Duration {
         Duration::from_secs(self.dependency_timeout_secs.max(1))
+    }
+
+    /// A new breaker for `dependency`; a role builds one per dependency and shares it
+    /// with every adapter of that dependency.
+    pub fn breaker(&self, dependency: &'static str) -> plotq_ports::Breaker {
+        plotq_ports::Breaker::system(
+            dependency,
+            plotq_ports::BreakerConfig {
+                failures_to_open: self.breaker_failures,
+                cooldown: Duration::from_millis(self.breaker_cooldown_ms),
+            },
+        )
     }
 }
 
