@@ -74,10 +74,10 @@ impl MetricStore for FaultyStore {
             })
             .map_or_else(|n| n == u32::MAX, |_| true);
         if failing {
-            if let Some(breaker) = self.trips.lock().unwrap().as_ref() {
-                if let Ok(ticket) = breaker.admit_probe() {
-                    ticket.reached(false);
-                }
+            if let Some(breaker) = self.trips.lock().unwrap().as_ref()
+                && let Ok(ticket) = breaker.admit_probe()
+            {
+                ticket.reached(false);
             }
             return Err(PortError::unavailable("mongodb", "injected outage"));
         }
