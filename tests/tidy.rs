@@ -2,7 +2,8 @@
 //! style): the pure crates depend on no runtime and no client library; each client
 //! library belongs to exactly one adapter crate; every Rust file opens with a `//!`
 //! saying what it is; and, against real Redis after a pass through the distributed
-//! pipeline, every key plotq wrote has a TTL except the capped event stream.
+//! pipeline, every key plotq wrote has a TTL except the capped event stream and the one
+//! `since` key.
 //!
 //! The dependency checks read `cargo metadata` (normal dependencies only: dev-dependencies
 //! are test harnesses), so they see what Cargo resolves, not what a manifest says.
@@ -271,7 +272,8 @@ async fn keys_with_ttl(
     out
 }
 
-/// Every Redis key plotq writes has a TTL, except the event stream, which is capped:
+/// Every Redis key plotq writes has a TTL, except the event stream, which is capped, and
+/// the one `since` key (when this Redis's data begins):
 /// after ingesting, a plot of each kind (one that fails for lack of data, one requested
 /// twice) and a watched dashboard view (leases, view states, refresh claims), every
 /// key in the test's namespace but `<ns>:plotq:events` expires.
@@ -359,7 +361,9 @@ async fn every_redis_key_but_the_event_stream_expires() {
     let keys = keys_with_ttl(&mut conn, &ns).await;
     let prefix = format!("{ns}:plotq:");
     // The pass wrote what it should have, so the check below is not vacuous.
-    for family in ["state:", "img:", "views", "series", "view:", "events"] {
+    for family in [
+        "state:", "img:", "views", "series", "view:", "events", "since",
+    ] {
         assert!(
             keys.keys().any(|k| k
                 .strip_prefix(&prefix)
@@ -367,15 +371,15 @@ async fn every_redis_key_but_the_event_stream_expires() {
             "no {prefix}{family}… key was written; keys: {keys:?}"
         );
     }
-    let stream = format!("{prefix}events");
+    let (stream, since) = (format!("{prefix}events"), format!("{prefix}since"));
     let without_ttl: Vec<&String> = keys
         .iter()
-        .filter(|(key, ttl)| **key != stream && **ttl <= 0)
+        .filter(|(key, ttl)| **key != stream && **key != since && **ttl <= 0)
         .map(|(key, _)| key)
         .collect();
     assert!(
         without_ttl.is_empty(),
-        "keys without a TTL (only {stream} may have none): {without_ttl:?}"
+        "keys without a TTL (only {stream} and {since} may have none): {without_ttl:?}"
     );
     drop(viewer);
     // Stops every role (each must stop cleanly) and removes the namespace.

@@ -357,29 +357,31 @@ pub(crate) async fn request_plot(
         return Err(forbidden_services(denied));
     }
     limits.check_plot(&caller.limit_key)?;
-    let job = JobState::queued(JobId::new_random(), spec, now_ms());
+    let job = JobState::queued(JobId::issued_at(now_ms()), spec, now_ms());
     let claim = match single_flight(&state, &job).await? {
         Flight::Existing(response) => return Ok(response),
         Flight::Claimed(claim) => claim,
     };
-    // The state is written before the job is queued, so a worker never sees a job whose
-    // state is missing. If queueing fails, both the state and the single-flight claim
-    // are removed, so no later request is pointed at a job that never existed.
-    let queued = async {
-        state.cache.put_state(&job, state.config.state_ttl).await?;
-        state.queue.publish(&JobMessage::new(&job)).await
-    }
-    .await;
-    if let Err(e) = queued {
+    // The state is written once the broker confirmed the job, and only if a worker has
+    // not already written a newer one: until then an identical request finds the claim
+    // without a state and renders its own rather than being pointed at a job whose
+    // publish may still fail. If queueing fails, the claim is released, so no later
+    // request is pointed at a job that never existed.
+    if let Err(e) = state.queue.publish(&JobMessage::new(&job)).await {
         if let Some(key) = &claim
             && let Err(undo) = state.cache.release_request(key, job.id).await
         {
             tracing::warn!(error = %undo, id = %job.id, "cannot release the single-flight claim");
         }
-        if let Err(undo) = state.cache.delete_state(job.id).await {
-            tracing::warn!(error = %undo, id = %job.id, "cannot delete the unqueued job's state");
-        }
         return Err(e.into());
+    }
+    if let Err(e) = state
+        .cache
+        .put_state_if_absent(&job, state.config.state_ttl)
+        .await
+    {
+        // Queued durably all the same: the worker writes the state when it starts.
+        tracing::warn!(error = %e, id = %job.id, "job queued, its state not written yet");
     }
     tracing::debug!(id = %job.id, service = %job.spec.service(), kind = job.spec.kind.as_str(), "plot job queued");
     Ok(with_location(
@@ -460,11 +462,37 @@ fn parse_id(path: Result<Path<String>, PathRejection>) -> Result<JobId, Problem>
     })
 }
 
+/// Why job `id`'s state is missing, when the cache can tell: issued before the cache
+/// lost its data (and recently enough that its state would still be there), the state
+/// was lost, not never made (`410 state_lost`).
+async fn missing(state: &ApiState, id: JobId) -> Result<Option<Problem>, Problem> {
+    let Some(issued) = id.issued_ms() else {
+        return Ok(None);
+    };
+    let now = now_ms();
+    let recent = issued >= now.saturating_sub(state.config.state_ttl.as_millis() as i64);
+    if !recent || issued > now {
+        return Ok(None);
+    }
+    let since = state.cache.data_since(now).await?;
+    Ok((issued < since).then(|| {
+        Problem::new(
+            ProblemCode::StateLost,
+            format!(
+                "the state of job {id} was lost when the cache restarted without its data; \
+                 a job still queued reappears when a worker runs it, otherwise request the plot again"
+            ),
+        )
+    }))
+}
+
 /// The job, if it exists and the caller may read all of its services.
 async fn load(state: &ApiState, caller: &Caller, id: JobId) -> Result<JobState, Problem> {
     caller.require(Scope::Read)?;
     let not_found = || Problem::not_found(format!("no plot job {id} (unknown, or expired)"));
-    let job = state.cache.get_state(id).await?.ok_or_else(not_found)?;
+    let Some(job) = state.cache.get_state(id).await? else {
+        return Err(missing(state, id).await?.unwrap_or_else(not_found));
+    };
     if job
         .spec
         .services
@@ -487,7 +515,9 @@ async fn load(state: &ApiState, caller: &Caller, id: JobId) -> Result<JobState, 
     ),
     responses(
         (status = 200, description = "The job's state", body = JobStateDoc),
-        JobReadProblems, AuthProblems, Unavailable,
+        JobReadProblems, AuthProblems,
+        (status = 410, description = "The job's state was lost with a cache that restarted empty (`state_lost`); a job still queued reappears when a worker runs it", body = ProblemDoc, content_type = "application/problem+json"),
+        Unavailable,
     ),
     security(("bearer" = ["read"]), ("ticket" = []))
 )]
@@ -513,7 +543,7 @@ pub(crate) async fn plot_status(
         JobReadProblems, AuthProblems,
         (status = 409, description = "Not ready yet (`not_ready`, with `Retry-After`), failed (`plot_failed`), or rendered as SVG (`wrong_format`)", body = ProblemDoc, content_type = "application/problem+json",
             headers(("retry-after" = u64, description = "Seconds to wait (`not_ready`)"))),
-        (status = 410, description = "The image expired from the cache", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 410, description = "The image expired from the cache (`expired`), or the job's state was lost with a cache that restarted empty (`state_lost`)", body = ProblemDoc, content_type = "application/problem+json"),
         Unavailable,
     ),
     security(("bearer" = ["read"]), ("ticket" = []))
@@ -550,7 +580,7 @@ pub(crate) async fn plot_png(
         JobReadProblems, AuthProblems,
         (status = 409, description = "Not ready yet (`not_ready`, with `Retry-After`), or failed (`plot_failed`)", body = ProblemDoc, content_type = "application/problem+json",
             headers(("retry-after" = u64, description = "Seconds to wait (`not_ready`)"))),
-        (status = 410, description = "The image expired from the cache", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 410, description = "The image expired from the cache (`expired`), or the job's state was lost with a cache that restarted empty (`state_lost`)", body = ProblemDoc, content_type = "application/problem+json"),
         Unavailable,
     ),
     security(("bearer" = ["read"]), ("ticket" = []))

@@ -25,6 +25,28 @@ impl JobId {
         Self(Uuid::new_v4())
     }
 
+    /// A new id issued at `now_ms` (a UUIDv7: the time, then random bits), so that a
+    /// job whose stored state is missing can be told apart: issued before the cache
+    /// lost its data (`410 state_lost`) or never issued (`404`).
+    pub fn issued_at(now_ms: i64) -> Self {
+        let ms = u64::try_from(now_ms).unwrap_or(0);
+        let ts =
+            uuid::Timestamp::from_unix(uuid::NoContext, ms / 1000, (ms % 1000) as u32 * 1_000_000);
+        Self(Uuid::new_v7(ts))
+    }
+
+    /// When the id was issued (epoch ms), for ids made by `issued_at`.
+    pub fn issued_ms(self) -> Option<i64> {
+        if self.0.get_version_num() != 7 {
+            return None;
+        }
+        let (secs, nanos) = self.0.get_timestamp()?.to_unix();
+        i64::try_from(secs)
+            .ok()?
+            .checked_mul(1000)?
+            .checked_add(i64::from(nanos / 1_000_000))
+    }
+
     pub fn parse(raw: &str) -> Option<Self> {
         Uuid::parse_str(raw).ok().map(Self)
     }
@@ -355,6 +377,19 @@ mod tests {
     use crate::plot::{PlotKind, TimeRange};
     use crate::timestamp::{MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS};
     use crate::window::Window;
+
+    #[test]
+    fn issued_ids_carry_their_time_and_random_ones_none() {
+        let id = JobId::issued_at(1_700_000_000_123);
+        assert_eq!(id.issued_ms(), Some(1_700_000_000_123));
+        assert_ne!(
+            id,
+            JobId::issued_at(1_700_000_000_123),
+            "random bits differ"
+        );
+        assert_eq!(JobId::parse(&id.to_string()), Some(id));
+        assert_eq!(JobId::new_random().issued_ms(), None);
+    }
 
     #[test]
     fn status_words_match_the_serialised_form() {

@@ -42,7 +42,7 @@ pub async fn claims_are_released_only_by_their_holder(
 }
 
 /// `delete_state` forgets a job's state and keeps its image; deleting an unknown
-/// state is a no-op. Returns the job's id (for an adapter's own cleanup).
+/// state is a no-op; `put_state_if_absent` never overwrites. Returns the job's id (for an adapter's own cleanup).
 pub async fn delete_state_forgets_the_state_only(cache: &dyn PlotCache) -> JobId {
     let s = queued_state();
     let ttl = Duration::from_secs(60);
@@ -55,6 +55,14 @@ pub async fn delete_state_forgets_the_state_only(cache: &dyn PlotCache) -> JobId
         Some(&b"png"[..])
     );
     cache.delete_state(JobId::new_random()).await.unwrap();
+    // `put_state_if_absent` writes a missing state, and never over one a worker wrote.
+    assert!(cache.put_state_if_absent(&s, ttl).await.unwrap());
+    let mut newer = s.clone();
+    newer.status = plotq_domain::JobStatus::Rendering;
+    cache.put_state(&newer, ttl).await.unwrap();
+    assert!(!cache.put_state_if_absent(&s, ttl).await.unwrap());
+    assert_eq!(cache.get_state(s.id).await.unwrap(), Some(newer));
+    cache.delete_state(s.id).await.unwrap();
     s.id
 }
 

@@ -67,6 +67,17 @@ impl PlotCache for MemoryCache {
         Ok(())
     }
 
+    async fn put_state_if_absent(&self, state: &JobState, ttl: Duration) -> PortResult<bool> {
+        let key = format!("state:{}", state.id);
+        let now = self.clock.now_ms();
+        let mut entries = self.entries.lock().expect("cache lock");
+        if entries.get(&key).is_some_and(|(expires, _)| *expires > now) {
+            return Ok(false);
+        }
+        entries.insert(key, (expiry(now, ttl), encode_state(state)));
+        Ok(true)
+    }
+
     async fn get_state(&self, id: JobId) -> PortResult<Option<JobState>> {
         Ok(self
             .get(&format!("state:{id}"))
