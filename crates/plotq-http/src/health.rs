@@ -157,7 +157,13 @@ pub async fn readyz(
         let error = match outcome {
             Ok(Ok(())) => None,
             Ok(Err(e)) => {
-                tracing::warn!(dependency = p.name, error = %e, "readiness probe failed");
+                // A known outage was logged once by the dependency's breaker; a load
+                // balancer polling readiness must not repeat it every few seconds.
+                if e.is_failing_fast() {
+                    tracing::debug!(dependency = p.name, error = %e, "readiness probe: known down");
+                } else {
+                    tracing::warn!(dependency = p.name, error = %e, "readiness probe failed");
+                }
                 Some(e.to_string())
             }
             Err(_) => Some(format!("no answer within {PROBE_TIMEOUT:?}")),

@@ -34,6 +34,7 @@ pub enum ProblemCode {
     PlotFailed,
     WrongFormat,
     Expired,
+    StateLost,
     DependencyUnavailable,
     DependencyRefused,
     StoreFull,
@@ -62,6 +63,7 @@ impl ProblemCode {
         Self::PlotFailed,
         Self::WrongFormat,
         Self::Expired,
+        Self::StateLost,
         Self::DependencyUnavailable,
         Self::DependencyRefused,
         Self::StoreFull,
@@ -104,6 +106,7 @@ impl ProblemCode {
             Self::PlotFailed => ("plot_failed", S::CONFLICT, "Plot failed"),
             Self::WrongFormat => ("wrong_format", S::CONFLICT, "Wrong image format"),
             Self::Expired => ("expired", S::GONE, "Plot expired"),
+            Self::StateLost => ("state_lost", S::GONE, "Job state lost"),
             Self::DependencyUnavailable => (
                 "dependency_unavailable",
                 S::SERVICE_UNAVAILABLE,
@@ -211,8 +214,14 @@ impl Problem {
 impl From<PortError> for Problem {
     fn from(e: PortError) -> Self {
         // The error (with the dependency's own words) goes to the log; the client learns
-        // which dependency failed and that nothing was accepted.
-        tracing::warn!(error = %e, "dependency failed");
+        // which dependency failed and that nothing was accepted. Refusals while a
+        // dependency is known down are not logged one by one: its breaker logged the
+        // outage once.
+        if e.is_failing_fast() {
+            tracing::debug!(error = %e, "dependency known down");
+        } else {
+            tracing::warn!(error = %e, "dependency failed");
+        }
         let dependency = e.dependency();
         match &e {
             PortError::Unavailable { .. } => Self::new(

@@ -24,6 +24,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 
+/// The words every refusal of an open breaker carries (adapters that wrap the refusal in
+/// their client library's error keep them).
+pub const FAILING_FAST: &str = "failing fast";
+
 /// When a breaker opens and how often it lets a trial through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BreakerConfig {
@@ -210,7 +214,7 @@ impl Breaker {
     fn fail_fast(&self, next: String) -> PortError {
         PortError::unavailable(
             self.0.dependency,
-            format!("failing fast: it did not answer recently ({next})"),
+            format!("{FAILING_FAST}: it did not answer recently ({next})"),
         )
     }
 

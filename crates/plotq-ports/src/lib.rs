@@ -69,6 +69,12 @@ impl PortError {
         }
     }
 
+    /// Whether this is a breaker's refusal (the dependency is known down and was not
+    /// called), rather than a failed call.
+    pub fn is_failing_fast(&self) -> bool {
+        matches!(self, Self::Unavailable { detail, .. } if detail.contains(breaker::FAILING_FAST))
+    }
+
     pub fn dependency(&self) -> &'static str {
         match self {
             Self::Unavailable { dependency, .. }
@@ -231,7 +237,18 @@ pub trait Acker: Send + Sync {
 /// Job states and rendered images, each with a time to live.
 #[async_trait]
 pub trait PlotCache: Send + Sync + 'static {
+    /// Since when this cache holds what was written to it (epoch ms): a cache that lost
+    /// its data (a Redis that restarted empty) answers the time it was first asked
+    /// after the loss. A job issued before that whose state is missing lost its state
+    /// (`410 state_lost`) rather than never existing. Caches that cannot lose their
+    /// data without the process losing its ids too answer `i64::MIN`.
+    async fn data_since(&self, _now_ms: i64) -> PortResult<i64> {
+        Ok(i64::MIN)
+    }
     async fn put_state(&self, state: &JobState, ttl: Duration) -> PortResult<()>;
+    /// Writes `state` only if the job has none yet (a worker may have written a newer
+    /// one first); whether it was written.
+    async fn put_state_if_absent(&self, state: &JobState, ttl: Duration) -> PortResult<bool>;
     async fn get_state(&self, id: JobId) -> PortResult<Option<JobState>>;
     async fn put_image(&self, id: JobId, png: &[u8], ttl: Duration) -> PortResult<()>;
     async fn get_image(&self, id: JobId) -> PortResult<Option<Vec<u8>>>;

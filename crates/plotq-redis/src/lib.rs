@@ -12,7 +12,9 @@
 //! older than 8 days dropped, and the key expires 8 days after the last touch),
 //! `<ns>:view:<key>` (latest render of a view, JSON, with a TTL) and `<ns>:claim:<key>`
 //! (`SET NX PX`: one refresher per debounce period across all replicas). Every key has a
-//! TTL except the capped event stream.
+//! TTL except the capped event stream and `<ns>:since` (when this Redis's data begins:
+//! written once, so an empty Redis after a restart writes a new time, which is how a
+//! job whose state was lost is told from one that never existed).
 //!
 //! Job and view states are stored in their versioned wire form (`wire::encode_state`,
 //! `wire::encode_view_state`); a value that does not decode reads as absent (and is
@@ -71,6 +73,8 @@ pub struct RedisConfig {
 struct Link {
     conn: ConnectionManager,
     breaker: Breaker,
+    /// The bound on one command, the retry included.
+    timeout: Duration,
 }
 
 impl Link {
@@ -78,7 +82,30 @@ impl Link {
         Ok(Self {
             conn: manager(client, config.timeout, extra_response)?,
             breaker: config.breaker.clone(),
+            timeout: config.timeout + extra_response,
         })
+    }
+
+    /// Whether to try a failed command once more, and within how long: only when it
+    /// failed to reach Redis quickly (in under a quarter of the timeout). That is what a
+    /// connection lost in a Redis restart looks like — the manager answers the first
+    /// command after it with the dead connection's error, or the error of its last
+    /// reconnect attempt, and reconnects — and one retry on the new connection spares
+    /// that command; a Redis that is really down refuses the retry as fast. Every command
+    /// plotq sends is safe to repeat (plain writes, compare-and-deletes, stream appends
+    /// whose repeated events notifiers drop).
+    fn retry_budget<T>(
+        &self,
+        result: &redis::RedisResult<T>,
+        started: tokio::time::Instant,
+    ) -> Option<Duration> {
+        let elapsed = started.elapsed();
+        (result.as_ref().is_err_and(unreached) && elapsed < self.timeout / 4)
+            .then(|| self.timeout.saturating_sub(elapsed))
+    }
+
+    fn timed_out() -> redis::RedisError {
+        redis::RedisError::from((redis::ErrorKind::Io, "timed out", "retry".to_owned()))
     }
 
     fn refused(e: &PortError) -> redis::RedisError {
@@ -103,7 +130,13 @@ impl redis::aio::ConnectionLike for Link {
     ) -> redis::RedisFuture<'a, redis::Value> {
         Box::pin(async move {
             let ticket = self.breaker.admit().map_err(|e| Self::refused(&e))?;
-            let result = self.conn.req_packed_command(cmd).await;
+            let started = tokio::time::Instant::now();
+            let mut result = self.conn.req_packed_command(cmd).await;
+            if let Some(left) = self.retry_budget(&result, started) {
+                result = tokio::time::timeout(left, self.conn.req_packed_command(cmd))
+                    .await
+                    .unwrap_or_else(|_| Err(Self::timed_out()));
+            }
             ticket.reached(!result.as_ref().is_err_and(unreached));
             result
         })
@@ -117,7 +150,14 @@ impl redis::aio::ConnectionLike for Link {
     ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
         Box::pin(async move {
             let ticket = self.breaker.admit().map_err(|e| Self::refused(&e))?;
-            let result = self.conn.req_packed_commands(pipeline, offset, count).await;
+            let started = tokio::time::Instant::now();
+            let mut result = self.conn.req_packed_commands(pipeline, offset, count).await;
+            if let Some(left) = self.retry_budget(&result, started) {
+                let retry = self.conn.req_packed_commands(pipeline, offset, count);
+                result = tokio::time::timeout(left, retry)
+                    .await
+                    .unwrap_or_else(|_| Err(Self::timed_out()));
+            }
             ticket.reached(!result.as_ref().is_err_and(unreached));
             result
         })
@@ -183,13 +223,48 @@ fn ttl_secs(ttl: Duration) -> u64 {
     ttl.as_secs().max(1)
 }
 
+/// Sets `KEYS[1]` to `ARGV[1]` unless it exists, and answers what it holds.
+const SET_ONCE_AND_GET: &str = r"
+redis.call('SET', KEYS[1], ARGV[1], 'NX')
+return redis.call('GET', KEYS[1])
+";
+
 #[async_trait]
 impl PlotCache for RedisCache {
+    async fn data_since(&self, now_ms: i64) -> PortResult<i64> {
+        let mut conn = self.conn.clone();
+        let since: String = redis::cmd("EVAL")
+            .arg(SET_ONCE_AND_GET)
+            .arg(1)
+            .arg(format!("{}:since", self.prefix))
+            .arg(now_ms)
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        since
+            .parse()
+            .map_err(|_| unavailable(format!("the since key holds {since:?}")))
+    }
+
     async fn put_state(&self, state: &JobState, ttl: Duration) -> PortResult<()> {
         let mut conn = self.conn.clone();
         conn.set_ex::<_, _, ()>(self.state_key(state.id), encode_state(state), ttl_secs(ttl))
             .await
             .map_err(unavailable)
+    }
+
+    async fn put_state_if_absent(&self, state: &JobState, ttl: Duration) -> PortResult<bool> {
+        let mut conn = self.conn.clone();
+        let set: Option<String> = redis::cmd("SET")
+            .arg(self.state_key(state.id))
+            .arg(encode_state(state))
+            .arg("NX")
+            .arg("EX")
+            .arg(ttl_secs(ttl))
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(set.is_some())
     }
 
     async fn get_state(&self, id: JobId) -> PortResult<Option<JobState>> {

@@ -279,8 +279,12 @@ async fn bind_http(
 
 impl Http {
     async fn serve(self, app: Router, shutdown: CancellationToken) {
-        let app = plotq_http::harden(app, &self.edge)
-            .layer(tower_http::trace::TraceLayer::new_for_http());
+        // A 5xx is logged where it is made (with its cause, once per dependency state
+        // change while failing fast), not once more per response: an outage must not
+        // flood the log.
+        let trace = tower_http::trace::TraceLayer::new_for_http()
+            .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG));
+        let app = plotq_http::harden(app, &self.edge).layer(trace);
         self.server.run_until_stopped(app, shutdown).await;
         tracing::info!(role = self.role, "http server stopped");
     }
@@ -385,6 +389,11 @@ impl App {
         let queue = amqp(&args.rabbit).await;
         let redis = redis_config(&args.rabbit.deps, &args.redis, DEFAULT_EVENT_HISTORY);
         let cache = Arc::new(RedisCache::new(&redis)?);
+        // Marks when this Redis's data begins (if nothing has yet), so that a job whose
+        // state goes missing later can be told lost (410) from unknown (404).
+        if let Err(e) = cache.data_since(plotq_ports::clock::now_ms()).await {
+            tracing::warn!(error = %e, "redis not reachable yet; will keep trying");
+        }
         let views = Arc::new(RedisViews::new(&redis)?.with_max_series(args.series.max_series));
         let watched = [
             (probe!("mongodb", store), store.breaker().clone()),
