@@ -628,3 +628,190 @@ async fn outages_are_answered_in_milliseconds_once_detected() {
     assert!(loud <= 40, "{loud} warnings and errors:\n{log}");
     cleanup(&ns).await;
 }
+
+/// What the ingest client of `mongodb_outages_while_ingest_and_renders_are_in_flight`
+/// saw: batches accepted, batches refused (kept to send again), and each answer's time.
+#[derive(Default)]
+struct IngestLog {
+    accepted: Vec<u32>,
+    refused: Vec<u32>,
+    refused_times: Vec<Duration>,
+    slowest: Duration,
+}
+
+/// The samples of batch `k`: 200 values spread over the two minutes before `now_ms`.
+fn inflight_batch(k: u32, now_ms: i64) -> Value {
+    Value::Array(
+        (0..200)
+            .map(|i| {
+                json!({
+                    "service": "inflight",
+                    "metric": "latency_ms",
+                    "value": 10.0 + f64::from((k * 7 + i) % 90),
+                    "timestamp": now_ms - 1_000 - i64::from(i) * 600,
+                })
+            })
+            .collect(),
+    )
+}
+
+async fn send_batch(client: &reqwest::Client, base: &str, k: u32, body: &Value) -> (u16, Duration) {
+    let started = Instant::now();
+    let r = client
+        .post(format!("{base}/api/v1/metrics"))
+        .header("idempotency-key", format!("inflight-{k}"))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    if status == 503 {
+        assert!(r.headers().contains_key("retry-after"));
+        assert!(r.text().await.unwrap().contains("mongodb"));
+    }
+    (status, started.elapsed())
+}
+
+/// MongoDB stops while ingest batches (each with an `Idempotency-Key`) and renders are
+/// in flight, at the default settings: once for a few seconds, once for longer than the
+/// workers' outage budget (two minutes). Ingest answers 503 quickly and accepts nothing
+/// meanwhile; a client sending its refused batches again with the same keys ends with
+/// every sample stored exactly once; every accepted plot ends `done` — the short outage's
+/// by themselves (held, then run), the long one's after `plotq dlq retry --all`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongodb_outages_while_ingest_and_renders_are_in_flight() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    require_services();
+    let mongo = PrivateMongo::new(27_120);
+    let url = mongo.url();
+    let ns = namespace("inflight");
+    let env = [("PLOTQ_MONGODB_URL", url.as_str())];
+    let api = Plotq::start(&["api"], &ns, &env);
+    let _worker = Plotq::start(&["worker"], &ns, &env);
+    let client = reqwest::Client::new();
+    wait_ready(&client, &api.url("/readyz"), READY).await;
+    let first_ms = plotq_ports::clock::now_ms();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let bodies = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+    let ingest_task = tokio::spawn({
+        let (client, api_url, stop, bodies) =
+            (client.clone(), api.url(""), stop.clone(), bodies.clone());
+        async move {
+            let mut log = IngestLog::default();
+            let mut k = 0;
+            while !stop.is_cancelled() {
+                let body = inflight_batch(k, plotq_ports::clock::now_ms());
+                bodies.lock().unwrap().insert(k, body.clone());
+                let (status, took) = send_batch(&client, &api_url, k, &body).await;
+                log.slowest = log.slowest.max(took);
+                match status {
+                    200 => log.accepted.push(k),
+                    503 => {
+                        log.refused.push(k);
+                        log.refused_times.push(took);
+                    }
+                    other => panic!("batch {k}: {other}"),
+                }
+                k += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            log
+        }
+    });
+    let plots_task = tokio::spawn({
+        let (client, api_url, stop) = (client.clone(), api.url(""), stop.clone());
+        async move {
+            let mut ids = Vec::new();
+            let mut i = 0u32;
+            while !stop.is_cancelled() {
+                let r = client
+                    .post(format!("{api_url}/api/v1/plots"))
+                    .json(&json!({"kind": "histogram", "service": "inflight", "width": 300 + (i % 500)}))
+                    .send()
+                    .await
+                    .unwrap();
+                // MongoDB is not needed to accept a plot: every request is taken.
+                assert_eq!(r.status(), 202);
+                ids.push(job_id(r).await);
+                i += 1;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            ids
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    mongo.stop(); // a few seconds
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    mongo.start();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    mongo.stop(); // past the outage budget
+    tokio::time::sleep(Duration::from_secs(130)).await;
+    mongo.start();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.cancel();
+    let mut log = ingest_task.await.unwrap();
+    let plots = plots_task.await.unwrap();
+
+    // Ingest during the outages: refused, and fast once the outage was known.
+    log.refused_times.sort();
+    let p99 = quantile(&log.refused_times, 0.99);
+    eprintln!(
+        "ingest: {} batches accepted, {} refused (p50 {:?}, p99 {p99:?}, slowest answer {:?})",
+        log.accepted.len(),
+        log.refused.len(),
+        quantile(&log.refused_times, 0.5),
+        log.slowest
+    );
+    assert!(
+        log.refused.len() >= 20,
+        "the outages refused {} batches",
+        log.refused.len()
+    );
+    assert!(
+        log.slowest <= Duration::from_secs(7),
+        "an answer took {:?}",
+        log.slowest
+    );
+    // The client sends its refused batches again, with the same keys.
+    for &k in &log.refused {
+        let body = bodies.lock().unwrap()[&k].clone();
+        let until = Instant::now() + READY;
+        loop {
+            match send_batch(&client, &api.url(""), k, &body).await.0 {
+                200 => break,
+                503 => assert!(Instant::now() < until, "batch {k} never accepted"),
+                other => panic!("batch {k} again: {other}"),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    log.accepted.append(&mut log.refused);
+    // Every sample of every batch stored exactly once: an exact plot over all of them.
+    let id = request_plot(
+        &client,
+        &api,
+        &json!({"kind": "histogram", "service": "inflight",
+                "from": first_ms - 300_000, "until": plotq_ports::clock::now_ms() + 1_000}),
+    )
+    .await;
+    let state = wait_status(&client, &api, &id, DONE, |s| s["status"] == "done").await;
+    assert_eq!(
+        state["n_samples"].as_u64(),
+        Some(log.accepted.len() as u64 * 200),
+        "{state}"
+    );
+    // Plots: the long outage's held jobs were dead-lettered as dependency_unavailable;
+    // the operator replays them, and every accepted plot ends done.
+    let (_, letters) = support::run_plotq(&["dlq", "list"], &ns, &[]);
+    assert!(letters.contains("dependency_unavailable"), "{letters}");
+    let (ok, out) = support::run_plotq(&["dlq", "retry", "--all"], &ns, &[]);
+    assert!(ok, "{out}");
+    let states = all_done(&client, &api, &plots).await;
+    eprintln!(
+        "plots: {} accepted, all done ({} dead-lettered and replayed)",
+        states.len(),
+        letters.lines().count()
+    );
+    drop(mongo);
+    cleanup(&ns).await;
+}

@@ -100,8 +100,10 @@ fn forbidden_services(errors: Vec<FieldError>) -> Problem {
 
 /// Ingest samples (one object or an array); answered only after the store acknowledged.
 ///
-/// Outages: MongoDB down, `503` and nothing stored; Redis down, stored (`200`) unless an
-/// `Idempotency-Key` is sent (then `503`, nothing stored); RabbitMQ down, stored.
+/// Outages: MongoDB down, `503` and nothing stored (in milliseconds once the outage is
+/// known; send the batch again with the same `Idempotency-Key` and it is stored once);
+/// Redis down, stored (`200`) unless an `Idempotency-Key` is sent (then `503`, nothing
+/// stored); RabbitMQ down, stored.
 #[utoipa::path(
     post, path = "/api/v1/metrics", tag = "metrics",
     request_body(content = SamplesDoc, content_type = "application/json"),
@@ -255,7 +257,8 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
 
 /// Services that sent samples in the last week (those this caller may see).
 ///
-/// Outages: Redis down, `503`; MongoDB or RabbitMQ down, served.
+/// Outages: Redis down, `503` (in milliseconds once the outage is known); MongoDB or
+/// RabbitMQ down, served.
 #[utoipa::path(
     get, path = "/api/v1/services", tag = "metrics",
     responses(
@@ -322,8 +325,10 @@ fn with_location(mut response: Response, id: JobId) -> Response {
 /// Request a plot: answered `202` once the job is durably queued (or `200`/`202` with
 /// `deduplicated` when an identical request already has a job).
 ///
-/// Outages: RabbitMQ or Redis down, `503` and nothing queued; MongoDB down, `202` (the
-/// worker retries its reads; the job ends `done`, or `failed` when its attempts run out).
+/// Outages: RabbitMQ or Redis down, `503` and nothing queued (in milliseconds once the
+/// outage is known); MongoDB down, `202` (workers hold the job until MongoDB is back,
+/// for up to `PLOTQ_OUTAGE_BUDGET`; past it the job is dead-lettered as
+/// `dependency_unavailable`, for `plotq dlq retry`).
 #[utoipa::path(
     post, path = "/api/v1/plots", tag = "plots",
     request_body(content = PlotSpecDoc, content_type = "application/json"),
@@ -414,10 +419,27 @@ async fn single_flight(state: &ApiState, job: &JobState) -> Result<Flight, Probl
         key.push_str(&format!("|{}", watermark.unwrap_or(0)));
     }
     let ttl = state.config.dedupe_for;
-    let Some(holder) = state.cache.claim_request(&key, job.id, ttl).await? else {
+    let Some(mut holder) = state.cache.claim_request(&key, job.id, ttl).await? else {
         return Ok(Flight::Claimed(Some(key))); // first of its kind: render it
     };
-    if let Some(existing) = state.cache.get_state(holder).await? {
+    // A holder without a state is still being published: wait (briefly) for it to be
+    // confirmed — its state appears — or refused — its claim is released and ours to
+    // take. Past the wait, render our own rather than point at a job that may fail.
+    let waiting_until = tokio::time::Instant::now() + HOLDER_PUBLISH_WAIT;
+    let existing = loop {
+        if let Some(existing) = state.cache.get_state(holder).await? {
+            break Some(existing);
+        }
+        if tokio::time::Instant::now() >= waiting_until {
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        match state.cache.claim_request(&key, job.id, ttl).await? {
+            None => return Ok(Flight::Claimed(Some(key))),
+            Some(now_held_by) => holder = now_held_by,
+        }
+    };
+    if let Some(existing) = existing {
         let reusable = match existing.status {
             JobStatus::Queued | JobStatus::Rendering => true,
             JobStatus::Done => state.cache.get_image(holder).await?.is_some(),
@@ -440,6 +462,10 @@ async fn single_flight(state: &ApiState, job: &JobState) -> Result<Flight, Probl
     state.cache.replace_request(&key, job.id, ttl).await?;
     Ok(Flight::Claimed(Some(key)))
 }
+
+/// How long an identical request waits for the job it would share to be confirmed by
+/// the broker (its state written) before rendering its own.
+const HOLDER_PUBLISH_WAIT: Duration = Duration::from_secs(2);
 
 /// The job id of the path; every malformed one (not a UUID, not even UTF-8) is `400
 /// invalid_id`.
@@ -507,7 +533,8 @@ async fn load(state: &ApiState, caller: &Caller, id: JobId) -> Result<JobState, 
 
 /// A job's state.
 ///
-/// Outages: Redis down, `503`; MongoDB or RabbitMQ down, served.
+/// Outages: Redis down, `503` (in milliseconds once the outage is known); MongoDB or
+/// RabbitMQ down, served.
 #[utoipa::path(
     get, path = "/api/v1/plots/{id}", tag = "plots",
     params(
@@ -532,7 +559,8 @@ pub(crate) async fn plot_status(
 
 /// The image of a PNG-format plot.
 ///
-/// Outages: Redis down, `503`; MongoDB or RabbitMQ down, served.
+/// Outages: Redis down, `503` (in milliseconds once the outage is known); MongoDB or
+/// RabbitMQ down, served.
 #[utoipa::path(
     get, path = "/api/v1/plots/{id}/png", tag = "plots",
     params(
@@ -566,7 +594,8 @@ pub(crate) async fn plot_png(
 
 /// The image in whatever format the plot asked for.
 ///
-/// Outages: Redis down, `503`; MongoDB or RabbitMQ down, served.
+/// Outages: Redis down, `503` (in milliseconds once the outage is known); MongoDB or
+/// RabbitMQ down, served.
 #[utoipa::path(
     get, path = "/api/v1/plots/{id}/image", tag = "plots",
     params(
