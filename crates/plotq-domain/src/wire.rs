@@ -155,7 +155,7 @@ impl<'de> Deserialize<'de> for JobMessage {
 }
 
 /// What kind of event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum EventKind {
     /// A view's refresh was queued.
     #[serde(rename = "plot.queued")]

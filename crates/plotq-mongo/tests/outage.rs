@@ -117,7 +117,7 @@ async fn calls_end_within_the_timeout_while_mongodb_is_down() {
         waited += 1;
         assert!(waited <= 3, "still believed up after {waited} failed calls");
     }
-    // ...then calls fail at once, naming MongoDB (a trial every 300 ms may wait).
+    // ...then calls fail at once, naming MongoDB (only probes check it).
     let mut times = Vec::new();
     for i in 0..200 {
         let started = Instant::now();

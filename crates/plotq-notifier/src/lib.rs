@@ -11,9 +11,10 @@
 //! and while it stays connected the views are leased as watched in the shared
 //! `ViewRegistry`, which is what makes the refresher (`refresh.rs`) re-render them.
 //!
-//! Each job's final event (`plot.ready` or `plot.failed`) reaches clients once: a job
-//! redelivered after a worker crash may be announced again on the bus, and every replica
-//! drops such repeats (it remembers the last `ANNOUNCED_MEMORY` finished job ids).
+//! Each job's final event reaches clients once per kind (`plot.ready` once, `plot.failed`
+//! once): a job redelivered after a worker crash may be announced again on the bus, and
+//! every replica drops such repeats (it remembers the last `ANNOUNCED_MEMORY` ones); a
+//! job that failed and was replayed from the dead-letter queue is announced ready.
 //!
 //! Callers need the `read` scope (a bearer token, or a read ticket in `?ticket=` since
 //! `EventSource` cannot send headers); a caller limited to some services receives only
@@ -94,20 +95,22 @@ pub struct Hub {
 /// How many finished job ids a hub remembers for de-duplication.
 pub const ANNOUNCED_MEMORY: usize = 100_000;
 
-/// A bounded set of job ids, oldest evicted first.
+/// A bounded set of (job id, final event kind), oldest evicted first.
 #[derive(Default)]
 struct Announced {
-    ids: HashSet<JobId>,
-    order: std::collections::VecDeque<JobId>,
+    ids: HashSet<(JobId, EventKind)>,
+    order: std::collections::VecDeque<(JobId, EventKind)>,
 }
 
 impl Announced {
-    /// True the first time `id` is seen.
-    fn first(&mut self, id: JobId) -> bool {
-        if !self.ids.insert(id) {
+    /// True the first time `id` is seen with `kind`: a job is announced `plot.ready` once
+    /// and `plot.failed` once, so a job failed for an outage and replayed from the
+    /// dead-letter queue is still announced ready.
+    fn first(&mut self, id: JobId, kind: EventKind) -> bool {
+        if !self.ids.insert((id, kind)) {
             return false;
         }
-        self.order.push_back(id);
+        self.order.push_back((id, kind));
         if self.order.len() > ANNOUNCED_MEMORY
             && let Some(old) = self.order.pop_front()
         {
@@ -257,7 +260,7 @@ impl Hub {
                                 .announced
                                 .lock()
                                 .expect("announced lock")
-                                .first(event.event.id)
+                                .first(event.event.id, event.event.event)
                         {
                             tracing::debug!(id = %event.event.id, "dropping a repeated final event");
                             continue;
@@ -319,13 +322,18 @@ mod tests {
     fn finished_jobs_are_announced_once() {
         let mut announced = Announced::default();
         let id = JobId::new_random();
-        assert!(announced.first(id));
-        assert!(!announced.first(id));
+        assert!(announced.first(id, EventKind::PlotFailed));
+        assert!(!announced.first(id, EventKind::PlotFailed));
+        assert!(
+            announced.first(id, EventKind::PlotReady),
+            "a failed job replayed from the dead-letter queue is announced ready"
+        );
+        assert!(!announced.first(id, EventKind::PlotReady));
         for _ in 0..ANNOUNCED_MEMORY {
-            announced.first(JobId::new_random());
+            announced.first(JobId::new_random(), EventKind::PlotReady);
         }
         assert!(
-            announced.first(id),
+            announced.first(id, EventKind::PlotReady),
             "memory is bounded: the oldest id was forgotten"
         );
         assert_eq!(announced.ids.len(), ANNOUNCED_MEMORY);

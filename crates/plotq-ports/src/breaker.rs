@@ -4,11 +4,13 @@
 //!
 //! Closed (up) → **open** after `failures_to_open` consecutive calls that did not reach
 //! the dependency, or at once when a probe (`admit_probe`) fails → after `cooldown`, the
-//! next caller is the single **trial** (everyone else still fails fast) → closed if the
-//! trial reached the dependency, open for another `cooldown` if not. While open, `admit`
-//! answers `PortError::Unavailable` naming the dependency without touching it, so a
-//! request that needs a dependency known to be down is answered in microseconds rather
-//! than after the dependency timeout.
+//! next probe is the single **trial** → closed if it reached the dependency, open for
+//! another `cooldown` if not. While open, `admit` answers `PortError::Unavailable`
+//! naming the dependency without touching it, so a request that needs a dependency known
+//! to be down is answered in microseconds rather than after the dependency timeout.
+//! Requests are never the trial: a trial against a dependency that is still down can
+//! take the whole timeout (MongoDB's server selection waits it out), and no user should
+//! wait for it; the background prober (`keep_probing`) and readiness probes check.
 //!
 //! Only failures *to reach* the dependency count (refused connections, timeouts, lost
 //! connections); an error the dependency answered (a full queue, a rejected command)
@@ -193,13 +195,13 @@ impl Breaker {
             State::Open {
                 retry_at_ms,
                 since_ms,
-            } if now >= retry_at_ms => {
+            } if probe && now >= retry_at_ms => {
                 *state = State::Trial { since_ms };
                 true
             }
             State::Open { retry_at_ms, .. } => {
                 let wait_ms = (retry_at_ms - now).max(0);
-                return Err(self.fail_fast(format!("next check in {wait_ms} ms")));
+                return Err(self.fail_fast(format!("next check within {wait_ms} ms")));
             }
             State::Trial { .. } => return Err(self.fail_fast("a check is under way".into())),
         };
@@ -371,36 +373,37 @@ mod tests {
     }
 
     #[test]
-    fn after_the_cooldown_exactly_one_trial_goes_through() {
+    fn after_the_cooldown_one_probe_is_the_trial_and_requests_still_fail_fast() {
         let clock = ManualClock::new(0);
         let b = breaker(&clock);
         b.admit_probe().unwrap().reached(false);
         clock.advance(Duration::from_millis(999));
-        assert!(b.admit().is_err(), "still cooling down");
+        assert!(b.admit_probe().is_err(), "still cooling down");
         clock.advance(Duration::from_millis(1));
-        let trial = b.admit().expect("the trial");
-        assert!(b.admit().is_err(), "only one trial at a time");
-        assert!(b.admit_probe().is_err(), "probes wait for the trial too");
+        assert!(b.admit().is_err(), "a request is never the trial");
+        let trial = b.admit_probe().expect("the trial");
+        assert!(b.admit().is_err(), "requests fail fast during the trial");
+        assert!(b.admit_probe().is_err(), "only one trial at a time");
         trial.reached(false);
         drop(trial);
         assert!(
-            b.admit().is_err(),
+            b.admit_probe().is_err(),
             "a failed trial opens it for another cooldown"
         );
         clock.advance(Duration::from_secs(1));
-        b.admit().unwrap().reached(true);
+        b.admit_probe().unwrap().reached(true);
         assert!(b.is_up());
         assert!(b.admit().is_ok());
     }
 
     #[test]
-    fn a_cancelled_trial_lets_the_next_caller_try() {
+    fn a_cancelled_trial_lets_the_next_probe_try() {
         let clock = ManualClock::new(0);
         let b = breaker(&clock);
         b.admit_probe().unwrap().reached(false);
         clock.advance(Duration::from_secs(1));
-        drop(b.admit().unwrap()); // cancelled: nothing recorded
-        let next = b.admit().expect("tried again at once");
+        drop(b.admit_probe().unwrap()); // cancelled: nothing recorded
+        let next = b.admit_probe().expect("tried again at once");
         next.reached(true);
         drop(next);
         assert!(b.is_up());

@@ -405,21 +405,8 @@ async fn handle(
                 "dependency_unavailable: {down} did not answer for {} s",
                 config.outage_budget.as_secs()
             );
-            tracing::error!(%id, %reason, "dead-lettering job");
-            if let Err(e) =
-                finish_failed(ports, config, &message, &reason, delivery.attempt + 1).await
-            {
-                tracing::warn!(%id, error = %e, "cannot record the failure; the dead letter keeps the reason");
-            }
-            dead_letter_or_drop(
-                ports,
-                delivery,
-                settle,
-                delivery.attempt + 1,
-                &reason,
-                Some(id),
-            )
-            .await;
+            let attempts = delivery.attempt + 1;
+            give_up(ports, config, delivery, settle, &message, attempts, &reason).await;
             return;
         }
         let outcome = catching(attempt(
@@ -453,7 +440,8 @@ async fn handle(
         Outcome::Transient(e) => {
             let attempt = delivery.attempt + 1;
             if attempt >= config.max_attempts {
-                give_up(ports, config, delivery, settle, &message, attempt, &e).await;
+                let reason = format!("gave up after {attempt} attempts: {e}");
+                give_up(ports, config, delivery, settle, &message, attempt, &reason).await;
             } else {
                 tracing::warn!(%id, error = %e, attempt, "transient failure; retrying later");
                 // Jitter: jobs that failed together (a dependency went down) do not all
@@ -558,8 +546,9 @@ async fn fail_and_ack(
     }
 }
 
-/// Out of attempts: the job ends `failed` with the last error (best effort, the
-/// dependency may still be down) and its message is kept in the dead-letter queue.
+/// Out of attempts, or out of outage budget: the job ends `failed` with `reason` (best
+/// effort, the dependency may still be down) and its message is kept in the dead-letter
+/// queue with it.
 async fn give_up(
     ports: &WorkerPorts,
     config: &WorkerConfig,
@@ -567,12 +556,11 @@ async fn give_up(
     settle: &Settle<'_>,
     message: &JobMessage,
     attempts: u32,
-    last_error: &PortError,
+    reason: &str,
 ) {
     let id = message.id;
-    let reason = format!("gave up after {attempts} attempts: {last_error}");
     tracing::error!(%id, %reason, "dead-lettering job");
-    match catching(finish_failed(ports, config, message, &reason, attempts)).await {
+    match catching(finish_failed(ports, config, message, reason, attempts)).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
             tracing::warn!(%id, error = %e, "cannot record the failure; the dead letter keeps the reason")
@@ -583,7 +571,7 @@ async fn give_up(
     }
     match ports
         .queue
-        .dead_letter(&delivery.body, attempts, &reason)
+        .dead_letter(&delivery.body, attempts, reason)
         .await
     {
         Ok(()) => settle.ack(Some(id)).await,
