@@ -199,7 +199,7 @@ fn start_redis_from(dir: &std::path::Path) {
     let _ = std::fs::remove_file(dir.join("dump.rdb"));
 }
 
-/// The burst-with-restart scenario: 200 plot requests one after another, 25 ms apart
+/// The burst-with-restart scenario: 200 plot requests one after another, 50 ms apart
 /// (a dashboard's pace, not a tight loop: an api learns that a dependency is back
 /// within its breaker's one-second cooldown), `stop` after the 40th, `start` after the
 /// 120th. Each answer is a 202 (kept) or a 503 with Retry-After and the dependency's
@@ -220,7 +220,7 @@ async fn burst_with_restart(
         if i == 120 {
             (start.take().unwrap())();
         }
-        let pace = tokio::time::sleep(Duration::from_millis(25));
+        let pace = tokio::time::sleep(Duration::from_millis(50));
         let r = post_plot(client, api, i).await;
         match r.status().as_u16() {
             202 => {

@@ -305,11 +305,20 @@ impl Breaker {
     {
         let mut stop = std::pin::pin!(stop);
         let cooldown = self.0.config.cooldown.max(Duration::from_millis(10));
+        let mut up = self.0.up.subscribe();
         loop {
-            let pause = if self.is_up() { cooldown * 5 } else { cooldown };
-            tokio::select! {
-                () = &mut stop => return,
-                () = tokio::time::sleep(pause) => {}
+            if self.is_up() {
+                // Up: a check every five cooldowns, or sooner when calls find it down.
+                tokio::select! {
+                    () = &mut stop => return,
+                    () = tokio::time::sleep(cooldown * 5) => {}
+                    _ = up.wait_for(|up| !*up) => continue,
+                }
+            } else {
+                tokio::select! {
+                    () = &mut stop => return,
+                    () = tokio::time::sleep(cooldown) => {}
+                }
             }
             let _ = ping().await;
         }

@@ -425,7 +425,14 @@ return 0
 async fn ping(link: &Link) -> PortResult<()> {
     let ticket = link.breaker.admit_probe()?;
     let mut conn = link.conn.clone();
-    let result = redis::cmd("PING").query_async::<String>(&mut conn).await;
+    let started = tokio::time::Instant::now();
+    let mut result = redis::cmd("PING").query_async::<String>(&mut conn).await;
+    if let Some(left) = link.retry_budget(&result, started) {
+        let ping = redis::cmd("PING");
+        result = tokio::time::timeout(left, ping.query_async::<String>(&mut conn))
+            .await
+            .unwrap_or_else(|_| Err(Link::timed_out()));
+    }
     ticket.reached(!result.as_ref().is_err_and(unreached));
     result.map(|_| ()).map_err(unavailable)
 }
