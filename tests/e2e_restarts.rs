@@ -11,6 +11,7 @@
 
 mod support;
 
+use plotq_ports::contract::TestServer;
 use serde_json::{Value, json};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -90,18 +91,24 @@ async fn all_done(client: &reqwest::Client, api: &Plotq, ids: &[String]) -> Vec<
     states
 }
 
-/// A MongoDB-wire server of a test's own on a file, so a restart keeps the data; killed
-/// when dropped.
+/// A MongoDB-wire server of a test's own, on a free port and a file (so a restart keeps
+/// the data): a `TestServer` it kills to stop and starts again on the same file.
 struct PrivateMongo {
     dir: std::path::PathBuf,
     port: u16,
+    server: std::sync::Mutex<Option<TestServer>>,
 }
 
 impl PrivateMongo {
-    fn new(port: u16) -> Self {
+    fn new() -> Self {
+        let port = TestServer::free_port();
         let dir = std::env::temp_dir().join(format!("plotq-nx-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let this = Self { dir, port };
+        let this = Self {
+            dir,
+            port,
+            server: std::sync::Mutex::new(None),
+        };
         this.start();
         this
     }
@@ -111,23 +118,31 @@ impl PrivateMongo {
     }
 
     fn start(&self) {
-        let dir = self.dir.display();
-        sh(&format!(
-            "setsid nohup nx-27017 --db {dir}/restart.db -p {} --pid-file {dir}/nx.pid --log-file {dir}/nx.log >/dev/null 2>&1 &",
-            self.port
-        ));
+        let (db, pid) = (self.dir.join("restart.db"), self.dir.join("nx.pid"));
+        let server = TestServer::start(
+            "nx-27017",
+            &[
+                "--db",
+                &db.display().to_string(),
+                "-p",
+                &self.port.to_string(),
+                "--pid-file",
+                &pid.display().to_string(),
+            ],
+        );
+        *self.server.lock().unwrap() = Some(server);
         wait_port(self.port, true, Duration::from_secs(60));
     }
 
     fn stop(&self) {
-        sh(&format!("pkill -f 'nx-27017 --db .*-p {}'", self.port));
+        drop(self.server.lock().unwrap().take());
         wait_port(self.port, false, Duration::from_secs(30));
     }
 }
 
 impl Drop for PrivateMongo {
     fn drop(&mut self) {
-        sh(&format!("pkill -f 'nx-27017 --db .*-p {}'", self.port));
+        drop(self.server.lock().unwrap().take());
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -343,7 +358,7 @@ async fn redis_restart_keeping_its_data_during_a_burst_loses_nothing() {
 async fn mongodb_restart_during_a_burst() {
     let _serial = ONE_AT_A_TIME.lock().await;
     require_services();
-    let mongo = std::sync::Arc::new(PrivateMongo::new(27_118));
+    let mongo = std::sync::Arc::new(PrivateMongo::new());
     let url = mongo.url();
     let (a, b) = (mongo.clone(), mongo.clone());
     // Plot jobs are accepted while MongoDB is down (they need RabbitMQ and Redis); the
@@ -512,7 +527,7 @@ async fn wait_detected(client: &reqwest::Client, api: &Plotq, dependency: &str) 
 async fn outages_are_answered_in_milliseconds_once_detected() {
     let _serial = ONE_AT_A_TIME.lock().await;
     require_services();
-    let mongo = PrivateMongo::new(27_119);
+    let mongo = PrivateMongo::new();
     let mongo_url = mongo.url();
     let ns = namespace("fast");
     let env = [("PLOTQ_MONGODB_URL", mongo_url.as_str())];
@@ -681,7 +696,7 @@ async fn send_batch(client: &reqwest::Client, base: &str, k: u32, body: &Value) 
 async fn mongodb_outages_while_ingest_and_renders_are_in_flight() {
     let _serial = ONE_AT_A_TIME.lock().await;
     require_services();
-    let mongo = PrivateMongo::new(27_120);
+    let mongo = PrivateMongo::new();
     let url = mongo.url();
     let ns = namespace("inflight");
     let env = [("PLOTQ_MONGODB_URL", url.as_str())];

@@ -10,6 +10,20 @@ use plotq_ports::contract::TestServer;
 use plotq_ports::{Breaker, BreakerConfig, MetricStore, PortError, SeriesQuery};
 use std::time::{Duration, Instant};
 
+/// A store on the private server at `port`, with `timeout` and `breaker`.
+async fn store_on(port: u16, timeout: Duration, breaker: Breaker) -> MongoStore {
+    MongoStore::new(&MongoConfig {
+        url: format!("mongodb://127.0.0.1:{port}"),
+        database: "outage".to_owned(),
+        timeout,
+        raw_retention: Duration::from_secs(3600),
+        rollup_retention: Duration::from_secs(7200),
+        breaker,
+    })
+    .await
+    .unwrap()
+}
+
 /// The timeout alone, as without a breaker.
 fn no_breaker() -> Breaker {
     Breaker::system(
@@ -38,16 +52,7 @@ async fn calls_end_within_the_timeout_while_mongodb_is_down() {
         ],
     );
     let timeout = Duration::from_secs(2);
-    let store = MongoStore::new(&MongoConfig {
-        url: format!("mongodb://127.0.0.1:{port}"),
-        database: "outage".to_owned(),
-        timeout,
-        raw_retention: Duration::from_secs(3600),
-        rollup_retention: Duration::from_secs(7200),
-        breaker: no_breaker(),
-    })
-    .await
-    .unwrap();
+    let store = store_on(port, timeout, no_breaker()).await;
     let breaker = Breaker::system(
         "mongodb",
         BreakerConfig {
@@ -55,16 +60,7 @@ async fn calls_end_within_the_timeout_while_mongodb_is_down() {
             cooldown: Duration::from_millis(300),
         },
     );
-    let guarded = MongoStore::new(&MongoConfig {
-        url: format!("mongodb://127.0.0.1:{port}"),
-        database: "outage".to_owned(),
-        timeout,
-        raw_retention: Duration::from_secs(3600),
-        rollup_retention: Duration::from_secs(7200),
-        breaker: breaker.clone(),
-    })
-    .await
-    .unwrap();
+    let guarded = store_on(port, timeout, breaker.clone()).await;
     let deadline = Instant::now() + Duration::from_secs(20);
     while store.ping().await.is_err() || guarded.ping().await.is_err() {
         assert!(Instant::now() < deadline, "nx-27017 did not start");

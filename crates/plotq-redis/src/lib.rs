@@ -223,6 +223,26 @@ fn ttl_secs(ttl: Duration) -> u64 {
     ttl.as_secs().max(1)
 }
 
+/// `SET key value NX EX ttl`: whether the key was absent (and is now set).
+async fn set_absent(
+    link: &Link,
+    key: &str,
+    value: impl redis::ToRedisArgs + Send + Sync,
+    ttl: Duration,
+) -> PortResult<bool> {
+    let mut conn = link.clone();
+    let set: Option<String> = redis::cmd("SET")
+        .arg(key)
+        .arg(value)
+        .arg("NX")
+        .arg("EX")
+        .arg(ttl_secs(ttl))
+        .query_async(&mut conn)
+        .await
+        .map_err(unavailable)?;
+    Ok(set.is_some())
+}
+
 /// Sets `KEYS[1]` to `ARGV[1]` unless it exists, and answers what it holds.
 const SET_ONCE_AND_GET: &str = r"
 redis.call('SET', KEYS[1], ARGV[1], 'NX')
@@ -254,17 +274,13 @@ impl PlotCache for RedisCache {
     }
 
     async fn put_state_if_absent(&self, state: &JobState, ttl: Duration) -> PortResult<bool> {
-        let mut conn = self.conn.clone();
-        let set: Option<String> = redis::cmd("SET")
-            .arg(self.state_key(state.id))
-            .arg(encode_state(state))
-            .arg("NX")
-            .arg("EX")
-            .arg(ttl_secs(ttl))
-            .query_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
-        Ok(set.is_some())
+        set_absent(
+            &self.conn,
+            &self.state_key(state.id),
+            encode_state(state),
+            ttl,
+        )
+        .await
     }
 
     async fn get_state(&self, id: JobId) -> PortResult<Option<JobState>> {
@@ -292,20 +308,11 @@ impl PlotCache for RedisCache {
         id: JobId,
         ttl: Duration,
     ) -> PortResult<Option<JobId>> {
-        let mut conn = self.conn.clone();
         let key = format!("{}:req:{key}", self.prefix);
-        let set: Option<String> = redis::cmd("SET")
-            .arg(&key)
-            .arg(id.to_string())
-            .arg("NX")
-            .arg("EX")
-            .arg(ttl_secs(ttl))
-            .query_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
-        if set.is_some() {
+        if set_absent(&self.conn, &key, id.to_string(), ttl).await? {
             return Ok(None);
         }
+        let mut conn = self.conn.clone();
         let holder: Option<String> = conn.get(&key).await.map_err(unavailable)?;
         Ok(holder.as_deref().and_then(JobId::parse))
     }

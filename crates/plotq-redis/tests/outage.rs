@@ -30,6 +30,26 @@ fn redis_server(port: u16) -> TestServer {
     )
 }
 
+/// A private Redis on `port` and a cache on it (with `timeout` and `breaker`), once the
+/// server answers.
+async fn started(port: u16, timeout: Duration, breaker: Breaker) -> (TestServer, RedisCache) {
+    let cache = RedisCache::new(&RedisConfig {
+        url: format!("redis://127.0.0.1:{port}"),
+        namespace: "outage:plotq".to_owned(),
+        timeout,
+        event_history: 10,
+        breaker,
+    })
+    .unwrap();
+    let server = redis_server(port);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cache.ping().await.is_err() {
+        assert!(Instant::now() < deadline, "redis-server did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (server, cache)
+}
+
 /// The timeout alone, as without a breaker.
 fn no_breaker() -> Breaker {
     Breaker::system(
@@ -45,21 +65,8 @@ fn no_breaker() -> Breaker {
 async fn calls_end_within_the_timeout_while_redis_is_down() {
     let port = TestServer::free_port();
     let timeout = Duration::from_secs(1);
-    let cache = RedisCache::new(&RedisConfig {
-        url: format!("redis://127.0.0.1:{port}"),
-        namespace: "outage:plotq".to_owned(),
-        timeout,
-        event_history: 10,
-        breaker: no_breaker(),
-    })
-    .unwrap();
+    let (server, cache) = started(port, timeout, no_breaker()).await;
     let state = queued_state();
-    let server = redis_server(port);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while cache.ping().await.is_err() {
-        assert!(Instant::now() < deadline, "redis-server did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     cache
         .put_state(&state, Duration::from_secs(60))
         .await
@@ -105,21 +112,8 @@ async fn a_known_outage_is_answered_in_milliseconds() {
             cooldown: Duration::from_millis(300),
         },
     );
-    let cache = RedisCache::new(&RedisConfig {
-        url: format!("redis://127.0.0.1:{port}"),
-        namespace: "outage:plotq".to_owned(),
-        timeout,
-        event_history: 10,
-        breaker: breaker.clone(),
-    })
-    .unwrap();
+    let (server, cache) = started(port, timeout, breaker.clone()).await;
     let state = queued_state();
-    let server = redis_server(port);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while cache.ping().await.is_err() {
-        assert!(Instant::now() < deadline, "redis-server did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     drop(server);
     // Detection: at most `failures_to_open` calls wait (each within the timeout).
     let mut waited = 0;

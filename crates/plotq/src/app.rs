@@ -92,7 +92,6 @@ fn worker_config(
         state_ttl: Duration::from_secs(cache.state.state_ttl_secs),
         render_deadline: Duration::from_secs(worker.render_deadline_secs),
         max_attempts: worker.max_attempts,
-        outage_budget: worker.outage_budget,
         sources: SourcePolicy {
             rollup_after: worker.rollup_after,
             raw_retention: retention.raw_retention,
@@ -430,6 +429,7 @@ impl App {
         let mut config = worker_config(&args.worker, &args.cache, &args.mongo.retention);
         // A job needs the store and the cache; the broker's outages end its consumer.
         config.breakers = vec![store.breaker().clone(), redis.breaker.clone()];
+        config.outage_budget = args.outage_budget;
         let ports = WorkerPorts {
             store,
             queue,

@@ -328,6 +328,12 @@ impl ApiArgs {
 pub struct WorkerArgs {
     #[command(flatten)]
     pub worker: WorkerSettings,
+    /// How long a job waits for its store or cache to come back (`<n>s|m|h`) before it
+    /// is dead-lettered as `dependency_unavailable` (`plotq dlq retry` replays it). Only
+    /// for `plotq worker`: standalone's in-memory ports never go down.
+    #[arg(long, env = "PLOTQ_OUTAGE_BUDGET", default_value = "2m", value_parser = parse_duration,
+          help_heading = "Rendering")]
+    pub outage_budget: Duration,
     #[command(flatten)]
     pub cache: CacheSettings,
     #[command(flatten)]
@@ -725,10 +731,6 @@ pub struct WorkerSettings {
     /// rollups.
     #[arg(long, env = "PLOTQ_RAW_MAX_SAMPLES", default_value_t = 5_000_000)]
     pub raw_max_samples: u64,
-    /// How long a job waits for its store or cache to come back (`<n>s|m|h`) before it
-    /// is dead-lettered as `dependency_unavailable` (`plotq dlq retry` replays it).
-    #[arg(long, env = "PLOTQ_OUTAGE_BUDGET", default_value = "2m", value_parser = parse_duration)]
-    pub outage_budget: Duration,
 }
 
 impl WorkerSettings {
@@ -839,8 +841,9 @@ pub struct DependencySettings {
     /// health probe counts as enough on its own); 0 turns failing fast off.
     #[arg(long, env = "PLOTQ_BREAKER_FAILURES", default_value_t = 3)]
     pub breaker_failures: u32,
-    /// While a dependency is believed down, how often one call (or the background
-    /// probe) checks whether it is back, in milliseconds.
+    /// While a dependency is believed down, how often a probe (the background one, or a
+    /// readiness check) checks whether it is back, in milliseconds; requests meanwhile
+    /// get 503 at once.
     #[arg(long, env = "PLOTQ_BREAKER_COOLDOWN_MS", default_value_t = 1000,
           value_parser = clap::value_parser!(u64).range(10..=600_000))]
     pub breaker_cooldown_ms: u64,
