@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Requests/s of a cached PNG served by `plotq standalone` (release build), in open mode or
-# with a bearer token: the cost of authentication on the hottest read path.
-# Usage: bench/png_serve.sh PLOTQ_BINARY PORT open|token   (needs wrk, curl, python3)
+# with a bearer token: the cost of authentication on the hottest read path; with extra
+# settings, the cost of anything they switch (e.g. PLOTQ_REQUEST_METRICS=false: the
+# request metrics, logs, statistics, Server-Timing and self-samples).
+# Usage: bench/png_serve.sh PLOTQ_BINARY PORT open|token [VAR=VALUE ...]
+#   (needs wrk, curl, python3)
 # Compare two binaries or modes side by side by alternating calls in one run.
 set -euo pipefail
 BIN=$1; PORT=$2; MODE=$3
+shift 3
 TOKEN=pq_benchtoken_0123456789abcdefghijklmnopqrstuvwxyz
 HASH=$(printf %s "$TOKEN" | sha256sum | cut -d' ' -f1)
-ENV=(PLOTQ_HTTP_ADDR=127.0.0.1:$PORT RUST_LOG=error PLOTQ_PLOT_REQUESTS_PER_SEC=100000 PLOTQ_PLOT_BURST=100000)
+ENV=(PLOTQ_HTTP_ADDR=127.0.0.1:$PORT RUST_LOG=error PLOTQ_PLOT_REQUESTS_PER_SEC=100000 PLOTQ_PLOT_BURST=100000 "$@")
 AUTH=()
 if [ "$MODE" = token ]; then
   ENV+=(PLOTQ_TOKENS="sha256:$HASH scopes=ingest,read name=bench" PLOTQ_TICKET_SECRET=0123456789abcdef0123456789abcdef)

@@ -437,3 +437,134 @@ async fn loadgen_backfills_history_that_plots_whole() {
     assert_eq!(long["stats"][0]["count"], 30_000, "{long}");
     app.stop().await;
 }
+
+/// `GET /api/v1/stats` reads the window the workers draw: exact numbers of known samples,
+/// per kind, and the very numbers a rendered histogram's job state and `plot.ready`
+/// event carry, with where the job's time went.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_answer_the_numbers_a_rendered_plot_carries() {
+    let app = TestApp::spawn_with(
+        Backend::Real,
+        Options {
+            workers: 1,
+            ..Options::default()
+        },
+    )
+    .await;
+    app.wait_ready(READY).await;
+    let service = format!("stats-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    // 600 latencies over the last two minutes, halves of whole numbers (sums are exact),
+    // and 100 status codes: 86 × 200, 10 × 503, 4 × 404.
+    let latencies: Vec<f64> = (0..600).map(|i| 1.5 + f64::from(i % 97) * 0.5).collect();
+    let mut batch: Vec<Value> = latencies
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            json!({"service": service, "metric": "latency_ms", "value": v,
+                "timestamp": now - 1_000 - i as i64 * 200})
+        })
+        .collect();
+    batch.extend((0..100).map(|i| {
+        let code = if i % 10 == 0 {
+            503
+        } else if i % 25 == 1 {
+            404
+        } else {
+            200
+        };
+        json!({"service": service, "metric": "status_code", "value": code,
+            "timestamp": now - 1_000 - i * 1_000})
+    }));
+    app.ingest_samples(&batch).await;
+    let sent_codes: std::collections::BTreeMap<String, u64> =
+        batch[600..]
+            .iter()
+            .fold(std::collections::BTreeMap::new(), |mut m, s| {
+                *m.entry(s["value"].to_string()).or_default() += 1;
+                m
+            });
+    let sent_errors = sent_codes.get("503").copied().unwrap_or(0);
+
+    let stats = get_json(
+        &app.client,
+        &app.url(&format!("/api/v1/stats?service={service}&window=10m")),
+    )
+    .await;
+    assert_eq!(stats["source"]["kind"], "exact", "{stats}");
+    assert_eq!(stats["samples"], 600, "{stats}");
+    let s = &stats["stats"][0];
+    let sum: f64 = latencies.iter().sum();
+    assert_eq!(s["service"], service.as_str());
+    assert_eq!(s["count"], 600, "{s}");
+    assert_eq!(s["mean"].as_f64(), Some(sum / 600.0), "{s}");
+    assert_eq!(s["min"].as_f64(), Some(1.5), "{s}");
+    assert_eq!(s["max"].as_f64(), Some(1.5 + 96.0 * 0.5), "{s}");
+
+    // Per kind: throughput's rate over the window, status codes' counts and error share.
+    let throughput = get_json(
+        &app.client,
+        &app.url(&format!(
+            "/api/v1/stats?kind=throughput&service={service}&window=10m"
+        )),
+    )
+    .await;
+    assert_eq!(
+        throughput["stats"][0]["rate_per_s"].as_f64(),
+        Some(1.0),
+        "{throughput}"
+    );
+    let status = get_json(
+        &app.client,
+        &app.url(&format!(
+            "/api/v1/stats?kind=status_codes&service={service}&window=10m"
+        )),
+    )
+    .await;
+    assert_eq!(status["stats"][0]["codes"], json!(sent_codes), "{status}");
+    assert_eq!(
+        status["stats"][0]["error_ratio"].as_f64(),
+        Some(sent_errors as f64 / 100.0),
+        "{status}"
+    );
+
+    // A histogram of the same window: its state and its ready event carry the same numbers.
+    let mut sse = app.events_on(0, &format!("?service={service}")).await;
+    let id = app
+        .request_plot(&json!({"kind": "histogram", "service": service, "window": "10m"}))
+        .await;
+    let state = app.wait_done(id, RENDER).await;
+    assert_eq!(state["status"], "done", "{state}");
+    assert_eq!(
+        state["stats"], stats["stats"],
+        "the job's numbers are the stats route's"
+    );
+    let t = &state["timings"];
+    let stages: Vec<f64> = ["query", "render", "encode", "store"]
+        .iter()
+        .map(|stage| {
+            t[stage]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{stage} in {t}"))
+        })
+        .collect();
+    let (wait, total) = (
+        t["queue_wait"].as_f64().unwrap(),
+        t["total"].as_f64().unwrap(),
+    );
+    assert!(
+        stages.iter().chain([&wait, &total]).all(|ms| *ms >= 0.0),
+        "{t}"
+    );
+    assert!(total >= stages.iter().sum::<f64>(), "{t}");
+    let ready = sse
+        .next_matching(RENDER, |e| e.data["id"] == id.to_string().as_str())
+        .await;
+    assert_eq!(ready.event, "plot.ready");
+    assert_eq!(ready.data["stats"], state["stats"]);
+    assert_eq!(ready.data["timings"], state["timings"]);
+    app.stop().await;
+}

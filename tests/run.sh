@@ -41,6 +41,12 @@ if ! python3 -m pip show schemathesis 2>/dev/null | grep -qx "Version: $ST_VERSI
   python3 -m pip install --quiet --disable-pip-version-check -r tests/schemathesis/requirements.txt
 fi
 
+# prometheus_client, whose parser tests/e2e_observe.rs reads every role's /metrics with.
+PC_VERSION=$(sed -n 's/^prometheus_client==//p' tests/prometheus/requirements.txt)
+if ! python3 -m pip show prometheus_client 2>/dev/null | grep -qx "Version: $PC_VERSION"; then
+  python3 -m pip install --quiet --disable-pip-version-check -r tests/prometheus/requirements.txt
+fi
+
 # Redis.
 if ! port_open 6379; then
   command -v redis-server >/dev/null || apt_install redis-server

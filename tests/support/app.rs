@@ -75,9 +75,8 @@ fn parse(role: &str, ns: &str, extra: &[&str]) -> Command {
     if role != "standalone" {
         argv.extend(["--namespace", ns]);
     }
-    if role != "worker" {
-        argv.extend(["--http-addr", "127.0.0.1:0"]);
-    }
+    // Every role serves HTTP (a worker: health, readiness and metrics).
+    argv.extend(["--http-addr", "127.0.0.1:0"]);
     if role == "api" || role == "standalone" {
         // Suites send plot requests from one address in a burst; the per-caller limits
         // are tested on their own.

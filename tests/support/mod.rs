@@ -91,7 +91,11 @@ impl Plotq {
         }
         let mut child = cmd.spawn().expect("plotq binary starts");
         let stdout = child.stdout.take().expect("piped stdout");
-        let serves_http = !args.contains(&"worker");
+        // Every role serves HTTP (a worker: health, readiness and metrics); `dlq` and
+        // `token` are not roles.
+        let serves_http = ["standalone", "api", "worker", "notifier"]
+            .iter()
+            .any(|role| args.first() == Some(role));
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {

@@ -7,6 +7,11 @@
 // short-lived read ticket (POST /api/v1/tickets) and adds `ticket=` to the event stream
 // and image URLs, renewing it before it expires. With no tokens configured (standalone
 // on loopback) the ticket is issued without asking.
+//
+// Tabs: Plots (the panels) and Health (health.js, polling GET /api/v1/health with the
+// token itself, so that an admin token also sees why a dependency fails). The tab is
+// part of the view in the URL (`tab=health`); the plots' event stream is closed while
+// the Health tab is shown.
 "use strict";
 
 const KINDS = [
@@ -29,6 +34,8 @@ const ui = {
   theme: document.getElementById("theme"),
   live: document.getElementById("live"),
   panels: document.getElementById("panels"),
+  health: document.getElementById("health"),
+  tabs: [...document.querySelectorAll("nav.tabs a[data-tab]")],
   template: document.getElementById("panel-template"),
 };
 
@@ -64,6 +71,9 @@ function askForToken(reason) {
   sessionStorage.removeItem("plotq-token");
   ui.login.hidden = false;
   ui.panels.hidden = true;
+  ui.health.hidden = true;
+  PlotqHealth.stop();
+  closeStream();
   setLive("sign in to see plots", false);
   ui.token.focus();
 }
@@ -79,12 +89,23 @@ function readView() {
     service: params.get("service") || "",
     window: WINDOWS.includes(params.get("window")) ? params.get("window") : "15m",
     theme: params.get("theme") === "dark" ? "dark" : "light",
+    tab: params.get("tab") === "health" ? "health" : "plots",
   };
 }
 
-function writeView(view) {
+function viewQuery(view, tab) {
   const params = new URLSearchParams({ service: view.service, window: view.window, theme: view.theme });
-  history.replaceState(null, "", `${location.pathname}?${params}`);
+  if (tab === "health") params.set("tab", "health");
+  return `?${params}`;
+}
+
+function writeView(view) {
+  history.replaceState(null, "", `${location.pathname}${viewQuery(view, view.tab)}`);
+  for (const link of ui.tabs) {
+    link.href = viewQuery(view, link.dataset.tab);
+    if (link.dataset.tab === view.tab) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
 }
 
 function viewKey(view, kind) {
@@ -92,7 +113,8 @@ function viewKey(view, kind) {
 }
 
 function setLive(text, ok) {
-  ui.live.textContent = text;
+  // Unchanged text is not set again: the element is a live region.
+  if (ui.live.textContent !== text) ui.live.textContent = text;
   ui.live.classList.toggle("down", !ok);
 }
 
@@ -160,17 +182,24 @@ function onEvent(handler) {
   };
 }
 
-async function subscribe(view) {
+function closeStream() {
   if (source) source.close();
+  source = null;
   clearTimeout(reconnectTimer);
+}
+
+async function subscribe(view) {
+  closeStream();
   try {
     await ensureTicket();
   } catch (e) {
+    if (view !== current) return; // another view or tab was shown meanwhile
     if (e instanceof NeedsToken) return askForToken(e.message);
     setLive("cannot reach plotq — retrying…", false);
     reconnectTimer = setTimeout(() => subscribe(view), 3000);
     return;
   }
+  if (view !== current) return;
   const keys = [...panels.keys()].join(",");
   const url = withTicket(`${EVENTS_URL}${EVENTS_URL.includes("?") ? "&" : "?"}views=${encodeURIComponent(keys)}`);
   setLive("connecting…", false);
@@ -209,12 +238,30 @@ async function loadServices(view) {
   return view;
 }
 
+let current = null;
+
 function apply(view) {
+  current = view;
   document.documentElement.dataset.theme = view.theme;
+  document.body.dataset.tab = view.tab;
   ui.service.value = view.service;
   ui.window.value = view.window;
   ui.theme.value = view.theme;
   writeView(view);
+  ui.panels.hidden = view.tab !== "plots";
+  ui.health.hidden = view.tab !== "health";
+  if (view.tab === "health") {
+    closeStream();
+    ui.panels.replaceChildren();
+    panels.clear();
+    PlotqHealth.start({
+      headers: () => (auth.token ? { Authorization: `Bearer ${auth.token}` } : {}),
+      onNeedsToken: askForToken,
+      onStatus: setLive,
+    });
+    return;
+  }
+  PlotqHealth.stop();
   buildPanels(view);
   if (view.service) subscribe(view);
   else setLive("no services have sent samples yet", false);
@@ -231,13 +278,19 @@ async function start() {
     throw e;
   }
   ui.login.hidden = true;
-  ui.panels.hidden = false;
   apply(view);
   if (started) return;
   started = true;
   for (const control of [ui.service, ui.window, ui.theme]) {
     control.addEventListener("change", () =>
-      apply({ service: ui.service.value, window: ui.window.value, theme: ui.theme.value }));
+      apply({ service: ui.service.value, window: ui.window.value, theme: ui.theme.value, tab: current.tab }));
+  }
+  for (const link of ui.tabs) {
+    link.addEventListener("click", (event) => {
+      if (event.metaKey || event.ctrlKey || event.shiftKey || event.altKey || event.button !== 0) return;
+      event.preventDefault();
+      if (link.dataset.tab !== current.tab) apply({ ...current, tab: link.dataset.tab });
+    });
   }
   setInterval(() => panels.forEach(showRendered), 1000);
   // Renew the ticket before it expires (the open stream keeps going; new image URLs and

@@ -1,6 +1,7 @@
-//! The live dashboard: one HTML page, its script and its stylesheet, embedded in the
+//! The live dashboard: one HTML page, its scripts and its stylesheet, embedded in the
 //! binary (no CDN; it works offline). The browser only shows images: panels subscribe
-//! to their views over SSE and swap in each new render.
+//! to their views over SSE and swap in each new render. Its Health tab (`health.js`)
+//! polls `GET /api/v1/health`.
 
 use axum::Router;
 use axum::http::{HeaderValue, header};
@@ -10,6 +11,7 @@ use axum::routing::get;
 static PAGE: &str = include_str!("../assets/dashboard.html");
 static SCRIPT: &str = include_str!("../assets/dashboard.js");
 static STYLE: &str = include_str!("../assets/dashboard.css");
+static HEALTH_SCRIPT: &str = include_str!("../assets/health.js");
 
 fn asset(body: String, content_type: &'static str) -> Response {
     let mut response = body.into_response();
@@ -19,8 +21,8 @@ fn asset(body: String, content_type: &'static str) -> Response {
     response
 }
 
-/// `GET /` (the page), `/assets/dashboard.js` and `/assets/dashboard.css`. `events_url`
-/// is where the page subscribes to events.
+/// `GET /` (the page), `/assets/dashboard.js`, `/assets/health.js` and
+/// `/assets/dashboard.css`. `events_url` is where the page subscribes to events.
 pub fn dashboard_router(events_url: &str) -> Router {
     let escaped = events_url
         .replace('&', "&amp;")
@@ -35,6 +37,10 @@ pub fn dashboard_router(events_url: &str) -> Router {
         .route(
             "/assets/dashboard.js",
             get(|| async { asset(SCRIPT.to_owned(), "text/javascript; charset=utf-8") }),
+        )
+        .route(
+            "/assets/health.js",
+            get(|| async { asset(HEALTH_SCRIPT.to_owned(), "text/javascript; charset=utf-8") }),
         )
         .route(
             "/assets/dashboard.css",

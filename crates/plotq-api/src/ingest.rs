@@ -1,9 +1,17 @@
-//! The ingest use case, shared by `POST /api/v1/metrics` and the standalone demo
-//! producer: store the samples, then move the watermark of every series they touch.
+//! The ingest use case, shared by `POST /api/v1/metrics`, `POST /api/v1/ingest/caddy`
+//! and the standalone demo producer: store the samples, then move the watermark of every
+//! series they touch (`store_samples`); and the write half every ingest route shares
+//! (`store_batch`: the caller's services, its rate, the `Idempotency-Key`, the store).
 
-use plotq_domain::Sample;
+use crate::routes::{ApiState, forbidden_services};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::Response;
 use plotq_domain::chunk::BatchId;
-use plotq_ports::{MetricStore, PortError, ViewRegistry};
+use plotq_domain::{FieldError, Sample};
+use plotq_http::{Caller, Limits, Problem, ProblemCode};
+use plotq_ports::{IdempotentStart, MetricStore, PlotCache, PortError, ViewRegistry};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// Stores `samples` (the error when the store did not acknowledge them), then tells live
 /// refresh which series got new samples. That part is best effort: the samples are
@@ -26,4 +34,213 @@ pub async fn store_samples(
         tracing::warn!(error = %e, "cannot record new samples for live refresh");
     }
     Ok(())
+}
+
+/// How a batch ended up stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stored {
+    /// By this request (or there was nothing to store).
+    Now,
+    /// By an earlier request with the same `Idempotency-Key` and body, which stored this
+    /// many samples; nothing was written now.
+    Replayed(u64),
+}
+
+/// The write half of every ingest route, after its body was parsed into `samples`:
+/// every sample's service must be the caller's (`403`), the samples fit the caller's
+/// rate (`429`), then they are stored (`503`/`507` when the store did not acknowledge
+/// them) — once per `key`: the same key and `body` again is [`Stored::Replayed`], the
+/// same key with another body `422 idempotency_key_reused`, a key whose request is
+/// still being stored `409 idempotency_key_in_use`. An empty `samples` touches no
+/// dependency.
+pub(crate) async fn store_batch(
+    state: &ApiState,
+    caller: &Caller,
+    limits: &Limits,
+    key: Option<&str>,
+    body: &[u8],
+    samples: &[Sample],
+    now: i64,
+) -> Result<Stored, Problem> {
+    if !caller.services.is_all() {
+        let denied: Vec<FieldError> = samples
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !caller.may_use_service(s.service.as_str()))
+            .take(plotq_domain::error::MAX_REPORTED_ERRORS)
+            .map(|(i, s)| FieldError::new(format!("/{i}/service"), s.service.to_string()))
+            .collect();
+        if !denied.is_empty() {
+            return Err(forbidden_services(denied));
+        }
+    }
+    limits.check_ingest(&caller.limit_key, samples.len())?;
+    if samples.is_empty() {
+        return Ok(Stored::Now);
+    }
+    let Some(key) = key else {
+        store_samples(
+            state.store.as_ref(),
+            state.views.as_ref(),
+            samples,
+            now,
+            None,
+        )
+        .await?;
+        return Ok(Stored::Now);
+    };
+    let fingerprint = plotq_http::auth::sha256_hex(body);
+    // The key is the caller's own: the same key from two callers names two batches.
+    let scoped = plotq_http::auth::sha256_hex(format!("{}\n{key}", caller.name).as_bytes());
+    let batch_hash = plotq_http::auth::sha256_hex(format!("{scoped}\n{fingerprint}").as_bytes());
+    let batch = BatchId::parse(&batch_hash[..32]).expect("32 hex digits");
+    let mut held = match begin_idempotent(&state.cache, &scoped, &fingerprint).await? {
+        (IdempotentStart::Fresh, Some(held)) => held,
+        (IdempotentStart::Done(n), _) => return Ok(Stored::Replayed(n)),
+        // (`Fresh` always comes with its key.)
+        (IdempotentStart::Pending | IdempotentStart::Fresh, _) => {
+            return Err(Problem::new(
+                ProblemCode::IdempotencyKeyInUse,
+                "a request with this Idempotency-Key is being stored; retry shortly",
+            )
+            .with_retry_after(1));
+        }
+        (IdempotentStart::Conflict, _) => {
+            return Err(Problem {
+                errors: vec![FieldError::new(
+                    "/headers/idempotency-key",
+                    "was used for a different body within 24 h",
+                )],
+                ..Problem::new(
+                    ProblemCode::IdempotencyKeyReused,
+                    "this Idempotency-Key was sent with a different body within 24 h; use a new key for new samples",
+                )
+            });
+        }
+    };
+    let stored = store_samples(
+        state.store.as_ref(),
+        state.views.as_ref(),
+        samples,
+        now,
+        Some(&batch),
+    )
+    .await;
+    if let Err(e) = stored {
+        // Nothing is acknowledged: a retry with the key may run (and the store writes
+        // whatever this attempt wrote at most once).
+        if let Err(release) = state.cache.abandon_idempotent(&scoped, &fingerprint).await {
+            tracing::warn!(error = %release, "cannot release an idempotency key; its retries wait for it to lapse");
+        }
+        held.settled = true;
+        return Err(e.into());
+    }
+    let n = samples.len() as u64;
+    if let Err(e) = state
+        .cache
+        .finish_idempotent(&scoped, &fingerprint, n, IDEMPOTENCY_TTL)
+        .await
+    {
+        // Stored all the same: a retry after the pending mark lapses stores nothing again.
+        tracing::warn!(error = %e, "cannot record a finished idempotent ingest");
+    }
+    held.settled = true;
+    Ok(Stored::Now)
+}
+
+/// Takes `scoped` as in progress for `fingerprint`; when it was free
+/// ([`IdempotentStart::Fresh`]), the request now holds it. The command runs in a task of its own: a request dropped
+/// meanwhile (its client went away) never receives the key, which is then released.
+async fn begin_idempotent(
+    cache: &Arc<dyn PlotCache>,
+    scoped: &str,
+    fingerprint: &str,
+) -> Result<(IdempotentStart, Option<HeldKey>), PortError> {
+    let (answer, asked) = tokio::sync::oneshot::channel();
+    let (cache, scoped, fingerprint) = (cache.clone(), scoped.to_owned(), fingerprint.to_owned());
+    tokio::spawn(async move {
+        let start = cache
+            .begin_idempotent(&scoped, &fingerprint, IDEMPOTENCY_PENDING)
+            .await;
+        let held = matches!(start, Ok(IdempotentStart::Fresh)).then(|| HeldKey {
+            cache,
+            scoped,
+            fingerprint,
+            settled: false,
+        });
+        // Not delivered (the request was dropped): `held` drops here or with the
+        // receiver, and releases the key.
+        let _ = answer.send(start.map(|start| (start, held)));
+    });
+    asked.await.unwrap_or_else(|_| {
+        Err(PortError::unavailable(
+            "redis",
+            "the idempotency check stopped",
+        ))
+    })
+}
+
+/// A key [`store_batch`] holds as in progress. Dropped before it was settled (finished
+/// or abandoned) — the client went away and its handler was dropped mid-write — it is
+/// released in the background, as after a failed write: the client's retry is stored at
+/// once instead of being answered `409` until the mark lapses, and whatever the dropped
+/// request wrote is stored at most once all the same (ids derive from key and body).
+struct HeldKey {
+    cache: Arc<dyn PlotCache>,
+    scoped: String,
+    fingerprint: String,
+    settled: bool,
+}
+
+impl Drop for HeldKey {
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let cache = self.cache.clone();
+        let (scoped, fingerprint) = (
+            std::mem::take(&mut self.scoped),
+            std::mem::take(&mut self.fingerprint),
+        );
+        runtime.spawn(async move {
+            if let Err(e) = cache.abandon_idempotent(&scoped, &fingerprint).await {
+                tracing::warn!(error = %e, "cannot release the idempotency key of a dropped request; its retries wait for it to lapse");
+            }
+        });
+    }
+}
+
+/// Marks an answer to a retried `Idempotency-Key` (`Idempotent-Replayed: true`).
+pub(crate) fn mark_replayed(response: &mut Response) {
+    response
+        .headers_mut()
+        .insert("idempotent-replayed", HeaderValue::from_static("true"));
+}
+
+/// How long a retried batch is recognised by its `Idempotency-Key`.
+const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
+/// How long a key stays "in progress" if its request never finishes (a crashed api).
+const IDEMPOTENCY_PENDING: Duration = Duration::from_secs(60);
+/// Longest `Idempotency-Key` accepted.
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+/// The `Idempotency-Key` header, if any: 1 to 255 visible ASCII characters.
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
+    let Some(raw) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = raw.as_bytes();
+    if key.is_empty()
+        || key.len() > MAX_IDEMPOTENCY_KEY
+        || !key.iter().all(|b| (0x21..=0x7e).contains(b))
+    {
+        return Err(Problem::invalid_field(
+            "/headers/idempotency-key",
+            format!("must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters (e.g. a UUID)"),
+        ));
+    }
+    Ok(Some(String::from_utf8_lossy(key).into_owned()))
 }

@@ -354,18 +354,31 @@ pub struct JobSpecDoc {
     show_max: bool,
 }
 
-/// One service's samples in a plot's window: count, min, max and mean exact; the
-/// percentiles exact from raw samples, within ±1% from rollups (see `source`).
+/// The numbers of services over a window (`GET /api/v1/stats`), as a plot of `kind`
+/// would show them.
 #[derive(Serialize, ToSchema)]
-pub struct SeriesStatsDoc {
-    service: String,
-    count: u64,
-    mean: f64,
-    min: f64,
-    max: f64,
-    p50: f64,
-    p95: f64,
-    p99: f64,
+pub struct StatsDoc {
+    kind: KindDoc,
+    /// The services asked for, in the order given.
+    #[schema(min_items = 1, max_items = 8)]
+    services: Vec<ServiceNameDoc>,
+    metric: MetricNameDoc,
+    /// `last 10m`, or the absolute range.
+    range: String,
+    /// The window, inclusive at both ends, epoch ms.
+    from_ms: i64,
+    until_ms: i64,
+    /// What the numbers were computed from.
+    source: plotq_http::SourceDoc,
+    /// Samples in the window, all services together (rollups count whole minutes).
+    #[schema(minimum = 1)]
+    samples: u64,
+    /// Stored documents (raw chunks and rollups) read.
+    #[schema(minimum = 0)]
+    documents_read: u64,
+    /// Each service's numbers (services without samples left out).
+    #[schema(min_items = 1, max_items = 8)]
+    stats: Vec<plotq_http::SeriesStatsDoc>,
 }
 
 /// A plot job as clients see it.
@@ -388,7 +401,7 @@ pub struct JobStateDoc {
     /// Samples drawn (`done` only).
     #[schema(nullable = false)]
     n_samples: Option<u64>,
-    /// Render time in the worker, ms (`done` only).
+    /// Render time in the worker, ms: drawing plus encoding (`done` only).
     #[schema(nullable = false, minimum = 0)]
     render_ms: Option<f64>,
     /// The dashboard view this job refreshes (`service/kind/window/theme/WIDTHxHEIGHT`).
@@ -407,7 +420,11 @@ pub struct JobStateDoc {
     /// Each service's numbers in the window (`done` only; services without samples
     /// left out).
     #[schema(nullable = false, max_items = 8)]
-    stats: Option<Vec<SeriesStatsDoc>>,
+    stats: Option<Vec<plotq_http::SeriesStatsDoc>>,
+    /// Where the last attempt spent its time (`done`; `failed` jobs have the stages
+    /// their attempt reached).
+    #[schema(nullable = false)]
+    timings: Option<plotq_http::TimingsDoc>,
     /// `/api/v1/plots/{id}`.
     #[schema(pattern = "^/api/v1/plots/[0-9a-f-]{36}$")]
     status_url: String,
@@ -439,6 +456,12 @@ pub(crate) async fn dashboard_page() {}
         headers(("cache-control" = String, description = "`no-cache`")))))]
 pub(crate) async fn dashboard_script() {}
 
+/// The dashboard's Health tab script.
+#[utoipa::path(get, path = "/assets/health.js", tag = "dashboard",
+    responses((status = 200, description = "The dashboard's Health tab script", content_type = "text/javascript", body = String,
+        headers(("cache-control" = String, description = "`no-cache`")))))]
+pub(crate) async fn dashboard_health_script() {}
+
 /// The dashboard's stylesheet.
 #[utoipa::path(get, path = "/assets/dashboard.css", tag = "dashboard",
     responses((status = 200, description = "The dashboard's stylesheet", content_type = "text/css", body = String,
@@ -454,7 +477,9 @@ pub(crate) async fn dashboard_style() {}
     ),
     paths(
         crate::routes::ingest,
+        crate::caddy::ingest_caddy,
         crate::routes::services,
+        crate::stats::stats,
         crate::routes::ticket,
         crate::routes::request_plot,
         crate::routes::plot_status,
@@ -463,12 +488,13 @@ pub(crate) async fn dashboard_style() {}
         openapi_json,
         dashboard_page,
         dashboard_script,
+        dashboard_health_script,
         dashboard_style,
     ),
     components(schemas(ProblemDoc, ProblemCode)),
     modifiers(&SecuritySchemes),
     tags(
-        (name = "metrics", description = "Ingest samples"),
+        (name = "metrics", description = "Ingest samples; read their statistics"),
         (name = "plots", description = "Plot jobs and their images"),
         (name = "auth", description = "Browser read tickets"),
         (name = "dashboard", description = "The live dashboard page and its assets"),

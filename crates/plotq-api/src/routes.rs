@@ -6,7 +6,7 @@
 //! A plot job belongs to its services: a caller limited to other services gets `404` for
 //! it, exactly as for an unknown id, so ids cannot be probed across tenants.
 
-use crate::ingest::store_samples;
+use crate::ingest::{Stored, idempotency_key, mark_replayed, store_batch};
 use crate::openapi::{AcceptedDoc, JobStateDoc, PlotSpecDoc, SamplesDoc, ServicesDoc, TicketDoc};
 use axum::Router;
 use axum::extract::rejection::{BytesRejection, PathRejection};
@@ -15,7 +15,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, body::Bytes};
-use plotq_domain::chunk::BatchId;
 use plotq_domain::sample::{parse_samples, parse_samples_fast};
 use plotq_domain::wire::JobMessage;
 use plotq_domain::{FieldError, ImageFormat, JobId, JobState, JobStatus, PlotSpec};
@@ -25,7 +24,7 @@ use plotq_http::{
     StoreFull, Unavailable,
 };
 use plotq_ports::clock::now_ms;
-use plotq_ports::{IdempotentStart, JobQueue, MetricStore, PlotCache, ViewRegistry};
+use plotq_ports::{JobQueue, MetricStore, PlotCache, ViewRegistry};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,6 +42,27 @@ pub struct ApiConfig {
     /// Where the dashboard's browser subscribes to events (`/api/v1/events` when the
     /// notifier shares this origin, as in standalone mode; its URL otherwise).
     pub events_url: String,
+    /// Raw samples or rollups for `GET /api/v1/stats`: the workers' policy.
+    pub sources: plotq_ports::SourcePolicy,
+    /// How many `GET /api/v1/stats` reads this process runs at once (a window may hold
+    /// millions of raw samples); more wait briefly, then get `429`.
+    pub stats_slots: StatsSlots,
+}
+
+/// The concurrent `GET /api/v1/stats` reads of one process (shared by clones).
+#[derive(Debug, Clone)]
+pub struct StatsSlots(pub(crate) Arc<tokio::sync::Semaphore>);
+
+impl StatsSlots {
+    pub fn new(slots: usize) -> Self {
+        Self(Arc::new(tokio::sync::Semaphore::new(slots.max(1))))
+    }
+}
+
+impl Default for StatsSlots {
+    fn default() -> Self {
+        Self::new(4)
+    }
 }
 
 impl Default for ApiConfig {
@@ -52,6 +72,8 @@ impl Default for ApiConfig {
             state_ttl: Duration::from_secs(3600),
             events_url: "/api/v1/events".to_owned(),
             dedupe_for: Duration::from_secs(10),
+            sources: plotq_ports::SourcePolicy::default(),
+            stats_slots: StatsSlots::default(),
         }
     }
 }
@@ -78,12 +100,14 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/plots/{id}/image", get(plot_image))
         .route("/api/v1/services", get(services))
         .route("/api/v1/tickets", post(ticket))
+        .merge(crate::caddy::routes())
+        .merge(crate::stats::routes())
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }
 
 /// `403` naming the services (fields) this caller may not use.
-fn forbidden_services(errors: Vec<FieldError>) -> Problem {
+pub(crate) fn forbidden_services(errors: Vec<FieldError>) -> Problem {
     let detail = format!(
         "this credential may not use {}",
         errors
@@ -139,120 +163,25 @@ pub(crate) async fn ingest(
             parse_samples(&body, now).map_err(Problem::invalid)?
         }
     };
-    if !caller.services.is_all() {
-        let denied: Vec<FieldError> = samples
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| !caller.may_use_service(s.service.as_str()))
-            .take(plotq_domain::error::MAX_REPORTED_ERRORS)
-            .map(|(i, s)| FieldError::new(format!("/{i}/service"), s.service.to_string()))
-            .collect();
-        if !denied.is_empty() {
-            return Err(forbidden_services(denied));
-        }
-    }
-    limits.check_ingest(&caller.limit_key, samples.len())?;
-    let accepted = |n: usize| (StatusCode::OK, axum::Json(json!({"accepted": n})));
-    let Some(key) = key else {
-        store_samples(
-            state.store.as_ref(),
-            state.views.as_ref(),
-            &samples,
-            now,
-            None,
-        )
-        .await?;
-        return Ok(accepted(samples.len()).into_response());
-    };
-    let fingerprint = plotq_http::auth::sha256_hex(&bytes);
-    // The key is the caller's own: the same key from two callers names two batches.
-    let scoped = plotq_http::auth::sha256_hex(format!("{}\n{key}", caller.name).as_bytes());
-    let batch_hash = plotq_http::auth::sha256_hex(format!("{scoped}\n{fingerprint}").as_bytes());
-    let batch = BatchId::parse(&batch_hash[..32]).expect("32 hex digits");
-    match state
-        .cache
-        .begin_idempotent(&scoped, &fingerprint, IDEMPOTENCY_PENDING)
-        .await?
-    {
-        IdempotentStart::Fresh => {}
-        IdempotentStart::Done(n) => {
-            let mut replay = accepted(n as usize).into_response();
-            replay
-                .headers_mut()
-                .insert("idempotent-replayed", HeaderValue::from_static("true"));
-            return Ok(replay);
-        }
-        IdempotentStart::Pending => {
-            return Err(Problem::new(
-                ProblemCode::IdempotencyKeyInUse,
-                "a request with this Idempotency-Key is being stored; retry shortly",
-            )
-            .with_retry_after(1));
-        }
-        IdempotentStart::Conflict => {
-            return Err(Problem {
-                errors: vec![FieldError::new(
-                    "/headers/idempotency-key",
-                    "was used for a different body within 24 h",
-                )],
-                ..Problem::new(
-                    ProblemCode::IdempotencyKeyReused,
-                    "this Idempotency-Key was sent with a different body within 24 h; use a new key for new samples",
-                )
-            });
-        }
-    }
-    let stored = store_samples(
-        state.store.as_ref(),
-        state.views.as_ref(),
+    let (n, replayed) = match store_batch(
+        &state,
+        &caller,
+        &limits,
+        key.as_deref(),
+        &bytes,
         &samples,
         now,
-        Some(&batch),
     )
-    .await;
-    if let Err(e) = stored {
-        // Nothing is acknowledged: a retry with the key may run (and the store writes
-        // whatever this attempt wrote at most once).
-        if let Err(release) = state.cache.abandon_idempotent(&scoped, &fingerprint).await {
-            tracing::warn!(error = %release, "cannot release an idempotency key; its retries wait for it to lapse");
-        }
-        return Err(e.into());
-    }
-    let n = samples.len() as u64;
-    if let Err(e) = state
-        .cache
-        .finish_idempotent(&scoped, &fingerprint, n, IDEMPOTENCY_TTL)
-        .await
+    .await?
     {
-        // Stored all the same: a retry after the pending mark lapses stores nothing again.
-        tracing::warn!(error = %e, "cannot record a finished idempotent ingest");
-    }
-    Ok(accepted(samples.len()).into_response())
-}
-
-/// How long a retried batch is recognised by its `Idempotency-Key`.
-const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
-/// How long a key stays "in progress" if its request never finishes (a crashed api).
-const IDEMPOTENCY_PENDING: Duration = Duration::from_secs(60);
-/// Longest `Idempotency-Key` accepted.
-const MAX_IDEMPOTENCY_KEY: usize = 255;
-
-/// The `Idempotency-Key` header, if any: 1 to 255 visible ASCII characters.
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
-    let Some(raw) = headers.get("idempotency-key") else {
-        return Ok(None);
+        Stored::Now => (samples.len() as u64, false),
+        Stored::Replayed(n) => (n, true),
     };
-    let key = raw.as_bytes();
-    if key.is_empty()
-        || key.len() > MAX_IDEMPOTENCY_KEY
-        || !key.iter().all(|b| (0x21..=0x7e).contains(b))
-    {
-        return Err(Problem::invalid_field(
-            "/headers/idempotency-key",
-            format!("must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters (e.g. a UUID)"),
-        ));
+    let mut response = (StatusCode::OK, axum::Json(json!({"accepted": n}))).into_response();
+    if replayed {
+        mark_replayed(&mut response);
     }
-    Ok(Some(String::from_utf8_lossy(key).into_owned()))
+    Ok(response)
 }
 
 /// Services that sent samples in the last week (those this caller may see).
@@ -554,7 +483,25 @@ pub(crate) async fn plot_status(
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, Problem> {
     let job = load(&state, &caller, parse_id(id)?).await?;
+    // The job's stages as the worker measured them, beside this request's own parts.
+    if let Some(timings) = &job.timings {
+        for (stage, ms) in timings.stages() {
+            plotq_ports::timing::record_ms(job_part(stage), None, ms);
+        }
+    }
     Ok(axum::Json(state_body(&job)).into_response())
+}
+
+/// The `Server-Timing` part of a job stage (`job-queue-wait`, …).
+fn job_part(stage: &str) -> &'static str {
+    match stage {
+        "queue_wait" => "job-queue-wait",
+        "query" => "job-query",
+        "render" => "job-render",
+        "encode" => "job-encode",
+        "store" => "job-store",
+        _ => "job-total",
+    }
 }
 
 /// The image of a PNG-format plot.
@@ -646,7 +593,12 @@ async fn serve_image(state: &ApiState, job: JobState) -> Result<Response, Proble
             .with_extra(json!({"job": state_body(&job)})));
         }
     }
-    let image = state.cache.get_image(id).await?.ok_or_else(|| {
+    let image = state.cache.get_image(id).await?;
+    let result = if image.is_some() { "hit" } else { "miss" };
+    metrics::counter!("plotq_cache_requests_total", "item" => "image", "result" => result)
+        .increment(1);
+    plotq_ports::timing::record_ms("cache", Some(result), 0.0);
+    let image = image.ok_or_else(|| {
         Problem::new(
             ProblemCode::Expired,
             format!("the image of plot {id} has expired from the cache; request it again"),

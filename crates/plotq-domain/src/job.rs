@@ -3,8 +3,13 @@
 //! A `JobState` is validated when it is deserialised (it is stored as JSON and read back
 //! by other processes): its spec by the same rules as `PlotSpec::parse`, its timestamps
 //! (`until_ms`, `created_at_ms`, `updated_at_ms`) within the timestamp range, `render_ms`
-//! finite and not negative, and `view` a valid view key. Its data window is
+//! and every stage of `timings` finite and not negative, `view` a valid view key, and
+//! `stats` within their bounds (`SeriesStats`). Its data window is
 //! `[until - window, until]` (inclusive), which cannot overflow for a valid state.
+//!
+//! Fields added after the first release (`attempts`, `source`, `documents_read`,
+//! `stats`, `timings`, and the per-kind members of `SeriesStats`) are optional: states
+//! written before they existed decode as they are.
 
 use crate::error::{Collector, FieldErrors};
 use crate::names::ServiceName;
@@ -12,6 +17,7 @@ use crate::plot::{PlotSpec, RawPlotSpec};
 use crate::timestamp::check_timestamp;
 use crate::view::check_view_key;
 use serde::{Deserialize, Deserializer, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 use uuid::Uuid;
 
@@ -126,12 +132,103 @@ pub struct JobState {
     /// shows them (so a client can print them beside the image, or use them alone).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stats: Option<Vec<SeriesStats>>,
+    /// Where the last attempt spent its time (set when done, and on failures for the
+    /// stages it reached).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timings: Option<StageTimings>,
+}
+
+/// `ms` rounded to hundredths of a millisecond (what states, events and logs carry:
+/// `3.71`, never `3.7124699999999997`).
+pub fn round_ms(ms: f64) -> f64 {
+    (ms * 100.0).round() / 100.0
+}
+
+/// Where one attempt at a job spent its time, in milliseconds (rounded to hundredths):
+/// `queue_wait` from the job's creation to the start of the attempt (retries and their
+/// delays included), then the attempt's stages — `query` (reading the store), `render`
+/// (drawing), `encode` (PNG/SVG encoding), `store` (the attempt's writes into the cache:
+/// the `rendering` state and the image; the final state, which carries these timings,
+/// is written right after) — and `total`, from the attempt's start to the job being
+/// done (or failed), never less than the stages it contains. A stage the attempt did
+/// not reach is absent. The job's `render_ms` is `render` plus `encode`.
+///
+/// In JSON each stage is named without its unit: `{"queue_wait": 12.5, "query": 3.2,
+/// "render": 20.1, "encode": 1.4, "store": 0.8, "total": 26.0}`. Unknown members are
+/// ignored, so later stages can be added within the version.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct StageTimings {
+    #[serde(rename = "queue_wait")]
+    pub queue_wait_ms: f64,
+    #[serde(rename = "query", default, skip_serializing_if = "Option::is_none")]
+    pub query_ms: Option<f64>,
+    #[serde(rename = "render", default, skip_serializing_if = "Option::is_none")]
+    pub render_ms: Option<f64>,
+    #[serde(rename = "encode", default, skip_serializing_if = "Option::is_none")]
+    pub encode_ms: Option<f64>,
+    #[serde(rename = "store", default, skip_serializing_if = "Option::is_none")]
+    pub store_ms: Option<f64>,
+    #[serde(rename = "total")]
+    pub total_ms: f64,
+}
+
+impl StageTimings {
+    /// Every stage rounded with [`round_ms`].
+    pub fn rounded(self) -> Self {
+        let r = |v: Option<f64>| v.map(round_ms);
+        Self {
+            queue_wait_ms: round_ms(self.queue_wait_ms),
+            query_ms: r(self.query_ms),
+            render_ms: r(self.render_ms),
+            encode_ms: r(self.encode_ms),
+            store_ms: r(self.store_ms),
+            total_ms: round_ms(self.total_ms),
+        }
+    }
+
+    /// `(name, milliseconds)` of every stage the attempt reached, `total` last (the
+    /// names are the JSON members').
+    pub fn stages(&self) -> Vec<(&'static str, f64)> {
+        let mut out = vec![("queue_wait", self.queue_wait_ms)];
+        for (name, ms) in [
+            ("query", self.query_ms),
+            ("render", self.render_ms),
+            ("encode", self.encode_ms),
+            ("store", self.store_ms),
+        ] {
+            if let Some(ms) = ms {
+                out.push((name, ms));
+            }
+        }
+        out.push(("total", self.total_ms));
+        out
+    }
+
+    /// Every stage finite and not negative; the problem names the stage's member.
+    pub(crate) fn check(&self) -> Result<(), (&'static str, &'static str)> {
+        for (name, ms) in self.stages() {
+            if !(ms.is_finite() && ms >= 0.0) {
+                return Err((name, "must be a finite number of milliseconds, at least 0"));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// One service's samples in a plot's window: count, min, max and mean exact; p50, p95
 /// and p99 exact from raw samples, within the rollups' accuracy from rollups.
+///
+/// Per kind (`series::Extras`), from the same data the plot draws: throughput also
+/// carries `rate_per_s` (samples per second over the window: `count` over its seconds)
+/// and `peak_rate_per_s` (the highest of the plot's time buckets); status codes and
+/// error rate carry `codes` (samples per HTTP status code, `{"200": n, …}`) and
+/// `error_ratio` (errors over `count`: the 5xx share for status metrics, the non-zero
+/// share for flag metrics, as the error-rate plot counts them). The members a kind does
+/// not carry are absent.
+///
+/// Unknown members are ignored (not refused), so a reader still decodes the statistics
+/// of a newer worker that carry members it does not know.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct SeriesStats {
     pub service: String,
     pub count: u64,
@@ -141,6 +238,15 @@ pub struct SeriesStats {
     pub p50: f64,
     pub p95: f64,
     pub p99: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_per_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_rate_per_s: Option<f64>,
+    /// Keys are the codes as strings in JSON (`"503"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub codes: Option<BTreeMap<u16, u64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_ratio: Option<f64>,
 }
 
 impl SeriesStats {
@@ -154,15 +260,60 @@ impl SeriesStats {
             p50: s.p50,
             p95: s.p95,
             p99: s.p99,
+            rate_per_s: None,
+            peak_rate_per_s: None,
+            codes: None,
+            error_ratio: None,
         }
     }
 
-    fn check(&self) -> Result<(), &'static str> {
+    /// With the throughput numbers: samples per second over the window, and the peak of
+    /// the plot's time buckets.
+    pub fn with_rates(self, rate_per_s: f64, peak_rate_per_s: f64) -> Self {
+        Self {
+            rate_per_s: Some(rate_per_s),
+            peak_rate_per_s: Some(peak_rate_per_s),
+            ..self
+        }
+    }
+
+    /// With the status numbers: samples per code, and `errors` of the `count` samples
+    /// as the error ratio.
+    pub fn with_codes(self, codes: BTreeMap<u16, u64>, errors: u64) -> Self {
+        let error_ratio = if self.count == 0 {
+            0.0
+        } else {
+            (errors.min(self.count) as f64 / self.count as f64).clamp(0.0, 1.0)
+        };
+        Self {
+            codes: Some(codes),
+            error_ratio: Some(error_ratio),
+            ..self
+        }
+    }
+
+    pub(crate) fn check(&self) -> Result<(), &'static str> {
         let numbers = [self.mean, self.min, self.max, self.p50, self.p95, self.p99];
+        let rates = [self.rate_per_s, self.peak_rate_per_s];
         if ServiceName::parse(&self.service).is_err() {
             Err("stats name an invalid service")
         } else if !numbers.iter().all(|v| v.is_finite()) || self.min > self.max {
             Err("stats must be finite numbers with min <= max")
+        } else if !rates.iter().flatten().all(|r| r.is_finite() && *r >= 0.0) {
+            Err("rates must be finite numbers, at least 0")
+        } else if self
+            .error_ratio
+            .is_some_and(|r| !(r.is_finite() && (0.0..=1.0).contains(&r)))
+        {
+            Err("error_ratio must be a number from 0 to 1")
+        } else if let Some(codes) = &self.codes
+            && (codes.keys().any(|c| !(100..=599).contains(c))
+                || codes
+                    .values()
+                    .try_fold(0u64, |a, n| a.checked_add(*n))
+                    .is_none_or(|sum| sum > self.count))
+        {
+            Err("codes must be HTTP status codes (100 to 599) counting at most count samples")
         } else {
             Ok(())
         }
@@ -267,6 +418,7 @@ impl JobState {
             source: None,
             documents_read: None,
             stats: None,
+            timings: None,
         }
     }
 
@@ -303,16 +455,8 @@ impl JobState {
         if let Some(Err(problem)) = raw.source.map(|s| s.check()) {
             errors.err("/source", problem);
         }
-        if let Some(stats) = &raw.stats {
-            if stats.len() > crate::plot::MAX_SERVICES {
-                errors.err("/stats", "more entries than a plot has services");
-            }
-            for (i, s) in stats.iter().enumerate() {
-                if let Err(problem) = s.check() {
-                    errors.err(format!("/stats/{i}"), problem);
-                }
-            }
-        }
+        check_stats(&mut errors, raw.stats.as_deref());
+        check_timings(&mut errors, raw.timings.as_ref());
         errors.finish()?;
         let Some(spec) = spec else {
             return Err(FieldErrors::one("/spec", "invalid plot spec"));
@@ -332,7 +476,29 @@ impl JobState {
             source: raw.source,
             documents_read: raw.documents_read,
             stats: raw.stats,
+            timings: raw.timings,
         })
+    }
+}
+
+/// Checks a state's or event's `stats` (at most a plot's services, each valid) into
+/// `errors` under `/stats`.
+pub(crate) fn check_stats(errors: &mut Collector, stats: Option<&[SeriesStats]>) {
+    let Some(stats) = stats else { return };
+    if stats.len() > crate::plot::MAX_SERVICES {
+        errors.err("/stats", "more entries than a plot has services");
+    }
+    for (i, s) in stats.iter().enumerate() {
+        if let Err(problem) = s.check() {
+            errors.err(format!("/stats/{i}"), problem);
+        }
+    }
+}
+
+/// Checks a state's or event's `timings` into `errors` under `/timings`.
+pub(crate) fn check_timings(errors: &mut Collector, timings: Option<&StageTimings>) {
+    if let Some(Err((stage, problem))) = timings.map(StageTimings::check) {
+        errors.err(format!("/timings/{stage}"), problem);
     }
 }
 
@@ -361,6 +527,8 @@ pub(crate) struct RawJobState {
     documents_read: Option<u64>,
     #[serde(default)]
     stats: Option<Vec<SeriesStats>>,
+    #[serde(default)]
+    timings: Option<StageTimings>,
 }
 
 impl<'de> Deserialize<'de> for JobState {
@@ -433,5 +601,156 @@ mod tests {
         state.attempts = 3;
         let back = crate::wire::decode_state(&crate::wire::encode_state(&state)).unwrap();
         assert_eq!(back.attempts, 3);
+    }
+
+    fn done_state() -> JobState {
+        let spec = PlotSpec::new(PlotKind::StatusCodes, ServiceName::parse("a").unwrap());
+        let mut state = JobState::queued(JobId::new_random(), spec, 1_700_000_000_000);
+        state.status = JobStatus::Done;
+        state.timings = Some(StageTimings {
+            queue_wait_ms: 12.5,
+            query_ms: Some(3.25),
+            render_ms: Some(20.0),
+            encode_ms: Some(1.5),
+            store_ms: Some(0.75),
+            total_ms: 26.0,
+        });
+        let summary = crate::stats::summarize(&[200.0, 200.0, 503.0, 404.0]).unwrap();
+        let codes = crate::series::code_counts(&[200.0, 200.0, 503.0, 404.0]);
+        state.stats = Some(vec![SeriesStats::of("a", &summary).with_codes(codes, 1)]);
+        state
+    }
+
+    /// `encode_state(state)` as JSON, `edit`ed, decoded.
+    fn decode_edited(
+        state: &JobState,
+        edit: impl FnOnce(&mut serde_json::Value),
+    ) -> Result<JobState, crate::wire::DecodeError> {
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&crate::wire::encode_state(state)).unwrap();
+        edit(&mut v);
+        crate::wire::decode_state(v.to_string().as_bytes())
+    }
+
+    #[test]
+    fn timings_and_stats_round_trip_with_their_json_shape() {
+        let state = done_state();
+        let json = serde_json::to_value(&state).unwrap();
+        assert_eq!(
+            json["timings"],
+            serde_json::json!({"queue_wait": 12.5, "query": 3.25, "render": 20.0,
+                "encode": 1.5, "store": 0.75, "total": 26.0})
+        );
+        assert_eq!(
+            json["stats"][0]["codes"],
+            serde_json::json!({"200": 2, "404": 1, "503": 1})
+        );
+        assert_eq!(json["stats"][0]["error_ratio"], 0.25);
+        assert!(json["stats"][0].get("rate_per_s").is_none());
+        let back = crate::wire::decode_state(&crate::wire::encode_state(&state)).unwrap();
+        assert_eq!(back, state);
+        // A stage not reached is absent, and reads back absent.
+        let mut failed = state.clone();
+        failed.timings = Some(StageTimings {
+            queue_wait_ms: 1.0,
+            query_ms: Some(2.0),
+            total_ms: 2.5,
+            ..StageTimings::default()
+        });
+        let json = serde_json::to_value(&failed).unwrap();
+        assert_eq!(
+            json["timings"],
+            serde_json::json!({"queue_wait": 1.0, "query": 2.0, "total": 2.5})
+        );
+        let back = crate::wire::decode_state(&crate::wire::encode_state(&failed)).unwrap();
+        assert_eq!(back, failed);
+    }
+
+    #[test]
+    fn states_written_before_timings_and_per_kind_stats_still_decode() {
+        let state = done_state();
+        let old = decode_edited(&state, |v| {
+            let m = v.as_object_mut().unwrap();
+            m.remove("timings");
+            let stats = m["stats"][0].as_object_mut().unwrap();
+            stats.remove("codes");
+            stats.remove("error_ratio");
+        })
+        .unwrap();
+        assert_eq!(old.timings, None);
+        assert_eq!(old.stats.as_ref().unwrap()[0].codes, None);
+        // Later stages may come: unknown members of `timings` are ignored.
+        let newer = decode_edited(&state, |v| v["timings"]["upload"] = 1.0.into()).unwrap();
+        assert_eq!(newer.timings, state.timings);
+    }
+
+    #[test]
+    fn bad_timings_and_stats_are_refused_naming_the_member() {
+        let state = done_state();
+        for (edit, field) in [
+            (
+                Box::new(|v: &mut serde_json::Value| v["timings"]["query"] = (-1.0).into())
+                    as Box<dyn FnOnce(&mut serde_json::Value)>,
+                "/timings/query",
+            ),
+            (
+                Box::new(|v: &mut serde_json::Value| v["timings"]["total"] = (-0.5).into()),
+                "/timings/total",
+            ),
+            (
+                Box::new(|v: &mut serde_json::Value| v["stats"][0]["error_ratio"] = 1.5.into()),
+                "/stats/0",
+            ),
+            (
+                Box::new(|v: &mut serde_json::Value| {
+                    v["stats"][0]["codes"] = serde_json::json!({"700": 1})
+                }),
+                "/stats/0",
+            ),
+            (
+                Box::new(|v: &mut serde_json::Value| {
+                    v["stats"][0]["codes"] = serde_json::json!({"200": 5})
+                }),
+                "/stats/0",
+            ),
+            (
+                Box::new(|v: &mut serde_json::Value| v["stats"][0]["rate_per_s"] = (-2.0).into()),
+                "/stats/0",
+            ),
+        ] {
+            let Err(crate::wire::DecodeError::Invalid(errors)) = decode_edited(&state, edit) else {
+                panic!("{field}: accepted");
+            };
+            assert_eq!(errors.0[0].field, field);
+        }
+        // Not a number at all: malformed.
+        assert!(decode_edited(&state, |v| v["timings"]["total"] = "x".into()).is_err());
+    }
+
+    #[test]
+    fn stats_extras_per_kind() {
+        let summary = crate::stats::summarize(&[1.0, 2.0, 3.0, 4.0]).unwrap();
+        let plain = SeriesStats::of("a", &summary);
+        assert_eq!((plain.rate_per_s, plain.codes.as_ref()), (None, None));
+        let rates = plain.clone().with_rates(0.5, 2.0);
+        assert_eq!(
+            (rates.rate_per_s, rates.peak_rate_per_s),
+            (Some(0.5), Some(2.0))
+        );
+        let codes = plain.with_codes(BTreeMap::new(), 9);
+        assert_eq!(codes.error_ratio, Some(1.0), "clamped to the count");
+        assert!(codes.check().is_ok() && rates.check().is_ok());
+        assert_eq!(round_ms(3.7124699999999997), 3.71);
+        let t = StageTimings {
+            queue_wait_ms: 0.123_456,
+            render_ms: Some(2.005_1),
+            total_ms: 9.999_9,
+            ..StageTimings::default()
+        }
+        .rounded();
+        assert_eq!(
+            (t.queue_wait_ms, t.render_ms, t.total_ms),
+            (0.12, Some(2.01), 10.0)
+        );
     }
 }

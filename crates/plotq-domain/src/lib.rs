@@ -11,6 +11,7 @@
 //! (1970 to the end of year 9999); and everything that crosses a process boundary
 //! ([`wire`]) is validated on decode by the same rules the HTTP API applies.
 
+pub mod caddy;
 pub mod chunk;
 pub mod error;
 pub mod job;
@@ -18,6 +19,7 @@ pub mod names;
 pub mod plot;
 pub mod rollup;
 pub mod sample;
+pub mod series;
 pub mod stats;
 pub mod timestamp;
 pub mod view;
@@ -25,7 +27,7 @@ pub mod window;
 pub mod wire;
 
 pub use error::{FieldError, FieldErrors};
-pub use job::{DataSource, JobId, JobState, JobStatus, SeriesStats};
+pub use job::{DataSource, JobId, JobState, JobStatus, SeriesStats, StageTimings};
 pub use names::{MetricName, ServiceName};
 pub use plot::{ImageFormat, PlotKind, PlotSpec, Theme, TimeRange};
 pub use sample::Sample;

@@ -11,7 +11,12 @@
 //! every timestamp must lie in the timestamp range (1970 to the end of year 9999), and
 //! view keys must parse as `View`s. An event names 1 to `MAX_SERVICES` distinct valid
 //! services (`service` being the first), a valid metric, and the canonical URLs of its
-//! job. Invalid input is `DecodeError::Invalid`, naming every problem (up to the cap).
+//! job; its `timings` and `stats`, when present, follow the job state's rules. Invalid
+//! input is `DecodeError::Invalid`, naming every problem (up to the cap).
+//!
+//! Within a version, members may only be added, and only as optional ones: a reader
+//! must accept what a writer of the same version wrote before the member existed (e.g.
+//! `timings` and `stats` on events, `timings` on job states).
 //!
 //! `EventId` is the position of an event on the bus: a Redis stream id `<ms>-<seq>`,
 //! ordered numerically. The ports hand out and take `EventId`s; only the Redis adapter
@@ -19,7 +24,7 @@
 //! `Last-Event-ID` with [`EventId::parse`]).
 
 use crate::error::{Collector, FieldErrors};
-use crate::job::{JobId, JobState};
+use crate::job::{JobId, JobState, SeriesStats, StageTimings, check_stats, check_timings};
 use crate::names::{MetricName, ServiceName};
 use crate::plot::{ImageFormat, MAX_SERVICES, PlotKind, PlotSpec, RawPlotSpec};
 use crate::timestamp::check_timestamp;
@@ -211,6 +216,13 @@ pub struct PlotEvent {
     /// What the plot was drawn from (on `plot.ready`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<crate::job::DataSource>,
+    /// Where the job's last attempt spent its time (on `plot.ready`; on `plot.failed`
+    /// the stages the attempt reached, when a worker recorded them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timings: Option<StageTimings>,
+    /// Each service's numbers in the window, as the job state has them (on `plot.ready`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stats: Option<Vec<SeriesStats>>,
     pub at_ms: i64,
 }
 
@@ -237,6 +249,10 @@ pub(crate) struct RawPlotEvent {
     view: Option<String>,
     #[serde(default)]
     source: Option<crate::job::DataSource>,
+    #[serde(default)]
+    timings: Option<StageTimings>,
+    #[serde(default)]
+    stats: Option<Vec<SeriesStats>>,
     at_ms: i64,
 }
 
@@ -270,6 +286,12 @@ impl PlotEvent {
             view: state.view.clone(),
             source: (event == EventKind::PlotReady)
                 .then_some(state.source)
+                .flatten(),
+            timings: matches!(event, EventKind::PlotReady | EventKind::PlotFailed)
+                .then_some(state.timings)
+                .flatten(),
+            stats: (event == EventKind::PlotReady)
+                .then(|| state.stats.clone())
                 .flatten(),
             at_ms: now_ms,
         }
@@ -336,6 +358,8 @@ impl PlotEvent {
         if let Some(Err(p)) = raw.source.map(|s| s.check()) {
             errors.err("/source", p);
         }
+        check_stats(&mut errors, raw.stats.as_deref());
+        check_timings(&mut errors, raw.timings.as_ref());
         if let Err(p) = check_timestamp(raw.at_ms) {
             errors.err("/at_ms", p);
         }
@@ -356,6 +380,8 @@ impl PlotEvent {
             error: raw.error,
             view: raw.view,
             source: raw.source,
+            timings: raw.timings,
+            stats: raw.stats,
             at_ms: raw.at_ms,
         })
     }
@@ -528,6 +554,57 @@ mod tests {
         assert_eq!(json["event"], "plot.ready");
         assert_eq!(json["png_url"], format!("/api/v1/plots/{}/png", state.id));
         assert_eq!(PlotEvent::decode(&ev.encode()).unwrap(), ev);
+    }
+
+    #[test]
+    fn ready_and_failed_events_carry_timings_and_ready_ones_stats() {
+        let spec = PlotSpec::new(PlotKind::Throughput, ServiceName::parse("a").unwrap());
+        let mut state = JobState::queued(JobId::new_random(), spec, 1000);
+        let timings = StageTimings {
+            queue_wait_ms: 4.0,
+            query_ms: Some(1.25),
+            render_ms: Some(7.5),
+            encode_ms: Some(0.5),
+            store_ms: Some(0.25),
+            total_ms: 9.75,
+        };
+        let summary = crate::stats::summarize(&[1.0, 2.0]).unwrap();
+        state.timings = Some(timings);
+        state.stats = Some(vec![SeriesStats::of("a", &summary).with_rates(0.2, 1.5)]);
+        let ready = PlotEvent::for_job(&state, EventKind::PlotReady, 2000);
+        assert_eq!(ready.timings, Some(timings));
+        assert_eq!(ready.stats, state.stats);
+        let json: serde_json::Value = serde_json::from_slice(&ready.encode()).unwrap();
+        assert_eq!(json["timings"]["total"], 9.75);
+        assert_eq!(json["stats"][0]["peak_rate_per_s"], 1.5);
+        assert_eq!(PlotEvent::decode(&ready.encode()).unwrap(), ready);
+        let failed = PlotEvent::for_job(&state, EventKind::PlotFailed, 2000);
+        assert_eq!(
+            (failed.timings, failed.stats.as_ref()),
+            (Some(timings), None)
+        );
+        let queued = PlotEvent::for_job(&state, EventKind::PlotQueued, 2000);
+        assert_eq!((queued.timings, queued.stats.as_ref()), (None, None));
+        // Events written before the members existed decode; bad values are refused.
+        let mut old = json.clone();
+        old.as_object_mut().unwrap().remove("timings");
+        old.as_object_mut().unwrap().remove("stats");
+        assert_eq!(
+            PlotEvent::decode(old.to_string().as_bytes())
+                .unwrap()
+                .timings,
+            None
+        );
+        let mut bad = json.clone();
+        bad["timings"]["render"] = f64::MAX.into();
+        bad["timings"]["encode"] = (-1.0).into();
+        bad["stats"][0]["rate_per_s"] = (-3.0).into();
+        let Err(DecodeError::Invalid(errors)) = PlotEvent::decode(bad.to_string().as_bytes())
+        else {
+            panic!("accepted");
+        };
+        let fields: Vec<&str> = errors.0.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["/stats/0", "/timings/encode"]);
     }
 
     #[test]

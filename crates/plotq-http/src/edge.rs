@@ -131,9 +131,9 @@ pub fn validate_origin(origin: &str) -> Result<(), String> {
     }
 }
 
-/// `415` unless the request declares a JSON body (`application/json` or `…+json`).
-pub fn require_json(headers: &HeaderMap) -> Result<(), Problem> {
-    let declared = headers
+/// The media type a request declares (`Content-Type` without parameters, lowercased).
+pub fn declared_media_type(headers: &HeaderMap) -> Option<String> {
+    headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(|v| {
@@ -142,7 +142,12 @@ pub fn require_json(headers: &HeaderMap) -> Result<(), Problem> {
                 .unwrap_or("")
                 .trim()
                 .to_ascii_lowercase()
-        });
+        })
+}
+
+/// `415` unless the request declares a JSON body (`application/json` or `…+json`).
+pub fn require_json(headers: &HeaderMap) -> Result<(), Problem> {
+    let declared = declared_media_type(headers);
     match declared.as_deref() {
         Some("application/json") => Ok(()),
         Some(t) if t.starts_with("application/") && t.ends_with("+json") => Ok(()),

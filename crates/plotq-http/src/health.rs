@@ -206,7 +206,11 @@ pub async fn readyz(
     (status, Json(body))
 }
 
-/// The health routes' part of the OpenAPI document.
+/// The health routes' part of the OpenAPI document (with `GET /api/v1/health`, the
+/// report `status.rs` serves).
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(healthz, readyz), tags((name = "health", description = "Liveness and readiness")))]
+#[openapi(
+    paths(healthz, readyz, crate::status::health, crate::observe::scrape),
+    tags((name = "health", description = "Liveness, readiness and the health report"))
+)]
 pub struct HealthApiDoc;

@@ -1,6 +1,7 @@
 //! What every plotq HTTP role (api, notifier, standalone) shares: the one problem type
 //! and its codes, authentication (bearer tokens with scopes, signed read tickets for
-//! browsers), rate and connection limits, CORS, content-type checks and health routes.
+//! browsers), rate and connection limits, CORS, content-type checks, health routes, and how a role
+//! observes itself (Prometheus, request logs and statistics, `Server-Timing`).
 //!
 //! It knows HTTP and the ports' error type, never a client library or a job's insides.
 
@@ -8,17 +9,22 @@ pub mod auth;
 pub mod edge;
 mod health;
 pub mod limits;
+pub mod observe;
 mod openapi;
 mod problem;
 pub mod server;
+pub mod status;
 
 pub use auth::{Auth, AuthConfig, Caller, Principal, Scope};
 pub use edge::{Edge, EdgeConfig, harden, read_json, read_json_bytes};
 pub use health::{HealthApiDoc, Probe, readiness_router};
 pub use limits::{Limits, LimitsConfig};
+pub use observe::{ObserveConfig, Observer, ProcessInfo, RequestSnapshot, SelfSamples};
 pub use openapi::{
     AuthProblems, FieldErrorDoc, IdempotencyInUse, JobReadProblems, JsonBodyProblems, KindDoc,
-    ProblemDoc, RateLimited, SecuritySchemes, SourceDoc, StoreFull, Unavailable,
+    ProblemDoc, RateLimited, SecuritySchemes, SeriesStatsDoc, SourceDoc, StoreFull, TimingsDoc,
+    Unavailable,
 };
-pub use problem::{Problem, ProblemCode};
+pub use problem::{Problem, ProblemCode, ProblemNote};
 pub use server::{HttpServer, ServerConfig};
+pub use status::health_router;

@@ -37,6 +37,61 @@ pub enum SourceDoc {
     },
 }
 
+/// One service's samples in a window (`plotq_domain::SeriesStats`): count, min, max and
+/// mean exact; the percentiles exact from raw samples, within ±1% from rollups (see
+/// `source`). Throughput adds the rates, status codes and error rate add `codes` and
+/// `error_ratio`; other kinds have neither.
+#[derive(Serialize, ToSchema)]
+pub struct SeriesStatsDoc {
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
+    service: String,
+    #[schema(minimum = 1)]
+    count: u64,
+    mean: f64,
+    min: f64,
+    max: f64,
+    p50: f64,
+    p95: f64,
+    p99: f64,
+    /// Samples per second over the window (`throughput`).
+    #[schema(nullable = false, minimum = 0)]
+    rate_per_s: Option<f64>,
+    /// The highest samples per second of the plot's time buckets (`throughput`).
+    #[schema(nullable = false, minimum = 0)]
+    peak_rate_per_s: Option<f64>,
+    /// Samples per HTTP status code, keyed by the code (`status_codes`, `error_rate`).
+    #[schema(nullable = false)]
+    codes: Option<std::collections::BTreeMap<String, u64>>,
+    /// Errors over `count` (`status_codes`, `error_rate`): the 5xx share for status
+    /// metrics, the non-zero share for flag metrics.
+    #[schema(nullable = false, minimum = 0, maximum = 1)]
+    error_ratio: Option<f64>,
+}
+
+/// Where a job's last attempt spent its time (`plotq_domain::StageTimings`), in
+/// milliseconds rounded to hundredths; a stage the attempt did not reach is absent.
+#[derive(Serialize, ToSchema)]
+pub struct TimingsDoc {
+    /// From the job's creation to the start of this attempt, ms.
+    #[schema(minimum = 0)]
+    queue_wait: f64,
+    /// Reading the window from the store, ms.
+    #[schema(nullable = false, minimum = 0)]
+    query: Option<f64>,
+    /// Drawing the plot, ms.
+    #[schema(nullable = false, minimum = 0)]
+    render: Option<f64>,
+    /// Encoding the image (PNG or SVG), ms.
+    #[schema(nullable = false, minimum = 0)]
+    encode: Option<f64>,
+    /// Writing the `rendering` state and the image into the cache, ms.
+    #[schema(nullable = false, minimum = 0)]
+    store: Option<f64>,
+    /// From the start of this attempt to the job done (or failed), ms.
+    #[schema(minimum = 0)]
+    total: f64,
+}
+
 /// One problem with one field.
 #[derive(Serialize, ToSchema)]
 pub struct FieldErrorDoc {

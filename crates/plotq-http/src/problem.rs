@@ -264,8 +264,32 @@ impl IntoResponse for Problem {
         if let Some(secs) = self.retry_after_secs {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
+        // For the request statistics (`observe`): which problem a response was.
+        let mut detail = self.detail;
+        if detail.len() > MAX_NOTED_DETAIL {
+            let mut end = MAX_NOTED_DETAIL;
+            while !detail.is_char_boundary(end) {
+                end -= 1;
+            }
+            detail.truncate(end);
+        }
+        response.extensions_mut().insert(ProblemNote {
+            code: self.code,
+            detail,
+        });
         response
     }
+}
+
+/// Longest problem detail kept in a response's [`ProblemNote`].
+const MAX_NOTED_DETAIL: usize = 200;
+
+/// What a problem response was (code, and the detail it told the client), attached to
+/// the response for the request statistics.
+#[derive(Debug, Clone)]
+pub struct ProblemNote {
+    pub code: ProblemCode,
+    pub detail: String,
 }
 
 #[cfg(test)]

@@ -46,6 +46,8 @@ fn view_state_event(view: &str, state: &plotq_domain::ViewState) -> Event {
 /// An SSE event for a bus event; its `id:` is the `EventId` (`<ms>-<seq>`), which is
 /// what a reconnecting client sends back as `Last-Event-ID`.
 fn to_sse(event: &StoredEvent) -> Event {
+    metrics::counter!("plotq_sse_events_sent_total", "event" => event.event.event.as_str())
+        .increment(1);
     Event::default()
         .id(event.id.to_string())
         .event(event.event.event.as_str())
@@ -103,8 +105,9 @@ pub async fn events(
     let (replayed, high_water) = replay(history, request.last_event_id, &keep);
     let live = live_events(live, high_water, keep);
     // The guard lives as long as the stream: dropping the connection unwatches its views.
+    let client = ClientGauge::connected();
     let live = live.map(move |item| {
-        let _keep = (&guard, &connection);
+        let _keep = (&guard, &connection, &client);
         item
     });
     let stream: std::pin::Pin<Box<dyn Stream<Item = Result<Event, Infallible>> + Send>> = Box::pin(
@@ -120,6 +123,23 @@ pub async fn events(
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     Ok(response)
+}
+
+/// Counts a connected SSE client in `plotq_sse_clients` for as long as its stream lives.
+struct ClientGauge;
+
+impl ClientGauge {
+    fn connected() -> Self {
+        metrics::gauge!("plotq_sse_clients").increment(1.0);
+        metrics::counter!("plotq_sse_connections_total").increment(1);
+        Self
+    }
+}
+
+impl Drop for ClientGauge {
+    fn drop(&mut self) {
+        metrics::gauge!("plotq_sse_clients").decrement(1.0);
+    }
 }
 
 /// A parsed and authorised request for the event stream.
@@ -306,6 +326,7 @@ fn live_events(
                 }
             }
             Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(n)) => {
+                metrics::counter!("plotq_sse_events_skipped_total").increment(n);
                 tracing::warn!(skipped = n, "slow SSE client skipped events");
                 None
             }

@@ -196,6 +196,7 @@ impl Hub {
         for v in views {
             *watching.entry(v.clone()).or_default() += 1;
         }
+        metrics::gauge!("plotq_watched_views").set(watching.len() as f64);
         Ok(WatchGuard {
             hub: self.clone(),
             views: views.to_vec(),
@@ -304,6 +305,7 @@ impl Drop for WatchGuard {
                 }
             }
         }
+        metrics::gauge!("plotq_watched_views").set(watching.len() as f64);
     }
 }
 

@@ -82,6 +82,13 @@ pub struct PlotEventDoc {
     /// What the plot was drawn from (`plot.ready`).
     #[schema(nullable = false)]
     source: Option<plotq_http::SourceDoc>,
+    /// Where the job's last attempt spent its time (`plot.ready`; `plot.failed` the
+    /// stages its attempt reached).
+    #[schema(nullable = false)]
+    timings: Option<plotq_http::TimingsDoc>,
+    /// Each service's numbers in the window, as the job state has them (`plot.ready`).
+    #[schema(nullable = false, max_items = 8)]
+    stats: Option<Vec<plotq_http::SeriesStatsDoc>>,
     /// When the event happened, epoch ms.
     at_ms: i64,
 }

@@ -142,6 +142,7 @@ pub async fn refresh_due_views_at(
             .publish(&PlotEvent::for_job(&job, EventKind::PlotQueued, now))
             .await?;
         tracing::debug!(view = %key, id = %job.id, "view refresh queued");
+        metrics::counter!("plotq_view_refreshes_total").increment(1);
         queued += 1;
     }
     Ok(queued)

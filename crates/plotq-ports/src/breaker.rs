@@ -101,6 +101,8 @@ pub struct Ticket {
     trial: bool,
     probe: bool,
     outcome: AtomicU8,
+    /// When the call began: its duration goes to the request's `Server-Timing`.
+    started: std::time::Instant,
 }
 
 impl Ticket {
@@ -126,6 +128,12 @@ impl Ticket {
 
 impl Drop for Ticket {
     fn drop(&mut self) {
+        let dependency = self.breaker.0.dependency;
+        crate::timing::record(
+            crate::timing::part_of(dependency),
+            None,
+            self.started.elapsed(),
+        );
         match self.outcome.load(Ordering::SeqCst) {
             REACHED => self.breaker.on_reached(),
             UNREACHED => self.breaker.on_unreached(self.probe || self.trial),
@@ -138,6 +146,7 @@ impl Drop for Ticket {
 impl Breaker {
     pub fn new(dependency: &'static str, config: BreakerConfig, clock: Arc<dyn Clock>) -> Self {
         let (up, _) = watch::channel(true);
+        metrics::gauge!("plotq_dependency_up", "dependency" => dependency).set(1.0);
         Self(Arc::new(Inner {
             dependency,
             config,
@@ -210,6 +219,7 @@ impl Breaker {
             trial,
             probe,
             outcome: AtomicU8::new(UNSETTLED),
+            started: std::time::Instant::now(),
         })
     }
 
@@ -236,6 +246,9 @@ impl Breaker {
                 "dependency answers again"
             );
             self.0.up.send_replace(true);
+            metrics::gauge!("plotq_dependency_up", "dependency" => self.0.dependency).set(1.0);
+            metrics::counter!("plotq_dependency_recoveries_total", "dependency" => self.0.dependency)
+                .increment(1);
         }
     }
 
@@ -263,6 +276,8 @@ impl Breaker {
                         config.cooldown.as_millis()
                     );
                     self.0.up.send_replace(false);
+                    metrics::gauge!("plotq_dependency_up", "dependency" => self.0.dependency)
+                        .set(0.0);
                 } else {
                     *state = State::Closed { failures };
                 }

@@ -5,7 +5,9 @@
 //! `PortError`, the failures callers branch on. Also the small shared pieces of every
 //! service loop: `clock` (the `Clock` port, `ManualClock` for tests, and the one
 //! `now_ms()`), `Backoff` (exponential retry delays with a cap) and `Breaker` (one
-//! dependency's health, shared by its callers: fail fast while it is down).
+//! dependency's health, shared by its callers: fail fast while it is down). And
+//! `window`, the one way a plot's window is read from a `MetricStore` (raw samples or
+//! rollups, by `SourcePolicy`) with its statistics, for the worker and the api alike.
 //!
 //! Each external technology implements them in its own crate (`plotq-mongo`,
 //! `plotq-amqp`, `plotq-redis`); `memory` holds in-process implementations that are the
@@ -19,10 +21,13 @@ pub mod clock;
 #[cfg(any(test, feature = "contract"))]
 pub mod contract;
 pub mod memory;
+pub mod timing;
+pub mod window;
 
 pub use backoff::Backoff;
 pub use breaker::{Breaker, BreakerConfig, Ticket};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use window::{SourcePolicy, WindowRead, read_window};
 
 use async_trait::async_trait;
 use plotq_domain::chunk::BatchId;

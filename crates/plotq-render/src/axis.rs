@@ -360,30 +360,16 @@ pub fn format_value(v: f64, unit: &str) -> String {
     format!("{s}{unit}")
 }
 
-/// Candidate time steps in milliseconds (ticks and buckets), all calendar-friendly.
-const TIME_STEPS_MS: &[i64] = &[
-    1_000, 2_000, 5_000, 10_000, 15_000, 30_000, 60_000, 120_000, 300_000, 600_000, 900_000,
-    1_800_000, 3_600_000, 7_200_000, 10_800_000, 21_600_000, 43_200_000, 86_400_000,
-];
-
 /// `until - from` in milliseconds, 0 when reversed, `i64::MAX` when it overflows.
 pub fn span_ms(from_ms: i64, until_ms: i64) -> i64 {
     until_ms.saturating_sub(from_ms).max(0)
 }
 
 /// The smallest calendar-friendly step that cuts `span_ms` into at most `max` pieces
-/// (whole days past a day); positive for any input.
+/// (whole days past a day); positive for any input. The domain's, so the statistics'
+/// time buckets are the plot's (`plotq_domain::series`).
 pub fn time_step(span_ms: i64, max: usize) -> i64 {
-    let span_ms = span_ms.max(0);
-    let max = i64::try_from(max.max(1)).unwrap_or(i64::MAX);
-    TIME_STEPS_MS
-        .iter()
-        .copied()
-        .find(|s| span_ms / s <= max)
-        .unwrap_or_else(|| {
-            let day = 86_400_000;
-            (span_ms / max / day + 1).saturating_mul(day)
-        })
+    plotq_domain::series::time_step(span_ms, max)
 }
 
 /// Bucket width for time-series kinds: about a minute per bucket for an hour (as in the

@@ -1,5 +1,9 @@
 //! The renderer: a plot spec plus its data becomes image bytes (PNG or SVG).
 //!
+//! In two steps a caller can time apart, `draw` (the plot into a frame: an indexed
+//! framebuffer, or SVG text) and `Drawn::encode` (the frame into image bytes); `render`
+//! does both.
+//!
 //! Synchronous, deterministic and self-contained: the font (DejaVu Sans) is embedded and
 //! registered with plotters, PNGs are drawn into an indexed framebuffer (`backend.rs`)
 //! and encoded straight from it (`encode.rs`), so identical input gives byte-identical
@@ -113,12 +117,56 @@ pub enum RenderError {
     Drawing(String),
 }
 
-/// Renders `spec` over `data` into an image of `spec.width` × `spec.height` pixels.
+/// Renders `spec` over `data` into an image of `spec.width` × `spec.height` pixels:
+/// [`draw`], then [`Drawn::encode`].
 ///
 /// `Unplottable` for a size outside the spec bounds, more series than a plot compares,
 /// a time plot whose window does not end after it starts, or a log axis with nothing
 /// positive to show; `NoData` when there are no samples (in the window, for time kinds).
 pub fn render(spec: &PlotSpec, data: &PlotData) -> Result<Rendered, RenderError> {
+    draw(spec, data).map(Drawn::encode)
+}
+
+/// A drawn plot, not yet encoded: what [`draw`] returns and [`Drawn::encode`] turns into
+/// image bytes.
+#[derive(Debug)]
+pub struct Drawn {
+    frame: Frame,
+    content_type: &'static str,
+    n_samples: usize,
+}
+
+#[derive(Debug)]
+enum Frame {
+    /// The indexed framebuffer of a PNG.
+    Png(backend::IndexedImage),
+    /// The document of an SVG.
+    Svg(String),
+}
+
+impl Drawn {
+    /// The image bytes: the framebuffer as an indexed PNG, or the SVG text.
+    pub fn encode(self) -> Rendered {
+        let bytes = match self.frame {
+            Frame::Png(image) => encode_indexed(
+                &image.pixels,
+                &image.palette.to_plte(),
+                image.width,
+                image.height,
+            ),
+            Frame::Svg(svg) => svg.into_bytes(),
+        };
+        Rendered {
+            bytes,
+            content_type: self.content_type,
+            n_samples: self.n_samples,
+        }
+    }
+}
+
+/// Draws `spec` over `data` into a frame of `spec.width` × `spec.height` pixels, with
+/// the errors of [`render`]; [`Drawn::encode`] makes the image of it.
+pub fn draw(spec: &PlotSpec, data: &PlotData) -> Result<Drawn, RenderError> {
     register_fonts();
     check_bounds(spec, data)?;
     let n_samples = data.series.iter().map(SeriesData::samples).sum();
@@ -133,7 +181,7 @@ pub fn render(spec: &PlotSpec, data: &PlotData) -> Result<Rendered, RenderError>
     }
     let ctx = frame::Ctx::new(spec, data);
     let (width, height) = (spec.width, spec.height);
-    let bytes = match spec.format {
+    let frame = match spec.format {
         ImageFormat::Png => {
             let bg = ctx.theme.background;
             let mut image = backend::IndexedImage::new(width, height, (bg.0, bg.1, bg.2));
@@ -141,7 +189,7 @@ pub fn render(spec: &PlotSpec, data: &PlotData) -> Result<Rendered, RenderError>
                 let root = image.backend().into_drawing_area();
                 kinds::draw(&root, &ctx, data)?;
             }
-            encode_indexed(&image.pixels, &image.palette.to_plte(), width, height)
+            Frame::Png(image)
         }
         ImageFormat::Svg => {
             let mut svg = String::new();
@@ -151,11 +199,11 @@ pub fn render(spec: &PlotSpec, data: &PlotData) -> Result<Rendered, RenderError>
                 kinds::draw(&root, &ctx, data)?;
                 root.present().map_err(drawing_error)?;
             }
-            svg.into_bytes()
+            Frame::Svg(svg)
         }
     };
-    Ok(Rendered {
-        bytes,
+    Ok(Drawn {
+        frame,
         content_type: spec.format.content_type(),
         n_samples,
     })

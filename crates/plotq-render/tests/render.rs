@@ -175,6 +175,34 @@ fn identical_input_gives_identical_bytes() {
     }
 }
 
+/// Drawing and encoding apart (as the worker times them) makes the bytes `render` makes.
+#[test]
+fn drawing_then_encoding_is_rendering() {
+    for &kind in PlotKind::ALL {
+        for format in [ImageFormat::Png, ImageFormat::Svg] {
+            let mut s = spec(kind, 800, 450);
+            s.format = format;
+            let data = data_for(&s, 2_000);
+            let whole = render(&s, &data).unwrap();
+            let staged = plotq_render::draw(&s, &data).unwrap().encode();
+            assert_eq!(whole.bytes, staged.bytes, "{kind:?} {format:?}");
+            assert_eq!(
+                (whole.content_type, whole.n_samples),
+                (staged.content_type, staged.n_samples)
+            );
+        }
+    }
+    let s = spec(PlotKind::Histogram, 800, 450);
+    let empty = PlotData {
+        series: Vec::new(),
+        ..data_for(&s, 0)
+    };
+    assert!(matches!(
+        plotq_render::draw(&s, &empty),
+        Err(RenderError::NoData)
+    ));
+}
+
 #[test]
 fn degenerate_data_renders_or_fails_precisely() {
     let mut outlier: Vec<f64> = (0..10_000).map(|i| 10.0 + (i % 50) as f64).collect();

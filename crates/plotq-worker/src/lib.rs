@@ -27,15 +27,34 @@
 //! returns, so a worker never has more than `prefetch` render threads alive; a job that
 //! finds no free permit within its deadline fails with a message saying so.
 //!
+//! Observability: every job runs inside one `job` span (`id`, `kind`), so each of its
+//! log lines carries its id; a query slower than `slow_query` or a render (drawing plus
+//! encoding) slower than `slow_render` is a WARN line. Each done job records where its
+//! time went (`StageTimings`: queue wait, query, render, encode, store, total) in its
+//! state, its `plot.ready` event, one "plot ready" line (INFO for API jobs, DEBUG for
+//! dashboard refreshes, which would otherwise flood the log) and the metrics below,
+//! written through the `metrics` facade (the binary installs the Prometheus recorder):
+//!
+//! - `plotq_jobs_total{kind, outcome}`: outcome `done`, `failed`, `retried`,
+//!   `dead_lettered` (`kind` is the plot kind, `unknown` for an undecodable message);
+//! - `plotq_job_stage_seconds{stage}`: histogram of the stages of done jobs;
+//! - `plotq_job_retries_total`; `plotq_job_dead_letters_total{reason}` (`poison`,
+//!   `exhausted`, `dependency_unavailable`, `unrecordable`, `settle_panicked`);
+//! - `plotq_worker_jobs_held`: jobs held while a dependency is down;
+//! - `plotq_store_documents_read_total`: stored documents (chunks, rollups) read.
+//!
+//! The window is read by `plotq_ports::window` (raw samples or rollups, by
+//! `SourcePolicy`, with the statistics), the same path `GET /api/v1/stats` takes.
+//!
 //! This crate knows ports, not technologies.
 
-use plotq_domain::rollup::{ROLLUP_MS, Rollup};
+use plotq_domain::job::round_ms;
 use plotq_domain::wire::{EventKind, JobMessage, PlotEvent};
-use plotq_domain::{DataSource, JobId, JobState, JobStatus, PlotSpec, SeriesStats};
+use plotq_domain::{JobId, JobState, JobStatus, PlotSpec, StageTimings};
 use plotq_ports::clock::now_ms;
+use plotq_ports::window::{WindowRead, no_data, read_window};
 use plotq_ports::{
     Acker, Backoff, Breaker, Delivery, EventBus, JobQueue, MetricStore, PlotCache, PortError,
-    PortResult, SeriesQuery,
 };
 use plotq_render::{PlotData, RenderError, Rendered, SeriesData};
 use std::any::Any;
@@ -48,6 +67,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tokio::task::{JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+pub use plotq_ports::window::SourcePolicy;
 
 /// Settings of one worker process.
 #[derive(Debug, Clone)]
@@ -72,7 +94,7 @@ pub struct WorkerConfig {
     pub shutdown_grace: Duration,
     /// What draws the plot: `plotq_render::render` unless a test swaps in a double.
     pub renderer: Renderer,
-    /// Where raw samples stop and rollups take over (see `choose_source`).
+    /// Where raw samples stop and rollups take over (`plotq_ports::window`).
     pub sources: SourcePolicy,
     /// The breakers of the dependencies a job needs (the store's and the cache's). While
     /// one is open, a job that needs it is held (its attempts are not spent) until the
@@ -82,29 +104,10 @@ pub struct WorkerConfig {
     /// dead-lettered with the reason `dependency_unavailable` (`plotq dlq retry` brings
     /// it back).
     pub outage_budget: Duration,
-}
-
-/// When a plot is drawn from one-minute rollups instead of raw samples: windows longer
-/// than `rollup_after`, windows reaching past the raw retention, and windows whose
-/// rollups count more than `raw_max_samples` samples (all services together).
-#[derive(Debug, Clone, Copy)]
-pub struct SourcePolicy {
-    pub rollup_after: Duration,
-    pub raw_retention: Duration,
-    pub raw_max_samples: u64,
-    /// Stand-in values per series drawn from rollups (bounds the render's memory).
-    pub rollup_budget: usize,
-}
-
-impl Default for SourcePolicy {
-    fn default() -> Self {
-        Self {
-            rollup_after: Duration::from_secs(3 * 3600),
-            raw_retention: Duration::from_secs(48 * 3600),
-            raw_max_samples: 5_000_000,
-            rollup_budget: 250_000,
-        }
-    }
+    /// A store read of one job slower than this is logged as a warning.
+    pub slow_query: Duration,
+    /// A render (drawing plus encoding) slower than this is logged as a warning.
+    pub slow_render: Duration,
 }
 
 impl Default for WorkerConfig {
@@ -121,33 +124,81 @@ impl Default for WorkerConfig {
             sources: SourcePolicy::default(),
             breakers: Vec::new(),
             outage_budget: Duration::from_secs(120),
+            slow_query: Duration::from_secs(1),
+            slow_render: Duration::from_secs(2),
         }
     }
 }
 
 type RenderFn = dyn Fn(&PlotSpec, &PlotData) -> Result<Rendered, RenderError> + Send + Sync;
 
-/// The function a worker renders with, called on the blocking pool.
+/// The function a worker renders with, called on the blocking pool: `plotq_render`'s
+/// `draw` then `encode` (timed apart), or a function that does both (a test double,
+/// whose time all counts as drawing).
 #[derive(Clone)]
-pub struct Renderer(Arc<RenderFn>);
+pub struct Renderer(Option<Arc<RenderFn>>);
+
+/// How long a render's two steps took, in milliseconds (unrounded).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct RenderTimes {
+    pub draw_ms: f64,
+    pub encode_ms: f64,
+}
 
 impl Renderer {
+    /// Renders with `render` (drawing and encoding in one call).
     pub fn new(
         render: impl Fn(&PlotSpec, &PlotData) -> Result<Rendered, RenderError> + Send + Sync + 'static,
     ) -> Self {
-        Self(Arc::new(render))
+        Self(Some(Arc::new(render)))
     }
 
     pub fn render(&self, spec: &PlotSpec, data: &PlotData) -> Result<Rendered, RenderError> {
-        (self.0)(spec, data)
+        self.render_timed(spec, data).map(|(rendered, _)| rendered)
+    }
+
+    /// Renders, timing drawing and encoding apart (for `Renderer::new`'s one call, all of
+    /// it is drawing).
+    pub fn render_timed(
+        &self,
+        spec: &PlotSpec,
+        data: &PlotData,
+    ) -> Result<(Rendered, RenderTimes), RenderError> {
+        let started = Instant::now();
+        let Some(render) = &self.0 else {
+            let drawn = plotq_render::draw(spec, data)?;
+            let drawn_at = Instant::now();
+            let rendered = drawn.encode();
+            let times = RenderTimes {
+                draw_ms: ms_between(started, drawn_at),
+                encode_ms: ms_since(drawn_at),
+            };
+            return Ok((rendered, times));
+        };
+        let rendered = render(spec, data)?;
+        let times = RenderTimes {
+            draw_ms: ms_since(started),
+            encode_ms: 0.0,
+        };
+        Ok((rendered, times))
     }
 }
 
 impl Default for Renderer {
-    /// `plotq_render::render`.
+    /// `plotq_render::draw`, then `Drawn::encode` (which is `plotq_render::render`).
     fn default() -> Self {
-        Self::new(plotq_render::render)
+        Self(None)
     }
+}
+
+/// Milliseconds from `from` to `to`.
+fn ms_between(from: Instant, to: Instant) -> f64 {
+    to.saturating_duration_since(from).as_secs_f64() * 1000.0
+}
+
+/// Milliseconds since `from`.
+fn ms_since(from: Instant) -> f64 {
+    ms_between(from, Instant::now())
 }
 
 impl std::fmt::Debug for Renderer {
@@ -195,6 +246,7 @@ pub async fn run_until_stopped(
     config: WorkerConfig,
     shutdown: CancellationToken,
 ) {
+    telemetry::describe();
     // One set of permits for the worker's life: render threads of a lost connection's
     // jobs may still be running when the worker consumes again.
     let slots = RenderSlots::for_config(&config);
@@ -305,6 +357,8 @@ async fn catching<F: Future>(fut: F) -> Result<F::Output, String> {
 /// How one attempt at a job ended.
 enum Outcome {
     Done,
+    /// A redelivered job that a worker had already finished: nothing was done again.
+    AlreadyFinished,
     /// The job can never succeed; it ends `failed` with this reason.
     Permanent(String),
     /// A dependency failed; try again later.
@@ -357,6 +411,132 @@ impl<'a> Settle<'a> {
     }
 }
 
+/// The worker's metrics (see the crate docs), written through the `metrics` facade:
+/// label values come from small fixed sets only.
+mod telemetry {
+    use plotq_domain::StageTimings;
+
+    /// Describes the metrics to the installed recorder (once per worker start).
+    pub(crate) fn describe() {
+        use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+        describe_counter!(
+            "plotq_jobs_total",
+            "Plot jobs ended or retried by workers, by plot kind and outcome (done, failed, retried, dead_lettered)"
+        );
+        describe_histogram!(
+            "plotq_job_stage_seconds",
+            Unit::Seconds,
+            "Where done jobs spent their time, by stage (queue_wait, query, render, encode, store, total)"
+        );
+        describe_counter!("plotq_job_retries_total", "Job retries scheduled");
+        describe_counter!(
+            "plotq_job_dead_letters_total",
+            "Jobs moved to the dead-letter queue, by reason"
+        );
+        describe_gauge!(
+            "plotq_worker_jobs_held",
+            "Jobs held while a dependency they need is down"
+        );
+        describe_counter!(
+            "plotq_store_documents_read_total",
+            "Stored documents (raw chunks and rollups) read for jobs"
+        );
+    }
+
+    /// One job ended (or was scheduled for retry) with `outcome`.
+    pub(crate) fn job(kind: &'static str, outcome: &'static str) {
+        metrics::counter!("plotq_jobs_total", "kind" => kind, "outcome" => outcome).increment(1);
+    }
+
+    pub(crate) fn retry() {
+        metrics::counter!("plotq_job_retries_total").increment(1);
+    }
+
+    /// `reason`: `poison`, `exhausted`, `dependency_unavailable`, `unrecordable`,
+    /// `settle_panicked`.
+    pub(crate) fn dead_letter(reason: &'static str) {
+        metrics::counter!("plotq_job_dead_letters_total", "reason" => reason).increment(1);
+    }
+
+    pub(crate) fn documents_read(n: u64) {
+        metrics::counter!("plotq_store_documents_read_total").increment(n);
+    }
+
+    /// The stages of a done job, in seconds.
+    pub(crate) fn stages(timings: &StageTimings) {
+        for (stage, ms) in timings.stages() {
+            metrics::histogram!("plotq_job_stage_seconds", "stage" => stage).record(ms / 1000.0);
+        }
+    }
+
+    /// Counts one held job for as long as it lives.
+    pub(crate) struct Held;
+
+    impl Held {
+        pub(crate) fn start() -> Self {
+            metrics::gauge!("plotq_worker_jobs_held").increment(1.0);
+            Held
+        }
+    }
+
+    impl Drop for Held {
+        fn drop(&mut self) {
+            metrics::gauge!("plotq_worker_jobs_held").decrement(1.0);
+        }
+    }
+}
+
+/// The timings of one attempt as it goes: started when the attempt starts, `timings` set
+/// once the job's creation time is known (its queue wait), each stage filled in as it
+/// ends.
+struct Stopwatch {
+    started: Instant,
+    started_ms: i64,
+    timings: Option<StageTimings>,
+}
+
+impl Stopwatch {
+    fn start() -> Self {
+        Self {
+            started: Instant::now(),
+            started_ms: now_ms(),
+            timings: None,
+        }
+    }
+
+    /// The job was created at `created_at_ms` (clocks of other processes may run ahead:
+    /// never negative).
+    fn created_at(&mut self, created_at_ms: i64) {
+        let wait = self.started_ms.saturating_sub(created_at_ms).max(0) as f64;
+        self.timings = Some(StageTimings {
+            queue_wait_ms: wait,
+            ..StageTimings::default()
+        });
+    }
+
+    fn stage(&mut self, set: impl FnOnce(&mut StageTimings)) {
+        if let Some(t) = &mut self.timings {
+            set(t);
+        }
+    }
+
+    /// The timings so far, rounded, with `total` from the attempt's start to now; the
+    /// total is never less than the sum of the rounded stages it contains.
+    fn snapshot(&self) -> Option<StageTimings> {
+        let mut t = self.timings?;
+        t.total_ms = ms_since(self.started);
+        let t = t.rounded();
+        let parts: f64 = [t.query_ms, t.render_ms, t.encode_ms, t.store_ms]
+            .iter()
+            .flatten()
+            .sum();
+        Some(StageTimings {
+            total_ms: t.total_ms.max(round_ms(parts)),
+            ..t
+        })
+    }
+}
+
 /// Handles one delivery start to finish, settling it exactly once — also when something
 /// panics along the way. `slots` are the worker's render permits.
 pub async fn process(
@@ -371,6 +551,7 @@ pub async fn process(
         // drop the message (the work queue dead-letters it) rather than hold it forever.
         tracing::error!(%panic, "panic while settling a delivery");
         if !settle.used() {
+            telemetry::dead_letter("settle_panicked");
             match catching(settle.reject(false, None)).await {
                 Ok(()) => tracing::warn!("rejected the delivery after the panic"),
                 Err(again) => tracing::error!(panic = %again, "cannot reject the delivery"),
@@ -391,13 +572,32 @@ async fn handle(
         Err(e) => {
             let reason = format!("undecodable job message: {e}");
             tracing::error!(%reason, "poison message; dead-lettering it");
+            telemetry::job("unknown", "dead_lettered");
+            telemetry::dead_letter("poison");
             dead_letter_or_drop(ports, delivery, settle, delivery.attempt, &reason, None).await;
             return;
         }
     };
+    // Every line logged for this job, to its settling, carries its id and kind.
+    let span = tracing::info_span!("job", id = %message.id, kind = message.spec.kind.as_str());
+    handle_job(ports, config, slots, delivery, settle, &message)
+        .instrument(span)
+        .await;
+}
+
+/// Runs a decoded job (holding it while a dependency is down) and settles its delivery.
+async fn handle_job(
+    ports: &WorkerPorts,
+    config: &WorkerConfig,
+    slots: &RenderSlots,
+    delivery: &Delivery,
+    settle: &Settle<'_>,
+    message: &JobMessage,
+) {
     let id = message.id;
+    let kind = message.spec.kind.as_str();
     let held_since = Instant::now();
-    let outcome = loop {
+    let (outcome, stopwatch) = loop {
         if let Some(down) = hold(config, held_since, id).await {
             // The dependency stayed down past the budget: the job waits in the dead-letter
             // queue for `plotq dlq retry`, its attempts unspent.
@@ -406,16 +606,23 @@ async fn handle(
                 config.outage_budget.as_secs()
             );
             let attempts = delivery.attempt + 1;
-            give_up(ports, config, delivery, settle, &message, attempts, &reason).await;
+            telemetry::job(kind, "dead_lettered");
+            telemetry::dead_letter("dependency_unavailable");
+            give_up(
+                ports, config, delivery, settle, message, attempts, &reason, None,
+            )
+            .await;
             return;
         }
+        let mut stopwatch = Stopwatch::start();
         let outcome = catching(attempt(
             ports,
             config,
             slots,
-            &message,
+            message,
             delivery.redelivered,
             delivery.attempt + 1,
+            &mut stopwatch,
         ))
         .await
         .unwrap_or_else(Outcome::Panicked);
@@ -423,27 +630,41 @@ async fn handle(
             // Failed because a dependency is down (known now): hold the job and run it
             // again once the dependency is back, rather than spending an attempt.
             Outcome::Transient(e) if down(config, e.dependency()) => continue,
-            _ => break outcome,
+            _ => break (outcome, stopwatch),
         }
     };
+    let timings = stopwatch.snapshot();
     match outcome {
-        Outcome::Done => settle.ack(Some(id)).await,
+        Outcome::Done => {
+            telemetry::job(kind, "done");
+            settle.ack(Some(id)).await
+        }
+        Outcome::AlreadyFinished => settle.ack(Some(id)).await,
         Outcome::Permanent(reason) => {
             tracing::info!(%id, %reason, "job failed permanently");
-            fail_and_ack(ports, config, delivery, settle, &message, &reason).await;
+            telemetry::job(kind, "failed");
+            fail_and_ack(ports, config, delivery, settle, message, &reason, timings).await;
         }
         Outcome::Panicked(panic) => {
             tracing::error!(%id, %panic, "panic while processing a job; failing it");
+            telemetry::job(kind, "failed");
             let reason = format!("internal error while rendering: {panic}");
-            fail_and_ack(ports, config, delivery, settle, &message, &reason).await;
+            fail_and_ack(ports, config, delivery, settle, message, &reason, timings).await;
         }
         Outcome::Transient(e) => {
             let attempt = delivery.attempt + 1;
             if attempt >= config.max_attempts {
                 let reason = format!("gave up after {attempt} attempts: {e}");
-                give_up(ports, config, delivery, settle, &message, attempt, &reason).await;
+                telemetry::job(kind, "dead_lettered");
+                telemetry::dead_letter("exhausted");
+                give_up(
+                    ports, config, delivery, settle, message, attempt, &reason, timings,
+                )
+                .await;
             } else {
                 tracing::warn!(%id, error = %e, attempt, "transient failure; retrying later");
+                telemetry::job(kind, "retried");
+                telemetry::retry();
                 // Jitter: jobs that failed together (a dependency went down) do not all
                 // come back in the same instant; the delay tiers supply the backoff.
                 let jitter = config.retry_pause.mul_f64(rand::random::<f64>());
@@ -467,18 +688,18 @@ fn down(config: &WorkerConfig, dependency: &str) -> bool {
 
 /// Holds a job while any dependency it needs is believed down, until all are back or
 /// the outage budget (counted from `since`) is spent; `Some(name)` of one still down
-/// when it is.
+/// when it is. A held job counts in `plotq_worker_jobs_held` while it waits.
 async fn hold(config: &WorkerConfig, since: Instant, id: JobId) -> Option<&'static str> {
-    let mut logged = false;
+    let mut held = None;
     loop {
         let breaker = config.breakers.iter().find(|b| !b.is_up())?;
         let left = config.outage_budget.saturating_sub(since.elapsed());
         if left.is_zero() {
             return Some(breaker.dependency());
         }
-        if !logged {
+        if held.is_none() {
             tracing::info!(%id, dependency = breaker.dependency(), "holding job until the dependency is back");
-            logged = true;
+            held = Some(telemetry::Held::start());
         }
         breaker.wait_up(left).await;
     }
@@ -508,8 +729,9 @@ async fn dead_letter_or_drop(
     }
 }
 
-/// Ends the job `failed` with `reason` and acks; requeues if the failure cannot be
-/// recorded yet, and dead-letters the message if recording it panics.
+/// Ends the job `failed` with `reason` (and the timings of the attempt, where known) and
+/// acks; requeues if the failure cannot be recorded yet, and dead-letters the message if
+/// recording it panics.
 async fn fail_and_ack(
     ports: &WorkerPorts,
     config: &WorkerConfig,
@@ -517,6 +739,7 @@ async fn fail_and_ack(
     settle: &Settle<'_>,
     message: &JobMessage,
     reason: &str,
+    timings: Option<StageTimings>,
 ) {
     let id = message.id;
     match catching(finish_failed(
@@ -525,6 +748,7 @@ async fn fail_and_ack(
         message,
         reason,
         delivery.attempt + 1,
+        timings,
     ))
     .await
     {
@@ -532,6 +756,7 @@ async fn fail_and_ack(
         Ok(Err(e)) => requeue(config, settle, &e, id).await,
         Err(panic) => {
             tracing::error!(%id, %panic, "panic while recording a failed job; dead-lettering it");
+            telemetry::dead_letter("unrecordable");
             let reason = format!("{reason} (recording the failure panicked: {panic})");
             dead_letter_or_drop(
                 ports,
@@ -549,6 +774,7 @@ async fn fail_and_ack(
 /// Out of attempts, or out of outage budget: the job ends `failed` with `reason` (best
 /// effort, the dependency may still be down) and its message is kept in the dead-letter
 /// queue with it.
+#[allow(clippy::too_many_arguments)] // reason: one call per way of giving up, all alike
 async fn give_up(
     ports: &WorkerPorts,
     config: &WorkerConfig,
@@ -557,10 +783,15 @@ async fn give_up(
     message: &JobMessage,
     attempts: u32,
     reason: &str,
+    timings: Option<StageTimings>,
 ) {
     let id = message.id;
     tracing::error!(%id, %reason, "dead-lettering job");
-    match catching(finish_failed(ports, config, message, reason, attempts)).await {
+    match catching(finish_failed(
+        ports, config, message, reason, attempts, timings,
+    ))
+    .await
+    {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
             tracing::warn!(%id, error = %e, "cannot record the failure; the dead letter keeps the reason")
@@ -586,13 +817,25 @@ async fn requeue(config: &WorkerConfig, settle: &Settle<'_>, error: &PortError, 
 }
 
 fn base_state(message: &JobMessage, existing: Option<JobState>) -> JobState {
-    existing.unwrap_or_else(|| JobState {
-        until_ms: message.until_ms,
-        view: message.view.clone(),
-        ..JobState::queued(message.id, message.spec.clone(), message.until_ms)
+    existing.unwrap_or_else(|| {
+        // The state was lost (or never written): the id says when the job was issued.
+        let created = message
+            .id
+            .issued_ms()
+            .filter(|ms| plotq_domain::timestamp::check_timestamp(*ms).is_ok())
+            .unwrap_or(message.until_ms);
+        JobState {
+            until_ms: message.until_ms,
+            view: message.view.clone(),
+            created_at_ms: created,
+            updated_at_ms: created,
+            ..JobState::queued(message.id, message.spec.clone(), message.until_ms)
+        }
     })
 }
 
+/// One attempt at a job: state `rendering` → read the window → render → image into the
+/// cache → state `done` → `plot.ready`. `stopwatch` records where the time went.
 async fn attempt(
     ports: &WorkerPorts,
     config: &WorkerConfig,
@@ -600,6 +843,7 @@ async fn attempt(
     message: &JobMessage,
     redelivered: bool,
     this_attempt: u32,
+    stopwatch: &mut Stopwatch,
 ) -> Outcome {
     let existing = match ports.cache.get_state(message.id).await {
         Ok(s) => s,
@@ -608,16 +852,21 @@ async fn attempt(
     if redelivered && existing.as_ref().is_some_and(|s| s.status.is_final()) {
         // Finished by a worker that died before its ack: nothing left to do.
         tracing::info!(id = %message.id, "redelivered job already finished; acking");
-        return Outcome::Done;
+        return Outcome::AlreadyFinished;
     }
     let mut state = base_state(message, existing);
+    stopwatch.created_at(state.created_at_ms);
     state.status = JobStatus::Rendering;
     // See `JobState::attempts`: redeliveries (stored count) and retries (the delivery's).
     state.attempts = state.attempts.saturating_add(1).max(this_attempt);
+    // The timings of an earlier attempt are not this one's.
+    state.timings = None;
     state.updated_at_ms = now_ms();
+    let storing = Instant::now();
     if let Err(e) = ports.cache.put_state(&state, config.state_ttl).await {
         return Outcome::Transient(e);
     }
+    let mut store_ms = ms_since(storing);
     if state.view.is_some() {
         // Dashboards show a panel's progress; plain API jobs do not need the extra event.
         let event = PlotEvent::for_job(&state, EventKind::PlotRendering, now_ms());
@@ -627,23 +876,80 @@ async fn attempt(
     }
     let spec = &message.spec;
     let (from_ms, until_ms) = spec.range.resolve(message.until_ms);
-    let Read {
-        data,
+    let querying = Instant::now();
+    let read = match read_window(
+        ports.store.as_ref(),
+        &config.sources,
+        spec,
+        from_ms,
+        until_ms,
+    )
+    .await
+    {
+        Ok(read) => read,
+        Err(e) => return Outcome::Transient(e),
+    };
+    let query_ms = ms_since(querying);
+    stopwatch.stage(|t| t.query_ms = Some(query_ms));
+    telemetry::documents_read(read.documents);
+    if query_ms > config.slow_query.as_secs_f64() * 1000.0 {
+        tracing::warn!(
+            id = %message.id,
+            stage = "query",
+            ms = round_ms(query_ms),
+            threshold_ms = config.slow_query.as_millis() as u64,
+            documents = read.documents,
+            "slow query"
+        );
+    }
+    if read.is_empty() {
+        return Outcome::Permanent(no_data(spec));
+    }
+    let WindowRead {
+        from_ms,
+        until_ms,
+        series,
         source,
         samples,
         documents,
         stats,
-    } = match read_data(ports, &config.sources, spec, from_ms, until_ms).await {
-        Ok(read) => read,
-        Err(e) => return Outcome::Transient(e),
+    } = read;
+    let data = PlotData {
+        from_ms,
+        until_ms,
+        series: series
+            .into_iter()
+            .map(|s| SeriesData {
+                service: s.service,
+                timestamps_ms: s.timestamps_ms,
+                values: s.values,
+                weight: s.weight,
+            })
+            .collect(),
+        // What the plot was drawn from, in the image's corner.
+        note: Some(source.describe(samples)),
     };
-    if data.series.iter().all(|s| s.values.is_empty()) {
-        return Outcome::Permanent(no_data(spec));
-    }
-    let (rendered, render_ms) = match render(config, slots, spec, data).await {
+    let (rendered, times) = match render(config, slots, spec, data).await {
         Ok(r) => r,
         Err(outcome) => return outcome,
     };
+    stopwatch.stage(|t| {
+        t.render_ms = Some(times.draw_ms);
+        t.encode_ms = Some(times.encode_ms);
+    });
+    let render_ms = times.draw_ms + times.encode_ms;
+    if render_ms > config.slow_render.as_secs_f64() * 1000.0 {
+        tracing::warn!(
+            id = %message.id,
+            stage = "render",
+            ms = round_ms(render_ms),
+            draw_ms = round_ms(times.draw_ms),
+            encode_ms = round_ms(times.encode_ms),
+            threshold_ms = config.slow_render.as_millis() as u64,
+            "slow render"
+        );
+    }
+    let storing = Instant::now();
     if let Err(e) = ports
         .cache
         .put_image(message.id, &rendered.bytes, config.png_ttl)
@@ -651,13 +957,17 @@ async fn attempt(
     {
         return Outcome::Transient(e);
     }
+    store_ms += ms_since(storing);
+    stopwatch.stage(|t| t.store_ms = Some(store_ms));
+    let timings = stopwatch.snapshot();
     state.status = JobStatus::Done;
     state.error = None;
-    state.n_samples = Some(samples.unwrap_or(rendered.n_samples as u64));
+    state.n_samples = Some(samples);
     state.source = Some(source);
     state.documents_read = Some(documents);
     state.stats = Some(stats);
-    state.render_ms = Some((render_ms * 100.0).round() / 100.0);
+    state.render_ms = Some(round_ms(render_ms));
+    state.timings = timings;
     state.updated_at_ms = now_ms();
     if let Err(e) = ports.cache.put_state(&state, config.state_ttl).await {
         return Outcome::Transient(e);
@@ -666,149 +976,52 @@ async fn attempt(
     if let Err(e) = ports.events.publish(&event).await {
         return Outcome::Transient(e);
     }
-    tracing::info!(id = %message.id, n = rendered.n_samples, render_ms, bytes = rendered.bytes.len(), "plot ready");
+    if let Some(t) = &timings {
+        telemetry::stages(t);
+    }
+    log_ready(&state, &rendered, timings.unwrap_or_default());
     Outcome::Done
 }
 
-/// What a job read from the store.
-struct Read {
-    data: PlotData,
-    source: DataSource,
-    /// The exact sample count, when drawn from rollups (their stand-ins are fewer).
-    samples: Option<u64>,
-    /// Stored documents (chunks and rollups) read.
-    documents: u64,
-    /// Each service's numbers in the window (services without samples left out).
-    stats: Vec<SeriesStats>,
-}
-
-/// The plot's data and what it came from.
-async fn read_data(
-    ports: &WorkerPorts,
-    policy: &SourcePolicy,
-    spec: &PlotSpec,
-    from_ms: i64,
-    until_ms: i64,
-) -> PortResult<Read> {
-    let queries: Vec<SeriesQuery<'_>> = spec
-        .services
-        .iter()
-        .map(|service| SeriesQuery {
-            service: service.as_str(),
-            metric: spec.metric.as_str(),
-            from_ms,
-            until_ms,
-            with_timestamps: spec.kind.needs_timestamps(),
-        })
-        .collect();
-    let window_ms = until_ms.saturating_sub(from_ms);
-    let raw_horizon = now_ms() - policy.raw_retention.as_millis() as i64;
-    // The rollups also count the window's samples cheaply (one document a minute).
-    let mut rollups = Vec::with_capacity(queries.len());
-    for q in &queries {
-        rollups.push(ports.store.rollups(q).await?);
-    }
-    let estimated: u64 = rollups
-        .iter()
-        .flat_map(|r| r.minutes.iter().map(|(_, m)| m.count))
-        .sum();
-    let mut documents: u64 = rollups.iter().map(|r| r.docs_read).sum();
-    let by_rollups = window_ms > policy.rollup_after.as_millis() as i64
-        || from_ms < raw_horizon
-        || estimated > policy.raw_max_samples;
-    let mut series = Vec::with_capacity(queries.len());
-    if by_rollups {
-        let mut total = 0u64;
-        let mut stats = Vec::new();
-        for (q, read) in queries.iter().zip(&rollups) {
-            if let Some(summary) = Rollup::merged(read.minutes.iter().map(|(_, r)| r)).summary() {
-                stats.push(SeriesStats::of(q.service, &summary));
-            }
-            let stand_in = stand_ins(&read.minutes, policy.rollup_budget);
-            total += stand_in.1;
-            series.push(SeriesData {
-                service: q.service.to_owned(),
-                ..stand_in.0
-            });
-        }
-        let source = DataSource::minute_rollups();
-        let data = PlotData {
-            from_ms,
-            until_ms,
-            series,
-            note: Some(source.describe(total)),
+/// The one line a done job logs: INFO for API jobs, DEBUG for dashboard refreshes (a
+/// dashboard left open refreshes its views every few seconds).
+fn log_ready(state: &JobState, rendered: &Rendered, t: StageTimings) {
+    macro_rules! ready {
+        ($level:expr) => {
+            tracing::event!(
+                $level,
+                id = %state.id,
+                n = state.n_samples.unwrap_or_default(),
+                bytes = rendered.bytes.len(),
+                source = state.source.map_or("exact", |s| match s {
+                    plotq_domain::DataSource::Exact => "exact",
+                    plotq_domain::DataSource::Rollups { .. } => "rollups",
+                }),
+                queue_wait_ms = t.queue_wait_ms,
+                query_ms = t.query_ms.unwrap_or_default(),
+                render_ms = t.render_ms.unwrap_or_default(),
+                encode_ms = t.encode_ms.unwrap_or_default(),
+                store_ms = t.store_ms.unwrap_or_default(),
+                total_ms = t.total_ms,
+                "plot ready"
+            )
         };
-        return Ok(Read {
-            data,
-            source,
-            samples: Some(total),
-            documents,
-            stats,
-        });
     }
-    let mut total = 0u64;
-    let mut stats = Vec::new();
-    for q in &queries {
-        let points = ports.store.points(q).await?;
-        documents += points.chunks_read;
-        total += points.values.len() as u64;
-        if let Some(summary) = plotq_domain::stats::summarize(&points.values) {
-            stats.push(SeriesStats::of(q.service, &summary));
-        }
-        series.push(SeriesData {
-            service: q.service.to_owned(),
-            timestamps_ms: points.timestamps_ms,
-            values: points.values,
-            weight: 1.0,
-        });
+    if state.view.is_some() {
+        ready!(tracing::Level::DEBUG);
+    } else {
+        ready!(tracing::Level::INFO);
     }
-    let source = DataSource::Exact;
-    let data = PlotData {
-        from_ms,
-        until_ms,
-        series,
-        note: Some(source.describe(total)),
-    };
-    Ok(Read {
-        data,
-        source,
-        samples: None,
-        documents,
-        stats,
-    })
-}
-
-/// At most about `budget` stand-in values for the minutes' samples, each minute's
-/// spread over its minute (in an order that does not follow their values), all of one
-/// weight; and the exact number of samples they stand for.
-fn stand_ins(minutes: &[(i64, Rollup)], budget: usize) -> (SeriesData, u64) {
-    let total: u64 = minutes.iter().map(|(_, r)| r.count).sum();
-    let weight = (total as f64 / budget.max(1) as f64).max(1.0);
-    let mut data = SeriesData {
-        weight,
-        ..SeriesData::default()
-    };
-    for (minute, rollup) in minutes {
-        let values = rollup.stand_ins(weight);
-        let k = values.len().max(1) as i64;
-        for (j, v) in values.into_iter().enumerate() {
-            // A stride coprime with most k scatters the sorted values over the minute.
-            let slot = (j as i64 * 7_919) % k;
-            data.timestamps_ms.push(minute + slot * ROLLUP_MS / k);
-            data.values.push(v);
-        }
-    }
-    (data, total)
 }
 
 /// Renders on the blocking pool under the deadline, holding a render permit for as long
-/// as the render thread runs. Returns the plot and its render time in milliseconds.
+/// as the render thread runs. Returns the plot and how long drawing and encoding took.
 async fn render(
     config: &WorkerConfig,
     slots: &RenderSlots,
     spec: &PlotSpec,
     data: PlotData,
-) -> Result<(Rendered, f64), Outcome> {
+) -> Result<(Rendered, RenderTimes), Outcome> {
     let deadline = tokio::time::Instant::now() + config.render_deadline;
     let permit = match tokio::time::timeout_at(deadline, slots.0.clone().acquire_owned()).await {
         Ok(Ok(permit)) => permit,
@@ -824,12 +1037,11 @@ async fn render(
             )));
         }
     };
-    let started = Instant::now();
     let (renderer, render_spec) = (config.renderer.clone(), spec.clone());
     let render = tokio::task::spawn_blocking(move || {
         // Released when the render returns (or unwinds), not when the deadline fires.
         let _permit = permit;
-        renderer.render(&render_spec, &data)
+        renderer.render_timed(&render_spec, &data)
     });
     match tokio::time::timeout_at(deadline, render).await {
         Err(_) => Err(Outcome::Permanent(format!(
@@ -844,35 +1056,29 @@ async fn render(
         ))),
         Ok(Ok(Err(RenderError::NoData))) => Err(Outcome::Permanent(no_data(spec))),
         Ok(Ok(Err(e))) => Err(Outcome::Permanent(e.to_string())),
-        Ok(Ok(Ok(rendered))) => Ok((rendered, started.elapsed().as_secs_f64() * 1000.0)),
+        Ok(Ok(Ok(rendered))) => Ok(rendered),
     }
 }
 
-/// Seed 000's "no data" case, e.g. `no data for checkout/latency_ms in the last 10m`.
-fn no_data(spec: &PlotSpec) -> String {
-    let services: Vec<&str> = spec.services.iter().map(|s| s.as_str()).collect();
-    format!(
-        "no data for {}/{} in the {}",
-        services.join(","),
-        spec.metric,
-        spec.range.label()
-    )
-}
-
-/// Ends the job `failed` with `reason`. The stored state's `attempts` is kept (at least
-/// `attempts`, this delivery's count, should the state have been lost meanwhile).
+/// Ends the job `failed` with `reason` and, when the attempt recorded them, its
+/// `timings`. The stored state's `attempts` is kept (at least `attempts`, this
+/// delivery's count, should the state have been lost meanwhile).
 async fn finish_failed(
     ports: &WorkerPorts,
     config: &WorkerConfig,
     message: &JobMessage,
     reason: &str,
     attempts: u32,
+    timings: Option<StageTimings>,
 ) -> Result<(), PortError> {
     let existing = ports.cache.get_state(message.id).await?;
     let mut state = base_state(message, existing);
     state.status = JobStatus::Failed;
     state.attempts = state.attempts.max(attempts);
     state.error = Some(reason.to_owned());
+    if timings.is_some() {
+        state.timings = timings;
+    }
     state.updated_at_ms = now_ms();
     ports.cache.put_state(&state, config.state_ttl).await?;
     ports

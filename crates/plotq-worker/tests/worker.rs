@@ -1,7 +1,9 @@
 //! The worker over the in-memory ports, with fault-injecting doubles: a store that fails
 //! or panics on demand, a renderer that blocks or panics, and an acker that records how
-//! each delivery was settled. Every test asserts on job states, events, dead letters and
-//! settlements (never on logs), and waits on events or state under a deadline.
+//! each delivery was settled. Every test asserts on job states (their timings and
+//! statistics included), events, dead letters, settlements and metrics (a recorder
+//! local to the test's thread), never on logs, and waits on events or state under a
+//! deadline.
 
 use async_trait::async_trait;
 use plotq_domain::DataSource;
@@ -920,4 +922,311 @@ async fn a_job_held_past_the_outage_budget_is_dead_lettered_as_dependency_unavai
         .await
         .expect("the replayed job finished");
     stop(worker).await;
+}
+
+/// `n` samples of `service`'s `metric` over the last minute, valued by `value(i)`.
+async fn ingest_values(h: &Harness, service: &str, metric: &str, n: i64, value: fn(i64) -> f64) {
+    let now = now_ms();
+    let samples: Vec<Sample> = (0..n)
+        .map(|i| Sample {
+            service: ServiceName::parse(service).unwrap(),
+            metric: MetricName::parse(metric).unwrap(),
+            value: value(i),
+            timestamp_ms: now - 60_000 + i * 60_000 / n,
+        })
+        .collect();
+    h.store.insert(&samples, None).await.unwrap();
+}
+
+/// The final event of job `id`.
+async fn final_event(h: &Harness, id: JobId) -> PlotEvent {
+    h.events()
+        .await
+        .into_iter()
+        .find(|e| e.id == id && matches!(e.event, EventKind::PlotReady | EventKind::PlotFailed))
+        .expect("a final event")
+}
+
+fn is_rounded(ms: f64) -> bool {
+    ms == (ms * 100.0).round() / 100.0
+}
+
+#[tokio::test]
+async fn a_done_job_says_where_its_time_went_in_its_state_and_event() {
+    let h = Harness::new();
+    h.ingest("checkout").await;
+    let job = job("checkout");
+    assert_eq!(
+        h.process(job.encode(), false, &h.slots()).await,
+        [Settled::Ack]
+    );
+    let state = h.state(job.id).await.unwrap();
+    assert_eq!(state.status, JobStatus::Done);
+    let t = state.timings.expect("a done job has timings");
+    let stages = [t.query_ms, t.render_ms, t.encode_ms, t.store_ms]
+        .map(|stage| stage.expect("a done job reached every stage"));
+    let all: Vec<f64> = stages
+        .iter()
+        .copied()
+        .chain([t.queue_wait_ms, t.total_ms])
+        .collect();
+    assert!(
+        all.iter()
+            .all(|ms| ms.is_finite() && *ms >= 0.0 && is_rounded(*ms)),
+        "{t:?}"
+    );
+    assert!(
+        t.total_ms >= stages.iter().sum::<f64>(),
+        "the stages are parts of the total: {t:?}"
+    );
+    assert!(
+        t.render_ms.unwrap() > 0.0 && t.encode_ms.unwrap() > 0.0,
+        "{t:?}"
+    );
+    // The job was queued just now: its wait is short (and never negative).
+    assert!(t.queue_wait_ms < PATIENCE.as_millis() as f64, "{t:?}");
+    // `render_ms` (kept for older clients) is drawing plus encoding.
+    let render_ms = state.render_ms.unwrap();
+    assert!(
+        (render_ms - (t.render_ms.unwrap() + t.encode_ms.unwrap())).abs() <= 0.011,
+        "{render_ms} vs {t:?}"
+    );
+    // The ready event carries the same timings and statistics as the state.
+    let ready = final_event(&h, job.id).await;
+    assert_eq!(ready.event, EventKind::PlotReady);
+    assert_eq!(ready.timings, state.timings);
+    assert_eq!(ready.stats, state.stats);
+    // A histogram's statistics: the latency numbers, exact, and nothing per kind.
+    let values: Vec<f64> = (0..200).map(|i| 5.0 + (i % 17) as f64).collect();
+    let stats = state.stats.unwrap();
+    let s = &stats[0];
+    assert_eq!((s.service.as_str(), s.count), ("checkout", 200));
+    assert_eq!((s.min, s.max), (5.0, 21.0));
+    assert!((s.mean - values.iter().sum::<f64>() / 200.0).abs() < 1e-12);
+    assert_eq!(
+        (
+            s.rate_per_s,
+            s.peak_rate_per_s,
+            s.codes.as_ref(),
+            s.error_ratio
+        ),
+        (None, None, None, None)
+    );
+}
+
+#[tokio::test]
+async fn statistics_carry_what_each_kind_draws() {
+    let h = Harness::new();
+    // 600 latencies over the last minute (10 per second), and 100 status codes of which
+    // 10 are 503 and 10 are 404.
+    ingest_values(&h, "checkout", "latency_ms", 600, |i| 1.0 + i as f64).await;
+    ingest_values(&h, "checkout", "status_code", 100, |i| match i % 10 {
+        0 => 503.0,
+        1 => 404.0,
+        _ => 200.0,
+    })
+    .await;
+    let throughput = rendered(&h, &job_over("checkout", PlotKind::Throughput, "10m")).await;
+    let s = &throughput.stats.as_ref().unwrap()[0];
+    assert_eq!(s.count, 600);
+    // 600 samples over the 10-minute window; the minute's 10 s buckets hold 100 each.
+    assert_eq!(s.rate_per_s, Some(1.0));
+    let peak = s.peak_rate_per_s.unwrap();
+    assert!((9.0..=10.0 + 1e-9).contains(&peak), "{peak}");
+    assert_eq!((s.codes.as_ref(), s.error_ratio), (None, None));
+    for kind in [PlotKind::StatusCodes, PlotKind::ErrorRate] {
+        let state = rendered(&h, &job_over("checkout", kind, "10m")).await;
+        assert_eq!(state.status, JobStatus::Done, "{kind:?}: {:?}", state.error);
+        let s = &state.stats.as_ref().unwrap()[0];
+        assert_eq!(s.count, 100);
+        let codes = s.codes.as_ref().unwrap();
+        assert_eq!(
+            codes.iter().map(|(c, n)| (*c, *n)).collect::<Vec<_>>(),
+            [(200, 80), (404, 10), (503, 10)],
+            "{kind:?}"
+        );
+        assert_eq!(s.error_ratio, Some(0.1), "{kind:?}");
+        assert_eq!(s.rate_per_s, None);
+        let ready = final_event(&h, state.id).await;
+        assert_eq!(ready.stats, state.stats);
+    }
+}
+
+#[tokio::test]
+async fn a_failed_job_keeps_the_timings_of_the_stages_it_reached() {
+    let h = Harness::new();
+    let job = job("silent");
+    assert_eq!(
+        h.process(job.encode(), false, &h.slots()).await,
+        [Settled::Ack]
+    );
+    let state = h.state(job.id).await.unwrap();
+    assert_eq!(state.status, JobStatus::Failed);
+    let t = state.timings.expect("the attempt's timings");
+    assert!(t.query_ms.is_some(), "{t:?}");
+    assert_eq!((t.render_ms, t.encode_ms, t.store_ms), (None, None, None));
+    assert!(t.total_ms >= t.query_ms.unwrap(), "{t:?}");
+    assert_eq!(state.stats, None);
+    let failed = final_event(&h, job.id).await;
+    assert_eq!(failed.event, EventKind::PlotFailed);
+    assert_eq!(failed.timings, state.timings);
+}
+
+/// What a test recorder saw: counter totals, gauge values and histogram samples, each
+/// under `name{label=value,…}` (labels sorted).
+#[derive(Default, Clone)]
+struct Recorded(Arc<Mutex<std::collections::BTreeMap<String, Vec<f64>>>>);
+
+struct Handle {
+    key: String,
+    seen: Recorded,
+}
+
+impl Handle {
+    fn update(&self, f: impl FnOnce(&mut Vec<f64>)) {
+        f(self
+            .seen
+            .0
+            .lock()
+            .unwrap()
+            .entry(self.key.clone())
+            .or_default());
+    }
+}
+
+impl metrics::CounterFn for Handle {
+    fn increment(&self, value: u64) {
+        self.update(|v| match v.first_mut() {
+            Some(total) => *total += value as f64,
+            None => v.push(value as f64),
+        });
+    }
+    fn absolute(&self, value: u64) {
+        self.update(|v| *v = vec![value as f64]);
+    }
+}
+
+impl metrics::GaugeFn for Handle {
+    fn increment(&self, value: f64) {
+        self.update(|v| match v.first_mut() {
+            Some(g) => *g += value,
+            None => v.push(value),
+        });
+    }
+    fn decrement(&self, value: f64) {
+        metrics::GaugeFn::increment(self, -value);
+    }
+    fn set(&self, value: f64) {
+        self.update(|v| *v = vec![value]);
+    }
+}
+
+impl metrics::HistogramFn for Handle {
+    fn record(&self, value: f64) {
+        self.update(|v| v.push(value));
+    }
+}
+
+impl Recorded {
+    fn handle(&self, key: &metrics::Key) -> Arc<Handle> {
+        let mut labels: Vec<String> = key
+            .labels()
+            .map(|l| format!("{}={}", l.key(), l.value()))
+            .collect();
+        labels.sort();
+        let key = if labels.is_empty() {
+            key.name().to_owned()
+        } else {
+            format!("{}{{{}}}", key.name(), labels.join(","))
+        };
+        Arc::new(Handle {
+            key,
+            seen: self.clone(),
+        })
+    }
+
+    fn get(&self, key: &str) -> Vec<f64> {
+        self.0.lock().unwrap().get(key).cloned().unwrap_or_default()
+    }
+}
+
+impl metrics::Recorder for Recorded {
+    fn describe_counter(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_gauge(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_histogram(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
+        metrics::Counter::from_arc(self.handle(key))
+    }
+    fn register_gauge(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+        metrics::Gauge::from_arc(self.handle(key))
+    }
+    fn register_histogram(
+        &self,
+        key: &metrics::Key,
+        _: &metrics::Metadata<'_>,
+    ) -> metrics::Histogram {
+        metrics::Histogram::from_arc(self.handle(key))
+    }
+}
+
+/// The worker's metrics, seen by a recorder installed for this test's thread (the
+/// test's runtime runs every task on it).
+#[tokio::test(flavor = "current_thread")]
+async fn jobs_are_counted_by_kind_and_outcome_with_their_stages() {
+    let recorded = Recorded::default();
+    let _local = metrics::set_default_local_recorder(&recorded);
+    let h = Harness::new();
+    h.ingest("checkout").await;
+    let done = job("checkout");
+    h.process(done.encode(), false, &h.slots()).await;
+    h.process(job("silent").encode(), false, &h.slots()).await;
+    h.process(b"not a job".to_vec(), false, &h.slots()).await;
+    h.store.fail_next(1);
+    h.process(job("checkout").encode(), false, &h.slots()).await;
+    assert_eq!(
+        recorded.get("plotq_jobs_total{kind=histogram,outcome=done}"),
+        [1.0]
+    );
+    assert_eq!(
+        recorded.get("plotq_jobs_total{kind=histogram,outcome=failed}"),
+        [1.0]
+    );
+    assert_eq!(
+        recorded.get("plotq_jobs_total{kind=histogram,outcome=retried}"),
+        [1.0]
+    );
+    assert_eq!(recorded.get("plotq_job_retries_total"), [1.0]);
+    assert_eq!(
+        recorded.get("plotq_jobs_total{kind=unknown,outcome=dead_lettered}"),
+        [1.0]
+    );
+    assert_eq!(
+        recorded.get("plotq_job_dead_letters_total{reason=poison}"),
+        [1.0]
+    );
+    // The done job's stages, in seconds, matching its state's timings.
+    let t = h.state(done.id).await.unwrap().timings.unwrap();
+    for (stage, ms) in t.stages() {
+        let seen = recorded.get(&format!("plotq_job_stage_seconds{{stage={stage}}}"));
+        assert_eq!(seen, [ms / 1000.0], "{stage}");
+    }
+    assert!(recorded.get("plotq_store_documents_read_total")[0] >= 1.0);
 }

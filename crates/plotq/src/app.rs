@@ -8,8 +8,8 @@
 use crate::config::{
     ApiArgs, ApiSettings, AuthSettings, BrokerAccess, CacheSettings, Command, DependencySettings,
     DlqArgs, DlqCommand, EventBusSettings, EventSettings, HttpSettings, MongoSettings,
-    NotifierArgs, RedisSettings, RetentionSettings, StandaloneArgs, WorkerArgs, WorkerSettings,
-    limits_config, redact,
+    NotifierArgs, RedisSettings, RetentionSettings, SourceSettings, StandaloneArgs, WorkerArgs,
+    WorkerSettings, limits_config, redact,
 };
 use crate::demo;
 use anyhow::Context;
@@ -20,7 +20,7 @@ use plotq_amqp::{AmqpConfig, AmqpQueue};
 use plotq_api::{ApiConfig, ApiState};
 use plotq_domain::JobId;
 use plotq_domain::wire::JobMessage;
-use plotq_http::{Auth, Edge, HttpServer, Limits, Probe};
+use plotq_http::{Auth, Edge, HttpServer, Limits, Observer, Probe, SelfSamples};
 use plotq_mongo::{MongoConfig, MongoStore};
 use plotq_notifier::refresh::{RefreshConfig, RefreshPorts};
 use plotq_notifier::{Hub, NotifierConfig};
@@ -39,6 +39,7 @@ use utoipa::OpenApi;
 
 const DEFAULT_API_ADDR: &str = "127.0.0.1:8080";
 const DEFAULT_NOTIFIER_ADDR: &str = "127.0.0.1:8081";
+const DEFAULT_WORKER_ADDR: &str = "127.0.0.1:8082";
 /// The api writes no events; its Redis adapters are built with the default history.
 const DEFAULT_EVENT_HISTORY: usize = 10_000;
 
@@ -77,6 +78,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             println!("{}", crate::loadgen::run(args).await?);
             return Ok(());
         }
+        Command::Tail(args) => return crate::tail::run(args, crate::shutdown::on_signal()).await,
     };
     app.run_until_stopped(crate::shutdown::on_signal()).await
 }
@@ -92,13 +94,20 @@ fn worker_config(
         state_ttl: Duration::from_secs(cache.state.state_ttl_secs),
         render_deadline: Duration::from_secs(worker.render_deadline_secs),
         max_attempts: worker.max_attempts,
-        sources: SourcePolicy {
-            rollup_after: worker.rollup_after,
-            raw_retention: retention.raw_retention,
-            raw_max_samples: worker.raw_max_samples,
-            ..SourcePolicy::default()
-        },
+        sources: source_policy(&worker.sources, retention),
+        slow_query: Duration::from_millis(worker.slow_query_ms),
+        slow_render: Duration::from_millis(worker.slow_render_ms),
         ..WorkerConfig::default()
+    }
+}
+
+/// Raw samples or rollups: the same policy for the workers and `GET /api/v1/stats`.
+fn source_policy(sources: &SourceSettings, retention: &RetentionSettings) -> SourcePolicy {
+    SourcePolicy {
+        rollup_after: sources.rollup_after,
+        raw_retention: retention.raw_retention,
+        raw_max_samples: sources.raw_max_samples,
+        ..SourcePolicy::default()
     }
 }
 
@@ -108,6 +117,8 @@ fn api_config(api: &ApiSettings, state_ttl_secs: u64) -> ApiConfig {
         state_ttl: Duration::from_secs(state_ttl_secs),
         events_url: api.events_url.clone(),
         dedupe_for: Duration::from_secs(api.dedupe_secs),
+        stats_slots: plotq_api::StatsSlots::new(api.stats_concurrency),
+        sources: SourcePolicy::default(),
     }
 }
 
@@ -242,11 +253,17 @@ pub fn redis_config(
     }
 }
 
-/// The bound HTTP side of a role: its listener and the shared edge (auth, limits).
+/// The bound HTTP side of a role: its listener, the shared edge (auth, limits) and how
+/// it observes its requests.
 struct Http {
     server: HttpServer,
     edge: Edge,
     role: &'static str,
+    observer: Observer,
+    /// Whether the observing middleware wraps the routes (`PLOTQ_REQUEST_METRICS`).
+    observed: bool,
+    /// The writer of the role's own request samples, until a role with a store takes it.
+    self_samples: Option<SelfSamples>,
 }
 
 /// Binds first, so a role that cannot listen fails before it starts anything else.
@@ -265,6 +282,14 @@ async fn bind_http(
     let local = server.local_addr();
     tracing::info!(%local, role, open = auth.is_open(), tokens = auth.tokens.len(), "listening");
     println!("plotq {role} listening on http://{local}");
+    let observed = http.observe_config();
+    let mut config = observed.clone().unwrap_or_default();
+    // Only the roles with a metric store keep their own request samples; with request
+    // observation off, the observer still answers `/api/v1/health` without statistics.
+    if observed.is_none() || !matches!(role, "api" | "standalone") {
+        config.self_service = None;
+    }
+    let (observer, self_samples) = Observer::new(role, config);
     Ok(Http {
         server,
         edge: Edge {
@@ -273,17 +298,45 @@ async fn bind_http(
             config: http.edge_config(),
         },
         role,
+        observer,
+        observed: observed.is_some(),
+        self_samples,
     })
 }
 
+/// Where a role keeps its own request samples: its store, and the registry whose
+/// series watermarks make dashboards watching plotq refresh.
+type SelfStore = (Arc<dyn MetricStore>, Option<Arc<dyn ViewRegistry>>);
+
 impl Http {
+    /// The routes every HTTP role serves besides its own: `/healthz`, `/readyz`,
+    /// `/metrics` and `/api/v1/health`.
+    fn common_routes(&self, probes: Vec<Probe>, store: Option<Arc<dyn MetricStore>>) -> Router {
+        plotq_http::readiness_router(probes.clone(), store)
+            .merge(plotq_http::observe::metrics_router())
+            .merge(plotq_http::health_router(self.observer.clone(), probes))
+    }
+
+    /// Tasks every HTTP role runs: the metrics recorder's upkeep, and the writer of its
+    /// own request samples into `store` (roles without a store drop the writer, and
+    /// with it the samples).
+    fn tasks(&mut self, store: Option<SelfStore>, stop: &CancellationToken) -> Vec<Task> {
+        let mut tasks = vec![plotq_http::observe::upkeep(stop.clone()).map(Ok).boxed()];
+        if let (Some(writer), Some((store, views))) = (self.self_samples.take(), store) {
+            tasks.push(writer.run(store, views, stop.clone()).map(Ok).boxed());
+        }
+        tasks
+    }
+
     async fn serve(self, app: Router, shutdown: CancellationToken) {
         // A 5xx is logged where it is made (with its cause, once per dependency state
-        // change while failing fast), not once more per response: an outage must not
-        // flood the log.
-        let trace = tower_http::trace::TraceLayer::new_for_http()
-            .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG));
-        let app = plotq_http::harden(app, &self.edge).layer(trace);
+        // change while failing fast), and the request line by the observer.
+        let app = plotq_http::harden(app, &self.edge);
+        let app = if self.observed {
+            self.observer.wrap(app)
+        } else {
+            app
+        };
         self.server.run_until_stopped(app, shutdown).await;
         tracing::info!(role = self.role, "http server stopped");
     }
@@ -400,23 +453,46 @@ impl App {
             (probe!("redis", cache), redis.breaker.clone()),
         ];
         let probes = watched.iter().map(|(p, _)| p.clone()).collect();
+        let mut http = http;
+        let stop = CancellationToken::new();
+        let observe_tasks = http.tasks(
+            Some((
+                store.clone() as Arc<dyn MetricStore>,
+                Some(views.clone() as Arc<dyn ViewRegistry>),
+            )),
+            &stop,
+        );
+        let common = http.common_routes(probes, None);
         let state = ApiState {
             store,
             queue,
             cache,
             views,
-            config: api_config(&args.api, args.state.state_ttl_secs),
+            // `GET /api/v1/stats` reads as the workers do.
+            config: ApiConfig {
+                sources: source_policy(&args.sources, &args.mongo.retention),
+                ..api_config(&args.api, args.state.state_ttl_secs)
+            },
         };
-        let routes = api_routes(state, &args.api.events_url)
-            .merge(plotq_http::readiness_router(probes, None));
-        let mut app = Self::new("api", Some((http, routes)), CancellationToken::new());
+        let routes = api_routes(state, &args.api.events_url).merge(common);
+        let mut app = Self::new("api", Some((http, routes)), stop);
         app.tasks = prober_tasks(&watched, &app.stop);
+        app.tasks.extend(observe_tasks);
         Ok(app)
     }
 
-    /// `plotq worker`: connects MongoDB, RabbitMQ and Redis; serves no HTTP.
+    /// `plotq worker`: binds (health, readiness and metrics only), then connects
+    /// MongoDB, RabbitMQ and Redis.
     pub async fn worker(args: WorkerArgs) -> anyhow::Result<Self> {
         args.validate()?;
+        let mut http = bind_http(
+            &args.http,
+            &args.auth,
+            limits_config(None, None),
+            DEFAULT_WORKER_ADDR,
+            "worker",
+        )
+        .await?;
         let redis = redis_config(&args.rabbit.deps, &args.redis, args.bus.event_history);
         let store = mongo(&args.rabbit.deps, &args.mongo).await?;
         let queue = amqp(&args.rabbit).await;
@@ -436,8 +512,12 @@ impl App {
             cache,
             events: Arc::new(RedisEventBus::new(&redis)?),
         };
-        let mut app = Self::new("worker", None, CancellationToken::new());
+        let stop = CancellationToken::new();
+        let observe_tasks = http.tasks(None, &stop);
+        let routes = http.common_routes(watched.iter().map(|(p, _)| p.clone()).collect(), None);
+        let mut app = Self::new("worker", Some((http, routes)), stop);
         app.tasks = prober_tasks(&watched, &app.stop);
+        app.tasks.extend(observe_tasks);
         app.tasks.push(worker_task(ports, config, &app.stop));
         Ok(app)
     }
@@ -475,10 +555,13 @@ impl App {
             &args.cache,
             &stop,
         );
-        let routes = routes.merge(plotq_http::readiness_router(probes, None));
+        let mut http = http;
+        let routes = routes.merge(http.common_routes(probes, None));
+        let observe_tasks = http.tasks(None, &stop);
         let mut app = Self::new("notifier", Some((http, routes)), stop);
         app.tasks = tasks;
         app.tasks.extend(prober_tasks(&watched, &app.stop));
+        app.tasks.extend(observe_tasks);
         Ok(app)
     }
 
@@ -543,17 +626,22 @@ impl App {
                     .boxed(),
             );
         }
-        let readiness = plotq_http::readiness_router(Vec::new(), Some(store.clone()));
+        let mut http = http;
+        tasks.extend(http.tasks(Some((store.clone(), Some(views.clone()))), &stop));
+        let common = http.common_routes(Vec::new(), Some(store.clone()));
         let state = ApiState {
             store,
             queue,
             cache,
             views,
-            config: api_config(&args.api, args.cache.state.state_ttl_secs),
+            config: ApiConfig {
+                sources: worker_config(&args.worker, &args.cache, &args.retention).sources,
+                ..api_config(&args.api, args.cache.state.state_ttl_secs)
+            },
         };
         let routes = api_routes(state, &args.api.events_url)
             .merge(notifier_routes)
-            .merge(readiness);
+            .merge(common);
         let mut app = Self::new("standalone", Some((http, routes)), stop);
         app.tasks = tasks;
         Ok(app)

@@ -63,6 +63,9 @@ pub enum Command {
     Token(TokenCommand),
     /// Send generated samples to a plotq api over HTTP (live at a rate, or a backfill).
     Loadgen(LoadgenArgs),
+    /// Follow a Caddy access log and send its lines to a plotq api
+    /// (`POST /api/v1/ingest/caddy`), rotation-safe, resuming where it stopped.
+    Tail(crate::tail::TailArgs),
 }
 
 /// `plotq loadgen`.
@@ -116,7 +119,9 @@ impl Command {
             Command::Worker(args) => &args.log,
             Command::Notifier(args) => &args.log,
             Command::Dlq(dlq) => &dlq.args().log,
-            Command::Bench(_) | Command::Token(_) | Command::Loadgen(_) => return "text",
+            Command::Bench(_) | Command::Token(_) | Command::Loadgen(_) | Command::Tail(_) => {
+                return "text";
+            }
         };
         &log.log_format
     }
@@ -130,7 +135,9 @@ impl Command {
             Command::Worker(args) => args.validate(),
             Command::Notifier(args) => args.validate(),
             Command::Dlq(dlq) => dlq.args().validate(),
-            Command::Bench(_) | Command::Token(_) | Command::Loadgen(_) => Ok(()),
+            Command::Bench(_) | Command::Token(_) | Command::Loadgen(_) | Command::Tail(_) => {
+                Ok(())
+            }
         }
     }
 }
@@ -303,6 +310,8 @@ pub struct ApiArgs {
     pub state: StateSettings,
     #[command(flatten)]
     pub series: SeriesSettings,
+    #[command(flatten, next_help_heading = "Statistics")]
+    pub sources: SourceSettings,
     #[command(flatten)]
     pub rabbit: BrokerAccess,
     #[command(flatten)]
@@ -334,6 +343,11 @@ pub struct WorkerArgs {
     #[arg(long, env = "PLOTQ_OUTAGE_BUDGET", default_value = "2m", value_parser = parse_duration,
           help_heading = "Rendering")]
     pub outage_budget: Duration,
+    /// `/healthz`, `/readyz` and `/metrics` (PLOTQ_HTTP_ADDR, default 127.0.0.1:8082).
+    #[command(flatten)]
+    pub http: HttpSettings,
+    #[command(flatten)]
+    pub auth: AuthSettings,
     #[command(flatten)]
     pub cache: CacheSettings,
     #[command(flatten)]
@@ -350,6 +364,8 @@ pub struct WorkerArgs {
 
 impl WorkerArgs {
     pub fn validate(&self) -> anyhow::Result<()> {
+        self.http.validate()?;
+        self.auth.validate()?;
         self.worker.validate()?;
         self.cache.validate()?;
         self.rabbit.validate()?;
@@ -454,12 +470,14 @@ impl LogSettings {
     }
 }
 
-/// The HTTP server: api, notifier, standalone.
+/// The HTTP server and how it observes itself: every role (a worker serves only
+/// `/healthz`, `/readyz`, `/metrics` and `/api/v1/health`).
 #[derive(Debug, Args)]
 #[command(next_help_heading = "HTTP")]
 pub struct HttpSettings {
     /// Listen address, `host:port` (a name is resolved at start, first address)
-    /// [default: 127.0.0.1:8080 for api and standalone, 127.0.0.1:8081 for notifier].
+    /// [default: 127.0.0.1:8080 for api and standalone, 127.0.0.1:8081 for notifier,
+    /// 127.0.0.1:8082 for worker; port 0 picks a free port].
     #[arg(long, env = "PLOTQ_HTTP_ADDR", value_parser = parse_host_port)]
     pub http_addr: Option<String>,
     /// Open HTTP connections one process accepts (more wait in the backlog).
@@ -475,6 +493,47 @@ pub struct HttpSettings {
     /// `https://dash.example.com`); none by default.
     #[arg(long, env = "PLOTQ_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
+    /// Requests slower than this many milliseconds are logged at WARN.
+    #[arg(
+        long,
+        env = "PLOTQ_SLOW_REQUEST_MS",
+        default_value_t = 1000,
+        help_heading = "Observability"
+    )]
+    pub slow_request_ms: u64,
+    /// The service plotq stores its own request durations and status codes under
+    /// (`http_request_duration_ms`, `status_code`), so it can plot itself; `off` stores
+    /// none. Api and standalone (the roles with a metric store).
+    #[arg(
+        long,
+        env = "PLOTQ_SELF_SERVICE",
+        default_value = "plotq",
+        help_heading = "Observability"
+    )]
+    pub self_service: String,
+    /// Own request samples that may wait to be stored; past that they are dropped (and
+    /// counted in `plotq_self_samples_total{outcome="dropped"}`), never slowing requests.
+    #[arg(
+        long,
+        env = "PLOTQ_SELF_SAMPLES_QUEUE",
+        default_value_t = 10_000,
+        help_heading = "Observability"
+    )]
+    pub self_samples_queue: usize,
+    /// Own samples stored per second at most (two a request); past it they are dropped
+    /// (and counted in `plotq_self_samples_total{outcome="over_rate"}`).
+    #[arg(
+        long,
+        env = "PLOTQ_SELF_SAMPLES_PER_SEC",
+        default_value_t = 2_000,
+        help_heading = "Observability"
+    )]
+    pub self_samples_per_sec: u32,
+    /// Per-request metrics, logs, statistics and `Server-Timing` (1/0, true/false);
+    /// off only to measure what they cost.
+    #[arg(long, env = "PLOTQ_REQUEST_METRICS", default_value_t = true, action = clap::ArgAction::Set,
+          value_parser = BoolishValueParser::new(), help_heading = "Observability")]
+    pub request_metrics: bool,
 }
 
 /// `host:port` with a port number; the host is resolved when the role binds.
@@ -494,6 +553,16 @@ impl HttpSettings {
             self.header_timeout_secs >= 1 && self.body_timeout_secs >= 1,
             "PLOTQ_HEADER_TIMEOUT_SECS and PLOTQ_BODY_TIMEOUT_SECS must be at least 1"
         );
+        at_least(self.self_samples_queue, 1, "PLOTQ_SELF_SAMPLES_QUEUE")?;
+        at_least(self.self_samples_per_sec, 1, "PLOTQ_SELF_SAMPLES_PER_SEC")?;
+        if !matches!(self.self_service.as_str(), "off" | "") {
+            plotq_domain::ServiceName::parse(&self.self_service).map_err(|e| {
+                anyhow::anyhow!(
+                    "PLOTQ_SELF_SERVICE {:?} is not a service name: {e}",
+                    self.self_service
+                )
+            })?;
+        }
         for origin in &self.cors_origins {
             plotq_http::edge::validate_origin(origin)
                 .map_err(|e| anyhow::anyhow!("PLOTQ_CORS_ORIGINS: {e}"))?;
@@ -511,6 +580,20 @@ impl HttpSettings {
             .map_err(|e| anyhow::anyhow!("PLOTQ_HTTP_ADDR {raw:?} does not resolve: {e}"))?
             .next()
             .ok_or_else(|| anyhow::anyhow!("PLOTQ_HTTP_ADDR {raw:?} resolves to no address"))
+    }
+
+    /// How the role observes its requests (`None`: not at all).
+    pub fn observe_config(&self) -> Option<plotq_http::ObserveConfig> {
+        self.request_metrics.then(|| plotq_http::ObserveConfig {
+            slow_request: Duration::from_millis(self.slow_request_ms),
+            self_service: match self.self_service.as_str() {
+                "off" | "" => None,
+                name => plotq_domain::ServiceName::parse(name).ok(),
+            },
+            self_queue: self.self_samples_queue,
+            self_rate: self.self_samples_per_sec,
+            ..plotq_http::ObserveConfig::default()
+        })
     }
 
     pub fn edge_config(&self) -> plotq_http::EdgeConfig {
@@ -629,6 +712,10 @@ pub struct ApiSettings {
     /// one job; 0 disables it.
     #[arg(long, env = "PLOTQ_DEDUPE_SECS", default_value_t = 10)]
     pub dedupe_secs: u64,
+    /// `GET /api/v1/stats` reads one process runs at once (a window may hold millions
+    /// of raw samples); more wait up to 5 s, then get `429`.
+    #[arg(long, env = "PLOTQ_STATS_CONCURRENCY", default_value_t = 4)]
+    pub stats_concurrency: usize,
     /// Samples per second one caller (token, or client address) may ingest.
     #[arg(long, env = "PLOTQ_INGEST_SAMPLES_PER_SEC", default_value_t = 100_000)]
     pub ingest_samples_per_sec: u32,
@@ -723,14 +810,15 @@ pub struct WorkerSettings {
     /// Attempts before a transiently failing job is dead-lettered.
     #[arg(long, env = "PLOTQ_MAX_ATTEMPTS", default_value_t = 5)]
     pub max_attempts: u32,
-    /// Windows longer than this (`<n>s|m|h|d`) are drawn from one-minute rollups (so are
-    /// windows reaching past the raw retention).
-    #[arg(long, env = "PLOTQ_ROLLUP_AFTER", default_value = "3h", value_parser = parse_duration)]
-    pub rollup_after: Duration,
-    /// Windows holding more samples than this (all services together) are drawn from
-    /// rollups.
-    #[arg(long, env = "PLOTQ_RAW_MAX_SAMPLES", default_value_t = 5_000_000)]
-    pub raw_max_samples: u64,
+    #[command(flatten)]
+    pub sources: SourceSettings,
+    /// A job's store read slower than this many milliseconds is logged as a warning.
+    #[arg(long, env = "PLOTQ_SLOW_QUERY_MS", default_value_t = 1_000)]
+    pub slow_query_ms: u64,
+    /// A job's render (drawing plus encoding) slower than this many milliseconds is
+    /// logged as a warning.
+    #[arg(long, env = "PLOTQ_SLOW_RENDER_MS", default_value_t = 2_000)]
+    pub slow_render_ms: u64,
 }
 
 impl WorkerSettings {
@@ -739,6 +827,20 @@ impl WorkerSettings {
         at_least(self.render_deadline_secs, 1, "PLOTQ_RENDER_DEADLINE_SECS")?;
         Ok(())
     }
+}
+
+/// What a window is read from (raw samples or rollups): the workers, and the api for
+/// `GET /api/v1/stats`, which must read as the workers do.
+#[derive(Debug, Args)]
+pub struct SourceSettings {
+    /// Windows longer than this (`<n>s|m|h|d`) are drawn from one-minute rollups (so are
+    /// windows reaching past the raw retention).
+    #[arg(long, env = "PLOTQ_ROLLUP_AFTER", default_value = "3h", value_parser = parse_duration)]
+    pub rollup_after: Duration,
+    /// Windows holding more samples than this (all services together) are drawn from
+    /// rollups.
+    #[arg(long, env = "PLOTQ_RAW_MAX_SAMPLES", default_value_t = 5_000_000)]
+    pub raw_max_samples: u64,
 }
 
 /// How long job states stay readable: every role that writes them.
@@ -1081,7 +1183,7 @@ mod tests {
         assert_eq!(args.workers, 3);
         // Role options belong after the role.
         assert!(Cli::try_parse_from(["plotq", "--no-demo", "api"]).is_err());
-        assert!(Cli::try_parse_from(["plotq", "worker", "--http-addr", "127.0.0.1:1"]).is_err());
+        assert!(Cli::try_parse_from(["plotq", "worker", "--no-demo"]).is_err());
     }
 
     /// Runs the test `name` (a path below this module) again in a child process with
@@ -1202,19 +1304,17 @@ mod tests {
     #[test]
     fn each_role_lists_only_its_settings() {
         let worker = help("worker");
-        for absent in [
-            "PLOTQ_TOKENS",
-            "PLOTQ_HTTP_ADDR",
-            "PLOTQ_NO_DEMO",
-            "--tokens",
-        ] {
+        for absent in ["PLOTQ_NO_DEMO", "PLOTQ_MAX_BODY_BYTES", "PLOTQ_EVENTS_URL"] {
             assert!(!worker.contains(absent), "worker help lists {absent}");
         }
+        // A worker serves health, readiness and metrics (tokens guard `/metrics`).
         for present in [
             "PLOTQ_PREFETCH",
             "PLOTQ_AMQP_URL",
             "PLOTQ_MONGODB_URL",
             "PLOTQ_REDIS_URL",
+            "PLOTQ_HTTP_ADDR",
+            "PLOTQ_TOKENS",
         ] {
             assert!(worker.contains(present), "worker help lacks {present}");
         }

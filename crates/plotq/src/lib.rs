@@ -10,5 +10,6 @@ pub mod demo;
 pub mod generator;
 pub mod loadgen;
 pub mod shutdown;
+pub mod tail;
 
 pub use app::{App, openapi_document, run};

@@ -72,8 +72,8 @@ pub(crate) fn dropped_note(dropped: usize) -> Option<String> {
 }
 
 /// Most buckets any grouping makes (callers ask for at most ~120); a structural bound
-/// whatever the window and width.
-pub(crate) const MAX_BUCKETS: usize = 4096;
+/// whatever the window and width (the domain's, shared with its rate buckets).
+pub(crate) const MAX_BUCKETS: usize = plotq_domain::series::MAX_BUCKETS;
 
 /// Samples grouped by time bucket: `values[starts[b]..starts[b + 1]]` are bucket `b`'s.
 pub(crate) struct Buckets {

@@ -14,12 +14,12 @@ use super::{Area, Buckets, YAxis, runs};
 use crate::axis;
 use crate::frame::{Ctx, chart_builder, draw_legend, draw_mesh, stroke, widest};
 use crate::{PlotData, RenderError, SeriesData, drawing_error};
-use plotq_domain::stats;
+use plotq_domain::{series, stats};
 use plotters::prelude::*;
 
 /// Buckets per plot, at most: about 60 (a minute each for an hour), fewer when narrow.
 fn max_buckets(ctx: &Ctx<'_>) -> usize {
-    ((ctx.spec.width as usize) / 12).clamp(10, 60)
+    series::max_time_buckets(ctx.spec.width)
 }
 
 type TimeChart<'a, DB> = ChartContext<'a, DB, Cartesian2d<axis::TickedAxis, YAxis>>;
@@ -233,18 +233,16 @@ pub(crate) fn throughput<DB: DrawingBackend>(
     data: &PlotData,
 ) -> Result<(), RenderError> {
     let s = &data.series[0];
-    let buckets = window_buckets(ctx, s);
-    let rates: Vec<(f64, f64)> = (0..buckets.len())
-        .map(|b| {
-            let (lo, hi) = buckets.covered(b, ctx.from_ms, ctx.until_ms);
-            let secs = ((hi - lo) as f64 / 1000.0).max(1e-3);
-            (
-                buckets.center_ms(b, ctx.from_ms, ctx.until_ms),
-                buckets.bucket(b).len() as f64 * s.weight / secs,
-            )
-        })
-        .collect();
-    let total: usize = buckets.values.len();
+    // The rates the statistics report as `peak_rate_per_s` (`plotq_domain::series`).
+    let buckets = series::bucket_rates(
+        &s.timestamps_ms,
+        s.weight,
+        ctx.from_ms,
+        ctx.until_ms,
+        axis::bucket_ms(span(ctx), max_buckets(ctx)),
+    );
+    let rates: Vec<(f64, f64)> = buckets.iter().map(|b| (b.center_ms(), b.per_s)).collect();
+    let total: usize = buckets.iter().map(|b| b.values).sum();
     if total == 0 {
         return Err(RenderError::NoData);
     }
@@ -285,16 +283,6 @@ pub(crate) fn throughput<DB: DrawingBackend>(
     )
 }
 
-/// Whether one sample counts as an error: a 5xx status code for status metrics, any
-/// non-zero value for flag metrics.
-pub(crate) fn is_error(metric: &str, value: f64) -> bool {
-    if metric.contains("status") {
-        (500.0..600.0).contains(&value)
-    } else {
-        value != 0.0
-    }
-}
-
 pub(crate) fn error_rate<DB: DrawingBackend>(
     root: &Area<'_, DB>,
     ctx: &Ctx<'_>,
@@ -310,7 +298,10 @@ pub(crate) fn error_rate<DB: DrawingBackend>(
             if values.is_empty() {
                 return None;
             }
-            let errors = values.iter().filter(|v| is_error(metric, **v)).count();
+            let errors = values
+                .iter()
+                .filter(|v| series::is_error(metric, **v))
+                .count();
             errors_total += errors;
             Some((
                 buckets.center_ms(b, ctx.from_ms, ctx.until_ms),

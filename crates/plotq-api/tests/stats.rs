@@ -1,0 +1,341 @@
+//! `GET /api/v1/stats` driven in-process (`oneshot`) over in-memory ports, behind the
+//! production edge: exact numbers per kind from known samples, the plot request's
+//! validation (422 naming the field), `404` for a window without samples, the read
+//! scope and service allowlists, the plot rate, and the route's place in the OpenAPI
+//! document.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use plotq_api::{ApiConfig, ApiDoc, ApiState, router};
+use plotq_domain::{MetricName, Sample, ServiceName};
+use plotq_http::auth::{hash_token, new_token};
+use plotq_http::{Auth, AuthConfig, Edge, EdgeConfig, Limits, LimitsConfig, harden};
+use plotq_ports::MetricStore;
+use plotq_ports::clock::now_ms;
+use plotq_ports::memory::{MemoryCache, MemoryQueue, MemoryStore, MemoryViews};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use tower::ServiceExt;
+use utoipa::OpenApi;
+
+struct App {
+    store: Arc<MemoryStore>,
+    router: axum::Router,
+}
+
+fn app_on(auth: AuthConfig, limits: LimitsConfig) -> App {
+    let store = Arc::new(MemoryStore::default());
+    let state = ApiState {
+        store: store.clone(),
+        queue: Arc::new(MemoryQueue::new(10)),
+        cache: Arc::new(MemoryCache::default()),
+        views: Arc::new(MemoryViews::default()),
+        config: ApiConfig::default(),
+    };
+    let edge = Edge {
+        auth: Auth::new(auth),
+        limits: Limits::new(limits),
+        config: EdgeConfig::default(),
+    };
+    App {
+        store,
+        router: harden(router(state), &edge),
+    }
+}
+
+fn app() -> App {
+    app_on(AuthConfig::open(), LimitsConfig::default())
+}
+
+/// `values` of `service`'s `metric`, one every 100 ms ending a second ago.
+async fn ingest(store: &MemoryStore, service: &str, metric: &str, values: &[f64]) {
+    let now = now_ms();
+    let n = values.len() as i64;
+    let samples: Vec<Sample> = values
+        .iter()
+        .enumerate()
+        .map(|(i, &value)| Sample {
+            service: ServiceName::parse(service).unwrap(),
+            metric: MetricName::parse(metric).unwrap(),
+            value,
+            timestamp_ms: now - 1_000 - (n - i as i64) * 100,
+        })
+        .collect();
+    store.insert(&samples, None).await.unwrap();
+}
+
+async fn get(router: &axum::Router, query: &str, token: Option<&str>) -> (StatusCode, Value) {
+    let mut request = Request::builder().uri(format!("/api/v1/stats{query}"));
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let response = router
+        .clone()
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn latency_numbers_are_exact() {
+    let app = app();
+    let values: Vec<f64> = (1..=100).map(f64::from).collect();
+    ingest(&app.store, "checkout", "latency_ms", &values).await;
+    let (status, body) = get(&app.router, "?service=checkout&window=15m", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["kind"], "histogram");
+    assert_eq!(body["services"], json!(["checkout"]));
+    assert_eq!(body["metric"], "latency_ms");
+    assert_eq!(body["range"], "last 15m");
+    assert_eq!(body["source"], json!({"kind": "exact"}));
+    assert_eq!(body["samples"], 100);
+    assert_eq!(
+        body["until_ms"].as_i64().unwrap() - body["from_ms"].as_i64().unwrap(),
+        900_000
+    );
+    let s = &body["stats"][0];
+    assert_eq!(
+        (&s["service"], &s["count"], &s["min"], &s["max"], &s["mean"]),
+        (
+            &json!("checkout"),
+            &json!(100),
+            &json!(1.0),
+            &json!(100.0),
+            &json!(50.5)
+        )
+    );
+    // numpy's linear interpolation: p50 of 1..=100 is 50.5, p95 is 95.05.
+    assert_eq!(s["p50"], 50.5);
+    assert!((s["p95"].as_f64().unwrap() - 95.05).abs() < 1e-9);
+    for extra in ["rate_per_s", "peak_rate_per_s", "codes", "error_ratio"] {
+        assert!(s.get(extra).is_none(), "{extra} in {s}");
+    }
+}
+
+#[tokio::test]
+async fn each_kind_adds_its_numbers_and_comparisons_list_every_service() {
+    let app = app();
+    ingest(&app.store, "checkout", "latency_ms", &[10.0; 600]).await;
+    ingest(&app.store, "payments", "latency_ms", &[30.0, 50.0]).await;
+    let codes: Vec<f64> = (0..100)
+        .map(|i| match i % 20 {
+            0 => 500.0,
+            1 => 503.0,
+            2 => 404.0,
+            _ => 200.0,
+        })
+        .collect();
+    ingest(&app.store, "checkout", "status_code", &codes).await;
+
+    let (status, body) = get(
+        &app.router,
+        "?kind=throughput&service=checkout&window=10m",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let s = &body["stats"][0];
+    assert_eq!(s["rate_per_s"], 1.0, "600 samples over 600 s");
+    // One a 100 ms: a whole 10 s bucket of the plot holds 100, 10 per second.
+    assert!(
+        (s["peak_rate_per_s"].as_f64().unwrap() - 10.0).abs() < 1e-9,
+        "{s}"
+    );
+
+    for kind in ["status_codes", "error_rate"] {
+        let (status, body) =
+            get(&app.router, &format!("?kind={kind}&service=checkout"), None).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["metric"], "status_code", "the kind's default metric");
+        let s = &body["stats"][0];
+        assert_eq!(s["codes"], json!({"200": 85, "404": 5, "500": 5, "503": 5}));
+        assert_eq!(s["error_ratio"], 0.1);
+        assert!(s.get("rate_per_s").is_none());
+    }
+
+    let (status, body) = get(
+        &app.router,
+        "?kind=cdf&services=checkout,payments,ghost&window=1h",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["services"], json!(["checkout", "payments", "ghost"]));
+    let stats = body["stats"].as_array().unwrap();
+    assert_eq!(
+        stats.len(),
+        2,
+        "services without samples are left out: {body}"
+    );
+    assert_eq!(
+        (&stats[1]["service"], &stats[1]["mean"]),
+        (&json!("payments"), &json!(40.0))
+    );
+}
+
+#[tokio::test]
+async fn absolute_ranges_are_read_like_plot_requests() {
+    let app = app();
+    ingest(&app.store, "checkout", "latency_ms", &[4.0, 8.0]).await;
+    let until = now_ms();
+    let from = until - 60_000;
+    let (status, body) = get(
+        &app.router,
+        &format!("?service=checkout&from={from}&until={until}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["from_ms"].as_i64(), body["until_ms"].as_i64()),
+        (Some(from), Some(until))
+    );
+    assert_eq!(body["stats"][0]["mean"], 6.0);
+}
+
+#[tokio::test]
+async fn bad_parameters_are_named_as_in_plot_requests() {
+    let app = app();
+    for (query, fields) in [
+        ("?kind=pie&service=checkout", vec!["/kind"]),
+        ("?service=bad%20name&window=1y", vec!["/service", "/window"]),
+        ("", vec!["/service"]),
+        ("?service=a&services=b", vec!["/services"]),
+        ("?kind=throughput&services=a,b", vec!["/services"]),
+        ("?service=a&window=10m&from=0", vec!["/window"]),
+        ("?service=a&from=yesterday", vec!["/from"]),
+    ] {
+        let (status, body) = get(&app.router, query, None).await;
+        assert_eq!(status, 422, "{query}: {body}");
+        assert_eq!(body["code"], "invalid_field");
+        let named: Vec<&str> = body["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["field"].as_str().unwrap())
+            .collect();
+        assert_eq!(named, fields, "{query}: {body}");
+    }
+    // The very words of the plot request's problem.
+    let (_, stats) = get(&app.router, "?service=a&window=1y", None).await;
+    let plot = plotq_domain::PlotSpec::parse(
+        &json!({"kind": "histogram", "service": "a", "window": "1y"}),
+        now_ms(),
+    )
+    .unwrap_err();
+    assert_eq!(stats["errors"][0]["problem"], plot.0[0].problem.as_str());
+    // Parameters a plot request does not have are refused, not ignored.
+    let (status, body) = get(&app.router, "?service=a&widht=3", None).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["errors"][0]["field"], "/widht", "{body}");
+}
+
+#[tokio::test]
+async fn no_samples_is_404_with_the_workers_words() {
+    let app = app();
+    let (status, body) = get(&app.router, "?service=ghost", None).await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["code"], "not_found");
+    assert_eq!(
+        body["detail"],
+        "no data for ghost/latency_ms in the last 10m"
+    );
+}
+
+#[tokio::test]
+async fn the_read_scope_the_callers_services_and_the_plot_rate_apply() {
+    let (ingest_only, reader, tenant) = (new_token(), new_token(), new_token());
+    let lines = format!(
+        "{} scopes=ingest name=ingest\n{} scopes=read name=reader\n{} scopes=read services=team-a-* name=tenant",
+        hash_token(&ingest_only),
+        hash_token(&reader),
+        hash_token(&tenant),
+    );
+    let auth = AuthConfig {
+        tokens: plotq_http::auth::parse_tokens(&lines).unwrap(),
+        ..AuthConfig::open()
+    };
+    let limits = LimitsConfig {
+        plot_requests_per_sec: 1,
+        plot_burst: 3,
+        ..LimitsConfig::default()
+    };
+    let app = app_on(auth, limits);
+    ingest(&app.store, "team-a-web", "latency_ms", &[1.0]).await;
+    assert_eq!(get(&app.router, "?service=team-a-web", None).await.0, 401);
+    assert_eq!(
+        get(&app.router, "?service=team-a-web", Some(&ingest_only))
+            .await
+            .0,
+        403
+    );
+    let (status, body) = get(
+        &app.router,
+        "?kind=cdf&services=team-a-web,other",
+        Some(&tenant),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["errors"][0]["field"], "/services/1");
+    assert_eq!(
+        get(&app.router, "?service=team-a-web", Some(&tenant))
+            .await
+            .0,
+        200
+    );
+    // The reader's burst of three plot requests, then its rate.
+    for _ in 0..3 {
+        assert_eq!(
+            get(&app.router, "?service=team-a-web", Some(&reader))
+                .await
+                .0,
+            200
+        );
+    }
+    let (status, body) = get(&app.router, "?service=team-a-web", Some(&reader)).await;
+    assert_eq!(status, 429, "{body}");
+}
+
+#[test]
+fn the_route_is_documented_with_every_answer() {
+    let doc: Value = serde_json::from_str(&ApiDoc::openapi().to_json().unwrap()).unwrap();
+    let op = &doc["paths"]["/api/v1/stats"]["get"];
+    let statuses: Vec<&str> = op["responses"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(statuses, ["200", "401", "403", "404", "422", "429", "503"]);
+    let params: Vec<&str> = op["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        params,
+        [
+            "kind", "service", "services", "metric", "window", "from", "until", "ticket"
+        ]
+    );
+    let stats = &doc["components"]["schemas"]["SeriesStatsDoc"]["properties"];
+    for member in [
+        "count",
+        "mean",
+        "rate_per_s",
+        "peak_rate_per_s",
+        "codes",
+        "error_ratio",
+    ] {
+        assert!(stats.get(member).is_some(), "{member}");
+    }
+    assert!(doc["components"]["schemas"]["TimingsDoc"]["properties"]["queue_wait"].is_object());
+}

@@ -1,0 +1,267 @@
+//! What a plot's series say besides their distribution: samples per second over the
+//! plot's time buckets, counts per HTTP status code, and the share of errors; and which
+//! of these each plot kind's statistics carry ([`Extras`]).
+//!
+//! One definition for everyone who needs them: the renderer draws throughput from
+//! [`bucket_rates`] and error rates with [`is_error`], and the statistics a job state,
+//! a `plot.ready` event and `GET /api/v1/stats` report are computed with the same
+//! functions over the same data, so the numbers beside a plot are the plot's numbers.
+//!
+//! Time buckets: the window `[from, until]` (inclusive) is cut at multiples of a
+//! calendar-friendly width ([`time_step`]) chosen so that a plot `width` pixels wide has
+//! at most [`max_time_buckets`] of them (about a minute each for an hour). Bucket counts
+//! are bounded ([`MAX_BUCKETS`]) and no arithmetic overflows, for any window.
+
+use crate::plot::PlotKind;
+use crate::rollup::{Rollup, status_code};
+use std::collections::BTreeMap;
+
+/// Candidate time steps in milliseconds (ticks and buckets), all calendar-friendly.
+const TIME_STEPS_MS: &[i64] = &[
+    1_000, 2_000, 5_000, 10_000, 15_000, 30_000, 60_000, 120_000, 300_000, 600_000, 900_000,
+    1_800_000, 3_600_000, 7_200_000, 10_800_000, 21_600_000, 43_200_000, 86_400_000,
+];
+
+/// Most buckets any grouping makes (callers ask for at most ~120); a structural bound
+/// whatever the window and width.
+pub const MAX_BUCKETS: usize = 4096;
+
+/// The smallest calendar-friendly step that cuts `span_ms` into at most `max` pieces
+/// (whole days past a day); positive for any input.
+pub fn time_step(span_ms: i64, max: usize) -> i64 {
+    let span_ms = span_ms.max(0);
+    let max = i64::try_from(max.max(1)).unwrap_or(i64::MAX);
+    TIME_STEPS_MS
+        .iter()
+        .copied()
+        .find(|s| span_ms / s <= max)
+        .unwrap_or_else(|| {
+            let day = 86_400_000;
+            (span_ms / max / day + 1).saturating_mul(day)
+        })
+}
+
+/// Time buckets a plot `width_px` wide draws, at most: about 60 (a minute each for an
+/// hour), fewer when narrow.
+pub fn max_time_buckets(width_px: u32) -> usize {
+    (width_px as usize / 12).clamp(10, 60)
+}
+
+/// The bucket width of a time plot `width_px` wide over `span_ms`.
+pub fn time_bucket_ms(span_ms: i64, width_px: u32) -> i64 {
+    time_step(span_ms, max_time_buckets(width_px))
+}
+
+/// One time bucket's samples per second.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateBucket {
+    /// The part of the bucket inside the window, epoch ms (the first and last bucket may
+    /// be partial).
+    pub lo_ms: i64,
+    pub hi_ms: i64,
+    /// Values of the series in the bucket (each standing for `weight` samples).
+    pub values: usize,
+    /// Samples per second over the covered part.
+    pub per_s: f64,
+}
+
+impl RateBucket {
+    /// The middle of the covered part, where a plot draws the bucket's point.
+    pub fn center_ms(&self) -> f64 {
+        (i128::from(self.lo_ms) + i128::from(self.hi_ms)) as f64 / 2.0
+    }
+}
+
+/// The samples per second of each bucket of width `width_ms` over the inclusive window
+/// `[from, until]`: a value at `timestamps[i]` stands for `weight` samples (1 for raw
+/// samples, more for rollup stand-ins); values outside the window are left out. At most
+/// [`MAX_BUCKETS`] buckets, at least one.
+pub fn bucket_rates(
+    timestamps: &[i64],
+    weight: f64,
+    from_ms: i64,
+    until_ms: i64,
+    width_ms: i64,
+) -> Vec<RateBucket> {
+    let width_ms = width_ms.max(1);
+    let origin_ms = from_ms
+        .div_euclid(width_ms)
+        .checked_mul(width_ms)
+        .unwrap_or(from_ms);
+    // `ts - origin` for `origin <= ts` always fits a u64 (the difference of two i64).
+    let offset = |ts: i64| ts.wrapping_sub(origin_ms) as u64;
+    let n_buckets = if until_ms >= origin_ms {
+        offset(until_ms)
+            .div_ceil(width_ms as u64)
+            .clamp(1, MAX_BUCKETS as u64) as usize
+    } else {
+        1
+    };
+    let mut counts = vec![0usize; n_buckets];
+    for &ts in timestamps {
+        if ts >= from_ms && ts <= until_ms {
+            counts[(offset(ts) / width_ms as u64).min(n_buckets as u64 - 1) as usize] += 1;
+        }
+    }
+    counts
+        .into_iter()
+        .enumerate()
+        .map(|(b, values)| {
+            let b = i64::try_from(b).unwrap_or(i64::MAX);
+            let start = origin_ms.saturating_add(b.saturating_mul(width_ms));
+            let (lo_ms, hi_ms) = (
+                start.max(from_ms),
+                start.saturating_add(width_ms).min(until_ms),
+            );
+            let secs = (hi_ms.saturating_sub(lo_ms) as f64 / 1000.0).max(1e-3);
+            RateBucket {
+                lo_ms,
+                hi_ms,
+                values,
+                per_s: values as f64 * weight / secs,
+            }
+        })
+        .collect()
+}
+
+/// `count` samples over the window `[from, until]`, per second (0 for an empty window).
+pub fn mean_rate(count: u64, from_ms: i64, until_ms: i64) -> f64 {
+    let secs = until_ms.saturating_sub(from_ms).max(0) as f64 / 1000.0;
+    if secs > 0.0 { count as f64 / secs } else { 0.0 }
+}
+
+/// Whether one sample counts as an error: a 5xx status code for status metrics (the
+/// metric's name contains `status`), any non-zero value for flag metrics.
+pub fn is_error(metric: &str, value: f64) -> bool {
+    if is_status_metric(metric) {
+        (500.0..600.0).contains(&value)
+    } else {
+        value != 0.0
+    }
+}
+
+fn is_status_metric(metric: &str) -> bool {
+    metric.contains("status")
+}
+
+/// Counts of the values that are HTTP status codes (whole numbers 100–599).
+pub fn code_counts(values: &[f64]) -> BTreeMap<u16, u64> {
+    let mut codes = BTreeMap::new();
+    for &v in values {
+        if let Some(code) = status_code(v) {
+            *codes.entry(code).or_default() += 1;
+        }
+    }
+    codes
+}
+
+/// How many of `values` are errors ([`is_error`]).
+pub fn error_count(metric: &str, values: &[f64]) -> u64 {
+    values.iter().filter(|v| is_error(metric, **v)).count() as u64
+}
+
+/// How many of a rollup's samples are errors: its 5xx codes for status metrics, its
+/// non-zero values for flag metrics (both exact).
+pub fn rollup_error_count(metric: &str, rollup: &Rollup) -> u64 {
+    if is_status_metric(metric) {
+        rollup.codes.range(500..=599).map(|(_, n)| n).sum()
+    } else {
+        rollup.count - rollup.zeros
+    }
+}
+
+/// The numbers a kind's statistics carry besides count, mean, extremes and percentiles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Extras {
+    /// Latency kinds: nothing more.
+    None,
+    /// Throughput: the mean and peak samples per second.
+    Rates,
+    /// Status codes and error rate: counts per code and the error share.
+    Codes,
+}
+
+impl Extras {
+    pub fn of(kind: PlotKind) -> Self {
+        match kind {
+            PlotKind::Throughput => Extras::Rates,
+            PlotKind::StatusCodes | PlotKind::ErrorRate => Extras::Codes,
+            PlotKind::Histogram
+            | PlotKind::LatencyTimeseries
+            | PlotKind::Heatmap
+            | PlotKind::Cdf => Extras::None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_are_per_covered_second_and_weighted() {
+        // A minute's window in 10 s buckets: 20 samples in the first, 5 in the last.
+        let mut ts: Vec<i64> = (0..20).map(|i| 60_000 + i * 100).collect();
+        ts.extend((0..5).map(|i| 115_000 + i * 1_000));
+        ts.push(59_999); // before the window: left out
+        let buckets = bucket_rates(&ts, 1.0, 60_000, 120_000, 10_000);
+        assert_eq!(buckets.len(), 6);
+        assert_eq!(buckets[0].values, 20);
+        assert_eq!(buckets[0].per_s, 2.0);
+        // The sample at `until` belongs to the last bucket (the window is inclusive).
+        assert_eq!(buckets[5].values, 5);
+        assert_eq!((buckets[5].lo_ms, buckets[5].hi_ms), (110_000, 120_000));
+        let weighted = bucket_rates(&ts, 10.0, 60_000, 120_000, 10_000);
+        assert_eq!(weighted[0].per_s, 20.0);
+        assert_eq!(mean_rate(25, 60_000, 120_000), 25.0 / 60.0);
+        assert_eq!(mean_rate(25, 60_000, 60_000), 0.0);
+    }
+
+    #[test]
+    fn rate_buckets_are_bounded_at_the_ends_of_time() {
+        for (from, until, width) in [
+            (i64::MIN, i64::MAX, 1),
+            (i64::MIN, i64::MAX, i64::MAX),
+            (i64::MAX, i64::MIN, 1_000),
+            (0, 0, 0),
+        ] {
+            let b = bucket_rates(&[i64::MIN, 0, i64::MAX], 1.0, from, until, width);
+            assert!((1..=MAX_BUCKETS).contains(&b.len()));
+            assert!(b.iter().all(|b| b.per_s.is_finite() && b.per_s >= 0.0));
+        }
+    }
+
+    #[test]
+    fn bucket_widths_follow_the_plot_width() {
+        assert_eq!(max_time_buckets(1000), 60);
+        assert_eq!(max_time_buckets(200), 16);
+        assert_eq!(time_bucket_ms(3_600_000, 1000), 60_000);
+        assert_eq!(time_bucket_ms(600_000, 1000), 10_000);
+        assert_eq!(time_step(-5, 0), 1_000);
+    }
+
+    #[test]
+    fn codes_and_errors() {
+        let values = [200.0, 200.0, 503.0, 500.0, 404.0, 200.5, 42.0];
+        assert_eq!(
+            code_counts(&values),
+            BTreeMap::from([(200, 2), (404, 1), (500, 1), (503, 1)])
+        );
+        assert_eq!(error_count("status_code", &values), 2);
+        assert_eq!(error_count("failed", &[0.0, 1.0, 0.0, 2.0]), 2);
+        let rollup = Rollup::of(&values);
+        assert_eq!(rollup_error_count("status_code", &rollup), 2);
+        assert_eq!(
+            rollup_error_count("failed", &Rollup::of(&[0.0, 1.0, 0.0])),
+            1
+        );
+    }
+
+    #[test]
+    fn extras_by_kind() {
+        assert_eq!(Extras::of(PlotKind::Throughput), Extras::Rates);
+        assert_eq!(Extras::of(PlotKind::ErrorRate), Extras::Codes);
+        assert_eq!(Extras::of(PlotKind::StatusCodes), Extras::Codes);
+        assert_eq!(Extras::of(PlotKind::Histogram), Extras::None);
+    }
+}

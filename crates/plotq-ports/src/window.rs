@@ -1,0 +1,461 @@
+//! Reading a plot's window from the store, for the worker (which draws it) and the api's
+//! `GET /api/v1/stats` (which reports its numbers): one path, so a job's statistics and
+//! the synchronous ones agree.
+//!
+//! `SourcePolicy` decides raw samples or minute rollups: windows longer than
+//! `rollup_after`, reaching past the raw retention, or holding more than
+//! `raw_max_samples` (counted from the rollups, which are read first: one document a
+//! minute) are read from the rollups, each series as at most `rollup_budget` stand-in
+//! values (`Rollup::stand_ins`) that each count for `weight` samples. The work of a read
+//! is bounded by the policy: at most `raw_max_samples` raw samples, else the window's
+//! minutes.
+//!
+//! `read_window` returns plain data — per series its timestamps, values and weight; the
+//! source; the exact sample count; the documents read; and each service's statistics
+//! (`SeriesStats`, with the extras of the spec's kind: `series::Extras`) computed from
+//! what was read: exact from raw samples, from the merged rollups otherwise (counts,
+//! extremes, mean and codes exact, percentiles within the rollups' accuracy), rates over
+//! the plot's own time buckets.
+
+use crate::clock::now_ms;
+use crate::{MetricStore, PortError, PortResult, Rollups, SeriesQuery};
+use plotq_domain::rollup::{ROLLUP_MS, Rollup};
+use plotq_domain::series::{self, Extras};
+use plotq_domain::{DataSource, PlotKind, PlotSpec, SeriesStats};
+use std::time::Duration;
+
+/// When a window is read from one-minute rollups instead of raw samples: windows longer
+/// than `rollup_after`, windows reaching past the raw retention, and windows whose
+/// rollups count more than `raw_max_samples` samples (all services together).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourcePolicy {
+    pub rollup_after: Duration,
+    pub raw_retention: Duration,
+    pub raw_max_samples: u64,
+    /// Stand-in values per series drawn from rollups (bounds a render's memory).
+    pub rollup_budget: usize,
+}
+
+impl Default for SourcePolicy {
+    fn default() -> Self {
+        Self {
+            rollup_after: Duration::from_secs(3 * 3600),
+            raw_retention: Duration::from_secs(48 * 3600),
+            raw_max_samples: 5_000_000,
+            rollup_budget: 250_000,
+        }
+    }
+}
+
+/// One service's part of a window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesWindow {
+    pub service: String,
+    /// Epoch milliseconds parallel to `values`; empty for raw reads of kinds that need
+    /// no time.
+    pub timestamps_ms: Vec<i64>,
+    pub values: Vec<f64>,
+    /// Samples each value stands for: 1 for raw samples, more for rollup stand-ins.
+    pub weight: f64,
+}
+
+/// What a window read found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowRead {
+    /// The window, inclusive at both ends.
+    pub from_ms: i64,
+    pub until_ms: i64,
+    /// One per service of the spec, in its order (empty `values` for a service without
+    /// samples).
+    pub series: Vec<SeriesWindow>,
+    pub source: DataSource,
+    /// The exact number of samples (rollups count whole minutes at the window's ends).
+    pub samples: u64,
+    /// Stored documents (chunks and rollups) read.
+    pub documents: u64,
+    /// Each service's numbers, services without samples left out.
+    pub stats: Vec<SeriesStats>,
+}
+
+impl WindowRead {
+    /// Whether no service has a sample in the window.
+    pub fn is_empty(&self) -> bool {
+        self.series.iter().all(|s| s.values.is_empty())
+    }
+}
+
+/// Reads `spec`'s services over `[from_ms, until_ms]` (raw or rollups, by `policy`) and
+/// computes their statistics.
+pub async fn read_window(
+    store: &dyn MetricStore,
+    policy: &SourcePolicy,
+    spec: &PlotSpec,
+    from_ms: i64,
+    until_ms: i64,
+) -> PortResult<WindowRead> {
+    let queries: Vec<SeriesQuery<'_>> = spec
+        .services
+        .iter()
+        .map(|service| SeriesQuery {
+            service: service.as_str(),
+            metric: spec.metric.as_str(),
+            from_ms,
+            until_ms,
+            with_timestamps: spec.kind.needs_timestamps(),
+        })
+        .collect();
+    let window_ms = until_ms.saturating_sub(from_ms);
+    let raw_horizon = now_ms().saturating_sub(policy.raw_retention.as_millis() as i64);
+    // The rollups also count the window's samples cheaply (one document a minute).
+    let mut rollups = Vec::with_capacity(queries.len());
+    for q in &queries {
+        rollups.push(store.rollups(q).await?);
+    }
+    let estimated: u64 = rollups
+        .iter()
+        .flat_map(|r| r.minutes.iter().map(|(_, m)| m.count))
+        .sum();
+    let mut documents: u64 = rollups.iter().map(|r| r.docs_read).sum();
+    let by_rollups = window_ms > policy.rollup_after.as_millis() as i64
+        || from_ms < raw_horizon
+        || estimated > policy.raw_max_samples;
+    let stats_of = Stats {
+        kind: spec.kind,
+        metric: spec.metric.as_str().to_owned(),
+        width: spec.width,
+        from_ms,
+        until_ms,
+    };
+    let mut series = Vec::with_capacity(queries.len());
+    let mut total = 0u64;
+    if by_rollups {
+        let mut stats = Vec::new();
+        for (q, read) in queries.iter().zip(&rollups) {
+            let (stand_in, samples) = stand_ins(q.service, read, policy.rollup_budget);
+            total += samples;
+            let merged = Rollup::merged(read.minutes.iter().map(|(_, r)| r));
+            stats.extend(stats_of.rollups(q.service, &merged, &stand_in));
+            series.push(stand_in);
+        }
+        return Ok(WindowRead {
+            from_ms,
+            until_ms,
+            series,
+            source: DataSource::minute_rollups(),
+            samples: total,
+            documents,
+            stats,
+        });
+    }
+    for q in &queries {
+        let points = store.points(q).await?;
+        documents += points.chunks_read;
+        total += points.values.len() as u64;
+        let raw = SeriesWindow {
+            service: q.service.to_owned(),
+            timestamps_ms: points.timestamps_ms,
+            values: points.values,
+            weight: 1.0,
+        };
+        series.push(raw);
+    }
+    let stats = if total > STATS_ON_THE_REACTOR {
+        // Linear passes over millions of values: off the reactor, as renders are.
+        let (back, stats) = match tokio::task::spawn_blocking(move || {
+            let stats = series.iter().filter_map(|s| stats_of.raw(s)).collect();
+            (series, stats)
+        })
+        .await
+        {
+            Ok(done) => done,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // The runtime is shutting down: the job is tried again elsewhere.
+            Err(_) => {
+                return Err(PortError::unavailable(
+                    "store",
+                    "reading the window was cancelled (shutting down)",
+                ));
+            }
+        };
+        series = back;
+        stats
+    } else {
+        series.iter().filter_map(|s| stats_of.raw(s)).collect()
+    };
+    Ok(WindowRead {
+        from_ms,
+        until_ms,
+        series,
+        source: DataSource::Exact,
+        samples: total,
+        documents,
+        stats,
+    })
+}
+
+/// Why a window with no samples has no plot (and no statistics), e.g. `no data for
+/// checkout/latency_ms in the last 10m`: the worker's failure and the api's `404` alike.
+pub fn no_data(spec: &PlotSpec) -> String {
+    let services: Vec<&str> = spec.services.iter().map(|s| s.as_str()).collect();
+    format!(
+        "no data for {}/{} in the {}",
+        services.join(","),
+        spec.metric,
+        spec.range.label()
+    )
+}
+
+/// Raw samples (all series together) up to which statistics are computed on the async
+/// task that read them; above, on the blocking pool.
+const STATS_ON_THE_REACTOR: u64 = 100_000;
+
+/// The statistics of one spec's series over its window: what of the spec they need.
+struct Stats {
+    kind: PlotKind,
+    metric: String,
+    /// The plot's width in pixels, which sets its time buckets.
+    width: u32,
+    from_ms: i64,
+    until_ms: i64,
+}
+
+impl Stats {
+    /// Of raw samples: every number exact.
+    fn raw(&self, s: &SeriesWindow) -> Option<SeriesStats> {
+        let summary = plotq_domain::stats::summarize(&s.values)?;
+        let base = SeriesStats::of(&s.service, &summary);
+        Some(match Extras::of(self.kind) {
+            Extras::None => base,
+            Extras::Rates => self.with_rates(base, s),
+            Extras::Codes => base.with_codes(
+                series::code_counts(&s.values),
+                series::error_count(&self.metric, &s.values),
+            ),
+        })
+    }
+
+    /// Of rollups: from their merge, and the peak rate from the stand-ins drawn.
+    fn rollups(&self, service: &str, merged: &Rollup, drawn: &SeriesWindow) -> Option<SeriesStats> {
+        let base = SeriesStats::of(service, &merged.summary()?);
+        Some(match Extras::of(self.kind) {
+            Extras::None => base,
+            Extras::Rates => self.with_rates(base, drawn),
+            Extras::Codes => base.with_codes(
+                merged.codes.clone(),
+                series::rollup_error_count(&self.metric, merged),
+            ),
+        })
+    }
+
+    /// Samples per second over the window, and the peak over the plot's time buckets
+    /// (those a throughput plot of the spec's width draws).
+    fn with_rates(&self, base: SeriesStats, s: &SeriesWindow) -> SeriesStats {
+        let span = self.until_ms.saturating_sub(self.from_ms).max(0);
+        let width = series::time_bucket_ms(span, self.width);
+        let buckets = series::bucket_rates(
+            &s.timestamps_ms,
+            s.weight,
+            self.from_ms,
+            self.until_ms,
+            width,
+        );
+        // A partial bucket at either end (the window need not start or end on a bucket
+        // boundary) covering under half a bucket says little: a single sample in a
+        // sliver of a bucket would read as a burst. The peak counts it only when no
+        // bucket covers more.
+        let rate = |b: &series::RateBucket| b.per_s;
+        let covered = |b: &&series::RateBucket| b.hi_ms.saturating_sub(b.lo_ms) * 2 >= width;
+        let peak = buckets
+            .iter()
+            .filter(covered)
+            .map(rate)
+            .reduce(f64::max)
+            .unwrap_or_else(|| buckets.iter().map(rate).fold(0.0, f64::max));
+        let mean = series::mean_rate(base.count, self.from_ms, self.until_ms);
+        base.with_rates(mean, peak)
+    }
+}
+
+/// At most about `budget` stand-in values for the minutes' samples, each minute's
+/// spread over its minute (in an order that does not follow their values), all of one
+/// weight; and the exact number of samples they stand for.
+fn stand_ins(service: &str, read: &Rollups, budget: usize) -> (SeriesWindow, u64) {
+    let total: u64 = read.minutes.iter().map(|(_, r)| r.count).sum();
+    let weight = (total as f64 / budget.max(1) as f64).max(1.0);
+    let mut data = SeriesWindow {
+        service: service.to_owned(),
+        timestamps_ms: Vec::new(),
+        values: Vec::new(),
+        weight,
+    };
+    for (minute, rollup) in &read.minutes {
+        let values = rollup.stand_ins(weight);
+        let k = values.len().max(1) as i64;
+        for (j, v) in values.into_iter().enumerate() {
+            // A stride coprime with most k scatters the sorted values over the minute.
+            let slot = (j as i64 * 7_919) % k;
+            data.timestamps_ms.push(minute + slot * ROLLUP_MS / k);
+            data.values.push(v);
+        }
+    }
+    (data, total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::MemoryStore;
+    use plotq_domain::{MetricName, PlotKind, Sample, ServiceName, TimeRange, Window};
+
+    fn spec(kind: PlotKind, service: &str, window: &str) -> PlotSpec {
+        let mut spec = PlotSpec::new(kind, ServiceName::parse(service).unwrap());
+        spec.range = TimeRange::Last(Window::parse(window).unwrap());
+        spec
+    }
+
+    async fn store_with(metric: &str, values: &[(i64, f64)]) -> MemoryStore {
+        let store = MemoryStore::default();
+        let samples: Vec<Sample> = values
+            .iter()
+            .map(|&(timestamp_ms, value)| Sample {
+                service: ServiceName::parse("checkout").unwrap(),
+                metric: MetricName::parse(metric).unwrap(),
+                value,
+                timestamp_ms,
+            })
+            .collect();
+        store.insert(&samples, None).await.unwrap();
+        store
+    }
+
+    #[tokio::test]
+    async fn raw_windows_give_exact_numbers_per_kind() {
+        let now = now_ms();
+        // 600 latencies over the last minute: 1..=600 ms.
+        let latencies: Vec<(i64, f64)> = (0..600)
+            .map(|i| (now - 60_000 + i * 100, (i + 1) as f64))
+            .collect();
+        let store = store_with("latency_ms", &latencies).await;
+        let policy = SourcePolicy::default();
+        let s = spec(PlotKind::Histogram, "checkout", "10m");
+        let (from, until) = s.range.resolve(now);
+        let read = read_window(&store, &policy, &s, from, until).await.unwrap();
+        assert_eq!((read.source, read.samples), (DataSource::Exact, 600));
+        assert_eq!(
+            read.series[0].timestamps_ms.len(),
+            0,
+            "a histogram needs no time"
+        );
+        let st = &read.stats[0];
+        assert_eq!(
+            (st.count, st.min, st.max, st.mean),
+            (600, 1.0, 600.0, 300.5)
+        );
+        assert_eq!((st.rate_per_s, st.codes.as_ref()), (None, None));
+        // Throughput: 600 samples over a 10-minute window is 1/s on average; the
+        // minute's 10 s buckets hold 100 samples each: 10/s.
+        let t = spec(PlotKind::Throughput, "checkout", "10m");
+        let read = read_window(&store, &policy, &t, from, until).await.unwrap();
+        let st = &read.stats[0];
+        assert_eq!(st.rate_per_s, Some(1.0));
+        assert!((st.peak_rate_per_s.unwrap() - 10.0).abs() < 1e-9, "{st:?}");
+        assert_eq!(read.series[0].timestamps_ms.len(), 600);
+    }
+
+    #[tokio::test]
+    async fn large_windows_give_the_same_numbers_off_the_reactor() {
+        let now = now_ms();
+        let n = STATS_ON_THE_REACTOR as i64 + 20_000;
+        let latencies: Vec<(i64, f64)> = (0..n)
+            .map(|i| (now - 500_000 + i * 4, (i % 1_000) as f64))
+            .collect();
+        let store = store_with("latency_ms", &latencies).await;
+        let s = spec(PlotKind::Histogram, "checkout", "10m");
+        let (from, until) = s.range.resolve(now);
+        let read = read_window(&store, &SourcePolicy::default(), &s, from, until)
+            .await
+            .unwrap();
+        assert_eq!((read.source, read.samples), (DataSource::Exact, n as u64));
+        assert_eq!(
+            read.series[0].values.len(),
+            n as usize,
+            "the series come back"
+        );
+        let st = &read.stats[0];
+        assert_eq!((st.count, st.min, st.max), (n as u64, 0.0, 999.0));
+    }
+
+    #[tokio::test]
+    async fn status_kinds_count_codes_and_errors() {
+        let now = now_ms();
+        let codes: Vec<(i64, f64)> = (0..100)
+            .map(|i| {
+                let code = match i % 10 {
+                    0 => 503.0,
+                    1 => 404.0,
+                    _ => 200.0,
+                };
+                (now - 30_000 + i * 100, code)
+            })
+            .collect();
+        let store = store_with("status_code", &codes).await;
+        let policy = SourcePolicy::default();
+        for kind in [PlotKind::StatusCodes, PlotKind::ErrorRate] {
+            let s = spec(kind, "checkout", "10m");
+            let (from, until) = s.range.resolve(now);
+            let read = read_window(&store, &policy, &s, from, until).await.unwrap();
+            let st = &read.stats[0];
+            assert_eq!(
+                st.codes.as_ref().unwrap(),
+                &std::collections::BTreeMap::from([(200, 80), (404, 10), (503, 10)])
+            );
+            assert_eq!(st.error_ratio, Some(0.1), "{kind:?}");
+            assert_eq!(st.rate_per_s, None);
+        }
+        // From rollups (a window over the rollup threshold): the same counts, exactly.
+        let policy = SourcePolicy {
+            rollup_after: Duration::from_secs(60),
+            ..SourcePolicy::default()
+        };
+        let s = spec(PlotKind::StatusCodes, "checkout", "10m");
+        let (from, until) = s.range.resolve(now);
+        let read = read_window(&store, &policy, &s, from, until).await.unwrap();
+        assert_eq!(read.source, DataSource::minute_rollups());
+        let st = &read.stats[0];
+        assert_eq!(st.count, 100);
+        assert_eq!(st.codes.as_ref().unwrap()[&200], 80);
+        assert_eq!(st.error_ratio, Some(0.1));
+    }
+
+    #[tokio::test]
+    async fn rollup_windows_keep_exact_counts_and_extremes() {
+        let now = now_ms();
+        let latencies: Vec<(i64, f64)> = (0..1_000)
+            .map(|i| (now - 120_000 + i * 100, 1.0 + (i % 100) as f64))
+            .collect();
+        let store = store_with("latency_ms", &latencies).await;
+        let policy = SourcePolicy {
+            rollup_after: Duration::from_secs(60),
+            rollup_budget: 100,
+            ..SourcePolicy::default()
+        };
+        let s = spec(PlotKind::Throughput, "checkout", "10m");
+        let (from, until) = s.range.resolve(now);
+        let read = read_window(&store, &policy, &s, from, until).await.unwrap();
+        assert_eq!(read.source, DataSource::minute_rollups());
+        assert_eq!(read.samples, 1_000);
+        let st = &read.stats[0];
+        assert_eq!((st.count, st.min, st.max), (1_000, 1.0, 100.0));
+        assert!((st.mean - 50.5).abs() < 1e-9);
+        // At most about the budget of stand-ins, each standing for ten samples.
+        assert!(read.series[0].values.len() <= 110);
+        assert_eq!(read.series[0].weight, 10.0);
+        assert!(st.rate_per_s.unwrap() > 0.0 && st.peak_rate_per_s.unwrap() > 0.0);
+        // A service without samples has no stats, and the read says it is empty.
+        let ghost = spec(PlotKind::Histogram, "ghost", "10m");
+        let read = read_window(&store, &policy, &ghost, from, until)
+            .await
+            .unwrap();
+        assert!(read.is_empty() && read.stats.is_empty());
+    }
+}
