@@ -280,16 +280,7 @@ pub(crate) async fn request_plot(
     caller.require(Scope::Read)?;
     let body = read_json(&headers, body)?;
     let spec = PlotSpec::parse(&body, now_ms()).map_err(Problem::invalid)?;
-    let denied: Vec<FieldError> = spec
-        .services
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| !caller.may_use_service(s.as_str()))
-        .map(|(i, s)| FieldError::new(format!("/services/{i}"), s.to_string()))
-        .collect();
-    if !denied.is_empty() {
-        return Err(forbidden_services(denied));
-    }
+    may_read_services(&caller, &spec)?;
     limits.check_plot(&caller.limit_key)?;
     let job = JobState::queued(JobId::issued_at(now_ms()), spec, now_ms());
     let claim = match single_flight(&state, &job).await? {
@@ -490,6 +481,22 @@ pub(crate) async fn plot_status(
         }
     }
     Ok(axum::Json(state_body(&job)).into_response())
+}
+
+/// `403` naming each of the spec's services the caller may not read.
+pub(crate) fn may_read_services(caller: &Caller, spec: &PlotSpec) -> Result<(), Problem> {
+    let denied: Vec<FieldError> = spec
+        .services
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| !caller.may_use_service(s.as_str()))
+        .map(|(i, s)| FieldError::new(format!("/services/{i}"), s.to_string()))
+        .collect();
+    if denied.is_empty() {
+        Ok(())
+    } else {
+        Err(forbidden_services(denied))
+    }
 }
 
 /// The `Server-Timing` part of a job stage (`job-queue-wait`, …).

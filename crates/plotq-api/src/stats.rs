@@ -16,7 +16,7 @@
 //! not_found` with the worker's "no data for …" words; services without samples are
 //! left out of `stats`, as in a job state.
 
-use crate::routes::{ApiState, forbidden_services};
+use crate::routes::{ApiState, may_read_services};
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Extension, Query, State};
@@ -167,16 +167,7 @@ pub(crate) async fn stats(
     query.refuse_unknown()?;
     let now = now_ms();
     let spec = PlotSpec::parse(&query.as_plot_request(), now).map_err(Problem::invalid)?;
-    let denied: Vec<FieldError> = spec
-        .services
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| !caller.may_use_service(s.as_str()))
-        .map(|(i, s)| FieldError::new(format!("/services/{i}"), s.to_string()))
-        .collect();
-    if !denied.is_empty() {
-        return Err(forbidden_services(denied));
-    }
+    may_read_services(&caller, &spec)?;
     limits.check_plot(&caller.limit_key)?;
     let _slot = tokio::time::timeout(
         STATS_SLOT_WAIT,

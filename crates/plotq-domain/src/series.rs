@@ -83,24 +83,17 @@ pub fn bucket_rates(
     until_ms: i64,
     width_ms: i64,
 ) -> Vec<RateBucket> {
-    let width_ms = width_ms.max(1);
-    let origin_ms = from_ms
-        .div_euclid(width_ms)
-        .checked_mul(width_ms)
-        .unwrap_or(from_ms);
-    // `ts - origin` for `origin <= ts` always fits a u64 (the difference of two i64).
-    let offset = |ts: i64| ts.wrapping_sub(origin_ms) as u64;
-    let n_buckets = if until_ms >= origin_ms {
-        offset(until_ms)
-            .div_ceil(width_ms as u64)
-            .clamp(1, MAX_BUCKETS as u64) as usize
-    } else {
-        1
-    };
+    let grid = BucketGrid::new(from_ms, until_ms, width_ms);
+    let BucketGrid {
+        origin_ms,
+        width_ms,
+        n_buckets,
+        ..
+    } = grid;
     let mut counts = vec![0usize; n_buckets];
     for &ts in timestamps {
-        if ts >= from_ms && ts <= until_ms {
-            counts[(offset(ts) / width_ms as u64).min(n_buckets as u64 - 1) as usize] += 1;
+        if let Some(b) = grid.index(ts) {
+            counts[b] += 1;
         }
     }
     counts
@@ -122,6 +115,57 @@ pub fn bucket_rates(
             }
         })
         .collect()
+}
+
+/// The time buckets of width `width_ms` over the inclusive window `[from, until]`,
+/// aligned to multiples of the width: at most [`MAX_BUCKETS`], at least one, and no
+/// arithmetic that can overflow, for any window. The one grid the plots and the
+/// statistics bucket time by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BucketGrid {
+    pub origin_ms: i64,
+    pub width_ms: i64,
+    pub n_buckets: usize,
+    from_ms: i64,
+    until_ms: i64,
+}
+
+impl BucketGrid {
+    pub fn new(from_ms: i64, until_ms: i64, width_ms: i64) -> Self {
+        let width_ms = width_ms.max(1);
+        let origin_ms = from_ms
+            .div_euclid(width_ms)
+            .checked_mul(width_ms)
+            .unwrap_or(from_ms);
+        let mut grid = Self {
+            origin_ms,
+            width_ms,
+            n_buckets: 1,
+            from_ms,
+            until_ms,
+        };
+        if until_ms >= origin_ms {
+            grid.n_buckets = grid
+                .offset(until_ms)
+                .div_ceil(width_ms as u64)
+                .clamp(1, MAX_BUCKETS as u64) as usize;
+        }
+        grid
+    }
+
+    /// `ts - origin`, which for `origin <= ts` always fits a u64 (the difference of two
+    /// i64).
+    fn offset(&self, ts: i64) -> u64 {
+        ts.wrapping_sub(self.origin_ms) as u64
+    }
+
+    /// The bucket of a time in the window (a time at `until` falls in the last bucket);
+    /// `None` outside it.
+    pub fn index(&self, ts: i64) -> Option<usize> {
+        (ts >= self.from_ms && ts <= self.until_ms).then(|| {
+            (self.offset(ts) / self.width_ms as u64).min(self.n_buckets as u64 - 1) as usize
+        })
+    }
 }
 
 /// `count` samples over the window `[from, until]`, per second (0 for an empty window).

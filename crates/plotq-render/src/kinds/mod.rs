@@ -71,10 +71,6 @@ pub(crate) fn dropped_note(dropped: usize) -> Option<String> {
     (dropped > 0).then(|| format!("{dropped} samples ≤ 0 not shown (log axis)"))
 }
 
-/// Most buckets any grouping makes (callers ask for at most ~120); a structural bound
-/// whatever the window and width (the domain's, shared with its rate buckets).
-pub(crate) const MAX_BUCKETS: usize = plotq_domain::series::MAX_BUCKETS;
-
 /// Samples grouped by time bucket: `values[starts[b]..starts[b + 1]]` are bucket `b`'s.
 pub(crate) struct Buckets {
     /// Start of bucket 0 (aligned to the bucket width), epoch ms.
@@ -87,7 +83,7 @@ pub(crate) struct Buckets {
 impl Buckets {
     /// Groups the samples of the inclusive window `[from, until]` by counting sort: two
     /// passes, no per-bucket allocation. A sample at `until` falls in the last bucket;
-    /// samples outside the window are ignored. At most [`MAX_BUCKETS`] buckets, and no
+    /// samples outside the window are ignored. At most [`MAX_BUCKETS`](plotq_domain::series::MAX_BUCKETS) buckets, and no
     /// arithmetic that can overflow, for any window.
     pub fn group(
         timestamps: &[i64],
@@ -96,24 +92,9 @@ impl Buckets {
         until_ms: i64,
         width_ms: i64,
     ) -> Self {
-        let width_ms = width_ms.max(1);
-        let origin_ms = from_ms
-            .div_euclid(width_ms)
-            .checked_mul(width_ms)
-            .unwrap_or(from_ms);
-        // `ts - origin` for `origin <= ts` always fits a u64 (the difference of two i64).
-        let offset = |ts: i64| ts.wrapping_sub(origin_ms) as u64;
-        let n_buckets = if until_ms >= origin_ms {
-            offset(until_ms)
-                .div_ceil(width_ms as u64)
-                .clamp(1, MAX_BUCKETS as u64) as usize
-        } else {
-            1
-        };
-        let index = |ts: i64| -> Option<usize> {
-            (ts >= from_ms && ts <= until_ms)
-                .then(|| (offset(ts) / width_ms as u64).min(n_buckets as u64 - 1) as usize)
-        };
+        let grid = plotq_domain::series::BucketGrid::new(from_ms, until_ms, width_ms);
+        let (origin_ms, width_ms, n_buckets) = (grid.origin_ms, grid.width_ms, grid.n_buckets);
+        let index = |ts: i64| grid.index(ts);
         let samples = || timestamps.iter().zip(values);
         let mut counts = vec![0usize; n_buckets + 1];
         for (&ts, _) in samples() {
@@ -218,7 +199,7 @@ mod tests {
         ] {
             let b = Buckets::group(&ts, &vs, from, until, width);
             assert!(
-                (1..=MAX_BUCKETS).contains(&b.len()),
+                (1..=plotq_domain::series::MAX_BUCKETS).contains(&b.len()),
                 "{from} {until} {width}"
             );
             let inside = ts.iter().filter(|t| (from..=until).contains(*t)).count();
