@@ -136,6 +136,47 @@ pub struct JobState {
     /// stages it reached).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timings: Option<StageTimings>,
+    /// Set when done, for plots with a time axis: where it is in the image (so a
+    /// dashboard can turn a dragged span of pixels into a time range).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_axis: Option<TimeAxis>,
+}
+
+/// Where a plot's time axis lies in its image: pixel columns `left_px` to `right_px`
+/// (image pixels, `left_px < right_px`) show `from_ms` to `until_ms` (epoch ms,
+/// `from_ms < until_ms`), linearly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeAxis {
+    pub left_px: u32,
+    pub right_px: u32,
+    pub from_ms: i64,
+    pub until_ms: i64,
+}
+
+impl TimeAxis {
+    /// `Err(problem)` unless both spans are non-empty, the columns lie in an image no
+    /// wider than the plot bounds and the times in the timestamp range.
+    pub fn check(&self) -> Result<(), String> {
+        if self.left_px >= self.right_px || self.right_px > crate::plot::WIDTH_RANGE.1 {
+            return Err(format!(
+                "left_px must be less than right_px, at most {}",
+                crate::plot::WIDTH_RANGE.1
+            ));
+        }
+        check_timestamp(self.from_ms)?;
+        check_timestamp(self.until_ms)?;
+        if self.from_ms >= self.until_ms {
+            return Err("from_ms must be before until_ms".to_owned());
+        }
+        Ok(())
+    }
+}
+
+/// Checks a state's or event's `time_axis` into `errors`.
+pub(crate) fn check_time_axis(errors: &mut Collector, axis: Option<&TimeAxis>) {
+    if let Some(Err(problem)) = axis.map(TimeAxis::check) {
+        errors.err("/time_axis", problem);
+    }
 }
 
 /// `ms` rounded to hundredths of a millisecond (what states, events and logs carry:
@@ -419,6 +460,7 @@ impl JobState {
             documents_read: None,
             stats: None,
             timings: None,
+            time_axis: None,
         }
     }
 
@@ -457,6 +499,7 @@ impl JobState {
         }
         check_stats(&mut errors, raw.stats.as_deref());
         check_timings(&mut errors, raw.timings.as_ref());
+        check_time_axis(&mut errors, raw.time_axis.as_ref());
         errors.finish()?;
         let Some(spec) = spec else {
             return Err(FieldErrors::one("/spec", "invalid plot spec"));
@@ -477,6 +520,7 @@ impl JobState {
             documents_read: raw.documents_read,
             stats: raw.stats,
             timings: raw.timings,
+            time_axis: raw.time_axis,
         })
     }
 }
@@ -529,6 +573,8 @@ pub(crate) struct RawJobState {
     stats: Option<Vec<SeriesStats>>,
     #[serde(default)]
     timings: Option<StageTimings>,
+    #[serde(default)]
+    time_axis: Option<TimeAxis>,
 }
 
 impl<'de> Deserialize<'de> for JobState {

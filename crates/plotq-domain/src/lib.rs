@@ -27,7 +27,7 @@ pub mod window;
 pub mod wire;
 
 pub use error::{FieldError, FieldErrors};
-pub use job::{DataSource, JobId, JobState, JobStatus, SeriesStats, StageTimings};
+pub use job::{DataSource, JobId, JobState, JobStatus, SeriesStats, StageTimings, TimeAxis};
 pub use names::{MetricName, ServiceName};
 pub use plot::{ImageFormat, PlotKind, PlotSpec, Theme, TimeRange};
 pub use sample::Sample;

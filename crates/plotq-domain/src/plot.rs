@@ -10,6 +10,10 @@
 //!   compare ([`PlotKind::compares`]). A client uses `service` for one and `services` for a
 //!   comparison (for kinds that do not compare, `services` is refused outright).
 //! - `width`, `height`, `bins` within [`WIDTH_RANGE`], [`HEIGHT_RANGE`], [`BINS_RANGE`].
+//! - `scale`: device pixels per layout pixel, within [`SCALE_RANGE`]: a `width`×`height`
+//!   image drawn with `scale` 3 is laid out as a (`width`/3)×(`height`/3) one (type,
+//!   lines, tick budgets) with three times the pixels, for screens with that
+//!   `devicePixelRatio`; the layout size must be at least [`MIN_LAYOUT`].
 //! - `title`: at most [`MAX_TITLE_CHARS`] characters, no control characters.
 //! - `log_x` only for histogram and cdf; `show_max` only for latency_timeseries.
 //! - the range: a [`Window`] (10s to 7d), or absolute `from`/`until` timestamps within
@@ -37,6 +41,10 @@ pub const BINS_RANGE: (u32, u32) = (1, 1000);
 pub const DEFAULT_WIDTH: u32 = 1000;
 pub const DEFAULT_HEIGHT: u32 = 600;
 pub const DEFAULT_BINS: u32 = 50;
+/// Device pixels per layout pixel (`devicePixelRatio`, rounded up by the client).
+pub const SCALE_RANGE: (u32, u32) = (1, 4);
+/// Smallest layout size (image size ÷ `scale`) a plot may have, in layout pixels.
+pub const MIN_LAYOUT: (u32, u32) = (200, 150);
 /// Most services one comparison plot may draw.
 pub const MAX_SERVICES: usize = 8;
 pub const MAX_TITLE_CHARS: usize = 120;
@@ -218,6 +226,10 @@ pub struct PlotSpec {
     pub log_x: bool,
     /// Latency over time: also draw the per-bucket maximum.
     pub show_max: bool,
+    /// Device pixels per layout pixel (1 to 4); see the module docs. Not serialised
+    /// when 1, so specs (and their cache keys) read as before it existed.
+    #[serde(skip_serializing_if = "is_one")]
+    pub scale: u32,
 }
 
 /// `PlotSpec`'s serialised shape, before validation.
@@ -240,6 +252,16 @@ pub(crate) struct RawPlotSpec {
     log_x: bool,
     #[serde(default)]
     show_max: bool,
+    #[serde(default = "one")]
+    scale: u64,
+}
+
+fn one() -> u64 {
+    1
+}
+
+fn is_one(v: &u32) -> bool {
+    *v == 1
 }
 
 impl<'de> Deserialize<'de> for PlotSpec {
@@ -251,7 +273,7 @@ impl<'de> Deserialize<'de> for PlotSpec {
 
 const KNOWN_FIELDS: &[&str] = &[
     "kind", "service", "services", "metric", "window", "from", "until", "width", "height", "bins",
-    "title", "theme", "format", "log_x", "show_max",
+    "title", "theme", "format", "log_x", "show_max", "scale",
 ];
 
 const COMPARE_PROBLEM: &str =
@@ -283,6 +305,7 @@ struct Draft {
     format: Result<ImageFormat, FieldError>,
     log_x: Result<bool, FieldError>,
     show_max: Result<bool, FieldError>,
+    scale: Result<u64, FieldError>,
 }
 
 enum RangeDraft {
@@ -322,6 +345,7 @@ impl Draft {
             format: Ok(raw.format),
             log_x: Ok(raw.log_x),
             show_max: Ok(raw.show_max),
+            scale: Ok(raw.scale),
         }
     }
 
@@ -351,6 +375,7 @@ impl Draft {
             format: Ok(spec.format),
             log_x: Ok(spec.log_x),
             show_max: Ok(spec.show_max),
+            scale: Ok(spec.scale.into()),
         }
     }
 
@@ -394,6 +419,7 @@ impl Draft {
             ),
             log_x: json_bool(obj, "log_x"),
             show_max: json_bool(obj, "show_max"),
+            scale: json_number(obj, "scale", SCALE_RANGE, 1),
         }
     }
 }
@@ -638,6 +664,18 @@ fn validate(d: Draft, out: &mut Collector) -> Option<PlotSpec> {
     let format = r.take(d.format);
     let log_x = r.take(d.log_x);
     let show_max = r.take(d.show_max);
+    let scale = r.bounded("scale", d.scale, SCALE_RANGE);
+    if let (Some(w), Some(h), Some(s)) = (width, height, scale)
+        && (w / s < MIN_LAYOUT.0 || h / s < MIN_LAYOUT.1)
+    {
+        r.err(
+            "scale",
+            format!(
+                "width/scale and height/scale must be at least {}x{} (the layout size)",
+                MIN_LAYOUT.0, MIN_LAYOUT.1
+            ),
+        );
+    }
     if let Some(kind) = kind {
         if log_x == Some(true) && !matches!(kind, PlotKind::Histogram | PlotKind::Cdf) {
             r.err("log_x", "applies to histogram and cdf only");
@@ -662,6 +700,7 @@ fn validate(d: Draft, out: &mut Collector) -> Option<PlotSpec> {
         format: format?,
         log_x: log_x?,
         show_max: show_max?,
+        scale: scale?,
     })
 }
 
@@ -681,7 +720,14 @@ impl PlotSpec {
             format: ImageFormat::Png,
             log_x: false,
             show_max: false,
+            scale: 1,
         }
+    }
+
+    /// The layout size in layout pixels: the image size divided by `scale`.
+    pub fn layout_size(&self) -> (u32, u32) {
+        let s = self.scale.max(1);
+        (self.width / s, self.height / s)
     }
 
     /// The first (for single-service plots, the only) service.

@@ -8,9 +8,18 @@
 //! functions over the same data, so the numbers beside a plot are the plot's numbers.
 //!
 //! Time buckets: the window `[from, until]` (inclusive) is cut at multiples of a
-//! calendar-friendly width ([`time_step`]) chosen so that a plot `width` pixels wide has
+//! calendar-friendly width ([`time_step`]) chosen so that a plot whose *layout* is
+//! `width` pixels wide (`PlotSpec::layout_size`: the image width over its `scale`) has
 //! at most [`max_time_buckets`] of them (about a minute each for an hour). Bucket counts
 //! are bounded ([`MAX_BUCKETS`]) and no arithmetic overflows, for any window.
+//!
+//! The partial last bucket: when the window ends inside its last bucket (a window that
+//! ends "now" nearly always does), that bucket's time has not all elapsed and, with
+//! ingest lag, its samples have not all arrived; drawn, it would read as a drop at the
+//! right edge. Plots leave it out and so do the rates the statistics report
+//! ([`BucketGrid::drawn`], [`bucket_rates`]), as Grafana's "now delay" leaves out the
+//! incomplete end of a range — unless no earlier bucket has a sample, when it is all
+//! there is to show.
 
 use crate::plot::PlotKind;
 use crate::rollup::{Rollup, status_code};
@@ -41,15 +50,16 @@ pub fn time_step(span_ms: i64, max: usize) -> i64 {
         })
 }
 
-/// Time buckets a plot `width_px` wide draws, at most: about 60 (a minute each for an
-/// hour), fewer when narrow.
-pub fn max_time_buckets(width_px: u32) -> usize {
-    (width_px as usize / 12).clamp(10, 60)
+/// Time buckets a plot whose layout is `layout_width_px` wide draws, at most: about 60
+/// (a minute each for an hour), fewer when narrow. The layout width, not the image's:
+/// a 1200-pixel image at `scale` 3 is a 400-pixel layout and has its buckets.
+pub fn max_time_buckets(layout_width_px: u32) -> usize {
+    (layout_width_px as usize / 12).clamp(10, 60)
 }
 
-/// The bucket width of a time plot `width_px` wide over `span_ms`.
-pub fn time_bucket_ms(span_ms: i64, width_px: u32) -> i64 {
-    time_step(span_ms, max_time_buckets(width_px))
+/// The bucket width of a time plot whose layout is `layout_width_px` wide over `span_ms`.
+pub fn time_bucket_ms(span_ms: i64, layout_width_px: u32) -> i64 {
+    time_step(span_ms, max_time_buckets(layout_width_px))
 }
 
 /// One time bucket's samples per second.
@@ -73,8 +83,9 @@ impl RateBucket {
 }
 
 /// The samples per second of each bucket of width `width_ms` over the inclusive window
-/// `[from, until]`: a value at `timestamps[i]` stands for `weight` samples (1 for raw
-/// samples, more for rollup stand-ins); values outside the window are left out. At most
+/// `[from, until]` that a plot draws: a value at `timestamps[i]` stands for `weight`
+/// samples (1 for raw samples, more for rollup stand-ins); values outside the window
+/// are left out, and so is a partial last bucket ([`BucketGrid::drawn`]). At most
 /// [`MAX_BUCKETS`] buckets, at least one.
 pub fn bucket_rates(
     timestamps: &[i64],
@@ -96,6 +107,7 @@ pub fn bucket_rates(
             counts[b] += 1;
         }
     }
+    counts.truncate(grid.drawn(&counts));
     counts
         .into_iter()
         .enumerate()
@@ -157,6 +169,30 @@ impl BucketGrid {
     /// i64).
     fn offset(&self, ts: i64) -> u64 {
         ts.wrapping_sub(self.origin_ms) as u64
+    }
+
+    /// Whether the window ends inside the last bucket, before its end: its time has not
+    /// all elapsed (and with ingest lag not all its samples have arrived). The window is
+    /// inclusive, so a bucket `[start, start + width)` is whole when `until` reaches
+    /// `start + width - 1`. A single bucket is never partial (it is the whole plot).
+    pub fn last_is_partial(&self) -> bool {
+        if self.n_buckets < 2 || self.until_ms < self.origin_ms {
+            return false;
+        }
+        let end = (self.n_buckets as u64).saturating_mul(self.width_ms as u64);
+        self.offset(self.until_ms).saturating_add(1) < end
+    }
+
+    /// How many buckets, from the first, a plot draws (and its rates count), given each
+    /// bucket's sample count: all but a partial last one ([`Self::last_is_partial`]),
+    /// unless no earlier bucket has a sample (then the partial one is all there is).
+    pub fn drawn(&self, counts: &[usize]) -> usize {
+        let n = self.n_buckets.min(counts.len());
+        if n == self.n_buckets && self.last_is_partial() && counts[..n - 1].iter().any(|c| *c > 0) {
+            n - 1
+        } else {
+            n
+        }
     }
 
     /// The bucket of a time in the window (a time at `until` falls in the last bucket);
@@ -273,6 +309,40 @@ mod tests {
             assert!((1..=MAX_BUCKETS).contains(&b.len()));
             assert!(b.iter().all(|b| b.per_s.is_finite() && b.per_s >= 0.0));
         }
+    }
+
+    #[test]
+    fn a_partial_last_bucket_is_left_out() {
+        // 10 s buckets over [60 s, 125 s]: the window ends 5 s into its seventh bucket.
+        // Steady 2/s, but ingest lags: the last 3 s have not arrived yet.
+        let ts: Vec<i64> = (0..((122_000 - 60_000) / 500))
+            .map(|i| 60_000 + i * 500)
+            .collect();
+        let grid = BucketGrid::new(60_000, 125_000, 10_000);
+        assert_eq!(grid.n_buckets, 7);
+        assert!(grid.last_is_partial());
+        let buckets = bucket_rates(&ts, 1.0, 60_000, 125_000, 10_000);
+        // Before, the seventh bucket was drawn at 4 samples / 5 s = 0.8/s: a false dip,
+        // and the statistics' peak could be taken from it when nothing else covered more.
+        assert_eq!(buckets.len(), 6, "{buckets:?}");
+        assert!(buckets.iter().all(|b| b.per_s == 2.0), "{buckets:?}");
+        assert_eq!(buckets[5].hi_ms, 120_000);
+        // A window ending on a bucket's last millisecond (or at its end: the sample at
+        // `until` joins the last bucket) has no partial bucket.
+        for until in [119_999, 120_000] {
+            let grid = BucketGrid::new(60_000, until, 10_000);
+            assert!(!grid.last_is_partial(), "{until}");
+            assert_eq!(bucket_rates(&ts, 1.0, 60_000, until, 10_000).len(), 6);
+        }
+        // Only the partial bucket has samples: it is drawn (better than nothing).
+        let fresh = [121_000, 123_000];
+        let only = bucket_rates(&fresh, 1.0, 60_000, 125_000, 10_000);
+        assert_eq!(only.len(), 7);
+        assert_eq!(only[6].values, 2);
+        // One bucket is never partial.
+        assert!(!BucketGrid::new(60_000, 65_000, 10_000).last_is_partial());
+        assert_eq!(BucketGrid::new(0, 5, 10).drawn(&[0]), 1);
+        assert_eq!(grid.drawn(&[]), 0);
     }
 
     #[test]

@@ -1,10 +1,16 @@
-//! Dashboard views: one panel's plot (service, kind, window, theme, size), named by a
-//! stable key so every notifier replica, the refresher and the browser agree on it.
+//! Dashboard views: one panel's plot (services, kind, window, theme, size, options),
+//! named by a stable key so every notifier replica, the refresher and the browser agree
+//! on it.
 //!
-//! A view's key looks like `checkout/histogram/15m/light/800x450`: at most
-//! [`MAX_VIEW_KEY_LEN`] bytes of `[A-Za-z0-9_.:/-]`, each part validated as a plot request
-//! would be (width and height within the plot bounds). Keys are not required to be
-//! canonical (`24h` and `1d` both parse), but `View::parse(&v.key()) == v` for every view.
+//! A view's key looks like `checkout/histogram/15m/light/800x450`, or with a comparison
+//! and options `checkout~search/histogram/1h/dark/1200x675/log.bins100.dpr3`:
+//! `SERVICES/KIND/WINDOW/THEME/WxH[/OPTS]`, at most [`MAX_VIEW_KEY_LEN`] bytes of
+//! `[A-Za-z0-9_.:/~-]` (no `,`: clients list several views separated by commas).
+//! SERVICES is one service or several separated by `~` (for kinds that compare); OPTS,
+//! when any option differs from its default, lists in this order `log` (`log_x`), `max`
+//! (`show_max`), `bins<N>` and `dpr<N>` (`scale`), separated by `.`. The view's plot is validated as a plot request would be (`PlotSpec::validate`).
+//! Keys are not required to be canonical (`24h` and `1d` both parse), but
+//! `View::parse(&v.key()) == v` for every view.
 //!
 //! `ViewState` (stored by notifiers, shared between replicas) is validated when it is
 //! deserialised: `requested_ms` within the timestamp range and `last_ready` a valid
@@ -13,7 +19,7 @@
 use crate::error::{Collector, FieldError, FieldErrors};
 use crate::job::{JobId, JobStatus};
 use crate::names::ServiceName;
-use crate::plot::{PlotKind, PlotSpec, Theme, TimeRange};
+use crate::plot::{DEFAULT_BINS, PlotKind, PlotSpec, Theme, TimeRange};
 use crate::timestamp::check_timestamp;
 use crate::window::Window;
 use crate::wire::{EventKind, PlotEvent, RawPlotEvent};
@@ -22,37 +28,87 @@ use serde::{Deserialize, Deserializer, Serialize};
 /// One dashboard panel's plot.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct View {
-    pub service: ServiceName,
+    /// One service, or several for a comparison; never empty.
+    pub services: Vec<ServiceName>,
     pub kind: PlotKind,
     pub window: Window,
     pub theme: Theme,
+    /// The image size in device pixels.
     pub width: u32,
     pub height: u32,
+    pub log_x: bool,
+    pub show_max: bool,
+    pub bins: u32,
+    /// Device pixels per layout pixel (`PlotSpec::scale`).
+    pub scale: u32,
 }
 
 /// Most views one SSE connection may watch.
 pub const MAX_VIEWS_PER_CONNECTION: usize = 32;
 
-/// Longest view key accepted (the longest canonical key is about 110 bytes).
-pub const MAX_VIEW_KEY_LEN: usize = 128;
+/// Longest view key accepted (a comparison of a few services with every option fits).
+pub const MAX_VIEW_KEY_LEN: usize = 256;
+
+const KEY_SHAPE: &str = "keys look like service/kind/window/theme/WIDTHxHEIGHT[/options]";
 
 impl View {
+    /// A one-service view with every option at its default.
+    pub fn new(
+        service: ServiceName,
+        kind: PlotKind,
+        window: Window,
+        width: u32,
+        height: u32,
+    ) -> Self {
+        Self {
+            services: vec![service],
+            kind,
+            window,
+            theme: Theme::Light,
+            width,
+            height,
+            log_x: false,
+            show_max: false,
+            bins: DEFAULT_BINS,
+            scale: 1,
+        }
+    }
+
     pub fn key(&self) -> String {
         let theme = match self.theme {
             Theme::Light => "light",
             Theme::Dark => "dark",
         };
-        format!(
+        let services: Vec<&str> = self.services.iter().map(|s| s.as_str()).collect();
+        let mut key = format!(
             "{}/{}/{}/{theme}/{}x{}",
-            self.service,
+            services.join("~"),
             self.kind.as_str(),
             self.window,
             self.width,
             self.height
-        )
+        );
+        let mut opts: Vec<String> = Vec::new();
+        if self.log_x {
+            opts.push("log".to_owned());
+        }
+        if self.show_max {
+            opts.push("max".to_owned());
+        }
+        if self.bins != DEFAULT_BINS {
+            opts.push(format!("bins{}", self.bins));
+        }
+        if self.scale != 1 {
+            opts.push(format!("dpr{}", self.scale));
+        }
+        if !opts.is_empty() {
+            key.push('/');
+            key.push_str(&opts.join("."));
+        }
+        key
     }
 
-    /// Parses a key, validating each part as a plot request would.
+    /// Parses a key, validating its plot as a plot request would be.
     pub fn parse(key: &str) -> Result<Self, String> {
         if key.len() > MAX_VIEW_KEY_LEN {
             return Err(format!(
@@ -60,21 +116,25 @@ impl View {
                 key.len()
             ));
         }
-        if let Some(bad) = key
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':' | '/')))
-        {
-            return Err(format!(
-                "view key contains {bad:?}; keys look like service/kind/window/theme/WIDTHxHEIGHT"
-            ));
+        if let Some(bad) = key.chars().find(|c| {
+            !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':' | '/' | '~'))
+        }) {
+            return Err(format!("view key contains {bad:?}; {KEY_SHAPE}"));
         }
         let parts: Vec<&str> = key.split('/').collect();
-        let [service, kind, window, theme, size] = parts[..] else {
-            return Err(format!(
-                "view {key:?} must look like service/kind/window/theme/WIDTHxHEIGHT"
-            ));
+        let (services, kind, window, theme, size, opts) = match parts[..] {
+            [a, b, c, d, e] => (a, b, c, d, e, None),
+            [a, b, c, d, e, f] => (a, b, c, d, e, Some(f)),
+            _ => {
+                return Err(format!(
+                    "view {key:?} must look like service/kind/window/theme/WIDTHxHEIGHT[/options]"
+                ));
+            }
         };
-        let service = ServiceName::parse(service)?;
+        let services = services
+            .split('~')
+            .map(ServiceName::parse)
+            .collect::<Result<Vec<_>, _>>()?;
         let kind = PlotKind::parse(kind)?;
         let window = Window::parse(window)?;
         let theme = match theme {
@@ -85,29 +145,70 @@ impl View {
         let (w, h) = size
             .split_once('x')
             .ok_or_else(|| format!("view size {size:?} must look like 800x450"))?;
-        let parse_px = |v: &str, (lo, hi): (u32, u32)| {
+        let px = |v: &str| {
             v.parse::<u32>()
-                .ok()
-                .filter(|v| (lo..=hi).contains(v))
-                .ok_or_else(|| format!("view size {size:?} is out of bounds"))
+                .map_err(|_| format!("view size {size:?} is out of bounds"))
         };
-        Ok(Self {
-            service,
+        let mut view = Self {
+            services,
             kind,
             window,
             theme,
-            width: parse_px(w, crate::plot::WIDTH_RANGE)?,
-            height: parse_px(h, crate::plot::HEIGHT_RANGE)?,
-        })
+            width: px(w)?,
+            height: px(h)?,
+            log_x: false,
+            show_max: false,
+            bins: DEFAULT_BINS,
+            scale: 1,
+        };
+        for opt in opts.into_iter().flat_map(|o| o.split('.')) {
+            let number = |prefix: &str| {
+                opt.strip_prefix(prefix)
+                    .filter(|n| !n.is_empty() && n.len() <= 4)
+                    .and_then(|n| n.parse::<u32>().ok())
+            };
+            match opt {
+                "log" => view.log_x = true,
+                "max" => view.show_max = true,
+                _ if number("bins").is_some() => view.bins = number("bins").unwrap_or(DEFAULT_BINS),
+                _ if number("dpr").is_some() => view.scale = number("dpr").unwrap_or(1),
+                other => {
+                    return Err(format!(
+                        "view option {other:?} is unknown; options are log, max, bins<N>, dpr<N>"
+                    ));
+                }
+            }
+        }
+        if let Err(errors) = view.spec().validate() {
+            let first = errors
+                .0
+                .first()
+                .map(|e| {
+                    let field = e.field.trim_start_matches('/');
+                    if matches!(field, "width" | "height") {
+                        format!("view size {size:?} is out of bounds")
+                    } else {
+                        format!("view {field}: {}", e.problem)
+                    }
+                })
+                .unwrap_or_else(|| "invalid view".to_owned());
+            return Err(first);
+        }
+        Ok(view)
     }
 
     /// The plot this view shows, over the window ending when it is requested.
     pub fn spec(&self) -> PlotSpec {
-        let mut spec = PlotSpec::new(self.kind, self.service.clone());
+        let mut spec = PlotSpec::new(self.kind, self.services[0].clone());
+        spec.services = self.services.clone();
         spec.range = TimeRange::Last(self.window);
         spec.theme = self.theme;
         spec.width = self.width;
         spec.height = self.height;
+        spec.log_x = self.log_x;
+        spec.show_max = self.show_max;
+        spec.bins = self.bins;
+        spec.scale = self.scale;
         spec
     }
 }
@@ -230,7 +331,7 @@ mod tests {
 
     #[test]
     fn keys_are_short_and_plain() {
-        let long = format!("{}/histogram/15m/light/800x450", "a".repeat(200));
+        let long = format!("{}/histogram/15m/light/800x450", "a~".repeat(200));
         assert!(View::parse(&long).unwrap_err().contains("limit"));
         for bad in [
             "a/histogram/ 15m/light/800x450",
@@ -246,6 +347,40 @@ mod tests {
         let day = View::parse("a/histogram/24h/light/800x450").unwrap();
         assert_eq!(day.key(), "a/histogram/1d/light/800x450");
         assert_eq!(View::parse(&day.key()).unwrap(), day);
+    }
+
+    #[test]
+    fn comparisons_and_options_round_trip() {
+        let key = "checkout~search/histogram/1h/dark/1200x675/log.bins100.dpr3";
+        let view = View::parse(key).unwrap();
+        assert_eq!(view.key(), key);
+        let spec = view.spec();
+        assert_eq!(spec.services.len(), 2);
+        assert!(spec.log_x);
+        assert_eq!((spec.bins, spec.scale), (100, 3));
+        assert_eq!(spec.layout_size(), (400, 225));
+        let max = View::parse("a/latency_timeseries/15m/light/800x450/max").unwrap();
+        assert!(max.spec().show_max);
+        assert_eq!(max.key(), "a/latency_timeseries/15m/light/800x450/max");
+    }
+
+    #[test]
+    fn views_follow_the_plot_rules() {
+        for (key, says) in [
+            ("a~b/throughput/1h/light/800x450", "compare"),
+            ("a~a/histogram/1h/light/800x450", "twice"),
+            ("a,b/histogram/1h/light/800x450", "contains"),
+            ("a/throughput/1h/light/800x450/log", "log_x"),
+            ("a/histogram/1h/light/800x450/max", "show_max"),
+            ("a/histogram/1h/light/800x450/bins0", "bins"),
+            ("a/histogram/1h/light/800x450/dpr9", "scale"),
+            ("a/histogram/1h/light/400x300/dpr3", "scale"),
+            ("a/histogram/1h/light/800x450/pie", "unknown"),
+            ("a/histogram/1h/light/800x450/dpr", "unknown"),
+        ] {
+            let err = View::parse(key).unwrap_err();
+            assert!(err.contains(says), "{key}: {err}");
+        }
     }
 
     #[test]

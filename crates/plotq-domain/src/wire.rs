@@ -24,7 +24,10 @@
 //! `Last-Event-ID` with [`EventId::parse`]).
 
 use crate::error::{Collector, FieldErrors};
-use crate::job::{JobId, JobState, SeriesStats, StageTimings, check_stats, check_timings};
+use crate::job::{
+    JobId, JobState, SeriesStats, StageTimings, TimeAxis, check_stats, check_time_axis,
+    check_timings,
+};
 use crate::names::{MetricName, ServiceName};
 use crate::plot::{ImageFormat, MAX_SERVICES, PlotKind, PlotSpec, RawPlotSpec};
 use crate::timestamp::check_timestamp;
@@ -223,6 +226,9 @@ pub struct PlotEvent {
     /// Each service's numbers in the window, as the job state has them (on `plot.ready`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stats: Option<Vec<SeriesStats>>,
+    /// Where the time axis is in the image (on `plot.ready` of time-axis kinds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_axis: Option<TimeAxis>,
     pub at_ms: i64,
 }
 
@@ -253,6 +259,8 @@ pub(crate) struct RawPlotEvent {
     timings: Option<StageTimings>,
     #[serde(default)]
     stats: Option<Vec<SeriesStats>>,
+    #[serde(default)]
+    time_axis: Option<TimeAxis>,
     at_ms: i64,
 }
 
@@ -292,6 +300,9 @@ impl PlotEvent {
                 .flatten(),
             stats: (event == EventKind::PlotReady)
                 .then(|| state.stats.clone())
+                .flatten(),
+            time_axis: (event == EventKind::PlotReady)
+                .then_some(state.time_axis)
                 .flatten(),
             at_ms: now_ms,
         }
@@ -360,6 +371,7 @@ impl PlotEvent {
         }
         check_stats(&mut errors, raw.stats.as_deref());
         check_timings(&mut errors, raw.timings.as_ref());
+        check_time_axis(&mut errors, raw.time_axis.as_ref());
         if let Err(p) = check_timestamp(raw.at_ms) {
             errors.err("/at_ms", p);
         }
@@ -382,6 +394,7 @@ impl PlotEvent {
             source: raw.source,
             timings: raw.timings,
             stats: raw.stats,
+            time_axis: raw.time_axis,
             at_ms: raw.at_ms,
         })
     }

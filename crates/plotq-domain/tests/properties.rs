@@ -8,9 +8,12 @@
 //! longer with e.g. `PROPTEST_CASES=10000`.
 
 use plotq_domain::error::MAX_REPORTED_ERRORS;
-use plotq_domain::plot::{BINS_RANGE, HEIGHT_RANGE, MAX_SERVICES, MAX_TITLE_CHARS, WIDTH_RANGE};
+use plotq_domain::plot::{
+    BINS_RANGE, HEIGHT_RANGE, MAX_SERVICES, MAX_TITLE_CHARS, MIN_LAYOUT, SCALE_RANGE, WIDTH_RANGE,
+};
 use plotq_domain::sample::{MAX_FUTURE_SKEW_MS, parse_samples, parse_samples_fast};
 use plotq_domain::timestamp::{MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS};
+use plotq_domain::view::MAX_VIEW_KEY_LEN;
 use plotq_domain::wire::{
     DecodeError, EventKind, JobMessage, PlotEvent, decode_state, decode_view_state, encode_state,
     encode_view_state,
@@ -158,7 +161,7 @@ fn any_json() -> impl Strategy<Value = Value> {
 
 const SPEC_FIELDS: &[&str] = &[
     "kind", "service", "services", "metric", "window", "from", "until", "width", "height", "bins",
-    "title", "theme", "format", "log_x", "show_max",
+    "title", "theme", "format", "log_x", "show_max", "scale",
 ];
 const SAMPLE_FIELDS: &[&str] = &[
     "service",
@@ -215,9 +218,10 @@ fn valid_spec() -> impl Strategy<Value = PlotSpec> {
         BINS_RANGE.0..=BINS_RANGE.1,
         prop::option::of(prop_oneof!["\\PC{0,20}", "\\PC{120}"]),
         (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()),
+        SCALE_RANGE.0..=SCALE_RANGE.1,
     )
         .prop_map(
-            |(kind, services, metric, range, (width, height), bins, title, flags)| {
+            |(kind, services, metric, range, (width, height), bins, title, flags, scale)| {
                 let mut names: Vec<ServiceName> = Vec::new();
                 for s in services {
                     let s = ServiceName::parse(&s).unwrap();
@@ -246,28 +250,32 @@ fn valid_spec() -> impl Strategy<Value = PlotSpec> {
                     },
                     log_x: log_x && matches!(kind, PlotKind::Histogram | PlotKind::Cdf),
                     show_max: show_max && kind == PlotKind::LatencyTimeseries,
+                    scale: scale
+                        .min(width / MIN_LAYOUT.0)
+                        .min(height / MIN_LAYOUT.1)
+                        .max(1),
                 }
             },
         )
 }
 
+/// Any view whose key fits (the plot rules hold: `valid_spec` builds it).
 fn view() -> impl Strategy<Value = View> {
-    (
-        name(),
-        select(PlotKind::ALL),
-        window(),
-        any::<bool>(),
-        WIDTH_RANGE.0..=WIDTH_RANGE.1,
-        HEIGHT_RANGE.0..=HEIGHT_RANGE.1,
-    )
-        .prop_map(|(service, kind, window, dark, width, height)| View {
-            service: ServiceName::parse(&service).unwrap(),
-            kind,
+    (valid_spec(), window()).prop_filter_map("key too long", |(spec, window)| {
+        let view = View {
+            services: spec.services.into_iter().take(3).collect(),
+            kind: spec.kind,
             window,
-            theme: if dark { Theme::Dark } else { Theme::Light },
-            width,
-            height,
-        })
+            theme: spec.theme,
+            width: spec.width,
+            height: spec.height,
+            log_x: spec.log_x,
+            show_max: spec.show_max,
+            bins: spec.bins,
+            scale: spec.scale,
+        };
+        (view.key().len() <= MAX_VIEW_KEY_LEN).then_some(view)
+    })
 }
 
 /// The request a client would send for `spec` (what `PlotSpec::parse` reads).
@@ -282,6 +290,7 @@ fn api_json(spec: &PlotSpec) -> Value {
         "format": if spec.format == ImageFormat::Svg { "svg" } else { "png" },
         "log_x": spec.log_x,
         "show_max": spec.show_max,
+        "scale": spec.scale,
     });
     if spec.services.len() == 1 {
         o["service"] = json!(spec.services[0]);

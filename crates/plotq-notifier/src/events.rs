@@ -179,10 +179,14 @@ fn parse_request(
     }
     for key in &views {
         let view = View::parse(key).map_err(|p| Problem::invalid_field("views", p))?;
-        if !caller.may_use_service(view.service.as_str()) {
+        if let Some(service) = view
+            .services
+            .iter()
+            .find(|s| !caller.may_use_service(s.as_str()))
+        {
             return Err(Problem::new(
                 ProblemCode::Forbidden,
-                format!("this credential may not watch views of {}", view.service),
+                format!("this credential may not watch views of {service}"),
             ));
         }
     }

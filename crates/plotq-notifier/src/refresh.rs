@@ -116,10 +116,15 @@ pub async fn refresh_due_views_at(
         };
         let spec = view.spec();
         let state = ports.registry.view_state(&key).await?;
-        let touched = ports
-            .registry
-            .series_touched(spec.service().as_str(), spec.metric.as_str())
-            .await?;
+        // A comparison is due when any of its series got new samples.
+        let mut touched = None;
+        for service in &spec.services {
+            let t = ports
+                .registry
+                .series_touched(service.as_str(), spec.metric.as_str())
+                .await?;
+            touched = touched.max(t);
+        }
         if !due(state.as_ref(), touched, now, config)
             || !ports.registry.claim(&key, config.debounce).await?
         {

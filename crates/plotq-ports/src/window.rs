@@ -122,7 +122,7 @@ pub async fn read_window(
     let stats_of = Stats {
         kind: spec.kind,
         metric: spec.metric.as_str().to_owned(),
-        width: spec.width,
+        width: spec.layout_size().0,
         from_ms,
         until_ms,
     };
@@ -213,7 +213,7 @@ const STATS_ON_THE_REACTOR: u64 = 100_000;
 struct Stats {
     kind: PlotKind,
     metric: String,
-    /// The plot's width in pixels, which sets its time buckets.
+    /// The plot's layout width (image width ÷ scale), which sets its time buckets.
     width: u32,
     from_ms: i64,
     until_ms: i64,

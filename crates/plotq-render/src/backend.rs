@@ -6,6 +6,10 @@
 //! with the pixel below and the blend is added to the palette; blend weights are rounded
 //! to 1/16 so the palette stays small. If 256 colours are ever exceeded the nearest
 //! existing colour is used: the image degrades slightly, it never fails.
+//!
+//! Rasterised strings are cached process-wide (only their covered pixels), bounded both
+//! in entries and in pixels held, so the cache stays small whatever the type sizes that
+//! layouts and scales ask for.
 
 use plotters_backend::FontTransform;
 use plotters_backend::text_anchor::{HPos, VPos};
@@ -54,12 +58,40 @@ fn anchor_code_v(v: VPos) -> u8 {
 /// A rasterised string: pixel offsets from the anchor point and their coverage.
 type TextRaster = Arc<Vec<(i32, i32, f32)>>;
 
-/// Strings rasterised so far in this process. Plots repeat the same tick labels, axis
-/// descriptions and titles render after render, so glyph rasterisation is paid once.
-static TEXT_CACHE: LazyLock<Mutex<HashMap<TextKey, TextRaster>>> =
-    LazyLock::new(|| Mutex::new(HashMap::new()));
+/// Strings rasterised so far in this process, and the pixels they hold. Plots repeat the
+/// same tick labels, axis descriptions and titles render after render, so glyph
+/// rasterisation is paid once.
+static TEXT_CACHE: LazyLock<Mutex<TextCache>> = LazyLock::new(|| Mutex::new(TextCache::default()));
 /// Bound on cached strings; past it the cache starts over.
 const TEXT_CACHE_ENTRIES: usize = 8192;
+/// Bound on the pixels all cached strings hold together (12 bytes each: about 24 MB),
+/// whatever their sizes (type grows with the layout and the scale, to 80-pixel titles);
+/// past it the cache starts over. A string larger than a sixteenth of it is not kept.
+const TEXT_CACHE_PIXELS: usize = 2 << 20;
+
+#[derive(Default)]
+struct TextCache {
+    rasters: HashMap<TextKey, TextRaster>,
+    pixels: usize,
+}
+
+impl TextCache {
+    fn insert(&mut self, key: TextKey, raster: TextRaster) {
+        if raster.len() > TEXT_CACHE_PIXELS / 16 {
+            return;
+        }
+        if self.rasters.len() >= TEXT_CACHE_ENTRIES
+            || self.pixels + raster.len() > TEXT_CACHE_PIXELS
+        {
+            self.rasters.clear();
+            self.pixels = 0;
+        }
+        self.pixels += raster.len();
+        if let Some(old) = self.rasters.insert(key, raster) {
+            self.pixels -= old.len();
+        }
+    }
+}
 
 /// Error type of the indexed backend (drawing into memory cannot fail).
 #[derive(Debug)]
@@ -270,17 +302,17 @@ impl DrawingBackend for IndexedBackend<'_> {
         let cached = TEXT_CACHE
             .lock()
             .expect("text cache lock")
+            .rasters
             .get(&key)
             .cloned();
         let raster = match cached {
             Some(r) => r,
             None => {
                 let r = Arc::new(rasterize(text, style)?);
-                let mut cache = TEXT_CACHE.lock().expect("text cache lock");
-                if cache.len() >= TEXT_CACHE_ENTRIES {
-                    cache.clear();
-                }
-                cache.insert(key, r.clone());
+                TEXT_CACHE
+                    .lock()
+                    .expect("text cache lock")
+                    .insert(key, r.clone());
                 r
             }
         };
@@ -378,8 +410,11 @@ fn rasterize<TStyle: BackendTextStyle>(
     let transform = style.transform();
     let mut pixels = Vec::new();
     let drawn = style.draw(text, (0, 0), |x, y, color| {
-        let (x, y) = transform.transform(x + dx - min_x, y + dy - min_y);
-        pixels.push((x, y, (color.alpha / base_alpha) as f32));
+        // Only covered pixels are kept (the glyph boxes are mostly empty).
+        if color.alpha > 0.0 {
+            let (x, y) = transform.transform(x + dx - min_x, y + dy - min_y);
+            pixels.push((x, y, (color.alpha / base_alpha) as f32));
+        }
         Ok::<(), NoError>(())
     });
     match drawn {
@@ -392,6 +427,28 @@ fn rasterize<TStyle: BackendTextStyle>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_text_cache_is_bounded_in_pixels() {
+        let mut cache = TextCache::default();
+        let key = |i: usize| TextKey {
+            text: i.to_string(),
+            family: String::new(),
+            size_bits: 0,
+            style: String::new(),
+            transform: 0,
+            anchor: (0, 0),
+        };
+        let raster = Arc::new(vec![(0, 0, 1.0f32); TEXT_CACHE_PIXELS / 20]);
+        for i in 0..100 {
+            cache.insert(key(i), raster.clone());
+            assert!(cache.pixels <= TEXT_CACHE_PIXELS);
+            assert_eq!(cache.pixels, cache.rasters.len() * raster.len());
+        }
+        // A string too large to keep is drawn, not cached.
+        cache.insert(key(1000), Arc::new(vec![(0, 0, 1.0); TEXT_CACHE_PIXELS]));
+        assert!(!cache.rasters.contains_key(&key(1000)));
+    }
 
     #[test]
     fn fills_and_blends_into_a_small_palette() {

@@ -1,24 +1,45 @@
 //! What every plot kind shares: the render context (spec, theme, type sizes, range,
-//! unit), tick budgets for the image size, label-area sizing, and the styling of the
-//! mesh and legend (as macros, so each kind keeps plotters' concrete coordinate types).
+//! unit, device-pixel scale), tick budgets for the layout size, label-area sizing, line
+//! widths, the title (shrunk, then cut short, to fit the width), legend labels cut to
+//! fit the plot area, and the styling of the mesh and legend (as macros, so each kind
+//! keeps plotters' concrete coordinate types).
+//!
+//! Scale: everything is sized for the layout (`PlotSpec::layout_size`, the image size
+//! over `scale`) and multiplied by `scale`, so a 1200×675 image at scale 3 is the
+//! 400×225 plot with three times the pixels: type, margins, line widths, tick marks,
+//! legend boxes, tick budgets and time buckets alike.
 
 use crate::axis;
 use crate::theme::{Theme, TypeScale};
-use crate::{FONT_FAMILY, PlotData};
+use crate::{FONT_FAMILY, PlotData, RenderError, drawing_error};
 use plotq_domain::PlotSpec;
-use plotters::style::{Color, IntoFont, TextStyle};
+use plotters::coord::Shift;
+use plotters::prelude::{DrawingArea, DrawingBackend, Text};
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use plotters::style::{Color, IntoFont, ShapeStyle, TextStyle};
+use std::cell::Cell;
 
 /// Everything a kind needs to know besides its data.
 pub struct Ctx<'a> {
     pub spec: &'a PlotSpec,
     pub theme: Theme,
+    /// Type sizes in image pixels (the layout's, times `scale`).
     pub ts: TypeScale,
+    /// Type sizes in layout pixels.
+    pub layout_ts: TypeScale,
+    /// Image pixels per layout pixel (at least 1).
+    pub scale: u32,
+    /// The layout size: the image size over `scale`.
+    pub layout: (u32, u32),
     pub from_ms: i64,
     pub until_ms: i64,
     /// Unit of the metric's values (`ms`, or empty).
     pub unit: &'static str,
     /// `Latency (ms)`: the value axis description.
     pub value_desc: String,
+    /// The plot area's width in image pixels, once the mesh is drawn (`draw_mesh!`):
+    /// what a legend has to fit in.
+    pub plot_width: Cell<Option<u32>>,
 }
 
 impl<'a> Ctx<'a> {
@@ -30,15 +51,43 @@ impl<'a> Ctx<'a> {
         } else {
             format!("{name} ({unit})")
         };
+        let scale = spec.scale.max(1);
+        let layout = spec.layout_size();
+        let layout = (layout.0.max(1), layout.1.max(1));
+        let layout_ts = TypeScale::for_size(layout.0, layout.1);
         Self {
             spec,
             theme: Theme::named(spec.theme),
-            ts: TypeScale::for_size(spec.width, spec.height),
+            ts: layout_ts.scaled(scale),
+            layout_ts,
+            scale,
+            layout,
             from_ms: data.from_ms,
             until_ms: data.until_ms,
             unit,
             value_desc,
+            plot_width: Cell::new(None),
         }
+    }
+
+    /// `layout_px` layout pixels in image pixels.
+    pub fn px(&self, layout_px: u32) -> u32 {
+        layout_px.saturating_mul(self.scale)
+    }
+
+    /// The width of data lines (a sixth of the tick type, at least 2 layout pixels).
+    pub fn line_width(&self) -> u32 {
+        self.px((self.layout_ts.tick / 6).max(2))
+    }
+
+    /// A hairline: one layout pixel (edges, secondary lines, grid, axes).
+    pub fn thin(&self) -> u32 {
+        self.scale
+    }
+
+    /// `color` as a hairline.
+    pub fn hairline(&self, color: plotters::style::RGBColor) -> ShapeStyle {
+        color.stroke_width(self.thin())
     }
 
     pub fn font(&self, size: u32) -> TextStyle<'static> {
@@ -47,10 +96,11 @@ impl<'a> Ctx<'a> {
             .color(&self.theme.foreground)
     }
 
-    /// How many value ticks fit along the x axis without labels touching.
+    /// How many value ticks fit along the x axis without labels touching (in layout
+    /// pixels, so the budget does not depend on `scale`).
     pub fn max_x_ticks(&self, widest_label_chars: usize) -> usize {
-        let label_px = (widest_label_chars.max(3) as f64 + 2.0) * self.ts.tick as f64 * 0.62;
-        ((self.spec.width as f64 * 0.8 / label_px) as usize).clamp(2, 12)
+        let label_px = (widest_label_chars.max(3) as f64 + 2.0) * self.layout_ts.tick as f64 * 0.62;
+        ((self.layout.0 as f64 * 0.8 / label_px) as usize).clamp(2, 12)
     }
 
     /// The value (x) axis of histograms and CDFs: log ticks, or as many linear ticks
@@ -72,9 +122,9 @@ impl<'a> Ctx<'a> {
         axis::value_axis(lo, hi, log, max_ticks)
     }
 
-    /// How many ticks fit along the y axis.
+    /// How many ticks fit along the y axis (in layout pixels).
     pub fn max_y_ticks(&self) -> usize {
-        ((self.spec.height as f64 * 0.7 / (self.ts.tick as f64 * 2.6)) as usize).clamp(2, 10)
+        ((self.layout.1 as f64 * 0.7 / (self.layout_ts.tick as f64 * 2.6)) as usize).clamp(2, 10)
     }
 
     /// Width of the y label area for labels up to `widest_label_chars` characters.
@@ -93,6 +143,22 @@ impl<'a> Ctx<'a> {
         (m / 2, m * 2, m, m)
     }
 
+    /// A legend entry's text, cut short to fit the legend inside the plot area (plotters
+    /// puts it 5 pixels from the area's edge, the legend box adds the marker and its
+    /// margins; 3 layout pixels more keep it off the axis line).
+    pub fn legend_label(&self, text: impl Into<String>) -> String {
+        let plot_width = self
+            .plot_width
+            .get()
+            .unwrap_or((self.spec.width as f64 * 0.74) as u32);
+        let extras = self.marker() as u32 + self.ts.legend * 3 / 2 + 5 + self.px(3);
+        fit(
+            &text.into(),
+            self.ts.legend,
+            plot_width.saturating_sub(extras),
+        )
+    }
+
     /// Legend marker length (scales with the type so labels never run into it).
     pub fn marker(&self) -> i32 {
         self.ts.legend as i32 * 3 / 2
@@ -101,17 +167,80 @@ impl<'a> Ctx<'a> {
     /// Headroom factor for the value axis so a legend of `entries` lines in the upper
     /// corner does not cover data.
     pub fn headroom(&self, entries: usize) -> f64 {
-        let plot_px = self.spec.height as f64
-            - self.ts.title as f64 * 2.0
-            - self.x_label_area() as f64
-            - self.ts.tick as f64 * 1.5;
-        let legend_px = (entries as f64 + 1.0) * self.ts.legend as f64 * 1.5;
+        let ts = &self.layout_ts;
+        let plot_px = self.layout.1 as f64
+            - ts.title as f64 * 2.0
+            - (ts.tick + ts.label * 2 + ts.tick / 2) as f64
+            - ts.tick as f64 * 1.5;
+        let legend_px = (entries as f64 + 1.0) * ts.legend as f64 * 1.5;
         1.0 / (1.0 - (legend_px / plot_px.max(1.0)).min(0.6)) + 0.05
     }
 
     pub fn title(&self) -> String {
         self.spec.title()
     }
+
+    /// Draws the title centred at the top of `root` inside the margins and returns the
+    /// height it takes: plotters' caption, with its padding (up to 5 pixels) in layout
+    /// pixels.
+    pub fn draw_title<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+    ) -> Result<u32, RenderError> {
+        let (w, _) = root.dim_in_pixel();
+        let (top, right, _, left) = self.margin();
+        let room = w.saturating_sub(left + right);
+        // A title wider than the image shrinks (to the label size at least), then is cut.
+        let mut size = self.ts.title;
+        let wide = text_width(&self.title(), size);
+        if wide > room {
+            size = ((size as u64 * room as u64 / wide.max(1) as u64) as u32).max(self.ts.label);
+        }
+        let title = fit(&self.title(), size, room);
+        let font = self.font(size);
+        let (_, text_h) = root
+            .estimate_text_size(&title, &font)
+            .map_err(drawing_error)?;
+        let pad = (text_h / 2).min(self.px(5));
+        let x = left + room / 2;
+        let style = font.pos(Pos::new(HPos::Center, VPos::Top));
+        root.draw(&Text::new(title, (x as i32, (top + pad) as i32), style))
+            .map_err(drawing_error)?;
+        Ok(text_h + pad * 2)
+    }
+}
+
+/// The width in pixels of `text` in the plot font at `size` pixels (0 if it cannot be
+/// measured).
+fn text_width(text: &str, size: u32) -> u32 {
+    (FONT_FAMILY, size)
+        .into_font()
+        .box_size(text)
+        .map_or(0, |(w, _)| w)
+}
+
+/// `text`, cut short with "…" so that at `size` pixels it is at most `room` pixels wide
+/// (a binary search over its length: a handful of measurements).
+pub fn fit(text: &str, size: u32, room: u32) -> String {
+    if text_width(text, size) <= room {
+        return text.to_owned();
+    }
+    let chars: Vec<char> = text.chars().collect();
+    let cut = |n: usize| -> String {
+        let mut s: String = chars[..n].iter().collect::<String>().trim_end().to_owned();
+        s.push('…');
+        s
+    };
+    let (mut lo, mut hi) = (0, chars.len());
+    while lo < hi {
+        let mid = (lo + hi).div_ceil(2);
+        if text_width(&cut(mid), size) <= room {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    cut(lo)
 }
 
 /// Characters in the longest of `labels`.
@@ -127,10 +256,10 @@ pub fn widest(labels: impl IntoIterator<Item = String>) -> usize {
 macro_rules! chart_builder {
     ($root:expr, $ctx:expr, $y_area:expr) => {{
         let (top, right, bottom, left) = $ctx.margin();
+        let title_h = $ctx.draw_title($root)?;
         let mut builder = plotters::chart::ChartBuilder::on($root);
         builder
-            .caption($ctx.title(), $ctx.font($ctx.ts.title))
-            .margin_top(top)
+            .margin_top(top + title_h)
             .margin_right(right)
             .margin_bottom(bottom)
             .margin_left(left)
@@ -143,14 +272,17 @@ macro_rules! chart_builder {
 /// The mesh (grid, axes, tick labels, axis descriptions) in the theme's style.
 macro_rules! draw_mesh {
     ($chart:expr, $ctx:expr, $x_desc:expr, $y_desc:expr, $x_fmt:expr, $y_fmt:expr, $nx:expr, $ny:expr) => {
+        $ctx.plot_width
+            .set(Some($chart.plotting_area().dim_in_pixel().0));
         $chart
             .configure_mesh()
             .x_desc($x_desc)
             .y_desc($y_desc)
             .axis_desc_style($ctx.font($ctx.ts.label))
             .label_style($ctx.font($ctx.ts.tick))
-            .axis_style($ctx.theme.muted)
-            .bold_line_style($ctx.theme.grid)
+            .axis_style($ctx.hairline($ctx.theme.muted))
+            .bold_line_style($ctx.hairline($ctx.theme.grid))
+            .set_all_tick_mark_size($ctx.px(5))
             .light_line_style(plotters::style::colors::TRANSPARENT)
             .x_labels($nx + 1)
             .y_labels($ny + 1)
@@ -177,7 +309,7 @@ macro_rules! draw_legend {
             .margin($ctx.ts.legend / 2)
             .legend_area_size($ctx.marker() as u32 + $ctx.ts.legend / 2)
             .background_style($ctx.theme.legend_background)
-            .border_style($ctx.theme.grid)
+            .border_style($ctx.hairline($ctx.theme.grid))
             .label_font($ctx.font($ctx.ts.legend))
             .draw()
             .map_err($crate::drawing_error)?

@@ -15,6 +15,10 @@
 //! decades), and the work of a render is bounded by construction: by the image size
 //! (checked against the spec bounds), the number of samples, and constants — never by
 //! the magnitudes in the data.
+//!
+//! The image is `spec.width` × `spec.height` pixels laid out at `spec.scale` image
+//! pixels per layout pixel (`frame.rs`). Time-axis kinds also say where their time axis
+//! is in the image ([`TimeAxis`]), so a dashboard can map a pixel column to a time.
 
 /// Tick positions, labels and time buckets; public (but not part of the API) so the
 /// property tests can check their bounds directly.
@@ -26,7 +30,7 @@ mod frame;
 mod kinds;
 mod theme;
 
-use plotq_domain::plot::{HEIGHT_RANGE, MAX_SERVICES, WIDTH_RANGE};
+use plotq_domain::plot::{HEIGHT_RANGE, MAX_SERVICES, MIN_LAYOUT, SCALE_RANGE, WIDTH_RANGE};
 use plotq_domain::{ImageFormat, PlotSpec};
 use plotters::prelude::*;
 use std::sync::Once;
@@ -102,7 +106,16 @@ pub struct Rendered {
     pub bytes: Vec<u8>,
     pub content_type: &'static str,
     pub n_samples: usize,
+    /// Where the time axis is, for the kinds that have one.
+    pub time_axis: Option<TimeAxis>,
 }
+
+/// Where a time-axis plot's (latency_timeseries, throughput, error_rate, heatmap) x range
+/// is in the image: the image pixel columns (`scale` applied) of the plot area's first
+/// (`from_ms`) and last (`until_ms`) columns. Column `x` stands for
+/// `from_ms + (x - left_px) / (right_px - left_px) * (until_ms - from_ms)`. The job state
+/// and `plot.ready` carry it as it is (`plotq_domain::TimeAxis`).
+pub use plotq_domain::TimeAxis;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
@@ -134,6 +147,7 @@ pub struct Drawn {
     frame: Frame,
     content_type: &'static str,
     n_samples: usize,
+    time_axis: Option<TimeAxis>,
 }
 
 #[derive(Debug)]
@@ -145,6 +159,11 @@ enum Frame {
 }
 
 impl Drawn {
+    /// Where the time axis is, for the kinds that have one.
+    pub fn time_axis(&self) -> Option<TimeAxis> {
+        self.time_axis
+    }
+
     /// The image bytes: the framebuffer as an indexed PNG, or the SVG text.
     pub fn encode(self) -> Rendered {
         let bytes = match self.frame {
@@ -160,6 +179,7 @@ impl Drawn {
             bytes,
             content_type: self.content_type,
             n_samples: self.n_samples,
+            time_axis: self.time_axis,
         }
     }
 }
@@ -181,42 +201,53 @@ pub fn draw(spec: &PlotSpec, data: &PlotData) -> Result<Drawn, RenderError> {
     }
     let ctx = frame::Ctx::new(spec, data);
     let (width, height) = (spec.width, spec.height);
-    let frame = match spec.format {
+    let (frame, time_axis) = match spec.format {
         ImageFormat::Png => {
             let bg = ctx.theme.background;
             let mut image = backend::IndexedImage::new(width, height, (bg.0, bg.1, bg.2));
-            {
+            let time_axis = {
                 let root = image.backend().into_drawing_area();
-                kinds::draw(&root, &ctx, data)?;
-            }
-            Frame::Png(image)
+                kinds::draw(&root, &ctx, data)?
+            };
+            (Frame::Png(image), time_axis)
         }
         ImageFormat::Svg => {
             let mut svg = String::new();
-            {
+            let time_axis = {
                 let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
                 root.fill(&ctx.theme.background).map_err(drawing_error)?;
-                kinds::draw(&root, &ctx, data)?;
+                let time_axis = kinds::draw(&root, &ctx, data)?;
                 root.present().map_err(drawing_error)?;
-            }
-            Frame::Svg(svg)
+                time_axis
+            };
+            (Frame::Svg(svg), time_axis)
         }
     };
     Ok(Drawn {
         frame,
         content_type: spec.format.content_type(),
         n_samples,
+        time_axis,
     })
 }
 
 /// What keeps a render's memory bounded whatever the caller built: the image size (the
-/// framebuffer is width × height bytes) and the number of series (legend entries).
+/// framebuffer is width × height bytes), the scale and layout size (type sizes, hence
+/// the text cache's rasters), and the number of series (legend entries).
 fn check_bounds(spec: &PlotSpec, data: &PlotData) -> Result<(), RenderError> {
     let ((w_lo, w_hi), (h_lo, h_hi)) = (WIDTH_RANGE, HEIGHT_RANGE);
     if !(w_lo..=w_hi).contains(&spec.width) || !(h_lo..=h_hi).contains(&spec.height) {
         return Err(RenderError::Unplottable(format!(
             "image size {}x{} is outside {w_lo}..={w_hi} x {h_lo}..={h_hi} pixels",
             spec.width, spec.height
+        )));
+    }
+    let (s_lo, s_hi) = SCALE_RANGE;
+    let (lw, lh) = spec.layout_size();
+    if !(s_lo..=s_hi).contains(&spec.scale) || lw < MIN_LAYOUT.0 || lh < MIN_LAYOUT.1 {
+        return Err(RenderError::Unplottable(format!(
+            "scale {} (layout {lw}x{lh}) is outside {s_lo}..={s_hi} or under a {}x{} layout",
+            spec.scale, MIN_LAYOUT.0, MIN_LAYOUT.1
         )));
     }
     if data.series.len() > MAX_SERVICES {

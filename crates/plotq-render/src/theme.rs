@@ -1,4 +1,5 @@
-//! Colours and type sizes shared by every plot kind, for the light and dark themes.
+//! Colours and type sizes shared by every plot kind, for the light and dark themes; type
+//! sizes come from the layout size (the image size over the spec's `scale`).
 
 use plotq_domain::Theme as ThemeName;
 use plotters::style::RGBColor;
@@ -146,8 +147,9 @@ pub fn blend(fg: RGBColor, bg: RGBColor, alpha: f64) -> RGBColor {
     RGBColor(mix(fg.0, bg.0), mix(fg.1, bg.1), mix(fg.2, bg.2))
 }
 
-/// Font sizes in pixels for an image of `width` × `height`, scaled from 1000×600.
-#[derive(Debug, Clone, Copy)]
+/// Font sizes in pixels: in layout pixels from [`TypeScale::for_size`], in image pixels
+/// once [`TypeScale::scaled`] by the spec's `scale`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TypeScale {
     pub title: u32,
     pub label: u32,
@@ -156,21 +158,69 @@ pub struct TypeScale {
 }
 
 impl TypeScale {
+    /// Sizes for a layout of `width` × `height` layout pixels, from 20/16/13/14 at
+    /// 1000×600. Smaller layouts shrink type less than the image (as `linear^0.6`) down
+    /// to floors that stay legible on a phone (tick and legend text 10 px, title 13);
+    /// larger ones grow it as the square root of the size, at most twice (a 3840×2160
+    /// image at scale 1 gets 38/30/25/27: it grows with the image, and a full-screen
+    /// 4K plot does not shout).
     pub fn for_size(width: u32, height: u32) -> Self {
         let linear = (width as f64 / 1000.0).min(height as f64 / 600.0);
-        // Shrink type less than the image, so small panels stay readable.
         let s = if linear < 1.0 {
             linear.powf(0.6)
         } else {
-            linear
+            linear.sqrt()
         }
-        .clamp(0.55, 3.0);
+        .clamp(0.4, 2.0);
         let px = |base: f64, floor: f64| (base * s).round().max(floor) as u32;
         Self {
-            title: px(20.0, 11.0),
-            label: px(16.0, 10.0),
-            tick: px(13.0, 9.0),
-            legend: px(14.0, 9.0),
+            title: px(20.0, 13.0),
+            label: px(16.0, 11.0),
+            tick: px(13.0, 10.0),
+            legend: px(14.0, 10.0),
         }
+    }
+
+    /// These sizes times `scale` (device pixels per layout pixel).
+    pub fn scaled(self, scale: u32) -> Self {
+        Self {
+            title: self.title * scale,
+            label: self.label * scale,
+            tick: self.tick * scale,
+            legend: self.legend * scale,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TypeScale;
+
+    #[test]
+    fn type_stays_legible_and_grows_with_the_layout() {
+        let at = |w, h| TypeScale::for_size(w, h);
+        assert_eq!(
+            at(1000, 600),
+            TypeScale {
+                title: 20,
+                label: 16,
+                tick: 13,
+                legend: 14
+            }
+        );
+        // Phones: 200×150 (the smallest layout) to 400×225 keep 10-pixel tick labels.
+        for (w, h) in [(200, 150), (320, 180), (400, 225), (600, 360)] {
+            let ts = at(w, h);
+            assert!(
+                ts.tick >= 10 && ts.legend >= 10 && ts.title >= 13,
+                "{w}x{h}"
+            );
+            assert!(ts.tick <= 13, "{w}x{h}");
+        }
+        // Growing with the image, capped at twice the 1000×600 sizes.
+        let big = at(3840, 2160);
+        assert!(big.tick > 13 && big.tick <= 26, "{big:?}");
+        assert_eq!(at(4000, 4000), at(100_000, 100_000));
+        assert_eq!(at(400, 225).scaled(3).tick, at(400, 225).tick * 3);
     }
 }

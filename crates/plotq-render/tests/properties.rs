@@ -1,8 +1,9 @@
 //! Property tests: every kind renders any finite data — ordinary latencies mixed with
 //! ±f64::MAX, ±1e308, subnormals, ±0 and other extremes, timestamps inside and outside
-//! the window, any size, bin count and option — into an image of the asked size, or fails
-//! with exactly the error the data calls for; the axis functions stay bounded and finite
-//! for any input; the statistics stay exact and finite.
+//! the window, any size, scale (1 to 4, layouts down to 200×150), bin count and option —
+//! into an image of the asked size, or fails with exactly the error the data calls for;
+//! a time axis is where the scale puts it (the layout's, magnified); the axis functions
+//! stay bounded and finite for any input; the statistics stay exact and finite.
 //!
 //! Render properties run 64 cases by default, axis and statistics properties 256;
 //! `PROPTEST_CASES` overrides both. Work is bounded structurally (counts are asserted,
@@ -82,12 +83,25 @@ fn samples() -> impl Strategy<Value = Vec<(i64, f64)>> {
     ]
 }
 
-/// Image sizes within the spec bounds, mostly small (debug renders stay fast).
-fn size() -> impl Strategy<Value = (u32, u32)> {
-    (
-        prop_oneof![8 => 200u32..=500, 1 => 200u32..=4000],
-        prop_oneof![8 => 150u32..=400, 1 => 150u32..=4000],
-    )
+/// Image sizes and scales within the spec bounds (a layout of at least 200×150, the
+/// image any size from layout × scale to one pixel short of the next layout pixel),
+/// mostly small (debug renders stay fast).
+fn size() -> impl Strategy<Value = (u32, u32, u32)> {
+    prop_oneof![6 => Just(1u32), 1 => 2u32..=3, 1 => Just(4u32)].prop_flat_map(|scale| {
+        (
+            prop_oneof![8 => 200u32..=500, 1 => 200u32..=4000 / scale],
+            prop_oneof![8 => 150u32..=400, 1 => 150u32..=4000 / scale],
+            0..scale,
+            Just(scale),
+        )
+            .prop_map(|(w, h, extra, scale)| {
+                (
+                    (w * scale + extra).min(4000),
+                    (h * scale + extra).min(4000),
+                    scale,
+                )
+            })
+    })
 }
 
 fn format() -> impl Strategy<Value = ImageFormat> {
@@ -107,13 +121,14 @@ fn case(kind: PlotKind) -> impl Strategy<Value = (PlotSpec, PlotData)> {
         any::<bool>(),
     )
         .prop_map(
-            move |(all, (width, height), format, bins, log_x, show_max)| {
+            move |(all, (width, height, scale), format, bins, log_x, show_max)| {
                 let mut spec = PlotSpec::new(kind, ServiceName::parse("a").unwrap());
                 spec.services = (0..all.len())
                     .map(|i| ServiceName::parse(&format!("s{i}")).unwrap())
                     .collect();
                 spec.width = width;
                 spec.height = height;
+                spec.scale = scale;
                 spec.format = format;
                 spec.bins = bins;
                 spec.log_x = log_x && matches!(kind, PlotKind::Histogram | PlotKind::Cdf);
@@ -211,6 +226,11 @@ fn check(spec: &PlotSpec, data: &PlotData) -> Result<(), TestCaseError> {
         (Expected::Image, Ok(out)) => match spec.format {
             ImageFormat::Png => {
                 prop_assert_eq!(png_size(&out.bytes), Some((spec.width, spec.height)));
+                prop_assert_eq!(out.time_axis.is_some(), spec.kind.needs_timestamps());
+                if let Some(t) = out.time_axis {
+                    prop_assert!(t.left_px < t.right_px && t.right_px < spec.width);
+                    prop_assert_eq!((t.from_ms, t.until_ms), (data.from_ms, data.until_ms));
+                }
             }
             ImageFormat::Svg => {
                 prop_assert!(out.bytes.starts_with(b"<svg"));
@@ -265,6 +285,59 @@ proptest! {
     #[test]
     fn heatmap_renders_any_finite_data((spec, data) in case(PlotKind::Heatmap)) {
         check(&spec, &data)?;
+    }
+}
+
+/// A time plot at `scale` is the layout's plot magnified: its time axis starts and ends
+/// at the layout's columns times the scale (within a layout pixel's rounding).
+fn check_magnified(spec: &PlotSpec, data: &PlotData, scale: u32) -> Result<(), TestCaseError> {
+    let mut big = spec.clone();
+    big.scale = scale;
+    big.width = spec.width * scale;
+    big.height = spec.height * scale;
+    if let (Ok(small), Ok(magnified)) = (render(spec, data), render(&big, data)) {
+        let (a, b) = (small.time_axis.unwrap(), magnified.time_axis.unwrap());
+        for (one, many) in [(a.left_px, b.left_px), (a.right_px, b.right_px)] {
+            prop_assert!(
+                (i64::from(one * scale) - i64::from(many)).abs() <= i64::from(scale),
+                "{:?} at scale {} vs {:?}",
+                a,
+                scale,
+                b
+            );
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(config(16))]
+
+    #[test]
+    fn scale_magnifies_the_layout(
+        w in 200u32..=600,
+        h in 150u32..=400,
+        scale in 2u32..=4,
+        kind in proptest::sample::select(&[
+            PlotKind::LatencyTimeseries, PlotKind::Throughput, PlotKind::ErrorRate,
+            PlotKind::Heatmap,
+        ][..]),
+    ) {
+        let mut spec = PlotSpec::new(kind, ServiceName::parse("a").unwrap());
+        (spec.width, spec.height) = (w, h);
+        let n = 600;
+        let data = PlotData {
+            from_ms: FROM,
+            until_ms: UNTIL,
+            series: vec![SeriesData {
+                service: "a".into(),
+                timestamps_ms: (0..n).map(|i| FROM + i * SPAN / n).collect(),
+                values: (0..n).map(|i| 200.0 + (i % 7) as f64 * 40.0).collect(),
+                weight: 1.0,
+            }],
+            note: None,
+        };
+        check_magnified(&spec, &data, scale)?;
     }
 }
 

@@ -966,6 +966,7 @@ async fn attempt(
     state.source = Some(source);
     state.documents_read = Some(documents);
     state.stats = Some(stats);
+    state.time_axis = rendered.time_axis;
     state.render_ms = Some(round_ms(render_ms));
     state.timings = timings;
     state.updated_at_ms = now_ms();

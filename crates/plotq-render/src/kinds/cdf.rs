@@ -123,7 +123,7 @@ pub(crate) fn cdf<DB: DrawingBackend>(
         y_ticks.len()
     );
     let marker = ctx.marker();
-    let width = (ctx.ts.tick / 6).max(2);
+    let width = ctx.line_width();
     for (i, c) in curves.iter().enumerate() {
         let color = if single {
             ctx.theme.series[0]
@@ -143,7 +143,7 @@ pub(crate) fn cdf<DB: DrawingBackend>(
         chart
             .draw_series(LineSeries::new(c.points.iter().copied(), style))
             .map_err(drawing_error)?
-            .label(label)
+            .label(ctx.legend_label(label))
             .legend(move |(x, y)| PathElement::new([(x, y), (x + marker, y)], style));
     }
     if single {
@@ -164,7 +164,7 @@ pub(crate) fn cdf<DB: DrawingBackend>(
                     style,
                 ))
                 .map_err(drawing_error)?
-                .label(format!("{name}: {}", axis::format_value(value, ctx.unit)))
+                .label(ctx.legend_label(format!("{name}: {}", axis::format_value(value, ctx.unit))))
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + marker, y)], style));
         }
     }
@@ -172,7 +172,7 @@ pub(crate) fn cdf<DB: DrawingBackend>(
         chart
             .draw_series(std::iter::empty::<PathElement<(f64, f64)>>())
             .map_err(drawing_error)?
-            .label(note)
+            .label(ctx.legend_label(note))
             .legend(|(x, y)| PathElement::new([(x, y)], TRANSPARENT));
     }
     draw_legend!(chart, ctx, plotters::chart::SeriesLabelPosition::LowerRight);

@@ -160,7 +160,7 @@ pub(crate) fn histogram<DB: DrawingBackend>(
         chart
             .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())
             .map_err(drawing_error)?
-            .label(note)
+            .label(ctx.legend_label(note))
             .legend(move |(x, y)| {
                 Rectangle::new([(x, y), (x + 1, y + 1)], muted.mix(0.0).filled())
             });
@@ -179,7 +179,7 @@ where
 {
     // matplotlib's `alpha=0.7` bars, blended over the background once, not per pixel.
     let fill = crate::theme::blend(ctx.theme.series[0], ctx.theme.background, 0.7).filled();
-    let edge = ctx.theme.series[0].stroke_width(1);
+    let edge = ctx.hairline(ctx.theme.series[0]);
     let bars = || {
         bins.counts
             .iter()
@@ -191,7 +191,7 @@ where
     chart
         .draw_series(bars().map(|r| Rectangle::new(r, fill)))
         .map_err(drawing_error)?
-        .label("Latency Distribution")
+        .label(ctx.legend_label("Latency Distribution"))
         .legend(move |(x, y)| {
             Rectangle::new([(x, y - marker / 4), (x + marker, y + marker / 4)], fill)
         });
@@ -210,7 +210,7 @@ fn draw_markers<DB>(
 where
     DB: DrawingBackend,
 {
-    let width = (ctx.ts.tick / 6).max(2);
+    let width = ctx.line_width();
     let marker = ctx.marker();
     let (dash, gap) = (ctx.ts.tick as i32 * 2 / 3, ctx.ts.tick as i32 / 3);
     for (name, value, color) in [
@@ -227,7 +227,7 @@ where
                 style,
             ))
             .map_err(drawing_error)?
-            .label(format!("{name}: {}", axis::format_value(value, ctx.unit)))
+            .label(ctx.legend_label(format!("{name}: {}", axis::format_value(value, ctx.unit))))
             .legend(move |(x, y)| PathElement::new([(x, y), (x + marker, y)], style));
     }
     Ok(())
@@ -245,7 +245,7 @@ where
 {
     let color = ctx.theme.series[index % ctx.theme.series.len()];
     let fill = color.mix(0.18).filled();
-    let line = stroke(color, (ctx.ts.tick / 6).max(2));
+    let line = stroke(color, ctx.line_width());
     chart
         .draw_series(
             bins.counts
@@ -268,12 +268,12 @@ where
     chart
         .draw_series(LineSeries::new(step, line))
         .map_err(drawing_error)?
-        .label(format!(
+        .label(ctx.legend_label(format!(
             "{}  p50 {}  p99 {}",
             series.name,
             axis::format_value(series.summary.p50, ctx.unit),
             axis::format_value(series.summary.p99, ctx.unit)
-        ))
+        )))
         .legend(move |(x, y)| PathElement::new([(x, y), (x + marker, y)], line));
     Ok(())
 }

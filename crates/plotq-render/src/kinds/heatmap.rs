@@ -5,12 +5,14 @@
 //! Only samples inside the (inclusive) window count, for the axis as for the cells. The
 //! latency axis spans whatever positive values there are (5e-324 to `f64::MAX`): its
 //! headroom stops at `f64::MAX` and its ticks thin out over many decades; cells are at
-//! most 120 columns × 60 rows.
+//! most 120 columns × 60 rows (one per 10 × 9 layout pixels). A partial last column (the
+//! window ends inside it) is not drawn unless no earlier one has a sample, as in the
+//! time-series kinds.
 
 use super::{Area, Buckets, dropped_note};
 use crate::axis;
 use crate::frame::{Ctx, chart_builder, draw_legend, draw_mesh, stroke, widest};
-use crate::{PlotData, RenderError, drawing_error};
+use crate::{PlotData, RenderError, TimeAxis, drawing_error};
 use plotq_domain::stats;
 use plotters::prelude::*;
 
@@ -18,7 +20,7 @@ pub(crate) fn heatmap<DB: DrawingBackend>(
     root: &Area<'_, DB>,
     ctx: &Ctx<'_>,
     data: &PlotData,
-) -> Result<(), RenderError> {
+) -> Result<TimeAxis, RenderError> {
     let s = &data.series[0];
     let weight = s.weight;
     let (from, until) = (ctx.from_ms, ctx.until_ms);
@@ -50,14 +52,14 @@ pub(crate) fn heatmap<DB: DrawingBackend>(
     } else {
         stats::widen_log(min)
     };
-    let cols = ((ctx.spec.width as usize) / 10).clamp(10, 120);
+    let cols = ((ctx.layout.0 as usize) / 10).clamp(10, 120);
     let width_ms = axis::bucket_ms(axis::span_ms(from, until), cols);
     let buckets = Buckets::group(&timestamps, &values, from, until, width_ms);
-    let rows = ((ctx.spec.height as f64 * 0.7 / 9.0) as usize).clamp(8, 60);
+    let rows = ((ctx.layout.1 as f64 * 0.7 / 9.0) as usize).clamp(8, 60);
     let mut cells: Vec<(usize, usize, u64)> = Vec::new();
-    let mut p99: Vec<Option<(f64, f64)>> = Vec::with_capacity(buckets.len());
+    let mut p99: Vec<Option<(f64, f64)>> = Vec::with_capacity(buckets.drawn);
     let mut peak = 1u64;
-    for b in 0..buckets.len() {
+    for b in 0..buckets.drawn {
         let vs = buckets.bucket(b);
         let bins = stats::bin_log(vs, rows, y_lo, y_hi);
         for (r, &c) in bins.counts.iter().enumerate() {
@@ -121,7 +123,7 @@ pub(crate) fn heatmap<DB: DrawingBackend>(
             )
         }))
         .map_err(drawing_error)?;
-    let style = stroke(ctx.theme.p99, (ctx.ts.tick / 6).max(2));
+    let style = stroke(ctx.theme.p99, ctx.line_width());
     let marker = ctx.marker();
     let mut labelled = false;
     for run in super::runs(&p99) {
@@ -129,7 +131,7 @@ pub(crate) fn heatmap<DB: DrawingBackend>(
             .draw_series(LineSeries::new(run, style))
             .map_err(drawing_error)?;
         if !labelled {
-            anno.label("p99")
+            anno.label(ctx.legend_label("p99"))
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + marker, y)], style));
             labelled = true;
         }
@@ -138,10 +140,10 @@ pub(crate) fn heatmap<DB: DrawingBackend>(
     chart
         .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())
         .map_err(drawing_error)?
-        .label(format!(
+        .label(ctx.legend_label(format!(
             "darker = more samples (max {} per cell)",
             super::weighted(peak, weight)
-        ))
+        )))
         .legend(move |(x, y)| {
             Rectangle::new(
                 [(x, y - marker / 4), (x + marker, y + marker / 4)],
@@ -152,9 +154,9 @@ pub(crate) fn heatmap<DB: DrawingBackend>(
         chart
             .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())
             .map_err(drawing_error)?
-            .label(note)
+            .label(ctx.legend_label(note))
             .legend(|(x, y)| PathElement::new([(x, y)], TRANSPARENT));
     }
     draw_legend!(chart, ctx);
-    Ok(())
+    Ok(super::time_axis(&chart, ctx))
 }

@@ -1,5 +1,8 @@
-//! One module per plot kind; `draw` dispatches on the spec's kind. Every kind draws on
-//! any plotters backend (indexed PNG or SVG) and shares the frame in `frame.rs`.
+//! One module per plot kind; `draw` dispatches on the spec's kind and returns where the
+//! time axis is for the kinds that have one. Every kind draws on any plotters backend
+//! (indexed PNG or SVG) and shares the frame in `frame.rs`; `Buckets` groups samples by
+//! the time buckets a plot draws (a partial last bucket left out, as in
+//! `plotq_domain::series`).
 
 mod cdf;
 mod distribution;
@@ -8,7 +11,7 @@ mod status;
 mod timeseries;
 
 use crate::frame::Ctx;
-use crate::{PlotData, RenderError};
+use crate::{PlotData, RenderError, TimeAxis};
 use plotq_domain::PlotKind;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -21,19 +24,40 @@ pub(crate) fn draw<DB: DrawingBackend>(
     root: &Area<'_, DB>,
     ctx: &Ctx<'_>,
     data: &PlotData,
-) -> Result<(), RenderError> {
-    match ctx.spec.kind {
-        PlotKind::Histogram => distribution::histogram(root, ctx, data),
-        PlotKind::Cdf => cdf::cdf(root, ctx, data),
-        PlotKind::LatencyTimeseries => timeseries::latency(root, ctx, data),
-        PlotKind::Throughput => timeseries::throughput(root, ctx, data),
-        PlotKind::ErrorRate => timeseries::error_rate(root, ctx, data),
-        PlotKind::StatusCodes => status::status_codes(root, ctx, data),
-        PlotKind::Heatmap => heatmap::heatmap(root, ctx, data),
+) -> Result<Option<TimeAxis>, RenderError> {
+    let time_axis = match ctx.spec.kind {
+        PlotKind::Histogram => distribution::histogram(root, ctx, data).map(|()| None),
+        PlotKind::Cdf => cdf::cdf(root, ctx, data).map(|()| None),
+        PlotKind::LatencyTimeseries => timeseries::latency(root, ctx, data).map(Some),
+        PlotKind::Throughput => timeseries::throughput(root, ctx, data).map(Some),
+        PlotKind::ErrorRate => timeseries::error_rate(root, ctx, data).map(Some),
+        PlotKind::StatusCodes => status::status_codes(root, ctx, data).map(|()| None),
+        PlotKind::Heatmap => heatmap::heatmap(root, ctx, data).map(Some),
     }?;
-    match &data.note {
-        Some(note) => draw_note(root, ctx, note),
-        None => Ok(()),
+    if let Some(note) = &data.note {
+        draw_note(root, ctx, note)?;
+    }
+    Ok(time_axis)
+}
+
+/// Where `chart`'s x range `[from, until]` is in the image.
+pub(crate) fn time_axis<DB: DrawingBackend, Y: plotters::coord::ranged1d::Ranged>(
+    chart: &ChartContext<'_, DB, Cartesian2d<crate::axis::TickedAxis, Y>>,
+    ctx: &Ctx<'_>,
+) -> TimeAxis
+where
+    Y::ValueType: Clone,
+{
+    let y = chart.y_range().start;
+    let column = |ms: i64| -> u32 {
+        let (x, _) = chart.backend_coord(&(ms as f64, y.clone()));
+        x.max(0) as u32
+    };
+    TimeAxis {
+        left_px: column(ctx.from_ms),
+        right_px: column(ctx.until_ms),
+        from_ms: ctx.from_ms,
+        until_ms: ctx.until_ms,
     }
 }
 
@@ -45,12 +69,14 @@ fn draw_note<DB: DrawingBackend>(
 ) -> Result<(), RenderError> {
     use plotters::style::text_anchor::{HPos, Pos, VPos};
     let (w, h) = root.dim_in_pixel();
-    let style = (crate::FONT_FAMILY, (ctx.ts.tick * 9 / 10).max(8))
+    let size = ctx.px((ctx.layout_ts.tick * 9 / 10).max(9));
+    let style = (crate::FONT_FAMILY, size)
         .into_font()
         .color(&ctx.theme.muted)
         .pos(Pos::new(HPos::Right, VPos::Bottom));
     let text: String = note.chars().take(120).collect();
-    root.draw(&Text::new(text, (w as i32 - 6, h as i32 - 3), style))
+    let (dx, dy) = (ctx.px(6) as i32, ctx.px(3) as i32);
+    root.draw(&Text::new(text, (w as i32 - dx, h as i32 - dy), style))
         .map_err(crate::drawing_error)
 }
 
@@ -78,12 +104,15 @@ pub(crate) struct Buckets {
     pub width_ms: i64,
     pub starts: Vec<usize>,
     pub values: Vec<f64>,
+    /// Buckets a plot draws, from the first: all but a partial last one
+    /// (`BucketGrid::drawn`); `values` still holds every sample of the window.
+    pub drawn: usize,
 }
 
 impl Buckets {
     /// Groups the samples of the inclusive window `[from, until]` by counting sort: two
     /// passes, no per-bucket allocation. A sample at `until` falls in the last bucket;
-    /// samples outside the window are ignored. At most [`MAX_BUCKETS`](plotq_domain::series::MAX_BUCKETS) buckets, and no
+    /// samples outside the window are ignored; `drawn` says which buckets to draw. At most [`MAX_BUCKETS`](plotq_domain::series::MAX_BUCKETS) buckets, and no
     /// arithmetic that can overflow, for any window.
     pub fn group(
         timestamps: &[i64],
@@ -102,6 +131,7 @@ impl Buckets {
                 counts[b + 1] += 1;
             }
         }
+        let drawn = grid.drawn(&counts[1..]);
         for b in 0..n_buckets {
             counts[b + 1] += counts[b];
         }
@@ -119,9 +149,11 @@ impl Buckets {
             width_ms,
             starts,
             values: grouped,
+            drawn,
         }
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.starts.len() - 1
     }
@@ -184,6 +216,11 @@ mod tests {
         // The window is inclusive: the sample at `until` is in the last bucket.
         assert_eq!(b.bucket(1), &[2.0, 3.0, 4.0, 5.0]);
         assert_eq!(b.covered(0, 1_000, 120_000), (1_000, 60_000));
+        assert_eq!(b.drawn, 2);
+        // Ending 30 s into a third bucket: it is partial, grouped but not drawn.
+        let b = Buckets::group(&ts, &vs, 1_000, 150_000, 60_000);
+        assert_eq!((b.len(), b.drawn), (3, 2));
+        assert_eq!(b.bucket(2), &[5.0]);
     }
 
     #[test]

@@ -121,10 +121,10 @@ pub(crate) fn status_codes<DB: DrawingBackend>(
         chart
             .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())
             .map_err(drawing_error)?
-            .label(format!(
+            .label(ctx.legend_label(format!(
                 "{name}: {:.1}% ({c})",
                 *c as f64 / total as f64 * 100.0
-            ))
+            )))
             .legend(move |(x, y)| {
                 Rectangle::new(
                     [(x, y - marker / 4), (x + marker, y + marker / 4)],

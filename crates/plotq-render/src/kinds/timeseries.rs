@@ -6,20 +6,24 @@
 //! Empty buckets are gaps in a line, never invented zeros — except for throughput, where
 //! no samples really is zero per second.
 //!
-//! The window is inclusive (`[from, until]`); bucket counts are bounded by the image
-//! width. Latency's value axis starts at 0, or lower when values are negative, and any
+//! The window is inclusive (`[from, until]`); bucket counts are bounded by the layout
+//! width (`series::max_time_buckets`). A partial last bucket (the window ends inside it:
+//! not all elapsed, and with ingest lag not all arrived) is not drawn — it would read as
+//! a drop at the right edge — unless no earlier bucket has a sample; the legends' totals
+//! and means still count every sample of the window. Latency's value axis starts at 0, or lower when values are negative, and any
 //! finite values fit it (the headroom stops at `f64::MAX`).
 
-use super::{Area, Buckets, YAxis, runs};
+use super::{Area, Buckets, YAxis, runs, time_axis};
 use crate::axis;
 use crate::frame::{Ctx, chart_builder, draw_legend, draw_mesh, stroke, widest};
-use crate::{PlotData, RenderError, SeriesData, drawing_error};
+use crate::{PlotData, RenderError, SeriesData, TimeAxis, drawing_error};
 use plotq_domain::{series, stats};
 use plotters::prelude::*;
 
-/// Buckets per plot, at most: about 60 (a minute each for an hour), fewer when narrow.
+/// Buckets per plot, at most: about 60 (a minute each for an hour), fewer when the
+/// layout is narrow.
 fn max_buckets(ctx: &Ctx<'_>) -> usize {
-    series::max_time_buckets(ctx.spec.width)
+    series::max_time_buckets(ctx.layout.0)
 }
 
 type TimeChart<'a, DB> = ChartContext<'a, DB, Cartesian2d<axis::TickedAxis, YAxis>>;
@@ -50,7 +54,7 @@ fn with_headroom(bottom: f64, top: f64, headroom: f64) -> (f64, f64) {
 }
 
 /// Builds the chart with a time x axis and a linear y axis `[y_lo, y_max]`, draws the
-/// mesh and hands it to `body`.
+/// mesh and hands it to `body`; returns where the time axis is.
 fn with_time_chart<DB: DrawingBackend>(
     root: &Area<'_, DB>,
     ctx: &Ctx<'_>,
@@ -58,7 +62,7 @@ fn with_time_chart<DB: DrawingBackend>(
     y_desc: &str,
     y_suffix: &str,
     body: impl FnOnce(&mut TimeChart<'_, DB>) -> Result<(), RenderError>,
-) -> Result<(), RenderError> {
+) -> Result<TimeAxis, RenderError> {
     let (y_ticks, y_step) = axis::linear_ticks(y_lo, y_max, ctx.max_y_ticks());
     let y_label = |v: f64| format!("{}{y_suffix}", axis::format_tick(v, y_step));
     let y_area = ctx.y_label_area(widest(y_ticks.iter().map(|v| y_label(*v))));
@@ -80,7 +84,7 @@ fn with_time_chart<DB: DrawingBackend>(
     draw_mesh!(chart, ctx, "Time (UTC)", y_desc, &x_fmt, &y_fmt, n_x, n_y);
     body(&mut chart)?;
     draw_legend!(chart, ctx);
-    Ok(())
+    Ok(time_axis(&chart, ctx))
 }
 
 fn line<DB: DrawingBackend>(
@@ -101,7 +105,7 @@ fn line<DB: DrawingBackend>(
                 .map_err(drawing_error)?
         } else if run.len() == 1 {
             // A lone bucket between gaps would be invisible as a line: draw a dot.
-            let r = (style.stroke_width + 1) as i32;
+            let r = (style.stroke_width + ctx.thin()) as i32;
             chart
                 .draw_series(run.into_iter().map(|p| Circle::new(p, r, style.filled())))
                 .map_err(drawing_error)?
@@ -111,7 +115,7 @@ fn line<DB: DrawingBackend>(
                 .map_err(drawing_error)?
         };
         if !labelled {
-            anno.label(label.clone())
+            anno.label(ctx.legend_label(label.clone()))
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + marker, y)], style));
             labelled = true;
         }
@@ -126,7 +130,7 @@ pub(crate) fn latency<DB: DrawingBackend>(
     root: &Area<'_, DB>,
     ctx: &Ctx<'_>,
     data: &PlotData,
-) -> Result<(), RenderError> {
+) -> Result<TimeAxis, RenderError> {
     let width_ms = axis::bucket_ms(span(ctx), max_buckets(ctx));
     let single = data.series.len() == 1;
     // Per series: per bucket (x, [p50, p95, p99, max]).
@@ -142,7 +146,7 @@ pub(crate) fn latency<DB: DrawingBackend>(
             ctx.until_ms,
             width_ms,
         );
-        let per: Vec<BucketStats> = (0..buckets.len())
+        let per: Vec<BucketStats> = (0..buckets.drawn)
             .map(|b| {
                 let values = buckets.bucket(b);
                 let (min, max, _) = stats::extent(values)?;
@@ -169,7 +173,7 @@ pub(crate) fn latency<DB: DrawingBackend>(
     };
     let (y_lo, y_max) = with_headroom(low, peak, ctx.headroom(entries));
     let y_range = (y_lo, y_max.max(y_lo + 1e-9));
-    let width = (ctx.ts.tick / 6).max(2);
+    let width = ctx.line_width();
     let y_desc = ctx.value_desc.clone();
     with_time_chart(root, ctx, y_range, &y_desc, "", |chart| {
         let pick = |per: &[BucketStats], k: usize| -> Vec<Option<(f64, f64)>> {
@@ -197,7 +201,7 @@ pub(crate) fn latency<DB: DrawingBackend>(
                     chart,
                     ctx,
                     &pick(per, 3),
-                    stroke(ctx.theme.muted, 1),
+                    stroke(ctx.theme.muted, ctx.thin()),
                     true,
                     "max".into(),
                 )?;
@@ -217,7 +221,7 @@ pub(crate) fn latency<DB: DrawingBackend>(
                     chart,
                     ctx,
                     &pick(per, 0),
-                    stroke(color, 1),
+                    stroke(color, ctx.thin()),
                     true,
                     format!("{name} p50"),
                 )?;
@@ -231,9 +235,10 @@ pub(crate) fn throughput<DB: DrawingBackend>(
     root: &Area<'_, DB>,
     ctx: &Ctx<'_>,
     data: &PlotData,
-) -> Result<(), RenderError> {
+) -> Result<TimeAxis, RenderError> {
     let s = &data.series[0];
-    // The rates the statistics report as `peak_rate_per_s` (`plotq_domain::series`).
+    // The rates the statistics report as `peak_rate_per_s` (`plotq_domain::series`),
+    // without a partial last bucket.
     let buckets = series::bucket_rates(
         &s.timestamps_ms,
         s.weight,
@@ -242,7 +247,12 @@ pub(crate) fn throughput<DB: DrawingBackend>(
         axis::bucket_ms(span(ctx), max_buckets(ctx)),
     );
     let rates: Vec<(f64, f64)> = buckets.iter().map(|b| (b.center_ms(), b.per_s)).collect();
-    let total: usize = buckets.iter().map(|b| b.values).sum();
+    let window = ctx.from_ms..=ctx.until_ms;
+    let total = s
+        .timestamps_ms
+        .iter()
+        .filter(|t| window.contains(t))
+        .count();
     if total == 0 {
         return Err(RenderError::NoData);
     }
@@ -256,7 +266,7 @@ pub(crate) fn throughput<DB: DrawingBackend>(
         1.0
     };
     let color = ctx.theme.series[0];
-    let width = (ctx.ts.tick / 6).max(2);
+    let width = ctx.line_width();
     let marker = ctx.marker();
     with_time_chart(
         root,
@@ -271,10 +281,10 @@ pub(crate) fn throughput<DB: DrawingBackend>(
                         .border_style(stroke(color, width)),
                 )
                 .map_err(drawing_error)?
-                .label(format!(
+                .label(ctx.legend_label(format!(
                     "{} req/s (mean {mean:.1}, peak {peak:.1})",
                     s.service
-                ))
+                )))
                 .legend(move |(x, y)| {
                     PathElement::new([(x, y), (x + marker, y)], stroke(color, width))
                 });
@@ -287,22 +297,19 @@ pub(crate) fn error_rate<DB: DrawingBackend>(
     root: &Area<'_, DB>,
     ctx: &Ctx<'_>,
     data: &PlotData,
-) -> Result<(), RenderError> {
+) -> Result<TimeAxis, RenderError> {
     let s = &data.series[0];
     let metric = ctx.spec.metric.as_str();
     let buckets = window_buckets(ctx, s);
-    let mut errors_total = 0usize;
-    let points: Vec<Option<(f64, f64)>> = (0..buckets.len())
+    // The share over the whole window counts every sample (the statistics' error ratio).
+    let errors_total = series::error_count(metric, &buckets.values) as usize;
+    let points: Vec<Option<(f64, f64)>> = (0..buckets.drawn)
         .map(|b| {
             let values = buckets.bucket(b);
             if values.is_empty() {
                 return None;
             }
-            let errors = values
-                .iter()
-                .filter(|v| series::is_error(metric, **v))
-                .count();
-            errors_total += errors;
+            let errors = series::error_count(metric, values);
             Some((
                 buckets.center_ms(b, ctx.from_ms, ctx.until_ms),
                 errors as f64 / values.len() as f64 * 100.0,
@@ -318,7 +325,7 @@ pub(crate) fn error_rate<DB: DrawingBackend>(
     let y_max = (peak * ctx.headroom(1)).clamp(1.0, 100.0 * ctx.headroom(1));
     let overall = errors_total as f64 / total as f64 * 100.0;
     let color = ctx.theme.mean;
-    let width = (ctx.ts.tick / 6).max(2);
+    let width = ctx.line_width();
     with_time_chart(root, ctx, (0.0, y_max), "Errors (%)", "%", |chart| {
         let label = format!("{} errors: {overall:.2}% of {total} samples", s.service);
         line(chart, ctx, &points, stroke(color, width), false, label)
