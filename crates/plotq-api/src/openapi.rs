@@ -251,6 +251,11 @@ macro_rules! plot_request_doc {
             /// Pixels, default 600.
             #[schema(nullable = false, minimum = 150, maximum = 4000)]
             height: Option<u32>,
+            /// Device pixels per layout pixel, default 1: the image is laid out at
+            /// width/scale × height/scale (at least 200×150) and drawn `scale` times
+            /// sharper, for screens with that `devicePixelRatio`.
+            #[schema(nullable = false, minimum = 1, maximum = 4)]
+            scale: Option<u32>,
             /// Histogram bins (and heatmap latency buckets), default 50.
             #[schema(nullable = false, minimum = 1, maximum = 1000)]
             bins: Option<u32>,
@@ -352,6 +357,37 @@ pub struct JobSpecDoc {
     format: FormatDoc,
     log_x: bool,
     show_max: bool,
+    /// Device pixels per layout pixel; absent when 1.
+    #[schema(nullable = false, minimum = 2, maximum = 4)]
+    scale: Option<u32>,
+}
+
+/// Where a plot's time axis lies in its image: pixel columns `left_px` to `right_px`
+/// show `from_ms` to `until_ms`, linearly (for turning a dragged span into a range).
+#[derive(Serialize, ToSchema)]
+pub struct TimeAxisDoc {
+    #[schema(minimum = 0, maximum = 4000)]
+    left_px: u32,
+    #[schema(minimum = 1, maximum = 4000)]
+    right_px: u32,
+    #[schema(minimum = 0, maximum = 253402300799999_i64)]
+    from_ms: i64,
+    #[schema(minimum = 0, maximum = 253402300799999_i64)]
+    until_ms: i64,
+}
+
+/// A signed render link (`POST /api/v1/render/grants`).
+#[derive(Serialize, ToSchema)]
+pub struct GrantDoc {
+    /// `/api/v1/render?<the plot parameters>&grant=<grant>`: prefix the api's origin
+    /// and embed it (`<img src>`); it needs no other credential.
+    #[schema(pattern = "^/api/v1/render\\?.*grant=")]
+    url: String,
+    /// The grant alone.
+    #[schema(pattern = "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$")]
+    grant: String,
+    /// When the link stops working, epoch ms.
+    expires_at_ms: i64,
 }
 
 /// The numbers of services over a window (`GET /api/v1/stats`), as a plot of `kind`
@@ -404,8 +440,9 @@ pub struct JobStateDoc {
     /// Render time in the worker, ms: drawing plus encoding (`done` only).
     #[schema(nullable = false, minimum = 0)]
     render_ms: Option<f64>,
-    /// The dashboard view this job refreshes (`service/kind/window/theme/WIDTHxHEIGHT`).
-    #[schema(nullable = false, max_length = 128, pattern = "^[A-Za-z0-9_.:/-]+$")]
+    /// The dashboard view this job refreshes
+    /// (`services/kind/window/theme/WIDTHxHEIGHT[/options]`).
+    #[schema(nullable = false, max_length = 256, pattern = "^[A-Za-z0-9_.:/~-]+$")]
     view: Option<String>,
     /// How many times a worker started this job (1 on the first render; retries and
     /// redeliveries add to it). Absent while queued.
@@ -425,6 +462,9 @@ pub struct JobStateDoc {
     /// their attempt reached).
     #[schema(nullable = false)]
     timings: Option<plotq_http::TimingsDoc>,
+    /// Where the time axis is in the image (`done` plots with one).
+    #[schema(nullable = false)]
+    time_axis: Option<TimeAxisDoc>,
     /// `/api/v1/plots/{id}`.
     #[schema(pattern = "^/api/v1/plots/[0-9a-f-]{36}$")]
     status_url: String,
@@ -485,6 +525,8 @@ pub(crate) async fn dashboard_style() {}
         crate::routes::plot_status,
         crate::routes::plot_png,
         crate::routes::plot_image,
+        crate::render::render,
+        crate::render::grant,
         openapi_json,
         dashboard_page,
         dashboard_script,

@@ -17,7 +17,7 @@ use axum::routing::{get, post};
 use axum::{Extension, body::Bytes};
 use plotq_domain::sample::{parse_samples, parse_samples_fast};
 use plotq_domain::wire::JobMessage;
-use plotq_domain::{FieldError, ImageFormat, JobId, JobState, JobStatus, PlotSpec};
+use plotq_domain::{FieldError, ImageFormat, JobId, JobState, JobStatus, PlotSpec, TimeRange};
 use plotq_http::{Auth, Caller, Limits, Problem, ProblemCode, Scope, read_json, read_json_bytes};
 use plotq_http::{
     AuthProblems, IdempotencyInUse, JobReadProblems, JsonBodyProblems, ProblemDoc, RateLimited,
@@ -36,8 +36,10 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// How long a job's state is kept (covers queueing plus rendering plus reading).
     pub state_ttl: Duration,
-    /// Identical plot requests within this period (and with no new samples) share one
-    /// job; zero disables it.
+    /// How long an image stays cached (the workers' PNG lifetime).
+    pub image_ttl: Duration,
+    /// Identical plot requests over unchanged data share one job (see [`reuse_for`]);
+    /// this is the least time they share it, and zero disables sharing.
     pub dedupe_for: Duration,
     /// Where the dashboard's browser subscribes to events (`/api/v1/events` when the
     /// notifier shares this origin, as in standalone mode; its URL otherwise).
@@ -47,6 +49,8 @@ pub struct ApiConfig {
     /// How many `GET /api/v1/stats` reads this process runs at once (a window may hold
     /// millions of raw samples); more wait briefly, then get `429`.
     pub stats_slots: StatsSlots,
+    /// `GET /api/v1/render`'s wait and grants.
+    pub render: crate::render::RenderConfig,
 }
 
 /// The concurrent `GET /api/v1/stats` reads of one process (shared by clones).
@@ -70,10 +74,12 @@ impl Default for ApiConfig {
         Self {
             max_body_bytes: 8 * 1024 * 1024,
             state_ttl: Duration::from_secs(3600),
+            image_ttl: Duration::from_secs(600),
             events_url: "/api/v1/events".to_owned(),
             dedupe_for: Duration::from_secs(10),
             sources: plotq_ports::SourcePolicy::default(),
             stats_slots: StatsSlots::default(),
+            render: crate::render::RenderConfig::default(),
         }
     }
 }
@@ -102,6 +108,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/tickets", post(ticket))
         .merge(crate::caddy::routes())
         .merge(crate::stats::routes())
+        .merge(crate::render::routes())
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }
@@ -230,7 +237,7 @@ pub(crate) async fn ticket(
     Ok(response)
 }
 
-fn state_body(job: &JobState) -> Value {
+pub(crate) fn state_body(job: &JobState) -> Value {
     let mut body = serde_json::to_value(job).expect("job state serialises");
     let url = format!("/api/v1/plots/{}", job.id);
     body["status_url"] = json!(url);
@@ -284,15 +291,39 @@ pub(crate) async fn request_plot(
     limits.check_plot(&caller.limit_key)?;
     let job = JobState::queued(JobId::issued_at(now_ms()), spec, now_ms());
     let claim = match single_flight(&state, &job).await? {
-        Flight::Existing(response) => return Ok(response),
+        Flight::Existing(existing) => {
+            let mut body = state_body(&existing);
+            body["deduplicated"] = json!(true);
+            let status = if existing.status == JobStatus::Done {
+                StatusCode::OK
+            } else {
+                StatusCode::ACCEPTED
+            };
+            return Ok(with_location(
+                (status, axum::Json(body)).into_response(),
+                existing.id,
+            ));
+        }
         Flight::Claimed(claim) => claim,
     };
-    // The state is written once the broker confirmed the job, and only if a worker has
-    // not already written a newer one: until then an identical request finds the claim
-    // without a state and renders its own rather than being pointed at a job whose
-    // publish may still fail. If queueing fails, the claim is released, so no later
-    // request is pointed at a job that never existed.
-    if let Err(e) = state.queue.publish(&JobMessage::new(&job)).await {
+    queue_job(&state, &job, claim).await?;
+    Ok(with_location(
+        (StatusCode::ACCEPTED, axum::Json(state_body(&job))).into_response(),
+        job.id,
+    ))
+}
+
+/// Publishes `job` and writes its first state. The state is written once the broker
+/// confirmed the job, and only if a worker has not already written a newer one: until
+/// then an identical request finds the claim without a state and renders its own
+/// rather than being pointed at a job whose publish may still fail. If queueing fails,
+/// the claim is released, so no later request is pointed at a job that never existed.
+pub(crate) async fn queue_job(
+    state: &ApiState,
+    job: &JobState,
+    claim: Option<String>,
+) -> Result<(), Problem> {
+    if let Err(e) = state.queue.publish(&JobMessage::new(job)).await {
         if let Some(key) = &claim
             && let Err(undo) = state.cache.release_request(key, job.id).await
         {
@@ -302,31 +333,55 @@ pub(crate) async fn request_plot(
     }
     if let Err(e) = state
         .cache
-        .put_state_if_absent(&job, state.config.state_ttl)
+        .put_state_if_absent(job, state.config.state_ttl)
         .await
     {
         // Queued durably all the same: the worker writes the state when it starts.
         tracing::warn!(error = %e, id = %job.id, "job queued, its state not written yet");
     }
     tracing::debug!(id = %job.id, service = %job.spec.service(), kind = job.spec.kind.as_str(), "plot job queued");
-    Ok(with_location(
-        (StatusCode::ACCEPTED, axum::Json(state_body(&job))).into_response(),
-        job.id,
-    ))
+    Ok(())
 }
 
-enum Flight {
-    /// An identical request's job answers this one.
-    Existing(Response),
+pub(crate) enum Flight {
+    /// An identical request's job (queued, rendering, or done with its image cached)
+    /// answers this one.
+    Existing(Box<JobState>),
     /// This request renders; it holds the single-flight key (if deduplication is on).
     Claimed(Option<String>),
 }
 
+/// How long identical requests over unchanged data share a job and its image
+/// (`dedupe_for` at least, never longer than the image is cached):
+///
+/// - a range wholly in the past draws the same picture until its series get new
+///   samples (which change the sharing key), so for as long as the image is cached;
+/// - a range ending at the request (`window`) moves with the clock, so only while it has
+///   moved less than one of the plot's time buckets (`series::time_bucket_ms` of its
+///   span and layout width): 15 s for the last 15 minutes at 800 px, 10 minutes for a
+///   day (the default image lifetime).
+pub fn reuse_for(config: &ApiConfig, spec: &PlotSpec, now_ms: i64) -> Duration {
+    if config.dedupe_for.is_zero() {
+        return Duration::ZERO;
+    }
+    let longest = config.image_ttl.max(config.dedupe_for);
+    match spec.range {
+        TimeRange::Between { until_ms, .. } if until_ms < now_ms => longest,
+        range => {
+            let bucket =
+                plotq_domain::series::time_bucket_ms(range.span_ms(), spec.layout_size().0);
+            Duration::from_millis(u64::try_from(bucket).unwrap_or(0))
+                .clamp(config.dedupe_for, longest)
+        }
+    }
+}
+
 /// Identical requests share a job: while one is queued or rendering, or finished and
 /// still cached, the same spec over the same data (no newer samples, within
-/// `dedupe_for`) is answered with that job instead of a new render.
-async fn single_flight(state: &ApiState, job: &JobState) -> Result<Flight, Problem> {
-    if state.config.dedupe_for.is_zero() {
+/// [`reuse_for`]) is answered with that job instead of a new render.
+pub(crate) async fn single_flight(state: &ApiState, job: &JobState) -> Result<Flight, Problem> {
+    let ttl = reuse_for(&state.config, &job.spec, job.created_at_ms);
+    if ttl.is_zero() {
         return Ok(Flight::Claimed(None));
     }
     let spec = &job.spec;
@@ -338,7 +393,6 @@ async fn single_flight(state: &ApiState, job: &JobState) -> Result<Flight, Probl
             .await?;
         key.push_str(&format!("|{}", watermark.unwrap_or(0)));
     }
-    let ttl = state.config.dedupe_for;
     let Some(mut holder) = state.cache.claim_request(&key, job.id, ttl).await? else {
         return Ok(Flight::Claimed(Some(key))); // first of its kind: render it
     };
@@ -366,17 +420,7 @@ async fn single_flight(state: &ApiState, job: &JobState) -> Result<Flight, Probl
             JobStatus::Failed => false,
         };
         if reusable {
-            let mut body = state_body(&existing);
-            body["deduplicated"] = json!(true);
-            let status = if existing.status == JobStatus::Done {
-                StatusCode::OK
-            } else {
-                StatusCode::ACCEPTED
-            };
-            return Ok(Flight::Existing(with_location(
-                (status, axum::Json(body)).into_response(),
-                holder,
-            )));
+            return Ok(Flight::Existing(Box::new(existing)));
         }
     }
     state.cache.replace_request(&key, job.id, ttl).await?;
@@ -577,6 +621,21 @@ pub(crate) async fn plot_image(
     serve_image(&state, job).await
 }
 
+/// The cached image of done job `id`; `410 expired` once it left the cache.
+pub(crate) async fn cached_image(state: &ApiState, id: JobId) -> Result<Vec<u8>, Problem> {
+    let image = state.cache.get_image(id).await?;
+    let result = if image.is_some() { "hit" } else { "miss" };
+    metrics::counter!("plotq_cache_requests_total", "item" => "image", "result" => result)
+        .increment(1);
+    plotq_ports::timing::record_ms("cache", Some(result), 0.0);
+    image.ok_or_else(|| {
+        Problem::new(
+            ProblemCode::Expired,
+            format!("the image of plot {id} has expired from the cache; request it again"),
+        )
+    })
+}
+
 async fn serve_image(state: &ApiState, job: JobState) -> Result<Response, Problem> {
     let id = job.id;
     match job.status {
@@ -600,17 +659,7 @@ async fn serve_image(state: &ApiState, job: JobState) -> Result<Response, Proble
             .with_extra(json!({"job": state_body(&job)})));
         }
     }
-    let image = state.cache.get_image(id).await?;
-    let result = if image.is_some() { "hit" } else { "miss" };
-    metrics::counter!("plotq_cache_requests_total", "item" => "image", "result" => result)
-        .increment(1);
-    plotq_ports::timing::record_ms("cache", Some(result), 0.0);
-    let image = image.ok_or_else(|| {
-        Problem::new(
-            ProblemCode::Expired,
-            format!("the image of plot {id} has expired from the cache; request it again"),
-        )
-    })?;
+    let image = cached_image(state, id).await?;
     let mut response = (StatusCode::OK, image).into_response();
     let headers = response.headers_mut();
     headers.insert(
@@ -623,4 +672,65 @@ async fn serve_image(state: &ApiState, job: JobState) -> Result<Response, Proble
         HeaderValue::from_static("private, max-age=300, immutable"),
     );
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plotq_domain::{PlotKind, Window};
+
+    fn spec(range: TimeRange) -> PlotSpec {
+        let mut spec = PlotSpec::new(
+            PlotKind::Throughput,
+            plotq_domain::ServiceName::parse("a").unwrap(),
+        );
+        spec.range = range;
+        spec.width = 800;
+        spec
+    }
+
+    #[test]
+    fn identical_plots_are_shared_while_their_picture_holds() {
+        let config = ApiConfig::default(); // 10 s at least, images cached 600 s
+        let now = 1_800_000_000_000;
+        let last = |w: &str| spec(TimeRange::Last(Window::parse(w).unwrap()));
+        // A moving window: one of its time buckets (at 800 px, at most 60 of them).
+        assert_eq!(
+            reuse_for(&config, &last("15m"), now),
+            Duration::from_secs(15)
+        );
+        assert_eq!(
+            reuse_for(&config, &last("1h"), now),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            reuse_for(&config, &last("5m"), now),
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            reuse_for(&config, &last("1d"), now),
+            Duration::from_secs(600)
+        );
+        // The layout width sets the buckets, not the device pixels.
+        let mut sharp = last("1h");
+        (sharp.width, sharp.height, sharp.scale) = (2400, 1350, 3);
+        assert_eq!(reuse_for(&config, &sharp, now), Duration::from_secs(60));
+        // A past range: for as long as the image is cached.
+        let past = spec(TimeRange::Between {
+            from_ms: now - 7_200_000,
+            until_ms: now - 3_600_000,
+        });
+        assert_eq!(reuse_for(&config, &past, now), Duration::from_secs(600));
+        // A range reaching now moves like a window.
+        let open = spec(TimeRange::Between {
+            from_ms: now - 3_600_000,
+            until_ms: now,
+        });
+        assert_eq!(reuse_for(&config, &open, now), Duration::from_secs(60));
+        let off = ApiConfig {
+            dedupe_for: Duration::ZERO,
+            ..ApiConfig::default()
+        };
+        assert_eq!(reuse_for(&off, &past, now), Duration::ZERO);
+    }
 }

@@ -133,7 +133,7 @@ impl StatsQuery {
 
 /// A timestamp parameter as a plot request carries it: a number of epoch milliseconds
 /// when it is one, an RFC 3339 string otherwise.
-fn timestamp(raw: &str) -> Value {
+pub(crate) fn timestamp(raw: &str) -> Value {
     match raw.parse::<i64>() {
         Ok(ms) => ms.into(),
         Err(_) => raw.into(),

@@ -15,6 +15,12 @@
 //!   signed claim (name, services, expiry; read scope only) passed as `?ticket=` on GET
 //!   routes. Every role that shares `PLOTQ_TICKET_SECRET` verifies it, so the api issues
 //!   tickets that notifiers accept. Tickets expire in minutes and grant nothing but reads.
+//! - **Render grants**: a link for `<img>` embeds outside plotq (`GET /api/v1/render?…&
+//!   grant=`), minted by a caller with `read` (`POST /api/v1/render/grants`): an
+//!   HMAC-SHA256-signed claim (name, services, expiry, and the SHA-256 of the link's
+//!   canonical query, so it opens that one plot and nothing else) under its own key
+//!   (`PLOTQ_GRANT_SECRET`; rotating it revokes every link). A grant of a token that is
+//!   no longer configured is refused, so removing a token revokes its links too.
 //! - **Open mode** (no tokens): everyone is `anonymous` with every scope; only allowed on
 //!   loopback unless auth is switched off explicitly (checked where roles start).
 //!
@@ -281,15 +287,18 @@ pub struct AuthConfig {
     /// HMAC key of read tickets (shared by every role of a deployment).
     pub ticket_secret: Vec<u8>,
     pub ticket_ttl: Duration,
+    /// HMAC key of render grants (shared by every api of a deployment).
+    pub grant_secret: Vec<u8>,
 }
 
 impl AuthConfig {
-    /// Open mode with a random ticket key (standalone on loopback, tests).
+    /// Open mode with random ticket and grant keys (standalone on loopback, tests).
     pub fn open() -> Self {
         Self {
             tokens: Vec::new(),
             ticket_secret: rand::random::<[u8; 32]>().to_vec(),
             ticket_ttl: Duration::from_secs(300),
+            grant_secret: rand::random::<[u8; 32]>().to_vec(),
         }
     }
 
@@ -314,7 +323,53 @@ struct TicketClaims {
     e: i64,
 }
 
+/// A render grant's claims.
+#[derive(Serialize, Deserialize)]
+struct GrantClaims {
+    /// Token name.
+    n: String,
+    /// Services (null = all).
+    s: ServiceAccess,
+    /// Expiry, epoch ms.
+    e: i64,
+    /// SHA-256 of the canonical query it opens (base64url).
+    q: String,
+}
+
 type HmacSha256 = Hmac<Sha256>;
+
+/// `payload.tag`, the tag an HMAC-SHA256 of the payload under `key`.
+fn sign(key: &[u8], claims: &impl Serialize) -> String {
+    let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).expect("claims serialise"));
+    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(payload.as_bytes());
+    let tag = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+    format!("{payload}.{tag}")
+}
+
+/// The claims of `signed` if its tag is right (checked in constant time), else `None`.
+fn open_signed<T: serde::de::DeserializeOwned>(key: &[u8], signed: &str) -> Option<T> {
+    if signed.len() > 4096 {
+        return None;
+    }
+    let (payload, tag) = signed.split_once('.')?;
+    let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
+    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(payload.as_bytes());
+    mac.verify_slice(&tag).ok()?;
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
+}
+
+/// A key for `purpose` derived from `secret` (HMAC-SHA256 of the purpose under it).
+pub fn derive_key(secret: &[u8], purpose: &str) -> Vec<u8> {
+    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes any key length");
+    mac.update(purpose.as_bytes());
+    mac.finalize().into_bytes().to_vec()
+}
+
+fn query_digest(canonical_query: &str) -> String {
+    URL_SAFE_NO_PAD.encode(sha256(canonical_query.as_bytes()))
+}
 
 fn unauthorized(detail: &str) -> Problem {
     Problem::new(ProblemCode::Unauthorized, detail.to_owned())
@@ -327,10 +382,6 @@ impl Auth {
 
     pub fn is_open(&self) -> bool {
         self.config.is_open()
-    }
-
-    fn mac(&self) -> HmacSha256 {
-        HmacSha256::new_from_slice(&self.config.ticket_secret).expect("HMAC takes any key length")
     }
 
     /// Who sent this request: a bearer token, else (on GET/HEAD) a `ticket` query
@@ -413,32 +464,73 @@ impl Auth {
             s: principal.services.clone(),
             e: expires,
         };
-        let payload =
-            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).expect("claims serialise"));
-        let mut mac = self.mac();
-        mac.update(payload.as_bytes());
-        let tag = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
-        (format!("{payload}.{tag}"), expires)
+        (sign(&self.config.ticket_secret, &claims), expires)
     }
 
     fn verify_ticket(&self, ticket: &str, now_ms: i64) -> Result<Principal, Problem> {
-        let invalid = || unauthorized("invalid ticket; get a new one from POST /api/v1/tickets");
-        if ticket.len() > 4096 {
-            return Err(invalid());
-        }
-        let (payload, tag) = ticket.split_once('.').ok_or_else(invalid)?;
-        let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| invalid())?;
-        let mut mac = self.mac();
-        mac.update(payload.as_bytes());
-        mac.verify_slice(&tag).map_err(|_| invalid())?;
-        let claims: TicketClaims = URL_SAFE_NO_PAD
-            .decode(payload)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .ok_or_else(invalid)?;
+        let claims: TicketClaims =
+            open_signed(&self.config.ticket_secret, ticket).ok_or_else(|| {
+                unauthorized("invalid ticket; get a new one from POST /api/v1/tickets")
+            })?;
         if claims.e <= now_ms {
             return Err(unauthorized(
                 "the ticket has expired; get a new one from POST /api/v1/tickets",
+            ));
+        }
+        Ok(Principal {
+            limit_key: format!("token:{}", claims.n),
+            name: claims.n,
+            scopes: Scopes::of(&[Scope::Read]),
+            services: claims.s,
+            via_ticket: true,
+        })
+    }
+
+    /// A render grant for `principal` opening exactly `canonical_query`, until
+    /// `expires_ms`.
+    pub fn issue_grant(
+        &self,
+        principal: &Principal,
+        canonical_query: &str,
+        expires_ms: i64,
+    ) -> String {
+        let claims = GrantClaims {
+            n: principal.name.clone(),
+            s: principal.services.clone(),
+            e: expires_ms,
+            q: query_digest(canonical_query),
+        };
+        sign(&self.config.grant_secret, &claims)
+    }
+
+    /// The read-only caller a grant stands for, if it is genuine, unexpired, made for
+    /// `canonical_query` and (with tokens) of a token still configured; `401` otherwise.
+    pub fn verify_grant(
+        &self,
+        grant: &str,
+        canonical_query: &str,
+        now_ms: i64,
+    ) -> Result<Principal, Problem> {
+        let invalid = || {
+            unauthorized(
+                "invalid link: its grant is not genuine, was revoked, or was made for other parameters",
+            )
+        };
+        let claims: GrantClaims =
+            open_signed(&self.config.grant_secret, grant).ok_or_else(invalid)?;
+        let made_for: bool = query_digest(canonical_query)
+            .as_bytes()
+            .ct_eq(claims.q.as_bytes())
+            .into();
+        if !made_for {
+            return Err(invalid());
+        }
+        if !self.is_open() && !self.config.tokens.iter().any(|t| t.name == claims.n) {
+            return Err(invalid());
+        }
+        if claims.e <= now_ms {
+            return Err(unauthorized(
+                "the link has expired; ask for a new one (POST /api/v1/render/grants)",
             ));
         }
         Ok(Principal {
@@ -510,6 +602,7 @@ mod tests {
             tokens: parse_tokens(lines).unwrap(),
             ticket_secret: b"k".to_vec(),
             ticket_ttl: Duration::from_secs(60),
+            grant_secret: b"g".to_vec(),
         })
     }
 
@@ -609,6 +702,60 @@ mod tests {
                 .authenticate(&HeaderMap::new(), &Method::GET, Some(&ticket), None, 2_000)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn grants_open_one_query_until_expiry_rotation_or_token_removal() {
+        let token = new_token();
+        let lines = format!(
+            "{} scopes=read services=checkout name=t",
+            hash_token(&token)
+        );
+        let auth = auth_with(&lines);
+        let p = auth
+            .authenticate(&bearer(&token), &Method::POST, None, None, 0)
+            .unwrap();
+        let query = "kind=histogram&service=checkout&window=1h";
+        let grant = auth.issue_grant(&p, query, 10_000);
+        let q = auth.verify_grant(&grant, query, 9_999).unwrap();
+        assert!(q.require(Scope::Read).is_ok() && q.require(Scope::Ingest).is_err());
+        assert!(q.may_use_service("checkout") && !q.may_use_service("search"));
+        assert_eq!(q.limit_key, "token:t");
+        // Not for other parameters, not once expired, not tampered with.
+        assert!(
+            auth.verify_grant(&grant, "kind=histogram&service=checkout&window=2h", 1)
+                .is_err()
+        );
+        let expired = auth.verify_grant(&grant, query, 10_000).unwrap_err();
+        assert!(expired.detail.contains("expired"), "{expired:?}");
+        let mut forged = grant.clone();
+        forged.replace_range(0..1, if &grant[0..1] == "e" { "f" } else { "e" });
+        assert!(auth.verify_grant(&forged, query, 1).is_err());
+        // A ticket is not a grant, nor a grant a ticket (separate keys).
+        let (ticket, _) = auth.issue_ticket(&p, 0);
+        assert!(auth.verify_grant(&ticket, query, 1).is_err());
+        assert!(
+            auth.authenticate(&HeaderMap::new(), &Method::GET, Some(&grant), None, 1)
+                .is_err()
+        );
+        // Rotating the grant key revokes it; so does removing the token.
+        let rotated = Auth::new(AuthConfig {
+            tokens: parse_tokens(&lines).unwrap(),
+            grant_secret: b"rotated".to_vec(),
+            ..AuthConfig::open()
+        });
+        assert!(rotated.verify_grant(&grant, query, 1).is_err());
+        let other_token = auth_with(&format!("{} scopes=read name=u", hash_token(&new_token())));
+        assert!(other_token.verify_grant(&grant, query, 1).is_err());
+    }
+
+    #[test]
+    fn derived_keys_differ_by_purpose_and_secret() {
+        let a = derive_key(b"secret", "grants");
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, derive_key(b"secret", "tickets"));
+        assert_ne!(a, derive_key(b"other", "grants"));
+        assert_eq!(a, derive_key(b"secret", "grants"));
     }
 
     #[test]

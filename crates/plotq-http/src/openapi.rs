@@ -127,7 +127,7 @@ pub struct ProblemDoc {
     job: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
-/// Adds the `bearer` and `ticket` security schemes.
+/// Adds the `bearer`, `ticket` and `grant` security schemes.
 #[derive(Debug)]
 pub struct SecuritySchemes;
 
@@ -150,6 +150,13 @@ impl Modify for SecuritySchemes {
             SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
                 "ticket",
                 "A short-lived read ticket from POST /api/v1/tickets (for EventSource and <img>)",
+            ))),
+        );
+        components.add_security_scheme(
+            "grant",
+            SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
+                "grant",
+                "A signed, read-only, expiring link's grant from POST /api/v1/render/grants, valid for exactly the parameters it was minted with",
             ))),
         );
     }

@@ -40,6 +40,8 @@ pub enum ProblemCode {
     StoreFull,
     IdempotencyKeyInUse,
     IdempotencyKeyReused,
+    RenderTimeout,
+    RenderBusy,
     Internal,
 }
 
@@ -69,6 +71,8 @@ impl ProblemCode {
         Self::StoreFull,
         Self::IdempotencyKeyInUse,
         Self::IdempotencyKeyReused,
+        Self::RenderTimeout,
+        Self::RenderBusy,
         Self::Internal,
     ];
 
@@ -127,6 +131,16 @@ impl ProblemCode {
                 "idempotency_key_reused",
                 S::UNPROCESSABLE_ENTITY,
                 "Idempotency key reused",
+            ),
+            Self::RenderTimeout => (
+                "render_timeout",
+                S::SERVICE_UNAVAILABLE,
+                "Plot not rendered in time",
+            ),
+            Self::RenderBusy => (
+                "render_busy",
+                S::SERVICE_UNAVAILABLE,
+                "Too many renders waiting",
             ),
             Self::Internal => (
                 "internal",

@@ -111,14 +111,21 @@ fn source_policy(sources: &SourceSettings, retention: &RetentionSettings) -> Sou
     }
 }
 
-fn api_config(api: &ApiSettings, state_ttl_secs: u64) -> ApiConfig {
+fn api_config(api: &ApiSettings, cache: &CacheSettings) -> ApiConfig {
     ApiConfig {
         max_body_bytes: api.max_body_bytes,
-        state_ttl: Duration::from_secs(state_ttl_secs),
+        state_ttl: Duration::from_secs(cache.state.state_ttl_secs),
+        image_ttl: Duration::from_secs(cache.png_ttl_secs),
         events_url: api.events_url.clone(),
         dedupe_for: Duration::from_secs(api.dedupe_secs),
         stats_slots: plotq_api::StatsSlots::new(api.stats_concurrency),
         sources: SourcePolicy::default(),
+        render: plotq_api::RenderConfig {
+            wait: Duration::from_millis(api.render_wait_ms),
+            waiters: plotq_api::RenderConfig::waiters(api.render_waiters),
+            grant_ttl: Duration::from_secs(api.grant_ttl_secs),
+            grant_max_ttl: Duration::from_secs(api.grant_max_ttl_secs),
+        },
     }
 }
 
@@ -471,7 +478,7 @@ impl App {
             // `GET /api/v1/stats` reads as the workers do.
             config: ApiConfig {
                 sources: source_policy(&args.sources, &args.mongo.retention),
-                ..api_config(&args.api, args.state.state_ttl_secs)
+                ..api_config(&args.api, &args.cache)
             },
         };
         let routes = api_routes(state, &args.api.events_url).merge(common);
@@ -636,7 +643,7 @@ impl App {
             views,
             config: ApiConfig {
                 sources: worker_config(&args.worker, &args.cache, &args.retention).sources,
-                ..api_config(&args.api, args.cache.state.state_ttl_secs)
+                ..api_config(&args.api, &args.cache)
             },
         };
         let routes = api_routes(state, &args.api.events_url)

@@ -55,6 +55,9 @@ fn render(args: &BenchRenderArgs) -> anyhow::Result<()> {
     );
     spec.width = args.width;
     spec.height = args.height;
+    spec.scale = args.scale;
+    spec.validate()
+        .map_err(|e| anyhow::anyhow!("invalid plot: {e:?}"))?;
     // Samples spread evenly over the plot's window, ending at a fixed instant.
     let until_ms = 1_795_341_600_000;
     let span = spec.range.span_ms();

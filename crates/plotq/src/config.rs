@@ -243,6 +243,9 @@ pub struct BenchRenderArgs {
     /// Image height in pixels.
     #[arg(long, default_value_t = 600)]
     pub height: u32,
+    /// Device pixels per layout pixel (1 to 4), as a dashboard on a DPR-3 phone asks.
+    #[arg(long, default_value_t = 1)]
+    pub scale: u32,
 }
 
 // ---- The roles: which settings each one reads. ----
@@ -306,8 +309,9 @@ pub struct ApiArgs {
     pub auth: AuthSettings,
     #[command(flatten)]
     pub api: ApiSettings,
+    /// The image lifetime bounds how long identical requests share a render.
     #[command(flatten)]
-    pub state: StateSettings,
+    pub cache: CacheSettings,
     #[command(flatten)]
     pub series: SeriesSettings,
     #[command(flatten, next_help_heading = "Statistics")]
@@ -327,6 +331,7 @@ impl ApiArgs {
         self.http.validate()?;
         self.auth.validate()?;
         self.api.validate()?;
+        self.cache.validate()?;
         self.rabbit.validate()?;
         self.log.validate()
     }
@@ -635,6 +640,12 @@ pub struct AuthSettings {
     /// How long a browser read ticket is valid.
     #[arg(long, env = "PLOTQ_TICKET_TTL_SECS", default_value_t = 300)]
     pub ticket_ttl_secs: u64,
+    /// Key signing render links (`GET /api/v1/render?…&grant=`); every api of a
+    /// deployment must share it, and changing it revokes every link. At least 32
+    /// characters; unset, it is derived from PLOTQ_TICKET_SECRET (rotating that one then
+    /// revokes links too).
+    #[arg(long, env = "PLOTQ_GRANT_SECRET", hide_env_values = true)]
+    pub grant_secret: Option<String>,
 }
 
 impl AuthSettings {
@@ -670,6 +681,17 @@ impl AuthSettings {
             Some(secret) if secret.len() >= 32 => config.ticket_secret = secret.as_bytes().to_vec(),
             Some(_) => anyhow::bail!("PLOTQ_TICKET_SECRET must be at least 32 characters"),
             None => {}
+        }
+        match (&self.grant_secret, &self.ticket_secret) {
+            (Some(secret), _) if secret.len() >= 32 => {
+                config.grant_secret = secret.as_bytes().to_vec()
+            }
+            (Some(_), _) => anyhow::bail!("PLOTQ_GRANT_SECRET must be at least 32 characters"),
+            (None, Some(ticket)) => {
+                config.grant_secret =
+                    plotq_http::auth::derive_key(ticket.as_bytes(), "plotq render grants v1")
+            }
+            (None, None) => {}
         }
         if self.auth == "off" {
             anyhow::ensure!(
@@ -708,10 +730,27 @@ pub struct ApiSettings {
     /// shares the page's origin (standalone, or behind one proxy), else its full URL.
     #[arg(long, env = "PLOTQ_EVENTS_URL", default_value = "/api/v1/events")]
     pub events_url: String,
-    /// Identical plot requests within this many seconds (and with no new samples) share
-    /// one job; 0 disables it.
+    /// Identical plot requests over unchanged data share one job and its image: while it
+    /// is cached (PLOTQ_PNG_TTL_SECS) for a past range, and for a window ending now while
+    /// the window has moved less than one of the plot's time buckets — but at least this
+    /// many seconds. 0 disables sharing.
     #[arg(long, env = "PLOTQ_DEDUPE_SECS", default_value_t = 10)]
     pub dedupe_secs: u64,
+    /// Longest `GET /api/v1/render` waits for its image before answering `503` with
+    /// `Retry-After`, in milliseconds (at most 60000).
+    #[arg(long, env = "PLOTQ_RENDER_WAIT_MS", default_value_t = 10_000)]
+    pub render_wait_ms: u64,
+    /// `GET /api/v1/render` requests one process lets wait at once (each holds a
+    /// connection); more get `503 render_busy` with `Retry-After`.
+    #[arg(long, env = "PLOTQ_RENDER_WAITERS", default_value_t = 256)]
+    pub render_waiters: usize,
+    /// How long a render link (`POST /api/v1/render/grants`) lives when the request
+    /// names no `ttl_secs`.
+    #[arg(long, env = "PLOTQ_GRANT_TTL_SECS", default_value_t = 7 * 86_400)]
+    pub grant_ttl_secs: u64,
+    /// The longest life a render link may be given.
+    #[arg(long, env = "PLOTQ_GRANT_MAX_TTL_SECS", default_value_t = 90 * 86_400)]
+    pub grant_max_ttl_secs: u64,
     /// `GET /api/v1/stats` reads one process runs at once (a window may hold millions
     /// of raw samples); more wait up to 5 s, then get `429`.
     #[arg(long, env = "PLOTQ_STATS_CONCURRENCY", default_value_t = 4)]
@@ -732,6 +771,16 @@ pub struct ApiSettings {
 
 impl ApiSettings {
     pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            (1..=60_000).contains(&self.render_wait_ms),
+            "PLOTQ_RENDER_WAIT_MS must be 1 to 60000"
+        );
+        at_least(self.render_waiters as u64, 1, "PLOTQ_RENDER_WAITERS")?;
+        at_least(self.grant_ttl_secs, 60, "PLOTQ_GRANT_TTL_SECS")?;
+        anyhow::ensure!(
+            self.grant_max_ttl_secs >= self.grant_ttl_secs,
+            "PLOTQ_GRANT_MAX_TTL_SECS must be at least PLOTQ_GRANT_TTL_SECS"
+        );
         anyhow::ensure!(
             self.ingest_burst as usize >= plotq_domain::sample::MAX_BATCH,
             "PLOTQ_INGEST_BURST must be at least the largest batch ({})",
