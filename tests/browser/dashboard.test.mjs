@@ -1,6 +1,7 @@
 // Real-browser test of the live dashboard: headless Chromium (Debian's package) loads
 // the page from a running `plotq standalone`, samples are ingested, and a panel's image
-// must change to a newer render without a page reload, with no console errors.
+// must change to a newer render without a page reload, with no console errors. Panels
+// are found by kind (data-kind): their view keys depend on the displayed size.
 // Screenshots are kept in target/artifacts/ for a look.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -73,11 +74,15 @@ test("a panel swaps in a newer render without reloading, with no console errors"
     // A marker that a reload would wipe.
     await page.evaluate(() => { window.__sameDocument = true; });
 
-    const panel = page.locator('section.panel[data-view="browser-svc/histogram/15m/light/800x450"]');
+    const panel = page.locator('section.panel[data-kind="histogram"]');
     await panel.locator("img").waitFor({ state: "attached" });
     await page.waitForFunction(
-      () => document.querySelector('section.panel[data-view="browser-svc/histogram/15m/light/800x450"]')?.classList.contains("has-image"),
+      () => document.querySelector('section.panel[data-kind="histogram"]')?.classList.contains("has-image"),
       null, { timeout: 30_000 });
+    // 1280 px wide, devicePixelRatio 1: two columns of panels about 600 px wide, shown
+    // from 640×360 images (the smallest grid width at least as wide as the panel).
+    const key = await panel.getAttribute("data-view");
+    assert.equal(key, "browser-svc/histogram/15m/light/640x360");
     const first = await panel.locator("img").getAttribute("src");
     assert.match(first, /\/api\/v1\/plots\/[0-9a-f-]{36}\/png\?ticket=[\w.-]+$/);
     assert.equal(await page.locator("#live").textContent(), "live");
@@ -85,8 +90,8 @@ test("a panel swaps in a newer render without reloading, with no console errors"
     await ingest(base, "browser-svc", 500);
     await page.waitForFunction(
       (before) => {
-        const img = document.querySelector('section.panel[data-view="browser-svc/histogram/15m/light/800x450"] img');
-        return img && img.getAttribute("src") !== before && img.complete && img.naturalWidth === 800;
+        const img = document.querySelector('section.panel[data-kind="histogram"] img');
+        return img && img.getAttribute("src") !== before && img.complete && img.naturalWidth === 640;
       },
       first, { timeout: 30_000 });
     assert.equal(await page.evaluate(() => window.__sameDocument), true, "the page was not reloaded");
@@ -94,13 +99,13 @@ test("a panel swaps in a newer render without reloading, with no console errors"
     assert.notEqual(second, first);
 
     // Every panel ends with an image; the URL carries the view.
-    await page.waitForFunction(() => document.querySelectorAll("section.panel.has-image").length === 5, null, { timeout: 30_000 });
+    await page.waitForFunction(() => document.querySelectorAll("section.panel.has-image").length === 7, null, { timeout: 30_000 });
     assert.match(page.url(), /service=browser-svc&window=15m&theme=light/);
     await page.screenshot({ path: path.join(artifacts, "dashboard-1280x720.png") });
 
     // Switching theme re-subscribes and renders the dark views.
     await page.selectOption("#theme", "dark");
-    await page.waitForFunction(() => document.querySelectorAll("section.panel.has-image").length === 5, null, { timeout: 30_000 });
+    await page.waitForFunction(() => document.querySelectorAll("section.panel.has-image").length === 7, null, { timeout: 30_000 });
     assert.match(page.url(), /theme=dark/);
     await page.setViewportSize({ width: 390, height: 844 });
     await page.screenshot({ path: path.join(artifacts, "dashboard-phone-dark.png"), fullPage: true });
@@ -141,10 +146,10 @@ test("with tokens configured, the page asks for a token once and then shows live
     await page.screenshot({ path: path.join(artifacts, "dashboard-login.png") });
     await page.fill("#token", token);
     await page.click("#login button");
-    await page.waitForFunction(() => document.querySelectorAll("section.panel.has-image").length === 5, null, { timeout: 45_000 });
+    await page.waitForFunction(() => document.querySelectorAll("section.panel.has-image").length === 7, null, { timeout: 45_000 });
     assert.equal(await page.locator("#login").isHidden(), true);
     assert.equal(await page.locator("#live").textContent(), "live");
-    const src = await page.locator('section.panel[data-view="secure-svc/histogram/15m/light/800x450"] img').getAttribute("src");
+    const src = await page.locator('section.panel[data-kind="histogram"] img').getAttribute("src");
     assert.match(src, /\?ticket=/);
     // The image needs the ticket: the bare URL is refused.
     assert.equal((await fetch(new URL(src, base).href.replace(/\?ticket=.*$/, ""))).status, 401);

@@ -1,36 +1,66 @@
-// plotq dashboard: panels of server-rendered plots, refreshed over Server-Sent Events.
-// The browser never sees raw samples: each panel is a view the notifier keeps fresh
-// while this page watches it, and the page swaps in each new image when it is ready.
+// plotq dashboard: panels of server-rendered plots (all seven kinds) with their numbers
+// as text, refreshed over Server-Sent Events while the range is live, rendered once
+// through GET /api/v1/render for a fixed (custom or zoomed) range, and shareable as
+// render links and <img> embeds. The browser never sees raw samples.
+//
+// Sharpness: each panel asks for an image of its displayed size × devicePixelRatio,
+// snapped to a small grid of layout widths (so views stay shareable and cached) and
+// drawn by the renderer at that scale (`dpr<N>` in the view key, `scale=` in a render
+// URL). A debounced ResizeObserver re-lays panels out; a panel resubscribes only when its
+// snapped size changes, and keeps its old image until the new one is decoded.
 //
 // Authentication: EventSource and <img> cannot send an Authorization header, so the page
 // exchanges its token (asked once, kept in sessionStorage for this tab only) for a
 // short-lived read ticket (POST /api/v1/tickets) and adds `ticket=` to the event stream
 // and image URLs, renewing it before it expires. With no tokens configured (standalone
-// on loopback) the ticket is issued without asking.
+// on loopback) the ticket is issued without asking. Shared links are minted as signed
+// grants (POST /api/v1/render/grants) with the token; in open mode they need none.
 //
-// Tabs: Plots (the panels) and Health (health.js, polling GET /api/v1/health with the
-// token itself, so that an admin token also sees why a dependency fails). The tab is
-// part of the view in the URL (`tab=health`); the plots' event stream is closed while
-// the Health tab is shown.
+// The view is in the URL: service, compare (more services for the kinds that compare),
+// window (live) or from/until (fixed, RFC 3339), theme, per-panel options (histogram=,
+// cdf=, latency_timeseries=) and tab. Tabs: Plots and Health (health.js, polling
+// GET /api/v1/health with the token itself); the event stream is closed on Health.
 "use strict";
 
+/** The panels, in order; `time` kinds have a time axis (drag-to-zoom). */
 const KINDS = [
-  ["histogram", "Latency distribution"],
-  ["latency_timeseries", "Latency over time"],
-  ["throughput", "Throughput"],
-  ["status_codes", "Status codes"],
-  ["error_rate", "Error rate"],
+  { kind: "histogram", title: "Latency distribution", compares: true, log: true, bins: true, stats: "latency" },
+  { kind: "latency_timeseries", title: "Latency over time", compares: true, max: true, time: true, stats: "latency" },
+  { kind: "throughput", title: "Throughput", time: true, stats: "rate" },
+  { kind: "status_codes", title: "Status codes", stats: "codes" },
+  { kind: "error_rate", title: "Error rate", time: true, stats: "errors" },
+  { kind: "heatmap", title: "Latency heatmap", time: true, stats: "latency" },
+  { kind: "cdf", title: "Latency CDF", compares: true, log: true, stats: "latency" },
 ];
 const WINDOWS = ["5m", "15m", "1h", "6h", "24h"];
-const SIZE = "800x450";
+/** Layout widths an image may have (CSS pixels); height is width × 9/16. */
+const GRID_WIDTHS = [320, 400, 480, 560, 640, 800, 960, 1120, 1280, 1600, 1920];
+const MAX_IMAGE_PX = 4000;
+const BIN_CHOICES = [10, 20, 50, 100, 200];
+const DEFAULT_BINS = 50;
+const MAX_COMPARED = 8;
+/** A fixed-range render answered 503 is retried this many times (with Retry-After). */
+const RENDER_RETRIES = 6;
+const MIN_RANGE_MS = 10_000;
 const EVENTS_URL = document.querySelector('meta[name="plotq-events-url"]').content;
 
 const ui = {
   login: document.getElementById("login"),
   token: document.getElementById("token"),
   loginError: document.getElementById("login-error"),
+  controls: document.getElementById("controls"),
   service: document.getElementById("service"),
+  compare: document.getElementById("compare"),
+  compareList: document.getElementById("compare-list"),
+  compareCount: document.getElementById("compare-count"),
   window: document.getElementById("window"),
+  from: document.getElementById("from"),
+  until: document.getElementById("until"),
+  zone: document.getElementById("zone"),
+  applyRange: document.getElementById("apply-range"),
+  backLive: document.getElementById("back-live"),
+  rangeError: document.getElementById("range-error"),
+  rangeBox: document.getElementById("range-box"),
   theme: document.getElementById("theme"),
   live: document.getElementById("live"),
   panels: document.getElementById("panels"),
@@ -60,7 +90,7 @@ async function ensureTicket() {
 }
 
 function withTicket(url) {
-  if (!auth.ticket) return url;
+  if (!auth.ticket || url.startsWith("blob:")) return url;
   return `${url}${url.includes("?") ? "&" : "?"}ticket=${encodeURIComponent(auth.ticket)}`;
 }
 
@@ -78,25 +108,95 @@ function askForToken(reason) {
   ui.token.focus();
 }
 
-/** view key → { root, img, state, rendered, renderedAt } */
+// ---------------------------------------------------------------------------------------
+// The view and the URL
+
+/** kind → panel (see buildPanels); view key → panel for the live events. */
 const panels = new Map();
+const byKey = new Map();
+let current = null;
+/** Bumped whenever the panels are rebuilt: late answers for older panels are dropped. */
+let generation = 0;
+let lastLiveWindow = "15m";
 let source = null;
 let reconnectTimer = null;
+/** Event streams refused in a row (never opened): the pause before the next try grows. */
+let refusals = 0;
+
+function parseTime(raw) {
+  if (!raw) return null;
+  const ms = /^\d{1,16}$/.test(raw) ? Number(raw) : Date.parse(raw);
+  return Number.isFinite(ms) ? ms : null;
+}
+
+function isoTime(ms) {
+  return new Date(ms).toISOString().replace(/\.000Z$/, "Z");
+}
+
+function parseOptions(raw, meta) {
+  const opts = { log: false, max: false, bins: DEFAULT_BINS };
+  for (const part of (raw || "").split(",")) {
+    if (part === "log" && meta.log) opts.log = true;
+    else if (part === "max" && meta.max) opts.max = true;
+    else if (meta.bins && /^bins\d{1,4}$/.test(part)) {
+      const n = Number(part.slice(4));
+      if (n >= 1 && n <= 1000) opts.bins = n;
+    }
+  }
+  return opts;
+}
+
+/** The options part of a view key (and of the URL): log, max, bins<N>, in that order. */
+function optionParts(meta, opts) {
+  const parts = [];
+  if (meta.log && opts.log) parts.push("log");
+  if (meta.max && opts.max) parts.push("max");
+  if (meta.bins && opts.bins !== DEFAULT_BINS) parts.push(`bins${opts.bins}`);
+  return parts;
+}
 
 function readView() {
   const params = new URLSearchParams(location.search);
+  const [first = "", ...rest] = (params.get("service") || "").split(",").filter(Boolean);
+  const compare = [...rest, ...(params.get("compare") || "").split(",")]
+    .filter((s) => s && s !== first)
+    .filter((s, i, all) => all.indexOf(s) === i)
+    .slice(0, MAX_COMPARED - 1);
+  const from = parseTime(params.get("from"));
+  const until = parseTime(params.get("until"));
+  const fixed = from !== null && until !== null && until > from;
+  const opts = {};
+  for (const meta of KINDS) opts[meta.kind] = parseOptions(params.get(meta.kind), meta);
   return {
-    service: params.get("service") || "",
-    window: WINDOWS.includes(params.get("window")) ? params.get("window") : "15m",
+    service: first,
+    compare,
+    window: fixed ? "" : WINDOWS.includes(params.get("window")) ? params.get("window") : "15m",
+    from: fixed ? from : null,
+    until: fixed ? until : null,
     theme: params.get("theme") === "dark" ? "dark" : "light",
     tab: params.get("tab") === "health" ? "health" : "plots",
+    opts,
   };
 }
 
+const isLive = (view) => view.from === null;
+
 function viewQuery(view, tab) {
-  const params = new URLSearchParams({ service: view.service, window: view.window, theme: view.theme });
+  const params = new URLSearchParams();
+  params.set("service", view.service);
+  if (view.compare.length) params.set("compare", view.compare.join(","));
+  if (isLive(view)) params.set("window", view.window);
+  else {
+    params.set("from", isoTime(view.from));
+    params.set("until", isoTime(view.until));
+  }
+  params.set("theme", view.theme);
+  for (const meta of KINDS) {
+    const parts = optionParts(meta, view.opts[meta.kind]);
+    if (parts.length) params.set(meta.kind, parts.join(","));
+  }
   if (tab === "health") params.set("tab", "health");
-  return `?${params}`;
+  return `?${params}`.replace(/%2C/g, ",").replace(/%3A/g, ":");
 }
 
 function writeView(view) {
@@ -108,9 +208,63 @@ function writeView(view) {
   }
 }
 
-function viewKey(view, kind) {
-  return `${view.service}/${kind}/${view.window}/${view.theme}/${SIZE}`;
+function servicesOf(view, meta) {
+  return meta.compares && view.compare.length ? [view.service, ...view.compare] : [view.service];
 }
+
+/** The image size for a panel displayed `cssWidth` CSS pixels wide on this screen. */
+function snapSize(cssWidth, dpr = window.devicePixelRatio || 1) {
+  const layout = GRID_WIDTHS.find((w) => w >= cssWidth) ?? GRID_WIDTHS[GRID_WIDTHS.length - 1];
+  const layoutHeight = Math.round((layout * 9) / 16);
+  let scale = Math.min(4, Math.max(1, Math.ceil(dpr - 1e-6)));
+  while (scale > 1 && (layout * scale > MAX_IMAGE_PX || layoutHeight * scale > MAX_IMAGE_PX)) scale -= 1;
+  return { layout, layoutHeight, scale, width: layout * scale, height: layoutHeight * scale };
+}
+
+function viewKey(view, meta, size) {
+  const parts = optionParts(meta, view.opts[meta.kind]);
+  if (size.scale > 1) parts.push(`dpr${size.scale}`);
+  // A fixed range is not a view the notifier knows: its key (the panel's data-view) only
+  // names the plot, with the range as from..until in epoch ms.
+  const range = isLive(view) ? view.window : `${view.from}..${view.until}`;
+  // Services are joined by `~` and options by `.`: keys never hold a comma, which
+  // separates the views of one event stream.
+  const base = `${servicesOf(view, meta).join("~")}/${meta.kind}/${range}/${view.theme}/${size.width}x${size.height}`;
+  return parts.length ? `${base}/${parts.join(".")}` : base;
+}
+
+/** The render query of a panel's plot (no ticket): every option as a parameter. */
+function renderQuery(view, meta, size) {
+  const params = new URLSearchParams();
+  params.set("kind", meta.kind);
+  const services = servicesOf(view, meta);
+  if (services.length > 1) params.set("services", services.join(","));
+  else params.set("service", services[0]);
+  if (isLive(view)) params.set("window", view.window);
+  else {
+    params.set("from", String(view.from));
+    params.set("until", String(view.until));
+  }
+  params.set("width", String(size.width));
+  params.set("height", String(size.height));
+  if (size.scale > 1) params.set("scale", String(size.scale));
+  const opts = view.opts[meta.kind];
+  if (meta.bins && opts.bins !== DEFAULT_BINS) params.set("bins", String(opts.bins));
+  if (meta.log && opts.log) params.set("log_x", "true");
+  if (meta.max && opts.max) params.set("show_max", "true");
+  params.set("theme", view.theme);
+  return params.toString().replace(/%2C/g, ",");
+}
+
+function rangeLabel(view) {
+  if (isLive(view)) return `last ${view.window}`;
+  const from = isoTime(view.from).replace("T", " ").replace("Z", "");
+  const until = isoTime(view.until).replace("T", " ").replace("Z", "");
+  return `${from} to ${until} UTC`;
+}
+
+// ---------------------------------------------------------------------------------------
+// Status line and panels
 
 function setLive(text, ok) {
   // Unchanged text is not set again: the element is a live region.
@@ -126,48 +280,377 @@ function setState(panel, text, kind) {
 function showRendered(panel) {
   if (!panel.renderedAt) return;
   const at = new Date(panel.renderedAt);
+  if (!isLive(current)) {
+    panel.rendered.textContent = ` · rendered ${at.toISOString().slice(11, 19)} UTC`;
+    return;
+  }
   const ago = Math.max(0, Math.round((Date.now() - panel.renderedAt) / 1000));
   panel.rendered.textContent = ` · rendered ${at.toISOString().slice(11, 19)} UTC (${ago}s ago)`;
 }
 
-function buildPanels(view) {
-  ui.panels.replaceChildren();
-  panels.clear();
-  for (const [kind, title] of KINDS) {
-    const node = ui.template.content.firstElementChild.cloneNode(true);
-    const key = viewKey(view, kind);
-    node.querySelector("h2").textContent = title;
-    node.dataset.view = key;
-    node.setAttribute("aria-label", `${title} for ${view.service}`);
-    const panel = {
-      root: node,
-      img: node.querySelector("img"),
-      state: node.querySelector(".state"),
-      rendered: node.querySelector(".rendered"),
-      renderedAt: 0,
-    };
-    panel.img.alt = `${title} for ${view.service}, last ${view.window}`;
-    setState(panel, "waiting", "waiting");
-    panels.set(key, panel);
-    ui.panels.append(node);
+function optionControl(panel, meta) {
+  const box = panel.root.querySelector(".options");
+  const opts = current.opts[meta.kind];
+  const id = (name) => `opt-${meta.kind}-${name}`;
+  const onChange = (update) => {
+    current.opts[meta.kind] = { ...current.opts[meta.kind], ...update };
+    writeView(current);
+    relayout();
+  };
+  const checkbox = (name, label, checked, update) => {
+    const wrap = document.createElement("label");
+    const input = document.createElement("input");
+    input.type = "checkbox";
+    input.id = id(name);
+    input.checked = checked;
+    input.addEventListener("change", () => onChange(update(input.checked)));
+    wrap.append(input, ` ${label}`);
+    box.append(wrap);
+  };
+  if (meta.log) checkbox("log", "Log axis", opts.log, (v) => ({ log: v }));
+  if (meta.max) checkbox("max", "Show max", opts.max, (v) => ({ max: v }));
+  if (meta.bins) {
+    const wrap = document.createElement("label");
+    const select = document.createElement("select");
+    select.id = id("bins");
+    const choices = BIN_CHOICES.includes(opts.bins) ? BIN_CHOICES : [...BIN_CHOICES, opts.bins].sort((a, b) => a - b);
+    select.replaceChildren(...choices.map((n) => new Option(String(n), String(n))));
+    select.value = String(opts.bins);
+    select.addEventListener("change", () => onChange({ bins: Number(select.value) }));
+    wrap.append("Bins ", select);
+    box.append(wrap);
   }
 }
 
-/** Loads the new image off-screen and swaps it in only once decoded: no flicker. */
-function swapImage(panel, url, atMs) {
-  if (atMs < panel.renderedAt) return; // an older render arriving late
+function buildPanels(view) {
+  generation += 1;
+  for (const panel of panels.values()) if (panel.objectUrl) URL.revokeObjectURL(panel.objectUrl);
+  resizeObserver.disconnect();
+  ui.panels.replaceChildren();
+  panels.clear();
+  byKey.clear();
+  for (const meta of KINDS) {
+    const node = ui.template.content.firstElementChild.cloneNode(true);
+    const services = servicesOf(view, meta).join(" vs ");
+    node.querySelector("h2").textContent = meta.title;
+    node.querySelector("h2").id = `title-${meta.kind}`;
+    node.dataset.kind = meta.kind;
+    node.setAttribute("aria-label", `${meta.title} for ${services}`);
+    const panel = {
+      meta,
+      root: node,
+      frame: node.querySelector(".frame"),
+      img: node.querySelector("img"),
+      selection: node.querySelector(".selection"),
+      state: node.querySelector(".state"),
+      rendered: node.querySelector(".rendered"),
+      stats: node.querySelector(".stats"),
+      share: {
+        out: node.querySelector(".share-out"),
+        what: node.querySelector(".share-what"),
+        input: node.querySelector(".share-out input"),
+        state: node.querySelector(".share-state"),
+      },
+      key: "",
+      size: null,
+      shownKey: "",
+      shownUrl: "",
+      renderedAt: 0,
+      timeAxis: null,
+      objectUrl: "",
+    };
+    panel.img.alt = `${meta.title} for ${services}, ${rangeLabel(view)}`;
+    panel.img.draggable = false;
+    panel.stats.setAttribute("aria-label", `Statistics: ${meta.title}`);
+    panel.share.input.setAttribute("aria-label", `Link to the ${meta.title.toLowerCase()} plot`);
+    optionControl(panel, meta);
+    if (meta.time) enableZoom(panel);
+    node.querySelector(".copy-link").addEventListener("click", () => share(panel, "link"));
+    node.querySelector(".copy-embed").addEventListener("click", () => share(panel, "embed"));
+    showStats(panel, null);
+    setState(panel, "waiting", "waiting");
+    panels.set(meta.kind, panel);
+    ui.panels.append(node);
+    resizeObserver.observe(panel.frame);
+  }
+}
+
+/**
+ * Recomputes each panel's snapped size and view key; panels whose key changed get a new
+ * plot (live: the stream is reopened with the new keys; fixed: rendered again). The old
+ * image stays until the new one is decoded.
+ */
+function relayout() {
+  if (!current || current.tab !== "plots" || !current.service || ui.panels.hidden) return;
+  const changed = [];
+  for (const panel of panels.values()) {
+    const width = panel.frame.clientWidth;
+    if (!width) continue;
+    const size = snapSize(width);
+    const key = viewKey(current, panel.meta, size);
+    if (key === panel.key) continue;
+    panel.size = size;
+    panel.key = key;
+    panel.root.dataset.view = key;
+    changed.push(panel);
+  }
+  if (!changed.length) return;
+  byKey.clear();
+  for (const panel of panels.values()) if (panel.key) byKey.set(panel.key, panel);
+  if (isLive(current)) subscribe(current);
+  else for (const panel of changed) renderFixed(panel, generation);
+}
+
+let relayoutTimer = null;
+const resizeObserver = new ResizeObserver(() => {
+  clearTimeout(relayoutTimer);
+  relayoutTimer = setTimeout(relayout, 200);
+});
+
+/** A change of devicePixelRatio (browser zoom, another screen) re-lays out too. */
+function watchPixelRatio() {
+  const query = matchMedia(`(resolution: ${window.devicePixelRatio || 1}dppx)`);
+  query.addEventListener("change", () => {
+    clearTimeout(relayoutTimer);
+    relayoutTimer = setTimeout(relayout, 200);
+    watchPixelRatio();
+  }, { once: true });
+}
+
+/**
+ * Loads the new image off-screen and swaps it in only once decoded: no flicker. `key` is
+ * the view the image shows; `state` the job (or event) carrying stats and time_axis.
+ */
+function swapImage(panel, url, atMs, key, state) {
+  if (key !== panel.key) return; // a render for a size or option no longer shown
+  if (key === panel.shownKey && (atMs < panel.renderedAt || url === panel.shownUrl)) return;
   const next = new Image();
   next.onload = () => {
-    if (atMs < panel.renderedAt) return;
+    if (key !== panel.key) return;
+    if (key === panel.shownKey && atMs < panel.renderedAt) return;
+    const previousObjectUrl = panel.objectUrl;
     panel.img.src = next.src;
+    panel.objectUrl = next.src.startsWith("blob:") ? next.src : "";
+    if (previousObjectUrl && previousObjectUrl !== panel.objectUrl) URL.revokeObjectURL(previousObjectUrl);
     panel.root.classList.add("has-image");
+    panel.shownKey = key;
+    panel.root.dataset.shown = key;
+    panel.shownUrl = url;
     panel.renderedAt = atMs;
+    panel.timeAxis = panel.meta.time && state && state.time_axis ? state.time_axis : null;
+    panel.root.querySelector(".zoom-hint").hidden = !panel.timeAxis;
+    panel.frame.classList.toggle("zoomable", Boolean(panel.timeAxis));
+    showStats(panel, state && state.stats);
     setState(panel, "ready", "ready");
     showRendered(panel);
   };
-  next.onerror = () => setState(panel, "image expired; waiting for the next render", "failed");
+  next.onerror = () => {
+    if (key === panel.key) setState(panel, "image expired; waiting for the next render", "failed");
+  };
   next.src = withTicket(url);
 }
+
+// ---------------------------------------------------------------------------------------
+// Statistics as text
+
+const countFormat = new Intl.NumberFormat("en-US");
+function ms(v) {
+  if (typeof v !== "number" || !Number.isFinite(v)) return "–";
+  const digits = Math.abs(v) < 10 ? 2 : Math.abs(v) < 100 ? 1 : 0;
+  return v.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+function rate(v) {
+  if (typeof v !== "number" || !Number.isFinite(v)) return "–";
+  return v.toLocaleString("en-US", { maximumFractionDigits: v < 10 ? 2 : 1 });
+}
+function count(v) {
+  return typeof v === "number" && Number.isFinite(v) ? countFormat.format(v) : "–";
+}
+function percent(v) {
+  if (typeof v !== "number" || !Number.isFinite(v)) return "–";
+  return `${(v * 100).toLocaleString("en-US", { maximumFractionDigits: 2 })} %`;
+}
+
+const STAT_COLUMNS = {
+  latency: [
+    ["Service", (s) => s.service],
+    ["Count", (s) => count(s.count)],
+    ["Mean", (s) => ms(s.mean)],
+    ["p50", (s) => ms(s.p50)],
+    ["p95", (s) => ms(s.p95)],
+    ["p99", (s) => ms(s.p99)],
+    ["Max", (s) => ms(s.max)],
+  ],
+  rate: [
+    ["Service", (s) => s.service],
+    ["Samples", (s) => count(s.count)],
+    ["Rate (/s)", (s) => rate(s.rate_per_s)],
+    ["Peak (/s)", (s) => rate(s.peak_rate_per_s)],
+  ],
+  errors: [
+    ["Service", (s) => s.service],
+    ["Requests", (s) => count(s.count)],
+    ["5xx", (s) => count(Object.entries(s.codes || {}).reduce((n, [code, c]) => (code >= "500" && code < "600" ? n + c : n), 0))],
+    ["Error rate", (s) => percent(s.error_ratio)],
+  ],
+};
+
+function cell(tag, text, numeric) {
+  const node = document.createElement(tag);
+  node.textContent = text;
+  if (numeric) node.className = "num";
+  if (tag === "th") node.scope = "col";
+  return node;
+}
+
+function row(cells) {
+  const tr = document.createElement("tr");
+  cells.forEach(([text, numeric], i) => {
+    const node = cell(i === 0 ? "th" : "td", text, numeric);
+    if (i === 0) node.scope = "row";
+    tr.append(node);
+  });
+  return tr;
+}
+
+function showStats(panel, stats) {
+  const table = panel.stats.querySelector("table");
+  const { meta } = panel;
+  const unit = meta.stats === "latency" ? " · latencies in ms" : meta.stats === "rate" ? " · samples per second" : "";
+  table.caption.textContent = `${meta.title} of ${servicesOf(current, meta).join(" vs ")}, ${rangeLabel(current)}${unit}`;
+  const head = table.tHead;
+  const body = table.tBodies[0];
+  const list = Array.isArray(stats) ? stats : [];
+  let columns;
+  let rows;
+  if (meta.stats === "codes") {
+    // One service (status codes do not compare): named in the caption.
+    columns = ["Code", "Responses", "Share"];
+    rows = [];
+    for (const s of list) {
+      const codes = Object.entries(s.codes || {}).sort(([a], [b]) => a.localeCompare(b));
+      const total = codes.reduce((n, [, c]) => n + c, 0) || 1;
+      for (const [code, c] of codes) rows.push([[code], [count(c), true], [percent(c / total), true]]);
+    }
+  } else {
+    const spec = STAT_COLUMNS[meta.stats];
+    columns = spec.map(([name]) => name);
+    rows = list.map((s) => spec.map(([, value], i) => [value(s), i > 0]));
+  }
+  const headRow = document.createElement("tr");
+  columns.forEach((name, i) => headRow.append(cell("th", name, i > 0)));
+  head.replaceChildren(headRow);
+  if (!rows.length) {
+    const tr = document.createElement("tr");
+    const td = cell("td", stats ? "no samples in this range" : "statistics come with the plot", false);
+    td.colSpan = columns.length;
+    td.className = "empty";
+    tr.append(td);
+    body.replaceChildren(tr);
+    return;
+  }
+  body.replaceChildren(...rows.map(row));
+}
+
+// ---------------------------------------------------------------------------------------
+// Drag-to-zoom on time-axis panels
+
+/** The plot area's time axis in CSS pixels from the frame's left edge, if known. */
+function timeBox(panel) {
+  const axis = panel.timeAxis;
+  const img = panel.img;
+  if (!axis || !img.naturalWidth || !img.clientWidth || !(axis.right_px > axis.left_px)) return null;
+  const scale = img.clientWidth / img.naturalWidth;
+  return { left: axis.left_px * scale, right: axis.right_px * scale, axis };
+}
+
+function enableZoom(panel) {
+  const { frame, selection } = panel;
+  let drag = null;
+  const x = (event) => event.clientX - frame.getBoundingClientRect().left;
+  const clamp = (v, box) => Math.min(box.right, Math.max(box.left, v));
+  const draw = (a, b) => {
+    selection.style.left = `${Math.min(a, b)}px`;
+    selection.style.width = `${Math.abs(b - a)}px`;
+  };
+  frame.addEventListener("pointerdown", (event) => {
+    if (event.button !== 0 || !panel.root.classList.contains("has-image")) return;
+    const box = timeBox(panel);
+    const at = x(event);
+    if (!box || at < box.left || at > box.right) return;
+    event.preventDefault();
+    frame.setPointerCapture(event.pointerId);
+    drag = { start: at, end: at, box };
+    draw(at, at);
+    selection.hidden = false;
+  });
+  frame.addEventListener("pointermove", (event) => {
+    if (!drag) return;
+    drag.end = clamp(x(event), drag.box);
+    draw(drag.start, drag.end);
+  });
+  const finish = (event, apply) => {
+    if (!drag) return;
+    const { start, end, box } = drag;
+    drag = null;
+    selection.hidden = true;
+    if (frame.hasPointerCapture(event.pointerId)) frame.releasePointerCapture(event.pointerId);
+    if (!apply || Math.abs(end - start) < 4) return;
+    const span = box.axis.until_ms - box.axis.from_ms;
+    const time = (px) => box.axis.from_ms + ((px - box.left) / (box.right - box.left)) * span;
+    showRange(Math.floor(time(Math.min(start, end)) / 1000) * 1000, Math.ceil(time(Math.max(start, end)) / 1000) * 1000);
+  };
+  frame.addEventListener("pointerup", (event) => finish(event, true));
+  frame.addEventListener("pointercancel", (event) => finish(event, false));
+}
+
+// ---------------------------------------------------------------------------------------
+// Custom ranges
+
+const pad = (n) => String(n).padStart(2, "0");
+function localInputValue(ms) {
+  const d = new Date(ms);
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+function zoneLabel() {
+  const offset = -new Date().getTimezoneOffset();
+  const sign = offset >= 0 ? "+" : "-";
+  const abs = Math.abs(offset);
+  const name = Intl.DateTimeFormat().resolvedOptions().timeZone || "local time";
+  return `(times in ${name}, UTC${sign}${pad(Math.floor(abs / 60))}:${pad(abs % 60)})`;
+}
+
+const WINDOW_MS = { "5m": 300_000, "15m": 900_000, "1h": 3_600_000, "6h": 21_600_000, "24h": 86_400_000 };
+
+/** Shows the fixed range from..until (epoch ms) on every panel. */
+function showRange(from, until) {
+  if (until - from < MIN_RANGE_MS) {
+    const middle = (from + until) / 2;
+    from = Math.floor(middle - MIN_RANGE_MS / 2);
+    until = from + MIN_RANGE_MS;
+  }
+  if (isLive(current)) lastLiveWindow = current.window;
+  apply({ ...current, window: "", from, until });
+}
+
+function applyRangeInputs() {
+  const from = ui.from.value ? new Date(ui.from.value).getTime() : NaN;
+  const until = ui.until.value ? new Date(ui.until.value).getTime() : NaN;
+  if (!Number.isFinite(from) || !Number.isFinite(until)) {
+    ui.rangeError.textContent = "Pick both a start and an end.";
+    return;
+  }
+  if (until <= from) {
+    ui.rangeError.textContent = "The end must come after the start.";
+    return;
+  }
+  ui.rangeError.textContent = "";
+  showRange(from, until);
+}
+
+// ---------------------------------------------------------------------------------------
+// Live panels: views over Server-Sent Events
 
 function onEvent(handler) {
   return (message) => {
@@ -177,7 +660,7 @@ function onEvent(handler) {
     } catch {
       return;
     }
-    const panel = panels.get(data.view);
+    const panel = byKey.get(data.view);
     if (panel) handler(panel, data);
   };
 }
@@ -199,28 +682,150 @@ async function subscribe(view) {
     reconnectTimer = setTimeout(() => subscribe(view), 3000);
     return;
   }
-  if (view !== current) return;
-  const keys = [...panels.keys()].join(",");
+  if (view !== current || !isLive(view)) return;
+  closeStream();
+  const keys = [...byKey.keys()].join(",");
+  if (!keys) return;
   const url = withTicket(`${EVENTS_URL}${EVENTS_URL.includes("?") ? "&" : "?"}views=${encodeURIComponent(keys)}`);
   setLive("connecting…", false);
-  source = new EventSource(url);
-  source.onopen = () => setLive("live", true);
-  source.onerror = () => {
-    // EventSource retries by itself (sending Last-Event-ID); if it gave up, start over.
-    setLive("connection lost — reconnecting…", false);
-    if (source.readyState === EventSource.CLOSED) {
-      reconnectTimer = setTimeout(() => subscribe(view), 3000);
-    }
+  const stream = new EventSource(url);
+  source = stream;
+  let opened = false;
+  stream.onopen = () => {
+    opened = true;
+    refusals = 0;
+    setLive("live", true);
   };
-  source.addEventListener("plot.ready", onEvent((panel, d) => swapImage(panel, d.png_url || d.image_url, d.at_ms)));
-  source.addEventListener("plot.failed", onEvent((panel, d) => setState(panel, `failed: ${d.error || "unknown error"}`, "failed")));
-  source.addEventListener("plot.queued", onEvent((panel) => setState(panel, "queued", "queued")));
-  source.addEventListener("plot.rendering", onEvent((panel) => setState(panel, "rendering", "rendering")));
-  source.addEventListener("view.state", onEvent((panel, d) => {
+  stream.onerror = () => {
+    // EventSource retries by itself (sending Last-Event-ID); if it gave up, start over —
+    // after a growing pause when the stream was refused outright (it never opened).
+    if (stream !== source) return;
+    if (stream.readyState !== EventSource.CLOSED) return setLive("connection lost — reconnecting…", false);
+    if (!opened) refusals += 1;
+    const pause = Math.min(60_000, 3000 * 2 ** Math.max(0, refusals - 1));
+    setLive(opened ? "connection lost — reconnecting…" : `plotq refused the live views — retrying in ${pause / 1000} s`, false);
+    reconnectTimer = setTimeout(() => subscribe(view), pause);
+  };
+  stream.addEventListener("plot.ready", onEvent((panel, d) => swapImage(panel, d.png_url || d.image_url, d.at_ms, d.view, d)));
+  stream.addEventListener("plot.failed", onEvent((panel, d) => setState(panel, `failed: ${d.error || "unknown error"}`, "failed")));
+  stream.addEventListener("plot.queued", onEvent((panel) => setState(panel, "queued", "queued")));
+  stream.addEventListener("plot.rendering", onEvent((panel) => setState(panel, "rendering", "rendering")));
+  stream.addEventListener("view.state", onEvent((panel, d) => {
     if (d.status === "failed") setState(panel, `failed: ${d.error || "unknown error"}`, "failed");
     else if (d.status === "queued" || d.status === "rendering") setState(panel, d.status, d.status);
   }));
 }
+
+// ---------------------------------------------------------------------------------------
+// Fixed ranges: rendered once through GET /api/v1/render
+
+const sleep = (msecs) => new Promise((resolve) => setTimeout(resolve, msecs));
+
+async function problemText(response) {
+  const problem = await response.json().catch(() => ({}));
+  const fields = (problem.errors || []).map((e) => `${e.field}: ${e.problem}`).join("; ");
+  return fields || problem.detail || problem.title || `HTTP ${response.status}`;
+}
+
+async function renderFixed(panel, gen) {
+  const key = panel.key;
+  const stale = () => gen !== generation || key !== panel.key;
+  setState(panel, "rendering", "rendering");
+  for (let attempt = 0; ; attempt++) {
+    let response;
+    try {
+      await ensureTicket();
+      if (stale()) return;
+      response = await fetch(withTicket(`/api/v1/render?${renderQuery(current, panel.meta, panel.size)}`));
+    } catch (e) {
+      if (stale()) return;
+      if (e instanceof NeedsToken) return askForToken(e.message);
+      if (attempt >= RENDER_RETRIES) return setState(panel, "failed: cannot reach plotq", "failed");
+      await sleep(2000);
+      continue;
+    }
+    if (stale()) return;
+    if (response.status === 503 && attempt < RENDER_RETRIES) {
+      await response.arrayBuffer().catch(() => {});
+      const after = Number(response.headers.get("Retry-After"));
+      setState(panel, "rendering (plotq is busy; trying again)", "rendering");
+      await sleep(Math.min(10, Number.isFinite(after) && after > 0 ? after : 2) * 1000);
+      if (stale()) return;
+      continue;
+    }
+    if (!response.ok) return setState(panel, `failed: ${await problemText(response)}`, "failed");
+    const blob = await response.blob();
+    const job = response.headers.get("X-Plotq-Job");
+    let state = null;
+    if (job) {
+      try {
+        const r = await fetch(withTicket(`/api/v1/plots/${encodeURIComponent(job)}`));
+        if (r.ok) state = await r.json();
+      } catch {
+        // The picture is shown without its numbers.
+      }
+    }
+    if (stale()) return;
+    swapImage(panel, URL.createObjectURL(blob), Date.now(), key, state);
+    return;
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Copy link / copy embed
+
+function escapeAttr(text) {
+  return text.replace(/&/g, "&amp;").replace(/"/g, "&quot;").replace(/</g, "&lt;");
+}
+
+/** An absolute URL for a render query: signed (a grant) when the page has a token. */
+async function shareUrl(query) {
+  const plain = new URL(`/api/v1/render?${query}`, location.href).href;
+  if (!auth.token) return plain;
+  const response = await fetch("/api/v1/render/grants", {
+    method: "POST",
+    headers: { Authorization: `Bearer ${auth.token}`, "content-type": "application/json" },
+    body: JSON.stringify({ query }),
+  });
+  if (!response.ok) throw new Error(await problemText(response));
+  const body = await response.json();
+  return new URL(body.url, location.href).href;
+}
+
+async function share(panel, what) {
+  const { out, what: label, input, state } = panel.share;
+  if (!panel.size) return;
+  state.textContent = "making a link…";
+  let url;
+  try {
+    url = await shareUrl(renderQuery(current, panel.meta, panel.size));
+  } catch (e) {
+    state.textContent = `no link: ${e.message}`;
+    return;
+  }
+  const text = what === "embed"
+    ? `<img src="${escapeAttr(url)}" width="${panel.size.layout}" height="${panel.size.layoutHeight}" alt="${escapeAttr(panel.img.alt)}">`
+    : url;
+  label.textContent = what === "embed" ? "Embed" : "Link";
+  input.setAttribute("aria-label", `${what === "embed" ? "Embed snippet" : "Link"} for the ${panel.meta.title.toLowerCase()} plot`);
+  input.value = text;
+  panel.root.dataset.share = what;
+  out.hidden = false;
+  input.focus();
+  input.select();
+  try {
+    if (!navigator.clipboard) throw new Error("no clipboard");
+    await navigator.clipboard.writeText(text);
+    state.textContent = "copied";
+  } catch {
+    state.textContent = "selected: copy it with Ctrl+C / ⌘C";
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Services, controls, start
+
+let knownServices = [];
 
 async function loadServices(view) {
   let services = [];
@@ -230,30 +835,66 @@ async function loadServices(view) {
     if (response.ok) services = (await response.json()).services || [];
   } catch (e) {
     if (e instanceof NeedsToken) throw e;
-    // The picker falls back to the service in the URL.
+    // The picker falls back to the services in the URL.
   }
-  if (view.service && !services.includes(view.service)) services.unshift(view.service);
+  for (const s of [view.service, ...view.compare].filter(Boolean).reverse()) {
+    if (!services.includes(s)) services.unshift(s);
+  }
+  knownServices = services;
   ui.service.replaceChildren(...services.map((s) => new Option(s, s)));
   if (!view.service && services.length) view.service = services[0];
   return view;
 }
 
-let current = null;
+function fillCompare(view) {
+  const others = knownServices.filter((s) => s !== view.service);
+  const full = view.compare.length >= MAX_COMPARED - 1;
+  ui.compareList.replaceChildren(...others.map((s) => {
+    const label = document.createElement("label");
+    const box = document.createElement("input");
+    box.type = "checkbox";
+    box.value = s;
+    box.name = "compare";
+    box.checked = view.compare.includes(s);
+    box.disabled = full && !box.checked;
+    label.append(box, ` ${s}`);
+    return label;
+  }));
+  if (!others.length) ui.compareList.textContent = "no other services";
+  ui.compareCount.textContent = view.compare.length ? ` (${view.compare.length})` : "";
+}
+
+function fillRange(view) {
+  const live = isLive(view);
+  const until = live ? Date.now() : view.until;
+  const from = live ? until - WINDOW_MS[view.window] : view.from;
+  ui.from.value = localInputValue(from);
+  ui.until.value = localInputValue(until);
+  ui.window.value = live ? view.window : "custom";
+  ui.backLive.hidden = live;
+  // Open beside the other controls on a wide screen, and whenever a fixed range is shown;
+  // folded away on a phone.
+  if (!live || matchMedia("(min-width: 700px)").matches) ui.rangeBox.open = true;
+  ui.zone.textContent = zoneLabel();
+}
 
 function apply(view) {
   current = view;
   document.documentElement.dataset.theme = view.theme;
   document.body.dataset.tab = view.tab;
   ui.service.value = view.service;
-  ui.window.value = view.window;
   ui.theme.value = view.theme;
+  fillCompare(view);
+  fillRange(view);
   writeView(view);
   ui.panels.hidden = view.tab !== "plots";
   ui.health.hidden = view.tab !== "health";
+  closeStream();
   if (view.tab === "health") {
-    closeStream();
+    generation += 1;
     ui.panels.replaceChildren();
     panels.clear();
+    byKey.clear();
     PlotqHealth.start({
       headers: () => (auth.token ? { Authorization: `Bearer ${auth.token}` } : {}),
       onNeedsToken: askForToken,
@@ -263,8 +904,23 @@ function apply(view) {
   }
   PlotqHealth.stop();
   buildPanels(view);
-  if (view.service) subscribe(view);
-  else setLive("no services have sent samples yet", false);
+  if (!view.service) return setLive("no services have sent samples yet", false);
+  if (!isLive(view)) setLive(`fixed range (not live): ${rangeLabel(view)}`, true);
+  relayout();
+}
+
+function controlsView() {
+  const compare = [...ui.compareList.querySelectorAll("input:checked")].map((b) => b.value).filter((s) => s !== ui.service.value);
+  const live = ui.window.value !== "custom";
+  return {
+    ...current,
+    service: ui.service.value,
+    compare,
+    window: live ? ui.window.value : current.window,
+    from: live ? null : current.from,
+    until: live ? null : current.until,
+    theme: ui.theme.value,
+  };
 }
 
 let started = false;
@@ -278,13 +934,18 @@ async function start() {
     throw e;
   }
   ui.login.hidden = true;
+  if (!isLive(view)) lastLiveWindow = "15m";
   apply(view);
   if (started) return;
   started = true;
-  for (const control of [ui.service, ui.window, ui.theme]) {
-    control.addEventListener("change", () =>
-      apply({ service: ui.service.value, window: ui.window.value, theme: ui.theme.value, tab: current.tab }));
-  }
+  for (const control of [ui.service, ui.window, ui.theme]) control.addEventListener("change", () => apply(controlsView()));
+  ui.compareList.addEventListener("change", () => apply(controlsView()));
+  ui.applyRange.addEventListener("click", applyRangeInputs);
+  ui.controls.addEventListener("submit", (event) => {
+    event.preventDefault();
+    applyRangeInputs();
+  });
+  ui.backLive.addEventListener("click", () => apply({ ...current, window: lastLiveWindow, from: null, until: null }));
   for (const link of ui.tabs) {
     link.addEventListener("click", (event) => {
       if (event.metaKey || event.ctrlKey || event.shiftKey || event.altKey || event.button !== 0) return;
@@ -292,6 +953,7 @@ async function start() {
       if (link.dataset.tab !== current.tab) apply({ ...current, tab: link.dataset.tab });
     });
   }
+  watchPixelRatio();
   setInterval(() => panels.forEach(showRendered), 1000);
   // Renew the ticket before it expires (the open stream keeps going; new image URLs and
   // the next reconnect use the new one).
