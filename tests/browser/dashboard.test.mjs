@@ -5,39 +5,17 @@
 // Screenshots are kept in target/artifacts/ for a look.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdirSync } from "node:fs";
-import { createInterface } from "node:readline";
 import { createHash, randomBytes } from "node:crypto";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
+import { startPlotq } from "./support.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, "../..");
-const bin = process.env.PLOTQ_BIN || path.join(root, "target/debug/plotq");
 const artifacts = path.join(root, "target/artifacts");
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
-
-/** Starts `plotq standalone` on port 0 and resolves with its base URL. */
-function startPlotq(extraEnv = {}) {
-  const child = spawn(bin, ["standalone", "--no-demo"], {
-    env: { ...process.env, PLOTQ_HTTP_ADDR: "127.0.0.1:0", PLOTQ_REFRESH_DEBOUNCE_SECS: "1", RUST_LOG: "warn", ...extraEnv },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  const base = new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error("plotq did not start within 30 s")), 30_000);
-    createInterface({ input: child.stdout }).on("line", (line) => {
-      const m = line.match(/listening on (http:\/\/\S+)/);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]);
-      }
-    });
-    child.on("exit", (code) => reject(new Error(`plotq exited early (${code})`)));
-  });
-  return { child, base };
-}
 
 async function ingest(base, service, n, token = "") {
   const now = Date.now();

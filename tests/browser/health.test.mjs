@@ -8,17 +8,15 @@
 // target/tmp/ for a look.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdirSync, readFileSync } from "node:fs";
-import { createInterface } from "node:readline";
 import { createHash, randomBytes } from "node:crypto";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
+import { startPlotq } from "./support.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, "../..");
-const bin = process.env.PLOTQ_BIN || path.join(root, "target/debug/plotq");
 const shots = path.join(root, "target/tmp");
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"];
@@ -30,26 +28,6 @@ const QUIET_WINDOW_MS = 6_500;
 
 /** The workspace version, as the binary reports it. */
 const VERSION = readFileSync(path.join(root, "Cargo.toml"), "utf8").match(/\[workspace\.package\][^[]*?\nversion\s*=\s*"([^"]+)"/)[1];
-
-/** Starts `plotq standalone` on port 0 and resolves with its base URL. */
-function startPlotq(extraEnv = {}) {
-  const child = spawn(bin, ["standalone", "--no-demo"], {
-    env: { ...process.env, PLOTQ_HTTP_ADDR: "127.0.0.1:0", RUST_LOG: "warn", ...extraEnv },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  const base = new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error("plotq did not start within 30 s")), 30_000);
-    createInterface({ input: child.stdout }).on("line", (line) => {
-      const m = line.match(/listening on (http:\/\/\S+)/);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]);
-      }
-    });
-    child.on("exit", (code) => reject(new Error(`plotq exited early (${code})`)));
-  });
-  return { child, base };
-}
 
 async function expectStatus(url, status, token = "") {
   const response = await fetch(url, { headers: token ? { authorization: `Bearer ${token}` } : {} });

@@ -194,21 +194,7 @@ impl RenderQuery {
 
     /// `422` naming every parameter a plot request does not have.
     fn refuse_unknown(&self, under: &str) -> Result<(), Problem> {
-        if self.unknown.is_empty() {
-            return Ok(());
-        }
-        let errors = self
-            .unknown
-            .keys()
-            .take(plotq_domain::error::MAX_REPORTED_ERRORS)
-            .map(|name| {
-                FieldError::new(
-                    format!("{under}/{}", pointer_segment(name)),
-                    format!("unknown parameter; known parameters: {KNOWN_PARAMETERS}"),
-                )
-            })
-            .collect();
-        Err(Problem::invalid(FieldErrors(errors)))
+        refuse_unknown(&self.unknown, under, KNOWN_PARAMETERS)
     }
 
     /// The plot request this query stands for, as `POST /api/v1/plots` would take it:
@@ -247,6 +233,28 @@ impl RenderQuery {
             Problem::invalid(e)
         })
     }
+}
+
+/// `422` naming (under `under`) each of `unknown`, the parameters a query does not have.
+pub(crate) fn refuse_unknown(
+    unknown: &BTreeMap<String, String>,
+    under: &str,
+    known: &str,
+) -> Result<(), Problem> {
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let errors = unknown
+        .keys()
+        .take(plotq_domain::error::MAX_REPORTED_ERRORS)
+        .map(|name| {
+            FieldError::new(
+                format!("{under}/{}", pointer_segment(name)),
+                format!("unknown parameter; known parameters: {known}"),
+            )
+        })
+        .collect();
+    Err(Problem::invalid(FieldErrors(errors)))
 }
 
 fn query_too_long() -> Problem {

@@ -22,8 +22,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Extension, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use plotq_domain::error::pointer_segment;
-use plotq_domain::{FieldError, FieldErrors, PlotSpec};
+use plotq_domain::PlotSpec;
 use plotq_http::{
     AuthProblems, Caller, Limits, Problem, ProblemCode, RateLimited, Scope, Unavailable,
 };
@@ -85,21 +84,7 @@ const KNOWN_PARAMETERS: &str = "kind, service, services, metric, window, from, u
 impl StatsQuery {
     /// `422` naming every parameter a plot request does not have.
     fn refuse_unknown(&self) -> Result<(), Problem> {
-        if self.unknown.is_empty() {
-            return Ok(());
-        }
-        let errors = self
-            .unknown
-            .keys()
-            .take(plotq_domain::error::MAX_REPORTED_ERRORS)
-            .map(|name| {
-                FieldError::new(
-                    format!("/{}", pointer_segment(name)),
-                    format!("unknown parameter; known parameters: {KNOWN_PARAMETERS}"),
-                )
-            })
-            .collect();
-        Err(Problem::invalid(FieldErrors(errors)))
+        crate::render::refuse_unknown(&self.unknown, "", KNOWN_PARAMETERS)
     }
 
     /// The plot request this query stands for, as `POST /api/v1/plots` would take it.

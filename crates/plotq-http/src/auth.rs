@@ -149,6 +149,17 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// A caller by a signed claim (ticket or grant) of token `name`: reads only.
+    fn read_only(name: String, services: ServiceAccess) -> Self {
+        Self {
+            limit_key: format!("token:{name}"),
+            name,
+            scopes: Scopes::of(&[Scope::Read]),
+            services,
+            via_ticket: true,
+        }
+    }
+
     /// `403 forbidden` unless the caller holds `scope`.
     pub fn require(&self, scope: Scope) -> Result<(), Problem> {
         if self.scopes.contains(scope) {
@@ -477,13 +488,7 @@ impl Auth {
                 "the ticket has expired; get a new one from POST /api/v1/tickets",
             ));
         }
-        Ok(Principal {
-            limit_key: format!("token:{}", claims.n),
-            name: claims.n,
-            scopes: Scopes::of(&[Scope::Read]),
-            services: claims.s,
-            via_ticket: true,
-        })
+        Ok(Principal::read_only(claims.n, claims.s))
     }
 
     /// A render grant for `principal` opening exactly `canonical_query`, until
@@ -533,13 +538,7 @@ impl Auth {
                 "the link has expired; ask for a new one (POST /api/v1/render/grants)",
             ));
         }
-        Ok(Principal {
-            limit_key: format!("token:{}", claims.n),
-            name: claims.n,
-            scopes: Scopes::of(&[Scope::Read]),
-            services: claims.s,
-            via_ticket: true,
-        })
+        Ok(Principal::read_only(claims.n, claims.s))
     }
 }
 
