@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command. Installs and starts what the suite needs if it is missing
 # (the MongoDB-wire test server nx-27017, pinned; Redis; RabbitMQ; schemathesis,
-# pinned), then runs every test of the workspace. Idempotent: running it again reuses
+# pinned), then runs every test of the workspace, the browser tests and the validation
+# of the deployment files. Idempotent: running it again reuses
 # what is already up.
 # Services are required: if one cannot be started, this fails instead of skipping tests.
 set -euo pipefail
@@ -77,9 +78,14 @@ status=0
 cargo test --workspace --locked "$@" 2>&1 | tee "$log" || status=$?
 # The real-browser test drives the dashboard of the plotq binary cargo just built.
 PLOTQ_BIN="$PWD/target/debug/plotq" node --test tests/browser/ 2>&1 | tee -a "$log" || status=$?
+# Deployment files (deploy/k8s overlays against the Kubernetes and KEDA schemas,
+# docker-compose.yml against the compose specification, plotq's own rules), offline;
+# then the validator's self-test: deliberately broken copies must be rejected.
+{ tests/deploy/validate.sh && tests/deploy/validate.sh --self-test; } 2>&1 | tee -a "$log" || status=$?
 # One closing line for the whole suite (cargo prints one per test binary, node its own).
 awk '/^test result:/ { p += $4; f += $6 }
      /^# pass / { p += $3 }
      /^# fail / { f += $3 }
+     /^self-test: / { p += $2; f += $4 }
      END { printf "suite: %d passed, %d failed\n", p, f }' "$log"
 exit "$status"
