@@ -10,28 +10,12 @@ import { createHash, randomBytes } from "node:crypto";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
-import { startPlotq } from "./support.mjs";
+import { ingest, startPlotq } from "./support.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, "../..");
 const artifacts = path.join(root, "target/artifacts");
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
-
-async function ingest(base, service, n, token = "") {
-  const now = Date.now();
-  const samples = [];
-  for (let i = 0; i < n; i++) {
-    const ts = now - 1000 - Math.floor((i * 600_000) / n);
-    samples.push({ service, metric: "latency_ms", value: 10 + ((i * 7919) % 100) * (1 + (i % 13 === 0 ? 4 : 0)), timestamp: ts });
-    samples.push({ service, metric: "status_code", value: i % 17 === 0 ? 503 : 200, timestamp: ts });
-  }
-  const response = await fetch(`${base}/api/v1/metrics`, {
-    method: "POST",
-    headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: JSON.stringify(samples),
-  });
-  assert.equal(response.status, 200);
-}
 
 test("a panel swaps in a newer render without reloading, with no console errors", { timeout: 120_000 }, async () => {
   mkdirSync(artifacts, { recursive: true });
