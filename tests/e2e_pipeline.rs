@@ -1,7 +1,8 @@
 //! End-to-end: ingest → queue → render → cache → notify, with the real roles started in
 //! process (`support::app::TestApp`): api, workers and notifiers against real RabbitMQ,
-//! Redis and the MongoDB-wire server; and the same flow against standalone over the
-//! in-memory ports. Where the process boundary is the point (kill -9, SIGTERM, restarts)
+//! Redis and the MongoDB-wire server; the flow, the fan-out to two notifiers and live
+//! refresh again on a 3-master Redis Cluster; and the same flow against standalone over
+//! the in-memory ports. Where the process boundary is the point (kill -9, SIGTERM, restarts)
 //! the suites `e2e_faults.rs` and `e2e_restarts.rs` start `plotq` processes.
 
 mod support;
@@ -127,9 +128,9 @@ async fn exercise(api: &str, events: &str, n_samples: usize) {
     assert_eq!(fields, ["/kind", "/width"]);
 }
 
-/// Runs `exercise` against a fresh app over `backend`.
-async fn renders_and_notifies(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+/// Runs `exercise` against a fresh app over `backend` with `options`.
+async fn renders_and_notifies(backend: Backend, options: Options) {
+    let app = TestApp::spawn_with(backend, options).await;
     app.wait_ready(READY).await;
     exercise(&app.api, &app.notifier_url(0, "/api/v1/events"), 10_000).await;
     app.stop().await;
@@ -137,21 +138,42 @@ async fn renders_and_notifies(backend: Backend) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn distributed_roles_render_and_notify() {
-    renders_and_notifies(Backend::Real).await;
+    renders_and_notifies(Backend::Real, Options::default()).await;
+}
+
+/// The same flow with every role on the 3-master Redis Cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn distributed_roles_render_and_notify_on_a_redis_cluster() {
+    let on_cluster = Options {
+        redis_cluster: true,
+        ..Options::default()
+    };
+    renders_and_notifies(Backend::Real, on_cluster).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn standalone_renders_and_notifies() {
-    renders_and_notifies(Backend::Memory).await;
+    renders_and_notifies(Backend::Memory, Options::default()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_notifier_replica_sees_every_event() {
+    fan_out(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_notifier_replica_sees_every_event_on_a_redis_cluster() {
+    fan_out(true).await;
+}
+
+/// Two notifiers relay the same bus event, and replay it on reconnect.
+async fn fan_out(redis_cluster: bool) {
     let app = TestApp::spawn_with(
         Backend::Real,
         Options {
             workers: 1,
             notifiers: 2,
+            redis_cluster,
             ..Options::default()
         },
     )
@@ -299,11 +321,21 @@ async fn readiness_names_the_failing_dependency_and_nothing_is_accepted() {
 /// gets samples too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watched_views_refresh_and_unwatched_ones_do_not() {
+    live_refresh(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watched_views_refresh_on_a_redis_cluster() {
+    live_refresh(true).await;
+}
+
+async fn live_refresh(redis_cluster: bool) {
     let app = TestApp::spawn_with(
         Backend::Real,
         Options {
             workers: 1,
             notifier: vec!["--refresh-debounce-secs", "1"],
+            redis_cluster,
             ..Options::default()
         },
     )

@@ -4,7 +4,7 @@
 //! that is then lost) — in milliseconds once the outage is known, measured side by side
 //! with failing fast turned off — every job that got a 202 ends `done` and is announced
 //! once, and no plotq process needs a restart. Redis restarts keeping its data (as in
-//! production) and restarts empty; MongoDB stops while ingest and renders are in flight,
+//! production) and restarts empty; a master of a 3-master Redis Cluster restarts; MongoDB stops while ingest and renders are in flight,
 //! briefly and for longer than the workers' outage budget. Each test brings its service
 //! back even when it fails (a guard), and the tests of this binary run one at a time
 //! (they share the machine's services).
@@ -289,7 +289,18 @@ async fn restart_scenario(
     stop: impl FnOnce(),
     start: impl FnOnce(),
 ) {
-    let ns = namespace(name);
+    restart_scenario_in(&namespace(name), dependency, env, stop, start).await;
+}
+
+/// `restart_scenario` in the namespace `ns`.
+async fn restart_scenario_in(
+    ns: &str,
+    dependency: &str,
+    env: &[(&str, &str)],
+    stop: impl FnOnce(),
+    start: impl FnOnce(),
+) {
+    let ns = ns.to_owned();
     let api = Plotq::start(&["api"], &ns, env);
     let _w1 = Plotq::start(&["worker"], &ns, env);
     let _w2 = Plotq::start(&["worker"], &ns, env);
@@ -369,6 +380,133 @@ async fn mongodb_restart_during_a_burst() {
         &[("PLOTQ_MONGODB_URL", url.as_str())],
         move || a.stop(),
         move || b.start(),
+    )
+    .await;
+}
+
+/// A master of the suite's Redis Cluster (`tests/redis-cluster.sh`): its port and the
+/// config file it was started from (which it names itself, so this works whichever
+/// checkout started the cluster).
+#[derive(Clone)]
+struct ClusterNode {
+    port: u16,
+    config: std::path::PathBuf,
+}
+
+fn redis_cli(port: u16, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .expect("redis-cli runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn info_field(port: u16, field: &str) -> String {
+    redis_cli(port, &["info", "server"])
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .map(|v| v.trim().to_owned())
+        .unwrap_or_else(|| panic!("redis {port} reports no {field}"))
+}
+
+impl ClusterNode {
+    const PORTS: [u16; 3] = [7101, 7102, 7103];
+
+    /// The master serving `key`'s hash slot.
+    fn serving(key: &str) -> Self {
+        let slot: u16 = redis_cli(Self::PORTS[0], &["cluster", "keyslot", key])
+            .trim()
+            .parse()
+            .expect("a slot number");
+        let nodes = redis_cli(Self::PORTS[0], &["cluster", "nodes"]);
+        let port = nodes
+            .lines()
+            .find_map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                let serves = fields.get(8..)?.iter().any(|range| {
+                    let (lo, hi) = range.split_once('-').unwrap_or((range, range));
+                    matches!((lo.parse::<u16>(), hi.parse::<u16>()),
+                             (Ok(lo), Ok(hi)) if (lo..=hi).contains(&slot))
+                });
+                let addr = fields[1].split('@').next()?;
+                (serves && fields[2].contains("master"))
+                    .then(|| addr.rsplit(':').next()?.parse().ok())?
+            })
+            .unwrap_or_else(|| panic!("no master serves slot {slot}:\n{nodes}"));
+        Self {
+            port,
+            config: info_field(port, "config_file").into(),
+        }
+    }
+
+    fn dir(&self) -> std::path::PathBuf {
+        self.config
+            .parent()
+            .expect("the node's directory")
+            .to_owned()
+    }
+
+    /// `SHUTDOWN SAVE`, as a master with persistence stops; waits for the process to exit.
+    fn stop_saving(&self) {
+        let pid = info_field(self.port, "process_id");
+        let _ = std::fs::remove_file(self.dir().join("dump.rdb"));
+        sh(&format!(
+            "redis-cli -p {} shutdown save >/dev/null 2>&1",
+            self.port
+        ));
+        let until = Instant::now() + Duration::from_secs(30);
+        while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            assert!(Instant::now() < until, "redis {} did not exit", self.port);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts the node from its config (unless it is up) and waits until it has loaded
+    /// its snapshot and every node reports the cluster healthy again; the snapshot then
+    /// goes (the suite's cluster keeps nothing on disk).
+    fn start(&self) {
+        if !port_open(self.port) {
+            assert!(sh(&format!(
+                "redis-server {} >/dev/null",
+                self.config.display()
+            )));
+        }
+        let until = Instant::now() + Duration::from_secs(60);
+        while !Self::PORTS.iter().all(|&p| {
+            redis_cli(p, &["cluster", "info"]).contains("cluster_state:ok")
+                && redis_cli(p, &["ping"]).trim() == "PONG"
+        }) {
+            assert!(Instant::now() < until, "the Redis Cluster did not recover");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = std::fs::remove_file(self.dir().join("dump.rdb"));
+    }
+}
+
+/// The burst scenario on the 3-master Redis Cluster: api, workers and notifier are
+/// started with the cluster's seed nodes, and the master restarted in the middle is the
+/// one holding the namespace's event stream (so the notifier's blocking read, and about
+/// a third of the job states, go with it); it keeps its data, as a master with
+/// persistence does. No accepted job is lost or announced twice and no plotq process
+/// needs a restart. The node is started again even when the test fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_master_restart_during_a_burst_loses_nothing() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    require_services();
+    support::require_redis_cluster();
+    let ns = namespace("cluster");
+    let node = ClusterNode::serving(&format!("{ns}:plotq:events"));
+    let restore = node.clone();
+    let _restore = Restore("redis cluster node", Box::new(move || restore.start()));
+    let (stop, start) = (node.clone(), node.clone());
+    eprintln!("restarting the cluster master on {}", node.port);
+    restart_scenario_in(
+        &ns,
+        "redis",
+        &[("PLOTQ_REDIS_URL", support::REDIS_CLUSTER_URL)],
+        move || stop.stop_saving(),
+        move || start.start(),
     )
     .await;
 }

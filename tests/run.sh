@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command. Installs and starts what the suite needs if it is missing
-# (the MongoDB-wire test server nx-27017, pinned; Redis; RabbitMQ; schemathesis,
-# pinned), then runs every test of the workspace, the browser tests and the validation
-# of the deployment files. Idempotent: running it again reuses
+# (the MongoDB-wire test server nx-27017, pinned; Redis, and a 3-master Redis Cluster;
+# RabbitMQ; schemathesis, pinned), then runs every test of the workspace, the browser
+# tests and the validation of the deployment files. Idempotent: running it again reuses
 # what is already up.
 # Services are required: if one cannot be started, this fails instead of skipping tests.
 set -euo pipefail
@@ -55,6 +55,9 @@ if ! port_open 6379; then
   redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no
   wait_port 6379 30 "redis"
 fi
+
+# A local 3-master Redis Cluster on 7101-7103, for the tests that run plotq on a cluster.
+tests/redis-cluster.sh
 
 # Chromium and the browser-test driver (playwright-core, pinned in the lock file).
 if ! command -v chromium >/dev/null; then

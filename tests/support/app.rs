@@ -1,8 +1,9 @@
 //! In-process harness, in the spirit of zero-to-production's `spawn_app`: `TestApp`
 //! starts the real roles (`plotq::App`) inside the test on 127.0.0.1:0, either as
 //! standalone over the in-memory ports (`Backend::Memory`) or as an api, N workers and
-//! M notifiers against RabbitMQ, Redis and the MongoDB-wire server (`Backend::Real`), in
-//! a fresh namespace, all on one shutdown token; with typed helpers for what the tests
+//! M notifiers against RabbitMQ, Redis (or the suite's Redis Cluster,
+//! `Options::redis_cluster`) and the MongoDB-wire server (`Backend::Real`), in a fresh
+//! namespace, all on one shutdown token; with typed helpers for what the tests
 //! do. The namespace's queues, exchange and unexpiring Redis keys are removed on `stop`
 //! (or on drop), with the names taken from the roles' settings, not spelled out here.
 
@@ -33,6 +34,8 @@ pub struct Options {
     pub api: Vec<&'static str>,
     pub worker: Vec<&'static str>,
     pub notifier: Vec<&'static str>,
+    /// `Backend::Real` on the suite's Redis Cluster instead of the single Redis.
+    pub redis_cluster: bool,
 }
 
 impl Default for Options {
@@ -43,7 +46,20 @@ impl Default for Options {
             api: Vec::new(),
             worker: Vec::new(),
             notifier: Vec::new(),
+            redis_cluster: false,
         }
+    }
+}
+
+impl Options {
+    /// The extra settings of a role: `role`'s own, and the Redis Cluster's address when
+    /// the roles run on it.
+    fn of(&self, role: &[&'static str]) -> Vec<&'static str> {
+        let mut extra = role.to_vec();
+        if self.redis_cluster {
+            extra.extend(["--redis-url", super::REDIS_CLUSTER_URL]);
+        }
+        extra
     }
 }
 
@@ -142,7 +158,10 @@ impl TestApp {
             }
             Backend::Real => {
                 super::require_services();
-                let Command::Api(args) = parse("api", &ns, &options.api) else {
+                if options.redis_cluster {
+                    super::require_redis_cluster();
+                }
+                let Command::Api(args) = parse("api", &ns, &options.of(&options.api)) else {
                     unreachable!()
                 };
                 owned = Some(owned_by(&args));
@@ -151,7 +170,9 @@ impl TestApp {
                 apps.push(app);
                 let mut urls = Vec::new();
                 for _ in 0..options.notifiers {
-                    let Command::Notifier(args) = parse("notifier", &ns, &options.notifier) else {
+                    let Command::Notifier(args) =
+                        parse("notifier", &ns, &options.of(&options.notifier))
+                    else {
                         unreachable!()
                     };
                     let app = App::notifier(*args).await.expect("notifier starts");
@@ -160,7 +181,8 @@ impl TestApp {
                 }
                 notifiers = urls;
                 for _ in 0..options.workers {
-                    let Command::Worker(args) = parse("worker", &ns, &options.worker) else {
+                    let Command::Worker(args) = parse("worker", &ns, &options.of(&options.worker))
+                    else {
                         unreachable!()
                     };
                     apps.push(App::worker(*args).await.expect("worker starts"));
@@ -285,14 +307,7 @@ async fn cleanup(owned: &Owned) {
         }
         let _ = conn.close(200, "bye".into()).await;
     }
-    if let Ok(client) = redis::Client::open(owned.redis_url.as_str())
-        && let Ok(mut conn) = client.get_multiplexed_async_connection().await
-    {
-        let _: Result<(), _> = redis::cmd("DEL")
-            .arg(&owned.redis_keys)
-            .query_async(&mut conn)
-            .await;
-    }
+    super::delete_redis_keys(&owned.redis_url, &owned.redis_keys).await;
 }
 
 /// A test that ends early (a failed assertion) drops the app without `stop`: the token is

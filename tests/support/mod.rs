@@ -19,6 +19,9 @@ pub mod app;
 
 pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
+/// The suite's 3-master Redis Cluster (`tests/redis-cluster.sh`), as `PLOTQ_REDIS_URL`.
+pub const REDIS_CLUSTER_URL: &str =
+    "redis://127.0.0.1:7101,redis://127.0.0.1:7102,redis://127.0.0.1:7103";
 
 /// Fails the test unless RabbitMQ, Redis and the MongoDB-wire server accept connections.
 pub fn require_services() {
@@ -41,6 +44,39 @@ pub fn require_services() {
                 "{name} is not reachable on {addr}; start it (`{hint}`) or run the README's test command"
             );
         }
+    }
+}
+
+/// Fails the test unless every node of the suite's Redis Cluster accepts connections.
+pub fn require_redis_cluster() {
+    for port in [7101, 7102, 7103] {
+        let addr = ([127, 0, 0, 1], port).into();
+        if std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3)).is_err() {
+            panic!(
+                "the Redis Cluster is not reachable on {addr}; start it (`tests/redis-cluster.sh`) or run the README's test command"
+            );
+        }
+    }
+}
+
+/// Deletes `keys` one command each (a cluster refuses a DEL across slots) from the Redis
+/// at `redis_url` — one URL, or a cluster's seed nodes separated by commas.
+pub async fn delete_redis_keys(redis_url: &str, keys: &[String]) {
+    async fn each(conn: &mut impl redis::aio::ConnectionLike, keys: &[String]) {
+        for key in keys {
+            let _: Result<(), _> = redis::cmd("DEL").arg(key).query_async(conn).await;
+        }
+    }
+    if redis_url.contains(',') {
+        if let Ok(client) = redis::cluster::ClusterClient::new(redis_url.split(','))
+            && let Ok(mut conn) = client.get_async_connection().await
+        {
+            each(&mut conn, keys).await;
+        }
+    } else if let Ok(client) = redis::Client::open(redis_url)
+        && let Ok(mut conn) = client.get_multiplexed_async_connection().await
+    {
+        each(&mut conn, keys).await;
     }
 }
 
@@ -295,7 +331,7 @@ pub fn samples(service: &str, n: usize, span_ms: i64) -> Vec<Value> {
         .collect()
 }
 
-/// Removes the namespace's queue, exchange and event stream.
+/// Removes the namespace's queues, exchange, event stream and live-refresh sets.
 pub async fn cleanup(ns: &str) {
     if let Ok(conn) =
         lapin::Connection::connect(AMQP_URL, lapin::ConnectionProperties::default()).await
@@ -318,17 +354,11 @@ pub async fn cleanup(ns: &str) {
         }
         let _ = conn.close(200, "bye".into()).await;
     }
-    if let Ok(client) = redis::Client::open(REDIS_URL)
-        && let Ok(mut conn) = client.get_multiplexed_async_connection().await
-    {
-        // Keys without a TTL: the event stream and the live-refresh sorted sets.
-        let _: Result<(), _> = redis::cmd("DEL")
-            .arg(format!("{ns}:plotq:events"))
-            .arg(format!("{ns}:plotq:series"))
-            .arg(format!("{ns}:plotq:views"))
-            .query_async(&mut conn)
-            .await;
-    }
+    // Keys without a TTL: the event stream and the live-refresh sorted sets, on the
+    // Redis or the Redis Cluster the test used.
+    let keys = ["events", "series", "views"].map(|k| format!("{ns}:plotq:{k}"));
+    delete_redis_keys(REDIS_URL, &keys).await;
+    delete_redis_keys(REDIS_CLUSTER_URL, &keys).await;
 }
 
 /// Polls a job's status until `done(status)` holds; fails the test at `deadline`.

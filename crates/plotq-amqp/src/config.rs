@@ -11,6 +11,8 @@ const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(1);
 /// without its password.
 #[derive(Clone)]
 pub struct AmqpConfig {
+    /// One AMQP URL, or several separated by commas: the nodes of a RabbitMQ cluster,
+    /// tried in turn.
     pub url: String,
     /// Prefix of the exchange and queue names, so deployments can share a broker.
     pub namespace: String,
@@ -44,7 +46,28 @@ impl std::fmt::Debug for AmqpConfig {
     }
 }
 
+/// Whether `url` is one AMQP URL or several separated by commas; the error names a bad
+/// address by position, never by content (URLs carry passwords).
+pub fn check_url(url: &str) -> Result<(), String> {
+    let nodes: Vec<&str> = url.split(',').map(str::trim).collect();
+    for (i, node) in nodes.iter().enumerate() {
+        if node.parse::<lapin::uri::AMQPUri>().is_err() {
+            return Err(format!(
+                "address {} of {} is not an AMQP URL (amqp://user:password@host:port/vhost)",
+                i + 1,
+                nodes.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl AmqpConfig {
+    /// The broker addresses `url` lists, in order (at least one).
+    pub fn addresses(&self) -> Vec<&str> {
+        self.url.split(',').map(str::trim).collect()
+    }
+
     pub fn exchange(&self) -> String {
         format!("{}.jobs", self.namespace)
     }

@@ -23,6 +23,10 @@
 //! A lost connection is not hidden: publishing reconnects on the next call, and a consumer
 //! ends so its owner can reconnect (lapin's own auto-recovery is not used).
 //!
+//! The URL may list several broker addresses separated by commas (the nodes of a RabbitMQ
+//! cluster): a new connection tries them in turn, starting from the last one that
+//! worked, within one connect timeout.
+//!
 //! Every error is a `PortError` naming `rabbitmq`, with a detail stripped of credentials
 //! (`redact.rs`).
 
@@ -38,12 +42,13 @@ use plotq_domain::JobId;
 use plotq_domain::wire::JobMessage;
 use plotq_domain::wire::amqp_headers::{ATTEMPT, BROKER_DEATH_REASON, DEAD_AT, REASON};
 use plotq_ports::{Acker, DeadLetter, Delivery, JobConsumer, JobQueue, PortError, PortResult};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 mod config;
 mod publisher;
 mod redact;
 
-pub use config::AmqpConfig;
+pub use config::{AmqpConfig, check_url};
 pub use publisher::PUBLISH_CHANNELS;
 
 use publisher::{Outgoing, Publisher};
@@ -95,13 +100,46 @@ impl AmqpQueue {
     }
 }
 
+/// Which broker address a new connection tries first: the last one that worked, or the
+/// one after the last that failed (process-wide; every `AmqpQueue` of a process talks
+/// to the same brokers).
+static FIRST_ADDRESS: AtomicUsize = AtomicUsize::new(0);
+
+/// A connection to the first broker address that accepts one, trying them in turn from
+/// `FIRST_ADDRESS`, all within `config.timeout`: a node that refuses costs microseconds,
+/// one that hangs spends the budget, and the next attempt starts past it.
+async fn connect(config: &AmqpConfig) -> PortResult<Connection> {
+    let addresses = config.addresses();
+    let deadline = tokio::time::Instant::now() + config.timeout;
+    let first = FIRST_ADDRESS.load(Ordering::Relaxed);
+    let mut last_error = None;
+    for k in 0..addresses.len() {
+        let i = (first + k) % addresses.len();
+        let attempt = Connection::connect(addresses[i], ConnectionProperties::default());
+        match tokio::time::timeout_at(deadline, attempt).await {
+            Ok(Ok(conn)) => {
+                FIRST_ADDRESS.store(i, Ordering::Relaxed);
+                return Ok(conn);
+            }
+            Ok(Err(e)) => last_error = Some(format!("connecting to broker {}: {e}", i + 1)),
+            Err(_) => {
+                FIRST_ADDRESS.store(i + 1, Ordering::Relaxed);
+                return Err(unavailable(format!(
+                    "timed out connecting to broker {}",
+                    i + 1
+                )));
+            }
+        }
+        FIRST_ADDRESS.store(i + 1, Ordering::Relaxed);
+    }
+    Err(unavailable(
+        last_error.unwrap_or_else(|| "no broker address".to_owned()),
+    ))
+}
+
 /// A new connection and channel, with the topology declared.
 async fn open(config: &AmqpConfig) -> PortResult<(Connection, Channel)> {
-    let connect = Connection::connect(&config.url, ConnectionProperties::default());
-    let conn = tokio::time::timeout(config.timeout, connect)
-        .await
-        .map_err(|_| unavailable("timed out connecting"))?
-        .map_err(|e| unavailable(format!("connecting: {e}")))?;
+    let conn = connect(config).await?;
     let channel = conn.create_channel().await.map_err(unavailable)?;
     declare_topology(&channel, config).await?;
     Ok((conn, channel))

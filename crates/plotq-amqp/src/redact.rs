@@ -30,7 +30,8 @@ impl std::fmt::Debug for Redactor {
 impl Redactor {
     pub(crate) fn for_url(url: &str) -> Self {
         let mut secrets = Vec::new();
-        if let Some(password) = url_password(url) {
+        // One URL, or several separated by commas (a cluster's nodes).
+        for password in url.split(',').filter_map(url_password) {
             let decoded = percent_decode(password);
             for secret in [password.to_owned(), decoded] {
                 if secret.len() >= MIN_BARE_SECRET && !secrets.contains(&secret) {
@@ -167,6 +168,11 @@ mod tests {
         assert_eq!(
             r.text("ACCESS_REFUSED for p@ss-w0rd (p%40ss-w0rd) at amqp://plotq:p%40ss-w0rd@rabbitmq:5672/%2f"),
             "ACCESS_REFUSED for *** (***) at amqp://plotq:***@rabbitmq:5672/%2f"
+        );
+        let nodes = Redactor::for_url("amqp://u:first-pw@a,amqp://u:second-pw@b");
+        assert_eq!(
+            nodes.text("no broker: first-pw, second-pw"),
+            "no broker: ***, ***"
         );
         let short = Redactor::for_url("amqp://u:ab@h");
         assert_eq!(short.text("about amqp://u:ab@h"), "about amqp://u:***@h");

@@ -145,6 +145,42 @@ async fn full_queue_refuses_new_jobs() {
     delete(&config).await;
 }
 
+/// Several broker addresses (a cluster's nodes): a dead one, first or last, is skipped,
+/// and the jobs go through the live one; with every address dead the queue is
+/// unavailable, naming the broker by position, never by its URL.
+#[tokio::test]
+async fn dead_broker_addresses_are_skipped() {
+    let dead = "amqp://guest:s3cret-node@127.0.0.1:1/%2f";
+    for url in [format!("{dead},{URL}"), format!("{URL}, {dead}")] {
+        let mut config = config(100);
+        config.url = url;
+        let queue = AmqpQueue::new(config.clone());
+        let sent = job();
+        queue
+            .publish(&sent)
+            .await
+            .expect("published through the live broker");
+        let mut consumer = queue.consume(1).await.unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(10), consumer.next())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(JobMessage::decode(&got.body).unwrap(), sent);
+        assert!(got.acker.ack().await.unwrap());
+        delete(&config).await;
+    }
+    let mut config = config(10);
+    config.url = format!("{dead},{}", dead.replace(":1/", ":2/"));
+    config.timeout = Duration::from_secs(2);
+    match AmqpQueue::new(config).publish(&job()).await {
+        Err(PortError::Unavailable { detail, .. }) => {
+            assert!(detail.contains("broker"), "{detail}");
+            assert!(!detail.contains("s3cret-node"), "{detail}");
+        }
+        other => panic!("every broker is down: {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn unreachable_broker_is_unavailable() {
     let mut config = config(10);

@@ -154,6 +154,20 @@ impl MongoStore {
         &self.breaker
     }
 
+    /// `command` with the connection string's write concern (`w`, `journal`,
+    /// `wtimeoutMS`), which the driver adds to its own write helpers but not to a raw
+    /// command; without one in the URL, the server's default applies (majority on a
+    /// replica set since MongoDB 5.0).
+    fn with_write_concern(&self, mut command: Document) -> Document {
+        if let Some(concern) = self.rollups.write_concern()
+            && let Ok(concern) = mongodb::bson::to_document(concern)
+            && !concern.is_empty()
+        {
+            command.insert("writeConcern", concern);
+        }
+        command
+    }
+
     /// Creates the window index and the retention TTL index, or changes the TTL in
     /// place when `PLOTQ_RAW_RETENTION` changed (idempotent). Called by processes at
     /// start.
@@ -474,7 +488,9 @@ impl MetricStore for MongoStore {
             self.rollups
                 .client()
                 .database(self.rollups.namespace().db.as_str())
-                .run_command(doc! {"update": ROLLUPS, "updates": updates, "ordered": true})
+                .run_command(self.with_write_concern(
+                    doc! {"update": ROLLUPS, "updates": updates, "ordered": true},
+                ))
                 .await,
         )?;
         match reply.get_array("writeErrors") {
@@ -564,6 +580,44 @@ impl MetricStore for MongoStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A replica set's connection string (three members, the set's name) is accepted and
+    /// keeps what it says about where reads go and how reads and writes are acknowledged,
+    /// past the timeouts plotq sets itself (no connection is made: the client connects
+    /// on first use).
+    #[tokio::test]
+    async fn replica_set_options_are_honoured() {
+        use mongodb::options::{Acknowledgment, ReadPreference, SelectionCriteria};
+        let store = MongoStore::new(&MongoConfig {
+            url: "mongodb://u:p@db-0.example:27017,db-1.example:27017,db-2.example:27017/\
+                  ?replicaSet=rs0&readPreference=secondaryPreferred&maxStalenessSeconds=90\
+                  &w=majority&readConcernLevel=majority&authSource=admin"
+                .to_owned(),
+            database: "plotq".to_owned(),
+            timeout: Duration::from_secs(4),
+            raw_retention: Duration::from_secs(3600),
+            rollup_retention: Duration::from_secs(7200),
+            breaker: Breaker::system("mongodb", Default::default()),
+        })
+        .await
+        .unwrap();
+        match store.chunks.selection_criteria() {
+            Some(SelectionCriteria::ReadPreference(ReadPreference::SecondaryPreferred {
+                options: Some(o),
+            })) => assert_eq!(o.max_staleness, Some(Duration::from_secs(90))),
+            other => panic!("read preference {other:?}"),
+        }
+        assert_eq!(
+            store.rollups.write_concern().and_then(|w| w.w.clone()),
+            Some(Acknowledgment::Majority)
+        );
+        assert!(store.chunks.read_concern().is_some());
+        let command = store.with_write_concern(doc! {"update": ROLLUPS});
+        assert_eq!(
+            command.get_document("writeConcern").unwrap(),
+            &doc! {"w": "majority"}
+        );
+    }
 
     #[test]
     fn ordered_keys_order_like_the_floats_and_round_trip() {

@@ -1,7 +1,7 @@
 //! `PlotCache` and `EventBus` on Redis: the only crate that speaks to Redis.
 //!
-//! Keys (all under the namespace prefix): `<ns>:state:<id>` (job state JSON),
-//! `<ns>:img:<id>` (image bytes) and `<ns>:req:<key>` (single-flight claim: request key →
+//! Keys (all under the namespace prefix): `<ns>:state:{<id>}` (job state JSON),
+//! `<ns>:img:{<id>}` (image bytes) and `<ns>:req:<key>` (single-flight claim: request key →
 //! job id), each written with a TTL; `<ns>:events`, a stream capped at a bounded length,
 //! which is both the fan-out to every notifier replica and the replay history for SSE
 //! clients reconnecting with `Last-Event-ID`.
@@ -10,8 +10,17 @@
 //! expires an hour after its longest lease), `<ns>:series` (sorted set: `service\tmetric`
 //! → last ingest; at most `max_series` members, the oldest-touched dropped first, members
 //! older than 8 days dropped, and the key expires 8 days after the last touch),
-//! `<ns>:view:<key>` (latest render of a view, JSON, with a TTL) and `<ns>:claim:<key>`
-//! (`SET NX PX`: one refresher per debounce period across all replicas). Every key has a
+//! `<ns>:view:{<key>}` (latest render of a view, JSON, with a TTL) and
+//! `<ns>:claim:{<key>}` (`SET NX PX`: one refresher per debounce period across all
+//! replicas).
+//!
+//! Redis Cluster: with several node addresses (or `RedisConfig::cluster`), commands go
+//! through the `redis` crate's cluster client, which follows the slot map (`MOVED`/`ASK`)
+//! and reconnects to nodes on its own. Keys used together share a hash slot through the
+//! `{…}` hash tag: a job's state and image (`{<id>}`), a view's state and refresh claim
+//! (`{<key>}`); every command and atomic pipeline touches one key, so none crosses slots.
+//! The event stream is one key, so it lives on one master (events are small; one Redis
+//! node appends far more of them than plotq's workers render). Every key has a
 //! TTL except the capped event stream and `<ns>:since` (when this Redis's data begins:
 //! written once, so an empty Redis after a restart writes a new time, which is how a
 //! job whose state was lost is told from one that never existed).
@@ -21,8 +30,8 @@
 //! logged). Event ids are `EventId`s to everyone else: this crate is the only place that
 //! turns them into stream ids (`<ms>-<seq>`) and back.
 //!
-//! Commands go through a `ConnectionManager` that reconnects when a call finds the
-//! connection lost, in one attempt per call, so every call ends within the configured
+//! Commands go through a `ConnectionManager` (one node) or a cluster connection that
+//! reconnects when a call finds the connection lost, in one attempt per call, so every call ends within the configured
 //! dependency timeout (half to connect, half to answer) even while Redis is down;
 //! blocking stream reads use a connection of their own so they never hold up other
 //! commands. Every command passes the process's Redis `Breaker` (`RedisConfig::breaker`):
@@ -39,6 +48,8 @@ use plotq_ports::{
     Breaker, EventBus, IdempotentStart, PlotCache, PortError, PortResult, StoredEvent, ViewRegistry,
 };
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::{ClusterClientBuilder, ClusterConfig};
+use redis::cluster_async::ClusterConnection;
 use redis::streams::{StreamRangeReply, StreamReadOptions, StreamReadReply};
 use redis::{AsyncCommands, Client, Value};
 use std::time::Duration;
@@ -53,7 +64,12 @@ fn unavailable(e: impl std::fmt::Display) -> PortError {
 /// Connection settings shared by the cache and the event bus.
 #[derive(Debug, Clone)]
 pub struct RedisConfig {
+    /// One `redis://` URL, or several separated by commas: the seed nodes of a Redis
+    /// Cluster (any reachable one is enough to learn the others).
     pub url: String,
+    /// Talk to a Redis Cluster even when `url` names a single seed node (several nodes
+    /// always mean a cluster).
+    pub cluster: bool,
     /// Prefix of every key, so deployments can share one Redis.
     pub namespace: String,
     /// Bound on each command (and on connecting).
@@ -65,22 +81,103 @@ pub struct RedisConfig {
     pub breaker: Breaker,
 }
 
+/// Where Redis is: one node, or the seed nodes of a cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Topology {
+    Single(String),
+    Cluster(Vec<String>),
+}
+
+impl Topology {
+    /// `url` (one URL, or several separated by commas) and whether a cluster is forced.
+    /// Every address must be a `redis://` (or `redis+unix://`) URL; the error names the
+    /// bad one by position, never by content (URLs carry passwords).
+    pub fn parse(url: &str, cluster: bool) -> Result<Self, String> {
+        let nodes: Vec<String> = url.split(',').map(|u| u.trim().to_owned()).collect();
+        for (i, node) in nodes.iter().enumerate() {
+            if redis::IntoConnectionInfo::into_connection_info(node.as_str()).is_err() {
+                return Err(format!(
+                    "address {} of {} is not a Redis URL (redis://[user:password@]host:port)",
+                    i + 1,
+                    nodes.len(),
+                ));
+            }
+        }
+        Ok(if cluster || nodes.len() > 1 {
+            Self::Cluster(nodes)
+        } else {
+            Self::Single(nodes.into_iter().next().unwrap_or_default())
+        })
+    }
+
+    pub fn is_cluster(&self) -> bool {
+        matches!(self, Self::Cluster(_))
+    }
+}
+
+/// A connection to one node or to a cluster; commands go through it alike.
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl redis::aio::ConnectionLike for Conn {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Self::Single(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Self::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
 /// A connection manager behind the process's Redis breaker: while Redis is believed
 /// down, commands fail at once (`failing fast`) without touching the network, and each
 /// command's outcome feeds the breaker. Commands go through it like through any
 /// connection (`ConnectionLike`), so call sites stay plain Redis commands.
 #[derive(Clone)]
 struct Link {
-    conn: ConnectionManager,
+    conn: Conn,
     breaker: Breaker,
     /// The bound on one command, the retry included.
     timeout: Duration,
 }
 
 impl Link {
-    fn new(client: &Client, config: &RedisConfig, extra_response: Duration) -> PortResult<Self> {
+    fn new(config: &RedisConfig, extra_response: Duration) -> PortResult<Self> {
+        let conn = match Topology::parse(&config.url, config.cluster).map_err(unavailable)? {
+            Topology::Single(url) => {
+                let client = Client::open(url.as_str()).map_err(unavailable)?;
+                Conn::Single(manager(&client, config.timeout, extra_response)?)
+            }
+            Topology::Cluster(nodes) => {
+                Conn::Cluster(cluster(&nodes, config.timeout, extra_response)?)
+            }
+        };
         Ok(Self {
-            conn: manager(client, config.timeout, extra_response)?,
+            conn,
             breaker: config.breaker.clone(),
             timeout: config.timeout + extra_response,
         })
@@ -185,6 +282,29 @@ fn manager(
     ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(unavailable)
 }
 
+/// A cluster connection bounded like `manager`: half of `timeout` to connect to a node,
+/// half (plus `extra_response`) for one answer, and the whole of it for a command with
+/// the client's own retries and redirections (`MOVED`/`ASK`, a node reconnected). It
+/// connects in the background: the first command waits for the slot map.
+fn cluster(
+    nodes: &[String],
+    timeout: Duration,
+    extra_response: Duration,
+) -> PortResult<ClusterConnection> {
+    let half = (timeout / 2).max(Duration::from_millis(50));
+    let client = ClusterClientBuilder::new(nodes.iter().map(String::as_str))
+        .retries(3)
+        .min_retry_wait(20)
+        .max_retry_wait(200)
+        .overall_response_timeout(Some(timeout + extra_response))
+        .build()
+        .map_err(unavailable)?;
+    let config = ClusterConfig::new()
+        .set_connection_timeout(half)
+        .set_response_timeout(half + extra_response);
+    Ok(client.get_pending_async_connection_with_config(config))
+}
+
 /// Job states and PNGs in Redis.
 #[derive(Clone)]
 pub struct RedisCache {
@@ -203,19 +323,20 @@ impl std::fmt::Debug for RedisCache {
 impl RedisCache {
     /// Prepares the connection; it is made lazily and re-made after failures.
     pub fn new(config: &RedisConfig) -> PortResult<Self> {
-        let client = Client::open(config.url.as_str()).map_err(unavailable)?;
         Ok(Self {
-            conn: Link::new(&client, config, Duration::ZERO)?,
+            conn: Link::new(config, Duration::ZERO)?,
             prefix: config.namespace.clone(),
         })
     }
 
+    /// A job's keys share the hash slot of `{<id>}`: on a cluster its state and image
+    /// live (and are lost, or fail over) together.
     fn state_key(&self, id: JobId) -> String {
-        format!("{}:state:{id}", self.prefix)
+        format!("{}:state:{{{id}}}", self.prefix)
     }
 
     fn image_key(&self, id: JobId) -> String {
-        format!("{}:img:{id}", self.prefix)
+        format!("{}:img:{{{id}}}", self.prefix)
     }
 }
 
@@ -467,10 +588,9 @@ const MAX_BLOCK: Duration = Duration::from_secs(5);
 
 impl RedisEventBus {
     pub fn new(config: &RedisConfig) -> PortResult<Self> {
-        let client = Client::open(config.url.as_str()).map_err(unavailable)?;
         Ok(Self {
-            conn: Link::new(&client, config, Duration::ZERO)?,
-            blocking: Link::new(&client, config, MAX_BLOCK)?,
+            conn: Link::new(config, Duration::ZERO)?,
+            blocking: Link::new(config, MAX_BLOCK)?,
             stream: format!("{}:events", config.namespace),
             history: config.event_history.max(1),
         })
@@ -607,9 +727,8 @@ const VIEWS_IDLE_TTL_MS: i64 = 3600 * 1000;
 impl RedisViews {
     /// A registry remembering at most `DEFAULT_MAX_SERIES` series.
     pub fn new(config: &RedisConfig) -> PortResult<Self> {
-        let client = Client::open(config.url.as_str()).map_err(unavailable)?;
         Ok(Self {
-            conn: Link::new(&client, config, Duration::ZERO)?,
+            conn: Link::new(config, Duration::ZERO)?,
             prefix: config.namespace.clone(),
             max_series: DEFAULT_MAX_SERIES,
         })
@@ -624,6 +743,11 @@ impl RedisViews {
 
     fn key(&self, suffix: &str) -> String {
         format!("{}:{suffix}", self.prefix)
+    }
+
+    /// `<ns>:<family>:{<view>}`: a view's state and claim share the hash slot of the view.
+    fn view_key(&self, family: &str, view: &str) -> String {
+        format!("{}:{family}:{{{view}}}", self.prefix)
     }
 }
 
@@ -737,7 +861,7 @@ impl ViewRegistry for RedisViews {
     async fn view_state(&self, view: &str) -> PortResult<Option<ViewState>> {
         let mut conn = self.conn.clone();
         let raw: Option<Vec<u8>> = conn
-            .get(self.key(&format!("view:{view}")))
+            .get(self.view_key("view", view))
             .await
             .map_err(unavailable)?;
         Ok(raw.and_then(|b| match decode_view_state(&b) {
@@ -752,7 +876,7 @@ impl ViewRegistry for RedisViews {
     async fn set_view_state(&self, view: &str, state: &ViewState) -> PortResult<()> {
         let mut conn = self.conn.clone();
         let json = encode_view_state(state);
-        conn.set_ex::<_, _, ()>(self.key(&format!("view:{view}")), json, VIEW_STATE_TTL_SECS)
+        conn.set_ex::<_, _, ()>(self.view_key("view", view), json, VIEW_STATE_TTL_SECS)
             .await
             .map_err(unavailable)
     }
@@ -760,7 +884,7 @@ impl ViewRegistry for RedisViews {
     async fn claim(&self, view: &str, ttl: Duration) -> PortResult<bool> {
         let mut conn = self.conn.clone();
         let set: Option<String> = redis::cmd("SET")
-            .arg(self.key(&format!("claim:{view}")))
+            .arg(self.view_key("claim", view))
             .arg(1)
             .arg("NX")
             .arg("PX")

@@ -35,6 +35,7 @@ fn redis_server(port: u16) -> TestServer {
 async fn started(port: u16, timeout: Duration, breaker: Breaker) -> (TestServer, RedisCache) {
     let cache = RedisCache::new(&RedisConfig {
         url: format!("redis://127.0.0.1:{port}"),
+        cluster: false,
         namespace: "outage:plotq".to_owned(),
         timeout,
         event_history: 10,

@@ -253,6 +253,7 @@ pub fn redis_config(
 ) -> RedisConfig {
     RedisConfig {
         url: redis.redis_url.clone(),
+        cluster: redis.redis_cluster,
         namespace: deps.scoped(":"),
         timeout: deps.dependency_timeout(),
         event_history,

@@ -333,6 +333,7 @@ impl ApiArgs {
         self.api.validate()?;
         self.cache.validate()?;
         self.rabbit.validate()?;
+        self.redis.validate()?;
         self.log.validate()
     }
 }
@@ -374,6 +375,7 @@ impl WorkerArgs {
         self.worker.validate()?;
         self.cache.validate()?;
         self.rabbit.validate()?;
+        self.redis.validate()?;
         self.log.validate()
     }
 }
@@ -408,6 +410,7 @@ impl NotifierArgs {
         self.events.validate()?;
         self.cache.validate()?;
         self.rabbit.validate()?;
+        self.redis.validate()?;
         self.log.validate()
     }
 }
@@ -1043,7 +1046,8 @@ impl DependencySettings {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "RabbitMQ")]
 pub struct BrokerSettings {
-    /// RabbitMQ URL (credentials included; never logged).
+    /// RabbitMQ URL (credentials included; never logged), or the nodes of a RabbitMQ
+    /// cluster as several URLs separated by commas, tried in turn.
     #[arg(
         long,
         env = "PLOTQ_AMQP_URL",
@@ -1059,6 +1063,8 @@ pub struct BrokerSettings {
 impl BrokerSettings {
     pub fn validate(&self) -> anyhow::Result<()> {
         at_least(self.delivery_limit, 1, "PLOTQ_DELIVERY_LIMIT")?;
+        plotq_amqp::check_url(&self.amqp_url)
+            .map_err(|e| anyhow::anyhow!("PLOTQ_AMQP_URL: {e}"))?;
         Ok(())
     }
 }
@@ -1131,7 +1137,9 @@ impl MongoSettings {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Redis")]
 pub struct RedisSettings {
-    /// Redis URL (credentials included; never logged).
+    /// Redis URL (credentials included; never logged), or a Redis Cluster's seed nodes
+    /// as several URLs separated by commas
+    /// (`redis://:pw@10.0.0.1:6379,redis://:pw@10.0.0.2:6379`).
     #[arg(
         long,
         env = "PLOTQ_REDIS_URL",
@@ -1139,10 +1147,34 @@ pub struct RedisSettings {
         hide_env_values = true
     )]
     pub redis_url: String,
+    /// Talk to a Redis Cluster (slot routing, MOVED/ASK) even when PLOTQ_REDIS_URL
+    /// names one seed node, e.g. a cluster's single DNS name; several URLs always mean
+    /// a cluster.
+    #[arg(long, env = "PLOTQ_REDIS_CLUSTER", default_value_t = false,
+          action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub redis_cluster: bool,
 }
 
-/// A URL with any password replaced, for logs.
+impl RedisSettings {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.topology()?;
+        Ok(())
+    }
+
+    /// One node or a cluster, as `PLOTQ_REDIS_URL` and `PLOTQ_REDIS_CLUSTER` say.
+    pub fn topology(&self) -> anyhow::Result<plotq_redis::Topology> {
+        plotq_redis::Topology::parse(&self.redis_url, self.redis_cluster)
+            .map_err(|e| anyhow::anyhow!("PLOTQ_REDIS_URL: {e}"))
+    }
+}
+
+/// A URL (or a comma-separated list of URLs, or a MongoDB URL with several hosts) with
+/// every password replaced, for logs.
 pub fn redact(url: &str) -> String {
+    url.split(',').map(redact_one).collect::<Vec<_>>().join(",")
+}
+
+fn redact_one(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             let creds = &url[scheme_end + 3..at];
@@ -1183,6 +1215,44 @@ mod tests {
             "amqp://guest:***@host:5672/%2f"
         );
         assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(
+            redact("redis://:a@h1:7000,redis://u:b@h2:7000"),
+            "redis://:***@h1:7000,redis://u:***@h2:7000"
+        );
+        assert_eq!(
+            redact("mongodb://u:p@h1:27017,h2:27017/?replicaSet=rs0"),
+            "mongodb://u:***@h1:27017,h2:27017/?replicaSet=rs0"
+        );
+    }
+
+    #[test]
+    fn broker_lists_are_checked_address_by_address() {
+        let nodes = api(&["--amqp-url", "amqp://a:5672/%2f, amqps://u:p@b:5671/prod"]);
+        assert!(nodes.validate().is_ok());
+        let bad = api(&["--amqp-url", "amqp://a/%2f,redis://:hunter2@b"]);
+        let err = bad.validate().unwrap_err().to_string();
+        assert!(err.contains("address 2 of 2"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn redis_clusters_are_named_by_their_seed_nodes() {
+        let one = api(&[]);
+        assert!(!one.redis.topology().unwrap().is_cluster());
+        let forced = api(&["--redis-cluster", "true"]);
+        assert!(forced.redis.topology().unwrap().is_cluster());
+        let seeds = api(&["--redis-url", "redis://a:7000, redis://b:7000"]);
+        assert_eq!(
+            seeds.redis.topology().unwrap(),
+            plotq_redis::Topology::Cluster(vec![
+                "redis://a:7000".to_owned(),
+                "redis://b:7000".to_owned()
+            ])
+        );
+        let bad = api(&["--redis-url", "redis://a:7000,http://:hunter2@b"]);
+        let err = bad.validate().unwrap_err().to_string();
+        assert!(err.contains("address 2 of 2"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
     }
 
     #[test]

@@ -1,0 +1,118 @@
+//! The Redis adapters' suite (`suite/mod.rs`) against a Redis Cluster — three masters
+//! on 127.0.0.1:7101-7103, started by `tests/redis-cluster.sh` (fails if it is not
+//! running) — plus what only a cluster shows: the keys a job or a view uses together
+//! land on one master, and the jobs of one namespace spread over every master.
+
+mod suite;
+
+use plotq_ports::contract::queued_state as state;
+use plotq_ports::{PlotCache, ViewRegistry};
+use plotq_redis::{RedisCache, RedisViews};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+const PORTS: [u16; 3] = [7101, 7102, 7103];
+const URL: &str = "redis://127.0.0.1:7101,redis://127.0.0.1:7102,redis://127.0.0.1:7103";
+const CLUSTER: bool = true;
+
+async fn raw() -> redis::cluster_async::ClusterConnection {
+    redis::cluster::ClusterClient::new(URL.split(','))
+        .unwrap()
+        .get_async_connection()
+        .await
+        .expect("a Redis Cluster must be running on 127.0.0.1:7101-7103 (tests/redis-cluster.sh)")
+}
+
+/// The keys under `prefix` that the master on `port` holds (asked of that node alone).
+async fn keys_on(port: u16, prefix: &str) -> BTreeSet<String> {
+    let mut node = redis::Client::open(format!("redis://127.0.0.1:{port}"))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .expect("every cluster node accepts connections");
+    redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut node)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn keys_used_together_share_a_master_and_jobs_spread_over_all() {
+    let config = suite::config(10);
+    let cache = RedisCache::new(&config).unwrap();
+    let views = RedisViews::new(&config).unwrap();
+    let ttl = Duration::from_secs(60);
+    let mut jobs = Vec::new();
+    for _ in 0..40 {
+        let s = state();
+        cache.put_state(&s, ttl).await.unwrap();
+        cache.put_image(s.id, b"png", ttl).await.unwrap();
+        jobs.push(s.id);
+    }
+    let views_used: Vec<String> = (0..6)
+        .map(|i| format!("svc{i}/histogram/10m/light/800x450"))
+        .collect();
+    for view in &views_used {
+        assert!(views.claim(view, ttl).await.unwrap());
+        let vs = plotq_domain::ViewState {
+            job_id: jobs[0],
+            status: plotq_domain::JobStatus::Queued,
+            requested_ms: 1,
+            last_ready: None,
+            error: None,
+        };
+        views.set_view_state(view, &vs).await.unwrap();
+    }
+
+    let prefix = format!("{}:", config.namespace);
+    let mut master_of: BTreeMap<String, u16> = BTreeMap::new();
+    for port in PORTS {
+        for key in keys_on(port, &prefix).await {
+            assert!(
+                master_of.insert(key, port).is_none(),
+                "a key on two masters"
+            );
+        }
+    }
+    let at = |key: String| {
+        *master_of
+            .get(&key)
+            .unwrap_or_else(|| panic!("{key} is on no master"))
+    };
+    let ns = &config.namespace;
+    let mut used = BTreeSet::new();
+    for id in &jobs {
+        let state_on = at(format!("{ns}:state:{{{id}}}"));
+        assert_eq!(state_on, at(format!("{ns}:img:{{{id}}}")), "job {id}");
+        used.insert(state_on);
+        // Read back through the adapter, wherever the slot is.
+        assert!(cache.get_state(*id).await.unwrap().is_some());
+        assert_eq!(
+            cache.get_image(*id).await.unwrap().as_deref(),
+            Some(&b"png"[..])
+        );
+    }
+    for view in &views_used {
+        assert_eq!(
+            at(format!("{ns}:view:{{{view}}}")),
+            at(format!("{ns}:claim:{{{view}}}")),
+            "view {view}"
+        );
+        assert!(views.view_state(view).await.unwrap().is_some());
+    }
+    assert_eq!(
+        used.len(),
+        PORTS.len(),
+        "40 jobs land on every master (the odds of one missing them all: 3·(2/3)^40, 2e-7)"
+    );
+
+    let mut conn = raw().await;
+    for key in master_of.keys() {
+        let _: () = redis::cmd("DEL")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+}

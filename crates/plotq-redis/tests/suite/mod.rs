@@ -1,0 +1,398 @@
+//! The Redis adapters' suite, run by `redis.rs` against the single Redis on
+//! 127.0.0.1:6379 and by `cluster.rs` against the 3-master Redis Cluster on
+//! 127.0.0.1:7101-7103 (each fails if its Redis is not running): TTLs on every key,
+//! stream fan-out, replay and history bound, single-flight claims and their release, the
+//! bounded series list, versioned states. Each test works in a random namespace and
+//! deletes the keys it created, one key per command (a cluster refuses commands whose
+//! keys are in different slots).
+
+use crate::{CLUSTER, URL, raw};
+use plotq_domain::JobId;
+use plotq_domain::wire::{EventId, EventKind, PlotEvent};
+use plotq_ports::contract::{self, queued_state as state};
+use plotq_ports::{EventBus, PlotCache, PortError};
+use plotq_redis::{RedisCache, RedisConfig, RedisEventBus};
+use redis::AsyncCommands;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub fn config(history: usize) -> RedisConfig {
+    RedisConfig {
+        url: URL.to_owned(),
+        cluster: CLUSTER,
+        namespace: format!(
+            "t-{}:plotq",
+            &uuid::Uuid::new_v4().simple().to_string()[..10]
+        ),
+        timeout: Duration::from_secs(5),
+        event_history: history,
+        breaker: plotq_ports::Breaker::system("redis", plotq_ports::BreakerConfig::default()),
+    }
+}
+
+#[tokio::test]
+async fn states_and_pngs_round_trip_with_ttls() {
+    let config = config(10);
+    let cache = RedisCache::new(&config).unwrap();
+    let s = state();
+    cache.put_state(&s, Duration::from_secs(30)).await.unwrap();
+    cache
+        .put_image(s.id, b"png-bytes", Duration::from_secs(20))
+        .await
+        .unwrap();
+    assert_eq!(cache.get_state(s.id).await.unwrap(), Some(s.clone()));
+    assert_eq!(
+        cache.get_image(s.id).await.unwrap().as_deref(),
+        Some(&b"png-bytes"[..])
+    );
+    assert_eq!(cache.get_image(JobId::new_random()).await.unwrap(), None);
+    let mut conn = raw().await;
+    let state_ttl: i64 = conn
+        .ttl(format!("{}:state:{{{}}}", config.namespace, s.id))
+        .await
+        .unwrap();
+    let png_ttl: i64 = conn
+        .ttl(format!("{}:img:{{{}}}", config.namespace, s.id))
+        .await
+        .unwrap();
+    assert!((1..=30).contains(&state_ttl), "state TTL {state_ttl}");
+    assert!((1..=20).contains(&png_ttl), "png TTL {png_ttl}");
+}
+
+#[tokio::test]
+async fn events_fan_out_and_replay() {
+    let config = config(100);
+    let bus = Arc::new(RedisEventBus::new(&config).unwrap());
+    let other_replica = RedisEventBus::new(&config).unwrap();
+    let s = state();
+    let first = bus
+        .publish(&PlotEvent::for_job(&s, EventKind::PlotReady, 1))
+        .await
+        .unwrap();
+    let reader = tokio::spawn(async move {
+        other_replica
+            .read_after(Some(first), Duration::from_secs(5), 10)
+            .await
+            .unwrap()
+    });
+    // The blocking read is issued before this publish or after it; either way it sees it.
+    let second = bus
+        .publish(&PlotEvent::for_job(&s, EventKind::PlotFailed, 2))
+        .await
+        .unwrap();
+    let got = reader.await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].id, second);
+    assert_eq!(got[0].event.event, EventKind::PlotFailed);
+    assert!(second > first, "{second} after {first}");
+    assert_eq!(bus.last_id().await.unwrap(), Some(second));
+    let history = bus.history_after(first, 10).await.unwrap();
+    assert_eq!(
+        history.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![second]
+    );
+    let all = bus.history_after(EventId::ZERO, 10).await.unwrap();
+    assert_eq!(
+        all.iter().map(|e| e.id).collect::<Vec<_>>(),
+        [first, second]
+    );
+    // The ids are the stream's own: what XRANGE lists, in the same text.
+    let mut conn = raw().await;
+    let listed: redis::streams::StreamRangeReply = conn
+        .xrange_all(format!("{}:events", config.namespace))
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.ids.iter().map(|e| e.id.clone()).collect::<Vec<_>>(),
+        [first.to_string(), second.to_string()]
+    );
+    let _: () = conn
+        .del(format!("{}:events", config.namespace))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn history_is_bounded() {
+    let config = config(10);
+    let bus = RedisEventBus::new(&config).unwrap();
+    let s = state();
+    for _ in 0..500 {
+        bus.publish(&PlotEvent::for_job(&s, EventKind::PlotReady, 1))
+            .await
+            .unwrap();
+    }
+    let mut conn = raw().await;
+    let len: usize = conn
+        .xlen(format!("{}:events", config.namespace))
+        .await
+        .unwrap();
+    // MAXLEN ~ trims whole stream nodes (100 entries by default), never below the bound.
+    assert!((10..=200).contains(&len), "stream length {len}");
+    let _: () = conn
+        .del(format!("{}:events", config.namespace))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn unreachable_redis_is_unavailable_not_a_hang() {
+    let mut config = config(10);
+    config.url = "redis://127.0.0.1:1".to_owned();
+    config.timeout = Duration::from_secs(1);
+    let cache = RedisCache::new(&config).unwrap();
+    let result = tokio::time::timeout(
+        Duration::from_secs(10),
+        cache.get_state(JobId::new_random()),
+    )
+    .await
+    .expect("bounded by the configured timeout");
+    assert!(matches!(result, Err(PortError::Unavailable { .. })));
+}
+
+#[tokio::test]
+async fn view_leases_claims_and_states() {
+    use plotq_domain::{JobStatus, ViewState};
+    use plotq_ports::ViewRegistry;
+    use plotq_redis::RedisViews;
+    let config = config(10);
+    let views = RedisViews::new(&config).unwrap();
+    let other_replica = RedisViews::new(&config).unwrap();
+    let (a, b) = (
+        "a/histogram/10m/light/800x450".to_owned(),
+        "b/cdf/1h/dark/800x450".to_owned(),
+    );
+    let now = 1_795_000_000_000;
+    views
+        .watch(&[a.clone(), b.clone()], now + 30_000)
+        .await
+        .unwrap();
+    // A shorter lease from another replica does not cut a longer one.
+    other_replica
+        .watch(std::slice::from_ref(&a), now + 5_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        views.watched(now + 10_000).await.unwrap(),
+        vec![a.clone(), b.clone()]
+    );
+    assert!(
+        views.watched(now + 31_000).await.unwrap().is_empty(),
+        "leases lapse"
+    );
+
+    views
+        .touch_series(
+            &[
+                ("a".into(), "latency_ms".into()),
+                ("b".into(), "status_code".into()),
+            ],
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        views.series_touched("a", "latency_ms").await.unwrap(),
+        Some(now)
+    );
+    assert_eq!(views.series_touched("a", "nope").await.unwrap(), None);
+    assert_eq!(
+        views.services(now - 1).await.unwrap(),
+        vec!["a".to_owned(), "b".to_owned()]
+    );
+
+    // One claim per debounce period, across replicas.
+    assert!(views.claim(&a, Duration::from_millis(300)).await.unwrap());
+    assert!(
+        !other_replica
+            .claim(&a, Duration::from_millis(300))
+            .await
+            .unwrap()
+    );
+    let until = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !other_replica
+        .claim(&a, Duration::from_millis(300))
+        .await
+        .unwrap()
+    {
+        assert!(
+            tokio::time::Instant::now() < until,
+            "the claim never lapsed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let state = ViewState {
+        job_id: JobId::new_random(),
+        status: JobStatus::Queued,
+        requested_ms: now,
+        last_ready: None,
+        error: None,
+    };
+    views.set_view_state(&a, &state).await.unwrap();
+    assert_eq!(other_replica.view_state(&a).await.unwrap(), Some(state));
+    let mut conn = raw().await;
+    // Every key written has a TTL (-1 would be "none", -2 "no such key").
+    views
+        .watch(std::slice::from_ref(&a), now + 30_000)
+        .await
+        .unwrap();
+    for suffix in ["views", "series", &format!("view:{{{a}}}")] {
+        let ttl: i64 = conn
+            .pttl(format!("{}:{suffix}", config.namespace))
+            .await
+            .unwrap();
+        assert!(ttl > 0, "{suffix} has no TTL ({ttl})");
+    }
+    for suffix in ["views", "series", &format!("view:{{{a}}}")] {
+        let _: () = conn
+            .del(format!("{}:{suffix}", config.namespace))
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn single_flight_claims_are_released_only_by_their_holder() {
+    let config = config(10);
+    let cache = RedisCache::new(&config).unwrap();
+    let other_replica = RedisCache::new(&config).unwrap();
+    let key = "histogram:svc:10m";
+    let claim_key = format!("{}:req:{key}", config.namespace);
+    let mut conn = raw().await;
+
+    let probe = JobId::new_random();
+    assert_eq!(
+        cache
+            .claim_request(key, probe, Duration::from_secs(30))
+            .await
+            .unwrap(),
+        None
+    );
+    let claim_ttl: i64 = conn.ttl(&claim_key).await.unwrap();
+    assert!((1..=30).contains(&claim_ttl), "claim TTL {claim_ttl}");
+    cache.release_request(key, probe).await.unwrap();
+    assert!(!conn.exists::<_, bool>(&claim_key).await.unwrap());
+
+    contract::claims_are_released_only_by_their_holder(&cache, &other_replica, key).await;
+    assert!(!conn.exists::<_, bool>(&claim_key).await.unwrap());
+    let id = contract::delete_state_forgets_the_state_only(&cache).await;
+    contract::idempotency_keys_replay_conflict_and_abandon(&cache, "batch-key").await;
+    let idem_key = format!("{}:idem:batch-key", config.namespace);
+    let idem_ttl: i64 = conn.ttl(&idem_key).await.unwrap();
+    assert!(
+        (1..=600).contains(&idem_ttl),
+        "idempotency key TTL {idem_ttl}"
+    );
+    let _: () = conn.del(&idem_key).await.unwrap();
+    let _: () = conn
+        .del(format!("{}:img:{{{id}}}", config.namespace))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn series_list_is_bounded_and_expires() {
+    use plotq_ports::ViewRegistry;
+    use plotq_redis::RedisViews;
+    let config = config(10);
+    let max = 5;
+    let views = RedisViews::new(&config).unwrap().with_max_series(max);
+    let series_key = format!("{}:series", config.namespace);
+    let now = 1_795_000_000_000i64;
+    let day = 24 * 3600 * 1000;
+    // A series not touched for over 8 days is forgotten.
+    views
+        .touch_series(&[("stale".into(), "latency_ms".into())], now - 9 * day)
+        .await
+        .unwrap();
+    // max + 3 series, one touch each, oldest first; then one batch of two more.
+    for i in 0..max + 3 {
+        views
+            .touch_series(&[(format!("s{i:02}"), "latency_ms".into())], now + i as i64)
+            .await
+            .unwrap();
+    }
+    views
+        .touch_series(
+            &[
+                ("s02".into(), "latency_ms".into()),
+                ("s03".into(), "latency_ms".into()),
+            ],
+            now + 100,
+        )
+        .await
+        .unwrap();
+    let mut conn = raw().await;
+    let len: usize = conn.zcard(&series_key).await.unwrap();
+    assert_eq!(len, max, "only the newest {max} series remain");
+    assert_eq!(
+        views.services(0).await.unwrap(),
+        ["s02", "s03", "s05", "s06", "s07"]
+    );
+    assert_eq!(
+        views.series_touched("stale", "latency_ms").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        views.series_touched("s00", "latency_ms").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        views.series_touched("s02", "latency_ms").await.unwrap(),
+        Some(now + 100)
+    );
+    let ttl: i64 = conn.ttl(&series_key).await.unwrap();
+    assert!(
+        (8 * 24 * 3600 - 60..=8 * 24 * 3600).contains(&ttl),
+        "series TTL {ttl}"
+    );
+    let _: () = conn.del(&series_key).await.unwrap();
+}
+
+/// Stored states carry `"v": 1`; states of the previous release (no `v`) are still read,
+/// states of an unknown version read as absent.
+#[tokio::test]
+async fn stored_states_are_versioned() {
+    use plotq_domain::{JobStatus, ViewState};
+    use plotq_ports::ViewRegistry;
+    use plotq_redis::RedisViews;
+    let config = config(10);
+    let cache = RedisCache::new(&config).unwrap();
+    let views = RedisViews::new(&config).unwrap();
+    let s = state();
+    let view = "a/histogram/10m/light/800x450";
+    let vs = ViewState {
+        job_id: s.id,
+        status: JobStatus::Queued,
+        requested_ms: 1_000,
+        last_ready: None,
+        error: None,
+    };
+    cache.put_state(&s, Duration::from_secs(30)).await.unwrap();
+    views.set_view_state(view, &vs).await.unwrap();
+    let state_key = format!("{}:state:{{{}}}", config.namespace, s.id);
+    let view_key = format!("{}:view:{{{view}}}", config.namespace);
+    let mut conn = raw().await;
+    for key in [&state_key, &view_key] {
+        let stored: Vec<u8> = conn.get(key).await.unwrap();
+        let mut json: serde_json::Value = serde_json::from_slice(&stored).unwrap();
+        assert_eq!(json["v"], 1, "{key}");
+        // As the previous release wrote it.
+        json.as_object_mut().unwrap().remove("v");
+        let _: () = conn.set_ex(key, json.to_string(), 30).await.unwrap();
+    }
+    assert_eq!(cache.get_state(s.id).await.unwrap(), Some(s.clone()));
+    assert_eq!(views.view_state(view).await.unwrap(), Some(vs.clone()));
+    for key in [&state_key, &view_key] {
+        let stored: Vec<u8> = conn.get(key).await.unwrap();
+        let mut json: serde_json::Value = serde_json::from_slice(&stored).unwrap();
+        json["v"] = 2.into();
+        let _: () = conn.set_ex(key, json.to_string(), 30).await.unwrap();
+    }
+    assert_eq!(cache.get_state(s.id).await.unwrap(), None);
+    assert_eq!(views.view_state(view).await.unwrap(), None);
+    for key in [state_key, view_key] {
+        let _: () = conn.del(key).await.unwrap();
+    }
+}
