@@ -3,7 +3,8 @@
 # prefetch P, against the real RabbitMQ, Redis and MongoDB(-wire) server on their default
 # local addresses. An api (dedupe off) takes 5,000 samples and N plot requests (four
 # kinds, distinct sizes) with no worker running; then W workers start and the time to
-# the last `plotq_jobs_total{outcome="done"}` on their /metrics is the drain time.
+# the last `plotq_jobs_total{outcome="done"}` on their /metrics is the drain time, and
+# the workers' CPU time per job (from /proc) is what a job costs a worker core.
 # Prints one JSON line; the run's namespace (queues, Redis keys) is removed afterwards.
 # Usage: bench/worker_scaling.py W P N   (PLOTQ_BIN: the binary, default
 #   target/release/plotq). Alternate configurations in one session to compare them.
@@ -47,7 +48,15 @@ def done():
 while done() < N and time.time() - t0 < 600:
     time.sleep(0.2)
 elapsed = time.time() - t0
-print(json.dumps({"workers": W, "prefetch": P, "jobs": N, "done": done(), "seconds": round(elapsed, 2), "jobs_per_s": round(N / elapsed, 2)}))
+def cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+# The workers' own CPU (start-up included): what one job costs a worker core, whatever
+# the store's speed.
+worker_cpu = sum(cpu_seconds(p.pid) for p in workers)
+print(json.dumps({"workers": W, "prefetch": P, "jobs": N, "done": done(), "seconds": round(elapsed, 2),
+                  "jobs_per_s": round(N / elapsed, 2), "worker_cpu_s": round(worker_cpu, 2),
+                  "worker_cpu_ms_per_job": round(1000 * worker_cpu / N, 2)}))
 for p in workers + [api]:
     p.send_signal(signal.SIGTERM)
 for p in workers + [api]:
