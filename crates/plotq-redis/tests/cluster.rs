@@ -1,7 +1,8 @@
 //! The Redis adapters' suite (`suite/mod.rs`) against a Redis Cluster — three masters
 //! on 127.0.0.1:7101-7103, started by `tests/redis-cluster.sh` (fails if it is not
 //! running) — plus what only a cluster shows: the keys a job or a view uses together
-//! land on one master, and the jobs of one namespace spread over every master.
+//! land on one master, and the jobs of one namespace spread over every master; and an
+//! adapter made before any cluster node answers connects once one does.
 
 mod suite;
 
@@ -115,4 +116,83 @@ async fn keys_used_together_share_a_master_and_jobs_spread_over_all() {
             .await
             .unwrap();
     }
+}
+
+/// A process that starts before its Redis Cluster (pods starting in any order): calls
+/// fail `Unavailable` within the timeout while no node answers, and succeed once a
+/// cluster is up on the seed address, with no new adapter. The cluster here is a
+/// private one-node cluster (all 16,384 slots on one master) on a free port.
+#[tokio::test]
+async fn an_adapter_made_before_its_cluster_is_up_connects_once_it_is() {
+    use plotq_ports::contract::TestServer;
+    let port = TestServer::free_port();
+    let dir = std::env::temp_dir().join(format!("plotq-cluster-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut config = suite::config(10);
+    config.url = format!("redis://127.0.0.1:{port}");
+    config.timeout = Duration::from_secs(1);
+    let cache = RedisCache::new(&config).unwrap();
+    let started = std::time::Instant::now();
+    let early = cache.get_state(plotq_domain::JobId::new_random()).await;
+    assert!(
+        matches!(early, Err(plotq_ports::PortError::Unavailable { .. })),
+        "{early:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let port_arg = port.to_string();
+    let dir_arg = dir.display().to_string();
+    let server = TestServer::start(
+        "redis-server",
+        &[
+            "--port",
+            &port_arg,
+            "--bind",
+            "127.0.0.1",
+            "--cluster-enabled",
+            "yes",
+            "--dir",
+            &dir_arg,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+    );
+    let node = redis::Client::open(config.url.as_str()).unwrap();
+    let until = std::time::Instant::now() + Duration::from_secs(30);
+    let mut conn = loop {
+        if let Ok(conn) = node.get_multiplexed_async_connection().await {
+            break conn;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "redis-server did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let _: () = redis::cmd("CLUSTER")
+        .arg("ADDSLOTSRANGE")
+        .arg(0)
+        .arg(16383)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+
+    let s = state();
+    let until = std::time::Instant::now() + Duration::from_secs(30);
+    while cache.put_state(&s, Duration::from_secs(30)).await.is_err() {
+        assert!(
+            std::time::Instant::now() < until,
+            "the adapter never reached the cluster"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(cache.get_state(s.id).await.unwrap(), Some(s));
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
 }

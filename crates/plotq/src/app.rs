@@ -251,6 +251,8 @@ pub fn redis_config(
     redis: &RedisSettings,
     event_history: usize,
 ) -> RedisConfig {
+    let cluster = redis.topology().is_ok_and(|t| t.is_cluster());
+    tracing::info!(url = %redact(&redis.redis_url), cluster, "using redis");
     RedisConfig {
         url: redis.redis_url.clone(),
         cluster: redis.redis_cluster,
