@@ -30,9 +30,11 @@
 //! logged). Event ids are `EventId`s to everyone else: this crate is the only place that
 //! turns them into stream ids (`<ms>-<seq>`) and back.
 //!
-//! Commands go through a `ConnectionManager` (one node) or a cluster connection that
-//! reconnects when a call finds the connection lost, in one attempt per call, so every call ends within the configured
-//! dependency timeout (half to connect, half to answer) even while Redis is down;
+//! Commands go through a `ConnectionManager` (one node), which reconnects when a call
+//! finds the connection lost, in one attempt per call, or a cluster connection, whose
+//! own retries and redirections share the same bound; so every call ends within the
+//! configured dependency timeout (half to connect, half to answer) even while Redis is
+//! down;
 //! blocking stream reads use a connection of their own so they never hold up other
 //! commands. Every command passes the process's Redis `Breaker` (`RedisConfig::breaker`):
 //! while Redis is believed down, commands fail in microseconds without touching the
