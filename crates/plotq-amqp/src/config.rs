@@ -49,7 +49,7 @@ impl std::fmt::Debug for AmqpConfig {
 /// Whether `url` is one AMQP URL or several separated by commas; the error names a bad
 /// address by position, never by content (URLs carry passwords).
 pub fn check_url(url: &str) -> Result<(), String> {
-    let nodes: Vec<&str> = url.split(',').map(str::trim).collect();
+    let nodes = plotq_ports::split_urls(url);
     for (i, node) in nodes.iter().enumerate() {
         if node.parse::<lapin::uri::AMQPUri>().is_err() {
             return Err(format!(
@@ -65,7 +65,7 @@ pub fn check_url(url: &str) -> Result<(), String> {
 impl AmqpConfig {
     /// The broker addresses `url` lists, in order (at least one).
     pub fn addresses(&self) -> Vec<&str> {
-        self.url.split(',').map(str::trim).collect()
+        plotq_ports::split_urls(&self.url)
     }
 
     pub fn exchange(&self) -> String {

@@ -31,7 +31,10 @@ impl Redactor {
     pub(crate) fn for_url(url: &str) -> Self {
         let mut secrets = Vec::new();
         // One URL, or several separated by commas (a cluster's nodes).
-        for password in url.split(',').filter_map(url_password) {
+        for password in plotq_ports::split_urls(url)
+            .into_iter()
+            .filter_map(url_password)
+        {
             let decoded = percent_decode(password);
             for secret in [password.to_owned(), decoded] {
                 if secret.len() >= MIN_BARE_SECRET && !secrets.contains(&secret) {

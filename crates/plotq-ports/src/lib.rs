@@ -7,7 +7,8 @@
 //! `now_ms()`), `Backoff` (exponential retry delays with a cap) and `Breaker` (one
 //! dependency's health, shared by its callers: fail fast while it is down). And
 //! `window`, the one way a plot's window is read from a `MetricStore` (raw samples or
-//! rollups, by `SourcePolicy`) with its statistics, for the worker and the api alike.
+//! rollups, by `SourcePolicy`) with its statistics, for the worker and the api alike;
+//! and `split_urls`, where one dependency URL of a comma-separated list ends.
 //!
 //! Each external technology implements them in its own crate (`plotq-mongo`,
 //! `plotq-amqp`, `plotq-redis`); `memory` holds in-process implementations that are the
@@ -22,11 +23,13 @@ pub mod clock;
 pub mod contract;
 pub mod memory;
 pub mod timing;
+pub mod urls;
 pub mod window;
 
 pub use backoff::Backoff;
 pub use breaker::{Breaker, BreakerConfig, Ticket};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use urls::split_urls;
 pub use window::{SourcePolicy, WindowRead, read_window};
 
 use async_trait::async_trait;

@@ -1,7 +1,7 @@
 //! `PlotCache` and `EventBus` on Redis: the only crate that speaks to Redis.
 //!
-//! Keys (all under the namespace prefix): `<ns>:state:{<id>}` (job state JSON),
-//! `<ns>:img:{<id>}` (image bytes) and `<ns>:req:<key>` (single-flight claim: request key →
+//! Keys (all under the namespace prefix): `<ns>:state:<id>` (job state JSON),
+//! `<ns>:img:<id>` (image bytes) and `<ns>:req:<key>` (single-flight claim: request key →
 //! job id), each written with a TTL; `<ns>:events`, a stream capped at a bounded length,
 //! which is both the fan-out to every notifier replica and the replay history for SSE
 //! clients reconnecting with `Last-Event-ID`.
@@ -10,17 +10,17 @@
 //! expires an hour after its longest lease), `<ns>:series` (sorted set: `service\tmetric`
 //! → last ingest; at most `max_series` members, the oldest-touched dropped first, members
 //! older than 8 days dropped, and the key expires 8 days after the last touch),
-//! `<ns>:view:{<key>}` (latest render of a view, JSON, with a TTL) and
-//! `<ns>:claim:{<key>}` (`SET NX PX`: one refresher per debounce period across all
-//! replicas).
+//! `<ns>:view:<key>` (latest render of a view, JSON, with a TTL) and `<ns>:claim:<key>`
+//! (`SET NX PX`: one refresher per debounce period across all replicas).
 //!
 //! Redis Cluster: with several node addresses (or `RedisConfig::cluster`), commands go
 //! through the `redis` crate's cluster client, which follows the slot map (`MOVED`/`ASK`)
-//! and reconnects to nodes on its own. Keys used together share a hash slot through the
-//! `{…}` hash tag: a job's state and image (`{<id>}`), a view's state and refresh claim
-//! (`{<key>}`); every command and atomic pipeline touches one key, so none crosses slots.
-//! The event stream is one key, so it lives on one master (events are small; one Redis
-//! node appends far more of them than plotq's workers render). Every key has a
+//! and reconnects to nodes on its own. Keys used together share a hash slot through a
+//! `{…}` hash tag (on a cluster only, so a single Redis keeps its key names): a job's
+//! state and image (`<ns>:state:{<id>}`, `<ns>:img:{<id>}`), a view's state and refresh
+//! claim (`{<key>}`); every command and atomic pipeline touches one key, so none crosses
+//! slots. The event stream is one key, so it lives on one master. The health probe asks
+//! the cluster whether every slot is served (`Link::probe`). Every key has a
 //! TTL except the capped event stream and `<ns>:since` (when this Redis's data begins:
 //! written once, so an empty Redis after a restart writes a new time, which is how a
 //! job whose state was lost is told from one that never existed).
@@ -91,21 +91,34 @@ pub enum Topology {
 }
 
 impl Topology {
-    /// `url` (one URL, or several separated by commas) and whether a cluster is forced.
-    /// Every address must be a `redis://` (or `redis+unix://`) URL; the error names the
-    /// bad one by position, never by content (URLs carry passwords).
+    /// `url` (one URL, or several separated by commas: `plotq_ports::split_urls`) and
+    /// whether a cluster is forced. Every address must be a
+    /// `redis://` URL (one node may also be `redis+unix://`); a cluster's are TCP
+    /// addresses of database 0, as Redis Cluster has no other. The error names the bad
+    /// address by position, never by content (URLs carry passwords).
     pub fn parse(url: &str, cluster: bool) -> Result<Self, String> {
-        let nodes: Vec<String> = url.split(',').map(|u| u.trim().to_owned()).collect();
+        let nodes: Vec<String> = plotq_ports::split_urls(url)
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        let cluster = cluster || nodes.len() > 1;
         for (i, node) in nodes.iter().enumerate() {
-            if redis::IntoConnectionInfo::into_connection_info(node.as_str()).is_err() {
-                return Err(format!(
-                    "address {} of {} is not a Redis URL (redis://[user:password@]host:port)",
-                    i + 1,
-                    nodes.len(),
-                ));
+            let which = format!("address {} of {}", i + 1, nodes.len());
+            if node.starts_with("rediss://") {
+                return Err(format!("{which}: TLS (rediss://) is not built into plotq"));
+            }
+            let info =
+                redis::IntoConnectionInfo::into_connection_info(node.as_str()).map_err(|_| {
+                    format!("{which} is not a Redis URL (redis://[user:password@]host:port)")
+                })?;
+            if cluster && !matches!(info.addr(), redis::ConnectionAddr::Tcp(..)) {
+                return Err(format!("{which}: a Redis Cluster is reached over TCP"));
+            }
+            if cluster && info.redis_settings().db() != 0 {
+                return Err(format!("{which}: a Redis Cluster has only database 0"));
             }
         }
-        Ok(if cluster || nodes.len() > 1 {
+        Ok(if cluster {
             Self::Cluster(nodes)
         } else {
             Self::Single(nodes.into_iter().next().unwrap_or_default())
@@ -162,6 +175,9 @@ impl redis::aio::ConnectionLike for Conn {
 #[derive(Clone)]
 struct Link {
     conn: Conn,
+    /// Keys used together get a hash tag (`{…}`) only on a cluster, so a single Redis
+    /// keeps the key names of earlier releases.
+    cluster: bool,
     breaker: Breaker,
     /// The bound on one command, the retry included.
     timeout: Duration,
@@ -179,10 +195,58 @@ impl Link {
             }
         };
         Ok(Self {
+            cluster: matches!(conn, Conn::Cluster(_)),
             conn,
             breaker: config.breaker.clone(),
             timeout: config.timeout + extra_response,
         })
+    }
+
+    /// `text` as a hash tag on a cluster (`{text}`: the slot is computed from it alone),
+    /// as it is on a single Redis.
+    fn tag(&self, text: &str) -> String {
+        if self.cluster {
+            format!("{{{text}}}")
+        } else {
+            text.to_owned()
+        }
+    }
+
+    /// One health probe. One node: `PING`. A cluster: `CLUSTER INFO` asked of the master
+    /// serving `key`'s slot, which must say `cluster_state:ok` — the cluster's own verdict
+    /// that every slot is served (a `PING` would go to every node the client knows, so
+    /// one node gone for good, even after its replica took over, would fail it).
+    async fn probe(&self, key: &str) -> redis::RedisResult<()> {
+        match &self.conn {
+            Conn::Single(conn) => {
+                let mut conn = conn.clone();
+                redis::cmd("PING").query_async::<String>(&mut conn).await?;
+                Ok(())
+            }
+            Conn::Cluster(conn) => {
+                use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+                let route =
+                    SingleNodeRoutingInfo::SpecificNode(Route::with_key(key, SlotAddr::Master));
+                let mut cmd = redis::cmd("CLUSTER");
+                cmd.arg("INFO");
+                let info = conn
+                    .clone()
+                    .route_command(cmd, RoutingInfo::SingleNode(route))
+                    .await?;
+                let info: String = redis::from_redis_value(info)?;
+                if info.lines().any(|l| l.trim() == "cluster_state:ok") {
+                    Ok(())
+                } else {
+                    // Unreached, as far as plotq is concerned: the cluster refuses
+                    // commands until every slot is served again.
+                    Err(redis::RedisError::from((
+                        redis::ErrorKind::Io,
+                        "cluster down",
+                        "cluster_state is not ok".to_owned(),
+                    )))
+                }
+            }
+        }
     }
 
     /// Whether to try a failed command once more, and within how long: only when it
@@ -331,14 +395,14 @@ impl RedisCache {
         })
     }
 
-    /// A job's keys share the hash slot of `{<id>}`: on a cluster its state and image
+    /// On a cluster a job's keys share the hash slot of `{<id>}`: its state and image
     /// live (and are lost, or fail over) together.
     fn state_key(&self, id: JobId) -> String {
-        format!("{}:state:{{{id}}}", self.prefix)
+        format!("{}:state:{}", self.prefix, self.conn.tag(&id.to_string()))
     }
 
     fn image_key(&self, id: JobId) -> String {
-        format!("{}:img:{{{id}}}", self.prefix)
+        format!("{}:img:{}", self.prefix, self.conn.tag(&id.to_string()))
     }
 }
 
@@ -538,7 +602,7 @@ impl PlotCache for RedisCache {
     }
 
     async fn ping(&self) -> PortResult<()> {
-        ping(&self.conn).await
+        ping(&self.conn, &format!("{}:since", self.prefix)).await
     }
 }
 
@@ -551,20 +615,19 @@ end
 return 0
 ";
 
-/// A health probe: a `PING` that, if Redis cannot be reached, marks it down at once.
-async fn ping(link: &Link) -> PortResult<()> {
+/// A health probe (`Link::probe`; `key` picks the cluster master asked) that, if Redis
+/// cannot be reached, marks it down at once.
+async fn ping(link: &Link, key: &str) -> PortResult<()> {
     let ticket = link.breaker.admit_probe()?;
-    let mut conn = link.conn.clone();
     let started = tokio::time::Instant::now();
-    let mut result = redis::cmd("PING").query_async::<String>(&mut conn).await;
+    let mut result = link.probe(key).await;
     if let Some(left) = link.retry_budget(&result, started) {
-        let ping = redis::cmd("PING");
-        result = tokio::time::timeout(left, ping.query_async::<String>(&mut conn))
+        result = tokio::time::timeout(left, link.probe(key))
             .await
             .unwrap_or_else(|_| Err(Link::timed_out()));
     }
     ticket.reached(!result.as_ref().is_err_and(unreached));
-    result.map(|_| ()).map_err(unavailable)
+    result.map_err(unavailable)
 }
 
 /// Plot events in a capped Redis stream.
@@ -695,7 +758,7 @@ impl EventBus for RedisEventBus {
     }
 
     async fn ping(&self) -> PortResult<()> {
-        ping(&self.conn).await
+        ping(&self.conn, &self.stream).await
     }
 }
 
@@ -747,9 +810,10 @@ impl RedisViews {
         format!("{}:{suffix}", self.prefix)
     }
 
-    /// `<ns>:<family>:{<view>}`: a view's state and claim share the hash slot of the view.
+    /// `<ns>:<family>:<view>`; on a cluster `<ns>:<family>:{<view>}`, so a view's state
+    /// and claim share the hash slot of the view.
     fn view_key(&self, family: &str, view: &str) -> String {
-        format!("{}:{family}:{{{view}}}", self.prefix)
+        format!("{}:{family}:{}", self.prefix, self.conn.tag(view))
     }
 }
 

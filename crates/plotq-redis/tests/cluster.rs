@@ -1,8 +1,9 @@
 //! The Redis adapters' suite (`suite/mod.rs`) against a Redis Cluster — three masters
 //! on 127.0.0.1:7101-7103, started by `tests/redis-cluster.sh` (fails if it is not
 //! running) — plus what only a cluster shows: the keys a job or a view uses together
-//! land on one master, and the jobs of one namespace spread over every master; and an
-//! adapter made before any cluster node answers connects once one does.
+//! land on one master, and the jobs of one namespace spread over every master; an
+//! adapter made before any cluster node answers connects once one does; and the health
+//! probe follows the cluster's own state.
 
 mod suite;
 
@@ -109,6 +110,15 @@ async fn keys_used_together_share_a_master_and_jobs_spread_over_all() {
     );
 
     let mut conn = raw().await;
+    // Every key written has a TTL, on a cluster as on one node.
+    for key in master_of.keys() {
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(ttl > 0, "{key} has no TTL ({ttl})");
+    }
     for key in master_of.keys() {
         let _: () = redis::cmd("DEL")
             .arg(key)
@@ -123,7 +133,7 @@ async fn keys_used_together_share_a_master_and_jobs_spread_over_all() {
 /// cluster is up on the seed address, with no new adapter. The cluster here is a
 /// private one-node cluster (all 16,384 slots on one master) on a free port.
 #[tokio::test]
-async fn an_adapter_made_before_its_cluster_is_up_connects_once_it_is() {
+async fn a_cluster_adapter_connects_late_and_its_probe_follows_the_cluster_state() {
     use plotq_ports::contract::TestServer;
     let port = TestServer::free_port();
     let dir = std::env::temp_dir().join(format!("plotq-cluster-{}-{port}", std::process::id()));
@@ -193,6 +203,33 @@ async fn an_adapter_made_before_its_cluster_is_up_connects_once_it_is() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(cache.get_state(s.id).await.unwrap(), Some(s));
+
+    // The health probe is the cluster's own verdict: while some slots are served by no
+    // master the cluster refuses commands, and the probe says Redis is down; once every
+    // slot is served again, it is up.
+    let slots = |verb: &'static str| {
+        let mut cmd = redis::cmd("CLUSTER");
+        cmd.arg(verb).arg(0).arg(99);
+        cmd
+    };
+    let _: () = slots("DELSLOTSRANGE").query_async(&mut conn).await.unwrap();
+    let until = std::time::Instant::now() + Duration::from_secs(20);
+    while cache.ping().await.is_ok() {
+        assert!(
+            std::time::Instant::now() < until,
+            "the probe never saw the unserved slots"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _: () = slots("ADDSLOTSRANGE").query_async(&mut conn).await.unwrap();
+    let until = std::time::Instant::now() + Duration::from_secs(20);
+    while cache.ping().await.is_err() {
+        assert!(
+            std::time::Instant::now() < until,
+            "the probe never saw the slots served again"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }

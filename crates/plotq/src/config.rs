@@ -1169,9 +1169,14 @@ impl RedisSettings {
 }
 
 /// A URL (or a comma-separated list of URLs, or a MongoDB URL with several hosts) with
-/// every password replaced, for logs.
+/// every password replaced, for logs (`plotq_ports::split_urls` says where each URL
+/// ends).
 pub fn redact(url: &str) -> String {
-    url.split(',').map(redact_one).collect::<Vec<_>>().join(",")
+    plotq_ports::split_urls(url)
+        .into_iter()
+        .map(redact_one)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn redact_one(url: &str) -> String {
@@ -1223,6 +1228,15 @@ mod tests {
             redact("mongodb://u:p@h1:27017,h2:27017/?replicaSet=rs0"),
             "mongodb://u:***@h1:27017,h2:27017/?replicaSet=rs0"
         );
+        // A comma inside a password does not split the URL.
+        assert_eq!(
+            redact("mongodb://u:pa,ss@h1,h2/?w=1"),
+            "mongodb://u:***@h1,h2/?w=1"
+        );
+        assert_eq!(
+            redact("amqp://u:a,b@h1/%2f, amqp://u:c@h2/%2f"),
+            "amqp://u:***@h1/%2f,amqp://u:***@h2/%2f"
+        );
     }
 
     #[test]
@@ -1249,10 +1263,27 @@ mod tests {
                 "redis://b:7000".to_owned()
             ])
         );
-        let bad = api(&["--redis-url", "redis://a:7000,http://:hunter2@b"]);
-        let err = bad.validate().unwrap_err().to_string();
-        assert!(err.contains("address 2 of 2"), "{err}");
-        assert!(!err.contains("hunter2"), "{err}");
+        for (url, says) in [
+            (
+                "redis://a:7000,http://:hunter2@b",
+                "address 2 of 2 is not a Redis URL",
+            ),
+            (
+                "redis://:hunter2@a:7000/3,redis://b:7000",
+                "only database 0",
+            ),
+            ("redis://a:7000,redis+unix:///tmp/hunter2.sock", "over TCP"),
+            ("rediss://:hunter2@a:7000", "TLS"),
+        ] {
+            let err = api(&["--redis-url", url])
+                .validate()
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(says), "{url}: {err}");
+            assert!(!err.contains("hunter2"), "{err}");
+        }
+        // One node may be a unix socket and any database.
+        assert!(api(&["--redis-url", "redis://a:6379/3"]).validate().is_ok());
     }
 
     #[test]

@@ -16,6 +16,16 @@ use redis::AsyncCommands;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// A key's variable part as plotq writes it: a hash tag on a cluster only (a single
+/// Redis keeps the key names of earlier releases).
+pub fn tag(text: &str) -> String {
+    if CLUSTER {
+        format!("{{{text}}}")
+    } else {
+        text.to_owned()
+    }
+}
+
 pub fn config(history: usize) -> RedisConfig {
     RedisConfig {
         url: URL.to_owned(),
@@ -48,11 +58,19 @@ async fn states_and_pngs_round_trip_with_ttls() {
     assert_eq!(cache.get_image(JobId::new_random()).await.unwrap(), None);
     let mut conn = raw().await;
     let state_ttl: i64 = conn
-        .ttl(format!("{}:state:{{{}}}", config.namespace, s.id))
+        .ttl(format!(
+            "{}:state:{}",
+            config.namespace,
+            tag(&s.id.to_string())
+        ))
         .await
         .unwrap();
     let png_ttl: i64 = conn
-        .ttl(format!("{}:img:{{{}}}", config.namespace, s.id))
+        .ttl(format!(
+            "{}:img:{}",
+            config.namespace,
+            tag(&s.id.to_string())
+        ))
         .await
         .unwrap();
     assert!((1..=30).contains(&state_ttl), "state TTL {state_ttl}");
@@ -237,14 +255,14 @@ async fn view_leases_claims_and_states() {
         .watch(std::slice::from_ref(&a), now + 30_000)
         .await
         .unwrap();
-    for suffix in ["views", "series", &format!("view:{{{a}}}")] {
+    for suffix in ["views", "series", &format!("view:{}", tag(&a))] {
         let ttl: i64 = conn
             .pttl(format!("{}:{suffix}", config.namespace))
             .await
             .unwrap();
         assert!(ttl > 0, "{suffix} has no TTL ({ttl})");
     }
-    for suffix in ["views", "series", &format!("view:{{{a}}}")] {
+    for suffix in ["views", "series", &format!("view:{}", tag(&a))] {
         let _: () = conn
             .del(format!("{}:{suffix}", config.namespace))
             .await
@@ -286,7 +304,7 @@ async fn single_flight_claims_are_released_only_by_their_holder() {
     );
     let _: () = conn.del(&idem_key).await.unwrap();
     let _: () = conn
-        .del(format!("{}:img:{{{id}}}", config.namespace))
+        .del(format!("{}:img:{}", config.namespace, tag(&id.to_string())))
         .await
         .unwrap();
 }
@@ -371,8 +389,8 @@ async fn stored_states_are_versioned() {
     };
     cache.put_state(&s, Duration::from_secs(30)).await.unwrap();
     views.set_view_state(view, &vs).await.unwrap();
-    let state_key = format!("{}:state:{{{}}}", config.namespace, s.id);
-    let view_key = format!("{}:view:{{{view}}}", config.namespace);
+    let state_key = format!("{}:state:{}", config.namespace, tag(&s.id.to_string()));
+    let view_key = format!("{}:view:{}", config.namespace, tag(view));
     let mut conn = raw().await;
     for key in [&state_key, &view_key] {
         let stored: Vec<u8> = conn.get(key).await.unwrap();
