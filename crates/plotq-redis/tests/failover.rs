@@ -1,0 +1,231 @@
+//! A Redis Cluster master lost for good: a private cluster of three masters with a
+//! replica each (six `redis-server`s of this test's own, on free ports, killed when the
+//! test ends however it ends), the adapters on it, then `kill -9` of the master holding
+//! a job's state and the event stream. Its replica takes over; the adapters, made
+//! before the loss and never re-made, read the replicated state, write and publish
+//! again, and the health probe is up again — all within bounded waits, with no plotq
+//! restart.
+
+use plotq_domain::wire::{EventKind, PlotEvent};
+use plotq_ports::contract::{TestServer, queued_state};
+use plotq_ports::{Breaker, BreakerConfig, EventBus, PlotCache};
+use plotq_redis::{RedisCache, RedisConfig, RedisEventBus};
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// `n` distinct ports nothing listens on now.
+fn free_ports(n: usize) -> Vec<u16> {
+    let mut ports = BTreeSet::new();
+    while ports.len() < n {
+        ports.insert(TestServer::free_port());
+    }
+    ports.into_iter().collect()
+}
+
+fn cli(port: u16, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .expect("redis-cli runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Polls `done` every 100 ms; fails the test with `what` after `deadline`.
+fn wait_for(what: &str, deadline: Duration, mut done: impl FnMut() -> bool) {
+    let until = Instant::now() + deadline;
+    while !done() {
+        assert!(Instant::now() < until, "{what} within {deadline:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `INFO replication`'s `field` on `port`.
+fn replication(port: u16, field: &str) -> String {
+    cli(port, &["info", "replication"])
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .map(|v| v.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// The port of the live master serving `key`'s slot, as `port`'s node sees the cluster
+/// (none while the slot's master has failed and no replica has taken over yet).
+fn master_of(port: u16, key: &str) -> Option<u16> {
+    let slot: u16 = cli(port, &["cluster", "keyslot", key])
+        .trim()
+        .parse()
+        .unwrap();
+    cli(port, &["cluster", "nodes"]).lines().find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let serves = f.get(8..)?.iter().any(|r| {
+            let (lo, hi) = r.split_once('-').unwrap_or((r, r));
+            matches!((lo.parse::<u16>(), hi.parse::<u16>()),
+                         (Ok(lo), Ok(hi)) if (lo..=hi).contains(&slot))
+        });
+        let live = f[2].contains("master") && !f[2].contains("fail");
+        let addr = f[1].split('@').next()?;
+        (serves && live).then(|| addr.rsplit(':').next()?.parse().ok())?
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_lost_for_good_fails_over_and_the_adapters_follow() {
+    let ports = free_ports(12);
+    let (data, bus) = ports.split_at(6);
+    let dir = std::env::temp_dir().join(format!("plotq-failover-{}", std::process::id()));
+    let mut servers = Vec::new();
+    for (&port, &bus_port) in data.iter().zip(bus) {
+        let node_dir = dir.join(port.to_string());
+        std::fs::create_dir_all(&node_dir).unwrap();
+        let (p, b, d) = (
+            port.to_string(),
+            bus_port.to_string(),
+            node_dir.display().to_string(),
+        );
+        servers.push((
+            port,
+            Some(TestServer::start(
+                "redis-server",
+                &[
+                    "--port",
+                    &p,
+                    "--cluster-port",
+                    &b,
+                    "--bind",
+                    "127.0.0.1",
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-node-timeout",
+                    "1000",
+                    "--dir",
+                    &d,
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ],
+            )),
+        ));
+    }
+    for &port in data {
+        wait_for("a node answers", Duration::from_secs(20), || {
+            cli(port, &["ping"]).trim() == "PONG"
+        });
+    }
+    let mut create = Command::new("redis-cli");
+    create.args(["--cluster", "create"]);
+    create.args(data.iter().map(|p| format!("127.0.0.1:{p}")));
+    create.args(["--cluster-replicas", "1", "--cluster-yes"]);
+    assert!(create.output().unwrap().status.success(), "cluster create");
+    wait_for("the cluster is up", Duration::from_secs(30), || {
+        data.iter()
+            .all(|&p| cli(p, &["cluster", "info"]).contains("cluster_state:ok"))
+    });
+
+    let config = RedisConfig {
+        url: data
+            .iter()
+            .map(|p| format!("redis://127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(","),
+        cluster: true,
+        namespace: "failover:plotq".to_owned(),
+        timeout: Duration::from_secs(2),
+        event_history: 100,
+        breaker: Breaker::system(
+            "redis",
+            BreakerConfig {
+                failures_to_open: 3,
+                cooldown: Duration::from_millis(200),
+            },
+        ),
+    };
+    let cache = RedisCache::new(&config).unwrap();
+    let events = RedisEventBus::new(&config).unwrap();
+    let stream = "failover:plotq:events";
+    // A job whose state lives on the master holding the stream: both go with it.
+    let job = loop {
+        let s = queued_state();
+        if master_of(data[0], &format!("failover:plotq:state:{{{}}}", s.id))
+            == master_of(data[0], stream)
+        {
+            break s;
+        }
+    };
+    cache
+        .put_state(&job, Duration::from_secs(300))
+        .await
+        .unwrap();
+    let before = events
+        .publish(&PlotEvent::for_job(&job, EventKind::PlotReady, 1))
+        .await
+        .unwrap();
+    cache.ping().await.unwrap();
+
+    // Lost for good: `kill -9` once its replica has every write.
+    let lost = master_of(data[0], stream).expect("a master serves the stream");
+    let replica = *data
+        .iter()
+        .find(|&&p| p != lost && replication(p, "master_port") == lost.to_string())
+        .expect("the master has a replica");
+    wait_for("the replica has caught up", Duration::from_secs(20), || {
+        let offset = |p| {
+            replication(p, "master_repl_offset")
+                .parse::<u64>()
+                .unwrap_or(0)
+        };
+        offset(replica) >= offset(lost) && offset(lost) > 0
+    });
+    let watcher = *data.iter().find(|&&p| p != lost && p != replica).unwrap();
+    servers
+        .iter_mut()
+        .find(|(p, _)| *p == lost)
+        .unwrap()
+        .1
+        .take();
+    let lost_at = Instant::now();
+    wait_for("the replica takes over", Duration::from_secs(30), || {
+        master_of(watcher, stream) == Some(replica)
+            && cli(watcher, &["cluster", "info"]).contains("cluster_state:ok")
+    });
+    let failover = lost_at.elapsed();
+
+    // The same adapters, never re-made: the probe is up again, the replicated state
+    // reads back, and writes and events go to the new master.
+    let until = Instant::now() + Duration::from_secs(30);
+    while cache.ping().await.is_err() || cache.get_state(job.id).await.is_err() {
+        assert!(
+            Instant::now() < until,
+            "the adapters never followed the failover"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let followed = lost_at.elapsed();
+    assert_eq!(cache.get_state(job.id).await.unwrap(), Some(job.clone()));
+    let after = queued_state();
+    cache
+        .put_state(&after, Duration::from_secs(300))
+        .await
+        .unwrap();
+    assert_eq!(
+        cache.get_state(after.id).await.unwrap(),
+        Some(after.clone())
+    );
+    let next = events
+        .publish(&PlotEvent::for_job(&after, EventKind::PlotReady, 1))
+        .await
+        .unwrap();
+    let read = events
+        .read_after(Some(before), Duration::from_secs(2), 10)
+        .await
+        .unwrap();
+    assert_eq!(read.iter().map(|e| e.id).collect::<Vec<_>>(), [next]);
+    eprintln!(
+        "master {lost} killed: replica {replica} took over in {failover:?}; the adapters \
+         answered again after {followed:?}"
+    );
+    drop(servers);
+    let _ = std::fs::remove_dir_all(&dir);
+}
