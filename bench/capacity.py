@@ -12,6 +12,7 @@
 #             two workers render; the notifier's CPU time per event delivered to one
 #             client.
 # Prints one JSON line per figure. Each run uses its own namespace, removed afterwards.
+# bench/worker_scaling.py imports its process helpers (cpu_seconds, clean, stop).
 # Usage: bench/capacity.py [render] [ingest] [sse] [fanout]   (all four by default)
 #   PLOTQ_BIN: the binary (default target/release/plotq); SSE_CLIENTS (default 2000);
 #   BATCH: samples per ingest request (default 1000).
@@ -65,8 +66,8 @@ def clean(ns):
             subprocess.run(["rabbitmqctl", "delete_queue", q, "-q"], capture_output=True)
     keys = subprocess.run(["redis-cli", "--scan", "--pattern", ns + ":*"],
                           capture_output=True, text=True).stdout.split()
-    for k in keys:
-        subprocess.run(["redis-cli", "del", k], capture_output=True)
+    for i in range(0, len(keys), 500):
+        subprocess.run(["redis-cli", "del", *keys[i:i + 500]], capture_output=True)
 
 
 def render():
@@ -202,5 +203,6 @@ def fanout():
         clean(ns)
 
 
-for part in parts:
-    {"render": render, "ingest": ingest, "sse": sse, "fanout": fanout}[part]()
+if __name__ == "__main__":
+    for part in parts:
+        {"render": render, "ingest": ingest, "sse": sse, "fanout": fanout}[part]()

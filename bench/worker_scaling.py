@@ -8,7 +8,8 @@
 # Prints one JSON line; the run's namespace (queues, Redis keys) is removed afterwards.
 # Usage: bench/worker_scaling.py W P N   (PLOTQ_BIN: the binary, default
 #   target/release/plotq). Alternate configurations in one session to compare them.
-import json, os, subprocess, sys, time, urllib.request, re, signal
+import json, os, subprocess, sys, time, urllib.request
+from capacity import clean, cpu_seconds, stop
 B = os.environ.get("PLOTQ_BIN", "target/release/plotq")
 W, P, N = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 ns = f"scale{int(time.time())}w{W}p{P}"
@@ -48,24 +49,12 @@ def done():
 while done() < N and time.time() - t0 < 600:
     time.sleep(0.2)
 elapsed = time.time() - t0
-def cpu_seconds(pid):
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 # The workers' own CPU (start-up included): what one job costs a worker core, whatever
 # the store's speed.
 worker_cpu = sum(cpu_seconds(p.pid) for p in workers)
 print(json.dumps({"workers": W, "prefetch": P, "jobs": N, "done": done(), "seconds": round(elapsed, 2),
                   "jobs_per_s": round(N / elapsed, 2), "worker_cpu_s": round(worker_cpu, 2),
                   "worker_cpu_ms_per_job": round(1000 * worker_cpu / N, 2)}))
-for p in workers + [api]:
-    p.send_signal(signal.SIGTERM)
-for p in workers + [api]:
-    p.wait(timeout=60)
+stop(*workers, api)
 # Remove the run's namespace: its queues (durable) and Redis keys (the stream has no TTL).
-queues = subprocess.run(["rabbitmqctl", "list_queues", "name", "-q"], capture_output=True, text=True).stdout.split()
-for q in queues:
-    if q.startswith(ns + "."):
-        subprocess.run(["rabbitmqctl", "delete_queue", q, "-q"], capture_output=True)
-keys = subprocess.run(["redis-cli", "--scan", "--pattern", ns + ":*"], capture_output=True, text=True).stdout.split()
-for i in range(0, len(keys), 500):
-    subprocess.run(["redis-cli", "del", *keys[i:i + 500]], capture_output=True)
+clean(ns)

@@ -11,7 +11,7 @@
 
 mod support;
 
-use plotq_ports::contract::TestServer;
+use plotq_ports::contract::{TestServer, cluster_master_of, redis_cli, redis_info};
 use serde_json::{Value, json};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -147,43 +147,34 @@ impl Drop for PrivateMongo {
     }
 }
 
-/// The process id of the Redis on port 6379 (as it reports it).
-fn redis_pid() -> u32 {
-    let out = Command::new("redis-cli")
-        .args(["-p", "6379", "info", "server"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("process_id:"))
-        .and_then(|pid| pid.trim().parse().ok())
-        .expect("redis reports its process id")
-}
-
-/// Where Redis writes its snapshot (`CONFIG GET dir`; Redis 7 refuses to change it at
-/// run time).
-fn redis_dir() -> std::path::PathBuf {
-    let out = Command::new("redis-cli")
-        .args(["-p", "6379", "config", "get", "dir"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+/// Where the Redis on `port` writes its snapshot (`CONFIG GET dir`; Redis 7 refuses to
+/// change it at run time).
+fn redis_dir(port: u16) -> std::path::PathBuf {
+    let text = redis_cli(port, &["config", "get", "dir"]);
     let dir = text.lines().nth(1).expect("redis names its dir").trim();
     std::path::PathBuf::from(dir)
 }
 
-/// Stops Redis keeping its data on disk (`SHUTDOWN SAVE`), as a production Redis with
-/// RDB/AOF persistence restarts; the directory holding the snapshot.
-fn stop_redis_saving() -> std::path::PathBuf {
-    let (dir, pid) = (redis_dir(), redis_pid());
+/// `SHUTDOWN SAVE` of the Redis on `port` (whose snapshot goes to `dir`), as a Redis
+/// with RDB/AOF persistence stops; waits until the process is gone, not only deaf: the
+/// snapshot is complete once it has exited.
+fn shutdown_saving(port: u16, dir: &std::path::Path) {
+    let pid = info_field(port, "process_id");
     let _ = std::fs::remove_file(dir.join("dump.rdb"));
-    sh("redis-cli -p 6379 shutdown save >/dev/null 2>&1");
-    // Gone, not only deaf: the snapshot is complete once the process has exited.
+    sh(&format!(
+        "redis-cli -p {port} shutdown save >/dev/null 2>&1"
+    ));
     let until = Instant::now() + Duration::from_secs(30);
     while std::path::Path::new(&format!("/proc/{pid}")).exists() {
-        assert!(Instant::now() < until, "redis {pid} did not exit");
+        assert!(Instant::now() < until, "redis {port} did not exit");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Stops the suite's Redis keeping its data on disk; the directory holding the snapshot.
+fn stop_redis_saving() -> std::path::PathBuf {
+    let dir = redis_dir(6379);
+    shutdown_saving(6379, &dir);
     assert!(
         dir.join("dump.rdb").exists(),
         "no snapshot in {}",
@@ -203,11 +194,7 @@ fn start_redis_from(dir: &std::path::Path) {
     // Redis listens before it has loaded the snapshot (and answers `LOADING` until it
     // has): the file goes only once it is read.
     let until = Instant::now() + Duration::from_secs(30);
-    while !Command::new("redis-cli")
-        .args(["-p", "6379", "ping"])
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "PONG")
-    {
+    while redis_cli(6379, &["ping"]).trim() != "PONG" {
         assert!(Instant::now() < until, "redis did not load its snapshot");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -393,21 +380,9 @@ struct ClusterNode {
     config: std::path::PathBuf,
 }
 
-fn redis_cli(port: u16, args: &[&str]) -> String {
-    let out = Command::new("redis-cli")
-        .args(["-p", &port.to_string()])
-        .args(args)
-        .output()
-        .expect("redis-cli runs");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
+/// Field `field` of `INFO server` on the Redis at `port`.
 fn info_field(port: u16, field: &str) -> String {
-    redis_cli(port, &["info", "server"])
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .map(|v| v.trim().to_owned())
-        .unwrap_or_else(|| panic!("redis {port} reports no {field}"))
+    redis_info(port, "server", field).unwrap_or_else(|| panic!("redis {port} reports no {field}"))
 }
 
 impl ClusterNode {
@@ -415,25 +390,8 @@ impl ClusterNode {
 
     /// The master serving `key`'s hash slot.
     fn serving(key: &str) -> Self {
-        let slot: u16 = redis_cli(Self::PORTS[0], &["cluster", "keyslot", key])
-            .trim()
-            .parse()
-            .expect("a slot number");
-        let nodes = redis_cli(Self::PORTS[0], &["cluster", "nodes"]);
-        let port = nodes
-            .lines()
-            .find_map(|line| {
-                let fields: Vec<&str> = line.split_whitespace().collect();
-                let serves = fields.get(8..)?.iter().any(|range| {
-                    let (lo, hi) = range.split_once('-').unwrap_or((range, range));
-                    matches!((lo.parse::<u16>(), hi.parse::<u16>()),
-                             (Ok(lo), Ok(hi)) if (lo..=hi).contains(&slot))
-                });
-                let addr = fields[1].split('@').next()?;
-                (serves && fields[2].contains("master"))
-                    .then(|| addr.rsplit(':').next()?.parse().ok())?
-            })
-            .unwrap_or_else(|| panic!("no master serves slot {slot}:\n{nodes}"));
+        let port = cluster_master_of(Self::PORTS[0], key)
+            .unwrap_or_else(|| panic!("no live master serves {key}'s slot"));
         Self {
             port,
             config: info_field(port, "config_file").into(),
@@ -449,17 +407,7 @@ impl ClusterNode {
 
     /// `SHUTDOWN SAVE`, as a master with persistence stops; waits for the process to exit.
     fn stop_saving(&self) {
-        let pid = info_field(self.port, "process_id");
-        let _ = std::fs::remove_file(self.dir().join("dump.rdb"));
-        sh(&format!(
-            "redis-cli -p {} shutdown save >/dev/null 2>&1",
-            self.port
-        ));
-        let until = Instant::now() + Duration::from_secs(30);
-        while std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            assert!(Instant::now() < until, "redis {} did not exit", self.port);
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        shutdown_saving(self.port, &self.dir());
     }
 
     /// Starts the node from its config (unless it is up) and waits until it has loaded
@@ -753,7 +701,9 @@ async fn outages_are_answered_in_milliseconds_once_detected() {
         // Hung rather than stopped (as behind a network partition): connections are
         // accepted and nothing answers, so every call without the breaker waits for
         // its timeout.
-        let pid = redis_pid();
+        let pid: u32 = info_field(6379, "process_id")
+            .parse()
+            .expect("a process id");
         let resume = move || {
             sh(&format!("kill -CONT {pid}"));
         };

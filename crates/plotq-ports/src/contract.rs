@@ -1,7 +1,9 @@
 //! Contract tests of the ports: behaviour every adapter keeps, written once and run by
 //! the in-memory adapters' unit tests and by each real adapter's tests against its
-//! server (feature `contract`; never part of a release build); and `TestServer`, the
-//! private server process an adapter's outage test stops and starts.
+//! server (feature `contract`; never part of a release build); `TestServer`, the
+//! private server process an adapter's outage test stops and starts; and the tests' view
+//! of a Redis node or cluster through `redis-cli` (`redis_cli`, `redis_info`,
+//! `cluster_master_of`), for the tests that stop, restart or kill Redis nodes.
 
 use crate::{IdempotentStart, PlotCache};
 use plotq_domain::{JobId, JobState, PlotKind, PlotSpec, ServiceName};
@@ -129,4 +131,45 @@ impl Drop for TestServer {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// What `redis-cli -p <port> <args…>` prints: the tests' view of one Redis node.
+pub fn redis_cli(port: u16, args: &[&str]) -> String {
+    let out = std::process::Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .expect("redis-cli must be installed for this test");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Field `field` of `INFO <section>` on the Redis at `port`, if it reports one.
+pub fn redis_info(port: u16, section: &str, field: &str) -> Option<String> {
+    redis_cli(port, &["info", section])
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .map(|v| v.trim().to_owned())
+}
+
+/// The port of the live master serving `key`'s hash slot, as the cluster node on `port`
+/// sees it (`CLUSTER KEYSLOT`, `CLUSTER NODES`); none while the slot's master has failed
+/// and no replica has taken over yet.
+pub fn cluster_master_of(port: u16, key: &str) -> Option<u16> {
+    let slot: u16 = redis_cli(port, &["cluster", "keyslot", key])
+        .trim()
+        .parse()
+        .ok()?;
+    redis_cli(port, &["cluster", "nodes"])
+        .lines()
+        .find_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let serves = fields.get(8..)?.iter().any(|range| {
+                let (lo, hi) = range.split_once('-').unwrap_or((range, range));
+                matches!((lo.parse::<u16>(), hi.parse::<u16>()),
+                     (Ok(lo), Ok(hi)) if (lo..=hi).contains(&slot))
+            });
+            let live = fields[2].contains("master") && !fields[2].contains("fail");
+            let addr = fields[1].split('@').next()?;
+            (serves && live).then(|| addr.rsplit(':').next()?.parse().ok())?
+        })
 }

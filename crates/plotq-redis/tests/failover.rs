@@ -7,7 +7,7 @@
 //! restart.
 
 use plotq_domain::wire::{EventKind, PlotEvent};
-use plotq_ports::contract::{TestServer, queued_state};
+use plotq_ports::contract::{TestServer, cluster_master_of, queued_state, redis_cli, redis_info};
 use plotq_ports::{Breaker, BreakerConfig, EventBus, PlotCache};
 use plotq_redis::{RedisCache, RedisConfig, RedisEventBus};
 use std::collections::BTreeSet;
@@ -23,15 +23,6 @@ fn free_ports(n: usize) -> Vec<u16> {
     ports.into_iter().collect()
 }
 
-fn cli(port: u16, args: &[&str]) -> String {
-    let out = Command::new("redis-cli")
-        .args(["-p", &port.to_string()])
-        .args(args)
-        .output()
-        .expect("redis-cli runs");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// Polls `done` every 100 ms; fails the test with `what` after `deadline`.
 fn wait_for(what: &str, deadline: Duration, mut done: impl FnMut() -> bool) {
     let until = Instant::now() + deadline;
@@ -41,33 +32,9 @@ fn wait_for(what: &str, deadline: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
-/// `INFO replication`'s `field` on `port`.
+/// `INFO replication`'s `field` on `port` (empty if it has none).
 fn replication(port: u16, field: &str) -> String {
-    cli(port, &["info", "replication"])
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .map(|v| v.trim().to_owned())
-        .unwrap_or_default()
-}
-
-/// The port of the live master serving `key`'s slot, as `port`'s node sees the cluster
-/// (none while the slot's master has failed and no replica has taken over yet).
-fn master_of(port: u16, key: &str) -> Option<u16> {
-    let slot: u16 = cli(port, &["cluster", "keyslot", key])
-        .trim()
-        .parse()
-        .unwrap();
-    cli(port, &["cluster", "nodes"]).lines().find_map(|line| {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        let serves = f.get(8..)?.iter().any(|r| {
-            let (lo, hi) = r.split_once('-').unwrap_or((r, r));
-            matches!((lo.parse::<u16>(), hi.parse::<u16>()),
-                         (Ok(lo), Ok(hi)) if (lo..=hi).contains(&slot))
-        });
-        let live = f[2].contains("master") && !f[2].contains("fail");
-        let addr = f[1].split('@').next()?;
-        (serves && live).then(|| addr.rsplit(':').next()?.parse().ok())?
-    })
+    redis_info(port, "replication", field).unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -111,7 +78,7 @@ async fn a_master_lost_for_good_fails_over_and_the_adapters_follow() {
     }
     for &port in data {
         wait_for("a node answers", Duration::from_secs(20), || {
-            cli(port, &["ping"]).trim() == "PONG"
+            redis_cli(port, &["ping"]).trim() == "PONG"
         });
     }
     let mut create = Command::new("redis-cli");
@@ -121,7 +88,7 @@ async fn a_master_lost_for_good_fails_over_and_the_adapters_follow() {
     assert!(create.output().unwrap().status.success(), "cluster create");
     wait_for("the cluster is up", Duration::from_secs(30), || {
         data.iter()
-            .all(|&p| cli(p, &["cluster", "info"]).contains("cluster_state:ok"))
+            .all(|&p| redis_cli(p, &["cluster", "info"]).contains("cluster_state:ok"))
     });
 
     let config = RedisConfig {
@@ -148,8 +115,8 @@ async fn a_master_lost_for_good_fails_over_and_the_adapters_follow() {
     // A job whose state lives on the master holding the stream: both go with it.
     let job = loop {
         let s = queued_state();
-        if master_of(data[0], &format!("failover:plotq:state:{{{}}}", s.id))
-            == master_of(data[0], stream)
+        if cluster_master_of(data[0], &format!("failover:plotq:state:{{{}}}", s.id))
+            == cluster_master_of(data[0], stream)
         {
             break s;
         }
@@ -165,7 +132,7 @@ async fn a_master_lost_for_good_fails_over_and_the_adapters_follow() {
     cache.ping().await.unwrap();
 
     // Lost for good: `kill -9` once its replica has every write.
-    let lost = master_of(data[0], stream).expect("a master serves the stream");
+    let lost = cluster_master_of(data[0], stream).expect("a master serves the stream");
     let replica = *data
         .iter()
         .find(|&&p| p != lost && replication(p, "master_port") == lost.to_string())
@@ -187,8 +154,8 @@ async fn a_master_lost_for_good_fails_over_and_the_adapters_follow() {
         .take();
     let lost_at = Instant::now();
     wait_for("the replica takes over", Duration::from_secs(30), || {
-        master_of(watcher, stream) == Some(replica)
-            && cli(watcher, &["cluster", "info"]).contains("cluster_state:ok")
+        cluster_master_of(watcher, stream) == Some(replica)
+            && redis_cli(watcher, &["cluster", "info"]).contains("cluster_state:ok")
     });
     let failover = lost_at.elapsed();
 
