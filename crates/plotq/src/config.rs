@@ -1151,7 +1151,8 @@ pub struct RedisSettings {
     /// names one seed node, e.g. a cluster's single DNS name; several URLs always mean
     /// a cluster.
     #[arg(long, env = "PLOTQ_REDIS_CLUSTER", default_value_t = false,
-          action = clap::ArgAction::Set, value_name = "BOOL")]
+          action = clap::ArgAction::Set, value_name = "BOOL",
+          value_parser = BoolishValueParser::new())]
     pub redis_cluster: bool,
 }
 
@@ -1253,7 +1254,7 @@ mod tests {
     fn redis_clusters_are_named_by_their_seed_nodes() {
         let one = api(&[]);
         assert!(!one.redis.topology().unwrap().is_cluster());
-        let forced = api(&["--redis-cluster", "true"]);
+        let forced = api(&["--redis-cluster", "yes"]);
         assert!(forced.redis.topology().unwrap().is_cluster());
         let seeds = api(&["--redis-url", "redis://a:7000, redis://b:7000"]);
         assert_eq!(
