@@ -165,8 +165,10 @@ test("with tokens configured, the Health tab asks for a token and then shows the
   mkdirSync(shots, { recursive: true });
   const token = `pq_${randomBytes(32).toString("base64url")}`;
   const hash = createHash("sha256").update(token).digest("hex");
+  const viewer = `pq_${randomBytes(32).toString("base64url")}`;
+  const viewerHash = createHash("sha256").update(viewer).digest("hex");
   const { child, base: basePromise } = startPlotq({
-    PLOTQ_TOKENS: `sha256:${hash} scopes=read name=viewer`,
+    PLOTQ_TOKENS: `sha256:${hash} scopes=read,admin name=operator; sha256:${viewerHash} scopes=read name=viewer`,
     PLOTQ_TICKET_SECRET: randomBytes(32).toString("hex"),
   });
   let browser;
@@ -192,7 +194,20 @@ test("with tokens configured, the Health tab asks for a token and then shows the
     assert.ok(await number(page, "total") >= 2, "the 404, and the page's own requests");
     const errors = await rows(page, "health-errors-table");
     assert.ok(errors.some(([, , route, status]) => route === "/api/v1/plots/{id}" && status === "404"), JSON.stringify(errors));
+    assert.equal(await page.locator("#health-admin-note").isHidden(), true);
     assert.deepEqual(problems, [], "no console errors");
+    // A token with only `read` sees the dependencies, not every caller's traffic.
+    const report = await (await fetch(`${base}/api/v1/health`, { headers: { authorization: `Bearer ${viewer}` } })).json();
+    assert.equal(report.status, "ok");
+    assert.equal(report.requests, undefined, JSON.stringify(report));
+    assert.equal(report.process, undefined);
+    const other = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await other.goto(`${base}/?tab=health`);
+    await other.locator("#login").waitFor({ state: "visible", timeout: 15_000 });
+    await other.fill("#token", viewer);
+    await other.click("#login button");
+    await other.locator("#health-admin-note").waitFor({ state: "visible", timeout: 15_000 });
+    assert.equal(await other.locator("[aria-labelledby=health-requests]").isHidden(), true);
   } finally {
     if (browser) await browser.close();
     child.kill("SIGTERM");

@@ -24,6 +24,10 @@ examples=${2:-200}
 shift $(( $# < 2 ? $# : 2 ))
 seed=${PLOTQ_SCHEMATHESIS_SEED:-20261130}
 
+# Serializers for the media types schemathesis does not know (hooks.py beside this file).
+export PYTHONPATH="$(cd "$(dirname "$0")" && pwd)${PYTHONPATH:+:$PYTHONPATH}"
+export SCHEMATHESIS_HOOKS=hooks
+
 # `st` as a module of the python3 that tests/run.sh installed it for (no PATH lookup).
 exec python3 -c 'import sys; from schemathesis.cli import schemathesis; sys.argv[0] = "st"; sys.exit(schemathesis())' \
   run "$base/api/v1/openapi.json" \

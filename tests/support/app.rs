@@ -93,15 +93,26 @@ fn parse(role: &str, ns: &str, extra: &[&str]) -> Command {
     }
     // Every role serves HTTP (a worker: health, readiness and metrics).
     argv.extend(["--http-addr", "127.0.0.1:0"]);
-    if role == "api" || role == "standalone" {
-        // Suites send plot requests from one address in a burst; the per-caller limits
-        // are tested on their own.
+    if role == "api" || role == "standalone" || role == "notifier" {
+        // Suites send plot requests (and open views) from one address in a burst; the
+        // per-caller limits are tested on their own.
         argv.extend([
             "--plot-requests-per-sec",
             "100000",
             "--plot-burst",
             "100000",
         ]);
+    }
+    if role == "api" || role == "standalone" {
+        argv.extend([
+            "--jobs-in-flight-per-caller",
+            "100000",
+            "--render-waiters-per-caller",
+            "100000",
+        ]);
+    }
+    if role == "notifier" || role == "standalone" {
+        argv.extend(["--views-per-caller", "100000"]);
     }
     argv.extend_from_slice(extra);
     Cli::try_parse_from(&argv)

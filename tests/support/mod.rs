@@ -119,6 +119,9 @@ impl Plotq {
             // per-caller limits are tested on their own (tests pass their own env).
             .env("PLOTQ_PLOT_REQUESTS_PER_SEC", "100000")
             .env("PLOTQ_PLOT_BURST", "100000")
+            .env("PLOTQ_JOBS_IN_FLIGHT_PER_CALLER", "100000")
+            .env("PLOTQ_RENDER_WAITERS_PER_CALLER", "100000")
+            .env("PLOTQ_VIEWS_PER_CALLER", "100000")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log_file);

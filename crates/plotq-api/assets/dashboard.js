@@ -706,6 +706,15 @@ async function subscribe(view) {
     setLive(opened ? "connection lost — reconnecting…" : `plotq refused the live views — retrying in ${pause / 1000} s`, false);
     reconnectTimer = setTimeout(() => subscribe(view), pause);
   };
+  // The credential the stream was opened with lapsed (the ticket expired, the token was
+  // revoked): start over with a fresh ticket, or ask for a token if that is refused.
+  stream.addEventListener("stream.closed", () => {
+    if (stream !== source) return;
+    closeStream();
+    auth.ticket = "";
+    auth.expiresAt = 0;
+    subscribe(view);
+  });
   stream.addEventListener("plot.ready", onEvent((panel, d) => swapImage(panel, d.png_url || d.image_url, d.at_ms, d.view, d)));
   stream.addEventListener("plot.failed", onEvent((panel, d) => setState(panel, `failed: ${d.error || "unknown error"}`, "failed")));
   stream.addEventListener("plot.queued", onEvent((panel) => setState(panel, "queued", "queued")));

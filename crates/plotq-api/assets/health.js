@@ -117,6 +117,22 @@ const PlotqHealth = (() => {
     setText("uptime", duration(report.uptime_secs), `${integer.format(report.uptime_secs)} s`);
     field("updated").replaceChildren(clock(Date.now()));
 
+    // Process, host and requests are the whole process's: only for the admin scope.
+    const detailed = Boolean(report.requests);
+    for (const section of root.querySelectorAll("[data-admin]")) section.hidden = !detailed;
+    document.getElementById("health-admin-note").hidden = detailed;
+    fill(body("health-dependencies-table"), report.dependencies.map((d) => {
+      const status = cell(badge(d.status, d.status === "ok"));
+      if (d.problem) {
+        const why = document.createElement("div");
+        why.className = "problem";
+        why.textContent = d.problem;
+        status.append(why);
+      }
+      return [cell(d.name), status, cell(ms(d.rtt_ms), "num")];
+    }), "None: this role keeps everything in memory", 3);
+    if (!detailed) return;
+
     const r = report.requests;
     setText("total", integer.format(r.total));
     setText("client-errors", integer.format(r.client_errors));
@@ -139,17 +155,6 @@ const PlotqHealth = (() => {
       field("host-available").append(" ", share);
     }
     setText("cpus", integer.format(h.cpus));
-
-    fill(body("health-dependencies-table"), report.dependencies.map((d) => {
-      const status = cell(badge(d.status, d.status === "ok"));
-      if (d.problem) {
-        const why = document.createElement("div");
-        why.className = "problem";
-        why.textContent = d.problem;
-        status.append(why);
-      }
-      return [cell(d.name), status, cell(ms(d.rtt_ms), "num")];
-    }), "None: this role keeps everything in memory", 3);
 
     const statuses = Object.entries(r.by_status);
     fill(body("health-statuses-table"), statuses.map(([code, count]) => [

@@ -87,12 +87,12 @@ pub struct CaddyLineErrorDoc {
     problem: String,
 }
 
-/// The content types of a body of lines.
-const LINE_TYPES: [&str; 4] = [
+/// The content types of a body of lines. Never `text/plain`: a page on another site may
+/// send that without asking the browser's CORS check first (a "simple" request).
+const LINE_TYPES: [&str; 3] = [
     "application/x-ndjson",
     "application/jsonl",
     "application/json-lines",
-    "text/plain",
 ];
 
 /// Ingest Caddy v2 access-log lines; answered only after the store acknowledged their samples.
@@ -109,7 +109,7 @@ const LINE_TYPES: [&str; 4] = [
 #[utoipa::path(
     post, path = "/api/v1/ingest/caddy", tag = "metrics",
     request_body(
-        content((String = "application/x-ndjson"), (String = "text/plain")),
+        content((String = "application/x-ndjson")),
         description = "Caddy access-log lines, one JSON entry per line, at most 25,000 (also accepted as application/jsonl and application/json-lines)"),
     params(
         CaddyQuery,
@@ -122,7 +122,7 @@ const LINE_TYPES: [&str; 4] = [
         AuthProblems,
         (status = 400, description = "Unreadable body", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 413, description = "Body over the configured limit", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 415, description = "Body not declared as lines (application/x-ndjson, application/jsonl, application/json-lines, text/plain)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 415, description = "Body not declared as lines (application/x-ndjson, application/jsonl, application/json-lines); never text/plain, which any page may send cross-site", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 422, description = "Bad query parameter (service, map, metric_per_method) or Idempotency-Key, a reused Idempotency-Key, or more than 25,000 lines; nothing stored", body = ProblemDoc, content_type = "application/problem+json"),
         RateLimited, Unavailable, StoreFull, IdempotencyInUse,
     ),

@@ -47,9 +47,10 @@ pub(crate) enum Stored {
 }
 
 /// The write half of every ingest route, after its body was parsed into `samples`:
-/// every sample's service must be the caller's (`403`), the samples fit the caller's
-/// rate (`429`), then they are stored (`503`/`507` when the store did not acknowledge
-/// them) — once per `key`: the same key and `body` again is [`Stored::Replayed`], the
+/// every sample's service must be the caller's (`403`), the batch may touch at most
+/// `max_batch_buckets` one-minute buckets (`422 batch_too_spread`), the samples fit the
+/// caller's rate (`429`), then they are stored within `store_timeout` (`503`/`507` when
+/// the store did not acknowledge them) — once per `key`: the same key and `body` again is [`Stored::Replayed`], the
 /// same key with another body `422 idempotency_key_reused`, a key whose request is
 /// still being stored `409 idempotency_key_in_use`. An empty `samples` touches no
 /// dependency.
@@ -74,19 +75,13 @@ pub(crate) async fn store_batch(
             return Err(forbidden_services(denied));
         }
     }
+    check_spread(samples, state.config.max_batch_buckets)?;
     limits.check_ingest(&caller.limit_key, samples.len())?;
     if samples.is_empty() {
         return Ok(Stored::Now);
     }
     let Some(key) = key else {
-        store_samples(
-            state.store.as_ref(),
-            state.views.as_ref(),
-            samples,
-            now,
-            None,
-        )
-        .await?;
+        store_within(state, samples, now, None).await?;
         return Ok(Stored::Now);
     };
     let fingerprint = plotq_http::auth::sha256_hex(body);
@@ -118,14 +113,7 @@ pub(crate) async fn store_batch(
             });
         }
     };
-    let stored = store_samples(
-        state.store.as_ref(),
-        state.views.as_ref(),
-        samples,
-        now,
-        Some(&batch),
-    )
-    .await;
+    let stored = store_within(state, samples, now, Some(&batch)).await;
     if let Err(e) = stored {
         // Nothing is acknowledged: a retry with the key may run (and the store writes
         // whatever this attempt wrote at most once).
@@ -146,6 +134,57 @@ pub(crate) async fn store_batch(
     }
     held.settled = true;
     Ok(Stored::Now)
+}
+
+/// `422 batch_too_spread` when `samples` touch more than `max` one-minute buckets (each
+/// distinct series and minute is a chunk to write and a rollup to update).
+fn check_spread(samples: &[Sample], max: usize) -> Result<(), Problem> {
+    let buckets = plotq_domain::chunk::count_buckets(samples, max.saturating_add(1));
+    if buckets <= max {
+        return Ok(());
+    }
+    Err(Problem {
+        errors: vec![FieldError::new(
+            "",
+            format!("touches more than {max} one-minute buckets (series × minute)"),
+        )],
+        ..Problem::new(
+            ProblemCode::BatchTooSpread,
+            format!(
+                "this batch touches more than {max} one-minute buckets of its series (PLOTQ_MAX_BATCH_BUCKETS); \
+                 send samples spread over a long time in several batches, each over fewer minutes"
+            ),
+        )
+    })
+}
+
+/// `store_samples` bounded by the api's `store_timeout`: past it the request ends `503`
+/// (whatever the store wrote meanwhile is written once again only under the same
+/// `Idempotency-Key`).
+async fn store_within(
+    state: &ApiState,
+    samples: &[Sample],
+    now: i64,
+    batch: Option<&BatchId>,
+) -> Result<(), PortError> {
+    let write = store_samples(
+        state.store.as_ref(),
+        state.views.as_ref(),
+        samples,
+        now,
+        batch,
+    );
+    match state.config.store_timeout {
+        None => write.await,
+        Some(limit) => tokio::time::timeout(limit, write)
+            .await
+            .unwrap_or_else(|_| {
+                Err(PortError::unavailable(
+                    state.store.dependency(),
+                    format!("the write did not finish within {limit:?}"),
+                ))
+            }),
+    }
 }
 
 /// Takes `scoped` as in progress for `fingerprint`; when it was free

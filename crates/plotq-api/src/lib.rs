@@ -22,4 +22,4 @@ pub use dashboard::dashboard_router;
 pub use ingest::store_samples;
 pub use openapi::{ApiDoc, openapi_router};
 pub use render::RenderConfig;
-pub use routes::{ApiConfig, ApiState, StatsSlots, reuse_for, router};
+pub use routes::{ApiConfig, ApiState, DEFAULT_MAX_BATCH_BUCKETS, StatsSlots, reuse_for, router};

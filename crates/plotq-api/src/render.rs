@@ -21,7 +21,7 @@
 //! A `ticket=` (the dashboard's) or a bearer token works as on every GET route.
 
 use crate::routes::{
-    ApiState, Flight, cached_image, may_read_services, queue_job, reuse_for, single_flight,
+    ApiState, Flight, cached_image, may_read_services, queue_charged, reuse_for, single_flight,
     state_body,
 };
 use axum::body::Bytes;
@@ -326,8 +326,14 @@ pub(crate) async fn render(
     // Malformed pairs, or a parameter given twice.
     let Query(query) = query.map_err(|e| Problem::invalid_field("", e.body_text()))?;
     let spec = query.spec(now, "")?;
-    may_read_services(&Caller(caller.clone()), &spec)?;
-    limits.check_plot(&caller.limit_key)?;
+    let caller = Caller(caller);
+    may_read_services(&caller, &spec)?;
+    // A link's traffic has its own budget (every request, the cheap ones too, so one
+    // link cannot be hammered without bound); nobody else pays for it.
+    if caller.via_grant() {
+        limits.check_grant(&caller.limit_key)?;
+    }
+    let _mine = limits.wait_for_render(&caller.limit_key)?;
     let _waiting = state
         .config
         .render
@@ -345,7 +351,7 @@ pub(crate) async fn render(
     let (id, reused) = match single_flight(&state, &job).await? {
         Flight::Existing(existing) => (existing.id, true),
         Flight::Claimed(claim) => {
-            queue_job(&state, &job, claim).await?;
+            queue_charged(&state, &limits, &caller, &job, claim).await?;
             (job.id, false)
         }
     };
@@ -515,7 +521,9 @@ pub(crate) async fn grant(
     limits.check_plot(&caller.limit_key)?;
     let canonical = query.canonical();
     let expires = now.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
-    let grant = auth.issue_grant(&caller, &canonical, expires);
+    let grant = auth
+        .issue_grant(&caller, &canonical, expires)
+        .ok_or_else(crate::routes::signed_claims_mint_nothing)?;
     let mut link = form_urlencoded::Serializer::new(canonical.clone());
     link.append_pair("grant", &grant);
     let mut response = Json(json!({

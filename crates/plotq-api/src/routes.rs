@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, body::Bytes};
 use plotq_domain::sample::{parse_samples, parse_samples_fast};
-use plotq_domain::wire::JobMessage;
+use plotq_domain::wire::{JobMessage, Lane};
 use plotq_domain::{FieldError, ImageFormat, JobId, JobState, JobStatus, PlotSpec, TimeRange};
 use plotq_http::{Auth, Caller, Limits, Problem, ProblemCode, Scope, read_json, read_json_bytes};
 use plotq_http::{
@@ -51,7 +51,26 @@ pub struct ApiConfig {
     pub stats_slots: StatsSlots,
     /// `GET /api/v1/render`'s wait and grants.
     pub render: crate::render::RenderConfig,
+    /// Most one-minute buckets (series × minute) one ingest batch may touch: each is a
+    /// stored chunk and a rollup update, so this bounds a request's write amplification
+    /// (`422 batch_too_spread` past it).
+    pub max_batch_buckets: usize,
+    /// Plot jobs one caller (tenant) may have queued or rendering at once, over every
+    /// api replica (`429 too_many_jobs` past it): its bounded share of the queue, which
+    /// the workers serve in turn with every other tenant's.
+    pub jobs_in_flight_per_caller: usize,
+    /// How long a job counts as in flight at most, when its end is never seen (a worker
+    /// lost it): its place in its tenant's share is free again after this.
+    pub job_lease: Duration,
+    /// Longest one ingest's whole store write may take (every chunk and rollup write
+    /// with the client's own retries); past it the request is answered `503` (`None`:
+    /// unbounded, for the in-memory store).
+    pub store_timeout: Option<Duration>,
 }
+
+/// Default of `ApiConfig::max_batch_buckets`: a day of one series, or half a day of a
+/// Caddy host's two series.
+pub const DEFAULT_MAX_BATCH_BUCKETS: usize = 1_440;
 
 /// The concurrent `GET /api/v1/stats` reads of one process (shared by clones).
 #[derive(Debug, Clone)]
@@ -80,6 +99,10 @@ impl Default for ApiConfig {
             sources: plotq_ports::SourcePolicy::default(),
             stats_slots: StatsSlots::default(),
             render: crate::render::RenderConfig::default(),
+            max_batch_buckets: DEFAULT_MAX_BATCH_BUCKETS,
+            jobs_in_flight_per_caller: 16,
+            job_lease: Duration::from_secs(120),
+            store_timeout: None,
         }
     }
 }
@@ -228,13 +251,23 @@ pub(crate) async fn ticket(
     Extension(auth): Extension<Arc<Auth>>,
 ) -> Result<Response, Problem> {
     caller.require(Scope::Read)?;
-    let (ticket, expires_at_ms) = auth.issue_ticket(&caller, now_ms());
+    let (ticket, expires_at_ms) = auth
+        .issue_ticket(&caller, now_ms())
+        .ok_or_else(signed_claims_mint_nothing)?;
     let mut response =
         axum::Json(json!({"ticket": ticket, "expires_at_ms": expires_at_ms})).into_response();
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
+}
+
+/// `403`: a ticket or a link cannot mint tickets or links (they are bound to a token).
+pub(crate) fn signed_claims_mint_nothing() -> Problem {
+    Problem::new(
+        ProblemCode::Forbidden,
+        "tickets and links are minted with a token, not with another ticket or link",
+    )
 }
 
 pub(crate) fn state_body(job: &JobState) -> Value {
@@ -288,7 +321,6 @@ pub(crate) async fn request_plot(
     let body = read_json(&headers, body)?;
     let spec = PlotSpec::parse(&body, now_ms()).map_err(Problem::invalid)?;
     may_read_services(&caller, &spec)?;
-    limits.check_plot(&caller.limit_key)?;
     let job = JobState::queued(JobId::issued_at(now_ms()), spec, now_ms());
     let claim = match single_flight(&state, &job).await? {
         Flight::Existing(existing) => {
@@ -306,11 +338,83 @@ pub(crate) async fn request_plot(
         }
         Flight::Claimed(claim) => claim,
     };
-    queue_job(&state, &job, claim).await?;
+    queue_charged(&state, &limits, &caller, &job, claim).await?;
     Ok(with_location(
         (StatusCode::ACCEPTED, axum::Json(state_body(&job))).into_response(),
         job.id,
     ))
+}
+
+/// Charges a render that is about to be queued to `caller` — its plot budget (a render
+/// link's requests have their own, charged at the door) and a place in its tenant's
+/// share of the queue (`jobs_in_flight_per_caller`, `429 too_many_jobs`) — then queues
+/// it in the tenant's lane. Refused, the single-flight claim is released: answers shared
+/// with or cached from another job cost nothing, and only a job that is really queued is
+/// ever charged.
+pub(crate) async fn queue_charged(
+    state: &ApiState,
+    limits: &Limits,
+    caller: &Caller,
+    job: &JobState,
+    claim: Option<String>,
+) -> Result<(), Problem> {
+    let lane = lane_of(caller);
+    let charged = charge(state, limits, caller, job, &lane).await;
+    if let Err(refused) = charged {
+        release_claim(state, claim.as_deref(), job.id).await;
+        return Err(refused);
+    }
+    if let Err(e) = queue_job(state, job, claim, Some(lane.clone())).await {
+        if let Err(undo) = state.cache.end_job(lane.as_str(), job.id).await {
+            tracing::warn!(error = %undo, id = %job.id, "cannot give back the job's place; its lease frees it");
+        }
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// The lane of `caller`'s jobs: a digest of its tenant.
+pub(crate) fn lane_of(caller: &Caller) -> Lane {
+    Lane::of_digest(&plotq_http::auth::sha256_hex(caller.tenant.as_bytes()))
+}
+
+async fn charge(
+    state: &ApiState,
+    limits: &Limits,
+    caller: &Caller,
+    job: &JobState,
+    lane: &Lane,
+) -> Result<(), Problem> {
+    if !caller.via_grant() {
+        limits.check_plot(&caller.limit_key)?;
+    }
+    let cap = state.config.jobs_in_flight_per_caller;
+    let counted = state
+        .cache
+        .begin_job(lane.as_str(), job.id, cap, state.config.job_lease, now_ms())
+        .await?;
+    if counted {
+        Ok(())
+    } else {
+        metrics::counter!("plotq_jobs_refused_total", "reason" => "too_many_jobs").increment(1);
+        Err(Problem::new(
+            ProblemCode::TooManyJobs,
+            format!(
+                "this caller has {cap} plot jobs queued or rendering (PLOTQ_JOBS_IN_FLIGHT_PER_CALLER); \
+                 wait for one to finish"
+            ),
+        )
+        .with_retry_after(1))
+    }
+}
+
+/// Gives up the single-flight claim `key` held for job `id` (best effort: it lapses).
+async fn release_claim(state: &ApiState, key: Option<&str>, id: JobId) {
+    if let Some(key) = key
+        && let Err(undo) = state.cache.release_request(key, id).await
+    {
+        tracing::warn!(error = %undo, %id, "cannot release the single-flight claim");
+    }
 }
 
 /// Publishes `job` and writes its first state. The state is written once the broker
@@ -322,13 +426,12 @@ pub(crate) async fn queue_job(
     state: &ApiState,
     job: &JobState,
     claim: Option<String>,
+    lane: Option<Lane>,
 ) -> Result<(), Problem> {
-    if let Err(e) = state.queue.publish(&JobMessage::new(job)).await {
-        if let Some(key) = &claim
-            && let Err(undo) = state.cache.release_request(key, job.id).await
-        {
-            tracing::warn!(error = %undo, id = %job.id, "cannot release the single-flight claim");
-        }
+    let mut message = JobMessage::new(job);
+    message.lane = lane;
+    if let Err(e) = state.queue.publish(&message).await {
+        release_claim(state, claim.as_deref(), job.id).await;
         return Err(e.into());
     }
     if let Err(e) = state

@@ -568,8 +568,10 @@ async fn a_batch_whose_write_failed_after_storing_is_not_counted_twice_on_retry(
 
 #[tokio::test]
 async fn a_full_store_refuses_ingest_with_507_and_keeps_what_it_had() {
+    // One batch of 200 samples holds 3,408 bytes of the store (chunk, rollup and the
+    // series' bookkeeping, as counted); a second would take it past 4,500.
     let store = Arc::new(MemoryStore::new(plotq_ports::memory::MemoryStoreConfig {
-        max_bytes: 8_000,
+        max_bytes: 4_500,
         ..Default::default()
     }));
     let router = router_over(store.clone());
@@ -832,6 +834,19 @@ impl PlotCache for Recorder {
     }
     async fn abandon_idempotent(&self, key: &str, fingerprint: &str) -> PortResult<()> {
         self.inner.abandon_idempotent(key, fingerprint).await
+    }
+    async fn begin_job(
+        &self,
+        lane: &str,
+        id: JobId,
+        cap: usize,
+        lease: Duration,
+        now_ms: i64,
+    ) -> PortResult<bool> {
+        self.inner.begin_job(lane, id, cap, lease, now_ms).await
+    }
+    async fn end_job(&self, lane: &str, id: JobId) -> PortResult<()> {
+        self.inner.end_job(lane, id).await
     }
     async fn ping(&self) -> PortResult<()> {
         Ok(())
@@ -1220,4 +1235,482 @@ async fn callers_over_their_rate_get_429_with_retry_after() {
         0,
         "a refused batch stores nothing"
     );
+}
+
+// -- Tenant safety at the browser edge: foreign pages, DNS rebinding, rotation --
+
+#[tokio::test]
+async fn writes_from_pages_of_other_origins_are_refused_and_store_nothing() {
+    let allowed = "https://dash.example.com";
+    let edge = Edge {
+        config: EdgeConfig {
+            cors_origins: vec![allowed.to_owned()],
+            ..EdgeConfig::default()
+        },
+        ..open_edge()
+    };
+    let app = app_on(1024 * 1024, &edge);
+    let sample = json!({"service": "a", "metric": "latency_ms", "value": 1}).to_string();
+    let line = r#"{"level":"info","ts":1795000000.5,"logger":"http.log.access","msg":"handled request","request":{"host":"a.example.com","method":"GET","uri":"/"},"duration":0.01,"status":200}"#;
+    for (origin, accepted) in [
+        ("https://evil.example.net", false),
+        ("null", false),
+        ("http://plotq.local:8080.evil.example.net", false),
+        ("http://plotq.local:8080", true), // its own origin (Host below)
+        (allowed, true),
+    ] {
+        let headers = [
+            ("content-type", "application/json"),
+            ("host", "plotq.local:8080"),
+            ("origin", origin),
+        ];
+        let (status, h, body) = call_with(
+            &app.router,
+            "POST",
+            "/api/v1/metrics",
+            &headers,
+            sample.clone(),
+        )
+        .await;
+        let lines = [
+            ("content-type", "application/x-ndjson"),
+            ("host", "plotq.local:8080"),
+            ("origin", origin),
+        ];
+        let (caddy_status, _, _) = call_with(
+            &app.router,
+            "POST",
+            "/api/v1/ingest/caddy?service=a",
+            &lines,
+            line.to_owned(),
+        )
+        .await;
+        if accepted {
+            assert_eq!(
+                (status, caddy_status),
+                (StatusCode::OK, StatusCode::OK),
+                "{origin}"
+            );
+        } else {
+            assert_eq!(status, StatusCode::FORBIDDEN, "{origin}");
+            assert_eq!(caddy_status, StatusCode::FORBIDDEN, "{origin}");
+            assert_eq!(h["content-type"], "application/problem+json");
+            let problem: Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(problem["code"], "origin_not_allowed", "{origin}");
+        }
+        // Reads are not writes: an <img> of another site may load plots it may see.
+        let (status, _, _) = call_with(
+            &app.router,
+            "GET",
+            "/api/v1/services",
+            &[("host", "plotq.local:8080"), ("origin", origin)],
+            "",
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "GET from {origin}");
+    }
+    assert_eq!(
+        stored(&app.store, "a").await,
+        2,
+        "only the two allowed writes"
+    );
+    // A form post without Origin (an old browser) is still refused by its content type.
+    let (status, _, _) = call_with(
+        &app.router,
+        "POST",
+        "/api/v1/ingest/caddy?service=a",
+        &[("content-type", "text/plain")],
+        line.to_owned(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+}
+
+#[tokio::test]
+async fn open_mode_on_loopback_answers_only_to_loopback_and_configured_names() {
+    let mut hosts = plotq_http::edge::loopback_hosts();
+    hosts.push("plotq.internal".to_owned());
+    let edge = Edge {
+        config: EdgeConfig {
+            allowed_hosts: Some(hosts),
+            ..EdgeConfig::default()
+        },
+        ..open_edge()
+    };
+    let app = app_on(1024 * 1024, &edge);
+    for (host, allowed) in [
+        ("127.0.0.1:8080", true),
+        ("localhost:8080", true),
+        ("LOCALHOST", true),
+        ("[::1]:8080", true),
+        ("plotq.internal:8080", true),
+        ("rebind.evil.example.net:8080", false),
+        ("127.0.0.1.evil.example.net", false),
+        ("localhost.evil.example.net:8080", false),
+    ] {
+        let (status, _, body) = call_with(
+            &app.router,
+            "GET",
+            "/api/v1/services",
+            &[("host", host)],
+            "",
+        )
+        .await;
+        if allowed {
+            assert_eq!(status, StatusCode::OK, "{host}");
+        } else {
+            assert_eq!(status, StatusCode::FORBIDDEN, "{host}");
+            let problem: Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(problem["code"], "host_not_allowed", "{host}");
+        }
+        let (status, _, _) = call_with(
+            &app.router,
+            "POST",
+            "/api/v1/metrics",
+            &[("host", host), ("content-type", "application/json")],
+            json!({"service": "a", "metric": "latency_ms", "value": 1}).to_string(),
+        )
+        .await;
+        assert_eq!(status.is_success(), allowed, "POST to {host}");
+    }
+    assert_eq!(stored(&app.store, "a").await, 5);
+}
+
+#[tokio::test]
+async fn every_answer_is_nosniff_and_pages_and_svgs_carry_a_policy() {
+    let cache = Arc::new(MemoryCache::default());
+    let state = ApiState {
+        store: Arc::new(MemoryStore::default()),
+        queue: Arc::new(MemoryQueue::new(10)),
+        cache: cache.clone(),
+        views: Arc::new(MemoryViews::default()),
+        config: ApiConfig::default(),
+    };
+    let router = harden(
+        router(state).merge(plotq_api::dashboard_router(
+            "http://127.0.0.1:8081/api/v1/events",
+        )),
+        &open_edge(),
+    );
+    let (_, h, _) = call(&router, "GET", "/api/v1/services", "").await;
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    let (_, h, _) = call(&router, "GET", "/api/v1/nope", "").await;
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    let (status, h, _) = call(&router, "GET", "/", "").await;
+    assert_eq!(status, StatusCode::OK);
+    let csp = h["content-security-policy"].to_str().unwrap();
+    for directive in [
+        "default-src 'self'",
+        "frame-ancestors 'none'",
+        "object-src 'none'",
+        "connect-src 'self' http://127.0.0.1:8081",
+    ] {
+        assert!(csp.contains(directive), "{directive} in {csp}");
+    }
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    // An SVG plot: scripts it might hold never run (served through the same edge).
+    let mut spec = PlotSpec::new(PlotKind::Histogram, ServiceName::parse("a").unwrap());
+    spec.format = plotq_domain::ImageFormat::Svg;
+    let mut job = JobState::queued(JobId::new_random(), spec, 0);
+    job.status = JobStatus::Done;
+    cache
+        .put_state(&job, Duration::from_secs(60))
+        .await
+        .unwrap();
+    cache
+        .put_image(
+            job.id,
+            b"<svg xmlns='http://www.w3.org/2000/svg'/>",
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    let (status, h, _) = call(
+        &router,
+        "GET",
+        &format!("/api/v1/plots/{}/image", job.id),
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(h["content-type"], "image/svg+xml");
+    let csp = h["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("sandbox") && csp.contains("default-src 'none'"),
+        "{csp}"
+    );
+}
+
+#[tokio::test]
+async fn tickets_and_links_die_with_their_token_even_under_the_same_name() {
+    let (old, new) = (new_token(), new_token());
+    let entries = |token: &str, scopes: &str| {
+        plotq_http::auth::parse_tokens(&format!(
+            "{} scopes={scopes} services=team-a-* name=team-a",
+            hash_token(token)
+        ))
+        .unwrap()
+    };
+    let edge = edge(
+        AuthConfig {
+            tokens: entries(&old, "read,ingest"),
+            ..AuthConfig::open()
+        },
+        LimitsConfig::default(),
+    );
+    let app = app_on(1024 * 1024, &edge);
+    let r = &app.router;
+    let (status, ticket) = as_token(r, Some(&old), "POST", "/api/v1/tickets", Value::Null).await;
+    assert_eq!(status, StatusCode::OK);
+    let ticket = ticket["ticket"].as_str().unwrap().to_owned();
+    let query = "kind=histogram&service=team-a-api&window=1h";
+    let (status, link) = as_token(
+        r,
+        Some(&old),
+        "POST",
+        "/api/v1/render/grants",
+        json!({"query": query}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let link = link["url"].as_str().unwrap().to_owned();
+    let services = format!("/api/v1/services?ticket={ticket}");
+    assert_eq!(call(r, "GET", &services, "").await.0, StatusCode::OK);
+    // A percent-encoded ticket is the same ticket.
+    let encoded = format!("/api/v1/services?ticket={}", ticket.replace('.', "%2E"));
+    assert_eq!(call(r, "GET", &encoded, "").await.0, StatusCode::OK);
+
+    // Rotated: the same name, a new secret. The old token's ticket and link are dead.
+    edge.auth
+        .replace_tokens(entries(&new, "read,ingest"))
+        .unwrap();
+    let (status, _, body) = call(r, "GET", &services, "").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body).unwrap()["code"],
+        "unauthorized"
+    );
+    assert_eq!(call(r, "GET", &link, "").await.0, StatusCode::UNAUTHORIZED);
+
+    // The new token's ticket works until the token loses `read`.
+    let (_, ticket) = as_token(r, Some(&new), "POST", "/api/v1/tickets", Value::Null).await;
+    let services = format!(
+        "/api/v1/services?ticket={}",
+        ticket["ticket"].as_str().unwrap()
+    );
+    assert_eq!(call(r, "GET", &services, "").await.0, StatusCode::OK);
+    edge.auth.replace_tokens(entries(&new, "ingest")).unwrap();
+    assert_eq!(
+        call(r, "GET", &services, "").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+/// An api (with `tokens`) whose `GET /api/v1/render` gives up after `wait`: no worker
+/// runs here, so a render that is queued answers `503 render_timeout`.
+fn secured_with_render_wait(
+    tokens: &str,
+    limits: LimitsConfig,
+    wait: Duration,
+) -> (axum::Router, Arc<MemoryQueue>) {
+    let queue = Arc::new(MemoryQueue::new(100));
+    let edge = edge(
+        AuthConfig {
+            tokens: plotq_http::auth::parse_tokens(tokens).unwrap(),
+            ..AuthConfig::open()
+        },
+        limits,
+    );
+    let state = ApiState {
+        store: Arc::new(MemoryStore::default()),
+        queue: queue.clone(),
+        cache: Arc::new(MemoryCache::default()),
+        views: Arc::new(MemoryViews::default()),
+        config: ApiConfig {
+            render: plotq_api::RenderConfig {
+                wait,
+                ..plotq_api::RenderConfig::default()
+            },
+            ..ApiConfig::default()
+        },
+    };
+    (hardened(state, &edge), queue)
+}
+
+#[tokio::test]
+async fn a_link_spends_its_own_budget_never_its_minters() {
+    let token = new_token();
+    let (r, queue) = secured_with_render_wait(
+        &format!("{} scopes=read name=minter", hash_token(&token)),
+        LimitsConfig {
+            plot_requests_per_sec: 1,
+            plot_burst: 3,
+            grant_requests_per_sec: 1,
+            grant_burst: 5,
+            ..LimitsConfig::default()
+        },
+        Duration::from_millis(20),
+    );
+    let (status, link) = as_token(
+        &r,
+        Some(&token),
+        "POST",
+        "/api/v1/render/grants",
+        json!({"query": "kind=histogram&service=a&window=1h"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let url = link["url"].as_str().unwrap().to_owned();
+    // Anyone hammering the link: its own burst, then 429 — one job for all of it.
+    let mut codes = Vec::new();
+    for _ in 0..12 {
+        let (status, _, body) = call(&r, "GET", &url, "").await;
+        let code = serde_json::from_slice::<Value>(&body).unwrap_or_default()["code"].clone();
+        codes.push((status.as_u16(), code.as_str().unwrap_or("").to_owned()));
+    }
+    let limited = codes
+        .iter()
+        .filter(|(s, c)| *s == 429 && c == "rate_limited")
+        .count();
+    assert_eq!(limited, 12 - 5, "{codes:?}");
+    assert_eq!(queue.depth(), 1, "identical requests share one job");
+    // The minter still has its whole budget for its own plots.
+    for i in 0..2 {
+        let (status, _) = as_token(
+            &r,
+            Some(&token),
+            "POST",
+            "/api/v1/plots",
+            json!({"kind": "histogram", "service": "a", "title": format!("own {i}")}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "own plot {i}");
+    }
+}
+
+#[tokio::test]
+async fn answers_shared_with_an_earlier_job_cost_no_budget() {
+    let token = new_token();
+    let (r, queue) = secured_with_render_wait(
+        &format!("{} scopes=read name=reader", hash_token(&token)),
+        LimitsConfig {
+            plot_requests_per_sec: 1,
+            plot_burst: 2,
+            ..LimitsConfig::default()
+        },
+        Duration::from_millis(20),
+    );
+    let spec = json!({"kind": "histogram", "service": "a", "window": "1h"});
+    for _ in 0..10 {
+        let (status, body) =
+            as_token(&r, Some(&token), "POST", "/api/v1/plots", spec.clone()).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    }
+    for _ in 0..10 {
+        let (status, _, _) = call_with(
+            &r,
+            "GET",
+            "/api/v1/render?kind=histogram&service=a&window=1h&width=800",
+            &[("authorization", &format!("Bearer {token}"))],
+            "",
+        )
+        .await;
+        assert_eq!(
+            status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "waiting, not refused"
+        );
+    }
+    assert_eq!(
+        queue.depth(),
+        2,
+        "one job for the POSTs, one for the render URL"
+    );
+    // A render that is really queued is charged: the burst of 2 is spent.
+    let (status, problem) = as_token(
+        &r,
+        Some(&token),
+        "POST",
+        "/api/v1/plots",
+        json!({"kind": "cdf", "service": "a"}),
+    )
+    .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited"))
+    );
+}
+
+#[tokio::test]
+async fn a_caller_has_a_bounded_share_of_the_queue() {
+    let (busy, quiet) = (new_token(), new_token());
+    let queue = Arc::new(MemoryQueue::new(100));
+    let cache = Arc::new(MemoryCache::default());
+    let edge = edge(
+        AuthConfig {
+            tokens: plotq_http::auth::parse_tokens(&format!(
+                "{} scopes=read name=busy\n{} scopes=read name=quiet",
+                hash_token(&busy),
+                hash_token(&quiet)
+            ))
+            .unwrap(),
+            ..AuthConfig::open()
+        },
+        LimitsConfig::default(),
+    );
+    let r = hardened(
+        ApiState {
+            store: Arc::new(MemoryStore::default()),
+            queue: queue.clone(),
+            cache: cache.clone(),
+            views: Arc::new(MemoryViews::default()),
+            config: ApiConfig {
+                jobs_in_flight_per_caller: 3,
+                ..ApiConfig::default()
+            },
+        },
+        &edge,
+    );
+    let spec = |i: usize| json!({"kind": "histogram", "service": "a", "title": format!("t{i}")});
+    for i in 0..3 {
+        let (status, _) = as_token(&r, Some(&busy), "POST", "/api/v1/plots", spec(i)).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+    }
+    let (status, problem) = as_token(&r, Some(&busy), "POST", "/api/v1/plots", spec(3)).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("too_many_jobs")),
+        "{problem}"
+    );
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("PLOTQ_JOBS_IN_FLIGHT_PER_CALLER")
+    );
+    // A refused request shares an existing job when it can: identical requests are free.
+    let (status, body) = as_token(&r, Some(&busy), "POST", "/api/v1/plots", spec(0)).await;
+    assert_eq!(
+        (status, body["deduplicated"].as_bool()),
+        (StatusCode::ACCEPTED, Some(true))
+    );
+    // Another caller has its own share.
+    let (status, _) = as_token(&r, Some(&quiet), "POST", "/api/v1/plots", spec(9)).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(queue.depth(), 4);
+    // Each job carries its caller's lane; one ending (as a worker ends it) frees a place.
+    let mut consumer = queue.consume(10).await.unwrap();
+    let mut lanes = Vec::new();
+    for _ in 0..4 {
+        let message = JobMessage::decode(&consumer.next().await.unwrap().body).unwrap();
+        lanes.push((message.lane.clone().expect("a lane"), message.id));
+    }
+    let busy_lane = lanes[0].0.clone();
+    assert!(lanes[..3].iter().all(|(lane, _)| *lane == busy_lane));
+    assert_ne!(lanes[3].0, busy_lane, "the other caller's lane");
+    assert!(!busy_lane.as_str().contains("busy"), "lanes name no token");
+    cache.end_job(busy_lane.as_str(), lanes[0].1).await.unwrap();
+    let (status, _) = as_token(&r, Some(&busy), "POST", "/api/v1/plots", spec(4)).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
 }

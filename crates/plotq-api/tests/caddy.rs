@@ -367,8 +367,7 @@ async fn lines_in_any_line_content_type_anything_else_is_415() {
         "application/x-ndjson",
         "application/jsonl",
         "application/json-lines",
-        "text/plain; charset=utf-8",
-        "Application/X-NDJSON",
+        "Application/X-NDJSON; charset=utf-8",
     ] {
         let (status, _, body) = post(
             &app.router,
@@ -383,7 +382,12 @@ async fn lines_in_any_line_content_type_anything_else_is_415() {
             "{content_type}"
         );
     }
+    // A content type a cross-site form or `fetch` may send without a CORS preflight
+    // (`text/plain` above all) is refused, like anything else that is not lines.
     for headers in [
+        &[("content-type", "text/plain")][..],
+        &[("content-type", "text/plain; charset=utf-8")][..],
+        &[("content-type", "multipart/form-data; boundary=x")][..],
         &[("content-type", "application/json")][..],
         &[("content-type", "application/x-www-form-urlencoded")][..],
         &[][..],
@@ -596,6 +600,19 @@ impl plotq_ports::PlotCache for SlowBegin {
     }
     async fn abandon_idempotent(&self, key: &str, fingerprint: &str) -> PortResult<()> {
         self.0.abandon_idempotent(key, fingerprint).await
+    }
+    async fn begin_job(
+        &self,
+        lane: &str,
+        id: JobId,
+        cap: usize,
+        lease: Duration,
+        now_ms: i64,
+    ) -> PortResult<bool> {
+        self.0.begin_job(lane, id, cap, lease, now_ms).await
+    }
+    async fn end_job(&self, lane: &str, id: JobId) -> PortResult<()> {
+        self.0.end_job(lane, id).await
     }
     async fn ping(&self) -> PortResult<()> {
         Ok(())

@@ -28,6 +28,23 @@ pub fn bucket_of(timestamp_ms: i64) -> i64 {
     timestamp_ms.div_euclid(BUCKET_MS) * BUCKET_MS
 }
 
+/// How many distinct one-minute buckets (series × minute) `samples` touch, counting no
+/// further than `stop_at` (so a hostile batch costs no more than the bound to check).
+pub fn count_buckets(samples: &[Sample], stop_at: usize) -> usize {
+    let mut seen = std::collections::HashSet::new();
+    for s in samples {
+        seen.insert((
+            s.service.as_str(),
+            s.metric.as_str(),
+            bucket_of(s.timestamp_ms),
+        ));
+        if seen.len() >= stop_at {
+            break;
+        }
+    }
+    seen.len()
+}
+
 /// The id of an idempotent ingest batch (32 lowercase hex digits): derived from the
 /// client's `Idempotency-Key`, its scope and the body, so a retried batch has the same
 /// id and a store can write it at most once (deterministic chunk ids, per-rollup

@@ -173,7 +173,10 @@ impl Rollup {
         Ok(())
     }
 
-    /// Rough bytes this rollup takes in memory.
+    /// A lower bound of the bytes this rollup takes in memory: 64, and 16 a map entry.
+    /// The struct is larger, and its `BTreeMap`s' nodes take more — a whole node (~150
+    /// bytes) for a map of one entry, ~25 bytes an entry in a large map — which is why the
+    /// in-memory store keeps rollups packed and counts what it holds itself.
     pub fn size_bytes(&self) -> u64 {
         64 + 16 * (self.positive.len() + self.negative.len() + self.codes.len()) as u64
     }

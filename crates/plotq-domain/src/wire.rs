@@ -69,6 +69,58 @@ pub struct JobMessage {
     /// The dashboard view this job refreshes, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub view: Option<String>,
+    /// Whose share of the workers this job is (`Lane`): workers take held jobs from
+    /// their lanes in turn, and the lane's in-flight count ends with the job. Absent in
+    /// jobs of writers before lanes (they share one lane).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lane: Option<Lane>,
+}
+
+/// A tenant's share of the queue and the workers: an opaque, fixed-size digest of the
+/// tenant (so no token name travels with a job), or `views` for the refresher's
+/// re-renders of watched dashboard views.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct Lane(String);
+
+/// Longest lane name a message may carry.
+pub const MAX_LANE_LEN: usize = 32;
+
+impl Lane {
+    /// The lane of the refresher's view re-renders.
+    pub fn views() -> Self {
+        Self("views".to_owned())
+    }
+
+    /// The lane of a tenant, from its digest (lowercase hex, as `sha256_hex` gives it):
+    /// its first 16 digits.
+    pub fn of_digest(hex_digest: &str) -> Self {
+        Self(hex_digest.chars().take(16).collect())
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if (1..=MAX_LANE_LEN).contains(&raw.len())
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(format!(
+                "a lane is 1 to {MAX_LANE_LEN} lowercase letters, digits or '-'"
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Lane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +148,8 @@ struct RawJobMessage {
     until_ms: i64,
     #[serde(default)]
     view: Option<String>,
+    #[serde(default)]
+    lane: Option<String>,
 }
 
 fn check_version(errors: &mut Collector, v: u32, known: u32) {
@@ -115,7 +169,14 @@ impl JobMessage {
             spec: state.spec.clone(),
             until_ms: state.until_ms,
             view: state.view.clone(),
+            lane: None,
         }
+    }
+
+    /// The same job, in `lane`.
+    pub fn in_lane(mut self, lane: Lane) -> Self {
+        self.lane = Some(lane);
+        self
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -141,6 +202,14 @@ impl JobMessage {
             errors.err("/until_ms", p);
         }
         check_view_key(&mut errors, "/view", raw.view.as_deref());
+        let lane = raw
+            .lane
+            .as_deref()
+            .map(Lane::parse)
+            .transpose()
+            .map_err(|p| errors.err("/lane", p))
+            .ok()
+            .flatten();
         errors.finish()?;
         let Some(spec) = spec else {
             return Err(FieldErrors::one("/spec", "invalid plot spec"));
@@ -151,6 +220,7 @@ impl JobMessage {
             spec,
             until_ms: raw.until_ms,
             view: raw.view,
+            lane,
         })
     }
 }

@@ -12,15 +12,25 @@
 //!   this is what keeps one tenant's plots and events from another.
 //! - **Read tickets**: `EventSource` and `<img>` cannot send headers, so a caller with
 //!   `read` exchanges its token for a ticket (`POST /api/v1/tickets`): an HMAC-SHA256-
-//!   signed claim (name, services, expiry; read scope only) passed as `?ticket=` on GET
-//!   routes. Every role that shares `PLOTQ_TICKET_SECRET` verifies it, so the api issues
-//!   tickets that notifiers accept. Tickets expire in minutes and grant nothing but reads.
+//!   signed claim (the token's key id and an expiry; read scope only) passed as
+//!   `?ticket=` on GET routes. Every role that shares `PLOTQ_TICKET_SECRET` verifies it,
+//!   so the api issues tickets that notifiers accept. Tickets expire in minutes and grant
+//!   nothing but reads.
 //! - **Render grants**: a link for `<img>` embeds outside plotq (`GET /api/v1/render?…&
 //!   grant=`), minted by a caller with `read` (`POST /api/v1/render/grants`): an
-//!   HMAC-SHA256-signed claim (name, services, expiry, and the SHA-256 of the link's
+//!   HMAC-SHA256-signed claim (the token's key id, expiry, and the SHA-256 of the link's
 //!   canonical query, so it opens that one plot and nothing else) under its own key
-//!   (`PLOTQ_GRANT_SECRET`; rotating it revokes every link). A grant of a token that is
-//!   no longer configured is refused, so removing a token revokes its links too.
+//!   (`PLOTQ_GRANT_SECRET`; rotating it revokes every link).
+//! - **Signed claims are bound to the token, not its name**: a ticket or grant carries
+//!   the token's *key id* (`TokenEntry::kid`, derived from its hash), and every use looks
+//!   the token up again: a removed or rotated token (same name, new secret) revokes its
+//!   tickets and links at once, and the scopes and services are always the token's
+//!   current ones. Token entries can be replaced while a role runs
+//!   (`Auth::replace_tokens`, from a reloaded `PLOTQ_TOKENS_FILE`); `Auth::recheck` tells
+//!   a long-lived stream whether its credential still holds.
+//! - **Service patterns** `prefix*` are plain string prefixes: `pay*` matches `payments`
+//!   and `payroll`, and `alpha*` matches `alphabet`. End a prefix with a separator
+//!   (`team-a.*`, `team-a-*`) to mean one family of services.
 //! - **Open mode** (no tokens): everyone is `anonymous` with every scope; only allowed on
 //!   loopback unless auth is switched off explicitly (checked where roles start).
 //!
@@ -36,7 +46,7 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use subtle::ConstantTimeEq;
 
@@ -114,7 +124,8 @@ impl ServiceAccess {
         Self(None)
     }
 
-    /// Exact names, or prefixes ending in `*`.
+    /// Exact names, or prefixes ending in `*` (plain string prefixes: end one with a
+    /// separator, `team-a.*`, to mean one family of names).
     pub fn only(patterns: Vec<String>) -> Self {
         Self(Some(patterns))
     }
@@ -134,30 +145,50 @@ impl ServiceAccess {
     }
 }
 
+/// How a caller proved who it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// Open mode: nobody is asked.
+    Open,
+    /// A bearer token (its key id).
+    Token { kid: String },
+    /// A read ticket of a token, until `expires_ms`.
+    Ticket { kid: String, expires_ms: i64 },
+    /// A render grant (a signed link) of a token, until `expires_ms`.
+    Grant { kid: String, expires_ms: i64 },
+}
+
 /// An authenticated caller.
 #[derive(Debug, Clone)]
 pub struct Principal {
-    /// The token's name (`anonymous` in open mode); used in logs and as the rate key.
+    /// The token's name (`anonymous` in open mode); used in logs.
     pub name: String,
     pub scopes: Scopes,
     pub services: ServiceAccess,
-    /// Whether this came from a read ticket rather than a token.
-    pub via_ticket: bool,
-    /// What rate and connection limits are counted against: the token name, or the
-    /// client address when anonymous.
+    /// What proved it (a long-lived stream re-checks it: `Auth::recheck`).
+    pub credential: Credential,
+    /// What rate and connection limits are counted against: `token:<name>`, the client
+    /// address when anonymous, or `grant:<digest>` for a signed link (a link's traffic
+    /// has its own budget, never its minter's).
     pub limit_key: String,
+    /// Whose work this is, for the per-tenant shares of the queue, the render waiters
+    /// and the workers (`token:<name>`, or the client address when anonymous; a signed
+    /// link's renders are its minter's).
+    pub tenant: String,
 }
 
 impl Principal {
-    /// A caller by a signed claim (ticket or grant) of token `name`: reads only.
-    fn read_only(name: String, services: ServiceAccess) -> Self {
-        Self {
-            limit_key: format!("token:{name}"),
-            name,
-            scopes: Scopes::of(&[Scope::Read]),
-            services,
-            via_ticket: true,
-        }
+    /// Whether this came from a read ticket or a render grant rather than a token.
+    pub fn via_signed_claim(&self) -> bool {
+        matches!(
+            self.credential,
+            Credential::Ticket { .. } | Credential::Grant { .. }
+        )
+    }
+
+    /// Whether this is a render grant's (a signed link's) holder.
+    pub fn via_grant(&self) -> bool {
+        matches!(self.credential, Credential::Grant { .. })
     }
 
     /// `403 forbidden` unless the caller holds `scope`.
@@ -185,6 +216,10 @@ impl Principal {
 #[derive(Clone)]
 pub struct TokenEntry {
     hash: [u8; 32],
+    /// The token's key id: 24 hex digits of a SHA-256 of its hash. Signed claims (tickets,
+    /// grants) carry it, so they are bound to this very token, not to its name; it
+    /// reveals nothing usable about the token (a hash of a hash of 256 random bits).
+    pub kid: String,
     pub name: String,
     pub scopes: Scopes,
     pub services: ServiceAccess,
@@ -202,6 +237,13 @@ impl std::fmt::Debug for TokenEntry {
 
 fn sha256(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
+}
+
+/// The key id of the token whose hash is `hash` (see `TokenEntry::kid`).
+fn kid_of(hash: &[u8; 32]) -> String {
+    let mut input = b"plotq key id\n".to_vec();
+    input.extend_from_slice(hash);
+    hex(&sha256(&input)[..12])
 }
 
 /// SHA-256 of `bytes`, as 64 lowercase hex digits (fingerprints of request bodies).
@@ -283,6 +325,7 @@ fn parse_token_line(line: &str) -> Result<TokenEntry, String> {
     }
     let scopes = scopes.ok_or("needs scopes=… (ingest, read, admin)")?;
     Ok(TokenEntry {
+        kid: kid_of(&hash),
         hash,
         name: name.unwrap_or_else(|| format!("token-{}", &hex(&hash)[..8])),
         scopes,
@@ -301,6 +344,10 @@ pub struct AuthConfig {
     /// HMAC key of render grants (shared by every api of a deployment).
     pub grant_secret: Vec<u8>,
 }
+
+/// Longest life a read ticket may be given (`PLOTQ_TICKET_TTL_SECS`): a ticket travels
+/// in URLs, so it must not outlive a working session by much.
+pub const MAX_TICKET_TTL: Duration = Duration::from_secs(3600);
 
 impl AuthConfig {
     /// Open mode with random ticket and grant keys (standalone on loopback, tests).
@@ -321,26 +368,32 @@ impl AuthConfig {
 /// The authenticator a role's handlers share (in request extensions).
 #[derive(Debug)]
 pub struct Auth {
-    config: AuthConfig,
+    /// Whether the role started without tokens (fixed for its life: a reload never
+    /// turns authentication off or on).
+    open: bool,
+    /// The token entries in force (replaced whole by `replace_tokens`).
+    tokens: RwLock<Arc<Vec<TokenEntry>>>,
+    ticket_secret: Vec<u8>,
+    ticket_ttl: Duration,
+    grant_secret: Vec<u8>,
 }
 
+/// A read ticket's claims (signed; see the module docs).
 #[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct TicketClaims {
-    /// Token name.
-    n: String,
-    /// Services (null = all).
-    s: ServiceAccess,
+    /// The token's key id (empty in open mode).
+    k: String,
     /// Expiry, epoch ms.
     e: i64,
 }
 
 /// A render grant's claims.
 #[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct GrantClaims {
-    /// Token name.
-    n: String,
-    /// Services (null = all).
-    s: ServiceAccess,
+    /// The token's key id (empty in open mode).
+    k: String,
     /// Expiry, epoch ms.
     e: i64,
     /// SHA-256 of the canonical query it opens (base64url).
@@ -386,13 +439,59 @@ fn unauthorized(detail: &str) -> Problem {
     Problem::new(ProblemCode::Unauthorized, detail.to_owned())
 }
 
+/// Why a credential that once held no longer does (`Auth::recheck`), for the final
+/// event of a stream it opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lapsed {
+    /// The ticket's (or link's) time is up.
+    Expired,
+    /// The token was removed or replaced, or lost the scope or a service it used.
+    Revoked,
+}
+
+impl Lapsed {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lapsed::Expired => "credential_expired",
+            Lapsed::Revoked => "credential_revoked",
+        }
+    }
+}
+
 impl Auth {
     pub fn new(config: AuthConfig) -> Arc<Self> {
-        Arc::new(Self { config })
+        Arc::new(Self {
+            open: config.is_open(),
+            tokens: RwLock::new(Arc::new(config.tokens)),
+            ticket_secret: config.ticket_secret,
+            ticket_ttl: config.ticket_ttl.min(MAX_TICKET_TTL),
+            grant_secret: config.grant_secret,
+        })
     }
 
     pub fn is_open(&self) -> bool {
-        self.config.is_open()
+        self.open
+    }
+
+    fn tokens(&self) -> Arc<Vec<TokenEntry>> {
+        self.tokens.read().expect("tokens lock").clone()
+    }
+
+    /// Puts `tokens` in force (a reloaded `PLOTQ_TOKENS_FILE`): a removed or replaced
+    /// token stops working at once, with its tickets and links. Refused (the old entries
+    /// stay) when it would switch open mode on or off.
+    pub fn replace_tokens(&self, tokens: Vec<TokenEntry>) -> Result<(), String> {
+        if tokens.is_empty() != self.open {
+            return Err(if self.open {
+                "this role started without tokens (open mode); restart it to turn authentication on"
+                    .to_owned()
+            } else {
+                "refusing to drop every token (that would be open mode); keep at least one entry"
+                    .to_owned()
+            });
+        }
+        *self.tokens.write().expect("tokens lock") = Arc::new(tokens);
+        Ok(())
     }
 
     /// Who sent this request: a bearer token, else (on GET/HEAD) a `ticket` query
@@ -433,8 +532,9 @@ impl Auth {
                 name: "anonymous".to_owned(),
                 scopes: Scopes::all(),
                 services: ServiceAccess::all(),
-                via_ticket: false,
-                limit_key: key,
+                credential: Credential::Open,
+                limit_key: key.clone(),
+                tenant: key,
             });
         }
         Err(unauthorized(
@@ -442,23 +542,41 @@ impl Auth {
         ))
     }
 
-    fn check_token(&self, token: &str) -> Result<Principal, Problem> {
-        let presented = sha256(token.as_bytes());
-        // Compare with every entry; remember a match without branching on secrets early.
+    /// The entry whose hash is `presented`, compared with every entry in constant time.
+    fn entry_by_hash(&self, presented: &[u8; 32]) -> Option<TokenEntry> {
+        let tokens = self.tokens();
         let mut found: Option<&TokenEntry> = None;
-        for entry in &self.config.tokens {
-            let equal: bool = entry.hash.ct_eq(&presented).into();
+        for entry in tokens.iter() {
+            let equal: bool = entry.hash.ct_eq(presented).into();
             if equal {
                 found = Some(entry);
             }
         }
-        match found {
+        found.cloned()
+    }
+
+    /// The entry with key id `kid`, compared with every entry in constant time.
+    fn entry_by_kid(&self, kid: &str) -> Option<TokenEntry> {
+        let tokens = self.tokens();
+        let mut found: Option<&TokenEntry> = None;
+        for entry in tokens.iter() {
+            let equal: bool = entry.kid.as_bytes().ct_eq(kid.as_bytes()).into();
+            if equal {
+                found = Some(entry);
+            }
+        }
+        found.cloned()
+    }
+
+    fn check_token(&self, token: &str) -> Result<Principal, Problem> {
+        match self.entry_by_hash(&sha256(token.as_bytes())) {
             Some(e) => Ok(Principal {
-                name: e.name.clone(),
-                scopes: e.scopes,
-                services: e.services.clone(),
-                via_ticket: false,
                 limit_key: format!("token:{}", e.name),
+                tenant: format!("token:{}", e.name),
+                credential: Credential::Token { kid: e.kid },
+                name: e.name,
+                scopes: e.scopes,
+                services: e.services,
             }),
             None if self.is_open() => Err(unauthorized(
                 "this server has no tokens configured; send no Authorization header",
@@ -467,49 +585,83 @@ impl Auth {
         }
     }
 
+    /// The read-only caller a signed claim of key id `kid` stands for: the token as it is
+    /// configured now (its name and current services), if it still exists and still has
+    /// the `read` scope; anonymous with every service in open mode.
+    fn claim_holder(&self, kid: &str) -> Option<(String, ServiceAccess)> {
+        if self.is_open() {
+            return Some(("anonymous".to_owned(), ServiceAccess::all()));
+        }
+        let entry = self.entry_by_kid(kid)?;
+        entry
+            .scopes
+            .contains(Scope::Read)
+            .then_some((entry.name, entry.services))
+    }
+
     /// A read ticket for `principal`, valid for the configured time; with its expiry.
-    pub fn issue_ticket(&self, principal: &Principal, now_ms: i64) -> (String, i64) {
-        let expires = now_ms.saturating_add(self.config.ticket_ttl.as_millis() as i64);
-        let claims = TicketClaims {
-            n: principal.name.clone(),
-            s: principal.services.clone(),
-            e: expires,
-        };
-        (sign(&self.config.ticket_secret, &claims), expires)
+    /// `None` when the caller has no token to bind it to (a ticket's holder).
+    pub fn issue_ticket(&self, principal: &Principal, now_ms: i64) -> Option<(String, i64)> {
+        let kid = self.kid_of_principal(principal)?;
+        let expires = now_ms.saturating_add(self.ticket_ttl.as_millis() as i64);
+        let claims = TicketClaims { k: kid, e: expires };
+        Some((sign(&self.ticket_secret, &claims), expires))
+    }
+
+    /// The key id signed claims of `principal` carry: its token's (empty in open mode);
+    /// `None` for a caller that is itself a signed claim's holder.
+    fn kid_of_principal(&self, principal: &Principal) -> Option<String> {
+        match &principal.credential {
+            Credential::Open => Some(String::new()),
+            Credential::Token { kid } => Some(kid.clone()),
+            Credential::Ticket { .. } | Credential::Grant { .. } => None,
+        }
     }
 
     fn verify_ticket(&self, ticket: &str, now_ms: i64) -> Result<Principal, Problem> {
-        let claims: TicketClaims =
-            open_signed(&self.config.ticket_secret, ticket).ok_or_else(|| {
-                unauthorized("invalid ticket; get a new one from POST /api/v1/tickets")
-            })?;
+        let invalid =
+            || unauthorized("invalid or revoked ticket; get a new one from POST /api/v1/tickets");
+        let claims: TicketClaims = open_signed(&self.ticket_secret, ticket).ok_or_else(invalid)?;
         if claims.e <= now_ms {
             return Err(unauthorized(
                 "the ticket has expired; get a new one from POST /api/v1/tickets",
             ));
         }
-        Ok(Principal::read_only(claims.n, claims.s))
+        let (name, services) = self.claim_holder(&claims.k).ok_or_else(invalid)?;
+        let key = format!("token:{name}");
+        Ok(Principal {
+            limit_key: key.clone(),
+            tenant: key,
+            name,
+            scopes: Scopes::of(&[Scope::Read]),
+            services,
+            credential: Credential::Ticket {
+                kid: claims.k,
+                expires_ms: claims.e,
+            },
+        })
     }
 
     /// A render grant for `principal` opening exactly `canonical_query`, until
-    /// `expires_ms`.
+    /// `expires_ms`; `None` when the caller has no token to bind it to.
     pub fn issue_grant(
         &self,
         principal: &Principal,
         canonical_query: &str,
         expires_ms: i64,
-    ) -> String {
+    ) -> Option<String> {
         let claims = GrantClaims {
-            n: principal.name.clone(),
-            s: principal.services.clone(),
+            k: self.kid_of_principal(principal)?,
             e: expires_ms,
             q: query_digest(canonical_query),
         };
-        sign(&self.config.grant_secret, &claims)
+        Some(sign(&self.grant_secret, &claims))
     }
 
     /// The read-only caller a grant stands for, if it is genuine, unexpired, made for
-    /// `canonical_query` and (with tokens) of a token still configured; `401` otherwise.
+    /// `canonical_query` and of a token still configured with `read` (its current
+    /// services); `401` otherwise. Its rate key is the link's own (`grant:<digest>`),
+    /// its tenant the minting token's.
     pub fn verify_grant(
         &self,
         grant: &str,
@@ -521,8 +673,7 @@ impl Auth {
                 "invalid link: its grant is not genuine, was revoked, or was made for other parameters",
             )
         };
-        let claims: GrantClaims =
-            open_signed(&self.config.grant_secret, grant).ok_or_else(invalid)?;
+        let claims: GrantClaims = open_signed(&self.grant_secret, grant).ok_or_else(invalid)?;
         let made_for: bool = query_digest(canonical_query)
             .as_bytes()
             .ct_eq(claims.q.as_bytes())
@@ -530,15 +681,62 @@ impl Auth {
         if !made_for {
             return Err(invalid());
         }
-        if !self.is_open() && !self.config.tokens.iter().any(|t| t.name == claims.n) {
-            return Err(invalid());
-        }
+        let (name, services) = self.claim_holder(&claims.k).ok_or_else(invalid)?;
         if claims.e <= now_ms {
             return Err(unauthorized(
                 "the link has expired; ask for a new one (POST /api/v1/render/grants)",
             ));
         }
-        Ok(Principal::read_only(claims.n, claims.s))
+        // One budget per link: the digest of the grant itself (a new link is a new key).
+        let link = &URL_SAFE_NO_PAD.encode(sha256(grant.as_bytes()))[..22];
+        Ok(Principal {
+            limit_key: format!("grant:{link}"),
+            tenant: if self.is_open() {
+                "anonymous".to_owned()
+            } else {
+                format!("token:{name}")
+            },
+            name,
+            scopes: Scopes::of(&[Scope::Read]),
+            services,
+            credential: Credential::Grant {
+                kid: claims.k,
+                expires_ms: claims.e,
+            },
+        })
+    }
+
+    /// Whether `principal`'s credential still holds at `now_ms`, for a stream it opened
+    /// long ago: a ticket or link still unexpired, its token still configured with `read`
+    /// and every service in `uses` still allowed. `Err` says why not.
+    pub fn recheck(&self, principal: &Principal, uses: &[&str], now_ms: i64) -> Result<(), Lapsed> {
+        let (kid, expires_ms) = match &principal.credential {
+            Credential::Open => return Ok(()),
+            Credential::Token { kid } => (kid, None),
+            Credential::Ticket { kid, expires_ms } | Credential::Grant { kid, expires_ms } => {
+                (kid, Some(*expires_ms))
+            }
+        };
+        if expires_ms.is_some_and(|e| e <= now_ms) {
+            return Err(Lapsed::Expired);
+        }
+        if self.is_open() {
+            return Ok(()); // no tokens to revoke: only expiry ends a claim
+        }
+        let Some(entry) = self.entry_by_kid(kid) else {
+            return Err(Lapsed::Revoked);
+        };
+        let scopes_held = if principal.via_signed_claim() {
+            entry.scopes.contains(Scope::Read)
+        } else {
+            Scope::ALL
+                .iter()
+                .all(|s| !principal.scopes.contains(*s) || entry.scopes.contains(*s))
+        };
+        if !scopes_held || !uses.iter().all(|s| entry.services.allows(s)) {
+            return Err(Lapsed::Revoked);
+        }
+        Ok(())
     }
 }
 
@@ -554,13 +752,12 @@ impl std::ops::Deref for Caller {
     }
 }
 
-/// The `ticket` query parameter, if any (without parsing the rest of the query).
+/// The `ticket` query parameter, if any, percent-decoded (without parsing the rest of the
+/// query as a whole).
 fn ticket_param(query: Option<&str>) -> Option<String> {
-    query?
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .find(|(k, _)| *k == "ticket")
-        .map(|(_, v)| v.to_owned())
+    form_urlencoded::parse(query?.as_bytes())
+        .find(|(k, _)| k == "ticket")
+        .map(|(_, v)| v.into_owned())
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
@@ -669,12 +866,16 @@ mod tests {
         let p = auth
             .authenticate(&bearer(&token), &Method::POST, None, None, 0)
             .unwrap();
-        let (ticket, expires) = auth.issue_ticket(&p, 1_000);
+        let (ticket, expires) = auth.issue_ticket(&p, 1_000).unwrap();
         assert_eq!(expires, 61_000);
         let q = auth
             .authenticate(&HeaderMap::new(), &Method::GET, Some(&ticket), None, 2_000)
             .unwrap();
-        assert!(q.via_ticket && q.require(Scope::Read).is_ok());
+        assert!(q.via_signed_claim() && q.require(Scope::Read).is_ok());
+        assert!(
+            auth.issue_ticket(&q, 2_000).is_none(),
+            "a ticket does not mint tickets"
+        );
         assert!(q.require(Scope::Ingest).is_err(), "tickets only read");
         assert!(!q.may_use_service("search"));
         // Not on writes, not after expiry, not when tampered with, not with another key.
@@ -715,11 +916,17 @@ mod tests {
             .authenticate(&bearer(&token), &Method::POST, None, None, 0)
             .unwrap();
         let query = "kind=histogram&service=checkout&window=1h";
-        let grant = auth.issue_grant(&p, query, 10_000);
+        let grant = auth.issue_grant(&p, query, 10_000).unwrap();
         let q = auth.verify_grant(&grant, query, 9_999).unwrap();
         assert!(q.require(Scope::Read).is_ok() && q.require(Scope::Ingest).is_err());
         assert!(q.may_use_service("checkout") && !q.may_use_service("search"));
-        assert_eq!(q.limit_key, "token:t");
+        assert!(q.via_grant());
+        assert!(
+            q.limit_key.starts_with("grant:"),
+            "a link has its own budget: {}",
+            q.limit_key
+        );
+        assert_eq!(q.tenant, "token:t", "its renders are its minter's");
         // Not for other parameters, not once expired, not tampered with.
         assert!(
             auth.verify_grant(&grant, "kind=histogram&service=checkout&window=2h", 1)
@@ -731,7 +938,7 @@ mod tests {
         forged.replace_range(0..1, if &grant[0..1] == "e" { "f" } else { "e" });
         assert!(auth.verify_grant(&forged, query, 1).is_err());
         // A ticket is not a grant, nor a grant a ticket (separate keys).
-        let (ticket, _) = auth.issue_ticket(&p, 0);
+        let (ticket, _) = auth.issue_ticket(&p, 0).unwrap();
         assert!(auth.verify_grant(&ticket, query, 1).is_err());
         assert!(
             auth.authenticate(&HeaderMap::new(), &Method::GET, Some(&grant), None, 1)
@@ -746,6 +953,119 @@ mod tests {
         assert!(rotated.verify_grant(&grant, query, 1).is_err());
         let other_token = auth_with(&format!("{} scopes=read name=u", hash_token(&new_token())));
         assert!(other_token.verify_grant(&grant, query, 1).is_err());
+    }
+
+    #[test]
+    fn claims_follow_the_token_itself_not_its_name() {
+        let (old, new) = (new_token(), new_token());
+        let auth = auth_with(&format!(
+            "{} scopes=read,ingest services=checkout,search name=team",
+            hash_token(&old)
+        ));
+        let p = auth
+            .authenticate(&bearer(&old), &Method::GET, None, None, 0)
+            .unwrap();
+        let (ticket, _) = auth.issue_ticket(&p, 0).unwrap();
+        let query = "kind=histogram&service=search&window=1h";
+        let grant = auth.issue_grant(&p, query, 60_000).unwrap();
+        let ticket_holder =
+            || auth.authenticate(&HeaderMap::new(), &Method::GET, Some(&ticket), None, 1);
+        assert!(ticket_holder().unwrap().may_use_service("search"));
+        assert_eq!(
+            auth.recheck(&ticket_holder().unwrap(), &["search"], 1),
+            Ok(())
+        );
+
+        // The token loses a service: its claims lose it too, at once.
+        auth.replace_tokens(
+            parse_tokens(&format!(
+                "{} scopes=read services=checkout name=team",
+                hash_token(&old)
+            ))
+            .unwrap(),
+        )
+        .unwrap();
+        let narrowed = ticket_holder().unwrap();
+        assert!(narrowed.may_use_service("checkout") && !narrowed.may_use_service("search"));
+        assert!(
+            !auth
+                .verify_grant(&grant, query, 1)
+                .unwrap()
+                .may_use_service("search")
+        );
+        assert_eq!(auth.recheck(&p, &["search"], 1), Err(Lapsed::Revoked));
+        assert_eq!(
+            auth.recheck(&p, &["checkout"], 1),
+            Err(Lapsed::Revoked),
+            "the token lost the ingest scope this caller had"
+        );
+
+        // Rotated: the same name with a new secret. The old token's claims are dead.
+        auth.replace_tokens(
+            parse_tokens(&format!(
+                "{} scopes=read,ingest name=team",
+                hash_token(&new)
+            ))
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(ticket_holder().unwrap_err().status, 401);
+        assert_eq!(auth.verify_grant(&grant, query, 1).unwrap_err().status, 401);
+        assert_eq!(auth.recheck(&narrowed, &[], 1), Err(Lapsed::Revoked));
+        assert_eq!(
+            auth.authenticate(&bearer(&old), &Method::GET, None, None, 1)
+                .unwrap_err()
+                .status,
+            401
+        );
+
+        // A token without `read` any more opens no claims of its own.
+        let p = auth
+            .authenticate(&bearer(&new), &Method::GET, None, None, 0)
+            .unwrap();
+        let (ticket, expires) = auth.issue_ticket(&p, 0).unwrap();
+        auth.replace_tokens(
+            parse_tokens(&format!("{} scopes=ingest name=team", hash_token(&new))).unwrap(),
+        )
+        .unwrap();
+        assert!(
+            auth.authenticate(&HeaderMap::new(), &Method::GET, Some(&ticket), None, 1)
+                .is_err()
+        );
+        // And expiry is its own reason.
+        auth.replace_tokens(
+            parse_tokens(&format!("{} scopes=read name=team", hash_token(&new))).unwrap(),
+        )
+        .unwrap();
+        let holder = auth
+            .authenticate(&HeaderMap::new(), &Method::GET, Some(&ticket), None, 1)
+            .unwrap();
+        assert_eq!(auth.recheck(&holder, &[], expires), Err(Lapsed::Expired));
+        // Reloads never switch open mode on or off.
+        assert!(auth.replace_tokens(Vec::new()).is_err());
+        assert!(
+            Auth::new(AuthConfig::open())
+                .replace_tokens(parse_tokens(&format!("{} scopes=read", hash_token(&new))).unwrap())
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn tickets_are_percent_decoded_and_capped_in_life() {
+        assert_eq!(
+            ticket_param(Some("a=1&ticket=ab%2Ecd%3D&b=2")).as_deref(),
+            Some("ab.cd=")
+        );
+        assert_eq!(ticket_param(Some("tickets=x")), None);
+        let auth = Auth::new(AuthConfig {
+            ticket_ttl: Duration::from_secs(86_400),
+            ..AuthConfig::open()
+        });
+        let p = auth
+            .authenticate(&HeaderMap::new(), &Method::GET, None, None, 0)
+            .unwrap();
+        let (_, expires) = auth.issue_ticket(&p, 0).unwrap();
+        assert_eq!(expires, MAX_TICKET_TTL.as_millis() as i64);
     }
 
     #[test]
@@ -771,5 +1091,12 @@ mod tests {
             .unwrap();
         assert!(Scope::ALL.iter().all(|s| p.require(*s).is_ok()));
         assert_eq!(p.limit_key, "10.1.2.3");
+        // Its tickets hold until they expire (there is no token to revoke).
+        let (ticket, expires) = auth.issue_ticket(&p, 0).unwrap();
+        let holder = auth
+            .authenticate(&HeaderMap::new(), &Method::GET, Some(&ticket), None, 1)
+            .unwrap();
+        assert_eq!(auth.recheck(&holder, &["any"], expires - 1), Ok(()));
+        assert_eq!(auth.recheck(&holder, &["any"], expires), Err(Lapsed::Expired));
     }
 }

@@ -1,9 +1,25 @@
 //! The edge every HTTP role puts around its routes (`harden`): problem+json for unknown
 //! routes (404), wrong methods (405) and over-long URIs (414); a body read timeout; CORS
-//! for a configured list of origins (never `*`); and the shared authenticator and
-//! limiters in request extensions. Also `read_json`, the one way a JSON body is read:
-//! `415` unless it is declared JSON (so a foreign page cannot post form data), then the
-//! body limit, emptiness and syntax, each with its own code.
+//! for a configured list of origins (never `*`); the shared authenticator and limiters
+//! in request extensions; and the browser-facing guards:
+//!
+//! - **Writes from foreign pages** (`check_origin`): a write (any method but GET, HEAD,
+//!   OPTIONS) whose `Origin` is neither this server's own (the `Host` it was sent to) nor
+//!   a configured CORS origin is `403 origin_not_allowed` — and every write route reads
+//!   its body only when declared as JSON (or NDJSON log lines), never as a type a form can
+//!   send (`text/plain`, `application/x-www-form-urlencoded`, `multipart/form-data`), so
+//!   a cross-site form gets `415` even without an `Origin`.
+//! - **DNS rebinding** (`check_host`): in open mode on loopback, a request whose `Host`
+//!   is not a loopback name (`localhost`, `127.0.0.1`, `[::1]`) or a configured one
+//!   (`PLOTQ_ALLOWED_HOSTS`) is `403 host_not_allowed`: a page that made its own name
+//!   resolve to 127.0.0.1 reaches nothing.
+//! - **Security headers** (`security_headers`): `X-Content-Type-Options: nosniff` on
+//!   every answer; HTML and SVG answers get a `Content-Security-Policy` (unless the route
+//!   set its own, as the dashboard does), HTML also `X-Frame-Options: DENY` and
+//!   `Referrer-Policy: same-origin` (a page's URLs may carry a read ticket).
+//!
+//! Also `read_json`, the one way a JSON body is read: `415` unless it is declared JSON,
+//! then the body limit, emptiness and syntax, each with its own code.
 
 use crate::auth::Auth;
 use crate::limits::Limits;
@@ -30,6 +46,10 @@ pub struct EdgeConfig {
     pub max_uri_bytes: usize,
     /// How long reading a request body may take.
     pub body_read_timeout: Duration,
+    /// The `Host` names (without port, lowercase) requests may be sent to; `None` lets
+    /// any through. Set for open mode on loopback ([`loopback_hosts`] plus
+    /// `PLOTQ_ALLOWED_HOSTS`), where it is what stops DNS rebinding.
+    pub allowed_hosts: Option<Vec<String>>,
 }
 
 impl Default for EdgeConfig {
@@ -38,8 +58,17 @@ impl Default for EdgeConfig {
             cors_origins: Vec::new(),
             max_uri_bytes: 8 * 1024,
             body_read_timeout: Duration::from_secs(30),
+            allowed_hosts: None,
         }
     }
+}
+
+/// The names of this machine's loopback interface, as `Host` carries them.
+pub fn loopback_hosts() -> Vec<String> {
+    ["localhost", "127.0.0.1", "[::1]"]
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
 }
 
 /// What the edge shares with handlers.
@@ -64,12 +93,21 @@ async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Problem {
 /// Wraps a role's complete router with the shared edge.
 pub fn harden(router: Router, edge: &Edge) -> Router {
     let max_uri = edge.config.max_uri_bytes;
+    let hosts: Arc<Option<Vec<String>>> = Arc::new(edge.config.allowed_hosts.clone());
+    let origins: Arc<Vec<String>> = Arc::new(edge.config.cors_origins.clone());
     let router = router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(
             move |req: Request, next: Next| check_uri(req, next, max_uri),
         ))
+        .layer(axum::middleware::from_fn(
+            move |req: Request, next: Next| check_origin(req, next, origins.clone()),
+        ))
+        .layer(axum::middleware::from_fn(
+            move |req: Request, next: Next| check_host(req, next, hosts.clone()),
+        ))
+        .layer(axum::middleware::from_fn(security_headers))
         .layer(RequestBodyTimeoutLayer::new(edge.config.body_read_timeout))
         .layer(axum::Extension(edge.auth.clone()))
         .layer(axum::Extension(edge.limits.clone()));
@@ -89,6 +127,108 @@ async fn check_uri(req: Request, next: Next, max: usize) -> Response {
         .into_response();
     }
     next.run(req).await
+}
+
+/// The host name of a `Host` header value: lowercase, without the port (`[::1]` keeps
+/// its brackets).
+fn host_name(host: &str) -> String {
+    let host = host.trim().to_ascii_lowercase();
+    if host.starts_with('[') {
+        return host.split_inclusive(']').next().unwrap_or("").to_owned();
+    }
+    host.split(':').next().unwrap_or("").to_owned()
+}
+
+async fn check_host(req: Request, next: Next, allowed: Arc<Option<Vec<String>>>) -> Response {
+    if let Some(allowed) = allowed.as_ref() {
+        // HTTP/1.1 requests carry `Host`; HTTP/2 the authority of the URI.
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .or_else(|| req.uri().authority().map(|a| a.to_string()));
+        if let Some(host) = host {
+            let name = host_name(&host);
+            if !allowed.iter().any(|a| a == &name) {
+                return Problem::new(
+                    ProblemCode::HostNotAllowed,
+                    format!(
+                        "this server answers to {} only (open mode on loopback; add names with PLOTQ_ALLOWED_HOSTS)",
+                        allowed.join(", ")
+                    ),
+                )
+                .into_response();
+            }
+        }
+    }
+    next.run(req).await
+}
+
+/// Whether `origin` (an `Origin` header value) is the origin of a request sent to `host`
+/// (its `Host` header): same host and port, whatever the scheme (a proxy may end TLS).
+fn same_origin(origin: &str, host: Option<&str>) -> bool {
+    let Some(host) = host else { return false };
+    let authority = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"));
+    authority.is_some_and(|a| a.eq_ignore_ascii_case(host.trim()))
+}
+
+async fn check_origin(req: Request, next: Next, allowed: Arc<Vec<String>>) -> Response {
+    let write = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if write && let Some(origin) = req.headers().get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or("");
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok());
+        if !(same_origin(origin, host) || allowed.iter().any(|a| a == origin)) {
+            return Problem::new(
+                ProblemCode::OriginNotAllowed,
+                format!(
+                    "writes from the page at {:?} are refused (not this server's origin, not in PLOTQ_CORS_ORIGINS)",
+                    origin.chars().take(128).collect::<String>()
+                ),
+            )
+            .into_response();
+        }
+    }
+    next.run(req).await
+}
+
+/// The `Content-Security-Policy` of an SVG image: nothing it holds may run or load.
+pub const SVG_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; sandbox";
+/// The policy of any other HTML answer (the dashboard sets its own): nothing may run.
+const HTML_POLICY: &str = "default-src 'none'; frame-ancestors 'none'";
+
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut response = next.run(req).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    let media = declared_media_type(headers);
+    match media.as_deref() {
+        Some("image/svg+xml") => {
+            headers
+                .entry(header::CONTENT_SECURITY_POLICY)
+                .or_insert(HeaderValue::from_static(SVG_POLICY));
+        }
+        Some("text/html") => {
+            headers
+                .entry(header::CONTENT_SECURITY_POLICY)
+                .or_insert(HeaderValue::from_static(HTML_POLICY));
+            headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+            headers.insert(
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("same-origin"),
+            );
+        }
+        _ => {}
+    }
+    response
 }
 
 fn cors(origins: &[String]) -> Option<CorsLayer> {
@@ -111,6 +251,23 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
             .expose_headers([header::LOCATION, header::RETRY_AFTER])
             .max_age(Duration::from_secs(600)),
     )
+}
+
+/// Checks a `PLOTQ_ALLOWED_HOSTS` entry: a host name or address, without port.
+pub fn validate_host(host: &str) -> Result<(), String> {
+    let ok = !host.is_empty()
+        && host.len() <= 253
+        && host == host_name(host)
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '[' | ']' | ':'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{host:?} is not a host name (lowercase, without port, e.g. plotq.internal)"
+        ))
+    }
 }
 
 /// Checks a CORS origin setting: `scheme://host[:port]`, no path.

@@ -18,7 +18,7 @@ pub mod status;
 pub use auth::{Auth, AuthConfig, Caller, Principal, Scope};
 pub use edge::{Edge, EdgeConfig, harden, read_json, read_json_bytes};
 pub use health::{HealthApiDoc, Probe, readiness_router};
-pub use limits::{Limits, LimitsConfig};
+pub use limits::{Limits, LimitsConfig, ViewsGuard, WaiterGuard};
 pub use observe::{ObserveConfig, Observer, ProcessInfo, RequestSnapshot, SelfSamples};
 pub use openapi::{
     AuthProblems, FieldErrorDoc, IdempotencyInUse, JobReadProblems, JsonBodyProblems, KindDoc,

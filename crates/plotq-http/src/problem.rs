@@ -42,6 +42,10 @@ pub enum ProblemCode {
     IdempotencyKeyReused,
     RenderTimeout,
     RenderBusy,
+    OriginNotAllowed,
+    HostNotAllowed,
+    TooManyJobs,
+    BatchTooSpread,
     Internal,
 }
 
@@ -73,6 +77,10 @@ impl ProblemCode {
         Self::IdempotencyKeyReused,
         Self::RenderTimeout,
         Self::RenderBusy,
+        Self::OriginNotAllowed,
+        Self::HostNotAllowed,
+        Self::TooManyJobs,
+        Self::BatchTooSpread,
         Self::Internal,
     ];
 
@@ -141,6 +149,18 @@ impl ProblemCode {
                 "render_busy",
                 S::SERVICE_UNAVAILABLE,
                 "Too many renders waiting",
+            ),
+            Self::OriginNotAllowed => ("origin_not_allowed", S::FORBIDDEN, "Origin not allowed"),
+            Self::HostNotAllowed => ("host_not_allowed", S::FORBIDDEN, "Host not allowed"),
+            Self::TooManyJobs => (
+                "too_many_jobs",
+                S::TOO_MANY_REQUESTS,
+                "Too many plot jobs in flight",
+            ),
+            Self::BatchTooSpread => (
+                "batch_too_spread",
+                S::UNPROCESSABLE_ENTITY,
+                "Batch spread over too many time buckets",
             ),
             Self::Internal => (
                 "internal",

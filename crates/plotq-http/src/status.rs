@@ -4,8 +4,10 @@
 //!
 //! It is a report, not a probe: always `200` (with `status: degraded` when a dependency
 //! is failing); `/readyz` is what load balancers ask. Reading it needs the `read` scope
-//! (anyone when authentication is off); what a failing dependency said is only shown to
-//! callers with the `admin` scope, as in `/readyz`.
+//! (anyone when authentication is off), which shows the dependencies' states; the rest
+//! is the whole process's, every tenant's traffic included, so only callers with the
+//! `admin` scope get it: what a failing dependency said (as in `/readyz`), process and
+//! host memory, and the request statistics.
 
 use crate::auth::{Caller, Scope};
 use crate::health::Probe;
@@ -62,9 +64,18 @@ pub struct HealthReport {
     pub uptime_secs: u64,
     /// Each dependency of this role (none in standalone mode), in a fixed order.
     pub dependencies: Vec<DependencyHealth>,
-    pub process: ProcessHealth,
-    pub host: HostHealth,
-    pub requests: RequestSnapshot,
+    /// This process (`admin` scope only).
+    #[schema(nullable = false)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub process: Option<ProcessHealth>,
+    /// The machine it runs on (`admin` scope only).
+    #[schema(nullable = false)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<HostHealth>,
+    /// Every request this process answered, of every caller (`admin` scope only).
+    #[schema(nullable = false)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests: Option<RequestSnapshot>,
 }
 
 /// The overall state of a role.
@@ -140,9 +151,16 @@ pub(crate) async fn health(
     let detailed = caller.require(Scope::Admin).is_ok();
     let (dependencies, process) = tokio::join!(
         probe_all(&reporter.probes, reporter.timeout, detailed),
-        tokio::task::spawn_blocking(ProcessInfo::read),
+        async {
+            if detailed {
+                tokio::task::spawn_blocking(ProcessInfo::read)
+                    .await
+                    .unwrap_or_default()
+            } else {
+                ProcessInfo::default()
+            }
+        },
     );
-    let process = process.unwrap_or_default();
     let status = if dependencies
         .iter()
         .all(|d| d.status == DependencyStatus::Ok)
@@ -157,28 +175,19 @@ pub(crate) async fn health(
         role: reporter.observer.role().to_owned(),
         uptime_secs: reporter.observer.uptime().as_secs(),
         dependencies,
-        process: ProcessHealth {
+        process: detailed.then_some(ProcessHealth {
             rss_bytes: process.rss_bytes,
             virtual_bytes: process.virtual_bytes,
             threads: process.threads,
             open_files: process.open_files,
-        },
-        host: HostHealth {
+        }),
+        host: detailed.then_some(HostHealth {
             memory_total_bytes: process.host_memory_total_bytes,
             memory_available_bytes: process.host_memory_available_bytes,
             cpus: process.cpus,
-        },
-        requests: {
-            let mut requests = reporter.observer.snapshot();
-            // What those errors told their callers names other callers' jobs and paths:
-            // operators only.
-            if !detailed {
-                for error in &mut requests.last_errors {
-                    error.detail = None;
-                }
-            }
-            requests
-        },
+        }),
+        // Every caller's requests (their routes, statuses and errors): operators only.
+        requests: detailed.then(|| reporter.observer.snapshot()),
     }))
 }
 
@@ -363,6 +372,12 @@ mod tests {
         assert_eq!(deps[1]["status"], "failing");
         assert!(deps[1].get("problem").is_none(), "{body}");
         assert!(!body.to_string().contains("10.0.0.7"));
+        for private in ["requests", "process", "host"] {
+            assert!(
+                body.get(private).is_none(),
+                "{private} is for admins: {body}"
+            );
+        }
 
         let (status, body) = get(&app, "/api/v1/health", Some(&admin)).await;
         assert_eq!(status, StatusCode::OK);
@@ -373,6 +388,9 @@ mod tests {
             "{problem}"
         );
         assert!(body["dependencies"][0].get("problem").is_none());
+        for private in ["requests", "process", "host"] {
+            assert!(body[private].is_object(), "{private} for the operator");
+        }
     }
 
     #[tokio::test]

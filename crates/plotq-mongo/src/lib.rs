@@ -443,6 +443,10 @@ fn is_code(e: &mongodb::error::Error, code: i32) -> bool {
 
 #[async_trait]
 impl MetricStore for MongoStore {
+    fn dependency(&self) -> &'static str {
+        "mongodb"
+    }
+
     async fn insert(&self, samples: &[Sample], batch: Option<&BatchId>) -> PortResult<()> {
         if samples.is_empty() {
             return Ok(());

@@ -1,7 +1,15 @@
 //! `GET /api/v1/events`, the SSE handler, in four steps: parse and authorise the request
-//! (`parse_request`), send each watched view's current state (`current_view_states`),
-//! replay what a reconnecting client missed (`replay`), then stream live events from the
-//! `Hub` (`live_events`), all filtered to what the caller may see (`event_filter`).
+//! (`parse_request`), charge the caller for the views it opens (`charge_views`: a view
+//! never rendered costs one render of its plot budget, and a caller keeps at most
+//! `views_per_caller` views live), send each watched view's current state
+//! (`current_view_states`), replay what a reconnecting client missed (`replay`), then
+//! stream live events from the `Hub` (`live_events`), all filtered to what the caller may
+//! see (`event_filter`).
+//!
+//! A stream lives only as long as its credential (`credential_lapse`): when its ticket
+//! expires, or its token is removed, replaced or loses a service the stream uses, the
+//! stream ends with a last event `stream.closed` saying why (`credential_expired`,
+//! `credential_revoked`), which tells the page to get a new ticket.
 
 use crate::{Hub, is_final};
 use axum::Extension;
@@ -12,13 +20,14 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::{Stream, StreamExt};
 use plotq_domain::wire::EventId;
-use plotq_domain::{View, view::MAX_VIEWS_PER_CONNECTION};
+use plotq_domain::{View, ViewState, view::MAX_VIEWS_PER_CONNECTION};
+use plotq_http::auth::{Auth, Lapsed, Principal};
 use plotq_http::{Caller, Limits, Problem, ProblemCode, Scope};
 use plotq_ports::StoredEvent;
 use serde::Deserialize;
 use std::collections::HashSet;
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio_stream::wrappers::BroadcastStream;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -66,11 +75,12 @@ fn to_sse(event: &StoredEvent) -> Event {
         ("last-event-id" = Option<String>, Header, nullable = false, pattern = "^[0-9]+-[0-9]+$", description = "Resume after this event id (`<ms>-<seq>`, as sent): the events missed since are replayed first"),
     ),
     responses(
-        (status = 200, description = "Server-Sent Events: `plot.ready`, `plot.failed` (payload `PlotEventDoc`), `plot.queued`/`plot.rendering` (views only), `view.state` (`ViewStateEventDoc`). Each has an `id:`; reconnect with `Last-Event-ID` to replay what was missed. `:` comments keep the stream alive.", content_type = "text/event-stream", body = String,
+        (status = 200, description = "Server-Sent Events: `plot.ready`, `plot.failed` (payload `PlotEventDoc`), `plot.queued`/`plot.rendering` (views only), `view.state` (`ViewStateEventDoc`). Each has an `id:`; reconnect with `Last-Event-ID` to replay what was missed. `:` comments keep the stream alive. When the credential lapses (the ticket expired, the token was revoked or lost a service the stream uses) the stream ends with `stream.closed` (`StreamClosedDoc`).", content_type = "text/event-stream", body = String,
             headers(("cache-control" = String, description = "`no-cache`"), ("x-accel-buffering" = String, description = "`no` (proxies must not buffer)"))),
         plotq_http::AuthProblems,
         (status = 422, description = "Bad query parameter (views, service) or Last-Event-ID", body = plotq_http::ProblemDoc, content_type = "application/problem+json"),
-        plotq_http::RateLimited,
+        (status = 429, description = "Over a limit, before the stream starts: the views never rendered cost more renders than the caller's plot budget has left (`rate_limited`), or the caller holds too many streams or live views (`too_many_connections`)", body = plotq_http::ProblemDoc, content_type = "application/problem+json",
+            headers(("retry-after" = u64, description = "Seconds to wait"))),
     ),
     security(("bearer" = ["read"]), ("ticket" = []))
 )]
@@ -78,15 +88,18 @@ pub async fn events(
     caller: Caller,
     State(hub): State<Arc<Hub>>,
     Extension(limits): Extension<Arc<Limits>>,
+    Extension(auth): Extension<Arc<Auth>>,
     query: Result<Query<EventsQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     let request = parse_request(&caller, query, &headers)?;
     let connection = limits.open_connection(&caller.limit_key)?;
+    let states = view_states(&hub, &request.views).await;
     let guard = if request.views.is_empty() {
         None
     } else {
-        Some(hub.watch(&request.views)?)
+        let mine = charge_views(&hub, &limits, &caller, &states)?;
+        Some((mine, hub.watch(&request.views)?))
     };
     // Subscribe before reading history so nothing published in between is missed.
     let live = BroadcastStream::new(hub.sender.subscribe());
@@ -95,8 +108,8 @@ pub async fn events(
     {
         tracing::warn!(error = %e, "cannot lease views; the renewal loop will retry");
     }
-    let current = if request.last_event_id.is_none() && !request.views.is_empty() {
-        current_view_states(&hub, &request.views).await
+    let current = if request.last_event_id.is_none() {
+        current_view_states(&hub, states).await
     } else {
         Vec::new()
     };
@@ -110,10 +123,25 @@ pub async fn events(
         let _keep = (&guard, &connection, &client);
         item
     });
+    // Until the credential lapses; then one last event says why.
+    let lapsed = Arc::new(Mutex::new(None));
+    let watch = {
+        let lapsed = lapsed.clone();
+        let uses = request.services_used();
+        let check = hub.config.credential_recheck;
+        async move {
+            let why = credential_lapse(auth, caller.0, uses, check).await;
+            *lapsed.lock().expect("lapsed lock") = Some(why);
+        }
+    };
+    let closing = futures::stream::once(async move { lapsed.lock().expect("lapsed lock").take() })
+        .filter_map(|why| futures::future::ready(why.map(|why| Ok(closed_event(why)))));
     let stream: std::pin::Pin<Box<dyn Stream<Item = Result<Event, Infallible>> + Send>> = Box::pin(
         futures::stream::iter(current)
             .chain(futures::stream::iter(replayed))
             .chain(live)
+            .take_until(watch)
+            .chain(closing)
             .take_until(hub.shutdown.clone().cancelled_owned()),
     );
     let mut response = Sse::new(stream)
@@ -123,6 +151,91 @@ pub async fn events(
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     Ok(response)
+}
+
+/// The last event of a stream whose credential lapsed.
+fn closed_event(why: Lapsed) -> Event {
+    metrics::counter!("plotq_sse_streams_closed_total", "reason" => why.as_str()).increment(1);
+    Event::default()
+        .event("stream.closed")
+        .data(serde_json::json!({"reason": why.as_str()}).to_string())
+}
+
+/// Resolves when `principal`'s credential no longer holds for a stream using the services
+/// `uses`: at a ticket's expiry, or at the first check (every `every`) that finds its
+/// token removed, replaced or narrowed. Never, in open mode.
+async fn credential_lapse(
+    auth: Arc<Auth>,
+    principal: Principal,
+    uses: Vec<String>,
+    every: std::time::Duration,
+) -> Lapsed {
+    let uses: Vec<&str> = uses.iter().map(String::as_str).collect();
+    let expires_ms = match &principal.credential {
+        plotq_http::auth::Credential::Open => return std::future::pending().await,
+        plotq_http::auth::Credential::Token { .. } => None,
+        plotq_http::auth::Credential::Ticket { expires_ms, .. }
+        | plotq_http::auth::Credential::Grant { expires_ms, .. } => Some(*expires_ms),
+    };
+    loop {
+        let now = plotq_ports::clock::now_ms();
+        if let Err(why) = auth.recheck(&principal, &uses, now) {
+            return why;
+        }
+        let until_expiry = expires_ms
+            .map(|e| std::time::Duration::from_millis(u64::try_from(e - now).unwrap_or(0)))
+            .unwrap_or(every);
+        tokio::time::sleep(every.min(until_expiry)).await;
+    }
+}
+
+/// Each view's stored state (`None` when it has none, or the registry cannot be read:
+/// the stream then opens without it).
+async fn view_states(hub: &Hub, views: &[String]) -> Vec<(String, Option<ViewState>)> {
+    let mut states = Vec::with_capacity(views.len());
+    for key in views {
+        let state = match hub.registry.view_state(key).await {
+            Ok(state) => state,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read a view's state");
+                None
+            }
+        };
+        states.push((key.clone(), state));
+    }
+    states
+}
+
+/// Step 1b: what opening these views costs the caller. A view that was never rendered
+/// and nobody here watches yet makes the refresher queue its first render: each costs
+/// one render of the caller's plot budget (all or none; `429` before the stream starts
+/// when they do not fit). The views count toward the caller's `views_per_caller`.
+fn charge_views(
+    hub: &Hub,
+    limits: &Arc<Limits>,
+    caller: &Caller,
+    states: &[(String, Option<ViewState>)],
+) -> Result<plotq_http::ViewsGuard, Problem> {
+    let keys: Vec<String> = states.iter().map(|(k, _)| k.clone()).collect();
+    let mine = limits.watch_views(&caller.limit_key, &keys)?;
+    let watched = hub.watched_views();
+    let unrendered = states
+        .iter()
+        .filter(|(key, state)| state.is_none() && watched.binary_search(key).is_err())
+        .count();
+    limits
+        .check_plots(&caller.limit_key, unrendered)
+        .map_err(|p| {
+            let detail = format!(
+                "{unrendered} of these views were never rendered, and their first renders are charged to this caller: {}",
+                p.detail
+            );
+            Problem { detail, ..p }
+        })?;
+    if unrendered > 0 {
+        metrics::counter!("plotq_view_renders_charged_total").increment(unrendered as u64);
+    }
+    Ok(mine)
 }
 
 /// Counts a connected SSE client in `plotq_sse_clients` for as long as its stream lives.
@@ -146,10 +259,23 @@ impl Drop for ClientGauge {
 struct EventsRequest {
     /// The views the client watches (empty when it watches none).
     views: Vec<String>,
+    /// The services of those views.
+    view_services: Vec<String>,
     /// Only events of this service.
     service: Option<String>,
     /// Where a reconnecting client left off.
     last_event_id: Option<EventId>,
+}
+
+impl EventsRequest {
+    /// The services this stream reads (its views' and its `service` filter).
+    fn services_used(&self) -> Vec<String> {
+        let mut uses = self.view_services.clone();
+        uses.extend(self.service.clone());
+        uses.sort();
+        uses.dedup();
+        uses
+    }
 }
 
 /// Step 1: the caller needs the `read` scope; the query and `Last-Event-ID` must parse
@@ -177,8 +303,10 @@ fn parse_request(
             format!("at most {MAX_VIEWS_PER_CONNECTION} views per connection"),
         ));
     }
+    let mut view_services = Vec::new();
     for key in &views {
         let view = View::parse(key).map_err(|p| Problem::invalid_field("views", p))?;
+        view_services.extend(view.services.iter().map(|s| s.to_string()));
         if let Some(service) = view
             .services
             .iter()
@@ -209,6 +337,7 @@ fn parse_request(
     };
     Ok(EventsRequest {
         views,
+        view_services,
         service: query.service,
         last_event_id,
     })
@@ -217,8 +346,14 @@ fn parse_request(
 /// Step 2, for a new client watching views: what each view shows right now, so it is not
 /// blank until the next render. These events carry the bus's current position as their
 /// id: a client reconnecting with it resumes from there.
-async fn current_view_states(hub: &Hub, views: &[String]) -> Vec<Result<Event, Infallible>> {
+async fn current_view_states(
+    hub: &Hub,
+    states: Vec<(String, Option<ViewState>)>,
+) -> Vec<Result<Event, Infallible>> {
     let mut current = Vec::new();
+    if states.iter().all(|(_, state)| state.is_none()) {
+        return current;
+    }
     let position = hub
         .bus
         .last_id()
@@ -227,22 +362,17 @@ async fn current_view_states(hub: &Hub, views: &[String]) -> Vec<Result<Event, I
         .flatten()
         .unwrap_or(EventId::ZERO)
         .to_string();
-    for key in views {
-        match hub.registry.view_state(key).await {
-            Ok(Some(state)) => {
-                if let Some(ready) = &state.last_ready {
-                    current.push(Ok::<_, Infallible>(
-                        Event::default()
-                            .id(position.clone())
-                            .event(ready.event.as_str())
-                            .data(String::from_utf8(ready.encode()).expect("JSON is UTF-8")),
-                    ));
-                }
-                current.push(Ok(view_state_event(key, &state).id(position.clone())));
-            }
-            Ok(None) => {}
-            Err(e) => tracing::warn!(error = %e, "cannot read a view's state"),
+    for (key, state) in states {
+        let Some(state) = state else { continue };
+        if let Some(ready) = &state.last_ready {
+            current.push(Ok::<_, Infallible>(
+                Event::default()
+                    .id(position.clone())
+                    .event(ready.event.as_str())
+                    .data(String::from_utf8(ready.encode()).expect("JSON is UTF-8")),
+            ));
         }
+        current.push(Ok(view_state_event(&key, &state).id(position.clone())));
     }
     current
 }

@@ -19,8 +19,10 @@
 //! Callers need the `read` scope (a bearer token, or a read ticket in `?ticket=` since
 //! `EventSource` cannot send headers); a caller limited to some services receives only
 //! their events and may watch only their views. Each caller holds at most
-//! `sse_connections_per_caller` streams, and a process leases at most
-//! `max_watched_views` distinct views (`429` beyond either).
+//! `sse_connections_per_caller` streams and `views_per_caller` live views, a view never
+//! rendered costs one render of the caller's plot budget when its stream opens, and a
+//! process leases at most `max_watched_views` distinct views (`429` beyond any of them).
+//! A stream ends, with a last `stream.closed` event, when its credential lapses.
 //!
 //! The `Hub` is here; `events.rs` is the SSE handler. This crate holds no job state and
 //! renders nothing.
@@ -61,6 +63,9 @@ pub struct NotifierConfig {
     pub lease_renewal: Duration,
     /// Most distinct views this process's clients may watch at once.
     pub max_watched_views: usize,
+    /// How often a stream checks that its credential still holds (a ticket's expiry is
+    /// met on time whatever this is).
+    pub credential_recheck: Duration,
 }
 
 impl Default for NotifierConfig {
@@ -72,6 +77,7 @@ impl Default for NotifierConfig {
             view_lease: Duration::from_secs(30),
             lease_renewal: Duration::from_secs(10),
             max_watched_views: 10_000,
+            credential_recheck: Duration::from_secs(10),
         }
     }
 }

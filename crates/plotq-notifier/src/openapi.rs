@@ -110,10 +110,26 @@ pub struct ViewStateEventDoc {
     requested_ms: i64,
 }
 
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum ClosedReason {
+    /// The ticket the stream was opened with expired: get a new one.
+    CredentialExpired,
+    /// The token was removed or replaced, or lost a scope or service the stream used.
+    CredentialRevoked,
+}
+
+/// `stream.closed`: the last event of a stream whose credential lapsed.
+#[derive(Serialize, ToSchema)]
+pub struct StreamClosedDoc {
+    #[schema(inline)]
+    reason: ClosedReason,
+}
+
 #[derive(OpenApi)]
 #[openapi(
     paths(crate::events::events),
-    components(schemas(PlotEventDoc, ViewStateEventDoc, ProblemDoc)),
+    components(schemas(PlotEventDoc, ViewStateEventDoc, StreamClosedDoc, ProblemDoc)),
     modifiers(&SecuritySchemes),
     tags((name = "events", description = "Server-Sent Events"))
 )]

@@ -8,7 +8,7 @@
 //! (`refresh_due_views_at`) takes the time as an argument too, so tests drive it with a
 //! `ManualClock` instead of sleeping.
 
-use plotq_domain::wire::{EventKind, JobMessage, PlotEvent};
+use plotq_domain::wire::{EventKind, JobMessage, Lane, PlotEvent};
 use plotq_domain::{JobId, JobState, JobStatus, View, ViewState};
 use plotq_ports::clock::now_ms;
 use plotq_ports::{EventBus, JobQueue, PlotCache, PortResult, ViewRegistry};
@@ -133,7 +133,11 @@ pub async fn refresh_due_views_at(
         let mut job = JobState::queued(JobId::new_random(), spec, now);
         job.view = Some(key.clone());
         ports.cache.put_state(&job, config.state_ttl).await?;
-        ports.queue.publish(&JobMessage::new(&job)).await?;
+        // Re-renders of watched views share one lane of the workers.
+        ports
+            .queue
+            .publish(&JobMessage::new(&job).in_lane(Lane::views()))
+            .await?;
         let next = ViewState {
             job_id: job.id,
             status: JobStatus::Queued,

@@ -21,6 +21,7 @@ use tower::ServiceExt;
 struct Fixture {
     router: axum::Router,
     bus: Arc<MemoryEventBus>,
+    views: Arc<MemoryViews>,
     auth: Arc<Auth>,
     reader: String,
     tenant: String,
@@ -43,13 +44,9 @@ fn fixture(limits: LimitsConfig, config: NotifierConfig) -> Fixture {
         ..AuthConfig::open()
     });
     let bus = Arc::new(MemoryEventBus::new(100));
+    let views = Arc::new(MemoryViews::default());
     let shutdown = CancellationToken::new();
-    let hub = Hub::new(
-        bus.clone(),
-        Arc::new(MemoryViews::default()),
-        config,
-        shutdown.clone(),
-    );
+    let hub = Hub::new(bus.clone(), views.clone(), config, shutdown.clone());
     tokio::spawn(hub.clone().run_until_stopped());
     let tailing = hub.clone();
     let edge = Edge {
@@ -60,6 +57,7 @@ fn fixture(limits: LimitsConfig, config: NotifierConfig) -> Fixture {
     Fixture {
         router: harden(router(hub), &edge),
         bus,
+        views,
         auth,
         reader,
         tenant,
@@ -246,7 +244,8 @@ async fn a_tenant_receives_only_its_services_events_and_tickets_work() {
         .unwrap();
     let (ticket, _) = f
         .auth
-        .issue_ticket(&principal, plotq_ports::clock::now_ms());
+        .issue_ticket(&principal, plotq_ports::clock::now_ms())
+        .unwrap();
     let tenant = subscribe(&f.router, &format!("/api/v1/events?ticket={ticket}"), None).await;
     assert_eq!(tenant.status(), StatusCode::OK);
     let everyone = subscribe(&f.router, "/api/v1/events", Some(&f.reader)).await;
@@ -364,4 +363,267 @@ async fn streams_per_caller_and_live_views_are_limited() {
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "2 live + 2 new > 3");
     assert!(body["detail"].as_str().unwrap().contains("views"));
     drop((c, d));
+}
+
+/// Reads the SSE body until an event named `name` arrived, or the stream ended or the
+/// deadline passed; returns its `data:` and whether the stream ended right after it.
+async fn read_until_event(response: axum::response::Response, name: &str) -> Option<(Value, bool)> {
+    let mut body = response.into_body();
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let marker = format!("event: {name}\n");
+    loop {
+        if let Some(at) = text.find(&marker) {
+            let block = text[at..].split("\n\n").next().unwrap_or("");
+            let data = block
+                .lines()
+                .find_map(|l| l.strip_prefix("data: "))
+                .and_then(|d| serde_json::from_str(d).ok())?;
+            // Past the event, the stream must end (no more frames).
+            let ended = matches!(
+                tokio::time::timeout(Duration::from_secs(5), body.frame()).await,
+                Ok(None)
+            );
+            return Some((data, ended));
+        }
+        match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    text.push_str(&String::from_utf8_lossy(data));
+                }
+            }
+            _ => return None,
+        }
+    }
+}
+
+fn views_of(services: &[&str]) -> String {
+    services
+        .iter()
+        .map(|s| format!("{s}/histogram/15m/light/800x450"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[tokio::test]
+async fn views_never_rendered_cost_the_callers_plot_budget() {
+    let f = fixture(
+        LimitsConfig {
+            plot_requests_per_sec: 1,
+            plot_burst: 4,
+            ..LimitsConfig::default()
+        },
+        NotifierConfig::default(),
+    );
+    // Eight views nobody ever rendered: eight renders, over the burst of four. Refused
+    // before the stream starts, with nothing watched.
+    let eight: Vec<String> = (0..8).map(|i| format!("new{i}")).collect();
+    let eight: Vec<&str> = eight.iter().map(String::as_str).collect();
+    let (status, body) = problem(
+        subscribe(
+            &f.router,
+            &format!("/api/v1/events?views={}", views_of(&eight)),
+            Some(&f.reader),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited"))
+    );
+    assert!(
+        body["detail"].as_str().unwrap().contains("never rendered"),
+        "{body}"
+    );
+    assert!(f.hub.watched_views().is_empty(), "nothing was watched");
+    // Three fit (three renders charged), and the stream opens.
+    let three = subscribe(
+        &f.router,
+        &format!("/api/v1/events?views={}", views_of(&["a", "b", "c"])),
+        Some(&f.reader),
+    )
+    .await;
+    assert_eq!(three.status(), StatusCode::OK);
+    // Two more do not (one render left) …
+    let (status, _) = problem(
+        subscribe(
+            &f.router,
+            &format!("/api/v1/events?views={}", views_of(&["d", "e"])),
+            Some(&f.reader),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    // … but views already live here, or rendered before, cost nothing.
+    for service in ["x", "y", "z", "w"] {
+        let key = format!("{service}/histogram/15m/light/800x450");
+        let state = plotq_domain::ViewState {
+            job_id: JobId::new_random(),
+            status: plotq_domain::JobStatus::Done,
+            requested_ms: 1_000,
+            last_ready: None,
+            error: None,
+        };
+        plotq_ports::ViewRegistry::set_view_state(f.views.as_ref(), &key, &state)
+            .await
+            .unwrap();
+    }
+    let free = subscribe(
+        &f.router,
+        &format!(
+            "/api/v1/events?views={}",
+            views_of(&["a", "b", "c", "x", "y", "z", "w"])
+        ),
+        Some(&f.reader),
+    )
+    .await;
+    assert_eq!(free.status(), StatusCode::OK);
+    // Another caller has its own budget.
+    let other = subscribe(
+        &f.router,
+        &format!(
+            "/api/v1/events?views={}",
+            views_of(&["team-a-1", "team-a-2", "team-a-3", "team-a-4"])
+        ),
+        Some(&f.tenant),
+    )
+    .await;
+    assert_eq!(other.status(), StatusCode::OK);
+    drop((three, free, other));
+}
+
+#[tokio::test]
+async fn a_caller_keeps_a_bounded_number_of_views_live() {
+    let f = fixture(
+        LimitsConfig {
+            views_per_caller: 4,
+            ..LimitsConfig::default()
+        },
+        NotifierConfig::default(),
+    );
+    let a = subscribe(
+        &f.router,
+        &format!("/api/v1/events?views={}", views_of(&["a", "b", "c"])),
+        Some(&f.reader),
+    )
+    .await;
+    assert_eq!(a.status(), StatusCode::OK);
+    let same = subscribe(
+        &f.router,
+        &format!("/api/v1/events?views={}", views_of(&["a", "b", "c", "d"])),
+        Some(&f.reader),
+    )
+    .await;
+    assert_eq!(same.status(), StatusCode::OK, "four distinct views in all");
+    let (status, body) = problem(
+        subscribe(
+            &f.router,
+            &format!("/api/v1/events?views={}", views_of(&["e"])),
+            Some(&f.reader),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("too_many_connections"))
+    );
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("PLOTQ_VIEWS_PER_CALLER"),
+        "{body}"
+    );
+    drop((a, same));
+    let again = subscribe(
+        &f.router,
+        &format!("/api/v1/events?views={}", views_of(&["e"])),
+        Some(&f.reader),
+    )
+    .await;
+    assert_eq!(
+        again.status(),
+        StatusCode::OK,
+        "closed streams give their views back"
+    );
+}
+
+#[tokio::test]
+async fn a_stream_ends_when_its_ticket_expires_saying_why() {
+    let f = fixture(LimitsConfig::default(), NotifierConfig::default());
+    let principal = f
+        .auth
+        .authenticate(&bearer(&f.reader), &axum::http::Method::POST, None, None, 0)
+        .unwrap();
+    // Issued long enough ago that it has 300 ms left (tickets live 300 s here).
+    let now = plotq_ports::clock::now_ms();
+    let (ticket, expires) = f.auth.issue_ticket(&principal, now - 299_700).unwrap();
+    assert!(expires > now);
+    let stream = subscribe(&f.router, &format!("/api/v1/events?ticket={ticket}"), None).await;
+    assert_eq!(stream.status(), StatusCode::OK);
+    let (data, ended) = read_until_event(stream, "stream.closed")
+        .await
+        .expect("the stream says it closes");
+    assert_eq!(data["reason"], "credential_expired");
+    assert!(ended, "and then ends");
+}
+
+#[tokio::test]
+async fn a_stream_ends_when_its_token_is_revoked_or_loses_the_service() {
+    let f = fixture(
+        LimitsConfig::default(),
+        NotifierConfig {
+            credential_recheck: Duration::from_millis(50),
+            ..NotifierConfig::default()
+        },
+    );
+    let reader = subscribe(&f.router, "/api/v1/events", Some(&f.reader)).await;
+    let tenant = subscribe(
+        &f.router,
+        "/api/v1/events?service=team-a-api",
+        Some(&f.tenant),
+    )
+    .await;
+    let untouched = subscribe(
+        &f.router,
+        "/api/v1/events?service=team-a-web",
+        Some(&f.tenant),
+    )
+    .await;
+    assert!(
+        [&reader, &tenant, &untouched]
+            .iter()
+            .all(|r| r.status() == StatusCode::OK)
+    );
+    // The reader's token is removed; the tenant's narrowed to team-a-web.
+    f.auth
+        .replace_tokens(
+            parse_tokens(&format!(
+                "{} scopes=read services=team-a-web name=tenant\n{} scopes=ingest name=ingest",
+                hash_token(&f.tenant),
+                hash_token(&f.ingest)
+            ))
+            .unwrap(),
+        )
+        .unwrap();
+    for stream in [reader, tenant] {
+        let (data, ended) = read_until_event(stream, "stream.closed")
+            .await
+            .expect("the stream says it closes");
+        assert_eq!(data["reason"], "credential_revoked");
+        assert!(ended);
+    }
+    // A stream whose services the token still has goes on.
+    hub_tailing(&f.hub).await;
+    f.bus.publish(&ready_event("team-a-web")).await.unwrap();
+    assert_eq!(read_services(untouched, 1).await, ["team-a-web"]);
+}
+
+fn bearer(token: &str) -> axum::http::HeaderMap {
+    let mut h = axum::http::HeaderMap::new();
+    h.insert("authorization", format!("Bearer {token}").parse().unwrap());
+    h
 }

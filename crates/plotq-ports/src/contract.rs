@@ -101,6 +101,50 @@ pub async fn idempotency_keys_replay_conflict_and_abandon(cache: &dyn PlotCache,
     );
 }
 
+/// Lanes: a lane counts at most `cap` jobs in flight (shared by every replica: `other`
+/// may be a second client of the same store); counting a job again is free; an ended
+/// job frees its place, and so does a lapsed lease; lanes are independent.
+pub async fn lanes_count_jobs_up_to_their_cap(
+    cache: &dyn PlotCache,
+    other: &dyn PlotCache,
+    lane: &str,
+) {
+    let lease = Duration::from_secs(60);
+    // The real clock: Redis expires the lane's key by its own (at the newest lease's end).
+    let now = crate::clock::now_ms();
+    let (a, b, c) = (
+        JobId::new_random(),
+        JobId::new_random(),
+        JobId::new_random(),
+    );
+    assert!(cache.begin_job(lane, a, 2, lease, now).await.unwrap());
+    assert!(other.begin_job(lane, b, 2, lease, now).await.unwrap());
+    assert!(
+        cache.begin_job(lane, a, 2, lease, now).await.unwrap(),
+        "a job counted already is counted once"
+    );
+    assert!(
+        !other.begin_job(lane, c, 2, lease, now).await.unwrap(),
+        "full"
+    );
+    let elsewhere = format!("{lane}-other");
+    assert!(cache.begin_job(&elsewhere, c, 2, lease, now).await.unwrap());
+    other.end_job(lane, a).await.unwrap();
+    assert!(
+        cache.begin_job(lane, c, 2, lease, now).await.unwrap(),
+        "a ended"
+    );
+    assert!(!cache.begin_job(lane, a, 2, lease, now).await.unwrap());
+    // A minute later every lease has lapsed (a job lost in a crash frees its place).
+    let later = now + 60_001;
+    assert!(cache.begin_job(lane, a, 2, lease, later).await.unwrap());
+    assert!(cache.begin_job(lane, b, 2, lease, later).await.unwrap());
+    for (l, id) in [(lane, a), (lane, b), (elsewhere.as_str(), c)] {
+        cache.end_job(l, id).await.unwrap();
+    }
+    cache.end_job(lane, JobId::new_random()).await.unwrap();
+}
+
 /// A server process of a test's own (a `redis-server`, an `nx-27017`), on a free port,
 /// killed when dropped: what an outage test stops and starts.
 pub struct TestServer(std::process::Child);

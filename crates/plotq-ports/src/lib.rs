@@ -149,7 +149,8 @@ pub struct Rollups {
 /// How full a bounded store is (shown by `/readyz`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct StoreUsage {
-    /// Bytes of samples held (their encoded size).
+    /// Bytes the store holds (for the in-memory store: samples, rollups and each series'
+    /// bookkeeping, as counted from its data structures).
     pub bytes: u64,
     /// The configured bound; inserts past it are refused with `PortError::Full`.
     pub max_bytes: u64,
@@ -170,6 +171,10 @@ pub trait MetricStore: Send + Sync + 'static {
     async fn rollups(&self, query: &SeriesQuery<'_>) -> PortResult<Rollups>;
     /// Readiness probe.
     async fn ping(&self) -> PortResult<()>;
+    /// The dependency this store is, as errors name it (`mongodb`, `memory store`).
+    fn dependency(&self) -> &'static str {
+        "store"
+    }
     /// How full the store is, when it has a size bound of its own.
     fn usage(&self) -> Option<StoreUsage> {
         None
@@ -291,6 +296,20 @@ pub trait PlotCache: Send + Sync + 'static {
     /// Forgets an in-progress `key` of `fingerprint` (its ingest failed; a retry may
     /// run), and nothing else.
     async fn abandon_idempotent(&self, key: &str, fingerprint: &str) -> PortResult<()>;
+    /// Counts job `id` as in flight in `lane` (a tenant's share of the queue) until
+    /// `end_job` or for `lease` at most, if the lane holds fewer than `cap` unexpired jobs
+    /// (atomically: every api replica shares the count); whether it was counted. A job
+    /// counted already is counted once.
+    async fn begin_job(
+        &self,
+        lane: &str,
+        id: JobId,
+        cap: usize,
+        lease: Duration,
+        now_ms: i64,
+    ) -> PortResult<bool>;
+    /// Job `id` of `lane` ended (done, failed, dead-lettered, or never queued).
+    async fn end_job(&self, lane: &str, id: JobId) -> PortResult<()>;
     async fn ping(&self) -> PortResult<()>;
 }
 

@@ -397,6 +397,11 @@ impl RedisCache {
 
     /// On a cluster a job's keys share the hash slot of `{<id>}`: its state and image
     /// live (and are lost, or fail over) together.
+    /// The sorted set of a lane's jobs in flight (one key per command: no hash tag).
+    fn lane_key(&self, lane: &str) -> String {
+        format!("{}:lane:{lane}", self.prefix)
+    }
+
     fn state_key(&self, id: JobId) -> String {
         format!("{}:state:{}", self.prefix, self.conn.tag(&id.to_string()))
     }
@@ -601,10 +606,58 @@ impl PlotCache for RedisCache {
         conn.get(self.image_key(id)).await.map_err(unavailable)
     }
 
+    async fn begin_job(
+        &self,
+        lane: &str,
+        id: JobId,
+        cap: usize,
+        lease: Duration,
+        now_ms: i64,
+    ) -> PortResult<bool> {
+        let mut conn = self.conn.clone();
+        let until = now_ms.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
+        redis::cmd("EVAL")
+            .arg(BEGIN_JOB)
+            .arg(1)
+            .arg(self.lane_key(lane))
+            .arg(now_ms)
+            .arg(until)
+            .arg(cap)
+            .arg(id.to_string())
+            .query_async::<i64>(&mut conn)
+            .await
+            .map(|counted| counted == 1)
+            .map_err(unavailable)
+    }
+
+    async fn end_job(&self, lane: &str, id: JobId) -> PortResult<()> {
+        let mut conn = self.conn.clone();
+        conn.zrem::<_, _, ()>(self.lane_key(lane), id.to_string())
+            .await
+            .map_err(unavailable)
+    }
+
     async fn ping(&self) -> PortResult<()> {
         ping(&self.conn, &format!("{}:since", self.prefix)).await
     }
 }
+
+/// A lane's jobs in flight (`KEYS[1]`, a sorted set of job ids by the end of their
+/// lease): drops the lapsed ones (`ARGV[1]` is now), then adds job `ARGV[4]` until
+/// `ARGV[2]` if it is there already or the set holds fewer than `ARGV[3]`; 1 if counted.
+/// The key lives as long as its newest lease (every lease is as long).
+const BEGIN_JOB: &str = r"
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZSCORE', KEYS[1], ARGV[4]) then
+    return 1
+end
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
+    return 0
+end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
+redis.call('PEXPIREAT', KEYS[1], ARGV[2])
+return 1
+";
 
 /// Deletes `KEYS[1]` only if it still holds `ARGV[1]`: a compare-and-delete, atomic
 /// because Redis runs a script without interleaving other commands.

@@ -21,6 +21,15 @@
 //! once. Past `outage_budget` it is dead-lettered as `dependency_unavailable`, for
 //! `plotq dlq retry` once the dependency is back.
 //!
+//! **Fair turns.** A worker holds up to `prefetch + lookahead` deliveries and processes
+//! `prefetch` at once, taking the next from the held jobs' lanes in turn
+//! (`wire::Lane`: one per tenant, one for the refresher's view re-renders): a tenant
+//! with a backlog of its full share of the queue delays another tenant's job by at most
+//! the renders already running, not by its backlog. When a job ends (done, failed or
+//! dead-lettered, not when it is retried later) its place in its lane's in-flight count
+//! is given back (`PlotCache::end_job`). On shutdown or a lost connection, held jobs
+//! not yet started are given back to the queue at once.
+//!
 //! Renders run on the blocking pool, which cannot be cancelled: a render past its
 //! deadline fails its job but its thread runs on. Each worker therefore has `prefetch`
 //! render permits (`RenderSlots`), each held by a render thread until the render really
@@ -49,7 +58,7 @@
 //! This crate knows ports, not technologies.
 
 use plotq_domain::job::round_ms;
-use plotq_domain::wire::{EventKind, JobMessage, PlotEvent};
+use plotq_domain::wire::{EventKind, JobMessage, Lane, PlotEvent};
 use plotq_domain::{JobId, JobState, JobStatus, PlotSpec, StageTimings};
 use plotq_ports::clock::now_ms;
 use plotq_ports::window::{WindowRead, no_data, read_window};
@@ -74,9 +83,13 @@ pub use plotq_ports::window::SourcePolicy;
 /// Settings of one worker process.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
-    /// Unacknowledged jobs held at once; also how many render concurrently, and how many
-    /// render threads the worker may have alive at most (see `RenderSlots`).
+    /// Jobs processed at once: how many render concurrently, and how many render
+    /// threads the worker may have alive at most (see `RenderSlots`).
     pub prefetch: u16,
+    /// Jobs held beyond those being processed, waiting in their lanes (the broker's
+    /// prefetch is `prefetch + lookahead`): the window in which the worker serves
+    /// tenants in turn rather than in arrival order. Zero is plain arrival order.
+    pub lookahead: u16,
     /// How long a PNG stays in the cache.
     pub png_ttl: Duration,
     /// How long a job state stays in the cache.
@@ -114,6 +127,7 @@ impl Default for WorkerConfig {
     fn default() -> Self {
         Self {
             prefetch: 2,
+            lookahead: 14,
             png_ttl: Duration::from_secs(600),
             state_ttl: Duration::from_secs(3600),
             render_deadline: Duration::from_secs(30),
@@ -219,7 +233,7 @@ impl RenderSlots {
         Self(Arc::new(Semaphore::new(permits.max(1))))
     }
 
-    /// `config.prefetch` permits: one per job the worker may hold.
+    /// `config.prefetch` permits: one per job the worker processes at once.
     pub fn for_config(config: &WorkerConfig) -> Self {
         Self::new(config.prefetch.max(1) as usize)
     }
@@ -254,12 +268,16 @@ pub async fn run_until_stopped(
     while !shutdown.is_cancelled() {
         let consumer = tokio::select! {
             _ = shutdown.cancelled() => break,
-            c = ports.queue.consume(config.prefetch) => c,
+            c = ports.queue.consume(config.prefetch.max(1).saturating_add(config.lookahead)) => c,
         };
         let mut consumer = match consumer {
             Ok(c) => {
                 backoff.reset();
-                tracing::info!(prefetch = config.prefetch, "worker consuming");
+                tracing::info!(
+                    prefetch = config.prefetch,
+                    lookahead = config.lookahead,
+                    "worker consuming"
+                );
                 c
             }
             Err(e) => {
@@ -273,32 +291,37 @@ pub async fn run_until_stopped(
             }
         };
         let mut in_flight = JoinSet::new();
+        let mut held = Lanes::default();
+        let room = (config.prefetch.max(1) as usize) + config.lookahead as usize;
         loop {
             while let Some(ended) = in_flight.try_join_next() {
                 log_task_end(ended);
             }
-            // Never hold more tasks than the prefetch allows; the broker enforces it too.
-            if in_flight.len() >= config.prefetch.max(1) as usize {
-                if let Some(ended) = in_flight.join_next().await {
-                    log_task_end(ended);
-                }
-                continue;
+            // Start what the concurrency allows, taking the lanes in turn.
+            while in_flight.len() < config.prefetch.max(1) as usize {
+                let Some(delivery) = held.next() else { break };
+                let ports = ports.clone();
+                let config = config.clone();
+                let slots = slots.clone();
+                in_flight.spawn(async move { process(&ports, &config, &slots, delivery).await });
             }
-            let delivery = tokio::select! {
-                _ = shutdown.cancelled() => None,
-                d = consumer.next() => {
-                    if d.is_none() {
+            // Take another delivery only while there is room to hold it (the broker's
+            // prefetch enforces it too).
+            let may_take = in_flight.len() + held.len() < room;
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                Some(ended) = in_flight.join_next(), if !in_flight.is_empty() => log_task_end(ended),
+                delivery = consumer.next(), if may_take => match delivery {
+                    Some(delivery) => held.push(delivery),
+                    None => {
                         tracing::warn!("job consumer closed; reconnecting");
+                        break;
                     }
-                    d
-                }
-            };
-            let Some(delivery) = delivery else { break };
-            let ports = ports.clone();
-            let config = config.clone();
-            let slots = slots.clone();
-            in_flight.spawn(async move { process(&ports, &config, &slots, delivery).await });
+                },
+            }
         }
+        // Held jobs not started go back to the queue now, for this or another worker.
+        held.give_back().await;
         // Finish what we hold before letting go of the connection its acks need.
         let drain = async {
             while let Some(ended) = in_flight.join_next().await {
@@ -316,6 +339,75 @@ pub async fn run_until_stopped(
         drop(consumer);
     }
     tracing::info!("worker stopped");
+}
+
+/// Deliveries held and not yet started, by lane, taken in turn: one from each lane that
+/// has any, in the order the lanes first had one, round and round.
+#[derive(Default)]
+struct Lanes {
+    waiting: std::collections::HashMap<Option<Lane>, std::collections::VecDeque<Delivery>>,
+    /// The lanes with waiting deliveries, in turn order.
+    turns: std::collections::VecDeque<Option<Lane>>,
+    len: usize,
+}
+
+impl Lanes {
+    /// Holds `delivery` in its job's lane (undecodable ones share the lane of jobs
+    /// without one; `process` dead-letters them).
+    fn push(&mut self, delivery: Delivery) {
+        let lane = JobMessage::decode(&delivery.body).ok().and_then(|m| m.lane);
+        let queue = self.waiting.entry(lane.clone()).or_default();
+        if queue.is_empty() {
+            self.turns.push_back(lane);
+        }
+        queue.push_back(delivery);
+        self.len += 1;
+    }
+
+    /// The next delivery: the oldest of the lane whose turn it is.
+    fn next(&mut self) -> Option<Delivery> {
+        let lane = self.turns.pop_front()?;
+        let queue = self.waiting.get_mut(&lane)?;
+        let delivery = queue.pop_front()?;
+        if queue.is_empty() {
+            self.waiting.remove(&lane);
+        } else {
+            self.turns.push_back(lane);
+        }
+        self.len -= 1;
+        Some(delivery)
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Gives every held delivery back to the queue (requeued, not redelivered to this
+    /// consumer's lost channel), bounded in time: a broker that is gone redelivers them
+    /// by itself.
+    async fn give_back(&mut self) {
+        let mut back = Vec::new();
+        while let Some(delivery) = self.next() {
+            back.push(delivery);
+        }
+        if back.is_empty() {
+            return;
+        }
+        tracing::info!(jobs = back.len(), "giving held jobs back to the queue");
+        let requeue = async {
+            for delivery in &back {
+                if let Err(e) = delivery.acker.reject(true).await {
+                    tracing::warn!(error = %e, "cannot give a held job back; the broker redelivers it");
+                }
+            }
+        };
+        if tokio::time::timeout(Duration::from_secs(5), requeue)
+            .await
+            .is_err()
+        {
+            tracing::warn!("giving held jobs back timed out; the broker redelivers them");
+        }
+    }
 }
 
 /// `process` catches panics itself; this reports anything that still escaped a task.
@@ -357,7 +449,8 @@ async fn catching<F: Future>(fut: F) -> Result<F::Output, String> {
 /// How one attempt at a job ended.
 enum Outcome {
     Done,
-    /// A redelivered job that a worker had already finished: nothing was done again.
+    /// A redelivered job that a worker had already finished: announced again (its first
+    /// announcement may have been lost with the worker), not rendered again.
     AlreadyFinished,
     /// The job can never succeed; it ends `failed` with this reason.
     Permanent(String),
@@ -612,6 +705,7 @@ async fn handle_job(
                 ports, config, delivery, settle, message, attempts, &reason, None,
             )
             .await;
+            end_in_lane(ports, message).await;
             return;
         }
         let mut stopwatch = Stopwatch::start();
@@ -634,6 +728,9 @@ async fn handle_job(
         }
     };
     let timings = stopwatch.snapshot();
+    // Whether the job ended here (not scheduled to run again later).
+    let ended =
+        !matches!(&outcome, Outcome::Transient(_)) || delivery.attempt + 1 >= config.max_attempts;
     match outcome {
         Outcome::Done => {
             telemetry::job(kind, "done");
@@ -675,6 +772,21 @@ async fn handle_job(
                 }
             }
         }
+    }
+    if ended {
+        end_in_lane(ports, message).await;
+    }
+}
+
+/// Gives the job's place in its lane back (best effort: its lease frees it anyway).
+/// The refresher's lane counts nothing, and jobs of writers before lanes have none.
+async fn end_in_lane(ports: &WorkerPorts, message: &JobMessage) {
+    let Some(lane) = &message.lane else { return };
+    if *lane == Lane::views() {
+        return;
+    }
+    if let Err(e) = ports.cache.end_job(lane.as_str(), message.id).await {
+        tracing::warn!(id = %message.id, error = %e, "cannot end the job in its lane; its lease frees its place");
     }
 }
 
@@ -849,9 +961,23 @@ async fn attempt(
         Ok(s) => s,
         Err(e) => return Outcome::Transient(e),
     };
-    if redelivered && existing.as_ref().is_some_and(|s| s.status.is_final()) {
-        // Finished by a worker that died before its ack: nothing left to do.
-        tracing::info!(id = %message.id, "redelivered job already finished; acking");
+    if redelivered && let Some(finished) = existing.as_ref().filter(|s| s.status.is_final()) {
+        // Finished by a worker that died before its ack — perhaps between its final state
+        // and its event: announce it again rather than leave it unannounced (every
+        // notifier relays a job's final event once, so a repeat reaches nobody twice).
+        tracing::info!(id = %message.id, "redelivered job already finished; announcing it again and acking");
+        let kind = if finished.status == JobStatus::Done {
+            EventKind::PlotReady
+        } else {
+            EventKind::PlotFailed
+        };
+        if let Err(e) = ports
+            .events
+            .publish(&PlotEvent::for_job(finished, kind, now_ms()))
+            .await
+        {
+            return Outcome::Transient(e);
+        }
         return Outcome::AlreadyFinished;
     }
     let mut state = base_state(message, existing);

@@ -675,7 +675,7 @@ async fn the_worker_keeps_working_after_a_panic() {
 }
 
 #[tokio::test]
-async fn a_redelivered_finished_job_is_acked_without_a_second_event() {
+async fn a_redelivered_finished_job_is_announced_again_not_rendered_again() {
     let h = Harness::new();
     h.ingest("checkout").await;
     let job = job("checkout");
@@ -683,10 +683,17 @@ async fn a_redelivered_finished_job_is_acked_without_a_second_event() {
     assert_eq!(h.process(job.encode(), false, &slots).await, [Settled::Ack]);
     let done = h.state(job.id).await.unwrap();
     let reads = h.store.reads();
+    // A worker that died after the final state may not have announced it: the
+    // redelivery announces it again (notifiers relay a job's final event once).
     assert_eq!(h.process(job.encode(), true, &slots).await, [Settled::Ack]);
-    assert_eq!(h.events_of(job.id).await, [EventKind::PlotReady]);
+    assert_eq!(
+        h.events_of(job.id).await,
+        [EventKind::PlotReady, EventKind::PlotReady]
+    );
     assert_eq!(h.store.reads(), reads, "not rendered again");
     assert_eq!(h.state(job.id).await.unwrap(), done);
+    let repeated = final_event(&h, job.id).await;
+    assert_eq!(repeated.stats, done.stats, "the same statistics");
 }
 
 #[tokio::test]
@@ -1229,4 +1236,103 @@ async fn jobs_are_counted_by_kind_and_outcome_with_their_stages() {
         assert_eq!(seen, [ms / 1000.0], "{stage}");
     }
     assert!(recorded.get("plotq_store_documents_read_total")[0] >= 1.0);
+}
+
+/// The ready events' job ids, in the order they were announced.
+async fn ready_order(h: &Harness) -> Vec<JobId> {
+    h.events()
+        .await
+        .into_iter()
+        .filter(|e| e.event == EventKind::PlotReady)
+        .map(|e| e.id)
+        .collect()
+}
+
+#[tokio::test]
+async fn held_jobs_are_served_lane_by_lane_not_in_arrival_order() {
+    let mut h = Harness::new();
+    h.ingest("checkout").await;
+    let gate = Arc::new(Gate::default());
+    let _open = OpenOnDrop(gate.clone());
+    let alive = Arc::new(Alive::default());
+    h.config.renderer = gated_renderer(gate.clone(), alive.clone());
+    (h.config.prefetch, h.config.lookahead) = (1, 10);
+    let busy = plotq_domain::wire::Lane::of_digest("aaaaaaaaaaaaaaaa");
+    let quiet = plotq_domain::wire::Lane::of_digest("bbbbbbbbbbbbbbbb");
+    // A tenant's backlog of six, then another tenant's one job, all in the queue before
+    // the first render ends.
+    let backlog: Vec<JobMessage> = (0..6)
+        .map(|_| job("checkout").in_lane(busy.clone()))
+        .collect();
+    let other = job("checkout").in_lane(quiet.clone());
+    let lease = Duration::from_secs(60);
+    for j in backlog.iter().chain([&other]) {
+        let lane = j.lane.as_ref().unwrap().as_str();
+        assert!(
+            h.cache
+                .begin_job(lane, j.id, 100, lease, now_ms())
+                .await
+                .unwrap()
+        );
+        h.queue.publish(j).await.unwrap();
+    }
+    let worker = h.start();
+    // The first job renders (held at the gate) while the worker takes the rest in.
+    wait_until(|| alive.now.load(Ordering::SeqCst) == 1 && h.queue.depth() == 0).await;
+    gate.open();
+    let mut ids: Vec<JobId> = backlog.iter().map(|j| j.id).collect();
+    ids.push(other.id);
+    h.wait_final(&ids).await;
+    stop(worker).await;
+    let order = ready_order(&h).await;
+    assert_eq!(order.len(), 7);
+    let at = order.iter().position(|id| *id == other.id).unwrap();
+    assert!(
+        at <= 2,
+        "the quiet tenant's job waited for at most one of the busy tenant's jobs besides the one rendering (done {}th of 7)",
+        at + 1
+    );
+    // Every job gave its place in its lane back: both lanes are empty again.
+    for lane in [&busy, &quiet] {
+        assert!(
+            h.cache
+                .begin_job(lane.as_str(), JobId::new_random(), 1, lease, now_ms())
+                .await
+                .unwrap(),
+            "lane {lane} is empty"
+        );
+    }
+}
+
+#[tokio::test]
+async fn held_jobs_not_started_go_back_to_the_queue_on_shutdown() {
+    let mut h = Harness::new();
+    h.ingest("checkout").await;
+    let gate = Arc::new(Gate::default());
+    let _open = OpenOnDrop(gate.clone());
+    let alive = Arc::new(Alive::default());
+    h.config.renderer = gated_renderer(gate.clone(), alive.clone());
+    (h.config.prefetch, h.config.lookahead) = (1, 10);
+    let jobs: Vec<JobMessage> = (0..4).map(|_| job("checkout")).collect();
+    for j in &jobs {
+        h.queue.publish(j).await.unwrap();
+    }
+    let worker = h.start();
+    wait_until(|| alive.now.load(Ordering::SeqCst) == 1 && h.queue.depth() == 0).await;
+    // Stopping: the one rendering finishes (the gate opens), the three held go back.
+    worker.0.cancel();
+    wait_until(|| h.queue.depth() == 3).await;
+    gate.open();
+    tokio::time::timeout(PATIENCE, worker.1)
+        .await
+        .expect("the worker stopped")
+        .expect("the worker did not panic");
+    assert_eq!(h.queue.depth(), 3, "three jobs wait for the next worker");
+    let next = h.start();
+    let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
+    h.wait_final(&ids).await;
+    stop(next).await;
+    for j in &jobs {
+        assert_eq!(h.events_of(j.id).await, [EventKind::PlotReady], "each once");
+    }
 }

@@ -90,6 +90,7 @@ fn worker_config(
 ) -> WorkerConfig {
     WorkerConfig {
         prefetch: worker.prefetch,
+        lookahead: worker.lookahead,
         png_ttl: Duration::from_secs(cache.png_ttl_secs),
         state_ttl: Duration::from_secs(cache.state.state_ttl_secs),
         render_deadline: Duration::from_secs(worker.render_deadline_secs),
@@ -126,6 +127,10 @@ fn api_config(api: &ApiSettings, cache: &CacheSettings) -> ApiConfig {
             grant_ttl: Duration::from_secs(api.grant_ttl_secs),
             grant_max_ttl: Duration::from_secs(api.grant_max_ttl_secs),
         },
+        max_batch_buckets: api.max_batch_buckets,
+        jobs_in_flight_per_caller: api.jobs_in_flight_per_caller,
+        job_lease: Duration::from_secs(api.job_lease_secs),
+        store_timeout: None,
     }
 }
 
@@ -274,6 +279,8 @@ struct Http {
     observed: bool,
     /// The writer of the role's own request samples, until a role with a store takes it.
     self_samples: Option<SelfSamples>,
+    /// Reading the tokens file again while the role runs (none in open mode).
+    tokens_reload: Option<crate::config::TokensReload>,
 }
 
 /// Binds first, so a role that cannot listen fails before it starts anything else.
@@ -285,7 +292,9 @@ async fn bind_http(
     role: &'static str,
 ) -> anyhow::Result<Http> {
     let addr = http.addr(default)?;
+    let tokens_reload = auth.tokens_reload();
     let auth = auth.auth_config(addr)?;
+    let tokens_reload = tokens_reload.filter(|_| !auth.is_open());
     let server = HttpServer::bind(addr, http.server_config())
         .await
         .with_context(|| format!("cannot listen on {addr} (PLOTQ_HTTP_ADDR)"))?;
@@ -303,15 +312,64 @@ async fn bind_http(
     Ok(Http {
         server,
         edge: Edge {
+            config: http.edge_config(addr, &auth),
             auth: Auth::new(auth),
             limits: Limits::new(limits),
-            config: http.edge_config(),
         },
         role,
         observer,
         observed: observed.is_some(),
         self_samples,
+        tokens_reload,
     })
+}
+
+/// Reads the tokens file again every `reload.every` until `stop`, putting changed
+/// entries in force; a file that does not read or parse keeps the entries in force (and
+/// is logged).
+async fn reload_tokens(
+    auth: Arc<Auth>,
+    reload: crate::config::TokensReload,
+    stop: CancellationToken,
+) {
+    let mut last = crate::config::read_token_entries(Some(&reload.file), reload.inline.as_deref())
+        .map(|entries| fingerprint(&entries))
+        .ok();
+    let mut interval = tokio::time::interval(reload.every);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = interval.tick() => {}
+        }
+        match crate::config::read_token_entries(Some(&reload.file), reload.inline.as_deref()) {
+            Ok(entries) => {
+                let now = fingerprint(&entries);
+                if last.as_ref() == Some(&now) {
+                    continue;
+                }
+                let n = entries.len();
+                match auth.replace_tokens(entries) {
+                    Ok(()) => {
+                        tracing::info!(tokens = n, "token entries reloaded");
+                        last = Some(now);
+                    }
+                    Err(e) => tracing::error!(error = %e, "token entries not reloaded"),
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "token entries not reloaded; the previous ones stay in force")
+            }
+        }
+    }
+}
+
+/// What tells two sets of token entries apart (names, key ids, scopes, services).
+fn fingerprint(entries: &[plotq_http::auth::TokenEntry]) -> Vec<String> {
+    entries
+        .iter()
+        .map(|e| format!("{} {} {:?} {:?}", e.kid, e.name, e.scopes, e.services))
+        .collect()
 }
 
 /// Where a role keeps its own request samples: its store, and the registry whose
@@ -334,6 +392,13 @@ impl Http {
         let mut tasks = vec![plotq_http::observe::upkeep(stop.clone()).map(Ok).boxed()];
         if let (Some(writer), Some((store, views))) = (self.self_samples.take(), store) {
             tasks.push(writer.run(store, views, stop.clone()).map(Ok).boxed());
+        }
+        if let Some(reload) = self.tokens_reload.take() {
+            tasks.push(
+                reload_tokens(self.edge.auth.clone(), reload, stop.clone())
+                    .map(Ok)
+                    .boxed(),
+            );
         }
         tasks
     }
@@ -445,7 +510,7 @@ impl App {
     /// `plotq api`: binds, then connects MongoDB, RabbitMQ and Redis.
     pub async fn api(args: ApiArgs) -> anyhow::Result<Self> {
         args.validate()?;
-        let limits = limits_config(Some(&args.api), None);
+        let limits = limits_config(Some(&args.budget), Some(&args.api), None);
         let http = bind_http(&args.http, &args.auth, limits, DEFAULT_API_ADDR, "api").await?;
         let store = mongo(&args.rabbit.deps, &args.mongo).await?;
         let queue = amqp(&args.rabbit).await;
@@ -481,6 +546,9 @@ impl App {
             // `GET /api/v1/stats` reads as the workers do.
             config: ApiConfig {
                 sources: source_policy(&args.sources, &args.mongo.retention),
+                // One ingest's whole write (every chunk, every rollup update) within the
+                // dependency timeout, however many documents it is.
+                store_timeout: Some(args.rabbit.deps.dependency_timeout()),
                 ..api_config(&args.api, &args.cache)
             },
         };
@@ -498,7 +566,7 @@ impl App {
         let mut http = bind_http(
             &args.http,
             &args.auth,
-            limits_config(None, None),
+            limits_config(None, None, None),
             DEFAULT_WORKER_ADDR,
             "worker",
         )
@@ -535,7 +603,7 @@ impl App {
     /// `plotq notifier`: binds, then connects Redis and RabbitMQ.
     pub async fn notifier(args: NotifierArgs) -> anyhow::Result<Self> {
         args.validate()?;
-        let limits = limits_config(None, Some(&args.events));
+        let limits = limits_config(Some(&args.budget), None, Some(&args.events));
         let http = bind_http(
             &args.http,
             &args.auth,
@@ -579,7 +647,7 @@ impl App {
     /// workers, the hub, the refresher and the demo, over the in-memory ports.
     pub async fn standalone(args: StandaloneArgs) -> anyhow::Result<Self> {
         args.validate()?;
-        let limits = limits_config(Some(&args.api), Some(&args.events));
+        let limits = limits_config(Some(&args.budget), Some(&args.api), Some(&args.events));
         let http = bind_http(
             &args.http,
             &args.auth,
@@ -593,6 +661,7 @@ impl App {
             retention: args.retention.raw_retention,
             rollup_retention: args.retention.rollup_retention,
             max_bytes: args.memory_store_max_bytes,
+            max_series: args.memory_store_max_series,
         }));
         let queue: Arc<dyn JobQueue> = Arc::new(MemoryQueue::with_retry_delays(
             args.queue.max_queued_jobs as usize,

@@ -1,4 +1,4 @@
-//! `plotq bench render`: the in-process render benchmark, comparable line for line with
+//! `plotq bench` (`render` here; `store` and `fairness` in their own files). `render`: the in-process render benchmark, comparable line for line with
 //! `bench/matplotlib_histogram.py`, the matplotlib baseline (same input file format, same
 //! JSON output).
 //! Times statistics + drawing + PNG encoding; not process start or data loading.
@@ -15,6 +15,9 @@ pub fn run(command: &crate::config::Command) -> anyhow::Result<()> {
     match command {
         crate::config::Command::Bench(BenchCommand::Render(args)) => render(args),
         crate::config::Command::Bench(BenchCommand::Store(args)) => crate::bench_store::run(args),
+        crate::config::Command::Bench(BenchCommand::Fairness(args)) => {
+            crate::bench_fairness::run(args)
+        }
         _ => unreachable!("only bench commands reach here"),
     }
 }

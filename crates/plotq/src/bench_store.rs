@@ -51,6 +51,7 @@ async fn bench(args: &BenchStoreArgs) -> anyhow::Result<serde_json::Value> {
         retention: Duration::from_secs(48 * 3600),
         rollup_retention: Duration::from_secs(90 * 86_400),
         max_bytes: args.max_bytes,
+        ..MemoryStoreConfig::default()
     }));
     let service = ServiceName::parse("bench").expect("valid name");
     let mut generator = Generator::new(&[(service.clone(), 40.0)], 0x5eed);

@@ -199,6 +199,32 @@ pub enum BenchCommand {
     /// Backfill one series into the in-memory store, then time plots of several windows
     /// from request to plot.ready through a worker; one JSON line.
     Store(BenchStoreArgs),
+    /// Two tenants against a running api: one asks for distinct renders at its full
+    /// plot rate, the other fetches a cached image and a fresh render every second;
+    /// the quiet tenant's latencies alone, then beside the busy one; one JSON line.
+    Fairness(BenchFairnessArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchFairnessArgs {
+    /// The api (or standalone) to load, e.g. http://127.0.0.1:8080.
+    #[arg(long)]
+    pub url: String,
+    /// The busy tenant's token (scopes ingest,read).
+    #[arg(long, env = "PLOTQ_BENCH_BUSY_TOKEN", hide_env_values = true)]
+    pub busy_token: String,
+    /// The quiet tenant's token (scope read).
+    #[arg(long, env = "PLOTQ_BENCH_QUIET_TOKEN", hide_env_values = true)]
+    pub quiet_token: String,
+    /// Renders per second the busy tenant asks for (its plot budget).
+    #[arg(long, default_value_t = 50)]
+    pub busy_rate: u32,
+    /// Seconds of the quiet tenant alone (its baseline).
+    #[arg(long, default_value_t = 10)]
+    pub alone_secs: u64,
+    /// Seconds of both tenants together.
+    #[arg(long, default_value_t = 30)]
+    pub together_secs: u64,
 }
 
 #[derive(Debug, Args)]
@@ -259,10 +285,19 @@ pub struct StandaloneArgs {
     /// Do not run the built-in demo producer (1/0, true/false, yes/no, on/off).
     #[arg(long, env = "PLOTQ_NO_DEMO", value_parser = BoolishValueParser::new())]
     pub no_demo: bool,
-    /// Bytes of encoded samples (~10 a sample) the in-memory store may hold; past it,
-    /// ingest is refused with `507 store_full` (nothing is dropped to make room).
+    /// Bytes of memory the in-memory store may hold, counted as they are allocated
+    /// (~10 a sample in a long series, ~1 KiB a new series); past it, ingest is refused
+    /// with `507 store_full` (nothing is dropped to make room).
     #[arg(long, env = "PLOTQ_MEMORY_STORE_MAX_BYTES", default_value_t = 2 << 30)]
     pub memory_store_max_bytes: u64,
+    /// Series (service, metric) the in-memory store may hold; a batch adding more is
+    /// refused with `507 store_full`.
+    #[arg(
+        long,
+        env = "PLOTQ_MEMORY_STORE_MAX_SERIES",
+        default_value_t = 1_000_000
+    )]
+    pub memory_store_max_series: usize,
     #[command(flatten)]
     pub retention: RetentionSettings,
     #[command(flatten)]
@@ -271,6 +306,8 @@ pub struct StandaloneArgs {
     pub auth: AuthSettings,
     #[command(flatten)]
     pub api: ApiSettings,
+    #[command(flatten)]
+    pub budget: PlotBudgetSettings,
     #[command(flatten)]
     pub events: EventSettings,
     #[command(flatten)]
@@ -289,9 +326,15 @@ pub struct StandaloneArgs {
 
 impl StandaloneArgs {
     pub fn validate(&self) -> anyhow::Result<()> {
+        at_least(
+            self.memory_store_max_series as u64,
+            1,
+            "PLOTQ_MEMORY_STORE_MAX_SERIES",
+        )?;
         self.http.validate()?;
         self.auth.validate()?;
         self.api.validate()?;
+        self.budget.validate()?;
         self.events.validate()?;
         self.worker.validate()?;
         self.cache.validate()?;
@@ -309,6 +352,8 @@ pub struct ApiArgs {
     pub auth: AuthSettings,
     #[command(flatten)]
     pub api: ApiSettings,
+    #[command(flatten)]
+    pub budget: PlotBudgetSettings,
     /// The image lifetime bounds how long identical requests share a render.
     #[command(flatten)]
     pub cache: CacheSettings,
@@ -331,6 +376,7 @@ impl ApiArgs {
         self.http.validate()?;
         self.auth.validate()?;
         self.api.validate()?;
+        self.budget.validate()?;
         self.cache.validate()?;
         self.rabbit.validate()?;
         self.redis.validate()?;
@@ -390,6 +436,8 @@ pub struct NotifierArgs {
     #[command(flatten)]
     pub events: EventSettings,
     #[command(flatten)]
+    pub budget: PlotBudgetSettings,
+    #[command(flatten)]
     pub cache: CacheSettings,
     #[command(flatten)]
     pub bus: EventBusSettings,
@@ -408,6 +456,7 @@ impl NotifierArgs {
         self.http.validate()?;
         self.auth.validate()?;
         self.events.validate()?;
+        self.budget.validate()?;
         self.cache.validate()?;
         self.rabbit.validate()?;
         self.redis.validate()?;
@@ -501,6 +550,11 @@ pub struct HttpSettings {
     /// `https://dash.example.com`); none by default.
     #[arg(long, env = "PLOTQ_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
+    /// In open mode on loopback, the host names besides `localhost`, `127.0.0.1` and
+    /// `[::1]` that requests may be addressed to (comma-separated, without port); any
+    /// other `Host` is refused (`403 host_not_allowed`), which stops DNS rebinding.
+    #[arg(long, env = "PLOTQ_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
     /// Requests slower than this many milliseconds are logged at WARN.
     #[arg(
         long,
@@ -575,6 +629,10 @@ impl HttpSettings {
             plotq_http::edge::validate_origin(origin)
                 .map_err(|e| anyhow::anyhow!("PLOTQ_CORS_ORIGINS: {e}"))?;
         }
+        for host in &self.allowed_hosts {
+            plotq_http::edge::validate_host(host)
+                .map_err(|e| anyhow::anyhow!("PLOTQ_ALLOWED_HOSTS: {e}"))?;
+        }
         Ok(())
     }
 
@@ -604,10 +662,22 @@ impl HttpSettings {
         })
     }
 
-    pub fn edge_config(&self) -> plotq_http::EdgeConfig {
+    /// The edge of a role listening on `addr` with authentication `auth`: in open mode
+    /// on loopback, requests must be addressed to a loopback name or an allowed host.
+    pub fn edge_config(
+        &self,
+        addr: SocketAddr,
+        auth: &plotq_http::AuthConfig,
+    ) -> plotq_http::EdgeConfig {
+        let allowed_hosts = (auth.is_open() && addr.ip().is_loopback()).then(|| {
+            let mut hosts = plotq_http::edge::loopback_hosts();
+            hosts.extend(self.allowed_hosts.iter().cloned());
+            hosts
+        });
         plotq_http::EdgeConfig {
             cors_origins: self.cors_origins.clone(),
             body_read_timeout: Duration::from_secs(self.body_timeout_secs),
+            allowed_hosts,
             ..plotq_http::EdgeConfig::default()
         }
     }
@@ -619,6 +689,31 @@ impl HttpSettings {
             ..plotq_http::ServerConfig::default()
         }
     }
+}
+
+/// The token entries of `file` and `inline` (as PLOTQ_TOKENS_FILE and PLOTQ_TOKENS).
+pub fn read_token_entries(
+    file: Option<&std::path::Path>,
+    inline: Option<&str>,
+) -> anyhow::Result<Vec<plotq_http::auth::TokenEntry>> {
+    let mut text = String::new();
+    if let Some(path) = file {
+        text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("PLOTQ_TOKENS_FILE {}: {e}", path.display()))?;
+        text.push('\n');
+    }
+    if let Some(inline) = inline {
+        text.push_str(inline);
+    }
+    plotq_http::auth::parse_tokens(&text).map_err(|e| anyhow::anyhow!("PLOTQ_TOKENS(_FILE): {e}"))
+}
+
+/// Reading PLOTQ_TOKENS_FILE again while a role runs (`PLOTQ_TOKENS_RELOAD_SECS`).
+#[derive(Debug, Clone)]
+pub struct TokensReload {
+    pub file: PathBuf,
+    pub inline: Option<String>,
+    pub every: Duration,
 }
 
 /// Authentication: api, notifier, standalone.
@@ -640,9 +735,15 @@ pub struct AuthSettings {
     /// it. Required with tokens (at least 32 characters, e.g. `openssl rand -hex 32`).
     #[arg(long, env = "PLOTQ_TICKET_SECRET", hide_env_values = true)]
     pub ticket_secret: Option<String>,
-    /// How long a browser read ticket is valid.
+    /// How long a browser read ticket is valid (10 to 3600 seconds; an event stream
+    /// opened with a ticket ends when it expires, with a final `stream.closed` event).
     #[arg(long, env = "PLOTQ_TICKET_TTL_SECS", default_value_t = 300)]
     pub ticket_ttl_secs: u64,
+    /// How often PLOTQ_TOKENS_FILE is read again, in seconds (0: only at start). A token
+    /// removed or replaced in the file stops working at the next read, with its tickets,
+    /// links and open event streams.
+    #[arg(long, env = "PLOTQ_TOKENS_RELOAD_SECS", default_value_t = 10)]
+    pub tokens_reload_secs: u64,
     /// Key signing render links (`GET /api/v1/render?…&grant=`); every api of a
     /// deployment must share it, and changing it revokes every link. At least 32
     /// characters; unset, it is derived from PLOTQ_TICKET_SECRET (rotating that one then
@@ -658,24 +759,35 @@ impl AuthSettings {
             "PLOTQ_AUTH must be on or off"
         );
         at_least(self.ticket_ttl_secs, 10, "PLOTQ_TICKET_TTL_SECS")?;
+        anyhow::ensure!(
+            self.ticket_ttl_secs <= plotq_http::auth::MAX_TICKET_TTL.as_secs(),
+            "PLOTQ_TICKET_TTL_SECS must be at most {} (a ticket travels in URLs)",
+            plotq_http::auth::MAX_TICKET_TTL.as_secs()
+        );
         Ok(())
+    }
+
+    /// The token entries of PLOTQ_TOKENS_FILE and PLOTQ_TOKENS, as they read now.
+    pub fn read_tokens(&self) -> anyhow::Result<Vec<plotq_http::auth::TokenEntry>> {
+        read_token_entries(self.tokens_file.as_deref(), self.tokens.as_deref())
+    }
+
+    /// What reloading the tokens needs: the file, the inline entries and the interval
+    /// (`None` when the tokens are read only at start).
+    pub fn tokens_reload(&self) -> Option<TokensReload> {
+        let file = self.tokens_file.clone()?;
+        (self.tokens_reload_secs > 0).then(|| TokensReload {
+            file,
+            inline: self.tokens.clone(),
+            every: Duration::from_secs(self.tokens_reload_secs),
+        })
     }
 
     /// The authentication of an HTTP role listening on `addr`, checked against the
     /// rules: tokens need a shared ticket secret; no tokens is only for loopback unless
     /// `PLOTQ_AUTH=off` says so.
     pub fn auth_config(&self, addr: SocketAddr) -> anyhow::Result<plotq_http::AuthConfig> {
-        let mut text = String::new();
-        if let Some(path) = &self.tokens_file {
-            text = std::fs::read_to_string(path)
-                .map_err(|e| anyhow::anyhow!("PLOTQ_TOKENS_FILE {}: {e}", path.display()))?;
-            text.push('\n');
-        }
-        if let Some(inline) = &self.tokens {
-            text.push_str(inline);
-        }
-        let tokens = plotq_http::auth::parse_tokens(&text)
-            .map_err(|e| anyhow::anyhow!("PLOTQ_TOKENS(_FILE): {e}"))?;
+        let tokens = self.read_tokens()?;
         let mut config = plotq_http::AuthConfig::open();
         config.ticket_ttl = Duration::from_secs(self.ticket_ttl_secs);
         // A configured secret is used in every mode, so an api's tickets open its
@@ -747,6 +859,19 @@ pub struct ApiSettings {
     /// connection); more get `503 render_busy` with `Retry-After`.
     #[arg(long, env = "PLOTQ_RENDER_WAITERS", default_value_t = 256)]
     pub render_waiters: usize,
+    /// Of those, how many one caller (or one render link) may have waiting; more get
+    /// `429 too_many_connections`.
+    #[arg(long, env = "PLOTQ_RENDER_WAITERS_PER_CALLER", default_value_t = 32)]
+    pub render_waiters_per_caller: usize,
+    /// Plot jobs one caller may have queued or rendering at once, counted over every api
+    /// replica; more get `429 too_many_jobs`. Workers serve the callers' jobs in turn, so
+    /// one caller's backlog never queues another's jobs behind it.
+    #[arg(long, env = "PLOTQ_JOBS_IN_FLIGHT_PER_CALLER", default_value_t = 16)]
+    pub jobs_in_flight_per_caller: usize,
+    /// How long a job counts toward its caller's jobs in flight when its end is never
+    /// seen (a lost job), in seconds.
+    #[arg(long, env = "PLOTQ_JOB_LEASE_SECS", default_value_t = 120)]
+    pub job_lease_secs: u64,
     /// How long a render link (`POST /api/v1/render/grants`) lives when the request
     /// names no `ttl_secs`.
     #[arg(long, env = "PLOTQ_GRANT_TTL_SECS", default_value_t = 7 * 86_400)]
@@ -764,12 +889,43 @@ pub struct ApiSettings {
     /// Samples one caller may send in a burst (at least the largest batch, 50,000).
     #[arg(long, env = "PLOTQ_INGEST_BURST", default_value_t = 200_000)]
     pub ingest_burst: u32,
-    /// Plot requests per second one caller may make.
+    /// Most one-minute buckets (distinct series × minute) one ingest batch may touch
+    /// (each is a stored chunk and a rollup update); more get `422 batch_too_spread`.
+    #[arg(long, env = "PLOTQ_MAX_BATCH_BUCKETS", default_value_t = plotq_api::DEFAULT_MAX_BATCH_BUCKETS)]
+    pub max_batch_buckets: usize,
+    /// Requests per second one render link (`GET /api/v1/render?…&grant=`) may get,
+    /// whoever holds it: a link's traffic has its own budget, never its minter's.
+    #[arg(long, env = "PLOTQ_GRANT_REQUESTS_PER_SEC", default_value_t = 10)]
+    pub grant_requests_per_sec: u32,
+    /// Requests one render link may get in a burst.
+    #[arg(long, env = "PLOTQ_GRANT_BURST", default_value_t = 40)]
+    pub grant_burst: u32,
+}
+
+/// What rendering costs a caller: api, notifier, standalone.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Plot budget")]
+pub struct PlotBudgetSettings {
+    /// Renders per second one caller (token, or client address) may cause: plot
+    /// requests that queue a job, and dashboard views opened before they were ever
+    /// rendered. Answers from a shared or cached render cost nothing.
     #[arg(long, env = "PLOTQ_PLOT_REQUESTS_PER_SEC", default_value_t = 50)]
     pub plot_requests_per_sec: u32,
-    /// Plot requests one caller may make in a burst.
+    /// Renders one caller may cause in a burst.
     #[arg(long, env = "PLOTQ_PLOT_BURST", default_value_t = 100)]
     pub plot_burst: u32,
+}
+
+impl PlotBudgetSettings {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        for (value, name) in [
+            (self.plot_requests_per_sec, "PLOTQ_PLOT_REQUESTS_PER_SEC"),
+            (self.plot_burst, "PLOTQ_PLOT_BURST"),
+        ] {
+            at_least(value, 1, name)?;
+        }
+        Ok(())
+    }
 }
 
 impl ApiSettings {
@@ -779,6 +935,17 @@ impl ApiSettings {
             "PLOTQ_RENDER_WAIT_MS must be 1 to 60000"
         );
         at_least(self.render_waiters as u64, 1, "PLOTQ_RENDER_WAITERS")?;
+        at_least(
+            self.render_waiters_per_caller as u64,
+            1,
+            "PLOTQ_RENDER_WAITERS_PER_CALLER",
+        )?;
+        at_least(
+            self.jobs_in_flight_per_caller as u64,
+            1,
+            "PLOTQ_JOBS_IN_FLIGHT_PER_CALLER",
+        )?;
+        at_least(self.job_lease_secs, 10, "PLOTQ_JOB_LEASE_SECS")?;
         at_least(self.grant_ttl_secs, 60, "PLOTQ_GRANT_TTL_SECS")?;
         anyhow::ensure!(
             self.grant_max_ttl_secs >= self.grant_ttl_secs,
@@ -789,10 +956,11 @@ impl ApiSettings {
             "PLOTQ_INGEST_BURST must be at least the largest batch ({})",
             plotq_domain::sample::MAX_BATCH
         );
+        at_least(self.max_batch_buckets as u64, 1, "PLOTQ_MAX_BATCH_BUCKETS")?;
         for (value, name) in [
             (self.ingest_samples_per_sec, "PLOTQ_INGEST_SAMPLES_PER_SEC"),
-            (self.plot_requests_per_sec, "PLOTQ_PLOT_REQUESTS_PER_SEC"),
-            (self.plot_burst, "PLOTQ_PLOT_BURST"),
+            (self.grant_requests_per_sec, "PLOTQ_GRANT_REQUESTS_PER_SEC"),
+            (self.grant_burst, "PLOTQ_GRANT_BURST"),
         ] {
             at_least(value, 1, name)?;
         }
@@ -810,6 +978,10 @@ pub struct EventSettings {
     /// Distinct dashboard views one notifier keeps live at once.
     #[arg(long, env = "PLOTQ_MAX_WATCHED_VIEWS", default_value_t = 10_000)]
     pub max_watched_views: usize,
+    /// Distinct dashboard views one caller may keep live at once on one notifier (over
+    /// all its streams); more get `429 too_many_connections`.
+    #[arg(long, env = "PLOTQ_VIEWS_PER_CALLER", default_value_t = 128)]
+    pub views_per_caller: usize,
     /// Live refresh: at most one re-render of a watched view per this many seconds.
     #[arg(long, env = "PLOTQ_REFRESH_DEBOUNCE_SECS", default_value_t = 3)]
     pub refresh_debounce_secs: u64,
@@ -823,6 +995,7 @@ impl EventSettings {
                 "PLOTQ_SSE_CONNECTIONS_PER_CALLER",
             ),
             (self.max_watched_views, "PLOTQ_MAX_WATCHED_VIEWS"),
+            (self.views_per_caller, "PLOTQ_VIEWS_PER_CALLER"),
         ] {
             at_least(value, 1, name)?;
         }
@@ -833,18 +1006,25 @@ impl EventSettings {
 /// The per-caller limits of an HTTP role: the ingest and plot limits where it serves the
 /// API, the stream limit where it serves events (the others keep their defaults, unused).
 pub fn limits_config(
+    budget: Option<&PlotBudgetSettings>,
     api: Option<&ApiSettings>,
     events: Option<&EventSettings>,
 ) -> plotq_http::LimitsConfig {
     let mut config = plotq_http::LimitsConfig::default();
+    if let Some(budget) = budget {
+        config.plot_requests_per_sec = budget.plot_requests_per_sec;
+        config.plot_burst = budget.plot_burst;
+    }
     if let Some(api) = api {
         config.ingest_samples_per_sec = api.ingest_samples_per_sec;
         config.ingest_burst = api.ingest_burst;
-        config.plot_requests_per_sec = api.plot_requests_per_sec;
-        config.plot_burst = api.plot_burst;
+        config.grant_requests_per_sec = api.grant_requests_per_sec;
+        config.grant_burst = api.grant_burst;
+        config.render_waiters_per_caller = api.render_waiters_per_caller;
     }
     if let Some(events) = events {
         config.sse_connections_per_caller = events.sse_connections_per_caller;
+        config.views_per_caller = events.views_per_caller;
     }
     config
 }
@@ -853,9 +1033,15 @@ pub fn limits_config(
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Rendering")]
 pub struct WorkerSettings {
-    /// Unacknowledged jobs per worker (= concurrent renders per worker).
+    /// Jobs one worker processes at once (= concurrent renders per worker; size its
+    /// CPU from this).
     #[arg(long, env = "PLOTQ_PREFETCH", default_value_t = 2)]
     pub prefetch: u16,
+    /// Jobs one worker holds beyond those it processes, so it can serve callers in turn
+    /// rather than in arrival order (the broker's prefetch is PLOTQ_PREFETCH +
+    /// PLOTQ_LOOKAHEAD); 0 takes jobs in arrival order.
+    #[arg(long, env = "PLOTQ_LOOKAHEAD", default_value_t = 14)]
+    pub lookahead: u16,
     /// Longest a single render may take, in seconds.
     #[arg(long, env = "PLOTQ_RENDER_DEADLINE_SECS", default_value_t = 30)]
     pub render_deadline_secs: u64,

@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod bench;
+pub mod bench_fairness;
 pub mod bench_store;
 pub mod config;
 pub mod demo;

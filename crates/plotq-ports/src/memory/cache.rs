@@ -1,6 +1,7 @@
 //! `MemoryCache`, the in-process `PlotCache`: job states (in their wire form) and PNGs,
-//! and single-flight request claims released only by their holder, all expiring like
-//! Redis keys by a `Clock`. Part of the embedded standalone implementation, and a
+//! single-flight request claims released only by their holder, all expiring like
+//! Redis keys by a `Clock`, and the jobs each lane has in flight (leases by the caller's
+//! clock). Part of the embedded standalone implementation, and a
 //! unit-test double.
 
 use super::ttl::expiry;
@@ -18,6 +19,8 @@ use std::time::Duration;
 pub struct MemoryCache {
     /// Key → (expiry, epoch ms; value).
     entries: Mutex<HashMap<String, (i64, Vec<u8>)>>,
+    /// Lane → its jobs in flight, each with the end of its lease (epoch ms).
+    lanes: Mutex<HashMap<String, HashMap<JobId, i64>>>,
     clock: Arc<dyn Clock>,
 }
 
@@ -25,6 +28,7 @@ impl Default for MemoryCache {
     fn default() -> Self {
         Self {
             entries: Mutex::default(),
+            lanes: Mutex::default(),
             clock: Arc::new(SystemClock),
         }
     }
@@ -174,6 +178,44 @@ impl PlotCache for MemoryCache {
         Ok(())
     }
 
+    async fn begin_job(
+        &self,
+        lane: &str,
+        id: JobId,
+        cap: usize,
+        lease: Duration,
+        now_ms: i64,
+    ) -> PortResult<bool> {
+        let mut lanes = self.lanes.lock().expect("lanes lock");
+        lanes.retain(|_, jobs| {
+            jobs.retain(|_, until| *until > now_ms);
+            !jobs.is_empty()
+        });
+        let jobs = lanes.entry(lane.to_owned()).or_default();
+        if jobs.contains_key(&id) {
+            return Ok(true);
+        }
+        if jobs.len() >= cap {
+            if jobs.is_empty() {
+                lanes.remove(lane);
+            }
+            return Ok(false);
+        }
+        jobs.insert(id, expiry(now_ms, lease));
+        Ok(true)
+    }
+
+    async fn end_job(&self, lane: &str, id: JobId) -> PortResult<()> {
+        let mut lanes = self.lanes.lock().expect("lanes lock");
+        if let Some(jobs) = lanes.get_mut(lane) {
+            jobs.remove(&id);
+            if jobs.is_empty() {
+                lanes.remove(lane);
+            }
+        }
+        Ok(())
+    }
+
     async fn ping(&self) -> PortResult<()> {
         Ok(())
     }
@@ -188,6 +230,16 @@ mod tests {
     async fn claims_are_released_only_by_their_holder() {
         let cache = MemoryCache::default();
         crate::contract::claims_are_released_only_by_their_holder(&cache, &cache, "k").await;
+    }
+
+    #[tokio::test]
+    async fn lanes_count_jobs_up_to_their_cap() {
+        let cache = MemoryCache::default();
+        crate::contract::lanes_count_jobs_up_to_their_cap(&cache, &cache, "lane").await;
+        assert!(
+            cache.lanes.lock().unwrap().is_empty(),
+            "ended lanes are forgotten"
+        );
     }
 
     #[tokio::test]

@@ -53,6 +53,11 @@ impl MemoryQueue {
         self.retry_delays[index]
     }
 
+    /// Jobs waiting in the queue (published or returned, not yet delivered).
+    pub fn depth(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+
     /// Enqueues `body` exactly as given, bypassing `JobMessage` encoding: how tests (and
     /// tools) put a malformed or foreign message on the queue.
     pub fn publish_raw(&self, body: &[u8]) -> PortResult<()> {

@@ -296,6 +296,14 @@ async fn single_flight_claims_are_released_only_by_their_holder() {
     assert!(!conn.exists::<_, bool>(&claim_key).await.unwrap());
     let id = contract::delete_state_forgets_the_state_only(&cache).await;
     contract::idempotency_keys_replay_conflict_and_abandon(&cache, "batch-key").await;
+    contract::lanes_count_jobs_up_to_their_cap(&cache, &other_replica, "tenant-a").await;
+    assert!(
+        !conn
+            .exists::<_, bool>(format!("{}:lane:tenant-a", config.namespace))
+            .await
+            .unwrap(),
+        "an empty lane leaves no key"
+    );
     let idem_key = format!("{}:idem:batch-key", config.namespace);
     let idem_ttl: i64 = conn.ttl(&idem_key).await.unwrap();
     assert!(
