@@ -21,13 +21,14 @@ PORT=18431
 results=()
 for BIN in "$@"; do
   env PLOTQ_HTTP_ADDR=127.0.0.1:$PORT RUST_LOG=error PLOTQ_TOKENS="$TOKENS" \
-      PLOTQ_TICKET_SECRET=0123456789abcdef0123456789abcdef ${FAIRNESS_ENV:-} \
+      PLOTQ_TICKET_SECRET=0123456789abcdef0123456789abcdef \
+      PLOTQ_INGEST_SAMPLES_PER_SEC=100000000 PLOTQ_INGEST_BURST=100000000 ${FAIRNESS_ENV:-} \
       "$BIN" standalone --no-demo >/dev/null 2>&1 &
   PID=$!
   trap 'kill $PID 2>/dev/null || true' EXIT
   for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
   line=$("$DRIVER" bench fairness --url "http://127.0.0.1:$PORT" --busy-token "$BUSY" \
-    --quiet-token "$QUIET" --alone-secs "${ALONE_SECS:-10}" --together-secs "${TOGETHER_SECS:-30}")
+    --quiet-token "$QUIET" --alone-secs "${ALONE_SECS:-10}" --together-secs "${TOGETHER_SECS:-30}" ${FAIRNESS_ARGS:-})
   kill $PID; wait $PID 2>/dev/null || true
   echo "$BIN: $line"
   results+=("$BIN	$line")
@@ -36,13 +37,14 @@ done
 printf '%s\n' "${results[@]}" | python3 -c '
 import json, sys
 rows = [l.split("\t", 1) for l in sys.stdin.read().splitlines()]
-print(f"{\"binary\":40} {\"quiet cached p50/p99 ms (alone -> together)\":46} {\"quiet fresh p50/p99 ms (alone -> together)\":46} busy statuses")
+def pair(r, phase, kind):
+    s = r[phase][kind]
+    return "%s/%s" % (s["p50_ms"], s["p99_ms"])
+print("%-40s %-34s %-34s %s" % ("binary", "quiet cached p50/p99 ms", "quiet fresh p50/p99 ms", "busy statuses"))
+print("%-40s %-34s %-34s" % ("", "(alone -> beside busy)", "(alone -> beside busy)"))
 for binary, line in rows:
     r = json.loads(line)
-    def pair(phase, kind):
-        s = r[phase][kind]
-        return f"{s[\"p50_ms\"]}/{s[\"p99_ms\"]}"
-    cached = f"{pair(\"alone\",\"cached\")} -> {pair(\"together\",\"cached\")}"
-    fresh = f"{pair(\"alone\",\"fresh\")} -> {pair(\"together\",\"fresh\")}"
-    print(f"{binary[-40:]:40} {cached:46} {fresh:46} {r[\"together\"][\"busy\"][\"statuses\"]}")
+    cached = pair(r, "alone", "cached") + " -> " + pair(r, "together", "cached")
+    fresh = pair(r, "alone", "fresh") + " -> " + pair(r, "together", "fresh")
+    print("%-40s %-34s %-34s %s" % (binary[-40:], cached, fresh, r["together"]["busy"]["statuses"]))
 '

@@ -78,8 +78,8 @@ class Plotq:
         except urllib.error.HTTPError as e:
             return e.code, dict(e.headers), e.read()
 
-    def metric(self, name):
-        _, _, text = self.call("GET", "/metrics")
+    def metric(self, name, token=None):
+        _, _, text = self.call("GET", "/metrics", token)
         total = 0.0
         for line in text.decode().splitlines():
             if line.startswith(name) and not line.startswith("#"):
@@ -95,8 +95,9 @@ def ingest(p, token, service, n=500):
     return p.call("POST", "/api/v1/metrics", token, body)[0]
 
 def probe_views(binary):
-    reader, writer = tok(), tok()
-    p = Plotq(binary, f"sha256:{sha(reader)} scopes=read name=reader; sha256:{sha(writer)} scopes=ingest,read name=writer")
+    reader, writer, admin = tok(), tok(), tok()
+    p = Plotq(binary, f"sha256:{sha(reader)} scopes=read name=reader; sha256:{sha(writer)} scopes=ingest,read name=writer; "
+                      f"sha256:{sha(admin)} scopes=read,admin name=admin")
     ingest(p, writer, "v")
     refused, opened = 0, 0
     for rnd in range(3):
@@ -119,7 +120,7 @@ def probe_views(binary):
         opened += sum(1 for s in results if s == 200)
         refused += sum(1 for s in results if s == 429)
     time.sleep(1.5)  # the refresher's passes (500 ms) see the last round's leases
-    queued = p.metric("plotq_view_refreshes_total")
+    queued = p.metric("plotq_view_refreshes_total", admin)
     p.stop()
     return {"streams_opened": opened, "streams_refused_429": refused, "view_renders_queued": queued}
 

@@ -404,11 +404,11 @@ fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
         .any(|t| t == etag || t == "*")
 }
 
-/// Job `id`'s state once done, polling the cache (20 ms, doubling to 250 ms) for at
+/// Job `id`'s state once done, polling the cache (10 ms, doubling to `MAX_POLL`) for at
 /// most `wait`; `409 plot_failed` if it failed, `503 render_timeout` past the wait.
 async fn wait_for(state: &ApiState, id: JobId, wait: Duration) -> Result<JobState, Problem> {
     let deadline = Instant::now() + wait;
-    let mut pause = Duration::from_millis(20);
+    let mut pause = Duration::from_millis(10);
     loop {
         let job = state.cache.get_state(id).await?;
         match &job {
@@ -442,9 +442,13 @@ async fn wait_for(state: &ApiState, id: JobId, wait: Duration) -> Result<JobStat
             return Err(problem);
         }
         tokio::time::sleep(pause.min(left)).await;
-        pause = (pause * 2).min(Duration::from_millis(250));
+        pause = (pause * 2).min(MAX_POLL);
     }
 }
+
+/// The longest pause between two looks at a waited-for job's state: an image is answered
+/// at most this long after it is ready (one cache read per waiter per pause).
+const MAX_POLL: Duration = Duration::from_millis(50);
 
 /// What `POST /api/v1/render/grants` takes.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

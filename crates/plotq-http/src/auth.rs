@@ -1097,6 +1097,9 @@ mod tests {
             .authenticate(&HeaderMap::new(), &Method::GET, Some(&ticket), None, 1)
             .unwrap();
         assert_eq!(auth.recheck(&holder, &["any"], expires - 1), Ok(()));
-        assert_eq!(auth.recheck(&holder, &["any"], expires), Err(Lapsed::Expired));
+        assert_eq!(
+            auth.recheck(&holder, &["any"], expires),
+            Err(Lapsed::Expired)
+        );
     }
 }

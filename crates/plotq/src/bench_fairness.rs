@@ -68,6 +68,8 @@ struct Bench {
     cached: String,
     /// Makes every fresh plot new (a distinct title).
     run: String,
+    /// The plot kind asked for.
+    kind: String,
 }
 
 impl Bench {
@@ -101,8 +103,8 @@ impl Bench {
             let (status, ms) = self.render(&self.quiet, &self.cached).await;
             cached.record(status, ms);
             let query = format!(
-                "kind=histogram&service=bench&window=10m&width=800&height=450&title=quiet-{}-{phase}-{i}",
-                self.run
+                "kind={}&service=bench&window=10m&width=800&height=450&title=quiet-{}-{phase}-{i}",
+                self.kind, self.run
             );
             let (status, ms) = self.render(&self.quiet, &query).await;
             fresh.record(status, ms);
@@ -129,8 +131,8 @@ impl Bench {
             let (bench, seen) = (self.clone(), seen.clone());
             tasks.spawn(async move {
                 let query = format!(
-                    "kind=histogram&service=bench&window=10m&width=800&height=450&title=busy-{}-{i}",
-                    bench.run
+                    "kind={}&service=bench&window=10m&width=800&height=450&title=busy-{}-{i}",
+                    bench.kind, bench.run
                 );
                 let (status, ms) = bench.render(&bench.busy, &query).await;
                 seen.lock().expect("seen lock").record(status, ms);
@@ -158,37 +160,45 @@ async fn measure(args: &BenchFairnessArgs) -> anyhow::Result<()> {
         .build()?;
     let url = args.url.trim_end_matches('/').to_owned();
     let now = plotq_ports::clock::now_ms();
-    // Ten minutes of latencies for the bench's service (sent by the busy tenant).
-    let samples: Vec<Value> = (0..6_000)
-        .map(|i| {
-            json!({"service": "bench", "metric": "latency_ms",
-                "value": 5.0 + f64::from(i % 97), "timestamp": now - 600_000 + i64::from(i) * 100})
-        })
-        .collect();
-    let response = client
-        .post(format!("{url}/api/v1/metrics"))
-        .bearer_auth(&args.busy_token)
-        .json(&samples)
-        .send()
-        .await
-        .context("cannot reach the api")?;
-    anyhow::ensure!(
-        response.status().is_success(),
-        "ingest refused: HTTP {} {}",
-        response.status(),
-        response.text().await.unwrap_or_default()
-    );
+    // Ten minutes of latencies for the bench's service (sent by the busy tenant), in
+    // batches the api takes.
+    let n = args.samples.max(1);
+    for first in (0..n).step_by(40_000) {
+        let samples: Vec<Value> = (first..(first + 40_000).min(n))
+            .map(|i| {
+                json!({"service": "bench", "metric": "latency_ms",
+                    "value": 5.0 + f64::from(i % 97) + f64::from(i % 13) * 0.37,
+                    "timestamp": now - 600_000 + i64::from(i) * 600_000 / i64::from(n)})
+            })
+            .collect();
+        let response = client
+            .post(format!("{url}/api/v1/metrics"))
+            .bearer_auth(&args.busy_token)
+            .json(&samples)
+            .send()
+            .await
+            .context("cannot reach the api")?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        anyhow::ensure!(
+            status.is_success(),
+            "ingest refused: HTTP {status} {}",
+            text.chars().take(300).collect::<String>()
+        );
+    }
     let bench = Arc::new(Bench {
         client,
         url,
         busy: args.busy_token.clone(),
         quiet: args.quiet_token.clone(),
         cached: format!(
-            "kind=histogram&service=bench&from={}&until={}&width=800&height=450",
+            "kind={}&service=bench&from={}&until={}&width=800&height=450",
+            args.kind,
             now - 540_000,
             now - 60_000
         ),
         run: format!("{:x}", rand::random::<u32>()),
+        kind: args.kind.clone(),
     });
     // The cached image is rendered once, before anything is measured.
     let (status, _) = bench.render(&bench.quiet, &bench.cached).await;
@@ -216,6 +226,8 @@ async fn measure(args: &BenchFairnessArgs) -> anyhow::Result<()> {
             "bench": "fairness",
             "url": bench.url,
             "busy_rate_per_s": args.busy_rate,
+            "samples": n,
+            "kind": bench.kind,
             "alone": {"cached": alone_cached.summary(), "fresh": alone_fresh.summary()},
             "together": {
                 "cached": together_cached.summary(),

@@ -225,6 +225,13 @@ pub struct BenchFairnessArgs {
     /// Seconds of both tenants together.
     #[arg(long, default_value_t = 30)]
     pub together_secs: u64,
+    /// Samples ingested into the bench's service (the last 10 minutes) before it starts:
+    /// what each render reads.
+    #[arg(long, default_value_t = 300_000)]
+    pub samples: u32,
+    /// The plot kind both tenants ask for.
+    #[arg(long, default_value = "histogram")]
+    pub kind: String,
 }
 
 #[derive(Debug, Args)]
