@@ -13,7 +13,8 @@
 //! Each external technology implements them in its own crate (`plotq-mongo`,
 //! `plotq-amqp`, `plotq-redis`); `memory` holds in-process implementations that are the
 //! embedded standalone mode and the fast unit-test doubles; `contract` (feature
-//! `contract`) holds the behaviour tests every adapter of a port runs. This crate knows no client
+//! `contract`) holds the behaviour tests every adapter of a port runs, and `faulty`
+//! (same feature) the one fault-injecting wrapper tests put around any adapter. This crate knows no client
 //! library and no wire protocol.
 
 pub mod backoff;
@@ -21,6 +22,8 @@ pub mod breaker;
 pub mod clock;
 #[cfg(any(test, feature = "contract"))]
 pub mod contract;
+#[cfg(any(test, feature = "contract"))]
+pub mod faulty;
 pub mod memory;
 pub mod timing;
 pub mod urls;
