@@ -30,8 +30,11 @@
 //! `PLOTQ_FUZZ_SEED` (printed with every summary and failure) steer a run:
 //! `PLOTQ_FUZZ_REQUESTS=10000 cargo test -p plotq --test e2e_fuzz -- --nocapture`.
 
-mod support;
-
+use crate::support::app::{Backend, Options, TestApp};
+use crate::support::{
+    Plotq, SseEvent, cleanup, namespace, post_samples, record_events, require_services,
+    wait_finished, wait_ready,
+};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use rand::rngs::StdRng;
@@ -43,11 +46,6 @@ use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
-use support::app::{Backend, Options, TestApp};
-use support::{
-    Plotq, SseEvent, cleanup, namespace, post_samples, record_events, require_services,
-    wait_finished, wait_ready,
-};
 
 const DEFAULT_REQUESTS: usize = 2_000;
 const DEFAULT_SEED: u64 = 0x504c_4f54_515f_465a; // "PLOTQ_FZ"

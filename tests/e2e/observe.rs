@@ -3,14 +3,12 @@
 //! series moving by exactly the known workload; `Server-Timing` on API responses; and
 //! plotq plotting its own request durations (N requests → a histogram of N samples).
 
-mod support;
-
+use crate::support::*;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use support::*;
 
 const READY: Duration = Duration::from_secs(30);
 const DONE: Duration = Duration::from_secs(60);

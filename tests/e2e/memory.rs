@@ -4,11 +4,9 @@
 //! the process's resident memory grew past twice the bound, and keep what it accepted.
 //! Needs no service: standalone runs on the in-memory ports (Linux: reads `/proc`).
 
-mod support;
-
+use crate::support::{Plotq, get_json, namespace, wait_ready};
 use serde_json::Value;
 use std::time::{Duration, Instant};
-use support::{Plotq, get_json, namespace, wait_ready};
 
 const READY: Duration = Duration::from_secs(30);
 /// The store's bound for the test.

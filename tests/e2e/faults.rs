@@ -2,15 +2,13 @@
 //! `failed` with a reason, and each is announced once. Real RabbitMQ, Redis and the
 //! MongoDB-wire server; every role a separate `plotq` process.
 
-mod support;
-
-use serde_json::{Value, json};
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
-use support::{
+use crate::support::{
     Plotq, broker_channel, cleanup, ingest, job_id, namespace, request_plot, require_services,
     run_plotq, subscribe, wait_ready, wait_status,
 };
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 const READY: Duration = Duration::from_secs(60);
 

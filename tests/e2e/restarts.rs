@@ -9,16 +9,14 @@
 //! back even when it fails (a guard), and the tests of this binary run one at a time
 //! (they share the machine's services).
 
-mod support;
-
+use crate::support::{
+    Plotq, cleanup, ingest, job_id, namespace, record_events, request_plot, require_services,
+    wait_ready, wait_status,
+};
 use plotq_ports::contract::{TestServer, cluster_master_of, redis_cli, redis_info};
 use serde_json::{Value, json};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::{
-    Plotq, cleanup, ingest, job_id, namespace, record_events, request_plot, require_services,
-    wait_ready, wait_status,
-};
 
 const READY: Duration = Duration::from_secs(60);
 const DONE: Duration = Duration::from_secs(180);
@@ -245,7 +243,7 @@ async fn burst_with_restart(
 
 /// Every id of `ids` announced `plot.ready` exactly once on `events`, waiting (under
 /// `DONE`) for the announcements still on their way.
-async fn announced_once(events: &support::EventRecorder, ids: &[String]) {
+async fn announced_once(events: &crate::support::EventRecorder, ids: &[String]) {
     let until = Instant::now() + DONE;
     loop {
         let snapshot = events.snapshot();
@@ -453,7 +451,7 @@ impl ClusterNode {
 async fn redis_cluster_master_restart_during_a_burst_loses_nothing() {
     let _serial = ONE_AT_A_TIME.lock().await;
     require_services();
-    support::require_redis_cluster();
+    crate::support::require_redis_cluster();
     let ns = namespace("cluster");
     let node = ClusterNode::serving(&format!("{ns}:plotq:events"));
     let restore = node.clone();
@@ -470,7 +468,7 @@ async fn redis_cluster_master_restart_during_a_burst_loses_nothing() {
     restart_scenario_in(
         &ns,
         "redis",
-        &[("PLOTQ_REDIS_URL", support::REDIS_CLUSTER_URL)],
+        &[("PLOTQ_REDIS_URL", crate::support::REDIS_CLUSTER_URL)],
         move || stop.stop_saving(),
         move || start.start().expect("the cluster node starts again"),
     )
@@ -655,7 +653,7 @@ async fn outages_are_answered_in_milliseconds_once_detected() {
     wait_status(&client, &on, &id, DONE, |s| s["status"] == "done").await;
 
     let plot = json!({"kind": "histogram", "service": "fast", "width": 400});
-    let batch = Value::Array(support::samples("fast", 10, 1000));
+    let batch = Value::Array(crate::support::samples("fast", 10, 1000));
     let redis_calls = [
         Call::Post("/api/v1/plots".into(), plot.clone(), None),
         Call::Get(format!("/api/v1/plots/{id}")),
@@ -915,9 +913,9 @@ async fn mongodb_outages_while_ingest_and_renders_are_in_flight() {
     );
     // Plots: the long outage's held jobs were dead-lettered as dependency_unavailable;
     // the operator replays them, and every accepted plot ends done.
-    let (_, letters) = support::run_plotq(&["dlq", "list"], &ns, &[]);
+    let (_, letters) = crate::support::run_plotq(&["dlq", "list"], &ns, &[]);
     assert!(letters.contains("dependency_unavailable"), "{letters}");
-    let (ok, out) = support::run_plotq(&["dlq", "retry", "--all"], &ns, &[]);
+    let (ok, out) = crate::support::run_plotq(&["dlq", "retry", "--all"], &ns, &[]);
     assert!(ok, "{out}");
     let states = all_done(&client, &api, &plots).await;
     eprintln!(

@@ -8,15 +8,13 @@
 //! The dependency checks read `cargo metadata` (normal dependencies only: dev-dependencies
 //! are test harnesses), so they see what Cargo resolves, not what a manifest says.
 
-mod support;
-
+use crate::support::app::{Backend, Options, TestApp};
+use crate::support::samples;
 use plotq_domain::JobId;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use support::app::{Backend, Options, TestApp};
-use support::samples;
 
 /// The repository root (this crate is `crates/plotq`).
 fn root() -> PathBuf {
@@ -341,7 +339,7 @@ async fn every_redis_key_but_the_event_stream_expires() {
             .await
             .unwrap();
         assert!(r.status().is_success(), "{request}: {}", r.status());
-        ids.push(support::job_id(r).await);
+        ids.push(crate::support::job_id(r).await);
     }
     for id in &ids {
         app.wait_done(JobId::parse(id).unwrap(), RENDER).await;
@@ -353,7 +351,7 @@ async fn every_redis_key_but_the_event_stream_expires() {
         .await;
     assert_eq!(rendered.data["view"], view);
 
-    let client_redis = redis::Client::open(support::REDIS_URL).expect("Redis URL");
+    let client_redis = redis::Client::open(crate::support::REDIS_URL).expect("Redis URL");
     let mut conn = client_redis
         .get_multiplexed_async_connection()
         .await

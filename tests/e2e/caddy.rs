@@ -21,15 +21,13 @@
 //! Waits are on conditions with deadlines: the tailer's state file saying everything up
 //! to the end of the file is stored, and the plots' numbers.
 
-mod support;
-
+use crate::support::app::{Backend, TestApp};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use support::app::{Backend, TestApp};
 
-const FIXTURE: &str = include_str!("fixtures/caddy/access.log");
+const FIXTURE: &str = include_str!("../fixtures/caddy/access.log");
 const DEADLINE: Duration = Duration::from_secs(60);
 
 fn now_secs() -> f64 {

@@ -6,15 +6,13 @@
 //! other credential; comparison views (several services and options in a view key)
 //! refreshed live over SSE.
 
-mod support;
-
+use crate::support::app::{Backend, Options, TestApp};
+use crate::support::{decode_png, samples};
 use plotq_http::auth::{hash_token, new_token};
 use reqwest::StatusCode;
 use reqwest::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH, RETRY_AFTER};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
-use support::app::{Backend, Options, TestApp};
-use support::{decode_png, samples};
 
 const READY: Duration = Duration::from_secs(60);
 

@@ -15,13 +15,11 @@
 //! raises the budget for long runs, and the wall-clock cap with it:
 //! `PLOTQ_SCHEMATHESIS_EXAMPLES=1000 cargo test -p plotq --test e2e_contract -- --nocapture`.
 
-mod support;
-
+use crate::support::app::{Backend, Options, TestApp};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use support::app::{Backend, Options, TestApp};
 
 /// Examples per operation and phase in CI: 15 to 30 s of fuzzing on a 2-core machine.
 const DEFAULT_EXAMPLES: u64 = 200;

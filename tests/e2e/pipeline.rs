@@ -5,13 +5,11 @@
 //! the in-memory ports. Where the process boundary is the point (kill -9, SIGTERM, restarts)
 //! the suites `e2e_faults.rs` and `e2e_restarts.rs` start `plotq` processes.
 
-mod support;
-
+use crate::support::app::{Backend, Options, TestApp};
+use crate::support::{decode_png, get_json, post_samples, samples, subscribe, wait_ready};
 use clap::Parser;
 use serde_json::{Value, json};
 use std::time::Duration;
-use support::app::{Backend, Options, TestApp};
-use support::{decode_png, get_json, post_samples, samples, subscribe, wait_ready};
 
 const READY: Duration = Duration::from_secs(60);
 const RENDER: Duration = Duration::from_secs(60);
