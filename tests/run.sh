@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # The README's test command. Installs and starts what the suite needs if it is missing
 # (the MongoDB-wire test server nx-27017, pinned; Redis, and a 3-master Redis Cluster;
-# RabbitMQ; schemathesis, pinned), then runs every test of the workspace, the browser
-# tests and the validation of the deployment files. Idempotent: running it again reuses
+# RabbitMQ; schemathesis, pinned), then runs every test of the workspace through
+# cargo-nextest, the browser tests and the validation of the deployment files. Idempotent: running it again reuses
 # what is already up.
 # Services are required: if one cannot be started, this fails instead of skipping tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Each step's wall time, printed as it ends (`.ci/run` adds its own phases around this).
+phase_started=$SECONDS
+phase_done() { echo "phase $1: $((SECONDS - phase_started)) s"; phase_started=$SECONDS; }
 
 NX_VERSION=0.8.1
 mkdir -p target
@@ -76,17 +79,29 @@ if ! port_open 5672; then
   wait_port 5672 180 "rabbitmq"
 fi
 
+phase_done "services and tools"
+
 log=target/test-output.log
 status=0
-cargo test --workspace --locked "$@" 2>&1 | tee "$log" || status=$?
+# One build of every test binary and of the plotq binary the end-to-end suite and the
+# browser tests start; then every test of the workspace through cargo-nextest, a
+# process per test, the tests of all binaries sharing the cores (the restart suite,
+# which stops the shared services, runs alone: .config/nextest.toml).
+command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
+cargo nextest run --workspace --locked --no-run "$@" 2>&1 | tee "$log" || status=$?
+phase_done "build tests"
+cargo nextest run --workspace --locked "$@" 2>&1 | tee -a "$log" || status=$?
+phase_done "run tests"
 # The real-browser test drives the dashboard of the plotq binary cargo just built.
 PLOTQ_BIN="$PWD/target/debug/plotq" node --test tests/browser/ 2>&1 | tee -a "$log" || status=$?
+phase_done "browser tests"
 # Deployment files (deploy/k8s overlays against the Kubernetes and KEDA schemas,
 # docker-compose.yml against the compose specification, plotq's own rules), offline;
 # then the validator's self-test: deliberately broken copies must be rejected.
 { tests/deploy/validate.sh && tests/deploy/validate.sh --self-test; } 2>&1 | tee -a "$log" || status=$?
-# One closing line for the whole suite (cargo prints one per test binary, node its own).
-awk '/^test result:/ { p += $4; f += $6 }
+phase_done "deployment files"
+# One closing line for the whole suite (nextest prints its summary, node its own).
+awk '/ Summary \[/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }
      /^# pass / { p += $3 }
      /^# fail / { f += $3 }
      /^self-test: / { p += $2; f += $4 }
