@@ -1,8 +1,11 @@
 //! Invariants of `ARCHITECTURE.md` checked as ordinary tests (rust-analyzer's "tidy"
-//! style): the pure crates depend on no runtime and no client library; each client
-//! library belongs to exactly one adapter crate; every Rust file opens with a `//!`
-//! saying what it is; and, against real Redis after a pass through the distributed
-//! pipeline, every key plotq wrote has a TTL except the capped event stream and the one
+//! style). Without services: the pure crates depend on no runtime and no client library;
+//! each client library belongs to exactly one adapter crate; the api and the notifier
+//! never render; every Rust file opens with a `//!` saying what it is; no source file is
+//! over 800 lines; no crate's modules import each other in a circle; every `allow` says
+//! why; each crate has one integration-test binary at most; only `plotq_domain::wire`
+//! defines versioned shapes. Against real Redis, after a pass through the distributed
+//! pipeline: every key plotq wrote has a TTL except the capped event stream and the one
 //! `since` key.
 //!
 //! The dependency checks read `cargo metadata` (normal dependencies only: dev-dependencies
@@ -227,6 +230,255 @@ fn every_rust_file_opens_with_a_module_comment() {
         missing.is_empty(),
         "these files do not open with a `//!` comment: {missing:?}"
     );
+}
+
+/// The source files of each workspace crate (`crates/<name>/src`), by crate name.
+fn crate_sources() -> BTreeMap<String, Vec<PathBuf>> {
+    let mut out = BTreeMap::new();
+    for entry in std::fs::read_dir(root().join("crates")).expect("crates/") {
+        let dir = entry.expect("directory entry").path();
+        let src = dir.join("src");
+        if !src.is_dir() {
+            continue;
+        }
+        let mut files = Vec::new();
+        rust_files(&src, &mut files);
+        files.sort();
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        out.insert(name, files);
+    }
+    out
+}
+
+fn shown(path: &Path) -> String {
+    path.strip_prefix(root())
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+/// No source file of a crate is longer than 800 lines (tests may be: a test file is a
+/// list of cases). Longer files split by concern.
+#[test]
+fn no_source_file_is_longer_than_800_lines() {
+    let long: Vec<String> = crate_sources()
+        .values()
+        .flatten()
+        .filter_map(|path| {
+            let lines = std::fs::read_to_string(path)
+                .expect("readable")
+                .lines()
+                .count();
+            (lines > 800).then(|| format!("{} ({lines} lines)", shown(path)))
+        })
+        .collect();
+    assert!(long.is_empty(), "split these by concern: {long:?}");
+}
+
+/// The top-level module (`src/<m>.rs` or `src/<m>/`) a source file belongs to, if it is
+/// not the crate root.
+fn top_module(src: &Path, file: &Path) -> Option<String> {
+    let rel = file.strip_prefix(src).ok()?;
+    let first = rel.components().next()?.as_os_str().to_string_lossy();
+    let name = first.trim_end_matches(".rs").to_owned();
+    (name != "lib" && name != "main").then_some(name)
+}
+
+/// The top-level modules a file refers to: `crate::<m>` anywhere, and `super::<m>` in a
+/// file directly below the crate root (whose parent is the root). Comments are skipped.
+fn referenced_modules(text: &str, at_top: bool) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for line in text.lines() {
+        let code = line.split("//").next().unwrap_or("");
+        let mut prefixes = vec!["crate::"];
+        if at_top {
+            prefixes.push("super::");
+        }
+        for prefix in prefixes {
+            let mut rest = code;
+            while let Some(at) = rest.find(prefix) {
+                let after = &rest[at + prefix.len()..];
+                // `use crate::{a, b::c}`: every name of the group.
+                let names: Vec<&str> = if let Some(group) = after.strip_prefix('{') {
+                    group
+                        .split('}')
+                        .next()
+                        .unwrap_or("")
+                        .split(',')
+                        .map(|n| n.trim())
+                        .collect()
+                } else {
+                    vec![after]
+                };
+                for name in names {
+                    let module: String = name
+                        .chars()
+                        .take_while(|c| c.is_alphanumeric() || *c == '_')
+                        .collect();
+                    if !module.is_empty() && name[module.len()..].starts_with("::") {
+                        out.insert(module);
+                    }
+                }
+                rest = after;
+            }
+        }
+    }
+    out
+}
+
+/// No module of a crate imports, directly or through others, a module that imports it:
+/// each crate's top-level modules form a tree of uses (shared pieces live in leaves).
+#[test]
+fn no_crate_has_an_import_circle() {
+    let mut circles = Vec::new();
+    for (krate, files) in crate_sources() {
+        let src = root().join("crates").join(&krate).join("src");
+        let mut uses: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for file in &files {
+            let Some(from) = top_module(&src, file) else {
+                continue;
+            };
+            let at_top = file.parent() == Some(src.as_path());
+            let text = std::fs::read_to_string(file).expect("readable");
+            let text = text.split("#[cfg(test)]").next().unwrap_or("");
+            let to = referenced_modules(text, at_top);
+            uses.entry(from.clone())
+                .or_default()
+                .extend(to.into_iter().filter(|m| *m != from));
+        }
+        // A module that reaches itself through the uses is in a circle.
+        for start in uses.keys() {
+            let mut seen = BTreeSet::new();
+            let mut todo: Vec<&String> = uses[start].iter().collect();
+            while let Some(m) = todo.pop() {
+                if m == start {
+                    circles.push(format!("{krate}: {start}"));
+                    break;
+                }
+                if seen.insert(m.clone())
+                    && let Some(next) = uses.get(m)
+                {
+                    todo.extend(next.iter());
+                }
+            }
+        }
+    }
+    assert!(
+        circles.is_empty(),
+        "these modules use a module that uses them back: {circles:?}"
+    );
+}
+
+#[test]
+fn the_circle_finder_reads_uses_and_groups() {
+    let text = "use crate::{a::X, b};\nuse crate::c::Y; // crate::d::Z\nlet x = super::e::f();";
+    assert_eq!(
+        referenced_modules(text, true),
+        BTreeSet::from(["a".to_owned(), "c".to_owned(), "e".to_owned()])
+    );
+    assert!(!referenced_modules(text, false).contains("e"));
+}
+
+/// Every `#[allow(..)]` carries its reason in a comment on the same line or the line
+/// before.
+#[test]
+fn every_allow_says_why() {
+    let mut files = Vec::new();
+    for dir in ["crates", "tests"] {
+        rust_files(&root().join(dir), &mut files);
+    }
+    let mut bare = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).expect("readable");
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let attribute = line.trim_start();
+            if !(attribute.starts_with("#[allow(") || attribute.starts_with("#![allow(")) {
+                continue;
+            }
+            let commented_before = i > 0 && lines[i - 1].trim_start().starts_with("//");
+            if !line.contains("//") && !commented_before {
+                bare.push(format!("{}:{}", shown(file), i + 1));
+            }
+        }
+    }
+    assert!(bare.is_empty(), "say why with a comment: {bare:?}");
+}
+
+/// Each crate has at most one integration-test binary (`tests/<name>/main.rs` and its
+/// modules): a file directly under `tests/` would be a binary of its own, and a link of
+/// its own. The end-to-end suite is the binary crate's one (`tests/e2e/`, at the root).
+#[test]
+fn each_crate_has_one_integration_test_binary_at_most() {
+    let mut binaries = vec!["plotq: tests/e2e".to_owned()];
+    let mut stray = Vec::new();
+    for entry in std::fs::read_dir(root().join("crates")).expect("crates/") {
+        let dir = entry.expect("directory entry").path().join("tests");
+        if !dir.is_dir() {
+            continue;
+        }
+        let mut mains = Vec::new();
+        for item in std::fs::read_dir(&dir).expect("tests/") {
+            let path = item.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "rs") {
+                stray.push(shown(&path));
+            } else if path.join("main.rs").is_file() {
+                mains.push(shown(&path));
+            }
+        }
+        if mains.len() > 1 {
+            stray.extend(mains.iter().skip(1).cloned());
+        }
+        binaries.extend(mains);
+    }
+    assert!(
+        stray.is_empty(),
+        "one test binary per crate; these would be more: {stray:?}"
+    );
+    assert!(
+        binaries.len() <= 12,
+        "{} test binaries: {binaries:?}",
+        binaries.len()
+    );
+}
+
+/// Only `plotq_domain::wire` defines versioned shapes (a `v` version field): what is
+/// stored or crosses a process boundary is defined, versioned and validated in one place.
+#[test]
+fn only_wire_defines_versioned_shapes() {
+    let wire = root().join("crates/plotq-domain/src/wire");
+    let outside: Vec<String> = crate_sources()
+        .values()
+        .flatten()
+        .filter(|path| !path.starts_with(&wire) && !path.ends_with("wire.rs"))
+        // The OpenAPI documents describe the shapes; they never decode them.
+        .filter(|path| !path.ends_with("openapi.rs"))
+        .filter(|path| {
+            let text = std::fs::read_to_string(path).expect("readable");
+            let code = text.split("#[cfg(test)]").next().unwrap_or("");
+            code.lines()
+                .any(|l| l.trim_start().starts_with("pub v: u32") || l.trim() == "v: u32,")
+        })
+        .map(|path| shown(path))
+        .collect();
+    assert!(
+        outside.is_empty(),
+        "versioned shapes outside plotq_domain::wire: {outside:?}"
+    );
+}
+
+/// The api never renders: nothing it depends on draws plots.
+#[test]
+fn the_api_and_the_notifier_never_render() {
+    let metadata = metadata();
+    for role in ["plotq-api", "plotq-notifier"] {
+        assert!(
+            !metadata
+                .transitive_normal_deps(role)
+                .contains("plotq-render"),
+            "{role} must not depend on plotq-render"
+        );
+    }
 }
 
 const READY: Duration = Duration::from_secs(60);
