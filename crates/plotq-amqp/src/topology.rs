@@ -135,15 +135,7 @@ mod tests {
     use super::*;
 
     fn config() -> AmqpConfig {
-        AmqpConfig {
-            url: "amqp://127.0.0.1".into(),
-            namespace: "ns".into(),
-            max_queued_jobs: 10,
-            delivery_limit: 5,
-            timeout: Duration::from_secs(1),
-            retry_delays: vec![Duration::from_secs(2)],
-            breaker: plotq_ports::Breaker::system("rabbitmq", Default::default()),
-        }
+        crate::config::example(&[2])
     }
 
     fn arg<'a>(args: &'a FieldTable, key: &str) -> &'a AMQPValue {
