@@ -130,21 +130,25 @@ pub(crate) fn ttl_ms(delay: Duration) -> u32 {
     u32::try_from(delay.as_millis()).unwrap_or(u32::MAX)
 }
 
+/// A config for unit tests: namespace `ns`, at most 10 jobs, 5 deliveries, retrying
+/// after `delays` seconds.
+#[cfg(test)]
+pub(crate) fn example(delays: &[u64]) -> AmqpConfig {
+    AmqpConfig {
+        url: "amqp://127.0.0.1".into(),
+        namespace: "ns".into(),
+        max_queued_jobs: 10,
+        delivery_limit: 5,
+        timeout: Duration::from_secs(1),
+        retry_delays: delays.iter().map(|s| Duration::from_secs(*s)).collect(),
+        breaker: plotq_ports::Breaker::system("rabbitmq", Default::default()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::example as config;
     use super::*;
-
-    fn config(delays: &[u64]) -> AmqpConfig {
-        AmqpConfig {
-            url: "amqp://127.0.0.1".into(),
-            namespace: "ns".into(),
-            max_queued_jobs: 10,
-            delivery_limit: 5,
-            timeout: Duration::from_secs(1),
-            retry_delays: delays.iter().map(|s| Duration::from_secs(*s)).collect(),
-            breaker: plotq_ports::Breaker::system("rabbitmq", Default::default()),
-        }
-    }
 
     #[test]
     fn attempt_k_waits_the_kth_delay_and_the_last_repeats() {

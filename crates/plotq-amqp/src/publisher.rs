@@ -26,7 +26,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use tokio::sync::{Mutex, MutexGuard, Semaphore, SemaphorePermit};
 use tokio::time::Instant;
 
-use crate::{AmqpConfig, DEPENDENCY, open, unavailable};
+use crate::config::AmqpConfig;
+use crate::connection::open;
+use crate::redact::{DEPENDENCY, unavailable};
 
 /// Publishing channels per `AmqpQueue` (per process), each with at most one publish
 /// awaiting its confirm. This is also the most one publishing process can push the work
@@ -127,7 +129,6 @@ impl Publisher {
         }
     }
 
-    /// A lane nobody is using; called with a permit held, so one exists.
     /// A publishing permit (waited for until `deadline`) and a free lane.
     async fn checkout(
         &self,
@@ -140,6 +141,7 @@ impl Publisher {
         Ok((permit, self.free_lane().await))
     }
 
+    /// A lane nobody is using; called with a permit held, so one exists.
     async fn free_lane(&self) -> MutexGuard<'_, Option<Lane>> {
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         for i in 0..self.lanes.len() {

@@ -1,11 +1,19 @@
 //! Keeping credentials out of error details: every `PortError` this crate returns goes
 //! through [`Redactor::clean`], which names the dependency `rabbitmq` and removes the
 //! password of any `scheme://user:password@` URL, and the configured password itself,
-//! from the detail (the detail is for logs; it must never carry a secret).
+//! from the detail (the detail is for logs; it must never carry a secret). Also the
+//! crate's one way to make an error, [`unavailable`] (URLs already redacted).
 
 use plotq_ports::PortError;
 
-use crate::DEPENDENCY;
+/// The name every error of this crate gives as its dependency.
+pub(crate) const DEPENDENCY: &str = "rabbitmq";
+
+/// `Unavailable` from `rabbitmq`, any URL in the detail without its password (the
+/// configured password is removed at the crate's edge, `Redactor::clean`).
+pub(crate) fn unavailable(e: impl std::fmt::Display) -> PortError {
+    PortError::unavailable(DEPENDENCY, redact_urls(&e.to_string()))
+}
 
 /// What replaces a secret.
 const MASK: &str = "***";

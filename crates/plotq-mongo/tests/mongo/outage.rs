@@ -1,65 +1,37 @@
-//! Calls end within the dependency timeout while MongoDB is down: a private MongoDB-wire
-//! server (`nx-27017`, started on a free port for this test, then killed) behind a
-//! `MongoStore`. Every insert and read during the outage fails `Unavailable` within the
-//! timeout, the driver's own retry included; with the breaker on, once the outage is
-//! detected they fail in milliseconds.
+//! Calls end within the dependency timeout while MongoDB cannot be reached: a store on
+//! an address nobody listens on, and a private MongoDB-wire server (`nx-27017`, started
+//! on a free port for this test, then killed) behind a `MongoStore`. Every insert and
+//! read during the outage fails `Unavailable` within the timeout, the driver's own retry
+//! included; with the breaker on, once the outage is detected they fail in
+//! milliseconds.
 
-use plotq_domain::{MetricName, Sample, ServiceName};
-use plotq_mongo::{MongoConfig, MongoStore};
+use crate::helpers::{breaker, config, no_breaker, private_server, sample, store_on};
+use plotq_mongo::MongoStore;
 use plotq_ports::contract::TestServer;
-use plotq_ports::{Breaker, BreakerConfig, MetricStore, PortError, SeriesQuery};
+use plotq_ports::{MetricStore, PortError, SeriesQuery};
 use std::time::{Duration, Instant};
 
-/// A store on the private server at `port`, with `timeout` and `breaker`.
-async fn store_on(port: u16, timeout: Duration, breaker: Breaker) -> MongoStore {
-    MongoStore::new(&MongoConfig {
-        url: format!("mongodb://127.0.0.1:{port}"),
-        database: "outage".to_owned(),
-        timeout,
-        raw_retention: Duration::from_secs(3600),
-        rollup_retention: Duration::from_secs(7200),
-        breaker,
-    })
-    .await
-    .unwrap()
-}
-
-/// The timeout alone, as without a breaker.
-fn no_breaker() -> Breaker {
-    Breaker::system(
-        "mongodb",
-        BreakerConfig {
-            failures_to_open: 0,
-            ..BreakerConfig::default()
-        },
-    )
+#[tokio::test]
+async fn unreachable_store_is_unavailable() {
+    let mut config = config();
+    config.url = "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=1000".to_owned();
+    config.timeout = Duration::from_secs(1);
+    let store = MongoStore::new(&config).await.unwrap();
+    let err = store
+        .insert(&[sample("a", "m", 1.0, 1)], None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PortError::Unavailable { .. }));
 }
 
 #[tokio::test]
 async fn calls_end_within_the_timeout_while_mongodb_is_down() {
     let port = TestServer::free_port();
-    // Its own pid file: the suite's server holds the default one.
-    let pid_file = format!("{}/nx-outage-{port}.pid", std::env::temp_dir().display());
-    let server = TestServer::start(
-        "nx-27017",
-        &[
-            "--db",
-            "memory",
-            "-p",
-            &port.to_string(),
-            "--pid-file",
-            &pid_file,
-        ],
-    );
-    let timeout = Duration::from_secs(2);
+    let server = private_server(port);
+    // Short: every call during the outage waits for it.
+    let timeout = Duration::from_secs(1);
     let store = store_on(port, timeout, no_breaker()).await;
-    let breaker = Breaker::system(
-        "mongodb",
-        BreakerConfig {
-            failures_to_open: 3,
-            cooldown: Duration::from_millis(300),
-        },
-    );
+    let breaker = breaker(3, Duration::from_millis(300));
     let guarded = store_on(port, timeout, breaker.clone()).await;
     let deadline = Instant::now() + Duration::from_secs(20);
     while store.ping().await.is_err() || guarded.ping().await.is_err() {
@@ -67,12 +39,7 @@ async fn calls_end_within_the_timeout_while_mongodb_is_down() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let now = plotq_ports::clock::now_ms();
-    let sample = Sample {
-        service: ServiceName::parse("a").unwrap(),
-        metric: MetricName::parse("latency_ms").unwrap(),
-        value: 1.0,
-        timestamp_ms: now,
-    };
+    let sample = sample("a", "latency_ms", 1.0, now);
     store
         .insert(std::slice::from_ref(&sample), None)
         .await

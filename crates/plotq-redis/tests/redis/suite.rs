@@ -1,48 +1,49 @@
-//! The Redis adapters' suite, run by `redis.rs` against the single Redis on
-//! 127.0.0.1:6379 and by `cluster.rs` against the 3-master Redis Cluster on
-//! 127.0.0.1:7101-7103 (each fails if its Redis is not running): TTLs on every key,
-//! stream fan-out, replay and history bound, single-flight claims and their release, the
-//! bounded series list, versioned states. Each test works in a random namespace and
-//! deletes the keys it created, one key per command (a cluster refuses commands whose
-//! keys are in different slots).
+//! The Redis adapters' suite, run on every `Target` — by `single.rs` against the single
+//! Redis on 127.0.0.1:6379 and by `cluster.rs` against the 3-master Redis Cluster on
+//! 127.0.0.1:7101-7103 (`suite_tests!` makes one `#[tokio::test]` of each function
+//! here): TTLs on every key, stream fan-out, replay and history bound, single-flight
+//! claims and their release, the bounded series list, versioned states. Each test
+//! works in a random namespace and deletes the keys it created, one key per command (a
+//! cluster refuses commands whose keys are in different slots).
 
-use crate::{CLUSTER, URL, raw};
+use crate::helpers::{Target, config, tag};
 use plotq_domain::JobId;
 use plotq_domain::wire::{EventId, EventKind, PlotEvent};
 use plotq_ports::contract::{self, queued_state as state};
 use plotq_ports::{EventBus, PlotCache, PortError};
-use plotq_redis::{RedisCache, RedisConfig, RedisEventBus};
+use plotq_redis::{RedisCache, RedisEventBus};
 use redis::AsyncCommands;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// A key's variable part as plotq writes it: a hash tag on a cluster only (a single
-/// Redis keeps the key names of earlier releases).
-pub fn tag(text: &str) -> String {
-    if CLUSTER {
-        format!("{{{text}}}")
-    } else {
-        text.to_owned()
-    }
+/// One `#[tokio::test]` per test of the suite, against `$target` (a `Target`).
+macro_rules! suite_tests {
+    ($target:ty) => {
+        $crate::suite::suite_tests!(
+            @each $target;
+            states_and_pngs_round_trip_with_ttls,
+            events_fan_out_and_replay,
+            history_is_bounded,
+            unreachable_redis_is_unavailable_not_a_hang,
+            view_leases_claims_and_states,
+            single_flight_claims_are_released_only_by_their_holder,
+            series_list_is_bounded_and_expires,
+            stored_states_are_versioned,
+        );
+    };
+    (@each $target:ty; $($test:ident,)*) => {
+        $(
+            #[tokio::test]
+            async fn $test() {
+                $crate::suite::$test::<$target>().await;
+            }
+        )*
+    };
 }
+pub(crate) use suite_tests;
 
-pub fn config(history: usize) -> RedisConfig {
-    RedisConfig {
-        url: URL.to_owned(),
-        cluster: CLUSTER,
-        namespace: format!(
-            "t-{}:plotq",
-            &uuid::Uuid::new_v4().simple().to_string()[..10]
-        ),
-        timeout: Duration::from_secs(5),
-        event_history: history,
-        breaker: plotq_ports::Breaker::system("redis", plotq_ports::BreakerConfig::default()),
-    }
-}
-
-#[tokio::test]
-async fn states_and_pngs_round_trip_with_ttls() {
-    let config = config(10);
+pub async fn states_and_pngs_round_trip_with_ttls<T: Target>() {
+    let config = config::<T>(10);
     let cache = RedisCache::new(&config).unwrap();
     let s = state();
     cache.put_state(&s, Duration::from_secs(30)).await.unwrap();
@@ -56,12 +57,12 @@ async fn states_and_pngs_round_trip_with_ttls() {
         Some(&b"png-bytes"[..])
     );
     assert_eq!(cache.get_image(JobId::new_random()).await.unwrap(), None);
-    let mut conn = raw().await;
+    let mut conn = T::raw().await;
     let state_ttl: i64 = conn
         .ttl(format!(
             "{}:state:{}",
             config.namespace,
-            tag(&s.id.to_string())
+            tag::<T>(&s.id.to_string())
         ))
         .await
         .unwrap();
@@ -69,7 +70,7 @@ async fn states_and_pngs_round_trip_with_ttls() {
         .ttl(format!(
             "{}:img:{}",
             config.namespace,
-            tag(&s.id.to_string())
+            tag::<T>(&s.id.to_string())
         ))
         .await
         .unwrap();
@@ -77,9 +78,8 @@ async fn states_and_pngs_round_trip_with_ttls() {
     assert!((1..=20).contains(&png_ttl), "png TTL {png_ttl}");
 }
 
-#[tokio::test]
-async fn events_fan_out_and_replay() {
-    let config = config(100);
+pub async fn events_fan_out_and_replay<T: Target>() {
+    let config = config::<T>(100);
     let bus = Arc::new(RedisEventBus::new(&config).unwrap());
     let other_replica = RedisEventBus::new(&config).unwrap();
     let s = state();
@@ -115,7 +115,7 @@ async fn events_fan_out_and_replay() {
         [first, second]
     );
     // The ids are the stream's own: what XRANGE lists, in the same text.
-    let mut conn = raw().await;
+    let mut conn = T::raw().await;
     let listed: redis::streams::StreamRangeReply = conn
         .xrange_all(format!("{}:events", config.namespace))
         .await
@@ -130,9 +130,8 @@ async fn events_fan_out_and_replay() {
         .unwrap();
 }
 
-#[tokio::test]
-async fn history_is_bounded() {
-    let config = config(10);
+pub async fn history_is_bounded<T: Target>() {
+    let config = config::<T>(10);
     let bus = RedisEventBus::new(&config).unwrap();
     let s = state();
     for _ in 0..500 {
@@ -140,7 +139,7 @@ async fn history_is_bounded() {
             .await
             .unwrap();
     }
-    let mut conn = raw().await;
+    let mut conn = T::raw().await;
     let len: usize = conn
         .xlen(format!("{}:events", config.namespace))
         .await
@@ -153,9 +152,8 @@ async fn history_is_bounded() {
         .unwrap();
 }
 
-#[tokio::test]
-async fn unreachable_redis_is_unavailable_not_a_hang() {
-    let mut config = config(10);
+pub async fn unreachable_redis_is_unavailable_not_a_hang<T: Target>() {
+    let mut config = config::<T>(10);
     config.url = "redis://127.0.0.1:1".to_owned();
     config.timeout = Duration::from_secs(1);
     let cache = RedisCache::new(&config).unwrap();
@@ -168,12 +166,11 @@ async fn unreachable_redis_is_unavailable_not_a_hang() {
     assert!(matches!(result, Err(PortError::Unavailable { .. })));
 }
 
-#[tokio::test]
-async fn view_leases_claims_and_states() {
+pub async fn view_leases_claims_and_states<T: Target>() {
     use plotq_domain::{JobStatus, ViewState};
     use plotq_ports::ViewRegistry;
     use plotq_redis::RedisViews;
-    let config = config(10);
+    let config = config::<T>(10);
     let views = RedisViews::new(&config).unwrap();
     let other_replica = RedisViews::new(&config).unwrap();
     let (a, b) = (
@@ -249,20 +246,20 @@ async fn view_leases_claims_and_states() {
     };
     views.set_view_state(&a, &state).await.unwrap();
     assert_eq!(other_replica.view_state(&a).await.unwrap(), Some(state));
-    let mut conn = raw().await;
+    let mut conn = T::raw().await;
     // Every key written has a TTL (-1 would be "none", -2 "no such key").
     views
         .watch(std::slice::from_ref(&a), now + 30_000)
         .await
         .unwrap();
-    for suffix in ["views", "series", &format!("view:{}", tag(&a))] {
+    for suffix in ["views", "series", &format!("view:{}", tag::<T>(&a))] {
         let ttl: i64 = conn
             .pttl(format!("{}:{suffix}", config.namespace))
             .await
             .unwrap();
         assert!(ttl > 0, "{suffix} has no TTL ({ttl})");
     }
-    for suffix in ["views", "series", &format!("view:{}", tag(&a))] {
+    for suffix in ["views", "series", &format!("view:{}", tag::<T>(&a))] {
         let _: () = conn
             .del(format!("{}:{suffix}", config.namespace))
             .await
@@ -270,14 +267,13 @@ async fn view_leases_claims_and_states() {
     }
 }
 
-#[tokio::test]
-async fn single_flight_claims_are_released_only_by_their_holder() {
-    let config = config(10);
+pub async fn single_flight_claims_are_released_only_by_their_holder<T: Target>() {
+    let config = config::<T>(10);
     let cache = RedisCache::new(&config).unwrap();
     let other_replica = RedisCache::new(&config).unwrap();
     let key = "histogram:svc:10m";
     let claim_key = format!("{}:req:{key}", config.namespace);
-    let mut conn = raw().await;
+    let mut conn = T::raw().await;
 
     let probe = JobId::new_random();
     assert_eq!(
@@ -312,16 +308,19 @@ async fn single_flight_claims_are_released_only_by_their_holder() {
     );
     let _: () = conn.del(&idem_key).await.unwrap();
     let _: () = conn
-        .del(format!("{}:img:{}", config.namespace, tag(&id.to_string())))
+        .del(format!(
+            "{}:img:{}",
+            config.namespace,
+            tag::<T>(&id.to_string())
+        ))
         .await
         .unwrap();
 }
 
-#[tokio::test]
-async fn series_list_is_bounded_and_expires() {
+pub async fn series_list_is_bounded_and_expires<T: Target>() {
     use plotq_ports::ViewRegistry;
     use plotq_redis::RedisViews;
-    let config = config(10);
+    let config = config::<T>(10);
     let max = 5;
     let views = RedisViews::new(&config).unwrap().with_max_series(max);
     let series_key = format!("{}:series", config.namespace);
@@ -349,7 +348,7 @@ async fn series_list_is_bounded_and_expires() {
         )
         .await
         .unwrap();
-    let mut conn = raw().await;
+    let mut conn = T::raw().await;
     let len: usize = conn.zcard(&series_key).await.unwrap();
     assert_eq!(len, max, "only the newest {max} series remain");
     assert_eq!(
@@ -378,12 +377,11 @@ async fn series_list_is_bounded_and_expires() {
 
 /// Stored states carry `"v": 1`; states of the previous release (no `v`) are still read,
 /// states of an unknown version read as absent.
-#[tokio::test]
-async fn stored_states_are_versioned() {
+pub async fn stored_states_are_versioned<T: Target>() {
     use plotq_domain::{JobStatus, ViewState};
     use plotq_ports::ViewRegistry;
     use plotq_redis::RedisViews;
-    let config = config(10);
+    let config = config::<T>(10);
     let cache = RedisCache::new(&config).unwrap();
     let views = RedisViews::new(&config).unwrap();
     let s = state();
@@ -397,9 +395,9 @@ async fn stored_states_are_versioned() {
     };
     cache.put_state(&s, Duration::from_secs(30)).await.unwrap();
     views.set_view_state(view, &vs).await.unwrap();
-    let state_key = format!("{}:state:{}", config.namespace, tag(&s.id.to_string()));
-    let view_key = format!("{}:view:{}", config.namespace, tag(view));
-    let mut conn = raw().await;
+    let state_key = format!("{}:state:{}", config.namespace, tag::<T>(&s.id.to_string()));
+    let view_key = format!("{}:view:{}", config.namespace, tag::<T>(view));
+    let mut conn = T::raw().await;
     for key in [&state_key, &view_key] {
         let stored: Vec<u8> = conn.get(key).await.unwrap();
         let mut json: serde_json::Value = serde_json::from_slice(&stored).unwrap();

@@ -1,29 +1,20 @@
-//! The Redis adapters' suite (`suite/mod.rs`) against a Redis Cluster — three masters
-//! on 127.0.0.1:7101-7103, started by `tests/redis-cluster.sh` (fails if it is not
+//! The Redis adapters' suite (`suite.rs`) against a Redis Cluster — three masters on
+//! 127.0.0.1:7101-7103, started by `tests/redis-cluster.sh` (fails if it is not
 //! running) — plus what only a cluster shows: the keys a job or a view uses together
 //! land on one master, and the jobs of one namespace spread over every master; an
 //! adapter made before any cluster node answers connects once one does; and the health
 //! probe follows the cluster's own state.
 
-mod suite;
-
+use crate::helpers::{Cluster, Target, cluster_node, config, eventually};
 use plotq_ports::contract::queued_state as state;
 use plotq_ports::{PlotCache, ViewRegistry};
 use plotq_redis::{RedisCache, RedisViews};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-const PORTS: [u16; 3] = [7101, 7102, 7103];
-const URL: &str = "redis://127.0.0.1:7101,redis://127.0.0.1:7102,redis://127.0.0.1:7103";
-const CLUSTER: bool = true;
+crate::suite::suite_tests!(Cluster);
 
-async fn raw() -> redis::cluster_async::ClusterConnection {
-    redis::cluster::ClusterClient::new(URL.split(','))
-        .unwrap()
-        .get_async_connection()
-        .await
-        .expect("a Redis Cluster must be running on 127.0.0.1:7101-7103 (tests/redis-cluster.sh)")
-}
+const PORTS: [u16; 3] = [7101, 7102, 7103];
 
 /// The keys under `prefix` that the master on `port` holds (asked of that node alone).
 async fn keys_on(port: u16, prefix: &str) -> BTreeSet<String> {
@@ -41,7 +32,7 @@ async fn keys_on(port: u16, prefix: &str) -> BTreeSet<String> {
 
 #[tokio::test]
 async fn keys_used_together_share_a_master_and_jobs_spread_over_all() {
-    let config = suite::config(10);
+    let config = config::<Cluster>(10);
     let cache = RedisCache::new(&config).unwrap();
     let views = RedisViews::new(&config).unwrap();
     let ttl = Duration::from_secs(60);
@@ -109,7 +100,7 @@ async fn keys_used_together_share_a_master_and_jobs_spread_over_all() {
         "40 jobs land on every master (the odds of one missing them all: 3·(2/3)^40, 2e-7)"
     );
 
-    let mut conn = raw().await;
+    let mut conn = Cluster::raw().await;
     // Every key written has a TTL, on a cluster as on one node.
     for key in master_of.keys() {
         let ttl: i64 = redis::cmd("PTTL")
@@ -134,11 +125,9 @@ async fn keys_used_together_share_a_master_and_jobs_spread_over_all() {
 /// private one-node cluster (all 16,384 slots on one master) on a free port.
 #[tokio::test]
 async fn a_cluster_adapter_connects_late_and_its_probe_follows_the_cluster_state() {
-    use plotq_ports::contract::TestServer;
-    let port = TestServer::free_port();
+    let port = plotq_ports::contract::TestServer::free_port();
     let dir = std::env::temp_dir().join(format!("plotq-cluster-{}-{port}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut config = suite::config(10);
+    let mut config = config::<Cluster>(10);
     config.url = format!("redis://127.0.0.1:{port}");
     config.timeout = Duration::from_secs(1);
     let cache = RedisCache::new(&config).unwrap();
@@ -154,37 +143,13 @@ async fn a_cluster_adapter_connects_late_and_its_probe_follows_the_cluster_state
         started.elapsed()
     );
 
-    let port_arg = port.to_string();
-    let dir_arg = dir.display().to_string();
-    let server = TestServer::start(
-        "redis-server",
-        &[
-            "--port",
-            &port_arg,
-            "--bind",
-            "127.0.0.1",
-            "--cluster-enabled",
-            "yes",
-            "--dir",
-            &dir_arg,
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-    );
+    let server = cluster_node(port, &dir, &[]);
     let node = redis::Client::open(config.url.as_str()).unwrap();
-    let until = std::time::Instant::now() + Duration::from_secs(30);
-    let mut conn = loop {
-        if let Ok(conn) = node.get_multiplexed_async_connection().await {
-            break conn;
-        }
-        assert!(
-            std::time::Instant::now() < until,
-            "redis-server did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let (within, every) = (Duration::from_secs(30), Duration::from_millis(50));
+    let mut conn = eventually("redis-server starts", within, every, async || {
+        node.get_multiplexed_async_connection().await.ok()
+    })
+    .await;
     let _: () = redis::cmd("CLUSTER")
         .arg("ADDSLOTSRANGE")
         .arg(0)
@@ -194,14 +159,14 @@ async fn a_cluster_adapter_connects_late_and_its_probe_follows_the_cluster_state
         .unwrap();
 
     let s = state();
-    let until = std::time::Instant::now() + Duration::from_secs(30);
-    while cache.put_state(&s, Duration::from_secs(30)).await.is_err() {
-        assert!(
-            std::time::Instant::now() < until,
-            "the adapter never reached the cluster"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let every = Duration::from_millis(100);
+    eventually(
+        "the adapter reaches the cluster",
+        within,
+        every,
+        async || cache.put_state(&s, Duration::from_secs(30)).await.ok(),
+    )
+    .await;
     assert_eq!(cache.get_state(s.id).await.unwrap(), Some(s));
 
     // The health probe is the cluster's own verdict: while some slots are served by no
@@ -212,24 +177,23 @@ async fn a_cluster_adapter_connects_late_and_its_probe_follows_the_cluster_state
         cmd.arg(verb).arg(0).arg(99);
         cmd
     };
+    let within = Duration::from_secs(20);
     let _: () = slots("DELSLOTSRANGE").query_async(&mut conn).await.unwrap();
-    let until = std::time::Instant::now() + Duration::from_secs(20);
-    while cache.ping().await.is_ok() {
-        assert!(
-            std::time::Instant::now() < until,
-            "the probe never saw the unserved slots"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        "the probe sees the unserved slots",
+        within,
+        every,
+        async || cache.ping().await.err(),
+    )
+    .await;
     let _: () = slots("ADDSLOTSRANGE").query_async(&mut conn).await.unwrap();
-    let until = std::time::Instant::now() + Duration::from_secs(20);
-    while cache.ping().await.is_err() {
-        assert!(
-            std::time::Instant::now() < until,
-            "the probe never saw the slots served again"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        "the probe sees the slots served again",
+        within,
+        every,
+        async || cache.ping().await.ok(),
+    )
+    .await;
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -6,13 +6,17 @@
 //! again, and the health probe is up again — all within bounded waits, with no plotq
 //! restart.
 
+use crate::helpers::{breaker, cluster_node, config_on, eventually};
 use plotq_domain::wire::{EventKind, PlotEvent};
 use plotq_ports::contract::{TestServer, cluster_master_of, queued_state, redis_cli, redis_info};
-use plotq_ports::{Breaker, BreakerConfig, EventBus, PlotCache};
+use plotq_ports::{EventBus, PlotCache};
 use plotq_redis::{RedisCache, RedisConfig, RedisEventBus};
 use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+/// How often the waits here look.
+const EVERY: Duration = Duration::from_millis(100);
 
 /// `n` distinct ports nothing listens on now.
 fn free_ports(n: usize) -> Vec<u16> {
@@ -23,18 +27,15 @@ fn free_ports(n: usize) -> Vec<u16> {
     ports.into_iter().collect()
 }
 
-/// Polls `done` every 100 ms; fails the test with `what` after `deadline`.
-fn wait_for(what: &str, deadline: Duration, mut done: impl FnMut() -> bool) {
-    let until = Instant::now() + deadline;
-    while !done() {
-        assert!(Instant::now() < until, "{what} within {deadline:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// `INFO replication`'s `field` on `port` (empty if it has none).
 fn replication(port: u16, field: &str) -> String {
     redis_info(port, "replication", field).unwrap_or_default()
+}
+
+/// Waits (polling every [`EVERY`]) until `done` holds; fails the test with `what` after
+/// `within`.
+async fn wait_for(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+    eventually(what, within, EVERY, async || done().then_some(())).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -44,42 +45,21 @@ async fn a_master_lost_for_good_fails_over_and_the_adapters_follow() {
     let dir = std::env::temp_dir().join(format!("plotq-failover-{}", std::process::id()));
     let mut servers = Vec::new();
     for (&port, &bus_port) in data.iter().zip(bus) {
-        let node_dir = dir.join(port.to_string());
-        std::fs::create_dir_all(&node_dir).unwrap();
-        let (p, b, d) = (
-            port.to_string(),
-            bus_port.to_string(),
-            node_dir.display().to_string(),
-        );
-        servers.push((
-            port,
-            Some(TestServer::start(
-                "redis-server",
-                &[
-                    "--port",
-                    &p,
-                    "--cluster-port",
-                    &b,
-                    "--bind",
-                    "127.0.0.1",
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-node-timeout",
-                    "1000",
-                    "--dir",
-                    &d,
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ],
-            )),
-        ));
+        let bus_port = bus_port.to_string();
+        let extra = [
+            "--cluster-port",
+            &bus_port,
+            "--cluster-node-timeout",
+            "1000",
+        ];
+        let node = cluster_node(port, &dir.join(port.to_string()), &extra);
+        servers.push((port, Some(node)));
     }
     for &port in data {
         wait_for("a node answers", Duration::from_secs(20), || {
             redis_cli(port, &["ping"]).trim() == "PONG"
-        });
+        })
+        .await;
     }
     let mut create = Command::new("redis-cli");
     create.args(["--cluster", "create"]);
@@ -89,34 +69,27 @@ async fn a_master_lost_for_good_fails_over_and_the_adapters_follow() {
     wait_for("the cluster is up", Duration::from_secs(30), || {
         data.iter()
             .all(|&p| redis_cli(p, &["cluster", "info"]).contains("cluster_state:ok"))
-    });
+    })
+    .await;
 
+    let urls: Vec<String> = data
+        .iter()
+        .map(|p| format!("redis://127.0.0.1:{p}"))
+        .collect();
     let config = RedisConfig {
-        url: data
-            .iter()
-            .map(|p| format!("redis://127.0.0.1:{p}"))
-            .collect::<Vec<_>>()
-            .join(","),
-        cluster: true,
-        namespace: "failover:plotq".to_owned(),
-        timeout: Duration::from_secs(2),
         event_history: 100,
-        breaker: Breaker::system(
-            "redis",
-            BreakerConfig {
-                failures_to_open: 3,
-                cooldown: Duration::from_millis(200),
-            },
-        ),
+        breaker: breaker(3, Duration::from_millis(200)),
+        ..config_on(&urls.join(","), true, Duration::from_secs(2))
     };
     let cache = RedisCache::new(&config).unwrap();
     let events = RedisEventBus::new(&config).unwrap();
-    let stream = "failover:plotq:events";
+    let ns = &config.namespace;
+    let stream = format!("{ns}:events");
     // A job whose state lives on the master holding the stream: both go with it.
     let job = loop {
         let s = queued_state();
-        if cluster_master_of(data[0], &format!("failover:plotq:state:{{{}}}", s.id))
-            == cluster_master_of(data[0], stream)
+        if cluster_master_of(data[0], &format!("{ns}:state:{{{}}}", s.id))
+            == cluster_master_of(data[0], &stream)
         {
             break s;
         }
@@ -132,7 +105,7 @@ async fn a_master_lost_for_good_fails_over_and_the_adapters_follow() {
     cache.ping().await.unwrap();
 
     // Lost for good: `kill -9` once its replica has every write.
-    let lost = cluster_master_of(data[0], stream).expect("a master serves the stream");
+    let lost = cluster_master_of(data[0], &stream).expect("a master serves the stream");
     let replica = *data
         .iter()
         .find(|&&p| p != lost && replication(p, "master_port") == lost.to_string())
@@ -144,7 +117,8 @@ async fn a_master_lost_for_good_fails_over_and_the_adapters_follow() {
                 .unwrap_or(0)
         };
         offset(replica) >= offset(lost) && offset(lost) > 0
-    });
+    })
+    .await;
     let watcher = *data.iter().find(|&&p| p != lost && p != replica).unwrap();
     servers
         .iter_mut()
@@ -154,21 +128,23 @@ async fn a_master_lost_for_good_fails_over_and_the_adapters_follow() {
         .take();
     let lost_at = Instant::now();
     wait_for("the replica takes over", Duration::from_secs(30), || {
-        cluster_master_of(watcher, stream) == Some(replica)
+        cluster_master_of(watcher, &stream) == Some(replica)
             && redis_cli(watcher, &["cluster", "info"]).contains("cluster_state:ok")
-    });
+    })
+    .await;
     let failover = lost_at.elapsed();
 
     // The same adapters, never re-made: the probe is up again, the replicated state
     // reads back, and writes and events go to the new master.
-    let until = Instant::now() + Duration::from_secs(30);
-    while cache.ping().await.is_err() || cache.get_state(job.id).await.is_err() {
-        assert!(
-            Instant::now() < until,
-            "the adapters never followed the failover"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        "the adapters follow the failover",
+        Duration::from_secs(30),
+        EVERY,
+        async || {
+            (cache.ping().await.is_ok() && cache.get_state(job.id).await.is_ok()).then_some(())
+        },
+    )
+    .await;
     let followed = lost_at.elapsed();
     assert_eq!(cache.get_state(job.id).await.unwrap(), Some(job.clone()));
     let after = queued_state();

@@ -6,60 +6,30 @@
 //! calls fail in milliseconds without waiting for the timeout, and the breaker lets
 //! calls through again once Redis answers.
 
-use plotq_ports::contract::TestServer;
-use plotq_ports::contract::queued_state;
-use plotq_ports::{Breaker, BreakerConfig, PlotCache, PortError};
+use crate::helpers::{breaker, config_on, eventually, no_breaker, redis_server};
+use plotq_ports::contract::{TestServer, queued_state};
+use plotq_ports::{Breaker, PlotCache, PortError};
 use plotq_redis::{RedisCache, RedisConfig};
 use std::time::{Duration, Instant};
 
-/// A `redis-server` of this test's own on `port`, keeping nothing on disk.
-fn redis_server(port: u16) -> TestServer {
-    let port = port.to_string();
-    TestServer::start(
-        "redis-server",
-        &[
-            "--port",
-            &port,
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-    )
-}
+/// Polls of a private server coming (back) up.
+const RESTART: (Duration, Duration) = (Duration::from_secs(10), Duration::from_millis(50));
 
 /// A private Redis on `port` and a cache on it (with `timeout` and `breaker`), once the
 /// server answers.
 async fn started(port: u16, timeout: Duration, breaker: Breaker) -> (TestServer, RedisCache) {
     let cache = RedisCache::new(&RedisConfig {
-        url: format!("redis://127.0.0.1:{port}"),
-        cluster: false,
-        namespace: "outage:plotq".to_owned(),
-        timeout,
-        event_history: 10,
         breaker,
+        ..config_on(&format!("redis://127.0.0.1:{port}"), false, timeout)
     })
     .unwrap();
-    let server = redis_server(port);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while cache.ping().await.is_err() {
-        assert!(Instant::now() < deadline, "redis-server did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let server = redis_server(port, &[]);
+    let (within, every) = RESTART;
+    eventually("redis-server starts", within, every, async || {
+        cache.ping().await.ok()
+    })
+    .await;
     (server, cache)
-}
-
-/// The timeout alone, as without a breaker.
-fn no_breaker() -> Breaker {
-    Breaker::system(
-        "redis",
-        BreakerConfig {
-            failures_to_open: 0,
-            ..BreakerConfig::default()
-        },
-    )
 }
 
 #[tokio::test]
@@ -87,32 +57,21 @@ async fn calls_end_within_the_timeout_while_redis_is_down() {
         "a call took {slowest:?} with a timeout of {timeout:?}"
     );
 
-    let _server = redis_server(port);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match cache.get_state(state.id).await {
-            // A fresh server (nothing saved): the state is gone, the connection is back.
-            Ok(found) => {
-                assert_eq!(found, None);
-                break;
-            }
-            Err(e) => assert!(Instant::now() < deadline, "no reconnect: {e}"),
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let _server = redis_server(port, &[]);
+    let (within, every) = RESTART;
+    let found = eventually("a reconnect", within, every, async || {
+        cache.get_state(state.id).await.ok()
+    })
+    .await;
+    // A fresh server (nothing saved): the state is gone, the connection is back.
+    assert_eq!(found, None);
 }
 
 #[tokio::test]
 async fn a_known_outage_is_answered_in_milliseconds() {
     let port = TestServer::free_port();
     let timeout = Duration::from_secs(1);
-    let breaker = Breaker::system(
-        "redis",
-        BreakerConfig {
-            failures_to_open: 3,
-            cooldown: Duration::from_millis(300),
-        },
-    );
+    let breaker = breaker(3, Duration::from_millis(300));
     let (server, cache) = started(port, timeout, breaker.clone()).await;
     let state = queued_state();
     drop(server);
@@ -141,16 +100,13 @@ async fn a_known_outage_is_answered_in_milliseconds() {
     );
     assert!(p99 < Duration::from_millis(100), "p99 {p99:?}");
 
-    let _server = redis_server(port);
+    let _server = redis_server(port, &[]);
     // The probe (a role's background prober) finds it back; calls go through again.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while cache.ping().await.is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "the probe never found Redis back"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (within, every) = RESTART;
+    eventually("the probe finds Redis back", within, every, async || {
+        cache.ping().await.ok()
+    })
+    .await;
     assert!(breaker.is_up());
     cache.get_state(state.id).await.unwrap();
 }

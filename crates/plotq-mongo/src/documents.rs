@@ -1,0 +1,445 @@
+//! What `MongoStore` stores and asks, as BSON, with no I/O: the chunk documents, the
+//! rollup update documents and how a stored rollup is read back, the order-preserving
+//! integer encoding of the extremes, the window filters, and the index specs and
+//! commands. Sending them is `store.rs`'s.
+//!
+//! `<db>.chunks` holds one document per series, one-minute bucket and write —
+//! `{s, m, b, lo, hi, n, d}`: service, metric, bucket start, first and last sample time
+//! (BSON dates), count, and the samples as one encoded chunk (`plotq_domain::chunk`,
+//! ~9–10 bytes a sample, BSON binary). A batch of 1,000 samples of one series is one
+//! document, not 1,000. Index `(s, m, lo)` serves window reads; a TTL index on `hi`
+//! is the raw retention.
+//!
+//! `<db>.rollups` holds one document per series and minute —
+//! `{s, m, t, v, n, sum, lo, hi, z, p, q, c}`, the extremes `lo` and `hi` as
+//! order-preserving integers — merged in place by atomic updates (`$inc` of the counts,
+//! the sum and each histogram bucket `p.<index>`, `$min`/`$max` of the extremes), so
+//! concurrent apis merge without reading. Each key takes an upsert that creates the
+//! document with empty `p`, `q`, `c` and `a` maps, then the increments (nx-27017 writes
+//! a dotted `$inc` path as a literal key when its parent is missing; MongoDB does not
+//! mind either way). A batch with an id marks each rollup part it merged
+//! (`a.<batch>_<part>`) and merges only where the mark is missing. Unique index
+//! `(s, m, t)`; a TTL index on `t` is the rollup retention.
+
+use mongodb::IndexModel;
+use mongodb::bson::spec::BinarySubtype;
+use mongodb::bson::{Binary, Bson, DateTime, Document, doc};
+use mongodb::options::IndexOptions;
+use plotq_domain::chunk::{BatchId, BucketChunk};
+use plotq_domain::rollup::Rollup;
+use plotq_domain::timestamp::{MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS};
+use plotq_ports::SeriesQuery;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The collection of raw chunks.
+pub(crate) const CHUNKS: &str = "chunks";
+/// The collection of minute rollups.
+pub(crate) const ROLLUPS: &str = "rollups";
+/// The version of the rollup documents.
+const ROLLUP_VERSION: i32 = 2;
+/// Most histogram and status-code fields one update increments (nx-27017 mis-writes
+/// updates with many dotted paths; the bound costs MongoDB nothing).
+const FIELDS_PER_UPDATE: usize = 32;
+
+/// One stored chunk.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct ChunkDoc {
+    /// `<batch>:<i>` for a batch with an id (so a retry cannot store it twice), else
+    /// left to the driver (an ObjectId).
+    #[serde(rename = "_id", skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
+    s: String,
+    m: String,
+    b: DateTime,
+    lo: DateTime,
+    hi: DateTime,
+    n: i64,
+    d: Binary,
+}
+
+/// What a window read needs of a chunk.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ChunkData {
+    pub(crate) d: Binary,
+}
+
+/// The documents of a batch's chunks, in order.
+pub(crate) fn chunk_docs(chunks: Vec<BucketChunk>, batch: Option<&BatchId>) -> Vec<ChunkDoc> {
+    chunks
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let (lo, hi) = c.chunk.span().expect("chunks are never empty");
+            ChunkDoc {
+                id: batch.map(|b| format!("{}:{i}", b.as_str())),
+                s: c.service.to_string(),
+                m: c.metric.to_string(),
+                b: DateTime::from_millis(c.bucket_ms),
+                lo: DateTime::from_millis(lo),
+                hi: DateTime::from_millis(hi),
+                n: c.chunk.len() as i64,
+                d: Binary {
+                    subtype: BinarySubtype::Generic,
+                    bytes: c.chunk.encode(),
+                },
+            }
+        })
+        .collect()
+}
+
+/// The one `update` command that merges every chunk's rollup into its (series, minute)
+/// document, in order (see [`rollup_updates`]).
+pub(crate) fn rollup_command(chunks: &[BucketChunk], batch: Option<&BatchId>) -> Document {
+    let mut updates = Vec::with_capacity(chunks.len() * 2);
+    for c in chunks {
+        let rollup = Rollup::of(&c.chunk.values);
+        updates.extend(rollup_updates(
+            c.service.as_str(),
+            c.metric.as_str(),
+            c.bucket_ms,
+            &rollup,
+            batch,
+        ));
+    }
+    doc! {"update": ROLLUPS, "updates": updates, "ordered": true}
+}
+
+/// The updates that merge `rollup` into its (series, minute) document: an upsert that
+/// creates it, then the increments in parts of at most [`FIELDS_PER_UPDATE`] fields (the
+/// first with the count, sum and extremes).
+///
+/// With a `batch`, each part applies only to a document that has not seen that part of
+/// the batch (`a.<batch>_<part>` absent) and marks it, atomically within the document: a
+/// retried batch is counted once, even when its first attempt failed half-way.
+fn rollup_updates(
+    service: &str,
+    metric: &str,
+    minute_ms: i64,
+    rollup: &Rollup,
+    batch: Option<&BatchId>,
+) -> Vec<Document> {
+    let key = doc! {"s": service, "m": metric, "t": DateTime::from_millis(minute_ms)};
+    let mut fields: Vec<(String, i64)> = Vec::new();
+    for (prefix, buckets) in [("p", &rollup.positive), ("q", &rollup.negative)] {
+        for (index, n) in buckets {
+            fields.push((format!("{prefix}.{index}"), *n as i64));
+        }
+    }
+    for (code, n) in &rollup.codes {
+        fields.push((format!("c.{code}"), *n as i64));
+    }
+    let mut updates = vec![doc! {
+        "q": key.clone(),
+        // Empty parents for the dotted increments (nx-27017 writes `p.5` as a literal key
+        // when `p` is missing; MongoDB nests it either way).
+        "u": {"$setOnInsert": {
+            "v": ROLLUP_VERSION, "lo": ordered_key(rollup.min), "hi": ordered_key(rollup.max),
+            "p": {}, "q": {}, "c": {}, "a": {},
+        }},
+        "upsert": true,
+    }];
+    let parts: Vec<&[(String, i64)]> = if fields.is_empty() {
+        vec![&[]]
+    } else {
+        fields.chunks(FIELDS_PER_UPDATE).collect()
+    };
+    for (part, part_fields) in parts.into_iter().enumerate() {
+        let mut inc = Document::new();
+        let mut update = Document::new();
+        if part == 0 {
+            inc.insert("n", rollup.count as i64);
+            inc.insert("sum", rollup.sum);
+            inc.insert("z", rollup.zeros as i64);
+            update.insert("$min", doc! {"lo": ordered_key(rollup.min)});
+            update.insert("$max", doc! {"hi": ordered_key(rollup.max)});
+        }
+        for (field, n) in part_fields {
+            inc.insert(field.clone(), *n);
+        }
+        update.insert("$inc", inc);
+        let mut q = key.clone();
+        if let Some(batch) = batch {
+            let marker = format!("a.{}_{part}", batch.as_str());
+            q.insert(marker.clone(), doc! {"$exists": false});
+            update.insert("$set", doc! {marker: 1});
+        }
+        updates.push(doc! {"q": q, "u": update});
+    }
+    updates
+}
+
+/// `v` as an `i64` that orders as `v` does (`f64::total_cmp`), so `$min`/`$max` keep the
+/// exact extremes as integers. Stored as doubles, extremes near `f64::MAX` broke the
+/// MongoDB-wire test server: it keeps documents as SQLite JSON and prints doubles with
+/// 15 digits, past `f64::MAX`, after which the document can no longer be updated.
+fn ordered_key(v: f64) -> i64 {
+    flip_negative(v.to_bits() as i64)
+}
+
+fn from_ordered_key(key: i64) -> f64 {
+    f64::from_bits(flip_negative(key) as u64)
+}
+
+/// Flips every bit but the sign of a negative number (its own inverse), so negative
+/// floats' bit patterns order like the floats.
+fn flip_negative(bits: i64) -> i64 {
+    bits ^ ((((bits >> 63) as u64) >> 1) as i64)
+}
+
+/// A stored rollup document (its minute and rollup), checked as `Rollup::validate`
+/// checks.
+pub(crate) fn decode_rollup(doc: &Document) -> Result<(i64, Rollup), String> {
+    if doc.get_i32("v").map_err(|e| e.to_string())? != ROLLUP_VERSION {
+        return Err("unknown rollup version".into());
+    }
+    let count = |d: &Document, key: &str| -> Result<u64, String> {
+        let n = match d.get(key) {
+            Some(Bson::Int64(n)) => *n,
+            Some(Bson::Int32(n)) => i64::from(*n),
+            None => 0,
+            Some(other) => return Err(format!("{key} is {other:?}")),
+        };
+        u64::try_from(n).map_err(|_| format!("{key} is negative"))
+    };
+    let buckets = |key: &str| -> Result<BTreeMap<i32, u64>, String> {
+        let mut out = BTreeMap::new();
+        if let Ok(d) = doc.get_document(key) {
+            for k in d.keys() {
+                let index: i32 = k.parse().map_err(|_| format!("bucket {k:?}"))?;
+                out.insert(index, count(d, k)?);
+            }
+        }
+        Ok(out)
+    };
+    let mut codes = BTreeMap::new();
+    if let Ok(d) = doc.get_document("c") {
+        for k in d.keys() {
+            let code: u16 = k.parse().map_err(|_| format!("code {k:?}"))?;
+            codes.insert(code, count(d, k)?);
+        }
+    }
+    let float = |key: &str| doc.get_f64(key).map_err(|e| format!("{key}: {e}"));
+    let extreme = |key: &str| match doc.get(key) {
+        Some(Bson::Int64(k)) => Ok(from_ordered_key(*k)),
+        Some(Bson::Int32(k)) => Ok(from_ordered_key(i64::from(*k))),
+        other => Err(format!("{key} is {other:?}")),
+    };
+    let rollup = Rollup {
+        count: count(doc, "n")?,
+        sum: float("sum")?,
+        min: extreme("lo")?,
+        max: extreme("hi")?,
+        positive: buckets("p")?,
+        negative: buckets("q")?,
+        zeros: count(doc, "z")?,
+        codes,
+    };
+    rollup.validate()?;
+    let minute = doc.get_datetime("t").map_err(|e| e.to_string())?;
+    Ok((minute.timestamp_millis(), rollup))
+}
+
+/// The documents of the query's series whose date `field` lies in `[from_ms,
+/// until]`, widened by a second each side: the test server compares dates at whole
+/// seconds, and the samples are filtered exactly after decoding.
+pub(crate) fn series_filter(query: &SeriesQuery<'_>, field: &str, from_ms: i64) -> Document {
+    doc! {
+        "s": query.service,
+        "m": query.metric,
+        field: {
+            "$gte": date(from_ms.saturating_sub(1_000)),
+            "$lte": date(query.until_ms.saturating_add(1_000)),
+        },
+    }
+}
+
+/// A query bound as a BSON date, within the timestamps plotq accepts (years 1970 to
+/// 9999): the margins added to a window must not leave them (drivers and servers that
+/// map dates to calendar types refuse year 10000).
+fn date(ms: i64) -> DateTime {
+    DateTime::from_millis(ms.clamp(MIN_TIMESTAMP_MS, MAX_TIMESTAMP_MS))
+}
+
+/// The chunks' index for window reads: `(s, m, lo)`.
+pub(crate) fn chunk_series_index() -> IndexModel {
+    IndexModel::builder()
+        .keys(doc! {"s": 1, "m": 1, "lo": 1})
+        .options(IndexOptions::builder().name("series_lo".to_owned()).build())
+        .build()
+}
+
+/// The rollups' unique index: one document per series and minute, `(s, m, t)`.
+pub(crate) fn rollup_minute_index() -> IndexModel {
+    IndexModel::builder()
+        .keys(doc! {"s": 1, "m": 1, "t": 1})
+        .options(
+            IndexOptions::builder()
+                .name("series_minute".to_owned())
+                .unique(true)
+                .build(),
+        )
+        .build()
+}
+
+/// A TTL index `name` on the date `field`, expiring documents `expire_after` past it.
+pub(crate) fn ttl_index(field: &str, name: &str, expire_after: Duration) -> IndexModel {
+    IndexModel::builder()
+        .keys(doc! {field: 1})
+        .options(
+            IndexOptions::builder()
+                .name(name.to_owned())
+                .expire_after(expire_after)
+                .build(),
+        )
+        .build()
+}
+
+/// The `collMod` that changes the expiry of `collection`'s TTL index on `field` in
+/// place (MongoDB refuses to re-create an index with other options).
+pub(crate) fn ttl_change(collection: &str, field: &str, expire_after: Duration) -> Document {
+    doc! {
+        "collMod": collection,
+        "index": {"keyPattern": {field: 1}, "expireAfterSeconds": expire_after.as_secs() as i64},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ordered_keys_order_like_the_floats_and_round_trip() {
+        let values = [
+            -f64::MAX,
+            -1e300,
+            -1.0,
+            -5e-324,
+            -0.0,
+            0.0,
+            5e-324,
+            1e-300,
+            1.0,
+            2.5,
+            f64::MAX,
+        ];
+        for pair in values.windows(2) {
+            assert!(ordered_key(pair[0]) < ordered_key(pair[1]), "{pair:?}");
+        }
+        for v in values {
+            assert_eq!(from_ordered_key(ordered_key(v)).to_bits(), v.to_bits());
+        }
+    }
+
+    /// A rollup with more bucket and code fields than one update takes.
+    fn wide_rollup() -> Rollup {
+        let values: Vec<f64> = (0..60)
+            .map(|i| 1.5f64.powi(i))
+            .chain([-3.0, 0.0, 200.0, 503.0])
+            .collect();
+        Rollup::of(&values)
+    }
+
+    #[test]
+    fn a_rollup_merges_as_an_upsert_then_parts_of_at_most_32_fields() {
+        let rollup = wide_rollup();
+        let fields = rollup.positive.len() + rollup.negative.len() + rollup.codes.len();
+        assert!(fields > FIELDS_PER_UPDATE, "{fields} fields");
+        let updates = rollup_updates("svc", "latency_ms", 60_000, &rollup, None);
+        assert_eq!(updates.len(), 1 + fields.div_ceil(FIELDS_PER_UPDATE));
+        let upsert = &updates[0];
+        assert!(upsert.get_bool("upsert").unwrap());
+        let created = upsert
+            .get_document("u")
+            .unwrap()
+            .get_document("$setOnInsert")
+            .unwrap();
+        assert_eq!(created.get_i32("v"), Ok(ROLLUP_VERSION));
+        let mut incremented = 0;
+        for (part, update) in updates[1..].iter().enumerate() {
+            let u = update.get_document("u").unwrap();
+            let inc = u.get_document("$inc").unwrap();
+            let totals = ["n", "sum", "z"]
+                .iter()
+                .filter(|k| inc.contains_key(k))
+                .count();
+            assert_eq!(totals, if part == 0 { 3 } else { 0 }, "part {part}");
+            assert_eq!(u.contains_key("$min"), part == 0);
+            let dotted = inc.keys().filter(|k| k.contains('.')).count();
+            assert!(dotted <= FIELDS_PER_UPDATE);
+            incremented += dotted;
+            assert!(!update.get_document("q").unwrap().contains_key("a"));
+        }
+        assert_eq!(incremented, fields, "every bucket and code once");
+    }
+
+    #[test]
+    fn a_batch_marks_each_part_and_merges_only_where_unmarked() {
+        let batch = BatchId::parse(&"ab".repeat(16)).unwrap();
+        let updates = rollup_updates("svc", "latency_ms", 0, &wide_rollup(), Some(&batch));
+        for (part, update) in updates[1..].iter().enumerate() {
+            let marker = format!("a.{}_{part}", batch.as_str());
+            let q = update.get_document("q").unwrap();
+            assert_eq!(q.get_document(&marker), Ok(&doc! {"$exists": false}));
+            let set = update.get_document("u").unwrap().get_document("$set");
+            assert_eq!(set, Ok(&doc! {marker: 1}));
+        }
+    }
+
+    #[test]
+    fn stored_rollups_read_back_and_are_checked() {
+        let rollup = wide_rollup();
+        let inner = |map: &BTreeMap<i32, u64>| -> Document {
+            map.iter()
+                .map(|(k, n)| (k.to_string(), Bson::Int64(*n as i64)))
+                .collect()
+        };
+        let codes: Document = rollup
+            .codes
+            .iter()
+            .map(|(k, n)| (k.to_string(), Bson::Int64(*n as i64)))
+            .collect();
+        let stored = doc! {
+            "v": ROLLUP_VERSION, "t": DateTime::from_millis(120_000),
+            "n": rollup.count as i64, "sum": rollup.sum, "z": rollup.zeros as i64,
+            "lo": ordered_key(rollup.min), "hi": ordered_key(rollup.max),
+            "p": inner(&rollup.positive), "q": inner(&rollup.negative), "c": codes, "a": {},
+        };
+        assert_eq!(decode_rollup(&stored), Ok((120_000, rollup)));
+        let mut other = stored.clone();
+        other.insert("v", 1);
+        assert!(decode_rollup(&other).is_err(), "another version");
+        let mut negative = stored;
+        negative.insert("n", -1i64);
+        assert!(decode_rollup(&negative).is_err(), "a negative count");
+    }
+
+    #[test]
+    fn window_filters_stay_within_the_accepted_years() {
+        let query = SeriesQuery {
+            service: "svc",
+            metric: "latency_ms",
+            from_ms: MAX_TIMESTAMP_MS - 10,
+            until_ms: MAX_TIMESTAMP_MS,
+            with_timestamps: false,
+        };
+        let filter = series_filter(&query, "lo", query.from_ms);
+        let bounds = filter.get_document("lo").unwrap();
+        assert_eq!(
+            bounds.get_datetime("$gte"),
+            Ok(&DateTime::from_millis(MAX_TIMESTAMP_MS - 1_010))
+        );
+        assert_eq!(
+            bounds.get_datetime("$lte"),
+            Ok(&DateTime::from_millis(MAX_TIMESTAMP_MS)),
+            "clamped to the end of 9999"
+        );
+        let start = series_filter(&query, "t", MIN_TIMESTAMP_MS);
+        let bounds = start.get_document("t").unwrap();
+        assert_eq!(
+            bounds.get_datetime("$gte"),
+            Ok(&DateTime::from_millis(MIN_TIMESTAMP_MS))
+        );
+    }
+}

@@ -1,0 +1,361 @@
+//! `MongoStore`, the `MetricStore` on MongoDB (the twin of `plotq_ports::memory::store`):
+//! the client and its bounds, the indexes (created at start, the retention TTLs changed
+//! in place with `collMod`), acknowledged inserts of chunks then rollups, window and
+//! rollup reads, and the breaker every call passes. What the documents, filters and
+//! index specs say is `documents.rs`'s.
+//!
+//! A window `[from, until]` reads the chunks with `from - 1 bucket <= lo <= until`, and
+//! the samples are filtered exactly after decoding (so dates compared at whole seconds
+//! on the test server do not matter). Inserts are acknowledged writes (`insert_many`,
+//! ordered). Uses only operations that behave the same on MongoDB and on the
+//! MongoDB-wire test server. Server selection and connect get half the dependency
+//! timeout each, so a call (with the driver's one retry) ends within it. Every read and
+//! write passes the process's MongoDB `Breaker` (`MongoConfig::breaker`): while MongoDB
+//! is believed down they fail in microseconds; `ping` is the probe that marks it down
+//! or up.
+
+use crate::config::MongoConfig;
+use crate::documents::{
+    CHUNKS, ChunkData, ChunkDoc, ROLLUPS, chunk_docs, chunk_series_index, decode_rollup,
+    rollup_command, rollup_minute_index, series_filter, ttl_change, ttl_index,
+};
+use async_trait::async_trait;
+use futures::TryStreamExt;
+use mongodb::bson::{Document, doc};
+use mongodb::error::ErrorKind;
+use mongodb::options::ClientOptions;
+use mongodb::{Client, Collection};
+use plotq_domain::Sample;
+use plotq_domain::chunk::{BUCKET_MS, BatchId, Chunk, into_chunks};
+use plotq_ports::{
+    Breaker, MetricStore, Points, PortError, PortResult, Rollups, SeriesQuery, Ticket,
+};
+use std::time::Duration;
+
+/// The dependency every error of this crate names.
+const DEPENDENCY: &str = "mongodb";
+/// MongoDB's code for "an index with these keys exists with other options".
+const INDEX_OPTIONS_CONFLICT: i32 = 85;
+/// MongoDB's duplicate-key error.
+const DUPLICATE_KEY: i32 = 11_000;
+
+fn unavailable(e: impl std::fmt::Display) -> PortError {
+    PortError::unavailable(DEPENDENCY, e)
+}
+
+/// Whether a driver error means MongoDB could not be reached (no server selected, a
+/// network failure), rather than MongoDB answering with an error of its own.
+fn unreached(e: &mongodb::error::Error) -> bool {
+    matches!(
+        &*e.kind,
+        ErrorKind::ServerSelection { .. }
+            | ErrorKind::ConnectionPoolCleared { .. }
+            | ErrorKind::DnsResolve { .. }
+            | ErrorKind::Io(_)
+    )
+}
+
+/// Records a driver result on `ticket` and maps its error.
+fn checked<T>(ticket: &Ticket, result: mongodb::error::Result<T>) -> PortResult<T> {
+    ticket.reached(!result.as_ref().is_err_and(unreached));
+    result.map_err(unavailable)
+}
+
+/// Whether an unordered insert failed only on documents that exist already.
+fn only_duplicates(e: &mongodb::error::Error) -> bool {
+    match &*e.kind {
+        ErrorKind::InsertMany(m) => {
+            m.write_concern_error.is_none()
+                && m.write_errors
+                    .as_ref()
+                    .is_some_and(|w| w.iter().all(|e| e.code == DUPLICATE_KEY))
+        }
+        _ => false,
+    }
+}
+
+fn is_code(e: &mongodb::error::Error, code: i32) -> bool {
+    matches!(&*e.kind, ErrorKind::Command(c) if c.code == code)
+}
+
+/// Samples in MongoDB.
+#[derive(Debug, Clone)]
+pub struct MongoStore {
+    client: Client,
+    chunks: Collection<ChunkDoc>,
+    rollups: Collection<Document>,
+    raw_retention: Duration,
+    rollup_retention: Duration,
+    breaker: Breaker,
+}
+
+impl MongoStore {
+    /// Prepares the client (connections are made on demand and re-made after failures).
+    pub async fn new(config: &MongoConfig) -> PortResult<Self> {
+        let mut options = ClientOptions::parse(&config.url)
+            .await
+            .map_err(|e| unavailable(format!("bad PLOTQ_MONGODB_URL: {e}")))?;
+        // A call ends within `timeout`: the driver may retry a read or write once, so
+        // each attempt's server selection (and connect) gets half of it.
+        let half = (config.timeout / 2).max(Duration::from_millis(50));
+        options.server_selection_timeout = Some(half);
+        options.connect_timeout = Some(half);
+        options.app_name = Some("plotq".to_owned());
+        let client = Client::with_options(options).map_err(unavailable)?;
+        let db = client.database(&config.database);
+        Ok(Self {
+            chunks: db.collection(CHUNKS),
+            rollups: db.collection(ROLLUPS),
+            client,
+            raw_retention: config.raw_retention,
+            rollup_retention: config.rollup_retention,
+            breaker: config.breaker.clone(),
+        })
+    }
+
+    /// What this process believes about MongoDB.
+    pub fn breaker(&self) -> &Breaker {
+        &self.breaker
+    }
+
+    /// `command` with the connection string's write concern (`w`, `journal`,
+    /// `wtimeoutMS`), which the driver adds to its own write helpers but not to a raw
+    /// command; without one in the URL, the server's default applies (majority on a
+    /// replica set since MongoDB 5.0).
+    fn with_write_concern(&self, mut command: Document) -> Document {
+        if let Some(concern) = self.rollups.write_concern()
+            && let Ok(concern) = mongodb::bson::to_document(concern)
+            && !concern.is_empty()
+        {
+            command.insert("writeConcern", concern);
+        }
+        command
+    }
+
+    /// Creates the window index and the retention TTL index, or changes the TTL in
+    /// place when `PLOTQ_RAW_RETENTION` changed (idempotent). Called by processes at
+    /// start.
+    pub async fn ensure_indexes(&self) -> PortResult<()> {
+        self.chunks
+            .create_index(chunk_series_index())
+            .await
+            .map_err(unavailable)?;
+        self.rollups
+            .create_index(rollup_minute_index())
+            .await
+            .map_err(unavailable)?;
+        ensure_ttl(&self.chunks, "hi", "raw_retention", self.raw_retention).await?;
+        ensure_ttl(
+            &self.rollups,
+            "t",
+            "rollup_retention",
+            self.rollup_retention,
+        )
+        .await
+    }
+
+    /// Each index's key fields and TTL in seconds, of the chunks (`rollups == false`) or
+    /// the rollups (for tests and diagnostics).
+    pub async fn index_ttls(&self, rollups: bool) -> PortResult<Vec<(Vec<String>, Option<u64>)>> {
+        let mut cursor = if rollups {
+            self.rollups.list_indexes().await
+        } else {
+            self.chunks.list_indexes().await
+        }
+        .map_err(unavailable)?;
+        let mut out = Vec::new();
+        while let Some(index) = cursor.try_next().await.map_err(unavailable)? {
+            let keys = index.keys.keys().cloned().collect();
+            let ttl = index
+                .options
+                .and_then(|o| o.expire_after)
+                .map(|d| d.as_secs());
+            out.push((keys, ttl));
+        }
+        Ok(out)
+    }
+}
+
+/// Creates a TTL index on `field`, or changes its expiry in place when it exists with
+/// another (MongoDB refuses to re-create it with other options).
+async fn ensure_ttl<T: Send + Sync>(
+    collection: &Collection<T>,
+    field: &str,
+    name: &str,
+    expire_after: Duration,
+) -> PortResult<()> {
+    match collection
+        .create_index(ttl_index(field, name, expire_after))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if is_code(&e, INDEX_OPTIONS_CONFLICT) => {
+            let secs = expire_after.as_secs();
+            tracing::info!(index = name, secs, "changing a retention TTL index");
+            collection
+                .client()
+                .database(collection.namespace().db.as_str())
+                .run_command(ttl_change(collection.name(), field, expire_after))
+                .await
+                .map(|_| ())
+                .map_err(unavailable)
+        }
+        Err(e) => Err(unavailable(e)),
+    }
+}
+
+#[async_trait]
+impl MetricStore for MongoStore {
+    fn dependency(&self) -> &'static str {
+        DEPENDENCY
+    }
+
+    async fn insert(&self, samples: &[Sample], batch: Option<&BatchId>) -> PortResult<()> {
+        if samples.is_empty() {
+            return Ok(());
+        }
+        let chunks = into_chunks(samples);
+        let rollups = self.with_write_concern(rollup_command(&chunks, batch));
+        let docs = chunk_docs(chunks, batch);
+        let ticket = self.breaker.admit()?;
+        match self.chunks.insert_many(docs).ordered(batch.is_none()).await {
+            Ok(_) => ticket.reached(true),
+            // A retried batch: the chunks its earlier attempt wrote are there already.
+            Err(e) if batch.is_some() && only_duplicates(&e) => ticket.reached(true),
+            Err(e) => return checked(&ticket, Err(e)),
+        }
+        // Raw first, then the rollups: see "Failure modes" in the README.
+        let reply = checked(
+            &ticket,
+            self.rollups
+                .client()
+                .database(self.rollups.namespace().db.as_str())
+                .run_command(rollups)
+                .await,
+        )?;
+        match reply.get_array("writeErrors") {
+            Ok(errors) if !errors.is_empty() => Err(unavailable(format!(
+                "rollup update failed: {:?}",
+                errors.first()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    async fn rollups(&self, query: &SeriesQuery<'_>) -> PortResult<Rollups> {
+        let mut out = Rollups::default();
+        if query.from_ms > query.until_ms {
+            return Ok(out);
+        }
+        let filter = series_filter(query, "t", plotq_domain::chunk::bucket_of(query.from_ms));
+        let ticket = self.breaker.admit()?;
+        let mut cursor = checked(
+            &ticket,
+            self.rollups
+                .find(filter)
+                .projection(doc! {"_id": 0, "s": 0, "m": 0})
+                .batch_size(512)
+                .await,
+        )?;
+        while let Some(doc) = checked(&ticket, cursor.try_next().await)? {
+            out.docs_read += 1;
+            match decode_rollup(&doc) {
+                Ok((minute, rollup))
+                    if minute + BUCKET_MS > query.from_ms && minute <= query.until_ms =>
+                {
+                    out.minutes.push((minute, rollup));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, service = query.service, "skipping a corrupt rollup")
+                }
+            }
+        }
+        out.minutes.sort_by_key(|(t, _)| *t);
+        Ok(out)
+    }
+
+    async fn points(&self, query: &SeriesQuery<'_>) -> PortResult<Points> {
+        let mut out = Points::default();
+        if query.from_ms > query.until_ms {
+            return Ok(out);
+        }
+        // A chunk holds one bucket: one that starts a bucket before `from` may still
+        // reach into the window.
+        let filter = series_filter(query, "lo", query.from_ms.saturating_sub(BUCKET_MS));
+        let ticket = self.breaker.admit()?;
+        let mut cursor = checked(
+            &ticket,
+            self.chunks
+                .clone_with_type::<ChunkData>()
+                .find(filter)
+                .projection(doc! {"_id": 0, "d": 1})
+                .batch_size(256)
+                .await,
+        )?;
+        while let Some(doc) = checked(&ticket, cursor.try_next().await)? {
+            // Stored data is decoded with the rules it was written by; a chunk that
+            // fails them is skipped and logged, never drawn.
+            match Chunk::decode(&doc.d.bytes) {
+                Ok(chunk) => out.extend_from(query, &chunk),
+                Err(e) => {
+                    tracing::warn!(error = %e, service = query.service, "skipping a corrupt chunk")
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn ping(&self) -> PortResult<()> {
+        let ticket = self.breaker.admit_probe()?;
+        let reply = self
+            .client
+            .database("admin")
+            .run_command(doc! {"ping": 1})
+            .await;
+        checked(&ticket, reply).map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A replica set's connection string (three members, the set's name) is accepted and
+    /// keeps what it says about where reads go and how reads and writes are acknowledged,
+    /// past the timeouts plotq sets itself (no connection is made: the client connects
+    /// on first use).
+    #[tokio::test]
+    async fn replica_set_options_are_honoured() {
+        use mongodb::options::{Acknowledgment, ReadPreference, SelectionCriteria};
+        let store = MongoStore::new(&MongoConfig {
+            url: "mongodb://u:p@db-0.example:27017,db-1.example:27017,db-2.example:27017/\
+                  ?replicaSet=rs0&readPreference=secondaryPreferred&maxStalenessSeconds=90\
+                  &w=majority&readConcernLevel=majority&authSource=admin"
+                .to_owned(),
+            database: "plotq".to_owned(),
+            timeout: Duration::from_secs(4),
+            raw_retention: Duration::from_secs(3600),
+            rollup_retention: Duration::from_secs(7200),
+            breaker: Breaker::system("mongodb", Default::default()),
+        })
+        .await
+        .unwrap();
+        match store.chunks.selection_criteria() {
+            Some(SelectionCriteria::ReadPreference(ReadPreference::SecondaryPreferred {
+                options: Some(o),
+            })) => assert_eq!(o.max_staleness, Some(Duration::from_secs(90))),
+            other => panic!("read preference {other:?}"),
+        }
+        assert_eq!(
+            store.rollups.write_concern().and_then(|w| w.w.clone()),
+            Some(Acknowledgment::Majority)
+        );
+        assert!(store.chunks.read_concern().is_some());
+        let command = store.with_write_concern(doc! {"update": ROLLUPS});
+        assert_eq!(
+            command.get_document("writeConcern").unwrap(),
+            &doc! {"w": "majority"}
+        );
+    }
+}

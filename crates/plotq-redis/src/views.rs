@@ -1,0 +1,204 @@
+//! `RedisViews`, the `ViewRegistry` on Redis (the twin of `plotq_ports::memory::views`):
+//! live refresh's shared state across notifier replicas.
+//!
+//! `<ns>:views` (sorted set: view → lease expiry; the key expires an hour after its
+//! longest lease), `<ns>:series` (sorted set: `service\tmetric` → last ingest; at most
+//! `max_series` members, the oldest-touched dropped first, members older than 8 days
+//! dropped, and the key expires 8 days after the last touch), `<ns>:view:<key>` (latest
+//! render of a view, its versioned wire form `wire::encode_view_state`, with a TTL; one
+//! that does not decode reads as absent) and `<ns>:claim:<key>` (`SET NX PX`: one
+//! refresher per debounce period across all replicas).
+
+use crate::config::RedisConfig;
+use crate::keys::Keys;
+use crate::link::{Link, unavailable};
+use async_trait::async_trait;
+use plotq_domain::ViewState;
+use plotq_domain::wire::{decode_view_state, encode_view_state};
+use plotq_ports::clock::now_ms;
+use plotq_ports::{PortResult, ViewRegistry};
+use redis::AsyncCommands;
+use std::time::Duration;
+
+/// Watched views, series watermarks, view states and refresh claims in Redis.
+#[derive(Debug, Clone)]
+pub struct RedisViews {
+    conn: Link,
+    keys: Keys,
+    max_series: usize,
+}
+
+/// How long a view's last state is remembered after its last update.
+const VIEW_STATE_TTL_SECS: u64 = 24 * 3600;
+/// Series not written for this long drop out of the service list (which covers a week);
+/// also the TTL of the `series` key, refreshed on every touch.
+const SERIES_RETENTION_MS: i64 = 8 * 24 * 3600 * 1000;
+/// Series remembered unless `with_max_series` says otherwise.
+pub const DEFAULT_MAX_SERIES: usize = 10_000;
+/// How long the `views` key outlives its longest lease (covers clock skew between the
+/// notifiers and Redis); idle dashboards leave nothing behind for longer than this.
+const VIEWS_IDLE_TTL_MS: i64 = 3600 * 1000;
+
+impl RedisViews {
+    /// A registry remembering at most `DEFAULT_MAX_SERIES` series.
+    pub fn new(config: &RedisConfig) -> PortResult<Self> {
+        let conn = Link::new(config, Duration::ZERO)?;
+        Ok(Self {
+            keys: Keys::new(&config.namespace, conn.is_cluster()),
+            conn,
+            max_series: DEFAULT_MAX_SERIES,
+        })
+    }
+
+    /// Bounds the series list to `max_series` members (at least one): past it, the
+    /// oldest-touched series are dropped on the next touch.
+    pub fn with_max_series(mut self, max_series: usize) -> Self {
+        self.max_series = max_series.max(1);
+        self
+    }
+}
+
+#[async_trait]
+impl ViewRegistry for RedisViews {
+    async fn watch(&self, views: &[String], until_ms: i64) -> PortResult<()> {
+        if views.is_empty() {
+            return Ok(());
+        }
+        let key = self.keys.views();
+        let mut cmd = redis::cmd("ZADD");
+        // GT: a replica with a shorter lease never cuts another replica's longer one.
+        cmd.arg(&key).arg("GT");
+        for v in views {
+            cmd.arg(until_ms).arg(v);
+        }
+        // The key lives until an hour past the longest lease: NX gives a fresh key its
+        // TTL, GT only ever lengthens it (another replica's longer lease is never cut).
+        let ttl_ms = (until_ms - now_ms()).max(0) + VIEWS_IDLE_TTL_MS;
+        let mut conn = self.conn.clone();
+        redis::pipe()
+            .atomic()
+            .add_command(cmd)
+            .cmd("PEXPIRE")
+            .arg(&key)
+            .arg(ttl_ms)
+            .arg("NX")
+            .cmd("PEXPIRE")
+            .arg(&key)
+            .arg(ttl_ms)
+            .arg("GT")
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn watched(&self, now_ms: i64) -> PortResult<Vec<String>> {
+        let mut conn = self.conn.clone();
+        let key = self.keys.views();
+        let (_, live): ((), Vec<String>) = redis::pipe()
+            .cmd("ZREMRANGEBYSCORE")
+            .arg(&key)
+            .arg("-inf")
+            .arg(now_ms)
+            .cmd("ZRANGEBYSCORE")
+            .arg(&key)
+            .arg(format!("({now_ms}"))
+            .arg("+inf")
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(live)
+    }
+
+    async fn touch_series(&self, series: &[(String, String)], now_ms: i64) -> PortResult<()> {
+        if series.is_empty() {
+            return Ok(());
+        }
+        let key = self.keys.series();
+        let mut cmd = redis::cmd("ZADD");
+        cmd.arg(&key);
+        for (service, metric) in series {
+            cmd.arg(now_ms).arg(format!("{service}\t{metric}"));
+        }
+        let mut conn = self.conn.clone();
+        redis::pipe()
+            .atomic()
+            .add_command(cmd)
+            // Series not touched within the retention are forgotten...
+            .cmd("ZREMRANGEBYSCORE")
+            .arg(&key)
+            .arg("-inf")
+            .arg(format!("({}", now_ms - SERIES_RETENTION_MS))
+            // ...and past the bound the oldest-touched go (rank 0 = lowest score).
+            .cmd("ZREMRANGEBYRANK")
+            .arg(&key)
+            .arg(0)
+            .arg(-(self.max_series as i64) - 1)
+            .cmd("PEXPIRE")
+            .arg(&key)
+            .arg(SERIES_RETENTION_MS)
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn series_touched(&self, service: &str, metric: &str) -> PortResult<Option<i64>> {
+        let mut conn = self.conn.clone();
+        let score: Option<f64> = conn
+            .zscore(self.keys.series(), format!("{service}\t{metric}"))
+            .await
+            .map_err(unavailable)?;
+        Ok(score.map(|s| s as i64))
+    }
+
+    async fn services(&self, since_ms: i64) -> PortResult<Vec<String>> {
+        let mut conn = self.conn.clone();
+        let members: Vec<String> = conn
+            .zrangebyscore(self.keys.series(), since_ms, "+inf")
+            .await
+            .map_err(unavailable)?;
+        let mut out: Vec<String> = members
+            .into_iter()
+            .filter_map(|m| m.split('\t').next().map(str::to_owned))
+            .collect();
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    async fn view_state(&self, view: &str) -> PortResult<Option<ViewState>> {
+        let mut conn = self.conn.clone();
+        let raw: Option<Vec<u8>> = conn
+            .get(self.keys.view_state(view))
+            .await
+            .map_err(unavailable)?;
+        Ok(raw.and_then(|b| match decode_view_state(&b) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(view, error = %e, "unreadable view state in redis; treating as unknown");
+                None
+            }
+        }))
+    }
+
+    async fn set_view_state(&self, view: &str, state: &ViewState) -> PortResult<()> {
+        let mut conn = self.conn.clone();
+        let json = encode_view_state(state);
+        conn.set_ex::<_, _, ()>(self.keys.view_state(view), json, VIEW_STATE_TTL_SECS)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn claim(&self, view: &str, ttl: Duration) -> PortResult<bool> {
+        let mut conn = self.conn.clone();
+        let set: Option<String> = redis::cmd("SET")
+            .arg(self.keys.claim(view))
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl.as_millis().max(1) as u64)
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(set.is_some())
+    }
+}
