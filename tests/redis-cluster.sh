@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The suite's local Redis Cluster: three masters on 127.0.0.1:7101-7103 (no replicas,
 # nothing kept on disk but each node's cluster config), for the tests that run plotq on
-# a cluster (crates/plotq-redis/tests/cluster.rs, the `…_on_a_redis_cluster` tests of
+# a cluster (crates/plotq-redis/tests/redis/cluster.rs, the `…_on_a_redis_cluster` tests of
 # tests/e2e_pipeline.rs, the cluster restart test of tests/e2e_restarts.rs).
 # `tests/redis-cluster.sh` starts it unless it is already up and healthy (idempotent);
 # `tests/redis-cluster.sh stop` stops it and removes its files.
