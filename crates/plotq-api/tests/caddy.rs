@@ -461,7 +461,7 @@ async fn bad_queries_oversized_and_overlong_bodies_are_refused_whole() {
     );
     assert!(services(&app).await.is_empty());
     let app = app_on(AuthConfig::open(), 1024 * 1024);
-    let many = "x\n".repeat(plotq_domain::caddy::MAX_LINES + 1);
+    let many = "x\n".repeat(plotq_api::caddy::MAX_LINES + 1);
     let (status, body) = post_lines(&app.router, "?service=edge", &many).await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["errors"][0]["field"], "/body");
