@@ -1,10 +1,10 @@
 //! The OpenAPI 3.1 document's parts that are no route's: the schemas below (the JSON
 //! shapes clients see), the document's title, components and tags ([`ApiInfo`]), and
 //! the route that serves the document ([`openapi_router`]). Each route's entry comes
-//! from its handler's `#[utoipa::path]`, registered with the route itself
-//! (`crate::router`); `crate::ApiDoc` is the whole. The binary merges it with the
+//! from its handler's `#[utoipa::path]`, registered with the route itself (the table
+//! in `lib.rs`, whose `ApiDoc` is the whole document). The binary merges it with the
 //! notifier's and the health routes' documents and serves the result at
-//! `/api/v1/openapi.json`.
+//! `/api/v1/openapi.json`. This module uses no other of the crate.
 //!
 //! The schema types here only describe; the handlers build the same JSON from the
 //! domain types. Request schemas state the domain's rules (name patterns, bounds, enums,
@@ -490,7 +490,7 @@ pub struct JobStateDoc {
 
 /// The api's part of the document but its paths: its title and description, the
 /// components every route refers to, the security schemes and the tags. The paths are
-/// added by the routers that serve them (`crate::ApiDoc` puts the document together).
+/// added by the routers that serve them (`ApiDoc`, in `lib.rs`, puts it together).
 #[derive(OpenApi)]
 #[openapi(
     info(

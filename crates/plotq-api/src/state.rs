@@ -17,9 +17,8 @@ pub struct ApiConfig {
     pub state_ttl: Duration,
     /// How long an image stays cached (the workers' PNG lifetime).
     pub image_ttl: Duration,
-    /// Identical plot requests over unchanged data share one job (see
-    /// [`reuse_for`](crate::reuse_for)); this is the least time they share it, and zero
-    /// disables sharing.
+    /// Identical plot requests over unchanged data share one job (see `reuse_for` in
+    /// `plots.rs`); this is the least time they share it, and zero disables sharing.
     pub dedupe_for: Duration,
     /// Where the dashboard's browser subscribes to events (`/api/v1/events` when the
     /// notifier shares this origin, as in standalone mode; its URL otherwise).
