@@ -4,6 +4,11 @@
 //! polls `GET /api/v1/health`. The page carries its own `Content-Security-Policy`
 //! (`page_policy`); the edge adds `X-Frame-Options` and `nosniff`.
 //!
+//! The page's script is served as one `/assets/dashboard.js`, written as two files:
+//! `assets/dashboard/view.js` (the view and its URL, the panels, their numbers as text,
+//! drag-to-zoom and custom ranges) then `assets/dashboard/feeds.js` (live panels over
+//! SSE, fixed ranges through `GET /api/v1/render`, copied links, and the start).
+//!
 //! Each route is registered with its entry in the OpenAPI document (`routes`); the
 //! router is separate from the api's because the binary serves it only where the
 //! dashboard is wanted.
@@ -17,7 +22,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 static PAGE: &str = include_str!("../assets/dashboard.html");
-static SCRIPT: &str = include_str!("../assets/dashboard.js");
+/// One script in two files (one scope: the second uses the first's names).
+static SCRIPT: &str = concat!(
+    include_str!("../assets/dashboard/view.js"),
+    include_str!("../assets/dashboard/feeds.js")
+);
 static STYLE: &str = include_str!("../assets/dashboard.css");
 static HEALTH_SCRIPT: &str = include_str!("../assets/health.js");
 

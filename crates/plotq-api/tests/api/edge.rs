@@ -254,3 +254,30 @@ async fn every_answer_is_nosniff_and_pages_and_svgs_carry_a_policy() {
         "{csp}"
     );
 }
+
+#[tokio::test]
+async fn the_dashboard_and_its_assets_are_served_whole() {
+    let app = build().dashboard("/api/v1/events").start();
+    let script = app.get("/assets/dashboard.js").send().await;
+    assert_eq!(script.status, StatusCode::OK);
+    assert_eq!(
+        script.headers["content-type"],
+        "text/javascript; charset=utf-8"
+    );
+    assert_eq!(script.headers["cache-control"], "no-cache");
+    let text = String::from_utf8(script.bytes).unwrap();
+    // Both of its files, in order: the view's names first, then what uses them.
+    let view = text.find("function readView()").expect("view.js");
+    let feeds = text.find("// Live panels").expect("feeds.js");
+    assert!(view < feeds);
+    assert!(text.ends_with("start();\n"));
+    for (uri, content_type) in [
+        ("/assets/health.js", "text/javascript; charset=utf-8"),
+        ("/assets/dashboard.css", "text/css; charset=utf-8"),
+        ("/", "text/html; charset=utf-8"),
+    ] {
+        let answer = app.get(uri).send().await;
+        assert_eq!(answer.status, StatusCode::OK, "{uri}");
+        assert_eq!(answer.headers["content-type"], content_type, "{uri}");
+    }
+}
