@@ -1,25 +1,109 @@
 //! The thin HTTP API: ingest samples, accept plot requests as queued jobs, serve job
-//! states and images, list services, answer a window's statistics (`stats.rs`, read
-//! through the workers' `plotq_ports::window`), issue browser read tickets, serve the
-//! live dashboard page and the OpenAPI document, and serve plots by URL (`render.rs`:
-//! `GET /api/v1/render` and its signed links).
+//! states and images, list services, answer a window's statistics, issue browser read
+//! tickets, serve plots by URL, the live dashboard page and the OpenAPI document.
 //!
 //! It never renders: a plot request is answered `202` as soon as the job is durably
 //! queued, and only `GET /api/v1/render` waits for the workers, for a bounded time and
 //! a bounded number of requests at once. Authentication, limits, problem+json and health
 //! come from `plotq-http`, shared with the notifier. The router is a plain function of
 //! its state so tests can drive it in-process and binaries can merge it with others.
+//!
+//! Where things are (each module uses only those listed before it):
+//!
+//! - `state.rs` — [`ApiState`], [`ApiConfig`] and the per-process bounds it carries;
+//! - `openapi.rs` — the document's schemas and its route (`GET /api/v1/openapi.json`);
+//! - `query.rs` — `PlotQuery`, a plot as query parameters (render and stats);
+//! - `access.rs` — `POST /api/v1/tickets` and the service allowlist checks;
+//! - `services.rs` — `GET /api/v1/services`;
+//! - `plots.rs` — `POST /api/v1/plots`, job states and images, and how a plot request
+//!   becomes a job (single flight, charging, queueing; [`reuse_for`]);
+//! - `render.rs` — `GET /api/v1/render` and `POST /api/v1/render/grants`;
+//! - `stats.rs` — `GET /api/v1/stats`;
+//! - `ingest/` — the write path of samples ([`store_samples`], `store_batch`,
+//!   idempotency), `POST /api/v1/metrics` (`metrics.rs`) and `POST /api/v1/ingest/caddy`
+//!   (`caddy.rs`, with the pure Caddy access-log parser, [`caddy`], under `caddy/`);
+//! - `dashboard.rs` — the dashboard page and its assets;
+//! - here — every route of the api in one table ([`router`]), each registered with its
+//!   entry in the OpenAPI document, which [`ApiDoc`] builds from the same table.
 
-mod caddy;
+mod access;
 mod dashboard;
 mod ingest;
 pub mod openapi;
+mod plots;
+mod query;
 mod render;
-mod routes;
+mod services;
+mod state;
 mod stats;
 
 pub use dashboard::dashboard_router;
+pub use ingest::caddy;
 pub use ingest::store_samples;
-pub use openapi::{ApiDoc, openapi_router};
-pub use render::RenderConfig;
-pub use routes::{ApiConfig, ApiState, DEFAULT_MAX_BATCH_BUCKETS, StatsSlots, reuse_for, router};
+pub use openapi::openapi_router;
+pub use plots::reuse_for;
+pub use state::{ApiConfig, ApiState, DEFAULT_MAX_BATCH_BUCKETS, RenderConfig, StatsSlots};
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// Every route of the api, each with its entry in the OpenAPI document.
+fn api_routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::with_openapi(openapi::ApiInfo::openapi())
+        .routes(routes!(ingest::metrics::ingest))
+        .routes(routes!(ingest::caddy::ingest_caddy))
+        .routes(routes!(services::services))
+        .routes(routes!(stats::stats))
+        .routes(routes!(access::ticket))
+        .routes(routes!(plots::request_plot))
+        .routes(routes!(plots::plot_status))
+        .routes(routes!(plots::plot_png))
+        .routes(routes!(plots::plot_image))
+        .routes(routes!(render::render))
+        .routes(routes!(render::grant))
+}
+
+/// The `/api/v1` router (metrics, plots, services, tickets, stats, render). It expects
+/// the shared edge (`plotq_http::harden`) around it, which installs the authenticator
+/// and limits.
+pub fn router(state: ApiState) -> Router {
+    let limit = state.config.max_body_bytes;
+    let (routes, _) = api_routes().split_for_parts();
+    routes.layer(DefaultBodyLimit::max(limit)).with_state(state)
+}
+
+/// The api's OpenAPI document: every route of [`router`], of [`dashboard_router`] and
+/// of [`openapi_router`].
+#[derive(Debug)]
+pub struct ApiDoc;
+
+impl OpenApi for ApiDoc {
+    fn openapi() -> utoipa::openapi::OpenApi {
+        let mut document = api_routes().into_openapi();
+        document.merge(openapi::served());
+        document.merge(dashboard::document());
+        document
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_document_names_every_schema_it_references() {
+        let json = ApiDoc::openapi().to_json().unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let schemas = doc["components"]["schemas"].as_object().unwrap();
+        for reference in json.split("\"#/components/schemas/").skip(1) {
+            let name = reference.split('"').next().unwrap();
+            assert!(
+                schemas.contains_key(name),
+                "{name} is referenced, not defined"
+            );
+        }
+    }
+}

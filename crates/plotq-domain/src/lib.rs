@@ -11,7 +11,6 @@
 //! (1970 to the end of year 9999); and everything that crosses a process boundary
 //! ([`wire`]) is validated on decode by the same rules the HTTP API applies.
 
-pub mod caddy;
 pub mod chunk;
 pub mod error;
 pub mod job;

@@ -32,8 +32,8 @@
 
 use anyhow::{Context, bail};
 use clap::Args;
+use plotq_api::caddy::{MAX_LINE_BYTES, ServiceMap, parse_go_duration};
 use plotq_domain::ServiceName;
-use plotq_domain::caddy::{MAX_LINE_BYTES, ServiceMap, parse_go_duration};
 use plotq_ports::backoff::Backoff;
 use serde_json::{Value, json};
 use std::fs::File;
@@ -116,7 +116,7 @@ fn parse_interval(raw: &str) -> Result<Duration, String> {
 }
 
 /// Largest batch: the api reads at most 25,000 lines per request.
-const MAX_BATCH_LINES: usize = plotq_domain::caddy::MAX_LINES;
+const MAX_BATCH_LINES: usize = plotq_api::caddy::MAX_LINES;
 /// Smallest `--batch-bytes`: one line of the longest length the api accepts.
 const MIN_BATCH_BYTES: usize = MAX_LINE_BYTES + 1;
 /// Longest wait a `Retry-After` may ask for.

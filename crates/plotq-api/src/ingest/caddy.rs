@@ -1,22 +1,39 @@
-//! `POST /api/v1/ingest/caddy`: Caddy v2 access-log lines in (NDJSON, as Caddy writes
-//! them), samples out. Each access entry becomes a duration and a status sample
-//! (`plotq_domain::caddy`), written exactly as `/api/v1/metrics` writes its batch — the
-//! same scope, rate limits, body limit and body read, allowlist, `Idempotency-Key` and
-//! store write (`ingest::store_batch`). Malformed lines are counted and reported (the
-//! first 20 with their line numbers), never fatal; lines that are not access entries are
-//! skipped. Lines are counted in `plotq_caddy_lines_total{result}`.
+//! Caddy v2 access logs in. `POST /api/v1/ingest/caddy` takes access-log lines (NDJSON,
+//! as Caddy writes them) and turns each access entry into a duration and a status
+//! sample, written exactly as `/api/v1/metrics` writes its batch — the same scope, rate
+//! limits, body limit and body read, allowlist, `Idempotency-Key` and store write
+//! ([`store_batch`]). Malformed lines are counted and reported (the first 20 with their
+//! line numbers), never fatal; lines that are not access entries are skipped. Lines are
+//! counted in `plotq_caddy_lines_total{result}`.
+//!
+//! The parser is pure (no I/O; `plotq tail` uses it too, as `plotq_api::caddy`), one
+//! file per step: `caddy/line.rs` reads one line into an [`AccessEntry`] (the format is
+//! described there), `caddy/map.rs` turns hosts into services and an entry into samples
+//! ([`ServiceMap`]), `caddy/batch.rs` reads a body of lines ([`parse_access_log`]).
 
-use crate::ingest::{Stored, idempotency_key, mark_replayed, store_batch};
-use crate::routes::ApiState;
-use axum::Router;
+mod batch;
+mod line;
+mod map;
+#[cfg(test)]
+mod tests;
+
+pub use batch::{AccessLogBatch, LineError, MAX_LINE_ERRORS, MAX_LINES, parse_access_log};
+pub use line::{
+    ACCESS_LOGGER, AccessEntry, HANDLED_REQUEST, Line, MAX_LINE_BYTES, is_access_logger,
+    parse_go_duration, parse_line,
+};
+pub use map::{
+    DURATION_METRIC, MAX_MAP_RULES, SAMPLES_PER_ENTRY, STATUS_METRIC, ServiceMap, normalize_host,
+};
+
+use super::{IdempotencyKeyHeader, Stored, idempotency_key, mark_replayed, store_batch};
+use crate::state::ApiState;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Extension, Query, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use plotq_domain::ServiceName;
-use plotq_domain::caddy::{AccessLogBatch, LineError, ServiceMap, parse_access_log};
 use plotq_http::{
     AuthProblems, IdempotencyInUse, Limits, Problem, ProblemCode, ProblemDoc, RateLimited,
     StoreFull, Unavailable,
@@ -27,15 +44,10 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::ToSchema;
 
-/// The route, to be merged into the api's router (which adds its body limit and state).
-pub(crate) fn routes() -> Router<ApiState> {
-    Router::new().route("/api/v1/ingest/caddy", post(ingest_caddy))
-}
-
 /// The query of `POST /api/v1/ingest/caddy`: how hosts become services.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct CaddyQuery {
+pub(crate) struct CaddyQuery {
     /// The service of every host that no `map` rule names (without it, the lines of such
     /// a host are malformed, field `/request/host`: hosts never name services themselves).
     #[param(nullable = false, pattern = "^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
@@ -53,7 +65,7 @@ pub struct CaddyQuery {
 
 /// The answer: what the lines held. The samples are stored when this is sent.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct CaddyIngestDoc {
+pub(crate) struct CaddyIngestDoc {
     /// Non-blank lines read (`accepted` + `skipped` + `malformed`).
     #[schema(minimum = 0, maximum = 25000)]
     lines: u64,
@@ -76,7 +88,7 @@ pub struct CaddyIngestDoc {
 
 /// One malformed line.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct CaddyLineErrorDoc {
+pub(crate) struct CaddyLineErrorDoc {
     /// The line's number in the body (1-based; blank lines count).
     #[schema(minimum = 1)]
     line: u64,
@@ -112,9 +124,7 @@ const LINE_TYPES: [&str; 3] = [
         content((String = "application/x-ndjson")),
         description = "Caddy access-log lines, one JSON entry per line, at most 25,000 (also accepted as application/jsonl and application/json-lines)"),
     params(
-        CaddyQuery,
-        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$",
-            description = "Makes a retried batch safe: the same key and body within 24 h is answered as before (`Idempotent-Replayed: true`) and stored once; the same key with another body is `422 idempotency_key_reused`"),
+        CaddyQuery, IdempotencyKeyHeader,
     ),
     responses(
         (status = 200, description = "Read; the samples of its access entries stored (MongoDB acknowledged the write)", body = CaddyIngestDoc,

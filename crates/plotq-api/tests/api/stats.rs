@@ -1,55 +1,18 @@
-//! `GET /api/v1/stats` driven in-process (`oneshot`) over in-memory ports, behind the
-//! production edge: exact numbers per kind from known samples, the plot request's
+//! `GET /api/v1/stats`: exact numbers per kind from known samples, the plot request's
 //! validation (422 naming the field), `404` for a window without samples, the read
 //! scope and service allowlists, the plot rate, and the route's place in the OpenAPI
 //! document.
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
-use plotq_api::{ApiConfig, ApiDoc, ApiState, router};
+use crate::helpers::{App, Tokens, app, build, documented, parameter_names};
+use axum::http::StatusCode;
 use plotq_domain::{MetricName, Sample, ServiceName};
-use plotq_http::auth::{hash_token, new_token};
-use plotq_http::{Auth, AuthConfig, Edge, EdgeConfig, Limits, LimitsConfig, harden};
+use plotq_http::LimitsConfig;
 use plotq_ports::MetricStore;
 use plotq_ports::clock::now_ms;
-use plotq_ports::memory::{MemoryCache, MemoryQueue, MemoryStore, MemoryViews};
 use serde_json::{Value, json};
-use std::sync::Arc;
-use tower::ServiceExt;
-use utoipa::OpenApi;
-
-struct App {
-    store: Arc<MemoryStore>,
-    router: axum::Router,
-}
-
-fn app_on(auth: AuthConfig, limits: LimitsConfig) -> App {
-    let store = Arc::new(MemoryStore::default());
-    let state = ApiState {
-        store: store.clone(),
-        queue: Arc::new(MemoryQueue::new(10)),
-        cache: Arc::new(MemoryCache::default()),
-        views: Arc::new(MemoryViews::default()),
-        config: ApiConfig::default(),
-    };
-    let edge = Edge {
-        auth: Auth::new(auth),
-        limits: Limits::new(limits),
-        config: EdgeConfig::default(),
-    };
-    App {
-        store,
-        router: harden(router(state), &edge),
-    }
-}
-
-fn app() -> App {
-    app_on(AuthConfig::open(), LimitsConfig::default())
-}
 
 /// `values` of `service`'s `metric`, one every 100 ms ending a second ago.
-async fn ingest(store: &MemoryStore, service: &str, metric: &str, values: &[f64]) {
+async fn ingest(app: &App, service: &str, metric: &str, values: &[f64]) {
     let now = now_ms();
     let n = values.len() as i64;
     let samples: Vec<Sample> = values
@@ -62,33 +25,25 @@ async fn ingest(store: &MemoryStore, service: &str, metric: &str, values: &[f64]
             timestamp_ms: now - 1_000 - (n - i as i64) * 100,
         })
         .collect();
-    store.insert(&samples, None).await.unwrap();
+    app.store.insert(&samples, None).await.unwrap();
 }
 
-async fn get(router: &axum::Router, query: &str, token: Option<&str>) -> (StatusCode, Value) {
-    let mut request = Request::builder().uri(format!("/api/v1/stats{query}"));
-    if let Some(token) = token {
-        request = request.header("authorization", format!("Bearer {token}"));
-    }
-    let response = router
-        .clone()
-        .oneshot(request.body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+/// `GET /api/v1/stats<query>`, with `token` if given.
+async fn get(app: &App, query: &str, token: Option<&str>) -> (StatusCode, Value) {
+    let answer = app
+        .get(format!("/api/v1/stats{query}"))
+        .token(token)
+        .send()
+        .await;
+    (answer.status, answer.json())
 }
 
 #[tokio::test]
 async fn latency_numbers_are_exact() {
     let app = app();
     let values: Vec<f64> = (1..=100).map(f64::from).collect();
-    ingest(&app.store, "checkout", "latency_ms", &values).await;
-    let (status, body) = get(&app.router, "?service=checkout&window=15m", None).await;
+    ingest(&app, "checkout", "latency_ms", &values).await;
+    let (status, body) = get(&app, "?service=checkout&window=15m", None).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["kind"], "histogram");
     assert_eq!(body["services"], json!(["checkout"]));
@@ -122,8 +77,8 @@ async fn latency_numbers_are_exact() {
 #[tokio::test]
 async fn each_kind_adds_its_numbers_and_comparisons_list_every_service() {
     let app = app();
-    ingest(&app.store, "checkout", "latency_ms", &[10.0; 600]).await;
-    ingest(&app.store, "payments", "latency_ms", &[30.0, 50.0]).await;
+    ingest(&app, "checkout", "latency_ms", &[10.0; 600]).await;
+    ingest(&app, "payments", "latency_ms", &[30.0, 50.0]).await;
     let codes: Vec<f64> = (0..100)
         .map(|i| match i % 20 {
             0 => 500.0,
@@ -132,14 +87,9 @@ async fn each_kind_adds_its_numbers_and_comparisons_list_every_service() {
             _ => 200.0,
         })
         .collect();
-    ingest(&app.store, "checkout", "status_code", &codes).await;
+    ingest(&app, "checkout", "status_code", &codes).await;
 
-    let (status, body) = get(
-        &app.router,
-        "?kind=throughput&service=checkout&window=10m",
-        None,
-    )
-    .await;
+    let (status, body) = get(&app, "?kind=throughput&service=checkout&window=10m", None).await;
     assert_eq!(status, 200, "{body}");
     let s = &body["stats"][0];
     assert_eq!(s["rate_per_s"], 1.0, "600 samples over 600 s");
@@ -150,8 +100,7 @@ async fn each_kind_adds_its_numbers_and_comparisons_list_every_service() {
     );
 
     for kind in ["status_codes", "error_rate"] {
-        let (status, body) =
-            get(&app.router, &format!("?kind={kind}&service=checkout"), None).await;
+        let (status, body) = get(&app, &format!("?kind={kind}&service=checkout"), None).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["metric"], "status_code", "the kind's default metric");
         let s = &body["stats"][0];
@@ -161,7 +110,7 @@ async fn each_kind_adds_its_numbers_and_comparisons_list_every_service() {
     }
 
     let (status, body) = get(
-        &app.router,
+        &app,
         "?kind=cdf&services=checkout,payments,ghost&window=1h",
         None,
     )
@@ -183,11 +132,11 @@ async fn each_kind_adds_its_numbers_and_comparisons_list_every_service() {
 #[tokio::test]
 async fn absolute_ranges_are_read_like_plot_requests() {
     let app = app();
-    ingest(&app.store, "checkout", "latency_ms", &[4.0, 8.0]).await;
+    ingest(&app, "checkout", "latency_ms", &[4.0, 8.0]).await;
     let until = now_ms();
     let from = until - 60_000;
     let (status, body) = get(
-        &app.router,
+        &app,
         &format!("?service=checkout&from={from}&until={until}"),
         None,
     )
@@ -212,7 +161,7 @@ async fn bad_parameters_are_named_as_in_plot_requests() {
         ("?service=a&window=10m&from=0", vec!["/window"]),
         ("?service=a&from=yesterday", vec!["/from"]),
     ] {
-        let (status, body) = get(&app.router, query, None).await;
+        let (status, body) = get(&app, query, None).await;
         assert_eq!(status, 422, "{query}: {body}");
         assert_eq!(body["code"], "invalid_field");
         let named: Vec<&str> = body["errors"]
@@ -224,7 +173,7 @@ async fn bad_parameters_are_named_as_in_plot_requests() {
         assert_eq!(named, fields, "{query}: {body}");
     }
     // The very words of the plot request's problem.
-    let (_, stats) = get(&app.router, "?service=a&window=1y", None).await;
+    let (_, stats) = get(&app, "?service=a&window=1y", None).await;
     let plot = plotq_domain::PlotSpec::parse(
         &json!({"kind": "histogram", "service": "a", "window": "1y"}),
         now_ms(),
@@ -232,7 +181,7 @@ async fn bad_parameters_are_named_as_in_plot_requests() {
     .unwrap_err();
     assert_eq!(stats["errors"][0]["problem"], plot.0[0].problem.as_str());
     // Parameters a plot request does not have are refused, not ignored.
-    let (status, body) = get(&app.router, "?service=a&widht=3", None).await;
+    let (status, body) = get(&app, "?service=a&widht=3", None).await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["errors"][0]["field"], "/widht", "{body}");
 }
@@ -240,7 +189,7 @@ async fn bad_parameters_are_named_as_in_plot_requests() {
 #[tokio::test]
 async fn no_samples_is_404_with_the_workers_words() {
     let app = app();
-    let (status, body) = get(&app.router, "?service=ghost", None).await;
+    let (status, body) = get(&app, "?service=ghost", None).await;
     assert_eq!(status, 404, "{body}");
     assert_eq!(body["code"], "not_found");
     assert_eq!(
@@ -251,62 +200,37 @@ async fn no_samples_is_404_with_the_workers_words() {
 
 #[tokio::test]
 async fn the_read_scope_the_callers_services_and_the_plot_rate_apply() {
-    let (ingest_only, reader, tenant) = (new_token(), new_token(), new_token());
-    let lines = format!(
-        "{} scopes=ingest name=ingest\n{} scopes=read name=reader\n{} scopes=read services=team-a-* name=tenant",
-        hash_token(&ingest_only),
-        hash_token(&reader),
-        hash_token(&tenant),
-    );
-    let auth = AuthConfig {
-        tokens: plotq_http::auth::parse_tokens(&lines).unwrap(),
-        ..AuthConfig::open()
-    };
-    let limits = LimitsConfig {
-        plot_requests_per_sec: 1,
-        plot_burst: 3,
-        ..LimitsConfig::default()
-    };
-    let app = app_on(auth, limits);
-    ingest(&app.store, "team-a-web", "latency_ms", &[1.0]).await;
-    assert_eq!(get(&app.router, "?service=team-a-web", None).await.0, 401);
+    let tokens = Tokens::new();
+    let (ingest_only, reader, tenant) = (&tokens.ingest, &tokens.reader, &tokens.tenant);
+    let app = build()
+        .tokens(&tokens.lines())
+        .limits(LimitsConfig {
+            plot_requests_per_sec: 1,
+            plot_burst: 3,
+            ..LimitsConfig::default()
+        })
+        .start();
+    ingest(&app, "team-a-web", "latency_ms", &[1.0]).await;
+    assert_eq!(get(&app, "?service=team-a-web", None).await.0, 401);
     assert_eq!(
-        get(&app.router, "?service=team-a-web", Some(&ingest_only))
-            .await
-            .0,
+        get(&app, "?service=team-a-web", Some(ingest_only)).await.0,
         403
     );
-    let (status, body) = get(
-        &app.router,
-        "?kind=cdf&services=team-a-web,other",
-        Some(&tenant),
-    )
-    .await;
+    let (status, body) = get(&app, "?kind=cdf&services=team-a-web,other", Some(tenant)).await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["errors"][0]["field"], "/services/1");
-    assert_eq!(
-        get(&app.router, "?service=team-a-web", Some(&tenant))
-            .await
-            .0,
-        200
-    );
+    assert_eq!(get(&app, "?service=team-a-web", Some(tenant)).await.0, 200);
     // The reader's burst of three plot requests, then its rate.
     for _ in 0..3 {
-        assert_eq!(
-            get(&app.router, "?service=team-a-web", Some(&reader))
-                .await
-                .0,
-            200
-        );
+        assert_eq!(get(&app, "?service=team-a-web", Some(reader)).await.0, 200);
     }
-    let (status, body) = get(&app.router, "?service=team-a-web", Some(&reader)).await;
+    let (status, body) = get(&app, "?service=team-a-web", Some(reader)).await;
     assert_eq!(status, 429, "{body}");
 }
 
 #[test]
 fn the_route_is_documented_with_every_answer() {
-    let doc: Value = serde_json::from_str(&ApiDoc::openapi().to_json().unwrap()).unwrap();
-    let op = &doc["paths"]["/api/v1/stats"]["get"];
+    let (op, doc) = documented("/api/v1/stats", "get");
     let statuses: Vec<&str> = op["responses"]
         .as_object()
         .unwrap()
@@ -314,14 +238,8 @@ fn the_route_is_documented_with_every_answer() {
         .map(String::as_str)
         .collect();
     assert_eq!(statuses, ["200", "401", "403", "404", "422", "429", "503"]);
-    let params: Vec<&str> = op["parameters"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["name"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        params,
+        parameter_names(&op),
         [
             "kind", "service", "services", "metric", "window", "from", "until", "ticket"
         ]

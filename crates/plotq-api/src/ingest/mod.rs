@@ -1,9 +1,15 @@
-//! The ingest use case, shared by `POST /api/v1/metrics`, `POST /api/v1/ingest/caddy`
-//! and the standalone demo producer: store the samples, then move the watermark of every
-//! series they touch (`store_samples`); and the write half every ingest route shares
-//! (`store_batch`: the caller's services, its rate, the `Idempotency-Key`, the store).
+//! Samples in. The ingest use case, shared by `POST /api/v1/metrics` (`metrics.rs`),
+//! `POST /api/v1/ingest/caddy` (`caddy.rs`, with the Caddy access-log parser under
+//! `caddy/`) and the standalone demo producer: store the samples, then move the
+//! watermark of every series they touch ([`store_samples`]); and the write half every
+//! ingest route shares ([`store_batch`]: the caller's services, the batch's spread, its
+//! rate, the `Idempotency-Key`, the store).
 
-use crate::routes::{ApiState, forbidden_services};
+pub mod caddy;
+pub(crate) mod metrics;
+
+use crate::access::forbidden_services;
+use crate::state::ApiState;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;
 use plotq_domain::chunk::BatchId;
@@ -263,6 +269,16 @@ pub(crate) fn mark_replayed(response: &mut Response) {
 const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
 /// How long a key stays "in progress" if its request never finishes (a crashed api).
 const IDEMPOTENCY_PENDING: Duration = Duration::from_secs(60);
+/// The `Idempotency-Key` header of the ingest routes, in the document.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)] // reason: describes the header for the document; read by `idempotency_key`
+pub(crate) struct IdempotencyKeyHeader {
+    /// Makes a retried batch safe: the same key and body within 24 h is answered as before (`Idempotent-Replayed: true`) and stored once; the same key with another body is `422 idempotency_key_reused`
+    #[param(rename = "Idempotency-Key", pattern = "^[!-~]{1,255}$")]
+    key: Option<String>,
+}
+
 /// Longest `Idempotency-Key` accepted.
 const MAX_IDEMPOTENCY_KEY: usize = 255;
 

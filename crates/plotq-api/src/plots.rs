@@ -1,275 +1,75 @@
-//! The `/api/v1` resources: metrics (ingest), plots (jobs, states, images), services and
-//! read tickets. Each handler authenticates first (`Caller`, 401), checks its scope and
-//! the caller's services (403), then the body (415/413/400/422) and the caller's rate
-//! (429), and only then touches a dependency.
+//! Plot jobs: `POST /api/v1/plots` (a spec in, a queued job out, answered `202` once
+//! the broker confirmed it), `GET /api/v1/plots/{id}` (its state) and its image
+//! (`/png`, `/image`). Also how any plot request becomes a job, shared with
+//! `GET /api/v1/render`: identical requests over unchanged data share one job
+//! ([`single_flight`], for as long as [`reuse_for`] says), and a job that is really
+//! queued is charged to its caller first ([`queue_charged`]: its plot budget and its
+//! tenant's share of the queue) and put in the tenant's lane ([`queue_job`]).
 //!
-//! A plot job belongs to its services: a caller limited to other services gets `404` for
-//! it, exactly as for an unknown id, so ids cannot be probed across tenants.
+//! Each handler authenticates first (`Caller`, 401), checks its scope and the caller's
+//! services (403), then the body (415/413/400/422) and the caller's rate (429), and
+//! only then touches a dependency. A plot job belongs to its services: a caller limited
+//! to other services gets `404` for it, exactly as for an unknown id, so ids cannot be
+//! probed across tenants.
 
-use crate::ingest::{Stored, idempotency_key, mark_replayed, store_batch};
-use crate::openapi::{AcceptedDoc, JobStateDoc, PlotSpecDoc, SamplesDoc, ServicesDoc, TicketDoc};
-use axum::Router;
+use crate::access::may_read_services;
+use crate::openapi::{JobStateDoc, PlotSpecDoc};
+use crate::state::{ApiConfig, ApiState};
+use axum::Extension;
+use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Extension, body::Bytes};
-use plotq_domain::sample::{parse_samples, parse_samples_fast};
 use plotq_domain::wire::{JobMessage, Lane};
-use plotq_domain::{FieldError, ImageFormat, JobId, JobState, JobStatus, PlotSpec, TimeRange};
-use plotq_http::{Auth, Caller, Limits, Problem, ProblemCode, Scope, read_json, read_json_bytes};
+use plotq_domain::{ImageFormat, JobId, JobState, JobStatus, PlotSpec, TimeRange};
 use plotq_http::{
-    AuthProblems, IdempotencyInUse, JobReadProblems, JsonBodyProblems, ProblemDoc, RateLimited,
-    StoreFull, Unavailable,
+    AuthProblems, Caller, JobReadProblems, JsonBodyProblems, Limits, Problem, ProblemCode,
+    ProblemDoc, RateLimited, Scope, Unavailable, read_json,
 };
 use plotq_ports::clock::now_ms;
-use plotq_ports::{JobQueue, MetricStore, PlotCache, ViewRegistry};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
+use utoipa::{IntoParams, IntoResponses};
 
-/// Settings of the API role.
-#[derive(Debug, Clone)]
-pub struct ApiConfig {
-    /// Largest request body accepted (bytes).
-    pub max_body_bytes: usize,
-    /// How long a job's state is kept (covers queueing plus rendering plus reading).
-    pub state_ttl: Duration,
-    /// How long an image stays cached (the workers' PNG lifetime).
-    pub image_ttl: Duration,
-    /// Identical plot requests over unchanged data share one job (see [`reuse_for`]);
-    /// this is the least time they share it, and zero disables sharing.
-    pub dedupe_for: Duration,
-    /// Where the dashboard's browser subscribes to events (`/api/v1/events` when the
-    /// notifier shares this origin, as in standalone mode; its URL otherwise).
-    pub events_url: String,
-    /// Raw samples or rollups for `GET /api/v1/stats`: the workers' policy.
-    pub sources: plotq_ports::SourcePolicy,
-    /// How many `GET /api/v1/stats` reads this process runs at once (a window may hold
-    /// millions of raw samples); more wait briefly, then get `429`.
-    pub stats_slots: StatsSlots,
-    /// `GET /api/v1/render`'s wait and grants.
-    pub render: crate::render::RenderConfig,
-    /// Most one-minute buckets (series × minute) one ingest batch may touch: each is a
-    /// stored chunk and a rollup update, so this bounds a request's write amplification
-    /// (`422 batch_too_spread` past it).
-    pub max_batch_buckets: usize,
-    /// Plot jobs one caller (tenant) may have queued or rendering at once, over every
-    /// api replica (`429 too_many_jobs` past it): its bounded share of the queue, which
-    /// the workers serve in turn with every other tenant's.
-    pub jobs_in_flight_per_caller: usize,
-    /// How long a job counts as in flight at most, when its end is never seen (a worker
-    /// lost it): its place in its tenant's share is free again after this.
-    pub job_lease: Duration,
-    /// Longest one ingest's whole store write may take (every chunk and rollup write
-    /// with the client's own retries); past it the request is answered `503` (`None`:
-    /// unbounded, for the in-memory store).
-    pub store_timeout: Option<Duration>,
+/// The path of the routes on one job.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // reason: describes the path for the document; handlers read it raw
+struct JobPath {
+    /// The job id (a UUID)
+    #[param(format = "uuid")]
+    id: String,
 }
 
-/// Default of `ApiConfig::max_batch_buckets`: a day of one series, or half a day of a
-/// Caddy host's two series.
-pub const DEFAULT_MAX_BATCH_BUCKETS: usize = 1_440;
-
-/// The concurrent `GET /api/v1/stats` reads of one process (shared by clones).
-#[derive(Debug, Clone)]
-pub struct StatsSlots(pub(crate) Arc<tokio::sync::Semaphore>);
-
-impl StatsSlots {
-    pub fn new(slots: usize) -> Self {
-        Self(Arc::new(tokio::sync::Semaphore::new(slots.max(1))))
-    }
+/// `410`: what the image routes answer once the image or the state is gone.
+#[derive(IntoResponses)]
+#[allow(dead_code)] // reason: describes the answer for the document, never built
+enum ImageGone {
+    #[response(
+        status = 410,
+        description = "The image expired from the cache (`expired`), or the job's state was lost with a cache that restarted empty (`state_lost`)",
+        content_type = "application/problem+json"
+    )]
+    Gone(ProblemDoc),
 }
 
-impl Default for StatsSlots {
-    fn default() -> Self {
-        Self::new(4)
-    }
-}
-
-impl Default for ApiConfig {
-    fn default() -> Self {
-        Self {
-            max_body_bytes: 8 * 1024 * 1024,
-            state_ttl: Duration::from_secs(3600),
-            image_ttl: Duration::from_secs(600),
-            events_url: "/api/v1/events".to_owned(),
-            dedupe_for: Duration::from_secs(10),
-            sources: plotq_ports::SourcePolicy::default(),
-            stats_slots: StatsSlots::default(),
-            render: crate::render::RenderConfig::default(),
-            max_batch_buckets: DEFAULT_MAX_BATCH_BUCKETS,
-            jobs_in_flight_per_caller: 16,
-            job_lease: Duration::from_secs(120),
-            store_timeout: None,
-        }
-    }
-}
-
-/// What the handlers share.
-#[derive(Clone)]
-pub struct ApiState {
-    pub store: Arc<dyn MetricStore>,
-    pub queue: Arc<dyn JobQueue>,
-    pub cache: Arc<dyn PlotCache>,
-    pub views: Arc<dyn ViewRegistry>,
-    pub config: ApiConfig,
-}
-
-/// The `/api/v1` router (metrics, plots, services, tickets). It expects the shared
-/// edge (`plotq_http::harden`) around it, which installs the authenticator and limits.
-pub fn router(state: ApiState) -> Router {
-    let limit = state.config.max_body_bytes;
-    Router::new()
-        .route("/api/v1/metrics", post(ingest))
-        .route("/api/v1/plots", post(request_plot))
-        .route("/api/v1/plots/{id}", get(plot_status))
-        .route("/api/v1/plots/{id}/png", get(plot_png))
-        .route("/api/v1/plots/{id}/image", get(plot_image))
-        .route("/api/v1/services", get(services))
-        .route("/api/v1/tickets", post(ticket))
-        .merge(crate::caddy::routes())
-        .merge(crate::stats::routes())
-        .merge(crate::render::routes())
-        .layer(DefaultBodyLimit::max(limit))
-        .with_state(state)
-}
-
-/// `403` naming the services (fields) this caller may not use.
-pub(crate) fn forbidden_services(errors: Vec<FieldError>) -> Problem {
-    let detail = format!(
-        "this credential may not use {}",
-        errors
-            .iter()
-            .map(|e| e.problem.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    Problem {
-        errors,
-        ..Problem::new(ProblemCode::Forbidden, detail)
-    }
-}
-
-/// Ingest samples (one object or an array); answered only after the store acknowledged.
-///
-/// Outages: MongoDB down, `503` and nothing stored (in milliseconds once the outage is
-/// known; send the batch again with the same `Idempotency-Key` and it is stored once);
-/// Redis down, stored (`200`) unless an `Idempotency-Key` is sent (then `503`, nothing
-/// stored); RabbitMQ down, stored.
-#[utoipa::path(
-    post, path = "/api/v1/metrics", tag = "metrics",
-    request_body(content = SamplesDoc, content_type = "application/json"),
-    params(
-        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$",
-            description = "Makes a retried batch safe: the same key and body within 24 h is answered as before (`Idempotent-Replayed: true`) and stored once; the same key with another body is `422 idempotency_key_reused`"),
-    ),
-    responses(
-        (status = 200, description = "Stored (MongoDB acknowledged the write)", body = AcceptedDoc,
-            headers(("idempotent-replayed" = String, description = "`true` when this answers a retried Idempotency-Key"))),
-        AuthProblems, JsonBodyProblems, RateLimited, Unavailable, StoreFull, IdempotencyInUse,
-    ),
-    security(("bearer" = ["ingest"]))
-)]
-pub(crate) async fn ingest(
-    caller: Caller,
-    State(state): State<ApiState>,
-    Extension(limits): Extension<Arc<Limits>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, Problem> {
-    caller.require(Scope::Ingest)?;
-    let key = idempotency_key(&headers)?;
-    let bytes = read_json_bytes(&headers, body)?;
-    let now = now_ms();
-    // The usual batch straight from the bytes; anything else through a JSON value,
-    // which names every problem.
-    let samples = match parse_samples_fast(&bytes, now) {
-        Some(samples) => samples,
-        None => {
-            let body: Value =
-                serde_json::from_slice(&bytes).map_err(|e| Problem::malformed_json(&e))?;
-            parse_samples(&body, now).map_err(Problem::invalid)?
-        }
-    };
-    let (n, replayed) = match store_batch(
-        &state,
-        &caller,
-        &limits,
-        key.as_deref(),
-        &bytes,
-        &samples,
-        now,
-    )
-    .await?
-    {
-        Stored::Now => (samples.len() as u64, false),
-        Stored::Replayed(n) => (n, true),
-    };
-    let mut response = (StatusCode::OK, axum::Json(json!({"accepted": n}))).into_response();
-    if replayed {
-        mark_replayed(&mut response);
-    }
-    Ok(response)
-}
-
-/// Services that sent samples in the last week (those this caller may see).
-///
-/// Outages: Redis down, `503` (in milliseconds once the outage is known); MongoDB or
-/// RabbitMQ down, served.
-#[utoipa::path(
-    get, path = "/api/v1/services", tag = "metrics",
-    responses(
-        (status = 200, description = "Service names, sorted", body = ServicesDoc),
-        AuthProblems, Unavailable,
-    ),
-    security(("bearer" = ["read"]), ("ticket" = []))
-)]
-pub(crate) async fn services(
-    caller: Caller,
-    State(state): State<ApiState>,
-) -> Result<Response, Problem> {
-    caller.require(Scope::Read)?;
-    let since = now_ms() - 7 * 24 * 3600 * 1000;
-    let mut services = state.views.services(since).await?;
-    services.retain(|s| caller.may_use_service(s));
-    Ok(axum::Json(json!({"services": services})).into_response())
-}
-
-/// A short-lived read ticket for browsers (`?ticket=` on GET routes and the event stream).
-#[utoipa::path(
-    post, path = "/api/v1/tickets", tag = "auth",
-    responses(
-        (status = 200, description = "A signed read ticket", body = TicketDoc, headers(("cache-control" = String, description = "`no-store`"))),
-        AuthProblems,
-    ),
-    security(("bearer" = ["read"]))
-)]
-pub(crate) async fn ticket(
-    caller: Caller,
-    Extension(auth): Extension<Arc<Auth>>,
-) -> Result<Response, Problem> {
-    caller.require(Scope::Read)?;
-    let (ticket, expires_at_ms) = auth
-        .issue_ticket(&caller, now_ms())
-        .ok_or_else(signed_claims_mint_nothing)?;
-    let mut response =
-        axum::Json(json!({"ticket": ticket, "expires_at_ms": expires_at_ms})).into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
-}
-
-/// `403`: a ticket or a link cannot mint tickets or links (they are bound to a token).
-pub(crate) fn signed_claims_mint_nothing() -> Problem {
+/// `409 plot_failed`, with the job's state.
+pub(crate) fn plot_failed(job: &JobState) -> Problem {
     Problem::new(
-        ProblemCode::Forbidden,
-        "tickets and links are minted with a token, not with another ticket or link",
+        ProblemCode::PlotFailed,
+        format!(
+            "plot {} failed: {}",
+            job.id,
+            job.error.as_deref().unwrap_or("unknown error")
+        ),
     )
+    .with_extra(json!({"job": state_body(job)}))
 }
 
+/// A job's state as clients see it: its stored state plus the URLs of its state and,
+/// once done, of its image.
 pub(crate) fn state_body(job: &JobState) -> Value {
     let mut body = serde_json::to_value(job).expect("job state serialises");
     let url = format!("/api/v1/plots/{}", job.id);
@@ -604,9 +404,7 @@ async fn load(state: &ApiState, caller: &Caller, id: JobId) -> Result<JobState, 
 /// RabbitMQ down, served.
 #[utoipa::path(
     get, path = "/api/v1/plots/{id}", tag = "plots",
-    params(
-        ("id" = String, Path, format = "uuid", description = "The job id (a UUID)"),
-    ),
+    params(JobPath),
     responses(
         (status = 200, description = "The job's state", body = JobStateDoc),
         JobReadProblems, AuthProblems,
@@ -630,22 +428,6 @@ pub(crate) async fn plot_status(
     Ok(axum::Json(state_body(&job)).into_response())
 }
 
-/// `403` naming each of the spec's services the caller may not read.
-pub(crate) fn may_read_services(caller: &Caller, spec: &PlotSpec) -> Result<(), Problem> {
-    let denied: Vec<FieldError> = spec
-        .services
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| !caller.may_use_service(s.as_str()))
-        .map(|(i, s)| FieldError::new(format!("/services/{i}"), s.to_string()))
-        .collect();
-    if denied.is_empty() {
-        Ok(())
-    } else {
-        Err(forbidden_services(denied))
-    }
-}
-
 /// The `Server-Timing` part of a job stage (`job-queue-wait`, …).
 fn job_part(stage: &str) -> &'static str {
     match stage {
@@ -664,15 +446,13 @@ fn job_part(stage: &str) -> &'static str {
 /// RabbitMQ down, served.
 #[utoipa::path(
     get, path = "/api/v1/plots/{id}/png", tag = "plots",
-    params(
-        ("id" = String, Path, format = "uuid", description = "The job id (a UUID)"),
-    ),
+    params(JobPath),
     responses(
         (status = 200, description = "The PNG", content_type = "image/png", body = Vec<u8>, headers(("cache-control" = String, description = "`private, max-age=300, immutable`"))),
         JobReadProblems, AuthProblems,
         (status = 409, description = "Not ready yet (`not_ready`, with `Retry-After`), failed (`plot_failed`), or rendered as SVG (`wrong_format`)", body = ProblemDoc, content_type = "application/problem+json",
             headers(("retry-after" = u64, description = "Seconds to wait (`not_ready`)"))),
-        (status = 410, description = "The image expired from the cache (`expired`), or the job's state was lost with a cache that restarted empty (`state_lost`)", body = ProblemDoc, content_type = "application/problem+json"),
+        ImageGone,
         Unavailable,
     ),
     security(("bearer" = ["read"]), ("ticket" = []))
@@ -699,9 +479,7 @@ pub(crate) async fn plot_png(
 /// RabbitMQ down, served.
 #[utoipa::path(
     get, path = "/api/v1/plots/{id}/image", tag = "plots",
-    params(
-        ("id" = String, Path, format = "uuid", description = "The job id (a UUID)"),
-    ),
+    params(JobPath),
     responses(
         (status = 200, description = "The image (PNG or SVG)", content(
             (Vec<u8> = "image/png"),
@@ -710,7 +488,7 @@ pub(crate) async fn plot_png(
         JobReadProblems, AuthProblems,
         (status = 409, description = "Not ready yet (`not_ready`, with `Retry-After`), or failed (`plot_failed`)", body = ProblemDoc, content_type = "application/problem+json",
             headers(("retry-after" = u64, description = "Seconds to wait (`not_ready`)"))),
-        (status = 410, description = "The image expired from the cache (`expired`), or the job's state was lost with a cache that restarted empty (`state_lost`)", body = ProblemDoc, content_type = "application/problem+json"),
+        ImageGone,
         Unavailable,
     ),
     security(("bearer" = ["read"]), ("ticket" = []))
@@ -751,16 +529,7 @@ async fn serve_image(state: &ApiState, job: JobState) -> Result<Response, Proble
             .with_retry_after(1)
             .with_extra(json!({"job": state_body(&job)})));
         }
-        JobStatus::Failed => {
-            return Err(Problem::new(
-                ProblemCode::PlotFailed,
-                format!(
-                    "plot {id} failed: {}",
-                    job.error.as_deref().unwrap_or("unknown error")
-                ),
-            )
-            .with_extra(json!({"job": state_body(&job)})));
-        }
+        JobStatus::Failed => return Err(plot_failed(&job)),
     }
     let image = cached_image(state, id).await?;
     let mut response = (StatusCode::OK, image).into_response();

@@ -1,0 +1,34 @@
+//! `GET /api/v1/services`: the services that sent samples in the last week, as the live
+//! refresh registry recorded them (`ViewRegistry::services`), filtered to those the
+//! caller may see.
+
+use crate::openapi::ServicesDoc;
+use crate::state::ApiState;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use plotq_http::{AuthProblems, Caller, Problem, Scope, Unavailable};
+use plotq_ports::clock::now_ms;
+use serde_json::json;
+
+/// Services that sent samples in the last week (those this caller may see).
+///
+/// Outages: Redis down, `503` (in milliseconds once the outage is known); MongoDB or
+/// RabbitMQ down, served.
+#[utoipa::path(
+    get, path = "/api/v1/services", tag = "metrics",
+    responses(
+        (status = 200, description = "Service names, sorted", body = ServicesDoc),
+        AuthProblems, Unavailable,
+    ),
+    security(("bearer" = ["read"]), ("ticket" = []))
+)]
+pub(crate) async fn services(
+    caller: Caller,
+    State(state): State<ApiState>,
+) -> Result<Response, Problem> {
+    caller.require(Scope::Read)?;
+    let since = now_ms() - 7 * 24 * 3600 * 1000;
+    let mut services = state.views.services(since).await?;
+    services.retain(|s| caller.may_use_service(s));
+    Ok(axum::Json(json!({"services": services})).into_response())
+}

@@ -1,0 +1,206 @@
+//! `POST /api/v1/plots` and the job's routes: a request queued as one job (`202`), its
+//! spec's problems named, the image routes following the job's state, identical
+//! requests sharing one job, and a refused publish leaving no job nor state behind.
+
+use crate::helpers::{App, app, build};
+use axum::http::StatusCode;
+use plotq_domain::wire::JobMessage;
+use plotq_domain::{JobId, JobState, JobStatus, PlotKind, PlotSpec, ServiceName};
+use plotq_ports::faulty::Fault;
+use plotq_ports::{JobQueue, PlotCache};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+#[tokio::test]
+async fn plot_request_queues_one_job_and_answers_202() {
+    let app = app();
+    let answer = app
+        .post("/api/v1/plots")
+        .json(&json!({"kind": "histogram", "service": "checkout"}))
+        .send()
+        .await;
+    let body = answer.json();
+    assert_eq!(answer.status, StatusCode::ACCEPTED);
+    let id = body["id"].as_str().unwrap();
+    assert_eq!(
+        answer.headers["location"],
+        format!("/api/v1/plots/{id}").as_str()
+    );
+    assert_eq!(body["status"], "queued");
+    assert_eq!(body["spec"]["bins"], 50);
+    let mut consumer = app.queue.consume(1).await.unwrap();
+    let delivery = consumer.next().await.unwrap();
+    let message = JobMessage::decode(&delivery.body).unwrap();
+    assert_eq!(message.id.to_string(), id);
+    let answer = app.get(format!("/api/v1/plots/{id}")).send().await;
+    assert_eq!(
+        (answer.status, answer.json()["status"].as_str()),
+        (StatusCode::OK, Some("queued"))
+    );
+}
+
+#[tokio::test]
+async fn invalid_specs_name_their_fields() {
+    let app = app();
+    let answer = app
+        .post("/api/v1/plots")
+        .json(&json!({"kind": "histogram", "service": "checkout", "window": "9y", "bins": -1}))
+        .send()
+        .await;
+    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let body = answer.json();
+    let fields: Vec<&str> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["/window", "/bins"]);
+}
+
+#[tokio::test]
+async fn png_answers_follow_the_job_state() {
+    let app = app();
+    let spec = PlotSpec::new(PlotKind::Histogram, ServiceName::parse("s").unwrap());
+    let mut job = JobState::queued(JobId::new_random(), spec, 1);
+    let ttl = Duration::from_secs(60);
+    app.cache.put_state(&job, ttl).await.unwrap();
+    let png_uri = format!("/api/v1/plots/{}/png", job.id);
+    let answer = app.get(&png_uri).send().await;
+    let body = answer.json();
+    assert_eq!(
+        (answer.status, body["code"].as_str()),
+        (StatusCode::CONFLICT, Some("not_ready"))
+    );
+    assert!(answer.headers.contains_key("retry-after"));
+    assert_eq!(body["job"]["status"], "queued");
+
+    job.status = JobStatus::Failed;
+    job.error = Some("no data".into());
+    app.cache.put_state(&job, ttl).await.unwrap();
+    let answer = app.get(&png_uri).send().await;
+    assert_eq!(
+        (answer.status, answer.json()["code"].as_str()),
+        (StatusCode::CONFLICT, Some("plot_failed"))
+    );
+
+    job.status = JobStatus::Done;
+    app.cache.put_state(&job, ttl).await.unwrap();
+    let answer = app.get(&png_uri).send().await;
+    assert_eq!(
+        (answer.status, answer.json()["code"].as_str()),
+        (StatusCode::GONE, Some("expired"))
+    );
+
+    app.cache
+        .put_image(job.id, b"\x89PNG fake", ttl)
+        .await
+        .unwrap();
+    let answer = app.get(&png_uri).send().await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.headers["content-type"], "image/png");
+    assert_eq!(answer.bytes, b"\x89PNG fake");
+
+    let answer = app.get("/api/v1/plots/not-a-uuid").send().await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    let answer = app
+        .get(format!("/api/v1/plots/{}", JobId::new_random()))
+        .send()
+        .await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn identical_concurrent_requests_share_one_job() {
+    let app = app();
+    let body = json!({"kind": "histogram", "service": "checkout", "window": "5m"});
+    let calls = (0..100).map(|_| app.post("/api/v1/plots").json(&body).send());
+    let answers = futures::future::join_all(calls).await;
+    let bodies: Vec<Value> = answers.iter().map(|a| a.json()).collect();
+    let ids: std::collections::HashSet<String> = answers
+        .iter()
+        .zip(&bodies)
+        .map(|(answer, body)| {
+            assert_eq!(answer.status, StatusCode::ACCEPTED);
+            body["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(ids.len(), 1, "one job for 100 identical requests");
+    assert_eq!(
+        bodies.iter().filter(|b| b["deduplicated"] == true).count(),
+        99
+    );
+    // Exactly one job was queued.
+    let mut consumer = app.queue.consume(1).await.unwrap();
+    assert!(consumer.next().await.is_some());
+    let nothing_else = tokio::time::timeout(Duration::from_millis(100), consumer.next()).await;
+    assert!(nothing_else.is_err(), "a second job was queued");
+    // A different spec is a different job.
+    let other = app
+        .post("/api/v1/plots")
+        .json(&json!({"kind": "histogram", "service": "checkout", "window": "6m"}))
+        .send()
+        .await
+        .json();
+    assert!(!ids.contains(other["id"].as_str().unwrap()));
+}
+
+/// Makes `app`'s queue refuse every job (it is full), each after 20 ms: slow enough that
+/// concurrent identical requests overlap a refused publish.
+fn fill_queue(app: &App) {
+    while app.queue.inner().publish_raw(b"a job ahead").is_ok() {}
+    app.queue
+        .always("publish", Fault::Delay(Duration::from_millis(20)));
+}
+
+#[tokio::test]
+async fn a_refused_publish_leaves_no_job_behind_for_later_requests() {
+    let full = app();
+    fill_queue(&full);
+    let spec = json!({"kind": "histogram", "service": "a", "window": "5m"});
+    for _ in 0..3 {
+        let answer = full.post("/api/v1/plots").json(&spec).send().await;
+        let body = answer.json();
+        // Never a 202 (deduplicated or not) pointing at a job that was never queued.
+        assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert!(answer.headers.contains_key("retry-after"));
+        assert_ne!(body["deduplicated"], true);
+    }
+    // Nor when identical requests arrive while a refused publish is still in flight.
+    let together = (0..10).map(|_| full.post("/api/v1/plots").json(&spec).send());
+    for answer in futures::future::join_all(together).await {
+        assert_eq!(
+            answer.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{}",
+            answer.json()
+        );
+    }
+    // Once the queue takes jobs again, the same request is queued for real.
+    let working = build().cache(full.cache.clone()).start();
+    let answer = working.post("/api/v1/plots").json(&spec).send().await;
+    assert_eq!(answer.status, StatusCode::ACCEPTED);
+    assert_ne!(
+        answer.json()["deduplicated"],
+        true,
+        "pointed at a job that never existed"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_publish_leaves_no_orphan_state() {
+    let app = app();
+    fill_queue(&app);
+    let answer = app
+        .post("/api/v1/plots")
+        .json(&json!({"kind": "cdf", "service": "b"}))
+        .send()
+        .await;
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+    let mut written = app.cache.subjects("put_state");
+    written.extend(app.cache.subjects("put_state_if_absent"));
+    assert!(
+        written.is_empty(),
+        "no state is written for a job the broker did not take: {written:?}"
+    );
+}

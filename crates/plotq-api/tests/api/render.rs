@@ -1,0 +1,127 @@
+//! `GET /api/v1/render` and its signed links: a link spends its own budget (never its
+//! minter's) and identical requests share one job, and answers shared with an earlier
+//! job cost no budget. No worker runs here, so a render that is queued answers `503
+//! render_timeout` once its short wait is over.
+
+use crate::helpers::{App, build};
+use axum::http::StatusCode;
+use plotq_api::{ApiConfig, RenderConfig};
+use plotq_http::LimitsConfig;
+use plotq_http::auth::{hash_token, new_token};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// An api with one `read` token named `name` and `limits`, whose renders wait 20 ms.
+fn with_reader(name: &str, limits: LimitsConfig) -> (App, String) {
+    let token = new_token();
+    let app = build()
+        .tokens(&format!("{} scopes=read name={name}", hash_token(&token)))
+        .limits(limits)
+        .config(ApiConfig {
+            render: RenderConfig {
+                wait: Duration::from_millis(20),
+                ..RenderConfig::default()
+            },
+            ..ApiConfig::default()
+        })
+        .start();
+    (app, token)
+}
+
+#[tokio::test]
+async fn a_link_spends_its_own_budget_never_its_minters() {
+    let (app, token) = with_reader(
+        "minter",
+        LimitsConfig {
+            plot_requests_per_sec: 1,
+            plot_burst: 3,
+            grant_requests_per_sec: 1,
+            grant_burst: 5,
+            ..LimitsConfig::default()
+        },
+    );
+    let answer = app
+        .post("/api/v1/render/grants")
+        .token(Some(&token))
+        .json(&json!({"query": "kind=histogram&service=a&window=1h"}))
+        .send()
+        .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let url = answer.json()["url"].as_str().unwrap().to_owned();
+    // Anyone hammering the link: its own burst, then 429 — one job for all of it.
+    let mut codes = Vec::new();
+    for _ in 0..12 {
+        let answer = app.get(&url).send().await;
+        let code = answer.json()["code"].clone();
+        codes.push((
+            answer.status.as_u16(),
+            code.as_str().unwrap_or("").to_owned(),
+        ));
+    }
+    let limited = codes
+        .iter()
+        .filter(|(s, c)| *s == 429 && c == "rate_limited")
+        .count();
+    assert_eq!(limited, 12 - 5, "{codes:?}");
+    assert_eq!(
+        app.queue.inner().depth(),
+        1,
+        "identical requests share one job"
+    );
+    // The minter still has its whole budget for its own plots.
+    for i in 0..2 {
+        let answer = app
+            .post("/api/v1/plots")
+            .token(Some(&token))
+            .json(&json!({"kind": "histogram", "service": "a", "title": format!("own {i}")}))
+            .send()
+            .await;
+        assert_eq!(answer.status, StatusCode::ACCEPTED, "own plot {i}");
+    }
+}
+
+#[tokio::test]
+async fn answers_shared_with_an_earlier_job_cost_no_budget() {
+    let (app, token) = with_reader(
+        "reader",
+        LimitsConfig {
+            plot_requests_per_sec: 1,
+            plot_burst: 2,
+            ..LimitsConfig::default()
+        },
+    );
+    let plot = |body: Value| {
+        app.post("/api/v1/plots")
+            .token(Some(&token))
+            .json(&body)
+            .send()
+    };
+    let spec = json!({"kind": "histogram", "service": "a", "window": "1h"});
+    for _ in 0..10 {
+        let answer = plot(spec.clone()).await;
+        assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.json());
+    }
+    for _ in 0..10 {
+        let answer = app
+            .get("/api/v1/render?kind=histogram&service=a&window=1h&width=800")
+            .token(Some(&token))
+            .send()
+            .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "waiting, not refused"
+        );
+    }
+    assert_eq!(
+        app.queue.inner().depth(),
+        2,
+        "one job for the POSTs, one for the render URL"
+    );
+    // A render that is really queued is charged: the burst of 2 is spent.
+    let answer = plot(json!({"kind": "cdf", "service": "a"})).await;
+    assert_eq!(
+        (answer.status, answer.json()["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited"))
+    );
+}
