@@ -219,8 +219,8 @@ mod tests {
     use super::series::{bucket_bytes, nodes_bytes};
     use super::*;
     use crate::clock::ManualClock;
-    use plotq_domain::rollup::Rollup;
     use plotq_domain::ServiceName;
+    use plotq_domain::rollup::Rollup;
 
     const NOW: i64 = 1_800_000_000_000;
 
