@@ -11,7 +11,7 @@ use crate::timestamp::check_timestamp;
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// What clients see of a job (`GET /api/v1/plots/{id}`). Deserialising validates (see
-/// the module docs).
+/// the `job` module docs).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct JobState {
     pub id: JobId,

@@ -23,7 +23,8 @@ pub const MIN_LAYOUT: (u32, u32) = (200, 150);
 pub const MAX_SERVICES: usize = 8;
 pub const MAX_TITLE_CHARS: usize = 120;
 
-/// A validated request for one plot. Deserialising validates (see the module docs).
+/// A validated request for one plot. Deserialising validates (see the `plot` module
+/// docs).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct PlotSpec {
     pub kind: PlotKind,
@@ -42,7 +43,7 @@ pub struct PlotSpec {
     pub log_x: bool,
     /// Latency over time: also draw the per-bucket maximum.
     pub show_max: bool,
-    /// Device pixels per layout pixel (1 to 4); see the module docs. Not serialised
+    /// Device pixels per layout pixel (1 to 4); see the `plot` module docs. Not serialised
     /// when 1, so specs (and their cache keys) read as before it existed.
     #[serde(skip_serializing_if = "is_one")]
     pub scale: u32,

@@ -43,7 +43,7 @@ impl EventKind {
 }
 
 /// A "plot ready/failed" announcement, fanned out to every notifier replica.
-/// Deserialising validates (see the module docs).
+/// Deserialising validates (see the `wire` module docs).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlotEvent {
     pub v: u32,

@@ -12,7 +12,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 /// Current version of `JobMessage`.
 pub const JOB_MESSAGE_VERSION: u32 = 1;
 
-/// A plot job on the work queue. Deserialising validates (see the module docs).
+/// A plot job on the work queue. Deserialising validates (see the `wire` module docs).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct JobMessage {
     pub v: u32,

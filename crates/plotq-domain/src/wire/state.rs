@@ -28,10 +28,11 @@ pub fn encode_state(state: &JobState) -> Vec<u8> {
     .expect("JobState serialises")
 }
 
-/// Reads a stored job state, validating it (see the module docs). A state without `v` is
-/// read as version 1: the previous release stored states unversioned, and those live at
-/// most an hour (the state TTL), so this allowance can go one release later. Any other
-/// version than [`JOB_STATE_VERSION`] is `DecodeError::UnknownVersion`.
+/// Reads a stored job state, validating it (the rules are in the `job` module docs). A
+/// state without `v` is read as version 1: the previous release stored states
+/// unversioned, and those live at most an hour (the state TTL), so this allowance can go
+/// one release later. Any other version than [`JOB_STATE_VERSION`] is
+/// `DecodeError::UnknownVersion`.
 pub fn decode_state(bytes: &[u8]) -> Result<JobState, DecodeError> {
     check_stored_version(bytes, JOB_STATE_VERSION)?;
     let raw: RawJobState = serde_json::from_slice(bytes)?;

@@ -13,9 +13,10 @@ use sha2::{Digest, Sha256};
 #[derive(Clone)]
 pub struct TokenEntry {
     pub(super) hash: [u8; 32],
-    /// The token's key id: 24 hex digits ([`KEY_ID_LEN`]) of a SHA-256 of its hash. Signed claims (tickets,
-    /// grants) carry it, so they are bound to this very token, not to its name; it
-    /// reveals nothing usable about the token (a hash of a hash of 256 random bits).
+    /// The token's key id: 24 hex digits ([`KEY_ID_LEN`]) of a SHA-256 of its hash.
+    /// Signed claims (tickets, grants) carry it, so they are bound to this very token, not
+    /// to its name; it reveals nothing usable about the token (a hash of a hash of 256
+    /// random bits).
     pub kid: String,
     pub name: String,
     pub scopes: Scopes,

@@ -258,7 +258,7 @@ where
     }
 }
 
-/// Records one answered request (see the module docs) and adds its `Server-Timing`.
+/// Records one answered request (see the `observe` module docs) and adds its `Server-Timing`.
 fn observe(
     observer: &Observer,
     started: Instant,
