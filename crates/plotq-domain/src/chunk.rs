@@ -9,8 +9,8 @@
 //! A sample costs 8 bytes for its value plus 1–3 bytes for its timestamp at the rates
 //! plotq is built for (one sample every few ms to one a minute).
 
-use crate::Sample;
 use crate::names::{MetricName, ServiceName};
+use crate::sample::Sample;
 use crate::timestamp::{MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS};
 use std::collections::BTreeMap;
 

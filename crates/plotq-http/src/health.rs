@@ -6,6 +6,7 @@
 //! with the `admin` scope, and always logged.
 
 use crate::auth::{Caller, Scope};
+use crate::probe::{PROBE_TIMEOUT, Probe, ProbeFailure, probe_all};
 use crate::problem::Problem;
 use axum::Json;
 use axum::Router;
@@ -14,26 +15,9 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use docs::{HealthDoc, NotReadyDoc, ReadyDoc};
-use futures::future::BoxFuture;
-use plotq_ports::{MetricStore, PortResult};
+use plotq_ports::MetricStore;
 use serde_json::json;
 use std::sync::Arc;
-use std::time::Duration;
-
-/// One named readiness check.
-#[derive(Clone)]
-pub struct Probe {
-    pub name: &'static str,
-    pub check: Arc<dyn Fn() -> BoxFuture<'static, PortResult<()>> + Send + Sync>,
-}
-
-impl std::fmt::Debug for Probe {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Probe").field("name", &self.name).finish()
-    }
-}
-
-const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// `/healthz` and `/readyz` for the given probes.
 pub fn readiness_router(probes: Vec<Probe>, store: Option<Arc<dyn MetricStore>>) -> Router {
@@ -152,25 +136,22 @@ pub async fn readyz(
     caller: Result<Caller, Problem>,
 ) -> impl IntoResponse {
     let detailed = caller.is_ok_and(|c| c.require(Scope::Admin).is_ok());
-    let results = futures::future::join_all(readiness.probes.iter().map(|p| async move {
-        let outcome = tokio::time::timeout(PROBE_TIMEOUT, (p.check)()).await;
-        let error = match outcome {
-            Ok(Ok(())) => None,
-            Ok(Err(e)) => {
-                // A known outage was logged once by the dependency's breaker; a load
-                // balancer polling readiness must not repeat it every few seconds.
+    let results: Vec<(&str, Option<String>)> = probe_all(&readiness.probes, PROBE_TIMEOUT)
+        .await
+        .into_iter()
+        .map(|p| {
+            // A known outage was logged once by the dependency's breaker; a load balancer
+            // polling readiness must not repeat it every few seconds.
+            if let Err(ProbeFailure::Failed(e)) = &p.outcome {
                 if e.is_failing_fast() {
                     tracing::debug!(dependency = p.name, error = %e, "readiness probe: known down");
                 } else {
                     tracing::warn!(dependency = p.name, error = %e, "readiness probe failed");
                 }
-                Some(e.to_string())
             }
-            Err(_) => Some(format!("no answer within {PROBE_TIMEOUT:?}")),
-        };
-        (p.name, error)
-    }))
-    .await;
+            (p.name, p.problem())
+        })
+        .collect();
     let failing: Vec<_> = results
         .iter()
         .filter_map(|(name, e)| {
@@ -210,7 +191,7 @@ pub async fn readyz(
 /// report `status.rs` serves).
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(healthz, readyz, crate::status::health, crate::observe::scrape),
+    paths(healthz, readyz, crate::status::health, crate::observe::prometheus::scrape),
     tags((name = "health", description = "Liveness, readiness and the health report"))
 )]
 pub struct HealthApiDoc;

@@ -11,13 +11,14 @@ mod health;
 pub mod limits;
 pub mod observe;
 mod openapi;
+mod probe;
 mod problem;
 pub mod server;
 pub mod status;
 
 pub use auth::{Auth, AuthConfig, Caller, Principal, Scope};
 pub use edge::{Edge, EdgeConfig, harden, read_json, read_json_bytes};
-pub use health::{HealthApiDoc, Probe, readiness_router};
+pub use health::{HealthApiDoc, readiness_router};
 pub use limits::{Limits, LimitsConfig, ViewsGuard, WaiterGuard};
 pub use observe::{ObserveConfig, Observer, ProcessInfo, RequestSnapshot, SelfSamples};
 pub use openapi::{
@@ -25,6 +26,7 @@ pub use openapi::{
     ProblemDoc, RateLimited, SecuritySchemes, SeriesStatsDoc, SourceDoc, StoreFull, TimingsDoc,
     Unavailable,
 };
+pub use probe::Probe;
 pub use problem::{Problem, ProblemCode, ProblemNote};
 pub use server::{HttpServer, ServerConfig};
 pub use status::health_router;

@@ -5,22 +5,32 @@
 #![allow(dead_code)] // reason: fields exist to be described, never read
 
 use crate::problem::ProblemCode;
+use plotq_domain::PlotKind;
 use serde::Serialize;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoResponses, Modify, ToSchema};
 
-/// The plot kinds (`plotq_domain::PlotKind`), as requests and events name them.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum KindDoc {
-    Histogram,
-    LatencyTimeseries,
-    Throughput,
-    StatusCodes,
-    ErrorRate,
-    Heatmap,
-    Cdf,
+/// The plot kinds (`plotq_domain::PlotKind`), as requests and events name them: the
+/// schema lists `PlotKind::ALL`, so the document cannot miss a kind.
+#[derive(Serialize)]
+#[serde(transparent)]
+pub struct KindDoc(PlotKind);
+
+impl utoipa::PartialSchema for KindDoc {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "The plot kinds (`plotq_domain::PlotKind`), as requests and events name them.",
+            ))
+            .enum_values(Some(PlotKind::ALL.iter().map(|k| k.as_str())))
+            .into()
+    }
 }
+
+impl ToSchema for KindDoc {}
 
 /// What a plot was drawn from (`plotq_domain::DataSource`).
 #[derive(Serialize, ToSchema)]

@@ -12,164 +12,65 @@ use plotq_domain::{FieldError, FieldErrors};
 use plotq_ports::PortError;
 use serde::Serialize;
 
-/// Every problem code plotq answers with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ProblemCode {
-    MalformedJson,
-    EmptyBody,
-    UnreadableBody,
-    BodyTooLarge,
-    UnsupportedMediaType,
-    InvalidField,
-    InvalidId,
-    NotFound,
-    MethodNotAllowed,
-    UriTooLong,
-    Unauthorized,
-    Forbidden,
-    RateLimited,
-    TooManyConnections,
-    NotReady,
-    PlotFailed,
-    WrongFormat,
-    Expired,
-    StateLost,
-    DependencyUnavailable,
-    DependencyRefused,
-    StoreFull,
-    IdempotencyKeyInUse,
-    IdempotencyKeyReused,
-    RenderTimeout,
-    RenderBusy,
-    OriginNotAllowed,
-    HostNotAllowed,
-    TooManyJobs,
-    BatchTooSpread,
-    Internal,
+/// Declares `ProblemCode` from one table: each code's variant, its name (the serialised
+/// form clients branch on), its status and its title.
+macro_rules! problem_codes {
+    ($($variant:ident = $code:literal, $status:ident, $title:literal;)+) => {
+        /// Every problem code plotq answers with.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
+        #[serde(rename_all = "snake_case")]
+        pub enum ProblemCode {
+            $($variant,)+
+        }
+
+        impl ProblemCode {
+            pub const ALL: &'static [ProblemCode] = &[$(Self::$variant,)+];
+
+            /// `(code, status, title)`: the table every role answers from.
+            pub fn describe(self) -> (&'static str, StatusCode, &'static str) {
+                match self {
+                    $(Self::$variant => ($code, StatusCode::$status, $title),)+
+                }
+            }
+        }
+    };
+}
+
+problem_codes! {
+    MalformedJson = "malformed_json", BAD_REQUEST, "Malformed JSON";
+    EmptyBody = "empty_body", BAD_REQUEST, "Empty body";
+    UnreadableBody = "unreadable_body", BAD_REQUEST, "Unreadable body";
+    BodyTooLarge = "body_too_large", PAYLOAD_TOO_LARGE, "Body too large";
+    UnsupportedMediaType = "unsupported_media_type", UNSUPPORTED_MEDIA_TYPE, "Unsupported media type";
+    InvalidField = "invalid_field", UNPROCESSABLE_ENTITY, "Invalid field";
+    InvalidId = "invalid_id", BAD_REQUEST, "Invalid job id";
+    NotFound = "not_found", NOT_FOUND, "Not found";
+    MethodNotAllowed = "method_not_allowed", METHOD_NOT_ALLOWED, "Method not allowed";
+    UriTooLong = "uri_too_long", URI_TOO_LONG, "URI too long";
+    Unauthorized = "unauthorized", UNAUTHORIZED, "Authentication required";
+    Forbidden = "forbidden", FORBIDDEN, "Not allowed";
+    RateLimited = "rate_limited", TOO_MANY_REQUESTS, "Rate limit exceeded";
+    TooManyConnections = "too_many_connections", TOO_MANY_REQUESTS, "Too many connections";
+    NotReady = "not_ready", CONFLICT, "Plot not ready";
+    PlotFailed = "plot_failed", CONFLICT, "Plot failed";
+    WrongFormat = "wrong_format", CONFLICT, "Wrong image format";
+    Expired = "expired", GONE, "Plot expired";
+    StateLost = "state_lost", GONE, "Job state lost";
+    DependencyUnavailable = "dependency_unavailable", SERVICE_UNAVAILABLE, "Dependency unavailable";
+    DependencyRefused = "dependency_refused", SERVICE_UNAVAILABLE, "Dependency refused the request";
+    StoreFull = "store_full", INSUFFICIENT_STORAGE, "Sample store full";
+    IdempotencyKeyInUse = "idempotency_key_in_use", CONFLICT, "Idempotency key in use";
+    IdempotencyKeyReused = "idempotency_key_reused", UNPROCESSABLE_ENTITY, "Idempotency key reused";
+    RenderTimeout = "render_timeout", SERVICE_UNAVAILABLE, "Plot not rendered in time";
+    RenderBusy = "render_busy", SERVICE_UNAVAILABLE, "Too many renders waiting";
+    OriginNotAllowed = "origin_not_allowed", FORBIDDEN, "Origin not allowed";
+    HostNotAllowed = "host_not_allowed", FORBIDDEN, "Host not allowed";
+    TooManyJobs = "too_many_jobs", TOO_MANY_REQUESTS, "Too many plot jobs in flight";
+    BatchTooSpread = "batch_too_spread", UNPROCESSABLE_ENTITY, "Batch spread over too many time buckets";
+    Internal = "internal", INTERNAL_SERVER_ERROR, "Internal server error";
 }
 
 impl ProblemCode {
-    pub const ALL: &'static [ProblemCode] = &[
-        Self::MalformedJson,
-        Self::EmptyBody,
-        Self::UnreadableBody,
-        Self::BodyTooLarge,
-        Self::UnsupportedMediaType,
-        Self::InvalidField,
-        Self::InvalidId,
-        Self::NotFound,
-        Self::MethodNotAllowed,
-        Self::UriTooLong,
-        Self::Unauthorized,
-        Self::Forbidden,
-        Self::RateLimited,
-        Self::TooManyConnections,
-        Self::NotReady,
-        Self::PlotFailed,
-        Self::WrongFormat,
-        Self::Expired,
-        Self::StateLost,
-        Self::DependencyUnavailable,
-        Self::DependencyRefused,
-        Self::StoreFull,
-        Self::IdempotencyKeyInUse,
-        Self::IdempotencyKeyReused,
-        Self::RenderTimeout,
-        Self::RenderBusy,
-        Self::OriginNotAllowed,
-        Self::HostNotAllowed,
-        Self::TooManyJobs,
-        Self::BatchTooSpread,
-        Self::Internal,
-    ];
-
-    /// `(code, status, title)`: the table every role answers from.
-    pub fn describe(self) -> (&'static str, StatusCode, &'static str) {
-        use StatusCode as S;
-        match self {
-            Self::MalformedJson => ("malformed_json", S::BAD_REQUEST, "Malformed JSON"),
-            Self::EmptyBody => ("empty_body", S::BAD_REQUEST, "Empty body"),
-            Self::UnreadableBody => ("unreadable_body", S::BAD_REQUEST, "Unreadable body"),
-            Self::BodyTooLarge => ("body_too_large", S::PAYLOAD_TOO_LARGE, "Body too large"),
-            Self::UnsupportedMediaType => (
-                "unsupported_media_type",
-                S::UNSUPPORTED_MEDIA_TYPE,
-                "Unsupported media type",
-            ),
-            Self::InvalidField => ("invalid_field", S::UNPROCESSABLE_ENTITY, "Invalid field"),
-            Self::InvalidId => ("invalid_id", S::BAD_REQUEST, "Invalid job id"),
-            Self::NotFound => ("not_found", S::NOT_FOUND, "Not found"),
-            Self::MethodNotAllowed => (
-                "method_not_allowed",
-                S::METHOD_NOT_ALLOWED,
-                "Method not allowed",
-            ),
-            Self::UriTooLong => ("uri_too_long", S::URI_TOO_LONG, "URI too long"),
-            Self::Unauthorized => ("unauthorized", S::UNAUTHORIZED, "Authentication required"),
-            Self::Forbidden => ("forbidden", S::FORBIDDEN, "Not allowed"),
-            Self::RateLimited => ("rate_limited", S::TOO_MANY_REQUESTS, "Rate limit exceeded"),
-            Self::TooManyConnections => (
-                "too_many_connections",
-                S::TOO_MANY_REQUESTS,
-                "Too many connections",
-            ),
-            Self::NotReady => ("not_ready", S::CONFLICT, "Plot not ready"),
-            Self::PlotFailed => ("plot_failed", S::CONFLICT, "Plot failed"),
-            Self::WrongFormat => ("wrong_format", S::CONFLICT, "Wrong image format"),
-            Self::Expired => ("expired", S::GONE, "Plot expired"),
-            Self::StateLost => ("state_lost", S::GONE, "Job state lost"),
-            Self::DependencyUnavailable => (
-                "dependency_unavailable",
-                S::SERVICE_UNAVAILABLE,
-                "Dependency unavailable",
-            ),
-            Self::DependencyRefused => (
-                "dependency_refused",
-                S::SERVICE_UNAVAILABLE,
-                "Dependency refused the request",
-            ),
-            Self::StoreFull => ("store_full", S::INSUFFICIENT_STORAGE, "Sample store full"),
-            Self::IdempotencyKeyInUse => (
-                "idempotency_key_in_use",
-                S::CONFLICT,
-                "Idempotency key in use",
-            ),
-            Self::IdempotencyKeyReused => (
-                "idempotency_key_reused",
-                S::UNPROCESSABLE_ENTITY,
-                "Idempotency key reused",
-            ),
-            Self::RenderTimeout => (
-                "render_timeout",
-                S::SERVICE_UNAVAILABLE,
-                "Plot not rendered in time",
-            ),
-            Self::RenderBusy => (
-                "render_busy",
-                S::SERVICE_UNAVAILABLE,
-                "Too many renders waiting",
-            ),
-            Self::OriginNotAllowed => ("origin_not_allowed", S::FORBIDDEN, "Origin not allowed"),
-            Self::HostNotAllowed => ("host_not_allowed", S::FORBIDDEN, "Host not allowed"),
-            Self::TooManyJobs => (
-                "too_many_jobs",
-                S::TOO_MANY_REQUESTS,
-                "Too many plot jobs in flight",
-            ),
-            Self::BatchTooSpread => (
-                "batch_too_spread",
-                S::UNPROCESSABLE_ENTITY,
-                "Batch spread over too many time buckets",
-            ),
-            Self::Internal => (
-                "internal",
-                S::INTERNAL_SERVER_ERROR,
-                "Internal server error",
-            ),
-        }
-    }
-
     pub fn as_str(self) -> &'static str {
         self.describe().0
     }

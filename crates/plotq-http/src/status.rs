@@ -10,19 +10,17 @@
 //! host memory, and the request statistics.
 
 use crate::auth::{Caller, Scope};
-use crate::health::Probe;
 use crate::observe::{Observer, ProcessInfo, RequestSnapshot};
+use crate::openapi::AuthProblems;
+use crate::probe::{PROBE_TIMEOUT, Probe, ProbeFailure, probe_all};
 use crate::problem::Problem;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use utoipa::ToSchema;
-
-/// How long one dependency may take to answer before it is reported failing.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// `GET /api/v1/health` for a role observed by `observer`, with the probes of the
 /// dependencies it uses (none in standalone mode).
@@ -139,7 +137,7 @@ pub struct HostHealth {
     get, path = "/api/v1/health", tag = "health",
     responses(
         (status = 200, description = "The role's health report", body = HealthReport),
-        crate::AuthProblems,
+        AuthProblems,
     ),
     security(("bearer" = ["read"]), ("ticket" = []))
 )]
@@ -150,7 +148,7 @@ pub(crate) async fn health(
     caller.require(Scope::Read)?;
     let detailed = caller.require(Scope::Admin).is_ok();
     let (dependencies, process) = tokio::join!(
-        probe_all(&reporter.probes, reporter.timeout, detailed),
+        report_probes(&reporter.probes, reporter.timeout, detailed),
         async {
             if detailed {
                 tokio::task::spawn_blocking(ProcessInfo::read)
@@ -194,34 +192,36 @@ pub(crate) async fn health(
 /// Runs every probe at once, each bounded by `timeout`. Failures are logged at
 /// debug only: a health page left open polls every few seconds, and outages are logged
 /// by the dependency's breaker and by `/readyz`.
-async fn probe_all(probes: &[Probe], timeout: Duration, detailed: bool) -> Vec<DependencyHealth> {
-    futures::future::join_all(probes.iter().map(|p| async move {
-        let started = Instant::now();
-        let outcome = tokio::time::timeout(timeout, (p.check)()).await;
-        let rtt_ms = (started.elapsed().as_secs_f64() * 100_000.0).round() / 100.0;
-        let problem = match outcome {
-            Ok(Ok(())) => None,
-            Ok(Err(e)) => {
-                tracing::debug!(dependency = p.name, error = %e, "health report: probe failed");
-                Some(e.to_string())
+async fn report_probes(
+    probes: &[Probe],
+    timeout: Duration,
+    detailed: bool,
+) -> Vec<DependencyHealth> {
+    probe_all(probes, timeout)
+        .await
+        .into_iter()
+        .map(|p| {
+            match &p.outcome {
+                Ok(()) => {}
+                Err(ProbeFailure::Failed(e)) => {
+                    tracing::debug!(dependency = p.name, error = %e, "health report: probe failed");
+                }
+                Err(ProbeFailure::TimedOut(_)) => {
+                    tracing::debug!(dependency = p.name, "health report: probe timed out");
+                }
             }
-            Err(_) => {
-                tracing::debug!(dependency = p.name, "health report: probe timed out");
-                Some(format!("no answer within {timeout:?}"))
+            DependencyHealth {
+                name: p.name.to_owned(),
+                status: if p.outcome.is_ok() {
+                    DependencyStatus::Ok
+                } else {
+                    DependencyStatus::Failing
+                },
+                rtt_ms: p.rtt_ms,
+                problem: p.problem().filter(|_| detailed),
             }
-        };
-        DependencyHealth {
-            name: p.name.to_owned(),
-            status: if problem.is_none() {
-                DependencyStatus::Ok
-            } else {
-                DependencyStatus::Failing
-            },
-            rtt_ms,
-            problem: problem.filter(|_| detailed),
-        }
-    }))
-    .await
+        })
+        .collect()
 }
 
 #[cfg(test)]

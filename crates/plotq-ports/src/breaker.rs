@@ -20,15 +20,15 @@
 //! dependency is back instead of burning the job's attempts.
 
 use crate::clock::Clock;
-use crate::{PortError, PortResult};
+use crate::error::{PortError, PortResult};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// The words every refusal of an open breaker carries (adapters that wrap the refusal in
-/// their client library's error keep them).
-pub const FAILING_FAST: &str = "failing fast";
+/// The words every refusal of an open breaker carries (defined with `PortError`, which
+/// tells refusals by them).
+pub use crate::error::FAILING_FAST;
 
 /// When a breaker opens and how often it lets a trial through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,7 +158,7 @@ impl Breaker {
 
     /// A breaker on the system clock.
     pub fn system(dependency: &'static str, config: BreakerConfig) -> Self {
-        Self::new(dependency, config, Arc::new(crate::SystemClock))
+        Self::new(dependency, config, Arc::new(crate::clock::SystemClock))
     }
 
     pub fn dependency(&self) -> &'static str {
@@ -343,7 +343,7 @@ impl Breaker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ManualClock;
+    use crate::clock::ManualClock;
 
     fn breaker(clock: &ManualClock) -> Breaker {
         Breaker::new(

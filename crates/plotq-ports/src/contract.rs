@@ -5,7 +5,7 @@
 //! of a Redis node or cluster through `redis-cli` (`redis_cli`, `redis_info`,
 //! `cluster_master_of`), for the tests that stop, restart or kill Redis nodes.
 
-use crate::{IdempotentStart, PlotCache};
+use crate::cache::{IdempotentStart, PlotCache};
 use plotq_domain::{JobId, JobState, PlotKind, PlotSpec, ServiceName};
 use std::time::Duration;
 

@@ -17,10 +17,12 @@
 //! assert_eq!(store.calls("points"), 3);
 //! ```
 
-use crate::{
-    DeadLetter, EventBus, IdempotentStart, JobConsumer, JobQueue, MetricStore, PlotCache, Points,
-    PortError, PortResult, Rollups, SeriesQuery, StoreUsage, StoredEvent, ViewRegistry,
-};
+use crate::cache::{IdempotentStart, PlotCache};
+use crate::error::{PortError, PortResult};
+use crate::events::{EventBus, StoredEvent};
+use crate::queue::{DeadLetter, JobConsumer, JobQueue};
+use crate::store::{MetricStore, Points, Rollups, SeriesQuery, StoreUsage};
+use crate::views::ViewRegistry;
 use async_trait::async_trait;
 use plotq_domain::chunk::BatchId;
 use plotq_domain::wire::{EventId, JobMessage, PlotEvent};

@@ -18,7 +18,8 @@
 //! the plot's own time buckets.
 
 use crate::clock::now_ms;
-use crate::{MetricStore, PortError, PortResult, Rollups, SeriesQuery};
+use crate::error::{PortError, PortResult};
+use crate::store::{MetricStore, Rollups, SeriesQuery};
 use plotq_domain::rollup::{ROLLUP_MS, Rollup};
 use plotq_domain::series::{self, Extras};
 use plotq_domain::{DataSource, PlotKind, PlotSpec, SeriesStats};

@@ -5,8 +5,9 @@
 //! unit-test double.
 
 use super::ttl::expiry;
+use crate::cache::{IdempotentStart, PlotCache};
 use crate::clock::{Clock, SystemClock};
-use crate::{IdempotentStart, PlotCache, PortResult};
+use crate::error::PortResult;
 use async_trait::async_trait;
 use plotq_domain::wire::{decode_state, encode_state};
 use plotq_domain::{JobId, JobState};
@@ -224,7 +225,7 @@ impl PlotCache for MemoryCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::memory::test_state as state;
+    use crate::contract::queued_state as state;
 
     #[tokio::test]
     async fn claims_are_released_only_by_their_holder() {

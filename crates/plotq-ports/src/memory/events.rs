@@ -4,7 +4,8 @@
 //! `Clock` does. Part of the embedded standalone implementation, and a unit-test double.
 
 use crate::clock::{Clock, SystemClock};
-use crate::{EventBus, PortResult, StoredEvent};
+use crate::error::PortResult;
+use crate::events::{EventBus, StoredEvent};
 use async_trait::async_trait;
 use plotq_domain::wire::{EventId, PlotEvent};
 use std::collections::VecDeque;
@@ -141,7 +142,7 @@ impl EventBus for MemoryEventBus {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
-    use crate::memory::test_state as state;
+    use crate::contract::queued_state as state;
     use plotq_domain::wire::EventKind;
 
     #[tokio::test]

@@ -14,9 +14,11 @@
 //! Event ids are made as Redis makes stream ids: `<clock ms>-<seq>`, the sequence
 //! counting events within one millisecond, and never going backwards when the clock does.
 //!
-//! One file per port: `store.rs` (`MemoryStore`), `queue.rs` (`MemoryQueue`, its consumer
-//! and acker), `cache.rs` (`MemoryCache`), `events.rs` (`MemoryEventBus`), `views.rs`
-//! (`MemoryViews`); `ttl.rs` is the expiry they share.
+//! One file per port, as the port traits are (`crate::store`, `crate::queue`, …):
+//! `store/` (`MemoryStore`, with its data, memory accounting and packed rollups in
+//! submodules), `queue.rs` (`MemoryQueue`, its consumer and acker), `cache.rs`
+//! (`MemoryCache`), `events.rs` (`MemoryEventBus`), `views.rs` (`MemoryViews`); `ttl.rs`
+//! is the expiry they share (tested here, through the two ports that use it).
 
 mod cache;
 mod events;
@@ -31,6 +33,44 @@ pub use queue::MemoryQueue;
 pub use store::{MemoryStore, MemoryStoreConfig};
 pub use views::{DEFAULT_MAX_SERIES, MemoryViews, SERIES_RETENTION_MS};
 
-/// A queued job's state, for the tests of every port.
 #[cfg(test)]
-use crate::contract::queued_state as test_state;
+mod tests {
+    use super::{MemoryCache, MemoryViews};
+    use crate::cache::PlotCache;
+    use crate::clock::ManualClock;
+    use crate::contract::queued_state as state;
+    use crate::views::ViewRegistry;
+    use plotq_domain::JobId;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn expiry_follows_the_clock() {
+        let clock = ManualClock::new(1_000_000);
+        let cache = MemoryCache::default().with_clock(Arc::new(clock.clone()));
+        let s = state();
+        cache.put_state(&s, Duration::from_secs(10)).await.unwrap();
+        let (a, b) = (JobId::new_random(), JobId::new_random());
+        let ttl = Duration::from_secs(5);
+        assert_eq!(cache.claim_request("k", a, ttl).await.unwrap(), None);
+        clock.advance(Duration::from_millis(4_999));
+        assert_eq!(cache.claim_request("k", b, ttl).await.unwrap(), Some(a));
+        clock.advance(Duration::from_millis(1));
+        assert_eq!(
+            cache.claim_request("k", b, ttl).await.unwrap(),
+            None,
+            "a's claim lapsed"
+        );
+        assert_eq!(cache.get_state(s.id).await.unwrap(), Some(s.clone()));
+        clock.advance(Duration::from_secs(5));
+        assert_eq!(cache.get_state(s.id).await.unwrap(), None);
+
+        let views = MemoryViews::default().with_clock(Arc::new(clock.clone()));
+        let debounce = Duration::from_secs(3);
+        assert!(views.claim("v", debounce).await.unwrap());
+        clock.advance(Duration::from_millis(2_999));
+        assert!(!views.claim("v", debounce).await.unwrap());
+        clock.advance(Duration::from_millis(1));
+        assert!(views.claim("v", debounce).await.unwrap());
+    }
+}

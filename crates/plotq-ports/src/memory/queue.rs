@@ -3,7 +3,8 @@
 //! redelivery of rejected jobs, and dead letters kept in memory. Part of the embedded
 //! standalone implementation, and a unit-test double.
 
-use crate::{Acker, DeadLetter, Delivery, JobConsumer, JobQueue, PortError, PortResult};
+use crate::error::{PortError, PortResult};
+use crate::queue::{Acker, DeadLetter, Delivery, JobConsumer, JobQueue};
 use async_trait::async_trait;
 use plotq_domain::JobId;
 use plotq_domain::wire::JobMessage;
@@ -185,7 +186,7 @@ impl Acker for MemoryAcker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::memory::test_state as state;
+    use crate::contract::queued_state as state;
 
     #[tokio::test]
     async fn queue_redelivers_rejected_jobs_and_refuses_when_full() {

@@ -4,7 +4,8 @@
 
 use super::ttl::expiry;
 use crate::clock::{Clock, SystemClock};
-use crate::{PortResult, ViewRegistry};
+use crate::error::PortResult;
+use crate::views::ViewRegistry;
 use async_trait::async_trait;
 use plotq_domain::ViewState;
 use plotq_domain::wire::{decode_view_state, encode_view_state};
@@ -157,7 +158,7 @@ impl ViewRegistry for MemoryViews {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::memory::test_state as state;
+    use crate::contract::queued_state as state;
     use plotq_domain::wire::{EventKind, PlotEvent};
 
     #[tokio::test]

@@ -1,9 +1,10 @@
 //! Regression tests for the security review's findings: bounded error bodies, bounded
 //! timestamps, and validation on decode (strict event ids are tested in `wire`).
 
+use crate::helpers::{message_json, queued};
 use plotq_domain::sample::parse_samples;
 use plotq_domain::wire::{JobMessage, PlotEvent, decode_state};
-use plotq_domain::{JobId, JobState, PlotKind, PlotSpec, ServiceName, ViewState};
+use plotq_domain::{PlotKind, PlotSpec, ServiceName, ViewState};
 use serde_json::{Map, Value, json};
 
 const NOW: i64 = 1_796_000_000_000;
@@ -162,10 +163,8 @@ fn huge_clocks_do_not_overflow() {
 
 // ---- 3. decoding validates ------------------------------------------------------------
 
-fn message_json() -> Value {
-    let spec = PlotSpec::new(PlotKind::Histogram, ServiceName::parse("a").unwrap());
-    let state = JobState::queued(JobId::new_random(), spec, NOW);
-    serde_json::from_slice(&JobMessage::new(&state).encode()).unwrap()
+fn histogram_of_a() -> PlotSpec {
+    PlotSpec::new(PlotKind::Histogram, ServiceName::parse("a").unwrap())
 }
 
 fn decode_err(msg: &Value) -> String {
@@ -176,7 +175,7 @@ fn decode_err(msg: &Value) -> String {
 
 #[test]
 fn job_messages_are_validated_like_api_requests() {
-    let ok = message_json();
+    let ok = message_json(&queued(histogram_of_a(), NOW));
     assert!(JobMessage::decode(ok.to_string().as_bytes()).is_ok());
 
     let mut m = ok.clone();
@@ -234,8 +233,7 @@ fn job_messages_are_validated_like_api_requests() {
 
 #[test]
 fn job_states_events_and_view_states_are_validated() {
-    let spec = PlotSpec::new(PlotKind::Histogram, ServiceName::parse("a").unwrap());
-    let state = JobState::queued(JobId::new_random(), spec, NOW);
+    let state = queued(histogram_of_a(), NOW);
     let mut s: Value = serde_json::to_value(&state).unwrap();
     s["spec"]["services"] = json!([]);
     assert!(decode_state(s.to_string().as_bytes()).is_err());

@@ -1,337 +1,20 @@
-//! Who is calling, and what they may do: bearer tokens with scopes and service
-//! allowlists, and short-lived signed read tickets for browsers.
-//!
-//! - **Tokens** are random strings handed to clients; plotq stores only their SHA-256
-//!   (`sha256:<hex>`), from a file (`PLOTQ_TOKENS_FILE`) or the environment
-//!   (`PLOTQ_TOKENS`), one entry a line: `sha256:<hex> scopes=ingest,read
-//!   [services=checkout,pay*] [name=team-a]`. A presented token is hashed and compared
-//!   with every entry in constant time (no early exit, `subtle`).
-//! - **Scopes**: `ingest` (POST samples), `read` (request and fetch plots, list services,
-//!   events), `admin` (dependency details in `/readyz`). A token may be limited to some
-//!   services (exact names or `prefix*`): it then sees, requests and ingests only those —
-//!   this is what keeps one tenant's plots and events from another.
-//! - **Read tickets**: `EventSource` and `<img>` cannot send headers, so a caller with
-//!   `read` exchanges its token for a ticket (`POST /api/v1/tickets`): an HMAC-SHA256-
-//!   signed claim (the token's key id and an expiry; read scope only) passed as
-//!   `?ticket=` on GET routes. Every role that shares `PLOTQ_TICKET_SECRET` verifies it,
-//!   so the api issues tickets that notifiers accept. Tickets expire in minutes and grant
-//!   nothing but reads.
-//! - **Render grants**: a link for `<img>` embeds outside plotq (`GET /api/v1/render?…&
-//!   grant=`), minted by a caller with `read` (`POST /api/v1/render/grants`): an
-//!   HMAC-SHA256-signed claim (the token's key id, expiry, and the SHA-256 of the link's
-//!   canonical query, so it opens that one plot and nothing else) under its own key
-//!   (`PLOTQ_GRANT_SECRET`; rotating it revokes every link).
-//! - **Signed claims are bound to the token, not its name**: a ticket or grant carries
-//!   the token's *key id* (`TokenEntry::kid`, derived from its hash), and every use looks
-//!   the token up again: a removed or rotated token (same name, new secret) revokes its
-//!   tickets and links at once, and the scopes and services are always the token's
-//!   current ones. Token entries can be replaced while a role runs
-//!   (`Auth::replace_tokens`, from a reloaded `PLOTQ_TOKENS_FILE`); `Auth::recheck` tells
-//!   a long-lived stream whether its credential still holds.
-//! - **Service patterns** `prefix*` are plain string prefixes: `pay*` matches `payments`
-//!   and `payroll`, and `alpha*` matches `alphabet`. End a prefix with a separator
-//!   (`team-a.*`, `team-a-*`) to mean one family of services.
-//! - **Open mode** (no tokens): everyone is `anonymous` with every scope; only allowed on
-//!   loopback unless auth is switched off explicitly (checked where roles start).
-//!
-//! This module decides; handlers ask (`Caller::require`).
+//! `Auth`, the authenticator a role's handlers share, and `AuthConfig`: bearer tokens
+//! checked by hash, read tickets and render grants issued and verified (bound to the
+//! token's key id, looked up again on every use), token entries replaced while the role
+//! runs, and `recheck` for long-lived streams.
 
+use super::principal::{Credential, Principal, Scope, Scopes, ServiceAccess};
+use super::signed::{open_signed, query_digest, sign};
+use super::tokens::{TokenEntry, sha256};
 use crate::problem::{Problem, ProblemCode};
-use axum::extract::{ConnectInfo, FromRequestParts};
-use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, header};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, Mac};
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use plotq_domain::wire::{GrantClaims, TicketClaims};
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use subtle::ConstantTimeEq;
-
-/// What a caller may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Scope {
-    /// Send samples.
-    Ingest,
-    /// Request and fetch plots, list services, receive events.
-    Read,
-    /// Operator access (dependency details).
-    Admin,
-}
-
-impl Scope {
-    pub const ALL: [Scope; 3] = [Scope::Ingest, Scope::Read, Scope::Admin];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::Ingest => "ingest",
-            Scope::Read => "read",
-            Scope::Admin => "admin",
-        }
-    }
-
-    fn bit(self) -> u8 {
-        match self {
-            Scope::Ingest => 1,
-            Scope::Read => 2,
-            Scope::Admin => 4,
-        }
-    }
-
-    pub fn parse(raw: &str) -> Result<Scope, String> {
-        Scope::ALL
-            .into_iter()
-            .find(|s| s.as_str() == raw)
-            .ok_or_else(|| format!("unknown scope {raw:?} (known: ingest, read, admin)"))
-    }
-}
-
-/// A set of scopes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Scopes(u8);
-
-impl Scopes {
-    pub fn all() -> Self {
-        Self(7)
-    }
-
-    pub fn of(scopes: &[Scope]) -> Self {
-        Self(scopes.iter().fold(0, |acc, s| acc | s.bit()))
-    }
-
-    pub fn contains(self, scope: Scope) -> bool {
-        self.0 & scope.bit() != 0
-    }
-
-    pub fn names(self) -> Vec<&'static str> {
-        Scope::ALL
-            .into_iter()
-            .filter(|s| self.contains(*s))
-            .map(Scope::as_str)
-            .collect()
-    }
-}
-
-/// Which services a caller may touch.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct ServiceAccess(Option<Vec<String>>);
-
-impl ServiceAccess {
-    pub fn all() -> Self {
-        Self(None)
-    }
-
-    /// Exact names, or prefixes ending in `*` (plain string prefixes: end one with a
-    /// separator, `team-a.*`, to mean one family of names).
-    pub fn only(patterns: Vec<String>) -> Self {
-        Self(Some(patterns))
-    }
-
-    pub fn is_all(&self) -> bool {
-        self.0.is_none()
-    }
-
-    pub fn allows(&self, service: &str) -> bool {
-        match &self.0 {
-            None => true,
-            Some(patterns) => patterns.iter().any(|p| match p.strip_suffix('*') {
-                Some(prefix) => service.starts_with(prefix),
-                None => p == service,
-            }),
-        }
-    }
-}
-
-/// How a caller proved who it is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Credential {
-    /// Open mode: nobody is asked.
-    Open,
-    /// A bearer token (its key id).
-    Token { kid: String },
-    /// A read ticket of a token, until `expires_ms`.
-    Ticket { kid: String, expires_ms: i64 },
-    /// A render grant (a signed link) of a token, until `expires_ms`.
-    Grant { kid: String, expires_ms: i64 },
-}
-
-/// An authenticated caller.
-#[derive(Debug, Clone)]
-pub struct Principal {
-    /// The token's name (`anonymous` in open mode); used in logs.
-    pub name: String,
-    pub scopes: Scopes,
-    pub services: ServiceAccess,
-    /// What proved it (a long-lived stream re-checks it: `Auth::recheck`).
-    pub credential: Credential,
-    /// What rate and connection limits are counted against: `token:<name>`, the client
-    /// address when anonymous, or `grant:<digest>` for a signed link (a link's traffic
-    /// has its own budget, never its minter's).
-    pub limit_key: String,
-    /// Whose work this is, for the per-tenant shares of the queue, the render waiters
-    /// and the workers (`token:<name>`, or the client address when anonymous; a signed
-    /// link's renders are its minter's).
-    pub tenant: String,
-}
-
-impl Principal {
-    /// Whether this came from a read ticket or a render grant rather than a token.
-    pub fn via_signed_claim(&self) -> bool {
-        matches!(
-            self.credential,
-            Credential::Ticket { .. } | Credential::Grant { .. }
-        )
-    }
-
-    /// Whether this is a render grant's (a signed link's) holder.
-    pub fn via_grant(&self) -> bool {
-        matches!(self.credential, Credential::Grant { .. })
-    }
-
-    /// `403 forbidden` unless the caller holds `scope`.
-    pub fn require(&self, scope: Scope) -> Result<(), Problem> {
-        if self.scopes.contains(scope) {
-            Ok(())
-        } else {
-            Err(Problem::new(
-                ProblemCode::Forbidden,
-                format!(
-                    "this credential lacks the {} scope (it has: {})",
-                    scope.as_str(),
-                    self.scopes.names().join(", ")
-                ),
-            ))
-        }
-    }
-
-    pub fn may_use_service(&self, service: &str) -> bool {
-        self.services.allows(service)
-    }
-}
-
-/// One configured token.
-#[derive(Clone)]
-pub struct TokenEntry {
-    hash: [u8; 32],
-    /// The token's key id: 24 hex digits of a SHA-256 of its hash. Signed claims (tickets,
-    /// grants) carry it, so they are bound to this very token, not to its name; it
-    /// reveals nothing usable about the token (a hash of a hash of 256 random bits).
-    pub kid: String,
-    pub name: String,
-    pub scopes: Scopes,
-    pub services: ServiceAccess,
-}
-
-impl std::fmt::Debug for TokenEntry {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never print even the hash.
-        f.debug_struct("TokenEntry")
-            .field("name", &self.name)
-            .field("scopes", &self.scopes.names())
-            .finish()
-    }
-}
-
-fn sha256(bytes: &[u8]) -> [u8; 32] {
-    Sha256::digest(bytes).into()
-}
-
-/// The key id of the token whose hash is `hash` (see `TokenEntry::kid`).
-fn kid_of(hash: &[u8; 32]) -> String {
-    let mut input = b"plotq key id\n".to_vec();
-    input.extend_from_slice(hash);
-    hex(&sha256(&input)[..12])
-}
-
-/// SHA-256 of `bytes`, as 64 lowercase hex digits (fingerprints of request bodies).
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex(&sha256(bytes))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex32(raw: &str) -> Option<[u8; 32]> {
-    if raw.len() != 64 || !raw.is_ascii() {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, chunk) in raw.as_bytes().chunks(2).enumerate() {
-        let s = std::str::from_utf8(chunk).ok()?;
-        out[i] = u8::from_str_radix(s, 16).ok()?;
-    }
-    Some(out)
-}
-
-/// A fresh random token (256 bits, URL-safe) to hand to a client.
-pub fn new_token() -> String {
-    format!("pq_{}", URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>()))
-}
-
-/// What plotq stores for `token`: `sha256:<hex>`.
-pub fn hash_token(token: &str) -> String {
-    format!("sha256:{}", hex(&sha256(token.as_bytes())))
-}
-
-/// Parses token entries: one a line (or separated by `;`), `#` starts a comment.
-pub fn parse_tokens(text: &str) -> Result<Vec<TokenEntry>, String> {
-    let mut out: Vec<TokenEntry> = Vec::new();
-    for (n, line) in text.split(['\n', ';']).enumerate() {
-        let line = line.split('#').next().unwrap_or("").trim();
-        if line.is_empty() {
-            continue;
-        }
-        let entry = parse_token_line(line).map_err(|e| format!("token entry {}: {e}", n + 1))?;
-        if out.iter().any(|e| e.name == entry.name) {
-            return Err(format!("token name {:?} is used twice", entry.name));
-        }
-        out.push(entry);
-    }
-    Ok(out)
-}
-
-fn parse_token_line(line: &str) -> Result<TokenEntry, String> {
-    let mut words = line.split_whitespace();
-    let hash = words
-        .next()
-        .and_then(|w| w.strip_prefix("sha256:"))
-        .and_then(unhex32)
-        .ok_or("must start with sha256:<64 hex digits> (the token's hash, never the token)")?;
-    let (mut scopes, mut services, mut name) = (None, ServiceAccess::all(), None);
-    for word in words {
-        let (key, value) = word
-            .split_once('=')
-            .ok_or_else(|| format!("{word:?} is not key=value"))?;
-        match key {
-            "scopes" => {
-                let list: Result<Vec<Scope>, String> = value.split(',').map(Scope::parse).collect();
-                scopes = Some(Scopes::of(&list?));
-            }
-            "services" => {
-                let patterns: Vec<String> = value.split(',').map(str::to_owned).collect();
-                for p in &patterns {
-                    plotq_domain::ServiceName::parse(p.strip_suffix('*').unwrap_or(p))
-                        .map_err(|e| format!("services: {e}"))?;
-                }
-                services = ServiceAccess::only(patterns);
-            }
-            "name" => name = Some(value.to_owned()),
-            other => return Err(format!("unknown key {other:?} (scopes, services, name)")),
-        }
-    }
-    let scopes = scopes.ok_or("needs scopes=… (ingest, read, admin)")?;
-    Ok(TokenEntry {
-        kid: kid_of(&hash),
-        hash,
-        name: name.unwrap_or_else(|| format!("token-{}", &hex(&hash)[..8])),
-        scopes,
-        services,
-    })
-}
 
 /// How a role authenticates.
 #[derive(Debug, Clone)]
@@ -376,63 +59,6 @@ pub struct Auth {
     ticket_secret: Vec<u8>,
     ticket_ttl: Duration,
     grant_secret: Vec<u8>,
-}
-
-/// A read ticket's claims (signed; see the module docs).
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TicketClaims {
-    /// The token's key id (empty in open mode).
-    k: String,
-    /// Expiry, epoch ms.
-    e: i64,
-}
-
-/// A render grant's claims.
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct GrantClaims {
-    /// The token's key id (empty in open mode).
-    k: String,
-    /// Expiry, epoch ms.
-    e: i64,
-    /// SHA-256 of the canonical query it opens (base64url).
-    q: String,
-}
-
-type HmacSha256 = Hmac<Sha256>;
-
-/// `payload.tag`, the tag an HMAC-SHA256 of the payload under `key`.
-fn sign(key: &[u8], claims: &impl Serialize) -> String {
-    let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).expect("claims serialise"));
-    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
-    mac.update(payload.as_bytes());
-    let tag = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
-    format!("{payload}.{tag}")
-}
-
-/// The claims of `signed` if its tag is right (checked in constant time), else `None`.
-fn open_signed<T: serde::de::DeserializeOwned>(key: &[u8], signed: &str) -> Option<T> {
-    if signed.len() > 4096 {
-        return None;
-    }
-    let (payload, tag) = signed.split_once('.')?;
-    let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
-    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
-    mac.update(payload.as_bytes());
-    mac.verify_slice(&tag).ok()?;
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
-}
-
-/// A key for `purpose` derived from `secret` (HMAC-SHA256 of the purpose under it).
-pub fn derive_key(secret: &[u8], purpose: &str) -> Vec<u8> {
-    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes any key length");
-    mac.update(purpose.as_bytes());
-    mac.finalize().into_bytes().to_vec()
-}
-
-fn query_digest(canonical_query: &str) -> String {
-    URL_SAFE_NO_PAD.encode(sha256(canonical_query.as_bytes()))
 }
 
 fn unauthorized(detail: &str) -> Problem {
@@ -604,8 +230,11 @@ impl Auth {
     pub fn issue_ticket(&self, principal: &Principal, now_ms: i64) -> Option<(String, i64)> {
         let kid = self.kid_of_principal(principal)?;
         let expires = now_ms.saturating_add(self.ticket_ttl.as_millis() as i64);
-        let claims = TicketClaims { k: kid, e: expires };
-        Some((sign(&self.ticket_secret, &claims), expires))
+        let claims = TicketClaims::new(kid, expires);
+        Some((
+            sign(&self.ticket_secret, &claims.encode()),
+            claims.expires_ms,
+        ))
     }
 
     /// The key id signed claims of `principal` carry: its token's (empty in open mode);
@@ -621,13 +250,15 @@ impl Auth {
     fn verify_ticket(&self, ticket: &str, now_ms: i64) -> Result<Principal, Problem> {
         let invalid =
             || unauthorized("invalid or revoked ticket; get a new one from POST /api/v1/tickets");
-        let claims: TicketClaims = open_signed(&self.ticket_secret, ticket).ok_or_else(invalid)?;
-        if claims.e <= now_ms {
+        let claims = open_signed(&self.ticket_secret, ticket)
+            .and_then(|payload| TicketClaims::decode(&payload).ok())
+            .ok_or_else(invalid)?;
+        if claims.expires_ms <= now_ms {
             return Err(unauthorized(
                 "the ticket has expired; get a new one from POST /api/v1/tickets",
             ));
         }
-        let (name, services) = self.claim_holder(&claims.k).ok_or_else(invalid)?;
+        let (name, services) = self.claim_holder(&claims.kid).ok_or_else(invalid)?;
         let key = format!("token:{name}");
         Ok(Principal {
             limit_key: key.clone(),
@@ -636,8 +267,8 @@ impl Auth {
             scopes: Scopes::of(&[Scope::Read]),
             services,
             credential: Credential::Ticket {
-                kid: claims.k,
-                expires_ms: claims.e,
+                kid: claims.kid,
+                expires_ms: claims.expires_ms,
             },
         })
     }
@@ -650,12 +281,12 @@ impl Auth {
         canonical_query: &str,
         expires_ms: i64,
     ) -> Option<String> {
-        let claims = GrantClaims {
-            k: self.kid_of_principal(principal)?,
-            e: expires_ms,
-            q: query_digest(canonical_query),
-        };
-        Some(sign(&self.grant_secret, &claims))
+        let claims = GrantClaims::new(
+            self.kid_of_principal(principal)?,
+            expires_ms,
+            query_digest(canonical_query),
+        );
+        Some(sign(&self.grant_secret, &claims.encode()))
     }
 
     /// The read-only caller a grant stands for, if it is genuine, unexpired, made for
@@ -673,16 +304,18 @@ impl Auth {
                 "invalid link: its grant is not genuine, was revoked, or was made for other parameters",
             )
         };
-        let claims: GrantClaims = open_signed(&self.grant_secret, grant).ok_or_else(invalid)?;
+        let claims = open_signed(&self.grant_secret, grant)
+            .and_then(|payload| GrantClaims::decode(&payload).ok())
+            .ok_or_else(invalid)?;
         let made_for: bool = query_digest(canonical_query)
             .as_bytes()
-            .ct_eq(claims.q.as_bytes())
+            .ct_eq(claims.query_digest.as_bytes())
             .into();
         if !made_for {
             return Err(invalid());
         }
-        let (name, services) = self.claim_holder(&claims.k).ok_or_else(invalid)?;
-        if claims.e <= now_ms {
+        let (name, services) = self.claim_holder(&claims.kid).ok_or_else(invalid)?;
+        if claims.expires_ms <= now_ms {
             return Err(unauthorized(
                 "the link has expired; ask for a new one (POST /api/v1/render/grants)",
             ));
@@ -700,8 +333,8 @@ impl Auth {
             scopes: Scopes::of(&[Scope::Read]),
             services,
             credential: Credential::Grant {
-                kid: claims.k,
-                expires_ms: claims.e,
+                kid: claims.kid,
+                expires_ms: claims.expires_ms,
             },
         })
     }
@@ -740,57 +373,10 @@ impl Auth {
     }
 }
 
-/// The authenticated caller of a request (extractor). `401` when credentials are
-/// missing or wrong; each handler then `require`s the scope it needs.
-#[derive(Debug, Clone)]
-pub struct Caller(pub Principal);
-
-impl std::ops::Deref for Caller {
-    type Target = Principal;
-    fn deref(&self) -> &Principal {
-        &self.0
-    }
-}
-
-/// The `ticket` query parameter, if any, percent-decoded (without parsing the rest of the
-/// query as a whole).
-fn ticket_param(query: Option<&str>) -> Option<String> {
-    form_urlencoded::parse(query?.as_bytes())
-        .find(|(k, _)| k == "ticket")
-        .map(|(_, v)| v.into_owned())
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for Caller {
-    type Rejection = Problem;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Problem> {
-        let auth = parts
-            .extensions
-            .get::<Arc<Auth>>()
-            .cloned()
-            .ok_or_else(|| {
-                tracing::error!("no authenticator installed on this router");
-                Problem::new(ProblemCode::Internal, "internal error")
-            })?;
-        let client = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0);
-        let ticket = ticket_param(parts.uri.query());
-        auth.authenticate(
-            &parts.headers,
-            &parts.method,
-            ticket.as_deref(),
-            client,
-            plotq_ports::clock::now_ms(),
-        )
-        .map(Caller)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::tokens::{hash_token, new_token, parse_tokens};
     use axum::http::HeaderValue;
 
     fn auth_with(lines: &str) -> Arc<Auth> {
@@ -837,23 +423,6 @@ mod tests {
                 .unwrap_err();
             assert_eq!(e.status, 401);
         }
-    }
-
-    #[test]
-    fn bad_entries_are_refused_with_their_line() {
-        assert!(
-            parse_tokens("abc scopes=read")
-                .unwrap_err()
-                .contains("entry 1")
-        );
-        let h = hash_token("x");
-        assert!(parse_tokens(&h).unwrap_err().contains("scopes"));
-        assert!(
-            parse_tokens(&format!("{h} scopes=write"))
-                .unwrap_err()
-                .contains("write")
-        );
-        assert!(parse_tokens(&format!("{h} scopes=read name=a; {h} scopes=read name=a")).is_err());
     }
 
     #[test]
@@ -1048,33 +617,6 @@ mod tests {
                 .replace_tokens(parse_tokens(&format!("{} scopes=read", hash_token(&new))).unwrap())
                 .is_err()
         );
-    }
-
-    #[test]
-    fn tickets_are_percent_decoded_and_capped_in_life() {
-        assert_eq!(
-            ticket_param(Some("a=1&ticket=ab%2Ecd%3D&b=2")).as_deref(),
-            Some("ab.cd=")
-        );
-        assert_eq!(ticket_param(Some("tickets=x")), None);
-        let auth = Auth::new(AuthConfig {
-            ticket_ttl: Duration::from_secs(86_400),
-            ..AuthConfig::open()
-        });
-        let p = auth
-            .authenticate(&HeaderMap::new(), &Method::GET, None, None, 0)
-            .unwrap();
-        let (_, expires) = auth.issue_ticket(&p, 0).unwrap();
-        assert_eq!(expires, MAX_TICKET_TTL.as_millis() as i64);
-    }
-
-    #[test]
-    fn derived_keys_differ_by_purpose_and_secret() {
-        let a = derive_key(b"secret", "grants");
-        assert_eq!(a.len(), 32);
-        assert_ne!(a, derive_key(b"secret", "tickets"));
-        assert_ne!(a, derive_key(b"other", "grants"));
-        assert_eq!(a, derive_key(b"secret", "grants"));
     }
 
     #[test]

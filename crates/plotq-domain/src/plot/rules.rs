@@ -1,268 +1,20 @@
-//! Plot specs: what a client may ask to have drawn, with defaults and bounds.
-//!
-//! `PlotSpec::parse` turns a client's JSON object into a validated spec, naming every
-//! bad field (at most [`MAX_REPORTED_ERRORS`](crate::error::MAX_REPORTED_ERRORS), then a
-//! "stopped checking" entry). Deserialising a `PlotSpec` (a queue message, a stored job
-//! state) applies the very same rules: both paths read the fields into a `Draft` and
-//! one function, `validate`, holds every rule:
-//!
-//! - `services`: 1 to [`MAX_SERVICES`], distinct, valid names; several only for kinds that
-//!   compare ([`PlotKind::compares`]). A client uses `service` for one and `services` for a
-//!   comparison (for kinds that do not compare, `services` is refused outright).
-//! - `width`, `height`, `bins` within [`WIDTH_RANGE`], [`HEIGHT_RANGE`], [`BINS_RANGE`].
-//! - `scale`: device pixels per layout pixel, within [`SCALE_RANGE`]: a `width`×`height`
-//!   image drawn with `scale` 3 is laid out as a (`width`/3)×(`height`/3) one (type,
-//!   lines, tick budgets) with three times the pixels, for screens with that
-//!   `devicePixelRatio`; the layout size must be at least [`MIN_LAYOUT`].
-//! - `title`: at most [`MAX_TITLE_CHARS`] characters, no control characters.
-//! - `log_x` only for histogram and cdf; `show_max` only for latency_timeseries.
-//! - the range: a [`Window`] (10s to 7d), or absolute `from`/`until` timestamps within
-//!   [`MIN_TIMESTAMP_MS`](crate::timestamp::MIN_TIMESTAMP_MS)`..=`
-//!   [`MAX_TIMESTAMP_MS`](crate::timestamp::MAX_TIMESTAMP_MS) spanning 10s to 7d (checked
-//!   subtraction; `until` defaults to now). Data windows are inclusive: `[from, until]`.
-//!
-//! Everything downstream (queue message, renderer, cache key) takes the parsed spec and
-//! never re-validates; a spec built in code with `PlotSpec::new` and edited fields can be
-//! checked with [`PlotSpec::validate`].
+//! Every rule of a plot spec, in one place: `PlotSpec::parse` (a client's JSON object),
+//! deserialising (a spec's serialised shape, `RawPlotSpec`) and `PlotSpec::validate` (a
+//! spec built in code) all read the fields into a `Draft`, and one function,
+//! `validate`, applies the rules (the `plot` module docs list them).
 
+use super::kind::{DEFAULT_METRIC, ImageFormat, PlotKind, Theme};
+use super::range::TimeRange;
+use super::spec::{
+    BINS_RANGE, DEFAULT_BINS, DEFAULT_HEIGHT, DEFAULT_WIDTH, HEIGHT_RANGE, MAX_SERVICES,
+    MAX_TITLE_CHARS, MIN_LAYOUT, PlotSpec, RawPlotSpec, SCALE_RANGE, WIDTH_RANGE,
+};
 use crate::error::{Collector, FieldError, FieldErrors, pointer_segment};
 use crate::names::{MetricName, ServiceName};
 use crate::timestamp::{check_timestamp, clamp_timestamp, parse_timestamp};
 use crate::window::{MAX_WINDOW_SECS, MIN_WINDOW_SECS, Window};
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
-
-pub const DEFAULT_METRIC: &str = "latency_ms";
-pub const DEFAULT_STATUS_METRIC: &str = "status_code";
-pub const WIDTH_RANGE: (u32, u32) = (200, 4000);
-pub const HEIGHT_RANGE: (u32, u32) = (150, 4000);
-pub const BINS_RANGE: (u32, u32) = (1, 1000);
-pub const DEFAULT_WIDTH: u32 = 1000;
-pub const DEFAULT_HEIGHT: u32 = 600;
-pub const DEFAULT_BINS: u32 = 50;
-/// Device pixels per layout pixel (`devicePixelRatio`, rounded up by the client).
-pub const SCALE_RANGE: (u32, u32) = (1, 4);
-/// Smallest layout size (image size ÷ `scale`) a plot may have, in layout pixels.
-pub const MIN_LAYOUT: (u32, u32) = (200, 150);
-/// Most services one comparison plot may draw.
-pub const MAX_SERVICES: usize = 8;
-pub const MAX_TITLE_CHARS: usize = 120;
-
-/// The kinds of plot plotq can draw.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PlotKind {
-    /// Latency distribution with mean/p95/p99 markers (the Python prototype's plot).
-    Histogram,
-    /// p50/p95/p99 (and optionally max) per time bucket.
-    LatencyTimeseries,
-    /// Samples (requests) per second per time bucket.
-    Throughput,
-    /// Count of each HTTP status code, coloured by class.
-    StatusCodes,
-    /// Share of errors (5xx, or non-zero flags) per time bucket, in percent.
-    ErrorRate,
-    /// Latency distribution over time (log-spaced latency buckets) with p99 overlaid.
-    Heatmap,
-    /// Cumulative distribution with p50/p90/p99/p99.9 marked.
-    Cdf,
-}
-
-impl PlotKind {
-    pub const ALL: &'static [PlotKind] = &[
-        PlotKind::Histogram,
-        PlotKind::LatencyTimeseries,
-        PlotKind::Throughput,
-        PlotKind::StatusCodes,
-        PlotKind::ErrorRate,
-        PlotKind::Heatmap,
-        PlotKind::Cdf,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PlotKind::Histogram => "histogram",
-            PlotKind::LatencyTimeseries => "latency_timeseries",
-            PlotKind::Throughput => "throughput",
-            PlotKind::StatusCodes => "status_codes",
-            PlotKind::ErrorRate => "error_rate",
-            PlotKind::Heatmap => "heatmap",
-            PlotKind::Cdf => "cdf",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        Self::ALL
-            .iter()
-            .copied()
-            .find(|k| k.as_str() == raw)
-            .ok_or_else(|| {
-                let known: Vec<&str> = Self::ALL.iter().map(|k| k.as_str()).collect();
-                format!(
-                    "unknown plot kind {}; known kinds: {}",
-                    crate::error::excerpt(raw),
-                    known.join(", ")
-                )
-            })
-    }
-
-    /// Kinds that can draw several services side by side.
-    pub fn compares(self) -> bool {
-        matches!(
-            self,
-            PlotKind::Histogram | PlotKind::LatencyTimeseries | PlotKind::Cdf
-        )
-    }
-
-    /// Kinds that need each sample's timestamp, not only its value.
-    pub fn needs_timestamps(self) -> bool {
-        matches!(
-            self,
-            PlotKind::LatencyTimeseries
-                | PlotKind::Throughput
-                | PlotKind::ErrorRate
-                | PlotKind::Heatmap
-        )
-    }
-
-    pub fn default_metric(self) -> &'static str {
-        match self {
-            PlotKind::StatusCodes | PlotKind::ErrorRate => DEFAULT_STATUS_METRIC,
-            _ => DEFAULT_METRIC,
-        }
-    }
-}
-
-/// Light or dark colours.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Theme {
-    #[default]
-    Light,
-    Dark,
-}
-
-/// The encoding of the rendered image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ImageFormat {
-    #[default]
-    Png,
-    Svg,
-}
-
-impl ImageFormat {
-    pub fn content_type(self) -> &'static str {
-        match self {
-            ImageFormat::Png => "image/png",
-            ImageFormat::Svg => "image/svg+xml",
-        }
-    }
-}
-
-/// Which stretch of time a plot covers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TimeRange {
-    /// The window ending when the plot was requested.
-    Last(Window),
-    /// Absolute `[from, until]` (inclusive), epoch milliseconds; in a validated spec both
-    /// lie in the timestamp range and span 10s to 7d.
-    Between { from_ms: i64, until_ms: i64 },
-}
-
-impl TimeRange {
-    /// `[from, until]` (inclusive) for a request made at `requested_ms`. For `Last`, `from`
-    /// is up to 7 days before `requested_ms` (before 1970 only for requests in its first
-    /// week). Saturating: no input overflows, validated or not.
-    pub fn resolve(self, requested_ms: i64) -> (i64, i64) {
-        match self {
-            TimeRange::Last(w) => (requested_ms.saturating_sub(w.millis()), requested_ms),
-            TimeRange::Between { from_ms, until_ms } => (from_ms, until_ms),
-        }
-    }
-
-    /// `until - from`; 10s to 7d for a validated spec (saturating otherwise).
-    pub fn span_ms(self) -> i64 {
-        match self {
-            TimeRange::Last(w) => w.millis(),
-            TimeRange::Between { from_ms, until_ms } => until_ms.saturating_sub(from_ms),
-        }
-    }
-
-    /// `last 10m` or `2026-11-22 10:00 – 2026-11-22 11:00 UTC`.
-    pub fn label(self) -> String {
-        match self {
-            TimeRange::Last(w) => format!("last {w}"),
-            TimeRange::Between { from_ms, until_ms } => {
-                let fmt = |ms: i64| {
-                    DateTime::<Utc>::from_timestamp_millis(ms)
-                        .map(|d| d.format("%Y-%m-%d %H:%M").to_string())
-                        .unwrap_or_default()
-                };
-                format!("{} – {} UTC", fmt(from_ms), fmt(until_ms))
-            }
-        }
-    }
-}
-
-/// A validated request for one plot. Deserialising validates (see the module docs).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
-pub struct PlotSpec {
-    pub kind: PlotKind,
-    /// One service, or several for a comparison (`services`); never empty.
-    pub services: Vec<ServiceName>,
-    pub metric: MetricName,
-    pub range: TimeRange,
-    pub width: u32,
-    pub height: u32,
-    pub bins: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub title: Option<String>,
-    pub theme: Theme,
-    pub format: ImageFormat,
-    /// Histogram and CDF: logarithmic latency axis.
-    pub log_x: bool,
-    /// Latency over time: also draw the per-bucket maximum.
-    pub show_max: bool,
-    /// Device pixels per layout pixel (1 to 4); see the module docs. Not serialised
-    /// when 1, so specs (and their cache keys) read as before it existed.
-    #[serde(skip_serializing_if = "is_one")]
-    pub scale: u32,
-}
-
-/// `PlotSpec`'s serialised shape, before validation.
-#[derive(Deserialize)]
-pub(crate) struct RawPlotSpec {
-    kind: String,
-    services: Vec<String>,
-    metric: String,
-    range: TimeRange,
-    width: u64,
-    height: u64,
-    bins: u64,
-    #[serde(default)]
-    title: Option<String>,
-    #[serde(default)]
-    theme: Theme,
-    #[serde(default)]
-    format: ImageFormat,
-    #[serde(default)]
-    log_x: bool,
-    #[serde(default)]
-    show_max: bool,
-    #[serde(default = "one")]
-    scale: u64,
-}
-
-fn one() -> u64 {
-    1
-}
-
-fn is_one(v: &u32) -> bool {
-    *v == 1
-}
 
 impl<'de> Deserialize<'de> for PlotSpec {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -705,36 +457,6 @@ fn validate(d: Draft, out: &mut Collector) -> Option<PlotSpec> {
 }
 
 impl PlotSpec {
-    /// A spec with every optional field at its default.
-    pub fn new(kind: PlotKind, service: ServiceName) -> Self {
-        Self {
-            kind,
-            services: vec![service],
-            metric: MetricName::parse(kind.default_metric()).expect("default metric name is valid"),
-            range: TimeRange::Last(Window::default()),
-            width: DEFAULT_WIDTH,
-            height: DEFAULT_HEIGHT,
-            bins: DEFAULT_BINS,
-            title: None,
-            theme: Theme::Light,
-            format: ImageFormat::Png,
-            log_x: false,
-            show_max: false,
-            scale: 1,
-        }
-    }
-
-    /// The layout size in layout pixels: the image size divided by `scale`.
-    pub fn layout_size(&self) -> (u32, u32) {
-        let s = self.scale.max(1);
-        (self.width / s, self.height / s)
-    }
-
-    /// The first (for single-service plots, the only) service.
-    pub fn service(&self) -> &ServiceName {
-        &self.services[0]
-    }
-
     /// Parses a client's JSON object, reporting every bad or unknown field (up to the
     /// cap). `now_ms` (clamped into the timestamp range) is `until` when only `from` is
     /// given.
@@ -762,11 +484,7 @@ impl PlotSpec {
             return Err(errors.finish().unwrap_err());
         }
         let spec = validate(Draft::from_json(obj, clamp_timestamp(now_ms)), &mut errors);
-        match (errors.finish(), spec) {
-            (Ok(()), Some(spec)) => Ok(spec),
-            (Err(e), _) => Err(e),
-            (Ok(()), None) => Err(FieldErrors::one("", "invalid plot spec")),
-        }
+        finish(errors, spec)
     }
 
     /// Checks a spec against the rules `parse` and deserialising apply (for specs built
@@ -781,43 +499,16 @@ impl PlotSpec {
     pub(crate) fn from_raw(raw: RawPlotSpec) -> Result<Self, FieldErrors> {
         let mut errors = Collector::new();
         let spec = validate(Draft::from_raw(raw), &mut errors);
-        match (errors.finish(), spec) {
-            (Ok(()), Some(spec)) => Ok(spec),
-            (Err(e), _) => Err(e),
-            (Ok(()), None) => Err(FieldErrors::one("", "invalid plot spec")),
-        }
+        finish(errors, spec)
     }
+}
 
-    /// The title drawn on the plot: the client's override, or e.g.
-    /// `Latency Distribution for "checkout" (Last 10m)`.
-    pub fn title(&self) -> String {
-        if let Some(t) = &self.title {
-            return t.clone();
-        }
-        let what = match self.kind {
-            PlotKind::Histogram => "Latency Distribution",
-            PlotKind::LatencyTimeseries => "Latency over Time",
-            PlotKind::Throughput => "Throughput",
-            PlotKind::StatusCodes => "Status Codes",
-            PlotKind::ErrorRate => "Error Rate",
-            PlotKind::Heatmap => "Latency Heatmap",
-            PlotKind::Cdf => "Latency CDF",
-        };
-        let joiner = match self.kind {
-            PlotKind::Throughput | PlotKind::StatusCodes | PlotKind::ErrorRate => "of",
-            _ => "for",
-        };
-        let who = if self.services.len() == 1 {
-            format!("{joiner} \"{}\"", self.services[0])
-        } else {
-            let names: Vec<&str> = self.services.iter().map(|s| s.as_str()).collect();
-            format!("{joiner} {}", names.join(" vs "))
-        };
-        let mut range = self.range.label();
-        if let Some(first) = range.get_mut(0..1) {
-            first.make_ascii_uppercase();
-        }
-        format!("{what} {who} ({range})")
+/// The spec `validate` returned, or every problem it reported.
+fn finish(errors: Collector, spec: Option<PlotSpec>) -> Result<PlotSpec, FieldErrors> {
+    match (errors.finish(), spec) {
+        (Ok(()), Some(spec)) => Ok(spec),
+        (Err(e), _) => Err(e),
+        (Ok(()), None) => Err(FieldErrors::one("", "invalid plot spec")),
     }
 }
 

@@ -7,6 +7,7 @@
 //! message properties (1,024 cases), ×16 for the cheap string parsers (4,096 cases); run
 //! longer with e.g. `PROPTEST_CASES=10000`.
 
+use crate::helpers::{message_json, queued};
 use plotq_domain::error::MAX_REPORTED_ERRORS;
 use plotq_domain::plot::{
     BINS_RANGE, HEIGHT_RANGE, MAX_SERVICES, MAX_TITLE_CHARS, MIN_LAYOUT, SCALE_RANGE, WIDTH_RANGE,
@@ -19,7 +20,7 @@ use plotq_domain::wire::{
     encode_view_state,
 };
 use plotq_domain::{
-    EventId, FieldErrors, ImageFormat, JobId, JobState, JobStatus, MetricName, PlotKind, PlotSpec,
+    EventId, FieldErrors, ImageFormat, JobState, JobStatus, MetricName, PlotKind, PlotSpec,
     ServiceName, Theme, TimeRange, View, ViewState, Window,
 };
 use proptest::prelude::*;
@@ -38,7 +39,7 @@ fn config(factor: u32) -> ProptestConfig {
     ProptestConfig {
         cases: default.cases.saturating_mul(factor),
         failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
-            "tests/properties.proptest-regressions",
+            "tests/domain/properties.proptest-regressions",
         ))),
         ..default
     }
@@ -540,7 +541,7 @@ proptest! {
         EventKind::PlotQueued, EventKind::PlotRendering, EventKind::PlotReady, EventKind::PlotFailed,
     ])) {
         check_accepted_spec(&spec)?;
-        let mut state = JobState::queued(JobId::new_random(), spec, now);
+        let mut state = queued(spec, now);
         state.view = Some("a/histogram/24h/dark/800x450".into());
         let (from, until) = state.data_range();
         prop_assert!(until - from >= MIN_SPAN_MS);
@@ -594,8 +595,7 @@ proptest! {
         title in prop::option::weighted(0.15, title_edge()),
         byte_edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 0..3),
     ) {
-        let state = JobState::queued(JobId::new_random(), spec, until);
-        let mut msg: Value = serde_json::from_slice(&JobMessage::new(&state).encode()).unwrap();
+        let mut msg = message_json(&queued(spec, until));
         if let Some((from_ms, until_ms)) = span {
             msg["spec"]["range"] = json!({"between": {"from_ms": from_ms, "until_ms": until_ms}});
         }

@@ -1,0 +1,146 @@
+//! `PlotSpec`, a validated request for one plot: its fields, bounds and defaults, its
+//! serialised shape before validation (`RawPlotSpec`), and the title drawn on it.
+//!
+//! It holds no rules: parsing, deserialising and `validate` are in `rules.rs`.
+
+use super::kind::{ImageFormat, PlotKind, Theme};
+use super::range::TimeRange;
+use crate::names::{MetricName, ServiceName};
+use crate::window::Window;
+use serde::{Deserialize, Serialize};
+
+pub const WIDTH_RANGE: (u32, u32) = (200, 4000);
+pub const HEIGHT_RANGE: (u32, u32) = (150, 4000);
+pub const BINS_RANGE: (u32, u32) = (1, 1000);
+pub const DEFAULT_WIDTH: u32 = 1000;
+pub const DEFAULT_HEIGHT: u32 = 600;
+pub const DEFAULT_BINS: u32 = 50;
+/// Device pixels per layout pixel (`devicePixelRatio`, rounded up by the client).
+pub const SCALE_RANGE: (u32, u32) = (1, 4);
+/// Smallest layout size (image size ÷ `scale`) a plot may have, in layout pixels.
+pub const MIN_LAYOUT: (u32, u32) = (200, 150);
+/// Most services one comparison plot may draw.
+pub const MAX_SERVICES: usize = 8;
+pub const MAX_TITLE_CHARS: usize = 120;
+
+/// A validated request for one plot. Deserialising validates (see the `plot` module
+/// docs).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct PlotSpec {
+    pub kind: PlotKind,
+    /// One service, or several for a comparison (`services`); never empty.
+    pub services: Vec<ServiceName>,
+    pub metric: MetricName,
+    pub range: TimeRange,
+    pub width: u32,
+    pub height: u32,
+    pub bins: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    pub theme: Theme,
+    pub format: ImageFormat,
+    /// Histogram and CDF: logarithmic latency axis.
+    pub log_x: bool,
+    /// Latency over time: also draw the per-bucket maximum.
+    pub show_max: bool,
+    /// Device pixels per layout pixel (1 to 4); see the `plot` module docs. Not serialised
+    /// when 1, so specs (and their cache keys) read as before it existed.
+    #[serde(skip_serializing_if = "is_one")]
+    pub scale: u32,
+}
+
+/// `PlotSpec`'s serialised shape, before validation.
+#[derive(Deserialize)]
+pub(crate) struct RawPlotSpec {
+    pub(super) kind: String,
+    pub(super) services: Vec<String>,
+    pub(super) metric: String,
+    pub(super) range: TimeRange,
+    pub(super) width: u64,
+    pub(super) height: u64,
+    pub(super) bins: u64,
+    #[serde(default)]
+    pub(super) title: Option<String>,
+    #[serde(default)]
+    pub(super) theme: Theme,
+    #[serde(default)]
+    pub(super) format: ImageFormat,
+    #[serde(default)]
+    pub(super) log_x: bool,
+    #[serde(default)]
+    pub(super) show_max: bool,
+    #[serde(default = "one")]
+    pub(super) scale: u64,
+}
+
+fn one() -> u64 {
+    1
+}
+
+fn is_one(v: &u32) -> bool {
+    *v == 1
+}
+
+impl PlotSpec {
+    /// A spec with every optional field at its default.
+    pub fn new(kind: PlotKind, service: ServiceName) -> Self {
+        Self {
+            kind,
+            services: vec![service],
+            metric: MetricName::parse(kind.default_metric()).expect("default metric name is valid"),
+            range: TimeRange::Last(Window::default()),
+            width: DEFAULT_WIDTH,
+            height: DEFAULT_HEIGHT,
+            bins: DEFAULT_BINS,
+            title: None,
+            theme: Theme::Light,
+            format: ImageFormat::Png,
+            log_x: false,
+            show_max: false,
+            scale: 1,
+        }
+    }
+
+    /// The layout size in layout pixels: the image size divided by `scale`.
+    pub fn layout_size(&self) -> (u32, u32) {
+        let s = self.scale.max(1);
+        (self.width / s, self.height / s)
+    }
+
+    /// The first (for single-service plots, the only) service.
+    pub fn service(&self) -> &ServiceName {
+        &self.services[0]
+    }
+
+    /// The title drawn on the plot: the client's override, or e.g.
+    /// `Latency Distribution for "checkout" (Last 10m)`.
+    pub fn title(&self) -> String {
+        if let Some(t) = &self.title {
+            return t.clone();
+        }
+        let what = match self.kind {
+            PlotKind::Histogram => "Latency Distribution",
+            PlotKind::LatencyTimeseries => "Latency over Time",
+            PlotKind::Throughput => "Throughput",
+            PlotKind::StatusCodes => "Status Codes",
+            PlotKind::ErrorRate => "Error Rate",
+            PlotKind::Heatmap => "Latency Heatmap",
+            PlotKind::Cdf => "Latency CDF",
+        };
+        let joiner = match self.kind {
+            PlotKind::Throughput | PlotKind::StatusCodes | PlotKind::ErrorRate => "of",
+            _ => "for",
+        };
+        let who = if self.services.len() == 1 {
+            format!("{joiner} \"{}\"", self.services[0])
+        } else {
+            let names: Vec<&str> = self.services.iter().map(|s| s.as_str()).collect();
+            format!("{joiner} {}", names.join(" vs "))
+        };
+        let mut range = self.range.label();
+        if let Some(first) = range.get_mut(0..1) {
+            first.make_ascii_uppercase();
+        }
+        format!("{what} {who} ({range})")
+    }
+}

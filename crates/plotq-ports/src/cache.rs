@@ -1,0 +1,170 @@
+//! The `PlotCache` port: job states and rendered images with a time to live,
+//! single-flight request claims, idempotency keys (`IdempotentStart`, stored as
+//! `wire::IdempotencyRecord`s) and each lane's jobs in flight. Implemented by
+//! `plotq-redis` and `memory::MemoryCache`.
+
+use crate::error::PortResult;
+use async_trait::async_trait;
+use plotq_domain::wire::IdempotencyRecord;
+use plotq_domain::{JobId, JobState};
+use std::time::Duration;
+
+/// Job states and rendered images, each with a time to live.
+#[async_trait]
+pub trait PlotCache: Send + Sync + 'static {
+    /// Since when this cache holds what was written to it (epoch ms): a cache that lost
+    /// its data (a Redis that restarted empty) answers the time it was first asked
+    /// after the loss. A job issued before that whose state is missing lost its state
+    /// (`410 state_lost`) rather than never existing. Caches that cannot lose their
+    /// data without the process losing its ids too answer `i64::MIN`.
+    async fn data_since(&self, _now_ms: i64) -> PortResult<i64> {
+        Ok(i64::MIN)
+    }
+    async fn put_state(&self, state: &JobState, ttl: Duration) -> PortResult<()>;
+    /// Writes `state` only if the job has none yet (a worker may have written a newer
+    /// one first); whether it was written.
+    async fn put_state_if_absent(&self, state: &JobState, ttl: Duration) -> PortResult<bool>;
+    async fn get_state(&self, id: JobId) -> PortResult<Option<JobState>>;
+    async fn put_image(&self, id: JobId, png: &[u8], ttl: Duration) -> PortResult<()>;
+    async fn get_image(&self, id: JobId) -> PortResult<Option<Vec<u8>>>;
+    /// Single flight: claims request `key` for job `id` for `ttl`, or returns the job
+    /// that already holds it.
+    async fn claim_request(&self, key: &str, id: JobId, ttl: Duration)
+    -> PortResult<Option<JobId>>;
+    /// Points request `key` at job `id` (its previous job failed or expired).
+    async fn replace_request(&self, key: &str, id: JobId, ttl: Duration) -> PortResult<()>;
+    /// Undoes `claim_request`/`replace_request`: removes the claim on `key` only if job
+    /// `id` still holds it (atomically; a claim taken over by another job stays).
+    async fn release_request(&self, key: &str, id: JobId) -> PortResult<()>;
+    /// Forgets job `id`'s state (e.g. a `queued` state whose job was never published).
+    async fn delete_state(&self, id: JobId) -> PortResult<()>;
+    /// Starts an idempotent ingest under `key` for a body with `fingerprint`: `Fresh`
+    /// (the key is now held as in progress for `pending_ttl`), or what the key already
+    /// holds.
+    async fn begin_idempotent(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        pending_ttl: Duration,
+    ) -> PortResult<IdempotentStart>;
+    /// Records that the ingest under `key` stored `accepted` samples; kept for `ttl`.
+    async fn finish_idempotent(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        accepted: u64,
+        ttl: Duration,
+    ) -> PortResult<()>;
+    /// Forgets an in-progress `key` of `fingerprint` (its ingest failed; a retry may
+    /// run), and nothing else.
+    async fn abandon_idempotent(&self, key: &str, fingerprint: &str) -> PortResult<()>;
+    /// Counts job `id` as in flight in `lane` (a tenant's share of the queue) until
+    /// `end_job` or for `lease` at most, if the lane holds fewer than `cap` unexpired jobs
+    /// (atomically: every api replica shares the count); whether it was counted. A job
+    /// counted already is counted once.
+    async fn begin_job(
+        &self,
+        lane: &str,
+        id: JobId,
+        cap: usize,
+        lease: Duration,
+        now_ms: i64,
+    ) -> PortResult<bool>;
+    /// Job `id` of `lane` ended (done, failed, dead-lettered, or never queued).
+    async fn end_job(&self, lane: &str, id: JobId) -> PortResult<()>;
+    async fn ping(&self) -> PortResult<()>;
+}
+
+/// What an idempotency key holds when an ingest starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdempotentStart {
+    /// Nobody used the key: go on (it is now held as in progress).
+    Fresh,
+    /// The same body was stored: answer as before, with this many samples accepted.
+    Done(u64),
+    /// The same body is being stored by another request.
+    Pending,
+    /// The key was used for another body.
+    Conflict,
+}
+
+impl IdempotentStart {
+    /// What a store keeps for a key whose ingest is in progress (the stored form of
+    /// `IdempotencyRecord::Pending`; see `wire::IdempotencyRecord`).
+    pub fn encode_pending(fingerprint: &str) -> String {
+        IdempotencyRecord::Pending {
+            fingerprint: fingerprint.to_owned(),
+        }
+        .encode()
+    }
+
+    /// What a store keeps for a key whose ingest stored `accepted` samples
+    /// (`IdempotencyRecord::Done`).
+    pub fn encode_done(fingerprint: &str, accepted: u64) -> String {
+        IdempotencyRecord::Done {
+            fingerprint: fingerprint.to_owned(),
+            accepted,
+        }
+        .encode()
+    }
+
+    /// What a stored record means for a request with `fingerprint`: `Conflict` for
+    /// another body's, `Done` or `Pending` for this body's, and `Pending` for a value that
+    /// is no record (so a corrupt entry delays rather than admits). Records of the
+    /// previous release (`p:`/`d:`) are read too (`IdempotencyRecord::decode`).
+    pub fn of_stored(stored: &str, fingerprint: &str) -> Self {
+        match IdempotencyRecord::decode(stored.as_bytes()) {
+            Err(_) => Self::Pending,
+            Ok(record) if record.fingerprint() != fingerprint => Self::Conflict,
+            Ok(IdempotencyRecord::Done { accepted, .. }) => Self::Done(accepted),
+            Ok(IdempotencyRecord::Pending { .. }) => Self::Pending,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_records_answer_by_fingerprint_old_forms_included() {
+        let fp = "ab".repeat(32);
+        let pending = IdempotentStart::encode_pending(&fp);
+        let done = IdempotentStart::encode_done(&fp, 7);
+        assert_eq!(
+            IdempotentStart::of_stored(&pending, &fp),
+            IdempotentStart::Pending
+        );
+        assert_eq!(
+            IdempotentStart::of_stored(&done, &fp),
+            IdempotentStart::Done(7)
+        );
+        for stored in [&pending, &done] {
+            assert_eq!(
+                IdempotentStart::of_stored(stored, "other"),
+                IdempotentStart::Conflict
+            );
+        }
+        // What the previous release stored still answers the same.
+        assert_eq!(
+            IdempotentStart::of_stored(&format!("d:{fp}:7"), &fp),
+            IdempotentStart::Done(7)
+        );
+        assert_eq!(
+            IdempotentStart::of_stored(&format!("p:{fp}"), &fp),
+            IdempotentStart::Pending
+        );
+        assert_eq!(
+            IdempotentStart::of_stored(&format!("p:{fp}"), "other"),
+            IdempotentStart::Conflict
+        );
+        // A corrupt value delays; it never admits.
+        for corrupt in ["", "garbage", "d:x", "{\"v\":1}"] {
+            assert_eq!(
+                IdempotentStart::of_stored(corrupt, &fp),
+                IdempotentStart::Pending,
+                "{corrupt:?}"
+            );
+        }
+    }
+}

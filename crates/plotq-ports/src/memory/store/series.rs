@@ -1,0 +1,363 @@
+//! The store's data: per series, one-minute buckets of encoded chunks and packed minute
+//! rollups, the batch ids it remembers, and how a write (`Inner::write`, costed first by
+//! `Inner::cost_of`), expiry (`Inner::expire`) and the running byte count change them.
+//! The costs themselves are `layout.rs`'s; the packing is `packed.rs`'s.
+
+use super::layout::{allocation, btree_bytes, table_buckets, table_bytes, table_growth};
+use super::packed::{merge_packed, pack};
+use plotq_domain::Sample;
+use plotq_domain::chunk::{BUCKET_MS, Chunk, bucket_of, into_chunks};
+use plotq_domain::rollup::Rollup;
+use std::collections::btree_map::Entry as BTreeEntry;
+use std::collections::hash_map::Entry as HashEntry;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::mem::size_of;
+
+/// A bucket with more chunks than this has its small chunks merged into one.
+pub(super) const MAX_CHUNKS_PER_BUCKET: usize = 16;
+/// Chunks at least this big (encoded) are left as they are.
+pub(super) const BIG_CHUNK_BYTES: usize = 64 * 1024;
+
+/// A series' key: the service, a NUL and the metric, in one allocation. Names never hold
+/// a NUL (`plotq_domain::names`), so no two series share a key, and a query naming
+/// anything else matches none.
+pub(super) fn series_key(service: &str, metric: &str) -> String {
+    let mut key = String::with_capacity(service.len() + 1 + metric.len());
+    key.push_str(service);
+    key.push('\0');
+    key.push_str(metric);
+    key
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Bucket {
+    /// Encoded chunks, each allocated at its exact length; the vector is kept at its
+    /// exact length too (it is short: at most `MAX_CHUNKS_PER_BUCKET` + 1).
+    pub(super) chunks: Vec<Box<[u8]>>,
+    pub(super) samples: u64,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Series {
+    pub(super) raw: BTreeMap<i64, Bucket>,
+    /// Minute rollups, packed (`pack`).
+    pub(super) rollups: BTreeMap<i64, Box<[u8]>>,
+}
+
+#[derive(Debug)]
+pub(super) struct Inner {
+    pub(super) series: HashMap<Box<str>, Series>,
+    /// The memory held by the series (keys, map nodes, buckets, chunks, rollups), kept
+    /// up to date by every change; the tables, whose size follows their capacity, are
+    /// added by `held_bytes`.
+    pub(super) bytes: u64,
+    pub(super) samples: u64,
+    /// Idempotent batches stored (remembered for `BATCH_MEMORY_MS`, as their 128-bit
+    /// value), and the same ids in the order they expire.
+    pub(super) batches: HashSet<u128>,
+    pub(super) batch_expiry: VecDeque<(i64, u128)>,
+    /// The raw and rollup horizons (bucket starts) of the last expiry: nothing older is
+    /// held, and nothing older is written (inserts skip what is past retention), so
+    /// expiry has work only once a horizon moved on to a later bucket.
+    pub(super) expired_before: (i64, i64),
+}
+
+impl Default for Inner {
+    fn default() -> Self {
+        Self {
+            series: HashMap::new(),
+            bytes: 0,
+            samples: 0,
+            batches: HashSet::new(),
+            batch_expiry: VecDeque::new(),
+            expired_before: (i64::MIN, i64::MIN),
+        }
+    }
+}
+
+/// How long a stored batch id is remembered (a retry within it is not stored again).
+pub(super) const BATCH_MEMORY_MS: i64 = 24 * 3600 * 1000;
+
+/// A series entry of the series table.
+pub(super) type SeriesEntry = (Box<str>, Series);
+/// A slot of a bucket's chunk list.
+pub(super) const CHUNK_SLOT: usize = size_of::<Box<[u8]>>();
+
+/// The nodes of a series' two maps.
+pub(super) fn nodes_bytes(raw: usize, rollups: usize) -> u64 {
+    btree_bytes::<i64, Bucket>(raw) + btree_bytes::<i64, Box<[u8]>>(rollups)
+}
+
+/// A bucket's chunk list and chunks.
+pub(super) fn bucket_bytes(bucket: &Bucket) -> u64 {
+    allocation(bucket.chunks.capacity() * CHUNK_SLOT)
+        + bucket
+            .chunks
+            .iter()
+            .map(|c| allocation(c.len()))
+            .sum::<u64>()
+}
+
+/// One series' minute of a batch, prepared outside the lock.
+pub(super) struct Minute {
+    /// `series_key(service, metric)`.
+    key: String,
+    bucket_ms: i64,
+    /// Encoded chunks (more than one only past `MAX_CHUNK_SAMPLES`) and their samples;
+    /// none when the minute is past the raw retention.
+    chunks: Vec<(Box<[u8]>, u64)>,
+    /// The minute's rollup, and packed; none past the rollup retention.
+    rollup: Option<(Rollup, Box<[u8]>)>,
+}
+
+/// `samples` as minutes of series (in series order), without what is past retention:
+/// raw buckets ending at or before `horizon`, rollups at or before `rollup_horizon`.
+pub(super) fn prepare(samples: &[Sample], horizon: i64, rollup_horizon: i64) -> Vec<Minute> {
+    let mut out: Vec<Minute> = Vec::new();
+    for c in into_chunks(samples) {
+        let raw = c.bucket_ms + BUCKET_MS > horizon;
+        let rollup = c.bucket_ms + BUCKET_MS > rollup_horizon;
+        if !(raw || rollup) {
+            continue;
+        }
+        let key = series_key(c.service.as_str(), c.metric.as_str());
+        if !out
+            .last()
+            .is_some_and(|m| m.key == key && m.bucket_ms == c.bucket_ms)
+        {
+            out.push(Minute {
+                key,
+                bucket_ms: c.bucket_ms,
+                chunks: Vec::new(),
+                rollup: None,
+            });
+        }
+        let minute = out.last_mut().expect("a minute was pushed");
+        if raw {
+            let encoded = c.chunk.encode().into_boxed_slice();
+            minute.chunks.push((encoded, c.chunk.len() as u64));
+        }
+        if rollup {
+            let of = Rollup::of(&c.chunk.values);
+            match &mut minute.rollup {
+                None => minute.rollup = Some((of, Box::default())),
+                Some((held, _)) => held.merge(&of),
+            }
+        }
+    }
+    // Packed once each minute's rollup is whole.
+    for minute in &mut out {
+        if let Some((rollup, packed)) = &mut minute.rollup {
+            *packed = pack(rollup);
+        }
+    }
+    out
+}
+
+/// What a batch would add: bytes (an upper bound) and new series.
+#[derive(Debug, Default)]
+pub(super) struct Cost {
+    pub(super) bytes: u64,
+    pub(super) new_series: usize,
+}
+
+impl Inner {
+    /// The memory held: the series' and the tables'.
+    pub(super) fn held_bytes(&self) -> u64 {
+        self.bytes
+            + table_bytes::<SeriesEntry>(table_buckets(self.series.capacity()))
+            + table_bytes::<u128>(table_buckets(self.batches.capacity()))
+            + allocation(self.batch_expiry.capacity() * size_of::<(i64, u128)>())
+    }
+
+    /// What writing `minutes` (and remembering a batch id, with `remembers_batch`) would
+    /// add, before anything of it is written. Merging chunks or rollups only takes less.
+    pub(super) fn cost_of(&self, minutes: &[Minute], remembers_batch: bool) -> Cost {
+        let mut cost = Cost::default();
+        for group in minutes.chunk_by(|a, b| a.key == b.key) {
+            let series = self.series.get(group[0].key.as_str());
+            if series.is_none() {
+                cost.new_series += 1;
+                cost.bytes += allocation(group[0].key.len());
+            }
+            let (raw, rollups) = series.map_or((0, 0), |s| (s.raw.len(), s.rollups.len()));
+            let (mut new_raw, mut new_rollups) = (0, 0);
+            for minute in group {
+                if !minute.chunks.is_empty() {
+                    let held = series
+                        .and_then(|s| s.raw.get(&minute.bucket_ms))
+                        .map_or(0, |b| b.chunks.len());
+                    new_raw += usize::from(held == 0);
+                    cost.bytes += allocation((held + minute.chunks.len()) * CHUNK_SLOT)
+                        - allocation(held * CHUNK_SLOT)
+                        + minute
+                            .chunks
+                            .iter()
+                            .map(|(c, _)| allocation(c.len()))
+                            .sum::<u64>();
+                }
+                if let Some((_, packed)) = &minute.rollup {
+                    match series.and_then(|s| s.rollups.get(&minute.bucket_ms)) {
+                        None => {
+                            new_rollups += 1;
+                            cost.bytes += allocation(packed.len());
+                        }
+                        Some(held) => {
+                            cost.bytes +=
+                                allocation(held.len() + packed.len()) - allocation(held.len());
+                        }
+                    }
+                }
+            }
+            cost.bytes +=
+                nodes_bytes(raw + new_raw, rollups + new_rollups) - nodes_bytes(raw, rollups);
+        }
+        cost.bytes +=
+            table_growth::<SeriesEntry>(self.series.len(), self.series.capacity(), cost.new_series);
+        if remembers_batch {
+            cost.bytes += table_growth::<u128>(self.batches.len(), self.batches.capacity(), 1);
+            let (len, capacity) = (self.batch_expiry.len(), self.batch_expiry.capacity());
+            if len == capacity {
+                let grown = (capacity * 2).max(4);
+                cost.bytes += allocation(grown * size_of::<(i64, u128)>())
+                    - allocation(capacity * size_of::<(i64, u128)>());
+            }
+        }
+        cost
+    }
+
+    /// Writes `minutes` (already admitted by `cost_of`), counting what each change costs.
+    pub(super) fn write(&mut self, minutes: Vec<Minute>) {
+        for Minute {
+            key,
+            bucket_ms,
+            chunks,
+            rollup,
+        } in minutes
+        {
+            let key = key.into_boxed_str();
+            let key_bytes = allocation(key.len());
+            let series = match self.series.entry(key) {
+                HashEntry::Occupied(held) => held.into_mut(),
+                HashEntry::Vacant(new) => {
+                    self.bytes += key_bytes;
+                    new.insert(Series::default())
+                }
+            };
+            let nodes_before = nodes_bytes(series.raw.len(), series.rollups.len());
+            if !chunks.is_empty() {
+                let bucket = series.raw.entry(bucket_ms).or_default();
+                let before = bucket_bytes(bucket);
+                bucket.chunks.reserve_exact(chunks.len());
+                for (chunk, n) in chunks {
+                    bucket.chunks.push(chunk);
+                    bucket.samples += n;
+                    self.samples += n;
+                }
+                if bucket.chunks.len() > MAX_CHUNKS_PER_BUCKET {
+                    merge_small_chunks(bucket);
+                }
+                self.bytes = self.bytes - before + bucket_bytes(bucket);
+            }
+            if let Some((rollup, packed)) = rollup {
+                match series.rollups.entry(bucket_ms) {
+                    BTreeEntry::Vacant(new) => {
+                        self.bytes += allocation(packed.len());
+                        new.insert(packed);
+                    }
+                    BTreeEntry::Occupied(mut held) => {
+                        let merged = merge_packed(held.get(), &rollup);
+                        debug_assert!(merged.len() <= held.get().len() + packed.len());
+                        self.bytes =
+                            self.bytes - allocation(held.get().len()) + allocation(merged.len());
+                        held.insert(merged);
+                    }
+                }
+            }
+            self.bytes =
+                self.bytes - nodes_before + nodes_bytes(series.raw.len(), series.rollups.len());
+        }
+    }
+
+    /// Drops the raw buckets that ended before `raw_ms` and the rollups that ended
+    /// before `rollup_ms`, and the series left with neither.
+    pub(super) fn expire(&mut self, raw_ms: i64, rollup_ms: i64) {
+        // Buckets starting at or after the horizon's still hold newer samples.
+        let (raw_from, rollup_from) = (bucket_of(raw_ms), bucket_of(rollup_ms));
+        if raw_from <= self.expired_before.0 && rollup_from <= self.expired_before.1 {
+            return;
+        }
+        self.expired_before = (raw_from, rollup_from);
+        let (mut bytes, mut samples) = (0, 0);
+        self.series.retain(|key, series| {
+            let nodes_before = nodes_bytes(series.raw.len(), series.rollups.len());
+            if series
+                .raw
+                .first_key_value()
+                .is_some_and(|(&t, _)| t < raw_from)
+            {
+                let keep = series.raw.split_off(&raw_from);
+                for gone in std::mem::replace(&mut series.raw, keep).into_values() {
+                    bytes += bucket_bytes(&gone);
+                    samples += gone.samples;
+                }
+                if series.raw.is_empty() {
+                    // (`split_off` may leave an empty map holding a node.)
+                    series.raw = BTreeMap::new();
+                }
+            }
+            if series
+                .rollups
+                .first_key_value()
+                .is_some_and(|(&t, _)| t < rollup_from)
+            {
+                let keep = series.rollups.split_off(&rollup_from);
+                for gone in std::mem::replace(&mut series.rollups, keep).into_values() {
+                    bytes += allocation(gone.len());
+                }
+                if series.rollups.is_empty() {
+                    series.rollups = BTreeMap::new();
+                }
+            }
+            bytes += nodes_before - nodes_bytes(series.raw.len(), series.rollups.len());
+            let kept = !(series.raw.is_empty() && series.rollups.is_empty());
+            if !kept {
+                bytes += allocation(key.len());
+            }
+            kept
+        });
+        self.bytes -= bytes;
+        self.samples -= samples;
+    }
+
+    /// Forgets the batch ids remembered until `now` or before.
+    pub(super) fn forget_batches(&mut self, now: i64) {
+        while let Some(&(until, gone)) = self.batch_expiry.front() {
+            if until > now {
+                break;
+            }
+            self.batch_expiry.pop_front();
+            self.batches.remove(&gone);
+        }
+    }
+}
+
+/// Merges a bucket's small chunks into one (the big ones are left as they are), so each
+/// sample is re-encoded about once however many batches fill the bucket.
+pub(super) fn merge_small_chunks(bucket: &mut Bucket) {
+    let (small, big): (Vec<_>, Vec<_>) = std::mem::take(&mut bucket.chunks)
+        .into_iter()
+        .partition(|c| c.len() < BIG_CHUNK_BYTES);
+    let mut chunks = Vec::with_capacity(big.len() + small.len().min(1));
+    chunks.extend(big);
+    if small.len() > 1 {
+        let decoded: Vec<Chunk> = small
+            .iter()
+            .map(|b| Chunk::decode(b).expect("chunks this store encoded"))
+            .collect();
+        chunks.push(Chunk::merge(&decoded).encode().into_boxed_slice());
+    } else {
+        chunks.extend(small);
+    }
+    bucket.chunks = chunks;
+}

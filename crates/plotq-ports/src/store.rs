@@ -1,0 +1,97 @@
+//! The `MetricStore` port, where samples live, and what it reads back: `SeriesQuery`
+//! (one series over an inclusive window), `Points` (raw samples), `Rollups` (minute
+//! rollups), and `StoreUsage` (how full a bounded store is). Implemented by
+//! `plotq-mongo` and `memory::MemoryStore`.
+
+use crate::error::PortResult;
+use async_trait::async_trait;
+use plotq_domain::Sample;
+use plotq_domain::chunk::{BatchId, Chunk};
+use plotq_domain::rollup::Rollup;
+
+/// One series over an inclusive window: samples with `from_ms <= timestamp <= until_ms`
+/// (a sample taken at exactly `until_ms` is drawn).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeriesQuery<'a> {
+    pub service: &'a str,
+    pub metric: &'a str,
+    pub from_ms: i64,
+    pub until_ms: i64,
+    /// Whether to return timestamps (they double what is returned).
+    pub with_timestamps: bool,
+}
+
+impl SeriesQuery<'_> {
+    pub fn contains(&self, timestamp_ms: i64) -> bool {
+        (self.from_ms..=self.until_ms).contains(&timestamp_ms)
+    }
+}
+
+/// Samples read back from a store: values, and their timestamps when requested.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Points {
+    /// Epoch milliseconds parallel to `values`, or empty when not requested.
+    pub timestamps_ms: Vec<i64>,
+    pub values: Vec<f64>,
+    /// Stored chunks (documents) read to answer, the measure of a read's cost.
+    pub chunks_read: u64,
+}
+
+impl Points {
+    /// Adds the samples of `chunk` that `query` wants.
+    pub fn extend_from(&mut self, query: &SeriesQuery<'_>, chunk: &Chunk) {
+        self.chunks_read += 1;
+        for (&t, &v) in chunk.timestamps_ms.iter().zip(&chunk.values) {
+            if query.contains(t) {
+                self.values.push(v);
+                if query.with_timestamps {
+                    self.timestamps_ms.push(t);
+                }
+            }
+        }
+    }
+}
+
+/// Minute rollups of one series read back from a store.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Rollups {
+    /// `(minute start, rollup)` in time order, only minutes that hold samples.
+    pub minutes: Vec<(i64, Rollup)>,
+    /// Stored documents read to answer.
+    pub docs_read: u64,
+}
+
+/// How full a bounded store is (shown by `/readyz`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct StoreUsage {
+    /// Bytes the store holds (for the in-memory store: samples, rollups and each series'
+    /// bookkeeping, as counted from its data structures).
+    pub bytes: u64,
+    /// The configured bound; inserts past it are refused with `PortError::Full`.
+    pub max_bytes: u64,
+    pub samples: u64,
+}
+
+/// Where samples live.
+#[async_trait]
+pub trait MetricStore: Send + Sync + 'static {
+    /// Stores every sample; returns only once the store acknowledged the write. With a
+    /// `batch`, a batch already stored under that id is not stored (or counted) again,
+    /// whatever part of it a failed earlier attempt wrote.
+    async fn insert(&self, samples: &[Sample], batch: Option<&BatchId>) -> PortResult<()>;
+    /// The samples `query` asks for, in no particular order.
+    async fn points(&self, query: &SeriesQuery<'_>) -> PortResult<Points>;
+    /// The minute rollups of the minutes that overlap the query's window (whole minutes:
+    /// the first and last may reach outside it).
+    async fn rollups(&self, query: &SeriesQuery<'_>) -> PortResult<Rollups>;
+    /// Readiness probe.
+    async fn ping(&self) -> PortResult<()>;
+    /// The dependency this store is, as errors name it (`mongodb`, `memory store`).
+    fn dependency(&self) -> &'static str {
+        "store"
+    }
+    /// How full the store is, when it has a size bound of its own.
+    fn usage(&self) -> Option<StoreUsage> {
+        None
+    }
+}
