@@ -73,7 +73,8 @@ impl App {
         }
     }
 
-    /// The address the HTTP listener is bound to (`None` for a worker).
+    /// The address the HTTP listener is bound to (every role listens: a worker for its
+    /// health, readiness and metrics).
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.local_addr
     }
