@@ -11,7 +11,7 @@
 //!
 //! It measures; it asserts nothing (timings on a shared machine are not tests).
 
-use crate::config::BenchFairnessArgs;
+use crate::config::tools::BenchFairnessArgs;
 use anyhow::Context;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -207,13 +207,14 @@ async fn measure(args: &BenchFairnessArgs) -> anyhow::Result<()> {
         "the cached image did not render: HTTP {status}"
     );
 
-    let (alone_cached, alone_fresh) = bench.quiet_tenant(args.alone_secs, "alone").await;
+    let (alone_cached, alone_fresh) = bench.quiet_tenant(args.alone.as_secs(), "alone").await;
     let stop = tokio_util::sync::CancellationToken::new();
     let busy = tokio::spawn(bench.clone().busy_tenant(args.busy_rate, stop.clone()));
     // Let the busy tenant reach its steady state before measuring beside it.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let (together_cached, together_fresh) =
-        bench.quiet_tenant(args.together_secs, "together").await;
+    let (together_cached, together_fresh) = bench
+        .quiet_tenant(args.together.as_secs(), "together")
+        .await;
     stop.cancel();
     let busy = busy.await?;
     let ratio = |together: &Seen, alone: &Seen| match (together.p99(), alone.p99()) {

@@ -3,7 +3,7 @@
 //! lognormal latencies with slow requests, status codes with error waves). The last ten
 //! minutes are back-filled at start.
 
-use crate::generator::Generator;
+use crate::tools::generator::Generator;
 use plotq_api::store_samples;
 use plotq_domain::ServiceName;
 use plotq_ports::clock::now_ms;

@@ -1,26 +1,15 @@
-//! `plotq bench` (`render` here; `store` and `fairness` in their own files). `render`: the in-process render benchmark, comparable line for line with
+//! `plotq bench render`: the in-process render benchmark, comparable line for line with
 //! `bench/matplotlib_histogram.py`, the matplotlib baseline (same input file format, same
 //! JSON output).
 //! Times statistics + drawing + PNG encoding; not process start or data loading.
 
-use crate::config::{BenchCommand, BenchRenderArgs};
+use crate::config::tools::BenchRenderArgs;
 use anyhow::Context;
 use plotq_domain::{PlotKind, PlotSpec, ServiceName};
 use plotq_render::{PlotData, SeriesData};
 use rand::SeedableRng;
 use rand_distr::{Distribution, LogNormal};
 use std::time::Instant;
-
-pub fn run(command: &crate::config::Command) -> anyhow::Result<()> {
-    match command {
-        crate::config::Command::Bench(BenchCommand::Render(args)) => render(args),
-        crate::config::Command::Bench(BenchCommand::Store(args)) => crate::bench_store::run(args),
-        crate::config::Command::Bench(BenchCommand::Fairness(args)) => {
-            crate::bench_fairness::run(args)
-        }
-        _ => unreachable!("only bench commands reach here"),
-    }
-}
 
 fn load(args: &BenchRenderArgs) -> anyhow::Result<Vec<f64>> {
     match &args.input {
@@ -45,7 +34,7 @@ fn load(args: &BenchRenderArgs) -> anyhow::Result<Vec<f64>> {
     }
 }
 
-fn render(args: &BenchRenderArgs) -> anyhow::Result<()> {
+pub fn run(args: &BenchRenderArgs) -> anyhow::Result<()> {
     let kind = PlotKind::parse(&args.kind).map_err(anyhow::Error::msg)?;
     let values = load(args)?;
     anyhow::ensure!(

@@ -6,8 +6,8 @@
 //! per plot the source, the documents (chunks or rollups) read (as its job state says), p50/max milliseconds and
 //! the worker's extra peak RSS while drawing it.
 
-use crate::config::BenchStoreArgs;
-use crate::generator::Generator;
+use crate::config::tools::BenchStoreArgs;
+use crate::tools::generator::Generator;
 use plotq_domain::wire::{EventId, EventKind, JobMessage};
 use plotq_domain::{JobId, JobState, PlotKind, PlotSpec, ServiceName, TimeRange, Window};
 use plotq_ports::memory::{

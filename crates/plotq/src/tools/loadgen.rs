@@ -7,8 +7,8 @@
 //! end returns (and `plotq loadgen` prints) one JSON summary (sent, accepted, refused by
 //! status, samples/s).
 
-use crate::config::LoadgenArgs;
-use crate::generator::Generator;
+use super::generator::{self, Generator};
+use crate::config::tools::LoadgenArgs;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use plotq_domain::ServiceName;
@@ -125,7 +125,7 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<serde_json::Value> {
                     let samples = generator.lock().await.requests(slot.0, slot.1, per_service);
                     // Shared, not copied, by every retry of the batch.
                     axum::body::Bytes::from(
-                        serde_json::to_vec(&crate::generator::as_json(&samples))
+                        serde_json::to_vec(&generator::as_json(&samples))
                             .expect("samples serialise"),
                     )
                 };

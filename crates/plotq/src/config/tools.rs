@@ -1,0 +1,214 @@
+//! The arguments of the commands besides the roles (`plotq loadgen`, `bench`, `dlq`,
+//! `token`; `tail`'s are in `tail`), as `Command` names them. What each command does is
+//! `crate::tools`'.
+
+use super::log::LogSettings;
+use super::queue::BrokerAccess;
+use super::values::{self, Validate};
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// `plotq loadgen`.
+#[derive(Debug, Args)]
+pub struct LoadgenArgs {
+    /// The api's base URL.
+    #[arg(
+        long,
+        env = "PLOTQ_LOADGEN_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub url: String,
+    /// A token with the `ingest` scope, when the api requires one.
+    #[arg(long, env = "PLOTQ_LOADGEN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// How many services to generate (named `<prefix><i>`).
+    #[arg(long, default_value_t = 1)]
+    pub services: usize,
+    /// The services' name prefix.
+    #[arg(long, default_value = "load-")]
+    pub service_prefix: String,
+    /// Samples per second (live mode; in a backfill, the density of the history).
+    #[arg(long, default_value_t = 10_000)]
+    pub rate: u64,
+    /// Samples per request (half latencies, half status codes).
+    #[arg(long, default_value_t = 1_000)]
+    pub batch: usize,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// How long to send in live mode (`<n>ms|s|m|h|d`).
+    #[arg(long, default_value = "60s", value_name = "DURATION",
+          value_parser = values::with_unit().at_least(Duration::from_secs(1)))]
+    pub duration: Duration,
+    /// Instead of live mode: write this much history (`24h`), as fast as accepted.
+    #[arg(long, value_name = "DURATION",
+          value_parser = values::with_unit().at_least(Duration::from_secs(1)))]
+    pub backfill: Option<Duration>,
+    /// Seed of the generated values.
+    #[arg(long, default_value_t = 0x5eed)]
+    pub seed: u64,
+    /// No progress bar (the summary line is still printed).
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Render the benchmark histogram (the mean/p95/p99 latency histogram, as the
+    /// matplotlib baseline draws it) in-process and print timings as one JSON line.
+    Render(BenchRenderArgs),
+    /// Backfill one series into the in-memory store, then time plots of several windows
+    /// from request to plot.ready through a worker; one JSON line.
+    Store(BenchStoreArgs),
+    /// Two tenants against a running api: one asks for distinct renders at its full
+    /// plot rate, the other fetches a cached image and a fresh render every second;
+    /// the quiet tenant's latencies alone, then beside the busy one; one JSON line.
+    Fairness(BenchFairnessArgs),
+}
+
+/// `plotq bench render`.
+#[derive(Debug, Args)]
+pub struct BenchRenderArgs {
+    /// Little-endian f64 values (the same file the matplotlib baseline reads).
+    #[arg(long)]
+    pub input: Option<PathBuf>,
+    /// Without --input: generate this many lognormal samples (fixed seed).
+    #[arg(long, default_value_t = 100_000)]
+    pub n: usize,
+    /// Timed renders (after one untimed warm-up).
+    #[arg(long, default_value_t = 20)]
+    pub reps: usize,
+    /// Write the last PNG here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// The plot kind to render (histogram, cdf, heatmap, …).
+    #[arg(long, default_value = "histogram")]
+    pub kind: String,
+    /// Image width in pixels.
+    #[arg(long, default_value_t = 1000)]
+    pub width: u32,
+    /// Image height in pixels.
+    #[arg(long, default_value_t = 600)]
+    pub height: u32,
+    /// Device pixels per layout pixel (1 to 4), as a dashboard on a DPR-3 phone asks.
+    #[arg(long, default_value_t = 1)]
+    pub scale: u32,
+}
+
+/// `plotq bench store`.
+#[derive(Debug, Args)]
+pub struct BenchStoreArgs {
+    /// Hours of history to backfill.
+    #[arg(long, default_value_t = 24.0)]
+    pub hours: f64,
+    /// Samples per minute of the one series.
+    #[arg(long, default_value_t = 200_000)]
+    pub per_minute: usize,
+    /// Plot windows to time (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "24h,1h,10m")]
+    pub windows: Vec<String>,
+    /// Timed plots per window and kind.
+    #[arg(long, default_value_t = 5)]
+    pub reps: usize,
+    /// The store's byte bound.
+    #[arg(long, default_value_t = 16 << 30)]
+    pub max_bytes: u64,
+}
+
+/// `plotq bench fairness`.
+#[derive(Debug, Args)]
+pub struct BenchFairnessArgs {
+    /// The api (or standalone) to load, e.g. http://127.0.0.1:8080.
+    #[arg(long)]
+    pub url: String,
+    /// The busy tenant's token (scopes ingest,read).
+    #[arg(long, env = "PLOTQ_BENCH_BUSY_TOKEN", hide_env_values = true)]
+    pub busy_token: String,
+    /// The quiet tenant's token (scope read).
+    #[arg(long, env = "PLOTQ_BENCH_QUIET_TOKEN", hide_env_values = true)]
+    pub quiet_token: String,
+    /// Renders per second the busy tenant asks for (its plot budget).
+    #[arg(long, default_value_t = 50)]
+    pub busy_rate: u32,
+    /// How long the quiet tenant runs alone (its baseline), in whole seconds.
+    #[arg(long = "alone-secs", default_value = "10", value_name = "DURATION",
+          value_parser = values::secs())]
+    pub alone: Duration,
+    /// How long both tenants run together, in whole seconds.
+    #[arg(long = "together-secs", default_value = "30", value_name = "DURATION",
+          value_parser = values::secs())]
+    pub together: Duration,
+    /// Samples ingested into the bench's service (the last 10 minutes) before it starts:
+    /// what each render reads.
+    #[arg(long, default_value_t = 300_000)]
+    pub samples: u32,
+    /// The plot kind both tenants ask for.
+    #[arg(long, default_value = "histogram")]
+    pub kind: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// Print the dead letters, one JSON object per line (they stay in the queue).
+    List {
+        /// Most dead letters to print.
+        #[arg(long, default_value_t = 100)]
+        max: usize,
+        #[command(flatten)]
+        broker: DlqArgs,
+    },
+    /// Re-enqueue one dead job (by id) or all of them.
+    Retry {
+        /// The job id to replay.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<String>,
+        /// Replay every dead letter.
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        broker: DlqArgs,
+    },
+}
+
+impl DlqCommand {
+    /// The broker settings either subcommand reads (the roles validate their own in `App`).
+    pub fn args(&self) -> &DlqArgs {
+        match self {
+            DlqCommand::List { broker, .. } | DlqCommand::Retry { broker, .. } => broker,
+        }
+    }
+}
+
+/// `plotq dlq list|retry`: what reaching the broker's queues takes.
+#[derive(Debug, Args)]
+pub struct DlqArgs {
+    #[command(flatten)]
+    pub rabbit: BrokerAccess,
+    #[command(flatten)]
+    pub log: LogSettings,
+}
+
+impl DlqArgs {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.rabbit.validate()?;
+        self.log.validate()
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Print a new random token (give it to the client) and the line to add to
+    /// PLOTQ_TOKENS_FILE or PLOTQ_TOKENS (plotq stores only its hash).
+    New {
+        /// Comma-separated scopes: ingest, read, admin.
+        #[arg(long, default_value = "ingest,read")]
+        scopes: String,
+        /// Limit the token to these services (names or `prefix*`, comma-separated).
+        #[arg(long)]
+        services: Option<String>,
+        /// A name for logs and rate limits.
+        #[arg(long)]
+        name: Option<String>,
+    },
+}

@@ -1,0 +1,19 @@
+//! `plotq bench render|store|fairness`: the benchmarks, one file each (`render`: drawing
+//! and encoding in process; `store`: plots through a worker over the in-memory store;
+//! `fairness`: two tenants against a running api). Each prints one JSON line and
+//! asserts nothing. They run without the roles' runtime (each builds what it needs).
+
+pub mod fairness;
+pub mod render;
+pub mod store;
+
+use crate::config::tools::BenchCommand;
+
+/// Runs `plotq bench …`.
+pub fn run(command: &BenchCommand) -> anyhow::Result<()> {
+    match command {
+        BenchCommand::Render(args) => render::run(args),
+        BenchCommand::Store(args) => store::run(args),
+        BenchCommand::Fairness(args) => fairness::run(args),
+    }
+}
