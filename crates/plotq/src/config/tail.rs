@@ -5,8 +5,8 @@
 //! the file is `crate::tools::tail`'s.
 
 use clap::Args;
-use plotq_domain::ServiceName;
 use plotq_api::caddy::{MAX_LINE_BYTES, ServiceMap, parse_go_duration};
+use plotq_domain::ServiceName;
 use std::path::PathBuf;
 use std::time::Duration;
 
