@@ -1,8 +1,10 @@
 //! One module per plot kind; `draw` dispatches on the spec's kind and returns where the
 //! time axis is for the kinds that have one. Every kind draws on any plotters backend
-//! (indexed PNG or SVG) and shares the frame in `frame.rs`; `Buckets` groups samples by
-//! the time buckets a plot draws (a partial last bucket left out, as in
-//! `plotq_domain::series`).
+//! (indexed PNG or SVG) and shares the frame in `frame.rs`. Here is what several kinds
+//! draw alike: the time axis (`time_x_axis`), a distribution's dashed mean and
+//! percentile marks (`draw_marks`), a legend line of text (`legend_note`); `Buckets`
+//! groups samples by the time buckets a plot draws (a partial last bucket left out, as
+//! in `plotq_domain::series`).
 
 mod cdf;
 mod distribution;
@@ -10,15 +12,13 @@ mod heatmap;
 mod status;
 mod timeseries;
 
-use crate::frame::Ctx;
+use crate::frame::{Axis, Chart, Ctx, stroke};
 use crate::{PlotData, RenderError, TimeAxis};
 use plotq_domain::PlotKind;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
 pub(crate) type Area<'a, DB> = DrawingArea<DB, Shift>;
-/// Every kind's value axis: linear, with our own round tick positions.
-pub(crate) type YAxis = crate::axis::TickedAxis;
 
 pub(crate) fn draw<DB: DrawingBackend>(
     root: &Area<'_, DB>,
@@ -59,6 +59,70 @@ where
         from_ms: ctx.from_ms,
         until_ms: ctx.until_ms,
     }
+}
+
+/// The time axis (x) of the time kinds over the window: clock-aligned ticks, as many as
+/// fit their labels (which name the day too past a day).
+pub(crate) fn time_x_axis(ctx: &Ctx<'_>) -> Axis<'static> {
+    let (from, until) = (ctx.from_ms, ctx.until_ms);
+    let (ticks, format) = crate::axis::time_ticks(
+        from,
+        until,
+        ctx.max_x_ticks(if crate::axis::span_ms(from, until) > 86_400_000 {
+            8
+        } else {
+            5
+        }),
+    );
+    Axis {
+        ticks: crate::axis::TickedAxis::linear(from as f64, until as f64, ticks),
+        label: Box::new(move |v: &f64| crate::axis::format_time(*v, format)),
+        desc: "Time (UTC)",
+    }
+}
+
+/// Dashed vertical lines from 0 to `top` at each of `marks` (name, value, colour), each
+/// with its value in the legend: a distribution's mean and percentiles.
+pub(crate) fn draw_marks<'m, DB: DrawingBackend>(
+    chart: &mut Chart<'_, DB>,
+    ctx: &Ctx<'_>,
+    marks: impl IntoIterator<Item = (&'m str, f64, RGBColor)>,
+    top: f64,
+) -> Result<(), RenderError> {
+    let width = ctx.line_width();
+    let marker = ctx.marker();
+    let (dash, gap) = (ctx.ts.tick as i32 * 2 / 3, ctx.ts.tick as i32 / 3);
+    for (name, value, color) in marks {
+        let style = stroke(color, width);
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(value, 0.0), (value, top)],
+                dash,
+                gap,
+                style,
+            ))
+            .map_err(crate::drawing_error)?
+            .label(ctx.legend_label(format!(
+                "{name}: {}",
+                crate::axis::format_value(value, ctx.unit)
+            )))
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + marker, y)], style));
+    }
+    Ok(())
+}
+
+/// A legend line of text alone, without a marker (a note about the data drawn).
+pub(crate) fn legend_note<'a, DB: DrawingBackend + 'a>(
+    chart: &mut Chart<'a, DB>,
+    ctx: &Ctx<'_>,
+    note: String,
+) -> Result<(), RenderError> {
+    chart
+        .draw_series(std::iter::empty::<PathElement<(f64, f64)>>())
+        .map_err(crate::drawing_error)?
+        .label(ctx.legend_label(note))
+        .legend(|(x, y)| PathElement::new([(x, y)], TRANSPARENT));
+    Ok(())
 }
 
 /// What the plot was drawn from, small in the bottom-right corner.
