@@ -10,8 +10,9 @@
 //! legend boxes, tick budgets and time buckets alike.
 
 use crate::axis;
+use crate::data::{PlotData, RenderError, drawing_error};
+use crate::font::FONT_FAMILY;
 use crate::theme::{Theme, TypeScale};
-use crate::{FONT_FAMILY, PlotData, RenderError, drawing_error};
 use plotq_domain::PlotSpec;
 use plotters::chart::{ChartBuilder, ChartContext, SeriesLabelPosition};
 use plotters::coord::Shift;

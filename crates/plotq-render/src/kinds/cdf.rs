@@ -7,8 +7,8 @@
 
 use super::{Area, draw_marks, dropped_note, legend_note, positive_only};
 use crate::axis;
+use crate::data::{PlotData, RenderError, drawing_error};
 use crate::frame::{self, Axis, Ctx, draw_legend, stroke};
-use crate::{PlotData, RenderError, drawing_error};
 use plotq_domain::stats;
 use plotters::chart::SeriesLabelPosition;
 use plotters::prelude::*;

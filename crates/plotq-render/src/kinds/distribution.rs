@@ -8,8 +8,8 @@
 
 use super::{Area, draw_marks, dropped_note, legend_note, positive_only, weighted};
 use crate::axis;
+use crate::data::{PlotData, RenderError, drawing_error};
 use crate::frame::{self, Axis, Chart, Ctx, draw_legend, stroke};
-use crate::{PlotData, RenderError, drawing_error};
 use plotq_domain::plot::BINS_RANGE;
 use plotq_domain::stats::{self, Bins, Summary};
 use plotters::chart::SeriesLabelPosition;

@@ -11,8 +11,9 @@
 
 use super::{Area, Buckets, dropped_note, legend_note, time_x_axis};
 use crate::axis;
+use crate::data::{PlotData, RenderError, drawing_error};
 use crate::frame::{self, Axis, Ctx, draw_legend, stroke};
-use crate::{PlotData, RenderError, TimeAxis, drawing_error};
+use plotq_domain::TimeAxis;
 use plotq_domain::stats;
 use plotters::chart::SeriesLabelPosition;
 use plotters::prelude::*;

@@ -12,9 +12,10 @@ mod heatmap;
 mod status;
 mod timeseries;
 
+use crate::data::{PlotData, RenderError};
 use crate::frame::{Axis, Chart, Ctx, stroke};
-use crate::{PlotData, RenderError, TimeAxis};
 use plotq_domain::PlotKind;
+use plotq_domain::TimeAxis;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -101,7 +102,7 @@ pub(crate) fn draw_marks<'m, DB: DrawingBackend>(
                 gap,
                 style,
             ))
-            .map_err(crate::drawing_error)?
+            .map_err(crate::data::drawing_error)?
             .label(ctx.legend_label(format!(
                 "{name}: {}",
                 crate::axis::format_value(value, ctx.unit)
@@ -119,7 +120,7 @@ pub(crate) fn legend_note<'a, DB: DrawingBackend + 'a>(
 ) -> Result<(), RenderError> {
     chart
         .draw_series(std::iter::empty::<PathElement<(f64, f64)>>())
-        .map_err(crate::drawing_error)?
+        .map_err(crate::data::drawing_error)?
         .label(ctx.legend_label(note))
         .legend(|(x, y)| PathElement::new([(x, y)], TRANSPARENT));
     Ok(())
@@ -134,14 +135,14 @@ fn draw_note<DB: DrawingBackend>(
     use plotters::style::text_anchor::{HPos, Pos, VPos};
     let (w, h) = root.dim_in_pixel();
     let size = ctx.px((ctx.layout_ts.tick * 9 / 10).max(9));
-    let style = (crate::FONT_FAMILY, size)
+    let style = (crate::font::FONT_FAMILY, size)
         .into_font()
         .color(&ctx.theme.muted)
         .pos(Pos::new(HPos::Right, VPos::Bottom));
     let text: String = note.chars().take(120).collect();
     let (dx, dy) = (ctx.px(6) as i32, ctx.px(3) as i32);
     root.draw(&Text::new(text, (w as i32 - dx, h as i32 - dy), style))
-        .map_err(crate::drawing_error)
+        .map_err(crate::data::drawing_error)
 }
 
 /// Scales counts drawn from a series of stand-ins (`SeriesData::weight`).

@@ -7,8 +7,9 @@
 
 use super::Area;
 use crate::axis;
+use crate::data::{PlotData, RenderError, drawing_error};
+use crate::font::FONT_FAMILY;
 use crate::frame::{self, Axis, Ctx, draw_legend};
-use crate::{FONT_FAMILY, PlotData, RenderError, drawing_error};
 use plotters::chart::SeriesLabelPosition;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};

@@ -15,8 +15,9 @@
 
 use super::{Area, Buckets, runs, time_axis, time_x_axis};
 use crate::axis;
+use crate::data::{PlotData, RenderError, SeriesData, drawing_error};
 use crate::frame::{self, Axis, Chart, Ctx, draw_legend, stroke};
-use crate::{PlotData, RenderError, SeriesData, TimeAxis, drawing_error};
+use plotq_domain::TimeAxis;
 use plotq_domain::{series, stats};
 use plotters::chart::SeriesLabelPosition;
 use plotters::prelude::*;
