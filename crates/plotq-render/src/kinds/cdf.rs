@@ -5,7 +5,7 @@
 //! percentiles are exact. Any finite values work: bins and percentiles come from
 //! `stats` (overflow-free), a single value gets a widened axis.
 
-use super::{Area, draw_marks, dropped_note, legend_note, positive_only};
+use super::common::{Area, draw_marks, dropped_note, legend_note, positive_only, weighted};
 use crate::axis;
 use crate::data::{PlotData, RenderError, drawing_error};
 use crate::frame::{self, Axis, Ctx, draw_legend, stroke};
@@ -39,7 +39,7 @@ pub(crate) fn cdf<DB: DrawingBackend>(
             (s.values.clone(), 0)
         };
         // Stand-ins of rollups count for `weight` samples each.
-        dropped += super::weighted(d as u64, s.weight) as usize;
+        dropped += weighted(d as u64, s.weight) as usize;
         if let Some((min, max, _)) = stats::extent(&values) {
             lo = lo.min(min);
             hi = hi.max(max);

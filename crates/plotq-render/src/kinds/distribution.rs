@@ -6,7 +6,7 @@
 //! Any finite values bin (the bins come from `stats`, overflow-free); the bin count is
 //! the spec's, clamped to its bounds.
 
-use super::{Area, draw_marks, dropped_note, legend_note, positive_only, weighted};
+use super::common::{Area, draw_marks, dropped_note, legend_note, positive_only, weighted};
 use crate::axis;
 use crate::data::{PlotData, RenderError, drawing_error};
 use crate::frame::{self, Axis, Chart, Ctx, draw_legend, stroke};

@@ -9,7 +9,9 @@
 //! window ends inside it) is not drawn unless no earlier one has a sample, as in the
 //! time-series kinds.
 
-use super::{Area, Buckets, dropped_note, legend_note, time_x_axis};
+use super::common::{
+    Area, Buckets, dropped_note, legend_note, runs, time_axis, time_x_axis, weighted,
+};
 use crate::axis;
 use crate::data::{PlotData, RenderError, drawing_error};
 use crate::frame::{self, Axis, Ctx, draw_legend, stroke};
@@ -109,7 +111,7 @@ pub(crate) fn heatmap<DB: DrawingBackend>(
     let style = stroke(ctx.theme.p99, ctx.line_width());
     let marker = ctx.marker();
     let mut labelled = false;
-    for run in super::runs(&p99) {
+    for run in runs(&p99) {
         let anno = chart
             .draw_series(LineSeries::new(run, style))
             .map_err(drawing_error)?;
@@ -125,7 +127,7 @@ pub(crate) fn heatmap<DB: DrawingBackend>(
         .map_err(drawing_error)?
         .label(ctx.legend_label(format!(
             "darker = more samples (max {} per cell)",
-            super::weighted(peak, weight)
+            weighted(peak, weight)
         )))
         .legend(move |(x, y)| {
             Rectangle::new(
@@ -133,9 +135,9 @@ pub(crate) fn heatmap<DB: DrawingBackend>(
                 dense.filled(),
             )
         });
-    if let Some(note) = dropped_note(super::weighted(dropped as u64, weight) as usize) {
+    if let Some(note) = dropped_note(weighted(dropped as u64, weight) as usize) {
         legend_note(&mut chart, ctx, note)?;
     }
     draw_legend(&mut chart, ctx, SeriesLabelPosition::UpperRight)?;
-    Ok(super::time_axis(&chart, ctx))
+    Ok(time_axis(&chart, ctx))
 }

@@ -5,7 +5,7 @@
 //! At most 501 bars (500 codes and "other"), whatever the values; when they are too many
 //! for the width, only every k-th bar is labelled.
 
-use super::Area;
+use super::common::{Area, weighted};
 use crate::axis;
 use crate::data::{PlotData, RenderError, drawing_error};
 use crate::font::FONT_FAMILY;
@@ -31,9 +31,7 @@ pub(crate) fn status_codes<DB: DrawingBackend>(
     }
     // Stand-ins of rollups count for `weight` samples each.
     let weight = data.series[0].weight;
-    counts
-        .values_mut()
-        .for_each(|c| *c = super::weighted(*c, weight));
+    counts.values_mut().for_each(|c| *c = weighted(*c, weight));
     let total: u64 = counts.values().sum();
     if total == 0 {
         return Err(RenderError::NoData);

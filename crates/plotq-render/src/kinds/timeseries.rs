@@ -13,7 +13,7 @@
 //! and means still count every sample of the window. Latency's value axis starts at 0, or lower when values are negative, and any
 //! finite values fit it (the headroom stops at `f64::MAX`).
 
-use super::{Area, Buckets, runs, time_axis, time_x_axis};
+use super::common::{Area, Buckets, runs, time_axis, time_x_axis};
 use crate::axis;
 use crate::data::{PlotData, RenderError, SeriesData, drawing_error};
 use crate::frame::{self, Axis, Chart, Ctx, draw_legend, stroke};
