@@ -11,7 +11,7 @@
 //! stream ends with a last event `stream.closed` saying why (`credential_expired`,
 //! `credential_revoked`), which tells the page to get a new ticket.
 
-use crate::{Hub, is_final};
+use crate::hub::{Hub, is_final};
 use axum::Extension;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};

@@ -44,6 +44,11 @@ impl TickedAxis {
         self.ticks.len()
     }
 
+    /// Where the ticks are, in order.
+    pub fn ticks(&self) -> &[f64] {
+        &self.ticks
+    }
+
     fn fraction(&self, v: f64) -> f64 {
         let t = if self.log {
             (v.max(SMALLEST).ln() - self.lo.ln()) / (self.hi.ln() - self.lo.ln())

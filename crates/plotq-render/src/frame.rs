@@ -1,8 +1,8 @@
 //! What every plot kind shares: the render context (spec, theme, type sizes, range,
 //! unit, device-pixel scale), tick budgets for the layout size, label-area sizing, line
 //! widths, the title (shrunk, then cut short, to fit the width), legend labels cut to
-//! fit the plot area, and the styling of the mesh and legend (as macros, so each kind
-//! keeps plotters' concrete coordinate types).
+//! fit the plot area, and the chart itself (`chart`: title, margins, label areas and the
+//! mesh over two `Axis`) and its legend, styled alike for every kind.
 //!
 //! Scale: everything is sized for the layout (`PlotSpec::layout_size`, the image size
 //! over `scale`) and multiplied by `scale`, so a 1200×675 image at scale 3 is the
@@ -10,11 +10,14 @@
 //! legend boxes, tick budgets and time buckets alike.
 
 use crate::axis;
+use crate::data::{PlotData, RenderError, drawing_error};
+use crate::font::FONT_FAMILY;
 use crate::theme::{Theme, TypeScale};
-use crate::{FONT_FAMILY, PlotData, RenderError, drawing_error};
 use plotq_domain::PlotSpec;
+use plotters::chart::{ChartBuilder, ChartContext, SeriesLabelPosition};
 use plotters::coord::Shift;
-use plotters::prelude::{DrawingArea, DrawingBackend, Text};
+use plotters::prelude::{Cartesian2d, DrawingArea, DrawingBackend, Text};
+use plotters::style::colors::TRANSPARENT;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{Color, IntoFont, ShapeStyle, TextStyle};
 use std::cell::Cell;
@@ -105,13 +108,7 @@ impl<'a> Ctx<'a> {
 
     /// The value (x) axis of histograms and CDFs: log ticks, or as many linear ticks
     /// as fit their labels (counted at least `min_label_chars` wide).
-    pub fn value_x_axis(
-        &self,
-        lo: f64,
-        hi: f64,
-        log: bool,
-        min_label_chars: usize,
-    ) -> (axis::TickedAxis, axis::TickFormatter) {
+    pub fn value_x_axis(&self, lo: f64, hi: f64, log: bool, min_label_chars: usize) -> Axis<'_> {
         let max_ticks = if log {
             self.max_x_ticks(6)
         } else {
@@ -119,7 +116,12 @@ impl<'a> Ctx<'a> {
             let labels = probe.iter().map(|v| axis::format_tick(*v, step));
             self.max_x_ticks(widest(labels).max(min_label_chars))
         };
-        axis::value_axis(lo, hi, log, max_ticks)
+        let (ticks, label) = axis::value_axis(lo, hi, log, max_ticks);
+        Axis {
+            ticks,
+            label,
+            desc: &self.value_desc,
+        }
     }
 
     /// How many ticks fit along the y axis (in layout pixels).
@@ -252,71 +254,76 @@ pub fn widest(labels: impl IntoIterator<Item = String>) -> usize {
         .unwrap_or(1)
 }
 
-/// A chart builder with the title, margins and label areas every kind uses.
-macro_rules! chart_builder {
-    ($root:expr, $ctx:expr, $y_area:expr) => {{
-        let (top, right, bottom, left) = $ctx.margin();
-        let title_h = $ctx.draw_title($root)?;
-        let mut builder = plotters::chart::ChartBuilder::on($root);
-        builder
-            .margin_top(top + title_h)
-            .margin_right(right)
-            .margin_bottom(bottom)
-            .margin_left(left)
-            .x_label_area_size($ctx.x_label_area())
-            .y_label_area_size($y_area);
-        builder
-    }};
+/// Every kind's chart: our own ticked axes on both sides.
+pub type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<axis::TickedAxis, axis::TickedAxis>>;
+
+/// One axis of a chart: its ticks, how a tick is labelled, what the axis shows.
+pub struct Axis<'f> {
+    pub ticks: axis::TickedAxis,
+    pub label: Box<dyn Fn(&f64) -> String + 'f>,
+    pub desc: &'f str,
 }
 
-/// The mesh (grid, axes, tick labels, axis descriptions) in the theme's style.
-macro_rules! draw_mesh {
-    ($chart:expr, $ctx:expr, $x_desc:expr, $y_desc:expr, $x_fmt:expr, $y_fmt:expr, $nx:expr, $ny:expr) => {
-        $ctx.plot_width
-            .set(Some($chart.plotting_area().dim_in_pixel().0));
-        $chart
-            .configure_mesh()
-            .x_desc($x_desc)
-            .y_desc($y_desc)
-            .axis_desc_style($ctx.font($ctx.ts.label))
-            .label_style($ctx.font($ctx.ts.tick))
-            .axis_style($ctx.hairline($ctx.theme.muted))
-            .bold_line_style($ctx.hairline($ctx.theme.grid))
-            .set_all_tick_mark_size($ctx.px(5))
-            .light_line_style(plotters::style::colors::TRANSPARENT)
-            .x_labels($nx + 1)
-            .y_labels($ny + 1)
-            .x_label_formatter($x_fmt)
-            .y_label_formatter($y_fmt)
-            .draw()
-            .map_err($crate::drawing_error)?
-    };
+/// Draws the title, then the chart over `x` and `y` with the margins and label areas
+/// every kind uses (the y label area as wide as the widest y tick label), and its mesh
+/// (grid, axes, tick labels, axis descriptions) in the theme's style.
+pub fn chart<'a, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, Shift>,
+    ctx: &Ctx<'_>,
+    x: Axis<'_>,
+    y: Axis<'_>,
+) -> Result<Chart<'a, DB>, RenderError> {
+    let y_area = ctx.y_label_area(widest(y.ticks.ticks().iter().map(|v| (y.label)(v))));
+    let (n_x, n_y) = (x.ticks.tick_count(), y.ticks.tick_count());
+    let (top, right, bottom, left) = ctx.margin();
+    let title_h = ctx.draw_title(root)?;
+    let mut chart = ChartBuilder::on(root)
+        .margin_top(top + title_h)
+        .margin_right(right)
+        .margin_bottom(bottom)
+        .margin_left(left)
+        .x_label_area_size(ctx.x_label_area())
+        .y_label_area_size(y_area)
+        .build_cartesian_2d(x.ticks, y.ticks)
+        .map_err(drawing_error)?;
+    ctx.plot_width
+        .set(Some(chart.plotting_area().dim_in_pixel().0));
+    chart
+        .configure_mesh()
+        .x_desc(x.desc)
+        .y_desc(y.desc)
+        .axis_desc_style(ctx.font(ctx.ts.label))
+        .label_style(ctx.font(ctx.ts.tick))
+        .axis_style(ctx.hairline(ctx.theme.muted))
+        .bold_line_style(ctx.hairline(ctx.theme.grid))
+        .set_all_tick_mark_size(ctx.px(5))
+        .light_line_style(TRANSPARENT)
+        .x_labels(n_x + 1)
+        .y_labels(n_y + 1)
+        .x_label_formatter(&x.label)
+        .y_label_formatter(&y.label)
+        .draw()
+        .map_err(drawing_error)?;
+    Ok(chart)
 }
 
-/// The legend (upper right unless told otherwise), on the theme's background.
-macro_rules! draw_legend {
-    ($chart:expr, $ctx:expr) => {
-        draw_legend!(
-            $chart,
-            $ctx,
-            plotters::chart::SeriesLabelPosition::UpperRight
-        )
-    };
-    ($chart:expr, $ctx:expr, $position:expr) => {
-        $chart
-            .configure_series_labels()
-            .position($position)
-            .margin($ctx.ts.legend / 2)
-            .legend_area_size($ctx.marker() as u32 + $ctx.ts.legend / 2)
-            .background_style($ctx.theme.legend_background)
-            .border_style($ctx.hairline($ctx.theme.grid))
-            .label_font($ctx.font($ctx.ts.legend))
-            .draw()
-            .map_err($crate::drawing_error)?
-    };
+/// The legend at `position`, on the theme's background.
+pub fn draw_legend<'a, DB: DrawingBackend + 'a>(
+    chart: &mut Chart<'a, DB>,
+    ctx: &Ctx<'_>,
+    position: SeriesLabelPosition,
+) -> Result<(), RenderError> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .margin(ctx.ts.legend / 2)
+        .legend_area_size(ctx.marker() as u32 + ctx.ts.legend / 2)
+        .background_style(ctx.theme.legend_background)
+        .border_style(ctx.hairline(ctx.theme.grid))
+        .label_font(ctx.font(ctx.ts.legend))
+        .draw()
+        .map_err(drawing_error)
 }
-
-pub(crate) use {chart_builder, draw_legend, draw_mesh};
 
 /// A solid line style in `color` of `width` pixels.
 pub fn stroke(color: plotters::style::RGBColor, width: u32) -> plotters::style::ShapeStyle {

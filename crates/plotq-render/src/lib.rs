@@ -5,11 +5,12 @@
 //! does both.
 //!
 //! Synchronous, deterministic and self-contained: the font (DejaVu Sans) is embedded and
-//! registered with plotters, PNGs are drawn into an indexed framebuffer (`backend.rs`)
-//! and encoded straight from it (`encode.rs`), so identical input gives byte-identical
-//! output on every machine. Each plot kind lives in `kinds/`; shared axis, tick and
-//! frame logic in `axis.rs` and `frame.rs`. It does no I/O and knows nothing about
-//! queues, stores or HTTP; callers run it off their async reactor.
+//! registered with plotters (`font.rs`), PNGs are drawn into an indexed framebuffer
+//! (`backend.rs`) and encoded straight from it (`encode.rs`), so identical input gives
+//! byte-identical output on every machine. Each plot kind lives in `kinds/`; shared
+//! axis, tick and frame logic in `axis.rs` and `frame.rs`; the types a render takes and
+//! gives in `data.rs`. It does no I/O and knows nothing about queues, stores or HTTP;
+//! callers run it off their async reactor.
 //!
 //! Any finite value renders (±`f64::MAX`, subnormals, -0.0, spans of hundreds of
 //! decades), and the work of a render is bounded by construction: by the image size
@@ -25,7 +26,9 @@
 #[doc(hidden)]
 pub mod axis;
 pub mod backend;
+mod data;
 mod encode;
+mod font;
 mod frame;
 mod kinds;
 mod theme;
@@ -33,82 +36,13 @@ mod theme;
 use plotq_domain::plot::{HEIGHT_RANGE, MAX_SERVICES, MIN_LAYOUT, SCALE_RANGE, WIDTH_RANGE};
 use plotq_domain::{ImageFormat, PlotSpec};
 use plotters::prelude::*;
-use std::sync::Once;
 
+pub use data::{PlotData, RenderError, Rendered, SeriesData};
 pub use encode::encode_indexed;
 pub use theme::Theme;
 
-/// The embedded font, registered with plotters as the `sans-serif` family (so SVG
-/// output names a family every browser has).
-static FONT_BYTES: &[u8] = include_bytes!("../fonts/DejaVuSans.ttf");
-pub(crate) const FONT_FAMILY: &str = "sans-serif";
-
-fn register_fonts() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        plotters::style::register_font(FONT_FAMILY, FontStyle::Normal, FONT_BYTES)
-            .unwrap_or_else(|_| panic!("embedded font is a valid TrueType file"));
-    });
-}
-
-/// The samples of one service in the plot's range.
-#[derive(Debug, Clone)]
-pub struct SeriesData {
-    pub service: String,
-    /// Epoch milliseconds, parallel to `values`; may be empty for kinds that do not
-    /// need time (histogram, cdf, status codes).
-    pub timestamps_ms: Vec<i64>,
-    pub values: Vec<f64>,
-    /// How many samples each value stands for: 1 for raw samples, more for the
-    /// stand-ins of a rollup (`Rollup::representatives`); counts and rates drawn are
-    /// multiplied by it.
-    pub weight: f64,
-}
-
-impl Default for SeriesData {
-    fn default() -> Self {
-        Self {
-            service: String::new(),
-            timestamps_ms: Vec::new(),
-            values: Vec::new(),
-            weight: 1.0,
-        }
-    }
-}
-
-impl SeriesData {
-    /// The samples this series stands for.
-    pub fn samples(&self) -> usize {
-        (self.values.len() as f64 * self.weight.max(1.0)).round() as usize
-    }
-}
-
-/// Everything a render needs besides the spec.
-#[derive(Debug, Clone)]
-pub struct PlotData {
-    /// The data window `[from_ms, until_ms]`, epoch milliseconds, both ends inclusive: a
-    /// sample whose timestamp equals `until_ms` is drawn. Time kinds ignore samples
-    /// outside it (and need `from_ms < until_ms`); value kinds ignore timestamps.
-    pub from_ms: i64,
-    /// The inclusive end of the data window, epoch milliseconds.
-    pub until_ms: i64,
-    /// One entry per service of the spec, in the spec's order (at most
-    /// [`MAX_SERVICES`](plotq_domain::plot::MAX_SERVICES)).
-    pub series: Vec<SeriesData>,
-    /// What the plot was drawn from, written small in the image's bottom-right corner
-    /// (e.g. "from 1-min rollups, percentiles ±1%").
-    pub note: Option<String>,
-}
-
-/// A finished plot.
-#[derive(Debug, Clone)]
-pub struct Rendered {
-    pub bytes: Vec<u8>,
-    pub content_type: &'static str,
-    pub n_samples: usize,
-    /// Where the time axis is, for the kinds that have one.
-    pub time_axis: Option<TimeAxis>,
-}
+use data::drawing_error;
+use font::register_fonts;
 
 /// Where a time-axis plot's (latency_timeseries, throughput, error_rate, heatmap) x range
 /// is in the image: the image pixel columns (`scale` applied) of the plot area's first
@@ -116,19 +50,6 @@ pub struct Rendered {
 /// `from_ms + (x - left_px) / (right_px - left_px) * (until_ms - from_ms)`. The job state
 /// and `plot.ready` carry it as it is (`plotq_domain::TimeAxis`).
 pub use plotq_domain::TimeAxis;
-
-#[derive(Debug, thiserror::Error)]
-pub enum RenderError {
-    /// There is nothing to draw; permanent for this job.
-    #[error("no data to plot")]
-    NoData,
-    /// The data cannot be drawn as asked (e.g. only non-positive values on a log axis).
-    #[error("{0}")]
-    Unplottable(String),
-    /// plotters failed to draw (a bug, or an impossible size); permanent for this job.
-    #[error("drawing failed: {0}")]
-    Drawing(String),
-}
 
 /// Renders `spec` over `data` into an image of `spec.width` × `spec.height` pixels:
 /// [`draw`], then [`Drawn::encode`].
@@ -257,8 +178,4 @@ fn check_bounds(spec: &PlotSpec, data: &PlotData) -> Result<(), RenderError> {
         )));
     }
     Ok(())
-}
-
-pub(crate) fn drawing_error<E: std::fmt::Debug>(e: E) -> RenderError {
-    RenderError::Drawing(format!("{e:?}"))
 }

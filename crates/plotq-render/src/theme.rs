@@ -25,17 +25,42 @@ pub struct Theme {
     pub dark: bool,
 }
 
-/// matplotlib's tab10, which users of the prototype know.
-const TAB10: [RGBColor; 8] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(44, 160, 44),
-    RGBColor(214, 39, 40),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(127, 127, 127),
+// The two palettes side by side: each colour as `0xRRGGBB`, `[light, dark]`.
+const BACKGROUND: [u32; 2] = [0xffffff, 0x181a1f];
+const FOREGROUND: [u32; 2] = [0x222222, 0xe0e2e6];
+const MUTED: [u32; 2] = [0x5a5a5a, 0xa0a4ac];
+const GRID: [u32; 2] = [0xe1e1e1, 0x343840];
+const LEGEND_BACKGROUND: [u32; 2] = [0xffffff, 0x20232a];
+const MEAN: [u32; 2] = [0xd62728, 0xf05454];
+const P95: [u32; 2] = [0xff8c00, 0xffaa28];
+const P99: [u32; 2] = [0x800080, 0xc882ff];
+const P999: [u32; 2] = [0x282828, 0xe6e6e6];
+/// Series colours: matplotlib's tab10, which users of the prototype know, and its
+/// brighter counterpart on dark.
+const SERIES: [[u32; 8]; 2] = [
+    [
+        0x1f77b4, 0xff7f0e, 0x2ca02c, 0xd62728, 0x9467bd, 0x8c564b, 0xe377c2, 0x7f7f7f,
+    ],
+    [
+        0x56a6e6, 0xff9830, 0x60c860, 0xf05454, 0xb88ce6, 0xc88c78, 0xf096d2, 0xaaaaaa,
+    ],
 ];
+/// HTTP status classes 1xx..5xx and "other".
+const STATUS: [[u32; 6]; 2] = [
+    [0x7f7f7f, 0x2ca02c, 0x1f77b4, 0xff7f0e, 0xd62728, 0xa0a0a0],
+    [0x969696, 0x60c860, 0x56a6e6, 0xff9830, 0xf05454, 0x787878],
+];
+/// The heatmap ramp from few to many samples.
+const RAMP: [[u32; 5]; 2] = [
+    [0xf7fbff, 0x9ecae1, 0x4292c6, 0x08519c, 0x08306b],
+    [0x1e2128, 0x214b6e, 0x2882aa, 0x78c8be, 0xfafab4],
+];
+
+/// `0xRRGGBB` as a colour.
+fn rgb(hex: u32) -> RGBColor {
+    let [_, r, g, b] = hex.to_be_bytes();
+    RGBColor(r, g, b)
+}
 
 impl Theme {
     pub fn named(name: ThemeName) -> Self {
@@ -46,73 +71,30 @@ impl Theme {
     }
 
     pub fn light() -> Self {
-        Self {
-            background: RGBColor(255, 255, 255),
-            foreground: RGBColor(34, 34, 34),
-            muted: RGBColor(90, 90, 90),
-            grid: RGBColor(225, 225, 225),
-            legend_background: RGBColor(255, 255, 255),
-            series: TAB10,
-            mean: RGBColor(214, 39, 40),
-            p95: RGBColor(255, 140, 0),
-            p99: RGBColor(128, 0, 128),
-            p999: RGBColor(40, 40, 40),
-            status: [
-                RGBColor(127, 127, 127),
-                RGBColor(44, 160, 44),
-                RGBColor(31, 119, 180),
-                RGBColor(255, 127, 14),
-                RGBColor(214, 39, 40),
-                RGBColor(160, 160, 160),
-            ],
-            ramp: [
-                RGBColor(247, 251, 255),
-                RGBColor(158, 202, 225),
-                RGBColor(66, 146, 198),
-                RGBColor(8, 81, 156),
-                RGBColor(8, 48, 107),
-            ],
-            dark: false,
-        }
+        Self::of(false)
     }
 
     pub fn dark() -> Self {
+        Self::of(true)
+    }
+
+    /// The palette's light (`dark == false`) or dark colours.
+    fn of(dark: bool) -> Self {
+        let i = usize::from(dark);
         Self {
-            background: RGBColor(24, 26, 31),
-            foreground: RGBColor(224, 226, 230),
-            muted: RGBColor(160, 164, 172),
-            grid: RGBColor(52, 56, 64),
-            legend_background: RGBColor(32, 35, 42),
-            series: [
-                RGBColor(86, 166, 230),
-                RGBColor(255, 152, 48),
-                RGBColor(96, 200, 96),
-                RGBColor(240, 84, 84),
-                RGBColor(184, 140, 230),
-                RGBColor(200, 140, 120),
-                RGBColor(240, 150, 210),
-                RGBColor(170, 170, 170),
-            ],
-            mean: RGBColor(240, 84, 84),
-            p95: RGBColor(255, 170, 40),
-            p99: RGBColor(200, 130, 255),
-            p999: RGBColor(230, 230, 230),
-            status: [
-                RGBColor(150, 150, 150),
-                RGBColor(96, 200, 96),
-                RGBColor(86, 166, 230),
-                RGBColor(255, 152, 48),
-                RGBColor(240, 84, 84),
-                RGBColor(120, 120, 120),
-            ],
-            ramp: [
-                RGBColor(30, 33, 40),
-                RGBColor(33, 75, 110),
-                RGBColor(40, 130, 170),
-                RGBColor(120, 200, 190),
-                RGBColor(250, 250, 180),
-            ],
-            dark: true,
+            background: rgb(BACKGROUND[i]),
+            foreground: rgb(FOREGROUND[i]),
+            muted: rgb(MUTED[i]),
+            grid: rgb(GRID[i]),
+            legend_background: rgb(LEGEND_BACKGROUND[i]),
+            series: SERIES[i].map(rgb),
+            mean: rgb(MEAN[i]),
+            p95: rgb(P95[i]),
+            p99: rgb(P99[i]),
+            p999: rgb(P999[i]),
+            status: STATUS[i].map(rgb),
+            ramp: RAMP[i].map(rgb),
+            dark,
         }
     }
 

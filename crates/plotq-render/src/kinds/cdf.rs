@@ -5,11 +5,12 @@
 //! percentiles are exact. Any finite values work: bins and percentiles come from
 //! `stats` (overflow-free), a single value gets a widened axis.
 
-use super::{Area, dropped_note, positive_only};
+use super::common::{Area, draw_marks, dropped_note, legend_note, positive_only, weighted};
 use crate::axis;
-use crate::frame::{Ctx, chart_builder, draw_legend, draw_mesh, stroke, widest};
-use crate::{PlotData, RenderError, drawing_error};
+use crate::data::{PlotData, RenderError, drawing_error};
+use crate::frame::{self, Axis, Ctx, draw_legend, stroke};
 use plotq_domain::stats;
+use plotters::chart::SeriesLabelPosition;
 use plotters::prelude::*;
 
 /// Curve resolution: points per curve.
@@ -38,7 +39,7 @@ pub(crate) fn cdf<DB: DrawingBackend>(
             (s.values.clone(), 0)
         };
         // Stand-ins of rollups count for `weight` samples each.
-        dropped += super::weighted(d as u64, s.weight) as usize;
+        dropped += weighted(d as u64, s.weight) as usize;
         if let Some((min, max, _)) = stats::extent(&values) {
             lo = lo.min(min);
             hi = hi.max(max);
@@ -92,8 +93,6 @@ pub(crate) fn cdf<DB: DrawingBackend>(
     // The curve hugs the top right, so the legend goes bottom right and needs no headroom.
     let y_max = 102.0;
     let y_ticks: Vec<f64> = [0.0, 25.0, 50.0, 75.0, 90.0, 100.0].to_vec();
-    let y_area = ctx.y_label_area(widest(y_ticks.iter().map(|v| format!("{v}%"))));
-    let x_desc = ctx.value_desc.clone();
     let y_fmt = |v: &f64| {
         if *v > 100.0 {
             String::new()
@@ -104,24 +103,16 @@ pub(crate) fn cdf<DB: DrawingBackend>(
 
     // Log and linear axes are one type; only their ticks and labels differ. Linear
     // labels get at least five characters' room.
-    let (x_axis, x_fmt) = ctx.value_x_axis(x_lo, x_hi, log, 5);
-    let n_x = x_axis.tick_count();
-    let mut chart = chart_builder!(root, ctx, y_area)
-        .build_cartesian_2d(
-            x_axis,
-            axis::TickedAxis::linear(0f64, y_max, y_ticks.clone()),
-        )
-        .map_err(drawing_error)?;
-    draw_mesh!(
-        chart,
+    let mut chart = frame::chart(
+        root,
         ctx,
-        x_desc,
-        "Share of samples",
-        &x_fmt,
-        &y_fmt,
-        n_x,
-        y_ticks.len()
-    );
+        ctx.value_x_axis(x_lo, x_hi, log, 5),
+        Axis {
+            ticks: axis::TickedAxis::linear(0f64, y_max, y_ticks),
+            label: Box::new(y_fmt),
+            desc: "Share of samples",
+        },
+    )?;
     let marker = ctx.marker();
     let width = ctx.line_width();
     for (i, c) in curves.iter().enumerate() {
@@ -147,34 +138,22 @@ pub(crate) fn cdf<DB: DrawingBackend>(
             .legend(move |(x, y)| PathElement::new([(x, y), (x + marker, y)], style));
     }
     if single {
-        let (dash, gap) = (ctx.ts.tick as i32 * 2 / 3, ctx.ts.tick as i32 / 3);
         let marks = curves[0].marks;
-        for (name, value, color) in [
-            ("P50", marks[0], ctx.theme.series[2]),
-            ("P90", marks[1], ctx.theme.p95),
-            ("P99", marks[2], ctx.theme.p99),
-            ("P99.9", marks[3], ctx.theme.p999),
-        ] {
-            let style = stroke(color, width);
-            chart
-                .draw_series(DashedLineSeries::new(
-                    [(value, 0.0), (value, 100.0)],
-                    dash,
-                    gap,
-                    style,
-                ))
-                .map_err(drawing_error)?
-                .label(ctx.legend_label(format!("{name}: {}", axis::format_value(value, ctx.unit))))
-                .legend(move |(x, y)| PathElement::new([(x, y), (x + marker, y)], style));
-        }
+        draw_marks(
+            &mut chart,
+            ctx,
+            [
+                ("P50", marks[0], ctx.theme.series[2]),
+                ("P90", marks[1], ctx.theme.p95),
+                ("P99", marks[2], ctx.theme.p99),
+                ("P99.9", marks[3], ctx.theme.p999),
+            ],
+            100.0,
+        )?;
     }
     if let Some(note) = dropped_note(dropped) {
-        chart
-            .draw_series(std::iter::empty::<PathElement<(f64, f64)>>())
-            .map_err(drawing_error)?
-            .label(ctx.legend_label(note))
-            .legend(|(x, y)| PathElement::new([(x, y)], TRANSPARENT));
+        legend_note(&mut chart, ctx, note)?;
     }
-    draw_legend!(chart, ctx, plotters::chart::SeriesLabelPosition::LowerRight);
+    draw_legend(&mut chart, ctx, SeriesLabelPosition::LowerRight)?;
     Ok(())
 }

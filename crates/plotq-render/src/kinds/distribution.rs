@@ -6,12 +6,13 @@
 //! Any finite values bin (the bins come from `stats`, overflow-free); the bin count is
 //! the spec's, clamped to its bounds.
 
-use super::{Area, YAxis, dropped_note, positive_only, weighted};
+use super::common::{Area, draw_marks, dropped_note, legend_note, positive_only, weighted};
 use crate::axis;
-use crate::frame::{Ctx, chart_builder, draw_legend, draw_mesh, stroke, widest};
-use crate::{PlotData, RenderError, drawing_error};
+use crate::data::{PlotData, RenderError, drawing_error};
+use crate::frame::{self, Axis, Chart, Ctx, draw_legend, stroke};
 use plotq_domain::plot::BINS_RANGE;
 use plotq_domain::stats::{self, Bins, Summary};
+use plotters::chart::SeriesLabelPosition;
 use plotters::prelude::*;
 use std::borrow::Cow;
 
@@ -119,61 +120,45 @@ pub(crate) fn histogram<DB: DrawingBackend>(
     let peak = bins.iter().map(Bins::max_count).max().unwrap_or(1).max(1) as f64;
     let y_max = peak * ctx.headroom(entries);
     let (y_ticks, y_step) = axis::linear_ticks(0.0, y_max, ctx.max_y_ticks());
-    let y_labels: Vec<String> = y_ticks
-        .iter()
-        .map(|v| axis::format_tick(*v, y_step))
-        .collect();
-    let y_area = ctx.y_label_area(widest(y_labels));
     let (x_lo, x_hi) = (bins[0].lo, bins[0].hi);
-    let x_desc = ctx.value_desc.clone();
-    let y_fmt = |v: &f64| axis::format_tick(*v, y_step);
 
     // Log and linear axes are one type; only their ticks and labels differ.
-    let (x_axis, x_fmt) = ctx.value_x_axis(x_lo, x_hi, ctx.spec.log_x, 0);
-    let n_x = x_axis.tick_count();
-    let mut chart = chart_builder!(root, ctx, y_area)
-        .build_cartesian_2d(
-            x_axis,
-            axis::TickedAxis::linear(0f64, y_max, y_ticks.clone()),
-        )
-        .map_err(drawing_error)?;
-    draw_mesh!(
-        chart,
+    let mut chart = frame::chart(
+        root,
         ctx,
-        x_desc,
-        "Frequency",
-        &x_fmt,
-        &y_fmt,
-        n_x,
-        y_ticks.len()
-    );
+        ctx.value_x_axis(x_lo, x_hi, ctx.spec.log_x, 0),
+        Axis {
+            ticks: axis::TickedAxis::linear(0f64, y_max, y_ticks),
+            label: Box::new(move |v: &f64| axis::format_tick(*v, y_step)),
+            desc: "Frequency",
+        },
+    )?;
     if single {
+        let summary = &series[0].summary;
         draw_bars(&mut chart, ctx, &bins[0])?;
-        draw_markers(&mut chart, ctx, &series[0].summary, y_max)?;
+        draw_marks(
+            &mut chart,
+            ctx,
+            [
+                ("Mean", summary.mean, ctx.theme.mean),
+                ("P95", summary.p95, ctx.theme.p95),
+                ("P99", summary.p99, ctx.theme.p99),
+            ],
+            y_max,
+        )?;
     } else {
         for (i, (s, b)) in series.iter().zip(&bins).enumerate() {
             draw_outline(&mut chart, ctx, b, i, s)?;
         }
     }
     if let Some(note) = dropped_note(dropped) {
-        let muted = ctx.theme.muted;
-        chart
-            .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())
-            .map_err(drawing_error)?
-            .label(ctx.legend_label(note))
-            .legend(move |(x, y)| {
-                Rectangle::new([(x, y), (x + 1, y + 1)], muted.mix(0.0).filled())
-            });
+        legend_note(&mut chart, ctx, note)?;
     }
-    draw_legend!(chart, ctx);
+    draw_legend(&mut chart, ctx, SeriesLabelPosition::UpperRight)?;
     Ok(())
 }
 
-fn draw_bars<DB>(
-    chart: &mut ChartContext<'_, DB, Cartesian2d<axis::TickedAxis, YAxis>>,
-    ctx: &Ctx<'_>,
-    bins: &Bins,
-) -> Result<(), RenderError>
+fn draw_bars<DB>(chart: &mut Chart<'_, DB>, ctx: &Ctx<'_>, bins: &Bins) -> Result<(), RenderError>
 where
     DB: DrawingBackend,
 {
@@ -201,40 +186,8 @@ where
     Ok(())
 }
 
-fn draw_markers<DB>(
-    chart: &mut ChartContext<'_, DB, Cartesian2d<axis::TickedAxis, YAxis>>,
-    ctx: &Ctx<'_>,
-    summary: &Summary,
-    y_max: f64,
-) -> Result<(), RenderError>
-where
-    DB: DrawingBackend,
-{
-    let width = ctx.line_width();
-    let marker = ctx.marker();
-    let (dash, gap) = (ctx.ts.tick as i32 * 2 / 3, ctx.ts.tick as i32 / 3);
-    for (name, value, color) in [
-        ("Mean", summary.mean, ctx.theme.mean),
-        ("P95", summary.p95, ctx.theme.p95),
-        ("P99", summary.p99, ctx.theme.p99),
-    ] {
-        let style = stroke(color, width);
-        chart
-            .draw_series(DashedLineSeries::new(
-                [(value, 0.0), (value, y_max)],
-                dash,
-                gap,
-                style,
-            ))
-            .map_err(drawing_error)?
-            .label(ctx.legend_label(format!("{name}: {}", axis::format_value(value, ctx.unit))))
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + marker, y)], style));
-    }
-    Ok(())
-}
-
 fn draw_outline<DB>(
-    chart: &mut ChartContext<'_, DB, Cartesian2d<axis::TickedAxis, YAxis>>,
+    chart: &mut Chart<'_, DB>,
     ctx: &Ctx<'_>,
     bins: &Bins,
     index: usize,

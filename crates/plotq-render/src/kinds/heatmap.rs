@@ -9,11 +9,15 @@
 //! window ends inside it) is not drawn unless no earlier one has a sample, as in the
 //! time-series kinds.
 
-use super::{Area, Buckets, dropped_note};
+use super::common::{
+    Area, Buckets, dropped_note, legend_note, runs, time_axis, time_x_axis, weighted,
+};
 use crate::axis;
-use crate::frame::{Ctx, chart_builder, draw_legend, draw_mesh, stroke, widest};
-use crate::{PlotData, RenderError, TimeAxis, drawing_error};
+use crate::data::{PlotData, RenderError, drawing_error};
+use crate::frame::{self, Axis, Ctx, draw_legend, stroke};
+use plotq_domain::TimeAxis;
 use plotq_domain::stats;
+use plotters::chart::SeriesLabelPosition;
 use plotters::prelude::*;
 
 pub(crate) fn heatmap<DB: DrawingBackend>(
@@ -81,35 +85,16 @@ pub(crate) fn heatmap<DB: DrawingBackend>(
         .exp()
         .clamp(y_hi, f64::MAX);
     let y_ticks = axis::log_ticks(y_lo, y_top, ctx.max_y_ticks());
-    let y_area = ctx.y_label_area(widest(y_ticks.iter().map(|v| axis::format_log_tick(*v))));
-    let (x_ticks, fmt) = axis::time_ticks(
-        from,
-        until,
-        ctx.max_x_ticks(if axis::span_ms(from, until) > 86_400_000 {
-            8
-        } else {
-            5
-        }),
-    );
-    let (n_x, n_y) = (x_ticks.len(), y_ticks.len());
-    let mut chart = chart_builder!(root, ctx, y_area)
-        .build_cartesian_2d(
-            axis::TickedAxis::linear(from as f64, until as f64, x_ticks),
-            axis::TickedAxis::log(y_lo, y_top, y_ticks),
-        )
-        .map_err(drawing_error)?;
-    let x_fmt = |v: &f64| axis::format_time(*v, fmt);
-    let y_fmt = |v: &f64| axis::format_log_tick(*v);
-    draw_mesh!(
-        chart,
+    let mut chart = frame::chart(
+        root,
         ctx,
-        "Time (UTC)",
-        ctx.value_desc.clone(),
-        &x_fmt,
-        &y_fmt,
-        n_x,
-        n_y
-    );
+        time_x_axis(ctx),
+        Axis {
+            ticks: axis::TickedAxis::log(y_lo, y_top, y_ticks),
+            label: Box::new(|v: &f64| axis::format_log_tick(*v)),
+            desc: &ctx.value_desc,
+        },
+    )?;
     let ln_peak = (peak as f64 + 1.0).ln();
     chart
         .draw_series(cells.iter().map(|&(b, r, c)| {
@@ -126,7 +111,7 @@ pub(crate) fn heatmap<DB: DrawingBackend>(
     let style = stroke(ctx.theme.p99, ctx.line_width());
     let marker = ctx.marker();
     let mut labelled = false;
-    for run in super::runs(&p99) {
+    for run in runs(&p99) {
         let anno = chart
             .draw_series(LineSeries::new(run, style))
             .map_err(drawing_error)?;
@@ -142,7 +127,7 @@ pub(crate) fn heatmap<DB: DrawingBackend>(
         .map_err(drawing_error)?
         .label(ctx.legend_label(format!(
             "darker = more samples (max {} per cell)",
-            super::weighted(peak, weight)
+            weighted(peak, weight)
         )))
         .legend(move |(x, y)| {
             Rectangle::new(
@@ -150,13 +135,9 @@ pub(crate) fn heatmap<DB: DrawingBackend>(
                 dense.filled(),
             )
         });
-    if let Some(note) = dropped_note(super::weighted(dropped as u64, weight) as usize) {
-        chart
-            .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())
-            .map_err(drawing_error)?
-            .label(ctx.legend_label(note))
-            .legend(|(x, y)| PathElement::new([(x, y)], TRANSPARENT));
+    if let Some(note) = dropped_note(weighted(dropped as u64, weight) as usize) {
+        legend_note(&mut chart, ctx, note)?;
     }
-    draw_legend!(chart, ctx);
-    Ok(super::time_axis(&chart, ctx))
+    draw_legend(&mut chart, ctx, SeriesLabelPosition::UpperRight)?;
+    Ok(time_axis(&chart, ctx))
 }

@@ -1,24 +1,21 @@
 //! One module per plot kind; `draw` dispatches on the spec's kind and returns where the
-//! time axis is for the kinds that have one. Every kind draws on any plotters backend
-//! (indexed PNG or SVG) and shares the frame in `frame.rs`; `Buckets` groups samples by
-//! the time buckets a plot draws (a partial last bucket left out, as in
-//! `plotq_domain::series`).
+//! time axis is for the kinds that have one, then writes the data's note in the corner.
+//! Every kind draws on any plotters backend (indexed PNG or SVG), on the frame in
+//! `frame.rs`, with what several kinds draw alike in `common.rs`.
 
 mod cdf;
+mod common;
 mod distribution;
 mod heatmap;
 mod status;
 mod timeseries;
 
+use crate::data::{PlotData, RenderError};
 use crate::frame::Ctx;
-use crate::{PlotData, RenderError, TimeAxis};
+use common::Area;
 use plotq_domain::PlotKind;
-use plotters::coord::Shift;
+use plotq_domain::TimeAxis;
 use plotters::prelude::*;
-
-pub(crate) type Area<'a, DB> = DrawingArea<DB, Shift>;
-/// Every kind's value axis: linear, with our own round tick positions.
-pub(crate) type YAxis = crate::axis::TickedAxis;
 
 pub(crate) fn draw<DB: DrawingBackend>(
     root: &Area<'_, DB>,
@@ -40,27 +37,6 @@ pub(crate) fn draw<DB: DrawingBackend>(
     Ok(time_axis)
 }
 
-/// Where `chart`'s x range `[from, until]` is in the image.
-pub(crate) fn time_axis<DB: DrawingBackend, Y: plotters::coord::ranged1d::Ranged>(
-    chart: &ChartContext<'_, DB, Cartesian2d<crate::axis::TickedAxis, Y>>,
-    ctx: &Ctx<'_>,
-) -> TimeAxis
-where
-    Y::ValueType: Clone,
-{
-    let y = chart.y_range().start;
-    let column = |ms: i64| -> u32 {
-        let (x, _) = chart.backend_coord(&(ms as f64, y.clone()));
-        x.max(0) as u32
-    };
-    TimeAxis {
-        left_px: column(ctx.from_ms),
-        right_px: column(ctx.until_ms),
-        from_ms: ctx.from_ms,
-        until_ms: ctx.until_ms,
-    }
-}
-
 /// What the plot was drawn from, small in the bottom-right corner.
 fn draw_note<DB: DrawingBackend>(
     root: &Area<'_, DB>,
@@ -70,187 +46,12 @@ fn draw_note<DB: DrawingBackend>(
     use plotters::style::text_anchor::{HPos, Pos, VPos};
     let (w, h) = root.dim_in_pixel();
     let size = ctx.px((ctx.layout_ts.tick * 9 / 10).max(9));
-    let style = (crate::FONT_FAMILY, size)
+    let style = (crate::font::FONT_FAMILY, size)
         .into_font()
         .color(&ctx.theme.muted)
         .pos(Pos::new(HPos::Right, VPos::Bottom));
     let text: String = note.chars().take(120).collect();
     let (dx, dy) = (ctx.px(6) as i32, ctx.px(3) as i32);
     root.draw(&Text::new(text, (w as i32 - dx, h as i32 - dy), style))
-        .map_err(crate::drawing_error)
-}
-
-/// Scales counts drawn from a series of stand-ins (`SeriesData::weight`).
-pub(crate) fn weighted(count: u64, weight: f64) -> u64 {
-    (count as f64 * weight.max(1.0)).round() as u64
-}
-
-/// Values of a series that a log axis can show, and how many it cannot (≤ 0).
-pub(crate) fn positive_only(values: &[f64]) -> (Vec<f64>, usize) {
-    let kept: Vec<f64> = values.iter().copied().filter(|v| *v > 0.0).collect();
-    let dropped = values.len() - kept.len();
-    (kept, dropped)
-}
-
-/// A note for the legend about samples a log axis cannot show.
-pub(crate) fn dropped_note(dropped: usize) -> Option<String> {
-    (dropped > 0).then(|| format!("{dropped} samples ≤ 0 not shown (log axis)"))
-}
-
-/// Samples grouped by time bucket: `values[starts[b]..starts[b + 1]]` are bucket `b`'s.
-pub(crate) struct Buckets {
-    /// Start of bucket 0 (aligned to the bucket width), epoch ms.
-    pub origin_ms: i64,
-    pub width_ms: i64,
-    pub starts: Vec<usize>,
-    pub values: Vec<f64>,
-    /// Buckets a plot draws, from the first: all but a partial last one
-    /// (`BucketGrid::drawn`); `values` still holds every sample of the window.
-    pub drawn: usize,
-}
-
-impl Buckets {
-    /// Groups the samples of the inclusive window `[from, until]` by counting sort: two
-    /// passes, no per-bucket allocation. A sample at `until` falls in the last bucket;
-    /// samples outside the window are ignored; `drawn` says which buckets to draw. At most [`MAX_BUCKETS`](plotq_domain::series::MAX_BUCKETS) buckets, and no
-    /// arithmetic that can overflow, for any window.
-    pub fn group(
-        timestamps: &[i64],
-        values: &[f64],
-        from_ms: i64,
-        until_ms: i64,
-        width_ms: i64,
-    ) -> Self {
-        let grid = plotq_domain::series::BucketGrid::new(from_ms, until_ms, width_ms);
-        let (origin_ms, width_ms, n_buckets) = (grid.origin_ms, grid.width_ms, grid.n_buckets);
-        let index = |ts: i64| grid.index(ts);
-        let samples = || timestamps.iter().zip(values);
-        let mut counts = vec![0usize; n_buckets + 1];
-        for (&ts, _) in samples() {
-            if let Some(b) = index(ts) {
-                counts[b + 1] += 1;
-            }
-        }
-        let drawn = grid.drawn(&counts[1..]);
-        for b in 0..n_buckets {
-            counts[b + 1] += counts[b];
-        }
-        let starts = counts;
-        let mut fill = starts.clone();
-        let mut grouped = vec![0.0; starts[n_buckets]];
-        for (&ts, &v) in samples() {
-            if let Some(b) = index(ts) {
-                grouped[fill[b]] = v;
-                fill[b] += 1;
-            }
-        }
-        Self {
-            origin_ms,
-            width_ms,
-            starts,
-            values: grouped,
-            drawn,
-        }
-    }
-
-    #[cfg(test)]
-    pub fn len(&self) -> usize {
-        self.starts.len() - 1
-    }
-
-    pub fn bucket(&self, b: usize) -> &[f64] {
-        &self.values[self.starts[b]..self.starts[b + 1]]
-    }
-
-    pub fn start_ms(&self, b: usize) -> i64 {
-        let b = i64::try_from(b).unwrap_or(i64::MAX);
-        self.origin_ms
-            .saturating_add(b.saturating_mul(self.width_ms))
-    }
-
-    /// The middle of bucket `b`'s covered part of `[from, until]`, where its point is drawn.
-    pub fn center_ms(&self, b: usize, from_ms: i64, until_ms: i64) -> f64 {
-        let (lo, hi) = self.covered(b, from_ms, until_ms);
-        (i128::from(lo) + i128::from(hi)) as f64 / 2.0
-    }
-
-    /// The part of bucket `b` inside `[from, until]` (the first and last may be partial).
-    pub fn covered(&self, b: usize, from_ms: i64, until_ms: i64) -> (i64, i64) {
-        let start = self.start_ms(b);
-        (
-            start.max(from_ms),
-            start.saturating_add(self.width_ms).min(until_ms),
-        )
-    }
-}
-
-/// Splits `points` (with `None` for empty buckets) into runs drawn as separate lines,
-/// so a gap in the data is a gap in the line.
-pub(crate) fn runs(points: &[Option<(f64, f64)>]) -> Vec<Vec<(f64, f64)>> {
-    let mut out = Vec::new();
-    let mut current = Vec::new();
-    for p in points {
-        match p {
-            Some(p) => current.push(*p),
-            None if !current.is_empty() => out.push(std::mem::take(&mut current)),
-            None => {}
-        }
-    }
-    if !current.is_empty() {
-        out.push(current);
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn buckets_group_by_time() {
-        let ts = [1_000, 61_000, 61_500, 119_999, 120_000, 500];
-        let vs = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
-        let b = Buckets::group(&ts, &vs, 1_000, 120_000, 60_000);
-        assert_eq!(b.len(), 2);
-        assert_eq!(b.bucket(0), &[1.0]);
-        // The window is inclusive: the sample at `until` is in the last bucket.
-        assert_eq!(b.bucket(1), &[2.0, 3.0, 4.0, 5.0]);
-        assert_eq!(b.covered(0, 1_000, 120_000), (1_000, 60_000));
-        assert_eq!(b.drawn, 2);
-        // Ending 30 s into a third bucket: it is partial, grouped but not drawn.
-        let b = Buckets::group(&ts, &vs, 1_000, 150_000, 60_000);
-        assert_eq!((b.len(), b.drawn), (3, 2));
-        assert_eq!(b.bucket(2), &[5.0]);
-    }
-
-    #[test]
-    fn buckets_are_bounded_at_the_ends_of_time() {
-        let ts = [i64::MIN, -1, 0, i64::MAX];
-        let vs = [1.0, 2.0, 3.0, 4.0];
-        for (from, until, width) in [
-            (i64::MIN, i64::MAX, 1),
-            (i64::MIN, i64::MAX, i64::MAX),
-            (i64::MIN + 1, i64::MAX, 86_400_000),
-            (i64::MAX, i64::MIN, 1_000),
-            (0, 0, 0),
-        ] {
-            let b = Buckets::group(&ts, &vs, from, until, width);
-            assert!(
-                (1..=plotq_domain::series::MAX_BUCKETS).contains(&b.len()),
-                "{from} {until} {width}"
-            );
-            let inside = ts.iter().filter(|t| (from..=until).contains(*t)).count();
-            assert_eq!(b.values.len(), inside, "{from} {until} {width}");
-            for i in 0..b.len() {
-                let (lo, hi) = b.covered(i, from, until);
-                assert!(b.center_ms(i, from, until).is_finite() && lo <= hi.max(lo));
-            }
-        }
-    }
-
-    #[test]
-    fn gaps_split_lines() {
-        let pts = [Some((0.0, 1.0)), None, Some((2.0, 1.0)), Some((3.0, 1.0))];
-        assert_eq!(runs(&pts).len(), 2);
-    }
+        .map_err(crate::data::drawing_error)
 }

@@ -5,10 +5,12 @@
 //! At most 501 bars (500 codes and "other"), whatever the values; when they are too many
 //! for the width, only every k-th bar is labelled.
 
-use super::Area;
+use super::common::{Area, weighted};
 use crate::axis;
-use crate::frame::{Ctx, chart_builder, draw_legend, draw_mesh, widest};
-use crate::{FONT_FAMILY, PlotData, RenderError, drawing_error};
+use crate::data::{PlotData, RenderError, drawing_error};
+use crate::font::FONT_FAMILY;
+use crate::frame::{self, Axis, Ctx, draw_legend};
+use plotters::chart::SeriesLabelPosition;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::collections::BTreeMap;
@@ -29,9 +31,7 @@ pub(crate) fn status_codes<DB: DrawingBackend>(
     }
     // Stand-ins of rollups count for `weight` samples each.
     let weight = data.series[0].weight;
-    counts
-        .values_mut()
-        .for_each(|c| *c = super::weighted(*c, weight));
+    counts.values_mut().for_each(|c| *c = weighted(*c, weight));
     let total: u64 = counts.values().sum();
     if total == 0 {
         return Err(RenderError::NoData);
@@ -44,14 +44,10 @@ pub(crate) fn status_codes<DB: DrawingBackend>(
     let peak = bars.iter().map(|b| b.1).max().unwrap_or(1) as f64;
     let y_max = peak * ctx.headroom(classes.len()).max(1.15);
     let (y_ticks, y_step) = axis::linear_ticks(0.0, y_max, ctx.max_y_ticks());
-    let y_area = ctx.y_label_area(widest(
-        y_ticks.iter().map(|v| axis::format_tick(*v, y_step)),
-    ));
     let n = bars.len();
     // Label every bar when the labels fit (they do for the usual handful), else every k-th.
     let every = n.div_ceil(ctx.max_x_ticks(5)).max(1);
     let x_ticks: Vec<f64> = (0..n).step_by(every).map(|i| i as f64).collect();
-    let n_x = x_ticks.len();
     let label_of = |i: f64| -> String {
         bars.get(i.round() as usize)
             .map(|(code, _)| {
@@ -63,24 +59,20 @@ pub(crate) fn status_codes<DB: DrawingBackend>(
             })
             .unwrap_or_default()
     };
-    let mut chart = chart_builder!(root, ctx, y_area)
-        .build_cartesian_2d(
-            axis::TickedAxis::linear(-0.6, n as f64 - 0.4, x_ticks),
-            axis::TickedAxis::linear(0f64, y_max, y_ticks.clone()),
-        )
-        .map_err(drawing_error)?;
-    let x_fmt = |v: &f64| label_of(*v);
-    let y_fmt = |v: &f64| axis::format_tick(*v, y_step);
-    draw_mesh!(
-        chart,
+    let mut chart = frame::chart(
+        root,
         ctx,
-        "Status code",
-        "Responses",
-        &x_fmt,
-        &y_fmt,
-        n_x,
-        y_ticks.len()
-    );
+        Axis {
+            ticks: axis::TickedAxis::linear(-0.6, n as f64 - 0.4, x_ticks),
+            label: Box::new(|v: &f64| label_of(*v)),
+            desc: "Status code",
+        },
+        Axis {
+            ticks: axis::TickedAxis::linear(0f64, y_max, y_ticks),
+            label: Box::new(move |v: &f64| axis::format_tick(*v, y_step)),
+            desc: "Responses",
+        },
+    )?;
     chart
         .draw_series(bars.iter().enumerate().map(|(i, (code, c))| {
             let x = i as f64;
@@ -132,6 +124,6 @@ pub(crate) fn status_codes<DB: DrawingBackend>(
                 )
             });
     }
-    draw_legend!(chart, ctx);
+    draw_legend(&mut chart, ctx, SeriesLabelPosition::UpperRight)?;
     Ok(())
 }

@@ -13,11 +13,13 @@
 //! and means still count every sample of the window. Latency's value axis starts at 0, or lower when values are negative, and any
 //! finite values fit it (the headroom stops at `f64::MAX`).
 
-use super::{Area, Buckets, YAxis, runs, time_axis};
+use super::common::{Area, Buckets, runs, time_axis, time_x_axis};
 use crate::axis;
-use crate::frame::{Ctx, chart_builder, draw_legend, draw_mesh, stroke, widest};
-use crate::{PlotData, RenderError, SeriesData, TimeAxis, drawing_error};
+use crate::data::{PlotData, RenderError, SeriesData, drawing_error};
+use crate::frame::{self, Axis, Chart, Ctx, draw_legend, stroke};
+use plotq_domain::TimeAxis;
 use plotq_domain::{series, stats};
+use plotters::chart::SeriesLabelPosition;
 use plotters::prelude::*;
 
 /// Buckets per plot, at most: about 60 (a minute each for an hour), fewer when the
@@ -25,8 +27,6 @@ use plotters::prelude::*;
 fn max_buckets(ctx: &Ctx<'_>) -> usize {
     series::max_time_buckets(ctx.layout.0)
 }
-
-type TimeChart<'a, DB> = ChartContext<'a, DB, Cartesian2d<axis::TickedAxis, YAxis>>;
 
 /// `series` grouped into as many time buckets of the window as the width shows.
 fn window_buckets(ctx: &Ctx<'_>, series: &SeriesData) -> Buckets {
@@ -61,34 +61,26 @@ fn with_time_chart<DB: DrawingBackend>(
     (y_lo, y_max): (f64, f64),
     y_desc: &str,
     y_suffix: &str,
-    body: impl FnOnce(&mut TimeChart<'_, DB>) -> Result<(), RenderError>,
+    body: impl FnOnce(&mut Chart<'_, DB>) -> Result<(), RenderError>,
 ) -> Result<TimeAxis, RenderError> {
     let (y_ticks, y_step) = axis::linear_ticks(y_lo, y_max, ctx.max_y_ticks());
-    let y_label = |v: f64| format!("{}{y_suffix}", axis::format_tick(v, y_step));
-    let y_area = ctx.y_label_area(widest(y_ticks.iter().map(|v| y_label(*v))));
-    let (from, until) = (ctx.from_ms, ctx.until_ms);
-    let (x_ticks, fmt) = axis::time_ticks(
-        from,
-        until,
-        ctx.max_x_ticks(if span(ctx) > 86_400_000 { 8 } else { 5 }),
-    );
-    let (n_x, n_y) = (x_ticks.len(), y_ticks.len());
-    let mut chart = chart_builder!(root, ctx, y_area)
-        .build_cartesian_2d(
-            axis::TickedAxis::linear(from as f64, until as f64, x_ticks),
-            axis::TickedAxis::linear(y_lo, y_max, y_ticks),
-        )
-        .map_err(drawing_error)?;
-    let x_fmt = |v: &f64| axis::format_time(*v, fmt);
-    let y_fmt = |v: &f64| y_label(*v);
-    draw_mesh!(chart, ctx, "Time (UTC)", y_desc, &x_fmt, &y_fmt, n_x, n_y);
+    let mut chart = frame::chart(
+        root,
+        ctx,
+        time_x_axis(ctx),
+        Axis {
+            ticks: axis::TickedAxis::linear(y_lo, y_max, y_ticks),
+            label: Box::new(|v: &f64| format!("{}{y_suffix}", axis::format_tick(*v, y_step))),
+            desc: y_desc,
+        },
+    )?;
     body(&mut chart)?;
-    draw_legend!(chart, ctx);
+    draw_legend(&mut chart, ctx, SeriesLabelPosition::UpperRight)?;
     Ok(time_axis(&chart, ctx))
 }
 
 fn line<DB: DrawingBackend>(
-    chart: &mut TimeChart<'_, DB>,
+    chart: &mut Chart<'_, DB>,
     ctx: &Ctx<'_>,
     points: &[Option<(f64, f64)>],
     style: ShapeStyle,

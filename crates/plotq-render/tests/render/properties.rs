@@ -9,14 +9,13 @@
 //! `PROPTEST_CASES` overrides both. Work is bounded structurally (counts are asserted,
 //! never times).
 
+use crate::helpers::{UNTIL, png_size};
 use plotq_domain::{ImageFormat, PlotKind, PlotSpec, ServiceName, stats};
 use plotq_render::axis;
 use plotq_render::{PlotData, RenderError, SeriesData, render};
 use proptest::prelude::*;
 
-/// 2026-11-22T10:00:00Z, the end of every window here.
-const UNTIL: i64 = 1_795_341_600_000;
-/// One hour.
+/// One hour, before `UNTIL` (the end of every window here).
 const SPAN: i64 = 3_600_000;
 const FROM: i64 = UNTIL - SPAN;
 
@@ -209,15 +208,6 @@ fn expected(spec: &PlotSpec, data: &PlotData) -> Expected {
             }
         }
     }
-}
-
-/// Width and height from a PNG's IHDR chunk.
-fn png_size(bytes: &[u8]) -> Option<(u32, u32)> {
-    if bytes.len() < 24 || &bytes[..8] != b"\x89PNG\r\n\x1a\n" || &bytes[12..16] != b"IHDR" {
-        return None;
-    }
-    let be = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
-    Some((be(&bytes[16..20]), be(&bytes[20..24])))
 }
 
 fn check(spec: &PlotSpec, data: &PlotData) -> Result<(), TestCaseError> {

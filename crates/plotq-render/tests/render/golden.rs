@@ -1,0 +1,94 @@
+//! Golden images: each kind at 1000×600, and histogram and throughput on the smallest
+//! and largest screens, compared pixel by pixel with the references in `tests/golden/`
+//! (rendering is deterministic, so the tolerance is zero). `PLOTQ_UPDATE_GOLDEN=1`
+//! rewrites them after a deliberate change (commit them with it).
+
+use crate::helpers::{data_for, decode, dump, spec};
+use plotq_domain::{PlotKind, PlotSpec};
+use plotq_render::render;
+use std::path::PathBuf;
+
+/// Each kind at 1000×600 from fixed data, compared pixel by pixel with the checked-in
+/// reference. Rendering is deterministic, so the tolerance is zero.
+#[test]
+fn golden_images() {
+    for &kind in PlotKind::ALL {
+        let mut s = spec(kind, 1000, 600);
+        if kind != PlotKind::Histogram && kind != PlotKind::Cdf {
+            s.range = plotq_domain::TimeRange::Last(plotq_domain::Window::parse("1h").unwrap());
+        }
+        let n = if kind == PlotKind::Histogram {
+            100_000
+        } else {
+            20_000
+        };
+        check_golden(&s, n, &format!("{}_1000x600.png", kind.as_str()));
+    }
+}
+
+/// Renders `spec` over `n` samples and compares it with `tests/golden/{name}` (which
+/// `PLOTQ_UPDATE_GOLDEN=1` rewrites), naming the box of the differing pixels.
+fn check_golden(spec: &PlotSpec, n: usize, name: &str) {
+    let out = render(spec, &data_for(spec, n)).unwrap();
+    dump(name, &out.bytes);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var("PLOTQ_UPDATE_GOLDEN").is_ok() {
+        std::fs::write(&path, &out.bytes).unwrap();
+    }
+    let want = std::fs::read(&path).unwrap_or_else(|_| {
+        panic!(
+            "{} exists (PLOTQ_UPDATE_GOLDEN=1 writes it)",
+            path.display()
+        )
+    });
+    let (w, h, got_px) = decode(&out.bytes);
+    let (ww, wh, want_px) = decode(&want);
+    assert_eq!((w, h), (ww, wh), "{name}");
+    let channels = got_px.len() / (w * h) as usize;
+    let differing: Vec<(usize, usize)> = got_px
+        .chunks(channels)
+        .zip(want_px.chunks(channels))
+        .enumerate()
+        .filter(|(_, (a, b))| a != b)
+        .map(|(i, _)| (i % w as usize, i / w as usize))
+        .collect();
+    if let (Some(x0), Some(x1), Some(y0), Some(y1)) = (
+        differing.iter().map(|p| p.0).min(),
+        differing.iter().map(|p| p.0).max(),
+        differing.iter().map(|p| p.1).min(),
+        differing.iter().map(|p| p.1).max(),
+    ) {
+        panic!(
+            "{name}: {} pixels differ from {}, within x {x0}..={x1}, y {y0}..={y1}",
+            differing.len(),
+            path.display()
+        );
+    }
+}
+
+/// The smallest and largest screens: a 320×180 panel at scale 1, a phone's 400×225
+/// panel at devicePixelRatio 3 (a 1200×675 image at scale 3) and a 4K image at scale 1.
+const SCREENS: [(u32, u32, u32); 3] = [(320, 180, 1), (1200, 675, 3), (3840, 2160, 1)];
+
+/// Histogram and throughput on the smallest and largest screens, pinned like the
+/// 1000×600 ones: the look of type, margins and lines at both ends of the size range.
+#[test]
+fn golden_images_at_the_smallest_and_largest_sizes() {
+    for (w, h, scale) in SCREENS {
+        for kind in [PlotKind::Histogram, PlotKind::Throughput] {
+            let mut s = spec(kind, w, h);
+            s.scale = scale;
+            if kind == PlotKind::Throughput {
+                s.range = plotq_domain::TimeRange::Last(plotq_domain::Window::parse("1h").unwrap());
+            }
+            let at = if scale == 1 {
+                String::new()
+            } else {
+                format!("_scale{scale}")
+            };
+            check_golden(&s, 20_000, &format!("{}_{w}x{h}{at}.png", kind.as_str()));
+        }
+    }
+}
