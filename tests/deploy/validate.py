@@ -310,8 +310,14 @@ def key_of(d):
 
 # ---------------------------------------------------------------- checks
 def plotq_settings(root):
-    text = (root / "crates/plotq/src/config.rs").read_text()
-    return set(re.findall(r'env\s*=\s*"(PLOTQ_[A-Z0-9_]+)"', text))
+    """Every PLOTQ_* variable the binary reads: the `env = "…"` of its settings (one file
+    per group under crates/plotq/src/config/)."""
+    names = set()
+    for path in sorted((root / "crates/plotq/src/config").rglob("*.rs")):
+        names |= set(re.findall(r'env\s*=\s*"(PLOTQ_[A-Z0-9_]+)"', path.read_text()))
+    if not names:
+        raise SystemExit("no PLOTQ_* settings found under crates/plotq/src/config")
+    return names
 
 
 def schema_check(doc, where, problems, keda_validators):
@@ -349,7 +355,7 @@ def plotq_checks(docs, label, overlay, settings, problems):
         problems.add(label, "ConfigMap plotq-config is missing")
     for key in config:
         if key.startswith("PLOTQ_") and key not in settings:
-            problems.add(f"{label} ConfigMap/plotq-config", f"{key} is not a plotq setting (crates/plotq/src/config.rs)")
+            problems.add(f"{label} ConfigMap/plotq-config", f"{key} is not a plotq setting (crates/plotq/src/config/)")
     secret = by.get("Secret", {}).get("plotq-secrets")
     if overlay and secret is None:
         problems.add(label, "Secret plotq-secrets is not generated (secretGenerator)")
@@ -673,7 +679,7 @@ MUTATIONS = [
 def _copy_repo(root, tmp):
     dst = Path(tmp) / "repo"
     (dst / "crates/plotq/src").mkdir(parents=True)
-    shutil.copy(root / "crates/plotq/src/config.rs", dst / "crates/plotq/src/config.rs")
+    shutil.copytree(root / "crates/plotq/src/config", dst / "crates/plotq/src/config")
     shutil.copytree(root / "deploy", dst / "deploy", ignore=shutil.ignore_patterns(".env", ".env.tokens"))
     shutil.copy(root / "docker-compose.yml", dst / "docker-compose.yml")
     return dst

@@ -4,7 +4,7 @@
 //! never render; every Rust file opens with a `//!` saying what it is; no source file is
 //! over 800 lines; no crate's modules import each other in a circle; every `allow` says
 //! why; each crate has one integration-test binary at most; only `plotq_domain::wire`
-//! defines versioned shapes. Against real Redis, after a pass through the distributed
+//! defines versioned shapes; every route is registered with its OpenAPI entry. Against real Redis, after a pass through the distributed
 //! pipeline: every key plotq wrote has a TTL except the capped event stream and the one
 //! `since` key.
 //!
@@ -465,6 +465,48 @@ fn only_wire_defines_versioned_shapes() {
         outside.is_empty(),
         "versioned shapes outside plotq_domain::wire: {outside:?}"
     );
+}
+
+/// Every route is registered with its OpenAPI entry (`utoipa-axum`'s `routes!` into an
+/// `OpenApiRouter`): a plain `Router::route` would serve a route the document does not
+/// know (the contract test checks the other way: every documented route is served).
+#[test]
+fn every_route_is_registered_with_its_document_entry() {
+    let plain: Vec<String> = crate_sources()
+        .values()
+        .flatten()
+        .filter(|path| {
+            let text = std::fs::read_to_string(path).expect("readable");
+            let code = text.split("#[cfg(test)]").next().unwrap_or("");
+            code.lines()
+                .any(|l| !l.trim_start().starts_with("//") && l.contains(".route(\""))
+        })
+        .map(|path| shown(path))
+        .collect();
+    assert!(
+        plain.is_empty(),
+        "routes registered without their document entry: {plain:?}"
+    );
+}
+
+/// Job ids are UUIDv7, issued at the request (`JobId::issued_at`): no production code
+/// issues a random one, so a job whose state is missing can always be told lost (`410`)
+/// from unknown (`404`).
+#[test]
+fn every_job_id_is_issued_with_its_time() {
+    let random: Vec<String> = crate_sources()
+        .values()
+        .flatten()
+        // The ports' test support (feature `contract`, never in a release build).
+        .filter(|path| !path.ends_with("contract.rs") && !path.ends_with("faulty.rs"))
+        .filter(|path| {
+            let text = std::fs::read_to_string(path).expect("readable");
+            let code = text.split("#[cfg(test)]").next().unwrap_or("");
+            code.contains("JobId::new_random()")
+        })
+        .map(|path| shown(path))
+        .collect();
+    assert!(random.is_empty(), "random job ids issued in {random:?}");
 }
 
 /// The api never renders: nothing it depends on draws plots.

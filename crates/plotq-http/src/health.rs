@@ -13,18 +13,24 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
 use docs::{HealthDoc, NotReadyDoc, ReadyDoc};
 use plotq_ports::MetricStore;
 use serde_json::json;
 use std::sync::Arc;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// `/healthz` and `/readyz`, each with its entry in the OpenAPI document.
+fn readiness_routes() -> OpenApiRouter<Arc<Readiness>> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+}
 
 /// `/healthz` and `/readyz` for the given probes.
 pub fn readiness_router(probes: Vec<Probe>, store: Option<Arc<dyn MetricStore>>) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .with_state(Arc::new(Readiness { probes, store }))
+    let (routes, _) = readiness_routes().split_for_parts();
+    routes.with_state(Arc::new(Readiness { probes, store }))
 }
 
 /// What `/readyz` asks: each dependency's probe, and a bounded store's usage.
@@ -187,11 +193,23 @@ pub async fn readyz(
     (status, Json(body))
 }
 
-/// The health routes' part of the OpenAPI document (with `GET /api/v1/health`, the
-/// report `status.rs` serves).
+/// The health routes' tag, for [`HealthApiDoc`].
 #[derive(utoipa::OpenApi)]
-#[openapi(
-    paths(healthz, readyz, crate::status::health, crate::observe::prometheus::scrape),
-    tags((name = "health", description = "Liveness, readiness and the health report"))
-)]
+#[openapi(tags((name = "health", description = "Liveness, readiness and the health report")))]
+struct HealthTags;
+
+/// The health routes' part of the OpenAPI document, built from the routers themselves:
+/// `/healthz` and `/readyz` (here), `GET /api/v1/health` (`status.rs`) and `/metrics`
+/// (`observe`), so a route is documented exactly when it is served.
+#[derive(Debug)]
 pub struct HealthApiDoc;
+
+impl utoipa::OpenApi for HealthApiDoc {
+    fn openapi() -> utoipa::openapi::OpenApi {
+        let mut document = HealthTags::openapi();
+        document.merge(readiness_routes().into_openapi());
+        document.merge(crate::status::health_routes().into_openapi());
+        document.merge(crate::observe::prometheus::metrics_routes().into_openapi());
+        document
+    }
+}

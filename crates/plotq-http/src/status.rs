@@ -15,12 +15,13 @@ use crate::openapi::AuthProblems;
 use crate::probe::{PROBE_TIMEOUT, Probe, ProbeFailure, probe_all};
 use crate::problem::Problem;
 use axum::extract::State;
-use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// `GET /api/v1/health` for a role observed by `observer`, with the probes of the
 /// dependencies it uses (none in standalone mode).
@@ -28,14 +29,18 @@ pub fn health_router(observer: Observer, probes: Vec<Probe>) -> Router {
     router(observer, probes, PROBE_TIMEOUT)
 }
 
+/// `GET /api/v1/health` with its entry in the OpenAPI document.
+pub(crate) fn health_routes() -> OpenApiRouter<Arc<Reporter>> {
+    OpenApiRouter::new().routes(routes!(health))
+}
+
 fn router(observer: Observer, probes: Vec<Probe>, timeout: Duration) -> Router {
-    Router::new()
-        .route("/api/v1/health", get(health))
-        .with_state(Arc::new(Reporter {
-            observer,
-            probes,
-            timeout,
-        }))
+    let (routes, _) = health_routes().split_for_parts();
+    routes.with_state(Arc::new(Reporter {
+        observer,
+        probes,
+        timeout,
+    }))
 }
 
 /// What the report is made from.

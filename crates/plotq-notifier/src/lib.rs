@@ -37,12 +37,15 @@ pub use events::{EventsQuery, events};
 pub use hub::{ANNOUNCED_MEMORY, Hub, NotifierConfig};
 
 use axum::Router;
-use axum::routing::get;
 use std::sync::Arc;
+
+/// `GET /api/v1/events` with its entry in the OpenAPI document.
+pub(crate) fn routes() -> utoipa_axum::router::OpenApiRouter<Arc<Hub>> {
+    utoipa_axum::router::OpenApiRouter::new().routes(utoipa_axum::routes!(crate::events::events))
+}
 
 /// `GET /api/v1/events` for the given hub.
 pub fn router(hub: Arc<Hub>) -> Router {
-    Router::new()
-        .route("/api/v1/events", get(events))
-        .with_state(hub)
+    let (routes, _) = routes().split_for_parts();
+    routes.with_state(hub)
 }

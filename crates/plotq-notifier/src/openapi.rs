@@ -126,11 +126,24 @@ pub struct StreamClosedDoc {
     reason: ClosedReason,
 }
 
+/// The event payloads, security schemes and tag of the notifier's document.
 #[derive(OpenApi)]
 #[openapi(
-    paths(crate::events::events),
     components(schemas(PlotEventDoc, ViewStateEventDoc, StreamClosedDoc, ProblemDoc)),
     modifiers(&SecuritySchemes),
     tags((name = "events", description = "Server-Sent Events"))
 )]
+struct NotifierParts;
+
+/// The notifier's part of the OpenAPI document: its route, as the router registers it
+/// (so the route is documented exactly when it is served), and its payloads.
+#[derive(Debug)]
 pub struct NotifierDoc;
+
+impl OpenApi for NotifierDoc {
+    fn openapi() -> utoipa::openapi::OpenApi {
+        let mut document = NotifierParts::openapi();
+        document.merge(crate::routes().into_openapi());
+        document
+    }
+}

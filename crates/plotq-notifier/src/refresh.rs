@@ -130,7 +130,9 @@ pub async fn refresh_due_views_at(
         {
             continue;
         }
-        let mut job = JobState::queued(JobId::new_random(), spec, now);
+        // A UUIDv7 issued at the pass, like every job's: a refresh whose state is lost
+        // with the cache answers `410 state_lost`, not `404`.
+        let mut job = JobState::queued(JobId::issued_at(now), spec, now);
         job.view = Some(key.clone());
         ports.cache.put_state(&job, config.state_ttl).await?;
         // Re-renders of watched views share one lane of the workers.
@@ -266,6 +268,11 @@ mod tests {
         assert_eq!(refresh_due_views(&ports, &config).await.unwrap(), 1);
         let state = ports.registry.view_state(&key).await.unwrap().unwrap();
         assert_eq!(state.status, JobStatus::Queued);
+        let issued = state
+            .job_id
+            .issued_ms()
+            .expect("a UUIDv7, issued at the pass");
+        assert!((now..=now_ms()).contains(&issued), "issued at {issued}");
         // In flight: a second pass queues nothing, even with new data.
         ports
             .registry

@@ -11,6 +11,8 @@ use uuid::Uuid;
 pub struct JobId(pub Uuid);
 
 impl JobId {
+    /// A random id (a UUIDv4) for tests and fixtures: jobs are always issued with
+    /// [`JobId::issued_at`] (checked by `tidy`), so a missing state can be told lost.
     pub fn new_random() -> Self {
         Self(Uuid::new_v4())
     }

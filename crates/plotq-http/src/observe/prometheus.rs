@@ -8,7 +8,6 @@ use crate::problem::Problem;
 use axum::Router;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -104,7 +103,12 @@ pub async fn upkeep(stop: CancellationToken) {
 /// `GET /metrics`: the Prometheus text exposition of this process. Anyone when
 /// authentication is off; otherwise a token with the `admin` scope.
 pub fn metrics_router() -> Router {
-    Router::new().route("/metrics", get(scrape))
+    metrics_routes().split_for_parts().0
+}
+
+/// `GET /metrics` with its entry in the OpenAPI document.
+pub(crate) fn metrics_routes() -> utoipa_axum::router::OpenApiRouter {
+    utoipa_axum::router::OpenApiRouter::new().routes(utoipa_axum::routes!(scrape))
 }
 
 /// Prometheus text exposition (`/metrics`).

@@ -99,8 +99,11 @@ async fn bench(args: &BenchStoreArgs) -> anyhow::Result<serde_json::Value> {
                 let mut spec = PlotSpec::new(kind, service.clone());
                 spec.range = TimeRange::Last(Window::parse(window).map_err(anyhow::Error::msg)?);
                 spec.width = 1000 + rep as u32; // distinct jobs, nothing cached
-                let state =
-                    JobState::queued(JobId::new_random(), spec, plotq_ports::clock::now_ms());
+                let state = JobState::queued(
+                    JobId::issued_at(plotq_ports::clock::now_ms()),
+                    spec,
+                    plotq_ports::clock::now_ms(),
+                );
                 let after = events.last_id().await?.unwrap_or(EventId::ZERO);
                 reset_peak();
                 let (rss_before, _) = rss();
