@@ -215,15 +215,7 @@ async fn fan_out(redis_cluster: bool) {
 /// MongoDB), including a comparison and an SVG.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_kind_renders_through_the_pipeline() {
-    let app = TestApp::spawn_with(
-        Backend::Real,
-        Options {
-            workers: 1,
-            ..Options::default()
-        },
-    )
-    .await;
-    app.wait_ready(READY).await;
+    let app = TestApp::ready(Backend::Real, Options::workers(1), READY).await;
     let client = &app.client;
     let mut sse = app.events().await;
     let mut batch = samples("checkout", 3_000, 10 * 60 * 1000);
@@ -473,15 +465,7 @@ async fn loadgen_backfills_history_that_plots_whole() {
 /// event carry, with where the job's time went.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stats_answer_the_numbers_a_rendered_plot_carries() {
-    let app = TestApp::spawn_with(
-        Backend::Real,
-        Options {
-            workers: 1,
-            ..Options::default()
-        },
-    )
-    .await;
-    app.wait_ready(READY).await;
+    let app = TestApp::ready(Backend::Real, Options::workers(1), READY).await;
     let service = format!("stats-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -508,13 +508,7 @@ async fn redis_restart_without_its_data_answers_410_for_lost_states() {
     let (mut done, mut lost) = (0, 0);
     for id in &accepted {
         loop {
-            let r = client
-                .get(api.url(&format!("/api/v1/plots/{id}")))
-                .send()
-                .await
-                .unwrap();
-            let status = r.status().as_u16();
-            let body: Value = r.json().await.unwrap();
+            let (status, body) = crate::support::job_state(&client, &api, id).await;
             match status {
                 200 if body["status"] == "done" => {
                     done += 1;

@@ -27,6 +27,7 @@ use plotq_http::{
     AuthProblems, Caller, JobReadProblems, JsonBodyProblems, Limits, Problem, ProblemCode,
     ProblemDoc, RateLimited, Scope, Unavailable, read_json,
 };
+use plotq_ports::LaneSlot;
 use plotq_ports::clock::now_ms;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -189,10 +190,14 @@ async fn charge(
         limits.check_plot(&caller.limit_key)?;
     }
     let cap = state.config.jobs_in_flight_per_caller;
-    let counted = state
-        .cache
-        .begin_job(lane.as_str(), job.id, cap, state.config.job_lease, now_ms())
-        .await?;
+    let slot = LaneSlot {
+        lane: lane.as_str(),
+        id: job.id,
+        cap,
+        lease: state.config.job_lease,
+        now_ms: now_ms(),
+    };
+    let counted = state.cache.begin_job(&slot).await?;
     if counted {
         Ok(())
     } else {

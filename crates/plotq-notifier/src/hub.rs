@@ -235,7 +235,7 @@ impl Hub {
             }
             let read = tokio::select! {
                 _ = shutdown.cancelled() => break,
-                r = self.bus.read_after(last, Duration::from_secs(5), 512) => r,
+                r = self.bus.read_after(last, Duration::from_secs(5)) => r,
             };
             match read {
                 Ok(events) => {

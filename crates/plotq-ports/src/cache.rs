@@ -38,41 +38,46 @@ pub trait PlotCache: Send + Sync + 'static {
     async fn release_request(&self, key: &str, id: JobId) -> PortResult<()>;
     /// Forgets job `id`'s state (e.g. a `queued` state whose job was never published).
     async fn delete_state(&self, id: JobId) -> PortResult<()>;
-    /// Starts an idempotent ingest under `key` for a body with `fingerprint`: `Fresh`
-    /// (the key is now held as in progress for `pending_ttl`), or what the key already
-    /// holds.
-    async fn begin_idempotent(
-        &self,
-        key: &str,
-        fingerprint: &str,
-        pending_ttl: Duration,
-    ) -> PortResult<IdempotentStart>;
-    /// Records that the ingest under `key` stored `accepted` samples; kept for `ttl`.
-    async fn finish_idempotent(
-        &self,
-        key: &str,
-        fingerprint: &str,
-        accepted: u64,
-        ttl: Duration,
-    ) -> PortResult<()>;
-    /// Forgets an in-progress `key` of `fingerprint` (its ingest failed; a retry may
-    /// run), and nothing else.
-    async fn abandon_idempotent(&self, key: &str, fingerprint: &str) -> PortResult<()>;
-    /// Counts job `id` as in flight in `lane` (a tenant's share of the queue) until
-    /// `end_job` or for `lease` at most, if the lane holds fewer than `cap` unexpired jobs
-    /// (atomically: every api replica shares the count); whether it was counted. A job
-    /// counted already is counted once.
-    async fn begin_job(
-        &self,
-        lane: &str,
-        id: JobId,
-        cap: usize,
-        lease: Duration,
-        now_ms: i64,
-    ) -> PortResult<bool>;
+    /// Starts the idempotent ingest `ingest`: `Fresh` (its key is now held as in
+    /// progress, for `ingest.pending`), or what the key already holds.
+    async fn begin_idempotent(&self, ingest: &Idempotency<'_>) -> PortResult<IdempotentStart>;
+    /// Records that `ingest` stored `accepted` samples; kept for `ingest.kept`.
+    async fn finish_idempotent(&self, ingest: &Idempotency<'_>, accepted: u64) -> PortResult<()>;
+    /// Forgets `ingest` while in progress (it failed; a retry may run), and nothing else
+    /// (not another body's record under the same key, not a finished one).
+    async fn abandon_idempotent(&self, ingest: &Idempotency<'_>) -> PortResult<()>;
+    /// Counts `slot.id` as in flight in `slot.lane` (a tenant's share of the queue) until
+    /// `end_job` or for `slot.lease` at most, if the lane holds fewer than `slot.cap`
+    /// unexpired jobs (atomically: every api replica shares the count); whether it was
+    /// counted. A job counted already is counted once.
+    async fn begin_job(&self, slot: &LaneSlot<'_>) -> PortResult<bool>;
     /// Job `id` of `lane` ended (done, failed, dead-lettered, or never queued).
     async fn end_job(&self, lane: &str, id: JobId) -> PortResult<()>;
     async fn ping(&self) -> PortResult<()>;
+}
+
+/// An idempotent ingest, as the cache keeps it: the caller's scoped key, the fingerprint
+/// of the body sent under it, and how long its record lives while the ingest runs
+/// (`pending`: a crashed api's key lapses) and once it is done (`kept`: retries within it
+/// are answered as before).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Idempotency<'a> {
+    pub key: &'a str,
+    pub fingerprint: &'a str,
+    pub pending: Duration,
+    pub kept: Duration,
+}
+
+/// A job asking for a place in its lane's share of the queue (`PlotCache::begin_job`):
+/// the lane, the job, the most jobs the lane may have in flight, how long the place is
+/// held if the job's end is never seen, and the time now (epoch ms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LaneSlot<'a> {
+    pub lane: &'a str,
+    pub id: JobId,
+    pub cap: usize,
+    pub lease: Duration,
+    pub now_ms: i64,
 }
 
 /// What an idempotency key holds when an ingest starts.

@@ -5,7 +5,7 @@
 //! of a Redis node or cluster through `redis-cli` (`redis_cli`, `redis_info`,
 //! `cluster_master_of`), for the tests that stop, restart or kill Redis nodes.
 
-use crate::cache::{IdempotentStart, PlotCache};
+use crate::cache::{Idempotency, IdempotentStart, LaneSlot, PlotCache};
 use plotq_domain::{JobId, JobState, PlotKind, PlotSpec, ServiceName};
 use std::time::Duration;
 
@@ -73,27 +73,33 @@ pub async fn delete_state_forgets_the_state_only(cache: &dyn PlotCache) -> JobId
 /// an abandoned key (its ingest failed) is `Fresh` again, and abandoning is only for
 /// the body that holds it.
 pub async fn idempotency_keys_replay_conflict_and_abandon(cache: &dyn PlotCache, key: &str) {
-    let (pending, ttl) = (Duration::from_secs(60), Duration::from_secs(600));
-    let start = |fp: &'static str| cache.begin_idempotent(key, fp, pending);
+    let ingest = |fingerprint: &'static str| Idempotency {
+        key,
+        fingerprint,
+        pending: Duration::from_secs(60),
+        kept: Duration::from_secs(600),
+    };
+    let (aa, bb) = (ingest("aa"), ingest("bb"));
+    let start = |fp: &'static str| async move { cache.begin_idempotent(&ingest(fp)).await };
     assert_eq!(start("aa").await.unwrap(), IdempotentStart::Fresh);
     assert_eq!(start("aa").await.unwrap(), IdempotentStart::Pending);
     assert_eq!(start("bb").await.unwrap(), IdempotentStart::Conflict);
-    cache.abandon_idempotent(key, "bb").await.unwrap();
+    cache.abandon_idempotent(&bb).await.unwrap();
     assert_eq!(
         start("aa").await.unwrap(),
         IdempotentStart::Pending,
         "not bb's to abandon"
     );
-    cache.abandon_idempotent(key, "aa").await.unwrap();
+    cache.abandon_idempotent(&aa).await.unwrap();
     assert_eq!(
         start("aa").await.unwrap(),
         IdempotentStart::Fresh,
         "a retry may run"
     );
-    cache.finish_idempotent(key, "aa", 42, ttl).await.unwrap();
+    cache.finish_idempotent(&aa, 42).await.unwrap();
     assert_eq!(start("aa").await.unwrap(), IdempotentStart::Done(42));
     assert_eq!(start("bb").await.unwrap(), IdempotentStart::Conflict);
-    cache.abandon_idempotent(key, "aa").await.unwrap();
+    cache.abandon_idempotent(&aa).await.unwrap();
     assert_eq!(
         start("aa").await.unwrap(),
         IdempotentStart::Done(42),
@@ -109,36 +115,39 @@ pub async fn lanes_count_jobs_up_to_their_cap(
     other: &dyn PlotCache,
     lane: &str,
 ) {
-    let lease = Duration::from_secs(60);
     // The real clock: Redis expires the lane's key by its own (at the newest lease's end).
     let now = crate::clock::now_ms();
+    let slot = |lane, id, now_ms| LaneSlot {
+        lane,
+        id,
+        cap: 2,
+        lease: Duration::from_secs(60),
+        now_ms,
+    };
     let (a, b, c) = (
         JobId::new_random(),
         JobId::new_random(),
         JobId::new_random(),
     );
-    assert!(cache.begin_job(lane, a, 2, lease, now).await.unwrap());
-    assert!(other.begin_job(lane, b, 2, lease, now).await.unwrap());
+    assert!(cache.begin_job(&slot(lane, a, now)).await.unwrap());
+    assert!(other.begin_job(&slot(lane, b, now)).await.unwrap());
     assert!(
-        cache.begin_job(lane, a, 2, lease, now).await.unwrap(),
+        cache.begin_job(&slot(lane, a, now)).await.unwrap(),
         "a job counted already is counted once"
     );
-    assert!(
-        !other.begin_job(lane, c, 2, lease, now).await.unwrap(),
-        "full"
-    );
+    assert!(!other.begin_job(&slot(lane, c, now)).await.unwrap(), "full");
     let elsewhere = format!("{lane}-other");
-    assert!(cache.begin_job(&elsewhere, c, 2, lease, now).await.unwrap());
+    assert!(cache.begin_job(&slot(&elsewhere, c, now)).await.unwrap());
     other.end_job(lane, a).await.unwrap();
     assert!(
-        cache.begin_job(lane, c, 2, lease, now).await.unwrap(),
+        cache.begin_job(&slot(lane, c, now)).await.unwrap(),
         "a ended"
     );
-    assert!(!cache.begin_job(lane, a, 2, lease, now).await.unwrap());
+    assert!(!cache.begin_job(&slot(lane, a, now)).await.unwrap());
     // A minute later every lease has lapsed (a job lost in a crash frees its place).
     let later = now + 60_001;
-    assert!(cache.begin_job(lane, a, 2, lease, later).await.unwrap());
-    assert!(cache.begin_job(lane, b, 2, lease, later).await.unwrap());
+    assert!(cache.begin_job(&slot(lane, a, later)).await.unwrap());
+    assert!(cache.begin_job(&slot(lane, b, later)).await.unwrap());
     for (l, id) in [(lane, a), (lane, b), (elsewhere.as_str(), c)] {
         cache.end_job(l, id).await.unwrap();
     }

@@ -18,17 +18,19 @@ pub struct StoredEvent {
 /// The fan-out of plot events to every notifier, with a bounded shared history. Events
 /// are positioned by `EventId`s, ordered as they were published; what they look like on
 /// the bus itself is the adapter's business.
+/// Most events one `EventBus::read_after` returns (a reader asks again for more).
+pub const READ_BATCH: usize = 512;
+
 #[async_trait]
 pub trait EventBus: Send + Sync + 'static {
     /// Appends an event; returns its id.
     async fn publish(&self, event: &PlotEvent) -> PortResult<EventId>;
     /// Events after `after` (exclusive; `None` = only events published from now on),
-    /// waiting up to `block` for the first one. At most `max` events.
+    /// waiting up to `block` for the first one. At most [`READ_BATCH`] events.
     async fn read_after(
         &self,
         after: Option<EventId>,
         block: Duration,
-        max: usize,
     ) -> PortResult<Vec<StoredEvent>>;
     /// The id of the newest event, if any: where a fresh reader starts.
     async fn last_id(&self) -> PortResult<Option<EventId>>;

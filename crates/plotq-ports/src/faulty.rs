@@ -17,7 +17,7 @@
 //! assert_eq!(store.calls("points"), 3);
 //! ```
 
-use crate::cache::{IdempotentStart, PlotCache};
+use crate::cache::{Idempotency, IdempotentStart, LaneSlot, PlotCache};
 use crate::error::{PortError, PortResult};
 use crate::events::{EventBus, StoredEvent};
 use crate::queue::{DeadLetter, JobConsumer, JobQueue};
@@ -361,56 +361,21 @@ impl<T: PlotCache> PlotCache for Faulty<T> {
         self.run("delete_state", Some(&subject), self.inner.delete_state(id))
             .await
     }
-    async fn begin_idempotent(
-        &self,
-        key: &str,
-        fingerprint: &str,
-        pending_ttl: Duration,
-    ) -> PortResult<IdempotentStart> {
-        self.run(
-            "begin_idempotent",
-            Some(key),
-            self.inner.begin_idempotent(key, fingerprint, pending_ttl),
-        )
-        .await
+    async fn begin_idempotent(&self, ingest: &Idempotency<'_>) -> PortResult<IdempotentStart> {
+        let call = self.inner.begin_idempotent(ingest);
+        self.run("begin_idempotent", Some(ingest.key), call).await
     }
-    async fn finish_idempotent(
-        &self,
-        key: &str,
-        fingerprint: &str,
-        accepted: u64,
-        ttl: Duration,
-    ) -> PortResult<()> {
-        self.run(
-            "finish_idempotent",
-            Some(key),
-            self.inner
-                .finish_idempotent(key, fingerprint, accepted, ttl),
-        )
-        .await
+    async fn finish_idempotent(&self, ingest: &Idempotency<'_>, accepted: u64) -> PortResult<()> {
+        let call = self.inner.finish_idempotent(ingest, accepted);
+        self.run("finish_idempotent", Some(ingest.key), call).await
     }
-    async fn abandon_idempotent(&self, key: &str, fingerprint: &str) -> PortResult<()> {
-        self.run(
-            "abandon_idempotent",
-            Some(key),
-            self.inner.abandon_idempotent(key, fingerprint),
-        )
-        .await
+    async fn abandon_idempotent(&self, ingest: &Idempotency<'_>) -> PortResult<()> {
+        let call = self.inner.abandon_idempotent(ingest);
+        self.run("abandon_idempotent", Some(ingest.key), call).await
     }
-    async fn begin_job(
-        &self,
-        lane: &str,
-        id: JobId,
-        cap: usize,
-        lease: Duration,
-        now_ms: i64,
-    ) -> PortResult<bool> {
-        self.run(
-            "begin_job",
-            Some(lane),
-            self.inner.begin_job(lane, id, cap, lease, now_ms),
-        )
-        .await
+    async fn begin_job(&self, slot: &LaneSlot<'_>) -> PortResult<bool> {
+        let call = self.inner.begin_job(slot);
+        self.run("begin_job", Some(slot.lane), call).await
     }
     async fn end_job(&self, lane: &str, id: JobId) -> PortResult<()> {
         self.run("end_job", Some(lane), self.inner.end_job(lane, id))
@@ -432,9 +397,8 @@ impl<T: EventBus> EventBus for Faulty<T> {
         &self,
         after: Option<EventId>,
         block: Duration,
-        max: usize,
     ) -> PortResult<Vec<StoredEvent>> {
-        self.run("read_after", None, self.inner.read_after(after, block, max))
+        self.run("read_after", None, self.inner.read_after(after, block))
             .await
     }
     async fn last_id(&self) -> PortResult<Option<EventId>> {

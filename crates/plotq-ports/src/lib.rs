@@ -42,10 +42,10 @@ pub mod window;
 
 pub use backoff::Backoff;
 pub use breaker::{Breaker, BreakerConfig, Ticket};
-pub use cache::{IdempotentStart, PlotCache};
+pub use cache::{Idempotency, IdempotentStart, LaneSlot, PlotCache};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{PortError, PortResult};
-pub use events::{EventBus, StoredEvent};
+pub use events::{EventBus, READ_BATCH, StoredEvent};
 pub use queue::{Acker, DeadLetter, Delivery, JobConsumer, JobQueue};
 pub use store::{MetricStore, Points, Rollups, SeriesQuery, StoreUsage};
 pub use urls::split_urls;

@@ -15,7 +15,7 @@ use crate::link::{Link, unavailable};
 use async_trait::async_trait;
 use plotq_domain::wire::{decode_state, encode_state};
 use plotq_domain::{JobId, JobState};
-use plotq_ports::{IdempotentStart, PlotCache, PortResult};
+use plotq_ports::{Idempotency, IdempotentStart, LaneSlot, PlotCache, PortResult};
 use redis::AsyncCommands;
 use std::time::Duration;
 
@@ -194,14 +194,9 @@ impl PlotCache for RedisCache {
             .map_err(unavailable)
     }
 
-    async fn begin_idempotent(
-        &self,
-        key: &str,
-        fingerprint: &str,
-        pending_ttl: Duration,
-    ) -> PortResult<IdempotentStart> {
+    async fn begin_idempotent(&self, ingest: &Idempotency<'_>) -> PortResult<IdempotentStart> {
         let mut conn = self.conn.clone();
-        let key = self.keys.idempotency(key);
+        let (key, fingerprint) = (self.keys.idempotency(ingest.key), ingest.fingerprint);
         // SET NX, else read what holds the key; a key that expired in between is tried
         // once more.
         for _ in 0..2 {
@@ -210,7 +205,7 @@ impl PlotCache for RedisCache {
                 .arg(IdempotentStart::encode_pending(fingerprint))
                 .arg("NX")
                 .arg("PX")
-                .arg(pending_ttl.as_millis().max(1) as u64)
+                .arg(ingest.pending.as_millis().max(1) as u64)
                 .query_async(&mut conn)
                 .await
                 .map_err(unavailable)?;
@@ -225,27 +220,21 @@ impl PlotCache for RedisCache {
         Ok(IdempotentStart::Pending)
     }
 
-    async fn finish_idempotent(
-        &self,
-        key: &str,
-        fingerprint: &str,
-        accepted: u64,
-        ttl: Duration,
-    ) -> PortResult<()> {
+    async fn finish_idempotent(&self, ingest: &Idempotency<'_>, accepted: u64) -> PortResult<()> {
         let mut conn = self.conn.clone();
         conn.set_ex::<_, _, ()>(
-            self.keys.idempotency(key),
-            IdempotentStart::encode_done(fingerprint, accepted),
-            ttl_secs(ttl),
+            self.keys.idempotency(ingest.key),
+            IdempotentStart::encode_done(ingest.fingerprint, accepted),
+            ttl_secs(ingest.kept),
         )
         .await
         .map_err(unavailable)
     }
 
-    async fn abandon_idempotent(&self, key: &str, fingerprint: &str) -> PortResult<()> {
+    async fn abandon_idempotent(&self, ingest: &Idempotency<'_>) -> PortResult<()> {
         self.release_if_held(
-            self.keys.idempotency(key),
-            IdempotentStart::encode_pending(fingerprint),
+            self.keys.idempotency(ingest.key),
+            IdempotentStart::encode_pending(ingest.fingerprint),
         )
         .await
     }
@@ -255,24 +244,17 @@ impl PlotCache for RedisCache {
         conn.get(self.keys.image(id)).await.map_err(unavailable)
     }
 
-    async fn begin_job(
-        &self,
-        lane: &str,
-        id: JobId,
-        cap: usize,
-        lease: Duration,
-        now_ms: i64,
-    ) -> PortResult<bool> {
+    async fn begin_job(&self, slot: &LaneSlot<'_>) -> PortResult<bool> {
         let mut conn = self.conn.clone();
-        let until = now_ms.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
+        let lease = i64::try_from(slot.lease.as_millis()).unwrap_or(i64::MAX);
         redis::cmd("EVAL")
             .arg(BEGIN_JOB)
             .arg(1)
-            .arg(self.keys.lane(lane))
-            .arg(now_ms)
-            .arg(until)
-            .arg(cap)
-            .arg(id.to_string())
+            .arg(self.keys.lane(slot.lane))
+            .arg(slot.now_ms)
+            .arg(slot.now_ms.saturating_add(lease))
+            .arg(slot.cap)
+            .arg(slot.id.to_string())
             .query_async::<i64>(&mut conn)
             .await
             .map(|counted| counted == 1)

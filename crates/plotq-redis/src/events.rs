@@ -107,11 +107,10 @@ impl EventBus for RedisEventBus {
         &self,
         after: Option<EventId>,
         block: Duration,
-        max: usize,
     ) -> PortResult<Vec<StoredEvent>> {
         let mut conn = self.blocking.clone();
         let options = StreamReadOptions::default()
-            .count(max.max(1))
+            .count(plotq_ports::READ_BATCH)
             .block(block.min(MAX_BLOCK).as_millis() as usize);
         // `$`: only entries added after the read starts.
         let after = after.map_or_else(|| "$".to_owned(), stream_id);

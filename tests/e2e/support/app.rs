@@ -52,6 +52,14 @@ impl Default for Options {
 }
 
 impl Options {
+    /// The defaults with `workers` workers.
+    pub fn workers(workers: usize) -> Self {
+        Self {
+            workers,
+            ..Self::default()
+        }
+    }
+
     /// The extra settings of a role: `role`'s own, and the Redis Cluster's address when
     /// the roles run on it.
     fn of(&self, role: &[&'static str]) -> Vec<&'static str> {
@@ -143,6 +151,13 @@ impl TestApp {
     /// Starts the default roles (standalone, or api + 2 workers + 1 notifier).
     pub async fn spawn(backend: Backend) -> Self {
         Self::spawn_with(backend, Options::default()).await
+    }
+
+    /// [`TestApp::spawn_with`], then [`TestApp::wait_ready`] within `deadline`.
+    pub async fn ready(backend: Backend, options: Options, deadline: Duration) -> Self {
+        let app = Self::spawn_with(backend, options).await;
+        app.wait_ready(deadline).await;
+        app
     }
 
     pub async fn spawn_with(backend: Backend, options: Options) -> Self {

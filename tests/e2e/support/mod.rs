@@ -364,6 +364,17 @@ pub async fn cleanup(ns: &str) {
     delete_redis_keys(REDIS_CLUSTER_URL, &keys).await;
 }
 
+/// `GET /api/v1/plots/{id}`: its status code and its body.
+pub async fn job_state(client: &reqwest::Client, api: &Plotq, id: &str) -> (u16, Value) {
+    let r = client
+        .get(api.url(&format!("/api/v1/plots/{id}")))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or_default())
+}
+
 /// Polls a job's status until `done(status)` holds; fails the test at `deadline`.
 pub async fn wait_status(
     client: &reqwest::Client,
@@ -374,16 +385,9 @@ pub async fn wait_status(
 ) -> Value {
     let until = tokio::time::Instant::now() + deadline;
     loop {
-        let r = client
-            .get(api.url(&format!("/api/v1/plots/{id}")))
-            .send()
-            .await
-            .unwrap();
-        if r.status() == 200 {
-            let body: Value = r.json().await.unwrap();
-            if done(&body) {
-                return body;
-            }
+        let (status, body) = job_state(client, api, id).await;
+        if status == 200 && done(&body) {
+            return body;
         }
         assert!(
             tokio::time::Instant::now() < until,

@@ -15,7 +15,7 @@ use axum::response::Response;
 use plotq_domain::chunk::BatchId;
 use plotq_domain::{FieldError, Sample};
 use plotq_http::{Caller, Limits, Problem, ProblemCode};
-use plotq_ports::{IdempotentStart, MetricStore, PlotCache, PortError, ViewRegistry};
+use plotq_ports::{Idempotency, IdempotentStart, MetricStore, PlotCache, PortError, ViewRegistry};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -123,7 +123,11 @@ pub(crate) async fn store_batch(
     if let Err(e) = stored {
         // Nothing is acknowledged: a retry with the key may run (and the store writes
         // whatever this attempt wrote at most once).
-        if let Err(release) = state.cache.abandon_idempotent(&scoped, &fingerprint).await {
+        if let Err(release) = state
+            .cache
+            .abandon_idempotent(&ingest(&scoped, &fingerprint))
+            .await
+        {
             tracing::warn!(error = %release, "cannot release an idempotency key; its retries wait for it to lapse");
         }
         held.settled = true;
@@ -132,7 +136,7 @@ pub(crate) async fn store_batch(
     let n = samples.len() as u64;
     if let Err(e) = state
         .cache
-        .finish_idempotent(&scoped, &fingerprint, n, IDEMPOTENCY_TTL)
+        .finish_idempotent(&ingest(&scoped, &fingerprint), n)
         .await
     {
         // Stored all the same: a retry after the pending mark lapses stores nothing again.
@@ -204,9 +208,7 @@ async fn begin_idempotent(
     let (answer, asked) = tokio::sync::oneshot::channel();
     let (cache, scoped, fingerprint) = (cache.clone(), scoped.to_owned(), fingerprint.to_owned());
     tokio::spawn(async move {
-        let start = cache
-            .begin_idempotent(&scoped, &fingerprint, IDEMPOTENCY_PENDING)
-            .await;
+        let start = cache.begin_idempotent(&ingest(&scoped, &fingerprint)).await;
         let held = matches!(start, Ok(IdempotentStart::Fresh)).then(|| HeldKey {
             cache,
             scoped,
@@ -251,7 +253,7 @@ impl Drop for HeldKey {
             std::mem::take(&mut self.fingerprint),
         );
         runtime.spawn(async move {
-            if let Err(e) = cache.abandon_idempotent(&scoped, &fingerprint).await {
+            if let Err(e) = cache.abandon_idempotent(&ingest(&scoped, &fingerprint)).await {
                 tracing::warn!(error = %e, "cannot release the idempotency key of a dropped request; its retries wait for it to lapse");
             }
         });
@@ -267,6 +269,16 @@ pub(crate) fn mark_replayed(response: &mut Response) {
 
 /// How long a retried batch is recognised by its `Idempotency-Key`.
 const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// The cache's view of the idempotent ingest under `scoped` of a body with `fingerprint`.
+fn ingest<'a>(scoped: &'a str, fingerprint: &'a str) -> Idempotency<'a> {
+    Idempotency {
+        key: scoped,
+        fingerprint,
+        pending: IDEMPOTENCY_PENDING,
+        kept: IDEMPOTENCY_TTL,
+    }
+}
 /// How long a key stays "in progress" if its request never finishes (a crashed api).
 const IDEMPOTENCY_PENDING: Duration = Duration::from_secs(60);
 /// The `Idempotency-Key` header of the ingest routes, in the document.

@@ -5,7 +5,7 @@
 //! unit-test double.
 
 use super::ttl::expiry;
-use crate::cache::{IdempotentStart, PlotCache};
+use crate::cache::{Idempotency, IdempotentStart, LaneSlot, PlotCache};
 use crate::clock::{Clock, SystemClock};
 use crate::error::PortResult;
 use async_trait::async_trait;
@@ -139,13 +139,8 @@ impl PlotCache for MemoryCache {
         Ok(())
     }
 
-    async fn begin_idempotent(
-        &self,
-        key: &str,
-        fingerprint: &str,
-        pending_ttl: Duration,
-    ) -> PortResult<IdempotentStart> {
-        let key = format!("idem:{key}");
+    async fn begin_idempotent(&self, ingest: &Idempotency<'_>) -> PortResult<IdempotentStart> {
+        let (key, fingerprint) = (format!("idem:{}", ingest.key), ingest.fingerprint);
         let now = self.clock.now_ms();
         let mut entries = self.entries.lock().expect("cache lock");
         if let Some((_, stored)) = entries.get(&key).filter(|(expires, _)| *expires > now) {
@@ -153,25 +148,19 @@ impl PlotCache for MemoryCache {
             return Ok(IdempotentStart::of_stored(&stored, fingerprint));
         }
         let pending = IdempotentStart::encode_pending(fingerprint).into_bytes();
-        entries.insert(key, (expiry(now, pending_ttl), pending));
+        entries.insert(key, (expiry(now, ingest.pending), pending));
         Ok(IdempotentStart::Fresh)
     }
 
-    async fn finish_idempotent(
-        &self,
-        key: &str,
-        fingerprint: &str,
-        accepted: u64,
-        ttl: Duration,
-    ) -> PortResult<()> {
-        let done = IdempotentStart::encode_done(fingerprint, accepted).into_bytes();
-        self.put(format!("idem:{key}"), done, ttl);
+    async fn finish_idempotent(&self, ingest: &Idempotency<'_>, accepted: u64) -> PortResult<()> {
+        let done = IdempotentStart::encode_done(ingest.fingerprint, accepted).into_bytes();
+        self.put(format!("idem:{}", ingest.key), done, ingest.kept);
         Ok(())
     }
 
-    async fn abandon_idempotent(&self, key: &str, fingerprint: &str) -> PortResult<()> {
-        let key = format!("idem:{key}");
-        let pending = IdempotentStart::encode_pending(fingerprint).into_bytes();
+    async fn abandon_idempotent(&self, ingest: &Idempotency<'_>) -> PortResult<()> {
+        let key = format!("idem:{}", ingest.key);
+        let pending = IdempotentStart::encode_pending(ingest.fingerprint).into_bytes();
         let mut entries = self.entries.lock().expect("cache lock");
         if entries.get(&key).is_some_and(|(_, v)| *v == pending) {
             entries.remove(&key);
@@ -179,14 +168,14 @@ impl PlotCache for MemoryCache {
         Ok(())
     }
 
-    async fn begin_job(
-        &self,
-        lane: &str,
-        id: JobId,
-        cap: usize,
-        lease: Duration,
-        now_ms: i64,
-    ) -> PortResult<bool> {
+    async fn begin_job(&self, slot: &LaneSlot<'_>) -> PortResult<bool> {
+        let LaneSlot {
+            lane,
+            id,
+            cap,
+            lease,
+            now_ms,
+        } = *slot;
         let mut lanes = self.lanes.lock().expect("lanes lock");
         lanes.retain(|_, jobs| {
             jobs.retain(|_, until| *until > now_ms);

@@ -108,13 +108,12 @@ impl EventBus for MemoryEventBus {
         &self,
         after: Option<EventId>,
         block: Duration,
-        max: usize,
     ) -> PortResult<Vec<StoredEvent>> {
         let after = after.unwrap_or_else(|| self.last());
         let deadline = tokio::time::Instant::now() + block;
         loop {
             let notified = self.notify.notified();
-            let found = self.collect_after(after, max);
+            let found = self.collect_after(after, crate::READ_BATCH);
             if !found.is_empty() {
                 return Ok(found);
             }
@@ -154,7 +153,7 @@ mod tests {
         let reader = {
             let bus = bus.clone();
             tokio::spawn(async move {
-                bus.read_after(Some(first), Duration::from_secs(10), 10)
+                bus.read_after(Some(first), Duration::from_secs(10))
                     .await
                     .unwrap()
             })
@@ -172,7 +171,7 @@ mod tests {
         assert_eq!(ids, [second, third]);
         // A reader starting now (`None`) waits for the next event only.
         let none = bus
-            .read_after(None, Duration::from_millis(10), 10)
+            .read_after(None, Duration::from_millis(10))
             .await
             .unwrap();
         assert!(none.is_empty());
@@ -229,10 +228,7 @@ mod tests {
             seq: 7,
         };
         assert_eq!(after(between, 100).await, ids[2..]);
-        let read = bus
-            .read_after(Some(ids[2]), Duration::ZERO, 10)
-            .await
-            .unwrap();
+        let read = bus.read_after(Some(ids[2]), Duration::ZERO).await.unwrap();
         assert_eq!(read.iter().map(|e| e.id).collect::<Vec<_>>(), ids[3..]);
     }
 }

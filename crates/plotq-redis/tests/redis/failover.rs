@@ -161,7 +161,7 @@ async fn a_master_lost_for_good_fails_over_and_the_adapters_follow() {
         .await
         .unwrap();
     let read = events
-        .read_after(Some(before), Duration::from_secs(2), 10)
+        .read_after(Some(before), Duration::from_secs(2))
         .await
         .unwrap();
     assert_eq!(read.iter().map(|e| e.id).collect::<Vec<_>>(), [next]);

@@ -89,7 +89,7 @@ pub async fn events_fan_out_and_replay<T: Target>() {
         .unwrap();
     let reader = tokio::spawn(async move {
         other_replica
-            .read_after(Some(first), Duration::from_secs(5), 10)
+            .read_after(Some(first), Duration::from_secs(5))
             .await
             .unwrap()
     });

@@ -242,7 +242,7 @@ impl Harness {
                     after = last;
                 }
                 self.events
-                    .read_after(Some(after), Duration::from_secs(1), 100)
+                    .read_after(Some(after), Duration::from_secs(1))
                     .await
                     .unwrap();
             }

@@ -6,8 +6,8 @@ use crate::helpers::{Harness, job, wait_until};
 use plotq_domain::JobId;
 use plotq_domain::wire::{EventKind, JobMessage, Lane};
 use plotq_ports::JobQueue;
-use plotq_ports::PlotCache;
 use plotq_ports::clock::now_ms;
+use plotq_ports::{LaneSlot, PlotCache};
 use std::time::Duration;
 
 /// The ready events' job ids, in the order they were announced.
@@ -33,15 +33,16 @@ async fn held_jobs_are_served_lane_by_lane_not_in_arrival_order() {
         .map(|_| job("checkout").in_lane(busy.clone()))
         .collect();
     let other = job("checkout").in_lane(quiet.clone());
-    let lease = Duration::from_secs(60);
+    let slot = |lane, id, cap| LaneSlot {
+        lane,
+        id,
+        cap,
+        lease: Duration::from_secs(60),
+        now_ms: now_ms(),
+    };
     for j in backlog.iter().chain([&other]) {
         let lane = j.lane.as_ref().unwrap().as_str();
-        assert!(
-            h.cache
-                .begin_job(lane, j.id, 100, lease, now_ms())
-                .await
-                .unwrap()
-        );
+        assert!(h.cache.begin_job(&slot(lane, j.id, 100)).await.unwrap());
         h.queue.publish(j).await.unwrap();
     }
     let worker = h.start();
@@ -64,7 +65,7 @@ async fn held_jobs_are_served_lane_by_lane_not_in_arrival_order() {
     for lane in [&busy, &quiet] {
         assert!(
             h.cache
-                .begin_job(lane.as_str(), JobId::new_random(), 1, lease, now_ms())
+                .begin_job(&slot(lane.as_str(), JobId::new_random(), 1))
                 .await
                 .unwrap(),
             "lane {lane} is empty"

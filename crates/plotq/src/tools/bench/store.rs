@@ -155,7 +155,7 @@ async fn wait_final(
     let deadline = Instant::now() + Duration::from_secs(300);
     while Instant::now() < deadline {
         for e in events
-            .read_after(Some(after), Duration::from_secs(1), 100)
+            .read_after(Some(after), Duration::from_secs(1))
             .await?
         {
             after = e.id;
