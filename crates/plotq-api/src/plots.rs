@@ -301,12 +301,15 @@ pub(crate) async fn single_flight(state: &ApiState, job: &JobState) -> Result<Fl
             .await?;
         key.push_str(&format!("|{}", watermark.unwrap_or(0)));
     }
-    let Some(mut holder) = state.cache.claim_request(&key, job.id, ttl).await? else {
+    let Some(holder) = state.cache.claim_request(&key, job.id, ttl).await? else {
         return Ok(Flight::Claimed(Some(key))); // first of its kind: render it
     };
     // A holder without a state is still being published: wait (briefly) for it to be
     // confirmed — its state appears — or refused — its claim is released and ours to
-    // take. Past the wait, render our own rather than point at a job that may fail.
+    // take. Past the wait, render our own rather than point at a job that may fail. When
+    // the claim passes to another request meanwhile, the holder's publish was refused:
+    // publish our own at once rather than wait behind every waiter in turn (during a
+    // broker outage, each would fail in turn, a poll apart).
     let waiting_until = tokio::time::Instant::now() + HOLDER_PUBLISH_WAIT;
     let existing = loop {
         if let Some(existing) = state.cache.get_state(holder).await? {
@@ -318,7 +321,8 @@ pub(crate) async fn single_flight(state: &ApiState, job: &JobState) -> Result<Fl
         tokio::time::sleep(Duration::from_millis(20)).await;
         match state.cache.claim_request(&key, job.id, ttl).await? {
             None => return Ok(Flight::Claimed(Some(key))),
-            Some(now_held_by) => holder = now_held_by,
+            Some(now_held_by) if now_held_by != holder => return Ok(Flight::Claimed(None)),
+            Some(_) => {}
         }
     };
     if let Some(existing) = existing {
