@@ -51,6 +51,13 @@ if ! python3 -m pip show prometheus_client 2>/dev/null | grep -qx "Version: $PC_
   python3 -m pip install --quiet --disable-pip-version-check -r tests/prometheus/requirements.txt
 fi
 
+# The OpenTelemetry Python SDK and its OTLP/HTTP exporter, the client tests/e2e/otlp.rs
+# exports spans and metrics to plotq with.
+OT_VERSION=$(sed -n 's/^opentelemetry-sdk==//p' tests/otlp/requirements.txt)
+if ! python3 -m pip show opentelemetry-exporter-otlp-proto-http 2>/dev/null | grep -qx "Version: $OT_VERSION"; then
+  python3 -m pip install --quiet --disable-pip-version-check -r tests/otlp/requirements.txt
+fi
+
 # Redis.
 if ! port_open 6379; then
   command -v redis-server >/dev/null || apt_install redis-server

@@ -10,6 +10,7 @@
 //! - `restarts`: RabbitMQ, Redis and the MongoDB-wire server stop and come back
 //!   (these stop the machine's shared services: run them alone, see `.config/nextest.toml`);
 //! - `observe`: every role's `/metrics`, `Server-Timing`, plotq plotting itself;
+//! - `otlp`: the OpenTelemetry Python SDK exporting spans and metrics, counted exactly;
 //! - `caddy`: the Caddy fixture and `plotq tail` across rotation and a kill;
 //! - `contract`: the OpenAPI document against the routes, and schemathesis;
 //! - `fuzz`: random requests, every 202 ends once;
@@ -23,6 +24,7 @@ mod faults;
 mod fuzz;
 mod memory;
 mod observe;
+mod otlp;
 mod pipeline;
 mod render;
 mod restarts;

@@ -21,7 +21,9 @@
 //! - `stats.rs` — `GET /api/v1/stats`;
 //! - `ingest/` — the write path of samples ([`store_samples`], `store_batch`,
 //!   idempotency), `POST /api/v1/metrics` (`metrics.rs`) and `POST /api/v1/ingest/caddy`
-//!   (`caddy.rs`, with the pure Caddy access-log parser, [`caddy`], under `caddy/`);
+//!   (`caddy.rs`, with the pure Caddy access-log parser, [`caddy`], under `caddy/`),
+//!   and OTLP/HTTP `POST /v1/traces` and `/v1/metrics` (`otlp.rs`, its decoding and
+//!   mapping of spans and data points under `otlp/`);
 //! - `dashboard.rs` — the dashboard page and its assets;
 //! - here — every route of the api in one table ([`router`]), each registered with its
 //!   entry in the OpenAPI document, which [`ApiDoc`] builds from the same table.
@@ -55,6 +57,8 @@ fn api_routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::with_openapi(openapi::ApiInfo::openapi())
         .routes(routes!(ingest::metrics::ingest))
         .routes(routes!(ingest::caddy::ingest_caddy))
+        .routes(routes!(ingest::otlp::traces))
+        .routes(routes!(ingest::otlp::metrics))
         .routes(routes!(services::services))
         .routes(routes!(stats::stats))
         .routes(routes!(access::ticket))

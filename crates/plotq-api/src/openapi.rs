@@ -20,7 +20,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use plotq_domain::names::MAX_NAME_LEN;
 use plotq_domain::sample::MAX_BATCH;
-use plotq_domain::timestamp::{MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS};
+use plotq_domain::timestamp::{MAX_TIMESTAMP_MS, MIN_EPOCH_MS};
 use plotq_http::{KindDoc, ProblemCode, ProblemDoc, SecuritySchemes};
 use serde::Serialize;
 use std::borrow::Cow;
@@ -119,13 +119,15 @@ hand_schema!(
     "Timestamp",
     OneOfBuilder::new()
         .description(Some(
-            "Milliseconds since the epoch, or an RFC 3339 string; 1970-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z"
+            "Milliseconds since the epoch, or an RFC 3339 string; 1970-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z. \
+             Epoch numbers below 100000000000 (1973-03-03) are refused as epoch seconds, and plausible \
+             microseconds or nanoseconds are refused naming their unit; earlier times as RFC 3339 strings"
         ))
         .item(
             ObjectBuilder::new()
                 .schema_type(Type::Integer)
                 .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
-                .minimum(Some(MIN_TIMESTAMP_MS))
+                .minimum(Some(MIN_EPOCH_MS))
                 .maximum(Some(MAX_TIMESTAMP_MS)),
         )
         .item(
@@ -137,8 +139,10 @@ hand_schema!(
 );
 
 /// One sample. `service_name`/`metric_name` are accepted as aliases of
-/// `service`/`metric`; other members are ignored.
+/// `service`/`metric`; any other member is refused by name (`422 invalid_field`), never
+/// dropped.
 #[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SampleDoc {
     service: ServiceNameDoc,
     metric: MetricNameDoc,
@@ -194,6 +198,12 @@ pub struct AcceptedDoc {
     /// How many samples were stored.
     #[schema(minimum = 1, maximum = 50000)]
     accepted: u64,
+    /// Present when some of them are older than the raw retention
+    /// (`PLOTQ_RAW_RETENTION`): stored in the one-minute rollups only, which every
+    /// window reaching that far back is drawn from. Samples older than the rollup
+    /// retention are refused (`422 sample_too_old`).
+    #[schema(minimum = 1, maximum = 50000)]
+    rollup_only: Option<u64>,
 }
 
 #[derive(Serialize, ToSchema)]

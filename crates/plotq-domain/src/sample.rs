@@ -2,14 +2,16 @@
 //!
 //! Accepts `service`/`metric` and the Python prototype's `service_name`/`metric_name`,
 //! a finite `value`, and an optional `timestamp` (RFC 3339 string or epoch
-//! milliseconds, from 1970 to the end of year 9999 — see [`crate::timestamp`] — and at
-//! most [`MAX_FUTURE_SKEW_MS`] ahead of the clock; absent means "when it was received").
+//! milliseconds, from 1970 to the end of year 9999 — see [`crate::timestamp`], which
+//! refuses epoch seconds — and at most [`MAX_FUTURE_SKEW_MS`] ahead of the clock;
+//! absent means "when it was received"). Any other member is refused by name, so
+//! nothing a client sends (`tags`, say) is silently dropped.
 //! Parsing a batch is all-or-nothing: problems in every element are collected, so a
 //! client can fix the batch in one round trip, up to
 //! [`MAX_REPORTED_ERRORS`](crate::error::MAX_REPORTED_ERRORS) of them (then the list
 //! ends with a "stopped checking" entry and parsing stops).
 
-use crate::error::{Collector, FieldError, FieldErrors, excerpt};
+use crate::error::{Collector, FieldError, FieldErrors, excerpt, pointer_segment};
 use crate::names::{MetricName, ServiceName};
 use crate::timestamp::clamp_timestamp;
 use serde_json::Value;
@@ -43,6 +45,7 @@ pub struct Sample {
 /// building a JSON value first.
 pub fn parse_samples_fast(body: &[u8], now_ms: i64) -> Option<Vec<Sample>> {
     #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
     struct Fast<'a> {
         #[serde(borrow, alias = "service_name")]
         service: std::borrow::Cow<'a, str>,
@@ -66,7 +69,7 @@ pub fn parse_samples_fast(body: &[u8], now_ms: i64) -> Option<Vec<Sample>> {
         }
         let timestamp_ms = match &f.timestamp {
             None | Some(Value::Null) => now_ms,
-            Some(v) => match crate::timestamp::parse_timestamp(v) {
+            Some(v) => match crate::timestamp::parse_sample_timestamp(v) {
                 Ok(ts) if ts <= now_ms + MAX_FUTURE_SKEW_MS => ts,
                 _ => return None,
             },
@@ -147,11 +150,38 @@ pub fn parse_samples(body: &Value, now_ms: i64) -> Result<Vec<Sample>, FieldErro
     errors.finish().map(|()| samples)
 }
 
+/// The members a sample object may have.
+const SAMPLE_FIELDS: [&str; 6] = [
+    "service",
+    "service_name",
+    "metric",
+    "metric_name",
+    "value",
+    "timestamp",
+];
+
+/// The problem with a member that is not a sample field, at its JSON pointer.
+fn unknown_field(key: &str) -> FieldError {
+    let pointer = format!("/{}", pointer_segment(key));
+    let problem = match key {
+        "tags" | "labels" | "attributes" | "dimensions" => {
+            "is not stored: plotq does not keep labels on samples yet; send one series per \
+             label value (e.g. the value in the metric name) or leave it out"
+        }
+        _ => "is not a sample field (service, metric, value, timestamp)",
+    };
+    FieldError::new(pointer, problem)
+}
+
 fn parse_one(item: &Value, now_ms: i64) -> Result<Sample, Vec<FieldError>> {
     let Value::Object(obj) = item else {
         return Err(vec![FieldError::new("", "expected a sample object")]);
     };
-    let mut errors = Vec::new();
+    let mut errors: Vec<FieldError> = obj
+        .keys()
+        .filter(|k| !SAMPLE_FIELDS.contains(&k.as_str()))
+        .map(|k| unknown_field(k))
+        .collect();
     // (key, its JSON pointer) of a field and its alias.
     type Field = (&'static str, &'static str);
     let mut name_field = |primary: Field, alias: Field| -> Option<(&'static str, &Value)> {
@@ -211,7 +241,7 @@ fn parse_one(item: &Value, now_ms: i64) -> Result<Sample, Vec<FieldError>> {
     };
     let timestamp_ms = match obj.get("timestamp") {
         None | Some(Value::Null) => Some(now_ms),
-        Some(v) => match parse_timestamp(v) {
+        Some(v) => match crate::timestamp::parse_sample_timestamp(v) {
             // Both are within the timestamp range, so the sum cannot overflow.
             Ok(ts) if ts > now_ms + MAX_FUTURE_SKEW_MS => {
                 errors.push(FieldError::new(
@@ -292,7 +322,7 @@ mod tests {
     fn the_fast_path_takes_the_usual_batch_and_leaves_the_rest() {
         let usual = json!([
             {"service": "a", "metric": "m", "value": 1.5, "timestamp": NOW - 1_000},
-            {"service_name": "a", "metric_name": "m", "value": 2, "extra": true},
+            {"service_name": "a", "metric_name": "m", "value": 2},
             {"service": "b", "metric": "m", "value": -3, "timestamp": "2026-11-22T10:00:00Z"},
         ]);
         let bytes = serde_json::to_vec(&usual).unwrap();
@@ -305,10 +335,42 @@ mod tests {
             json!([{"service": "a", "metric": "m", "value": "1"}]),
             json!([{"service": "bad name", "metric": "m", "value": 1}]),
             json!([{"service": "a", "metric": "m", "value": 1, "timestamp": NOW + 3_600_000}]),
+            json!([{"service": "a", "metric": "m", "value": 1, "tags": {"route": "/pay"}}]),
+            json!([{"service": "a", "metric": "m", "value": 1, "timestamp": NOW / 1000}]),
         ] {
             let bytes = serde_json::to_vec(&other).unwrap();
             assert_eq!(parse_samples_fast(&bytes, NOW), None, "{other}");
         }
+    }
+
+    #[test]
+    fn unknown_members_are_refused_by_name_never_dropped() {
+        let err = parse_samples(
+            &json!([
+                {"service": "a", "metric": "m", "value": 1, "tags": {"route": "/pay"}},
+                {"service": "a", "metric": "m", "value": 1, "a/b~": 2},
+            ]),
+            NOW,
+        )
+        .unwrap_err();
+        let fields: Vec<&str> = err.0.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["/0/tags", "/1/a~1b~0"]);
+        assert!(err.0[0].problem.contains("labels"), "{}", err.0[0].problem);
+    }
+
+    #[test]
+    fn epoch_seconds_are_refused_naming_the_unit() {
+        let err = parse_samples(
+            &json!({"service": "a", "metric": "m", "value": 1, "timestamp": NOW / 1000}),
+            NOW,
+        )
+        .unwrap_err();
+        assert_eq!(err.0[0].field, "/timestamp");
+        assert!(
+            err.0[0].problem.contains("epoch seconds"),
+            "{}",
+            err.0[0].problem
+        );
     }
 
     #[test]

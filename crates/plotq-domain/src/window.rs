@@ -88,14 +88,19 @@ impl Default for Window {
 
 impl fmt::Display for Window {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = self.secs;
-        for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60)] {
-            if s.is_multiple_of(size) {
-                return write!(f, "{}{unit}", s / size);
-            }
-        }
-        write!(f, "{s}s")
+        f.write_str(&format_secs(self.secs))
     }
+}
+
+/// Whole seconds in the largest exact unit, as windows and settings are written
+/// (`90d`, `48h`, `90s`).
+pub fn format_secs(s: u64) -> String {
+    for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60)] {
+        if s.is_multiple_of(size) && s > 0 {
+            return format!("{}{unit}", s / size);
+        }
+    }
+    format!("{s}s")
 }
 
 impl TryFrom<String> for Window {

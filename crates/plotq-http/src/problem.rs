@@ -67,6 +67,7 @@ problem_codes! {
     HostNotAllowed = "host_not_allowed", FORBIDDEN, "Host not allowed";
     TooManyJobs = "too_many_jobs", TOO_MANY_REQUESTS, "Too many plot jobs in flight";
     BatchTooSpread = "batch_too_spread", UNPROCESSABLE_ENTITY, "Batch spread over too many time buckets";
+    SampleTooOld = "sample_too_old", UNPROCESSABLE_ENTITY, "Sample older than the retention";
     Internal = "internal", INTERNAL_SERVER_ERROR, "Internal server error";
 }
 

@@ -32,6 +32,8 @@ use std::time::Duration;
 pub struct SourcePolicy {
     pub rollup_after: Duration,
     pub raw_retention: Duration,
+    /// How long rollups are kept: nothing older is shown (or accepted by ingest).
+    pub rollup_retention: Duration,
     pub raw_max_samples: u64,
     /// Stand-in values per series drawn from rollups (bounds a render's memory).
     pub rollup_budget: usize,
@@ -42,6 +44,7 @@ impl Default for SourcePolicy {
         Self {
             rollup_after: Duration::from_secs(3 * 3600),
             raw_retention: Duration::from_secs(48 * 3600),
+            rollup_retention: Duration::from_secs(90 * 24 * 3600),
             raw_max_samples: 5_000_000,
             rollup_budget: 250_000,
         }

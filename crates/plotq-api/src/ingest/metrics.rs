@@ -2,7 +2,10 @@
 //! `plotq_domain::sample` (every bad field named) and written by the ingest routes' one
 //! write path ([`store_batch`]).
 
-use super::{IdempotencyKeyHeader, Stored, idempotency_key, mark_replayed, store_batch};
+use super::{
+    IdempotencyKeyHeader, Stored, check_age, idempotency_key, mark_replayed, rollup_only,
+    store_batch,
+};
 use crate::openapi::{AcceptedDoc, SamplesDoc};
 use crate::state::ApiState;
 use axum::Extension;
@@ -58,6 +61,7 @@ pub(crate) async fn ingest(
             parse_samples(&body, now).map_err(Problem::invalid)?
         }
     };
+    check_age(&samples, now, &state.config.sources)?;
     let (n, replayed) = match store_batch(
         &state,
         &caller,
@@ -72,7 +76,12 @@ pub(crate) async fn ingest(
         Stored::Now => (samples.len() as u64, false),
         Stored::Replayed(n) => (n, true),
     };
-    let mut response = (StatusCode::OK, axum::Json(json!({"accepted": n}))).into_response();
+    let mut answer = json!({"accepted": n});
+    let kept_in_rollups = rollup_only(&samples, now, &state.config.sources);
+    if kept_in_rollups > 0 {
+        answer["rollup_only"] = kept_in_rollups.into();
+    }
+    let mut response = (StatusCode::OK, axum::Json(answer)).into_response();
     if replayed {
         mark_replayed(&mut response);
     }

@@ -1,21 +1,26 @@
 //! Samples in. The ingest use case, shared by `POST /api/v1/metrics` (`metrics.rs`),
 //! `POST /api/v1/ingest/caddy` (`caddy.rs`, with the Caddy access-log parser under
-//! `caddy/`) and the standalone demo producer: store the samples, then move the
+//! `caddy/`), the OTLP/HTTP routes `POST /v1/traces` and `/v1/metrics` (`otlp.rs`, with
+//! its decoding and mapping under `otlp/`) and the standalone demo producer: store the samples, then move the
 //! watermark of every series they touch ([`store_samples`]); and the write half every
 //! ingest route shares ([`store_batch`]: the caller's services, the batch's spread, its
 //! rate, the `Idempotency-Key`, the store).
 
 pub mod caddy;
 pub(crate) mod metrics;
+pub(crate) mod otlp;
 
 use crate::access::forbidden_services;
 use crate::state::ApiState;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;
 use plotq_domain::chunk::BatchId;
+use plotq_domain::window::format_secs;
 use plotq_domain::{FieldError, Sample};
 use plotq_http::{Caller, Limits, Problem, ProblemCode};
-use plotq_ports::{Idempotency, IdempotentStart, MetricStore, PlotCache, PortError, ViewRegistry};
+use plotq_ports::{
+    Idempotency, IdempotentStart, MetricStore, PlotCache, PortError, SourcePolicy, ViewRegistry,
+};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -144,6 +149,54 @@ pub(crate) async fn store_batch(
     }
     held.settled = true;
     Ok(Stored::Now)
+}
+
+/// `422 sample_too_old` naming every sample older than the rollup retention: nothing of
+/// it would be kept, so it is refused rather than answered "accepted" and lost.
+pub(crate) fn check_age(
+    samples: &[Sample],
+    now: i64,
+    sources: &SourcePolicy,
+) -> Result<(), Problem> {
+    let horizon = horizon(now, sources.rollup_retention);
+    let old: Vec<FieldError> = samples
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.timestamp_ms < horizon)
+        .take(plotq_domain::error::MAX_REPORTED_ERRORS)
+        .map(|(i, _)| {
+            FieldError::new(
+                format!("/{i}/timestamp"),
+                format!(
+                    "is older than the rollup retention ({}, PLOTQ_ROLLUP_RETENTION): nothing of it would be kept",
+                    format_secs(sources.rollup_retention.as_secs())
+                ),
+            )
+        })
+        .collect();
+    if old.is_empty() {
+        return Ok(());
+    }
+    Err(Problem {
+        errors: old,
+        ..Problem::new(
+            ProblemCode::SampleTooOld,
+            "samples older than the rollup retention would be deleted at once; nothing was stored",
+        )
+    })
+}
+
+/// How many of `samples` are older than the raw retention: stored, but kept only in the
+/// one-minute rollups (every window reaching that far back is drawn from them), which
+/// the ingest answers report as `rollup_only`.
+pub(crate) fn rollup_only(samples: &[Sample], now: i64, sources: &SourcePolicy) -> u64 {
+    let horizon = horizon(now, sources.raw_retention);
+    samples.iter().filter(|s| s.timestamp_ms < horizon).count() as u64
+}
+
+/// `now` minus `retention`, in epoch milliseconds.
+pub(crate) fn horizon(now: i64, retention: Duration) -> i64 {
+    now.saturating_sub(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// `422 batch_too_spread` when `samples` touch more than `max` one-minute buckets (each

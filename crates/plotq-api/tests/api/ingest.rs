@@ -231,3 +231,60 @@ async fn a_full_store_refuses_ingest_with_507_and_keeps_what_it_had() {
         "the accepted batch is intact"
     );
 }
+
+#[tokio::test]
+async fn nothing_sent_is_silently_lost_seconds_unknown_fields_and_expired_samples() {
+    let app = app();
+    let now = plotq_ports::clock::now_ms();
+    let day = 24 * 3_600_000;
+    for (sample, field, says) in [
+        // Epoch seconds would land in 1970 and vanish: refused naming the unit.
+        (
+            json!({"service": "a", "metric": "m", "value": 1, "timestamp": now / 1000}),
+            "/timestamp",
+            "epoch seconds",
+        ),
+        // Labels are not kept yet: refused by name, never dropped.
+        (
+            json!({"service": "a", "metric": "m", "value": 1, "tags": {"route": "/pay"}}),
+            "/tags",
+            "labels",
+        ),
+        // Past the rollup retention (90 days) nothing would be kept.
+        (
+            json!({"service": "a", "metric": "m", "value": 1, "timestamp": now - 91 * day}),
+            "/0/timestamp",
+            "rollup retention",
+        ),
+    ] {
+        let answer = app.post("/api/v1/metrics").json(&sample).send().await;
+        let body = answer.json();
+        assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(body["errors"][0]["field"], field, "{body}");
+        assert!(
+            body["errors"][0]["problem"]
+                .as_str()
+                .unwrap()
+                .contains(says),
+            "{body}"
+        );
+    }
+    assert!(app.stored("a", "m").await.is_empty());
+    // Older than the raw retention (48 h) but within the rollups': stored, and said so.
+    let answer = app
+        .post("/api/v1/metrics")
+        .json(&json!([
+            {"service": "a", "metric": "m", "value": 1, "timestamp": now - 3 * day},
+            {"service": "a", "metric": "m", "value": 2, "timestamp": now - 60_000},
+        ]))
+        .send()
+        .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.json(), json!({"accepted": 2, "rollup_only": 1}));
+    let answer = app
+        .post("/api/v1/metrics")
+        .json(&json!({"service": "a", "metric": "m", "value": 3}))
+        .send()
+        .await;
+    assert_eq!(answer.json(), json!({"accepted": 1}));
+}

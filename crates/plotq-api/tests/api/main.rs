@@ -9,6 +9,7 @@ mod edge;
 mod helpers;
 mod ingest;
 mod limits;
+mod otlp;
 mod plots;
 mod render;
 mod stats;

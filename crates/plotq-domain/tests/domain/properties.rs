@@ -13,7 +13,7 @@ use plotq_domain::plot::{
     BINS_RANGE, HEIGHT_RANGE, MAX_SERVICES, MAX_TITLE_CHARS, MIN_LAYOUT, SCALE_RANGE, WIDTH_RANGE,
 };
 use plotq_domain::sample::{MAX_FUTURE_SKEW_MS, parse_samples, parse_samples_fast};
-use plotq_domain::timestamp::{MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS};
+use plotq_domain::timestamp::{MAX_TIMESTAMP_MS, MIN_EPOCH_MS, MIN_TIMESTAMP_MS};
 use plotq_domain::view::MAX_VIEW_KEY_LEN;
 use plotq_domain::wire::{
     DecodeError, EventKind, JobMessage, PlotEvent, decode_state, decode_view_state, encode_state,
@@ -70,9 +70,11 @@ fn near_name() -> impl Strategy<Value = String> {
     ]
 }
 
+/// Epoch milliseconds a client may send as a number (below `MIN_EPOCH_MS` only zero:
+/// the rest reads as epoch seconds and is refused).
 fn timestamp_ms() -> impl Strategy<Value = i64> {
     prop_oneof![
-        MIN_TIMESTAMP_MS..=MAX_TIMESTAMP_MS,
+        MIN_EPOCH_MS..=MAX_TIMESTAMP_MS,
         Just(MIN_TIMESTAMP_MS),
         Just(MAX_TIMESTAMP_MS),
         1_700_000_000_000i64..1_900_000_000_000,

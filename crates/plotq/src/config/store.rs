@@ -134,6 +134,7 @@ impl SourceSettings {
         SourcePolicy {
             rollup_after: self.rollup_after,
             raw_retention: retention.raw_retention,
+            rollup_retention: retention.rollup_retention,
             raw_max_samples: self.raw_max_samples,
             ..SourcePolicy::default()
         }

@@ -1,0 +1,237 @@
+//! OpenTelemetry in. `POST /v1/traces` and `POST /v1/metrics`, the OTLP/HTTP paths, so
+//! any OpenTelemetry SDK or Collector exporter sends to plotq with only an endpoint and
+//! a token (`Authorization: Bearer …`, scope `ingest`). Bodies in either OTLP encoding,
+//! gzip or not (`body.rs`); spans become request samples (`spans.rs`), gauge and sum
+//! points samples (`points.rs`), under the rules of every sample (`export.rs`); stored
+//! by the ingest routes' one write path, so rates, spread, outages and the store's bound
+//! answer as on `/api/v1/metrics` (`429`/`503` with `Retry-After`, which exporters
+//! honour). What is not stored is counted in the answer's partial success with the
+//! reason, as the OTLP specification asks.
+
+mod body;
+mod export;
+mod points;
+mod spans;
+
+use super::{horizon, store_batch};
+use crate::state::ApiState;
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use body::Encoding;
+use export::{Export, Rules};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+
+use plotq_http::{
+    AuthProblems, Caller, Limits, Problem, ProblemDoc, RateLimited, Scope, StoreFull, Unavailable,
+};
+use plotq_ports::clock::now_ms;
+use serde_json::json;
+use std::sync::Arc;
+
+/// Export spans (OTLP/HTTP); answered only after the store acknowledged their samples.
+///
+/// Each span of kind SERVER or CONSUMER is one request of its resource's `service.name`:
+/// its duration as `latency_ms` and its `http.response.status_code` as `status_code`, at
+/// its end. Other spans are left out (said in the answer's message). Spans that cannot
+/// be stored — a service the token may not write, no `service.name`, a time in the
+/// future or past the rollup retention — are counted as rejected, with the reasons; the
+/// rest are stored.
+#[utoipa::path(
+    post, path = "/v1/traces", tag = "otlp",
+    request_body(
+        content(
+            (Vec<u8> = "application/x-protobuf"),
+            (serde_json::Value = "application/json"),
+        ),
+        description = "An OTLP ExportTraceServiceRequest (binary protobuf or its JSON mapping), optionally with Content-Encoding: gzip"),
+    responses(
+        (status = 200, description = "Stored; an OTLP ExportTraceServiceResponse in the request's encoding (partialSuccess: the spans not stored and why)", body = OtlpTraceAnswerDoc),
+        AuthProblems,
+        (status = 400, description = "Not an OTLP message in the declared encoding, or a broken gzip stream", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 413, description = "Body over the configured limit (compressed or inflated)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 415, description = "Body neither application/x-protobuf nor application/json, or a Content-Encoding other than gzip", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "Spread over too many minutes (PLOTQ_MAX_BATCH_BUCKETS); nothing stored", body = ProblemDoc, content_type = "application/problem+json"),
+        RateLimited, Unavailable, StoreFull,
+    ),
+    security(("bearer" = ["ingest"]))
+)]
+pub(crate) async fn traces(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Extension(limits): Extension<Arc<Limits>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Problem> {
+    caller.require(Scope::Ingest)?;
+    let encoding = Encoding::of(&headers)?;
+    let bytes = body::read(&headers, body, state.config.max_body_bytes)?;
+    let request: ExportTraceServiceRequest = body::decode(encoding, &bytes)?;
+    let export = store(&state, &caller, &limits, &bytes, |rules| {
+        spans::read_spans(&request, rules)
+    })
+    .await?;
+    count("spans", &export);
+    let partial = ExportTracePartialSuccess {
+        rejected_spans: export.rejected as i64,
+        error_message: export.message(),
+    };
+    let json = partial_json("rejectedSpans", &export);
+    Ok(body::answer(
+        encoding,
+        ExportTraceServiceResponse {
+            partial_success: has_news(&export).then_some(partial),
+        },
+        json,
+    ))
+}
+
+/// Export metrics (OTLP/HTTP); answered only after the store acknowledged their samples.
+///
+/// Gauge points, and Sum points of delta temporality (or not monotonic), become samples
+/// of the metric as named, of the resource's `service.name`, at the point's time.
+/// Cumulative monotonic sums and histogram and summary points are not stored yet: they
+/// are counted as rejected, with a message saying what to change.
+#[utoipa::path(
+    post, path = "/v1/metrics", tag = "otlp",
+    request_body(
+        content(
+            (Vec<u8> = "application/x-protobuf"),
+            (serde_json::Value = "application/json"),
+        ),
+        description = "An OTLP ExportMetricsServiceRequest (binary protobuf or its JSON mapping), optionally with Content-Encoding: gzip"),
+    responses(
+        (status = 200, description = "Stored; an OTLP ExportMetricsServiceResponse in the request's encoding (partialSuccess: the data points not stored and why)", body = OtlpMetricsAnswerDoc),
+        AuthProblems,
+        (status = 400, description = "Not an OTLP message in the declared encoding, or a broken gzip stream", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 413, description = "Body over the configured limit (compressed or inflated)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 415, description = "Body neither application/x-protobuf nor application/json, or a Content-Encoding other than gzip", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "Spread over too many minutes (PLOTQ_MAX_BATCH_BUCKETS); nothing stored", body = ProblemDoc, content_type = "application/problem+json"),
+        RateLimited, Unavailable, StoreFull,
+    ),
+    security(("bearer" = ["ingest"]))
+)]
+pub(crate) async fn metrics(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Extension(limits): Extension<Arc<Limits>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Problem> {
+    caller.require(Scope::Ingest)?;
+    let encoding = Encoding::of(&headers)?;
+    let bytes = body::read(&headers, body, state.config.max_body_bytes)?;
+    let request: ExportMetricsServiceRequest = body::decode(encoding, &bytes)?;
+    let export = store(&state, &caller, &limits, &bytes, |rules| {
+        points::read_points(&request, rules)
+    })
+    .await?;
+    count("data_points", &export);
+    let partial = ExportMetricsPartialSuccess {
+        rejected_data_points: export.rejected as i64,
+        error_message: export.message(),
+    };
+    let json = partial_json("rejectedDataPoints", &export);
+    Ok(body::answer(
+        encoding,
+        ExportMetricsServiceResponse {
+            partial_success: has_news(&export).then_some(partial),
+        },
+        json,
+    ))
+}
+
+/// Reads an export under the caller's rules with `read`, then stores its samples through
+/// the ingest routes' one write path (no `Idempotency-Key`: OTLP has none; exporters
+/// retry only what was refused whole).
+async fn store(
+    state: &ApiState,
+    caller: &Caller,
+    limits: &Limits,
+    bytes: &[u8],
+    read: impl FnOnce(&Rules<'_>) -> Export,
+) -> Result<Export, Problem> {
+    let now = now_ms();
+    // The rules (a borrowed closure, not `Send`) end before the write is awaited.
+    let export = {
+        let may_use = |service: &str| caller.may_use_service(service);
+        read(&Rules {
+            now_ms: now,
+            oldest_ms: horizon(now, state.config.sources.rollup_retention),
+            may_use: &may_use,
+        })
+    };
+    store_batch(state, caller, limits, None, bytes, &export.samples, now).await?;
+    Ok(export)
+}
+
+/// Whether the answer carries a partial success: something was rejected or left out.
+fn has_news(export: &Export) -> bool {
+    export.rejected > 0 || export.ignored > 0
+}
+
+/// The JSON answer: `{}` when everything was stored, else the partial success with the
+/// signal's rejected-count field.
+fn partial_json(rejected_field: &str, export: &Export) -> serde_json::Value {
+    if !has_news(export) {
+        return json!({});
+    }
+    json!({"partialSuccess": {rejected_field: export.rejected, "errorMessage": export.message()}})
+}
+
+fn count(signal: &'static str, export: &Export) {
+    for (result, n) in [
+        ("stored", export.samples.len() as u64),
+        ("rejected", export.rejected),
+        ("ignored", export.ignored),
+    ] {
+        metrics::counter!("plotq_otlp_items_total", "signal" => signal, "result" => result)
+            .increment(n);
+    }
+}
+
+/// An OTLP partial success, in the JSON mapping.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct OtlpTracePartialDoc {
+    /// Spans not stored.
+    rejected_spans: u64,
+    /// Why, with a count per reason (also warnings when nothing was rejected).
+    error_message: String,
+}
+
+/// The answer to a span export (JSON mapping; protobuf requests get the protobuf message).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct OtlpTraceAnswerDoc {
+    /// Absent when every span was stored.
+    #[schema(nullable = false)]
+    partial_success: Option<OtlpTracePartialDoc>,
+}
+
+/// An OTLP partial success of a metrics export, in the JSON mapping.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct OtlpMetricsPartialDoc {
+    /// Data points not stored.
+    rejected_data_points: u64,
+    /// Why, with a count per reason.
+    error_message: String,
+}
+
+/// The answer to a metrics export (JSON mapping; protobuf requests get the protobuf message).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct OtlpMetricsAnswerDoc {
+    /// Absent when every data point was stored.
+    #[schema(nullable = false)]
+    partial_success: Option<OtlpMetricsPartialDoc>,
+}

@@ -1,0 +1,90 @@
+//! Spans into samples. A span of kind SERVER or CONSUMER is one request handled by its
+//! resource's service, represented exactly as the JSON ingest represents a request: its
+//! duration as `latency_ms` and, when it carries an HTTP status
+//! (`http.response.status_code`, or the older `http.status_code`), that code as
+//! `status_code` (what the status and error-rate kinds read), both at the span's end.
+//! Other kinds (INTERNAL, CLIENT, PRODUCER) are not requests of the service: they are
+//! left out and said so in the answer's message, not counted as rejected.
+
+use super::export::{Export, Rules, int_attribute, service_of, timestamp_of};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+use plotq_domain::plot::{DEFAULT_METRIC, DEFAULT_STATUS_METRIC};
+use plotq_domain::{MetricName, Sample, ServiceName};
+
+/// The samples of every request span of `request`.
+pub(crate) fn read_spans(request: &ExportTraceServiceRequest, rules: &Rules<'_>) -> Export {
+    let latency = MetricName::parse(DEFAULT_METRIC).expect("a valid name");
+    let status = MetricName::parse(DEFAULT_STATUS_METRIC).expect("a valid name");
+    let mut export = Export::default();
+    for resource_spans in &request.resource_spans {
+        let spans = resource_spans.scope_spans.iter().flat_map(|s| &s.spans);
+        let service = match service_of(resource_spans.resource.as_ref(), rules) {
+            Ok(service) => service,
+            Err(reason) => {
+                export.reject(spans.count() as u64, reason);
+                continue;
+            }
+        };
+        for span in spans {
+            match request_of(span, rules) {
+                Ok(None) => export.ignore(1, "spans that are not SERVER or CONSUMER (not stored)"),
+                Ok(Some(_)) if export.full(2) => export.reject(
+                    1,
+                    format!(
+                        "past {} samples in one request (lower the exporter's batch size)",
+                        plotq_domain::sample::MAX_BATCH
+                    ),
+                ),
+                Ok(Some((at, latency_ms, code))) => {
+                    push(&mut export, &service, &latency, latency_ms, at);
+                    if let Some(code) = code {
+                        push(&mut export, &service, &status, f64::from(code), at);
+                    }
+                }
+                Err(reason) => export.reject(1, format!("spans with {reason}")),
+            }
+        }
+    }
+    export
+}
+
+fn push(export: &mut Export, service: &ServiceName, metric: &MetricName, value: f64, at: i64) {
+    export.samples.push(Sample {
+        service: service.clone(),
+        metric: metric.clone(),
+        value,
+        timestamp_ms: at,
+    });
+}
+
+/// A request span's end (epoch ms), duration (ms) and HTTP status; `None` for spans
+/// that are not requests.
+#[allow(clippy::type_complexity)] // reason: one private tuple, named at its only use
+fn request_of(
+    span: &Span,
+    rules: &Rules<'_>,
+) -> Result<Option<(i64, f64, Option<u16>)>, &'static str> {
+    let kind = SpanKind::try_from(span.kind).unwrap_or(SpanKind::Unspecified);
+    if !matches!(kind, SpanKind::Server | SpanKind::Consumer) {
+        return Ok(None);
+    }
+    let at = timestamp_of(span.end_time_unix_nano, rules)?;
+    if span.start_time_unix_nano == 0 || span.start_time_unix_nano > span.end_time_unix_nano {
+        return Err("no start, or a start after the end");
+    }
+    let latency_ms = (span.end_time_unix_nano - span.start_time_unix_nano) as f64 / 1e6;
+    let code = int_attribute(
+        &span.attributes,
+        &["http.response.status_code", "http.status_code"],
+    )
+    .map(|code| {
+        u16::try_from(code)
+            .ok()
+            .filter(|c| (100..=599).contains(c))
+            .ok_or("an HTTP status code outside 100 to 599")
+    })
+    .transpose()?;
+    Ok(Some((at, latency_ms, code)))
+}

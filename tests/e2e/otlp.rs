@@ -1,0 +1,131 @@
+//! OpenTelemetry in, end to end: the OpenTelemetry Python SDK (`tests/otlp/export.py`,
+//! its BatchSpanProcessor and OTLP/HTTP exporters, gzip on) exports spans and metrics
+//! to standalone and to the distributed roles, and every request span is counted
+//! exactly — in `GET /api/v1/stats` (latency count, status codes, error ratio) and in a
+//! rendered plot's statistics — as are the counter and the gauge it exports.
+
+use crate::support::app::{Backend, Options, TestApp};
+use serde_json::{Value, json};
+use tokio::process::Command;
+use std::time::Duration;
+
+const READY: Duration = Duration::from_secs(30);
+const DONE: Duration = Duration::from_secs(60);
+
+/// Runs the SDK exporter against `app` (a child process awaited, so the roles running in
+/// this test's runtime keep serving it); what it reported, and what it logged.
+async fn export(
+    app: &TestApp,
+    service: &str,
+    spans: usize,
+    errors: usize,
+    orders: usize,
+) -> (Value, String) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/otlp/export.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .args(["--endpoint", &app.api, "--service", service, "--gzip"])
+        .args([
+            "--spans",
+            &spans.to_string(),
+            "--errors",
+            &errors.to_string(),
+        ])
+        .args(["--orders", &orders.to_string()])
+        .output()
+        .await
+        .expect("python3 runs (tests/run.sh installs tests/otlp/requirements.txt)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the exporter failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let reported: Value = serde_json::from_str(stdout.lines().last().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
+    (reported, stderr)
+}
+
+async fn stats(app: &TestApp, query: &str) -> Value {
+    let response = app.get(&format!("/api/v1/stats{query}")).await;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, 200, "{query}: {body}");
+    body
+}
+
+/// The SDK's spans and metrics, counted exactly by `/api/v1/stats` and by a plot.
+async fn spans_and_metrics_are_counted_exactly(backend: Backend) {
+    let app = TestApp::ready(backend, Options::workers(1), READY).await;
+    let service = format!("otel-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let (spans, errors, orders) = (700, 35, 12);
+    let (reported, logged) = export(&app, &service, spans, errors, orders).await;
+    // Every export succeeded: the SERVER spans and as many INTERNAL ones were sent.
+    assert_eq!(
+        reported,
+        json!({"spans": 2 * spans, "span_failures": 0, "metric_failures": 0}),
+        "{logged}"
+    );
+
+    let latency = stats(&app, &format!("?service={service}&window=10m")).await;
+    let s = &latency["stats"][0];
+    assert_eq!(s["count"], spans, "{latency}");
+    // Durations 1..=50 ms: the INTERNAL spans (1 µs) were left out.
+    assert_eq!(
+        (s["min"].as_f64(), s["max"].as_f64()),
+        (Some(1.0), Some(50.0)),
+        "{latency}"
+    );
+    let codes = stats(
+        &app,
+        &format!("?kind=status_codes&service={service}&window=10m"),
+    )
+    .await;
+    assert_eq!(
+        codes["stats"][0]["codes"],
+        json!({"200": spans - errors, "500": errors}),
+        "{codes}"
+    );
+    assert_eq!(
+        codes["stats"][0]["error_ratio"],
+        json!(errors as f64 / spans as f64)
+    );
+
+    let counter = stats(
+        &app,
+        &format!("?service={service}&metric=orders&window=10m"),
+    )
+    .await;
+    assert_eq!(
+        (&counter["stats"][0]["count"], &counter["stats"][0]["max"]),
+        (&json!(1), &json!(orders as f64)),
+        "{counter}"
+    );
+    let gauge = stats(
+        &app,
+        &format!("?service={service}&metric=queue.depth&window=10m"),
+    )
+    .await;
+    assert_eq!(gauge["stats"][0]["max"], json!(7.0), "{gauge}");
+
+    // A plot of the spans counts them as the stats do.
+    let id = app
+        .request_plot(&json!({"kind": "histogram", "service": service, "window": "10m"}))
+        .await;
+    let state = app.wait_done(id, DONE).await;
+    assert_eq!(state["status"], "done", "{state}");
+    assert_eq!(state["stats"][0]["count"], spans, "{state}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_python_sdk_exports_to_standalone() {
+    spans_and_metrics_are_counted_exactly(Backend::Memory).await;
+}
+
+#[tokio::test]
+async fn the_python_sdk_exports_to_the_distributed_roles() {
+    crate::support::require_services();
+    spans_and_metrics_are_counted_exactly(Backend::Real).await;
+}
