@@ -51,6 +51,10 @@ pub struct LoadgenArgs {
     /// No progress bar (the summary line is still printed).
     #[arg(long)]
     pub quiet: bool,
+    /// Send the requests as OpenTelemetry spans (OTLP/HTTP protobuf to `/v1/traces`, one
+    /// SERVER span per request with its status) instead of JSON samples.
+    #[arg(long)]
+    pub otlp: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -65,6 +69,27 @@ pub enum BenchCommand {
     /// plot rate, the other fetches a cached image and a fresh render every second;
     /// the quiet tenant's latencies alone, then beside the busy one; one JSON line.
     Fairness(BenchFairnessArgs),
+    /// Ingest cost by format: the same requests as JSON samples and as OTLP spans sent
+    /// to a standalone plotq this starts, side by side; samples stored per api
+    /// core-second of each; one JSON line.
+    Ingest(BenchIngestArgs),
+}
+
+/// `plotq bench ingest`.
+#[derive(Debug, Args)]
+pub struct BenchIngestArgs {
+    /// Seconds of load per format and round.
+    #[arg(long, default_value_t = 5)]
+    pub secs: u64,
+    /// Rounds (each sends JSON then OTLP, so drift hits both alike).
+    #[arg(long, default_value_t = 3)]
+    pub rounds: u32,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 4)]
+    pub connections: usize,
+    /// Requests per body (two samples each: a latency and a status).
+    #[arg(long, default_value_t = 500)]
+    pub requests: usize,
 }
 
 /// `plotq bench render`.

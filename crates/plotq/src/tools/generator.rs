@@ -3,6 +3,7 @@
 //! and a status-code mix (mostly 2xx, some 3xx/4xx) whose 5xx share rises and falls in
 //! waves for one service in four, so error plots have spikes to show.
 
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use plotq_domain::{MetricName, Sample, ServiceName};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -116,6 +117,71 @@ pub fn as_json(samples: &[Sample]) -> serde_json::Value {
             })
         })
         .collect()
+}
+
+/// The requests of [`Generator::requests`] (latency and status pairs) as an OTLP span
+/// export, as an instrumented service sends them: one SERVER span per request of its
+/// service (a resource each), lasting its latency, ending at its time, with its
+/// `http.response.status_code`.
+pub fn as_otlp_spans(samples: &[Sample]) -> ExportTraceServiceRequest {
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, span};
+    let attribute = |key: &str, value: any_value::Value| KeyValue {
+        key: key.to_owned(),
+        value: Some(AnyValue { value: Some(value) }),
+        ..Default::default()
+    };
+    let mut resources: Vec<ResourceSpans> = Vec::new();
+    for (i, pair) in samples.chunks_exact(2).enumerate() {
+        let (latency, status) = (&pair[0], &pair[1]);
+        if resources.last().is_none_or(|r| {
+            r.resource.as_ref().map(|r| &r.attributes[0].value)
+                != Some(&Some(AnyValue {
+                    value: Some(any_value::Value::StringValue(latency.service.to_string())),
+                }))
+        }) {
+            resources.push(ResourceSpans {
+                resource: Some(Resource {
+                    attributes: vec![attribute(
+                        "service.name",
+                        any_value::Value::StringValue(latency.service.to_string()),
+                    )],
+                    ..Default::default()
+                }),
+                scope_spans: vec![ScopeSpans::default()],
+                ..Default::default()
+            });
+        }
+        let end = latency.timestamp_ms as u64 * 1_000_000;
+        let spans = &mut resources.last_mut().expect("pushed").scope_spans[0].spans;
+        spans.push(Span {
+            trace_id: (i as u128 + 1).to_be_bytes().to_vec(),
+            span_id: (i as u64 + 1).to_be_bytes().to_vec(),
+            name: "GET /checkout".to_owned(),
+            kind: span::SpanKind::Server as i32,
+            start_time_unix_nano: end.saturating_sub((latency.value * 1e6) as u64),
+            end_time_unix_nano: end,
+            attributes: vec![
+                attribute(
+                    "http.request.method",
+                    any_value::Value::StringValue("GET".to_owned()),
+                ),
+                attribute(
+                    "http.route",
+                    any_value::Value::StringValue("/checkout".to_owned()),
+                ),
+                attribute(
+                    "http.response.status_code",
+                    any_value::Value::IntValue(status.value as i64),
+                ),
+            ],
+            ..Default::default()
+        });
+    }
+    ExportTraceServiceRequest {
+        resource_spans: resources,
+    }
 }
 
 /// A response status: mostly 200, some redirects and client errors; a spiky service's

@@ -75,7 +75,13 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<serde_json::Value> {
         .timeout(Duration::from_secs(30))
         .pool_max_idle_per_host(args.concurrency)
         .build()?;
-    let url = format!("{}/api/v1/metrics", args.url.trim_end_matches('/'));
+    let path = if args.otlp {
+        "/v1/traces"
+    } else {
+        "/api/v1/metrics"
+    };
+    let url = format!("{}{path}", args.url.trim_end_matches('/'));
+    let otlp = args.otlp;
     let generator = Arc::new(Mutex::new(Generator::new(&services, args.seed)));
     let tally = Arc::new(Tally::default());
     let bar = ProgressBar::new(batches * samples_per_batch);
@@ -124,18 +130,28 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<serde_json::Value> {
                 let body = {
                     let samples = generator.lock().await.requests(slot.0, slot.1, per_service);
                     // Shared, not copied, by every retry of the batch.
-                    axum::body::Bytes::from(
+                    axum::body::Bytes::from(if otlp {
+                        prost::Message::encode_to_vec(&generator::as_otlp_spans(&samples))
+                    } else {
                         serde_json::to_vec(&generator::as_json(&samples))
-                            .expect("samples serialise"),
-                    )
+                            .expect("samples serialise")
+                    })
                 };
                 let key = format!("{run}-{i}");
+                let body = Body {
+                    bytes: body,
+                    content_type: if otlp {
+                        "application/x-protobuf"
+                    } else {
+                        "application/json"
+                    },
+                    key: (!otlp).then_some(key),
+                };
                 send(
                     &client,
                     &url,
                     token.as_deref(),
-                    &key,
-                    body,
+                    &body,
                     samples_per_batch,
                     &tally,
                 )
@@ -174,13 +190,19 @@ fn refused_message(tally: &Tally) -> String {
     }
 }
 
+/// One batch as sent: its bytes, their type, and its `Idempotency-Key` (JSON only).
+struct Body {
+    bytes: axum::body::Bytes,
+    content_type: &'static str,
+    key: Option<String>,
+}
+
 /// Posts one batch; retries a refusal that says when to come back.
 async fn send(
     client: &reqwest::Client,
     url: &str,
     token: Option<&str>,
-    key: &str,
-    body: axum::body::Bytes,
+    body: &Body,
     samples: u64,
     tally: &Tally,
 ) {
@@ -188,9 +210,11 @@ async fn send(
         tally.sent.fetch_add(samples, Ordering::Relaxed);
         let mut request = client
             .post(url)
-            .header("content-type", "application/json")
-            .header("idempotency-key", key)
-            .body(body.clone());
+            .header("content-type", body.content_type)
+            .body(body.bytes.clone());
+        if let Some(key) = &body.key {
+            request = request.header("idempotency-key", key);
+        }
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
