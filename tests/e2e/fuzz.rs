@@ -176,7 +176,9 @@ const SERVICES: &[(&str, Family)] = &[
     ("fz-neg", Family::Negative),
     ("fz-mixed", Family::Mixed),
 ];
-/// Samples in the first ten seconds of 1970 (absolute ranges at the lower bound).
+/// Plotted over the first ten seconds of 1970 (absolute ranges at the lower bound),
+/// where it can have no samples: ingest refuses samples past the rollup retention, and
+/// small epoch numbers as epoch seconds (its samples are recent).
 const EPOCH_SERVICE: &str = "fz-epoch";
 /// Exactly one sample, ever.
 const ONE_SERVICE: &str = "fz-one";
@@ -447,15 +449,7 @@ impl Gen {
     }
 
     /// A valid timestamp in the last few minutes (or absent), in any accepted notation.
-    fn timestamp(&mut self, epoch: bool) -> Option<Value> {
-        if epoch {
-            let ms = self.int(0, 10_000);
-            return Some(if self.chance(0.5) {
-                json!(ms)
-            } else {
-                json!(rfc3339(ms, 0))
-            });
-        }
+    fn timestamp(&mut self) -> Option<Value> {
         let now = now_ms();
         let recent = now - self.int(1_000, 540_000);
         Some(match self.rng.random_range(0..100) {
@@ -471,7 +465,7 @@ impl Gen {
         })
     }
 
-    fn sample(&mut self, service: &str, metric: &str, family: Family, epoch: bool) -> Value {
+    fn sample(&mut self, service: &str, metric: &str, family: Family) -> Value {
         let mut s = Map::new();
         let (skey, mkey) = if self.chance(0.1) {
             ("service_name", "metric_name")
@@ -486,7 +480,7 @@ impl Gen {
             self.value(family)
         };
         s.insert("value".into(), json!(value));
-        if let Some(ts) = self.timestamp(epoch) {
+        if let Some(ts) = self.timestamp() {
             s.insert("timestamp".into(), ts);
         }
         Value::Object(s)
@@ -503,17 +497,17 @@ impl Gen {
         match self.rng.random_range(0..100) {
             0..85 => {
                 let (service, family) = self.pick(SERVICES);
-                self.sample(service, metric, family, false)
+                self.sample(service, metric, family)
             }
-            85..90 => self.sample(EPOCH_SERVICE, metric, Family::Mixed, true),
+            85..90 => self.sample(EPOCH_SERVICE, metric, Family::Mixed),
             90..95 => {
                 let name = format!("fz-r{}", self.int(0, 50));
-                self.sample(&name, metric, Family::Mixed, false)
+                self.sample(&name, metric, Family::Mixed)
             }
             _ => {
                 let name = format!("L{}", "x".repeat(63));
                 let metric = format!("m{}", "_".repeat(63));
-                self.sample(&name, &metric, Family::Mixed, false)
+                self.sample(&name, &metric, Family::Mixed)
             }
         }
     }
@@ -599,6 +593,10 @@ impl Gen {
                 json!(now + 3_600_000),
                 json!(now + 301_000),
                 json!(rfc3339(now + 3_600_000, 0)),
+                // Epoch seconds and microseconds, and past the rollup retention.
+                json!(now / 1000),
+                json!(now * 1000),
+                json!(rfc3339(now - 100 * DAY_MS, 0)),
             ]),
             _ => self.bad_range_timestamp(),
         }
@@ -2005,7 +2003,7 @@ async fn seed_data(client: &reqwest::Client, api: &str, fz: &mut Gen) {
     }
     for i in 0..50 {
         batch.push(json!({"service": EPOCH_SERVICE, "metric": "latency_ms",
-            "value": fz.value(Family::Mixed), "timestamp": i * 200}));
+            "value": fz.value(Family::Mixed), "timestamp": now - 2_000 - i * 200}));
     }
     batch.push(
         json!({"service": ONE_SERVICE, "metric": "latency_ms", "value": 42.0,
