@@ -6,8 +6,8 @@
 
 use crate::support::app::{Backend, Options, TestApp};
 use serde_json::{Value, json};
-use tokio::process::Command;
 use std::time::Duration;
+use tokio::process::Command;
 
 const READY: Duration = Duration::from_secs(30);
 const DONE: Duration = Duration::from_secs(60);
