@@ -122,3 +122,59 @@ test("with tokens configured, the page asks for a token once and then shows live
     child.kill("SIGTERM");
   }
 });
+
+test("any metric: the picker lists the service's metrics, panels name the metric and unit, and kinds that do not fit say so", { timeout: 120_000 }, async () => {
+  mkdirSync(artifacts, { recursive: true });
+  const { child, base: basePromise } = startPlotq();
+  let browser;
+  try {
+    const base = await basePromise;
+    // A service that sends a gauge and a request duration, but no latency_ms and no
+    // status codes (as a Caddy-fed or OpenTelemetry-fed service may).
+    const now = Date.now();
+    const samples = [];
+    for (let i = 0; i < 600; i++) {
+      const timestamp = now - 1000 - i * 500;
+      samples.push({ service: "gauge-svc", metric: "queue.depth", value: i % 40, timestamp });
+      samples.push({ service: "gauge-svc", metric: "request_duration_ms", value: 5 + (i % 90), timestamp });
+    }
+    const response = await fetch(`${base}/api/v1/metrics`, {
+      method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(samples),
+    });
+    assert.equal(response.status, 200);
+    const listed = await (await fetch(`${base}/api/v1/services`)).json();
+    assert.deepEqual(listed.metrics["gauge-svc"], ["queue.depth", "request_duration_ms"]);
+
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    const page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
+    const problems = [];
+    page.on("console", (m) => { if (m.type() === "error") problems.push(m.text()); });
+    page.on("pageerror", (e) => problems.push(String(e)));
+    await page.goto(`${base}/?service=gauge-svc&window=15m&theme=light`);
+    // Without latency_ms the first metric that is not a status is shown.
+    await page.waitForFunction(() => document.querySelector("#metric")?.value === "queue.depth", null, { timeout: 15_000 });
+    assert.deepEqual(await page.locator("#metric option").allTextContents(), ["queue.depth", "request_duration_ms"]);
+    const histogram = page.locator('section.panel[data-kind="histogram"]');
+    await page.waitForFunction(() => document.querySelector('section.panel[data-kind="histogram"]')?.classList.contains("has-image"), null, { timeout: 45_000 });
+    assert.equal(await histogram.locator("h2").textContent(), "Distribution · queue.depth");
+    assert.match(await histogram.getAttribute("data-view"), /^gauge-svc\/histogram:queue\.depth\/15m\//);
+    // The status kinds read status codes, which this service never sent: said, not "no data".
+    const codes = page.locator('section.panel[data-kind="status_codes"]');
+    assert.equal(await codes.getAttribute("data-state"), "unfit");
+    assert.match(await codes.locator(".state").textContent(), /gauge-svc sends no status_code/);
+
+    // Another metric: titles name it with its unit, the URL keeps it, and it renders.
+    await page.selectOption("#metric", "request_duration_ms");
+    await page.waitForFunction(() => {
+      const panel = document.querySelector('section.panel[data-kind="cdf"]');
+      return panel?.classList.contains("has-image") && panel.dataset.shown?.includes("cdf:request_duration_ms");
+    }, null, { timeout: 45_000 });
+    assert.equal(await page.locator('section.panel[data-kind="cdf"] h2').textContent(), "CDF · request_duration_ms (ms)");
+    assert.equal(new URL(page.url()).searchParams.get("metric"), "request_duration_ms");
+    await page.screenshot({ path: path.join(artifacts, "dashboard-any-metric.png") });
+    assert.deepEqual(problems, [], "no console errors");
+  } finally {
+    if (browser) await browser.close();
+    child.kill("SIGTERM");
+  }
+});

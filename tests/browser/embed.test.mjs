@@ -118,7 +118,7 @@ test("open mode: another origin's <img> shows a render URL; the dashboard's copy
     const m = embed.match(/^<img src="([^"]+)" width="(\d+)" height="(\d+)" alt="([^"]+)">$/);
     assert.ok(m, embed);
     assert.equal(m[1].replace(/&amp;/g, "&"), link);
-    assert.match(m[4], /Latency distribution for embed-svc/);
+    assert.match(m[4], /Latency distribution · latency_ms \(ms\) for embed-svc/);
     assert.deepEqual(dashProblems, [], "no console errors in the dashboard");
   } finally {
     if (browser) await browser.close();

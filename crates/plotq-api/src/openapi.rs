@@ -24,7 +24,7 @@ use plotq_domain::timestamp::{MAX_TIMESTAMP_MS, MIN_EPOCH_MS};
 use plotq_http::{KindDoc, ProblemCode, ProblemDoc, SecuritySchemes};
 use serde::Serialize;
 use std::borrow::Cow;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{
     ArrayBuilder, KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type,
@@ -210,6 +210,9 @@ pub struct AcceptedDoc {
 pub struct ServicesDoc {
     /// Sorted.
     services: BTreeSet<ServiceNameDoc>,
+    /// Each service's metrics, sorted.
+    #[schema(value_type = BTreeMap<String, Vec<String>>)]
+    metrics: BTreeMap<String, BTreeSet<String>>,
 }
 
 #[derive(Serialize, ToSchema)]

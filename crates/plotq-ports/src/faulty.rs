@@ -439,9 +439,8 @@ impl<T: ViewRegistry> ViewRegistry for Faulty<T> {
         )
         .await
     }
-    async fn services(&self, since_ms: i64) -> PortResult<Vec<String>> {
-        self.run("services", None, self.inner.services(since_ms))
-            .await
+    async fn series(&self, since_ms: i64) -> PortResult<Vec<(String, String)>> {
+        self.run("series", None, self.inner.series(since_ms)).await
     }
     async fn view_state(&self, view: &str) -> PortResult<Option<ViewState>> {
         self.run("view_state", Some(view), self.inner.view_state(view))

@@ -21,8 +21,21 @@ pub trait ViewRegistry: Send + Sync + 'static {
     async fn touch_series(&self, series: &[(String, String)], now_ms: i64) -> PortResult<()>;
     /// When samples of a series last arrived.
     async fn series_touched(&self, service: &str, metric: &str) -> PortResult<Option<i64>>;
-    /// Services that received samples since `since_ms`, sorted.
-    async fn services(&self, since_ms: i64) -> PortResult<Vec<String>>;
+    /// The `(service, metric)` series that received samples since `since_ms`, sorted.
+    async fn series(&self, since_ms: i64) -> PortResult<Vec<(String, String)>>;
+    /// Services that received samples since `since_ms`, sorted (those of [`series`]).
+    ///
+    /// [`series`]: ViewRegistry::series
+    async fn services(&self, since_ms: i64) -> PortResult<Vec<String>> {
+        let mut services: Vec<String> = self
+            .series(since_ms)
+            .await?
+            .into_iter()
+            .map(|(service, _)| service)
+            .collect();
+        services.dedup();
+        Ok(services)
+    }
     async fn view_state(&self, view: &str) -> PortResult<Option<ViewState>>;
     async fn set_view_state(&self, view: &str, state: &ViewState) -> PortResult<()>;
     /// Claims the right to refresh `view` for `ttl`: true for exactly one caller, across

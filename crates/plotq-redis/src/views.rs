@@ -150,15 +150,19 @@ impl ViewRegistry for RedisViews {
         Ok(score.map(|s| s as i64))
     }
 
-    async fn services(&self, since_ms: i64) -> PortResult<Vec<String>> {
+    async fn series(&self, since_ms: i64) -> PortResult<Vec<(String, String)>> {
         let mut conn = self.conn.clone();
         let members: Vec<String> = conn
             .zrangebyscore(self.keys.series(), since_ms, "+inf")
             .await
             .map_err(unavailable)?;
-        let mut out: Vec<String> = members
+        // Members are `service<TAB>metric` (see `touch_series`).
+        let mut out: Vec<(String, String)> = members
             .into_iter()
-            .filter_map(|m| m.split('\t').next().map(str::to_owned))
+            .filter_map(|m| {
+                m.split_once('\t')
+                    .map(|(service, metric)| (service.to_owned(), metric.to_owned()))
+            })
             .collect();
         out.sort();
         out.dedup();

@@ -65,11 +65,11 @@ async function subscribe(view) {
     subscribe(view);
   });
   stream.addEventListener("plot.ready", onEvent((panel, d) => swapImage(panel, d.png_url || d.image_url, d.at_ms, d.view, d)));
-  stream.addEventListener("plot.failed", onEvent((panel, d) => setState(panel, `failed: ${d.error || "unknown error"}`, "failed")));
+  stream.addEventListener("plot.failed", onEvent((panel, d) => setFailed(panel, `failed: ${d.error || "unknown error"}`)));
   stream.addEventListener("plot.queued", onEvent((panel) => setState(panel, "queued", "queued")));
   stream.addEventListener("plot.rendering", onEvent((panel) => setState(panel, "rendering", "rendering")));
   stream.addEventListener("view.state", onEvent((panel, d) => {
-    if (d.status === "failed") setState(panel, `failed: ${d.error || "unknown error"}`, "failed");
+    if (d.status === "failed") setFailed(panel, `failed: ${d.error || "unknown error"}`);
     else if (d.status === "queued" || d.status === "rendering") setState(panel, d.status, d.status);
   }));
 }
@@ -111,7 +111,7 @@ async function renderFixed(panel, gen) {
       if (stale()) return;
       continue;
     }
-    if (!response.ok) return setState(panel, `failed: ${await problemText(response)}`, "failed");
+    if (!response.ok) return setFailed(panel, `failed: ${await problemText(response)}`);
     const blob = await response.blob();
     const job = response.headers.get("X-Plotq-Job");
     let state = null;
@@ -184,13 +184,19 @@ async function share(panel, what) {
 // Services, controls, start
 
 let knownServices = [];
+/** Each service's metrics (service → names), as `GET /api/v1/services` lists them. */
+let knownMetrics = {};
 
 async function loadServices(view) {
   let services = [];
   try {
     await ensureTicket();
     const response = await fetch(withTicket("/api/v1/services"));
-    if (response.ok) services = (await response.json()).services || [];
+    if (response.ok) {
+      const body = await response.json();
+      services = body.services || [];
+      knownMetrics = body.metrics || {};
+    }
   } catch (e) {
     if (e instanceof NeedsToken) throw e;
     // The picker falls back to the services in the URL.
@@ -202,6 +208,21 @@ async function loadServices(view) {
   ui.service.replaceChildren(...services.map((s) => new Option(s, s)));
   if (!view.service && services.length) view.service = services[0];
   return view;
+}
+
+/**
+ * The metric picker: the service's metrics (and the view's, if the service has not sent
+ * it). A service without the view's metric gets latency_ms if it has it, else its first
+ * metric that is not the status codes.
+ */
+function fillMetrics(view) {
+  const known = knownMetrics[view.service] || [];
+  if (known.length && !known.includes(view.metric) && !new URLSearchParams(location.search).has("metric")) {
+    view.metric = pickMetric(known);
+  }
+  const names = known.includes(view.metric) ? known : [view.metric, ...known];
+  ui.metric.replaceChildren(...names.map((m) => new Option(m, m)));
+  ui.metric.value = view.metric;
 }
 
 function fillCompare(view) {
@@ -242,6 +263,7 @@ function apply(view) {
   document.body.dataset.tab = view.tab;
   ui.service.value = view.service;
   ui.theme.value = view.theme;
+  fillMetrics(view);
   fillCompare(view);
   fillRange(view);
   writeView(view);
@@ -267,12 +289,22 @@ function apply(view) {
   relayout();
 }
 
+/** The metric a service is shown with first: latency_ms, else its first non-status one. */
+function pickMetric(known) {
+  return known.includes(DEFAULT_METRIC) ? DEFAULT_METRIC : known.find((m) => m !== STATUS_METRIC) || DEFAULT_METRIC;
+}
+
 function controlsView() {
   const compare = [...ui.compareList.querySelectorAll("input:checked")].map((b) => b.value).filter((s) => s !== ui.service.value);
   const live = ui.window.value !== "custom";
+  const serviceChanged = ui.service.value !== current.service;
+  const known = knownMetrics[ui.service.value] || [];
+  // Another service keeps the metric when it sends it; else fillMetrics picks one.
+  const metric = serviceChanged && known.length && !known.includes(ui.metric.value) ? "" : ui.metric.value;
   return {
     ...current,
     service: ui.service.value,
+    metric: metric || pickMetric(known),
     compare,
     window: live ? ui.window.value : current.window,
     from: live ? null : current.from,
@@ -296,7 +328,7 @@ async function start() {
   apply(view);
   if (started) return;
   started = true;
-  for (const control of [ui.service, ui.window, ui.theme]) control.addEventListener("change", () => apply(controlsView()));
+  for (const control of [ui.service, ui.metric, ui.window, ui.theme]) control.addEventListener("change", () => apply(controlsView()));
   ui.compareList.addEventListener("change", () => apply(controlsView()));
   ui.applyRange.addEventListener("click", applyRangeInputs);
   ui.controls.addEventListener("submit", (event) => {

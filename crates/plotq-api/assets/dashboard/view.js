@@ -16,7 +16,9 @@
 // on loopback) the ticket is issued without asking. Shared links are minted as signed
 // grants (POST /api/v1/render/grants) with the token; in open mode they need none.
 //
-// The view is in the URL: service, compare (more services for the kinds that compare),
+// The view is in the URL: service, metric (what every panel but the status ones plots;
+// the picker lists the service's metrics, and a panel whose metric the service never
+// sent says so), compare (more services for the kinds that compare),
 // window (live) or from/until (fixed, RFC 3339), theme, per-panel options (histogram=,
 // cdf=, latency_timeseries=) and tab. Tabs: Plots and Health (health.js, polling
 // GET /api/v1/health with the token itself); the event stream is closed on Health.
@@ -24,14 +26,40 @@
 
 /** The panels, in order; `time` kinds have a time axis (drag-to-zoom). */
 const KINDS = [
-  { kind: "histogram", title: "Latency distribution", compares: true, log: true, bins: true, stats: "latency" },
-  { kind: "latency_timeseries", title: "Latency over time", compares: true, max: true, time: true, stats: "latency" },
-  { kind: "throughput", title: "Throughput", time: true, stats: "rate" },
-  { kind: "status_codes", title: "Status codes", stats: "codes" },
-  { kind: "error_rate", title: "Error rate", time: true, stats: "errors" },
-  { kind: "heatmap", title: "Latency heatmap", time: true, stats: "latency" },
-  { kind: "cdf", title: "Latency CDF", compares: true, log: true, stats: "latency" },
+  { kind: "histogram", title: "Latency distribution", generic: "Distribution", compares: true, log: true, bins: true, stats: "latency" },
+  { kind: "latency_timeseries", title: "Latency over time", generic: "Over time", compares: true, max: true, time: true, stats: "latency" },
+  { kind: "throughput", title: "Throughput", generic: "Throughput", time: true, stats: "rate" },
+  { kind: "status_codes", title: "Status codes", generic: "Status codes", status: true, stats: "codes" },
+  { kind: "error_rate", title: "Error rate", generic: "Error rate", status: true, time: true, stats: "errors" },
+  { kind: "heatmap", title: "Latency heatmap", generic: "Heatmap", time: true, stats: "latency" },
+  { kind: "cdf", title: "Latency CDF", generic: "CDF", compares: true, log: true, stats: "latency" },
 ];
+/** The metric every kind but the status ones reads unless the view picks another. */
+const DEFAULT_METRIC = "latency_ms";
+/** What the status kinds read: the status codes of the requests. */
+const STATUS_METRIC = "status_code";
+const METRIC_NAME = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/;
+
+/** The metric a panel plots: the view's, or the status codes for the status kinds. */
+function metricOf(view, meta) {
+  return meta.status ? STATUS_METRIC : view.metric;
+}
+
+/** The unit a metric's name says, by its suffix (`_ms`, `_seconds`, `_bytes`, …). */
+function unitOf(metric) {
+  const units = [[/(_ms|_millis(econds)?)$/, "ms"], [/(_s|_sec|_seconds)$/, "s"], [/(_us|_micros(econds)?)$/, "µs"],
+    [/_ns$/, "ns"], [/_bytes$/, "bytes"], [/(_ratio|_percent|_pct)$/, "%"], [/^status_code$/, "HTTP status"]];
+  const hit = units.find(([pattern]) => pattern.test(metric));
+  return hit ? hit[1] : "";
+}
+
+/** A panel's title: what the kind shows, of which metric, in which unit. */
+function panelTitle(view, meta) {
+  const metric = metricOf(view, meta);
+  const head = meta.status || metric === DEFAULT_METRIC ? meta.title : meta.generic;
+  const unit = unitOf(metric);
+  return `${head} · ${metric}${unit ? ` (${unit})` : ""}`;
+}
 const WINDOWS = ["5m", "15m", "1h", "6h", "24h"];
 /** Layout widths an image may have (CSS pixels); height is width × 9/16. */
 const GRID_WIDTHS = [320, 400, 480, 560, 640, 800, 960, 1120, 1280, 1600, 1920];
@@ -50,6 +78,7 @@ const ui = {
   loginError: document.getElementById("login-error"),
   controls: document.getElementById("controls"),
   service: document.getElementById("service"),
+  metric: document.getElementById("metric"),
   compare: document.getElementById("compare"),
   compareList: document.getElementById("compare-list"),
   compareCount: document.getElementById("compare-count"),
@@ -167,8 +196,10 @@ function readView() {
   const fixed = from !== null && until !== null && until > from;
   const opts = {};
   for (const meta of KINDS) opts[meta.kind] = parseOptions(params.get(meta.kind), meta);
+  const metric = params.get("metric");
   return {
     service: first,
+    metric: metric && METRIC_NAME.test(metric) ? metric : DEFAULT_METRIC,
     compare,
     window: fixed ? "" : WINDOWS.includes(params.get("window")) ? params.get("window") : "15m",
     from: fixed ? from : null,
@@ -184,6 +215,7 @@ const isLive = (view) => view.from === null;
 function viewQuery(view, tab) {
   const params = new URLSearchParams();
   params.set("service", view.service);
+  if (view.metric !== DEFAULT_METRIC) params.set("metric", view.metric);
   if (view.compare.length) params.set("compare", view.compare.join(","));
   if (isLive(view)) params.set("window", view.window);
   else {
@@ -229,7 +261,10 @@ function viewKey(view, meta, size) {
   const range = isLive(view) ? view.window : `${view.from}..${view.until}`;
   // Services are joined by `~` and options by `.`: keys never hold a comma, which
   // separates the views of one event stream.
-  const base = `${servicesOf(view, meta).join("~")}/${meta.kind}/${range}/${view.theme}/${size.width}x${size.height}`;
+  // A metric other than the kind's default follows the kind after a `:`.
+  const metric = metricOf(view, meta);
+  const kind = metric === (meta.status ? STATUS_METRIC : DEFAULT_METRIC) ? meta.kind : `${meta.kind}:${metric}`;
+  const base = `${servicesOf(view, meta).join("~")}/${kind}/${range}/${view.theme}/${size.width}x${size.height}`;
   return parts.length ? `${base}/${parts.join(".")}` : base;
 }
 
@@ -240,6 +275,7 @@ function renderQuery(view, meta, size) {
   const services = servicesOf(view, meta);
   if (services.length > 1) params.set("services", services.join(","));
   else params.set("service", services[0]);
+  params.set("metric", metricOf(view, meta));
   if (isLive(view)) params.set("window", view.window);
   else {
     params.set("from", String(view.from));
@@ -270,6 +306,26 @@ function setLive(text, ok) {
   // Unchanged text is not set again: the element is a live region.
   if (ui.live.textContent !== text) ui.live.textContent = text;
   ui.live.classList.toggle("down", !ok);
+}
+
+/**
+ * Why a panel cannot show its plot for this service, when the service's metrics are
+ * known and lack the one it reads (status codes of a service that sends none, say), so
+ * it says so instead of "no data"; empty otherwise.
+ */
+function unfitReason(view, meta) {
+  const known = knownMetrics[view.service];
+  const metric = metricOf(view, meta);
+  if (!known || known.includes(metric)) return "";
+  return meta.status
+    ? `${view.service} sends no ${STATUS_METRIC}: status codes and error rates need the requests' status codes`
+    : `${view.service} sends no ${metric}`;
+}
+
+/** A failure, or the panel's reason it cannot fit when it has one. */
+function setFailed(panel, text) {
+  if (panel.unfit) setState(panel, panel.unfit, "unfit");
+  else setState(panel, text, "failed");
 }
 
 function setState(panel, text, kind) {
@@ -332,10 +388,11 @@ function buildPanels(view) {
   for (const meta of KINDS) {
     const node = ui.template.content.firstElementChild.cloneNode(true);
     const services = servicesOf(view, meta).join(" vs ");
-    node.querySelector("h2").textContent = meta.title;
+    const title = panelTitle(view, meta);
+    node.querySelector("h2").textContent = title;
     node.querySelector("h2").id = `title-${meta.kind}`;
     node.dataset.kind = meta.kind;
-    node.setAttribute("aria-label", `${meta.title} for ${services}`);
+    node.setAttribute("aria-label", `${title} for ${services}`);
     const panel = {
       meta,
       root: node,
@@ -358,17 +415,19 @@ function buildPanels(view) {
       renderedAt: 0,
       timeAxis: null,
       objectUrl: "",
+      unfit: unfitReason(view, meta),
     };
-    panel.img.alt = `${meta.title} for ${services}, ${rangeLabel(view)}`;
+    panel.img.alt = `${title} for ${services}, ${rangeLabel(view)}`;
     panel.img.draggable = false;
-    panel.stats.setAttribute("aria-label", `Statistics: ${meta.title}`);
-    panel.share.input.setAttribute("aria-label", `Link to the ${meta.title.toLowerCase()} plot`);
+    panel.stats.setAttribute("aria-label", `Statistics: ${title}`);
+    panel.share.input.setAttribute("aria-label", `Link to the ${title} plot`);
     optionControl(panel, meta);
     if (meta.time) enableZoom(panel);
     node.querySelector(".copy-link").addEventListener("click", () => share(panel, "link"));
     node.querySelector(".copy-embed").addEventListener("click", () => share(panel, "embed"));
     showStats(panel, null);
-    setState(panel, "waiting", "waiting");
+    if (panel.unfit) setState(panel, panel.unfit, "unfit");
+    else setState(panel, "waiting", "waiting");
     panels.set(meta.kind, panel);
     ui.panels.append(node);
     resizeObserver.observe(panel.frame);

@@ -87,8 +87,14 @@ async fn tenants_see_only_their_services() {
     let listed = |token: &str| app.get("/api/v1/services").token(Some(token)).send();
     let tenants = listed(&tokens.tenant).await.json();
     assert_eq!(tenants["services"], json!(["team-a-api"]));
+    // Each service's metrics, filtered alike.
+    assert_eq!(tenants["metrics"], json!({"team-a-api": ["latency_ms"]}));
     let readers = listed(&tokens.reader).await.json();
     assert_eq!(readers["services"], json!(["payments", "team-a-api"]));
+    assert_eq!(
+        readers["metrics"],
+        json!({"payments": ["latency_ms"], "team-a-api": ["latency_ms"]})
+    );
 }
 
 #[tokio::test]

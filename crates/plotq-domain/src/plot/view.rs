@@ -3,10 +3,13 @@
 //! module).
 //!
 //! A view's key looks like `checkout/histogram/15m/light/800x450`, or with a comparison
-//! and options `checkout~search/histogram/1h/dark/1200x675/log.bins100.dpr3`:
-//! `SERVICES/KIND/WINDOW/THEME/WxH[/OPTS]`, at most [`MAX_VIEW_KEY_LEN`] bytes of
+//! and options `checkout~search/histogram/1h/dark/1200x675/log.bins100.dpr3`, or of
+//! another metric than the kind's default `edge/histogram:http_request_duration_ms/…`:
+//! `SERVICES/KIND[:METRIC]/WINDOW/THEME/WxH[/OPTS]`, at most [`MAX_VIEW_KEY_LEN`] bytes of
 //! `[A-Za-z0-9_.:/~-]` (no `,`: clients list several views separated by commas).
-//! SERVICES is one service or several separated by `~` (for kinds that compare); OPTS,
+//! SERVICES is one service or several separated by `~` (for kinds that compare); METRIC
+//! (after the first `:`, present only when it is not the kind's default metric) is a
+//! metric name, whose alphabet the key's includes; OPTS,
 //! when any option differs from its default, lists in this order `log` (`log_x`), `max`
 //! (`show_max`), `bins<N>` and `dpr<N>` (`scale`), separated by `.`. The view's plot is
 //! validated as a plot request would be (`PlotSpec::validate`). Keys are not required to
@@ -17,7 +20,7 @@ use super::kind::{PlotKind, Theme};
 use super::range::TimeRange;
 use super::spec::{DEFAULT_BINS, PlotSpec};
 use crate::error::{Collector, FieldError};
-use crate::names::ServiceName;
+use crate::names::{MetricName, ServiceName};
 use crate::window::Window;
 
 /// One dashboard panel's plot.
@@ -26,6 +29,8 @@ pub struct View {
     /// One service, or several for a comparison; never empty.
     pub services: Vec<ServiceName>,
     pub kind: PlotKind,
+    /// The metric plotted (the kind's default unless the key names another).
+    pub metric: MetricName,
     pub window: Window,
     pub theme: Theme,
     /// The image size in device pixels.
@@ -58,6 +63,7 @@ impl View {
         Self {
             services: vec![service],
             kind,
+            metric: default_metric(kind),
             window,
             theme: Theme::Light,
             width,
@@ -75,8 +81,13 @@ impl View {
             Theme::Dark => "dark",
         };
         let services: Vec<&str> = self.services.iter().map(|s| s.as_str()).collect();
+        let metric = if self.metric == default_metric(self.kind) {
+            String::new()
+        } else {
+            format!(":{}", self.metric)
+        };
         let mut key = format!(
-            "{}/{}/{}/{theme}/{}x{}",
+            "{}/{}{metric}/{}/{theme}/{}x{}",
             services.join("~"),
             self.kind.as_str(),
             self.window,
@@ -130,7 +141,19 @@ impl View {
             .split('~')
             .map(ServiceName::parse)
             .collect::<Result<Vec<_>, _>>()?;
-        let kind = PlotKind::parse(kind)?;
+        let (kind, metric) = match kind.split_once(':') {
+            Some((kind, metric)) => {
+                let kind = PlotKind::parse(kind)?;
+                (
+                    kind,
+                    MetricName::parse(metric).map_err(|p| format!("view {p}"))?,
+                )
+            }
+            None => {
+                let kind = PlotKind::parse(kind)?;
+                (kind, default_metric(kind))
+            }
+        };
         let window = Window::parse(window)?;
         let theme = match theme {
             "light" => Theme::Light,
@@ -147,6 +170,7 @@ impl View {
         let mut view = Self {
             services,
             kind,
+            metric,
             window,
             theme,
             width: px(w)?,
@@ -196,6 +220,7 @@ impl View {
     pub fn spec(&self) -> PlotSpec {
         let mut spec = PlotSpec::new(self.kind, self.services[0].clone());
         spec.services = self.services.clone();
+        spec.metric = self.metric.clone();
         spec.range = TimeRange::Last(self.window);
         spec.theme = self.theme;
         spec.width = self.width;
@@ -206,6 +231,11 @@ impl View {
         spec.scale = self.scale;
         spec
     }
+}
+
+/// A kind's default metric, as a name.
+fn default_metric(kind: PlotKind) -> MetricName {
+    MetricName::parse(kind.default_metric()).expect("default metric names are valid")
 }
 
 /// Checks an optional view key of a decoded message, reporting under `field`.
@@ -290,6 +320,39 @@ mod tests {
         let max = View::parse("a/latency_timeseries/15m/light/800x450/max").unwrap();
         assert!(max.spec().show_max);
         assert_eq!(max.key(), "a/latency_timeseries/15m/light/800x450/max");
+    }
+
+    #[test]
+    fn a_metric_other_than_the_kinds_default_is_in_the_key() {
+        let key = "edge/histogram:http_request_duration_ms.get/15m/light/800x450";
+        let view = View::parse(key).unwrap();
+        assert_eq!(view.metric.as_str(), "http_request_duration_ms.get");
+        assert_eq!(view.spec().metric.as_str(), "http_request_duration_ms.get");
+        assert_eq!(view.key(), key);
+        // Names with ':' keep everything after the first one.
+        let colon = View::parse("a/cdf:ns:latency/15m/light/800x450").unwrap();
+        assert_eq!(colon.metric.as_str(), "ns:latency");
+        assert_eq!(View::parse(&colon.key()).unwrap(), colon);
+        // The default is never written, so existing keys stay as they were.
+        let default = View::parse("a/status_codes:status_code/15m/light/800x450").unwrap();
+        assert_eq!(default.key(), "a/status_codes/15m/light/800x450");
+        assert_eq!(
+            View::parse("a/histogram/15m/light/800x450")
+                .unwrap()
+                .metric
+                .as_str(),
+            "latency_ms"
+        );
+        assert!(
+            View::parse("a/histogram:/15m/light/800x450")
+                .unwrap_err()
+                .contains("metric")
+        );
+        assert!(
+            View::parse("a/pie:m/15m/light/800x450")
+                .unwrap_err()
+                .contains("pie")
+        );
     }
 
     #[test]

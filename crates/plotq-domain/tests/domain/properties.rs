@@ -268,6 +268,7 @@ fn view() -> impl Strategy<Value = View> {
         let view = View {
             services: spec.services.into_iter().take(3).collect(),
             kind: spec.kind,
+            metric: spec.metric,
             window,
             theme: spec.theme,
             width: spec.width,

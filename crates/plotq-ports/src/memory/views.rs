@@ -112,13 +112,13 @@ impl ViewRegistry for MemoryViews {
             .copied())
     }
 
-    async fn services(&self, since_ms: i64) -> PortResult<Vec<String>> {
+    async fn series(&self, since_ms: i64) -> PortResult<Vec<(String, String)>> {
         let inner = self.inner.lock().expect("views lock");
-        let mut out: Vec<String> = inner
+        let mut out: Vec<(String, String)> = inner
             .touched
             .iter()
             .filter(|(_, at)| **at >= since_ms)
-            .map(|((service, _), _)| service.clone())
+            .map(|(series, _)| series.clone())
             .collect();
         out.sort();
         out.dedup();
@@ -187,6 +187,17 @@ mod tests {
         views.touch_series(&[series("c")], now + 10).await.unwrap();
         views.touch_series(&[series("f")], now + 11).await.unwrap();
         assert_eq!(views.services(0).await.unwrap(), vec!["c", "e", "f"]);
+        views
+            .touch_series(&[("c".into(), "queue.depth".into())], now + 12)
+            .await
+            .unwrap();
+        assert_eq!(
+            views.series(now + 11).await.unwrap(),
+            [
+                ("c".to_owned(), "queue.depth".to_owned()),
+                ("f".to_owned(), "latency_ms".to_owned())
+            ]
+        );
     }
 
     #[tokio::test]

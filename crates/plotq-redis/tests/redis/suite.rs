@@ -215,6 +215,20 @@ pub async fn view_leases_claims_and_states<T: Target>() {
         views.services(now - 1).await.unwrap(),
         vec!["a".to_owned(), "b".to_owned()]
     );
+    views
+        .touch_series(&[("a".into(), "queue.depth".into())], now)
+        .await
+        .unwrap();
+    let pair = |s: &str, m: &str| (s.to_owned(), m.to_owned());
+    assert_eq!(
+        views.series(now - 1).await.unwrap(),
+        [
+            pair("a", "latency_ms"),
+            pair("a", "queue.depth"),
+            pair("b", "status_code")
+        ]
+    );
+    assert_eq!(views.services(now - 1).await.unwrap(), ["a", "b"]);
 
     // One claim per debounce period, across replicas.
     assert!(views.claim(&a, Duration::from_millis(300)).await.unwrap());
