@@ -24,10 +24,10 @@ use axum::response::Response;
 use body::Encoding;
 use export::{Export, Rules};
 use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+    ExportMetricsPartialSuccess, ExportMetricsServiceResponse,
 };
 use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+    ExportTracePartialSuccess, ExportTraceServiceResponse,
 };
 
 use plotq_http::{
@@ -55,12 +55,7 @@ use std::sync::Arc;
         description = "An OTLP ExportTraceServiceRequest (binary protobuf or its JSON mapping), optionally with Content-Encoding: gzip"),
     responses(
         (status = 200, description = "Stored; an OTLP ExportTraceServiceResponse in the request's encoding (partialSuccess: the spans not stored and why)", body = OtlpTraceAnswerDoc),
-        AuthProblems,
-        (status = 400, description = "Not an OTLP message in the declared encoding, or a broken gzip stream", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 413, description = "Body over the configured limit (compressed or inflated)", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 415, description = "Body neither application/x-protobuf nor application/json, or a Content-Encoding other than gzip", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 422, description = "Spread over too many minutes (PLOTQ_MAX_BATCH_BUCKETS); nothing stored", body = ProblemDoc, content_type = "application/problem+json"),
-        RateLimited, Unavailable, StoreFull,
+        AuthProblems, OtlpBodyProblems, RateLimited, Unavailable, StoreFull,
     ),
     security(("bearer" = ["ingest"]))
 )]
@@ -71,24 +66,18 @@ pub(crate) async fn traces(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
-    caller.require(Scope::Ingest)?;
-    let encoding = Encoding::of(&headers)?;
-    let bytes = body::read(&headers, body, state.config.max_body_bytes)?;
-    let request: ExportTraceServiceRequest = body::decode(encoding, &bytes)?;
-    let export = store(&state, &caller, &limits, &bytes, |rules| {
-        spans::read_spans(&request, rules)
-    })
-    .await?;
+    let (encoding, export) =
+        export(&caller, &state, &limits, &headers, body, spans::read_spans).await?;
     count("spans", &export);
-    let partial = ExportTracePartialSuccess {
+    let partial = has_news(&export).then(|| ExportTracePartialSuccess {
         rejected_spans: export.rejected as i64,
         error_message: export.message(),
-    };
+    });
     let json = partial_json("rejectedSpans", &export);
     Ok(body::answer(
         encoding,
         ExportTraceServiceResponse {
-            partial_success: has_news(&export).then_some(partial),
+            partial_success: partial,
         },
         json,
     ))
@@ -110,12 +99,7 @@ pub(crate) async fn traces(
         description = "An OTLP ExportMetricsServiceRequest (binary protobuf or its JSON mapping), optionally with Content-Encoding: gzip"),
     responses(
         (status = 200, description = "Stored; an OTLP ExportMetricsServiceResponse in the request's encoding (partialSuccess: the data points not stored and why)", body = OtlpMetricsAnswerDoc),
-        AuthProblems,
-        (status = 400, description = "Not an OTLP message in the declared encoding, or a broken gzip stream", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 413, description = "Body over the configured limit (compressed or inflated)", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 415, description = "Body neither application/x-protobuf nor application/json, or a Content-Encoding other than gzip", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 422, description = "Spread over too many minutes (PLOTQ_MAX_BATCH_BUCKETS); nothing stored", body = ProblemDoc, content_type = "application/problem+json"),
-        RateLimited, Unavailable, StoreFull,
+        AuthProblems, OtlpBodyProblems, RateLimited, Unavailable, StoreFull,
     ),
     security(("bearer" = ["ingest"]))
 )]
@@ -126,27 +110,49 @@ pub(crate) async fn metrics(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
-    caller.require(Scope::Ingest)?;
-    let encoding = Encoding::of(&headers)?;
-    let bytes = body::read(&headers, body, state.config.max_body_bytes)?;
-    let request: ExportMetricsServiceRequest = body::decode(encoding, &bytes)?;
-    let export = store(&state, &caller, &limits, &bytes, |rules| {
-        points::read_points(&request, rules)
-    })
+    let (encoding, export) = export(
+        &caller,
+        &state,
+        &limits,
+        &headers,
+        body,
+        points::read_points,
+    )
     .await?;
     count("data_points", &export);
-    let partial = ExportMetricsPartialSuccess {
+    let partial = has_news(&export).then(|| ExportMetricsPartialSuccess {
         rejected_data_points: export.rejected as i64,
         error_message: export.message(),
-    };
+    });
     let json = partial_json("rejectedDataPoints", &export);
     Ok(body::answer(
         encoding,
         ExportMetricsServiceResponse {
-            partial_success: has_news(&export).then_some(partial),
+            partial_success: partial,
         },
         json,
     ))
+}
+
+/// What both routes do with a body: the `ingest` scope, the encoding (`415`), the bytes
+/// (`413`, gzip), the export request (`400`), then [`store`] of what `read` makes of it.
+async fn export<R>(
+    caller: &Caller,
+    state: &ApiState,
+    limits: &Limits,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    read: fn(&R, &Rules<'_>) -> Export,
+) -> Result<(Encoding, Export), Problem>
+where
+    R: prost::Message + Default + serde::de::DeserializeOwned,
+{
+    caller.require(Scope::Ingest)?;
+    let encoding = Encoding::of(headers)?;
+    let bytes = body::read(headers, body, state.config.max_body_bytes)?;
+    let request: R = body::decode(encoding, &bytes)?;
+    let export = store(state, caller, limits, &bytes, |rules| read(&request, rules)).await?;
+    Ok((encoding, export))
 }
 
 /// Reads an export under the caller's rules with `read`, then stores its samples through
@@ -196,6 +202,40 @@ fn count(signal: &'static str, export: &Export) {
         metrics::counter!("plotq_otlp_items_total", "signal" => signal, "result" => result)
             .increment(n);
     }
+}
+
+/// `400`, `413`, `415` and `422`: the problems of an OTLP body.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // reason: describes the answers for the document; built by `Problem`
+pub(crate) enum OtlpBodyProblems {
+    /// Not an OTLP message in the declared encoding, or a broken gzip stream
+    #[response(
+        status = 400,
+        description = "Not an OTLP message in the declared encoding, or a broken gzip stream",
+        content_type = "application/problem+json"
+    )]
+    Malformed(ProblemDoc),
+    /// Body over the configured limit (compressed or inflated)
+    #[response(
+        status = 413,
+        description = "Body over the configured limit (compressed or inflated)",
+        content_type = "application/problem+json"
+    )]
+    TooLarge(ProblemDoc),
+    /// Neither application/x-protobuf nor application/json, or a coding other than gzip
+    #[response(
+        status = 415,
+        description = "Body neither application/x-protobuf nor application/json, or a Content-Encoding other than gzip",
+        content_type = "application/problem+json"
+    )]
+    UnsupportedMediaType(ProblemDoc),
+    /// Spread over too many minutes; nothing stored
+    #[response(
+        status = 422,
+        description = "Spread over too many minutes (PLOTQ_MAX_BATCH_BUCKETS); nothing stored",
+        content_type = "application/problem+json"
+    )]
+    TooSpread(ProblemDoc),
 }
 
 /// An OTLP partial success, in the JSON mapping.
