@@ -27,7 +27,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const FIXTURE: &str = include_str!("../fixtures/caddy/access.log");
+#[path = "../fixtures/caddy/fixture.rs"]
+mod fixture;
+use fixture::{ACCESS_LOG as FIXTURE, shift_ts};
 const DEADLINE: Duration = Duration::from_secs(60);
 
 fn now_secs() -> f64 {
@@ -35,26 +37,6 @@ fn now_secs() -> f64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs_f64()
-}
-
-/// `log` with the whole seconds of every numeric `"ts":` moved by `by_secs`.
-fn shift_ts(log: &str, by_secs: i64) -> String {
-    let mut out = String::with_capacity(log.len());
-    let mut rest = log;
-    while let Some(at) = rest.find("\"ts\":") {
-        let (head, tail) = rest.split_at(at + 5);
-        out.push_str(head);
-        let digits = tail
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(tail.len());
-        match tail[..digits].parse::<i64>() {
-            Ok(secs) => out.push_str(&(secs + by_secs).to_string()),
-            Err(_) => out.push_str(&tail[..digits]),
-        }
-        rest = &tail[digits..];
-    }
-    out.push_str(rest);
-    out
 }
 
 /// Requests a plot of `service`'s `metric` over the last 15 minutes and waits for it;

@@ -12,7 +12,9 @@ use plotq_ports::faulty::Fault;
 use serde_json::{Value, json};
 use std::time::Duration;
 
-const FIXTURE: &str = include_str!("../../../../tests/fixtures/caddy/access.log");
+#[path = "../../../../tests/fixtures/caddy/fixture.rs"]
+mod fixture;
+use fixture::{ACCESS_LOG as FIXTURE, UNMAPPED_ERRORS, shift_ts};
 const NDJSON: &str = "application/x-ndjson";
 
 /// The fixture with every numeric `ts` moved by whole seconds so that its first entry
@@ -23,26 +25,6 @@ fn recent_fixture() -> String {
         .unwrap()
         .as_secs() as i64;
     shift_ts(FIXTURE, now - 120 - 1_700_000_001)
-}
-
-/// `log` with the whole seconds of every numeric `"ts":` moved by `by_secs`.
-fn shift_ts(log: &str, by_secs: i64) -> String {
-    let mut out = String::with_capacity(log.len());
-    let mut rest = log;
-    while let Some(at) = rest.find("\"ts\":") {
-        let (head, tail) = rest.split_at(at + 5);
-        out.push_str(head);
-        let digits = tail
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(tail.len());
-        match tail[..digits].parse::<i64>() {
-            Ok(secs) => out.push_str(&(secs + by_secs).to_string()),
-            Err(_) => out.push_str(&tail[..digits]),
-        }
-        rest = &tail[digits..];
-    }
-    out.push_str(rest);
-    out
 }
 
 /// Posts `body` as lines to the route with `query` (`?…` or empty).
@@ -205,24 +187,9 @@ async fn the_fixture_is_counted_and_its_access_entries_stored() {
         ),
         (json!(0), json!(0), json!(3), json!(13))
     );
-    let host = "/request/host";
     assert_eq!(
         error_fields(&body),
-        fields(&[
-            (1, host),
-            (2, host),
-            (3, host),
-            (5, host),
-            (7, host),
-            (8, ""),
-            (9, host),
-            (10, "/status"),
-            (11, "/duration"),
-            (12, "/status"),
-            (13, host),
-            (15, host),
-            (16, host)
-        ])
+        fields(&UNMAPPED_ERRORS.map(|(line, field)| (line as u64, field)))
     );
     assert_eq!(body["errors"][0]["problem"], unmapped("shop.example.com"));
     assert_eq!(body["errors"][10]["problem"], unmapped("152.53.179.101"));

@@ -81,7 +81,7 @@ impl View {
             Theme::Dark => "dark",
         };
         let services: Vec<&str> = self.services.iter().map(|s| s.as_str()).collect();
-        let metric = if self.metric == default_metric(self.kind) {
+        let metric = if self.metric.as_str() == self.kind.default_metric() {
             String::new()
         } else {
             format!(":{}", self.metric)

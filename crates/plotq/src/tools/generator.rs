@@ -133,14 +133,12 @@ pub fn as_otlp_spans(samples: &[Sample]) -> ExportTraceServiceRequest {
         ..Default::default()
     };
     let mut resources: Vec<ResourceSpans> = Vec::new();
+    // The service of the last resource: consecutive requests of one service share it.
+    let mut current: Option<&ServiceName> = None;
     for (i, pair) in samples.chunks_exact(2).enumerate() {
         let (latency, status) = (&pair[0], &pair[1]);
-        if resources.last().is_none_or(|r| {
-            r.resource.as_ref().map(|r| &r.attributes[0].value)
-                != Some(&Some(AnyValue {
-                    value: Some(any_value::Value::StringValue(latency.service.to_string())),
-                }))
-        }) {
+        if current != Some(&latency.service) {
+            current = Some(&latency.service);
             resources.push(ResourceSpans {
                 resource: Some(Resource {
                     attributes: vec![attribute(

@@ -11,6 +11,7 @@ use plotq_domain::ServiceName;
 use plotq_domain::sample::{MAX_BATCH, MAX_FUTURE_SKEW_MS};
 use plotq_domain::timestamp::check_timestamp;
 use plotq_domain::{MetricName, Sample};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// Distinct reasons reported in one answer's message (each with its count).
@@ -34,13 +35,14 @@ pub(crate) struct Export {
     pub rejected: u64,
     /// Items left out by design (spans that are not requests): a warning, not a rejection.
     pub ignored: u64,
-    /// Reason → items, for the answer's message.
-    reasons: BTreeMap<String, u64>,
+    /// Reason → items, for the answer's message (a fixed phrase is not copied per item:
+    /// an export of thousands of left-out spans allocates nothing for them).
+    reasons: BTreeMap<Cow<'static, str>, u64>,
 }
 
 impl Export {
     /// Records `n` items refused for `reason`.
-    pub(crate) fn reject(&mut self, n: u64, reason: impl Into<String>) {
+    pub(crate) fn reject(&mut self, n: u64, reason: impl Into<Cow<'static, str>>) {
         if n == 0 {
             return;
         }
@@ -49,7 +51,7 @@ impl Export {
     }
 
     /// Records `n` items left out by design, for `reason`.
-    pub(crate) fn ignore(&mut self, n: u64, reason: impl Into<String>) {
+    pub(crate) fn ignore(&mut self, n: u64, reason: impl Into<Cow<'static, str>>) {
         if n == 0 {
             return;
         }
@@ -57,12 +59,15 @@ impl Export {
         self.note(n, reason);
     }
 
-    fn note(&mut self, n: u64, reason: impl Into<String>) {
+    fn note(&mut self, n: u64, reason: impl Into<Cow<'static, str>>) {
         let reason = reason.into();
         if self.reasons.len() < MAX_REASONS || self.reasons.contains_key(&reason) {
             *self.reasons.entry(reason).or_default() += n;
         } else {
-            *self.reasons.entry("other reasons".to_owned()).or_default() += n;
+            *self
+                .reasons
+                .entry(Cow::Borrowed("other reasons"))
+                .or_default() += n;
         }
     }
 

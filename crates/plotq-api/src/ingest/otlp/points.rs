@@ -82,7 +82,7 @@ fn read_metric(export: &mut Export, service: &ServiceName, metric: &Metric, rule
         }
         match sample_of(service, &name, point, rules) {
             Ok(sample) => export.samples.push(sample),
-            Err(reason) => export.reject(1, format!("points with {reason}")),
+            Err(reason) => export.reject(1, reason),
         }
     }
 }

@@ -43,7 +43,7 @@ pub(crate) fn read_spans(request: &ExportTraceServiceRequest, rules: &Rules<'_>)
                         push(&mut export, &service, &status, f64::from(code), at);
                     }
                 }
-                Err(reason) => export.reject(1, format!("spans with {reason}")),
+                Err(reason) => export.reject(1, reason),
             }
         }
     }
