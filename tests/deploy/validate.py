@@ -622,56 +622,64 @@ def _edit_yaml_doc(path, kind, name, change):
     path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
 
 
+def _yaml(path, kind, name, change):
+    """A mutation: `change` applied to the document `kind`/`name` of the YAML file `path`."""
+    return lambda r: _edit_yaml_doc(r / path, kind, name, change)
+
+
+def _replace(path, old, new):
+    """A mutation: the first `old` in file `path` replaced by `new`."""
+    def mutate(r):
+        target = r / path
+        target.write_text(target.read_text().replace(old, new, 1))
+    return mutate
+
+
 MUTATIONS = [
     ("a Deployment with replicas: \"two\"",
-     lambda r: _edit_yaml_doc(r / "deploy/k8s/base/api.yaml", "Deployment", "plotq-api",
-                              lambda d: d["spec"].update(replicas="two")),
+     _yaml("deploy/k8s/base/api.yaml", "Deployment", "plotq-api",
+           lambda d: d["spec"].update(replicas="two")),
      "spec/replicas: 'two' is not of type"),
     ("a Deployment container with an unknown field",
-     lambda r: _edit_yaml_doc(r / "deploy/k8s/base/notifier.yaml", "Deployment", "plotq-notifier",
-                              lambda d: d["spec"]["template"]["spec"]["containers"][0].update(livenessprobe={})),
+     _yaml("deploy/k8s/base/notifier.yaml", "Deployment", "plotq-notifier",
+           lambda d: d["spec"]["template"]["spec"]["containers"][0].update(livenessprobe={})),
      "livenessprobe"),
     ("a ScaledObject with an unknown field",
-     lambda r: _edit_yaml_doc(r / "deploy/k8s/base/worker.yaml", "ScaledObject", "plotq-worker",
-                              lambda d: d["spec"].update(maxReplicas=5)),
+     _yaml("deploy/k8s/base/worker.yaml", "ScaledObject", "plotq-worker",
+           lambda d: d["spec"].update(maxReplicas=5)),
      "'maxReplicas' was unexpected"),
     ("a TriggerAuthentication with a wrongly typed field",
-     lambda r: _edit_yaml_doc(r / "deploy/k8s/base/worker.yaml", "TriggerAuthentication", "plotq-rabbitmq",
-                              lambda d: d["spec"].update(secretTargetRef={"parameter": "host"})),
+     _yaml("deploy/k8s/base/worker.yaml", "TriggerAuthentication", "plotq-rabbitmq",
+           lambda d: d["spec"].update(secretTargetRef={"parameter": "host"})),
      "secretTargetRef: {'parameter': 'host'} is not of type 'array'"),
     ("a ScaledObject watching the wrong queue",
-     lambda r: _edit_yaml_doc(r / "deploy/k8s/base/worker.yaml", "ScaledObject", "plotq-worker",
-                              lambda d: d["spec"]["triggers"][0]["metadata"].update(queueName="prod.plot.jobs")),
+     _yaml("deploy/k8s/base/worker.yaml", "ScaledObject", "plotq-worker",
+           lambda d: d["spec"]["triggers"][0]["metadata"].update(queueName="prod.plot.jobs")),
      "is not the work queue 'prod.plotq.plot.jobs'"),
     ("a worker grace period shorter than the render deadline plus drain",
-     lambda r: _edit_yaml_doc(r / "deploy/k8s/base/worker.yaml", "Deployment", "plotq-worker",
-                              lambda d: d["spec"]["template"]["spec"].update(terminationGracePeriodSeconds=30)),
+     _yaml("deploy/k8s/base/worker.yaml", "Deployment", "plotq-worker",
+           lambda d: d["spec"]["template"]["spec"].update(terminationGracePeriodSeconds=30)),
      "terminationGracePeriodSeconds 30 <"),
     ("a misspelt plotq setting in the ConfigMap",
-     lambda r: _edit_yaml_doc(r / "deploy/k8s/base/configmap.yaml", "ConfigMap", "plotq-config",
-                              lambda d: d["data"].update(PLOTQ_PREFECH="2")),
+     _yaml("deploy/k8s/base/configmap.yaml", "ConfigMap", "plotq-config",
+           lambda d: d["data"].update(PLOTQ_PREFECH="2")),
      "PLOTQ_PREFECH is not a plotq setting"),
     ("an Ingress backend port number that is not a number",
-     lambda r: _edit_yaml_doc(r / "deploy/k8s/base/ingress.yaml", "Ingress", "plotq-api",
-                              lambda d: d["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"].update(port={"number": "eighty"})),
+     _yaml("deploy/k8s/base/ingress.yaml", "Ingress", "plotq-api",
+           lambda d: d["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"].update(port={"number": "eighty"})),
      "'eighty' is not of type 'integer'"),
     ("a production overlay with one api replica",
-     lambda r: (r / "deploy/k8s/overlays/production/hpa-api.yaml").write_text(
-         (r / "deploy/k8s/overlays/production/hpa-api.yaml").read_text().replace("minReplicas: 2", "minReplicas: 1")),
+     _replace("deploy/k8s/overlays/production/hpa-api.yaml", "minReplicas: 2", "minReplicas: 1"),
      "production needs minReplicas"),
     ("a real-looking secret in a committed template",
-     lambda r: (r / "deploy/k8s/overlays/dev/.env.example").write_text(
-         (r / "deploy/k8s/overlays/dev/.env.example").read_text()
-         .replace("PLOTQ_TICKET_SECRET=REPLACE_ME_with_openssl_rand_hex_32_not_a_real_key",
-                  "PLOTQ_TICKET_SECRET=" + "ab" * 32)),
+     _replace("deploy/k8s/overlays/dev/.env.example", "PLOTQ_TICKET_SECRET=REPLACE_ME_with_openssl_rand_hex_32_not_a_real_key",
+              "PLOTQ_TICKET_SECRET=" + "ab" * 32),
      "holds no REPLACE_ME placeholder"),
     ("a compose file with a bad service key",
-     lambda r: (r / "docker-compose.yml").write_text(
-         (r / "docker-compose.yml").read_text().replace("  worker:\n", "  worker:\n    restart_policy: always\n", 1)),
+     _replace("docker-compose.yml", "  worker:\n", "  worker:\n    restart_policy: always\n"),
      "services/worker: 'restart_policy' does not match any of the regexes"),
     ("a compose file with a wrongly typed value",
-     lambda r: (r / "docker-compose.yml").write_text(
-         (r / "docker-compose.yml").read_text().replace('ports: ["8081:8081"]', 'ports: "8081:8081"', 1)),
+     _replace("docker-compose.yml", 'ports: ["8081:8081"]', 'ports: "8081:8081"'),
      "docker-compose.yml: services/notifier/ports: '8081:8081' is not of type 'array'"),
 ]
 

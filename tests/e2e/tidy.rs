@@ -32,6 +32,8 @@ struct Metadata {
     normal_deps: BTreeMap<String, Vec<String>>,
     /// Ids of the workspace's own crates.
     members: Vec<String>,
+    /// Each target of the workspace's crates (name) → its kinds (`lib`, `bin`, `test`…).
+    target_kinds: Vec<(String, Vec<String>)>,
 }
 
 fn host_triple() -> String {
@@ -95,17 +97,34 @@ fn metadata() -> Metadata {
             (node["id"].as_str().unwrap().to_owned(), deps)
         })
         .collect();
-    let members = doc["workspace_members"]
-        .as_array()
-        .expect("workspace_members")
+    let members = members_of(&doc)
         .iter()
         .map(|id| id.as_str().unwrap().to_owned())
+        .collect();
+    let target_kinds = doc["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .filter(|p| members_of(&doc).contains(&p["id"]))
+        .flat_map(|p| p["targets"].as_array().expect("targets").iter())
+        .map(|t| {
+            let kinds = t["kind"].as_array().expect("kind").iter();
+            let kinds = kinds.map(|k| k.as_str().unwrap().to_owned()).collect();
+            (t["name"].as_str().unwrap().to_owned(), kinds)
+        })
         .collect();
     Metadata {
         names,
         normal_deps,
         members,
+        target_kinds,
     }
+}
+
+fn members_of(doc: &Value) -> &Vec<Value> {
+    doc["workspace_members"]
+        .as_array()
+        .expect("workspace_members")
 }
 
 impl Metadata {
@@ -440,6 +459,21 @@ fn each_crate_has_one_integration_test_binary_at_most() {
         "{} test binaries: {binaries:?}",
         binaries.len()
     );
+}
+
+/// The workspace has no benches and no examples: CI lints every workspace crate as the
+/// test build compiles it (clippy's driver as their compiler, `.ci/run`), which covers
+/// `cargo clippy --all-targets` only while every target is one the test build compiles.
+#[test]
+fn every_target_is_built_by_the_test_build() {
+    let meta = metadata();
+    let unbuilt: Vec<_> = meta
+        .target_kinds
+        .iter()
+        .filter(|(_, kinds)| kinds.iter().any(|k| k == "bench" || k == "example"))
+        .collect();
+    assert!(unbuilt.is_empty(), "not linted by CI: {unbuilt:?}");
+    assert!(meta.target_kinds.iter().any(|(name, _)| name == "e2e"));
 }
 
 /// Only `plotq_domain::wire` defines versioned shapes (a `v` version field): what is

@@ -27,8 +27,8 @@ use plotq_http::{
     AuthProblems, Caller, JobReadProblems, JsonBodyProblems, Limits, Problem, ProblemCode,
     ProblemDoc, RateLimited, Scope, Unavailable, read_json,
 };
-use plotq_ports::LaneSlot;
 use plotq_ports::clock::now_ms;
+use plotq_ports::{LaneSlot, RequestClaim};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -301,7 +301,12 @@ pub(crate) async fn single_flight(state: &ApiState, job: &JobState) -> Result<Fl
             .await?;
         key.push_str(&format!("|{}", watermark.unwrap_or(0)));
     }
-    let Some(holder) = state.cache.claim_request(&key, job.id, ttl).await? else {
+    let claim = RequestClaim {
+        key: &key,
+        job: job.id,
+        ttl,
+    };
+    let Some(holder) = state.cache.claim_request(&claim).await? else {
         return Ok(Flight::Claimed(Some(key))); // first of its kind: render it
     };
     // A holder without a state is still being published: wait (briefly) for it to be
@@ -319,7 +324,7 @@ pub(crate) async fn single_flight(state: &ApiState, job: &JobState) -> Result<Fl
             break None;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
-        match state.cache.claim_request(&key, job.id, ttl).await? {
+        match state.cache.claim_request(&claim).await? {
             None => return Ok(Flight::Claimed(Some(key))),
             Some(now_held_by) if now_held_by != holder => return Ok(Flight::Claimed(None)),
             Some(_) => {}
@@ -335,7 +340,7 @@ pub(crate) async fn single_flight(state: &ApiState, job: &JobState) -> Result<Fl
             return Ok(Flight::Existing(Box::new(existing)));
         }
     }
-    state.cache.replace_request(&key, job.id, ttl).await?;
+    state.cache.replace_request(&claim).await?;
     Ok(Flight::Claimed(Some(key)))
 }
 

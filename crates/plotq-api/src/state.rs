@@ -119,9 +119,9 @@ impl Default for RenderConfig {
 /// What the handlers share.
 #[derive(Clone)]
 pub struct ApiState {
+    pub config: ApiConfig,
     pub store: Arc<dyn MetricStore>,
     pub queue: Arc<dyn JobQueue>,
     pub cache: Arc<dyn PlotCache>,
     pub views: Arc<dyn ViewRegistry>,
-    pub config: ApiConfig,
 }

@@ -151,7 +151,7 @@ pub fn parse_samples(body: &Value, now_ms: i64) -> Result<Vec<Sample>, FieldErro
 }
 
 /// The members a sample object may have.
-const SAMPLE_FIELDS: [&str; 6] = [
+pub const SAMPLE_FIELDS: [&str; 6] = [
     "service",
     "service_name",
     "metric",

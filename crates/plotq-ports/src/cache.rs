@@ -27,12 +27,11 @@ pub trait PlotCache: Send + Sync + 'static {
     async fn get_state(&self, id: JobId) -> PortResult<Option<JobState>>;
     async fn put_image(&self, id: JobId, png: &[u8], ttl: Duration) -> PortResult<()>;
     async fn get_image(&self, id: JobId) -> PortResult<Option<Vec<u8>>>;
-    /// Single flight: claims request `key` for job `id` for `ttl`, or returns the job
-    /// that already holds it.
-    async fn claim_request(&self, key: &str, id: JobId, ttl: Duration)
-    -> PortResult<Option<JobId>>;
-    /// Points request `key` at job `id` (its previous job failed or expired).
-    async fn replace_request(&self, key: &str, id: JobId, ttl: Duration) -> PortResult<()>;
+    /// Single flight: claims request `claim.key` for job `claim.job` for `claim.ttl`, or
+    /// returns the job that already holds it.
+    async fn claim_request(&self, claim: &RequestClaim<'_>) -> PortResult<Option<JobId>>;
+    /// Points request `claim.key` at job `claim.job` (its previous job failed or expired).
+    async fn replace_request(&self, claim: &RequestClaim<'_>) -> PortResult<()>;
     /// Undoes `claim_request`/`replace_request`: removes the claim on `key` only if job
     /// `id` still holds it (atomically; a claim taken over by another job stays).
     async fn release_request(&self, key: &str, id: JobId) -> PortResult<()>;
@@ -56,11 +55,20 @@ pub trait PlotCache: Send + Sync + 'static {
     async fn ping(&self) -> PortResult<()>;
 }
 
+/// A single-flight claim: request `key` (a plot request's identity) held by job `job` for
+/// `ttl`.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestClaim<'a> {
+    pub key: &'a str,
+    pub job: JobId,
+    pub ttl: Duration,
+}
+
 /// An idempotent ingest, as the cache keeps it: the caller's scoped key, the fingerprint
 /// of the body sent under it, and how long its record lives while the ingest runs
 /// (`pending`: a crashed api's key lapses) and once it is done (`kept`: retries within it
 /// are answered as before).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct Idempotency<'a> {
     pub key: &'a str,
     pub fingerprint: &'a str,

@@ -5,7 +5,7 @@
 //! of a Redis node or cluster through `redis-cli` (`redis_cli`, `redis_info`,
 //! `cluster_master_of`), for the tests that stop, restart or kill Redis nodes.
 
-use crate::cache::{Idempotency, IdempotentStart, LaneSlot, PlotCache};
+use crate::cache::{Idempotency, IdempotentStart, LaneSlot, PlotCache, RequestClaim};
 use plotq_domain::{JobId, JobState, PlotKind, PlotSpec, ServiceName};
 use std::time::Duration;
 
@@ -24,22 +24,23 @@ pub async fn claims_are_released_only_by_their_holder(
     key: &str,
 ) {
     let ttl = Duration::from_secs(30);
+    let claim = |job| RequestClaim { key, job, ttl };
     let (a, b) = (JobId::new_random(), JobId::new_random());
-    assert_eq!(cache.claim_request(key, a, ttl).await.unwrap(), None);
+    assert_eq!(cache.claim_request(&claim(a)).await.unwrap(), None);
     other.release_request(key, b).await.unwrap();
     assert_eq!(
-        other.claim_request(key, b, ttl).await.unwrap(),
+        other.claim_request(&claim(b)).await.unwrap(),
         Some(a),
         "another job's release left the claim in place"
     );
     other.release_request(key, a).await.unwrap();
     assert_eq!(
-        cache.claim_request(key, b, ttl).await.unwrap(),
+        cache.claim_request(&claim(b)).await.unwrap(),
         None,
         "the holder's release freed the key"
     );
     cache.release_request("nothing-here", a).await.unwrap();
-    assert_eq!(cache.claim_request(key, a, ttl).await.unwrap(), Some(b));
+    assert_eq!(cache.claim_request(&claim(a)).await.unwrap(), Some(b));
     cache.release_request(key, b).await.unwrap();
 }
 

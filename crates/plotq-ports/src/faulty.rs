@@ -17,7 +17,7 @@
 //! assert_eq!(store.calls("points"), 3);
 //! ```
 
-use crate::cache::{Idempotency, IdempotentStart, LaneSlot, PlotCache};
+use crate::cache::{Idempotency, IdempotentStart, LaneSlot, PlotCache, RequestClaim};
 use crate::error::{PortError, PortResult};
 use crate::events::{EventBus, StoredEvent};
 use crate::queue::{DeadLetter, JobConsumer, JobQueue};
@@ -327,26 +327,13 @@ impl<T: PlotCache> PlotCache for Faulty<T> {
         self.run("get_image", Some(&subject), self.inner.get_image(id))
             .await
     }
-    async fn claim_request(
-        &self,
-        key: &str,
-        id: JobId,
-        ttl: Duration,
-    ) -> PortResult<Option<JobId>> {
-        self.run(
-            "claim_request",
-            Some(key),
-            self.inner.claim_request(key, id, ttl),
-        )
-        .await
+    async fn claim_request(&self, claim: &RequestClaim<'_>) -> PortResult<Option<JobId>> {
+        let inner = self.inner.claim_request(claim);
+        self.run("claim_request", Some(claim.key), inner).await
     }
-    async fn replace_request(&self, key: &str, id: JobId, ttl: Duration) -> PortResult<()> {
-        self.run(
-            "replace_request",
-            Some(key),
-            self.inner.replace_request(key, id, ttl),
-        )
-        .await
+    async fn replace_request(&self, claim: &RequestClaim<'_>) -> PortResult<()> {
+        let inner = self.inner.replace_request(claim);
+        self.run("replace_request", Some(claim.key), inner).await
     }
     async fn release_request(&self, key: &str, id: JobId) -> PortResult<()> {
         self.run(

@@ -42,7 +42,7 @@ pub mod window;
 
 pub use backoff::Backoff;
 pub use breaker::{Breaker, BreakerConfig, Ticket};
-pub use cache::{Idempotency, IdempotentStart, LaneSlot, PlotCache};
+pub use cache::{Idempotency, IdempotentStart, LaneSlot, PlotCache, RequestClaim};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{PortError, PortResult};
 pub use events::{EventBus, READ_BATCH, StoredEvent};

@@ -15,7 +15,7 @@ use crate::link::{Link, unavailable};
 use async_trait::async_trait;
 use plotq_domain::wire::{decode_state, encode_state};
 use plotq_domain::{JobId, JobState};
-use plotq_ports::{Idempotency, IdempotentStart, LaneSlot, PlotCache, PortResult};
+use plotq_ports::{Idempotency, IdempotentStart, LaneSlot, PlotCache, PortResult, RequestClaim};
 use redis::AsyncCommands;
 use std::time::Duration;
 
@@ -160,14 +160,12 @@ impl PlotCache for RedisCache {
             .map_err(unavailable)
     }
 
-    async fn claim_request(
-        &self,
-        key: &str,
-        id: JobId,
-        ttl: Duration,
-    ) -> PortResult<Option<JobId>> {
-        let key = self.keys.request(key);
-        if self.set_absent(&key, id.to_string(), ttl).await? {
+    async fn claim_request(&self, claim: &RequestClaim<'_>) -> PortResult<Option<JobId>> {
+        let key = self.keys.request(claim.key);
+        if self
+            .set_absent(&key, claim.job.to_string(), claim.ttl)
+            .await?
+        {
             return Ok(None);
         }
         let mut conn = self.conn.clone();
@@ -175,9 +173,10 @@ impl PlotCache for RedisCache {
         Ok(holder.as_deref().and_then(JobId::parse))
     }
 
-    async fn replace_request(&self, key: &str, id: JobId, ttl: Duration) -> PortResult<()> {
+    async fn replace_request(&self, claim: &RequestClaim<'_>) -> PortResult<()> {
+        let (key, holder) = (self.keys.request(claim.key), claim.job.to_string());
         let mut conn = self.conn.clone();
-        conn.set_ex::<_, _, ()>(self.keys.request(key), id.to_string(), ttl_secs(ttl))
+        conn.set_ex::<_, _, ()>(key, holder, ttl_secs(claim.ttl))
             .await
             .map_err(unavailable)
     }

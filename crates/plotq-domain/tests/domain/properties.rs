@@ -12,7 +12,7 @@ use plotq_domain::error::MAX_REPORTED_ERRORS;
 use plotq_domain::plot::{
     BINS_RANGE, HEIGHT_RANGE, MAX_SERVICES, MAX_TITLE_CHARS, MIN_LAYOUT, SCALE_RANGE, WIDTH_RANGE,
 };
-use plotq_domain::sample::{MAX_FUTURE_SKEW_MS, parse_samples, parse_samples_fast};
+use plotq_domain::sample::{MAX_FUTURE_SKEW_MS, SAMPLE_FIELDS, parse_samples, parse_samples_fast};
 use plotq_domain::timestamp::{MAX_TIMESTAMP_MS, MIN_EPOCH_MS, MIN_TIMESTAMP_MS};
 use plotq_domain::view::MAX_VIEW_KEY_LEN;
 use plotq_domain::wire::{
@@ -166,19 +166,11 @@ const SPEC_FIELDS: &[&str] = &[
     "kind", "service", "services", "metric", "window", "from", "until", "width", "height", "bins",
     "title", "theme", "format", "log_x", "show_max", "scale",
 ];
-const SAMPLE_FIELDS: &[&str] = &[
-    "service",
-    "service_name",
-    "metric",
-    "metric_name",
-    "value",
-    "timestamp",
-];
 
 fn key() -> impl Strategy<Value = String> {
     let known: Vec<String> = SPEC_FIELDS
         .iter()
-        .chain(SAMPLE_FIELDS)
+        .chain(SAMPLE_FIELDS.iter())
         .map(|s| s.to_string())
         .collect();
     prop_oneof![select(known), any_text()]
@@ -407,7 +399,7 @@ fn near_valid_spec_json() -> impl Strategy<Value = Value> {
 }
 
 fn near_valid_sample() -> impl Strategy<Value = Value> {
-    let field = select(SAMPLE_FIELDS).prop_map(str::to_owned);
+    let field = select(&SAMPLE_FIELDS[..]).prop_map(str::to_owned);
     let edit = prop_oneof![
         3 => (field.clone(), interesting()).prop_map(|(f, v)| Edit::Set(f, v)),
         1 => field.prop_map(Edit::Remove),

@@ -5,7 +5,7 @@
 //! unit-test double.
 
 use super::ttl::expiry;
-use crate::cache::{Idempotency, IdempotentStart, LaneSlot, PlotCache};
+use crate::cache::{Idempotency, IdempotentStart, LaneSlot, PlotCache, RequestClaim};
 use crate::clock::{Clock, SystemClock};
 use crate::error::PortResult;
 use async_trait::async_trait;
@@ -98,13 +98,8 @@ impl PlotCache for MemoryCache {
         Ok(self.get(&format!("img:{id}")))
     }
 
-    async fn claim_request(
-        &self,
-        key: &str,
-        id: JobId,
-        ttl: Duration,
-    ) -> PortResult<Option<JobId>> {
-        let key = format!("req:{key}");
+    async fn claim_request(&self, claim: &RequestClaim<'_>) -> PortResult<Option<JobId>> {
+        let key = format!("req:{}", claim.key);
         let now = self.clock.now_ms();
         let mut entries = self.entries.lock().expect("cache lock");
         if let Some((expires, holder)) = entries.get(&key)
@@ -112,12 +107,16 @@ impl PlotCache for MemoryCache {
         {
             return Ok(std::str::from_utf8(holder).ok().and_then(JobId::parse));
         }
-        entries.insert(key, (expiry(now, ttl), id.to_string().into_bytes()));
+        entries.insert(
+            key,
+            (expiry(now, claim.ttl), claim.job.to_string().into_bytes()),
+        );
         Ok(None)
     }
 
-    async fn replace_request(&self, key: &str, id: JobId, ttl: Duration) -> PortResult<()> {
-        self.put(format!("req:{key}"), id.to_string().into_bytes(), ttl);
+    async fn replace_request(&self, claim: &RequestClaim<'_>) -> PortResult<()> {
+        let holder = claim.job.to_string().into_bytes();
+        self.put(format!("req:{}", claim.key), holder, claim.ttl);
         Ok(())
     }
 

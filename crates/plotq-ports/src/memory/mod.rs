@@ -36,7 +36,7 @@ pub use views::{DEFAULT_MAX_SERIES, MemoryViews, SERIES_RETENTION_MS};
 #[cfg(test)]
 mod tests {
     use super::{MemoryCache, MemoryViews};
-    use crate::cache::PlotCache;
+    use crate::cache::{PlotCache, RequestClaim};
     use crate::clock::ManualClock;
     use crate::contract::queued_state as state;
     use crate::views::ViewRegistry;
@@ -52,12 +52,13 @@ mod tests {
         cache.put_state(&s, Duration::from_secs(10)).await.unwrap();
         let (a, b) = (JobId::new_random(), JobId::new_random());
         let ttl = Duration::from_secs(5);
-        assert_eq!(cache.claim_request("k", a, ttl).await.unwrap(), None);
+        let claim = |job| RequestClaim { key: "k", job, ttl };
+        assert_eq!(cache.claim_request(&claim(a)).await.unwrap(), None);
         clock.advance(Duration::from_millis(4_999));
-        assert_eq!(cache.claim_request("k", b, ttl).await.unwrap(), Some(a));
+        assert_eq!(cache.claim_request(&claim(b)).await.unwrap(), Some(a));
         clock.advance(Duration::from_millis(1));
         assert_eq!(
-            cache.claim_request("k", b, ttl).await.unwrap(),
+            cache.claim_request(&claim(b)).await.unwrap(),
             None,
             "a's claim lapsed"
         );

@@ -10,7 +10,7 @@ use crate::helpers::{Target, config, tag};
 use plotq_domain::JobId;
 use plotq_domain::wire::{EventId, EventKind, PlotEvent};
 use plotq_ports::contract::{self, queued_state as state};
-use plotq_ports::{EventBus, PlotCache, PortError};
+use plotq_ports::{EventBus, PlotCache, PortError, RequestClaim};
 use plotq_redis::{RedisCache, RedisEventBus};
 use redis::AsyncCommands;
 use std::sync::Arc;
@@ -292,7 +292,11 @@ pub async fn single_flight_claims_are_released_only_by_their_holder<T: Target>()
     let probe = JobId::new_random();
     assert_eq!(
         cache
-            .claim_request(key, probe, Duration::from_secs(30))
+            .claim_request(&RequestClaim {
+                key,
+                job: probe,
+                ttl: Duration::from_secs(30)
+            })
             .await
             .unwrap(),
         None
