@@ -22,7 +22,7 @@ const READY: Duration = Duration::from_secs(60);
 const DONE: Duration = Duration::from_secs(180);
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// The workers' outage budget where a test outlasts it: only "past the budget" matters.
-const OUTAGE_BUDGET: &str = "20s";
+const OUTAGE_BUDGET: &str = "10s";
 
 fn sh(cmd: &str) -> bool {
     Command::new("sh")
@@ -788,7 +788,7 @@ async fn send_batch(client: &reqwest::Client, base: &str, k: u32, body: &Value) 
 
 /// MongoDB stops while ingest batches (each with an `Idempotency-Key`) and renders are
 /// in flight: once for a few seconds, once for longer than the workers' outage budget
-/// (`OUTAGE_BUDGET`, 20 s here; two minutes by default). Ingest answers 503 quickly and
+/// (`OUTAGE_BUDGET`, 10 s here; two minutes by default). Ingest answers 503 quickly and
 /// accepts nothing meanwhile; a client sending its refused batches again with the same keys ends with
 /// every sample stored exactly once; every accepted plot ends `done` — the short outage's
 /// by themselves (held, then run), the long one's after `plotq dlq retry --all`.
@@ -870,8 +870,8 @@ async fn mongodb_outages_while_ingest_and_renders_are_in_flight() {
     tokio::time::sleep(Duration::from_secs(5)).await;
     mongo.start();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    mongo.stop(); // past the outage budget (20 s), by 10 s
-    tokio::time::sleep(Duration::from_secs(30)).await;
+    mongo.stop(); // past the outage budget (10 s), by 6 s
+    tokio::time::sleep(Duration::from_secs(16)).await;
     mongo.start();
     tokio::time::sleep(Duration::from_secs(3)).await;
     stop.cancel();
