@@ -483,6 +483,14 @@ impl Gen {
         if let Some(ts) = self.timestamp() {
             s.insert("timestamp".into(), ts);
         }
+        if self.chance(0.3) {
+            let labels = self.pick_value(&[
+                json!({"route": "/a"}),
+                json!({"route": "/b", "method": "GET"}),
+                json!({}),
+            ]);
+            s.insert("labels".into(), labels);
+        }
         Value::Object(s)
     }
 
@@ -647,6 +655,18 @@ impl Gen {
                 6 => {
                     s.insert("service".into(), Value::Null);
                     s.remove("service_name");
+                }
+                7 => {
+                    let nine: Map<String, Value> =
+                        (0..9).map(|i| (format!("l{i}"), json!("v"))).collect();
+                    let v = self.pick_value(&[
+                        json!({"9route": "/a"}),
+                        json!({"route": ""}),
+                        json!({"route": 5}),
+                        json!(["route"]),
+                        Value::Object(nine),
+                    ]);
+                    s.insert("labels".into(), v);
                 }
                 _ => {
                     let v = self.pick_value(&[json!(5), json!("x"), Value::Null, json!([])]);

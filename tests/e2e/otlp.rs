@@ -2,7 +2,9 @@
 //! its BatchSpanProcessor and OTLP/HTTP exporters, gzip on) exports spans and metrics
 //! to standalone and to the distributed roles, and every request span is counted
 //! exactly — in `GET /api/v1/stats` (latency count, status codes, error ratio) and in a
-//! rendered plot's statistics — as are the counter and the gauge it exports.
+//! rendered plot's statistics — as are the counter and the gauge it exports; and by the
+//! spans' labels (`route`, `method`, `status`) and the counter's attribute, filtered
+//! (`labels`) and split (`group_by`), each count exact.
 
 use crate::support::app::{Backend, Options, TestApp};
 use serde_json::{Value, json};
@@ -116,7 +118,87 @@ async fn spans_and_metrics_are_counted_exactly(backend: Backend) {
     let state = app.wait_done(id, DONE).await;
     assert_eq!(state["status"], "done", "{state}");
     assert_eq!(state["stats"][0]["count"], spans, "{state}");
+
+    // By label: span i is routed /cart when i % 4 == 0, its method POST when i is even.
+    let cart = spans.div_ceil(4);
+    let label = |labels: Value| -> String {
+        form_urlencoded::byte_serialize(labels.to_string().as_bytes()).collect()
+    };
+    let carts = stats(
+        &app,
+        &format!(
+            "?service={service}&window=10m&labels={}",
+            label(json!({"route": "/cart"}))
+        ),
+    )
+    .await;
+    assert_eq!(carts["stats"][0]["count"], cart, "{carts}");
+    let gets = stats(
+        &app,
+        &format!(
+            "?kind=cdf&service={service}&window=10m&group_by=route&labels={}",
+            label(json!({"method": "GET"}))
+        ),
+    )
+    .await;
+    assert_eq!(counts(&gets), [("/pay".to_owned(), spans / 2)], "{gets}");
+    let failed = stats(
+        &app,
+        &format!(
+            "?kind=status_codes&service={service}&window=10m&labels={}",
+            label(json!({"status": "500"}))
+        ),
+    )
+    .await;
+    assert_eq!(
+        failed["stats"][0]["codes"],
+        json!({"500": errors}),
+        "{failed}"
+    );
+    let eu = stats(
+        &app,
+        &format!(
+            "?service={service}&metric=orders&window=10m&labels={}",
+            label(json!({"region": "eu"}))
+        ),
+    )
+    .await;
+    assert_eq!(eu["stats"][0]["max"], json!(orders as f64), "{eu}");
+    // A plot with one curve per route counts each route's spans.
+    let id = app
+        .request_plot(
+            &json!({"kind": "latency_timeseries", "service": service, "window": "10m",
+                              "group_by": "route"}),
+        )
+        .await;
+    let state = app.wait_done(id, DONE).await;
+    assert_eq!(state["status"], "done", "{state}");
+    assert_eq!(
+        counts(&state),
+        [
+            ("/pay".to_owned(), spans - cart),
+            ("/cart".to_owned(), cart)
+        ],
+        "{state}"
+    );
     app.stop().await;
+}
+
+/// Each series' name and count in `stats` (a job's or `GET /api/v1/stats`'s).
+fn counts(body: &Value) -> Vec<(String, usize)> {
+    body["stats"]
+        .as_array()
+        .unwrap_or(&Vec::new())
+        .iter()
+        .map(|s| {
+            let name = match (s["group"].as_str(), s["other"].as_bool()) {
+                (Some(group), _) => group.to_owned(),
+                (None, Some(true)) => "other".to_owned(),
+                _ => s["service"].as_str().unwrap_or_default().to_owned(),
+            };
+            (name, s["count"].as_u64().unwrap_or(0) as usize)
+        })
+        .collect()
 }
 
 #[tokio::test]

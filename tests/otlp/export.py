@@ -4,9 +4,11 @@ and a MeterProvider with the OTLP/HTTP metric exporter (delta temporality), poin
 plotq's /v1/traces and /v1/metrics with only an endpoint and a token.
 
 Spans: `--spans` SERVER spans of `--service` ending within the last few seconds, the
-i-th lasting 1 + i % 50 ms, the first `--errors` of them answered 500 and the rest 200;
-plus as many INTERNAL spans (which plotq leaves out). Metrics: a counter `orders`
-added 1 `--orders` times, and a gauge `queue.depth` set to 7.
+i-th lasting 1 + i % 50 ms, the first `--errors` of them answered 500 and the rest 200,
+routed `/cart` when i % 4 == 0 and `/pay` otherwise, method POST for even i and GET for
+odd; plus as many INTERNAL spans (which plotq leaves out). Metrics: a counter `orders`
+added 1 `--orders` times with the attribute `region` = `eu`, and a gauge `queue.depth`
+set to 7.
 
 Prints one JSON line: what the exporters reported (`spans`: spans exported with
 success, `span_failures` and `metric_failures`: failed export calls).
@@ -83,13 +85,15 @@ def main():
     for i in range(args.spans):
         start = now - 5_000_000_000 + i * 1_000_000
         status = 500 if i < args.errors else 200
+        route = "/cart" if i % 4 == 0 else "/pay"
+        method = "POST" if i % 2 == 0 else "GET"
         span = tracer.start_span(
-            "GET /pay",
+            f"{method} {route}",
             kind=SpanKind.SERVER,
             start_time=start,
             attributes={
-                "http.request.method": "GET",
-                "http.route": "/pay",
+                "http.request.method": method,
+                "http.route": route,
                 "http.response.status_code": status,
             },
         )
@@ -114,7 +118,7 @@ def main():
         meter = meter_provider.get_meter("plotq-tests")
         orders = meter.create_counter("orders")
         for _ in range(args.orders):
-            orders.add(1)
+            orders.add(1, {"region": "eu"})
         meter.create_gauge("queue.depth").set(7)
         meter_provider.force_flush()
         meter_provider.shutdown()

@@ -138,6 +138,34 @@ hand_schema!(
         .into()
 );
 
+/// A label set, or a plot's label filter (`plotq_domain::labels`).
+#[derive(Serialize)]
+pub struct LabelsDoc;
+hand_schema!(
+    LabelsDoc,
+    "Labels",
+    ObjectBuilder::new()
+        .description(Some(
+            "Up to 8 labels: names of letters, digits and '_' (not starting with a digit, at most 64) \
+             to string values of 1 to 128 characters without control characters"
+        ))
+        .property_names(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^[A-Za-z_][A-Za-z0-9_]{0,63}$")),
+        ))
+        .additional_properties(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(128))
+                .pattern(Some("^[^\\x00-\\x1F\\x7F-\\x9F]+$")),
+        ))
+        .max_properties(Some(8))
+        .examples([serde_json::json!({"route": "/pay", "method": "POST"})])
+        .into()
+);
+
 /// One sample. `service_name`/`metric_name` are accepted as aliases of
 /// `service`/`metric`; any other member is refused by name (`422 invalid_field`), never
 /// dropped.
@@ -152,6 +180,9 @@ pub struct SampleDoc {
     /// Defaults to the time received; at most 5 minutes in the future.
     #[schema(nullable = false)]
     timestamp: Option<TimestampDoc>,
+    /// The sample's dimensions (part of its series); plots filter and group by them.
+    #[schema(nullable = false)]
+    labels: Option<LabelsDoc>,
 }
 
 /// One sample, or a batch of them.
@@ -296,6 +327,13 @@ macro_rules! plot_request_doc {
             /// Also draw each bucket's maximum; `true` only for latency_timeseries.
             #[schema(nullable = false)]
             show_max: Option<bool>,
+            /// Only the series with every one of these labels (exact match).
+            #[schema(nullable = false)]
+            labels: Option<LabelsDoc>,
+            /// One line or curve per value of this label (the most frequent values, the
+            /// rest as `other`): histogram, latency_timeseries and cdf, of one service.
+            #[schema(nullable = false, pattern = "^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
+            group_by: Option<String>,
         }
     };
 }
@@ -382,6 +420,12 @@ pub struct JobSpecDoc {
     /// Device pixels per layout pixel; absent when 1.
     #[schema(nullable = false, minimum = 2, maximum = 4)]
     scale: Option<u32>,
+    /// The label filter; absent when none.
+    #[schema(nullable = false)]
+    labels: Option<LabelsDoc>,
+    /// The label drawn apart; absent when none.
+    #[schema(nullable = false)]
+    group_by: Option<String>,
 }
 
 /// Where a plot's time axis lies in its image: pixel columns `left_px` to `right_px`

@@ -71,6 +71,18 @@ pub struct PlotQuery {
     /// A title instead of the generated one (at most 120 characters).
     #[param(nullable = false)]
     title: Option<String>,
+    /// Only the series with these labels: a JSON object of label names to values
+    /// (exact match of every pair), e.g. `{"route":"/pay"}`.
+    #[param(nullable = false, example = r#"{"route":"/pay"}"#)]
+    labels: Option<String>,
+    /// One line or curve per value of this label (the most frequent values, the rest as
+    /// `other`): histogram, latency_timeseries and cdf of one service.
+    #[param(
+        nullable = false,
+        pattern = "^[A-Za-z_][A-Za-z0-9_]{0,63}$",
+        example = "route"
+    )]
+    group_by: Option<String>,
     /// A read ticket (`POST /api/v1/tickets`), read by the authenticator.
     #[param(nullable = false)]
     pub(crate) ticket: Option<String>,
@@ -85,19 +97,21 @@ pub struct PlotQuery {
 }
 
 /// What `GET /api/v1/stats` reads: a plot's data parameters, and `ticket`.
-pub(crate) const STATS_PARAMETERS: [&str; 8] = [
-    "kind", "service", "services", "metric", "window", "from", "until", "ticket",
+pub(crate) const STATS_PARAMETERS: [&str; 10] = [
+    "kind", "service", "services", "metric", "window", "from", "until", "labels", "group_by",
+    "ticket",
 ];
 
 /// What `GET /api/v1/render` reads: every parameter of [`PlotQuery`].
-pub(crate) const RENDER_PARAMETERS: [&str; 18] = [
+pub(crate) const RENDER_PARAMETERS: [&str; 20] = [
     "kind", "service", "services", "metric", "window", "from", "until", "width", "height", "scale",
-    "bins", "log_x", "show_max", "theme", "format", "title", "ticket", "grant",
+    "bins", "log_x", "show_max", "theme", "format", "title", "labels", "group_by", "ticket",
+    "grant",
 ];
 
 impl PlotQuery {
     /// The plot parameters in their fixed order (what a grant signs).
-    fn pairs(&self) -> [(&'static str, Option<&String>); 16] {
+    fn pairs(&self) -> [(&'static str, Option<&String>); 18] {
         [
             ("kind", self.kind.as_ref()),
             ("service", self.service.as_ref()),
@@ -115,6 +129,8 @@ impl PlotQuery {
             ("theme", self.theme.as_ref()),
             ("format", self.format.as_ref()),
             ("title", self.title.as_ref()),
+            ("labels", self.labels.as_ref()),
+            ("group_by", self.group_by.as_ref()),
         ]
     }
 
@@ -173,6 +189,11 @@ impl PlotQuery {
                     .parse::<u64>()
                     .map_or_else(|_| raw.as_str().into(), Value::from),
                 "from" | "until" => timestamp(raw),
+                // A JSON object when it is one; else the string, which the rules name.
+                "labels" => serde_json::from_str::<Value>(raw)
+                    .ok()
+                    .filter(Value::is_object)
+                    .unwrap_or_else(|| raw.as_str().into()),
                 "log_x" | "show_max" => match raw.as_str() {
                     "true" | "1" => true.into(),
                     "false" | "0" => false.into(),
@@ -324,7 +345,7 @@ mod tests {
         assert_eq!(fields, ["/colour", "/grant", "/width"]);
         assert!(
             refused.errors[0].problem.ends_with(
-                "known parameters: kind, service, services, metric, window, from, until, ticket"
+                "known parameters: kind, service, services, metric, window, from, until, labels, group_by, ticket"
             ),
             "{refused:?}"
         );

@@ -9,6 +9,7 @@
 //! A sample costs 8 bytes for its value plus 1–3 bytes for its timestamp at the rates
 //! plotq is built for (one sample every few ms to one a minute).
 
+use crate::labels::Labels;
 use crate::names::{MetricName, ServiceName};
 use crate::sample::Sample;
 use crate::timestamp::{MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS};
@@ -36,6 +37,7 @@ pub fn count_buckets(samples: &[Sample], stop_at: usize) -> usize {
         seen.insert((
             s.service.as_str(),
             s.metric.as_str(),
+            &s.labels,
             bucket_of(s.timestamp_ms),
         ));
         if seen.len() >= stop_at {
@@ -241,6 +243,7 @@ fn take_varint(bytes: &mut &[u8]) -> Option<u64> {
 pub struct BucketChunk {
     pub service: ServiceName,
     pub metric: MetricName,
+    pub labels: Labels,
     /// Start of the bucket ([`bucket_of`] every sample's timestamp).
     pub bucket_ms: i64,
     pub chunk: Chunk,
@@ -249,14 +252,16 @@ pub struct BucketChunk {
 /// Groups a batch into one chunk per (series, bucket), split further so that no chunk
 /// holds more than [`MAX_CHUNK_SAMPLES`]. Every sample lands in exactly one chunk.
 pub fn into_chunks(samples: &[Sample]) -> Vec<BucketChunk> {
-    // (service, metric, bucket) -> (index of its first sample, its (timestamp, value)s)
+    // (service, metric, labels, bucket) -> (index of its first sample, its (timestamp,
+    // value)s)
     type Group = (usize, Vec<(i64, f64)>);
-    let mut groups: BTreeMap<(&str, &str, i64), Group> = BTreeMap::new();
+    let mut groups: BTreeMap<(&str, &str, &Labels, i64), Group> = BTreeMap::new();
     for (i, s) in samples.iter().enumerate() {
         groups
             .entry((
                 s.service.as_str(),
                 s.metric.as_str(),
+                &s.labels,
                 bucket_of(s.timestamp_ms),
             ))
             .or_insert_with(|| (i, Vec::new()))
@@ -264,7 +269,7 @@ pub fn into_chunks(samples: &[Sample]) -> Vec<BucketChunk> {
             .push((s.timestamp_ms, s.value));
     }
     let mut out = Vec::with_capacity(groups.len());
-    for ((_, _, bucket_ms), (first, pairs)) in groups {
+    for ((_, _, _, bucket_ms), (first, pairs)) in groups {
         let sample = &samples[first];
         let chunk = Chunk::from_pairs(pairs);
         for part in 0..chunk.len().div_ceil(MAX_CHUNK_SAMPLES) {
@@ -272,6 +277,7 @@ pub fn into_chunks(samples: &[Sample]) -> Vec<BucketChunk> {
             out.push(BucketChunk {
                 service: sample.service.clone(),
                 metric: sample.metric.clone(),
+                labels: sample.labels.clone(),
                 bucket_ms,
                 chunk: Chunk {
                     timestamps_ms: chunk.timestamps_ms[range.clone()].to_vec(),
@@ -294,6 +300,7 @@ mod tests {
             metric: MetricName::parse("latency_ms").unwrap(),
             value: v,
             timestamp_ms: t,
+            labels: Labels::none(),
         }
     }
 

@@ -14,6 +14,7 @@
 pub mod chunk;
 pub mod error;
 pub mod job;
+pub mod labels;
 pub mod names;
 pub mod plot;
 pub mod rollup;
@@ -27,6 +28,7 @@ pub mod wire;
 
 pub use error::{FieldError, FieldErrors};
 pub use job::{DataSource, JobId, JobState, JobStatus, SeriesStats, StageTimings, TimeAxis};
+pub use labels::{LabelName, Labels};
 pub use names::{MetricName, ServiceName};
 pub use plot::{ImageFormat, PlotKind, PlotSpec, Theme, TimeRange};
 pub use sample::Sample;

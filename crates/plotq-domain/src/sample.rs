@@ -4,14 +4,16 @@
 //! a finite `value`, and an optional `timestamp` (RFC 3339 string or epoch
 //! milliseconds, from 1970 to the end of year 9999 — see [`crate::timestamp`], which
 //! refuses epoch seconds — and at most [`MAX_FUTURE_SKEW_MS`] ahead of the clock;
-//! absent means "when it was received"). Any other member is refused by name, so
-//! nothing a client sends (`tags`, say) is silently dropped.
+//! absent means "when it was received"), and optional `labels` (an object of string
+//! values: [`crate::labels`]). Any other member is refused by name, so nothing a client
+//! sends (`tags`, say) is silently dropped.
 //! Parsing a batch is all-or-nothing: problems in every element are collected, so a
 //! client can fix the batch in one round trip, up to
 //! [`MAX_REPORTED_ERRORS`](crate::error::MAX_REPORTED_ERRORS) of them (then the list
 //! ends with a "stopped checking" entry and parsing stops).
 
 use crate::error::{Collector, FieldError, FieldErrors, excerpt, pointer_segment};
+use crate::labels::Labels;
 use crate::names::{MetricName, ServiceName};
 use crate::timestamp::clamp_timestamp;
 use serde_json::Value;
@@ -34,6 +36,8 @@ pub struct Sample {
     /// [`MIN_TIMESTAMP_MS`](crate::timestamp::MIN_TIMESTAMP_MS)`..=`[`MAX_TIMESTAMP_MS`](crate::timestamp::MAX_TIMESTAMP_MS)
     /// when parsed.
     pub timestamp_ms: i64,
+    /// The sample's dimensions: part of its series' identity.
+    pub labels: Labels,
 }
 
 /// The usual request, parsed straight from the body's bytes: a non-empty array (up to
@@ -54,6 +58,10 @@ pub fn parse_samples_fast(body: &[u8], now_ms: i64) -> Option<Vec<Sample>> {
         value: f64,
         #[serde(default)]
         timestamp: Option<Value>,
+        #[serde(default, borrow)]
+        labels: Option<
+            std::collections::BTreeMap<std::borrow::Cow<'a, str>, std::borrow::Cow<'a, str>>,
+        >,
     }
     let raw: Vec<Fast<'_>> = serde_json::from_slice(body).ok()?;
     if raw.is_empty() || raw.len() > MAX_BATCH {
@@ -61,9 +69,10 @@ pub fn parse_samples_fast(body: &[u8], now_ms: i64) -> Option<Vec<Sample>> {
     }
     let now_ms = clamp_timestamp(now_ms);
     let mut samples = Vec::with_capacity(raw.len());
-    // Batches usually repeat one series: parse each distinct name once.
+    // Batches usually repeat one series: parse each distinct name (and label set) once.
     let mut last: Option<(ServiceName, MetricName)> = None;
-    for f in raw {
+    let mut last_labels: Option<(usize, Labels)> = None;
+    for f in &raw {
         if !f.value.is_finite() {
             return None;
         }
@@ -87,11 +96,28 @@ pub fn parse_samples_fast(body: &[u8], now_ms: i64) -> Option<Vec<Sample>> {
                 pair
             }
         };
+        let labels = match &f.labels {
+            None => Labels::none(),
+            Some(pairs) => match &last_labels {
+                Some((at, held)) if raw[*at].labels.as_ref() == Some(pairs) => held.clone(),
+                _ => {
+                    if pairs.len() > crate::labels::MAX_LABELS {
+                        return None;
+                    }
+                    let held =
+                        Labels::from_pairs(pairs.iter().map(|(n, v)| (n.as_ref(), v.as_ref())))
+                            .ok()?;
+                    last_labels = Some((samples.len(), held.clone()));
+                    held
+                }
+            },
+        };
         samples.push(Sample {
             service,
             metric,
             value: f.value,
             timestamp_ms,
+            labels,
         });
     }
     Some(samples)
@@ -151,24 +177,24 @@ pub fn parse_samples(body: &Value, now_ms: i64) -> Result<Vec<Sample>, FieldErro
 }
 
 /// The members a sample object may have.
-pub const SAMPLE_FIELDS: [&str; 6] = [
+pub const SAMPLE_FIELDS: [&str; 7] = [
     "service",
     "service_name",
     "metric",
     "metric_name",
     "value",
     "timestamp",
+    "labels",
 ];
 
 /// The problem with a member that is not a sample field, at its JSON pointer.
 fn unknown_field(key: &str) -> FieldError {
     let pointer = format!("/{}", pointer_segment(key));
     let problem = match key {
-        "tags" | "labels" | "attributes" | "dimensions" => {
-            "is not stored: plotq does not keep labels on samples yet; send one series per \
-             label value (e.g. the value in the metric name) or leave it out"
+        "tags" | "attributes" | "dimensions" => {
+            "is not a sample field: send dimensions as `labels` (an object of string values)"
         }
-        _ => "is not a sample field (service, metric, value, timestamp)",
+        _ => "is not a sample field (service, metric, value, timestamp, labels)",
     };
     FieldError::new(pointer, problem)
 }
@@ -257,13 +283,26 @@ fn parse_one(item: &Value, now_ms: i64) -> Result<Sample, Vec<FieldError>> {
             }
         },
     };
-    match (service, metric, value, timestamp_ms) {
-        (Some(service), Some(metric), Some(value), Some(timestamp_ms)) if errors.is_empty() => {
+    let labels = match obj.get("labels") {
+        None | Some(Value::Null) => Some(Labels::none()),
+        Some(v) => match Labels::parse(v, "/labels") {
+            Ok(labels) => Some(labels),
+            Err(errs) => {
+                errors.extend(errs.0);
+                None
+            }
+        },
+    };
+    match (service, metric, value, timestamp_ms, labels) {
+        (Some(service), Some(metric), Some(value), Some(timestamp_ms), Some(labels))
+            if errors.is_empty() =>
+        {
             Ok(Sample {
                 service,
                 metric,
                 value,
                 timestamp_ms,
+                labels,
             })
         }
         _ => Err(errors),

@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod edge;
 mod health;
+pub mod label_sets;
 pub mod limits;
 pub mod observe;
 mod openapi;

@@ -10,6 +10,7 @@
 //! again are dropped once more than `max_tracked_keys` are held; counted keys (streams,
 //! views, waiters) are dropped when their count falls to zero.
 
+use crate::label_sets::LabelSets;
 use crate::problem::{Problem, ProblemCode};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -40,6 +41,8 @@ pub struct LimitsConfig {
     pub render_waiters_per_caller: usize,
     /// Distinct keys tracked before idle ones are dropped.
     pub max_tracked_keys: usize,
+    /// Distinct label sets one caller may write for one series (service, metric).
+    pub label_sets_per_series: usize,
 }
 
 impl Default for LimitsConfig {
@@ -55,6 +58,7 @@ impl Default for LimitsConfig {
             views_per_caller: 128,
             render_waiters_per_caller: 32,
             max_tracked_keys: 100_000,
+            label_sets_per_series: 1_000,
         }
     }
 }
@@ -73,6 +77,7 @@ pub struct Limits {
     /// Per caller, the views its streams watch, with how many of its streams watch each.
     views: Mutex<HashMap<String, HashMap<String, usize>>>,
     waiters: Mutex<HashMap<String, usize>>,
+    label_sets: LabelSets,
 }
 
 impl std::fmt::Debug for Limits {
@@ -92,6 +97,10 @@ fn rate_limited(what: &str, wait: std::time::Duration) -> Problem {
     .with_retry_after(secs)
 }
 
+/// Series (caller, service, metric) whose label sets are counted at once: with the
+/// default cap of 1,000 sets each, tens of MB at most.
+const LABEL_SERIES_TRACKED: usize = 4_096;
+
 impl Limits {
     pub fn new(config: LimitsConfig) -> Arc<Self> {
         let ingest = RateLimiter::keyed(
@@ -106,14 +115,28 @@ impl Limits {
                 .allow_burst(nz(config.grant_burst)),
         );
         Arc::new(Self {
-            config,
             ingest,
             plots,
             grants,
             sse: Mutex::new(HashMap::new()),
             views: Mutex::new(HashMap::new()),
             waiters: Mutex::new(HashMap::new()),
+            label_sets: LabelSets::new(
+                config.label_sets_per_series,
+                config.max_tracked_keys.min(LABEL_SERIES_TRACKED),
+            ),
+            config,
         })
+    }
+
+    /// Counts the label sets of `samples` for caller `key` (`422 too_many_label_sets`
+    /// past `label_sets_per_series` of one series; see `label_sets`).
+    pub fn check_label_sets(
+        &self,
+        key: &str,
+        samples: &[plotq_domain::Sample],
+    ) -> Result<(), Problem> {
+        self.label_sets.admit(key, samples)
     }
 
     pub fn config(&self) -> &LimitsConfig {

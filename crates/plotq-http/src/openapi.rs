@@ -55,6 +55,13 @@ pub enum SourceDoc {
 pub struct SeriesStatsDoc {
     #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
     service: String,
+    /// In a `group_by` plot, the label value this series is (absent for the rest).
+    #[schema(nullable = false, min_length = 1, max_length = 128)]
+    group: Option<String>,
+    /// In a `group_by` plot, `true` for the series of every other value (and the
+    /// samples without the label); absent otherwise.
+    #[schema(nullable = false)]
+    other: Option<bool>,
     #[schema(minimum = 1)]
     count: u64,
     mean: f64,

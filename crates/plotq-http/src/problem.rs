@@ -68,6 +68,7 @@ problem_codes! {
     TooManyJobs = "too_many_jobs", TOO_MANY_REQUESTS, "Too many plot jobs in flight";
     BatchTooSpread = "batch_too_spread", UNPROCESSABLE_ENTITY, "Batch spread over too many time buckets";
     SampleTooOld = "sample_too_old", UNPROCESSABLE_ENTITY, "Sample older than the retention";
+    TooManyLabelSets = "too_many_label_sets", UNPROCESSABLE_ENTITY, "Too many label sets for one series";
     Internal = "internal", INTERNAL_SERVER_ERROR, "Internal server error";
 }
 

@@ -4,14 +4,16 @@
 //! commands. Sending them is `store.rs`'s.
 //!
 //! `<db>.chunks` holds one document per series, one-minute bucket and write —
-//! `{s, m, b, lo, hi, n, d}`: service, metric, bucket start, first and last sample time
-//! (BSON dates), count, and the samples as one encoded chunk (`plotq_domain::chunk`,
-//! ~9–10 bytes a sample, BSON binary). A batch of 1,000 samples of one series is one
+//! `{s, m, l, lb, b, lo, hi, n, d}`: service, metric, the label set (its canonical text
+//! `l` and its pairs `lb`, both absent when it has none), bucket start, first and last
+//! sample time (BSON dates), count, and the samples as one encoded chunk
+//! (`plotq_domain::chunk`, ~9–10 bytes a sample, BSON binary). A batch of 1,000 samples of one series is one
 //! document, not 1,000. Index `(s, m, lo)` serves window reads; a TTL index on `hi`
 //! is the raw retention.
 //!
-//! `<db>.rollups` holds one document per series and minute —
-//! `{s, m, t, v, n, sum, lo, hi, z, p, q, c}`, the extremes `lo` and `hi` as
+//! `<db>.rollups` holds one document per series (label set included) and minute —
+//! `{s, m, l, lb, t, v, n, sum, lo, hi, z, p, q, c}` (`l` null for no labels, so the
+//! documents written before labels existed are the unlabelled series'), the extremes `lo` and `hi` as
 //! order-preserving integers — merged in place by atomic updates (`$inc` of the counts,
 //! the sum and each histogram bucket `p.<index>`, `$min`/`$max` of the extremes), so
 //! concurrent apis merge without reading. Each key takes an upsert that creates the
@@ -19,16 +21,21 @@
 //! a dotted `$inc` path as a literal key when its parent is missing; MongoDB does not
 //! mind either way). A batch with an id marks each rollup part it merged
 //! (`a.<batch>_<part>`) and merges only where the mark is missing. Unique index
-//! `(s, m, t)`; a TTL index on `t` is the rollup retention.
+//! `(s, m, t, l)`; a TTL index on `t` is the rollup retention.
+//!
+//! A query's label selection is part of its filter (`lb.<name>` equal to, or none of,
+//! the values), so MongoDB reads only the selected sets; a window's rollups of several
+//! sets are merged per minute by the reader.
 
 use mongodb::IndexModel;
 use mongodb::bson::spec::BinarySubtype;
 use mongodb::bson::{Binary, Bson, DateTime, Document, doc};
 use mongodb::options::IndexOptions;
+use plotq_domain::Labels;
 use plotq_domain::chunk::{BatchId, BucketChunk};
 use plotq_domain::rollup::Rollup;
 use plotq_domain::timestamp::{MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS};
-use plotq_ports::SeriesQuery;
+use plotq_ports::{SeriesQuery, Split};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -52,6 +59,10 @@ pub(crate) struct ChunkDoc {
     id: Option<String>,
     s: String,
     m: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    l: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lb: Option<Document>,
     b: DateTime,
     lo: DateTime,
     hi: DateTime,
@@ -76,6 +87,8 @@ pub(crate) fn chunk_docs(chunks: Vec<BucketChunk>, batch: Option<&BatchId>) -> V
                 id: batch.map(|b| format!("{}:{i}", b.as_str())),
                 s: c.service.to_string(),
                 m: c.metric.to_string(),
+                l: (!c.labels.is_empty()).then(|| c.labels.key()),
+                lb: (!c.labels.is_empty()).then(|| label_doc(&c.labels)),
                 b: DateTime::from_millis(c.bucket_ms),
                 lo: DateTime::from_millis(lo),
                 hi: DateTime::from_millis(hi),
@@ -98,6 +111,7 @@ pub(crate) fn rollup_command(chunks: &[BucketChunk], batch: Option<&BatchId>) ->
         updates.extend(rollup_updates(
             c.service.as_str(),
             c.metric.as_str(),
+            &c.labels,
             c.bucket_ms,
             &rollup,
             batch,
@@ -116,11 +130,24 @@ pub(crate) fn rollup_command(chunks: &[BucketChunk], batch: Option<&BatchId>) ->
 fn rollup_updates(
     service: &str,
     metric: &str,
+    labels: &Labels,
     minute_ms: i64,
     rollup: &Rollup,
     batch: Option<&BatchId>,
 ) -> Vec<Document> {
-    let key = doc! {"s": service, "m": metric, "t": DateTime::from_millis(minute_ms)};
+    let set = if labels.is_empty() {
+        Bson::Null
+    } else {
+        Bson::String(labels.key())
+    };
+    let key = doc! {"s": service, "m": metric, "t": DateTime::from_millis(minute_ms), "l": set};
+    let mut created = doc! {
+        "v": ROLLUP_VERSION, "lo": ordered_key(rollup.min), "hi": ordered_key(rollup.max),
+        "p": {}, "q": {}, "c": {}, "a": {},
+    };
+    if !labels.is_empty() {
+        created.insert("lb", label_doc(labels));
+    }
     let mut fields: Vec<(String, i64)> = Vec::new();
     for (prefix, buckets) in [("p", &rollup.positive), ("q", &rollup.negative)] {
         for (index, n) in buckets {
@@ -134,10 +161,7 @@ fn rollup_updates(
         "q": key.clone(),
         // Empty parents for the dotted increments (nx-27017 writes `p.5` as a literal key
         // when `p` is missing; MongoDB nests it either way).
-        "u": {"$setOnInsert": {
-            "v": ROLLUP_VERSION, "lo": ordered_key(rollup.min), "hi": ordered_key(rollup.max),
-            "p": {}, "q": {}, "c": {}, "a": {},
-        }},
+        "u": {"$setOnInsert": created},
         "upsert": true,
     }];
     let parts: Vec<&[(String, i64)]> = if fields.is_empty() {
@@ -245,14 +269,36 @@ pub(crate) fn decode_rollup(doc: &Document) -> Result<(i64, Rollup), String> {
 /// until]`, widened by a second each side: the test server compares dates at whole
 /// seconds, and the samples are filtered exactly after decoding.
 pub(crate) fn series_filter(query: &SeriesQuery<'_>, field: &str, from_ms: i64) -> Document {
-    doc! {
+    let mut filter = doc! {
         "s": query.service,
         "m": query.metric,
         field: {
             "$gte": date(from_ms.saturating_sub(1_000)),
             "$lte": date(query.until_ms.saturating_add(1_000)),
         },
+    };
+    // Label names hold no '.' (`plotq_domain::labels`): each is one field of `lb`.
+    for (name, value) in query.select.filter.into_iter().flat_map(Labels::iter) {
+        filter.insert(format!("lb.{name}"), value);
     }
+    match query.select.split {
+        None => {}
+        Some((name, Split::Is(value))) => {
+            filter.insert(format!("lb.{name}"), value);
+        }
+        Some((name, Split::NoneOf(values))) => {
+            filter.insert(format!("lb.{name}"), doc! {"$nin": values});
+        }
+    }
+    filter
+}
+
+/// A label set as the document `lb` holds: its pairs, by name.
+fn label_doc(labels: &Labels) -> Document {
+    labels
+        .iter()
+        .map(|(n, v)| (n.to_owned(), Bson::from(v)))
+        .collect()
 }
 
 /// A query bound as a BSON date, within the timestamps plotq accepts (years 1970 to
@@ -270,18 +316,25 @@ pub(crate) fn chunk_series_index() -> IndexModel {
         .build()
 }
 
-/// The rollups' unique index: one document per series and minute, `(s, m, t)`.
+/// The rollups' unique index: one document per series (label set included) and minute,
+/// `(s, m, t, l)`; window reads use its `(s, m, t)` prefix.
 pub(crate) fn rollup_minute_index() -> IndexModel {
     IndexModel::builder()
-        .keys(doc! {"s": 1, "m": 1, "t": 1})
+        .keys(doc! {"s": 1, "m": 1, "t": 1, "l": 1})
         .options(
             IndexOptions::builder()
-                .name("series_minute".to_owned())
+                .name(ROLLUP_INDEX.to_owned())
                 .unique(true)
                 .build(),
         )
         .build()
 }
+
+/// The name of the rollups' unique index.
+pub(crate) const ROLLUP_INDEX: &str = "series_minute_labels";
+/// The unique index of rollups before labels, `(s, m, t)`: dropped at start, since it
+/// would refuse a second label set's minute.
+pub(crate) const ROLLUP_INDEX_BEFORE_LABELS: &str = "series_minute";
 
 /// A TTL index `name` on the date `field`, expiring documents `expire_after` past it.
 pub(crate) fn ttl_index(field: &str, name: &str, expire_after: Duration) -> IndexModel {
@@ -346,7 +399,7 @@ mod tests {
         let rollup = wide_rollup();
         let fields = rollup.positive.len() + rollup.negative.len() + rollup.codes.len();
         assert!(fields > FIELDS_PER_UPDATE, "{fields} fields");
-        let updates = rollup_updates("svc", "latency_ms", 60_000, &rollup, None);
+        let updates = rollup_updates("svc", "latency_ms", &Labels::none(), 60_000, &rollup, None);
         assert_eq!(updates.len(), 1 + fields.div_ceil(FIELDS_PER_UPDATE));
         let upsert = &updates[0];
         assert!(upsert.get_bool("upsert").unwrap());
@@ -377,7 +430,14 @@ mod tests {
     #[test]
     fn a_batch_marks_each_part_and_merges_only_where_unmarked() {
         let batch = BatchId::parse(&"ab".repeat(16)).unwrap();
-        let updates = rollup_updates("svc", "latency_ms", 0, &wide_rollup(), Some(&batch));
+        let updates = rollup_updates(
+            "svc",
+            "latency_ms",
+            &Labels::none(),
+            0,
+            &wide_rollup(),
+            Some(&batch),
+        );
         for (part, update) in updates[1..].iter().enumerate() {
             let marker = format!("a.{}_{part}", batch.as_str());
             let q = update.get_document("q").unwrap();
@@ -423,6 +483,7 @@ mod tests {
             from_ms: MAX_TIMESTAMP_MS - 10,
             until_ms: MAX_TIMESTAMP_MS,
             with_timestamps: false,
+            select: plotq_ports::LabelSelect::ALL,
         };
         let filter = series_filter(&query, "lo", query.from_ms);
         let bounds = filter.get_document("lo").unwrap();

@@ -16,8 +16,9 @@
 
 use crate::config::MongoConfig;
 use crate::documents::{
-    CHUNKS, ChunkData, ChunkDoc, ROLLUPS, chunk_docs, chunk_series_index, decode_rollup,
-    rollup_command, rollup_minute_index, series_filter, ttl_change, ttl_index,
+    CHUNKS, ChunkData, ChunkDoc, ROLLUP_INDEX_BEFORE_LABELS, ROLLUPS, chunk_docs,
+    chunk_series_index, decode_rollup, rollup_command, rollup_minute_index, series_filter,
+    ttl_change, ttl_index,
 };
 use async_trait::async_trait;
 use futures::TryStreamExt;
@@ -27,6 +28,7 @@ use mongodb::options::ClientOptions;
 use mongodb::{Client, Collection};
 use plotq_domain::Sample;
 use plotq_domain::chunk::{BUCKET_MS, BatchId, Chunk, into_chunks};
+use plotq_domain::rollup::Rollup;
 use plotq_ports::{
     Breaker, MetricStore, Points, PortError, PortResult, Rollups, SeriesQuery, Ticket,
 };
@@ -132,6 +134,35 @@ impl MongoStore {
         command
     }
 
+    /// Hands `each` every rollup document (with `projection`) of `query`'s window and
+    /// selected label sets; how many there were.
+    async fn each_rollup(
+        &self,
+        query: &SeriesQuery<'_>,
+        projection: Document,
+        mut each: impl FnMut(Document),
+    ) -> PortResult<u64> {
+        if query.from_ms > query.until_ms {
+            return Ok(0);
+        }
+        let filter = series_filter(query, "t", plotq_domain::chunk::bucket_of(query.from_ms));
+        let ticket = self.breaker.admit()?;
+        let mut cursor = checked(
+            &ticket,
+            self.rollups
+                .find(filter)
+                .projection(projection)
+                .batch_size(512)
+                .await,
+        )?;
+        let mut read = 0;
+        while let Some(doc) = checked(&ticket, cursor.try_next().await)? {
+            read += 1;
+            each(doc);
+        }
+        Ok(read)
+    }
+
     /// Creates the window index and the retention TTL index, or changes the TTL in
     /// place when `PLOTQ_RAW_RETENTION` changed (idempotent). Called by processes at
     /// start.
@@ -140,6 +171,11 @@ impl MongoStore {
             .create_index(chunk_series_index())
             .await
             .map_err(unavailable)?;
+        // The unique index of before labels would refuse a second label set's minute; a
+        // database without it (new, or already moved on) answers "index not found".
+        if let Err(e) = self.rollups.drop_index(ROLLUP_INDEX_BEFORE_LABELS).await {
+            tracing::debug!(error = %e, "no rollup index of before labels to drop");
+        }
         self.rollups
             .create_index(rollup_minute_index())
             .await
@@ -244,35 +280,56 @@ impl MetricStore for MongoStore {
 
     async fn rollups(&self, query: &SeriesQuery<'_>) -> PortResult<Rollups> {
         let mut out = Rollups::default();
-        if query.from_ms > query.until_ms {
-            return Ok(out);
-        }
-        let filter = series_filter(query, "t", plotq_domain::chunk::bucket_of(query.from_ms));
-        let ticket = self.breaker.admit()?;
-        let mut cursor = checked(
-            &ticket,
-            self.rollups
-                .find(filter)
-                .projection(doc! {"_id": 0, "s": 0, "m": 0})
-                .batch_size(512)
-                .await,
-        )?;
-        while let Some(doc) = checked(&ticket, cursor.try_next().await)? {
-            out.docs_read += 1;
-            match decode_rollup(&doc) {
+        // The selected label sets' documents of one minute merge into one.
+        let mut minutes: std::collections::BTreeMap<i64, Rollup> = Default::default();
+        let projection = doc! {"_id": 0, "s": 0, "m": 0};
+        out.docs_read = self
+            .each_rollup(query, projection, |doc| match decode_rollup(&doc) {
                 Ok((minute, rollup))
                     if minute + BUCKET_MS > query.from_ms && minute <= query.until_ms =>
                 {
-                    out.minutes.push((minute, rollup));
+                    minutes
+                        .entry(minute)
+                        .and_modify(|held| held.merge(&rollup))
+                        .or_insert(rollup);
                 }
                 Ok(_) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, service = query.service, "skipping a corrupt rollup")
                 }
-            }
-        }
-        out.minutes.sort_by_key(|(t, _)| *t);
+            })
+            .await?;
+        out.minutes = minutes.into_iter().collect();
         Ok(out)
+    }
+
+    async fn label_counts(
+        &self,
+        query: &SeriesQuery<'_>,
+        name: &str,
+    ) -> PortResult<Vec<(Option<String>, u64)>> {
+        // Read and counted here rather than by an aggregation: the MongoDB-wire test
+        // server matches no date range in `$match` (nx-27017 0.8.1); the documents are
+        // the ones a rollup read of the window reads anyway.
+        let mut by_value: std::collections::BTreeMap<Option<String>, u64> = Default::default();
+        let projection = doc! {"_id": 0, "n": 1, "lb": 1};
+        self.each_rollup(query, projection, |doc| {
+            let value = doc
+                .get_document("lb")
+                .ok()
+                .and_then(|lb| lb.get_str(name).ok())
+                .map(str::to_owned);
+            let n = match doc.get("n") {
+                Some(mongodb::bson::Bson::Int64(n)) => *n,
+                Some(mongodb::bson::Bson::Int32(n)) => i64::from(*n),
+                _ => 0,
+            };
+            *by_value.entry(value).or_default() += u64::try_from(n).unwrap_or(0);
+        })
+        .await?;
+        let mut counts: Vec<_> = by_value.into_iter().collect();
+        counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        Ok(counts)
     }
 
     async fn points(&self, query: &SeriesQuery<'_>) -> PortResult<Points> {

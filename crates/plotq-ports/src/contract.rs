@@ -6,6 +6,7 @@
 //! `cluster_master_of`), for the tests that stop, restart or kill Redis nodes.
 
 use crate::cache::{Idempotency, IdempotentStart, LaneSlot, PlotCache, RequestClaim};
+use crate::store::MetricStore;
 use plotq_domain::{JobId, JobState, PlotKind, PlotSpec, ServiceName};
 use std::time::Duration;
 
@@ -226,4 +227,98 @@ pub fn cluster_master_of(port: u16, key: &str) -> Option<u16> {
             let addr = fields[1].split('@').next()?;
             (serves && live).then(|| addr.rsplit(':').next()?.parse().ok())?
         })
+}
+
+/// A store keeps each label set of a metric apart and reads the sets a query selects as
+/// one: points, rollups merged per minute, and the samples per value of a label.
+pub async fn label_sets_are_selected_counted_and_merged(store: &dyn MetricStore, service: &str) {
+    use crate::store::{LabelSelect, SeriesQuery, Split};
+    use plotq_domain::{Labels, MetricName, Sample};
+    let minute = (crate::clock::now_ms() - 120_000) / 60_000 * 60_000;
+    let sample = |value: f64, labels: &[(&str, &str)]| Sample {
+        service: ServiceName::parse(service).unwrap(),
+        metric: MetricName::parse("latency_ms").unwrap(),
+        value,
+        timestamp_ms: minute + 1_000 + value as i64,
+        labels: Labels::from_pairs(labels.iter().copied()).unwrap(),
+    };
+    let pay_post = [("route", "/pay"), ("method", "POST")];
+    let samples = vec![
+        sample(1.0, &pay_post),
+        sample(2.0, &pay_post),
+        sample(3.0, &pay_post),
+        sample(4.0, &[("route", "/cart")]),
+        sample(5.0, &[("route", "/cart")]),
+        sample(6.0, &[]),
+    ];
+    store.insert(&samples, None).await.unwrap();
+    let pay = Labels::from_pairs([("route", "/pay")]).unwrap();
+    let post = Labels::from_pairs([("method", "POST")]).unwrap();
+    let tops = vec!["/pay".to_owned()];
+    let query = |select| SeriesQuery {
+        service,
+        metric: "latency_ms",
+        from_ms: minute,
+        until_ms: minute + 59_999,
+        with_timestamps: false,
+        select,
+    };
+    let values = |select| {
+        let q = query(select);
+        async move {
+            let mut v = store.points(&q).await.unwrap().values;
+            v.sort_by(f64::total_cmp);
+            v
+        }
+    };
+    assert_eq!(
+        values(LabelSelect::ALL).await,
+        [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    );
+    assert_eq!(values(LabelSelect::filtered(&pay)).await, [1.0, 2.0, 3.0]);
+    assert_eq!(values(LabelSelect::filtered(&post)).await, [1.0, 2.0, 3.0]);
+    let is_cart = LabelSelect {
+        split: Some(("route", Split::Is("/cart"))),
+        ..LabelSelect::ALL
+    };
+    assert_eq!(values(is_cart).await, [4.0, 5.0]);
+    let rest = LabelSelect {
+        split: Some(("route", Split::NoneOf(&tops))),
+        ..LabelSelect::ALL
+    };
+    assert_eq!(
+        values(rest).await,
+        [4.0, 5.0, 6.0],
+        "sets without the label are the rest"
+    );
+    // Rollups: the selected sets merged into one per minute.
+    let all = store.rollups(&query(LabelSelect::ALL)).await.unwrap();
+    assert_eq!(all.minutes.len(), 1);
+    assert_eq!((all.minutes[0].0, all.minutes[0].1.count), (minute, 6));
+    assert_eq!((all.minutes[0].1.min, all.minutes[0].1.max), (1.0, 6.0));
+    let paid = store
+        .rollups(&query(LabelSelect::filtered(&pay)))
+        .await
+        .unwrap();
+    assert_eq!(paid.minutes[0].1.count, 3);
+    let mean = paid.minutes[0].1.summary().unwrap().mean;
+    assert!((mean - 2.0).abs() < 1e-9, "{mean}");
+    // Samples per value, most first; the sets without the label as `None`.
+    let counts = store
+        .label_counts(&query(LabelSelect::ALL), "route")
+        .await
+        .unwrap();
+    assert_eq!(
+        counts,
+        [
+            (Some("/pay".to_owned()), 3),
+            (Some("/cart".to_owned()), 2),
+            (None, 1)
+        ]
+    );
+    let by_method = store
+        .label_counts(&query(LabelSelect::filtered(&pay)), "method")
+        .await
+        .unwrap();
+    assert_eq!(by_method, [(Some("POST".to_owned()), 3)]);
 }

@@ -237,6 +237,14 @@ impl<T: MetricStore> MetricStore for Faulty<T> {
         self.run("rollups", Some(query.service), self.inner.rollups(query))
             .await
     }
+    async fn label_counts(
+        &self,
+        query: &SeriesQuery<'_>,
+        name: &str,
+    ) -> PortResult<Vec<(Option<String>, u64)>> {
+        let inner = self.inner.label_counts(query, name);
+        self.run("label_counts", Some(query.service), inner).await
+    }
     async fn ping(&self) -> PortResult<()> {
         self.run("ping", None, self.inner.ping()).await
     }
@@ -459,6 +467,7 @@ mod tests {
             metric: MetricName::parse("m").unwrap(),
             value: 1.0,
             timestamp_ms: crate::clock::now_ms(),
+            labels: plotq_domain::Labels::none(),
         }
     }
 
@@ -469,6 +478,7 @@ mod tests {
             from_ms: 0,
             until_ms: i64::MAX,
             with_timestamps: false,
+            select: crate::store::LabelSelect::ALL,
         }
     }
 

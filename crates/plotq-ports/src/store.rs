@@ -1,16 +1,21 @@
 //! The `MetricStore` port, where samples live, and what it reads back: `SeriesQuery`
-//! (one series over an inclusive window), `Points` (raw samples), `Rollups` (minute
-//! rollups), and `StoreUsage` (how full a bounded store is). Implemented by
-//! `plotq-mongo` and `memory::MemoryStore`.
+//! (one metric of one service over an inclusive window, the label sets it reads chosen
+//! by `LabelSelect`), `Points` (raw samples), `Rollups` (minute rollups), and
+//! `StoreUsage` (how full a bounded store is). Implemented by `plotq-mongo` and
+//! `memory::MemoryStore`.
+//!
+//! A series is a service, a metric and a label set (`plotq_domain::Labels`); a query
+//! reads every set of its metric that its `LabelSelect` selects, as one.
 
 use crate::error::PortResult;
 use async_trait::async_trait;
-use plotq_domain::Sample;
 use plotq_domain::chunk::{BatchId, Chunk};
 use plotq_domain::rollup::Rollup;
+use plotq_domain::{Labels, Sample};
 
-/// One series over an inclusive window: samples with `from_ms <= timestamp <= until_ms`
-/// (a sample taken at exactly `until_ms` is drawn).
+/// One metric of one service over an inclusive window: samples with `from_ms <=
+/// timestamp <= until_ms` (a sample taken at exactly `until_ms` is drawn), of the label
+/// sets `select` selects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SeriesQuery<'a> {
     pub service: &'a str,
@@ -19,6 +24,59 @@ pub struct SeriesQuery<'a> {
     pub until_ms: i64,
     /// Whether to return timestamps (they double what is returned).
     pub with_timestamps: bool,
+    pub select: LabelSelect<'a>,
+}
+
+/// Which label sets of a metric a query reads: those that include every pair of
+/// `filter` and, with `split`, whose value of one label is the one given (`Is`) or none
+/// of those given (`NoneOf`: a set without the label is one of these). Every set by
+/// default ([`LabelSelect::ALL`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LabelSelect<'a> {
+    pub filter: Option<&'a Labels>,
+    pub split: Option<(&'a str, Split<'a>)>,
+}
+
+/// One side of a `group_by`: a value's group, or everything else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Split<'a> {
+    Is(&'a str),
+    NoneOf(&'a [String]),
+}
+
+impl<'a> LabelSelect<'a> {
+    /// Every label set.
+    pub const ALL: LabelSelect<'static> = LabelSelect {
+        filter: None,
+        split: None,
+    };
+
+    /// The sets that include every pair of `filter` (every set when it is empty).
+    pub fn filtered(filter: &'a Labels) -> Self {
+        Self {
+            filter: (!filter.is_empty()).then_some(filter),
+            split: None,
+        }
+    }
+
+    /// Whether set `labels` is read.
+    pub fn selects(&self, labels: &Labels) -> bool {
+        if self.filter.is_some_and(|f| !labels.matches(f)) {
+            return false;
+        }
+        match self.split {
+            None => true,
+            Some((name, Split::Is(value))) => labels.get(name) == Some(value),
+            Some((name, Split::NoneOf(values))) => labels
+                .get(name)
+                .is_none_or(|v| !values.iter().any(|x| x == v)),
+        }
+    }
+
+    /// Whether every set is read.
+    pub fn is_all(&self) -> bool {
+        self.filter.is_none() && self.split.is_none()
+    }
 }
 
 impl SeriesQuery<'_> {
@@ -82,8 +140,16 @@ pub trait MetricStore: Send + Sync + 'static {
     /// The samples `query` asks for, in no particular order.
     async fn points(&self, query: &SeriesQuery<'_>) -> PortResult<Points>;
     /// The minute rollups of the minutes that overlap the query's window (whole minutes:
-    /// the first and last may reach outside it).
+    /// the first and last may reach outside it), the selected sets' merged per minute.
     async fn rollups(&self, query: &SeriesQuery<'_>) -> PortResult<Rollups>;
+    /// How many samples of the selected sets each value of label `name` has in the
+    /// query's window (whole minutes, from the rollups), most first; `None` counts the
+    /// sets without the label.
+    async fn label_counts(
+        &self,
+        query: &SeriesQuery<'_>,
+        name: &str,
+    ) -> PortResult<Vec<(Option<String>, u64)>>;
     /// Readiness probe.
     async fn ping(&self) -> PortResult<()>;
     /// The dependency this store is, as errors name it (`mongodb`, `memory store`).

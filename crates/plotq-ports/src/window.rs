@@ -19,10 +19,11 @@
 
 use crate::clock::now_ms;
 use crate::error::{PortError, PortResult};
-use crate::store::{MetricStore, Rollups, SeriesQuery};
+use crate::store::{LabelSelect, MetricStore, Rollups, SeriesQuery, Split};
+use plotq_domain::plot::MAX_SERVICES;
 use plotq_domain::rollup::{ROLLUP_MS, Rollup};
 use plotq_domain::series::{self, Extras};
-use plotq_domain::{DataSource, PlotKind, PlotSpec, SeriesStats};
+use plotq_domain::{DataSource, PlotKind, PlotSpec, SeriesStats, ServiceName};
 use std::time::Duration;
 
 /// When a window is read from one-minute rollups instead of raw samples: windows longer
@@ -51,10 +52,13 @@ impl Default for SourcePolicy {
     }
 }
 
-/// One service's part of a window.
+/// One service's part of a window (or, with the spec's `group_by`, one label value's).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SeriesWindow {
     pub service: String,
+    /// With `group_by`: the label value of this series, or none for the rest (`other`).
+    pub group: Option<String>,
+    pub other: bool,
     /// Epoch milliseconds parallel to `values`; empty for raw reads of kinds that need
     /// no time.
     pub timestamps_ms: Vec<i64>,
@@ -81,6 +85,17 @@ pub struct WindowRead {
     pub stats: Vec<SeriesStats>,
 }
 
+impl SeriesWindow {
+    /// The series' name in a legend: its label value, `other`, or its service.
+    pub fn name(&self) -> &str {
+        match (&self.group, self.other) {
+            (Some(group), _) => group,
+            (None, true) => OTHER_GROUP,
+            (None, false) => &self.service,
+        }
+    }
+}
+
 impl WindowRead {
     /// Whether no service has a sample in the window.
     pub fn is_empty(&self) -> bool {
@@ -97,22 +112,79 @@ pub async fn read_window(
     from_ms: i64,
     until_ms: i64,
 ) -> PortResult<WindowRead> {
-    let queries: Vec<SeriesQuery<'_>> = spec
-        .services
-        .iter()
-        .map(|service| SeriesQuery {
+    fn base<'a>(
+        spec: &'a PlotSpec,
+        service: &'a ServiceName,
+        window: (i64, i64),
+        select: LabelSelect<'a>,
+    ) -> SeriesQuery<'a> {
+        SeriesQuery {
             service: service.as_str(),
             metric: spec.metric.as_str(),
-            from_ms,
-            until_ms,
+            from_ms: window.0,
+            until_ms: window.1,
             with_timestamps: spec.kind.needs_timestamps(),
-        })
-        .collect();
+            select,
+        }
+    }
+    let window = (from_ms, until_ms);
+    let filtered = LabelSelect::filtered(&spec.labels);
+    // With `group_by`, the most frequent values of the label (by the rollups' counts),
+    // then the rest as one series.
+    let (tops, others) = match &spec.group_by {
+        None => (Vec::new(), false),
+        Some(group) => {
+            let counts = store
+                .label_counts(
+                    &base(spec, spec.service(), window, filtered),
+                    group.as_str(),
+                )
+                .await?;
+            top_values(counts, MAX_SERVICES)
+        }
+    };
+    let named = |group: Option<&String>, other| Naming {
+        service: spec.service().to_string(),
+        group: group.cloned(),
+        other,
+    };
+    let queries: Vec<(Naming, SeriesQuery<'_>)> = match &spec.group_by {
+        None => spec
+            .services
+            .iter()
+            .map(|service| {
+                let naming = Naming {
+                    service: service.to_string(),
+                    group: None,
+                    other: false,
+                };
+                (naming, base(spec, service, window, filtered))
+            })
+            .collect(),
+        Some(group) => {
+            let split = |split| LabelSelect {
+                split: Some((group.as_str(), split)),
+                ..filtered
+            };
+            let mut queries: Vec<_> = tops
+                .iter()
+                .map(|v| {
+                    let query = base(spec, spec.service(), window, split(Split::Is(v)));
+                    (named(Some(v), false), query)
+                })
+                .collect();
+            if others {
+                let rest = base(spec, spec.service(), window, split(Split::NoneOf(&tops)));
+                queries.push((named(None, true), rest));
+            }
+            queries
+        }
+    };
     let window_ms = until_ms.saturating_sub(from_ms);
     let raw_horizon = now_ms().saturating_sub(policy.raw_retention.as_millis() as i64);
     // The rollups also count the window's samples cheaply (one document a minute).
     let mut rollups = Vec::with_capacity(queries.len());
-    for q in &queries {
+    for (_, q) in &queries {
         rollups.push(store.rollups(q).await?);
     }
     let estimated: u64 = rollups
@@ -134,11 +206,11 @@ pub async fn read_window(
     let mut total = 0u64;
     if by_rollups {
         let mut stats = Vec::new();
-        for (q, read) in queries.iter().zip(&rollups) {
-            let (stand_in, samples) = stand_ins(q.service, read, policy.rollup_budget);
+        for ((naming, _), read) in queries.iter().zip(&rollups) {
+            let (stand_in, samples) = stand_ins(naming, read, policy.rollup_budget);
             total += samples;
             let merged = Rollup::merged(read.minutes.iter().map(|(_, r)| r));
-            stats.extend(stats_of.rollups(q.service, &merged, &stand_in));
+            stats.extend(stats_of.rollups(&merged, &stand_in));
             series.push(stand_in);
         }
         return Ok(WindowRead {
@@ -151,12 +223,14 @@ pub async fn read_window(
             stats,
         });
     }
-    for q in &queries {
+    for (naming, q) in &queries {
         let points = store.points(q).await?;
         documents += points.chunks_read;
         total += points.values.len() as u64;
         let raw = SeriesWindow {
-            service: q.service.to_owned(),
+            service: naming.service.clone(),
+            group: naming.group.clone(),
+            other: naming.other,
             timestamps_ms: points.timestamps_ms,
             values: points.values,
             weight: 1.0,
@@ -197,6 +271,39 @@ pub async fn read_window(
     })
 }
 
+/// The name of a `group_by` plot's series of every value but the most frequent.
+pub const OTHER_GROUP: &str = "other";
+
+/// Whose a series of a window is: its service and, with `group_by`, its part.
+struct Naming {
+    service: String,
+    group: Option<String>,
+    other: bool,
+}
+
+/// The values to draw apart, most frequent first, and whether any sample is left for an
+/// "other" series: all values (with a value) when they fit in `lines`, else the first
+/// `lines - 1`. Sets without the label, and values with no sample, fall to "other".
+fn top_values(counts: Vec<(Option<String>, u64)>, lines: usize) -> (Vec<String>, bool) {
+    let valued: Vec<(String, u64)> = counts
+        .iter()
+        .filter_map(|(v, n)| Some((v.clone()?, *n)).filter(|(_, n)| *n > 0))
+        .collect();
+    let unvalued: u64 = counts
+        .iter()
+        .filter(|(v, _)| v.is_none())
+        .map(|(_, n)| n)
+        .sum();
+    let fit = if valued.len() <= lines && unvalued == 0 {
+        lines
+    } else {
+        lines.saturating_sub(1)
+    };
+    let rest: u64 = valued.iter().skip(fit).map(|(_, n)| n).sum::<u64>() + unvalued;
+    let tops = valued.into_iter().take(fit).map(|(v, _)| v).collect();
+    (tops, rest > 0)
+}
+
 /// Why a window with no samples has no plot (and no statistics), e.g. `no data for
 /// checkout/latency_ms in the last 10m`: the worker's failure and the api's `404` alike.
 pub fn no_data(spec: &PlotSpec) -> String {
@@ -227,7 +334,7 @@ impl Stats {
     /// Of raw samples: every number exact.
     fn raw(&self, s: &SeriesWindow) -> Option<SeriesStats> {
         let summary = plotq_domain::stats::summarize(&s.values)?;
-        let base = SeriesStats::of(&s.service, &summary);
+        let base = SeriesStats::of(&s.service, &summary).in_group(s.group.clone(), s.other);
         Some(match Extras::of(self.kind) {
             Extras::None => base,
             Extras::Rates => self.with_rates(base, s),
@@ -239,8 +346,9 @@ impl Stats {
     }
 
     /// Of rollups: from their merge, and the peak rate from the stand-ins drawn.
-    fn rollups(&self, service: &str, merged: &Rollup, drawn: &SeriesWindow) -> Option<SeriesStats> {
-        let base = SeriesStats::of(service, &merged.summary()?);
+    fn rollups(&self, merged: &Rollup, drawn: &SeriesWindow) -> Option<SeriesStats> {
+        let base = SeriesStats::of(&drawn.service, &merged.summary()?)
+            .in_group(drawn.group.clone(), drawn.other);
         Some(match Extras::of(self.kind) {
             Extras::None => base,
             Extras::Rates => self.with_rates(base, drawn),
@@ -283,11 +391,13 @@ impl Stats {
 /// At most about `budget` stand-in values for the minutes' samples, each minute's
 /// spread over its minute (in an order that does not follow their values), all of one
 /// weight; and the exact number of samples they stand for.
-fn stand_ins(service: &str, read: &Rollups, budget: usize) -> (SeriesWindow, u64) {
+fn stand_ins(naming: &Naming, read: &Rollups, budget: usize) -> (SeriesWindow, u64) {
     let total: u64 = read.minutes.iter().map(|(_, r)| r.count).sum();
     let weight = (total as f64 / budget.max(1) as f64).max(1.0);
     let mut data = SeriesWindow {
-        service: service.to_owned(),
+        service: naming.service.clone(),
+        group: naming.group.clone(),
+        other: naming.other,
         timestamps_ms: Vec::new(),
         values: Vec::new(),
         weight,
@@ -326,6 +436,7 @@ mod tests {
                 metric: MetricName::parse(metric).unwrap(),
                 value,
                 timestamp_ms,
+                labels: plotq_domain::Labels::none(),
             })
             .collect();
         store.insert(&samples, None).await.unwrap();

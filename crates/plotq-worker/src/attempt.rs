@@ -150,7 +150,7 @@ pub(crate) async fn attempt(
         series: series
             .into_iter()
             .map(|s| SeriesData {
-                service: s.service,
+                service: s.name().to_owned(),
                 timestamps_ms: s.timestamps_ms,
                 values: s.values,
                 weight: s.weight,

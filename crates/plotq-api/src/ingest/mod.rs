@@ -60,7 +60,7 @@ pub(crate) enum Stored {
 /// The write half of every ingest route, after its body was parsed into `samples`:
 /// every sample's service must be the caller's (`403`), the batch may touch at most
 /// `max_batch_buckets` one-minute buckets (`422 batch_too_spread`), the samples fit the
-/// caller's rate (`429`), then they are stored within `store_timeout` (`503`/`507` when
+/// caller's rate (`429`) and its label sets per series (`422 too_many_label_sets`), then they are stored within `store_timeout` (`503`/`507` when
 /// the store did not acknowledge them) — once per `key`: the same key and `body` again is [`Stored::Replayed`], the
 /// same key with another body `422 idempotency_key_reused`, a key whose request is
 /// still being stored `409 idempotency_key_in_use`. An empty `samples` touches no
@@ -88,6 +88,7 @@ pub(crate) async fn store_batch(
     }
     check_spread(samples, state.config.max_batch_buckets)?;
     limits.check_ingest(&caller.limit_key, samples.len())?;
+    limits.check_label_sets(&caller.limit_key, samples)?;
     if samples.is_empty() {
         return Ok(Stored::Now);
     }

@@ -229,10 +229,10 @@ pub(crate) enum OtlpBodyProblems {
         content_type = "application/problem+json"
     )]
     UnsupportedMediaType(ProblemDoc),
-    /// Spread over too many minutes; nothing stored
+    /// Spread over too many minutes, or past a series' label sets; nothing stored
     #[response(
         status = 422,
-        description = "Spread over too many minutes (PLOTQ_MAX_BATCH_BUCKETS); nothing stored",
+        description = "Spread over too many minutes (PLOTQ_MAX_BATCH_BUCKETS, batch_too_spread), or more label sets of one series than this caller may write (PLOTQ_MAX_LABEL_SETS, too_many_label_sets); nothing stored",
         content_type = "application/problem+json"
     )]
     TooSpread(ProblemDoc),

@@ -216,6 +216,7 @@ impl App {
                 from_ms: 0,
                 until_ms: i64::MAX,
                 with_timestamps: false,
+                select: plotq_ports::LabelSelect::ALL,
             })
             .await
             .unwrap()
@@ -346,6 +347,18 @@ pub struct Answer {
 
 impl Answer {
     /// The body as JSON (`Null` when it is not JSON).
+    /// The `field` of each of the problem's `errors`, in order.
+    pub fn error_fields(&self) -> Vec<String> {
+        let body = self.json();
+        body["errors"]
+            .as_array()
+            .map(|errors| {
+                let fields = errors.iter().map(|e| e["field"].as_str().unwrap_or("?"));
+                fields.map(str::to_owned).collect()
+            })
+            .unwrap_or_default()
+    }
+
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.bytes).unwrap_or(Value::Null)
     }

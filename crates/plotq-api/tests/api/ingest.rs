@@ -194,6 +194,7 @@ async fn a_batch_whose_write_failed_after_storing_is_not_counted_twice_on_retry(
             from_ms: 0,
             until_ms: i64::MAX,
             with_timestamps: false,
+            select: plotq_ports::LabelSelect::ALL,
         })
         .await
         .unwrap();

@@ -8,6 +8,7 @@ mod caddy;
 mod edge;
 mod helpers;
 mod ingest;
+mod labels;
 mod limits;
 mod otlp;
 mod plots;

@@ -48,14 +48,7 @@ async fn invalid_specs_name_their_fields() {
         .send()
         .await;
     assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
-    let body = answer.json();
-    let fields: Vec<&str> = body["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
-    assert_eq!(fields, ["/window", "/bins"]);
+    assert_eq!(answer.error_fields(), ["/window", "/bins"]);
 }
 
 #[tokio::test]

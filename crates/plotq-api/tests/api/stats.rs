@@ -23,6 +23,7 @@ async fn ingest(app: &App, service: &str, metric: &str, values: &[f64]) {
             metric: MetricName::parse(metric).unwrap(),
             value,
             timestamp_ms: now - 1_000 - (n - i as i64) * 100,
+            labels: plotq_domain::Labels::none(),
         })
         .collect();
     app.store.insert(&samples, None).await.unwrap();
@@ -241,7 +242,8 @@ fn the_route_is_documented_with_every_answer() {
     assert_eq!(
         parameter_names(&op),
         [
-            "kind", "service", "services", "metric", "window", "from", "until", "ticket"
+            "kind", "service", "services", "metric", "window", "from", "until", "labels",
+            "group_by", "ticket"
         ]
     );
     let stats = &doc["components"]["schemas"]["SeriesStatsDoc"]["properties"];

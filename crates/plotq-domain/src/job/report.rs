@@ -62,6 +62,13 @@ pub(crate) fn check_time_axis(errors: &mut Collector, axis: Option<&TimeAxis>) {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SeriesStats {
     pub service: String,
+    /// In a `group_by` plot, the label value this series is (absent for the rest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// In a `group_by` plot, whether this series is every other value (and the samples
+    /// without the label).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub other: bool,
     pub count: u64,
     pub mean: f64,
     pub min: f64,
@@ -84,6 +91,8 @@ impl SeriesStats {
     pub fn of(service: &str, s: &crate::stats::Summary) -> Self {
         Self {
             service: service.to_owned(),
+            group: None,
+            other: false,
             count: s.n as u64,
             mean: s.mean,
             min: s.min,
@@ -95,6 +104,15 @@ impl SeriesStats {
             peak_rate_per_s: None,
             codes: None,
             error_ratio: None,
+        }
+    }
+
+    /// As a part of a `group_by` plot: label value `group`, or the rest (`other`).
+    pub fn in_group(self, group: Option<String>, other: bool) -> Self {
+        Self {
+            group,
+            other,
+            ..self
         }
     }
 
@@ -128,6 +146,13 @@ impl SeriesStats {
         let rates = [self.rate_per_s, self.peak_rate_per_s];
         if ServiceName::parse(&self.service).is_err() {
             Err("stats name an invalid service")
+        } else if self
+            .group
+            .as_deref()
+            .is_some_and(|g| crate::labels::check_label_value(g).is_err())
+            || (self.other && self.group.is_some())
+        {
+            Err("stats name an invalid group")
         } else if !numbers.iter().all(|v| v.is_finite()) || self.min > self.max {
             Err("stats must be finite numbers with min <= max")
         } else if !rates.iter().flatten().all(|r| r.is_finite() && *r >= 0.0) {

@@ -10,6 +10,7 @@ use super::spec::{
     MAX_TITLE_CHARS, MIN_LAYOUT, PlotSpec, RawPlotSpec, SCALE_RANGE, WIDTH_RANGE,
 };
 use crate::error::{Collector, FieldError, FieldErrors, pointer_segment};
+use crate::labels::{LabelName, Labels};
 use crate::names::{MetricName, ServiceName};
 use crate::timestamp::{check_timestamp, clamp_timestamp, parse_timestamp};
 use crate::window::{MAX_WINDOW_SECS, MIN_WINDOW_SECS, Window};
@@ -25,11 +26,15 @@ impl<'de> Deserialize<'de> for PlotSpec {
 
 const KNOWN_FIELDS: &[&str] = &[
     "kind", "service", "services", "metric", "window", "from", "until", "width", "height", "bins",
-    "title", "theme", "format", "log_x", "show_max", "scale",
+    "title", "theme", "format", "log_x", "show_max", "scale", "labels", "group_by",
 ];
 
 const COMPARE_PROBLEM: &str =
     "only histogram, latency_timeseries and cdf compare services; use service";
+const GROUP_KIND_PROBLEM: &str =
+    "only histogram, latency_timeseries and cdf draw one line per label value";
+const GROUP_SERVICES_PROBLEM: &str =
+    "splits one service's series by a label; give one service, not a comparison";
 const SPAN_PROBLEM: &str = "from/until must span between 10s and 7d, with from before until";
 
 fn bounded_problem((lo, hi): (u32, u32)) -> String {
@@ -58,6 +63,14 @@ struct Draft {
     log_x: Result<bool, FieldError>,
     show_max: Result<bool, FieldError>,
     scale: Result<u64, FieldError>,
+    by_label: LabelDraft,
+}
+
+/// Which series a spec reads: its label filter (every problem of it) and the label it
+/// splits them by.
+struct LabelDraft {
+    labels: Result<Labels, FieldErrors>,
+    group_by: Result<Option<LabelName>, FieldError>,
 }
 
 enum RangeDraft {
@@ -98,6 +111,15 @@ impl Draft {
             log_x: Ok(raw.log_x),
             show_max: Ok(raw.show_max),
             scale: Ok(raw.scale),
+            by_label: LabelDraft {
+                labels: Ok(raw.labels),
+                group_by: raw
+                    .group_by
+                    .as_deref()
+                    .map(LabelName::parse)
+                    .transpose()
+                    .map_err(|p| field_error("group_by", p)),
+            },
         }
     }
 
@@ -128,6 +150,10 @@ impl Draft {
             log_x: Ok(spec.log_x),
             show_max: Ok(spec.show_max),
             scale: Ok(spec.scale.into()),
+            by_label: LabelDraft {
+                labels: Ok(spec.labels.clone()),
+                group_by: Ok(spec.group_by.clone()),
+            },
         }
     }
 
@@ -172,6 +198,19 @@ impl Draft {
             log_x: json_bool(obj, "log_x"),
             show_max: json_bool(obj, "show_max"),
             scale: json_number(obj, "scale", SCALE_RANGE, 1),
+            by_label: LabelDraft {
+                labels: match obj.get("labels") {
+                    None | Some(Value::Null) => Ok(Labels::none()),
+                    Some(v) => Labels::parse(v, "/labels"),
+                },
+                group_by: match string(obj, "group_by") {
+                    Ok(None) => Ok(None),
+                    Ok(Some(g)) => LabelName::parse(g)
+                        .map(Some)
+                        .map_err(|p| field_error("group_by", p)),
+                    Err(e) => Err(e),
+                },
+            },
         }
     }
 }
@@ -417,6 +456,30 @@ fn validate(d: Draft, out: &mut Collector) -> Option<PlotSpec> {
     let log_x = r.take(d.log_x);
     let show_max = r.take(d.show_max);
     let scale = r.bounded("scale", d.scale, SCALE_RANGE);
+    let labels = match d.by_label.labels {
+        Ok(labels) => Some(labels),
+        Err(errors) => {
+            r.failed = true;
+            r.out.extend_under(errors, "");
+            None
+        }
+    };
+    let group_by = r.take(d.by_label.group_by);
+    if let Some(Some(group)) = &group_by {
+        if kind.is_some_and(|k| !k.compares()) {
+            r.err("group_by", GROUP_KIND_PROBLEM);
+        } else if services.as_ref().is_some_and(|s| s.len() > 1) {
+            r.err("group_by", GROUP_SERVICES_PROBLEM);
+        } else if labels
+            .as_ref()
+            .is_some_and(|l| l.get(group.as_str()).is_some())
+        {
+            r.err(
+                "group_by",
+                format!("{group} is also filtered to one value by labels; leave one out"),
+            );
+        }
+    }
     if let (Some(w), Some(h), Some(s)) = (width, height, scale)
         && (w / s < MIN_LAYOUT.0 || h / s < MIN_LAYOUT.1)
     {
@@ -453,6 +516,8 @@ fn validate(d: Draft, out: &mut Collector) -> Option<PlotSpec> {
         log_x: log_x?,
         show_max: show_max?,
         scale: scale?,
+        labels: labels?,
+        group_by: group_by?,
     })
 }
 
@@ -563,23 +628,28 @@ mod tests {
         assert!(PlotSpec::parse(&json!([]), NOW).is_err());
     }
 
+    /// The field of the first problem `PlotSpec::parse` finds in `body`.
+    fn first_field(body: Value) -> String {
+        PlotSpec::parse(&body, NOW).unwrap_err().0[0].field.clone()
+    }
+
     #[test]
     fn comparisons_and_their_limits() {
         let spec = PlotSpec::parse(&json!({"kind": "cdf", "services": ["a", "b"]}), NOW).unwrap();
         assert_eq!(spec.services.len(), 2);
         assert_eq!(spec.title(), "Latency CDF for a vs b (Last 10m)");
-        let err = PlotSpec::parse(&json!({"kind": "throughput", "services": ["a", "b"]}), NOW)
-            .unwrap_err();
-        assert_eq!(err.0[0].field, "/services");
-        let err =
-            PlotSpec::parse(&json!({"kind": "cdf", "services": ["a", "a"]}), NOW).unwrap_err();
-        assert_eq!(err.0[0].field, "/services/1");
-        let err = PlotSpec::parse(
-            &json!({"kind": "cdf", "service": "a", "services": ["b"]}),
-            NOW,
-        )
-        .unwrap_err();
-        assert_eq!(err.0[0].field, "/services");
+        assert_eq!(
+            first_field(json!({"kind": "throughput", "services": ["a", "b"]})),
+            "/services"
+        );
+        assert_eq!(
+            first_field(json!({"kind": "cdf", "services": ["a", "a"]})),
+            "/services/1"
+        );
+        assert_eq!(
+            first_field(json!({"kind": "cdf", "service": "a", "services": ["b"]})),
+            "/services"
+        );
     }
 
     #[test]
@@ -594,18 +664,14 @@ mod tests {
             spec.title(),
             "Throughput of \"a\" (2026-11-22 10:00 – 2026-11-22 11:00 UTC)"
         );
-        let err = PlotSpec::parse(
-            &json!({"kind": "throughput", "service": "a", "from": 5, "until": 4}),
-            NOW,
-        )
-        .unwrap_err();
-        assert_eq!(err.0[0].field, "/until");
-        let err = PlotSpec::parse(
-            &json!({"kind": "throughput", "service": "a", "window": "1h", "from": 5}),
-            NOW,
-        )
-        .unwrap_err();
-        assert_eq!(err.0[0].field, "/window");
+        assert_eq!(
+            first_field(json!({"kind": "throughput", "service": "a", "from": 5, "until": 4})),
+            "/until"
+        );
+        assert_eq!(
+            first_field(json!({"kind": "throughput", "service": "a", "window": "1h", "from": 5})),
+            "/window"
+        );
     }
 
     #[test]
@@ -645,6 +711,73 @@ mod tests {
         let fields: Vec<&str> = err.0.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["/from", "/until"]);
         assert!(err.0[0].problem.contains("9999-12-31T23:59:59.999Z"));
+    }
+
+    #[test]
+    fn labels_filter_and_group_by_one_service() {
+        let spec = PlotSpec::parse(
+            &json!({"kind": "histogram", "service": "a", "labels": {"route": "/pay"},
+                    "group_by": "method"}),
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(spec.labels.get("route"), Some("/pay"));
+        assert_eq!(
+            spec.group_by.as_ref().map(LabelName::as_str),
+            Some("method")
+        );
+        assert!(
+            spec.title().contains("[route=/pay] by method"),
+            "{}",
+            spec.title()
+        );
+        // Serialised (and so cache keys) only when given; decoded with the same rules.
+        let wire = serde_json::to_value(&spec).unwrap();
+        assert_eq!(wire["labels"], json!({"route": "/pay"}));
+        assert_eq!(serde_json::from_value::<PlotSpec>(wire).unwrap(), spec);
+        let plain = PlotSpec::parse(&json!({"kind": "histogram", "service": "a"}), NOW).unwrap();
+        let wire = serde_json::to_value(&plain).unwrap();
+        assert!(wire.get("labels").is_none() && wire.get("group_by").is_none());
+        for (body, field, needle) in [
+            (
+                json!({"kind": "throughput", "service": "a", "group_by": "route"}),
+                "/group_by",
+                "line per label value",
+            ),
+            (
+                json!({"kind": "cdf", "services": ["a", "b"], "group_by": "route"}),
+                "/group_by",
+                "one service",
+            ),
+            (
+                json!({"kind": "cdf", "service": "a", "group_by": "route", "labels": {"route": "/x"}}),
+                "/group_by",
+                "also filtered",
+            ),
+            (
+                json!({"kind": "cdf", "service": "a", "group_by": "9x"}),
+                "/group_by",
+                "start with",
+            ),
+            (
+                json!({"kind": "cdf", "service": "a", "labels": {"route": ""}}),
+                "/labels/route",
+                "empty",
+            ),
+            (
+                json!({"kind": "cdf", "service": "a", "labels": ["route"]}),
+                "/labels",
+                "object",
+            ),
+        ] {
+            let err = PlotSpec::parse(&body, NOW).unwrap_err();
+            assert_eq!(err.0[0].field, field, "{body}: {err:?}");
+            assert!(err.0[0].problem.contains(needle), "{body}: {err:?}");
+        }
+        // A decoded spec is held to the same rules.
+        let mut bad = serde_json::to_value(&spec).unwrap();
+        bad["kind"] = json!("throughput");
+        assert!(serde_json::from_value::<PlotSpec>(bad).is_err());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 use super::kind::{ImageFormat, PlotKind, Theme};
 use super::range::TimeRange;
+use crate::labels::{LabelName, Labels};
 use crate::names::{MetricName, ServiceName};
 use crate::window::Window;
 use serde::{Deserialize, Serialize};
@@ -47,6 +48,14 @@ pub struct PlotSpec {
     /// when 1, so specs (and their cache keys) read as before it existed.
     #[serde(skip_serializing_if = "is_one")]
     pub scale: u32,
+    /// Only the series whose labels include every pair (exact match); empty: every
+    /// series of the metric. Not serialised when empty (cache keys read as before).
+    #[serde(skip_serializing_if = "Labels::is_empty")]
+    pub labels: Labels,
+    /// One line or curve per value of this label (the most frequent values, the rest as
+    /// one "other"), in the kinds that compare services, for one service.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_by: Option<LabelName>,
 }
 
 /// `PlotSpec`'s serialised shape, before validation.
@@ -71,6 +80,10 @@ pub(crate) struct RawPlotSpec {
     pub(super) show_max: bool,
     #[serde(default = "one")]
     pub(super) scale: u64,
+    #[serde(default)]
+    pub(super) labels: Labels,
+    #[serde(default)]
+    pub(super) group_by: Option<String>,
 }
 
 fn one() -> u64 {
@@ -98,6 +111,8 @@ impl PlotSpec {
             log_x: false,
             show_max: false,
             scale: 1,
+            labels: Labels::none(),
+            group_by: None,
         }
     }
 
@@ -140,6 +155,13 @@ impl PlotSpec {
         let mut range = self.range.label();
         if let Some(first) = range.get_mut(0..1) {
             first.make_ascii_uppercase();
+        }
+        let mut who = who;
+        if !self.labels.is_empty() {
+            who.push_str(&format!(" [{}]", self.labels.describe()));
+        }
+        if let Some(group) = &self.group_by {
+            who.push_str(&format!(" by {group}"));
         }
         format!("{what} {who} ({range})")
     }

@@ -20,7 +20,7 @@ use plotq_domain::wire::{
     encode_view_state,
 };
 use plotq_domain::{
-    EventId, FieldErrors, ImageFormat, JobState, JobStatus, MetricName, PlotKind, PlotSpec,
+    EventId, FieldErrors, ImageFormat, JobState, JobStatus, Labels, MetricName, PlotKind, PlotSpec,
     ServiceName, Theme, TimeRange, View, ViewState, Window,
 };
 use proptest::prelude::*;
@@ -249,6 +249,8 @@ fn valid_spec() -> impl Strategy<Value = PlotSpec> {
                         .min(width / MIN_LAYOUT.0)
                         .min(height / MIN_LAYOUT.1)
                         .max(1),
+                    labels: plotq_domain::Labels::none(),
+                    group_by: None,
                 }
             },
         )
@@ -414,8 +416,9 @@ fn near_valid_sample() -> impl Strategy<Value = Value> {
             4 => Just(Vec::new()),
             1 => prop::collection::vec(edit, 1..3),
         ],
+        prop::option::of(labels_json()),
     )
-        .prop_map(|(service, metric, value, ts, edits)| {
+        .prop_map(|(service, metric, value, ts, edits, labels)| {
             let mut o = Map::new();
             o.insert("service".into(), json!(service));
             o.insert("metric".into(), json!(metric));
@@ -423,9 +426,33 @@ fn near_valid_sample() -> impl Strategy<Value = Value> {
             if let Some(ts) = ts {
                 o.insert("timestamp".into(), json!(ts));
             }
+            if let Some(labels) = labels {
+                o.insert("labels".into(), labels);
+            }
             apply(&mut o, &edits);
             Value::Object(o)
         })
+}
+
+/// A sample's `labels`: usually one of a few valid sets (as batches repeat them), else
+/// any names and values, up to past the count limit.
+fn labels_json() -> impl Strategy<Value = Value> {
+    let name = prop_oneof![
+        4 => select(vec!["route", "method", "status", "_x", "a1"]).prop_map(str::to_owned),
+        1 => any_text(),
+    ];
+    let value = prop_oneof![
+        4 => select(vec!["/pay", "GET", "200", "x y"]).prop_map(str::to_owned),
+        1 => any_text(),
+    ];
+    prop_oneof![
+        3 => select(vec![
+            json!({"route": "/pay"}),
+            json!({"route": "/cart", "method": "GET"}),
+            json!({}),
+        ]),
+        1 => prop::collection::btree_map(name, value, 0..10).prop_map(|m| json!(m)),
+    ]
 }
 
 fn now_ms() -> impl Strategy<Value = i64> {
@@ -686,8 +713,20 @@ fn check_samples(body: &Value, now: i64) -> Result<(), TestCaseError> {
         prop_assert_eq!(fast.len(), slow.len());
         for (f, s) in fast.iter().zip(&slow) {
             prop_assert_eq!(
-                (&f.service, &f.metric, f.value.to_bits(), f.timestamp_ms),
-                (&s.service, &s.metric, s.value.to_bits(), s.timestamp_ms)
+                (
+                    &f.service,
+                    &f.metric,
+                    f.value.to_bits(),
+                    f.timestamp_ms,
+                    &f.labels
+                ),
+                (
+                    &s.service,
+                    &s.metric,
+                    s.value.to_bits(),
+                    s.timestamp_ms,
+                    &s.labels
+                )
             );
         }
     }
@@ -701,13 +740,16 @@ fn check_samples(body: &Value, now: i64) -> Result<(), TestCaseError> {
                 // Re-validates: the sample, written back as a request, parses the same.
                 let again = parse_samples(
                     &json!({"service": s.service, "metric": s.metric, "value": s.value,
-                            "timestamp": s.timestamp_ms}),
+                            "timestamp": s.timestamp_ms, "labels": s.labels}),
                     now,
                 )
                 .unwrap();
                 prop_assert_eq!(&again[0].service, &s.service);
                 prop_assert_eq!(&again[0].metric, &s.metric);
                 prop_assert_eq!(again[0].timestamp_ms, s.timestamp_ms);
+                prop_assert_eq!(&again[0].labels, &s.labels);
+                prop_assert!(s.labels.len() <= plotq_domain::labels::MAX_LABELS);
+                prop_assert_eq!(Labels::from_key(&s.labels.key()).unwrap(), s.labels.clone());
                 prop_assert!((again[0].value - s.value).abs() <= s.value.abs() * 1e-15);
             }
         }

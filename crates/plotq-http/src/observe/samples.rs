@@ -166,6 +166,7 @@ impl SelfSamples {
                         metric: metric.clone(),
                         value,
                         timestamp_ms: o.at_ms,
+                        labels: plotq_domain::Labels::none(),
                     },
                 )
             })

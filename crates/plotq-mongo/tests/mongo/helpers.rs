@@ -46,6 +46,7 @@ pub fn query(service: &str, from_ms: i64, until_ms: i64, with_timestamps: bool) 
         from_ms,
         until_ms,
         with_timestamps,
+        select: plotq_ports::LabelSelect::ALL,
     }
 }
 
@@ -55,6 +56,7 @@ pub fn sample(service: &str, metric: &str, value: f64, ts: i64) -> Sample {
         metric: MetricName::parse(metric).unwrap(),
         value,
         timestamp_ms: ts,
+        labels: plotq_domain::Labels::none(),
     }
 }
 

@@ -52,6 +52,7 @@ async fn calls_end_within_the_timeout_while_mongodb_is_down() {
         from_ms: now - 60_000,
         until_ms: now,
         with_timestamps: false,
+        select: plotq_ports::LabelSelect::ALL,
     };
     let mut slowest = Duration::ZERO;
     for _ in 0..3 {

@@ -78,3 +78,13 @@ async fn windows_at_the_end_of_year_9999_are_read() {
         .unwrap();
     assert_eq!(rollups.minutes.len(), 1);
 }
+
+/// The store contract of label sets (`plotq_ports::contract`): sets kept apart, a
+/// query's filter and split part of its MongoDB filter (`lb.<name>`), a minute's
+/// rollups of several sets merged, and the samples per label value counted by an
+/// aggregation.
+#[tokio::test]
+async fn label_sets_are_selected_counted_and_merged() {
+    let store = store().await;
+    plotq_ports::contract::label_sets_are_selected_counted_and_merged(&store, "labelled").await;
+}

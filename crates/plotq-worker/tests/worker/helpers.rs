@@ -115,6 +115,7 @@ impl Harness {
                 metric: MetricName::parse("latency_ms").unwrap(),
                 value: 5.0 + (i % 17) as f64,
                 timestamp_ms: now - 1_000 - i * 100,
+                labels: plotq_domain::Labels::none(),
             })
             .collect();
         self.store.insert(&samples, None).await.unwrap();
@@ -129,6 +130,7 @@ impl Harness {
                 metric: MetricName::parse(metric).unwrap(),
                 value: value(i),
                 timestamp_ms: now - 60_000 + i * 60_000 / n,
+                labels: plotq_domain::Labels::none(),
             })
             .collect();
         self.store.insert(&samples, None).await.unwrap();

@@ -24,6 +24,7 @@ async fn long_windows_are_drawn_from_rollups_and_say_so() {
             metric: MetricName::parse("latency_ms").unwrap(),
             value: 5.0 + (i % 97) as f64,
             timestamp_ms: end - i * 2_000,
+            labels: plotq_domain::Labels::none(),
         })
         .collect();
     h.store.insert(&samples, None).await.unwrap();

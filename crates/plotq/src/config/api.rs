@@ -73,6 +73,10 @@ pub struct ApiSettings {
     /// (each is a stored chunk and a rollup update); more get `422 batch_too_spread`.
     #[arg(long, env = "PLOTQ_MAX_BATCH_BUCKETS", default_value_t = plotq_api::DEFAULT_MAX_BATCH_BUCKETS)]
     pub max_batch_buckets: usize,
+    /// Distinct label sets one caller may write for one series (service and metric),
+    /// counted by each api process; a batch past it gets `422 too_many_label_sets`.
+    #[arg(long, env = "PLOTQ_MAX_LABEL_SETS", default_value_t = 1_000)]
+    pub max_label_sets: usize,
     /// Requests per second one render link (`GET /api/v1/render?…&grant=`) may get,
     /// whoever holds it: a link's traffic has its own budget, never its minter's.
     #[arg(long, env = "PLOTQ_GRANT_REQUESTS_PER_SEC", default_value_t = 10)]
@@ -119,6 +123,7 @@ impl Validate for ApiSettings {
             plotq_domain::sample::MAX_BATCH
         );
         at_least(self.max_batch_buckets, 1, "PLOTQ_MAX_BATCH_BUCKETS")?;
+        at_least(self.max_label_sets, 1, "PLOTQ_MAX_LABEL_SETS")?;
         for (value, name) in [
             (self.ingest_samples_per_sec, "PLOTQ_INGEST_SAMPLES_PER_SEC"),
             (self.grant_requests_per_sec, "PLOTQ_GRANT_REQUESTS_PER_SEC"),
@@ -158,6 +163,7 @@ impl ApiSettings {
     /// The api's per-caller limits: ingest, render links and render waiters.
     pub fn limit(&self, limits: &mut plotq_http::LimitsConfig) {
         limits.ingest_samples_per_sec = self.ingest_samples_per_sec;
+        limits.label_sets_per_series = self.max_label_sets;
         limits.ingest_burst = self.ingest_burst;
         limits.grant_requests_per_sec = self.grant_requests_per_sec;
         limits.grant_burst = self.grant_burst;

@@ -1,10 +1,12 @@
 //! The sample generator shared by the standalone demo and `plotq loadgen`: for each
 //! service, lognormal latencies (one request in a hundred on a slow path, 2.5–6× longer)
 //! and a status-code mix (mostly 2xx, some 3xx/4xx) whose 5xx share rises and falls in
-//! waves for one service in four, so error plots have spikes to show.
+//! waves for one service in four, so error plots have spikes to show. Each request
+//! carries the labels `route` (one of four, the first most often) and `method` (GET,
+//! POST for one in four), drawn independently of its latency and status.
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use plotq_domain::{MetricName, Sample, ServiceName};
+use plotq_domain::{Labels, MetricName, Sample, ServiceName};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, LogNormal};
@@ -25,7 +27,17 @@ pub struct Generator {
     services: Vec<GenService>,
     latency: MetricName,
     status: MetricName,
+    /// Every (route, method) label set a request may carry, shared by its samples.
+    label_sets: Vec<Labels>,
 }
+
+/// The routes requests are spread over, and their shares.
+const ROUTES: [(&str, f64); 4] = [
+    ("/api/items", 0.55),
+    ("/api/cart", 0.25),
+    ("/api/pay", 0.15),
+    ("/healthz", 0.05),
+];
 
 impl Generator {
     /// Services given as (name, median latency in ms); `seed` fixes the sequence.
@@ -44,7 +56,31 @@ impl Generator {
                 .collect(),
             latency: MetricName::parse("latency_ms").expect("valid metric"),
             status: MetricName::parse("status_code").expect("valid metric"),
+            label_sets: ROUTES
+                .iter()
+                .flat_map(|(route, _)| {
+                    ["GET", "POST"].map(|method| {
+                        Labels::from_pairs([("route", *route), ("method", method)])
+                            .expect("valid labels")
+                    })
+                })
+                .collect(),
         }
+    }
+
+    /// A request's labels: a route by its share, POST one time in four.
+    fn labels(&mut self) -> Labels {
+        let mut pick: f64 = self.rng.random();
+        let mut route = ROUTES.len() - 1;
+        for (i, (_, share)) in ROUTES.iter().enumerate() {
+            if pick < *share {
+                route = i;
+                break;
+            }
+            pick -= share;
+        }
+        let post = usize::from(self.rng.random_bool(0.25));
+        self.label_sets[route * 2 + post].clone()
     }
 
     pub fn services(&self) -> &[GenService] {
@@ -63,18 +99,22 @@ impl Generator {
                 if self.rng.random_bool(0.01) {
                     value *= self.rng.random_range(2.5..6.0);
                 }
-                let status = status(&mut self.rng, service.spiky, s, timestamp_ms);
+                let (spiky, name) = (service.spiky, service.name.clone());
+                let status = status(&mut self.rng, spiky, s, timestamp_ms);
+                let labels = self.labels();
                 out.push(Sample {
-                    service: service.name.clone(),
+                    service: name.clone(),
                     metric: self.latency.clone(),
                     value: (value * 100.0).round() / 100.0,
                     timestamp_ms,
+                    labels: labels.clone(),
                 });
                 out.push(Sample {
-                    service: service.name.clone(),
+                    service: name,
                     metric: self.status.clone(),
                     value: status,
                     timestamp_ms,
+                    labels,
                 });
             }
         }
@@ -98,23 +138,29 @@ impl Generator {
                     metric: self.latency.clone(),
                     value: (value * 100.0).round() / 100.0,
                     timestamp_ms: at_ms - (i as i64 * span_ms / n.max(1) as i64),
+                    labels: plotq_domain::Labels::none(),
                 }
             })
             .collect()
     }
 }
 
-/// Samples as the ingest API takes them (`[{service, metric, value, timestamp}]`).
+/// Samples as the ingest API takes them (`[{service, metric, value, timestamp,
+/// labels}]`, `labels` only where there are some).
 pub fn as_json(samples: &[Sample]) -> serde_json::Value {
     samples
         .iter()
         .map(|s| {
-            serde_json::json!({
+            let mut sample = serde_json::json!({
                 "service": s.service.as_str(),
                 "metric": s.metric.as_str(),
                 "value": s.value,
                 "timestamp": s.timestamp_ms,
-            })
+            });
+            if !s.labels.is_empty() {
+                sample["labels"] = serde_json::json!(s.labels);
+            }
+            sample
         })
         .collect()
 }
@@ -122,7 +168,8 @@ pub fn as_json(samples: &[Sample]) -> serde_json::Value {
 /// The requests of [`Generator::requests`] (latency and status pairs) as an OTLP span
 /// export, as an instrumented service sends them: one SERVER span per request of its
 /// service (a resource each), lasting its latency, ending at its time, with its
-/// `http.response.status_code`.
+/// `http.response.status_code` and its route and method (`http.route`,
+/// `http.request.method`).
 pub fn as_otlp_spans(samples: &[Sample]) -> ExportTraceServiceRequest {
     use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
     use opentelemetry_proto::tonic::resource::v1::Resource;
@@ -152,22 +199,24 @@ pub fn as_otlp_spans(samples: &[Sample]) -> ExportTraceServiceRequest {
             });
         }
         let end = latency.timestamp_ms as u64 * 1_000_000;
+        let route = latency.labels.get("route").unwrap_or("/");
+        let method = latency.labels.get("method").unwrap_or("GET");
         let spans = &mut resources.last_mut().expect("pushed").scope_spans[0].spans;
         spans.push(Span {
             trace_id: (i as u128 + 1).to_be_bytes().to_vec(),
             span_id: (i as u64 + 1).to_be_bytes().to_vec(),
-            name: "GET /checkout".to_owned(),
+            name: format!("{method} {route}"),
             kind: span::SpanKind::Server as i32,
             start_time_unix_nano: end.saturating_sub((latency.value * 1e6) as u64),
             end_time_unix_nano: end,
             attributes: vec![
                 attribute(
                     "http.request.method",
-                    any_value::Value::StringValue("GET".to_owned()),
+                    any_value::Value::StringValue(method.to_owned()),
                 ),
                 attribute(
                     "http.route",
-                    any_value::Value::StringValue("/checkout".to_owned()),
+                    any_value::Value::StringValue(route.to_owned()),
                 ),
                 attribute(
                     "http.response.status_code",

@@ -169,12 +169,14 @@ impl ServiceMap {
                 metric: self.duration_metric(&entry.method),
                 value: entry.duration_ms,
                 timestamp_ms: entry.timestamp_ms,
+                labels: plotq_domain::Labels::none(),
             },
             Sample {
                 service,
                 metric: MetricName::parse(STATUS_METRIC).expect("a valid metric name"),
                 value: f64::from(entry.status),
                 timestamp_ms: entry.timestamp_ms,
+                labels: plotq_domain::Labels::none(),
             },
         ])
     }

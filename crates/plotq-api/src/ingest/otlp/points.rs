@@ -5,13 +5,20 @@
 //! is a level, like a gauge's). Cumulative monotonic sums and the histogram kinds are
 //! refused with a message saying what to change, never taken and dropped: turning them
 //! into samples needs per-stream state and rollup merges plotq does not have yet.
+//!
+//! A point's attributes are its sample's labels: each name with every character outside
+//! `[A-Za-z0-9_]` made `_` (`http.route` → `http_route`), string, integer and boolean
+//! values as text. A point with more than 8 attributes, or one that is no label value, is
+//! refused with the reason (never stored without them).
 
 use super::export::{Export, Rules, metric_of, service_of, timestamp_of};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use opentelemetry_proto::tonic::metrics::v1::number_data_point::Value;
 use opentelemetry_proto::tonic::metrics::v1::{AggregationTemporality, Metric, NumberDataPoint};
-use plotq_domain::{MetricName, Sample, ServiceName};
+use plotq_domain::labels::MAX_LABELS;
+use plotq_domain::{Labels, MetricName, Sample, ServiceName};
 
 /// A data point's flag: no value was recorded in its interval.
 const NO_RECORDED_VALUE: u32 = 1;
@@ -106,6 +113,35 @@ fn sample_of(
         metric: metric.clone(),
         value,
         timestamp_ms: timestamp_of(point.time_unix_nano, rules)?,
+        labels: labels_of(&point.attributes)?,
+    })
+}
+
+/// A point's attributes as labels (see the module docs).
+fn labels_of(attributes: &[KeyValue]) -> Result<Labels, &'static str> {
+    if attributes.is_empty() {
+        return Ok(Labels::none());
+    }
+    if attributes.len() > MAX_LABELS {
+        return Err("more than 8 attributes (plotq keeps at most 8 labels a sample)");
+    }
+    let mut pairs = Vec::with_capacity(attributes.len());
+    for kv in attributes {
+        let name: String = kv
+            .key
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        let value = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+            Some(any_value::Value::StringValue(s)) => s.clone(),
+            Some(any_value::Value::IntValue(i)) => i.to_string(),
+            Some(any_value::Value::BoolValue(b)) => b.to_string(),
+            _ => return Err("an attribute that is not a string, integer or boolean"),
+        };
+        pairs.push((name, value));
+    }
+    Labels::from_pairs(pairs).map_err(|_| {
+        "attributes that are no labels (a name starting with a digit, twice after mapping, or a value empty, over 128 characters or with control characters)"
     })
 }
 

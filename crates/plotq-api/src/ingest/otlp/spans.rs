@@ -3,15 +3,20 @@
 //! duration as `latency_ms` and, when it carries an HTTP status
 //! (`http.response.status_code`, or the older `http.status_code`), that code as
 //! `status_code` (what the status and error-rate kinds read), both at the span's end.
-//! Other kinds (INTERNAL, CLIENT, PRODUCER) are not requests of the service: they are
-//! left out and said so in the answer's message, not counted as rejected.
+//! Both samples carry the labels `route` (`http.route`, else the span's name), `method`
+//! (`http.request.method`, or the older `http.method`) and `status` (the code), each
+//! only where the span has it; a value that is no label value (empty, control
+//! characters) is left out, a longer one cut to the limit. Other attributes are not
+//! stored. Other kinds (INTERNAL, CLIENT, PRODUCER) are not requests of the service: they
+//! are left out and said so in the answer's message, not counted as rejected.
 
-use super::export::{Export, Rules, int_attribute, service_of, timestamp_of};
+use super::export::{Export, Rules, int_attribute, service_of, string_attribute, timestamp_of};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+use plotq_domain::labels::{MAX_LABEL_VALUE_LEN, check_label_value};
 use plotq_domain::plot::{DEFAULT_METRIC, DEFAULT_STATUS_METRIC};
-use plotq_domain::{MetricName, Sample, ServiceName};
+use plotq_domain::{Labels, MetricName, Sample, ServiceName};
 
 /// The samples of every request span of `request`.
 pub(crate) fn read_spans(request: &ExportTraceServiceRequest, rules: &Rules<'_>) -> Export {
@@ -38,9 +43,10 @@ pub(crate) fn read_spans(request: &ExportTraceServiceRequest, rules: &Rules<'_>)
                     ),
                 ),
                 Ok(Some((at, latency_ms, code))) => {
-                    push(&mut export, &service, &latency, latency_ms, at);
+                    let labels = labels_of(span, code);
+                    push(&mut export, &service, &latency, latency_ms, at, &labels);
                     if let Some(code) = code {
-                        push(&mut export, &service, &status, f64::from(code), at);
+                        push(&mut export, &service, &status, f64::from(code), at, &labels);
                     }
                 }
                 Err(reason) => export.reject(1, reason),
@@ -50,13 +56,40 @@ pub(crate) fn read_spans(request: &ExportTraceServiceRequest, rules: &Rules<'_>)
     export
 }
 
-fn push(export: &mut Export, service: &ServiceName, metric: &MetricName, value: f64, at: i64) {
+fn push(
+    export: &mut Export,
+    service: &ServiceName,
+    metric: &MetricName,
+    value: f64,
+    at: i64,
+    labels: &Labels,
+) {
     export.samples.push(Sample {
         service: service.clone(),
         metric: metric.clone(),
         value,
         timestamp_ms: at,
+        labels: labels.clone(),
     });
+}
+
+/// A request span's labels: `route`, `method`, `status` where it has them.
+fn labels_of(span: &Span, code: Option<u16>) -> Labels {
+    let route = string_attribute(&span.attributes, &["http.route"]).unwrap_or(&span.name);
+    let method = string_attribute(&span.attributes, &["http.request.method", "http.method"]);
+    let code = code.map(|c| c.to_string());
+    let pairs = [
+        ("route", Some(route)),
+        ("method", method),
+        ("status", code.as_deref()),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| {
+        let value: String = value?.chars().take(MAX_LABEL_VALUE_LEN).collect();
+        check_label_value(&value).ok().map(|()| (name, value))
+    });
+    // Three distinct, valid names and checked values: always a label set.
+    Labels::from_pairs(pairs).unwrap_or_default()
 }
 
 /// A request span's end (epoch ms), duration (ms) and HTTP status; `None` for spans

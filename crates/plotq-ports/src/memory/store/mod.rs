@@ -20,13 +20,16 @@ mod packed;
 mod series;
 
 use self::packed::unpack;
-use self::series::{BATCH_MEMORY_MS, Inner, prepare, series_key};
+use self::series::{BATCH_MEMORY_MS, Inner, Series, metric_prefix, prepare};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{PortError, PortResult};
 use crate::store::{MetricStore, Points, Rollups, SeriesQuery, StoreUsage};
 use async_trait::async_trait;
-use plotq_domain::Sample;
 use plotq_domain::chunk::{BatchId, Chunk, bucket_of};
+use plotq_domain::rollup::Rollup;
+use plotq_domain::{Labels, Sample};
+use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -40,7 +43,7 @@ pub struct MemoryStoreConfig {
     /// Bytes of memory the store may hold (`PLOTQ_MEMORY_STORE_MAX_BYTES`), counted as
     /// `usage().bytes`.
     pub max_bytes: u64,
-    /// Series (service, metric) the store may hold (`PLOTQ_MEMORY_STORE_MAX_SERIES`).
+    /// Series (service, metric, label set) the store may hold (`PLOTQ_MEMORY_STORE_MAX_SERIES`).
     /// The byte bound limits series too (each costs at least ~1 KiB); this one bounds the
     /// cardinality on its own, as every TSDB does.
     pub max_series: usize,
@@ -104,6 +107,42 @@ impl MemoryStore {
     }
 }
 
+impl MemoryStore {
+    /// The packed rollups from minute `from` to the end of `query`'s window of every set
+    /// it selects, with each one's label set.
+    fn rollups_of(&self, query: &SeriesQuery<'_>, from: i64) -> Vec<(Labels, i64, Box<[u8]>)> {
+        if from > query.until_ms {
+            return Vec::new();
+        }
+        let inner = self.inner.lock().expect("store lock");
+        selected(&inner, query)
+            .into_iter()
+            .flat_map(|(labels, series)| {
+                series
+                    .rollups
+                    .range(from..=query.until_ms)
+                    .map(move |(&t, r)| (labels.clone(), t, r.clone()))
+            })
+            .collect()
+    }
+}
+
+/// The series of `query`'s metric whose label sets it selects, with their sets: one range
+/// of the series map (see `metric_prefix`).
+fn selected<'a>(inner: &'a Inner, query: &SeriesQuery<'_>) -> Vec<(Labels, &'a Series)> {
+    let prefix = metric_prefix(query.service, query.metric);
+    inner
+        .series
+        .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
+        .take_while(|(key, _)| key.starts_with(prefix.as_str()))
+        .filter_map(|(key, series)| {
+            // Keys are written from valid sets only.
+            let labels = Labels::from_key(&key[prefix.len()..]).ok()?;
+            query.select.selects(&labels).then_some((labels, series))
+        })
+        .collect()
+}
+
 #[async_trait]
 impl MetricStore for MemoryStore {
     async fn insert(&self, samples: &[Sample], batch: Option<&BatchId>) -> PortResult<()> {
@@ -151,39 +190,56 @@ impl MetricStore for MemoryStore {
     }
 
     async fn rollups(&self, query: &SeriesQuery<'_>) -> PortResult<Rollups> {
-        // Copy the packed minutes out, then unpack without holding the lock.
-        let packed: Vec<(i64, Box<[u8]>)> = {
-            let inner = self.inner.lock().expect("store lock");
-            let key = series_key(query.service, query.metric);
-            let from = bucket_of(query.from_ms.max(self.rollup_horizon_ms()));
-            match inner.series.get(key.as_str()) {
-                Some(series) if from <= query.until_ms => series
-                    .rollups
-                    .range(from..=query.until_ms)
-                    .map(|(&t, r)| (t, r.clone()))
-                    .collect(),
-                _ => Vec::new(),
+        // Copy the packed minutes out, then unpack and merge without holding the lock.
+        let from = bucket_of(query.from_ms.max(self.rollup_horizon_ms()));
+        let packed = self.rollups_of(query, from);
+        let mut minutes: BTreeMap<i64, Rollup> = BTreeMap::new();
+        for (_, t, r) in &packed {
+            let rollup = unpack(r);
+            match minutes.entry(*t) {
+                std::collections::btree_map::Entry::Vacant(new) => {
+                    new.insert(rollup);
+                }
+                std::collections::btree_map::Entry::Occupied(mut held) => {
+                    held.get_mut().merge(&rollup);
+                }
             }
-        };
+        }
         Ok(Rollups {
             docs_read: packed.len() as u64,
-            minutes: packed.iter().map(|(t, r)| (*t, unpack(r))).collect(),
+            minutes: minutes.into_iter().collect(),
         })
+    }
+
+    async fn label_counts(
+        &self,
+        query: &SeriesQuery<'_>,
+        name: &str,
+    ) -> PortResult<Vec<(Option<String>, u64)>> {
+        let from = bucket_of(query.from_ms.max(self.rollup_horizon_ms()));
+        let mut counts: BTreeMap<Option<String>, u64> = BTreeMap::new();
+        for (labels, _, r) in self.rollups_of(query, from) {
+            let value = labels.get(name).map(str::to_owned);
+            *counts.entry(value).or_default() += unpack(&r).count;
+        }
+        let mut counts: Vec<_> = counts.into_iter().collect();
+        counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        Ok(counts)
     }
 
     async fn points(&self, query: &SeriesQuery<'_>) -> PortResult<Points> {
         // Copy the encoded chunks out, then decode without holding the lock.
         let encoded: Vec<Box<[u8]>> = {
             let inner = self.inner.lock().expect("store lock");
-            let key = series_key(query.service, query.metric);
             let from = bucket_of(query.from_ms.max(self.horizon_ms()));
-            match inner.series.get(key.as_str()) {
-                Some(series) if from <= query.until_ms => series
-                    .raw
-                    .range(from..=query.until_ms)
+            if from > query.until_ms {
+                Vec::new()
+            } else {
+                selected(&inner, query)
+                    .into_iter()
+                    .flat_map(|(_, series)| series.raw.range(from..=query.until_ms))
                     .flat_map(|(_, b)| b.chunks.iter().cloned())
-                    .collect(),
-                _ => Vec::new(),
+                    .collect()
             }
         };
         let horizon = self.horizon_ms();
@@ -230,6 +286,7 @@ mod tests {
             metric: plotq_domain::MetricName::parse("latency_ms").unwrap(),
             value,
             timestamp_ms,
+            labels: plotq_domain::Labels::none(),
         }
     }
 
@@ -240,6 +297,7 @@ mod tests {
             from_ms,
             until_ms,
             with_timestamps: true,
+            select: crate::store::LabelSelect::ALL,
         }
     }
 
@@ -252,6 +310,12 @@ mod tests {
             ..MemoryStoreConfig::default()
         };
         (MemoryStore::with_clock(config, clock.clone()), clock)
+    }
+
+    #[tokio::test]
+    async fn label_sets_are_selected_counted_and_merged() {
+        crate::contract::label_sets_are_selected_counted_and_merged(&MemoryStore::default(), "svc")
+            .await;
     }
 
     #[tokio::test]

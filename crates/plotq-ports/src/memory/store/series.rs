@@ -5,12 +5,12 @@
 
 use super::layout::{allocation, btree_bytes, table_buckets, table_bytes, table_growth};
 use super::packed::{merge_packed, pack};
+use plotq_domain::Labels;
 use plotq_domain::Sample;
 use plotq_domain::chunk::{BUCKET_MS, Chunk, bucket_of, into_chunks};
 use plotq_domain::rollup::Rollup;
 use std::collections::btree_map::Entry as BTreeEntry;
-use std::collections::hash_map::Entry as HashEntry;
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::mem::size_of;
 
 /// A bucket with more chunks than this has its small chunks merged into one.
@@ -18,14 +18,23 @@ pub(super) const MAX_CHUNKS_PER_BUCKET: usize = 16;
 /// Chunks at least this big (encoded) are left as they are.
 pub(super) const BIG_CHUNK_BYTES: usize = 64 * 1024;
 
-/// A series' key: the service, a NUL and the metric, in one allocation. Names never hold
-/// a NUL (`plotq_domain::names`), so no two series share a key, and a query naming
-/// anything else matches none.
-pub(super) fn series_key(service: &str, metric: &str) -> String {
-    let mut key = String::with_capacity(service.len() + 1 + metric.len());
+/// The part of a series' key that names its metric: the service, a NUL, the metric and
+/// a NUL. Names never hold a NUL (`plotq_domain::names`), so the label sets of one
+/// metric are exactly the keys that start with it, next to each other in the series map.
+pub(super) fn metric_prefix(service: &str, metric: &str) -> String {
+    let mut key = String::with_capacity(service.len() + metric.len() + 2);
     key.push_str(service);
     key.push('\0');
     key.push_str(metric);
+    key.push('\0');
+    key
+}
+
+/// A series' key: its metric's prefix and its label set's canonical text (`Labels::key`,
+/// empty for none), in one allocation.
+pub(super) fn series_key(service: &str, metric: &str, labels: &Labels) -> String {
+    let mut key = metric_prefix(service, metric);
+    key.push_str(&labels.key());
     key
 }
 
@@ -46,7 +55,8 @@ pub(super) struct Series {
 
 #[derive(Debug)]
 pub(super) struct Inner {
-    pub(super) series: HashMap<Box<str>, Series>,
+    /// By `series_key`, so a metric's label sets are one range.
+    pub(super) series: BTreeMap<Box<str>, Series>,
     /// The memory held by the series (keys, map nodes, buckets, chunks, rollups), kept
     /// up to date by every change; the tables, whose size follows their capacity, are
     /// added by `held_bytes`.
@@ -65,7 +75,7 @@ pub(super) struct Inner {
 impl Default for Inner {
     fn default() -> Self {
         Self {
-            series: HashMap::new(),
+            series: BTreeMap::new(),
             bytes: 0,
             samples: 0,
             batches: HashSet::new(),
@@ -78,8 +88,6 @@ impl Default for Inner {
 /// How long a stored batch id is remembered (a retry within it is not stored again).
 pub(super) const BATCH_MEMORY_MS: i64 = 24 * 3600 * 1000;
 
-/// A series entry of the series table.
-pub(super) type SeriesEntry = (Box<str>, Series);
 /// A slot of a bucket's chunk list.
 pub(super) const CHUNK_SLOT: usize = size_of::<Box<[u8]>>();
 
@@ -100,7 +108,7 @@ pub(super) fn bucket_bytes(bucket: &Bucket) -> u64 {
 
 /// One series' minute of a batch, prepared outside the lock.
 pub(super) struct Minute {
-    /// `series_key(service, metric)`.
+    /// `series_key(service, metric, labels)`.
     key: String,
     bucket_ms: i64,
     /// Encoded chunks (more than one only past `MAX_CHUNK_SAMPLES`) and their samples;
@@ -120,7 +128,7 @@ pub(super) fn prepare(samples: &[Sample], horizon: i64, rollup_horizon: i64) -> 
         if !(raw || rollup) {
             continue;
         }
-        let key = series_key(c.service.as_str(), c.metric.as_str());
+        let key = series_key(c.service.as_str(), c.metric.as_str(), &c.labels);
         if !out
             .last()
             .is_some_and(|m| m.key == key && m.bucket_ms == c.bucket_ms)
@@ -165,7 +173,7 @@ impl Inner {
     /// The memory held: the series' and the tables'.
     pub(super) fn held_bytes(&self) -> u64 {
         self.bytes
-            + table_bytes::<SeriesEntry>(table_buckets(self.series.capacity()))
+            + btree_bytes::<Box<str>, Series>(self.series.len())
             + table_bytes::<u128>(table_buckets(self.batches.capacity()))
             + allocation(self.batch_expiry.capacity() * size_of::<(i64, u128)>())
     }
@@ -212,8 +220,9 @@ impl Inner {
             cost.bytes +=
                 nodes_bytes(raw + new_raw, rollups + new_rollups) - nodes_bytes(raw, rollups);
         }
-        cost.bytes +=
-            table_growth::<SeriesEntry>(self.series.len(), self.series.capacity(), cost.new_series);
+        let series = self.series.len();
+        cost.bytes += btree_bytes::<Box<str>, Series>(series + cost.new_series)
+            - btree_bytes::<Box<str>, Series>(series);
         if remembers_batch {
             cost.bytes += table_growth::<u128>(self.batches.len(), self.batches.capacity(), 1);
             let (len, capacity) = (self.batch_expiry.len(), self.batch_expiry.capacity());
@@ -238,8 +247,8 @@ impl Inner {
             let key = key.into_boxed_str();
             let key_bytes = allocation(key.len());
             let series = match self.series.entry(key) {
-                HashEntry::Occupied(held) => held.into_mut(),
-                HashEntry::Vacant(new) => {
+                BTreeEntry::Occupied(held) => held.into_mut(),
+                BTreeEntry::Vacant(new) => {
                     self.bytes += key_bytes;
                     new.insert(Series::default())
                 }
