@@ -178,3 +178,71 @@ test("any metric: the picker lists the service's metrics, panels name the metric
     child.kill("SIGTERM");
   }
 });
+
+test("labels: a filter and a group-by from the controls reach every panel's plot and the URL", { timeout: 120_000 }, async () => {
+  mkdirSync(artifacts, { recursive: true });
+  const { child, base: basePromise } = startPlotq();
+  let browser;
+  try {
+    const base = await basePromise;
+    // Requests of two routes (the /pay ones slower), two methods each.
+    const now = Date.now();
+    const samples = [];
+    for (let i = 0; i < 800; i++) {
+      const timestamp = now - 1000 - i * 400;
+      const route = i % 4 === 0 ? "/pay" : "/cart";
+      const labels = { route, method: i % 2 ? "GET" : "POST" };
+      samples.push({ service: "shop", metric: "latency_ms", value: route === "/pay" ? 80 + (i % 40) : 10 + (i % 20), timestamp, labels });
+      samples.push({ service: "shop", metric: "status_code", value: 200, timestamp, labels });
+    }
+    const response = await fetch(`${base}/api/v1/metrics`, {
+      method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(samples),
+    });
+    assert.equal(response.status, 200);
+
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    const page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
+    const problems = [];
+    page.on("console", (m) => { if (m.type() === "error") problems.push(m.text()); });
+    page.on("pageerror", (e) => problems.push(String(e)));
+    await page.goto(`${base}/?service=shop&window=15m&theme=light`);
+    await page.waitForFunction(() => document.querySelector('section.panel[data-kind="cdf"]')?.classList.contains("has-image"), null, { timeout: 45_000 });
+
+    // Group by route: the comparing kinds split by it, the others do not.
+    await page.fill("#group-by", "route");
+    await page.locator("#group-by").dispatchEvent("change");
+    await page.waitForFunction(() => {
+      const panel = document.querySelector('section.panel[data-kind="cdf"]');
+      return panel?.classList.contains("has-image") && panel.dataset.shown?.includes("/byroute");
+    }, null, { timeout: 45_000 });
+    assert.match(await page.locator('section.panel[data-kind="throughput"]').getAttribute("data-view"), /^shop\/throughput\/15m\/light\/\d+x\d+(\/dpr\d)?$/);
+    assert.equal(new URL(page.url()).searchParams.get("group_by"), "route");
+
+    // A filter: every panel's key carries it, and the plot shows only those samples.
+    await page.fill("#labels", "method=GET");
+    await page.locator("#labels").dispatchEvent("change");
+    const filtered = (kind) => page.waitForFunction((k) => {
+      const panel = document.querySelector(`section.panel[data-kind="${k}"]`);
+      return panel?.classList.contains("has-image") && /[/.]lb[A-Za-z0-9_-]+$/.test(panel.dataset.shown || "");
+    }, kind, { timeout: 45_000 });
+    await filtered("cdf");
+    await filtered("status_codes");
+    const key = await page.locator('section.panel[data-kind="cdf"]').getAttribute("data-view");
+    const encoded = key.split("/").pop().split(".").find((o) => o.startsWith("lb")).slice(2);
+    assert.equal(Buffer.from(encoded, "base64url").toString(), '{"method":"GET"}');
+    assert.equal(new URL(page.url()).searchParams.get("labels"), "method=GET");
+    // The numbers under the plot are those of GET requests only: 400 of the 800.
+    const stats = await (await fetch(`${base}/api/v1/stats?service=shop&window=15m&labels=${encodeURIComponent('{"method":"GET"}')}`)).json();
+    assert.equal(stats.stats[0].count, 400);
+    // A filter that is no label set is said at the input and changes nothing.
+    await page.fill("#labels", "9bad=x");
+    await page.locator("#labels").dispatchEvent("change");
+    assert.equal(await page.locator("#labels").evaluate((el) => el.validity.valid), false);
+    assert.equal(new URL(page.url()).searchParams.get("labels"), "method=GET");
+    await page.screenshot({ path: path.join(artifacts, "dashboard-labels.png") });
+    assert.deepEqual(problems, [], "no console errors");
+  } finally {
+    if (browser) await browser.close();
+    child.kill("SIGTERM");
+  }
+});

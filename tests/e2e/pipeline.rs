@@ -441,7 +441,9 @@ async fn loadgen_backfills_history_that_plots_whole() {
     assert_eq!(long["status"], "done", "{long}");
     assert_eq!(long["source"]["kind"], "rollups", "{long}");
     assert_eq!(long["n_samples"], 30_000, "{long}");
-    assert!(long["documents_read"].as_u64().unwrap() <= 16, "{long}");
+    // At most one rollup document a minute per label set (loadgen's requests carry
+    // 4 routes × 2 methods), never one per sample.
+    assert!(long["documents_read"].as_u64().unwrap() <= 16 * 8, "{long}");
     let short = app
         .wait_done(app.request_plot(&plot("1m")).await, RENDER)
         .await;

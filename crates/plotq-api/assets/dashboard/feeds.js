@@ -263,6 +263,9 @@ function apply(view) {
   document.body.dataset.tab = view.tab;
   ui.service.value = view.service;
   ui.theme.value = view.theme;
+  ui.labels.value = labelsText(view.labels);
+  ui.labels.setCustomValidity("");
+  ui.groupBy.value = view.groupBy;
   fillMetrics(view);
   fillCompare(view);
   fillRange(view);
@@ -301,10 +304,14 @@ function controlsView() {
   const known = knownMetrics[ui.service.value] || [];
   // Another service keeps the metric when it sends it; else fillMetrics picks one.
   const metric = serviceChanged && known.length && !known.includes(ui.metric.value) ? "" : ui.metric.value;
+  const labels = parseLabels(ui.labels.value);
+  const groupBy = ui.groupBy.value.trim();
   return {
     ...current,
     service: ui.service.value,
     metric: metric || pickMetric(known),
+    labels: labels || current.labels,
+    groupBy: LABEL_NAME.test(groupBy) ? groupBy : "",
     compare,
     window: live ? ui.window.value : current.window,
     from: live ? null : current.from,
@@ -328,7 +335,14 @@ async function start() {
   apply(view);
   if (started) return;
   started = true;
-  for (const control of [ui.service, ui.metric, ui.window, ui.theme]) control.addEventListener("change", () => apply(controlsView()));
+  // A filter that is no label set is said at the input and changes nothing.
+  const changed = () => {
+    const valid = parseLabels(ui.labels.value) !== null;
+    ui.labels.setCustomValidity(valid ? "" : "name=value pairs, comma-separated: names of letters, digits and _, at most 8");
+    if (valid) apply(controlsView());
+    else ui.labels.reportValidity();
+  };
+  for (const control of [ui.service, ui.metric, ui.labels, ui.groupBy, ui.window, ui.theme]) control.addEventListener("change", changed);
   ui.compareList.addEventListener("change", () => apply(controlsView()));
   ui.applyRange.addEventListener("click", applyRangeInputs);
   ui.controls.addEventListener("submit", (event) => {

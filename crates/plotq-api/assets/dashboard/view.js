@@ -18,7 +18,9 @@
 //
 // The view is in the URL: service, metric (what every panel but the status ones plots;
 // the picker lists the service's metrics, and a panel whose metric the service never
-// sent says so), compare (more services for the kinds that compare),
+// sent says so), labels (a filter, `route=/pay,method=GET`) and group_by (one line per
+// value of a label, in the kinds that compare, of one service), compare (more services
+// for the kinds that compare),
 // window (live) or from/until (fixed, RFC 3339), theme, per-panel options (histogram=,
 // cdf=, latency_timeseries=) and tab. Tabs: Plots and Health (health.js, polling
 // GET /api/v1/health with the token itself); the event stream is closed on Health.
@@ -79,6 +81,8 @@ const ui = {
   controls: document.getElementById("controls"),
   service: document.getElementById("service"),
   metric: document.getElementById("metric"),
+  labels: document.getElementById("labels"),
+  groupBy: document.getElementById("group-by"),
   compare: document.getElementById("compare"),
   compareList: document.getElementById("compare-list"),
   compareCount: document.getElementById("compare-count"),
@@ -184,6 +188,54 @@ function optionParts(meta, opts) {
   return parts;
 }
 
+/** A label name (`plotq_domain::labels`). */
+const LABEL_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+
+/**
+ * A label filter typed as `name=value, name=value`: the object, or null when a pair is
+ * not a label (a name's syntax, an empty or too long value, a control character, more
+ * than 8, a name twice).
+ */
+function parseLabels(text) {
+  const labels = {};
+  const pairs = (text || "").split(",").map((p) => p.trim()).filter(Boolean);
+  if (pairs.length > 8) return null;
+  for (const pair of pairs) {
+    const at = pair.indexOf("=");
+    if (at < 0) return null;
+    const [name, value] = [pair.slice(0, at).trim(), pair.slice(at + 1).trim()];
+    const chars = [...value];
+    if (!LABEL_NAME.test(name) || name in labels) return null;
+    if (!chars.length || chars.length > 128 || /[\u0000-\u001f\u007f-\u009f]/.test(value)) return null;
+    labels[name] = value;
+  }
+  return labels;
+}
+
+/** A label filter as typed (`name=value, …`, by name). */
+function labelsText(labels) {
+  return Object.keys(labels).sort().map((n) => `${n}=${labels[n]}`).join(", ");
+}
+
+/** The canonical text of a label set (`Labels::key`): JSON with the names in order. */
+function labelsKey(labels) {
+  const names = Object.keys(labels).sort();
+  return names.length ? JSON.stringify(Object.fromEntries(names.map((n) => [n, labels[n]]))) : "";
+}
+
+/** `text` (UTF-8) in unpadded base64url, as a view key carries a label filter. */
+function base64url(text) {
+  const bytes = new TextEncoder().encode(text);
+  let binary = "";
+  for (const b of bytes) binary += String.fromCharCode(b);
+  return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+/** Whether panel kind `meta` draws one line per value of the view's group_by label. */
+function groups(view, meta) {
+  return Boolean(view.groupBy && meta.compares && !view.compare.length);
+}
+
 function readView() {
   const params = new URLSearchParams(location.search);
   const [first = "", ...rest] = (params.get("service") || "").split(",").filter(Boolean);
@@ -197,9 +249,12 @@ function readView() {
   const opts = {};
   for (const meta of KINDS) opts[meta.kind] = parseOptions(params.get(meta.kind), meta);
   const metric = params.get("metric");
+  const groupBy = params.get("group_by") || "";
   return {
     service: first,
     metric: metric && METRIC_NAME.test(metric) ? metric : DEFAULT_METRIC,
+    labels: parseLabels(params.get("labels")) || {},
+    groupBy: LABEL_NAME.test(groupBy) ? groupBy : "",
     compare,
     window: fixed ? "" : WINDOWS.includes(params.get("window")) ? params.get("window") : "15m",
     from: fixed ? from : null,
@@ -216,6 +271,8 @@ function viewQuery(view, tab) {
   const params = new URLSearchParams();
   params.set("service", view.service);
   if (view.metric !== DEFAULT_METRIC) params.set("metric", view.metric);
+  if (Object.keys(view.labels).length) params.set("labels", labelsText(view.labels).replace(/, /g, ","));
+  if (view.groupBy) params.set("group_by", view.groupBy);
   if (view.compare.length) params.set("compare", view.compare.join(","));
   if (isLive(view)) params.set("window", view.window);
   else {
@@ -256,6 +313,9 @@ function snapSize(cssWidth, dpr = window.devicePixelRatio || 1) {
 function viewKey(view, meta, size) {
   const parts = optionParts(meta, view.opts[meta.kind]);
   if (size.scale > 1) parts.push(`dpr${size.scale}`);
+  if (groups(view, meta)) parts.push(`by${view.groupBy}`);
+  const labels = labelsKey(view.labels);
+  if (labels) parts.push(`lb${base64url(labels)}`);
   // A fixed range is not a view the notifier knows: its key (the panel's data-view) only
   // names the plot, with the range as from..until in epoch ms.
   const range = isLive(view) ? view.window : `${view.from}..${view.until}`;
@@ -288,6 +348,9 @@ function renderQuery(view, meta, size) {
   if (meta.bins && opts.bins !== DEFAULT_BINS) params.set("bins", String(opts.bins));
   if (meta.log && opts.log) params.set("log_x", "true");
   if (meta.max && opts.max) params.set("show_max", "true");
+  const labels = labelsKey(view.labels);
+  if (labels) params.set("labels", labels);
+  if (groups(view, meta)) params.set("group_by", view.groupBy);
   params.set("theme", view.theme);
   return params.toString().replace(/%2C/g, ",");
 }
@@ -530,9 +593,14 @@ function percent(v) {
   return `${(v * 100).toLocaleString("en-US", { maximumFractionDigits: 2 })} %`;
 }
 
+/** A statistics row's series: its label value (group_by), "other", or its service. */
+function seriesName(s) {
+  return s.group ?? (s.other ? "other" : s.service);
+}
+
 const STAT_COLUMNS = {
   latency: [
-    ["Service", (s) => s.service],
+    ["Service", seriesName],
     ["Count", (s) => count(s.count)],
     ["Mean", (s) => ms(s.mean)],
     ["p50", (s) => ms(s.p50)],
@@ -541,13 +609,13 @@ const STAT_COLUMNS = {
     ["Max", (s) => ms(s.max)],
   ],
   rate: [
-    ["Service", (s) => s.service],
+    ["Service", seriesName],
     ["Samples", (s) => count(s.count)],
     ["Rate (/s)", (s) => rate(s.rate_per_s)],
     ["Peak (/s)", (s) => rate(s.peak_rate_per_s)],
   ],
   errors: [
-    ["Service", (s) => s.service],
+    ["Service", seriesName],
     ["Requests", (s) => count(s.count)],
     ["5xx", (s) => count(Object.entries(s.codes || {}).reduce((n, [code, c]) => (code >= "500" && code < "600" ? n + c : n), 0))],
     ["Error rate", (s) => percent(s.error_ratio)],

@@ -11,7 +11,9 @@
 //! (after the first `:`, present only when it is not the kind's default metric) is a
 //! metric name, whose alphabet the key's includes; OPTS,
 //! when any option differs from its default, lists in this order `log` (`log_x`), `max`
-//! (`show_max`), `bins<N>` and `dpr<N>` (`scale`), separated by `.`. The view's plot is
+//! (`show_max`), `bins<N>`, `dpr<N>` (`scale`), `by<LABEL>` (`group_by`) and
+//! `lb<SET>` (the `labels` filter: its canonical text, `Labels::key`, in unpadded
+//! base64url, whose alphabet the key's includes), separated by `.`. The view's plot is
 //! validated as a plot request would be (`PlotSpec::validate`). Keys are not required to
 //! be canonical (`24h` and `1d` both parse), but `View::parse(&v.key()) == v` for every
 //! view.
@@ -20,8 +22,11 @@ use super::kind::{PlotKind, Theme};
 use super::range::TimeRange;
 use super::spec::{DEFAULT_BINS, PlotSpec};
 use crate::error::{Collector, FieldError};
+use crate::labels::{LabelName, Labels};
 use crate::names::{MetricName, ServiceName};
 use crate::window::Window;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 /// One dashboard panel's plot.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -41,6 +46,10 @@ pub struct View {
     pub bins: u32,
     /// Device pixels per layout pixel (`PlotSpec::scale`).
     pub scale: u32,
+    /// The plot's label filter and the label it splits by (`PlotSpec::labels`,
+    /// `PlotSpec::group_by`).
+    pub labels: Labels,
+    pub group_by: Option<LabelName>,
 }
 
 /// Most views one SSE connection may watch.
@@ -72,6 +81,8 @@ impl View {
             show_max: false,
             bins: DEFAULT_BINS,
             scale: 1,
+            labels: Labels::none(),
+            group_by: None,
         }
     }
 
@@ -106,6 +117,12 @@ impl View {
         }
         if self.scale != 1 {
             opts.push(format!("dpr{}", self.scale));
+        }
+        if let Some(group) = &self.group_by {
+            opts.push(format!("by{group}"));
+        }
+        if !self.labels.is_empty() {
+            opts.push(format!("lb{}", URL_SAFE_NO_PAD.encode(self.labels.key())));
         }
         if !opts.is_empty() {
             key.push('/');
@@ -179,6 +196,8 @@ impl View {
             show_max: false,
             bins: DEFAULT_BINS,
             scale: 1,
+            labels: Labels::none(),
+            group_by: None,
         };
         for opt in opts.into_iter().flat_map(|o| o.split('.')) {
             let number = |prefix: &str| {
@@ -191,9 +210,23 @@ impl View {
                 "max" => view.show_max = true,
                 _ if number("bins").is_some() => view.bins = number("bins").unwrap_or(DEFAULT_BINS),
                 _ if number("dpr").is_some() => view.scale = number("dpr").unwrap_or(1),
+                _ if opt.starts_with("by") => {
+                    let group =
+                        LabelName::parse(&opt[2..]).map_err(|p| format!("view group: {p}"))?;
+                    view.group_by = Some(group);
+                }
+                _ if opt.starts_with("lb") => {
+                    let text = URL_SAFE_NO_PAD
+                        .decode(&opt[2..])
+                        .ok()
+                        .and_then(|bytes| String::from_utf8(bytes).ok())
+                        .ok_or("view labels are not base64url text")?;
+                    view.labels =
+                        Labels::from_key(&text).map_err(|p| format!("view labels: {p}"))?;
+                }
                 other => {
                     return Err(format!(
-                        "view option {other:?} is unknown; options are log, max, bins<N>, dpr<N>"
+                        "view option {other:?} is unknown; options are log, max, bins<N>, dpr<N>, by<LABEL>, lb<SET>"
                     ));
                 }
             }
@@ -229,6 +262,8 @@ impl View {
         spec.show_max = self.show_max;
         spec.bins = self.bins;
         spec.scale = self.scale;
+        spec.labels = self.labels.clone();
+        spec.group_by = self.group_by.clone();
         spec
     }
 }
@@ -250,6 +285,28 @@ pub(crate) fn check_view_key(errors: &mut Collector, field: &str, key: Option<&s
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn labels_and_groups_ride_in_the_options() {
+        let mut view = View::parse("checkout/latency_timeseries/15m/dark/800x450").unwrap();
+        view.group_by = Some(LabelName::parse("route").unwrap());
+        view.labels = Labels::from_pairs([("method", "GET"), ("path", "/a b?c=d&é")]).unwrap();
+        let key = view.key();
+        assert!(key.contains("/byroute.lb"), "{key}");
+        assert_eq!(View::parse(&key).unwrap(), view);
+        let spec = view.spec();
+        assert_eq!(
+            (spec.labels, spec.group_by),
+            (view.labels.clone(), view.group_by.clone())
+        );
+        // Checked as a plot request is: a kind that draws one line, a bad set.
+        let err = View::parse("checkout/throughput/15m/dark/800x450/byroute").unwrap_err();
+        assert!(err.contains("group_by"), "{err}");
+        let bad = URL_SAFE_NO_PAD.encode(r#"{"route":""}"#);
+        assert!(View::parse(&format!("checkout/cdf/15m/dark/800x450/lb{bad}")).is_err());
+        assert!(View::parse("checkout/cdf/15m/dark/800x450/lb!!").is_err());
+        assert!(View::parse("checkout/cdf/15m/dark/800x450/by9x").is_err());
+    }
 
     #[test]
     fn keys_round_trip() {

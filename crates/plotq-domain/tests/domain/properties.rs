@@ -259,8 +259,18 @@ fn valid_spec() -> impl Strategy<Value = PlotSpec> {
 /// Any view whose key fits (the plot rules hold: `valid_spec` builds it).
 fn view() -> impl Strategy<Value = View> {
     (valid_spec(), window()).prop_filter_map("key too long", |(spec, window)| {
+        // A label filter of any title text that is a label value, and a split of the
+        // single-service comparing kinds half the time.
+        let labels = spec
+            .title
+            .as_deref()
+            .and_then(|t| Labels::from_pairs([("path", t)]).ok())
+            .unwrap_or_default();
+        let services: Vec<ServiceName> = spec.services.into_iter().take(3).collect();
+        let group_by = (spec.kind.compares() && services.len() == 1 && spec.bins % 2 == 0)
+            .then(|| plotq_domain::LabelName::parse("route").unwrap());
         let view = View {
-            services: spec.services.into_iter().take(3).collect(),
+            services,
             kind: spec.kind,
             metric: spec.metric,
             window,
@@ -271,6 +281,8 @@ fn view() -> impl Strategy<Value = View> {
             show_max: spec.show_max,
             bins: spec.bins,
             scale: spec.scale,
+            labels,
+            group_by,
         };
         (view.key().len() <= MAX_VIEW_KEY_LEN).then_some(view)
     })

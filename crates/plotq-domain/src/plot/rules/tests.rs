@@ -1,0 +1,261 @@
+//! The rules' tests: every field's problems named, defaults, comparisons, ranges,
+//! options per kind, labels and groups, and deserialising held to the rules of parse.
+
+use super::*;
+use serde_json::json;
+
+const NOW: i64 = 1_796_000_000_000;
+
+#[test]
+fn defaults_fill_in() {
+    let spec = PlotSpec::parse(&json!({"kind": "histogram", "service": "checkout"}), NOW).unwrap();
+    assert_eq!(
+        spec,
+        PlotSpec::new(PlotKind::Histogram, ServiceName::parse("checkout").unwrap())
+    );
+    assert_eq!(
+        spec.title(),
+        "Latency Distribution for \"checkout\" (Last 10m)"
+    );
+    let status = PlotSpec::parse(&json!({"kind": "error_rate", "service": "a"}), NOW).unwrap();
+    assert_eq!(status.metric.as_str(), "status_code");
+}
+
+#[test]
+fn every_bad_field_is_named() {
+    let err = PlotSpec::parse(
+        &json!({
+            "kind": "pie", "service": "", "window": "1y", "width": 10, "height": 600.5,
+            "bins": 0, "colour": "red", "theme": "neon", "format": "gif"
+        }),
+        NOW,
+    )
+    .unwrap_err();
+    let fields: Vec<&str> = err.0.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "/colour", "/kind", "/service", "/window", "/width", "/height", "/bins", "/theme",
+            "/format"
+        ]
+    );
+    assert!(err.0[1].problem.contains("histogram"));
+}
+
+#[test]
+fn missing_required_fields() {
+    let err = PlotSpec::parse(&json!({}), NOW).unwrap_err();
+    assert_eq!(err.0.len(), 2);
+    assert!(PlotSpec::parse(&json!([]), NOW).is_err());
+}
+
+/// The field of the first problem `PlotSpec::parse` finds in `body`.
+fn first_field(body: Value) -> String {
+    PlotSpec::parse(&body, NOW).unwrap_err().0[0].field.clone()
+}
+
+#[test]
+fn comparisons_and_their_limits() {
+    let spec = PlotSpec::parse(&json!({"kind": "cdf", "services": ["a", "b"]}), NOW).unwrap();
+    assert_eq!(spec.services.len(), 2);
+    assert_eq!(spec.title(), "Latency CDF for a vs b (Last 10m)");
+    assert_eq!(
+        first_field(json!({"kind": "throughput", "services": ["a", "b"]})),
+        "/services"
+    );
+    assert_eq!(
+        first_field(json!({"kind": "cdf", "services": ["a", "a"]})),
+        "/services/1"
+    );
+    assert_eq!(
+        first_field(json!({"kind": "cdf", "service": "a", "services": ["b"]})),
+        "/services"
+    );
+}
+
+#[test]
+fn absolute_ranges() {
+    let spec = PlotSpec::parse(
+        &json!({"kind": "throughput", "service": "a", "from": "2026-11-22T10:00:00Z", "until": "2026-11-22T11:00:00Z"}),
+        NOW,
+    )
+    .unwrap();
+    assert_eq!(spec.range.span_ms(), 3_600_000);
+    assert_eq!(
+        spec.title(),
+        "Throughput of \"a\" (2026-11-22 10:00 – 2026-11-22 11:00 UTC)"
+    );
+    assert_eq!(
+        first_field(json!({"kind": "throughput", "service": "a", "from": 5, "until": 4})),
+        "/until"
+    );
+    assert_eq!(
+        first_field(json!({"kind": "throughput", "service": "a", "window": "1h", "from": 5})),
+        "/window"
+    );
+}
+
+#[test]
+fn options_apply_to_their_kinds() {
+    let err = PlotSpec::parse(
+        &json!({"kind": "throughput", "service": "a", "log_x": true}),
+        NOW,
+    )
+    .unwrap_err();
+    assert_eq!(err.0[0].field, "/log_x");
+    let ok = PlotSpec::parse(
+        &json!({"kind": "histogram", "service": "a", "log_x": true, "theme": "dark", "format": "svg", "title": "Mine"}),
+        NOW,
+    )
+    .unwrap();
+    assert!(ok.log_x);
+    assert_eq!((ok.theme, ok.format), (Theme::Dark, ImageFormat::Svg));
+    assert_eq!(ok.title(), "Mine");
+}
+
+#[test]
+fn spans_cannot_overflow() {
+    let wild = TimeRange::Between {
+        from_ms: i64::MIN,
+        until_ms: i64::MAX,
+    };
+    assert_eq!(wild.span_ms(), i64::MAX);
+    assert_eq!(
+        TimeRange::Last(Window::parse("7d").unwrap()).resolve(i64::MIN),
+        (i64::MIN, i64::MIN)
+    );
+    let err = PlotSpec::parse(
+        &json!({"kind": "throughput", "service": "a", "from": i64::MIN, "until": i64::MAX}),
+        NOW,
+    )
+    .unwrap_err();
+    let fields: Vec<&str> = err.0.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(fields, ["/from", "/until"]);
+    assert!(err.0[0].problem.contains("9999-12-31T23:59:59.999Z"));
+}
+
+#[test]
+fn labels_filter_and_group_by_one_service() {
+    let spec = PlotSpec::parse(
+        &json!({"kind": "histogram", "service": "a", "labels": {"route": "/pay"},
+                "group_by": "method"}),
+        NOW,
+    )
+    .unwrap();
+    assert_eq!(spec.labels.get("route"), Some("/pay"));
+    assert_eq!(
+        spec.group_by.as_ref().map(LabelName::as_str),
+        Some("method")
+    );
+    assert!(
+        spec.title().contains("[route=/pay] by method"),
+        "{}",
+        spec.title()
+    );
+    // Serialised (and so cache keys) only when given; decoded with the same rules.
+    let wire = serde_json::to_value(&spec).unwrap();
+    assert_eq!(wire["labels"], json!({"route": "/pay"}));
+    assert_eq!(serde_json::from_value::<PlotSpec>(wire).unwrap(), spec);
+    let plain = PlotSpec::parse(&json!({"kind": "histogram", "service": "a"}), NOW).unwrap();
+    let wire = serde_json::to_value(&plain).unwrap();
+    assert!(wire.get("labels").is_none() && wire.get("group_by").is_none());
+    for (body, field, needle) in [
+        (
+            json!({"kind": "throughput", "service": "a", "group_by": "route"}),
+            "/group_by",
+            "line per label value",
+        ),
+        (
+            json!({"kind": "cdf", "services": ["a", "b"], "group_by": "route"}),
+            "/group_by",
+            "one service",
+        ),
+        (
+            json!({"kind": "cdf", "service": "a", "group_by": "route", "labels": {"route": "/x"}}),
+            "/group_by",
+            "also filtered",
+        ),
+        (
+            json!({"kind": "cdf", "service": "a", "group_by": "9x"}),
+            "/group_by",
+            "start with",
+        ),
+        (
+            json!({"kind": "cdf", "service": "a", "labels": {"route": ""}}),
+            "/labels/route",
+            "empty",
+        ),
+        (
+            json!({"kind": "cdf", "service": "a", "labels": ["route"]}),
+            "/labels",
+            "object",
+        ),
+    ] {
+        let err = PlotSpec::parse(&body, NOW).unwrap_err();
+        assert_eq!(err.0[0].field, field, "{body}: {err:?}");
+        assert!(err.0[0].problem.contains(needle), "{body}: {err:?}");
+    }
+    // A decoded spec is held to the same rules.
+    let mut bad = serde_json::to_value(&spec).unwrap();
+    bad["kind"] = json!("throughput");
+    assert!(serde_json::from_value::<PlotSpec>(bad).is_err());
+}
+
+#[test]
+fn deserialising_applies_the_rules_of_parse() {
+    let spec = PlotSpec::parse(
+        &json!({"kind": "latency_timeseries", "services": ["a", "b"], "show_max": true,
+                "from": 1_000_000, "until": 1_060_000, "title": "t"}),
+        NOW,
+    )
+    .unwrap();
+    let json = serde_json::to_value(&spec).unwrap();
+    assert_eq!(
+        serde_json::from_value::<PlotSpec>(json.clone()).unwrap(),
+        spec
+    );
+    for (field, bad, problem) in [
+        ("services", json!(["a", "a"]), "twice"),
+        (
+            "services",
+            json!(["a", "b", "c", "d", "e", "f", "g", "h", "i"]),
+            "1 to 8",
+        ),
+        ("kind", json!("heatmap"), "compare"),
+        ("height", json!(100), "150 to 4000"),
+        ("bins", json!(0), "1 to 1000"),
+        ("title", json!("x".repeat(121)), "120"),
+        ("log_x", json!(true), "histogram and cdf"),
+        (
+            "range",
+            json!({"between": {"from_ms": 0, "until_ms": 9_999}}),
+            "10s and 7d",
+        ),
+        ("range", json!({"last": "8d"}), "between 10s and 7d"),
+        ("metric", json!("a b"), "' '"),
+    ] {
+        let mut bad_spec = json.clone();
+        bad_spec[field] = bad;
+        let err = serde_json::from_value::<PlotSpec>(bad_spec).unwrap_err();
+        assert!(err.to_string().contains(problem), "{field}: {err}");
+    }
+}
+
+#[test]
+fn specs_built_in_code_can_be_validated() {
+    let mut spec = PlotSpec::new(PlotKind::Throughput, ServiceName::parse("a").unwrap());
+    assert_eq!(spec.validate(), Ok(()));
+    spec.width = 10;
+    spec.services.clear();
+    let err = spec.validate().unwrap_err();
+    let fields: Vec<&str> = err.0.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(fields, ["/services", "/width"]);
+}
+
+#[test]
+fn unknown_fields_list_the_known_ones_once() {
+    let err =
+        PlotSpec::parse(&json!({"kind": "cdf", "service": "a", "x": 1, "y": 2}), NOW).unwrap_err();
+    assert!(err.0[0].problem.contains("known fields: kind"));
+    assert_eq!(err.0[1].problem, "unknown field");
+}
