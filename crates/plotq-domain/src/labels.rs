@@ -221,6 +221,11 @@ impl Labels {
         self.0.is_empty()
     }
 
+    /// Whether `other` is this very set (a clone of it): a cheap check before comparing.
+    pub fn same(&self, other: &Labels) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     pub fn len(&self) -> usize {
         self.0.len()
     }

@@ -71,7 +71,9 @@ pub fn parse_samples_fast(body: &[u8], now_ms: i64) -> Option<Vec<Sample>> {
     let mut samples = Vec::with_capacity(raw.len());
     // Batches usually repeat one series: parse each distinct name (and label set) once.
     let mut last: Option<(ServiceName, MetricName)> = None;
-    let mut last_labels: Option<(usize, Labels)> = None;
+    // The label sets parsed so far (index of a sample that sent it, the set): a batch
+    // usually repeats a few, in any order.
+    let mut seen_labels: Vec<(usize, Labels)> = Vec::new();
     for f in &raw {
         if !f.value.is_finite() {
             return None;
@@ -98,16 +100,22 @@ pub fn parse_samples_fast(body: &[u8], now_ms: i64) -> Option<Vec<Sample>> {
         };
         let labels = match &f.labels {
             None => Labels::none(),
-            Some(pairs) => match &last_labels {
-                Some((at, held)) if raw[*at].labels.as_ref() == Some(pairs) => held.clone(),
-                _ => {
+            Some(pairs) => match seen_labels
+                .iter()
+                .find(|(at, _)| raw[*at].labels.as_ref() == Some(pairs))
+            {
+                Some((_, held)) => held.clone(),
+                None => {
                     if pairs.len() > crate::labels::MAX_LABELS {
                         return None;
                     }
                     let held =
                         Labels::from_pairs(pairs.iter().map(|(n, v)| (n.as_ref(), v.as_ref())))
                             .ok()?;
-                    last_labels = Some((samples.len(), held.clone()));
+                    // Remembered up to a few dozen sets (past them, parsed each time).
+                    if seen_labels.len() < 32 {
+                        seen_labels.push((samples.len(), held.clone()));
+                    }
                     held
                 }
             },

@@ -48,11 +48,17 @@ impl LabelSets {
     pub fn admit(&self, key: &str, samples: &[Sample]) -> Result<(), Problem> {
         // Each labelled series of the batch, its sets and the first sample of each.
         let mut batch: HashMap<(&str, &str), HashMap<u64, usize>> = HashMap::new();
+        let mut previous: Option<(&Sample, u64)> = None;
         for (i, s) in samples.iter().enumerate() {
             if s.labels.is_empty() {
                 continue;
             }
-            let hash = self.hasher.hash_one(s.labels.key());
+            // A batch's samples usually share their sets (one allocation): hashed once.
+            let hash = match previous {
+                Some((p, hash)) if p.labels.same(&s.labels) => hash,
+                _ => self.hasher.hash_one(&s.labels),
+            };
+            previous = Some((s, hash));
             batch
                 .entry((s.service.as_str(), s.metric.as_str()))
                 .or_default()

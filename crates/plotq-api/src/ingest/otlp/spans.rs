@@ -23,6 +23,7 @@ pub(crate) fn read_spans(request: &ExportTraceServiceRequest, rules: &Rules<'_>)
     let latency = MetricName::parse(DEFAULT_METRIC).expect("a valid name");
     let status = MetricName::parse(DEFAULT_STATUS_METRIC).expect("a valid name");
     let mut export = Export::default();
+    let mut sets = LabelSets::default();
     for resource_spans in &request.resource_spans {
         let spans = resource_spans.scope_spans.iter().flat_map(|s| &s.spans);
         let service = match service_of(resource_spans.resource.as_ref(), rules) {
@@ -43,7 +44,7 @@ pub(crate) fn read_spans(request: &ExportTraceServiceRequest, rules: &Rules<'_>)
                     ),
                 ),
                 Ok(Some((at, latency_ms, code))) => {
-                    let labels = labels_of(span, code);
+                    let labels = sets.of(span, code);
                     push(&mut export, &service, &latency, latency_ms, at, &labels);
                     if let Some(code) = code {
                         push(&mut export, &service, &status, f64::from(code), at, &labels);
@@ -73,10 +74,37 @@ fn push(
     });
 }
 
-/// A request span's labels: `route`, `method`, `status` where it has them.
-fn labels_of(span: &Span, code: Option<u16>) -> Labels {
-    let route = string_attribute(&span.attributes, &["http.route"]).unwrap_or(&span.name);
-    let method = string_attribute(&span.attributes, &["http.request.method", "http.method"]);
+/// The label sets of one export's spans, each built once: an export usually repeats a
+/// few routes, methods and codes (up to 64 sets remembered; past them, built each time).
+#[derive(Default)]
+struct LabelSets(Vec<(Request, Labels)>);
+
+/// What a request span's labels are made of: its route, method and status.
+type Request = (String, Option<String>, Option<u16>);
+
+impl LabelSets {
+    /// A request span's labels: `route`, `method`, `status` where it has them.
+    fn of(&mut self, span: &Span, code: Option<u16>) -> Labels {
+        let route = string_attribute(&span.attributes, &["http.route"]).unwrap_or(&span.name);
+        let method = string_attribute(&span.attributes, &["http.request.method", "http.method"]);
+        let known = self
+            .0
+            .iter()
+            .find(|((r, m, c), _)| r.as_str() == route && m.as_deref() == method && *c == code);
+        if let Some((_, labels)) = known {
+            return labels.clone();
+        }
+        let labels = labels_of(route, method, code);
+        if self.0.len() < 64 {
+            let key = (route.to_owned(), method.map(str::to_owned), code);
+            self.0.push((key, labels.clone()));
+        }
+        labels
+    }
+}
+
+/// The label set of a request with this route, method and status.
+fn labels_of(route: &str, method: Option<&str>, code: Option<u16>) -> Labels {
     let code = code.map(|c| c.to_string());
     let pairs = [
         ("route", Some(route)),
