@@ -123,34 +123,56 @@ test("with tokens configured, the page asks for a token once and then shows live
   }
 });
 
-test("any metric: the picker lists the service's metrics, panels name the metric and unit, and kinds that do not fit say so", { timeout: 120_000 }, async () => {
+/**
+ * Posts `samples` to the plotq at `base`, then opens `url` of it in a new Chromium page
+ * (1280×720) that collects console errors and page errors into `problems`.
+ */
+async function postAndOpen(base, samples, url) {
+  const response = await fetch(`${base}/api/v1/metrics`, {
+    method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(samples),
+  });
+  assert.equal(response.status, 200);
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  const page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
+  const problems = [];
+  page.on("console", (m) => { if (m.type() === "error") problems.push(m.text()); });
+  page.on("pageerror", (e) => problems.push(String(e)));
+  await page.goto(`${base}${url}`);
+  return { browser, page, problems };
+}
+
+/**
+ * Starts plotq, posts `samples`, opens `url` in Chromium and runs `body` with the page;
+ * then closes the browser and stops plotq, whatever `body` did.
+ */
+async function onDashboard(samples, url, body) {
   mkdirSync(artifacts, { recursive: true });
   const { child, base: basePromise } = startPlotq();
   let browser;
   try {
     const base = await basePromise;
-    // A service that sends a gauge and a request duration, but no latency_ms and no
-    // status codes (as a Caddy-fed or OpenTelemetry-fed service may).
-    const now = Date.now();
-    const samples = [];
-    for (let i = 0; i < 600; i++) {
-      const timestamp = now - 1000 - i * 500;
-      samples.push({ service: "gauge-svc", metric: "queue.depth", value: i % 40, timestamp });
-      samples.push({ service: "gauge-svc", metric: "request_duration_ms", value: 5 + (i % 90), timestamp });
-    }
-    const response = await fetch(`${base}/api/v1/metrics`, {
-      method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(samples),
-    });
-    assert.equal(response.status, 200);
+    const opened = await postAndOpen(base, samples, url);
+    browser = opened.browser;
+    await body({ base, page: opened.page, problems: opened.problems });
+  } finally {
+    if (browser) await browser.close();
+    child.kill("SIGTERM");
+  }
+}
+
+test("any metric: the picker lists the service's metrics, panels name the metric and unit, and kinds that do not fit say so", { timeout: 120_000 }, async () => {
+  // A service that sends a gauge and a request duration, but no latency_ms and no
+  // status codes (as a Caddy-fed or OpenTelemetry-fed service may).
+  const now = Date.now();
+  const samples = [];
+  for (let i = 0; i < 600; i++) {
+    const timestamp = now - 1000 - i * 500;
+    samples.push({ service: "gauge-svc", metric: "queue.depth", value: i % 40, timestamp });
+    samples.push({ service: "gauge-svc", metric: "request_duration_ms", value: 5 + (i % 90), timestamp });
+  }
+  await onDashboard(samples, "/?service=gauge-svc&window=15m&theme=light", async ({ base, page, problems }) => {
     const listed = await (await fetch(`${base}/api/v1/services`)).json();
     assert.deepEqual(listed.metrics["gauge-svc"], ["queue.depth", "request_duration_ms"]);
-
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
-    const page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
-    const problems = [];
-    page.on("console", (m) => { if (m.type() === "error") problems.push(m.text()); });
-    page.on("pageerror", (e) => problems.push(String(e)));
-    await page.goto(`${base}/?service=gauge-svc&window=15m&theme=light`);
     // Without latency_ms the first metric that is not a status is shown.
     await page.waitForFunction(() => document.querySelector("#metric")?.value === "queue.depth", null, { timeout: 15_000 });
     assert.deepEqual(await page.locator("#metric option").allTextContents(), ["queue.depth", "request_duration_ms"]);
@@ -173,39 +195,21 @@ test("any metric: the picker lists the service's metrics, panels name the metric
     assert.equal(new URL(page.url()).searchParams.get("metric"), "request_duration_ms");
     await page.screenshot({ path: path.join(artifacts, "dashboard-any-metric.png") });
     assert.deepEqual(problems, [], "no console errors");
-  } finally {
-    if (browser) await browser.close();
-    child.kill("SIGTERM");
-  }
+  });
 });
 
 test("labels: a filter and a group-by from the controls reach every panel's plot and the URL", { timeout: 120_000 }, async () => {
-  mkdirSync(artifacts, { recursive: true });
-  const { child, base: basePromise } = startPlotq();
-  let browser;
-  try {
-    const base = await basePromise;
-    // Requests of two routes (the /pay ones slower), two methods each.
-    const now = Date.now();
-    const samples = [];
-    for (let i = 0; i < 800; i++) {
-      const timestamp = now - 1000 - i * 400;
-      const route = i % 4 === 0 ? "/pay" : "/cart";
-      const labels = { route, method: i % 2 ? "GET" : "POST" };
-      samples.push({ service: "shop", metric: "latency_ms", value: route === "/pay" ? 80 + (i % 40) : 10 + (i % 20), timestamp, labels });
-      samples.push({ service: "shop", metric: "status_code", value: 200, timestamp, labels });
-    }
-    const response = await fetch(`${base}/api/v1/metrics`, {
-      method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(samples),
-    });
-    assert.equal(response.status, 200);
-
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
-    const page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
-    const problems = [];
-    page.on("console", (m) => { if (m.type() === "error") problems.push(m.text()); });
-    page.on("pageerror", (e) => problems.push(String(e)));
-    await page.goto(`${base}/?service=shop&window=15m&theme=light`);
+  // Requests of two routes (the /pay ones slower), two methods each.
+  const now = Date.now();
+  const samples = [];
+  for (let i = 0; i < 800; i++) {
+    const timestamp = now - 1000 - i * 400;
+    const route = i % 4 === 0 ? "/pay" : "/cart";
+    const labels = { route, method: i % 2 ? "GET" : "POST" };
+    samples.push({ service: "shop", metric: "latency_ms", value: route === "/pay" ? 80 + (i % 40) : 10 + (i % 20), timestamp, labels });
+    samples.push({ service: "shop", metric: "status_code", value: 200, timestamp, labels });
+  }
+  await onDashboard(samples, "/?service=shop&window=15m&theme=light", async ({ base, page, problems }) => {
     await page.waitForFunction(() => document.querySelector('section.panel[data-kind="cdf"]')?.classList.contains("has-image"), null, { timeout: 45_000 });
 
     // Group by route: the comparing kinds split by it, the others do not.
@@ -241,8 +245,5 @@ test("labels: a filter and a group-by from the controls reach every panel's plot
     assert.equal(new URL(page.url()).searchParams.get("labels"), "method=GET");
     await page.screenshot({ path: path.join(artifacts, "dashboard-labels.png") });
     assert.deepEqual(problems, [], "no console errors");
-  } finally {
-    if (browser) await browser.close();
-    child.kill("SIGTERM");
-  }
+  });
 });

@@ -184,20 +184,13 @@ impl View {
             v.parse::<u32>()
                 .map_err(|_| format!("view size {size:?} is out of bounds"))
         };
+        // Every option at its default until the options part says otherwise.
+        let defaults = Self::new(services[0].clone(), kind, window, px(w)?, px(h)?);
         let mut view = Self {
             services,
-            kind,
             metric,
-            window,
             theme,
-            width: px(w)?,
-            height: px(h)?,
-            log_x: false,
-            show_max: false,
-            bins: DEFAULT_BINS,
-            scale: 1,
-            labels: Labels::none(),
-            group_by: None,
+            ..defaults
         };
         for opt in opts.into_iter().flat_map(|o| o.split('.')) {
             let number = |prefix: &str| {
@@ -321,30 +314,6 @@ mod tests {
     }
 
     #[test]
-    fn bad_keys_say_why() {
-        assert!(
-            View::parse("checkout/histogram")
-                .unwrap_err()
-                .contains("must look like")
-        );
-        assert!(
-            View::parse("checkout/pie/15m/light/800x450")
-                .unwrap_err()
-                .contains("pie")
-        );
-        assert!(
-            View::parse("checkout/histogram/15m/neon/800x450")
-                .unwrap_err()
-                .contains("neon")
-        );
-        assert!(
-            View::parse("checkout/histogram/15m/light/9x9")
-                .unwrap_err()
-                .contains("bounds")
-        );
-    }
-
-    #[test]
     fn keys_are_short_and_plain() {
         let long = format!("{}/histogram/15m/light/800x450", "a~".repeat(200));
         assert!(View::parse(&long).unwrap_err().contains("limit"));
@@ -414,7 +383,12 @@ mod tests {
 
     #[test]
     fn views_follow_the_plot_rules() {
+        // Bad keys say why, and views are held to the plot rules.
         for (key, says) in [
+            ("checkout/histogram", "must look like"),
+            ("checkout/pie/15m/light/800x450", "pie"),
+            ("checkout/histogram/15m/neon/800x450", "neon"),
+            ("checkout/histogram/15m/light/9x9", "bounds"),
             ("a~b/throughput/1h/light/800x450", "compare"),
             ("a~a/histogram/1h/light/800x450", "twice"),
             ("a,b/histogram/1h/light/800x450", "contains"),
