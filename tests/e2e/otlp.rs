@@ -121,33 +121,28 @@ async fn spans_and_metrics_are_counted_exactly(backend: Backend) {
 
     // By label: span i is routed /cart when i % 4 == 0, its method POST when i is even.
     let cart = spans.div_ceil(4);
-    let label = |labels: Value| -> String {
-        form_urlencoded::byte_serialize(labels.to_string().as_bytes()).collect()
+    // `/api/v1/stats` of `query` with the filter `labels`.
+    let by_labels = |query: String, labels: Value| {
+        let labels: String =
+            form_urlencoded::byte_serialize(labels.to_string().as_bytes()).collect();
+        let app = &app;
+        async move { stats(app, &format!("{query}&labels={labels}")).await }
     };
-    let carts = stats(
-        &app,
-        &format!(
-            "?service={service}&window=10m&labels={}",
-            label(json!({"route": "/cart"}))
-        ),
+    let carts = by_labels(
+        format!("?service={service}&window=10m"),
+        json!({"route": "/cart"}),
     )
     .await;
     assert_eq!(carts["stats"][0]["count"], cart, "{carts}");
-    let gets = stats(
-        &app,
-        &format!(
-            "?kind=cdf&service={service}&window=10m&group_by=route&labels={}",
-            label(json!({"method": "GET"}))
-        ),
+    let gets = by_labels(
+        format!("?kind=cdf&service={service}&window=10m&group_by=route"),
+        json!({"method": "GET"}),
     )
     .await;
     assert_eq!(counts(&gets), [("/pay".to_owned(), spans / 2)], "{gets}");
-    let failed = stats(
-        &app,
-        &format!(
-            "?kind=status_codes&service={service}&window=10m&labels={}",
-            label(json!({"status": "500"}))
-        ),
+    let failed = by_labels(
+        format!("?kind=status_codes&service={service}&window=10m"),
+        json!({"status": "500"}),
     )
     .await;
     assert_eq!(
@@ -155,12 +150,9 @@ async fn spans_and_metrics_are_counted_exactly(backend: Backend) {
         json!({"500": errors}),
         "{failed}"
     );
-    let eu = stats(
-        &app,
-        &format!(
-            "?service={service}&metric=orders&window=10m&labels={}",
-            label(json!({"region": "eu"}))
-        ),
+    let eu = by_labels(
+        format!("?service={service}&metric=orders&window=10m"),
+        json!({"region": "eu"}),
     )
     .await;
     assert_eq!(eu["stats"][0]["max"], json!(orders as f64), "{eu}");

@@ -28,17 +28,20 @@ pub const MAX_LABEL_NAME_LEN: usize = 64;
 /// Longest label value, in characters.
 pub const MAX_LABEL_VALUE_LEN: usize = 128;
 
+/// Why `raw`, a label `what` (name or value), is not 1 to `max` characters long.
+fn check_len(what: &str, raw: &str, max: usize) -> Result<(), String> {
+    match raw.chars().count() {
+        0 => Err(format!("label {what} must not be empty")),
+        len if len > max => Err(format!(
+            "label {what} is {len} characters long; the limit is {max}"
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Why `raw` is not a label name, if it is not.
 pub fn check_label_name(raw: &str) -> Result<(), String> {
-    let len = raw.chars().count();
-    if len == 0 {
-        return Err("label name must not be empty".into());
-    }
-    if len > MAX_LABEL_NAME_LEN {
-        return Err(format!(
-            "label name is {len} characters long; the limit is {MAX_LABEL_NAME_LEN}"
-        ));
-    }
+    check_len("name", raw, MAX_LABEL_NAME_LEN)?;
     if !raw.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
         return Err(format!(
             "label name {:?} must start with a letter or '_'",
@@ -58,15 +61,7 @@ pub fn check_label_name(raw: &str) -> Result<(), String> {
 
 /// Why `raw` is not a label value, if it is not.
 pub fn check_label_value(raw: &str) -> Result<(), String> {
-    let len = raw.chars().count();
-    if len == 0 {
-        return Err("label value must not be empty".into());
-    }
-    if len > MAX_LABEL_VALUE_LEN {
-        return Err(format!(
-            "label value is {len} characters long; the limit is {MAX_LABEL_VALUE_LEN}"
-        ));
-    }
+    check_len("value", raw, MAX_LABEL_VALUE_LEN)?;
     if let Some(bad) = raw.chars().find(|c| c.is_control()) {
         return Err(format!(
             "label value contains the control character {bad:?}"
