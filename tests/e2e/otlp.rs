@@ -4,15 +4,16 @@
 //! exactly — in `GET /api/v1/stats` (latency count, status codes, error ratio) and in a
 //! rendered plot's statistics — as are the counter and the gauge it exports; and by the
 //! spans' labels (`route`, `method`, `status`) and the counter's attribute, filtered
-//! (`labels`) and split (`group_by`), each count exact.
+//! (`labels`) and split (`group_by`), each count exact; and the cumulative streams (a
+//! counter, a histogram and an exponential histogram over three exports) counted once.
 
 use crate::support::app::{Backend, Options, TestApp};
 use serde_json::{Value, json};
 use std::time::Duration;
 use tokio::process::Command;
 
-const READY: Duration = Duration::from_secs(30);
-const DONE: Duration = Duration::from_secs(60);
+pub(crate) const READY: Duration = Duration::from_secs(30);
+pub(crate) const DONE: Duration = Duration::from_secs(60);
 
 /// Runs the SDK exporter against `app` (a child process awaited, so the roles running in
 /// this test's runtime keep serving it); what it reported, and what it logged.
@@ -49,7 +50,7 @@ async fn export(
     (reported, stderr)
 }
 
-async fn stats(app: &TestApp, query: &str) -> Value {
+pub(crate) async fn stats(app: &TestApp, query: &str) -> Value {
     let response = app.get(&format!("/api/v1/stats{query}")).await;
     let status = response.status();
     let body: Value = response.json().await.unwrap();
@@ -110,6 +111,44 @@ async fn spans_and_metrics_are_counted_exactly(backend: Backend) {
     )
     .await;
     assert_eq!(gauge["stats"][0]["max"], json!(7.0), "{gauge}");
+    // Cumulative streams, by difference: the observable counter's 40, then 100 (since
+    // the start) twice (the shutdown's last export) are 40, 60 and 0: 100 in all.
+    let sent = stats(
+        &app,
+        &format!("?service={service}&metric=bytes.sent&window=10m"),
+    )
+    .await;
+    let s = &sent["stats"][0];
+    let total = s["mean"].as_f64().unwrap_or(0.0) * s["count"].as_f64().unwrap_or(0.0);
+    assert!(
+        s["count"] == 3 && s["max"] == 60.0 && (total - 100.0).abs() < 1e-9,
+        "{sent}"
+    );
+    // The histograms' values (1 + i % 50), recorded over two cumulative exports, are
+    // counted once each, their mean exact; their percentiles within the stated error.
+    let values: Vec<f64> = (0..orders).map(|i| (1 + i % 50) as f64).collect();
+    let mean = values.iter().sum::<f64>() / orders as f64;
+    // (The SDK's default bounds start 0, 5, 10: a value in (0, 5] may be anywhere in it,
+    // stated as the whole value; the exponential histogram's buckets are a few % wide.)
+    for (metric, widest) in [("payload_kb", 1.0), ("payload_exp", 0.05)] {
+        let h = stats(
+            &app,
+            &format!("?service={service}&metric={metric}&window=10m"),
+        )
+        .await;
+        let s = &h["stats"][0];
+        assert_eq!(s["count"], orders, "{metric}: {h}");
+        let got = s["mean"].as_f64().unwrap_or(f64::NAN);
+        assert!(
+            (got - mean).abs() < 1e-9,
+            "{metric}: mean {got} vs {mean}: {h}"
+        );
+        let error = h["source"]["relative_error"].as_f64().unwrap_or(0.0);
+        assert!(
+            h["source"]["kind"] == "rollups" && error > 0.01 && error <= widest,
+            "{metric}: {h}"
+        );
+    }
 
     // A plot of the spans counts them as the stats do.
     let id = app
@@ -177,7 +216,7 @@ async fn spans_and_metrics_are_counted_exactly(backend: Backend) {
 }
 
 /// Each series' name and count in `stats` (a job's or `GET /api/v1/stats`'s).
-fn counts(body: &Value) -> Vec<(String, usize)> {
+pub(crate) fn counts(body: &Value) -> Vec<(String, usize)> {
     body["stats"]
         .as_array()
         .unwrap_or(&Vec::new())

@@ -7,8 +7,12 @@ Spans: `--spans` SERVER spans of `--service` ending within the last few seconds,
 i-th lasting 1 + i % 50 ms, the first `--errors` of them answered 500 and the rest 200,
 routed `/cart` when i % 4 == 0 and `/pay` otherwise, method POST for even i and GET for
 odd; plus as many INTERNAL spans (which plotq leaves out). Metrics: a counter `orders`
-added 1 `--orders` times with the attribute `region` = `eu`, and a gauge `queue.depth`
-set to 7.
+added 1 `--orders` times with the attribute `region` = `eu` (delta temporality), a
+gauge `queue.depth` set to 7; and, with the SDK's default cumulative temporality, in
+two flushes and the shutdown's export (each carrying totals since the start): an
+observable counter `bytes.sent` observed at 40 then 100, a histogram `payload_kb` (the SDK's default
+explicit bounds) and an exponential histogram `payload_exp`, each recording the
+values 1 + i % 50 for i in range(`--orders`), the first half before the first export.
 
 Prints one JSON line: what the exporters reported (`spans`: spans exported with
 success, `span_failures` and `metric_failures`: failed export calls).
@@ -22,12 +26,14 @@ import time
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.metrics import Observation
 from opentelemetry.sdk.metrics import Counter, MeterProvider
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     MetricExportResult,
     PeriodicExportingMetricReader,
 )
+from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
@@ -114,12 +120,36 @@ def main():
             ),
             export_interval_millis=3_600_000,
         )
-        meter_provider = MeterProvider(resource=resource, metric_readers=[reader])
+        meter_provider = MeterProvider(
+            resource=resource,
+            metric_readers=[reader],
+            views=[
+                View(
+                    instrument_name="payload_exp",
+                    aggregation=ExponentialBucketHistogramAggregation(),
+                ),
+            ],
+        )
         meter = meter_provider.get_meter("plotq-tests")
         orders = meter.create_counter("orders")
         for _ in range(args.orders):
             orders.add(1, {"region": "eu"})
         meter.create_gauge("queue.depth").set(7)
+        sent = [40]
+        meter.create_observable_counter(
+            "bytes.sent", callbacks=[lambda _options: [Observation(sent[0])]]
+        )
+        payload = meter.create_histogram("payload_kb")
+        payload_exp = meter.create_histogram("payload_exp")
+        half = args.orders // 2
+        for i in range(half):
+            payload.record(1 + i % 50)
+            payload_exp.record(1 + i % 50)
+        meter_provider.force_flush()
+        sent[0] = 100
+        for i in range(half, args.orders):
+            payload.record(1 + i % 50)
+            payload_exp.record(1 + i % 50)
         meter_provider.force_flush()
         meter_provider.shutdown()
 

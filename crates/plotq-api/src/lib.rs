@@ -38,13 +38,19 @@ mod render;
 mod services;
 mod state;
 mod stats;
+mod streams;
 
 pub use dashboard::dashboard_router;
 pub use ingest::caddy;
+pub use ingest::otlp::otlp_statuses;
 pub use ingest::store_samples;
 pub use openapi::openapi_router;
 pub use plots::reuse_for;
-pub use state::{ApiConfig, ApiState, DEFAULT_MAX_BATCH_BUCKETS, RenderConfig, StatsSlots};
+pub use state::{
+    ApiConfig, ApiState, DEFAULT_MAX_BATCH_BUCKETS, DEFAULT_OTLP_MAX_STREAMS, RenderConfig,
+    StatsSlots,
+};
+pub use streams::Streams as OtlpStreams;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -70,9 +76,10 @@ fn api_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(render::grant))
 }
 
-/// The `/api/v1` router (metrics, plots, services, tickets, stats, render). It expects
-/// the shared edge (`plotq_http::harden`) around it, which installs the authenticator
-/// and limits.
+/// The `/api/v1` router (metrics, plots, services, tickets, stats, render) and OTLP's
+/// `/v1/traces` and `/v1/metrics`. It expects the shared edge (`plotq_http::harden`)
+/// around it, which installs the authenticator and limits, and [`otlp_statuses`] around
+/// that, which answers the OTLP paths' errors as `google.rpc.Status`.
 pub fn router(state: ApiState) -> Router {
     let limit = state.config.max_body_bytes;
     let (routes, _) = api_routes().split_for_parts();
@@ -89,6 +96,7 @@ impl OpenApi for ApiDoc {
         let mut document = api_routes().into_openapi();
         document.merge(openapi::served());
         document.merge(dashboard::document());
+        document.merge(ingest::otlp::StatusSchemas::openapi());
         document
     }
 }

@@ -552,7 +552,7 @@ pub struct JobStateDoc {
 #[openapi(
     info(
         title = "plotq",
-        description = "High-frequency metrics in, live plots out. Errors are RFC 9457 problem+json with a stable `code`."
+        description = "High-frequency metrics in, live plots out. Errors are RFC 9457 problem+json with a stable `code` (on the OTLP paths, a google.rpc.Status whose ErrorInfo reason is that code)."
     ),
     components(schemas(ProblemDoc, ProblemCode)),
     modifiers(&SecuritySchemes),

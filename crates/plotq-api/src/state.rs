@@ -1,7 +1,8 @@
 //! What every handler shares: [`ApiState`] (the ports and the settings), [`ApiConfig`]
 //! with its defaults, and the per-process bounds it carries ([`StatsSlots`] for
-//! `GET /api/v1/stats`, [`RenderConfig`] for `GET /api/v1/render`). The leaf of the
-//! crate: it uses no other module of it.
+//! `GET /api/v1/stats`, [`RenderConfig`] for `GET /api/v1/render`, the OTLP
+//! cumulative streams). Near the leaf of the crate: it uses no other module of it but
+//! `streams.rs`, which uses none.
 
 use plotq_ports::{JobQueue, MetricStore, PlotCache, ViewRegistry};
 use std::sync::Arc;
@@ -45,7 +46,13 @@ pub struct ApiConfig {
     /// with the client's own retries); past it the request is answered `503` (`None`:
     /// unbounded, for the in-memory store).
     pub store_timeout: Option<Duration>,
+    /// The OTLP cumulative streams this process follows (shared by clones; its bound is
+    /// `PLOTQ_OTLP_MAX_STREAMS`).
+    pub otlp_streams: Arc<crate::streams::Streams>,
 }
+
+/// Default bound of the OTLP cumulative streams one api process follows.
+pub const DEFAULT_OTLP_MAX_STREAMS: usize = 100_000;
 
 /// Default of `ApiConfig::max_batch_buckets`: a day of one series, or half a day of a
 /// Caddy host's two series.
@@ -66,6 +73,10 @@ impl Default for ApiConfig {
             jobs_in_flight_per_caller: 16,
             job_lease: Duration::from_secs(120),
             store_timeout: None,
+            otlp_streams: Arc::new(crate::streams::Streams::new(
+                DEFAULT_OTLP_MAX_STREAMS,
+                plotq_ports::clock::now_ms(),
+            )),
         }
     }
 }

@@ -11,6 +11,7 @@
 
 use crate::labels::Labels;
 use crate::names::{MetricName, ServiceName};
+use crate::rollup::SeriesRollup;
 use crate::sample::Sample;
 use crate::timestamp::{MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS};
 use std::collections::BTreeMap;
@@ -29,17 +30,21 @@ pub fn bucket_of(timestamp_ms: i64) -> i64 {
     timestamp_ms.div_euclid(BUCKET_MS) * BUCKET_MS
 }
 
-/// How many distinct one-minute buckets (series × minute) `samples` touch, counting no
-/// further than `stop_at` (so a hostile batch costs no more than the bound to check).
-pub fn count_buckets(samples: &[Sample], stop_at: usize) -> usize {
+/// How many distinct one-minute buckets (series × minute) `samples` and `summaries`
+/// touch, counting no further than `stop_at` (so a hostile batch costs no more than the
+/// bound to check).
+pub fn count_buckets(samples: &[Sample], summaries: &[SeriesRollup], stop_at: usize) -> usize {
     let mut seen = std::collections::HashSet::new();
-    for s in samples {
-        seen.insert((
-            s.service.as_str(),
-            s.metric.as_str(),
-            &s.labels,
-            bucket_of(s.timestamp_ms),
-        ));
+    let keys = samples
+        .iter()
+        .map(|s| (&s.service, &s.metric, &s.labels, s.timestamp_ms))
+        .chain(
+            summaries
+                .iter()
+                .map(|s| (&s.service, &s.metric, &s.labels, s.minute_ms)),
+        );
+    for (service, metric, labels, t) in keys {
+        seen.insert((service.as_str(), metric.as_str(), labels, bucket_of(t)));
         if seen.len() >= stop_at {
             break;
         }

@@ -9,6 +9,13 @@
 //! is why plotq maps values itself rather than through a sketch crate whose internal
 //! layout it could not store and merge in place.
 //!
+//! Summaries made elsewhere merge in too ([`Rollup::from_buckets`]: an OpenTelemetry
+//! histogram point's buckets, each counted at a value standing for it): their values
+//! are `summarized` (no raw sample exists for them, so a window holding any is drawn
+//! from the rollups) and `summary_error` says how far such a value may be from the
+//! values it stands for, the rollup's own accuracy included — what a plot of them
+//! states.
+//!
 //! Long windows are drawn from rollups through [`Rollup::representatives`]: a bounded,
 //! evenly-weighted stand-in sample whose distribution follows the rollup's buckets, so
 //! every plot kind draws from rollups with the code it draws raw samples with.
@@ -62,6 +69,65 @@ pub struct Rollup {
     pub zeros: u64,
     /// Counts of the values that are HTTP status codes (whole numbers 100–599).
     pub codes: BTreeMap<u16, u64>,
+    /// Values merged from summaries ([`Rollup::from_buckets`]) rather than samples.
+    pub summarized: u64,
+    /// The largest relative error of a summarized value (0 without any): the distance
+    /// from a summary's bucket to the value standing for it, this rollup's accuracy
+    /// included.
+    pub summary_error: f64,
+}
+
+/// A rollup of one series and minute made from a summary (see [`Rollup::from_buckets`]),
+/// on its way to a store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesRollup {
+    pub service: crate::ServiceName,
+    pub metric: crate::MetricName,
+    pub labels: crate::Labels,
+    /// The start of the minute (a multiple of [`ROLLUP_MS`]).
+    pub minute_ms: i64,
+    pub rollup: Rollup,
+}
+
+/// What a summary's bucket holds: `count` values within `[lower, upper]` (finite, with
+/// `lower <= upper`); an `open` bucket reaches past one of its bounds to an unknown end
+/// (an OpenTelemetry histogram's first and last buckets without the point's min or max):
+/// its values count at its bounds, and its error is the whole value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SummaryBucket {
+    pub lower: f64,
+    pub upper: f64,
+    pub count: u64,
+    pub open: bool,
+}
+
+/// The relative error of a value standing for a bucket with bounds `lower` and `upper`
+/// (see [`stand_in`]): `(b - a) / (b + a)` for magnitudes `a <= b` of one sign, and 1
+/// (the whole value) for a bucket that spans zero.
+pub fn bucket_error(lower: f64, upper: f64) -> f64 {
+    if lower == upper {
+        return 0.0;
+    }
+    if lower < 0.0 && upper > 0.0 || lower == 0.0 || upper == 0.0 {
+        return 1.0;
+    }
+    let (a, b) = (lower.abs().min(upper.abs()), lower.abs().max(upper.abs()));
+    ((b - a) / (b + a)).min(1.0)
+}
+
+/// The value standing for a bucket with bounds `lower <= upper`: for one sign the one
+/// within the same relative distance of both ends, `2ab / (a + b)` of the magnitudes
+/// (as the rollup's own buckets do); the midpoint for a bucket that spans zero.
+pub fn stand_in(lower: f64, upper: f64) -> f64 {
+    if lower == upper {
+        return lower;
+    }
+    if lower < 0.0 && upper > 0.0 || lower == 0.0 || upper == 0.0 {
+        return lower / 2.0 + upper / 2.0;
+    }
+    let (a, b) = (lower.abs(), upper.abs());
+    let m = 2.0 * (a / (a + b)) * b;
+    if lower < 0.0 { -m } else { m }
 }
 
 /// The HTTP status code `v` stands for, if it is one.
@@ -126,6 +192,82 @@ impl Rollup {
         for (&code, &n) in &other.codes {
             *self.codes.entry(code).or_default() += n;
         }
+        self.summarized += other.summarized;
+        self.summary_error = self.summary_error.max(other.summary_error);
+    }
+
+    /// The rollup of a summary's `buckets` (empty ones left out): each bucket's count at
+    /// the value standing for it ([`stand_in`]), all summarized, with the largest error of
+    /// a non-empty bucket ([`bucket_error`], composed with this rollup's accuracy). The
+    /// summary's own `sum`, `min` and `max`, when it has them (finite), replace what the
+    /// buckets would give; a `min` or `max` that contradicts the buckets is ignored.
+    /// `None` when no bucket holds a value. Status codes are not counted (the values are
+    /// not individual samples).
+    pub fn from_buckets(
+        buckets: &[SummaryBucket],
+        sum: Option<f64>,
+        min: Option<f64>,
+        max: Option<f64>,
+    ) -> Option<Rollup> {
+        let mut r = Rollup::default();
+        let mut error: f64 = 0.0;
+        for b in buckets.iter().filter(|b| b.count > 0) {
+            debug_assert!(b.lower <= b.upper && b.lower.is_finite() && b.upper.is_finite());
+            let v = stand_in(b.lower, b.upper);
+            error = error.max(if b.open {
+                1.0
+            } else {
+                bucket_error(b.lower, b.upper)
+            });
+            if r.count == 0 {
+                (r.min, r.max) = (v, v);
+            } else {
+                r.min = r.min.min(v);
+                r.max = r.max.max(v);
+            }
+            r.count += b.count;
+            r.sum += v * SUM_SCALE * b.count as f64;
+            let m = v.abs();
+            if m < MIN_MAGNITUDE {
+                r.zeros += b.count;
+            } else if v > 0.0 {
+                *r.positive.entry(bucket_index(m)).or_default() += b.count;
+            } else {
+                *r.negative.entry(bucket_index(m)).or_default() += b.count;
+            }
+        }
+        if r.count == 0 {
+            return None;
+        }
+        if let Some(sum) = sum.filter(|s| s.is_finite()) {
+            r.sum = sum * SUM_SCALE;
+        }
+        let first = buckets.iter().find(|b| b.count > 0)?;
+        let last = buckets.iter().rev().find(|b| b.count > 0)?;
+        let extremes = (
+            min.filter(|m| first.open || (first.lower..=first.upper).contains(m)),
+            max.filter(|m| last.open || (last.lower..=last.upper).contains(m)),
+        );
+        if let (Some(min), Some(max)) = extremes
+            && min > max
+        {
+            // Contradicting extremes: the buckets' are kept.
+        } else {
+            r.min = extremes.0.filter(|m| m.is_finite()).unwrap_or(r.min);
+            r.max = extremes.1.filter(|m| m.is_finite()).unwrap_or(r.max);
+        }
+        if r.min > r.max {
+            (r.min, r.max) = (r.max, r.min);
+        }
+        r.summarized = r.count;
+        r.summary_error = (error + RELATIVE_ACCURACY + error * RELATIVE_ACCURACY).min(1.0);
+        Some(r)
+    }
+
+    /// The relative error of percentiles read from this rollup: its accuracy, or its
+    /// summarized values' when larger.
+    pub fn relative_error(&self) -> f64 {
+        RELATIVE_ACCURACY.max(self.summary_error)
     }
 
     /// The merge of `rollups`.
@@ -165,6 +307,12 @@ impl Rollup {
         }
         if self.codes.keys().any(|c| !(100..=599).contains(c)) {
             return Err("status code out of range".into());
+        }
+        if self.summarized > self.count {
+            return Err("more summarized values than values".into());
+        }
+        if !(0.0..=1.0).contains(&self.summary_error) {
+            return Err("summary error out of range".into());
         }
         let ordered = self.min.is_finite() && self.max.is_finite() && self.min <= self.max;
         if !(ordered && self.sum.is_finite()) {
@@ -285,6 +433,58 @@ mod tests {
         sorted[(q * (sorted.len() - 1) as f64).floor() as usize]
     }
 
+    fn bucket(lower: f64, upper: f64, count: u64) -> SummaryBucket {
+        SummaryBucket {
+            lower,
+            upper,
+            count,
+            open: false,
+        }
+    }
+
+    #[test]
+    fn summaries_count_exactly_and_state_their_error() {
+        // An OpenTelemetry-style latency histogram: (0, 5] is empty, 3 in (5, 10],
+        // 5 in (10, 25], 2 in (100, 250].
+        let buckets = [
+            bucket(0.0, 5.0, 0),
+            bucket(5.0, 10.0, 3),
+            bucket(10.0, 25.0, 5),
+            bucket(25.0, 100.0, 0),
+            bucket(100.0, 250.0, 2),
+        ];
+        let r = Rollup::from_buckets(&buckets, Some(400.0), Some(6.0), Some(240.0)).unwrap();
+        r.validate().unwrap();
+        assert_eq!((r.count, r.summarized), (10, 10));
+        assert_eq!((r.min, r.max), (6.0, 240.0));
+        assert!((r.mean().unwrap() - 40.0).abs() < 1e-9);
+        assert!(r.codes.is_empty());
+        // The widest non-empty bucket is (10, 25] and (100, 250]: 15/35.
+        let error = 15.0 / 35.0;
+        assert!((r.summary_error - (error + 0.01 + error * 0.01)).abs() < 1e-12);
+        assert_eq!(r.relative_error(), r.summary_error);
+        // The median is in (10, 25] and read within the stated error of both ends.
+        let p50 = r.quantile(0.5).unwrap();
+        for end in [10.0, 25.0] {
+            assert!((p50 - end).abs() <= r.summary_error * end, "{p50} vs {end}");
+        }
+        // Merging keeps the count of summarized values and the largest error.
+        let mut merged = Rollup::of(&[1.0, 2.0]);
+        merged.merge(&r);
+        assert_eq!((merged.count, merged.summarized), (12, 10));
+        assert_eq!(merged.summary_error, r.summary_error);
+        assert!(Rollup::from_buckets(&[bucket(1.0, 2.0, 0)], None, None, None).is_none());
+        // Extremes outside the buckets are ignored; an open bucket's error is whole.
+        let open = SummaryBucket {
+            open: true,
+            ..bucket(250.0, 250.0, 1)
+        };
+        let r = Rollup::from_buckets(&[bucket(1.0, 2.0, 1), open], None, Some(0.5), Some(900.0))
+            .unwrap();
+        assert_eq!((r.min, r.max), (stand_in(1.0, 2.0), 900.0));
+        assert_eq!(r.summary_error, 1.0);
+    }
+
     #[test]
     fn ln_gamma_is_the_accuracy_s() {
         assert_eq!(LN_GAMMA, gamma().ln());
@@ -366,6 +566,33 @@ mod tests {
             prop_assert!(weight >= 1.0);
             prop_assert!((stand_ins.len() as f64 * weight - values.len() as f64).abs() <= weight);
             prop_assert!(stand_ins.windows(2).all(|w| w[0] <= w[1]));
+        }
+
+        #[test]
+        fn summaries_never_panic_and_count_exactly(
+            bounds in proptest::collection::vec(-1e300f64..1e300, 1..20),
+            counts in proptest::collection::vec(0u64..1_000_000, 1..20),
+            sum in proptest::option::of(proptest::num::f64::ANY),
+            min in proptest::option::of(proptest::num::f64::ANY),
+            max in proptest::option::of(proptest::num::f64::ANY),
+        ) {
+            let mut bounds = bounds;
+            bounds.sort_by(f64::total_cmp);
+            let buckets: Vec<SummaryBucket> = bounds
+                .windows(2)
+                .zip(&counts)
+                .map(|(w, &count)| bucket(w[0], w[1], count))
+                .collect();
+            let expected: u64 = buckets.iter().map(|b| b.count).sum();
+            match Rollup::from_buckets(&buckets, sum, min, max) {
+                None => prop_assert_eq!(expected, 0),
+                Some(r) => {
+                    prop_assert_eq!(r.count, expected);
+                    prop_assert_eq!(r.summarized, expected);
+                    prop_assert!(r.validate().is_ok(), "{:?}", r.validate());
+                    prop_assert!(r.quantile(0.99).unwrap().is_finite());
+                }
+            }
         }
 
         #[test]

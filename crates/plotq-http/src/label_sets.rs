@@ -8,7 +8,7 @@
 //! (caller, service, metric) at once: past that, the oldest tracked is forgotten.
 
 use crate::problem::{Problem, ProblemCode};
-use plotq_domain::{FieldError, Sample};
+use plotq_domain::{FieldError, Labels, Sample};
 use std::collections::hash_map::{Entry, RandomState};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::BuildHasher;
@@ -46,21 +46,36 @@ impl LabelSets {
     /// Counts the label sets of `samples` for caller `key`, or refuses the whole batch
     /// (counting nothing) when one series would pass the cap.
     pub fn admit(&self, key: &str, samples: &[Sample]) -> Result<(), Problem> {
-        // Each labelled series of the batch, its sets and the first sample of each.
+        self.admit_series(
+            key,
+            samples
+                .iter()
+                .map(|s| (s.service.as_str(), s.metric.as_str(), &s.labels)),
+        )
+    }
+
+    /// [`LabelSets::admit`] of a batch's items as (service, metric, labels), in order (a
+    /// refusal names the index of the first item past the cap).
+    pub fn admit_series<'a>(
+        &self,
+        key: &str,
+        items: impl IntoIterator<Item = (&'a str, &'a str, &'a Labels)>,
+    ) -> Result<(), Problem> {
+        // Each labelled series of the batch, its sets and the first item of each.
         let mut batch: HashMap<(&str, &str), HashMap<u64, usize>> = HashMap::new();
-        let mut previous: Option<(&Sample, u64)> = None;
-        for (i, s) in samples.iter().enumerate() {
-            if s.labels.is_empty() {
+        let mut previous: Option<(&Labels, u64)> = None;
+        for (i, (service, metric, labels)) in items.into_iter().enumerate() {
+            if labels.is_empty() {
                 continue;
             }
             // A batch's samples usually share their sets (one allocation): hashed once.
             let hash = match previous {
-                Some((p, hash)) if p.labels.same(&s.labels) => hash,
-                _ => self.hasher.hash_one(&s.labels),
+                Some((p, hash)) if p.same(labels) => hash,
+                _ => self.hasher.hash_one(labels),
             };
-            previous = Some((s, hash));
+            previous = Some((labels, hash));
             batch
-                .entry((s.service.as_str(), s.metric.as_str()))
+                .entry((service, metric))
                 .or_default()
                 .entry(hash)
                 .or_insert(i);

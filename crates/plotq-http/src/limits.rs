@@ -131,12 +131,22 @@ impl Limits {
 
     /// Counts the label sets of `samples` for caller `key` (`422 too_many_label_sets`
     /// past `label_sets_per_series` of one series; see `label_sets`).
+    /// Summaries (OTLP histogram points) count as their series' items after the samples.
     pub fn check_label_sets(
         &self,
         key: &str,
         samples: &[plotq_domain::Sample],
+        summaries: &[plotq_domain::rollup::SeriesRollup],
     ) -> Result<(), Problem> {
-        self.label_sets.admit(key, samples)
+        let items = samples
+            .iter()
+            .map(|s| (s.service.as_str(), s.metric.as_str(), &s.labels))
+            .chain(
+                summaries
+                    .iter()
+                    .map(|s| (s.service.as_str(), s.metric.as_str(), &s.labels)),
+            );
+        self.label_sets.admit_series(key, items)
     }
 
     pub fn config(&self) -> &LimitsConfig {

@@ -12,7 +12,8 @@
 //! is the raw retention.
 //!
 //! `<db>.rollups` holds one document per series (label set included) and minute —
-//! `{s, m, l, lb, t, v, n, sum, lo, hi, z, p, q, c}` (`l` null for no labels, so the
+//! `{s, m, l, lb, t, v, n, sum, lo, hi, z, p, q, c, u, e}` (`u` and `e`, the summarized
+//! values and their error in parts per billion, only where summaries merged; `l` null for no labels, so the
 //! documents written before labels existed are the unlabelled series'), the extremes `lo` and `hi` as
 //! order-preserving integers — merged in place by atomic updates (`$inc` of the counts,
 //! the sum and each histogram bucket `p.<index>`, `$min`/`$max` of the extremes), so
@@ -33,7 +34,7 @@ use mongodb::bson::{Binary, Bson, DateTime, Document, doc};
 use mongodb::options::IndexOptions;
 use plotq_domain::Labels;
 use plotq_domain::chunk::{BatchId, BucketChunk};
-use plotq_domain::rollup::Rollup;
+use plotq_domain::rollup::{Rollup, SeriesRollup};
 use plotq_domain::timestamp::{MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS};
 use plotq_ports::{SeriesQuery, Split};
 use serde::{Deserialize, Serialize};
@@ -103,9 +104,24 @@ pub(crate) fn chunk_docs(chunks: Vec<BucketChunk>, batch: Option<&BatchId>) -> V
 }
 
 /// The one `update` command that merges every chunk's rollup into its (series, minute)
-/// document, in order (see [`rollup_updates`]).
-pub(crate) fn rollup_command(chunks: &[BucketChunk], batch: Option<&BatchId>) -> Document {
-    let mut updates = Vec::with_capacity(chunks.len() * 2);
+/// document, in order (see [`rollup_updates`]), then every summary's (never under the
+/// batch's marks: summaries come from OTLP, which has no batch ids).
+pub(crate) fn rollup_command(
+    chunks: &[BucketChunk],
+    summaries: &[SeriesRollup],
+    batch: Option<&BatchId>,
+) -> Document {
+    let mut updates = Vec::with_capacity((chunks.len() + summaries.len()) * 2);
+    for s in summaries {
+        updates.extend(rollup_updates(
+            s.service.as_str(),
+            s.metric.as_str(),
+            &s.labels,
+            s.minute_ms,
+            &s.rollup,
+            None,
+        ));
+    }
     for c in chunks {
         let rollup = Rollup::of(&c.chunk.values);
         updates.extend(rollup_updates(
@@ -177,7 +193,12 @@ fn rollup_updates(
             inc.insert("sum", rollup.sum);
             inc.insert("z", rollup.zeros as i64);
             update.insert("$min", doc! {"lo": ordered_key(rollup.min)});
-            update.insert("$max", doc! {"hi": ordered_key(rollup.max)});
+            let mut max = doc! {"hi": ordered_key(rollup.max)};
+            if rollup.summarized > 0 {
+                inc.insert("u", rollup.summarized as i64);
+                max.insert("e", error_ppb(rollup.summary_error));
+            }
+            update.insert("$max", max);
         }
         for (field, n) in part_fields {
             inc.insert(field.clone(), *n);
@@ -192,6 +213,16 @@ fn rollup_updates(
         updates.push(doc! {"q": q, "u": update});
     }
     updates
+}
+
+/// Parts per billion: a summary's error is stored as a whole number of them.
+const PPB: f64 = 1e9;
+
+/// A relative error (0 to 1) in parts per billion, rounded up: an integer, kept exactly
+/// by `$max` (the MongoDB-wire test server rounds doubles to 15 digits) and never read
+/// back smaller than it was.
+fn error_ppb(error: f64) -> i64 {
+    (error.clamp(0.0, 1.0) * PPB).ceil() as i64
 }
 
 /// `v` as an `i64` that orders as `v` does (`f64::total_cmp`), so `$min`/`$max` keep the
@@ -259,6 +290,8 @@ pub(crate) fn decode_rollup(doc: &Document) -> Result<(i64, Rollup), String> {
         negative: buckets("q")?,
         zeros: count(doc, "z")?,
         codes,
+        summarized: count(doc, "u")?,
+        summary_error: count(doc, "e")? as f64 / PPB,
     };
     rollup.validate()?;
     let minute = doc.get_datetime("t").map_err(|e| e.to_string())?;

@@ -28,7 +28,7 @@ use mongodb::options::ClientOptions;
 use mongodb::{Client, Collection};
 use plotq_domain::Sample;
 use plotq_domain::chunk::{BUCKET_MS, BatchId, Chunk, into_chunks};
-use plotq_domain::rollup::Rollup;
+use plotq_domain::rollup::{Rollup, SeriesRollup};
 use plotq_ports::{
     Breaker, MetricStore, Points, PortError, PortResult, Rollups, SeriesQuery, Ticket,
 };
@@ -246,19 +246,26 @@ impl MetricStore for MongoStore {
         DEPENDENCY
     }
 
-    async fn insert(&self, samples: &[Sample], batch: Option<&BatchId>) -> PortResult<()> {
-        if samples.is_empty() {
+    async fn write(
+        &self,
+        samples: &[Sample],
+        summaries: &[SeriesRollup],
+        batch: Option<&BatchId>,
+    ) -> PortResult<()> {
+        if samples.is_empty() && summaries.is_empty() {
             return Ok(());
         }
         let chunks = into_chunks(samples);
-        let rollups = self.with_write_concern(rollup_command(&chunks, batch));
+        let rollups = self.with_write_concern(rollup_command(&chunks, summaries, batch));
         let docs = chunk_docs(chunks, batch);
         let ticket = self.breaker.admit()?;
-        match self.chunks.insert_many(docs).ordered(batch.is_none()).await {
-            Ok(_) => ticket.reached(true),
-            // A retried batch: the chunks its earlier attempt wrote are there already.
-            Err(e) if batch.is_some() && only_duplicates(&e) => ticket.reached(true),
-            Err(e) => return checked(&ticket, Err(e)),
+        if !docs.is_empty() {
+            match self.chunks.insert_many(docs).ordered(batch.is_none()).await {
+                Ok(_) => ticket.reached(true),
+                // A retried batch: the chunks its earlier attempt wrote are there already.
+                Err(e) if batch.is_some() && only_duplicates(&e) => ticket.reached(true),
+                Err(e) => return checked(&ticket, Err(e)),
+            }
         }
         // Raw first, then the rollups: see "Failure modes" in the README.
         let reply = checked(

@@ -322,3 +322,95 @@ pub async fn label_sets_are_selected_counted_and_merged(store: &dyn MetricStore,
         .unwrap();
     assert_eq!(by_method, [(Some("POST".to_owned()), 3)]);
 }
+
+/// A store merges summaries (`Rollup::from_buckets`, OTLP histogram points) into the
+/// minute rollups of their series, in the same write as samples and with no raw samples
+/// of their own: counted once per write, summarized, their error kept, and merged with
+/// the minute's samples and other sets on read.
+pub async fn summaries_merge_into_the_rollups(store: &dyn MetricStore, service: &str) {
+    use crate::store::{LabelSelect, SeriesQuery};
+    use plotq_domain::rollup::{Rollup, SeriesRollup, SummaryBucket};
+    use plotq_domain::{Labels, MetricName, Sample};
+    let minute = (crate::clock::now_ms() - 180_000) / 60_000 * 60_000;
+    let metric = MetricName::parse("payload_kb").unwrap();
+    let pay = Labels::from_pairs([("route", "/pay")]).unwrap();
+    let bucket = |lower, upper, count| SummaryBucket {
+        lower,
+        upper,
+        count,
+        open: false,
+    };
+    // 3 in (5, 10], 2 in (100, 250], summing to 400.
+    let histogram = Rollup::from_buckets(
+        &[bucket(5.0, 10.0, 3), bucket(100.0, 250.0, 2)],
+        Some(400.0),
+        Some(6.0),
+        Some(240.0),
+    )
+    .unwrap();
+    let summary = |minute_ms| SeriesRollup {
+        service: ServiceName::parse(service).unwrap(),
+        metric: metric.clone(),
+        labels: pay.clone(),
+        minute_ms,
+        rollup: histogram.clone(),
+    };
+    let sample = Sample {
+        service: ServiceName::parse(service).unwrap(),
+        metric: metric.clone(),
+        value: 50.0,
+        timestamp_ms: minute + 30_000,
+        labels: Labels::none(),
+    };
+    // One write of a sample and two summaries (one minute apart); then a summary alone.
+    store
+        .write(
+            std::slice::from_ref(&sample),
+            &[summary(minute), summary(minute + 60_000)],
+            None,
+        )
+        .await
+        .unwrap();
+    store.write(&[], &[summary(minute)], None).await.unwrap();
+    let query = |select, until_ms| SeriesQuery {
+        service,
+        metric: "payload_kb",
+        from_ms: minute,
+        until_ms,
+        with_timestamps: false,
+        select,
+    };
+    let read = store
+        .rollups(&query(LabelSelect::ALL, minute + 119_999))
+        .await
+        .unwrap();
+    let counts: Vec<(i64, u64, u64)> = read
+        .minutes
+        .iter()
+        .map(|(t, r)| (*t, r.count, r.summarized))
+        .collect();
+    assert_eq!(counts, [(minute, 11, 10), (minute + 60_000, 5, 5)]);
+    let first = &read.minutes[0].1;
+    assert_eq!((first.min, first.max), (6.0, 240.0));
+    assert!((first.mean().unwrap() - 850.0 / 11.0).abs() < 1e-9);
+    // (MongoDB keeps the error in parts per billion, rounded up.)
+    let kept = first.summary_error - histogram.summary_error;
+    assert!((0.0..1e-9).contains(&kept), "{kept}");
+    first.validate().unwrap();
+    // Only the sample is a raw point; the label filter reads the summaries' set.
+    let points = store
+        .points(&query(LabelSelect::ALL, minute + 119_999))
+        .await
+        .unwrap();
+    assert_eq!(points.values, [50.0]);
+    let paid = store
+        .rollups(&query(LabelSelect::filtered(&pay), minute + 59_999))
+        .await
+        .unwrap();
+    assert_eq!(paid.minutes[0].1.count, 10);
+    let counted = store
+        .label_counts(&query(LabelSelect::ALL, minute + 119_999), "route")
+        .await
+        .unwrap();
+    assert_eq!(counted, [(Some("/pay".to_owned()), 15), (None, 1)]);
+}

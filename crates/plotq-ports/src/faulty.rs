@@ -25,6 +25,7 @@ use crate::store::{MetricStore, Points, Rollups, SeriesQuery, StoreUsage};
 use crate::views::ViewRegistry;
 use async_trait::async_trait;
 use plotq_domain::chunk::BatchId;
+use plotq_domain::rollup::SeriesRollup;
 use plotq_domain::wire::{EventId, JobMessage, PlotEvent};
 use plotq_domain::{JobId, JobState, Sample, ViewState};
 use std::future::Future;
@@ -220,12 +221,21 @@ impl<T> Faulty<T> {
 
 #[async_trait]
 impl<T: MetricStore> MetricStore for Faulty<T> {
-    async fn insert(&self, samples: &[Sample], batch: Option<&BatchId>) -> PortResult<()> {
-        let subject = samples.first().map(|s| s.service.to_string());
+    async fn write(
+        &self,
+        samples: &[Sample],
+        summaries: &[SeriesRollup],
+        batch: Option<&BatchId>,
+    ) -> PortResult<()> {
+        // Faults are set for "insert", the one write operation.
+        let subject = samples
+            .first()
+            .map(|s| s.service.to_string())
+            .or_else(|| summaries.first().map(|s| s.service.to_string()));
         self.run(
             "insert",
             subject.as_deref(),
-            self.inner.insert(samples, batch),
+            self.inner.write(samples, summaries, batch),
         )
         .await
     }

@@ -10,7 +10,7 @@
 use crate::error::PortResult;
 use async_trait::async_trait;
 use plotq_domain::chunk::{BatchId, Chunk};
-use plotq_domain::rollup::Rollup;
+use plotq_domain::rollup::{Rollup, SeriesRollup};
 use plotq_domain::{Labels, Sample};
 
 /// One metric of one service over an inclusive window: samples with `from_ms <=
@@ -136,7 +136,18 @@ pub trait MetricStore: Send + Sync + 'static {
     /// Stores every sample; returns only once the store acknowledged the write. With a
     /// `batch`, a batch already stored under that id is not stored (or counted) again,
     /// whatever part of it a failed earlier attempt wrote.
-    async fn insert(&self, samples: &[Sample], batch: Option<&BatchId>) -> PortResult<()>;
+    async fn insert(&self, samples: &[Sample], batch: Option<&BatchId>) -> PortResult<()> {
+        self.write(samples, &[], batch).await
+    }
+    /// [`MetricStore::insert`] of `samples`, and `summaries` merged into their series'
+    /// minute rollups (values with no raw samples: `Rollup::from_buckets`), as one write:
+    /// refused whole when the store is full, acknowledged when both are stored.
+    async fn write(
+        &self,
+        samples: &[Sample],
+        summaries: &[SeriesRollup],
+        batch: Option<&BatchId>,
+    ) -> PortResult<()>;
     /// The samples `query` asks for, in no particular order.
     async fn points(&self, query: &SeriesQuery<'_>) -> PortResult<Points>;
     /// The minute rollups of the minutes that overlap the query's window (whole minutes:

@@ -5,7 +5,8 @@
 //! `SourcePolicy` decides raw samples or minute rollups: windows longer than
 //! `rollup_after`, reaching past the raw retention, or holding more than
 //! `raw_max_samples` (counted from the rollups, which are read first: one document a
-//! minute) are read from the rollups, each series as at most `rollup_budget` stand-in
+//! minute), and windows holding summarized values (OTLP histogram points, which have no
+//! raw samples; the source then states their error) are read from the rollups, each series as at most `rollup_budget` stand-in
 //! values (`Rollup::stand_ins`) that each count for `weight` samples. The work of a read
 //! is bounded by the policy: at most `raw_max_samples` raw samples, else the window's
 //! minutes.
@@ -21,7 +22,7 @@ use crate::clock::now_ms;
 use crate::error::{PortError, PortResult};
 use crate::store::{LabelSelect, MetricStore, Rollups, SeriesQuery, Split};
 use plotq_domain::plot::MAX_SERVICES;
-use plotq_domain::rollup::{ROLLUP_MS, Rollup};
+use plotq_domain::rollup::{RELATIVE_ACCURACY, ROLLUP_MS, Rollup};
 use plotq_domain::series::{self, Extras};
 use plotq_domain::{DataSource, PlotKind, PlotSpec, SeriesStats, ServiceName};
 use std::time::Duration;
@@ -192,9 +193,15 @@ pub async fn read_window(
         .flat_map(|r| r.minutes.iter().map(|(_, m)| m.count))
         .sum();
     let mut documents: u64 = rollups.iter().map(|r| r.docs_read).sum();
+    // Summarized values (OTLP histograms) have no raw samples: only rollups hold them.
+    let summarized = rollups
+        .iter()
+        .flat_map(|r| &r.minutes)
+        .any(|(_, m)| m.summarized > 0);
     let by_rollups = window_ms > policy.rollup_after.as_millis() as i64
         || from_ms < raw_horizon
-        || estimated > policy.raw_max_samples;
+        || estimated > policy.raw_max_samples
+        || summarized;
     let stats_of = Stats {
         kind: spec.kind,
         metric: spec.metric.as_str().to_owned(),
@@ -206,10 +213,12 @@ pub async fn read_window(
     let mut total = 0u64;
     if by_rollups {
         let mut stats = Vec::new();
+        let mut relative_error = RELATIVE_ACCURACY;
         for ((naming, _), read) in queries.iter().zip(&rollups) {
             let (stand_in, samples) = stand_ins(naming, read, policy.rollup_budget);
             total += samples;
             let merged = Rollup::merged(read.minutes.iter().map(|(_, r)| r));
+            relative_error = relative_error.max(merged.relative_error());
             stats.extend(stats_of.rollups(&merged, &stand_in));
             series.push(stand_in);
         }
@@ -217,7 +226,10 @@ pub async fn read_window(
             from_ms,
             until_ms,
             series,
-            source: DataSource::minute_rollups(),
+            source: DataSource::Rollups {
+                resolution_secs: (ROLLUP_MS / 1000) as u32,
+                relative_error,
+            },
             samples: total,
             documents,
             stats,

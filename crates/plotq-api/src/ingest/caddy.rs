@@ -167,7 +167,7 @@ pub(crate) async fn ingest_caddy(
         &limits,
         key.as_deref(),
         fingerprinted.as_bytes(),
-        &batch.samples,
+        (&batch.samples, &[]),
         now,
     )
     .await?;

@@ -68,7 +68,7 @@ pub(crate) async fn ingest(
         &limits,
         key.as_deref(),
         &bytes,
-        &samples,
+        (&samples, &[]),
         now,
     )
     .await?

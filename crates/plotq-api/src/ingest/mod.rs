@@ -15,6 +15,7 @@ use crate::state::ApiState;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;
 use plotq_domain::chunk::BatchId;
+use plotq_domain::rollup::SeriesRollup;
 use plotq_domain::window::format_secs;
 use plotq_domain::{FieldError, Sample};
 use plotq_http::{Caller, Limits, Problem, ProblemCode};
@@ -24,20 +25,27 @@ use plotq_ports::{
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Stores `samples` (the error when the store did not acknowledge them), then tells live
+/// Stores `samples` and `summaries` (OTLP histogram points merged into rollups) as one
+/// write (the error when the store did not acknowledge them), then tells live
 /// refresh which series got new samples. That part is best effort: the samples are
 /// stored, and a missed touch only delays a refresh until the image's age triggers one.
 pub async fn store_samples(
     store: &dyn MetricStore,
     views: &dyn ViewRegistry,
     samples: &[Sample],
+    summaries: &[SeriesRollup],
     now_ms: i64,
     batch: Option<&BatchId>,
 ) -> Result<(), PortError> {
-    store.insert(samples, batch).await?;
+    store.write(samples, summaries, batch).await?;
     let mut series: Vec<(String, String)> = samples
         .iter()
         .map(|s| (s.service.to_string(), s.metric.to_string()))
+        .chain(
+            summaries
+                .iter()
+                .map(|s| (s.service.to_string(), s.metric.to_string())),
+        )
         .collect();
     series.sort();
     series.dedup();
@@ -71,7 +79,7 @@ pub(crate) async fn store_batch(
     limits: &Limits,
     key: Option<&str>,
     body: &[u8],
-    samples: &[Sample],
+    (samples, summaries): (&[Sample], &[SeriesRollup]),
     now: i64,
 ) -> Result<Stored, Problem> {
     if !caller.services.is_all() {
@@ -86,14 +94,14 @@ pub(crate) async fn store_batch(
             return Err(forbidden_services(denied));
         }
     }
-    check_spread(samples, state.config.max_batch_buckets)?;
-    limits.check_ingest(&caller.limit_key, samples.len())?;
-    limits.check_label_sets(&caller.limit_key, samples)?;
-    if samples.is_empty() {
+    check_spread(samples, summaries, state.config.max_batch_buckets)?;
+    limits.check_ingest(&caller.limit_key, samples.len() + summaries.len())?;
+    limits.check_label_sets(&caller.limit_key, samples, summaries)?;
+    if samples.is_empty() && summaries.is_empty() {
         return Ok(Stored::Now);
     }
     let Some(key) = key else {
-        store_within(state, samples, now, None).await?;
+        store_within(state, samples, summaries, now, None).await?;
         return Ok(Stored::Now);
     };
     let fingerprint = plotq_http::auth::sha256_hex(body);
@@ -125,7 +133,7 @@ pub(crate) async fn store_batch(
             });
         }
     };
-    let stored = store_within(state, samples, now, Some(&batch)).await;
+    let stored = store_within(state, samples, summaries, now, Some(&batch)).await;
     if let Err(e) = stored {
         // Nothing is acknowledged: a retry with the key may run (and the store writes
         // whatever this attempt wrote at most once).
@@ -202,8 +210,8 @@ pub(crate) fn horizon(now: i64, retention: Duration) -> i64 {
 
 /// `422 batch_too_spread` when `samples` touch more than `max` one-minute buckets (each
 /// distinct series and minute is a chunk to write and a rollup to update).
-fn check_spread(samples: &[Sample], max: usize) -> Result<(), Problem> {
-    let buckets = plotq_domain::chunk::count_buckets(samples, max.saturating_add(1));
+fn check_spread(samples: &[Sample], summaries: &[SeriesRollup], max: usize) -> Result<(), Problem> {
+    let buckets = plotq_domain::chunk::count_buckets(samples, summaries, max.saturating_add(1));
     if buckets <= max {
         return Ok(());
     }
@@ -228,6 +236,7 @@ fn check_spread(samples: &[Sample], max: usize) -> Result<(), Problem> {
 async fn store_within(
     state: &ApiState,
     samples: &[Sample],
+    summaries: &[SeriesRollup],
     now: i64,
     batch: Option<&BatchId>,
 ) -> Result<(), PortError> {
@@ -235,6 +244,7 @@ async fn store_within(
         state.store.as_ref(),
         state.views.as_ref(),
         samples,
+        summaries,
         now,
         batch,
     );

@@ -7,11 +7,22 @@
 //! answer as on `/api/v1/metrics` (`429`/`503` with `Retry-After`, which exporters
 //! honour). What is not stored is counted in the answer's partial success with the
 //! reason, as the OTLP specification asks.
+//!
+//! Every error answer on these paths is a `google.rpc.Status` (`status.rs`), as the OTLP
+//! specification asks, not problem+json: binary for protobuf requests, its JSON mapping
+//! for JSON ones, with the problem's code, fields and `Retry-After` in an `ErrorInfo`.
+//! The handlers answer [`Problem`]s like every route; [`otlp_statuses`], around the
+//! edge, maps them, and the edge's own answers on these paths.
 
 mod body;
 mod export;
+mod histograms;
 mod points;
 mod spans;
+mod status;
+
+pub(crate) use status::StatusSchemas;
+pub use status::otlp_statuses;
 
 use super::{horizon, store_batch};
 use crate::state::ApiState;
@@ -30,11 +41,10 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceResponse,
 };
 
-use plotq_http::{
-    AuthProblems, Caller, Limits, Problem, ProblemDoc, RateLimited, Scope, StoreFull, Unavailable,
-};
+use plotq_http::{Caller, Limits, Problem, Scope};
 use plotq_ports::clock::now_ms;
 use serde_json::json;
+use status::OtlpErrors;
 use std::sync::Arc;
 
 /// Export spans (OTLP/HTTP); answered only after the store acknowledged their samples.
@@ -55,7 +65,7 @@ use std::sync::Arc;
         description = "An OTLP ExportTraceServiceRequest (binary protobuf or its JSON mapping), optionally with Content-Encoding: gzip"),
     responses(
         (status = 200, description = "Stored; an OTLP ExportTraceServiceResponse in the request's encoding (partialSuccess: the spans not stored and why)", body = OtlpTraceAnswerDoc),
-        AuthProblems, OtlpBodyProblems, RateLimited, Unavailable, StoreFull,
+        OtlpErrors,
     ),
     security(("bearer" = ["ingest"]))
 )]
@@ -85,10 +95,13 @@ pub(crate) async fn traces(
 
 /// Export metrics (OTLP/HTTP); answered only after the store acknowledged their samples.
 ///
-/// Gauge points, and Sum points of delta temporality (or not monotonic), become samples
-/// of the metric as named, of the resource's `service.name`, at the point's time.
-/// Cumulative monotonic sums and histogram and summary points are not stored yet: they
-/// are counted as rejected, with a message saying what to change.
+/// Gauge and Sum points become samples of the metric as named, of the resource's
+/// `service.name`, at the point's time (a cumulative monotonic sum's increase since its
+/// previous point); Histogram and ExponentialHistogram points (delta or cumulative)
+/// merge into the metric's minute rollups, read within the buckets' stated error.
+/// Summary points are counted as rejected, with a message saying what to send instead.
+/// A cumulative stream's first point, when the stream started before this api, is the
+/// baseline (said in the answer's message).
 #[utoipa::path(
     post, path = "/v1/metrics", tag = "otlp",
     request_body(
@@ -99,7 +112,7 @@ pub(crate) async fn traces(
         description = "An OTLP ExportMetricsServiceRequest (binary protobuf or its JSON mapping), optionally with Content-Encoding: gzip"),
     responses(
         (status = 200, description = "Stored; an OTLP ExportMetricsServiceResponse in the request's encoding (partialSuccess: the data points not stored and why)", body = OtlpMetricsAnswerDoc),
-        AuthProblems, OtlpBodyProblems, RateLimited, Unavailable, StoreFull,
+        OtlpErrors,
     ),
     security(("bearer" = ["ingest"]))
 )]
@@ -173,9 +186,17 @@ async fn store(
             now_ms: now,
             oldest_ms: horizon(now, state.config.sources.rollup_retention),
             may_use: &may_use,
+            streams: &state.config.otlp_streams,
         })
     };
-    store_batch(state, caller, limits, None, bytes, &export.samples, now).await?;
+    let items = (&export.samples[..], &export.summaries[..]);
+    store_batch(state, caller, limits, None, bytes, items, now).await?;
+    // Stored: the cumulative streams move on (a refused export is retried as it was).
+    let mut export = export;
+    state
+        .config
+        .otlp_streams
+        .commit(std::mem::take(&mut export.updates));
     Ok(export)
 }
 
@@ -195,47 +216,13 @@ fn partial_json(rejected_field: &str, export: &Export) -> serde_json::Value {
 
 fn count(signal: &'static str, export: &Export) {
     for (result, n) in [
-        ("stored", export.samples.len() as u64),
+        ("stored", export.stored() as u64),
         ("rejected", export.rejected),
         ("ignored", export.ignored),
     ] {
         metrics::counter!("plotq_otlp_items_total", "signal" => signal, "result" => result)
             .increment(n);
     }
-}
-
-/// `400`, `413`, `415` and `422`: the problems of an OTLP body.
-#[derive(utoipa::IntoResponses)]
-#[allow(dead_code)] // reason: describes the answers for the document; built by `Problem`
-pub(crate) enum OtlpBodyProblems {
-    /// Not an OTLP message in the declared encoding, or a broken gzip stream
-    #[response(
-        status = 400,
-        description = "Not an OTLP message in the declared encoding, or a broken gzip stream",
-        content_type = "application/problem+json"
-    )]
-    Malformed(ProblemDoc),
-    /// Body over the configured limit (compressed or inflated)
-    #[response(
-        status = 413,
-        description = "Body over the configured limit (compressed or inflated)",
-        content_type = "application/problem+json"
-    )]
-    TooLarge(ProblemDoc),
-    /// Neither application/x-protobuf nor application/json, or a coding other than gzip
-    #[response(
-        status = 415,
-        description = "Body neither application/x-protobuf nor application/json, or a Content-Encoding other than gzip",
-        content_type = "application/problem+json"
-    )]
-    UnsupportedMediaType(ProblemDoc),
-    /// Spread over too many minutes, or past a series' label sets; nothing stored
-    #[response(
-        status = 422,
-        description = "Spread over too many minutes (PLOTQ_MAX_BATCH_BUCKETS, batch_too_spread), or more label sets of one series than this caller may write (PLOTQ_MAX_LABEL_SETS, too_many_label_sets); nothing stored",
-        content_type = "application/problem+json"
-    )]
-    TooSpread(ProblemDoc),
 }
 
 /// An OTLP partial success, in the JSON mapping.

@@ -3,10 +3,11 @@
 //! ([`App::call`] … [`Call::send`]).
 //!
 //! The api runs in-process behind the production edge (`plotq_http::harden`, with the
-//! readiness routes beside it) over in-memory ports, each wrapped in
-//! `plotq_ports::faulty::Faulty`: a test injects a dependency's faults (down, slow,
-//! hanging, failing after the write) as rules on `app.store`, `app.queue` or
-//! `app.cache`, and reads what was stored or queued through the same fields.
+//! readiness routes beside it, and `plotq_api::otlp_statuses` around it) over in-memory
+//! ports, each wrapped in `plotq_ports::faulty::Faulty`: a test injects a dependency's
+//! faults (down, slow, hanging, failing after the write) as rules on `app.store`,
+//! `app.queue` or `app.cache`, and reads what was stored or queued through the same
+//! fields.
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
@@ -140,7 +141,7 @@ impl Build {
             routes = routes.merge(plotq_api::dashboard_router(events_url));
         }
         App {
-            router: harden(routes, &edge),
+            router: plotq_api::otlp_statuses(harden(routes, &edge)),
             store,
             queue,
             cache,
@@ -300,7 +301,8 @@ impl Call<'_> {
             .body(body)
     }
 
-    /// Sends the request through the router. Every client error is problem+json.
+    /// Sends the request through the router. Every client error is problem+json, but on
+    /// the OTLP paths: a `google.rpc.Status`, binary or in its JSON mapping.
     pub async fn send(self) -> Answer {
         let mut request = Request::builder()
             .method(self.method.as_str())
@@ -324,10 +326,18 @@ impl Call<'_> {
             .to_bytes()
             .to_vec();
         if status.is_client_error() {
-            assert_eq!(
-                headers["content-type"], "application/problem+json",
-                "{} {}: {status}",
-                self.method, self.uri
+            let otlp = ["/v1/traces", "/v1/metrics"].contains(&self.uri.as_str());
+            let expected: &[&str] = if otlp {
+                &["application/x-protobuf", "application/json"]
+            } else {
+                &["application/problem+json"]
+            };
+            assert!(
+                expected.contains(&headers["content-type"].to_str().unwrap()),
+                "{} {}: {status} as {:?}",
+                self.method,
+                self.uri,
+                headers["content-type"]
             );
         }
         Answer {

@@ -11,6 +11,7 @@ mod ingest;
 mod labels;
 mod limits;
 mod otlp;
+mod otlp_metrics;
 mod plots;
 mod render;
 mod stats;

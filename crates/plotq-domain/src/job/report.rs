@@ -214,10 +214,9 @@ impl DataSource {
                 } else {
                     format!("{resolution_secs}-s")
                 };
-                format!(
-                    "from {res} rollups, percentiles ±{}%, {n} samples",
-                    relative_error * 100.0
-                )
+                // Rounded up to a tenth of a percent (±1%, ±43.9%).
+                let percent = (relative_error * 1000.0).ceil() / 10.0;
+                format!("from {res} rollups, percentiles ±{percent}%, {n} samples")
             }
         }
     }

@@ -88,3 +88,12 @@ async fn label_sets_are_selected_counted_and_merged() {
     let store = store().await;
     plotq_ports::contract::label_sets_are_selected_counted_and_merged(&store, "labelled").await;
 }
+
+/// The store contract of summaries (`plotq_ports::contract`): OTLP histogram points
+/// merged into the rollup documents (`u`, `e`) in the write of the samples, none as raw
+/// chunks.
+#[tokio::test]
+async fn summaries_merge_into_the_rollups() {
+    let store = store().await;
+    plotq_ports::contract::summaries_merge_into_the_rollups(&store, "summarized").await;
+}

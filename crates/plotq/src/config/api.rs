@@ -77,6 +77,11 @@ pub struct ApiSettings {
     /// counted by each api process; a batch past it gets `422 too_many_label_sets`.
     #[arg(long, env = "PLOTQ_MAX_LABEL_SETS", default_value_t = 1_000)]
     pub max_label_sets: usize,
+    /// Cumulative OTLP streams (sums and histograms turned into deltas by difference) one
+    /// api process follows; past it a new stream's points are refused in the answer's
+    /// partial success (streams silent for 15 minutes make room first).
+    #[arg(long, env = "PLOTQ_OTLP_MAX_STREAMS", default_value_t = plotq_api::DEFAULT_OTLP_MAX_STREAMS)]
+    pub otlp_max_streams: usize,
     /// Requests per second one render link (`GET /api/v1/render?…&grant=`) may get,
     /// whoever holds it: a link's traffic has its own budget, never its minter's.
     #[arg(long, env = "PLOTQ_GRANT_REQUESTS_PER_SEC", default_value_t = 10)]
@@ -124,6 +129,7 @@ impl Validate for ApiSettings {
         );
         at_least(self.max_batch_buckets, 1, "PLOTQ_MAX_BATCH_BUCKETS")?;
         at_least(self.max_label_sets, 1, "PLOTQ_MAX_LABEL_SETS")?;
+        at_least(self.otlp_max_streams, 1, "PLOTQ_OTLP_MAX_STREAMS")?;
         for (value, name) in [
             (self.ingest_samples_per_sec, "PLOTQ_INGEST_SAMPLES_PER_SEC"),
             (self.grant_requests_per_sec, "PLOTQ_GRANT_REQUESTS_PER_SEC"),
@@ -157,6 +163,10 @@ impl ApiSettings {
             jobs_in_flight_per_caller: self.jobs_in_flight_per_caller,
             job_lease: self.job_lease,
             store_timeout: None,
+            otlp_streams: std::sync::Arc::new(plotq_api::OtlpStreams::new(
+                self.otlp_max_streams,
+                plotq_ports::clock::now_ms(),
+            )),
         }
     }
 

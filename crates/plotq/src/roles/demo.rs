@@ -39,7 +39,9 @@ pub async fn run(
     let ticks = (600_000 / TICK.as_millis() as i64) as usize;
     for t in (0..ticks).rev() {
         let samples = generator.requests(now - t as i64 * tick_ms, tick_ms, PER_TICK);
-        if let Err(e) = store_samples(store.as_ref(), views.as_ref(), &samples, now, None).await {
+        if let Err(e) =
+            store_samples(store.as_ref(), views.as_ref(), &samples, &[], now, None).await
+        {
             tracing::warn!(error = %e, "demo back-fill failed");
             break;
         }
@@ -53,7 +55,9 @@ pub async fn run(
         }
         let now = now_ms();
         let samples = generator.requests(now, tick_ms, PER_TICK);
-        if let Err(e) = store_samples(store.as_ref(), views.as_ref(), &samples, now, None).await {
+        if let Err(e) =
+            store_samples(store.as_ref(), views.as_ref(), &samples, &[], now, None).await
+        {
             tracing::warn!(error = %e, "demo producer write failed");
         }
     }

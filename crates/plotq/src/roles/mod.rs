@@ -244,8 +244,10 @@ impl Http {
 
     async fn serve(self, app: Router, shutdown: CancellationToken) {
         // A 5xx is logged where it is made (with its cause, once per dependency state
-        // change while failing fast), and the request line by the observer.
-        let app = plotq_http::harden(app, &self.edge);
+        // change while failing fast), and the request line by the observer. The OTLP
+        // paths answer every error (the edge's too) as a `google.rpc.Status`; on a role
+        // without them, an exporter sent there gets its 404 so.
+        let app = plotq_api::otlp_statuses(plotq_http::harden(app, &self.edge));
         let app = if self.observed {
             self.observer.wrap(app)
         } else {

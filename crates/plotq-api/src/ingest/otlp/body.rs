@@ -2,7 +2,9 @@
 //! names (binary protobuf, `application/x-protobuf`, and its JSON mapping,
 //! `application/json`), optionally gzip-compressed (`Content-Encoding: gzip`, inflated
 //! to at most the body limit, so a small bomb cannot grow past it), decoded with the
-//! `opentelemetry-proto` messages; and the answer in the encoding of the request.
+//! `opentelemetry-proto` messages; and the answer in the encoding of the request. What
+//! fails here is a [`Problem`] like on every route; `status.rs` answers it as a
+//! `google.rpc.Status` in the same encoding (binary when the content type is neither).
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;

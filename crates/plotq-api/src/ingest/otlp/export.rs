@@ -2,12 +2,14 @@
 //! (`service.name`), the checks a point's time must pass (the sample rules: inside the
 //! timestamp range, at most 5 minutes ahead, not older than the rollup retention), the
 //! caller's service allowlist, and the [`Export`] an export request becomes — its
-//! samples, how many items were rejected and why, in the few words the OTLP partial
+//! samples and summaries, how many items were rejected and why, in the few words the OTLP partial
 //! success carries back to the exporter.
 
+use crate::streams::{Streams, Update};
 use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use plotq_domain::ServiceName;
+use plotq_domain::rollup::SeriesRollup;
 use plotq_domain::sample::{MAX_BATCH, MAX_FUTURE_SKEW_MS};
 use plotq_domain::timestamp::check_timestamp;
 use plotq_domain::{MetricName, Sample};
@@ -25,12 +27,18 @@ pub(crate) struct Rules<'a> {
     pub oldest_ms: i64,
     /// Whether the caller may write this service.
     pub may_use: &'a dyn Fn(&str) -> bool,
+    /// The cumulative streams this process follows.
+    pub streams: &'a Streams,
 }
 
 /// An export request read into samples: what is stored, and what was not.
 #[derive(Debug, Default)]
 pub(crate) struct Export {
     pub samples: Vec<Sample>,
+    /// Histogram points, merged into the rollups.
+    pub summaries: Vec<SeriesRollup>,
+    /// The cumulative streams' state once these are stored.
+    pub updates: Vec<Update>,
     /// Items (spans, data points) refused, each counted once.
     pub rejected: u64,
     /// Items left out by design (spans that are not requests): a warning, not a rejection.
@@ -71,9 +79,14 @@ impl Export {
         }
     }
 
-    /// Whether one more sample still fits the request's bound ([`MAX_BATCH`]).
+    /// Whether `more` samples or summaries still fit the request's bound ([`MAX_BATCH`]).
     pub(crate) fn full(&self, more: usize) -> bool {
-        self.samples.len() + more > MAX_BATCH
+        self.stored() + more > MAX_BATCH
+    }
+
+    /// Items to store: samples and summaries.
+    pub(crate) fn stored(&self) -> usize {
+        self.samples.len() + self.summaries.len()
     }
 
     /// The partial-success message: every reason with its count, or empty.

@@ -26,7 +26,7 @@ use crate::error::{PortError, PortResult};
 use crate::store::{MetricStore, Points, Rollups, SeriesQuery, StoreUsage};
 use async_trait::async_trait;
 use plotq_domain::chunk::{BatchId, Chunk, bucket_of};
-use plotq_domain::rollup::Rollup;
+use plotq_domain::rollup::{Rollup, SeriesRollup};
 use plotq_domain::{Labels, Sample};
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -145,10 +145,15 @@ fn selected<'a>(inner: &'a Inner, query: &SeriesQuery<'_>) -> Vec<(Labels, &'a S
 
 #[async_trait]
 impl MetricStore for MemoryStore {
-    async fn insert(&self, samples: &[Sample], batch: Option<&BatchId>) -> PortResult<()> {
+    async fn write(
+        &self,
+        samples: &[Sample],
+        summaries: &[SeriesRollup],
+        batch: Option<&BatchId>,
+    ) -> PortResult<()> {
         // Encode outside the lock; samples already past retention are not kept.
         let (horizon, rollup_horizon) = (self.horizon_ms(), self.rollup_horizon_ms());
-        let minutes = prepare(samples, horizon, rollup_horizon);
+        let minutes = prepare(samples, summaries, horizon, rollup_horizon);
         let batch = batch.map(|b| u128::from_str_radix(b.as_str(), 16).expect("32 hex digits"));
         let mut inner = self.inner.lock().expect("store lock");
         let inner = &mut *inner;
@@ -310,6 +315,11 @@ mod tests {
             ..MemoryStoreConfig::default()
         };
         (MemoryStore::with_clock(config, clock.clone()), clock)
+    }
+
+    #[tokio::test]
+    async fn summaries_merge_into_the_rollups() {
+        crate::contract::summaries_merge_into_the_rollups(&MemoryStore::default(), "svc").await;
     }
 
     #[tokio::test]

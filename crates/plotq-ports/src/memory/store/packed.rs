@@ -7,7 +7,9 @@
 //! `[n]` then `n` × `[key − previous key][count]`, counts and key steps as LEB128 varints,
 //! the first step from the lowest key (`-MAX_INDEX`, or 0 for codes). A merge of two
 //! packed rollups is at most as long as both together: every key's step only shrinks
-//! when keys join it, and a summed count's varint is no longer than the two.
+//! when keys join it, and a summed count's varint is no longer than the two. A minute
+//! with summarized values (`Rollup::summarized`) ends with `[summarized][summary_error:
+//! f64 LE]`; one without ends after the codes (most minutes: nothing added).
 
 use plotq_domain::rollup::{MAX_INDEX, Rollup};
 use std::collections::BTreeMap;
@@ -84,6 +86,7 @@ pub(super) fn pack(r: &Rollup) -> Box<[u8]> {
         0,
         r.codes.iter().map(|(&c, &n)| (i64::from(c), n)),
     );
+    put_summarized(&mut out, r.summarized, r.summary_error);
     // A copy at the exact length: shrinking in place could leave it in a larger block.
     out.as_slice().into()
 }
@@ -107,6 +110,7 @@ pub(super) fn unpack(mut bytes: &[u8]) -> Rollup {
         .into_iter()
         .map(|(c, n)| (c as u16, n))
         .collect();
+    let (summarized, summary_error) = take_summarized(bytes);
     debug_assert!(bytes.is_empty(), "a whole packed rollup");
     Rollup {
         count,
@@ -117,7 +121,24 @@ pub(super) fn unpack(mut bytes: &[u8]) -> Rollup {
         negative,
         zeros,
         codes,
+        summarized,
+        summary_error,
     }
+}
+
+/// The trailing summarized part, present only when there are summarized values.
+fn put_summarized(out: &mut Vec<u8>, summarized: u64, error: f64) {
+    if summarized > 0 {
+        put_varint(out, summarized);
+        out.extend_from_slice(&error.to_le_bytes());
+    }
+}
+
+fn take_summarized(bytes: &mut &[u8]) -> (u64, f64) {
+    if bytes.is_empty() {
+        return (0, 0.0);
+    }
+    (take_varint(bytes), take_f64(bytes))
 }
 
 /// `held` (packed) merged with `other`, packed: `Rollup::merge` without unpacking into
@@ -171,6 +192,12 @@ pub(super) fn merge_packed(held: &[u8], other: &Rollup) -> Box<[u8]> {
         }
         put_list(&mut out, lowest, merged.into_iter());
     }
+    let (summarized, error) = take_summarized(bytes);
+    put_summarized(
+        &mut out,
+        summarized + other.summarized,
+        error.max(other.summary_error),
+    );
     debug_assert!(bytes.is_empty(), "a whole packed rollup");
     out.as_slice().into()
 }
@@ -189,7 +216,15 @@ mod tests {
             (0..5_000).map(|i| (i as f64 * 0.37).sin() * 1e4).collect(),
             (0..200).map(f64::from).collect(),
         ];
-        let rollups: Vec<Rollup> = cases.iter().map(|v| Rollup::of(v)).collect();
+        let mut rollups: Vec<Rollup> = cases.iter().map(|v| Rollup::of(v)).collect();
+        let bucket = |lower, upper, count| plotq_domain::rollup::SummaryBucket {
+            lower,
+            upper,
+            count,
+            open: false,
+        };
+        let summary = [bucket(5.0, 10.0, 3), bucket(100.0, 250.0, 2)];
+        rollups.push(Rollup::from_buckets(&summary, Some(420.0), None, None).unwrap());
         for (i, a) in rollups.iter().enumerate() {
             assert_eq!(&unpack(&pack(a)), a, "case {i}");
             for b in &rollups {

@@ -8,7 +8,7 @@ use super::packed::{merge_packed, pack};
 use plotq_domain::Labels;
 use plotq_domain::Sample;
 use plotq_domain::chunk::{BUCKET_MS, Chunk, bucket_of, into_chunks};
-use plotq_domain::rollup::Rollup;
+use plotq_domain::rollup::{Rollup, SeriesRollup};
 use std::collections::btree_map::Entry as BTreeEntry;
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::mem::size_of;
@@ -118,9 +118,15 @@ pub(super) struct Minute {
     rollup: Option<(Rollup, Box<[u8]>)>,
 }
 
-/// `samples` as minutes of series (in series order), without what is past retention:
-/// raw buckets ending at or before `horizon`, rollups at or before `rollup_horizon`.
-pub(super) fn prepare(samples: &[Sample], horizon: i64, rollup_horizon: i64) -> Vec<Minute> {
+/// `samples` and `summaries` as minutes of series (in series order), without what is
+/// past retention: raw buckets ending at or before `horizon`, rollups at or before
+/// `rollup_horizon`.
+pub(super) fn prepare(
+    samples: &[Sample],
+    summaries: &[SeriesRollup],
+    horizon: i64,
+    rollup_horizon: i64,
+) -> Vec<Minute> {
     let mut out: Vec<Minute> = Vec::new();
     for c in into_chunks(samples) {
         let raw = c.bucket_ms + BUCKET_MS > horizon;
@@ -153,10 +159,50 @@ pub(super) fn prepare(samples: &[Sample], horizon: i64, rollup_horizon: i64) -> 
             }
         }
     }
+    if !summaries.is_empty() {
+        out = with_summaries(out, summaries, rollup_horizon);
+    }
     // Packed once each minute's rollup is whole.
     for minute in &mut out {
         if let Some((rollup, packed)) = &mut minute.rollup {
             *packed = pack(rollup);
+        }
+    }
+    out
+}
+
+/// `minutes` with `summaries` merged into their series' minutes (a minute of its own
+/// when the batch has no sample there), in series and minute order.
+fn with_summaries(
+    mut minutes: Vec<Minute>,
+    summaries: &[SeriesRollup],
+    rollup_horizon: i64,
+) -> Vec<Minute> {
+    for s in summaries {
+        if s.minute_ms + BUCKET_MS <= rollup_horizon {
+            continue;
+        }
+        minutes.push(Minute {
+            key: series_key(s.service.as_str(), s.metric.as_str(), &s.labels),
+            bucket_ms: s.minute_ms,
+            chunks: Vec::new(),
+            rollup: Some((s.rollup.clone(), Box::default())),
+        });
+    }
+    minutes.sort_by(|a, b| (&a.key, a.bucket_ms).cmp(&(&b.key, b.bucket_ms)));
+    let mut out: Vec<Minute> = Vec::with_capacity(minutes.len());
+    for minute in minutes {
+        match out.last_mut() {
+            Some(held) if held.key == minute.key && held.bucket_ms == minute.bucket_ms => {
+                held.chunks.extend(minute.chunks);
+                if let Some((more, _)) = minute.rollup {
+                    match &mut held.rollup {
+                        Some((rollup, _)) => rollup.merge(&more),
+                        none => *none = Some((more, Box::default())),
+                    }
+                }
+            }
+            _ => out.push(minute),
         }
     }
     out
