@@ -25,6 +25,7 @@ mod fuzz;
 mod memory;
 mod observe;
 mod otlp;
+mod otlp_rust;
 mod pipeline;
 mod render;
 mod restarts;
