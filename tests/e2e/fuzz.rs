@@ -6,8 +6,9 @@
 //! ±`f64::MAX`, subnormals, ±0; bad types; out-of-range timestamps; unknown fields;
 //! long names), plot requests of every kind with options at and past their bounds, job
 //! reads by known, random and malformed ids, the image routes, services, health, the
-//! dashboard, tickets, event streams (valid and invalid views), unknown routes, wrong
-//! methods, wrong content types, empty, malformed and oversized bodies, and junk
+//! dashboard, tickets, event streams (valid and invalid views), OpenTelemetry exports
+//! (`fuzz/otlp.rs`: every metric kind, spans, label bombs, broken bodies), unknown
+//! routes, wrong methods, wrong content types, empty, malformed and oversized bodies, and junk
 //! credentials. The series that plots target hold extreme values: `[1, 1e270]`,
 //! `[1e-300, 1]`, ±1e308/±`f64::MAX`, subnormals, only zeros, only negatives; before the
 //! random requests, a fixed matrix asks for every kind over each of them (with `log_x`,
@@ -15,7 +16,8 @@
 //!
 //! Asserted, for every target:
 //! - no 5xx but `503` with `Retry-After`; every 4xx/5xx is `application/problem+json`
-//!   with a string `code` (and its `status`); `429` carries `Retry-After`;
+//!   with a string `code` (and its `status`) — on the OTLP paths a `google.rpc.Status`
+//!   in the request's encoding; `429` carries `Retry-After`;
 //! - a request the generator built valid succeeds (2xx, or 429/503 under load) and one it
 //!   built invalid gets a 4xx; `202`s name their job in `Location`; ingest counts match;
 //! - every job a `202` (or a deduplicated answer) pointed at ends `done` or `failed`
@@ -29,6 +31,8 @@
 //! `PLOTQ_FUZZ_REQUESTS` (default 2,000 per target; the full run is 10,000) and
 //! `PLOTQ_FUZZ_SEED` (printed with every summary and failure) steer a run:
 //! `PLOTQ_FUZZ_REQUESTS=10000 cargo test -p plotq --test e2e_fuzz -- --nocapture`.
+
+mod otlp;
 
 use crate::support::app::{Backend, Options, TestApp};
 use crate::support::{
@@ -397,7 +401,8 @@ impl Gen {
             800..840 => self.job_random(),
             840..880 => self.job_bad_id(),
             880..920 => self.read_misc(),
-            920..950 => self.route_unknown(),
+            920..935 => self.route_unknown(),
+            935..950 => self.otlp(),
             950..975 => self.route_method(),
             975..993 => self.events(),
             _ => self.auth_junk(),
@@ -1762,7 +1767,10 @@ fn check(req: &Req, a: &Answer) -> Vec<String> {
     } else if status >= 500 && !(status == 503 && retry_after) {
         problems.push(format!("{status} (a 5xx other than 503 with Retry-After)"));
     }
-    if status >= 400 && !readyz {
+    if req.path.starts_with("/v1/") {
+        // OTLP answers errors as a google.rpc.Status, not problem+json.
+        problems.extend(otlp::check_status(req, status, content_type, &a.body));
+    } else if status >= 400 && !readyz {
         if !content_type.starts_with("application/problem+json") {
             problems.push(format!(
                 "{status} with content-type {content_type:?}, not application/problem+json"
