@@ -2,9 +2,11 @@
 // another origin (a node `http` server on 127.0.0.1:0) shows
 // `<img src="http://<plotq>/api/v1/render?…">` from a plotq in open mode; with tokens
 // configured, a link minted with POST /api/v1/render/grants shows while the same URL
-// without its grant (or with a parameter changed) does not. The dashboard's "Copy link"
-// and "Copy embed" give a render URL (signed when the page has a token) that fetches as
-// a PNG. Screenshots go to target/artifacts/.
+// without its grant (or with a parameter changed) does not open the plot — it shows a
+// card saying so, as an embed of a window with no data does (an SVG at the link's size,
+// never a broken image; JSON clients still get problem+json). The dashboard's "Copy
+// link" and "Copy embed" give a render URL (signed when the page has a token) that
+// fetches as a PNG. Screenshots go to target/artifacts/.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
@@ -80,13 +82,28 @@ test("open mode: another origin's <img> shows a render URL; the dashboard's copy
     const again = await fetch(render, { headers: { "if-none-match": etag } });
     assert.equal(again.status, 304, "If-None-Match answers 304");
 
-    site = await serveHtml(embedPage({ plot: render }));
+    // A window with no data: a card for image clients, problem+json for the others.
+    const empty = `${base}/api/v1/render?kind=histogram&service=nothing-here&window=15m&width=500&height=300`;
+    const asImage = await fetch(empty, { headers: { accept: "image/avif,image/webp,image/svg+xml,image/*,*/*;q=0.8" } });
+    const card = await asImage.text();
+    assert.equal(asImage.status, 409, card);
+    assert.equal(asImage.headers.get("content-type"), "image/svg+xml");
+    assert.equal(asImage.headers.get("cache-control"), "no-store");
+    assert.equal(asImage.headers.get("x-plotq-problem"), "plot_failed");
+    assert.match(card, /No data in this window/);
+    assert.match(card, /nothing-here\/latency_ms/);
+    const asJson = await fetch(empty);
+    assert.equal(asJson.status, 409);
+    assert.equal(asJson.headers.get("content-type"), "application/problem+json");
+
+    site = await serveHtml(embedPage({ plot: render, empty }));
     assert.notEqual(new URL(site.url).origin, new URL(base).origin);
     browser = await launch();
     const page = await browser.newPage({ viewport: { width: 900, height: 600 } });
-    const problems = watchProblems(page);
+    const problems = watchProblems(page, [/status of 409/]);
     await page.goto(site.url);
     assert.deepEqual(await imageOutcome(page, "plot"), { outcome: "load", complete: true, naturalWidth: 800 });
+    assert.deepEqual(await imageOutcome(page, "empty"), { outcome: "load", complete: true, naturalWidth: 500 });
     await page.screenshot({ path: path.join(artifacts, "embed-open.png") });
     assert.deepEqual(problems, [], "no console errors on the embedding page");
 
@@ -166,9 +183,8 @@ test("with tokens: a granted link shows on another origin, the same URL without 
     const problems = watchProblems(page, [/status of 401/]);
     await page.goto(site.url);
     assert.deepEqual(await imageOutcome(page, "granted"), { outcome: "load", complete: true, naturalWidth: 640 });
-    const refused = await imageOutcome(page, "bare");
-    assert.equal(refused.outcome, "error");
-    assert.equal(refused.naturalWidth, 0);
+    // Not the plot: a card at the link's size saying the link does not open it.
+    assert.deepEqual(await imageOutcome(page, "bare"), { outcome: "load", complete: true, naturalWidth: 640 });
     await page.screenshot({ path: path.join(artifacts, "embed-granted.png") });
     assert.deepEqual(problems, [], "no other console errors");
 

@@ -4,13 +4,16 @@
 //!
 //! It never renders: a plot request is answered `202` as soon as the job is durably
 //! queued, and only `GET /api/v1/render` waits for the workers, for a bounded time and
-//! a bounded number of requests at once. Authentication, limits, problem+json and health
+//! a bounded number of requests at once (the one image it makes is a fixed SVG card
+//! saying why there is no plot, for `<img>` embeds). Authentication, limits, problem+json and health
 //! come from `plotq-http`, shared with the notifier. The router is a plain function of
 //! its state so tests can drive it in-process and binaries can merge it with others.
 //!
 //! Where things are (each module uses only those listed before it):
 //!
+//! - `streams.rs` — the OTLP cumulative streams' state (`OtlpStreams`);
 //! - `state.rs` — [`ApiState`], [`ApiConfig`] and the per-process bounds it carries;
+//! - `card.rs` — [`render_cards`]: the SVG an `<img>` embed gets for a render's error;
 //! - `openapi.rs` — the document's schemas and its route (`GET /api/v1/openapi.json`);
 //! - `query.rs` — `PlotQuery`, a plot as query parameters (render and stats);
 //! - `access.rs` — `POST /api/v1/tickets` and the service allowlist checks;
@@ -29,6 +32,7 @@
 //!   entry in the OpenAPI document, which [`ApiDoc`] builds from the same table.
 
 mod access;
+mod card;
 mod dashboard;
 mod ingest;
 pub mod openapi;
@@ -40,6 +44,7 @@ mod state;
 mod stats;
 mod streams;
 
+pub use card::render_cards;
 pub use dashboard::dashboard_router;
 pub use ingest::caddy;
 pub use ingest::otlp::otlp_statuses;

@@ -14,6 +14,7 @@
 //! `If-None-Match` names that ETag; `503 render_timeout` with `Retry-After` when the
 //! image is not ready in time (the job goes on, and the retry finds it). At most
 //! `RenderConfig::waiters` requests wait at once per process (`503 render_busy` past it).
+//! An `<img>` embed gets its errors as an SVG card instead (`card.rs`).
 //!
 //! An `<img>` cannot send headers: with authentication on, a link carries `grant=`, a
 //! signed read-only claim scoped to the link's canonical query (the known parameters in
@@ -73,6 +74,12 @@ fn query_too_long() -> Problem {
 ///
 /// Outages: RabbitMQ or Redis down, `503`; MongoDB down, `503 render_timeout` (the job
 /// waits in a worker for MongoDB's return).
+///
+/// For `<img>` embeds: a request whose `Accept` asks for images at least as much as for
+/// JSON (as browsers' image requests do) gets every error as an `image/svg+xml` card
+/// saying why there is no plot ("No data in this window", an invalid link, …), with the
+/// same status and `Retry-After`, `Cache-Control: no-store` and `X-Plotq-Problem: <code>`;
+/// other clients get the problem+json below.
 #[utoipa::path(
     get, path = "/api/v1/render", tag = "plots",
     params(RenderParams,

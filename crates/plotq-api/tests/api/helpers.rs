@@ -3,7 +3,7 @@
 //! ([`App::call`] … [`Call::send`]).
 //!
 //! The api runs in-process behind the production edge (`plotq_http::harden`, with the
-//! readiness routes beside it, and `plotq_api::otlp_statuses` around it) over in-memory
+//! readiness routes beside it, and `plotq_api::otlp_statuses` and `render_cards` around it) over in-memory
 //! ports, each wrapped in `plotq_ports::faulty::Faulty`: a test injects a dependency's
 //! faults (down, slow, hanging, failing after the write) as rules on `app.store`,
 //! `app.queue` or `app.cache`, and reads what was stored or queued through the same
@@ -141,7 +141,7 @@ impl Build {
             routes = routes.merge(plotq_api::dashboard_router(events_url));
         }
         App {
-            router: plotq_api::otlp_statuses(harden(routes, &edge)),
+            router: plotq_api::render_cards(plotq_api::otlp_statuses(harden(routes, &edge))),
             store,
             queue,
             cache,
@@ -327,8 +327,16 @@ impl Call<'_> {
             .to_vec();
         if status.is_client_error() {
             let otlp = ["/v1/traces", "/v1/metrics"].contains(&self.uri.as_str());
+            // A render asked for as an image answers errors as an SVG card.
+            let card = self.uri.starts_with("/api/v1/render?")
+                && self
+                    .headers
+                    .iter()
+                    .any(|(k, v)| k == "accept" && v.starts_with("image/"));
             let expected: &[&str] = if otlp {
                 &["application/x-protobuf", "application/json"]
+            } else if card {
+                &["image/svg+xml"]
             } else {
                 &["application/problem+json"]
             };

@@ -1,6 +1,7 @@
 //! `GET /api/v1/render` and its signed links: a link spends its own budget (never its
 //! minter's) and identical requests share one job, and answers shared with an earlier
-//! job cost no budget. No worker runs here, so a render that is queued answers `503
+//! job cost no budget; an `<img>` gets every error as an SVG card, other clients as
+//! problem+json. No worker runs here, so a render that is queued answers `503
 //! render_timeout` once its short wait is over.
 
 use crate::helpers::{App, build};
@@ -124,4 +125,58 @@ async fn answers_shared_with_an_earlier_job_cost_no_budget() {
         (answer.status, answer.json()["code"].as_str()),
         (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited"))
     );
+}
+
+/// What a browser's `<img>` sends.
+const IMG_ACCEPT: &str = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8";
+
+#[tokio::test]
+async fn embeds_get_their_errors_as_cards_and_other_clients_as_problems() {
+    let (app, token) = with_reader("embed", LimitsConfig::default());
+    let query = "/api/v1/render?kind=histogram&service=checkout&window=1h&width=640&height=360";
+    // No token, not yet rendered, a bad parameter: each a card at the link's size.
+    for (uri, token, status, code, says) in [
+        (
+            query.to_owned(),
+            None,
+            401,
+            "unauthorized",
+            "This link does not open this plot",
+        ),
+        (
+            query.to_owned(),
+            Some(token.as_str()),
+            503,
+            "render_timeout",
+            "Still drawing",
+        ),
+        (
+            format!("{query}&bins=0"),
+            Some(token.as_str()),
+            422,
+            "invalid_field",
+            "No plot for this link",
+        ),
+    ] {
+        let answer = app
+            .get(uri.clone())
+            .token(token)
+            .header("accept", IMG_ACCEPT)
+            .send()
+            .await;
+        let svg = String::from_utf8_lossy(&answer.bytes).into_owned();
+        assert_eq!(answer.status.as_u16(), status, "{uri}: {svg}");
+        assert_eq!(answer.headers["content-type"], "image/svg+xml", "{uri}");
+        assert_eq!(answer.headers["cache-control"], "no-store", "{uri}");
+        assert_eq!(answer.headers["x-plotq-problem"], code, "{uri}");
+        assert!(svg.starts_with("<svg ") && svg.contains(r#"width="640" height="360""#));
+        assert!(svg.contains(says), "{uri}: {svg}");
+        if status == 503 {
+            assert!(answer.headers.contains_key("retry-after"), "{uri}");
+        }
+        // The same request from a client that does not ask for images: problem+json.
+        let plain = app.get(uri.clone()).token(token).send().await;
+        assert_eq!(plain.status.as_u16(), status, "{uri}");
+        assert_eq!(plain.json()["code"], code, "{uri}");
+    }
 }

@@ -247,7 +247,9 @@ impl Http {
         // change while failing fast), and the request line by the observer. The OTLP
         // paths answer every error (the edge's too) as a `google.rpc.Status`; on a role
         // without them, an exporter sent there gets its 404 so.
+        // `GET /api/v1/render` answers `<img>` embeds' errors as an image saying why.
         let app = plotq_api::otlp_statuses(plotq_http::harden(app, &self.edge));
+        let app = plotq_api::render_cards(app);
         let app = if self.observed {
             self.observer.wrap(app)
         } else {
