@@ -133,14 +133,21 @@ impl PlotSpec {
         if let Some(t) = &self.title {
             return t.clone();
         }
+        // The value kinds name their metric when it is not the latency they default to.
+        let metric = self.metric.as_str();
+        let latency = metric == self.kind.default_metric();
         let what = match self.kind {
-            PlotKind::Histogram => "Latency Distribution",
-            PlotKind::LatencyTimeseries => "Latency over Time",
-            PlotKind::Throughput => "Throughput",
-            PlotKind::StatusCodes => "Status Codes",
-            PlotKind::ErrorRate => "Error Rate",
-            PlotKind::Heatmap => "Latency Heatmap",
-            PlotKind::Cdf => "Latency CDF",
+            PlotKind::Histogram if latency => "Latency Distribution".to_owned(),
+            PlotKind::Histogram => format!("Distribution of {metric}"),
+            PlotKind::LatencyTimeseries if latency => "Latency over Time".to_owned(),
+            PlotKind::LatencyTimeseries => format!("{metric} over Time"),
+            PlotKind::Throughput => "Throughput".to_owned(),
+            PlotKind::StatusCodes => "Status Codes".to_owned(),
+            PlotKind::ErrorRate => "Error Rate".to_owned(),
+            PlotKind::Heatmap if latency => "Latency Heatmap".to_owned(),
+            PlotKind::Heatmap => format!("{metric} Heatmap"),
+            PlotKind::Cdf if latency => "Latency CDF".to_owned(),
+            PlotKind::Cdf => format!("{metric} CDF"),
         };
         let joiner = match self.kind {
             PlotKind::Throughput | PlotKind::StatusCodes | PlotKind::ErrorRate => "of",

@@ -19,6 +19,31 @@ fn defaults_fill_in() {
     );
     let status = PlotSpec::parse(&json!({"kind": "error_rate", "service": "a"}), NOW).unwrap();
     assert_eq!(status.metric.as_str(), "status_code");
+    assert_eq!(status.title(), "Error Rate of \"a\" (Last 10m)");
+}
+
+#[test]
+fn titles_name_a_metric_other_than_latency() {
+    for (kind, title) in [
+        (
+            "histogram",
+            "Distribution of payload_kb for \"a\" (Last 10m)",
+        ),
+        (
+            "latency_timeseries",
+            "payload_kb over Time for \"a\" (Last 10m)",
+        ),
+        ("heatmap", "payload_kb Heatmap for \"a\" (Last 10m)"),
+        ("cdf", "payload_kb CDF for \"a\" (Last 10m)"),
+        ("throughput", "Throughput of \"a\" (Last 10m)"),
+    ] {
+        let spec = PlotSpec::parse(
+            &json!({"kind": kind, "service": "a", "metric": "payload_kb"}),
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(spec.title(), title);
+    }
 }
 
 #[test]
