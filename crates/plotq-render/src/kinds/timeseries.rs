@@ -161,7 +161,7 @@ pub(crate) fn latency<DB: DrawingBackend>(
     let entries = if single {
         3 + usize::from(ctx.spec.show_max)
     } else {
-        2 * all.len()
+        (2 + usize::from(ctx.spec.show_max)) * all.len()
     };
     let (y_lo, y_max) = with_headroom(low, peak, ctx.headroom(entries));
     let y_range = (y_lo, y_max.max(y_lo + 1e-9));
@@ -217,6 +217,18 @@ pub(crate) fn latency<DB: DrawingBackend>(
                     true,
                     format!("{name} p50"),
                 )?;
+                // `show_max`: each service's max, thin and solid in its colour (the
+                // axis already reaches it).
+                if ctx.spec.show_max {
+                    line(
+                        chart,
+                        ctx,
+                        &pick(per, 3),
+                        stroke(color, ctx.thin()),
+                        false,
+                        format!("{name} max"),
+                    )?;
+                }
             }
         }
         Ok(())

@@ -89,6 +89,33 @@ fn svg_is_well_formed_text() {
 }
 
 #[test]
+fn show_max_draws_a_max_line_per_service() {
+    let mut s = spec(PlotKind::LatencyTimeseries, 1000, 600);
+    s.services
+        .push(plotq_domain::ServiceName::parse("search").unwrap());
+    s.format = ImageFormat::Svg;
+    s.show_max = true;
+    let text = String::from_utf8(render(&s, &data_for(&s, 5_000)).unwrap().bytes).unwrap();
+    for service in &s.services {
+        for line in ["p99", "p50", "max"] {
+            assert!(
+                text.contains(&format!("{service} {line}")),
+                "{service} {line}"
+            );
+        }
+    }
+    s.show_max = false;
+    let text = String::from_utf8(render(&s, &data_for(&s, 5_000)).unwrap().bytes).unwrap();
+    assert!(!text.contains(" max<"), "no max line without show_max");
+    s.format = ImageFormat::Png;
+    s.show_max = true;
+    dump(
+        "latency_max_services.png",
+        &render(&s, &data_for(&s, 5_000)).unwrap().bytes,
+    );
+}
+
+#[test]
 fn identical_input_gives_identical_bytes() {
     for &kind in PlotKind::ALL {
         let s = spec(kind, 1000, 600);
