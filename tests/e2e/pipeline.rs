@@ -582,5 +582,28 @@ async fn stats_answer_the_numbers_a_rendered_plot_carries() {
     assert_eq!(ready.event, "plot.ready");
     assert_eq!(ready.data["stats"], state["stats"]);
     assert_eq!(ready.data["timings"], state["timings"]);
+
+    // A correlation of the same samples (p95 against rate, by the minute, over the five
+    // whole minutes before this one): the job fits what the stats route fits.
+    let minute = now / 60_000 * 60_000;
+    let (from, until) = (minute - 5 * 60_000, minute - 1);
+    let correlation = get_json(
+        &app.client,
+        &app.url(&format!(
+            "/api/v1/stats?kind=correlation&service={service}&from={from}&until={until}"
+        )),
+    )
+    .await;
+    let fit = &correlation["stats"][0]["correlation"];
+    assert!(fit["points"].as_u64().unwrap() >= 1, "{correlation}");
+    assert_eq!(correlation["stats"][1]["metric"], "latency_ms");
+    let id = app
+        .request_plot(&json!({"kind": "correlation", "service": service,
+            "from": from, "until": until}))
+        .await;
+    let state = app.wait_done(id, RENDER).await;
+    assert_eq!(state["status"], "done", "{state}");
+    assert_eq!(state["stats"], correlation["stats"], "{state}");
+    assert_eq!(state["spec"]["x_stat"], "rate", "{state}");
     app.stop().await;
 }

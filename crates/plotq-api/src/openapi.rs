@@ -21,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use plotq_domain::names::MAX_NAME_LEN;
 use plotq_domain::sample::MAX_BATCH;
 use plotq_domain::timestamp::{MAX_TIMESTAMP_MS, MIN_EPOCH_MS};
-use plotq_http::{KindDoc, ProblemCode, ProblemDoc, SecuritySchemes};
+use plotq_http::{KindDoc, ProblemCode, ProblemDoc, SecuritySchemes, StatDoc};
 use serde::Serialize;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
@@ -334,6 +334,24 @@ macro_rules! plot_request_doc {
             /// rest as `other`): histogram, latency_timeseries and cdf, of one service.
             #[schema(nullable = false, pattern = "^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
             group_by: Option<String>,
+            /// Correlation only: y's statistic per bucket (default `p95`).
+            #[schema(nullable = false)]
+            stat: Option<StatDoc>,
+            /// Correlation only: x's metric (default: `metric`).
+            #[schema(nullable = false)]
+            x_metric: Option<MetricNameDoc>,
+            /// Correlation only: x's statistic per bucket (default `rate`); not y's very
+            /// statistic of the same series.
+            #[schema(nullable = false)]
+            x_stat: Option<StatDoc>,
+            /// Correlation only: x's service (default: the plot's; the label filter then
+            /// applies to y only).
+            #[schema(nullable = false)]
+            x_service: Option<ServiceNameDoc>,
+            /// Correlation only: one point per `bucket` of time (default `1m`, 10s to 1d;
+            /// the range must hold 3 to 10,080 buckets).
+            #[schema(nullable = false)]
+            bucket: Option<WindowDoc>,
         }
     };
 }
@@ -426,6 +444,18 @@ pub struct JobSpecDoc {
     /// The label drawn apart; absent when none.
     #[schema(nullable = false)]
     group_by: Option<String>,
+    /// Correlation only (every one filled in).
+    #[schema(nullable = false)]
+    stat: Option<StatDoc>,
+    #[schema(nullable = false)]
+    x_metric: Option<MetricNameDoc>,
+    #[schema(nullable = false)]
+    x_stat: Option<StatDoc>,
+    /// Absent when x is the plot's own service.
+    #[schema(nullable = false)]
+    x_service: Option<ServiceNameDoc>,
+    #[schema(nullable = false)]
+    bucket: Option<WindowDoc>,
 }
 
 /// Where a plot's time axis lies in its image: pixel columns `left_px` to `right_px`

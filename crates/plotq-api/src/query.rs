@@ -83,6 +83,23 @@ pub struct PlotQuery {
         example = "route"
     )]
     group_by: Option<String>,
+    /// Correlation: y's statistic per bucket (default `p95`).
+    #[param(nullable = false, value_type = Option<plotq_http::StatDoc>)]
+    stat: Option<String>,
+    /// Correlation: x's metric (default: `metric`).
+    #[param(nullable = false, pattern = "^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
+    x_metric: Option<String>,
+    /// Correlation: x's statistic per bucket (default `rate`).
+    #[param(nullable = false, value_type = Option<plotq_http::StatDoc>)]
+    x_stat: Option<String>,
+    /// Correlation: x's service (default: `service`; the label filter then applies to y
+    /// only).
+    #[param(nullable = false, pattern = "^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
+    x_service: Option<String>,
+    /// Correlation: the time bucket of one point (default `1m`, 10s to 1d; the range
+    /// must hold 3 to 10,080 of them).
+    #[param(nullable = false, pattern = "^[0-9]+[smhd]$", example = "5m")]
+    bucket: Option<String>,
     /// A read ticket (`POST /api/v1/tickets`), read by the authenticator.
     #[param(nullable = false)]
     pub(crate) ticket: Option<String>,
@@ -97,21 +114,56 @@ pub struct PlotQuery {
 }
 
 /// What `GET /api/v1/stats` reads: a plot's data parameters, and `ticket`.
-pub(crate) const STATS_PARAMETERS: [&str; 10] = [
-    "kind", "service", "services", "metric", "window", "from", "until", "labels", "group_by",
+pub(crate) const STATS_PARAMETERS: [&str; 15] = [
+    "kind",
+    "service",
+    "services",
+    "metric",
+    "window",
+    "from",
+    "until",
+    "labels",
+    "group_by",
+    "stat",
+    "x_metric",
+    "x_stat",
+    "x_service",
+    "bucket",
     "ticket",
 ];
 
 /// What `GET /api/v1/render` reads: every parameter of [`PlotQuery`].
-pub(crate) const RENDER_PARAMETERS: [&str; 20] = [
-    "kind", "service", "services", "metric", "window", "from", "until", "width", "height", "scale",
-    "bins", "log_x", "show_max", "theme", "format", "title", "labels", "group_by", "ticket",
+pub(crate) const RENDER_PARAMETERS: [&str; 25] = [
+    "kind",
+    "service",
+    "services",
+    "metric",
+    "window",
+    "from",
+    "until",
+    "width",
+    "height",
+    "scale",
+    "bins",
+    "log_x",
+    "show_max",
+    "theme",
+    "format",
+    "title",
+    "labels",
+    "group_by",
+    "stat",
+    "x_metric",
+    "x_stat",
+    "x_service",
+    "bucket",
+    "ticket",
     "grant",
 ];
 
 impl PlotQuery {
     /// The plot parameters in their fixed order (what a grant signs).
-    fn pairs(&self) -> [(&'static str, Option<&String>); 18] {
+    fn pairs(&self) -> [(&'static str, Option<&String>); 23] {
         [
             ("kind", self.kind.as_ref()),
             ("service", self.service.as_ref()),
@@ -131,6 +183,11 @@ impl PlotQuery {
             ("title", self.title.as_ref()),
             ("labels", self.labels.as_ref()),
             ("group_by", self.group_by.as_ref()),
+            ("stat", self.stat.as_ref()),
+            ("x_metric", self.x_metric.as_ref()),
+            ("x_stat", self.x_stat.as_ref()),
+            ("x_service", self.x_service.as_ref()),
+            ("bucket", self.bucket.as_ref()),
         ]
     }
 
@@ -345,7 +402,7 @@ mod tests {
         assert_eq!(fields, ["/colour", "/grant", "/width"]);
         assert!(
             refused.errors[0].problem.ends_with(
-                "known parameters: kind, service, services, metric, window, from, until, labels, group_by, ticket"
+                "known parameters: kind, service, services, metric, window, from, until, labels, group_by, stat, x_metric, x_stat, x_service, bucket, ticket"
             ),
             "{refused:?}"
         );

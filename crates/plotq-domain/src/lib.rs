@@ -12,6 +12,7 @@
 //! ([`wire`]) is validated on decode by the same rules the HTTP API applies.
 
 pub mod chunk;
+pub mod correlation;
 pub mod error;
 pub mod job;
 pub mod labels;

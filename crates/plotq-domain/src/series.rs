@@ -269,7 +269,8 @@ impl Extras {
             PlotKind::Histogram
             | PlotKind::LatencyTimeseries
             | PlotKind::Heatmap
-            | PlotKind::Cdf => Extras::None,
+            | PlotKind::Cdf
+            | PlotKind::Correlation => Extras::None,
         }
     }
 }

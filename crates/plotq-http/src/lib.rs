@@ -24,8 +24,8 @@ pub use limits::{Limits, LimitsConfig, ViewsGuard, WaiterGuard};
 pub use observe::{ObserveConfig, Observer, ProcessInfo, RequestSnapshot, SelfSamples};
 pub use openapi::{
     AuthProblems, FieldErrorDoc, IdempotencyInUse, JobReadProblems, JsonBodyProblems, KindDoc,
-    ProblemDoc, RateLimited, SecuritySchemes, SeriesStatsDoc, SourceDoc, StoreFull, TimingsDoc,
-    Unavailable,
+    ProblemDoc, RateLimited, SecuritySchemes, SeriesStatsDoc, SourceDoc, StatDoc, StoreFull,
+    TimingsDoc, Unavailable,
 };
 pub use probe::Probe;
 pub use problem::{Problem, ProblemCode, ProblemNote};

@@ -32,6 +32,49 @@ impl utoipa::PartialSchema for KindDoc {
 
 impl ToSchema for KindDoc {}
 
+/// A correlation's statistics of a time bucket (`plotq_domain::correlation::Stat`): the
+/// schema lists `Stat::ALL`.
+#[derive(Serialize)]
+#[serde(transparent)]
+pub struct StatDoc(plotq_domain::correlation::Stat);
+
+impl utoipa::PartialSchema for StatDoc {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "A statistic of one time bucket's samples (correlation's `stat` and `x_stat`).",
+            ))
+            .enum_values(Some(
+                plotq_domain::correlation::Stat::ALL
+                    .iter()
+                    .map(|s| s.as_str()),
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for StatDoc {}
+
+/// How a correlation's y statistic follows its x statistic bucket by bucket
+/// (`plotq_domain::correlation::Fit`); the coefficients need three points with spread,
+/// the line spread in x.
+#[derive(Serialize, ToSchema)]
+pub struct FitDoc {
+    /// Buckets where both statistics have a value.
+    #[schema(minimum = 0)]
+    points: u64,
+    #[schema(nullable = false, minimum = -1, maximum = 1)]
+    pearson: Option<f64>,
+    #[schema(nullable = false, minimum = -1, maximum = 1)]
+    spearman: Option<f64>,
+    /// The least-squares line `y = slope·x + intercept`.
+    #[schema(nullable = false)]
+    slope: Option<f64>,
+    #[schema(nullable = false)]
+    intercept: Option<f64>,
+}
+
 /// What a plot was drawn from (`plotq_domain::DataSource`).
 #[derive(Serialize, ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -50,7 +93,8 @@ pub enum SourceDoc {
 /// One service's samples in a window (`plotq_domain::SeriesStats`): count, min, max and
 /// mean exact; the percentiles exact from raw samples, within ±1% from rollups (see
 /// `source`). Throughput adds the rates, status codes and error rate add `codes` and
-/// `error_ratio`; other kinds have neither.
+/// `error_ratio`, correlation `metric` and (on y's entry) `correlation`; other kinds
+/// have none of them.
 #[derive(Serialize, ToSchema)]
 pub struct SeriesStatsDoc {
     #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
@@ -83,6 +127,12 @@ pub struct SeriesStatsDoc {
     /// metrics, the non-zero share for flag metrics.
     #[schema(nullable = false, minimum = 0, maximum = 1)]
     error_ratio: Option<f64>,
+    /// In a correlation, the metric this series is (y's entry first, then x's).
+    #[schema(nullable = false, pattern = "^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
+    metric: Option<String>,
+    /// In a correlation, on y's entry: the fit of its statistic against x's.
+    #[schema(nullable = false)]
+    correlation: Option<FitDoc>,
 }
 
 /// Where a job's last attempt spent its time (`plotq_domain::StageTimings`), in

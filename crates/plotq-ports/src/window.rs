@@ -21,7 +21,8 @@
 use crate::clock::now_ms;
 use crate::error::{PortError, PortResult};
 use crate::store::{LabelSelect, MetricStore, Rollups, SeriesQuery, Split};
-use plotq_domain::plot::MAX_SERVICES;
+use plotq_domain::correlation::{self, Buckets, Fit, Point, Samples};
+use plotq_domain::plot::{Correlation, MAX_SERVICES};
 use plotq_domain::rollup::{RELATIVE_ACCURACY, ROLLUP_MS, Rollup};
 use plotq_domain::series::{self, Extras};
 use plotq_domain::{DataSource, PlotKind, PlotSpec, SeriesStats, ServiceName};
@@ -149,8 +150,29 @@ pub async fn read_window(
         group: group.cloned(),
         other,
     };
-    let queries: Vec<(Naming, SeriesQuery<'_>)> = match &spec.group_by {
-        None => spec
+    let named_x = |c: &Correlation| Naming {
+        service: c.x_service.as_ref().unwrap_or(spec.service()).to_string(),
+        group: None,
+        other: false,
+    };
+    let queries: Vec<(Naming, SeriesQuery<'_>)> = match (&spec.group_by, &spec.correlation) {
+        // A correlation reads y (the spec's series) and x (its own metric, of its own
+        // service, filtered alike when it is the same service).
+        (None, Some(c)) => {
+            let y = base(spec, spec.service(), window, filtered);
+            let x = SeriesQuery {
+                service: c.x_service.as_ref().unwrap_or(spec.service()).as_str(),
+                metric: c.x_metric.as_str(),
+                select: if c.x_service.is_some() {
+                    LabelSelect::ALL
+                } else {
+                    filtered
+                },
+                ..y
+            };
+            vec![(named(None, false), y), (named_x(c), x)]
+        }
+        (None, None) => spec
             .services
             .iter()
             .map(|service| {
@@ -162,7 +184,7 @@ pub async fn read_window(
                 (naming, base(spec, service, window, filtered))
             })
             .collect(),
-        Some(group) => {
+        (Some(group), _) => {
             let split = |split| LabelSelect {
                 split: Some((group.as_str(), split)),
                 ..filtered
@@ -222,18 +244,21 @@ pub async fn read_window(
             stats.extend(stats_of.rollups(&merged, &stand_in));
             series.push(stand_in);
         }
-        return Ok(WindowRead {
-            from_ms,
-            until_ms,
-            series,
-            source: DataSource::Rollups {
-                resolution_secs: (ROLLUP_MS / 1000) as u32,
-                relative_error,
+        return Ok(correlate(
+            spec,
+            WindowRead {
+                from_ms,
+                until_ms,
+                series,
+                source: DataSource::Rollups {
+                    resolution_secs: (ROLLUP_MS / 1000) as u32,
+                    relative_error,
+                },
+                samples: total,
+                documents,
+                stats,
             },
-            samples: total,
-            documents,
-            stats,
-        });
+        ));
     }
     for (naming, q) in &queries {
         let points = store.points(q).await?;
@@ -272,15 +297,63 @@ pub async fn read_window(
     } else {
         series.iter().filter_map(|s| stats_of.raw(s)).collect()
     };
-    Ok(WindowRead {
-        from_ms,
-        until_ms,
-        series,
-        source: DataSource::Exact,
-        samples: total,
-        documents,
-        stats,
-    })
+    Ok(correlate(
+        spec,
+        WindowRead {
+            from_ms,
+            until_ms,
+            series,
+            source: DataSource::Exact,
+            samples: total,
+            documents,
+            stats,
+        },
+    ))
+}
+
+/// A correlation's read with its statistics marked by metric, and y's carrying the fit
+/// of the points the plot draws ([`correlation_points`]); any other read as it is.
+fn correlate(spec: &PlotSpec, mut read: WindowRead) -> WindowRead {
+    let Some(c) = &spec.correlation else {
+        return read;
+    };
+    let fit = Fit::of(&correlation_points(spec, &read));
+    let metrics = [spec.metric.as_str(), c.x_metric.as_str()];
+    // Statistics leave out the series without samples; the rest are in series order.
+    let mut stats = std::mem::take(&mut read.stats).into_iter();
+    for (i, s) in read.series.iter().enumerate() {
+        if s.values.is_empty() {
+            continue;
+        }
+        if let Some(st) = stats.next() {
+            let metric = metrics.get(i).copied().unwrap_or_default();
+            read.stats
+                .push(st.in_correlation(metric, (i == 0).then_some(fit)));
+        }
+    }
+    read
+}
+
+/// A correlation's points, from its read's two series (y, then x): one per whole bucket
+/// where both statistics have a value. Empty for any other spec.
+pub fn correlation_points(spec: &PlotSpec, read: &WindowRead) -> Vec<Point> {
+    let (Some(c), [y, x, ..]) = (&spec.correlation, read.series.as_slice()) else {
+        return Vec::new();
+    };
+    fn samples<'a>(s: &'a SeriesWindow, metric: &'a str) -> Samples<'a> {
+        Samples {
+            metric,
+            timestamps_ms: &s.timestamps_ms,
+            values: &s.values,
+            weight: s.weight,
+        }
+    }
+    let buckets = Buckets::new(read.from_ms, read.until_ms, c.bucket.millis());
+    correlation::points(
+        (&samples(y, spec.metric.as_str()), c.stat),
+        (&samples(x, c.x_metric.as_str()), c.x_stat),
+        &buckets,
+    )
 }
 
 /// The name of a `group_by` plot's series of every value but the most frequent.

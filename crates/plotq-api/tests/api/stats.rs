@@ -130,6 +130,103 @@ async fn each_kind_adds_its_numbers_and_comparisons_list_every_service() {
     );
 }
 
+/// Ten whole minutes ending at least a minute ago: minute `k` holds `(k + 1) · 10`
+/// samples of `checkout`'s latency, all `100 + 10k` ms, and `payments` 10 status codes,
+/// `9 - k` of them errors: fewer errors as checkout's load rises.
+#[tokio::test]
+async fn correlations_fit_their_statistics_bucket_by_bucket() {
+    let app = app();
+    let from = now_ms() / 60_000 * 60_000 - 11 * 60_000;
+    let mut latencies = Vec::new();
+    let mut codes = Vec::new();
+    for k in 0..10i64 {
+        let count = (k + 1) * 10;
+        for i in 0..count {
+            let at = from + k * 60_000 + i * 60_000 / count;
+            latencies.push((at, 100.0 + 10.0 * k as f64));
+            // payments: 10 requests a minute, 9 - k of them errors.
+            if i < 10 {
+                codes.push((at, if i < 9 - k { 503.0 } else { 200.0 }));
+            }
+        }
+    }
+    let sample = |service: &str, metric: &str, (timestamp_ms, value): (i64, f64)| Sample {
+        service: ServiceName::parse(service).unwrap(),
+        metric: MetricName::parse(metric).unwrap(),
+        value,
+        timestamp_ms,
+        labels: plotq_domain::Labels::none(),
+    };
+    let mut samples: Vec<Sample> = latencies
+        .iter()
+        .map(|p| sample("checkout", "latency_ms", *p))
+        .collect();
+    samples.extend(codes.iter().map(|p| sample("payments", "status_code", *p)));
+    app.store.insert(&samples, None).await.unwrap();
+    let range = format!("from={from}&until={}", from + 10 * 60_000 - 1);
+
+    // p95 latency against the request rate: y = 100 + 10k, x = (k + 1) / 6 per second,
+    // so y = 90 + 60x exactly, and both coefficients are 1.
+    let (status, body) = get(
+        &app,
+        &format!("?kind=correlation&service=checkout&{range}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let stats = body["stats"].as_array().unwrap();
+    assert_eq!(stats.len(), 2, "y's and x's entries: {body}");
+    assert_eq!(
+        (&stats[0]["metric"], &stats[1]["metric"]),
+        (&json!("latency_ms"), &json!("latency_ms"))
+    );
+    assert_eq!(stats[0]["count"], 550);
+    let fit = &stats[0]["correlation"];
+    assert_eq!(fit["points"], 10, "{fit}");
+    for (member, want) in [
+        ("pearson", 1.0),
+        ("spearman", 1.0),
+        ("slope", 60.0),
+        ("intercept", 90.0),
+    ] {
+        let got = fit[member].as_f64().unwrap();
+        assert!((got - want).abs() < 1e-9, "{member}: {got} in {fit}");
+    }
+    assert!(stats[1].get("correlation").is_none());
+
+    // Another service's error rate against this one's count: errors fall as load rises.
+    let (status, body) = get(
+        &app,
+        &format!(
+            "?kind=correlation&service=payments&metric=status_code&stat=error_rate&x_service=checkout&x_metric=latency_ms&x_stat=count&bucket=2m&{range}"
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let fit = &body["stats"][0]["correlation"];
+    assert_eq!(fit["points"], 5, "ten minutes in 2-minute buckets: {fit}");
+    assert!(
+        (fit["pearson"].as_f64().unwrap() + 1.0).abs() < 1e-9,
+        "{fit}"
+    );
+    assert_eq!(body["stats"][1]["service"], "checkout");
+
+    // A bucket the range cannot hold three of, and options of another kind, are named.
+    let (status, body) = get(
+        &app,
+        &format!("?kind=correlation&service=checkout&bucket=5m&{range}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["errors"][0]["field"], "/bucket");
+    let (status, body) = get(&app, "?kind=histogram&service=checkout&x_stat=rate", None).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["errors"][0]["field"], "/x_stat");
+    assert_eq!(body["errors"][0]["problem"], "applies to correlation only");
+}
+
 #[tokio::test]
 async fn absolute_ranges_are_read_like_plot_requests() {
     let app = app();
@@ -242,8 +339,21 @@ fn the_route_is_documented_with_every_answer() {
     assert_eq!(
         parameter_names(&op),
         [
-            "kind", "service", "services", "metric", "window", "from", "until", "labels",
-            "group_by", "ticket"
+            "kind",
+            "service",
+            "services",
+            "metric",
+            "window",
+            "from",
+            "until",
+            "labels",
+            "group_by",
+            "stat",
+            "x_metric",
+            "x_stat",
+            "x_service",
+            "bucket",
+            "ticket"
         ]
     );
     let stats = &doc["components"]["schemas"]["SeriesStatsDoc"]["properties"];

@@ -85,6 +85,12 @@ pub struct SeriesStats {
     pub codes: Option<BTreeMap<u16, u64>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_ratio: Option<f64>,
+    /// In a correlation, the metric this series is (y's, then x's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<String>,
+    /// In a correlation, on y's entry: how its statistic follows x's bucket by bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation: Option<crate::correlation::Fit>,
 }
 
 impl SeriesStats {
@@ -104,6 +110,17 @@ impl SeriesStats {
             peak_rate_per_s: None,
             codes: None,
             error_ratio: None,
+            metric: None,
+            correlation: None,
+        }
+    }
+
+    /// As one side of a correlation: the metric it is, and on y's side the fit.
+    pub fn in_correlation(self, metric: &str, fit: Option<crate::correlation::Fit>) -> Self {
+        Self {
+            metric: Some(metric.to_owned()),
+            correlation: fit,
+            ..self
         }
     }
 
@@ -170,6 +187,14 @@ impl SeriesStats {
                     .is_none_or(|sum| sum > self.count))
         {
             Err("codes must be HTTP status codes (100 to 599) counting at most count samples")
+        } else if self
+            .metric
+            .as_deref()
+            .is_some_and(|m| crate::names::MetricName::parse(m).is_err())
+        {
+            Err("stats name an invalid metric")
+        } else if self.correlation.is_some_and(|c| c.check().is_err()) {
+            Err("correlation coefficients must lie in [-1, 1] and its line be finite")
         } else {
             Ok(())
         }

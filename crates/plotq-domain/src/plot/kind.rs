@@ -24,6 +24,9 @@ pub enum PlotKind {
     Heatmap,
     /// Cumulative distribution with p50/p90/p99/p99.9 marked.
     Cdf,
+    /// One statistic of a metric against one of another (or the same) metric, a point per
+    /// time bucket, with a fitted line and Pearson's and Spearman's coefficients.
+    Correlation,
 }
 
 impl PlotKind {
@@ -35,6 +38,7 @@ impl PlotKind {
         PlotKind::ErrorRate,
         PlotKind::Heatmap,
         PlotKind::Cdf,
+        PlotKind::Correlation,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -46,6 +50,7 @@ impl PlotKind {
             PlotKind::ErrorRate => "error_rate",
             PlotKind::Heatmap => "heatmap",
             PlotKind::Cdf => "cdf",
+            PlotKind::Correlation => "correlation",
         }
     }
 
@@ -80,7 +85,13 @@ impl PlotKind {
                 | PlotKind::Throughput
                 | PlotKind::ErrorRate
                 | PlotKind::Heatmap
+                | PlotKind::Correlation
         )
+    }
+
+    /// Kinds whose x axis is time (and whose image reports where it lies).
+    pub fn has_time_axis(self) -> bool {
+        self.needs_timestamps() && self != PlotKind::Correlation
     }
 
     pub fn default_metric(self) -> &'static str {

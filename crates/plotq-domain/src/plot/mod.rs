@@ -16,6 +16,11 @@
 //!   `devicePixelRatio`; the layout size must be at least [`MIN_LAYOUT`].
 //! - `title`: at most [`MAX_TITLE_CHARS`] characters, no control characters.
 //! - `log_x` only for histogram and cdf; `show_max` only for latency_timeseries.
+//! - `stat`, `x_metric`, `x_stat`, `x_service` and `bucket` only for correlation (which
+//!   defaults them: p95 against the rate of the same metric, by the minute); `bucket` a
+//!   duration from 10s to 1d cutting the range into
+//!   [`MIN_POINTS`] to [`MAX_POINTS`] buckets; x not the very series and
+//!   statistic y is.
 //! - the range: a [`Window`] (10s to 7d), or absolute `from`/`until` timestamps within
 //!   [`MIN_TIMESTAMP_MS`](crate::timestamp::MIN_TIMESTAMP_MS)`..=`
 //!   [`MAX_TIMESTAMP_MS`](crate::timestamp::MAX_TIMESTAMP_MS) spanning 10s to 7d (checked
@@ -28,18 +33,22 @@
 //! Files: `kind.rs` (the kinds, themes and image formats), `range.rs` (`TimeRange`),
 //! `spec.rs` (`PlotSpec`, its bounds and defaults, and its title), `rules.rs` (reading a
 //! client's JSON or a serialised spec into a `Draft`, and `validate`, every rule),
-//! `view.rs` (`View`: a plot named by a dashboard's key).
+//! `view.rs` (`View`: a plot named by a dashboard's key), `stat.rs` (`Stat`, a
+//! correlation's statistic of a time bucket).
 
 mod kind;
 mod range;
 mod rules;
 mod spec;
+mod stat;
 pub(crate) mod view;
 
 pub use kind::{DEFAULT_METRIC, DEFAULT_STATUS_METRIC, ImageFormat, PlotKind, Theme};
 pub use range::TimeRange;
 pub(crate) use spec::RawPlotSpec;
 pub use spec::{
-    BINS_RANGE, DEFAULT_BINS, DEFAULT_HEIGHT, DEFAULT_WIDTH, HEIGHT_RANGE, MAX_SERVICES,
-    MAX_TITLE_CHARS, MIN_LAYOUT, PlotSpec, SCALE_RANGE, WIDTH_RANGE,
+    BINS_RANGE, Correlation, DEFAULT_BINS, DEFAULT_BUCKET_SECS, DEFAULT_HEIGHT, DEFAULT_STAT,
+    DEFAULT_WIDTH, DEFAULT_X_STAT, HEIGHT_RANGE, MAX_SERVICES, MAX_TITLE_CHARS, MIN_LAYOUT,
+    PlotSpec, SCALE_RANGE, WIDTH_RANGE,
 };
+pub use stat::{MAX_POINTS, MIN_POINTS, Stat};

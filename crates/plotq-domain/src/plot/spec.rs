@@ -5,6 +5,7 @@
 
 use super::kind::{ImageFormat, PlotKind, Theme};
 use super::range::TimeRange;
+use super::stat::Stat;
 use crate::labels::{LabelName, Labels};
 use crate::names::{MetricName, ServiceName};
 use crate::window::Window;
@@ -56,6 +57,43 @@ pub struct PlotSpec {
     /// one "other"), in the kinds that compare services, for one service.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group_by: Option<LabelName>,
+    /// What a correlation plots against what: present for that kind only (its members
+    /// are the spec's, flattened; absent otherwise, so other specs read as before).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub correlation: Option<Correlation>,
+}
+
+/// A correlation plot's axes: y is `stat` of the spec's metric (of its service, with its
+/// label filter), x is `x_stat` of `x_metric` of `x_service` (the spec's service when
+/// absent; the label filter applies to x too when it is the same service), one point per
+/// `bucket` of time.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct Correlation {
+    pub stat: Stat,
+    pub x_metric: MetricName,
+    pub x_stat: Stat,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub x_service: Option<ServiceName>,
+    pub bucket: Window,
+}
+
+/// A correlation's defaults: y is p95, x the rate of the same metric, by the minute
+/// ("does latency climb with load?").
+pub const DEFAULT_STAT: Stat = Stat::P95;
+pub const DEFAULT_X_STAT: Stat = Stat::Rate;
+pub const DEFAULT_BUCKET_SECS: u64 = 60;
+
+impl Correlation {
+    /// The defaults for a correlation of `metric`.
+    pub fn of(metric: &MetricName) -> Self {
+        Self {
+            stat: DEFAULT_STAT,
+            x_metric: metric.clone(),
+            x_stat: DEFAULT_X_STAT,
+            x_service: None,
+            bucket: Window::from_secs(DEFAULT_BUCKET_SECS).expect("a minute is a valid bucket"),
+        }
+    }
 }
 
 /// `PlotSpec`'s serialised shape, before validation.
@@ -84,6 +122,16 @@ pub(crate) struct RawPlotSpec {
     pub(super) labels: Labels,
     #[serde(default)]
     pub(super) group_by: Option<String>,
+    #[serde(default)]
+    pub(super) stat: Option<String>,
+    #[serde(default)]
+    pub(super) x_metric: Option<String>,
+    #[serde(default)]
+    pub(super) x_stat: Option<String>,
+    #[serde(default)]
+    pub(super) x_service: Option<String>,
+    #[serde(default)]
+    pub(super) bucket: Option<String>,
 }
 
 fn one() -> u64 {
@@ -97,10 +145,13 @@ fn is_one(v: &u32) -> bool {
 impl PlotSpec {
     /// A spec with every optional field at its default.
     pub fn new(kind: PlotKind, service: ServiceName) -> Self {
+        let metric =
+            MetricName::parse(kind.default_metric()).expect("default metric name is valid");
         Self {
             kind,
             services: vec![service],
-            metric: MetricName::parse(kind.default_metric()).expect("default metric name is valid"),
+            correlation: (kind == PlotKind::Correlation).then(|| Correlation::of(&metric)),
+            metric,
             range: TimeRange::Last(Window::default()),
             width: DEFAULT_WIDTH,
             height: DEFAULT_HEIGHT,
@@ -148,6 +199,17 @@ impl PlotSpec {
             PlotKind::Heatmap => format!("{metric} Heatmap"),
             PlotKind::Cdf if latency => "Latency CDF".to_owned(),
             PlotKind::Cdf => format!("{metric} CDF"),
+            PlotKind::Correlation => match &self.correlation {
+                Some(c) => {
+                    let x = c.x_stat.describe(c.x_metric.as_str());
+                    let x = match &c.x_service {
+                        Some(service) => format!("{x} of \"{service}\""),
+                        None => x,
+                    };
+                    format!("{} vs {x}", c.stat.describe(metric))
+                }
+                None => "Correlation".to_owned(),
+            },
         };
         let joiner = match self.kind {
             PlotKind::Throughput | PlotKind::StatusCodes | PlotKind::ErrorRate => "of",

@@ -257,6 +257,12 @@ impl View {
         spec.scale = self.scale;
         spec.labels = self.labels.clone();
         spec.group_by = self.group_by.clone();
+        // A correlation view is the default one (p95 against rate, by the minute) of
+        // its metric.
+        spec.correlation = spec
+            .correlation
+            .as_ref()
+            .map(|_| super::spec::Correlation::of(&self.metric));
         spec
     }
 }

@@ -8,9 +8,11 @@
 //! longer with e.g. `PROPTEST_CASES=10000`.
 
 use crate::helpers::{message_json, queued};
+use plotq_domain::correlation::Stat;
 use plotq_domain::error::MAX_REPORTED_ERRORS;
 use plotq_domain::plot::{
-    BINS_RANGE, HEIGHT_RANGE, MAX_SERVICES, MAX_TITLE_CHARS, MIN_LAYOUT, SCALE_RANGE, WIDTH_RANGE,
+    BINS_RANGE, Correlation, HEIGHT_RANGE, MAX_SERVICES, MAX_TITLE_CHARS, MIN_LAYOUT, SCALE_RANGE,
+    WIDTH_RANGE,
 };
 use plotq_domain::sample::{MAX_FUTURE_SKEW_MS, SAMPLE_FIELDS, parse_samples, parse_samples_fast};
 use plotq_domain::timestamp::{MAX_TIMESTAMP_MS, MIN_EPOCH_MS, MIN_TIMESTAMP_MS};
@@ -228,10 +230,31 @@ fn valid_spec() -> impl Strategy<Value = PlotSpec> {
                     names.truncate(1);
                 }
                 let (dark, svg, log_x, show_max) = flags;
+                let metric = MetricName::parse(&metric).unwrap();
+                // A correlation's bucket cuts its range into 3 to 10,080 buckets: a
+                // sixtieth of it (at least 10s), or an hour by the minute when the range
+                // is too short for three.
+                let mut range = range;
+                let correlation = (kind == PlotKind::Correlation).then(|| {
+                    let span_secs = (range.span_ms() / 1000) as u64;
+                    let mut bucket = (span_secs / 60).clamp(10, 86_400);
+                    if span_secs / bucket < 3 {
+                        range = TimeRange::Last(Window::parse("1h").unwrap());
+                        bucket = 60;
+                    }
+                    Correlation {
+                        stat: Stat::P95,
+                        x_metric: metric.clone(),
+                        x_stat: if dark { Stat::Rate } else { Stat::Count },
+                        x_service: None,
+                        bucket: Window::from_secs(bucket).unwrap(),
+                    }
+                });
                 PlotSpec {
                     kind,
+                    correlation,
                     services: names,
-                    metric: MetricName::parse(&metric).unwrap(),
+                    metric,
                     range,
                     width,
                     height,
@@ -284,7 +307,8 @@ fn view() -> impl Strategy<Value = View> {
             labels,
             group_by,
         };
-        (view.key().len() <= MAX_VIEW_KEY_LEN).then_some(view)
+        // A correlation view's window must hold three of its minutes.
+        (view.key().len() <= MAX_VIEW_KEY_LEN && view.spec().validate().is_ok()).then_some(view)
     })
 }
 
@@ -316,6 +340,12 @@ fn api_json(spec: &PlotSpec) -> Value {
     }
     if let Some(t) = &spec.title {
         o["title"] = json!(t);
+    }
+    if let Some(c) = &spec.correlation {
+        o["stat"] = json!(c.stat.as_str());
+        o["x_metric"] = json!(c.x_metric.as_str());
+        o["x_stat"] = json!(c.x_stat.as_str());
+        o["bucket"] = json!(c.bucket.to_string());
     }
     o
 }

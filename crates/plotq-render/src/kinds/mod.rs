@@ -5,6 +5,7 @@
 
 mod cdf;
 mod common;
+mod correlation;
 mod distribution;
 mod heatmap;
 mod status;
@@ -30,6 +31,7 @@ pub(crate) fn draw<DB: DrawingBackend>(
         PlotKind::ErrorRate => timeseries::error_rate(root, ctx, data).map(Some),
         PlotKind::StatusCodes => status::status_codes(root, ctx, data).map(|()| None),
         PlotKind::Heatmap => heatmap::heatmap(root, ctx, data).map(Some),
+        PlotKind::Correlation => correlation::correlation(root, ctx, data).map(|()| None),
     }?;
     if let Some(note) = &data.note {
         draw_note(root, ctx, note)?;

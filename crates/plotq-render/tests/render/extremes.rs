@@ -347,6 +347,9 @@ fn extreme_windows_are_bounded() {
                 Err(RenderError::Unplottable(why)) => {
                     assert!(until <= from, "{kind:?} [{from}, {until}]: {why}")
                 }
+                // A correlation draws whole buckets (a minute): these windows at the
+                // ends of time hold none, or none with a sample.
+                Err(RenderError::NoData) if kind == PlotKind::Correlation => {}
                 Err(e) => panic!("{kind:?} [{from}, {until}]: {e}"),
             }
         }

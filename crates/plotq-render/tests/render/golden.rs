@@ -1,4 +1,4 @@
-//! Golden images: each kind at 1000×600, and histogram and throughput on the smallest
+//! Golden images: each kind at 1000×600 (and a week's dense correlation), and histogram and throughput on the smallest
 //! and largest screens, compared pixel by pixel with the references in `tests/golden/`
 //! (rendering is deterministic, so the tolerance is zero). `PLOTQ_UPDATE_GOLDEN=1`
 //! rewrites them after a deliberate change (commit them with it).
@@ -24,6 +24,14 @@ fn golden_images() {
         };
         check_golden(&s, n, &format!("{}_1000x600.png", kind.as_str()));
     }
+}
+
+/// A correlation of a week by the minute: 10,080 points, drawn as density shading.
+#[test]
+fn golden_dense_correlation() {
+    let mut s = spec(PlotKind::Correlation, 1000, 600);
+    s.range = plotq_domain::TimeRange::Last(plotq_domain::Window::parse("7d").unwrap());
+    check_golden(&s, 400_000, "correlation_7d_1000x600.png");
 }
 
 /// Renders `spec` over `n` samples and compares it with `tests/golden/{name}` (which

@@ -63,9 +63,47 @@ fn generated(name: &str, n: usize, span_ms: i64, seed: u64, status: bool) -> Ser
     }
 }
 
-/// `n` generated samples of each of `spec`'s services over its window before `UNTIL`.
+/// About `n` latencies over `span_ms` before `UNTIL` whose load follows a slow wave
+/// (more samples a minute at its crests) and whose latency climbs with the load, with
+/// noise: what a correlation of p95 against rate should find.
+fn loaded(name: &str, n: usize, span_ms: i64) -> SeriesData {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let minutes = (span_ms / 60_000).max(1);
+    let per_minute = n as f64 / minutes as f64;
+    let mut timestamps_ms = Vec::with_capacity(n * 2);
+    let mut values = Vec::with_capacity(n * 2);
+    for m in 0..minutes {
+        let wave = (m as f64 / 9.0).sin() + 0.35 * (m as f64 / 2.3).sin();
+        let load = (1.0 + 0.6 * wave).max(0.1);
+        let count = (per_minute * load) as i64;
+        let latency = LogNormal::new(2.8 + 0.45 * load, 0.35).unwrap();
+        let start = UNTIL - span_ms + m * 60_000;
+        for i in 0..count {
+            timestamps_ms.push(start + i * 60_000 / count.max(1));
+            values.push(latency.sample(&mut rng));
+        }
+    }
+    SeriesData {
+        service: name.to_owned(),
+        timestamps_ms,
+        values,
+        weight: 1.0,
+    }
+}
+
+/// `n` generated samples of each of `spec`'s services over its window before `UNTIL`
+/// (for a correlation, its y and x series: latencies that climb with the load).
 pub fn data_for(spec: &PlotSpec, n: usize) -> PlotData {
     let span = spec.range.span_ms();
+    if spec.kind == PlotKind::Correlation {
+        let s = loaded(spec.services[0].as_str(), n, span);
+        return PlotData {
+            from_ms: UNTIL - span,
+            until_ms: UNTIL,
+            series: vec![s.clone(), s],
+            note: None,
+        };
+    }
     let status = matches!(spec.kind, PlotKind::StatusCodes | PlotKind::ErrorRate);
     PlotData {
         from_ms: UNTIL - span,

@@ -110,9 +110,14 @@ fn format() -> impl Strategy<Value = ImageFormat> {
 /// A spec of `kind` and its data: up to 8 services for the kinds that compare, `log_x`
 /// and `show_max` where the kind has them, any bins in 1..=1000.
 fn case(kind: PlotKind) -> impl Strategy<Value = (PlotSpec, PlotData)> {
-    let max_services = if kind.compares() { 8 } else { 1 };
+    // A correlation reads two series (y, x) of its one service.
+    let (min_series, max_series) = match kind {
+        PlotKind::Correlation => (2, 2),
+        k if k.compares() => (1, 8),
+        _ => (1, 1),
+    };
     (
-        proptest::collection::vec(samples(), 1..=max_services),
+        proptest::collection::vec(samples(), min_series..=max_series),
         size(),
         format(),
         1u32..=1000,
@@ -124,6 +129,7 @@ fn case(kind: PlotKind) -> impl Strategy<Value = (PlotSpec, PlotData)> {
                 let mut spec = PlotSpec::new(kind, ServiceName::parse("a").unwrap());
                 spec.services = (0..all.len())
                     .map(|i| ServiceName::parse(&format!("s{i}")).unwrap())
+                    .take(if kind == PlotKind::Correlation { 1 } else { 8 })
                     .collect();
                 spec.width = width;
                 spec.height = height;
@@ -197,6 +203,26 @@ fn expected(spec: &PlotSpec, data: &PlotData) -> Expected {
                 Expected::Image
             }
         }
+        // An image when some whole bucket has both statistics (y's p95 needs a sample;
+        // x's rate is 0 without one).
+        PlotKind::Correlation => {
+            let c = spec.correlation.as_ref().expect("a correlation spec");
+            let minute = c.bucket.millis();
+            let whole = |t: &i64| {
+                let first = FROM.div_euclid(minute) * minute
+                    + if FROM.rem_euclid(minute) == 0 {
+                        0
+                    } else {
+                        minute
+                    };
+                *t >= first && *t < first + (UNTIL + 1 - first) / minute * minute
+            };
+            if data.series[0].timestamps_ms.iter().any(whole) {
+                Expected::Image
+            } else {
+                Expected::NoData
+            }
+        }
         PlotKind::Heatmap => {
             let values = in_window(&data.series[0]);
             if values.is_empty() {
@@ -216,7 +242,7 @@ fn check(spec: &PlotSpec, data: &PlotData) -> Result<(), TestCaseError> {
         (Expected::Image, Ok(out)) => match spec.format {
             ImageFormat::Png => {
                 prop_assert_eq!(png_size(&out.bytes), Some((spec.width, spec.height)));
-                prop_assert_eq!(out.time_axis.is_some(), spec.kind.needs_timestamps());
+                prop_assert_eq!(out.time_axis.is_some(), spec.kind.has_time_axis());
                 if let Some(t) = out.time_axis {
                     prop_assert!(t.left_px < t.right_px && t.right_px < spec.width);
                     prop_assert_eq!((t.from_ms, t.until_ms), (data.from_ms, data.until_ms));
@@ -274,6 +300,11 @@ proptest! {
 
     #[test]
     fn heatmap_renders_any_finite_data((spec, data) in case(PlotKind::Heatmap)) {
+        check(&spec, &data)?;
+    }
+
+    #[test]
+    fn correlation_renders_any_finite_data((spec, data) in case(PlotKind::Correlation)) {
         check(&spec, &data)?;
     }
 }

@@ -284,3 +284,106 @@ fn unknown_fields_list_the_known_ones_once() {
     assert!(err.0[0].problem.contains("known fields: kind"));
     assert_eq!(err.0[1].problem, "unknown field");
 }
+
+#[test]
+fn correlations_default_their_axes_and_check_them() {
+    let spec = PlotSpec::parse(
+        &json!({"kind": "correlation", "service": "checkout", "window": "1h"}),
+        NOW,
+    )
+    .unwrap();
+    let c = spec.correlation.as_ref().unwrap();
+    assert_eq!(
+        (c.stat, c.x_stat, c.x_metric.as_str(), c.bucket.secs()),
+        (Stat::P95, Stat::Rate, "latency_ms", 60)
+    );
+    assert_eq!(
+        spec.title(),
+        "p95 of latency_ms vs rate of latency_ms (/s) for \"checkout\" (Last 1h)"
+    );
+    // The members serialise flat, and read back through the same rules.
+    let json = serde_json::to_value(&spec).unwrap();
+    assert_eq!(
+        (&json["stat"], &json["x_stat"], &json["bucket"]),
+        (&json!("p95"), &json!("rate"), &json!("1m"))
+    );
+    assert_eq!(serde_json::from_value::<PlotSpec>(json).unwrap(), spec);
+    // Another service's error rate, every member given.
+    let spec = PlotSpec::parse(
+        &json!({"kind": "correlation", "service": "checkout", "metric": "status_code",
+            "stat": "error_rate", "x_service": "edge", "x_metric": "latency_ms",
+            "x_stat": "p99", "bucket": "5m", "window": "1d"}),
+        NOW,
+    )
+    .unwrap();
+    assert_eq!(
+        spec.title(),
+        "error rate of status_code (%) vs p99 of latency_ms of \"edge\" for \"checkout\" (Last 1d)"
+    );
+    // Other kinds have none of them; a histogram's JSON has no correlation member.
+    let histogram = PlotSpec::parse(&json!({"kind": "histogram", "service": "a"}), NOW).unwrap();
+    assert!(
+        serde_json::to_value(&histogram)
+            .unwrap()
+            .get("stat")
+            .is_none()
+    );
+}
+
+#[test]
+fn correlation_problems_are_named() {
+    let problems = |body: serde_json::Value| -> Vec<(String, String)> {
+        PlotSpec::parse(&body, NOW)
+            .unwrap_err()
+            .0
+            .into_iter()
+            .map(|e| (e.field, e.problem))
+            .collect()
+    };
+    let got = problems(json!({"kind": "correlation", "service": "a", "stat": "p42",
+        "x_stat": 3, "bucket": "2d", "x_service": ""}));
+    let fields: Vec<&str> = got.iter().map(|(f, _)| f.as_str()).collect();
+    assert_eq!(
+        fields,
+        ["/stat", "/x_stat", "/x_service", "/bucket"],
+        "{got:?}"
+    );
+    assert!(got[0].1.contains("count, rate, mean"), "{got:?}");
+    assert_eq!(got[1].1, "must be a string");
+    assert_eq!(got[3].1, "must be a duration from 10s to 1d, e.g. 1m");
+    // Too few or too many buckets for the range.
+    let got = problems(json!({"kind": "correlation", "service": "a", "window": "2m"}));
+    assert_eq!(got[0].0, "/bucket");
+    assert!(
+        got[0].1.contains("3 to 10080 buckets; this one makes 2"),
+        "{got:?}"
+    );
+    let got = problems(
+        json!({"kind": "correlation", "service": "a", "window": "7d",
+        "bucket": "10s"}),
+    );
+    assert!(got[0].1.contains("makes 60480"), "{got:?}");
+    // x the very statistic of the very series y is.
+    let got = problems(json!({"kind": "correlation", "service": "a", "x_stat": "p95"}));
+    assert_eq!(got[0].0, "/x_stat");
+    // Its own service as x_service is the same series too.
+    let got = problems(
+        json!({"kind": "correlation", "service": "a", "x_service": "a",
+        "x_stat": "p95"}),
+    );
+    assert_eq!(got[0].0, "/x_stat");
+    // Members of a correlation on another kind, and services to compare.
+    let got = problems(json!({"kind": "cdf", "service": "a", "stat": "p95", "bucket": "1m"}));
+    assert_eq!(
+        got,
+        [
+            ("/stat".to_owned(), "applies to correlation only".to_owned()),
+            (
+                "/bucket".to_owned(),
+                "applies to correlation only".to_owned()
+            )
+        ]
+    );
+    let got = problems(json!({"kind": "correlation", "services": ["a", "b"]}));
+    assert_eq!(got[0].0, "/services");
+}
