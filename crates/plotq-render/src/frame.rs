@@ -273,9 +273,22 @@ pub fn chart<'a, DB: DrawingBackend>(
     x: Axis<'_>,
     y: Axis<'_>,
 ) -> Result<Chart<'a, DB>, RenderError> {
+    chart_beside(root, ctx, x, y, 0)
+}
+
+/// [`chart`], leaving `room` image pixels free on the right of the plot area (for a
+/// colour scale).
+pub fn chart_beside<'a, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, Shift>,
+    ctx: &Ctx<'_>,
+    x: Axis<'_>,
+    y: Axis<'_>,
+    room: u32,
+) -> Result<Chart<'a, DB>, RenderError> {
     let y_area = ctx.y_label_area(widest(y.ticks.ticks().iter().map(|v| (y.label)(v))));
     let (n_x, n_y) = (x.ticks.tick_count(), y.ticks.tick_count());
     let (top, right, bottom, left) = ctx.margin();
+    let right = right + room;
     let title_h = ctx.draw_title(root)?;
     let mut chart = ChartBuilder::on(root)
         .margin_top(top + title_h)

@@ -1,5 +1,6 @@
 //! `heatmap`: latency distribution over time. x = time bucket, y = log-spaced latency
-//! bucket, colour = sample count (log-scaled along the theme's ramp), with each time
+//! bucket, colour = sample count (log-scaled along the theme's ramp, read off the colour
+//! scale at the right: samples per cell, from 1 to the fullest cell), with each time
 //! bucket's p99 drawn on top — the plot that shows bimodal latency and slow tails.
 //!
 //! Only samples inside the (inclusive) window count, for the axis as for the cells. The
@@ -80,12 +81,13 @@ pub(crate) fn heatmap<DB: DrawingBackend>(
     let edges = stats::bin_log(&[], rows, y_lo, y_hi);
     // Headroom in log space keeps the legend above the cells; it stops at f64::MAX (a
     // range of 600 decades times the headroom would overflow to infinity).
-    let entries = 2 + usize::from(dropped > 0);
+    let entries = 1 + usize::from(dropped > 0);
     let y_top = (y_lo.ln() + (y_hi.ln() - y_lo.ln()) * ctx.headroom(entries))
         .exp()
         .clamp(y_hi, f64::MAX);
     let y_ticks = axis::log_ticks(y_lo, y_top, ctx.max_y_ticks());
-    let mut chart = frame::chart(
+    let scale = ColourScale::new(weight, peak);
+    let mut chart = frame::chart_beside(
         root,
         ctx,
         time_x_axis(ctx),
@@ -94,6 +96,7 @@ pub(crate) fn heatmap<DB: DrawingBackend>(
             label: Box::new(|v: &f64| axis::format_log_tick(*v)),
             desc: &ctx.value_desc,
         },
+        scale.room(ctx),
     )?;
     let ln_peak = (peak as f64 + 1.0).ln();
     chart
@@ -121,23 +124,117 @@ pub(crate) fn heatmap<DB: DrawingBackend>(
             labelled = true;
         }
     }
-    let dense = ctx.theme.ramp_at(1.0);
-    chart
-        .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())
-        .map_err(drawing_error)?
-        .label(ctx.legend_label(format!(
-            "darker = more samples (max {} per cell)",
-            weighted(peak, weight)
-        )))
-        .legend(move |(x, y)| {
-            Rectangle::new(
-                [(x, y - marker / 4), (x + marker, y + marker / 4)],
-                dense.filled(),
-            )
-        });
+    let (xs, ys) = chart.plotting_area().get_pixel_range();
+    scale.draw(root, ctx, (xs.end, ys))?;
     if let Some(note) = dropped_note(weighted(dropped as u64, weight) as usize) {
         legend_note(&mut chart, ctx, note)?;
     }
     draw_legend(&mut chart, ctx, SeriesLabelPosition::UpperRight)?;
     Ok(time_axis(&chart, ctx))
+}
+
+/// The heatmap's colour scale: a bar beside the plot from 1 sample per cell (bottom) to
+/// the fullest cell (top), coloured as the cells are, with ticks at powers of ten and the
+/// maximum, and "samples per cell" along it.
+struct ColourScale {
+    /// Samples each stand-in counts for.
+    weight: f64,
+    /// The fullest cell, in stand-ins.
+    peak: u64,
+    labels: Vec<(f64, String)>,
+}
+
+impl ColourScale {
+    fn new(weight: f64, peak: u64) -> Self {
+        let weight = weight.max(1.0);
+        let top = peak as f64 * weight;
+        // Powers of ten from 1 up to the peak, then the peak itself unless it is one.
+        let mut labels: Vec<(f64, String)> =
+            std::iter::successors(Some(1.0f64), |v| Some(v * 10.0).filter(|n| *n < top * 0.8))
+                .take(20)
+                .map(|v| (v, axis::format_log_tick(v)))
+                .collect();
+        if labels.last().is_none_or(|(v, _)| *v < top) {
+            labels.push((top, axis::format_log_tick(weighted(peak, weight) as f64)));
+        }
+        Self {
+            weight,
+            peak,
+            labels,
+        }
+    }
+
+    /// The colour of `samples` per cell, as a cell with that many is drawn.
+    fn position(&self, samples: f64) -> f64 {
+        let stand_ins = samples / self.weight;
+        ((stand_ins + 1.0).ln() / (self.peak as f64 + 1.0).ln()).clamp(0.0, 1.0)
+    }
+
+    /// Image pixels the scale takes right of the plot: gap, bar, ticks, labels, caption.
+    fn room(&self, ctx: &Ctx<'_>) -> u32 {
+        let label_chars = frame::widest(self.labels.iter().map(|(_, l)| l.clone()));
+        let labels = (label_chars as f64 * ctx.ts.tick as f64 * 0.62) as u32;
+        ctx.px(10) + ctx.px(12) + ctx.px(8) + labels + ctx.px(6) + ctx.ts.label * 3 / 2
+    }
+
+    /// Draws the bar right of `x0` over the plot's rows `ys` (image pixels).
+    fn draw<DB: DrawingBackend>(
+        &self,
+        root: &Area<'_, DB>,
+        ctx: &Ctx<'_>,
+        (x0, ys): (i32, std::ops::Range<i32>),
+    ) -> Result<(), RenderError> {
+        use plotters::style::text_anchor::{HPos, Pos, VPos};
+        let bar = (x0 + ctx.px(10) as i32, x0 + ctx.px(22) as i32);
+        let (top, bottom) = (ys.start, ys.end);
+        let height = (bottom - top).max(1);
+        // One band per ramp step: the ramp has 32 distinct colours.
+        let steps = 32;
+        for i in 0..steps {
+            let t = (i as f64 + 0.5) / steps as f64;
+            let y1 = bottom - height * i / steps;
+            let y0 = bottom - height * (i + 1) / steps;
+            let color = ctx.theme.ramp_at(0.12 + 0.88 * t);
+            root.draw(&Rectangle::new([(bar.0, y0), (bar.1, y1)], color.filled()))
+                .map_err(drawing_error)?;
+        }
+        // Outlined in the grid's colour: the axes' colour marks only the axes.
+        root.draw(&Rectangle::new(
+            [(bar.0, top), (bar.1, bottom)],
+            ctx.hairline(ctx.theme.grid),
+        ))
+        .map_err(drawing_error)?;
+        let font = ctx.font(ctx.ts.tick);
+        let mut last_y = i32::MAX;
+        for (value, label) in self.labels.iter().rev() {
+            let y = bottom - (height as f64 * self.position(*value)).round() as i32;
+            // Labels closer than a line of text to the one above are left out.
+            if (last_y - y).abs() < ctx.ts.tick as i32 && last_y != i32::MAX {
+                continue;
+            }
+            last_y = y;
+            root.draw(&PathElement::new(
+                [(bar.1, y), (bar.1 + ctx.px(4) as i32, y)],
+                ctx.hairline(ctx.theme.muted),
+            ))
+            .map_err(drawing_error)?;
+            root.draw(&Text::new(
+                label.clone(),
+                (bar.1 + ctx.px(8) as i32, y),
+                font.clone().pos(Pos::new(HPos::Left, VPos::Center)),
+            ))
+            .map_err(drawing_error)?;
+        }
+        let (w, _) = root.dim_in_pixel();
+        let caption = ctx
+            .font(ctx.ts.label)
+            .transform(FontTransform::Rotate90)
+            .pos(Pos::new(HPos::Center, VPos::Top));
+        root.draw(&Text::new(
+            "samples per cell",
+            (w as i32 - ctx.ts.label as i32 * 3 / 2, top + height / 2),
+            caption,
+        ))
+        .map_err(drawing_error)
+    }
 }
