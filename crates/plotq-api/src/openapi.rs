@@ -352,6 +352,9 @@ macro_rules! plot_request_doc {
             /// the range must hold 3 to 10,080 buckets).
             #[schema(nullable = false)]
             bucket: Option<WindowDoc>,
+            /// Values marked on the plot's value axis, each with its label.
+            #[schema(nullable = false, max_items = 8)]
+            thresholds: Option<Vec<ThresholdDoc>>,
         }
     };
 }
@@ -456,6 +459,28 @@ pub struct JobSpecDoc {
     x_service: Option<ServiceNameDoc>,
     #[schema(nullable = false)]
     bucket: Option<WindowDoc>,
+    /// Absent when none.
+    #[schema(nullable = false, max_items = 8)]
+    thresholds: Option<Vec<ThresholdDoc>>,
+}
+
+/// A value marked on a plot's value axis (`plotq_domain::plot::Threshold`), in its
+/// units: the metric's for the distribution and latency kinds, per second for
+/// throughput, percent for error rate, samples for status codes, y's statistic for a
+/// correlation. Drawn as a dashed line, or named in the legend when beyond the axis.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ThresholdDoc {
+    /// A finite number.
+    value: f64,
+    /// Default `threshold`; 1 to 40 characters, no control characters.
+    #[schema(
+        nullable = false,
+        min_length = 1,
+        max_length = 40,
+        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"
+    )]
+    label: Option<String>,
 }
 
 /// Where a plot's time axis lies in its image: pixel columns `left_px` to `right_px`

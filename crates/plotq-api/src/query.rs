@@ -100,6 +100,10 @@ pub struct PlotQuery {
     /// must hold 3 to 10,080 of them).
     #[param(nullable = false, pattern = "^[0-9]+[smhd]$", example = "5m")]
     bucket: Option<String>,
+    /// Values marked on the value axis, as a JSON array of at most 8
+    /// `{"value": number, "label": string}` objects, e.g. `[{"value":250,"label":"SLO"}]`.
+    #[param(nullable = false, example = r#"[{"value":250,"label":"SLO"}]"#)]
+    thresholds: Option<String>,
     /// A read ticket (`POST /api/v1/tickets`), read by the authenticator.
     #[param(nullable = false)]
     pub(crate) ticket: Option<String>,
@@ -163,7 +167,7 @@ pub(crate) const RENDER_PARAMETERS: [&str; 25] = [
 
 impl PlotQuery {
     /// The plot parameters in their fixed order (what a grant signs).
-    fn pairs(&self) -> [(&'static str, Option<&String>); 23] {
+    fn pairs(&self) -> [(&'static str, Option<&String>); 24] {
         [
             ("kind", self.kind.as_ref()),
             ("service", self.service.as_ref()),
@@ -188,6 +192,7 @@ impl PlotQuery {
             ("x_stat", self.x_stat.as_ref()),
             ("x_service", self.x_service.as_ref()),
             ("bucket", self.bucket.as_ref()),
+            ("thresholds", self.thresholds.as_ref()),
         ]
     }
 
@@ -250,6 +255,11 @@ impl PlotQuery {
                 "labels" => serde_json::from_str::<Value>(raw)
                     .ok()
                     .filter(Value::is_object)
+                    .unwrap_or_else(|| raw.as_str().into()),
+                // A JSON array when it is one; else the string, which the rules name.
+                "thresholds" => serde_json::from_str::<Value>(raw)
+                    .ok()
+                    .filter(Value::is_array)
                     .unwrap_or_else(|| raw.as_str().into()),
                 "log_x" | "show_max" => match raw.as_str() {
                     "true" | "1" => true.into(),

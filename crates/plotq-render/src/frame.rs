@@ -16,7 +16,9 @@ use crate::theme::{Theme, TypeScale};
 use plotq_domain::PlotSpec;
 use plotters::chart::{ChartBuilder, ChartContext, SeriesLabelPosition};
 use plotters::coord::Shift;
-use plotters::prelude::{Cartesian2d, DrawingArea, DrawingBackend, Text};
+use plotters::prelude::{
+    Cartesian2d, DashedLineSeries, DrawingArea, DrawingBackend, PathElement, Text,
+};
 use plotters::style::colors::TRANSPARENT;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{Color, IntoFont, ShapeStyle, TextStyle};
@@ -174,6 +176,8 @@ impl<'a> Ctx<'a> {
             - ts.title as f64 * 2.0
             - (ts.tick + ts.label * 2 + ts.tick / 2) as f64
             - ts.tick as f64 * 1.5;
+        // Each threshold adds a legend line too.
+        let entries = entries + self.spec.thresholds.len();
         let legend_px = (entries as f64 + 1.0) * ts.legend as f64 * 1.5;
         1.0 / (1.0 - (legend_px / plot_px.max(1.0)).min(0.6)) + 0.05
     }
@@ -320,12 +324,14 @@ pub fn chart_beside<'a, DB: DrawingBackend>(
     Ok(chart)
 }
 
-/// The legend at `position`, on the theme's background.
+/// The spec's thresholds (every kind draws them here, last before its legend), then the
+/// legend at `position`, on the theme's background.
 pub fn draw_legend<'a, DB: DrawingBackend + 'a>(
     chart: &mut Chart<'a, DB>,
     ctx: &Ctx<'_>,
     position: SeriesLabelPosition,
 ) -> Result<(), RenderError> {
+    draw_thresholds(chart, ctx)?;
     chart
         .configure_series_labels()
         .position(position)
@@ -341,4 +347,66 @@ pub fn draw_legend<'a, DB: DrawingBackend + 'a>(
 /// A solid line style in `color` of `width` pixels.
 pub fn stroke(color: plotters::style::RGBColor, width: u32) -> plotters::style::ShapeStyle {
     color.stroke_width(width)
+}
+
+/// The spec's thresholds on the value axis — vertical lines for the kinds whose x axis is
+/// the value (histogram, cdf), horizontal for the rest — long dashes in the text's colour
+/// (no series or mark has it), each named in the legend with its value; a threshold
+/// outside the axis is named in the legend with where it lies ("above the plot"), not
+/// drawn.
+fn draw_thresholds<'a, DB: DrawingBackend + 'a>(
+    chart: &mut Chart<'a, DB>,
+    ctx: &Ctx<'_>,
+) -> Result<(), RenderError> {
+    use plotq_domain::PlotKind;
+    let spec = ctx.spec;
+    if spec.thresholds.is_empty() {
+        return Ok(());
+    }
+    let on_x = matches!(spec.kind, PlotKind::Histogram | PlotKind::Cdf);
+    let unit = match (spec.kind, &spec.correlation) {
+        (PlotKind::Throughput, _) => "/s",
+        (PlotKind::ErrorRate, _) => "%",
+        (PlotKind::StatusCodes, _) => "",
+        (PlotKind::Correlation, Some(c)) => match c.stat {
+            plotq_domain::plot::Stat::Rate => "/s",
+            plotq_domain::plot::Stat::ErrorRate => "%",
+            plotq_domain::plot::Stat::Count => "",
+            _ => ctx.unit,
+        },
+        _ => ctx.unit,
+    };
+    let (x, y) = (chart.x_range(), chart.y_range());
+    let style = stroke(ctx.theme.foreground, ctx.line_width());
+    let marker = ctx.marker();
+    let (dash, gap) = (ctx.ts.tick as i32 * 3 / 2, ctx.ts.tick as i32 / 2);
+    for t in &spec.thresholds {
+        let text = format!("{}: {}", t.label, axis::format_value(t.value, unit));
+        let along = if on_x { &x } else { &y };
+        if (along.start..=along.end).contains(&t.value) {
+            let ends = if on_x {
+                [(t.value, y.start), (t.value, y.end)]
+            } else {
+                [(x.start, t.value), (x.end, t.value)]
+            };
+            chart
+                .draw_series(DashedLineSeries::new(ends, dash, gap, style))
+                .map_err(drawing_error)?
+                .label(ctx.legend_label(text))
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + marker, y)], style));
+        } else {
+            let side = match (on_x, t.value > along.end) {
+                (true, true) => "right of the plot",
+                (true, false) => "left of the plot",
+                (false, true) => "above the plot",
+                (false, false) => "below the plot",
+            };
+            chart
+                .draw_series(std::iter::empty::<PathElement<(f64, f64)>>())
+                .map_err(drawing_error)?
+                .label(ctx.legend_label(format!("{text} ({side})")))
+                .legend(|(x, y)| PathElement::new([(x, y)], TRANSPARENT));
+        }
+    }
+    Ok(())
 }

@@ -51,6 +51,49 @@ async fn invalid_specs_name_their_fields() {
     assert_eq!(answer.error_fields(), ["/window", "/bins"]);
 }
 
+/// Thresholds travel with the job (its spec echoes them, its message carries them);
+/// bad ones are named by index and member; a render link takes them as a JSON array.
+#[tokio::test]
+async fn thresholds_are_part_of_the_plot() {
+    let app = app();
+    let answer = app
+        .post("/api/v1/plots")
+        .json(&json!({"kind": "latency_timeseries", "service": "checkout",
+            "thresholds": [{"value": 250, "label": "SLO"}, {"value": 100}]}))
+        .send()
+        .await;
+    assert_eq!(answer.status, StatusCode::ACCEPTED);
+    assert_eq!(
+        answer.json()["spec"]["thresholds"],
+        json!([{"value": 250.0, "label": "SLO"}, {"value": 100.0, "label": "threshold"}])
+    );
+    let mut consumer = app.queue.consume(1).await.unwrap();
+    let message = JobMessage::decode(&consumer.next().await.unwrap().body).unwrap();
+    assert_eq!(message.spec.thresholds[0].label, "SLO");
+
+    let answer = app
+        .post("/api/v1/plots")
+        .json(&json!({"kind": "histogram", "service": "checkout",
+            "thresholds": [{"value": "250"}, {"value": 1, "label": ""}, {"value": 2, "colour": "red"}]}))
+        .send()
+        .await;
+    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        answer.error_fields(),
+        [
+            "/thresholds/0/value",
+            "/thresholds/1/label",
+            "/thresholds/2/colour"
+        ]
+    );
+    let answer = app
+        .get("/api/v1/render?kind=histogram&service=checkout&thresholds=250")
+        .send()
+        .await;
+    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(answer.error_fields(), ["/thresholds"]);
+}
+
 #[tokio::test]
 async fn png_answers_follow_the_job_state() {
     let app = app();

@@ -16,6 +16,8 @@
 //!   `devicePixelRatio`; the layout size must be at least [`MIN_LAYOUT`].
 //! - `title`: at most [`MAX_TITLE_CHARS`] characters, no control characters.
 //! - `log_x` only for histogram and cdf; `show_max` only for latency_timeseries.
+//! - `thresholds`: at most [`MAX_THRESHOLDS`], each a finite value with a label
+//!   ([`Threshold`]).
 //! - `stat`, `x_metric`, `x_stat`, `x_service` and `bucket` only for correlation (which
 //!   defaults them: p95 against the rate of the same metric, by the minute); `bucket` a
 //!   duration from 10s to 1d cutting the range into
@@ -34,13 +36,14 @@
 //! `spec.rs` (`PlotSpec`, its bounds and defaults, and its title), `rules.rs` (reading a
 //! client's JSON or a serialised spec into a `Draft`, and `validate`, every rule),
 //! `view.rs` (`View`: a plot named by a dashboard's key), `stat.rs` (`Stat`, a
-//! correlation's statistic of a time bucket).
+//! correlation's statistic of a time bucket), `threshold.rs` (`Threshold`).
 
 mod kind;
 mod range;
 mod rules;
 mod spec;
 mod stat;
+mod threshold;
 pub(crate) mod view;
 
 pub use kind::{DEFAULT_METRIC, DEFAULT_STATUS_METRIC, ImageFormat, PlotKind, Theme};
@@ -52,3 +55,6 @@ pub use spec::{
     PlotSpec, SCALE_RANGE, WIDTH_RANGE,
 };
 pub use stat::{MAX_POINTS, MIN_POINTS, Stat};
+pub use threshold::{
+    DEFAULT_THRESHOLD_LABEL, MAX_THRESHOLD_LABEL_CHARS, MAX_THRESHOLDS, Threshold,
+};

@@ -6,6 +6,7 @@
 use super::kind::{ImageFormat, PlotKind, Theme};
 use super::range::TimeRange;
 use super::stat::Stat;
+use super::threshold::Threshold;
 use crate::labels::{LabelName, Labels};
 use crate::names::{MetricName, ServiceName};
 use crate::window::Window;
@@ -61,6 +62,10 @@ pub struct PlotSpec {
     /// are the spec's, flattened; absent otherwise, so other specs read as before).
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub correlation: Option<Correlation>,
+    /// Values marked on the value axis with their labels (at most 8). Not serialised
+    /// when empty (cache keys read as before).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub thresholds: Vec<Threshold>,
 }
 
 /// A correlation plot's axes: y is `stat` of the spec's metric (of its service, with its
@@ -132,6 +137,8 @@ pub(crate) struct RawPlotSpec {
     pub(super) x_service: Option<String>,
     #[serde(default)]
     pub(super) bucket: Option<String>,
+    #[serde(default)]
+    pub(super) thresholds: Vec<Threshold>,
 }
 
 fn one() -> u64 {
@@ -151,6 +158,7 @@ impl PlotSpec {
             kind,
             services: vec![service],
             correlation: (kind == PlotKind::Correlation).then(|| Correlation::of(&metric)),
+            thresholds: Vec::new(),
             metric,
             range: TimeRange::Last(Window::default()),
             width: DEFAULT_WIDTH,

@@ -12,7 +12,7 @@ use plotq_domain::correlation::Stat;
 use plotq_domain::error::MAX_REPORTED_ERRORS;
 use plotq_domain::plot::{
     BINS_RANGE, Correlation, HEIGHT_RANGE, MAX_SERVICES, MAX_TITLE_CHARS, MIN_LAYOUT, SCALE_RANGE,
-    WIDTH_RANGE,
+    Threshold, WIDTH_RANGE,
 };
 use plotq_domain::sample::{MAX_FUTURE_SKEW_MS, SAMPLE_FIELDS, parse_samples, parse_samples_fast};
 use plotq_domain::timestamp::{MAX_TIMESTAMP_MS, MIN_EPOCH_MS, MIN_TIMESTAMP_MS};
@@ -250,9 +250,28 @@ fn valid_spec() -> impl Strategy<Value = PlotSpec> {
                         bucket: Window::from_secs(bucket).unwrap(),
                     }
                 });
+                // Thresholds of any finite value now and then, at negative zero too.
+                let thresholds = match bins % 5 {
+                    0 => vec![Threshold {
+                        value: f64::from(bins) * 1.5,
+                        label: "SLO".to_owned(),
+                    }],
+                    1 => vec![
+                        Threshold {
+                            value: -0.0,
+                            label: "zero".to_owned(),
+                        },
+                        Threshold {
+                            value: -f64::MAX,
+                            label: "floor ≥ nothing".to_owned(),
+                        },
+                    ],
+                    _ => Vec::new(),
+                };
                 PlotSpec {
                     kind,
                     correlation,
+                    thresholds,
                     services: names,
                     metric,
                     range,
@@ -340,6 +359,9 @@ fn api_json(spec: &PlotSpec) -> Value {
     }
     if let Some(t) = &spec.title {
         o["title"] = json!(t);
+    }
+    if !spec.thresholds.is_empty() {
+        o["thresholds"] = json!(spec.thresholds);
     }
     if let Some(c) = &spec.correlation {
         o["stat"] = json!(c.stat.as_str());

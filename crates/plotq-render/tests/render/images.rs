@@ -75,6 +75,44 @@ fn comparisons_and_options() {
     );
 }
 
+/// Thresholds on every kind: a threshold inside the value axis is a line across the plot
+/// in the text's colour (many more such pixels than the same threshold beyond the axis,
+/// which is only named in the legend, with a longer text).
+#[test]
+fn thresholds_are_drawn_on_every_kind() {
+    use plotq_domain::plot::Threshold;
+    let ink = plotq_render::Theme::light().foreground;
+    let ink = [ink.0, ink.1, ink.2];
+    for &kind in PlotKind::ALL {
+        let mut s = spec(kind, 1000, 600);
+        if kind != PlotKind::Histogram && kind != PlotKind::Cdf {
+            s.range = plotq_domain::TimeRange::Last(plotq_domain::Window::parse("1h").unwrap());
+        }
+        let data = data_for(&s, 20_000);
+        let mut inked = |value: f64| {
+            s.thresholds = vec![Threshold {
+                value,
+                label: "SLO".into(),
+            }];
+            let bytes = render(&s, &data).unwrap().bytes;
+            let (_, _, rgb) = decode(&bytes);
+            (rgb.chunks(3).filter(|p| *p == ink).count(), bytes)
+        };
+        // A value inside every kind's value axis: 20 ms, 5/s, 3 %, 100 samples, p95 40.
+        let inside = match kind {
+            PlotKind::Throughput => 5.0,
+            PlotKind::ErrorRate => 3.0,
+            PlotKind::StatusCodes => 100.0,
+            PlotKind::Correlation => 40.0,
+            _ => 20.0,
+        };
+        let (beyond, _) = inked(1e12);
+        let (drawn, bytes) = inked(inside);
+        assert!(drawn > beyond + 300, "{kind:?}: {beyond} → {drawn} pixels");
+        dump(&format!("thresholds_{}.png", kind.as_str()), &bytes);
+    }
+}
+
 #[test]
 fn svg_is_well_formed_text() {
     let mut s = spec(PlotKind::Histogram, 800, 500);

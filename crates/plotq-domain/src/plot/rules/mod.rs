@@ -6,10 +6,10 @@
 use super::kind::{DEFAULT_METRIC, ImageFormat, PlotKind, Theme};
 use super::range::TimeRange;
 use super::spec::{
-    BINS_RANGE, Correlation, DEFAULT_BINS, DEFAULT_HEIGHT, DEFAULT_WIDTH, HEIGHT_RANGE,
-    MAX_SERVICES, MAX_TITLE_CHARS, MIN_LAYOUT, PlotSpec, RawPlotSpec, SCALE_RANGE, WIDTH_RANGE,
+    BINS_RANGE, DEFAULT_BINS, DEFAULT_HEIGHT, DEFAULT_WIDTH, HEIGHT_RANGE, MAX_SERVICES,
+    MAX_TITLE_CHARS, MIN_LAYOUT, PlotSpec, RawPlotSpec, SCALE_RANGE, WIDTH_RANGE,
 };
-use super::stat::{MAX_POINTS, MIN_POINTS, Stat};
+use super::threshold::{MAX_THRESHOLDS, Threshold};
 use crate::error::{Collector, FieldError, FieldErrors, pointer_segment};
 use crate::labels::{LabelName, Labels};
 use crate::names::{MetricName, ServiceName};
@@ -17,6 +17,10 @@ use crate::timestamp::{check_timestamp, clamp_timestamp, parse_timestamp};
 use crate::window::{MAX_WINDOW_SECS, MIN_WINDOW_SECS, Window};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
+
+mod correlation;
+
+use correlation::{CorrelationDraft, correlation, json_correlation};
 
 impl<'de> Deserialize<'de> for PlotSpec {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -49,12 +53,8 @@ const KNOWN_FIELDS: &[&str] = &[
     "x_stat",
     "x_service",
     "bucket",
+    "thresholds",
 ];
-
-/// The members only a correlation has.
-const CORRELATION_FIELDS: [&str; 5] = ["stat", "x_metric", "x_stat", "x_service", "bucket"];
-/// Longest time bucket of a correlation.
-const MAX_BUCKET_SECS: u64 = 86_400;
 
 const COMPARE_PROBLEM: &str =
     "only histogram, latency_timeseries and cdf compare services; use service";
@@ -92,69 +92,8 @@ struct Draft {
     scale: Result<u64, FieldError>,
     by_label: LabelDraft,
     correlation: CorrelationDraft,
+    thresholds: Result<Vec<Threshold>, FieldErrors>,
 }
-
-/// A correlation's members as read (each absent, given or wrong).
-#[derive(Default)]
-struct CorrelationDraft {
-    stat: Option<Result<Stat, FieldError>>,
-    x_metric: Option<Result<MetricName, FieldError>>,
-    x_stat: Option<Result<Stat, FieldError>>,
-    x_service: Option<Result<ServiceName, FieldError>>,
-    bucket: Option<Result<Window, FieldError>>,
-}
-
-impl CorrelationDraft {
-    /// From text members (a client's strings or a serialised spec's).
-    fn read(
-        stat: Option<&str>,
-        x_metric: Option<&str>,
-        x_stat: Option<&str>,
-        x_service: Option<&str>,
-        bucket: Option<&str>,
-    ) -> Self {
-        Self {
-            stat: stat.map(|s| Stat::parse(s).map_err(|p| field_error("stat", p))),
-            x_metric: x_metric
-                .map(|m| MetricName::parse(m).map_err(|p| field_error("x_metric", p))),
-            x_stat: x_stat.map(|s| Stat::parse(s).map_err(|p| field_error("x_stat", p))),
-            x_service: x_service
-                .map(|s| ServiceName::parse(s).map_err(|p| field_error("x_service", p))),
-            bucket: bucket.map(|b| {
-                Window::parse(b)
-                    .ok()
-                    .filter(|w| w.secs() <= MAX_BUCKET_SECS)
-                    .ok_or_else(|| field_error("bucket", BUCKET_PROBLEM))
-            }),
-        }
-    }
-
-    fn from_spec(c: Option<&Correlation>) -> Self {
-        let Some(c) = c else {
-            return Self::default();
-        };
-        Self {
-            stat: Some(Ok(c.stat)),
-            x_metric: Some(Ok(c.x_metric.clone())),
-            x_stat: Some(Ok(c.x_stat)),
-            x_service: c.x_service.clone().map(Ok),
-            bucket: Some(Ok(c.bucket)),
-        }
-    }
-
-    /// The members given, by name.
-    fn given(&self) -> [(&'static str, bool); 5] {
-        [
-            ("stat", self.stat.is_some()),
-            ("x_metric", self.x_metric.is_some()),
-            ("x_stat", self.x_stat.is_some()),
-            ("x_service", self.x_service.is_some()),
-            ("bucket", self.bucket.is_some()),
-        ]
-    }
-}
-
-const BUCKET_PROBLEM: &str = "must be a duration from 10s to 1d, e.g. 1m";
 
 /// Which series a spec reads: its label filter (every problem of it) and the label it
 /// splits them by.
@@ -217,6 +156,7 @@ impl Draft {
                 raw.x_service.as_deref(),
                 raw.bucket.as_deref(),
             ),
+            thresholds: Ok(raw.thresholds),
         }
     }
 
@@ -252,6 +192,7 @@ impl Draft {
                 group_by: Ok(spec.group_by.clone()),
             },
             correlation: CorrelationDraft::from_spec(spec.correlation.as_ref()),
+            thresholds: Ok(spec.thresholds.clone()),
         }
     }
 
@@ -310,32 +251,12 @@ impl Draft {
                 },
             },
             correlation: json_correlation(obj),
+            thresholds: match obj.get("thresholds") {
+                None | Some(Value::Null) => Ok(Vec::new()),
+                Some(v) => Threshold::parse_list(v, "/thresholds"),
+            },
         }
     }
-}
-
-/// A client's correlation members: each a string, else named.
-fn json_correlation(obj: &Map<String, Value>) -> CorrelationDraft {
-    let mut text: [Option<&str>; 5] = [None; 5];
-    let mut wrong = Vec::new();
-    for (slot, name) in text.iter_mut().zip(CORRELATION_FIELDS) {
-        match string(obj, name) {
-            Ok(v) => *slot = v,
-            Err(e) => wrong.push((name, e)),
-        }
-    }
-    let [stat, x_metric, x_stat, x_service, bucket] = text;
-    let mut draft = CorrelationDraft::read(stat, x_metric, x_stat, x_service, bucket);
-    for (name, e) in wrong {
-        match name {
-            "stat" => draft.stat = Some(Err(e)),
-            "x_metric" => draft.x_metric = Some(Err(e)),
-            "x_stat" => draft.x_stat = Some(Err(e)),
-            "x_service" => draft.x_service = Some(Err(e)),
-            _ => draft.bucket = Some(Err(e)),
-        }
-    }
-    draft
 }
 
 fn present(obj: &Map<String, Value>, name: &str) -> bool {
@@ -623,6 +544,25 @@ fn validate(d: Draft, out: &mut Collector) -> Option<PlotSpec> {
         }
     }
     let correlation = correlation(&mut r, kind, d.correlation, (&services, &metric, &range));
+    let thresholds = match d.thresholds {
+        Ok(list) if list.len() > MAX_THRESHOLDS => {
+            r.err("thresholds", format!("the limit is {MAX_THRESHOLDS}"));
+            None
+        }
+        Ok(list) => {
+            for (i, t) in list.iter().enumerate() {
+                if let Err((member, problem)) = t.check() {
+                    r.err(&format!("thresholds/{i}/{member}"), problem);
+                }
+            }
+            Some(list)
+        }
+        Err(errors) => {
+            r.failed = true;
+            r.out.extend_under(errors, "");
+            None
+        }
+    };
     if r.failed {
         return None;
     }
@@ -643,69 +583,8 @@ fn validate(d: Draft, out: &mut Collector) -> Option<PlotSpec> {
         labels: labels?,
         group_by: group_by?,
         correlation,
+        thresholds: thresholds?,
     })
-}
-
-/// A correlation's members for a spec of `kind`: defaulted and checked for a
-/// correlation (its bucket against the range, x against y), each refused by name for any
-/// other kind.
-fn correlation(
-    r: &mut Rules<'_>,
-    kind: Option<PlotKind>,
-    d: CorrelationDraft,
-    (services, metric, range): (
-        &Option<Vec<ServiceName>>,
-        &Option<MetricName>,
-        &Option<TimeRange>,
-    ),
-) -> Option<Correlation> {
-    if kind != Some(PlotKind::Correlation) {
-        if kind.is_some() {
-            for (name, given) in d.given() {
-                if given {
-                    r.err(name, "applies to correlation only");
-                }
-            }
-        }
-        return None;
-    }
-    let metric = metric.as_ref()?;
-    let defaults = Correlation::of(metric);
-    let stat = d.stat.map_or(Some(defaults.stat), |v| r.take(v));
-    let x_metric = d.x_metric.map_or(Some(defaults.x_metric), |v| r.take(v));
-    let x_stat = d.x_stat.map_or(Some(defaults.x_stat), |v| r.take(v));
-    let x_service = d.x_service.map_or(Some(None), |v| r.take(v).map(Some));
-    let bucket = d.bucket.map_or(Some(defaults.bucket), |v| r.take(v));
-    let c = Correlation {
-        stat: stat?,
-        x_metric: x_metric?,
-        x_stat: x_stat?,
-        // The spec's own service as x is no other service.
-        x_service: x_service?.filter(|x| services.as_ref().is_none_or(|s| !s.contains(x))),
-        bucket: bucket?,
-    };
-    if let Some(range) = range {
-        let span_ms = match *range {
-            TimeRange::Last(w) => w.millis(),
-            TimeRange::Between { from_ms, until_ms } => until_ms.saturating_sub(from_ms),
-        };
-        let buckets = span_ms / c.bucket.millis().max(1);
-        if !(MIN_POINTS as i64..=MAX_POINTS as i64).contains(&buckets) {
-            r.err(
-                "bucket",
-                format!(
-                    "must cut the range into {MIN_POINTS} to {MAX_POINTS} buckets; this one makes {buckets}"
-                ),
-            );
-        }
-    }
-    if c.x_service.is_none() && c.x_metric == *metric && c.x_stat == c.stat {
-        r.err(
-            "x_stat",
-            "x and y are the same statistic of the same series; choose another x_stat, x_metric or x_service",
-        );
-    }
-    Some(c)
 }
 
 impl PlotSpec {

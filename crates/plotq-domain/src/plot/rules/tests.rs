@@ -2,6 +2,7 @@
 //! options per kind, labels and groups, and deserialising held to the rules of parse.
 
 use super::*;
+use crate::plot::Stat;
 use serde_json::json;
 
 const NOW: i64 = 1_796_000_000_000;
