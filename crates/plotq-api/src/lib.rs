@@ -50,7 +50,7 @@ pub use ingest::caddy;
 pub use ingest::otlp::otlp_statuses;
 pub use ingest::store_samples;
 pub use openapi::openapi_router;
-pub use plots::reuse_for;
+pub use plots::{reuse_for, reuse_horizon};
 pub use state::{
     ApiConfig, ApiState, DEFAULT_MAX_BATCH_BUCKETS, DEFAULT_OTLP_MAX_STREAMS, RenderConfig,
     StatsSlots,

@@ -284,9 +284,18 @@ pub fn reuse_for(config: &ApiConfig, spec: &PlotSpec, now_ms: i64) -> Duration {
     }
 }
 
+/// How long the hours of new samples are remembered for the single flight of past
+/// ranges: longer than any render is reused ([`reuse_for`]), with a minute to spare.
+pub fn reuse_horizon(config: &ApiConfig) -> Duration {
+    config.image_ttl.max(config.dedupe_for) + Duration::from_secs(60)
+}
+
 /// Identical requests share a job: while one is queued or rendering, or finished and
-/// still cached, the same spec over the same data (no newer samples, within
-/// [`reuse_for`]) is answered with that job instead of a new render.
+/// still cached, the same spec over the same data is answered with that job instead of
+/// a new render (within [`reuse_for`]). The same data: for a range wholly in the past,
+/// no sample timed inside it arrived since (the hours of its series,
+/// `ViewRegistry::range_touched`), however much newer data flows; for a range reaching
+/// now, no sample of its series arrived at all.
 pub(crate) async fn single_flight(state: &ApiState, job: &JobState) -> Result<Flight, Problem> {
     let ttl = reuse_for(&state.config, &job.spec, job.created_at_ms);
     if ttl.is_zero() {
@@ -294,11 +303,22 @@ pub(crate) async fn single_flight(state: &ApiState, job: &JobState) -> Result<Fl
     }
     let spec = &job.spec;
     let mut key = serde_json::to_string(spec).expect("spec serialises");
-    for service in &spec.services {
-        let watermark = state
-            .views
-            .series_touched(service.as_str(), spec.metric.as_str())
-            .await?;
+    let past = match spec.range {
+        TimeRange::Between { from_ms, until_ms } if until_ms < job.created_at_ms => {
+            Some((from_ms, until_ms))
+        }
+        _ => None,
+    };
+    for (service, metric) in read_series(spec) {
+        let watermark = match past {
+            Some((from, until)) => {
+                state
+                    .views
+                    .range_touched(service, metric, from, until)
+                    .await?
+            }
+            None => state.views.series_touched(service, metric).await?,
+        };
         key.push_str(&format!("|{}", watermark.unwrap_or(0)));
     }
     let claim = RequestClaim {
@@ -342,6 +362,19 @@ pub(crate) async fn single_flight(state: &ApiState, job: &JobState) -> Result<Fl
     }
     state.cache.replace_request(&claim).await?;
     Ok(Flight::Claimed(Some(key)))
+}
+
+/// The (service, metric) series a spec reads: each service's metric, and a
+/// correlation's x series.
+fn read_series(spec: &PlotSpec) -> Vec<(&str, &str)> {
+    let metric = spec.metric.as_str();
+    let mut series: Vec<(&str, &str)> =
+        spec.services.iter().map(|s| (s.as_str(), metric)).collect();
+    if let Some(c) = &spec.correlation {
+        let service = c.x_service.as_ref().unwrap_or(spec.service());
+        series.push((service.as_str(), c.x_metric.as_str()));
+    }
+    series
 }
 
 /// How long an identical request waits for the job it would share to be confirmed by

@@ -414,3 +414,86 @@ pub async fn summaries_merge_into_the_rollups(store: &dyn MetricStore, service: 
         .unwrap();
     assert_eq!(counted, [(Some("/pay".to_owned()), 15), (None, 1)]);
 }
+
+/// The data watermarks of past ranges (`touch_hours`, `range_touched`), on a registry
+/// bounded to `max_series` series (at most `HOURS_PER_SERIES` hours each): a range reads
+/// the latest arrival of samples timed inside it, by the hour, never one of newer
+/// samples; an hour is forgotten `keep` after its last touch; when the bound drops hours
+/// early, every range reads as touched then; ranges past `MAX_RANGE_HOURS` read the
+/// series' own watermark. Series names start with `prefix` (a fresh one per run).
+pub async fn past_ranges_read_their_own_hours(
+    views: &dyn crate::ViewRegistry,
+    max_series: usize,
+    prefix: &str,
+) {
+    use crate::views::{HOUR_MS, HOURS_PER_SERIES, MAX_RANGE_HOURS};
+    let keep = Duration::from_secs(3600);
+    let t0 = 1_795_000_000_000_i64 / HOUR_MS * HOUR_MS;
+    let svc = format!("{prefix}a");
+    let hour = |s: &str, h: i64| (s.to_owned(), "latency_ms".to_owned(), t0 + h * HOUR_MS);
+    // Samples of hours 0 and 1 arrive at t0 + 2h; of hour 1 again, and 2, a minute later.
+    let now = t0 + 2 * HOUR_MS;
+    views
+        .touch_hours(&[hour(&svc, 0), hour(&svc, 1)], now, keep)
+        .await
+        .unwrap();
+    views
+        .touch_hours(&[hour(&svc, 1), hour(&svc, 2)], now + 60_000, keep)
+        .await
+        .unwrap();
+    let touched = |from: i64, until: i64| views.range_touched(&svc, "latency_ms", from, until);
+    // Hour 0 alone: only its own arrival; newer data elsewhere does not move it.
+    assert_eq!(touched(t0, t0 + HOUR_MS - 1).await.unwrap(), Some(now));
+    assert_eq!(
+        touched(t0 + 10, t0 + 2 * HOUR_MS - 1).await.unwrap(),
+        Some(now + 60_000),
+        "the latest of the hours a range spans"
+    );
+    assert_eq!(
+        touched(t0 - 5 * HOUR_MS, t0 - 1).await.unwrap(),
+        None,
+        "no arrival in those hours"
+    );
+    assert_eq!(
+        views
+            .range_touched(&svc, "status_code", t0, t0 + HOUR_MS)
+            .await
+            .unwrap(),
+        None,
+        "another metric of the service"
+    );
+    // Touched again past `keep`: the hours last touched before now + 1 min - keep go.
+    let later = now + 60_000 + 3_600_000 + 1;
+    views
+        .touch_hours(&[hour(&svc, 2)], later, keep)
+        .await
+        .unwrap();
+    assert_eq!(touched(t0, t0 + 2 * HOUR_MS - 1).await.unwrap(), None);
+    assert_eq!(
+        touched(t0 + 2 * HOUR_MS, t0 + 3 * HOUR_MS - 1)
+            .await
+            .unwrap(),
+        Some(later)
+    );
+    // Past the bound: the oldest hours go, and every range reads as touched then.
+    let bound = max_series * HOURS_PER_SERIES;
+    let other = format!("{prefix}b");
+    let many: Vec<(String, String, i64)> = (0..bound as i64 + 2)
+        .map(|h| hour(&other, 100 + h))
+        .collect();
+    views.touch_hours(&many, later + 1, keep).await.unwrap();
+    assert_eq!(
+        touched(t0 - 5 * HOUR_MS, t0 - 1).await.unwrap(),
+        Some(later + 1),
+        "an early drop counts as a touch of every range"
+    );
+    // Longer than MAX_RANGE_HOURS: the series' own watermark.
+    views
+        .touch_series(&[(svc.clone(), "latency_ms".into())], later + 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        touched(t0 - MAX_RANGE_HOURS * HOUR_MS, t0).await.unwrap(),
+        Some(later + 2)
+    );
+}

@@ -444,6 +444,34 @@ impl<T: ViewRegistry> ViewRegistry for Faulty<T> {
         )
         .await
     }
+    async fn touch_hours(
+        &self,
+        hours: &[(String, String, i64)],
+        now_ms: i64,
+        keep: Duration,
+    ) -> PortResult<()> {
+        let subject = hours.first().map(|(s, _, _)| s.clone());
+        self.run(
+            "touch_hours",
+            subject.as_deref(),
+            self.inner.touch_hours(hours, now_ms, keep),
+        )
+        .await
+    }
+    async fn range_touched(
+        &self,
+        service: &str,
+        metric: &str,
+        from_ms: i64,
+        until_ms: i64,
+    ) -> PortResult<Option<i64>> {
+        self.run(
+            "range_touched",
+            Some(service),
+            self.inner.range_touched(service, metric, from_ms, until_ms),
+        )
+        .await
+    }
     async fn series(&self, since_ms: i64) -> PortResult<Vec<(String, String)>> {
         self.run("series", None, self.inner.series(since_ms)).await
     }

@@ -7,6 +7,20 @@ use async_trait::async_trait;
 use plotq_domain::ViewState;
 use std::time::Duration;
 
+/// The time unit of a range's data watermark ([`ViewRegistry::touch_hours`]).
+pub const HOUR_MS: i64 = 3_600_000;
+/// Most hours one [`ViewRegistry::range_touched`] reads (100 days).
+pub const MAX_RANGE_HOURS: i64 = 2_400;
+/// Hours remembered per series of the registry's series bound, at most.
+pub const HOURS_PER_SERIES: usize = 8;
+
+/// The hours `[from_ms, until_ms]` spans (their starts), or none past
+/// [`MAX_RANGE_HOURS`] or for an empty range.
+pub fn hours_of(from_ms: i64, until_ms: i64) -> Option<impl Iterator<Item = i64>> {
+    let (first, last) = (from_ms.div_euclid(HOUR_MS), until_ms.div_euclid(HOUR_MS));
+    (first <= last && last - first < MAX_RANGE_HOURS).then(|| (first..=last).map(|h| h * HOUR_MS))
+}
+
 /// Which dashboard views are watched, which series got new samples, and the latest
 /// render of each view: the shared memory of live refresh, for every notifier replica.
 #[async_trait]
@@ -21,6 +35,32 @@ pub trait ViewRegistry: Send + Sync + 'static {
     async fn touch_series(&self, series: &[(String, String)], now_ms: i64) -> PortResult<()>;
     /// When samples of a series last arrived.
     async fn series_touched(&self, service: &str, metric: &str) -> PortResult<Option<i64>>;
+    /// Records that samples timed in these hours (`(service, metric, hour)`, `hour` a
+    /// multiple of [`HOUR_MS`]) arrived at `now_ms`: the data watermarks of past ranges.
+    /// An hour is remembered for `keep` after its last touch (longer than any reuse of a
+    /// render lasts), at most [`HOURS_PER_SERIES`] × the series bound of them; when that
+    /// bound drops an hour sooner, every range reads as touched at that moment, so a
+    /// forgotten change never passes for no change.
+    async fn touch_hours(
+        &self,
+        hours: &[(String, String, i64)],
+        now_ms: i64,
+        keep: Duration,
+    ) -> PortResult<()>;
+    /// When samples timed in `[from_ms, until_ms]` of a series last arrived, by the hour
+    /// (an early drop by the bound counts as a touch of every range): none when none did
+    /// within the `keep` of [`touch_hours`]. A range of more than [`MAX_RANGE_HOURS`]
+    /// reads as touched whenever its series was ([`series_touched`]).
+    ///
+    /// [`touch_hours`]: ViewRegistry::touch_hours
+    /// [`series_touched`]: ViewRegistry::series_touched
+    async fn range_touched(
+        &self,
+        service: &str,
+        metric: &str,
+        from_ms: i64,
+        until_ms: i64,
+    ) -> PortResult<Option<i64>>;
     /// The `(service, metric)` series that received samples since `since_ms`, sorted.
     async fn series(&self, since_ms: i64) -> PortResult<Vec<(String, String)>>;
     /// Services that received samples since `since_ms`, sorted (those of [`series`]).

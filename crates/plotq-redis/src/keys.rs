@@ -75,6 +75,12 @@ impl Keys {
     }
 
     /// When this Redis's data begins.
+    /// The sorted set of series hours → when samples timed in them last arrived (one
+    /// key per command: no hash tag).
+    pub(crate) fn hours(&self) -> String {
+        self.plain("hours")
+    }
+
     pub(crate) fn since(&self) -> String {
         self.plain("since")
     }

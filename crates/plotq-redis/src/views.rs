@@ -7,7 +7,13 @@
 //! dropped, and the key expires 8 days after the last touch), `<ns>:view:<key>` (latest
 //! render of a view, its versioned wire form `wire::encode_view_state`, with a TTL; one
 //! that does not decode reads as absent) and `<ns>:claim:<key>` (`SET NX PX`: one
-//! refresher per debounce period across all replicas).
+//! refresher per debounce period across all replicas), `<ns>:hours` (sorted set:
+//! `service\tmetric\thour` → when samples timed in that hour last arrived, the data
+//! watermarks of past ranges; members older than the `keep` they were touched with are
+//! dropped, at most `HOURS_PER_SERIES × max_series` kept — past that the oldest go and
+//! the member `\tdropped` takes the time, which every range's watermark counts — and
+//! the key expires `keep` after the last touch; written by one script, so a drop and its
+//! mark are one step).
 
 use crate::config::RedisConfig;
 use crate::keys::Keys;
@@ -16,6 +22,7 @@ use async_trait::async_trait;
 use plotq_domain::ViewState;
 use plotq_domain::wire::{decode_view_state, encode_view_state};
 use plotq_ports::clock::now_ms;
+use plotq_ports::views::{HOURS_PER_SERIES, hours_of};
 use plotq_ports::{PortResult, ViewRegistry};
 use redis::AsyncCommands;
 use std::time::Duration;
@@ -38,6 +45,35 @@ pub const DEFAULT_MAX_SERIES: usize = 10_000;
 /// How long the `views` key outlives its longest lease (covers clock skew between the
 /// notifiers and Redis); idle dashboards leave nothing behind for longer than this.
 const VIEWS_IDLE_TTL_MS: i64 = 3600 * 1000;
+
+/// The member of `<ns>:hours` that records when the bound last dropped an hour early.
+const DROPPED_MEMBER: &str = "\tdropped";
+
+/// `service\tmetric\thour`: one hour of one series in `<ns>:hours`.
+fn hour_member(service: &str, metric: &str, hour: i64) -> String {
+    format!("{service}\t{metric}\t{hour}")
+}
+
+/// KEYS[1] `<ns>:hours`; ARGV: now, horizon (members last touched before it go), bound,
+/// the key's TTL in ms, then the members touched. Past the bound, the oldest-touched go
+/// and `\tdropped` takes `now`: one step, so no read sees the drop without its mark.
+static TOUCH_HOURS: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r"
+local now = tonumber(ARGV[1])
+for i = 5, #ARGV do
+  redis.call('ZADD', KEYS[1], now, ARGV[i])
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[2])
+local over = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[3])
+if over > 0 then
+  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, over - 1)
+  redis.call('ZADD', KEYS[1], now, '	dropped')
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+",
+    )
+});
 
 impl RedisViews {
     /// A registry remembering at most `DEFAULT_MAX_SERIES` series.
@@ -148,6 +184,54 @@ impl ViewRegistry for RedisViews {
             .await
             .map_err(unavailable)?;
         Ok(score.map(|s| s as i64))
+    }
+
+    async fn touch_hours(
+        &self,
+        hours: &[(String, String, i64)],
+        now_ms: i64,
+        keep: Duration,
+    ) -> PortResult<()> {
+        if hours.is_empty() {
+            return Ok(());
+        }
+        let keep_ms = i64::try_from(keep.as_millis()).unwrap_or(i64::MAX).max(1);
+        let bound = self.max_series.saturating_mul(HOURS_PER_SERIES);
+        let mut invocation = TOUCH_HOURS.key(self.keys.hours());
+        invocation
+            .arg(now_ms)
+            .arg(now_ms.saturating_sub(keep_ms))
+            .arg(bound)
+            .arg(keep_ms);
+        for (service, metric, hour) in hours {
+            invocation.arg(hour_member(service, metric, *hour));
+        }
+        let mut conn = self.conn.clone();
+        invocation
+            .invoke_async::<()>(&mut conn)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn range_touched(
+        &self,
+        service: &str,
+        metric: &str,
+        from_ms: i64,
+        until_ms: i64,
+    ) -> PortResult<Option<i64>> {
+        let Some(hours) = hours_of(from_ms, until_ms) else {
+            return self.series_touched(service, metric).await;
+        };
+        let mut cmd = redis::cmd("ZMSCORE");
+        cmd.arg(self.keys.hours());
+        for hour in hours {
+            cmd.arg(hour_member(service, metric, hour));
+        }
+        cmd.arg(DROPPED_MEMBER);
+        let mut conn = self.conn.clone();
+        let scores: Vec<Option<f64>> = cmd.query_async(&mut conn).await.map_err(unavailable)?;
+        Ok(scores.into_iter().flatten().map(|s| s as i64).max())
     }
 
     async fn series(&self, since_ms: i64) -> PortResult<Vec<(String, String)>> {

@@ -20,24 +20,51 @@ use plotq_domain::window::format_secs;
 use plotq_domain::{FieldError, Sample};
 use plotq_http::{Caller, Limits, Problem, ProblemCode};
 use plotq_ports::{
-    Idempotency, IdempotentStart, MetricStore, PlotCache, PortError, SourcePolicy, ViewRegistry,
+    HOUR_MS, Idempotency, IdempotentStart, MetricStore, PlotCache, PortError, SourcePolicy,
+    ViewRegistry,
 };
 use std::sync::Arc;
 use std::time::Duration;
 
 /// Stores `samples` and `summaries` (OTLP histogram points merged into rollups) as one
 /// write (the error when the store did not acknowledge them), then tells live
-/// refresh which series got new samples. That part is best effort: the samples are
-/// stored, and a missed touch only delays a refresh until the image's age triggers one.
+/// refresh which series got new samples, and the single flight of past ranges which
+/// hours of them (`ViewRegistry::touch_hours`, remembered for `keep`: longer than any
+/// render is reused, `plots::reuse_horizon`). That part is best effort: the samples are
+/// stored, and a missed touch only delays a refresh until the image's age triggers one,
+/// or serves a past range's cached image until it expires.
 pub async fn store_samples(
     store: &dyn MetricStore,
     views: &dyn ViewRegistry,
-    samples: &[Sample],
-    summaries: &[SeriesRollup],
+    (samples, summaries): (&[Sample], &[SeriesRollup]),
     now_ms: i64,
+    keep: Duration,
     batch: Option<&BatchId>,
 ) -> Result<(), PortError> {
     store.write(samples, summaries, batch).await?;
+    let hour = |ms: i64| ms.div_euclid(HOUR_MS) * HOUR_MS;
+    let mut hours: Vec<(String, String, i64)> = samples
+        .iter()
+        .map(|s| {
+            (
+                s.service.to_string(),
+                s.metric.to_string(),
+                hour(s.timestamp_ms),
+            )
+        })
+        .chain(summaries.iter().map(|s| {
+            (
+                s.service.to_string(),
+                s.metric.to_string(),
+                hour(s.minute_ms),
+            )
+        }))
+        .collect();
+    hours.sort();
+    hours.dedup();
+    if let Err(e) = views.touch_hours(&hours, now_ms, keep).await {
+        tracing::warn!(error = %e, "cannot record the hours of new samples");
+    }
     let mut series: Vec<(String, String)> = samples
         .iter()
         .map(|s| (s.service.to_string(), s.metric.to_string()))
@@ -243,9 +270,9 @@ async fn store_within(
     let write = store_samples(
         state.store.as_ref(),
         state.views.as_ref(),
-        samples,
-        summaries,
+        (samples, summaries),
         now,
+        crate::plots::reuse_horizon(&state.config),
         batch,
     );
     match state.config.store_timeout {

@@ -146,6 +146,59 @@ async fn png_answers_follow_the_job_state() {
     assert_eq!(answer.status, StatusCode::NOT_FOUND);
 }
 
+/// A plot of a past range is shared for as long as no sample timed inside that range
+/// arrives, however much newer data flows meanwhile (its cache key is the range's data
+/// watermark, by the hour): four requests with new samples of the series between them
+/// are one job; a late sample inside the range makes the next request a new one. A
+/// window reaching now still moves with every new sample.
+#[tokio::test]
+async fn past_ranges_are_shared_while_newer_data_flows() {
+    let app = app();
+    let now = plotq_ports::clock::now_ms();
+    let hour = 3_600_000;
+    // Two hours ago, one hour long, on hour boundaries.
+    let from = (now / hour - 3) * hour;
+    let until = from + hour - 1;
+    let ingest = |at: i64| {
+        let app = &app;
+        async move {
+            let answer = app
+                .post("/api/v1/metrics")
+                .json(&json!({"service": "checkout", "metric": "latency_ms",
+                    "value": 42.0, "timestamp": at}))
+                .send()
+                .await;
+            assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.json());
+        }
+    };
+    let request = |body: Value| {
+        let app = &app;
+        async move {
+            let answer = app.post("/api/v1/plots").json(&body).send().await;
+            assert!(answer.status.is_success(), "{:?}", answer.json());
+            answer.json()["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let past = json!({"kind": "histogram", "service": "checkout", "from": from, "until": until});
+    ingest(from + 60_000).await;
+    let mut jobs = std::collections::BTreeSet::new();
+    for i in 0..4 {
+        jobs.insert(request(past.clone()).await);
+        // New samples of the series, timed now: outside the range.
+        ingest(plotq_ports::clock::now_ms() - i).await;
+    }
+    assert_eq!(jobs.len(), 1, "4 requests over unchanged data, one render");
+    // A late sample inside the range: the picture changes, so does the job.
+    ingest(from + 120_000).await;
+    jobs.insert(request(past.clone()).await);
+    assert_eq!(jobs.len(), 2, "a sample inside the range renders it again");
+    // A window reaching now moves with every new sample.
+    let live = json!({"kind": "histogram", "service": "checkout", "window": "1h"});
+    let first = request(live.clone()).await;
+    ingest(plotq_ports::clock::now_ms()).await;
+    assert_ne!(request(live).await, first);
+}
+
 #[tokio::test]
 async fn identical_concurrent_requests_share_one_job() {
     let app = app();

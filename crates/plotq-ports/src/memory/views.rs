@@ -5,7 +5,7 @@
 use super::ttl::expiry;
 use crate::clock::{Clock, SystemClock};
 use crate::error::PortResult;
-use crate::views::ViewRegistry;
+use crate::views::{HOURS_PER_SERIES, ViewRegistry, hours_of};
 use async_trait::async_trait;
 use plotq_domain::ViewState;
 use plotq_domain::wire::{decode_view_state, encode_view_state};
@@ -55,6 +55,10 @@ impl MemoryViews {
 struct ViewsInner {
     leases: HashMap<String, i64>,
     touched: HashMap<(String, String), i64>,
+    /// (service, metric, hour) → when samples timed in it last arrived.
+    hours: HashMap<(String, String, i64), i64>,
+    /// When the bound last dropped an hour before its time (a touch of every range).
+    hours_dropped: Option<i64>,
     /// View → its state in wire form (`encode_view_state`).
     states: HashMap<String, Vec<u8>>,
     /// View → when its claim lapses, epoch ms.
@@ -112,6 +116,58 @@ impl ViewRegistry for MemoryViews {
             .copied())
     }
 
+    async fn touch_hours(
+        &self,
+        hours: &[(String, String, i64)],
+        now_ms: i64,
+        keep: Duration,
+    ) -> PortResult<()> {
+        let mut inner = self.inner.lock().expect("views lock");
+        for h in hours {
+            inner.hours.insert(h.clone(), now_ms);
+        }
+        let horizon = now_ms.saturating_sub(i64::try_from(keep.as_millis()).unwrap_or(i64::MAX));
+        inner.hours.retain(|_, at| *at >= horizon);
+        if inner.hours_dropped.is_some_and(|at| at < horizon) {
+            inner.hours_dropped = None;
+        }
+        let bound = self.max_series.saturating_mul(HOURS_PER_SERIES);
+        let excess = inner.hours.len().saturating_sub(bound);
+        if excess > 0 {
+            let mut by_age: Vec<((String, String, i64), i64)> =
+                inner.hours.iter().map(|(k, at)| (k.clone(), *at)).collect();
+            by_age.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+            for (key, _) in by_age.into_iter().take(excess) {
+                inner.hours.remove(&key);
+            }
+            inner.hours_dropped = Some(now_ms);
+        }
+        Ok(())
+    }
+
+    async fn range_touched(
+        &self,
+        service: &str,
+        metric: &str,
+        from_ms: i64,
+        until_ms: i64,
+    ) -> PortResult<Option<i64>> {
+        let Some(hours) = hours_of(from_ms, until_ms) else {
+            return self.series_touched(service, metric).await;
+        };
+        let inner = self.inner.lock().expect("views lock");
+        let (service, metric) = (service.to_owned(), metric.to_owned());
+        Ok(hours
+            .filter_map(|h| {
+                inner
+                    .hours
+                    .get(&(service.clone(), metric.clone(), h))
+                    .copied()
+            })
+            .chain(inner.hours_dropped)
+            .max())
+    }
+
     async fn series(&self, since_ms: i64) -> PortResult<Vec<(String, String)>> {
         let inner = self.inner.lock().expect("views lock");
         let mut out: Vec<(String, String)> = inner
@@ -160,6 +216,12 @@ mod tests {
     use super::*;
     use crate::contract::queued_state as state;
     use plotq_domain::wire::{EventKind, PlotEvent};
+
+    #[tokio::test]
+    async fn past_ranges_read_their_own_hours() {
+        let views = MemoryViews::with_max_series(3);
+        crate::contract::past_ranges_read_their_own_hours(&views, 3, "m-").await;
+    }
 
     #[tokio::test]
     async fn series_list_is_bounded_and_forgets_old_series() {

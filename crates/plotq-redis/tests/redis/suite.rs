@@ -2,7 +2,8 @@
 //! Redis on 127.0.0.1:6379 and by `cluster.rs` against the 3-master Redis Cluster on
 //! 127.0.0.1:7101-7103 (`suite_tests!` makes one `#[tokio::test]` of each function
 //! here): TTLs on every key, stream fan-out, replay and history bound, single-flight
-//! claims and their release, the bounded series list, versioned states. Each test
+//! claims and their release, the bounded series list, the hours of past ranges,
+//! versioned states. Each test
 //! works in a random namespace and deletes the keys it created, one key per command (a
 //! cluster refuses commands whose keys are in different slots).
 
@@ -28,6 +29,7 @@ macro_rules! suite_tests {
             view_leases_claims_and_states,
             single_flight_claims_are_released_only_by_their_holder,
             series_list_is_bounded_and_expires,
+            past_ranges_read_their_own_hours,
             stored_states_are_versioned,
         );
     };
@@ -391,6 +393,25 @@ pub async fn series_list_is_bounded_and_expires<T: Target>() {
         "series TTL {ttl}"
     );
     let _: () = conn.del(&series_key).await.unwrap();
+}
+
+/// The data watermarks of past ranges in one script-written sorted set (the port's
+/// contract), its members bounded, and the key expiring `keep` after the last touch.
+pub async fn past_ranges_read_their_own_hours<T: Target>() {
+    use plotq_redis::RedisViews;
+    let config = config::<T>(10);
+    let views = RedisViews::new(&config).unwrap().with_max_series(2);
+    plotq_ports::contract::past_ranges_read_their_own_hours(&views, 2, "r-").await;
+    let key = format!("{}:hours", config.namespace);
+    let mut conn = T::raw().await;
+    let len: usize = conn.zcard(&key).await.unwrap();
+    assert!(
+        len <= 2 * plotq_ports::views::HOURS_PER_SERIES + 1,
+        "{len} members"
+    );
+    let ttl: i64 = conn.pttl(&key).await.unwrap();
+    assert!((1..=3_600_000).contains(&ttl), "hours TTL {ttl} ms");
+    let _: () = conn.del(&key).await.unwrap();
 }
 
 /// Stored states carry `"v": 1`; states of the previous release (no `v`) are still read,

@@ -23,10 +23,12 @@ const TICK: Duration = Duration::from_millis(250);
 /// Requests per service per tick (≈ 80 requests/s per service).
 const PER_TICK: usize = 20;
 
-/// Back-fills ten minutes, then writes a batch every tick until `shutdown`.
+/// Back-fills ten minutes, then writes a batch every tick until `shutdown`; the hours
+/// it writes are remembered for `keep` (`plotq_api::reuse_horizon`).
 pub async fn run(
     store: Arc<dyn MetricStore>,
     views: Arc<dyn ViewRegistry>,
+    keep: Duration,
     shutdown: CancellationToken,
 ) {
     let services: Vec<(ServiceName, f64)> = SERVICES
@@ -39,8 +41,15 @@ pub async fn run(
     let ticks = (600_000 / TICK.as_millis() as i64) as usize;
     for t in (0..ticks).rev() {
         let samples = generator.requests(now - t as i64 * tick_ms, tick_ms, PER_TICK);
-        if let Err(e) =
-            store_samples(store.as_ref(), views.as_ref(), &samples, &[], now, None).await
+        if let Err(e) = store_samples(
+            store.as_ref(),
+            views.as_ref(),
+            (&samples, &[]),
+            now,
+            keep,
+            None,
+        )
+        .await
         {
             tracing::warn!(error = %e, "demo back-fill failed");
             break;
@@ -55,8 +64,15 @@ pub async fn run(
         }
         let now = now_ms();
         let samples = generator.requests(now, tick_ms, PER_TICK);
-        if let Err(e) =
-            store_samples(store.as_ref(), views.as_ref(), &samples, &[], now, None).await
+        if let Err(e) = store_samples(
+            store.as_ref(),
+            views.as_ref(),
+            (&samples, &[]),
+            now,
+            keep,
+            None,
+        )
+        .await
         {
             tracing::warn!(error = %e, "demo producer write failed");
         }

@@ -65,9 +65,16 @@ impl App {
         tasks.extend(notifier_tasks);
         if !args.standalone.no_demo {
             tasks.push(
-                demo::run(store.clone(), views.clone(), stop.clone())
-                    .map(Ok)
-                    .boxed(),
+                demo::run(
+                    store.clone(),
+                    views.clone(),
+                    plotq_api::reuse_horizon(
+                        &args.api.api_config(&args.cache, worker_config.sources),
+                    ),
+                    stop.clone(),
+                )
+                .map(Ok)
+                .boxed(),
             );
         }
         tasks.extend(http.tasks(Some((store.clone(), Some(views.clone()))), &stop));
