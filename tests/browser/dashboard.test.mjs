@@ -41,10 +41,11 @@ test("a panel swaps in a newer render without reloading, with no console errors"
     await page.waitForFunction(
       () => document.querySelector('section.panel[data-kind="histogram"]')?.classList.contains("has-image"),
       null, { timeout: 30_000 });
-    // 1280 px wide, devicePixelRatio 1: two columns of panels about 600 px wide, shown
-    // from 640×360 images (the smallest grid width at least as wide as the panel).
+    // 1280 px wide, devicePixelRatio 1: two columns of panels about 580 px wide, shown
+    // from 584×329 images (the smallest grid width, in steps of 24 px from 320, at
+    // least as wide as the panel).
     const key = await panel.getAttribute("data-view");
-    assert.equal(key, "browser-svc/histogram/15m/light/640x360");
+    assert.equal(key, "browser-svc/histogram/15m/light/584x329");
     const first = await panel.locator("img").getAttribute("src");
     assert.match(first, /\/api\/v1\/plots\/[0-9a-f-]{36}\/png\?ticket=[\w.-]+$/);
     assert.equal(await page.locator("#live").textContent(), "live");
@@ -53,7 +54,7 @@ test("a panel swaps in a newer render without reloading, with no console errors"
     await page.waitForFunction(
       (before) => {
         const img = document.querySelector('section.panel[data-kind="histogram"] img');
-        return img && img.getAttribute("src") !== before && img.complete && img.naturalWidth === 640;
+        return img && img.getAttribute("src") !== before && img.complete && img.naturalWidth === 584;
       },
       first, { timeout: 30_000 });
     assert.equal(await page.evaluate(() => window.__sameDocument), true, "the page was not reloaded");

@@ -1,7 +1,8 @@
 // Real-browser test of the dashboard on a phone (375×812, devicePixelRatio 3, touch), a
 // desktop (1280×800) and a wall screen (2560×1440): every one of the seven panels gets an
 // image at least as sharp as the screen (natural size ≥ displayed size × DPR) with its
-// statistics as text, the page never scrolls sideways, a comparison of two services
+// statistics as text and its plot text at least 11 CSS px tall as displayed, the page
+// never scrolls sideways, a comparison of two services
 // shows both in its statistics, drag-to-zoom on a time-axis panel turns into a fixed
 // from/until range for every panel, a custom range picked with the from/until inputs
 // re-renders every panel through GET /api/v1/render and lands in the URL, "Back to live"
@@ -53,6 +54,23 @@ async function assertSharp(page, label) {
   }
 }
 
+/** The smallest plot text, as displayed, in CSS pixels: each panel's image reports its
+ * smallest type in image pixels (the job's `text_px`), shown at the image's displayed
+ * width over its natural width. Text under 11 CSS px is not legible on a dashboard. */
+const MIN_TEXT_CSS_PX = 11;
+async function assertLegible(page, label) {
+  const sizes = await page.$$eval("section.panel", (all) => all.map((p) => {
+    const img = p.querySelector("img");
+    return { kind: p.dataset.kind, textPx: Number(p.dataset.textPx), nw: img.naturalWidth, cw: img.getBoundingClientRect().width };
+  }));
+  for (const s of sizes) {
+    assert.ok(s.textPx > 0, `${label}: ${s.kind} reports its text size`);
+    const css = s.textPx * s.cw / s.nw;
+    assert.ok(css >= MIN_TEXT_CSS_PX - 0.05, `${label}: ${s.kind} text is ${css.toFixed(1)} CSS px (image ${s.textPx} px at ${s.cw}/${s.nw})`);
+  }
+  return Math.min(...sizes.map((s) => s.textPx * s.cw / s.nw));
+}
+
 async function assertNoSideScroll(page, label) {
   const { scrollWidth, innerWidth } = await page.evaluate(() => ({ scrollWidth: document.documentElement.scrollWidth, innerWidth }));
   assert.ok(scrollWidth <= innerWidth, `${label}: no horizontal scrolling (${scrollWidth} > ${innerWidth})`);
@@ -102,6 +120,8 @@ test("the dashboard is sharp, fits and works on a phone, a desktop and a wall sc
           // Live: every panel gets a sharp image and its numbers.
           await waitForAllPanels(page);
           await assertSharp(page, `${name} live`);
+          const smallest = await assertLegible(page, `${name} live`);
+          console.log(`${name}: smallest plot text ${smallest.toFixed(1)} CSS px`);
           await assertNoSideScroll(page, `${name} live`);
           assert.deepEqual(await statServices(page, "histogram"), ["svc-a"]);
           const count = await page.locator('section.panel[data-kind="histogram"] .stats tbody td').first().textContent();
@@ -159,6 +179,7 @@ test("the dashboard is sharp, fits and works on a phone, a desktop and a wall sc
           await page.click("#compare summary"); // close the picker
           await waitForAllPanels(page, { fixed: true });
           await assertSharp(page, `${name} comparison`);
+          await assertLegible(page, `${name} comparison`);
           await assertNoSideScroll(page, `${name} comparison`);
           await page.evaluate(() => scrollTo(0, 0));
           await page.screenshot({ path: path.join(artifacts, `responsive-${name}-compare.png`), scale: "css" });

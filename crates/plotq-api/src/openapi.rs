@@ -586,6 +586,10 @@ pub struct JobStateDoc {
     /// Where the time axis is in the image (`done` plots with one).
     #[schema(nullable = false)]
     time_axis: Option<TimeAxisDoc>,
+    /// The size of the image's smallest text in image pixels (`done` plots): shown `w`
+    /// CSS pixels wide, it is `text_px · w / width` CSS pixels.
+    #[schema(nullable = false, minimum = 1, maximum = 4000)]
+    text_px: Option<u32>,
     /// `/api/v1/plots/{id}`.
     #[schema(pattern = "^/api/v1/plots/[0-9a-f-]{36}$")]
     status_url: String,

@@ -89,6 +89,9 @@ pub struct PlotEventDoc {
     /// Each service's numbers in the window, as the job state has them (`plot.ready`).
     #[schema(nullable = false, max_items = 8)]
     stats: Option<Vec<plotq_http::SeriesStatsDoc>>,
+    /// The image's smallest text, image pixels (`plot.ready`).
+    #[schema(nullable = false, minimum = 1, maximum = 4000)]
+    text_px: Option<u32>,
     /// When the event happened, epoch ms.
     at_ms: i64,
 }

@@ -61,6 +61,9 @@ pub struct Rendered {
     pub n_samples: usize,
     /// Where the time axis is, for the kinds that have one.
     pub time_axis: Option<TimeAxis>,
+    /// The size of the image's smallest text (tick labels, legend, note), image pixels:
+    /// shown at `layout` size it is that many CSS pixels over `scale`.
+    pub text_px: u32,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -75,6 +75,22 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// The corner note's type size, image pixels (9/10 of the tick labels', at least 12
+    /// layout pixels, the floor of all text).
+    pub fn note_px(&self) -> u32 {
+        self.px((self.layout_ts.tick * 9 / 10).max(12))
+    }
+
+    /// The smallest type in the image (tick labels, legend, note; the title shrinks to
+    /// the label size at most), image pixels.
+    pub fn smallest_text_px(&self) -> u32 {
+        self.ts
+            .tick
+            .min(self.ts.legend)
+            .min(self.ts.label)
+            .min(self.note_px())
+    }
+
     /// `layout_px` layout pixels in image pixels.
     pub fn px(&self, layout_px: u32) -> u32 {
         layout_px.saturating_mul(self.scale)

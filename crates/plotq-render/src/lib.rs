@@ -69,6 +69,7 @@ pub struct Drawn {
     content_type: &'static str,
     n_samples: usize,
     time_axis: Option<TimeAxis>,
+    text_px: u32,
 }
 
 #[derive(Debug)]
@@ -101,6 +102,7 @@ impl Drawn {
             content_type: self.content_type,
             n_samples: self.n_samples,
             time_axis: self.time_axis,
+            text_px: self.text_px,
         }
     }
 }
@@ -149,6 +151,7 @@ pub fn draw(spec: &PlotSpec, data: &PlotData) -> Result<Drawn, RenderError> {
         content_type: spec.format.content_type(),
         n_samples,
         time_axis,
+        text_px: ctx.smallest_text_px(),
     })
 }
 

@@ -142,7 +142,9 @@ pub struct TypeScale {
 impl TypeScale {
     /// Sizes for a layout of `width` × `height` layout pixels, from 20/16/13/14 at
     /// 1000×600. Smaller layouts shrink type less than the image (as `linear^0.6`) down
-    /// to floors that stay legible on a phone (tick and legend text 10 px, title 13);
+    /// to floors that stay legible on a phone and on a dashboard that shows the image up
+    /// to 7.5 % smaller than its layout (tick and legend text 12 px, so at least 11 CSS
+    /// px on screen; labels 13, title 15);
     /// larger ones grow it as the square root of the size, at most twice (a 3840×2160
     /// image at scale 1 gets 38/30/25/27: it grows with the image, and a full-screen
     /// 4K plot does not shout).
@@ -156,10 +158,10 @@ impl TypeScale {
         .clamp(0.4, 2.0);
         let px = |base: f64, floor: f64| (base * s).round().max(floor) as u32;
         Self {
-            title: px(20.0, 13.0),
-            label: px(16.0, 11.0),
-            tick: px(13.0, 10.0),
-            legend: px(14.0, 10.0),
+            title: px(20.0, 15.0),
+            label: px(16.0, 13.0),
+            tick: px(13.0, 12.0),
+            legend: px(14.0, 12.0),
         }
     }
 
@@ -190,11 +192,11 @@ mod tests {
                 legend: 14
             }
         );
-        // Phones: 200×150 (the smallest layout) to 400×225 keep 10-pixel tick labels.
+        // Phones: 200×150 (the smallest layout) to 400×225 keep 12-pixel tick labels.
         for (w, h) in [(200, 150), (320, 180), (400, 225), (600, 360)] {
             let ts = at(w, h);
             assert!(
-                ts.tick >= 10 && ts.legend >= 10 && ts.title >= 13,
+                ts.tick >= 12 && ts.legend >= 12 && ts.label >= 13 && ts.title >= 15,
                 "{w}x{h}"
             );
             assert!(ts.tick <= 13, "{w}x{h}");

@@ -197,6 +197,7 @@ pub(crate) async fn attempt(
     state.documents_read = Some(documents);
     state.stats = Some(stats);
     state.time_axis = rendered.time_axis;
+    state.text_px = Some(rendered.text_px);
     state.render_ms = Some(round_ms(render_ms));
     state.timings = timings;
     state.updated_at_ms = now_ms();

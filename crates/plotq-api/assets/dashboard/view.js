@@ -63,8 +63,11 @@ function panelTitle(view, meta) {
   return `${head} · ${metric}${unit ? ` (${unit})` : ""}`;
 }
 const WINDOWS = ["5m", "15m", "1h", "6h", "24h"];
-/** Layout widths an image may have (CSS pixels); height is width × 9/16. */
-const GRID_WIDTHS = [320, 400, 480, 560, 640, 800, 960, 1120, 1280, 1600, 1920];
+/** Layout widths an image may have (CSS pixels; height is width × 9/16): steps of 24 px,
+ * so a panel's image is laid out at most 7.5 % wider than it is shown and its smallest
+ * text (12 layout px) stays at least 11 CSS px on screen, while a resize re-renders only
+ * every 24 px. */
+const GRID_WIDTHS = Array.from({ length: 68 }, (_, i) => 320 + 24 * i).concat([1920]);
 const MAX_IMAGE_PX = 4000;
 const BIN_CHOICES = [10, 20, 50, 100, 200];
 const DEFAULT_BINS = 50;
@@ -560,6 +563,8 @@ function swapImage(panel, url, atMs, key, state) {
     panel.shownUrl = url;
     panel.renderedAt = atMs;
     panel.timeAxis = panel.meta.time && state && state.time_axis ? state.time_axis : null;
+    // The image's smallest text, image pixels: what it is on screen is measured from it.
+    panel.root.dataset.textPx = state && state.text_px ? String(state.text_px) : "";
     panel.root.querySelector(".zoom-hint").hidden = !panel.timeAxis;
     panel.frame.classList.toggle("zoomable", Boolean(panel.timeAxis));
     showStats(panel, state && state.stats);

@@ -25,6 +25,6 @@ pub use id::{JobId, JobStatus};
 pub use report::{DataSource, SeriesStats, TimeAxis};
 pub(crate) use report::{check_stats, check_time_axis};
 pub use state::JobState;
-pub(crate) use state::RawJobState;
+pub(crate) use state::{RawJobState, check_text_px};
 pub(crate) use timings::check_timings;
 pub use timings::{StageTimings, round_ms};

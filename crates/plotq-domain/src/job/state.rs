@@ -59,6 +59,11 @@ pub struct JobState {
     /// dashboard can turn a dragged span of pixels into a time range).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub time_axis: Option<TimeAxis>,
+    /// Set when done: the size of the image's smallest text, image pixels (a client
+    /// showing the image `w` CSS pixels wide sees it `text_px · w / width` CSS pixels
+    /// tall).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text_px: Option<u32>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -85,6 +90,7 @@ impl JobState {
             stats: None,
             timings: None,
             time_axis: None,
+            text_px: None,
         }
     }
 
@@ -124,6 +130,7 @@ impl JobState {
         check_stats(&mut errors, raw.stats.as_deref());
         check_timings(&mut errors, raw.timings.as_ref());
         check_time_axis(&mut errors, raw.time_axis.as_ref());
+        check_text_px(&mut errors, raw.text_px);
         errors.finish()?;
         let Some(spec) = spec else {
             return Err(FieldErrors::one("/spec", "invalid plot spec"));
@@ -145,7 +152,18 @@ impl JobState {
             stats: raw.stats,
             timings: raw.timings,
             time_axis: raw.time_axis,
+            text_px: raw.text_px,
         })
+    }
+}
+
+/// Checks a state's or event's `text_px`: a type size an image of the plot bounds has.
+pub(crate) fn check_text_px(errors: &mut Collector, text_px: Option<u32>) {
+    if text_px.is_some_and(|px| !(1..=crate::plot::HEIGHT_RANGE.1).contains(&px)) {
+        errors.err(
+            "/text_px",
+            "must be a pixel size from 1 to the image height bound",
+        );
     }
 }
 
@@ -178,6 +196,8 @@ pub(crate) struct RawJobState {
     timings: Option<StageTimings>,
     #[serde(default)]
     time_axis: Option<TimeAxis>,
+    #[serde(default)]
+    text_px: Option<u32>,
 }
 
 impl<'de> Deserialize<'de> for JobState {

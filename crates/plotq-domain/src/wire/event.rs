@@ -83,6 +83,9 @@ pub struct PlotEvent {
     /// Where the time axis is in the image (on `plot.ready` of time-axis kinds).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub time_axis: Option<TimeAxis>,
+    /// The image's smallest text, image pixels, as the job state has it (on `plot.ready`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text_px: Option<u32>,
     pub at_ms: i64,
 }
 
@@ -115,6 +118,8 @@ pub(crate) struct RawPlotEvent {
     stats: Option<Vec<SeriesStats>>,
     #[serde(default)]
     time_axis: Option<TimeAxis>,
+    #[serde(default)]
+    text_px: Option<u32>,
     at_ms: i64,
 }
 
@@ -157,6 +162,9 @@ impl PlotEvent {
                 .flatten(),
             time_axis: (event == EventKind::PlotReady)
                 .then_some(state.time_axis)
+                .flatten(),
+            text_px: (event == EventKind::PlotReady)
+                .then_some(state.text_px)
                 .flatten(),
             at_ms: now_ms,
         }
@@ -221,6 +229,7 @@ impl PlotEvent {
         check_stats(&mut errors, raw.stats.as_deref());
         check_timings(&mut errors, raw.timings.as_ref());
         check_time_axis(&mut errors, raw.time_axis.as_ref());
+        crate::job::check_text_px(&mut errors, raw.text_px);
         if let Err(p) = check_timestamp(raw.at_ms) {
             errors.err("/at_ms", p);
         }
@@ -244,6 +253,7 @@ impl PlotEvent {
             timings: raw.timings,
             stats: raw.stats,
             time_axis: raw.time_axis,
+            text_px: raw.text_px,
             at_ms: raw.at_ms,
         })
     }

@@ -81,12 +81,14 @@ pub(crate) fn heatmap<DB: DrawingBackend>(
     let edges = stats::bin_log(&[], rows, y_lo, y_hi);
     // Headroom in log space keeps the legend above the cells; it stops at f64::MAX (a
     // range of 600 decades times the headroom would overflow to infinity).
-    let entries = 1 + usize::from(dropped > 0);
+    let entries = 1 + usize::from(dropped > 0) + usize::from(ctx.layout.0 < COLOUR_SCALE_MIN_WIDTH);
     let y_top = (y_lo.ln() + (y_hi.ln() - y_lo.ln()) * ctx.headroom(entries))
         .exp()
         .clamp(y_hi, f64::MAX);
     let y_ticks = axis::log_ticks(y_lo, y_top, ctx.max_y_ticks());
-    let scale = ColourScale::new(weight, peak);
+    // A colour scale beside the plot where there is room for one; on a narrow layout the
+    // legend says what the colour means instead.
+    let scale = (ctx.layout.0 >= COLOUR_SCALE_MIN_WIDTH).then(|| ColourScale::new(weight, peak));
     let mut chart = frame::chart_beside(
         root,
         ctx,
@@ -96,7 +98,7 @@ pub(crate) fn heatmap<DB: DrawingBackend>(
             label: Box::new(|v: &f64| axis::format_log_tick(*v)),
             desc: &ctx.value_desc,
         },
-        scale.room(ctx),
+        scale.as_ref().map_or(0, |s| s.room(ctx)),
     )?;
     let ln_peak = (peak as f64 + 1.0).ln();
     chart
@@ -124,14 +126,34 @@ pub(crate) fn heatmap<DB: DrawingBackend>(
             labelled = true;
         }
     }
-    let (xs, ys) = chart.plotting_area().get_pixel_range();
-    scale.draw(root, ctx, (xs.end, ys))?;
+    if let Some(scale) = &scale {
+        let (xs, ys) = chart.plotting_area().get_pixel_range();
+        scale.draw(root, ctx, (xs.end, ys))?;
+    } else {
+        let dense = ctx.theme.ramp_at(1.0);
+        chart
+            .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())
+            .map_err(drawing_error)?
+            .label(ctx.legend_label(format!(
+                "darker = more samples (max {} per cell)",
+                weighted(peak, weight)
+            )))
+            .legend(move |(x, y)| {
+                Rectangle::new(
+                    [(x, y - marker / 4), (x + marker, y + marker / 4)],
+                    dense.filled(),
+                )
+            });
+    }
     if let Some(note) = dropped_note(weighted(dropped as u64, weight) as usize) {
         legend_note(&mut chart, ctx, note)?;
     }
     draw_legend(&mut chart, ctx, SeriesLabelPosition::UpperRight)?;
     Ok(time_axis(&chart, ctx))
 }
+
+/// Narrowest layout (layout pixels) with a colour scale beside the plot.
+const COLOUR_SCALE_MIN_WIDTH: u32 = 400;
 
 /// The heatmap's colour scale: a bar beside the plot from 1 sample per cell (bottom) to
 /// the fullest cell (top), coloured as the cells are, with ticks at powers of ten and the

@@ -47,7 +47,7 @@ fn draw_note<DB: DrawingBackend>(
 ) -> Result<(), RenderError> {
     use plotters::style::text_anchor::{HPos, Pos, VPos};
     let (w, h) = root.dim_in_pixel();
-    let size = ctx.px((ctx.layout_ts.tick * 9 / 10).max(9));
+    let size = ctx.note_px();
     let style = (crate::font::FONT_FAMILY, size)
         .into_font()
         .color(&ctx.theme.muted)
