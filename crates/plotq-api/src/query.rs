@@ -137,7 +137,7 @@ pub(crate) const STATS_PARAMETERS: [&str; 15] = [
 ];
 
 /// What `GET /api/v1/render` reads: every parameter of [`PlotQuery`].
-pub(crate) const RENDER_PARAMETERS: [&str; 25] = [
+pub(crate) const RENDER_PARAMETERS: [&str; 26] = [
     "kind",
     "service",
     "services",
@@ -161,6 +161,7 @@ pub(crate) const RENDER_PARAMETERS: [&str; 25] = [
     "x_stat",
     "x_service",
     "bucket",
+    "thresholds",
     "ticket",
     "grant",
 ];

@@ -462,8 +462,18 @@ pub async fn past_ranges_read_their_own_hours(
         None,
         "another metric of the service"
     );
-    // Touched again past `keep`: the hours last touched before now + 1 min - keep go.
-    let later = now + 60_000 + 3_600_000 + 1;
+    // A touch from a replica whose clock is behind (or whose write finished late) still
+    // moves the watermark of its hours: stamps only grow.
+    views
+        .touch_hours(&[hour(&svc, 0)], now - 10_000, keep)
+        .await
+        .unwrap();
+    assert_eq!(
+        touched(t0, t0 + HOUR_MS - 1).await.unwrap(),
+        Some(now + 60_001)
+    );
+    // Touched again past `keep`: the hours last stamped before it go.
+    let later = now + 60_001 + 3_600_000 + 1;
     views
         .touch_hours(&[hour(&svc, 2)], later, keep)
         .await

@@ -37,6 +37,9 @@ pub trait ViewRegistry: Send + Sync + 'static {
     async fn series_touched(&self, service: &str, metric: &str) -> PortResult<Option<i64>>;
     /// Records that samples timed in these hours (`(service, metric, hour)`, `hour` a
     /// multiple of [`HOUR_MS`]) arrived at `now_ms`: the data watermarks of past ranges.
+    /// Called once the samples are stored. Each touch stamps its hours with `now_ms`
+    /// raised above every stamp already given, so a touch always moves the watermark of
+    /// its hours, whatever the callers' clocks or the order their writes finish in.
     /// An hour is remembered for `keep` after its last touch (longer than any reuse of a
     /// render lasts), at most [`HOURS_PER_SERIES`] × the series bound of them; when that
     /// bound drops an hour sooner, every range reads as touched at that moment, so a

@@ -26,6 +26,7 @@ use plotq_domain::plot::{Correlation, MAX_SERVICES};
 use plotq_domain::rollup::{RELATIVE_ACCURACY, ROLLUP_MS, Rollup};
 use plotq_domain::series::{self, Extras};
 use plotq_domain::{DataSource, PlotKind, PlotSpec, SeriesStats, ServiceName};
+use std::borrow::Cow;
 use std::time::Duration;
 
 /// When a window is read from one-minute rollups instead of raw samples: windows longer
@@ -311,13 +312,35 @@ pub async fn read_window(
     ))
 }
 
+/// The spec a read is drawn by: a correlation read from rollups, which hold whole
+/// minutes (their stand-ins spread over each minute in no order of time), cuts buckets of
+/// at least a minute — a finer bucket would split a minute's values arbitrarily — and
+/// says so in its legend; any other spec as asked.
+pub fn as_read<'s>(spec: &'s PlotSpec, source: &DataSource) -> Cow<'s, PlotSpec> {
+    match (&spec.correlation, source) {
+        (Some(c), DataSource::Rollups { .. }) if c.bucket.millis() < ROLLUP_MS => {
+            let mut coarse = spec.clone();
+            if let Some(c) = coarse.correlation.as_mut() {
+                c.bucket = plotq_domain::Window::from_secs((ROLLUP_MS / 1000) as u64)
+                    .expect("a minute is a valid bucket");
+            }
+            Cow::Owned(coarse)
+        }
+        _ => Cow::Borrowed(spec),
+    }
+}
+
 /// A correlation's read with its statistics marked by metric, and y's carrying the fit
 /// of the points the plot draws ([`correlation_points`]); any other read as it is.
 fn correlate(spec: &PlotSpec, mut read: WindowRead) -> WindowRead {
-    let Some(c) = &spec.correlation else {
+    if spec.correlation.is_none() {
+        return read;
+    }
+    let drawn = as_read(spec, &read.source);
+    let Some(c) = &drawn.correlation else {
         return read;
     };
-    let fit = Fit::of(&correlation_points(spec, &read));
+    let fit = Fit::of(&correlation_points(&drawn, &read));
     let metrics = [spec.metric.as_str(), c.x_metric.as_str()];
     // Statistics leave out the series without samples; the rest are in series order.
     let mut stats = std::mem::take(&mut read.stats).into_iter();
@@ -335,7 +358,8 @@ fn correlate(spec: &PlotSpec, mut read: WindowRead) -> WindowRead {
 }
 
 /// A correlation's points, from its read's two series (y, then x): one per whole bucket
-/// where both statistics have a value. Empty for any other spec.
+/// where both statistics have a value. Empty for any other spec. `spec` as the read is
+/// drawn ([`as_read`]).
 pub fn correlation_points(spec: &PlotSpec, read: &WindowRead) -> Vec<Point> {
     let (Some(c), [y, x, ..]) = (&spec.correlation, read.series.as_slice()) else {
         return Vec::new();
@@ -526,6 +550,19 @@ mod tests {
             .collect();
         store.insert(&samples, None).await.unwrap();
         store
+    }
+
+    #[test]
+    fn correlations_from_rollups_are_drawn_in_whole_minutes() {
+        let mut fine = spec(PlotKind::Correlation, "checkout", "1h");
+        fine.correlation.as_mut().unwrap().bucket = Window::parse("10s").unwrap();
+        let rollups = DataSource::minute_rollups();
+        let drawn = as_read(&fine, &rollups);
+        assert_eq!(drawn.correlation.as_ref().unwrap().bucket.secs(), 60);
+        // Raw samples keep the bucket asked for, and so do coarser buckets.
+        assert_eq!(as_read(&fine, &DataSource::Exact).as_ref(), &fine);
+        let coarse = spec(PlotKind::Correlation, "checkout", "1h");
+        assert!(matches!(as_read(&coarse, &rollups), Cow::Borrowed(_)));
     }
 
     #[tokio::test]

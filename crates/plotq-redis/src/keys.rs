@@ -74,13 +74,13 @@ impl Keys {
         self.plain(&format!("lane:{lane}"))
     }
 
-    /// When this Redis's data begins.
     /// The sorted set of series hours → when samples timed in them last arrived (one
     /// key per command: no hash tag).
     pub(crate) fn hours(&self) -> String {
         self.plain("hours")
     }
 
+    /// When this Redis's data begins.
     pub(crate) fn since(&self) -> String {
         self.plain("since")
     }

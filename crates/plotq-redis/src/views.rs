@@ -8,8 +8,9 @@
 //! render of a view, its versioned wire form `wire::encode_view_state`, with a TTL; one
 //! that does not decode reads as absent) and `<ns>:claim:<key>` (`SET NX PX`: one
 //! refresher per debounce period across all replicas), `<ns>:hours` (sorted set:
-//! `service\tmetric\thour` → when samples timed in that hour last arrived, the data
-//! watermarks of past ranges; members older than the `keep` they were touched with are
+//! `service\tmetric\thour` → when samples timed in that hour last arrived (a time
+//! stamp raised above every earlier one, so it only grows), the data watermarks of past
+//! ranges; members older than the `keep` they were touched with are
 //! dropped, at most `HOURS_PER_SERIES × max_series` kept — past that the oldest go and
 //! the member `\tdropped` takes the time, which every range's watermark counts — and
 //! the key expires `keep` after the last touch; written by one script, so a drop and its
@@ -55,20 +56,27 @@ fn hour_member(service: &str, metric: &str, hour: i64) -> String {
 }
 
 /// KEYS[1] `<ns>:hours`; ARGV: now, horizon (members last touched before it go), bound,
-/// the key's TTL in ms, then the members touched. Past the bound, the oldest-touched go
-/// and `\tdropped` takes `now`: one step, so no read sees the drop without its mark.
+/// the key's TTL in ms, then the members touched, stamped with `now` raised above the
+/// highest stamp in the set (stamps only grow: a touch always moves its hours'
+/// watermark, whatever the replicas' clocks). Past the bound, the oldest-touched go and
+/// `\tdropped` takes the stamp: one step, so no read sees the drop without its mark.
 static TOUCH_HOURS: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
     redis::Script::new(
         r"
 local now = tonumber(ARGV[1])
+local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+if top[2] and tonumber(top[2]) >= now then
+  now = tonumber(top[2]) + 1
+end
+local stamp = string.format('%.0f', now)
 for i = 5, #ARGV do
-  redis.call('ZADD', KEYS[1], now, ARGV[i])
+  redis.call('ZADD', KEYS[1], stamp, ARGV[i])
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[2])
 local over = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[3])
 if over > 0 then
   redis.call('ZREMRANGEBYRANK', KEYS[1], 0, over - 1)
-  redis.call('ZADD', KEYS[1], now, '	dropped')
+  redis.call('ZADD', KEYS[1], stamp, '	dropped')
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 ",

@@ -159,7 +159,9 @@ pub(crate) async fn attempt(
         // What the plot was drawn from, in the image's corner.
         note: Some(source.describe(samples)),
     };
-    let (rendered, times) = match render(config, slots, spec, data).await {
+    // A correlation from rollups is drawn in buckets of at least their minute.
+    let drawn = plotq_ports::window::as_read(spec, &source);
+    let (rendered, times) = match render(config, slots, &drawn, data).await {
         Ok(r) => r,
         Err(outcome) => return outcome,
     };

@@ -67,7 +67,7 @@ const WINDOWS = ["5m", "15m", "1h", "6h", "24h"];
  * so a panel's image is laid out at most 7.5 % wider than it is shown and its smallest
  * text (12 layout px) stays at least 11 CSS px on screen, while a resize re-renders only
  * every 24 px. */
-const GRID_WIDTHS = Array.from({ length: 68 }, (_, i) => 320 + 24 * i).concat([1920]);
+const GRID_WIDTHS = Array.from({ length: 67 }, (_, i) => 320 + 24 * i).concat([1920]);
 const MAX_IMAGE_PX = 4000;
 const BIN_CHOICES = [10, 20, 50, 100, 200];
 const DEFAULT_BINS = 50;

@@ -92,6 +92,26 @@ async fn thresholds_are_part_of_the_plot() {
         .await;
     assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(answer.error_fields(), ["/thresholds"]);
+    assert!(
+        answer.json()["errors"][0]["problem"]
+            .as_str()
+            .unwrap()
+            .starts_with("must be an array"),
+        "the value is named, not the parameter: {:?}",
+        answer.json()
+    );
+    // A render link with valid thresholds is a plot (no worker here: it is queued, and
+    // the short wait ends in 503 render_timeout, not 422).
+    let answer = app
+        .get("/api/v1/render?kind=histogram&service=checkout&thresholds=%5B%7B%22value%22%3A250%2C%22label%22%3A%22SLO%22%7D%5D")
+        .send()
+        .await;
+    assert_ne!(
+        answer.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{:?}",
+        answer.json()
+    );
 }
 
 #[tokio::test]
@@ -192,9 +212,14 @@ async fn past_ranges_are_shared_while_newer_data_flows() {
     ingest(from + 120_000).await;
     jobs.insert(request(past.clone()).await);
     assert_eq!(jobs.len(), 2, "a sample inside the range renders it again");
-    // A window reaching now moves with every new sample.
+    // A window reaching now moves with every new sample (the series' watermark is the
+    // arrival's millisecond: the next sample arrives in a later one).
     let live = json!({"kind": "histogram", "service": "checkout", "window": "1h"});
     let first = request(live.clone()).await;
+    let asked = plotq_ports::clock::now_ms();
+    while plotq_ports::clock::now_ms() <= asked {
+        tokio::task::yield_now().await;
+    }
     ingest(plotq_ports::clock::now_ms()).await;
     assert_ne!(request(live).await, first);
 }

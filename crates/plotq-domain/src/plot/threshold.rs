@@ -20,6 +20,7 @@ pub const DEFAULT_THRESHOLD_LABEL: &str = "threshold";
 /// distribution and latency kinds, samples per second for throughput, percent for error
 /// rate, samples for status codes, y's statistic for a correlation).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Threshold {
     pub value: f64,
     #[serde(default = "default_label")]

@@ -233,12 +233,12 @@ fn valid_spec() -> impl Strategy<Value = PlotSpec> {
                 let metric = MetricName::parse(&metric).unwrap();
                 // A correlation's bucket cuts its range into 3 to 10,080 buckets: a
                 // sixtieth of it (at least 10s), or an hour by the minute when the range
-                // is too short for three.
+                // is too short for three whole ones.
                 let mut range = range;
                 let correlation = (kind == PlotKind::Correlation).then(|| {
                     let span_secs = (range.span_ms() / 1000) as u64;
                     let mut bucket = (span_secs / 60).clamp(10, 86_400);
-                    if span_secs / bucket < 3 {
+                    if span_secs / bucket < 4 {
                         range = TimeRange::Last(Window::parse("1h").unwrap());
                         bucket = 60;
                     }

@@ -106,13 +106,16 @@ impl SampleSink {
 impl SelfSamples {
     /// Stores the role's own samples in batches (at most `batch` a write, none waiting
     /// longer than `flush`), and marks their series touched so dashboards watching
-    /// plotq refresh, until `stop`; then stores what is left.
+    /// plotq refresh — and their hours, remembered for the `Duration` given with the
+    /// registry (longer than any render is shared), so cached past ranges see them —
+    /// until `stop`; then stores what is left.
     pub async fn run(
         mut self,
         store: Arc<dyn MetricStore>,
-        views: Option<Arc<dyn ViewRegistry>>,
+        views: Option<(Arc<dyn ViewRegistry>, Duration)>,
         stop: CancellationToken,
     ) {
+        let views = views.as_ref().map(|(v, keep)| (v.as_ref(), *keep));
         let mut batch = Vec::with_capacity(self.batch);
         loop {
             let first = tokio::select! {
@@ -133,16 +136,16 @@ impl SelfSamples {
                     None => break,
                 }
             }
-            self.write(&*store, views.as_deref(), &mut batch).await;
+            self.write(&*store, views, &mut batch).await;
         }
         // Whatever is already queued is written before the role stops.
         while let Ok(s) = self.rx.try_recv() {
             batch.push(s);
             if batch.len() >= self.batch {
-                self.write(&*store, views.as_deref(), &mut batch).await;
+                self.write(&*store, views, &mut batch).await;
             }
         }
-        self.write(&*store, views.as_deref(), &mut batch).await;
+        self.write(&*store, views, &mut batch).await;
     }
 }
 
@@ -151,7 +154,7 @@ impl SelfSamples {
     async fn write(
         &self,
         store: &dyn MetricStore,
-        views: Option<&dyn ViewRegistry>,
+        views: Option<(&dyn ViewRegistry, Duration)>,
         batch: &mut Vec<Observation>,
     ) {
         if batch.is_empty() {
@@ -175,13 +178,28 @@ impl SelfSamples {
         match store.insert(&samples, None).await {
             Ok(()) => {
                 metrics::counter!("plotq_self_samples_total", "outcome" => "stored").increment(n);
-                if let Some(views) = views {
+                if let Some((views, keep)) = views {
+                    let now = plotq_ports::clock::now_ms();
                     let series = [&self.duration, &self.status]
                         .map(|m| (self.service.to_string(), m.to_string()));
-                    if let Err(e) = views
-                        .touch_series(&series, plotq_ports::clock::now_ms())
-                        .await
-                    {
+                    let hour = |ms: i64| ms.div_euclid(plotq_ports::HOUR_MS) * plotq_ports::HOUR_MS;
+                    let mut hours: Vec<(String, String, i64)> = samples
+                        .iter()
+                        .map(|s| {
+                            (
+                                s.service.to_string(),
+                                s.metric.to_string(),
+                                hour(s.timestamp_ms),
+                            )
+                        })
+                        .collect();
+                    hours.sort();
+                    hours.dedup();
+                    let touched = async {
+                        views.touch_series(&series, now).await?;
+                        views.touch_hours(&hours, now, keep).await
+                    };
+                    if let Err(e) = touched.await {
                         tracing::debug!(error = %e, "could not mark plotq's own series touched");
                     }
                 }

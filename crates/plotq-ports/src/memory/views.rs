@@ -59,6 +59,8 @@ struct ViewsInner {
     hours: HashMap<(String, String, i64), i64>,
     /// When the bound last dropped an hour before its time (a touch of every range).
     hours_dropped: Option<i64>,
+    /// The latest stamp given to hours (stamps only grow).
+    hours_stamp: i64,
     /// View → its state in wire form (`encode_view_state`).
     states: HashMap<String, Vec<u8>>,
     /// View → when its claim lapses, epoch ms.
@@ -123,8 +125,10 @@ impl ViewRegistry for MemoryViews {
         keep: Duration,
     ) -> PortResult<()> {
         let mut inner = self.inner.lock().expect("views lock");
+        let stamp = now_ms.max(inner.hours_stamp.saturating_add(1));
+        inner.hours_stamp = stamp;
         for h in hours {
-            inner.hours.insert(h.clone(), now_ms);
+            inner.hours.insert(h.clone(), stamp);
         }
         let horizon = now_ms.saturating_sub(i64::try_from(keep.as_millis()).unwrap_or(i64::MAX));
         inner.hours.retain(|_, at| *at >= horizon);
@@ -140,7 +144,7 @@ impl ViewRegistry for MemoryViews {
             for (key, _) in by_age.into_iter().take(excess) {
                 inner.hours.remove(&key);
             }
-            inner.hours_dropped = Some(now_ms);
+            inner.hours_dropped = Some(stamp);
         }
         Ok(())
     }

@@ -52,16 +52,17 @@ impl App {
         let views =
             Arc::new(RedisViews::new(&backends.redis)?.with_max_series(args.series.max_series));
         let stop = CancellationToken::new();
+        // `GET /api/v1/stats` reads as the workers do.
+        let sources = args.sources.source_policy(&args.mongo.retention);
+        let keep = plotq_api::reuse_horizon(&args.api.api_config(&args.cache, sources));
         let tasks = http.tasks(
             Some((
                 backends.store.clone() as Arc<dyn MetricStore>,
-                Some(views.clone() as Arc<dyn ViewRegistry>),
+                Some((views.clone() as Arc<dyn ViewRegistry>, keep)),
             )),
             &stop,
         );
         let common = http.common_routes(probes(&watched), None);
-        // `GET /api/v1/stats` reads as the workers do.
-        let sources = args.sources.source_policy(&args.mongo.retention);
         let state = ApiState {
             store: backends.store,
             queue: backends.queue,

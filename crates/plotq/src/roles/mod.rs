@@ -172,7 +172,12 @@ struct Http {
 
 /// Where a role keeps its own request samples: its store, and the registry whose
 /// series watermarks make dashboards watching plotq refresh.
-type SelfStore = (Arc<dyn MetricStore>, Option<Arc<dyn ViewRegistry>>);
+/// Where a role stores its own samples, and the registry (with how long it remembers
+/// the hours of new samples, `plotq_api::reuse_horizon`) that hears of them.
+type SelfStore = (
+    Arc<dyn MetricStore>,
+    Option<(Arc<dyn ViewRegistry>, std::time::Duration)>,
+);
 
 impl Http {
     /// Binds first, so a role that cannot listen fails before it starts anything else.

@@ -63,21 +63,17 @@ impl App {
             &stop,
         );
         tasks.extend(notifier_tasks);
+        // How long the hours of new samples are remembered (past ranges' watermarks).
+        let keep =
+            plotq_api::reuse_horizon(&args.api.api_config(&args.cache, worker_config.sources));
         if !args.standalone.no_demo {
             tasks.push(
-                demo::run(
-                    store.clone(),
-                    views.clone(),
-                    plotq_api::reuse_horizon(
-                        &args.api.api_config(&args.cache, worker_config.sources),
-                    ),
-                    stop.clone(),
-                )
-                .map(Ok)
-                .boxed(),
+                demo::run(store.clone(), views.clone(), keep, stop.clone())
+                    .map(Ok)
+                    .boxed(),
             );
         }
-        tasks.extend(http.tasks(Some((store.clone(), Some(views.clone()))), &stop));
+        tasks.extend(http.tasks(Some((store.clone(), Some((views.clone(), keep)))), &stop));
         let common = http.common_routes(Vec::new(), Some(store.clone()));
         let state = ApiState {
             store,

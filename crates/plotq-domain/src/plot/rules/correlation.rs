@@ -142,16 +142,32 @@ pub(super) fn correlation(
         bucket: bucket?,
     };
     if let Some(range) = range {
-        let span_ms = match *range {
-            TimeRange::Last(w) => w.millis(),
-            TimeRange::Between { from_ms, until_ms } => until_ms.saturating_sub(from_ms),
+        let bucket = i128::from(c.bucket.millis().max(1));
+        // Whole buckets, aligned to multiples of the bucket, in the (inclusive) range: of
+        // an absolute range exactly; of a window ending whenever it is asked, the fewest
+        // it can hold (one less than its span over the bucket, unless aligned).
+        let whole = match *range {
+            TimeRange::Last(w) => (i128::from(w.millis()) / bucket - 1).max(0),
+            TimeRange::Between { from_ms, until_ms } => {
+                let first = i128::from(from_ms).div_euclid(bucket) * bucket
+                    + if i128::from(from_ms).rem_euclid(bucket) == 0 {
+                        0
+                    } else {
+                        bucket
+                    };
+                ((i128::from(until_ms) + 1 - first) / bucket).max(0)
+            }
         };
-        let buckets = span_ms / c.bucket.millis().max(1);
-        if !(MIN_POINTS as i64..=MAX_POINTS as i64).contains(&buckets) {
+        let most = match *range {
+            TimeRange::Last(w) => i128::from(w.millis()) / bucket,
+            TimeRange::Between { .. } => whole,
+        };
+        if whole < i128::from(MIN_POINTS) || most > i128::from(MAX_POINTS) {
             r.err(
                 "bucket",
                 format!(
-                    "must cut the range into {MIN_POINTS} to {MAX_POINTS} buckets; this one makes {buckets}"
+                    "must cut the range into {MIN_POINTS} to {MAX_POINTS} whole buckets; this one holds {}",
+                    if whole < i128::from(MIN_POINTS) { whole } else { most }
                 ),
             );
         }

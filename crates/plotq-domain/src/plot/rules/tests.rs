@@ -352,18 +352,41 @@ fn correlation_problems_are_named() {
     assert!(got[0].1.contains("count, rate, mean"), "{got:?}");
     assert_eq!(got[1].1, "must be a string");
     assert_eq!(got[3].1, "must be a duration from 10s to 1d, e.g. 1m");
-    // Too few or too many buckets for the range.
-    let got = problems(json!({"kind": "correlation", "service": "a", "window": "2m"}));
+    // Too few or too many whole buckets for the range: a 3-minute window ending at any
+    // moment holds two whole minutes at the least.
+    let got = problems(json!({"kind": "correlation", "service": "a", "window": "3m"}));
     assert_eq!(got[0].0, "/bucket");
     assert!(
-        got[0].1.contains("3 to 10080 buckets; this one makes 2"),
+        got[0]
+            .1
+            .contains("3 to 10080 whole buckets; this one holds 2"),
         "{got:?}"
+    );
+    assert!(
+        PlotSpec::parse(
+            &json!({"kind": "correlation", "service": "a", "window": "4m"}),
+            NOW
+        )
+        .is_ok()
     );
     let got = problems(
         json!({"kind": "correlation", "service": "a", "window": "7d",
         "bucket": "10s"}),
     );
-    assert!(got[0].1.contains("makes 60480"), "{got:?}");
+    assert!(got[0].1.contains("holds 60480"), "{got:?}");
+    // An absolute range counts its whole buckets exactly: 10:00:30–10:03:30 holds two.
+    let t = 1_795_341_600_000_i64; // a whole hour
+    let got = problems(json!({"kind": "correlation", "service": "a",
+        "from": t + 30_000, "until": t + 210_000}));
+    assert!(got[0].1.contains("holds 2"), "{got:?}");
+    assert!(
+        PlotSpec::parse(
+            &json!({"kind": "correlation", "service": "a",
+        "from": t, "until": t + 180_000}),
+            NOW
+        )
+        .is_ok()
+    );
     // x the very statistic of the very series y is.
     let got = problems(json!({"kind": "correlation", "service": "a", "x_stat": "p95"}));
     assert_eq!(got[0].0, "/x_stat");
