@@ -220,7 +220,7 @@ test("labels: a filter and a group-by from the controls reach every panel's plot
       const panel = document.querySelector('section.panel[data-kind="cdf"]');
       return panel?.classList.contains("has-image") && panel.dataset.shown?.includes("/byroute");
     }, null, { timeout: 45_000 });
-    assert.match(await page.locator('section.panel[data-kind="throughput"]').getAttribute("data-view"), /^shop\/throughput\/15m\/light\/\d+x\d+(\/dpr\d)?$/);
+    assert.match(await page.locator('section.panel[data-kind="heatmap"]').getAttribute("data-view"), /^shop\/heatmap\/15m\/light\/\d+x\d+(\/dpr\d)?$/);
     assert.equal(new URL(page.url()).searchParams.get("group_by"), "route");
 
     // A filter: every panel's key carries it, and the plot shows only those samples.

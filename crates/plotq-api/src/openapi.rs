@@ -261,6 +261,8 @@ pub struct TicketDoc {
 pub enum CompareKindDoc {
     Histogram,
     LatencyTimeseries,
+    Throughput,
+    ErrorRate,
     Cdf,
 }
 
@@ -331,7 +333,8 @@ macro_rules! plot_request_doc {
             #[schema(nullable = false)]
             labels: Option<LabelsDoc>,
             /// One line or curve per value of this label (the most frequent values, the
-            /// rest as `other`): histogram, latency_timeseries and cdf, of one service.
+            /// rest as `other`): histogram, latency_timeseries, throughput, error_rate and
+            /// cdf, of one service.
             #[schema(nullable = false, pattern = "^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
             group_by: Option<String>,
             /// Correlation only: y's statistic per bucket (default `p95`).
@@ -372,7 +375,8 @@ plot_request_doc!(
 );
 
 plot_request_doc!(
-    /// A comparison of 1 to 8 distinct services (histogram, latency_timeseries, cdf).
+    /// A comparison of 1 to 8 distinct services (histogram, latency_timeseries, throughput,
+    /// error_rate, cdf).
     #[schema(examples(json!({"kind": "cdf", "services": ["checkout", "payments"], "log_x": true})))]
     PlotCompareDoc {
         kind: CompareKindDoc,

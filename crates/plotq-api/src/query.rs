@@ -28,7 +28,7 @@ pub struct PlotQuery {
     #[param(nullable = false, pattern = "^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
     service: Option<String>,
     /// Comma-separated services, 1 to 8, for the kinds that compare (histogram,
-    /// latency_timeseries, cdf); not with `service`.
+    /// latency_timeseries, throughput, error_rate, cdf); not with `service`.
     #[param(nullable = false, example = "checkout,payments")]
     services: Option<String>,
     /// Defaults to `latency_ms` (`status_code` for status_codes and error_rate).
@@ -76,7 +76,8 @@ pub struct PlotQuery {
     #[param(nullable = false, example = r#"{"route":"/pay"}"#)]
     labels: Option<String>,
     /// One line or curve per value of this label (the most frequent values, the rest as
-    /// `other`): histogram, latency_timeseries and cdf of one service.
+    /// `other`): histogram, latency_timeseries, throughput, error_rate and cdf of one
+    /// service.
     #[param(
         nullable = false,
         pattern = "^[A-Za-z_][A-Za-z0-9_]{0,63}$",

@@ -30,9 +30,9 @@
 const KINDS = [
   { kind: "histogram", title: "Latency distribution", generic: "Distribution", compares: true, log: true, bins: true, stats: "latency" },
   { kind: "latency_timeseries", title: "Latency over time", generic: "Over time", compares: true, max: true, time: true, stats: "latency" },
-  { kind: "throughput", title: "Throughput", generic: "Throughput", time: true, stats: "rate" },
+  { kind: "throughput", title: "Throughput", generic: "Throughput", compares: true, time: true, stats: "rate" },
   { kind: "status_codes", title: "Status codes", generic: "Status codes", status: true, stats: "codes" },
-  { kind: "error_rate", title: "Error rate", generic: "Error rate", status: true, time: true, stats: "errors" },
+  { kind: "error_rate", title: "Error rate", generic: "Error rate", compares: true, status: true, time: true, stats: "errors" },
   { kind: "heatmap", title: "Latency heatmap", generic: "Heatmap", time: true, stats: "latency" },
   { kind: "cdf", title: "Latency CDF", generic: "CDF", compares: true, log: true, stats: "latency" },
 ];

@@ -256,7 +256,7 @@ async fn bad_parameters_are_named_as_in_plot_requests() {
         ("?service=bad%20name&window=1y", vec!["/service", "/window"]),
         ("", vec!["/service"]),
         ("?service=a&services=b", vec!["/services"]),
-        ("?kind=throughput&services=a,b", vec!["/services"]),
+        ("?kind=heatmap&services=a,b", vec!["/services"]),
         ("?service=a&window=10m&from=0", vec!["/window"]),
         ("?service=a&from=yesterday", vec!["/from"]),
     ] {

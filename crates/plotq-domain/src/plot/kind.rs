@@ -69,11 +69,16 @@ impl PlotKind {
             })
     }
 
-    /// Kinds that can draw several services side by side.
+    /// Kinds that can draw several services (or one service's label values) side by
+    /// side.
     pub fn compares(self) -> bool {
         matches!(
             self,
-            PlotKind::Histogram | PlotKind::LatencyTimeseries | PlotKind::Cdf
+            PlotKind::Histogram
+                | PlotKind::LatencyTimeseries
+                | PlotKind::Throughput
+                | PlotKind::ErrorRate
+                | PlotKind::Cdf
         )
     }
 

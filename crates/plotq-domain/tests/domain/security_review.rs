@@ -206,7 +206,7 @@ fn job_messages_are_validated_like_api_requests() {
 
     let mut m = ok.clone();
     m["spec"]["services"] = json!(["a", "b"]);
-    m["spec"]["kind"] = json!("throughput");
+    m["spec"]["kind"] = json!("status_codes");
     let e = decode_err(&m);
     assert!(e.contains("compare"), "{e}");
 

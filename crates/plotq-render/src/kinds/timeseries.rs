@@ -1,7 +1,8 @@
 //! Time-series kinds on a UTC time axis, bucketed by a calendar-friendly width chosen
 //! from the range (one-minute buckets for an hour):
 //! `latency_timeseries` (p50/p95/p99, optionally max, per bucket; one service's p50 and
-//! p99 each when comparing), `throughput` (samples per second) and `error_rate` (share
+//! p99 each when comparing), `throughput` (samples per second; an area for one series, a line each
+//! when comparing) and `error_rate` (share
 //! of 5xx status codes, or of non-zero values for a flag metric, in percent).
 //! Empty buckets are gaps in a line, never invented zeros — except for throughput, where
 //! no samples really is zero per second.
@@ -235,41 +236,65 @@ pub(crate) fn latency<DB: DrawingBackend>(
     })
 }
 
+/// One series' samples per second over the plot's buckets, its count in the window and
+/// its mean rate.
+struct Rates<'d> {
+    name: &'d str,
+    points: Vec<(f64, f64)>,
+    total: usize,
+    mean: f64,
+    peak: f64,
+}
+
 pub(crate) fn throughput<DB: DrawingBackend>(
     root: &Area<'_, DB>,
     ctx: &Ctx<'_>,
     data: &PlotData,
 ) -> Result<TimeAxis, RenderError> {
-    let s = &data.series[0];
-    // The rates the statistics report as `peak_rate_per_s` (`plotq_domain::series`),
-    // without a partial last bucket.
-    let buckets = series::bucket_rates(
-        &s.timestamps_ms,
-        s.weight,
-        ctx.from_ms,
-        ctx.until_ms,
-        axis::bucket_ms(span(ctx), max_buckets(ctx)),
-    );
-    let rates: Vec<(f64, f64)> = buckets.iter().map(|b| (b.center_ms(), b.per_s)).collect();
     let window = ctx.from_ms..=ctx.until_ms;
-    let total = s
-        .timestamps_ms
+    let all: Vec<Rates<'_>> = data
+        .series
         .iter()
-        .filter(|t| window.contains(t))
-        .count();
-    if total == 0 {
+        .map(|s| {
+            // The rates the statistics report as `peak_rate_per_s`
+            // (`plotq_domain::series`), without a partial last bucket.
+            let buckets = series::bucket_rates(
+                &s.timestamps_ms,
+                s.weight,
+                ctx.from_ms,
+                ctx.until_ms,
+                axis::bucket_ms(span(ctx), max_buckets(ctx)),
+            );
+            let points: Vec<(f64, f64)> =
+                buckets.iter().map(|b| (b.center_ms(), b.per_s)).collect();
+            let total = s
+                .timestamps_ms
+                .iter()
+                .filter(|t| window.contains(t))
+                .count();
+            // The window is inclusive and non-empty (`render` checks `from < until`).
+            let mean = total as f64 * s.weight / (span(ctx) as f64 / 1000.0);
+            let peak = points.iter().map(|r| r.1).fold(0.0, f64::max);
+            Rates {
+                name: s.service.as_str(),
+                points,
+                total,
+                mean,
+                peak,
+            }
+        })
+        .collect();
+    if all.iter().all(|r| r.total == 0) {
         return Err(RenderError::NoData);
     }
-    let peak = rates.iter().map(|r| r.1).fold(0.0, f64::max);
-    // The window is inclusive and non-empty (`render` checks `from < until`).
-    let mean = total as f64 * s.weight / (span(ctx) as f64 / 1000.0);
+    let peak = all.iter().map(|r| r.peak).fold(0.0, f64::max);
     // Low rates keep their own scale (0.08 req/s is not drawn against an axis to 1).
     let y_max = if peak > 0.0 {
-        peak * ctx.headroom(1)
+        peak * ctx.headroom(all.len())
     } else {
         1.0
     };
-    let color = ctx.theme.series[0];
+    let single = all.len() == 1;
     let width = ctx.line_width();
     let marker = ctx.marker();
     with_time_chart(
@@ -279,59 +304,94 @@ pub(crate) fn throughput<DB: DrawingBackend>(
         "Requests per second",
         "",
         |chart| {
-            chart
-                .draw_series(
-                    AreaSeries::new(rates.iter().copied(), 0.0, color.mix(0.25))
-                        .border_style(stroke(color, width)),
-                )
-                .map_err(drawing_error)?
-                .label(ctx.legend_label(format!(
-                    "{} req/s (mean {mean:.1}, peak {peak:.1})",
-                    s.service
-                )))
-                .legend(move |(x, y)| {
-                    PathElement::new([(x, y), (x + marker, y)], stroke(color, width))
-                });
+            for (i, r) in all.iter().enumerate() {
+                let color = ctx.theme.series[i % 8];
+                // One series is an area; several are lines, so none hides another.
+                let fill = if single {
+                    color.mix(0.25)
+                } else {
+                    color.mix(0.0)
+                };
+                chart
+                    .draw_series(
+                        AreaSeries::new(r.points.iter().copied(), 0.0, fill)
+                            .border_style(stroke(color, width)),
+                    )
+                    .map_err(drawing_error)?
+                    .label(ctx.legend_label(format!(
+                        "{} req/s (mean {:.1}, peak {:.1})",
+                        r.name, r.mean, r.peak
+                    )))
+                    .legend(move |(x, y)| {
+                        PathElement::new([(x, y), (x + marker, y)], stroke(color, width))
+                    });
+            }
             Ok(())
         },
     )
 }
+
+/// One series' error shares per bucket (gaps where a bucket is empty), its errors and
+/// its samples in the window.
+type ErrorShares<'d> = (&'d str, Vec<Option<(f64, f64)>>, usize, usize);
 
 pub(crate) fn error_rate<DB: DrawingBackend>(
     root: &Area<'_, DB>,
     ctx: &Ctx<'_>,
     data: &PlotData,
 ) -> Result<TimeAxis, RenderError> {
-    let s = &data.series[0];
     let metric = ctx.spec.metric.as_str();
-    let buckets = window_buckets(ctx, s);
-    // The share over the whole window counts every sample (the statistics' error ratio).
-    let errors_total = series::error_count(metric, &buckets.values) as usize;
-    let points: Vec<Option<(f64, f64)>> = (0..buckets.drawn)
-        .map(|b| {
-            let values = buckets.bucket(b);
-            if values.is_empty() {
-                return None;
-            }
-            let errors = series::error_count(metric, values);
-            Some((
-                buckets.center_ms(b, ctx.from_ms, ctx.until_ms),
-                errors as f64 / values.len() as f64 * 100.0,
-            ))
+    // Per series: its points, its errors and samples over the whole window (the
+    // statistics' error ratio counts every sample).
+    let all: Vec<ErrorShares<'_>> = data
+        .series
+        .iter()
+        .map(|s| {
+            let buckets = window_buckets(ctx, s);
+            let errors = series::error_count(metric, &buckets.values) as usize;
+            let points = (0..buckets.drawn)
+                .map(|b| {
+                    let values = buckets.bucket(b);
+                    if values.is_empty() {
+                        return None;
+                    }
+                    let errors = series::error_count(metric, values);
+                    Some((
+                        buckets.center_ms(b, ctx.from_ms, ctx.until_ms),
+                        errors as f64 / values.len() as f64 * 100.0,
+                    ))
+                })
+                .collect();
+            (s.service.as_str(), points, errors, buckets.values.len())
         })
         .collect();
-    let total = buckets.values.len();
-    if total == 0 {
+    if all.iter().all(|(_, _, _, total)| *total == 0) {
         return Err(RenderError::NoData);
     }
-    let peak = points.iter().flatten().map(|p| p.1).fold(0.0, f64::max);
+    let peak = all
+        .iter()
+        .flat_map(|(_, points, _, _)| points.iter().flatten())
+        .map(|p| p.1)
+        .fold(0.0, f64::max);
+    let headroom = ctx.headroom(all.len());
     // Small rates stay readable: never squash the axis below 1 %.
-    let y_max = (peak * ctx.headroom(1)).clamp(1.0, 100.0 * ctx.headroom(1));
-    let overall = errors_total as f64 / total as f64 * 100.0;
-    let color = ctx.theme.mean;
+    let y_max = (peak * headroom).clamp(1.0, 100.0 * headroom);
+    let single = all.len() == 1;
     let width = ctx.line_width();
     with_time_chart(root, ctx, (0.0, y_max), "Errors (%)", "%", |chart| {
-        let label = format!("{} errors: {overall:.2}% of {total} samples", s.service);
-        line(chart, ctx, &points, stroke(color, width), false, label)
+        for (i, (name, points, errors, total)) in all.iter().enumerate() {
+            if *total == 0 {
+                continue;
+            }
+            let color = if single {
+                ctx.theme.mean
+            } else {
+                ctx.theme.series[i % 8]
+            };
+            let overall = *errors as f64 / *total as f64 * 100.0;
+            let label = format!("{name} errors: {overall:.2}% of {total} samples");
+            line(chart, ctx, points, stroke(color, width), false, label)?;
+        }
+        Ok(())
     })
 }

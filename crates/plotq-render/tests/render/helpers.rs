@@ -91,8 +91,9 @@ fn loaded(name: &str, n: usize, span_ms: i64) -> SeriesData {
     }
 }
 
-/// `n` generated samples of each of `spec`'s services over its window before `UNTIL`
-/// (for a correlation, its y and x series: latencies that climb with the load).
+/// `n` generated samples of `spec`'s first service over its window before `UNTIL`, half
+/// as many again for each further one (for a correlation, its y and x series: latencies
+/// that climb with the load).
 pub fn data_for(spec: &PlotSpec, n: usize) -> PlotData {
     let span = spec.range.span_ms();
     if spec.kind == PlotKind::Correlation {
@@ -112,7 +113,8 @@ pub fn data_for(spec: &PlotSpec, n: usize) -> PlotData {
             .services
             .iter()
             .enumerate()
-            .map(|(i, s)| generated(s.as_str(), n, span, 1 + i as u64, status))
+            // Compared services differ in volume too (half as many again each).
+            .map(|(i, s)| generated(s.as_str(), n * (2 + i) / 2, span, 1 + i as u64, status))
             .collect(),
         note: None,
     }

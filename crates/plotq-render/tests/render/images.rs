@@ -44,9 +44,14 @@ fn comparisons_and_options() {
     for kind in [
         PlotKind::Histogram,
         PlotKind::LatencyTimeseries,
+        PlotKind::Throughput,
+        PlotKind::ErrorRate,
         PlotKind::Cdf,
     ] {
         let mut s = spec(kind, 1000, 600);
+        if kind.needs_timestamps() {
+            s.range = plotq_domain::TimeRange::Last(plotq_domain::Window::parse("1h").unwrap());
+        }
         s.services = ["checkout", "payments", "search"]
             .iter()
             .map(|n| ServiceName::parse(n).unwrap())

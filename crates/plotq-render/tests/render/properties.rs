@@ -197,7 +197,7 @@ fn expected(spec: &PlotSpec, data: &PlotData) -> Expected {
             }
         }
         PlotKind::Throughput | PlotKind::ErrorRate => {
-            if in_window(&data.series[0]).is_empty() {
+            if data.series.iter().all(|s| in_window(s).is_empty()) {
                 Expected::NoData
             } else {
                 Expected::Image

@@ -56,10 +56,8 @@ const KNOWN_FIELDS: &[&str] = &[
     "thresholds",
 ];
 
-const COMPARE_PROBLEM: &str =
-    "only histogram, latency_timeseries and cdf compare services; use service";
-const GROUP_KIND_PROBLEM: &str =
-    "only histogram, latency_timeseries and cdf draw one line per label value";
+const COMPARE_PROBLEM: &str = "only histogram, latency_timeseries, throughput, error_rate and cdf compare services; use service";
+const GROUP_KIND_PROBLEM: &str = "only histogram, latency_timeseries, throughput, error_rate and cdf draw one line per label value";
 const GROUP_SERVICES_PROBLEM: &str =
     "splits one service's series by a label; give one service, not a comparison";
 const SPAN_PROBLEM: &str = "from/until must span between 10s and 7d, with from before until";

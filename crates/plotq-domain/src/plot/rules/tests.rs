@@ -85,8 +85,16 @@ fn comparisons_and_their_limits() {
     let spec = PlotSpec::parse(&json!({"kind": "cdf", "services": ["a", "b"]}), NOW).unwrap();
     assert_eq!(spec.services.len(), 2);
     assert_eq!(spec.title(), "Latency CDF for a vs b (Last 10m)");
+    // Throughput and error rate compare too; status codes, heatmaps, correlations not.
+    let spec =
+        PlotSpec::parse(&json!({"kind": "error_rate", "services": ["a", "b"]}), NOW).unwrap();
+    assert_eq!(spec.title(), "Error Rate of a vs b (Last 10m)");
     assert_eq!(
-        first_field(json!({"kind": "throughput", "services": ["a", "b"]})),
+        first_field(json!({"kind": "status_codes", "services": ["a", "b"]})),
+        "/services"
+    );
+    assert_eq!(
+        first_field(json!({"kind": "heatmap", "services": ["a", "b"]})),
         "/services"
     );
     assert_eq!(
@@ -187,7 +195,7 @@ fn labels_filter_and_group_by_one_service() {
     assert!(wire.get("labels").is_none() && wire.get("group_by").is_none());
     for (body, field, needle) in [
         (
-            json!({"kind": "throughput", "service": "a", "group_by": "route"}),
+            json!({"kind": "status_codes", "service": "a", "group_by": "route"}),
             "/group_by",
             "line per label value",
         ),
@@ -223,7 +231,7 @@ fn labels_filter_and_group_by_one_service() {
     }
     // A decoded spec is held to the same rules.
     let mut bad = serde_json::to_value(&spec).unwrap();
-    bad["kind"] = json!("throughput");
+    bad["kind"] = json!("heatmap");
     assert!(serde_json::from_value::<PlotSpec>(bad).is_err());
 }
 
