@@ -14,6 +14,36 @@ pub const MAX_RANGE_HOURS: i64 = 2_400;
 /// Hours remembered per series of the registry's series bound, at most.
 pub const HOURS_PER_SERIES: usize = 8;
 
+/// The `(service, metric, hour)` hours that `samples` and `summaries` (OTLP histogram
+/// points, by their minute) fall in, sorted and distinct: what
+/// [`ViewRegistry::touch_hours`] records once they are stored.
+pub fn hours_touched(
+    samples: &[plotq_domain::Sample],
+    summaries: &[plotq_domain::rollup::SeriesRollup],
+) -> Vec<(String, String, i64)> {
+    let hour = |ms: i64| ms.div_euclid(HOUR_MS) * HOUR_MS;
+    let mut hours: Vec<(String, String, i64)> = samples
+        .iter()
+        .map(|s| {
+            (
+                s.service.to_string(),
+                s.metric.to_string(),
+                hour(s.timestamp_ms),
+            )
+        })
+        .chain(summaries.iter().map(|s| {
+            (
+                s.service.to_string(),
+                s.metric.to_string(),
+                hour(s.minute_ms),
+            )
+        }))
+        .collect();
+    hours.sort();
+    hours.dedup();
+    hours
+}
+
 /// The hours `[from_ms, until_ms]` spans (their starts), or none past
 /// [`MAX_RANGE_HOURS`] or for an empty range.
 pub fn hours_of(from_ms: i64, until_ms: i64) -> Option<impl Iterator<Item = i64>> {

@@ -20,8 +20,7 @@ use plotq_domain::window::format_secs;
 use plotq_domain::{FieldError, Sample};
 use plotq_http::{Caller, Limits, Problem, ProblemCode};
 use plotq_ports::{
-    HOUR_MS, Idempotency, IdempotentStart, MetricStore, PlotCache, PortError, SourcePolicy,
-    ViewRegistry,
+    Idempotency, IdempotentStart, MetricStore, PlotCache, PortError, SourcePolicy, ViewRegistry,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,26 +41,7 @@ pub async fn store_samples(
     batch: Option<&BatchId>,
 ) -> Result<(), PortError> {
     store.write(samples, summaries, batch).await?;
-    let hour = |ms: i64| ms.div_euclid(HOUR_MS) * HOUR_MS;
-    let mut hours: Vec<(String, String, i64)> = samples
-        .iter()
-        .map(|s| {
-            (
-                s.service.to_string(),
-                s.metric.to_string(),
-                hour(s.timestamp_ms),
-            )
-        })
-        .chain(summaries.iter().map(|s| {
-            (
-                s.service.to_string(),
-                s.metric.to_string(),
-                hour(s.minute_ms),
-            )
-        }))
-        .collect();
-    hours.sort();
-    hours.dedup();
+    let hours = plotq_ports::views::hours_touched(samples, summaries);
     if let Err(e) = views.touch_hours(&hours, now_ms, keep).await {
         tracing::warn!(error = %e, "cannot record the hours of new samples");
     }

@@ -182,19 +182,7 @@ impl SelfSamples {
                     let now = plotq_ports::clock::now_ms();
                     let series = [&self.duration, &self.status]
                         .map(|m| (self.service.to_string(), m.to_string()));
-                    let hour = |ms: i64| ms.div_euclid(plotq_ports::HOUR_MS) * plotq_ports::HOUR_MS;
-                    let mut hours: Vec<(String, String, i64)> = samples
-                        .iter()
-                        .map(|s| {
-                            (
-                                s.service.to_string(),
-                                s.metric.to_string(),
-                                hour(s.timestamp_ms),
-                            )
-                        })
-                        .collect();
-                    hours.sort();
-                    hours.dedup();
+                    let hours = plotq_ports::views::hours_touched(&samples, &[]);
                     let touched = async {
                         views.touch_series(&series, now).await?;
                         views.touch_hours(&hours, now, keep).await
