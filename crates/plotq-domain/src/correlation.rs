@@ -54,6 +54,18 @@ pub struct Samples<'a> {
     pub weight: f64,
 }
 
+impl<'a> Samples<'a> {
+    /// `metric`'s values at `timestamps_ms`, each standing for `weight` samples.
+    pub fn new(metric: &'a str, timestamps_ms: &'a [i64], values: &'a [f64], weight: f64) -> Self {
+        Self {
+            metric,
+            timestamps_ms,
+            values,
+            weight,
+        }
+    }
+}
+
 /// The whole buckets of `bucket_ms` in the inclusive window `[from_ms, until_ms]`: the
 /// first starts at the first multiple of `bucket_ms` at or after `from_ms`, the last ends
 /// at or before `until_ms + 1`; at most [`MAX_POINTS`].

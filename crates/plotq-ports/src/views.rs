@@ -16,32 +16,36 @@ pub const HOURS_PER_SERIES: usize = 8;
 
 /// The `(service, metric, hour)` hours that `samples` and `summaries` (OTLP histogram
 /// points, by their minute) fall in, sorted and distinct: what
-/// [`ViewRegistry::touch_hours`] records once they are stored.
+/// [`ViewRegistry::touch_hours`] records once they are stored. Deduplicated on borrowed
+/// names first, so a batch allocates one pair of names per hour, not per sample.
 pub fn hours_touched(
     samples: &[plotq_domain::Sample],
     summaries: &[plotq_domain::rollup::SeriesRollup],
 ) -> Vec<(String, String, i64)> {
     let hour = |ms: i64| ms.div_euclid(HOUR_MS) * HOUR_MS;
-    let mut hours: Vec<(String, String, i64)> = samples
+    let keys: std::collections::BTreeSet<(&str, &str, i64)> = samples
         .iter()
-        .map(|s| {
-            (
-                s.service.to_string(),
-                s.metric.to_string(),
-                hour(s.timestamp_ms),
-            )
-        })
-        .chain(summaries.iter().map(|s| {
-            (
-                s.service.to_string(),
-                s.metric.to_string(),
-                hour(s.minute_ms),
-            )
-        }))
+        .map(|s| (s.service.as_str(), s.metric.as_str(), hour(s.timestamp_ms)))
+        .chain(
+            summaries
+                .iter()
+                .map(|s| (s.service.as_str(), s.metric.as_str(), hour(s.minute_ms))),
+        )
         .collect();
-    hours.sort();
-    hours.dedup();
-    hours
+    keys.into_iter()
+        .map(|(service, metric, hour)| (service.to_owned(), metric.to_owned(), hour))
+        .collect()
+}
+
+/// The `(service, metric)` series of [`hours_touched`]'s hours, sorted and distinct:
+/// what [`ViewRegistry::touch_series`] records.
+pub fn series_of(hours: &[(String, String, i64)]) -> Vec<(String, String)> {
+    let mut series: Vec<(String, String)> = hours
+        .iter()
+        .map(|(service, metric, _)| (service.clone(), metric.clone()))
+        .collect();
+    series.dedup();
+    series
 }
 
 /// The hours `[from_ms, until_ms]` spans (their starts), or none past

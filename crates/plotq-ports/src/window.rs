@@ -364,18 +364,16 @@ pub fn correlation_points(spec: &PlotSpec, read: &WindowRead) -> Vec<Point> {
     let (Some(c), [y, x, ..]) = (&spec.correlation, read.series.as_slice()) else {
         return Vec::new();
     };
-    fn samples<'a>(s: &'a SeriesWindow, metric: &'a str) -> Samples<'a> {
-        Samples {
-            metric,
-            timestamps_ms: &s.timestamps_ms,
-            values: &s.values,
-            weight: s.weight,
-        }
-    }
     let buckets = Buckets::new(read.from_ms, read.until_ms, c.bucket.millis());
     correlation::points(
-        (&samples(y, spec.metric.as_str()), c.stat),
-        (&samples(x, c.x_metric.as_str()), c.x_stat),
+        (
+            &Samples::new(spec.metric.as_str(), &y.timestamps_ms, &y.values, y.weight),
+            c.stat,
+        ),
+        (
+            &Samples::new(c.x_metric.as_str(), &x.timestamps_ms, &x.values, x.weight),
+            c.x_stat,
+        ),
         &buckets,
     )
 }

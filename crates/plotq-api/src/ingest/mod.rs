@@ -45,17 +45,7 @@ pub async fn store_samples(
     if let Err(e) = views.touch_hours(&hours, now_ms, keep).await {
         tracing::warn!(error = %e, "cannot record the hours of new samples");
     }
-    let mut series: Vec<(String, String)> = samples
-        .iter()
-        .map(|s| (s.service.to_string(), s.metric.to_string()))
-        .chain(
-            summaries
-                .iter()
-                .map(|s| (s.service.to_string(), s.metric.to_string())),
-        )
-        .collect();
-    series.sort();
-    series.dedup();
+    let series = plotq_ports::views::series_of(&hours);
     if let Err(e) = views.touch_series(&series, now_ms).await {
         tracing::warn!(error = %e, "cannot record new samples for live refresh");
     }

@@ -180,9 +180,8 @@ impl SelfSamples {
                 metrics::counter!("plotq_self_samples_total", "outcome" => "stored").increment(n);
                 if let Some((views, keep)) = views {
                     let now = plotq_ports::clock::now_ms();
-                    let series = [&self.duration, &self.status]
-                        .map(|m| (self.service.to_string(), m.to_string()));
                     let hours = plotq_ports::views::hours_touched(&samples, &[]);
+                    let series = plotq_ports::views::series_of(&hours);
                     let touched = async {
                         views.touch_series(&series, now).await?;
                         views.touch_hours(&hours, now, keep).await

@@ -38,18 +38,16 @@ pub(crate) fn correlation<DB: DrawingBackend>(
     let empty = SeriesData::default();
     let y = data.series.first().unwrap_or(&empty);
     let x = data.series.get(1).unwrap_or(&empty);
-    fn as_samples<'a>(s: &'a SeriesData, metric: &'a str) -> Samples<'a> {
-        Samples {
-            metric,
-            timestamps_ms: &s.timestamps_ms,
-            values: &s.values,
-            weight: s.weight,
-        }
-    }
     let buckets = Buckets::new(data.from_ms, data.until_ms, c.bucket.millis());
     let points = correlation::points(
-        (&as_samples(y, spec.metric.as_str()), c.stat),
-        (&as_samples(x, c.x_metric.as_str()), c.x_stat),
+        (
+            &Samples::new(spec.metric.as_str(), &y.timestamps_ms, &y.values, y.weight),
+            c.stat,
+        ),
+        (
+            &Samples::new(c.x_metric.as_str(), &x.timestamps_ms, &x.values, x.weight),
+            c.x_stat,
+        ),
         &buckets,
     );
     if points.is_empty() {
