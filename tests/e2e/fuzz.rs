@@ -59,7 +59,8 @@ const READY: Duration = Duration::from_secs(60);
 
 const MAX_TIMESTAMP_MS: i64 = 253_402_300_799_999;
 const DAY_MS: i64 = 86_400_000;
-const WEEK_MS: i64 = 7 * DAY_MS;
+/// The longest window or range a plot may span (90 days).
+const MAX_SPAN_MS: i64 = 90 * DAY_MS;
 const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
 const KINDS: [&str; 7] = [
@@ -780,8 +781,8 @@ impl Gen {
 
     fn window(&mut self) -> &'static str {
         self.pick(&[
-            "10s", "30s", "1m", "5m", "10m", "10m", "15m", "1h", "6h", "24h", "1d", "7d", " 10m ",
-            "0010m", "604800s", "10080m", "168h",
+            "10s", "30s", "1m", "5m", "10m", "10m", "15m", "1h", "6h", "24h", "1d", "7d", "30d",
+            "90d", " 10m ", "0010m", "604800s", "10080m", "168h",
         ])
     }
 
@@ -835,8 +836,8 @@ impl Gen {
                     1 => 60_000,
                     2 => 600_000,
                     3 => 3_600_000,
-                    4 => WEEK_MS,
-                    _ => self.int(10_000, WEEK_MS),
+                    4 => MAX_SPAN_MS,
+                    _ => self.int(10_000, MAX_SPAN_MS),
                 };
                 let (from, until) = (self.stamp(until - span), self.stamp(until));
                 o.insert("from".into(), from);
@@ -1110,7 +1111,7 @@ impl Gen {
                 let v = self.pick_value(&[
                     json!("5s"),
                     json!("9s"),
-                    json!("8d"),
+                    json!("91d"),
                     json!("1y"),
                     json!("10"),
                     json!("abc"),
@@ -1134,9 +1135,9 @@ impl Gen {
                 o.remove("window");
                 let until = now - self.int(0, 60_000);
                 let from = match self.rng.random_range(0..4) {
-                    0 => until + self.int(1, WEEK_MS),
+                    0 => until + self.int(1, MAX_SPAN_MS),
                     1 => until - self.int(0, 9_999),
-                    2 => until - WEEK_MS - self.int(1, 1_000_000),
+                    2 => until - MAX_SPAN_MS - self.int(1, 1_000_000),
                     _ => until,
                 };
                 let (from, until) = (self.stamp(from), self.stamp(until));
@@ -1593,7 +1594,7 @@ impl Gen {
                 Expect::Rejected,
             ),
             12 => (
-                "?views=fz-normal/histogram/8d/light/800x450".to_owned(),
+                "?views=fz-normal/histogram/91d/light/800x450".to_owned(),
                 Expect::Rejected,
             ),
             13 => (

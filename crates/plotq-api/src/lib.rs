@@ -22,6 +22,8 @@
 //!   becomes a job (single flight, charging, queueing; [`reuse_for`]);
 //! - `render.rs` — `GET /api/v1/render` and `POST /api/v1/render/grants`;
 //! - `stats.rs` — `GET /api/v1/stats`;
+//! - `annotations.rs` — `POST` and `GET /api/v1/annotations` (marked moments that time
+//!   plots draw);
 //! - `ingest/` — the write path of samples ([`store_samples`], `store_batch`,
 //!   idempotency), `POST /api/v1/metrics` (`metrics.rs`) and `POST /api/v1/ingest/caddy`
 //!   (`caddy.rs`, with the pure Caddy access-log parser, [`caddy`], under `caddy/`),
@@ -32,6 +34,7 @@
 //!   entry in the OpenAPI document, which [`ApiDoc`] builds from the same table.
 
 mod access;
+mod annotations;
 mod card;
 mod dashboard;
 mod ingest;
@@ -72,6 +75,7 @@ fn api_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(ingest::otlp::metrics))
         .routes(routes!(services::services))
         .routes(routes!(stats::stats))
+        .routes(routes!(annotations::annotate, annotations::list))
         .routes(routes!(access::ticket))
         .routes(routes!(plots::request_plot))
         .routes(routes!(plots::plot_status))

@@ -105,7 +105,7 @@ hand_schema!(
         .schema_type(Type::String)
         .pattern(Some(WINDOW_PATTERN))
         .description(Some(
-            "A whole number of seconds, minutes, hours or days (`30s`, `10m`, `1h`, `7d`), from 10s to 7d"
+            "A whole number of seconds, minutes, hours or days (`30s`, `10m`, `1h`, `7d`), from 10s to 90d"
         ))
         .examples([serde_json::json!("15m")])
         .into()
@@ -183,6 +183,43 @@ pub struct SampleDoc {
     /// The sample's dimensions (part of its series); plots filter and group by them.
     #[schema(nullable = false)]
     labels: Option<LabelsDoc>,
+}
+
+/// A moment to mark on the time plots of some services (`POST /api/v1/annotations`).
+#[derive(Serialize, ToSchema)]
+pub struct AnnotationRequestDoc {
+    /// 1 to 200 characters, no control characters (e.g. `deploy v42`).
+    #[schema(min_length = 1, max_length = 200, example = "deploy v42")]
+    text: String,
+    /// The services whose plots show it: 1 to 8, distinct.
+    #[schema(min_items = 1, max_items = 8)]
+    services: Vec<ServiceNameDoc>,
+    /// When it happened (default: when received); within the rollup retention.
+    #[schema(nullable = false)]
+    time: Option<TimestampDoc>,
+}
+
+/// A stored annotation.
+#[derive(Serialize, ToSchema)]
+pub struct AnnotationDoc {
+    /// Issued when it was posted (a UUIDv7).
+    #[schema(format = "uuid")]
+    id: String,
+    /// When it happened, epoch ms.
+    #[schema(minimum = 0, maximum = 253402300799999_i64)]
+    time_ms: i64,
+    #[schema(min_length = 1, max_length = 200)]
+    text: String,
+    #[schema(min_items = 1, max_items = 8)]
+    services: Vec<ServiceNameDoc>,
+}
+
+/// The annotations of some services in a window (`GET /api/v1/annotations`).
+#[derive(Serialize, ToSchema)]
+pub struct AnnotationsDoc {
+    /// The latest 50 at most, in time order.
+    #[schema(max_items = 50)]
+    annotations: Vec<AnnotationDoc>,
 }
 
 /// One sample, or a batch of them.
@@ -540,6 +577,10 @@ pub struct StatsDoc {
     /// Each service's numbers (services without samples left out).
     #[schema(min_items = 1, max_items = 8)]
     stats: Vec<plotq_http::SeriesStatsDoc>,
+    /// The annotations a time plot of the window draws (kinds with a time axis, when
+    /// there are some: the latest 50, in time order).
+    #[schema(nullable = false, max_items = 50)]
+    annotations: Option<Vec<AnnotationDoc>>,
 }
 
 /// A plot job as clients see it.
@@ -594,6 +635,10 @@ pub struct JobStateDoc {
     /// CSS pixels wide, it is `text_px · w / width` CSS pixels.
     #[schema(nullable = false, minimum = 1, maximum = 4000)]
     text_px: Option<u32>,
+    /// The annotations drawn on the time axis (`done` time plots with some in their
+    /// window: the latest 50, in time order).
+    #[schema(nullable = false, max_items = 50)]
+    annotations: Option<Vec<AnnotationDoc>>,
     /// `/api/v1/plots/{id}`.
     #[schema(pattern = "^/api/v1/plots/[0-9a-f-]{36}$")]
     status_url: String,

@@ -309,7 +309,13 @@ pub(crate) async fn single_flight(state: &ApiState, job: &JobState) -> Result<Fl
         }
         _ => None,
     };
-    for (service, metric) in read_series(spec) {
+    // Time plots draw their services' annotations: those move the watermark too.
+    let annotated = spec
+        .services
+        .iter()
+        .filter(|_| spec.kind.has_time_axis())
+        .map(|s| (s.as_str(), plotq_ports::views::ANNOTATIONS_SERIES));
+    for (service, metric) in read_series(spec).into_iter().chain(annotated) {
         let watermark = match past {
             Some((from, until)) => {
                 state

@@ -34,7 +34,7 @@ pub struct PlotQuery {
     /// Defaults to `latency_ms` (`status_code` for status_codes and error_rate).
     #[param(nullable = false, pattern = "^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
     metric: Option<String>,
-    /// The last `window` (default `10m`, 10s to 7d); not with `from`/`until`.
+    /// The last `window` (default `10m`, 10s to 90d); not with `from`/`until`.
     #[param(nullable = false, pattern = "^[0-9]+[smhd]$", example = "1h")]
     window: Option<String>,
     /// Start of an absolute range: epoch milliseconds or RFC 3339; not with `window`.

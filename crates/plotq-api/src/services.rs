@@ -32,7 +32,7 @@ pub(crate) async fn services(
     let since = now_ms() - 7 * 24 * 3600 * 1000;
     let mut metrics: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (service, metric) in state.views.series(since).await? {
-        if caller.may_use_service(&service) {
+        if metric != plotq_ports::views::ANNOTATIONS_SERIES && caller.may_use_service(&service) {
             metrics.entry(service).or_default().push(metric);
         }
     }

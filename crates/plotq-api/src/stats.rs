@@ -8,7 +8,8 @@
 //! `plotq_ports::window`, the path the workers draw from (raw samples or rollups by the
 //! same `SourcePolicy`, so the work of one answer is bounded the same way), and the
 //! statistics are the job state's: `SeriesStats` with the extras of the kind (rates for
-//! throughput, codes and the error ratio for status codes and error rate).
+//! throughput, codes and the error ratio for status codes and error rate), with the
+//! annotations a time plot of the window draws.
 //!
 //! Authorisation is that of reading a plot: the `read` scope, and every service within
 //! the caller's allowlist (`403` naming the others). Each answer takes one plot request
@@ -111,7 +112,7 @@ pub(crate) async fn stats(
     if read.is_empty() {
         return Err(Problem::not_found(no_data(&spec)));
     }
-    let body = json!({
+    let mut body = json!({
         "kind": spec.kind.as_str(),
         "services": spec.services,
         "metric": spec.metric,
@@ -123,5 +124,8 @@ pub(crate) async fn stats(
         "documents_read": read.documents,
         "stats": read.stats,
     });
+    if !read.annotations.is_empty() {
+        body["annotations"] = json!(read.annotations);
+    }
     Ok(axum::Json(body).into_response())
 }

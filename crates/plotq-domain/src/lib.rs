@@ -11,6 +11,7 @@
 //! (1970 to the end of year 9999); and everything that crosses a process boundary
 //! ([`wire`]) is validated on decode by the same rules the HTTP API applies.
 
+pub mod annotation;
 pub mod chunk;
 pub mod correlation;
 pub mod error;
@@ -27,6 +28,7 @@ pub mod view;
 pub mod window;
 pub mod wire;
 
+pub use annotation::Annotation;
 pub use error::{FieldError, FieldErrors};
 pub use job::{DataSource, JobId, JobState, JobStatus, SeriesStats, StageTimings, TimeAxis};
 pub use labels::{LabelName, Labels};

@@ -1,4 +1,4 @@
-//! Time windows (`30s`, `10m`, `1h`, `7d`): how far back a plot looks, from
+//! Time windows (`30s`, `10m`, `1h`, `7d`, `90d`): how far back a plot looks, from
 //! [`MIN_WINDOW_SECS`] to [`MAX_WINDOW_SECS`]. A plot of window `w` requested at `t` draws
 //! the samples of `[t - w, t]` (inclusive). Problems quote at most a short excerpt of the
 //! input.
@@ -9,8 +9,9 @@ use std::fmt;
 
 /// Shortest window a plot may ask for.
 pub const MIN_WINDOW_SECS: u64 = 10;
-/// Longest window a plot may ask for (7 days).
-pub const MAX_WINDOW_SECS: u64 = 7 * 24 * 3600;
+/// Longest window a plot may ask for (90 days: the default rollup retention; windows
+/// past two days are drawn from hour rollups).
+pub const MAX_WINDOW_SECS: u64 = 90 * 24 * 3600;
 
 /// A look-back duration, kept in whole seconds and shown in the largest exact unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -73,7 +74,7 @@ impl Window {
         self.secs
     }
 
-    /// The window in milliseconds (at most 7 days' worth, so it fits any arithmetic on
+    /// The window in milliseconds (at most 90 days' worth, so it fits any arithmetic on
     /// bounded timestamps).
     pub fn millis(self) -> i64 {
         (self.secs * 1000) as i64
@@ -133,9 +134,10 @@ mod tests {
         assert!(
             Window::parse("5s")
                 .unwrap_err()
-                .contains("between 10s and 7d")
+                .contains("between 10s and 90d")
         );
-        assert!(Window::parse("8d").is_err());
+        assert!(Window::parse("91d").is_err());
+        assert_eq!(Window::parse("90d").unwrap().secs(), 90 * 86_400);
         assert!(Window::parse("10").unwrap_err().contains("no unit"));
         assert!(Window::parse("10w").unwrap_err().contains("unknown unit"));
         assert!(Window::parse("m").is_err());

@@ -24,6 +24,19 @@
 //! (`a.<batch>_<part>`) and merges only where the mark is missing. Unique index
 //! `(s, m, t, l)`; a TTL index on `t` is the rollup retention.
 //!
+//! `<db>.rollups_hourly` holds the same documents per series and hour (`t` the hour's
+//! start), merged by the same updates in a second command of the same write: an hour's
+//! document is the merge of its minutes'. Same unique index; its TTL index keeps an
+//! hour an hour past its start's retention, until its last minute's expires. A batch's
+//! marks there accumulate over the hour (one per batch with an id and part).
+//!
+//! `<db>.annotations` holds one document per annotation and service it names —
+//! `{_id: "<id>:<service>", a, s, t, x, ss, v}`: the annotation's id, the service, its
+//! time (a BSON date), its text and all its services — so a plot's read is an equality
+//! on `s` and a range on `t` (index `(s, t)`; a TTL index on `t` is the rollup
+//! retention). Storing an annotation again (a retry) finds its documents there and
+//! keeps them.
+//!
 //! A query's label selection is part of its filter (`lb.<name>` equal to, or none of,
 //! the values), so MongoDB reads only the selected sets; a window's rollups of several
 //! sets are merged per minute by the reader.
@@ -32,11 +45,11 @@ use mongodb::IndexModel;
 use mongodb::bson::spec::BinarySubtype;
 use mongodb::bson::{Binary, Bson, DateTime, Document, doc};
 use mongodb::options::IndexOptions;
-use plotq_domain::Labels;
 use plotq_domain::chunk::{BatchId, BucketChunk};
 use plotq_domain::rollup::{Rollup, SeriesRollup};
 use plotq_domain::timestamp::{MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS};
-use plotq_ports::{SeriesQuery, Split};
+use plotq_domain::{Annotation, Labels, ServiceName};
+use plotq_ports::{Resolution, SeriesQuery, Split};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -45,6 +58,88 @@ use std::time::Duration;
 pub(crate) const CHUNKS: &str = "chunks";
 /// The collection of minute rollups.
 pub(crate) const ROLLUPS: &str = "rollups";
+/// The collection of annotations.
+pub(crate) const ANNOTATIONS: &str = "annotations";
+/// The version of the annotation documents.
+const ANNOTATION_VERSION: i32 = 1;
+
+/// The documents that store `a`: one per service it names, `_id` `<id>:<service>`.
+pub(crate) fn annotation_docs(a: &Annotation) -> Vec<Document> {
+    let services: Vec<&str> = a.services.iter().map(|s| s.as_str()).collect();
+    services
+        .iter()
+        .map(|service| {
+            doc! {
+                "_id": format!("{}:{service}", a.id),
+                "v": ANNOTATION_VERSION, "a": &a.id, "s": *service,
+                "t": DateTime::from_millis(a.time_ms), "x": &a.text, "ss": &services,
+            }
+        })
+        .collect()
+}
+
+/// A stored annotation document, checked as the API checks a posted one.
+pub(crate) fn decode_annotation(doc: &Document) -> Result<Annotation, String> {
+    if doc.get_i32("v").map_err(|e| e.to_string())? != ANNOTATION_VERSION {
+        return Err("unknown annotation version".into());
+    }
+    let services = doc
+        .get_array("ss")
+        .map_err(|e| e.to_string())?
+        .iter()
+        .map(|s| {
+            s.as_str()
+                .ok_or_else(|| "a service is not a string".to_owned())
+                .and_then(ServiceName::parse)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let annotation = Annotation {
+        id: doc.get_str("a").map_err(|e| e.to_string())?.to_owned(),
+        time_ms: doc
+            .get_datetime("t")
+            .map_err(|e| e.to_string())?
+            .timestamp_millis(),
+        text: doc.get_str("x").map_err(|e| e.to_string())?.to_owned(),
+        services,
+    };
+    annotation.validate()?;
+    Ok(annotation)
+}
+
+/// The annotations of `service` timed in `[from_ms, until_ms]`, widened by a second each
+/// side (the test server compares dates at whole seconds; the reader filters exactly).
+pub(crate) fn annotation_filter(service: &str, from_ms: i64, until_ms: i64) -> Document {
+    doc! {
+        "s": service,
+        "t": {
+            "$gte": date(from_ms.saturating_sub(1_000)),
+            "$lte": date(until_ms.saturating_add(1_000)),
+        },
+    }
+}
+
+/// The annotations' index for plot reads: `(s, t)`.
+pub(crate) fn annotation_index() -> IndexModel {
+    IndexModel::builder()
+        .keys(doc! {"s": 1, "t": 1})
+        .options(
+            IndexOptions::builder()
+                .name("service_time".to_owned())
+                .build(),
+        )
+        .build()
+}
+
+/// The collection of hour rollups.
+pub(crate) const HOUR_ROLLUPS: &str = "rollups_hourly";
+
+/// The collection of rollups of `resolution`.
+pub(crate) fn rollups_of(resolution: Resolution) -> &'static str {
+    match resolution {
+        Resolution::Minute => ROLLUPS,
+        Resolution::Hour => HOUR_ROLLUPS,
+    }
+}
 /// The version of the rollup documents.
 const ROLLUP_VERSION: i32 = 2;
 /// Most histogram and status-code fields one update increments (nx-27017 mis-writes
@@ -103,37 +198,64 @@ pub(crate) fn chunk_docs(chunks: Vec<BucketChunk>, batch: Option<&BatchId>) -> V
         .collect()
 }
 
-/// The one `update` command that merges every chunk's rollup into its (series, minute)
-/// document, in order (see [`rollup_updates`]), then every summary's (never under the
-/// batch's marks: summaries come from OTLP, which has no batch ids).
+/// The `update` command of `resolution` that merges every summary's rollup into its
+/// (series, period) document (never under the batch's marks: summaries come from OTLP,
+/// which has no batch ids), then every chunk's (see [`rollup_updates`]), in order. Hours
+/// merge the rollups of their minutes first: one update per series and hour. `None`
+/// when there is nothing to merge.
 pub(crate) fn rollup_command(
+    resolution: Resolution,
     chunks: &[BucketChunk],
     summaries: &[SeriesRollup],
     batch: Option<&BatchId>,
-) -> Document {
-    let mut updates = Vec::with_capacity((chunks.len() + summaries.len()) * 2);
-    for s in summaries {
-        updates.extend(rollup_updates(
+) -> Option<Document> {
+    type Key<'a> = (&'a str, &'a str, &'a Labels, i64);
+    let summarized = summaries.iter().map(|s| {
+        let key: Key<'_> = (
             s.service.as_str(),
             s.metric.as_str(),
             &s.labels,
             s.minute_ms,
-            &s.rollup,
-            None,
-        ));
-    }
-    for c in chunks {
-        let rollup = Rollup::of(&c.chunk.values);
-        updates.extend(rollup_updates(
+        );
+        (key, s.rollup.clone(), false)
+    });
+    let sampled = chunks.iter().map(|c| {
+        let key: Key<'_> = (
             c.service.as_str(),
             c.metric.as_str(),
             &c.labels,
             c.bucket_ms,
-            &rollup,
-            batch,
+        );
+        (key, Rollup::of(&c.chunk.values), true)
+    });
+    // (series, period) → (its rollup, whether it comes with the batch's marks), in order.
+    let mut periods: Vec<(Key<'_>, Rollup, bool)> = Vec::new();
+    let mut index: BTreeMap<(Key<'_>, bool), usize> = BTreeMap::new();
+    for ((service, metric, labels, t), rollup, marked) in summarized.chain(sampled) {
+        let key = (service, metric, labels, resolution.start_of(t));
+        let held = match resolution {
+            Resolution::Hour => index.get(&(key, marked)).copied(),
+            Resolution::Minute => None,
+        };
+        match held {
+            Some(i) => periods[i].1.merge(&rollup),
+            None => {
+                index.insert((key, marked), periods.len());
+                periods.push((key, rollup, marked));
+            }
+        }
+    }
+    if periods.is_empty() {
+        return None;
+    }
+    let mut updates = Vec::with_capacity(periods.len() * 2);
+    for ((service, metric, labels, start), rollup, marked) in &periods {
+        let batch = batch.filter(|_| *marked);
+        updates.extend(rollup_updates(
+            service, metric, labels, *start, rollup, batch,
         ));
     }
-    doc! {"update": ROLLUPS, "updates": updates, "ordered": true}
+    Some(doc! {"update": rollups_of(resolution), "updates": updates, "ordered": true})
 }
 
 /// The updates that merge `rollup` into its (series, minute) document: an upsert that

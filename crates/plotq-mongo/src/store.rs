@@ -16,8 +16,9 @@
 
 use crate::config::MongoConfig;
 use crate::documents::{
-    CHUNKS, ChunkData, ChunkDoc, ROLLUP_INDEX_BEFORE_LABELS, ROLLUPS, chunk_docs,
-    chunk_series_index, decode_rollup, rollup_command, rollup_minute_index, series_filter,
+    ANNOTATIONS, CHUNKS, ChunkData, ChunkDoc, HOUR_ROLLUPS, ROLLUP_INDEX_BEFORE_LABELS, ROLLUPS,
+    annotation_docs, annotation_filter, annotation_index, chunk_docs, chunk_series_index,
+    decode_annotation, decode_rollup, rollup_command, rollup_minute_index, series_filter,
     ttl_change, ttl_index,
 };
 use async_trait::async_trait;
@@ -26,11 +27,11 @@ use mongodb::bson::{Document, doc};
 use mongodb::error::ErrorKind;
 use mongodb::options::ClientOptions;
 use mongodb::{Client, Collection};
-use plotq_domain::Sample;
 use plotq_domain::chunk::{BUCKET_MS, BatchId, Chunk, into_chunks};
 use plotq_domain::rollup::{Rollup, SeriesRollup};
+use plotq_domain::{Annotation, Sample};
 use plotq_ports::{
-    Breaker, MetricStore, Points, PortError, PortResult, Rollups, SeriesQuery, Ticket,
+    Breaker, MetricStore, Points, PortError, PortResult, Resolution, Rollups, SeriesQuery, Ticket,
 };
 use std::time::Duration;
 
@@ -86,6 +87,8 @@ pub struct MongoStore {
     client: Client,
     chunks: Collection<ChunkDoc>,
     rollups: Collection<Document>,
+    hours: Collection<Document>,
+    annotations: Collection<Document>,
     raw_retention: Duration,
     rollup_retention: Duration,
     breaker: Breaker,
@@ -108,6 +111,8 @@ impl MongoStore {
         Ok(Self {
             chunks: db.collection(CHUNKS),
             rollups: db.collection(ROLLUPS),
+            hours: db.collection(HOUR_ROLLUPS),
+            annotations: db.collection(ANNOTATIONS),
             client,
             raw_retention: config.raw_retention,
             rollup_retention: config.rollup_retention,
@@ -134,22 +139,31 @@ impl MongoStore {
         command
     }
 
-    /// Hands `each` every rollup document (with `projection`) of `query`'s window and
-    /// selected label sets; how many there were.
+    /// The collection of the rollups of `resolution`.
+    fn rollups_at(&self, resolution: Resolution) -> &Collection<Document> {
+        match resolution {
+            Resolution::Minute => &self.rollups,
+            Resolution::Hour => &self.hours,
+        }
+    }
+
+    /// Hands `each` every rollup document of `resolution` (with `projection`) of
+    /// `query`'s window and selected label sets; how many there were.
     async fn each_rollup(
         &self,
         query: &SeriesQuery<'_>,
+        resolution: Resolution,
         projection: Document,
         mut each: impl FnMut(Document),
     ) -> PortResult<u64> {
         if query.from_ms > query.until_ms {
             return Ok(0);
         }
-        let filter = series_filter(query, "t", plotq_domain::chunk::bucket_of(query.from_ms));
+        let filter = series_filter(query, "t", resolution.start_of(query.from_ms));
         let ticket = self.breaker.admit()?;
         let mut cursor = checked(
             &ticket,
-            self.rollups
+            self.rollups_at(resolution)
                 .find(filter)
                 .projection(projection)
                 .batch_size(512)
@@ -176,10 +190,12 @@ impl MongoStore {
         if let Err(e) = self.rollups.drop_index(ROLLUP_INDEX_BEFORE_LABELS).await {
             tracing::debug!(error = %e, "no rollup index of before labels to drop");
         }
-        self.rollups
-            .create_index(rollup_minute_index())
-            .await
-            .map_err(unavailable)?;
+        for rollups in [&self.rollups, &self.hours] {
+            rollups
+                .create_index(rollup_minute_index())
+                .await
+                .map_err(unavailable)?;
+        }
         ensure_ttl(&self.chunks, "hi", "raw_retention", self.raw_retention).await?;
         ensure_ttl(
             &self.rollups,
@@ -187,16 +203,38 @@ impl MongoStore {
             "rollup_retention",
             self.rollup_retention,
         )
+        .await?;
+        self.annotations
+            .create_index(annotation_index())
+            .await
+            .map_err(unavailable)?;
+        ensure_ttl(
+            &self.annotations,
+            "t",
+            "rollup_retention",
+            self.rollup_retention,
+        )
+        .await?;
+        // An hour stays until its last minute leaves.
+        let hour = Duration::from_millis(Resolution::Hour.millis() as u64);
+        ensure_ttl(
+            &self.hours,
+            "t",
+            "rollup_retention",
+            self.rollup_retention + hour,
+        )
         .await
     }
 
-    /// Each index's key fields and TTL in seconds, of the chunks (`rollups == false`) or
-    /// the rollups (for tests and diagnostics).
-    pub async fn index_ttls(&self, rollups: bool) -> PortResult<Vec<(Vec<String>, Option<u64>)>> {
-        let mut cursor = if rollups {
-            self.rollups.list_indexes().await
-        } else {
-            self.chunks.list_indexes().await
+    /// Each index's key fields and TTL in seconds, of the chunks (`rollups == None`) or
+    /// the rollups of a resolution (for tests and diagnostics).
+    pub async fn index_ttls(
+        &self,
+        rollups: Option<Resolution>,
+    ) -> PortResult<Vec<(Vec<String>, Option<u64>)>> {
+        let mut cursor = match rollups {
+            Some(resolution) => self.rollups_at(resolution).list_indexes().await,
+            None => self.chunks.list_indexes().await,
         }
         .map_err(unavailable)?;
         let mut out = Vec::new();
@@ -256,7 +294,11 @@ impl MetricStore for MongoStore {
             return Ok(());
         }
         let chunks = into_chunks(samples);
-        let rollups = self.with_write_concern(rollup_command(&chunks, summaries, batch));
+        let commands: Vec<Document> = [Resolution::Minute, Resolution::Hour]
+            .into_iter()
+            .filter_map(|r| rollup_command(r, &chunks, summaries, batch))
+            .map(|c| self.with_write_concern(c))
+            .collect();
         let docs = chunk_docs(chunks, batch);
         let ticket = self.breaker.admit()?;
         if !docs.is_empty() {
@@ -267,33 +309,40 @@ impl MetricStore for MongoStore {
                 Err(e) => return checked(&ticket, Err(e)),
             }
         }
-        // Raw first, then the rollups: see "Failure modes" in the README.
-        let reply = checked(
-            &ticket,
-            self.rollups
-                .client()
-                .database(self.rollups.namespace().db.as_str())
-                .run_command(rollups)
-                .await,
-        )?;
-        match reply.get_array("writeErrors") {
-            Ok(errors) if !errors.is_empty() => Err(unavailable(format!(
-                "rollup update failed: {:?}",
-                errors.first()
-            ))),
-            _ => Ok(()),
+        // Raw first, then the minutes, then the hours: see "Failure modes" in the
+        // README. A retried batch with an id merges only the parts not marked yet.
+        let db = self
+            .rollups
+            .client()
+            .database(self.rollups.namespace().db.as_str());
+        for command in commands {
+            let reply = checked(&ticket, db.run_command(command).await)?;
+            if let Ok(errors) = reply.get_array("writeErrors")
+                && !errors.is_empty()
+            {
+                return Err(unavailable(format!(
+                    "rollup update failed: {:?}",
+                    errors.first()
+                )));
+            }
         }
+        Ok(())
     }
 
-    async fn rollups(&self, query: &SeriesQuery<'_>) -> PortResult<Rollups> {
+    async fn rollups_at(
+        &self,
+        query: &SeriesQuery<'_>,
+        resolution: Resolution,
+    ) -> PortResult<Rollups> {
         let mut out = Rollups::default();
-        // The selected label sets' documents of one minute merge into one.
+        // The selected label sets' documents of one period merge into one.
         let mut minutes: std::collections::BTreeMap<i64, Rollup> = Default::default();
-        let projection = doc! {"_id": 0, "s": 0, "m": 0};
+        let projection = doc! {"_id": 0, "s": 0, "m": 0, "a": 0};
+        let period = resolution.millis();
         out.docs_read = self
-            .each_rollup(query, projection, |doc| match decode_rollup(&doc) {
+            .each_rollup(query, resolution, projection, |doc| match decode_rollup(&doc) {
                 Ok((minute, rollup))
-                    if minute + BUCKET_MS > query.from_ms && minute <= query.until_ms =>
+                    if minute + period > query.from_ms && minute <= query.until_ms =>
                 {
                     minutes
                         .entry(minute)
@@ -314,13 +363,14 @@ impl MetricStore for MongoStore {
         &self,
         query: &SeriesQuery<'_>,
         name: &str,
+        resolution: Resolution,
     ) -> PortResult<Vec<(Option<String>, u64)>> {
         // Read and counted here rather than by an aggregation: the MongoDB-wire test
         // server matches no date range in `$match` (nx-27017 0.8.1); the documents are
         // the ones a rollup read of the window reads anyway.
         let mut by_value: std::collections::BTreeMap<Option<String>, u64> = Default::default();
         let projection = doc! {"_id": 0, "n": 1, "lb": 1};
-        self.each_rollup(query, projection, |doc| {
+        self.each_rollup(query, resolution, projection, |doc| {
             let value = doc
                 .get_document("lb")
                 .ok()
@@ -368,6 +418,48 @@ impl MetricStore for MongoStore {
             }
         }
         Ok(out)
+    }
+
+    async fn annotate(&self, annotation: &Annotation) -> PortResult<()> {
+        let ticket = self.breaker.admit()?;
+        let docs = annotation_docs(annotation);
+        match self.annotations.insert_many(docs).ordered(false).await {
+            Ok(_) => checked(&ticket, Ok(())),
+            // Stored by an earlier attempt: its ids are the annotation's.
+            Err(e) if only_duplicates(&e) => checked(&ticket, Ok(())),
+            Err(e) => checked(&ticket, Err(e)),
+        }
+    }
+
+    async fn annotations(
+        &self,
+        services: &[&str],
+        from_ms: i64,
+        until_ms: i64,
+    ) -> PortResult<Vec<Annotation>> {
+        let mut found = Vec::new();
+        if from_ms > until_ms {
+            return Ok(found);
+        }
+        for service in services {
+            let ticket = self.breaker.admit()?;
+            let mut cursor = checked(
+                &ticket,
+                self.annotations
+                    .find(annotation_filter(service, from_ms, until_ms))
+                    .sort(doc! {"t": -1})
+                    .limit(plotq_domain::annotation::MAX_DRAWN as i64 + 2)
+                    .await,
+            )?;
+            while let Some(doc) = checked(&ticket, cursor.try_next().await)? {
+                match decode_annotation(&doc) {
+                    Ok(a) if (from_ms..=until_ms).contains(&a.time_ms) => found.push(a),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, service, "skipping a corrupt annotation"),
+                }
+            }
+        }
+        Ok(plotq_domain::annotation::latest(found))
     }
 
     async fn ping(&self) -> PortResult<()> {

@@ -6,7 +6,8 @@
 //! `cluster_master_of`), for the tests that stop, restart or kill Redis nodes.
 
 use crate::cache::{Idempotency, IdempotentStart, LaneSlot, PlotCache, RequestClaim};
-use crate::store::MetricStore;
+use crate::store::{MetricStore, Resolution};
+use crate::views::HOUR_MS;
 use plotq_domain::{JobId, JobState, PlotKind, PlotSpec, ServiceName};
 use std::time::Duration;
 
@@ -305,7 +306,7 @@ pub async fn label_sets_are_selected_counted_and_merged(store: &dyn MetricStore,
     assert!((mean - 2.0).abs() < 1e-9, "{mean}");
     // Samples per value, most first; the sets without the label as `None`.
     let counts = store
-        .label_counts(&query(LabelSelect::ALL), "route")
+        .label_counts(&query(LabelSelect::ALL), "route", Resolution::Minute)
         .await
         .unwrap();
     assert_eq!(
@@ -317,7 +318,11 @@ pub async fn label_sets_are_selected_counted_and_merged(store: &dyn MetricStore,
         ]
     );
     let by_method = store
-        .label_counts(&query(LabelSelect::filtered(&pay)), "method")
+        .label_counts(
+            &query(LabelSelect::filtered(&pay)),
+            "method",
+            Resolution::Minute,
+        )
         .await
         .unwrap();
     assert_eq!(by_method, [(Some("POST".to_owned()), 3)]);
@@ -409,10 +414,194 @@ pub async fn summaries_merge_into_the_rollups(store: &dyn MetricStore, service: 
         .unwrap();
     assert_eq!(paid.minutes[0].1.count, 10);
     let counted = store
-        .label_counts(&query(LabelSelect::ALL, minute + 119_999), "route")
+        .label_counts(
+            &query(LabelSelect::ALL, minute + 119_999),
+            "route",
+            Resolution::Minute,
+        )
         .await
         .unwrap();
     assert_eq!(counted, [(Some("/pay".to_owned()), 15), (None, 1)]);
+}
+
+/// A store keeps hour rollups beside the minute ones, written with them: an hour's
+/// rollup is the merge of its minutes' (samples, summaries and label sets alike), a batch
+/// with an id retried is counted once in both, and label counts read by the hour equal
+/// those read by the minute.
+pub async fn hours_are_the_merge_of_their_minutes(store: &dyn MetricStore, service: &str) {
+    use crate::store::{LabelSelect, SeriesQuery};
+    use plotq_domain::chunk::BatchId;
+    use plotq_domain::rollup::{Rollup, SeriesRollup, SummaryBucket};
+    use plotq_domain::{Labels, MetricName, Sample};
+    let hour = Resolution::Hour.start_of(crate::clock::now_ms()) - 3 * HOUR_MS;
+    let metric = MetricName::parse("latency_ms").unwrap();
+    let pay = Labels::from_pairs([("route", "/pay")]).unwrap();
+    // Two hours: samples every 37 s (two label sets), the last hour's first minute
+    // in a batch with an id written twice, and one summary.
+    let sample = |i: i64| Sample {
+        service: ServiceName::parse(service).unwrap(),
+        metric: metric.clone(),
+        value: 1.0 + (i % 97) as f64 * 3.5,
+        timestamp_ms: hour + i * 37_000,
+        labels: if i % 3 == 0 {
+            pay.clone()
+        } else {
+            Labels::none()
+        },
+    };
+    let samples: Vec<Sample> = (0..190).map(sample).collect();
+    store.insert(&samples, None).await.unwrap();
+    let batch = BatchId::parse(&"cd".repeat(16)).unwrap();
+    let retried: Vec<Sample> = (0..5)
+        .map(|i| Sample {
+            value: 1_000.0 + i as f64,
+            timestamp_ms: hour + HOUR_MS + i * 1_000,
+            ..sample(i)
+        })
+        .collect();
+    for _ in 0..2 {
+        store.insert(&retried, Some(&batch)).await.unwrap();
+    }
+    let histogram = Rollup::from_buckets(
+        &[SummaryBucket {
+            lower: 5.0,
+            upper: 10.0,
+            count: 4,
+            open: false,
+        }],
+        None,
+        None,
+        None,
+    )
+    .unwrap();
+    let summary = SeriesRollup {
+        service: ServiceName::parse(service).unwrap(),
+        metric: metric.clone(),
+        labels: pay.clone(),
+        minute_ms: hour + 30 * 60_000,
+        rollup: histogram,
+    };
+    store.write(&[], &[summary], None).await.unwrap();
+    for select in [LabelSelect::ALL, LabelSelect::filtered(&pay)] {
+        let query = SeriesQuery {
+            service,
+            metric: "latency_ms",
+            from_ms: hour,
+            until_ms: hour + 2 * HOUR_MS - 1,
+            with_timestamps: false,
+            select,
+        };
+        let minutes = store.rollups_at(&query, Resolution::Minute).await.unwrap();
+        let hours = store.rollups_at(&query, Resolution::Hour).await.unwrap();
+        assert_eq!(
+            hours.docs_read as usize,
+            2 * (1 + usize::from(select.is_all()))
+        );
+        let starts: Vec<i64> = hours.minutes.iter().map(|(t, _)| *t).collect();
+        assert_eq!(starts, [hour, hour + HOUR_MS]);
+        for (start, rollup) in &hours.minutes {
+            let merged = Rollup::merged(
+                minutes
+                    .minutes
+                    .iter()
+                    .filter(|(t, _)| Resolution::Hour.start_of(*t) == *start)
+                    .map(|(_, r)| r),
+            );
+            let key = |r: &Rollup| {
+                (
+                    r.count,
+                    r.min,
+                    r.max,
+                    r.positive.clone(),
+                    r.codes.clone(),
+                    r.summarized,
+                )
+            };
+            assert_eq!(key(rollup), key(&merged), "hour {start}");
+            let (a, b) = (rollup.mean().unwrap(), merged.mean().unwrap());
+            assert!((a - b).abs() <= 1e-9 * b.abs(), "{a} {b}");
+            rollup.validate().unwrap();
+        }
+        let total: u64 = hours.minutes.iter().map(|(_, r)| r.count).sum();
+        let expected = if select.is_all() {
+            190 + 5 + 4
+        } else {
+            64 + 2 + 4
+        };
+        assert_eq!(total, expected, "the retried batch counted once");
+        let by = |resolution| store.label_counts(&query, "route", resolution);
+        assert_eq!(
+            by(Resolution::Hour).await.unwrap(),
+            by(Resolution::Minute).await.unwrap()
+        );
+    }
+}
+
+/// A store keeps annotations: read back by any of their services within a window
+/// (both ends included), the latest `MAX_DRAWN` in time order, one stored twice (a
+/// retry) kept once.
+pub async fn annotations_are_kept_by_service_and_time(store: &dyn MetricStore, prefix: &str) {
+    use plotq_domain::Annotation;
+    use plotq_domain::annotation::MAX_DRAWN;
+    let now = (crate::clock::now_ms() / 1_000) * 1_000;
+    let (a, b) = (format!("{prefix}-a"), format!("{prefix}-b"));
+    let note = |i: i64, text: &str, services: &[&str]| Annotation {
+        id: format!("{prefix}-{i}"),
+        time_ms: now - 3_600_000 + i * 60_000,
+        text: text.to_owned(),
+        services: services
+            .iter()
+            .map(|s| ServiceName::parse(s).unwrap())
+            .collect(),
+    };
+    store.annotate(&note(0, "deploy v1", &[&a])).await.unwrap();
+    store
+        .annotate(&note(1, "deploy v2", &[&a, &b]))
+        .await
+        .unwrap();
+    // Stored again (a retried request): stored once.
+    for _ in 0..2 {
+        store.annotate(&note(2, "flag on", &[&b])).await.unwrap();
+    }
+    let texts = |found: Vec<Annotation>| found.into_iter().map(|a| a.text).collect::<Vec<_>>();
+    let window = (now - 3_600_000, now);
+    let of = |services: Vec<String>| async move {
+        let services: Vec<&str> = services.iter().map(String::as_str).collect();
+        store
+            .annotations(&services, window.0, window.1)
+            .await
+            .unwrap()
+    };
+    assert_eq!(texts(of(vec![a.clone()]).await), ["deploy v1", "deploy v2"]);
+    assert_eq!(texts(of(vec![b.clone()]).await), ["deploy v2", "flag on"]);
+    let both = of(vec![a.clone(), b.clone()]).await;
+    assert_eq!(texts(both.clone()), ["deploy v1", "deploy v2", "flag on"]);
+    assert_eq!(both[1].services.len(), 2, "{both:?}");
+    // Both ends of the window are included; a minute later is out.
+    let at = |from: i64, until: i64| {
+        let a = a.clone();
+        async move { store.annotations(&[a.as_str()], from, until).await.unwrap() }
+    };
+    assert_eq!(
+        texts(at(now - 3_540_000, now - 3_540_000).await),
+        ["deploy v2"]
+    );
+    assert!(at(now - 3_539_000, now).await.is_empty());
+    // The latest MAX_DRAWN of many.
+    for i in 10..10 + MAX_DRAWN as i64 + 5 {
+        let at = Annotation {
+            time_ms: now - 1_800_000 + i * 1_000,
+            ..note(i, &format!("n{i}"), &[&a])
+        };
+        store.annotate(&at).await.unwrap();
+    }
+    let many = of(vec![a.clone()]).await;
+    assert_eq!(many.len(), MAX_DRAWN);
+    assert_eq!(
+        many.last().unwrap().text,
+        format!("n{}", 9 + MAX_DRAWN as i64 + 5)
+    );
+    assert!(many.windows(2).all(|w| w[0].time_ms <= w[1].time_ms));
 }
 
 /// The data watermarks of past ranges (`touch_hours`, `range_touched`), on a registry

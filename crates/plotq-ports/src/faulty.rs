@@ -21,13 +21,13 @@ use crate::cache::{Idempotency, IdempotentStart, LaneSlot, PlotCache, RequestCla
 use crate::error::{PortError, PortResult};
 use crate::events::{EventBus, StoredEvent};
 use crate::queue::{DeadLetter, JobConsumer, JobQueue};
-use crate::store::{MetricStore, Points, Rollups, SeriesQuery, StoreUsage};
+use crate::store::{MetricStore, Points, Resolution, Rollups, SeriesQuery, StoreUsage};
 use crate::views::ViewRegistry;
 use async_trait::async_trait;
 use plotq_domain::chunk::BatchId;
 use plotq_domain::rollup::SeriesRollup;
 use plotq_domain::wire::{EventId, JobMessage, PlotEvent};
-use plotq_domain::{JobId, JobState, Sample, ViewState};
+use plotq_domain::{Annotation, JobId, JobState, Sample, ViewState};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -243,17 +243,36 @@ impl<T: MetricStore> MetricStore for Faulty<T> {
         self.run("points", Some(query.service), self.inner.points(query))
             .await
     }
-    async fn rollups(&self, query: &SeriesQuery<'_>) -> PortResult<Rollups> {
-        self.run("rollups", Some(query.service), self.inner.rollups(query))
-            .await
+    async fn rollups_at(
+        &self,
+        query: &SeriesQuery<'_>,
+        resolution: Resolution,
+    ) -> PortResult<Rollups> {
+        let inner = self.inner.rollups_at(query, resolution);
+        self.run("rollups", Some(query.service), inner).await
     }
     async fn label_counts(
         &self,
         query: &SeriesQuery<'_>,
         name: &str,
+        resolution: Resolution,
     ) -> PortResult<Vec<(Option<String>, u64)>> {
-        let inner = self.inner.label_counts(query, name);
+        let inner = self.inner.label_counts(query, name, resolution);
         self.run("label_counts", Some(query.service), inner).await
+    }
+    async fn annotate(&self, annotation: &Annotation) -> PortResult<()> {
+        self.run("annotate", None, self.inner.annotate(annotation))
+            .await
+    }
+    async fn annotations(
+        &self,
+        services: &[&str],
+        from_ms: i64,
+        until_ms: i64,
+    ) -> PortResult<Vec<Annotation>> {
+        let inner = self.inner.annotations(services, from_ms, until_ms);
+        self.run("annotations", services.first().copied(), inner)
+            .await
     }
     async fn ping(&self) -> PortResult<()> {
         self.run("ping", None, self.inner.ping()).await

@@ -47,7 +47,9 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{PortError, PortResult};
 pub use events::{EventBus, READ_BATCH, StoredEvent};
 pub use queue::{Acker, DeadLetter, Delivery, JobConsumer, JobQueue};
-pub use store::{LabelSelect, MetricStore, Points, Rollups, SeriesQuery, Split, StoreUsage};
+pub use store::{
+    LabelSelect, MetricStore, Points, Resolution, Rollups, SeriesQuery, Split, StoreUsage,
+};
 pub use urls::split_urls;
 pub use views::{HOUR_MS, ViewRegistry};
 pub use window::{SourcePolicy, WindowRead, read_window};

@@ -1,17 +1,20 @@
 //! The `MetricStore` port, where samples live, and what it reads back: `SeriesQuery`
 //! (one metric of one service over an inclusive window, the label sets it reads chosen
-//! by `LabelSelect`), `Points` (raw samples), `Rollups` (minute rollups), and
-//! `StoreUsage` (how full a bounded store is). Implemented by `plotq-mongo` and
+//! by `LabelSelect`), `Points` (raw samples), `Rollups` (rollups of one `Resolution`:
+//! every store keeps minute and hour rollups of every series, both written with the
+//! samples), and `StoreUsage` (how full a bounded store is). Stores keep annotations
+//! too (marked moments, drawn on time plots). Implemented by `plotq-mongo` and
 //! `memory::MemoryStore`.
 //!
 //! A series is a service, a metric and a label set (`plotq_domain::Labels`); a query
 //! reads every set of its metric that its `LabelSelect` selects, as one.
 
 use crate::error::PortResult;
+use crate::views::HOUR_MS;
 use async_trait::async_trait;
 use plotq_domain::chunk::{BatchId, Chunk};
-use plotq_domain::rollup::{Rollup, SeriesRollup};
-use plotq_domain::{Labels, Sample};
+use plotq_domain::rollup::{ROLLUP_MS, Rollup, SeriesRollup};
+use plotq_domain::{Annotation, Labels, Sample};
 
 /// One metric of one service over an inclusive window: samples with `from_ms <=
 /// timestamp <= until_ms` (a sample taken at exactly `until_ms` is drawn), of the label
@@ -110,10 +113,36 @@ impl Points {
     }
 }
 
-/// Minute rollups of one series read back from a store.
+/// The periods rollups summarize: a store keeps both, each written with the samples
+/// (an hour's rollup is the merge of its minutes'), so a long window reads one document
+/// an hour rather than sixty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Resolution {
+    #[default]
+    Minute,
+    Hour,
+}
+
+impl Resolution {
+    /// The period's length: a minute ([`ROLLUP_MS`]) or an hour.
+    pub const fn millis(self) -> i64 {
+        match self {
+            Self::Minute => ROLLUP_MS,
+            Self::Hour => HOUR_MS,
+        }
+    }
+
+    /// The start of the period that holds `t_ms` (floor division: right before 1970 too).
+    pub const fn start_of(self, t_ms: i64) -> i64 {
+        t_ms.div_euclid(self.millis()) * self.millis()
+    }
+}
+
+/// Rollups of one series read back from a store, at one resolution.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Rollups {
-    /// `(minute start, rollup)` in time order, only minutes that hold samples.
+    /// `(period start, rollup)` in time order, only periods that hold samples: minutes
+    /// or hours, as read.
     pub minutes: Vec<(i64, Rollup)>,
     /// Stored documents read to answer.
     pub docs_read: u64,
@@ -152,15 +181,37 @@ pub trait MetricStore: Send + Sync + 'static {
     async fn points(&self, query: &SeriesQuery<'_>) -> PortResult<Points>;
     /// The minute rollups of the minutes that overlap the query's window (whole minutes:
     /// the first and last may reach outside it), the selected sets' merged per minute.
-    async fn rollups(&self, query: &SeriesQuery<'_>) -> PortResult<Rollups>;
+    async fn rollups(&self, query: &SeriesQuery<'_>) -> PortResult<Rollups> {
+        self.rollups_at(query, Resolution::Minute).await
+    }
+    /// The rollups of `resolution` of the periods that overlap the query's window (whole
+    /// periods: the first and last may reach outside it), the selected sets' merged per
+    /// period. An hour's rollup equals the merge of its minutes'.
+    async fn rollups_at(
+        &self,
+        query: &SeriesQuery<'_>,
+        resolution: Resolution,
+    ) -> PortResult<Rollups>;
     /// How many samples of the selected sets each value of label `name` has in the
-    /// query's window (whole minutes, from the rollups), most first; `None` counts the
-    /// sets without the label.
+    /// query's window (whole periods of `resolution`, from the rollups), most first;
+    /// `None` counts the sets without the label.
     async fn label_counts(
         &self,
         query: &SeriesQuery<'_>,
         name: &str,
+        resolution: Resolution,
     ) -> PortResult<Vec<(Option<String>, u64)>>;
+    /// Stores an annotation (kept for the rollup retention past its time); one with the
+    /// id of one stored already (a retry) is not stored again.
+    async fn annotate(&self, annotation: &Annotation) -> PortResult<()>;
+    /// The annotations of any of `services` timed within `[from_ms, until_ms]`: the
+    /// latest [`MAX_DRAWN`](plotq_domain::annotation::MAX_DRAWN), in time order.
+    async fn annotations(
+        &self,
+        services: &[&str],
+        from_ms: i64,
+        until_ms: i64,
+    ) -> PortResult<Vec<Annotation>>;
     /// Readiness probe.
     async fn ping(&self) -> PortResult<()>;
     /// The dependency this store is, as errors name it (`mongodb`, `memory store`).

@@ -9,6 +9,9 @@ use std::time::Duration;
 
 /// The time unit of a range's data watermark ([`ViewRegistry::touch_hours`]).
 pub const HOUR_MS: i64 = 3_600_000;
+/// The series name under which a service's annotations move its plots' watermarks
+/// (`touch_hours`, `touch_series`): not a valid metric name, so no metric shares it.
+pub const ANNOTATIONS_SERIES: &str = "@annotations";
 /// Most hours one [`ViewRegistry::range_touched`] reads (100 days).
 pub const MAX_RANGE_HOURS: i64 = 2_400;
 /// Hours remembered per series of the registry's series bound, at most.
@@ -98,7 +101,8 @@ pub trait ViewRegistry: Send + Sync + 'static {
         from_ms: i64,
         until_ms: i64,
     ) -> PortResult<Option<i64>>;
-    /// The `(service, metric)` series that received samples since `since_ms`, sorted.
+    /// The `(service, metric)` series that received samples since `since_ms`, sorted
+    /// (and `(service, ANNOTATIONS_SERIES)` for services annotated since).
     async fn series(&self, since_ms: i64) -> PortResult<Vec<(String, String)>>;
     /// Services that received samples since `since_ms`, sorted (those of [`series`]).
     ///
@@ -108,6 +112,7 @@ pub trait ViewRegistry: Send + Sync + 'static {
             .series(since_ms)
             .await?
             .into_iter()
+            .filter(|(_, metric)| metric != ANNOTATIONS_SERIES)
             .map(|(service, _)| service)
             .collect();
         services.dedup();

@@ -51,6 +51,10 @@ pub struct PlotData {
     /// What the plot was drawn from, written small in the image's bottom-right corner
     /// (e.g. "from 1-min rollups, percentiles ±1%").
     pub note: Option<String>,
+    /// Moments to mark on a time axis (a deploy, an incident), in time order: drawn as
+    /// dotted vertical lines with their text by the kinds that have one; ignored by the
+    /// rest, and outside the window.
+    pub annotations: Vec<plotq_domain::Annotation>,
 }
 
 /// A finished plot.

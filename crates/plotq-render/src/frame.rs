@@ -17,7 +17,8 @@ use plotq_domain::PlotSpec;
 use plotters::chart::{ChartBuilder, ChartContext, SeriesLabelPosition};
 use plotters::coord::Shift;
 use plotters::prelude::{
-    Cartesian2d, DashedLineSeries, DrawingArea, DrawingBackend, PathElement, Text,
+    Cartesian2d, DashedLineSeries, DrawingArea, DrawingBackend, EmptyElement, PathElement,
+    Rectangle, Text,
 };
 use plotters::style::colors::TRANSPARENT;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -45,6 +46,8 @@ pub struct Ctx<'a> {
     /// The plot area's width in image pixels, once the mesh is drawn (`draw_mesh!`):
     /// what a legend has to fit in.
     pub plot_width: Cell<Option<u32>>,
+    /// The data's annotations (time, text), in time order.
+    pub annotations: Vec<(i64, String)>,
 }
 
 impl<'a> Ctx<'a> {
@@ -72,6 +75,11 @@ impl<'a> Ctx<'a> {
             unit,
             value_desc,
             plot_width: Cell::new(None),
+            annotations: data
+                .annotations
+                .iter()
+                .map(|a| (a.time_ms, a.text.clone()))
+                .collect(),
         }
     }
 
@@ -348,6 +356,9 @@ pub fn draw_legend<'a, DB: DrawingBackend + 'a>(
     position: SeriesLabelPosition,
 ) -> Result<(), RenderError> {
     draw_thresholds(chart, ctx)?;
+    if ctx.spec.kind.has_time_axis() {
+        draw_annotations(chart, ctx)?;
+    }
     chart
         .configure_series_labels()
         .position(position)
@@ -424,5 +435,104 @@ fn draw_thresholds<'a, DB: DrawingBackend + 'a>(
                 .legend(|(x, y)| PathElement::new([(x, y)], TRANSPARENT));
         }
     }
+    Ok(())
+}
+
+/// Most characters of an annotation's text written on the plot.
+const ANNOTATION_CHARS: usize = 32;
+/// Rows of annotation texts above the plot's bottom edge.
+const ANNOTATION_ROWS: usize = 3;
+
+/// The annotations within the time axis: dotted vertical lines in the text's colour,
+/// each with its text (cut to [`ANNOTATION_CHARS`]) on the legend's background above the
+/// plot's bottom edge (the legend keeps the top corners), in the first of
+/// [`ANNOTATION_ROWS`] rows up where it overlaps no earlier text (a text that fits none
+/// is left out; its line stays); one legend entry counts them.
+fn draw_annotations<'a, DB: DrawingBackend + 'a>(
+    chart: &mut Chart<'a, DB>,
+    ctx: &Ctx<'_>,
+) -> Result<(), RenderError> {
+    let (x, y) = (chart.x_range(), chart.y_range());
+    let shown: Vec<&(i64, String)> = ctx
+        .annotations
+        .iter()
+        .filter(|(t, _)| (x.start..=x.end).contains(&(*t as f64)))
+        .collect();
+    if shown.is_empty() {
+        return Ok(());
+    }
+    let style = stroke(ctx.theme.foreground, ctx.thin().max(ctx.line_width() / 2));
+    let (dot, gap) = (ctx.px(2) as i32, ctx.px(3) as i32);
+    let font = ctx.font(ctx.ts.legend);
+    let size = ctx.ts.legend as i32;
+    let pad = ctx.px(3) as i32;
+    let mut rows_end = [i32::MIN; ANNOTATION_ROWS];
+    for (t, text) in &shown {
+        let t = *t as f64;
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(t, y.start), (t, y.end)],
+                dot,
+                gap,
+                style,
+            ))
+            .map_err(drawing_error)?;
+        let label: String = if text.chars().count() > ANNOTATION_CHARS {
+            let cut: String = text.chars().take(ANNOTATION_CHARS - 1).collect();
+            format!("{}…", cut.trim_end())
+        } else {
+            text.clone()
+        };
+        let (px, _) = chart.backend_coord(&(t, y.start));
+        // An estimate of the text's width: DejaVu Sans averages ~0.6 em a character.
+        let width = (label.chars().count() as f64 * f64::from(size) * 0.6) as i32;
+        let plot_right = chart.backend_coord(&(x.end, y.start)).0;
+        // Right of the line, or left of it near the right edge.
+        let left = if px + pad + width <= plot_right {
+            px + pad
+        } else {
+            px - pad - width
+        };
+        let Some(row) = rows_end.iter().position(|end| left > *end + pad) else {
+            continue;
+        };
+        rows_end[row] = left + width;
+        // Rows from the bottom edge up, each text on the legend's background.
+        let top = -(pad + (row as i32 + 1) * (size + pad));
+        let (dx, half) = (left - px, pad / 2);
+        let backdrop = Rectangle::new(
+            [
+                (dx - half, top - half),
+                (dx + width + half, top + size + half),
+            ],
+            ctx.theme.legend_background.filled(),
+        );
+        chart
+            .draw_series(std::iter::once(
+                EmptyElement::at((t, y.start))
+                    + backdrop
+                    + Text::new(label, (dx, top), font.clone()),
+            ))
+            .map_err(drawing_error)?;
+    }
+    let n = shown.len();
+    let marker = ctx.marker();
+    chart
+        .draw_series(std::iter::empty::<PathElement<(f64, f64)>>())
+        .map_err(drawing_error)?
+        .label(ctx.legend_label(if n == 1 {
+            "1 annotation".to_owned()
+        } else {
+            format!("{n} annotations")
+        }))
+        .legend(move |(x, y)| {
+            PathElement::new(
+                [
+                    (x + marker / 2, y - marker / 3),
+                    (x + marker / 2, y + marker / 3),
+                ],
+                style,
+            )
+        });
     Ok(())
 }

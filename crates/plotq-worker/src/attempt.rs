@@ -143,6 +143,7 @@ pub(crate) async fn attempt(
         samples,
         documents,
         stats,
+        annotations,
     } = read;
     let data = PlotData {
         from_ms,
@@ -158,6 +159,7 @@ pub(crate) async fn attempt(
             .collect(),
         // What the plot was drawn from, in the image's corner.
         note: Some(source.describe(samples)),
+        annotations: annotations.clone(),
     };
     // A correlation from rollups is drawn in buckets of at least their minute.
     let drawn = plotq_ports::window::as_read(spec, &source);
@@ -200,6 +202,7 @@ pub(crate) async fn attempt(
     state.stats = Some(stats);
     state.time_axis = rendered.time_axis;
     state.text_px = Some(rendered.text_px);
+    state.annotations = annotations;
     state.render_ms = Some(round_ms(render_ms));
     state.timings = timings;
     state.updated_at_ms = now_ms();

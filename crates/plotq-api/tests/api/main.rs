@@ -4,6 +4,7 @@
 //! it; faults are injected with `plotq_ports::faulty::Faulty` rules on its ports.
 
 mod access;
+mod annotations;
 mod caddy;
 mod edge;
 mod helpers;

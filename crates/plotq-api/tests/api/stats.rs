@@ -370,3 +370,46 @@ fn the_route_is_documented_with_every_answer() {
     }
     assert!(doc["components"]["schemas"]["TimingsDoc"]["properties"]["queue_wait"].is_object());
 }
+
+/// A 90-day window (the longest) is read from hour rollups: one document an hour, its
+/// counts, extremes and mean exact, the source saying so; 91 days is refused by name.
+#[tokio::test]
+async fn ninety_day_windows_read_one_document_an_hour() {
+    let app = app();
+    let now = now_ms();
+    let hour = 3_600_000;
+    // One sample every hour of the last 89 days (values 1..=24 by hour of the day), all
+    // past the raw retention but the last two days': rollups hold them.
+    let samples: Vec<Sample> = (1..=89 * 24)
+        .map(|h| Sample {
+            service: ServiceName::parse("checkout").unwrap(),
+            metric: MetricName::parse("latency_ms").unwrap(),
+            value: (h % 24 + 1) as f64,
+            timestamp_ms: now - h * hour,
+            labels: plotq_domain::Labels::none(),
+        })
+        .collect();
+    app.store.insert(&samples, None).await.unwrap();
+    let (status, body) = get(&app, "?service=checkout&window=90d&kind=throughput", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["source"]["kind"], "rollups", "{body}");
+    assert_eq!(body["source"]["resolution_secs"], 3_600, "{body}");
+    assert_eq!(body["samples"], 89 * 24);
+    let documents = body["documents_read"].as_u64().unwrap();
+    assert!((89 * 24..=90 * 24 + 1).contains(&documents), "{documents}");
+    let s = &body["stats"][0];
+    assert_eq!(
+        (&s["count"], &s["min"], &s["max"]),
+        (&json!(89 * 24), &json!(1.0), &json!(24.0))
+    );
+    assert!((s["mean"].as_f64().unwrap() - 12.5).abs() < 1e-9, "{s}");
+    // A sample an hour: the mean rate over 90 days is 89/90 of one an hour.
+    let rate = s["rate_per_s"].as_f64().unwrap();
+    assert!(
+        (rate - 89.0 * 24.0 / (90.0 * 86_400.0)).abs() < 1e-9,
+        "{rate}"
+    );
+    let (status, body) = get(&app, "?service=checkout&window=91d", None).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body.to_string().contains("between 10s and 90d"), "{body}");
+}

@@ -225,7 +225,7 @@ impl DataSource {
     }
 
     /// "exact, 1,204,311 samples" or "from 1-min rollups, percentiles ±1%, 288,000,000
-    /// samples": what the image's corner says.
+    /// samples" (or "from 1-hour rollups, …"): what the image's corner says.
     pub fn describe(&self, samples: u64) -> String {
         let n = thousands(samples);
         match self {
@@ -234,7 +234,9 @@ impl DataSource {
                 resolution_secs,
                 relative_error,
             } => {
-                let res = if resolution_secs.is_multiple_of(60) {
+                let res = if resolution_secs.is_multiple_of(3600) {
+                    format!("{}-hour", resolution_secs / 3600)
+                } else if resolution_secs.is_multiple_of(60) {
                     format!("{}-min", resolution_secs / 60)
                 } else {
                     format!("{resolution_secs}-s")

@@ -4,6 +4,7 @@
 use super::id::{JobId, JobStatus};
 use super::report::{DataSource, SeriesStats, TimeAxis, check_stats, check_time_axis};
 use super::timings::{StageTimings, check_timings};
+use crate::annotation::Annotation;
 use crate::error::{Collector, FieldErrors};
 use crate::plot::view::check_view_key;
 use crate::plot::{PlotSpec, RawPlotSpec};
@@ -64,6 +65,10 @@ pub struct JobState {
     /// tall).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub text_px: Option<u32>,
+    /// Set when done, for plots with a time axis: the annotations drawn on it (the
+    /// latest `annotation::MAX_DRAWN` of its services in its window, in time order).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub annotations: Vec<Annotation>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -91,6 +96,7 @@ impl JobState {
             timings: None,
             time_axis: None,
             text_px: None,
+            annotations: Vec::new(),
         }
     }
 
@@ -131,6 +137,7 @@ impl JobState {
         check_timings(&mut errors, raw.timings.as_ref());
         check_time_axis(&mut errors, raw.time_axis.as_ref());
         check_text_px(&mut errors, raw.text_px);
+        check_annotations(&mut errors, &raw.annotations);
         errors.finish()?;
         let Some(spec) = spec else {
             return Err(FieldErrors::one("/spec", "invalid plot spec"));
@@ -153,7 +160,23 @@ impl JobState {
             timings: raw.timings,
             time_axis: raw.time_axis,
             text_px: raw.text_px,
+            annotations: raw.annotations,
         })
+    }
+}
+
+/// Checks a state's annotations: at most `MAX_DRAWN`, each as the API checks it.
+fn check_annotations(errors: &mut Collector, annotations: &[Annotation]) {
+    if annotations.len() > crate::annotation::MAX_DRAWN {
+        errors.err(
+            "/annotations",
+            format!("at most {} annotations", crate::annotation::MAX_DRAWN),
+        );
+    }
+    for (i, a) in annotations.iter().enumerate() {
+        if let Err(problem) = a.validate() {
+            errors.err(format!("/annotations/{i}"), problem);
+        }
     }
 }
 
@@ -198,6 +221,8 @@ pub(crate) struct RawJobState {
     time_axis: Option<TimeAxis>,
     #[serde(default)]
     text_px: Option<u32>,
+    #[serde(default)]
+    annotations: Vec<Annotation>,
 }
 
 impl<'de> Deserialize<'de> for JobState {

@@ -23,9 +23,9 @@
 //!   duration from 10s to 1d cutting the range into
 //!   [`MIN_POINTS`] to [`MAX_POINTS`] buckets; x not the very series and
 //!   statistic y is.
-//! - the range: a [`Window`] (10s to 7d), or absolute `from`/`until` timestamps within
+//! - the range: a [`Window`] (10s to 90d), or absolute `from`/`until` timestamps within
 //!   [`MIN_TIMESTAMP_MS`](crate::timestamp::MIN_TIMESTAMP_MS)`..=`
-//!   [`MAX_TIMESTAMP_MS`](crate::timestamp::MAX_TIMESTAMP_MS) spanning 10s to 7d (checked
+//!   [`MAX_TIMESTAMP_MS`](crate::timestamp::MAX_TIMESTAMP_MS) spanning 10s to 90d (checked
 //!   subtraction; `until` defaults to now). Data windows are inclusive: `[from, until]`.
 //!
 //! Everything downstream (queue message, renderer, cache key) takes the parsed spec and

@@ -12,7 +12,7 @@ pub enum TimeRange {
     /// The window ending when the plot was requested.
     Last(Window),
     /// Absolute `[from, until]` (inclusive), epoch milliseconds; in a validated spec both
-    /// lie in the timestamp range and span 10s to 7d.
+    /// lie in the timestamp range and span 10s to 90d.
     Between { from_ms: i64, until_ms: i64 },
 }
 
@@ -27,7 +27,7 @@ impl TimeRange {
         }
     }
 
-    /// `until - from`; 10s to 7d for a validated spec (saturating otherwise).
+    /// `until - from`; 10s to 90d for a validated spec (saturating otherwise).
     pub fn span_ms(self) -> i64 {
         match self {
             TimeRange::Last(w) => w.millis(),

@@ -34,7 +34,7 @@ use serde_json::{Map, Value, json};
 const MAX_FIELD_BYTES: usize = 256;
 const MAX_PROBLEM_BYTES: usize = 512;
 const MIN_SPAN_MS: i64 = 10_000;
-const MAX_SPAN_MS: i64 = 7 * 24 * 3600 * 1000;
+const MAX_SPAN_MS: i64 = plotq_domain::window::MAX_WINDOW_SECS as i64 * 1000;
 
 fn config(factor: u32) -> ProptestConfig {
     let default = ProptestConfig::default();
@@ -180,9 +180,11 @@ fn key() -> impl Strategy<Value = String> {
 
 fn window() -> impl Strategy<Value = Window> {
     prop_oneof![
-        (10u64..=604_800).prop_map(|s| Window::from_secs(s).unwrap()),
-        select(vec![10u64, 60, 600, 3600, 86_400, 604_800])
-            .prop_map(|s| Window::from_secs(s).unwrap()),
+        (10u64..=plotq_domain::window::MAX_WINDOW_SECS).prop_map(|s| Window::from_secs(s).unwrap()),
+        select(vec![
+            10u64, 60, 600, 3600, 86_400, 604_800, 2_592_000, 7_776_000
+        ])
+        .prop_map(|s| Window::from_secs(s).unwrap()),
     ]
 }
 

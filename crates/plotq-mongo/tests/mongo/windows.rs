@@ -97,3 +97,21 @@ async fn summaries_merge_into_the_rollups() {
     let store = store().await;
     plotq_ports::contract::summaries_merge_into_the_rollups(&store, "summarized").await;
 }
+
+/// The store contract of hour rollups (`plotq_ports::contract`): the second update
+/// command of every write, its documents the merge of their minutes', a retried batch
+/// counted once there too.
+#[tokio::test]
+async fn hours_are_the_merge_of_their_minutes() {
+    let store = store().await;
+    plotq_ports::contract::hours_are_the_merge_of_their_minutes(&store, "hourly").await;
+}
+
+/// The store contract of annotations (`plotq_ports::contract`): one document per service,
+/// read by service and time, replaced by id.
+#[tokio::test]
+async fn annotations_are_kept_by_service_and_time() {
+    let store = store().await;
+    let prefix = format!("ann{}", plotq_ports::clock::now_ms() % 1_000_000);
+    plotq_ports::contract::annotations_are_kept_by_service_and_time(&store, &prefix).await;
+}

@@ -36,6 +36,7 @@ fn data(series: Vec<SeriesData>) -> PlotData {
         until_ms: UNTIL,
         series,
         note: None,
+        annotations: Vec::new(),
     }
 }
 
@@ -300,6 +301,7 @@ fn a_sample_at_until_is_drawn() {
                 weight: 1.0,
             }],
             note: None,
+            annotations: Vec::new(),
         };
         let out = render(&s, &d).unwrap_or_else(|e| panic!("{kind:?}: {e}"));
         assert_eq!(png_size(&out.bytes), Some((1000, 600)));
@@ -341,6 +343,7 @@ fn extreme_windows_are_bounded() {
                     weight: 1.0,
                 }],
                 note: None,
+                annotations: Vec::new(),
             };
             match render(&s, &d) {
                 Ok(out) => assert_eq!(png_size(&out.bytes), Some((400, 300))),

@@ -34,10 +34,49 @@ fn golden_dense_correlation() {
     check_golden(&s, 400_000, "correlation_7d_1000x600.png");
 }
 
+/// Annotations on a time axis: a deploy, a rollback four minutes later (its text in the
+/// second row), one too long for its row (cut short), one near the right edge (its
+/// text left of its line), one before the window (not drawn); throughput and the
+/// heatmap, whose legends count them.
+#[test]
+fn golden_annotations() {
+    for kind in [PlotKind::LatencyTimeseries, PlotKind::Heatmap] {
+        let mut s = spec(kind, 1000, 600);
+        s.range = plotq_domain::TimeRange::Last(plotq_domain::Window::parse("1h").unwrap());
+        let mut data = data_for(&s, 20_000);
+        let at = |minutes: i64, text: &str| plotq_domain::Annotation {
+            id: format!("{minutes}"),
+            time_ms: data.from_ms + minutes * 60_000,
+            text: text.to_owned(),
+            services: vec![plotq_domain::ServiceName::parse("checkout").unwrap()],
+        };
+        data.annotations = vec![
+            at(-5, "before the window"),
+            at(12, "deploy v42"),
+            at(16, "rollback to v41"),
+            at(
+                31,
+                "feature flag new-checkout-flow enabled for 50% of traffic",
+            ),
+            at(59, "incident #118"),
+        ];
+        check_data(
+            &s,
+            data,
+            &format!("annotations_{}_1000x600.png", kind.as_str()),
+        );
+    }
+}
+
 /// Renders `spec` over `n` samples and compares it with `tests/golden/{name}` (which
 /// `PLOTQ_UPDATE_GOLDEN=1` rewrites), naming the box of the differing pixels.
 fn check_golden(spec: &PlotSpec, n: usize, name: &str) {
-    let out = render(spec, &data_for(spec, n)).unwrap();
+    check_data(spec, data_for(spec, n), name);
+}
+
+/// Renders `spec` over `data` and compares it with `tests/golden/{name}`.
+fn check_data(spec: &PlotSpec, data: plotq_render::PlotData, name: &str) {
+    let out = render(spec, &data).unwrap();
     dump(name, &out.bytes);
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/golden")

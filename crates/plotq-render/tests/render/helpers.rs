@@ -103,6 +103,7 @@ pub fn data_for(spec: &PlotSpec, n: usize) -> PlotData {
             until_ms: UNTIL,
             series: vec![s.clone(), s],
             note: None,
+            annotations: Vec::new(),
         };
     }
     let status = matches!(spec.kind, PlotKind::StatusCodes | PlotKind::ErrorRate);
@@ -117,6 +118,7 @@ pub fn data_for(spec: &PlotSpec, n: usize) -> PlotData {
             .map(|(i, s)| generated(s.as_str(), n * (2 + i) / 2, span, 1 + i as u64, status))
             .collect(),
         note: None,
+        annotations: Vec::new(),
     }
 }
 

@@ -226,6 +226,7 @@ fn degenerate_data_renders_or_fails_precisely() {
                         weight: 1.0,
                     }],
                     note: None,
+                    annotations: Vec::new(),
                 };
                 match render(&s, &data) {
                     Ok(out) => {
@@ -270,6 +271,7 @@ fn empty_data_is_a_precise_error() {
         until_ms: 1,
         series: vec![SeriesData::default()],
         note: None,
+        annotations: Vec::new(),
     };
     assert!(matches!(render(&s, &data), Err(RenderError::NoData)));
 }

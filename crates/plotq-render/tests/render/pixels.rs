@@ -166,6 +166,7 @@ fn a_partial_last_bucket_draws_no_dip() {
                 weight: 1.0,
             }],
             note: None,
+            annotations: Vec::new(),
         };
         let out = render(&s, &data).unwrap();
         dump(&format!("partial_{}.png", kind.as_str()), &out.bytes);

@@ -123,9 +123,14 @@ fn case(kind: PlotKind) -> impl Strategy<Value = (PlotSpec, PlotData)> {
         1u32..=1000,
         any::<bool>(),
         any::<bool>(),
+        // Annotations anywhere in time (inside, at and beyond the window), any text.
+        proptest::collection::vec(
+            (FROM - 1_000..=UNTIL + 1_000, "\\PC{1,200}"),
+            0..=plotq_domain::annotation::MAX_DRAWN,
+        ),
     )
         .prop_map(
-            move |(all, (width, height, scale), format, bins, log_x, show_max)| {
+            move |(all, (width, height, scale), format, bins, log_x, show_max, notes)| {
                 let mut spec = PlotSpec::new(kind, ServiceName::parse("a").unwrap());
                 spec.services = (0..all.len())
                     .map(|i| ServiceName::parse(&format!("s{i}")).unwrap())
@@ -153,6 +158,16 @@ fn case(kind: PlotKind) -> impl Strategy<Value = (PlotSpec, PlotData)> {
                     until_ms: UNTIL,
                     series,
                     note: None,
+                    annotations: notes
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, (time_ms, text))| plotq_domain::Annotation {
+                            id: i.to_string(),
+                            time_ms,
+                            text,
+                            services: vec![ServiceName::parse("a").unwrap()],
+                        })
+                        .collect(),
                 };
                 (spec, data)
             },
@@ -357,6 +372,7 @@ proptest! {
                 weight: 1.0,
             }],
             note: None,
+            annotations: Vec::new(),
         };
         check_magnified(&spec, &data, scale)?;
     }

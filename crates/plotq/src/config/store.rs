@@ -106,8 +106,8 @@ pub struct RetentionSettings {
     #[arg(long, env = "PLOTQ_RAW_RETENTION", default_value = "48h", value_name = "DURATION",
           value_parser = values::with_unit().at_least(SECOND))]
     pub raw_retention: Duration,
-    /// How long the one-minute rollups are kept; plots of windows past
-    /// the raw retention are drawn from them.
+    /// How long the minute and hour rollups are kept; plots of windows
+    /// past the raw retention are drawn from them (and no window is longer than 90d).
     #[arg(long, env = "PLOTQ_ROLLUP_RETENTION", default_value = "90d", value_name = "DURATION",
           value_parser = values::with_unit().at_least(SECOND))]
     pub rollup_retention: Duration,
@@ -122,6 +122,12 @@ pub struct SourceSettings {
     #[arg(long, env = "PLOTQ_ROLLUP_AFTER", default_value = "3h", value_name = "DURATION",
           value_parser = values::with_unit().at_least(SECOND))]
     pub rollup_after: Duration,
+    /// Windows longer than this are drawn from hour rollups rather than
+    /// minute ones (one document an hour: a 90-day window reads ~2,160). At least 30h:
+    /// past it every time plot's buckets are whole hours.
+    #[arg(long, env = "PLOTQ_HOURLY_AFTER", default_value = "48h", value_name = "DURATION",
+          value_parser = values::with_unit().at_least(Duration::from_secs(30 * 3600)))]
+    pub hourly_after: Duration,
     /// Windows holding more samples than this (all services together) are drawn from
     /// rollups.
     #[arg(long, env = "PLOTQ_RAW_MAX_SAMPLES", default_value_t = 5_000_000)]
@@ -133,6 +139,7 @@ impl SourceSettings {
     pub fn source_policy(&self, retention: &RetentionSettings) -> SourcePolicy {
         SourcePolicy {
             rollup_after: self.rollup_after,
+            hourly_after: self.hourly_after,
             raw_retention: retention.raw_retention,
             rollup_retention: retention.rollup_retention,
             raw_max_samples: self.raw_max_samples,

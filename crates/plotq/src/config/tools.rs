@@ -122,16 +122,21 @@ pub struct BenchRenderArgs {
 }
 
 /// `plotq bench store`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct BenchStoreArgs {
-    /// Hours of history to backfill.
+    /// Hours of raw history to backfill (every sample).
     #[arg(long, default_value_t = 24.0)]
     pub hours: f64,
+    /// Days of history in all: the time before the raw hours is backfilled as minute
+    /// rollups only (as a store holds samples past the raw retention), each minute's the
+    /// rollup of as many of the generator's samples.
+    #[arg(long, default_value_t = 90)]
+    pub days: u32,
     /// Samples per minute of the one series.
     #[arg(long, default_value_t = 200_000)]
     pub per_minute: usize,
     /// Plot windows to time (comma-separated).
-    #[arg(long, value_delimiter = ',', default_value = "24h,1h,10m")]
+    #[arg(long, value_delimiter = ',', default_value = "90d,30d,24h,1h,10m")]
     pub windows: Vec<String>,
     /// Timed plots per window and kind.
     #[arg(long, default_value_t = 5)]

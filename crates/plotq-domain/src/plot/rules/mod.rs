@@ -60,7 +60,7 @@ const COMPARE_PROBLEM: &str = "only histogram, latency_timeseries, throughput, e
 const GROUP_KIND_PROBLEM: &str = "only histogram, latency_timeseries, throughput, error_rate and cdf draw one line per label value";
 const GROUP_SERVICES_PROBLEM: &str =
     "splits one service's series by a label; give one service, not a comparison";
-const SPAN_PROBLEM: &str = "from/until must span between 10s and 7d, with from before until";
+const SPAN_PROBLEM: &str = "from/until must span between 10s and 90d, with from before until";
 
 fn bounded_problem((lo, hi): (u32, u32)) -> String {
     format!("must be a whole number from {lo} to {hi}")

@@ -263,9 +263,9 @@ fn deserialising_applies_the_rules_of_parse() {
         (
             "range",
             json!({"between": {"from_ms": 0, "until_ms": 9_999}}),
-            "10s and 7d",
+            "10s and 90d",
         ),
-        ("range", json!({"last": "8d"}), "between 10s and 7d"),
+        ("range", json!({"last": "91d"}), "between 10s and 90d"),
         ("metric", json!("a b"), "' '"),
     ] {
         let mut bad_spec = json.clone();

@@ -1,7 +1,7 @@
 //! `MemoryStore`, the in-process `MetricStore`: the same model as MongoDB — per series,
 //! one-minute buckets of encoded chunks (`plotq_domain::chunk`, ~9–10 bytes a sample)
-//! and one-minute rollups (`plotq_domain::rollup`, kept packed: a few bytes a histogram
-//! bucket) — with the configured raw and rollup retentions, a series bound and a byte
+//! and minute and hour rollups (`plotq_domain::rollup`, kept packed: a few bytes a
+//! histogram bucket) — with the configured raw and rollup retentions, a series bound and a byte
 //! bound. The bytes counted are the memory the store holds, not just the encoded samples:
 //! every series, bucket, rollup and remembered batch id costs its allocations and its
 //! share of the maps' nodes and tables (a new series with one sample ~1 KiB), estimated
@@ -13,21 +13,23 @@
 //!
 //! Files: `series.rs` (the series, their buckets and rollups, and how a write, expiry and
 //! the byte count change them), `layout.rs` (what the store's memory costs: allocation,
-//! B-tree and hash-table sizes), `packed.rs` (minute rollups packed into byte strings).
+//! B-tree and hash-table sizes), `packed.rs` (rollups packed into byte strings).
 
 mod layout;
 mod packed;
 mod series;
 
 use self::packed::unpack;
-use self::series::{BATCH_MEMORY_MS, Inner, Series, metric_prefix, prepare};
+use self::series::{
+    BATCH_MEMORY_MS, Inner, MAX_ANNOTATIONS, Series, annotation_bytes, metric_prefix, prepare,
+};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{PortError, PortResult};
-use crate::store::{MetricStore, Points, Rollups, SeriesQuery, StoreUsage};
+use crate::store::{MetricStore, Points, Resolution, Rollups, SeriesQuery, StoreUsage};
 use async_trait::async_trait;
 use plotq_domain::chunk::{BatchId, Chunk, bucket_of};
 use plotq_domain::rollup::{Rollup, SeriesRollup};
-use plotq_domain::{Labels, Sample};
+use plotq_domain::{Annotation, Labels, Sample};
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::{Arc, Mutex};
@@ -108,9 +110,14 @@ impl MemoryStore {
 }
 
 impl MemoryStore {
-    /// The packed rollups from minute `from` to the end of `query`'s window of every set
-    /// it selects, with each one's label set.
-    fn rollups_of(&self, query: &SeriesQuery<'_>, from: i64) -> Vec<(Labels, i64, Box<[u8]>)> {
+    /// The packed rollups of `resolution` from period `from` to the end of `query`'s
+    /// window of every set it selects, with each one's label set.
+    fn rollups_of(
+        &self,
+        query: &SeriesQuery<'_>,
+        from: i64,
+        resolution: Resolution,
+    ) -> Vec<(Labels, i64, Box<[u8]>)> {
         if from > query.until_ms {
             return Vec::new();
         }
@@ -119,7 +126,7 @@ impl MemoryStore {
             .into_iter()
             .flat_map(|(labels, series)| {
                 series
-                    .rollups
+                    .periods(resolution)
                     .range(from..=query.until_ms)
                     .map(move |(&t, r)| (labels.clone(), t, r.clone()))
             })
@@ -194,10 +201,14 @@ impl MetricStore for MemoryStore {
         Ok(())
     }
 
-    async fn rollups(&self, query: &SeriesQuery<'_>) -> PortResult<Rollups> {
-        // Copy the packed minutes out, then unpack and merge without holding the lock.
-        let from = bucket_of(query.from_ms.max(self.rollup_horizon_ms()));
-        let packed = self.rollups_of(query, from);
+    async fn rollups_at(
+        &self,
+        query: &SeriesQuery<'_>,
+        resolution: Resolution,
+    ) -> PortResult<Rollups> {
+        // Copy the packed periods out, then unpack and merge without holding the lock.
+        let from = resolution.start_of(query.from_ms.max(self.rollup_horizon_ms()));
+        let packed = self.rollups_of(query, from, resolution);
         let mut minutes: BTreeMap<i64, Rollup> = BTreeMap::new();
         for (_, t, r) in &packed {
             let rollup = unpack(r);
@@ -220,10 +231,11 @@ impl MetricStore for MemoryStore {
         &self,
         query: &SeriesQuery<'_>,
         name: &str,
+        resolution: Resolution,
     ) -> PortResult<Vec<(Option<String>, u64)>> {
-        let from = bucket_of(query.from_ms.max(self.rollup_horizon_ms()));
+        let from = resolution.start_of(query.from_ms.max(self.rollup_horizon_ms()));
         let mut counts: BTreeMap<Option<String>, u64> = BTreeMap::new();
-        for (labels, _, r) in self.rollups_of(query, from) {
+        for (labels, _, r) in self.rollups_of(query, from, resolution) {
             let value = labels.get(name).map(str::to_owned);
             *counts.entry(value).or_default() += unpack(&r).count;
         }
@@ -258,6 +270,65 @@ impl MetricStore for MemoryStore {
             out.extend_from(&query, &chunk);
         }
         Ok(out)
+    }
+
+    async fn annotate(&self, annotation: &Annotation) -> PortResult<()> {
+        let mut inner = self.inner.lock().expect("store lock");
+        let inner = &mut *inner;
+        inner.expire(self.horizon_ms(), self.rollup_horizon_ms());
+        if annotation.time_ms < self.rollup_horizon_ms() {
+            return Ok(()); // past retention: gone at once, as in MongoDB
+        }
+        if inner
+            .annotations
+            .values()
+            .any(|held| held.id == annotation.id)
+        {
+            return Ok(()); // stored by an earlier attempt
+        }
+        if inner.annotations.len() >= MAX_ANNOTATIONS {
+            return Err(PortError::Full {
+                dependency: "memory store",
+                detail: format!("holds {MAX_ANNOTATIONS} annotations, the most it keeps"),
+            });
+        }
+        let bytes = annotation_bytes(annotation);
+        let held = inner.held_bytes();
+        if held + bytes > self.config.max_bytes {
+            return Err(PortError::Full {
+                dependency: "memory store",
+                detail: format!(
+                    "holds {held} of {} bytes (PLOTQ_MEMORY_STORE_MAX_BYTES)",
+                    self.config.max_bytes
+                ),
+            });
+        }
+        inner.annotation_bytes += bytes;
+        inner.annotations.insert(
+            (annotation.time_ms, annotation.id.clone()),
+            annotation.clone(),
+        );
+        Ok(())
+    }
+
+    async fn annotations(
+        &self,
+        services: &[&str],
+        from_ms: i64,
+        until_ms: i64,
+    ) -> PortResult<Vec<Annotation>> {
+        if from_ms > until_ms {
+            return Ok(Vec::new());
+        }
+        let inner = self.inner.lock().expect("store lock");
+        let found = inner
+            .annotations
+            .range((from_ms, String::new())..)
+            .take_while(|((t, _), _)| *t <= until_ms)
+            .filter(|(_, a)| services.iter().any(|s| a.concerns(s)))
+            .map(|(_, a)| a.clone())
+            .collect();
+        Ok(plotq_domain::annotation::latest(found))
     }
 
     async fn ping(&self) -> PortResult<()> {
@@ -315,6 +386,17 @@ mod tests {
             ..MemoryStoreConfig::default()
         };
         (MemoryStore::with_clock(config, clock.clone()), clock)
+    }
+
+    #[tokio::test]
+    async fn annotations_are_kept_by_service_and_time() {
+        crate::contract::annotations_are_kept_by_service_and_time(&MemoryStore::default(), "svc")
+            .await;
+    }
+
+    #[tokio::test]
+    async fn hours_are_the_merge_of_their_minutes() {
+        crate::contract::hours_are_the_merge_of_their_minutes(&MemoryStore::default(), "svc").await;
     }
 
     #[tokio::test]
@@ -456,9 +538,13 @@ mod tests {
             .iter()
             .map(|(key, s)| {
                 allocation(key.len())
-                    + nodes_bytes(s.raw.len(), s.rollups.len())
+                    + nodes_bytes(s.raw.len(), s.rollups.len(), s.hours.len())
                     + s.raw.values().map(bucket_bytes).sum::<u64>()
-                    + s.rollups.values().map(|r| allocation(r.len())).sum::<u64>()
+                    + s.rollups
+                        .values()
+                        .chain(s.hours.values())
+                        .map(|r| allocation(r.len()))
+                        .sum::<u64>()
             })
             .sum()
     }

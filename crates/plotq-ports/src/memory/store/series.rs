@@ -1,14 +1,16 @@
 //! The store's data: per series, one-minute buckets of encoded chunks and packed minute
-//! rollups, the batch ids it remembers, and how a write (`Inner::write`, costed first by
+//! and hour rollups (an hour's the merge of its minutes', written with them), the batch
+//! ids it remembers, and how a write (`Inner::write`, costed first by
 //! `Inner::cost_of`), expiry (`Inner::expire`) and the running byte count change them.
 //! The costs themselves are `layout.rs`'s; the packing is `packed.rs`'s.
 
 use super::layout::{allocation, btree_bytes, table_buckets, table_bytes, table_growth};
 use super::packed::{merge_packed, pack};
-use plotq_domain::Labels;
+use crate::store::Resolution;
 use plotq_domain::Sample;
 use plotq_domain::chunk::{BUCKET_MS, Chunk, bucket_of, into_chunks};
 use plotq_domain::rollup::{Rollup, SeriesRollup};
+use plotq_domain::{Annotation, Labels};
 use std::collections::btree_map::Entry as BTreeEntry;
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::mem::size_of;
@@ -51,6 +53,34 @@ pub(super) struct Series {
     pub(super) raw: BTreeMap<i64, Bucket>,
     /// Minute rollups, packed (`pack`).
     pub(super) rollups: BTreeMap<i64, Box<[u8]>>,
+    /// Hour rollups, packed: each the merge of the hour's minute rollups.
+    pub(super) hours: BTreeMap<i64, Box<[u8]>>,
+}
+
+impl Series {
+    /// The rollups of `resolution`.
+    pub(super) fn periods(&self, resolution: Resolution) -> &BTreeMap<i64, Box<[u8]>> {
+        match resolution {
+            Resolution::Minute => &self.rollups,
+            Resolution::Hour => &self.hours,
+        }
+    }
+
+    fn periods_mut(&mut self, resolution: Resolution) -> &mut BTreeMap<i64, Box<[u8]>> {
+        match resolution {
+            Resolution::Minute => &mut self.rollups,
+            Resolution::Hour => &mut self.hours,
+        }
+    }
+
+    /// The nodes of its maps.
+    pub(super) fn nodes(&self) -> u64 {
+        nodes_bytes(self.raw.len(), self.rollups.len(), self.hours.len())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.raw.is_empty() && self.rollups.is_empty() && self.hours.is_empty()
+    }
 }
 
 #[derive(Debug)]
@@ -70,6 +100,23 @@ pub(super) struct Inner {
     /// held, and nothing older is written (inserts skip what is past retention), so
     /// expiry has work only once a horizon moved on to a later bucket.
     pub(super) expired_before: (i64, i64),
+    /// Annotations by (time, id), at most [`MAX_ANNOTATIONS`], and their estimated bytes.
+    pub(super) annotations: BTreeMap<(i64, String), Annotation>,
+    pub(super) annotation_bytes: u64,
+}
+
+/// Most annotations the store holds.
+pub(super) const MAX_ANNOTATIONS: usize = 10_000;
+
+/// The memory an annotation takes (its strings, its services, its map entry), estimated.
+pub(super) fn annotation_bytes(a: &Annotation) -> u64 {
+    let services: u64 = a
+        .services
+        .iter()
+        .map(|s| 24 + allocation(s.as_str().len()))
+        .sum();
+    // The key's time and id, the value's fields, a B-tree slot each.
+    2 * allocation(a.id.len()) + allocation(a.text.len()) + services + 160
 }
 
 impl Default for Inner {
@@ -81,6 +128,8 @@ impl Default for Inner {
             batches: HashSet::new(),
             batch_expiry: VecDeque::new(),
             expired_before: (i64::MIN, i64::MIN),
+            annotations: BTreeMap::new(),
+            annotation_bytes: 0,
         }
     }
 }
@@ -91,9 +140,11 @@ pub(super) const BATCH_MEMORY_MS: i64 = 24 * 3600 * 1000;
 /// A slot of a bucket's chunk list.
 pub(super) const CHUNK_SLOT: usize = size_of::<Box<[u8]>>();
 
-/// The nodes of a series' two maps.
-pub(super) fn nodes_bytes(raw: usize, rollups: usize) -> u64 {
-    btree_bytes::<i64, Bucket>(raw) + btree_bytes::<i64, Box<[u8]>>(rollups)
+/// The nodes of a series' three maps.
+pub(super) fn nodes_bytes(raw: usize, rollups: usize, hours: usize) -> u64 {
+    btree_bytes::<i64, Bucket>(raw)
+        + btree_bytes::<i64, Box<[u8]>>(rollups)
+        + btree_bytes::<i64, Box<[u8]>>(hours)
 }
 
 /// A bucket's chunk list and chunks.
@@ -106,15 +157,17 @@ pub(super) fn bucket_bytes(bucket: &Bucket) -> u64 {
             .sum::<u64>()
 }
 
-/// One series' minute of a batch, prepared outside the lock.
+/// One series' minute (or, with `resolution` an hour, its hour) of a batch, prepared
+/// outside the lock.
 pub(super) struct Minute {
     /// `series_key(service, metric, labels)`.
     key: String,
+    resolution: Resolution,
     bucket_ms: i64,
     /// Encoded chunks (more than one only past `MAX_CHUNK_SAMPLES`) and their samples;
-    /// none when the minute is past the raw retention.
+    /// none when the minute is past the raw retention, and none for an hour.
     chunks: Vec<(Box<[u8]>, u64)>,
-    /// The minute's rollup, and packed; none past the rollup retention.
+    /// The period's rollup, and packed; none past the rollup retention.
     rollup: Option<(Rollup, Box<[u8]>)>,
 }
 
@@ -141,6 +194,7 @@ pub(super) fn prepare(
         {
             out.push(Minute {
                 key,
+                resolution: Resolution::Minute,
                 bucket_ms: c.bucket_ms,
                 chunks: Vec::new(),
                 rollup: None,
@@ -162,7 +216,8 @@ pub(super) fn prepare(
     if !summaries.is_empty() {
         out = with_summaries(out, summaries, rollup_horizon);
     }
-    // Packed once each minute's rollup is whole.
+    out = with_hours(out);
+    // Packed once each period's rollup is whole.
     for minute in &mut out {
         if let Some((rollup, packed)) = &mut minute.rollup {
             *packed = pack(rollup);
@@ -184,6 +239,7 @@ fn with_summaries(
         }
         minutes.push(Minute {
             key: series_key(s.service.as_str(), s.metric.as_str(), &s.labels),
+            resolution: Resolution::Minute,
             bucket_ms: s.minute_ms,
             chunks: Vec::new(),
             rollup: Some((s.rollup.clone(), Box::default())),
@@ -208,6 +264,39 @@ fn with_summaries(
     out
 }
 
+/// `minutes` (one series' minutes next to each other, in minute order) and, after each
+/// series' minutes, the hours they fall in with the merge of their rollups: one series'
+/// parts stay next to each other, as `Inner::cost_of` needs.
+fn with_hours(minutes: Vec<Minute>) -> Vec<Minute> {
+    let mut out: Vec<Minute> = Vec::with_capacity(minutes.len() + minutes.len() / 8 + 1);
+    let mut hours: Vec<Minute> = Vec::new();
+    for minute in minutes {
+        if out.last().is_some_and(|m| m.key != minute.key) {
+            out.append(&mut hours);
+        }
+        if let Some((rollup, _)) = &minute.rollup {
+            let hour = Resolution::Hour.start_of(minute.bucket_ms);
+            match hours.last_mut() {
+                Some(held) if held.bucket_ms == hour => {
+                    if let Some((merged, _)) = &mut held.rollup {
+                        merged.merge(rollup);
+                    }
+                }
+                _ => hours.push(Minute {
+                    key: minute.key.clone(),
+                    resolution: Resolution::Hour,
+                    bucket_ms: hour,
+                    chunks: Vec::new(),
+                    rollup: Some((rollup.clone(), Box::default())),
+                }),
+            }
+        }
+        out.push(minute);
+    }
+    out.append(&mut hours);
+    out
+}
+
 /// What a batch would add: bytes (an upper bound) and new series.
 #[derive(Debug, Default)]
 pub(super) struct Cost {
@@ -219,6 +308,7 @@ impl Inner {
     /// The memory held: the series' and the tables'.
     pub(super) fn held_bytes(&self) -> u64 {
         self.bytes
+            + self.annotation_bytes
             + btree_bytes::<Box<str>, Series>(self.series.len())
             + table_bytes::<u128>(table_buckets(self.batches.capacity()))
             + allocation(self.batch_expiry.capacity() * size_of::<(i64, u128)>())
@@ -234,8 +324,9 @@ impl Inner {
                 cost.new_series += 1;
                 cost.bytes += allocation(group[0].key.len());
             }
-            let (raw, rollups) = series.map_or((0, 0), |s| (s.raw.len(), s.rollups.len()));
-            let (mut new_raw, mut new_rollups) = (0, 0);
+            let (raw, rollups, hours) =
+                series.map_or((0, 0, 0), |s| (s.raw.len(), s.rollups.len(), s.hours.len()));
+            let (mut new_raw, mut new_rollups, mut new_hours) = (0, 0, 0);
             for minute in group {
                 if !minute.chunks.is_empty() {
                     let held = series
@@ -251,9 +342,14 @@ impl Inner {
                             .sum::<u64>();
                 }
                 if let Some((_, packed)) = &minute.rollup {
-                    match series.and_then(|s| s.rollups.get(&minute.bucket_ms)) {
+                    let held =
+                        series.and_then(|s| s.periods(minute.resolution).get(&minute.bucket_ms));
+                    match held {
                         None => {
-                            new_rollups += 1;
+                            match minute.resolution {
+                                Resolution::Minute => new_rollups += 1,
+                                Resolution::Hour => new_hours += 1,
+                            }
                             cost.bytes += allocation(packed.len());
                         }
                         Some(held) => {
@@ -263,8 +359,8 @@ impl Inner {
                     }
                 }
             }
-            cost.bytes +=
-                nodes_bytes(raw + new_raw, rollups + new_rollups) - nodes_bytes(raw, rollups);
+            cost.bytes += nodes_bytes(raw + new_raw, rollups + new_rollups, hours + new_hours)
+                - nodes_bytes(raw, rollups, hours);
         }
         let series = self.series.len();
         cost.bytes += btree_bytes::<Box<str>, Series>(series + cost.new_series)
@@ -285,6 +381,7 @@ impl Inner {
     pub(super) fn write(&mut self, minutes: Vec<Minute>) {
         for Minute {
             key,
+            resolution,
             bucket_ms,
             chunks,
             rollup,
@@ -299,7 +396,7 @@ impl Inner {
                     new.insert(Series::default())
                 }
             };
-            let nodes_before = nodes_bytes(series.raw.len(), series.rollups.len());
+            let nodes_before = series.nodes();
             if !chunks.is_empty() {
                 let bucket = series.raw.entry(bucket_ms).or_default();
                 let before = bucket_bytes(bucket);
@@ -315,7 +412,7 @@ impl Inner {
                 self.bytes = self.bytes - before + bucket_bytes(bucket);
             }
             if let Some((rollup, packed)) = rollup {
-                match series.rollups.entry(bucket_ms) {
+                match series.periods_mut(resolution).entry(bucket_ms) {
                     BTreeEntry::Vacant(new) => {
                         self.bytes += allocation(packed.len());
                         new.insert(packed);
@@ -329,14 +426,20 @@ impl Inner {
                     }
                 }
             }
-            self.bytes =
-                self.bytes - nodes_before + nodes_bytes(series.raw.len(), series.rollups.len());
+            self.bytes = self.bytes - nodes_before + series.nodes();
         }
     }
 
-    /// Drops the raw buckets that ended before `raw_ms` and the rollups that ended
-    /// before `rollup_ms`, and the series left with neither.
+    /// Drops the raw buckets that ended before `raw_ms`, the rollups (minutes and hours)
+    /// that ended before `rollup_ms` and the annotations timed before it, and the series
+    /// left with none.
     pub(super) fn expire(&mut self, raw_ms: i64, rollup_ms: i64) {
+        while let Some(entry) = self.annotations.first_entry() {
+            if entry.key().0 >= rollup_ms {
+                break;
+            }
+            self.annotation_bytes -= annotation_bytes(&entry.remove());
+        }
         // Buckets starting at or after the horizon's still hold newer samples.
         let (raw_from, rollup_from) = (bucket_of(raw_ms), bucket_of(rollup_ms));
         if raw_from <= self.expired_before.0 && rollup_from <= self.expired_before.1 {
@@ -345,7 +448,7 @@ impl Inner {
         self.expired_before = (raw_from, rollup_from);
         let (mut bytes, mut samples) = (0, 0);
         self.series.retain(|key, series| {
-            let nodes_before = nodes_bytes(series.raw.len(), series.rollups.len());
+            let nodes_before = series.nodes();
             if series
                 .raw
                 .first_key_value()
@@ -361,21 +464,25 @@ impl Inner {
                     series.raw = BTreeMap::new();
                 }
             }
-            if series
-                .rollups
-                .first_key_value()
-                .is_some_and(|(&t, _)| t < rollup_from)
-            {
-                let keep = series.rollups.split_off(&rollup_from);
-                for gone in std::mem::replace(&mut series.rollups, keep).into_values() {
-                    bytes += allocation(gone.len());
-                }
-                if series.rollups.is_empty() {
-                    series.rollups = BTreeMap::new();
+            // An hour is kept while any of its minutes is.
+            let hour_from = Resolution::Hour.start_of(rollup_from);
+            for (resolution, from) in [
+                (Resolution::Minute, rollup_from),
+                (Resolution::Hour, hour_from),
+            ] {
+                let periods = series.periods_mut(resolution);
+                if periods.first_key_value().is_some_and(|(&t, _)| t < from) {
+                    let keep = periods.split_off(&from);
+                    for gone in std::mem::replace(periods, keep).into_values() {
+                        bytes += allocation(gone.len());
+                    }
+                    if periods.is_empty() {
+                        *periods = BTreeMap::new();
+                    }
                 }
             }
-            bytes += nodes_before - nodes_bytes(series.raw.len(), series.rollups.len());
-            let kept = !(series.raw.is_empty() && series.rollups.is_empty());
+            bytes += nodes_before - series.nodes();
+            let kept = !series.is_empty();
             if !kept {
                 bytes += allocation(key.len());
             }

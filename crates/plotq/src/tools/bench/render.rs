@@ -69,6 +69,7 @@ pub fn run(args: &BenchRenderArgs) -> anyhow::Result<()> {
             weight: 1.0,
         }],
         note: None,
+        annotations: Vec::new(),
     };
     let reps = args.reps.max(1);
     // Warm-up (font registration, allocator), like the baseline's.

@@ -1,20 +1,26 @@
 //! `plotq bench store`: the storage benchmark. Backfills `--hours` of one series at
 //! `--per-minute` samples (lognormal latencies, the generator's) straight into the
-//! in-memory store, then times plots from request to `plot.ready` through a real worker
-//! over the in-memory ports (queue, cache, event bus): histogram and latency over time
-//! for each `--windows`. Prints one JSON line: ingest rate, stored bytes per sample, and
-//! per plot the source, the documents (chunks or rollups) read (as its job state says), p50/max milliseconds and
-//! the worker's extra peak RSS while drawing it.
+//! in-memory store, and `--days` before them as minute rollups only (each minute the
+//! rollup of as many of the generator's samples, written as the store's summaries are,
+//! so its hour rollups are made by the store's own write path), then times plots from
+//! request to `plot.ready` through a real worker over the in-memory ports (queue, cache,
+//! event bus): histogram and latency over time for each `--windows`. Prints one JSON
+//! line: ingest rate, stored bytes per sample, and per plot the source, the documents
+//! (chunks or rollups) read (as its job state says), p50/max milliseconds and the
+//! worker's extra peak RSS while drawing it.
 
 use crate::config::tools::BenchStoreArgs;
 use crate::tools::generator::Generator;
+use plotq_domain::rollup::{Rollup, SeriesRollup};
 use plotq_domain::wire::{EventId, EventKind, JobMessage};
-use plotq_domain::{JobId, JobState, PlotKind, PlotSpec, ServiceName, TimeRange, Window};
+use plotq_domain::{
+    JobId, JobState, Labels, MetricName, PlotKind, PlotSpec, ServiceName, TimeRange, Window,
+};
 use plotq_ports::memory::{
     MemoryCache, MemoryEventBus, MemoryQueue, MemoryStore, MemoryStoreConfig,
 };
 use plotq_ports::{EventBus, JobQueue, MetricStore, PlotCache};
-use plotq_worker::{WorkerConfig, WorkerPorts};
+use plotq_worker::{SourcePolicy, WorkerConfig, WorkerPorts};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -73,7 +79,53 @@ async fn bench(args: &BenchStoreArgs) -> anyhow::Result<serde_json::Value> {
     }
     let ingest_secs = started.elapsed().as_secs_f64();
     let usage = store.usage().expect("the memory store reports usage");
+    let history =
+        backfill_rollups(store.as_ref(), &mut generator, args, now - minutes * 60_000).await?;
 
+    let plots = time_plots(&store, &service, args, SourcePolicy::default()).await?;
+    // The same long windows read by the minute, as before hour rollups existed.
+    let minutes_only = SourcePolicy {
+        hourly_after: Duration::MAX,
+        ..SourcePolicy::default()
+    };
+    let long: Vec<String> = args
+        .windows
+        .iter()
+        .filter(|w| {
+            Window::parse(w).is_ok_and(|w| {
+                SourcePolicy::default().resolution(w.millis()) == plotq_ports::Resolution::Hour
+            })
+        })
+        .cloned()
+        .collect();
+    let before = BenchStoreArgs {
+        windows: long,
+        ..args.clone()
+    };
+    let by_minute = time_plots(&store, &service, &before, minutes_only).await?;
+    Ok(serde_json::json!({
+        "hours": args.hours,
+        "per_minute": args.per_minute,
+        "samples": ingested,
+        "ingest_secs": (ingest_secs * 10.0).round() / 10.0,
+        "ingest_per_sec": (ingested as f64 / ingest_secs).round(),
+        "stored_bytes": usage.bytes,
+        "bytes_per_sample": (usage.bytes as f64 / ingested as f64 * 100.0).round() / 100.0,
+        "rollup_history": history,
+        "plots": plots,
+        "plots_from_minute_rollups": by_minute,
+    }))
+}
+
+/// Times `args.windows` × (histogram, latency over time) from request to `plot.ready`
+/// through a worker reading by `sources`.
+async fn time_plots(
+    store: &Arc<MemoryStore>,
+    service: &ServiceName,
+    args: &BenchStoreArgs,
+    sources: SourcePolicy,
+) -> anyhow::Result<Vec<serde_json::Value>> {
+    let store = store.clone();
     let queue = Arc::new(MemoryQueue::new(1_000));
     let events = Arc::new(MemoryEventBus::new(10_000));
     let cache = Arc::new(MemoryCache::default());
@@ -86,6 +138,7 @@ async fn bench(args: &BenchStoreArgs) -> anyhow::Result<serde_json::Value> {
     let stop = CancellationToken::new();
     let config = WorkerConfig {
         prefetch: 1,
+        sources,
         render_deadline: Duration::from_secs(120),
         ..WorkerConfig::default()
     };
@@ -134,15 +187,62 @@ async fn bench(args: &BenchStoreArgs) -> anyhow::Result<serde_json::Value> {
     }
     stop.cancel();
     let _ = worker.await;
+    Ok(plots)
+}
+
+/// Writes minute rollups from `--days` ago to `until_ms` (where the raw hours begin), each the rollup
+/// of `--per-minute` of the generator's latencies (16 such minutes, repeated: drawing
+/// billions of samples would time the generator, not the store), a day a write. Returns
+/// what was written and what the store holds after.
+async fn backfill_rollups(
+    store: &MemoryStore,
+    generator: &mut Generator,
+    args: &BenchStoreArgs,
+    until_ms: i64,
+) -> anyhow::Result<serde_json::Value> {
+    let until_ms = until_ms.div_euclid(60_000) * 60_000;
+    let templates: Vec<Rollup> = (0..16)
+        .map(|_| {
+            let values: Vec<f64> = generator
+                .latencies(until_ms, 60_000, args.per_minute)
+                .iter()
+                .map(|s| s.value)
+                .collect();
+            Rollup::of(&values)
+        })
+        .collect();
+    let service = ServiceName::parse("bench").expect("valid name");
+    let metric = MetricName::parse("latency_ms").expect("valid name");
+    let started = Instant::now();
+    let (mut minutes, mut samples) = (0u64, 0u64);
+    let before = store.usage().map_or(0, |u| u.bytes);
+    // The history ends where the raw hours begin, and starts `--days` before now.
+    let total = (i64::from(args.days) * 1_440 - (args.hours * 60.0).round() as i64).max(0) as u64;
+    for day in 0..total.div_ceil(1_440) as i64 {
+        let summaries: Vec<SeriesRollup> = (day * 1_440..((day + 1) * 1_440).min(total as i64))
+            .map(|m| {
+                let minute_ms = until_ms - (m + 1) * 60_000;
+                SeriesRollup {
+                    service: service.clone(),
+                    metric: metric.clone(),
+                    labels: Labels::none(),
+                    minute_ms,
+                    rollup: templates[(minute_ms / 60_000).rem_euclid(16) as usize].clone(),
+                }
+            })
+            .collect();
+        minutes += summaries.len() as u64;
+        samples += summaries.iter().map(|s| s.rollup.count).sum::<u64>();
+        store.write(&[], &summaries, None).await?;
+    }
+    let bytes = store.usage().map_or(0, |u| u.bytes) - before;
     Ok(serde_json::json!({
-        "hours": args.hours,
-        "per_minute": args.per_minute,
-        "samples": ingested,
-        "ingest_secs": (ingest_secs * 10.0).round() / 10.0,
-        "ingest_per_sec": (ingested as f64 / ingest_secs).round(),
-        "stored_bytes": usage.bytes,
-        "bytes_per_sample": (usage.bytes as f64 / ingested as f64 * 100.0).round() / 100.0,
-        "plots": plots,
+        "days": args.days,
+        "minutes": minutes,
+        "samples": samples,
+        "secs": (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+        "stored_bytes": bytes,
+        "bytes_per_minute": bytes / minutes.max(1),
     }))
 }
 

@@ -2,14 +2,15 @@
 //! `GET /api/v1/stats` (which reports its numbers): one path, so a job's statistics and
 //! the synchronous ones agree.
 //!
-//! `SourcePolicy` decides raw samples or minute rollups: windows longer than
+//! `SourcePolicy` decides raw samples or rollups — hour rollups for windows longer than
+//! `hourly_after` (one document an hour: 2,161 for 90 days), minute rollups for
 //! `rollup_after`, reaching past the raw retention, or holding more than
 //! `raw_max_samples` (counted from the rollups, which are read first: one document a
-//! minute), and windows holding summarized values (OTLP histogram points, which have no
+//! period), and windows holding summarized values (OTLP histogram points, which have no
 //! raw samples; the source then states their error) are read from the rollups, each series as at most `rollup_budget` stand-in
 //! values (`Rollup::stand_ins`) that each count for `weight` samples. The work of a read
 //! is bounded by the policy: at most `raw_max_samples` raw samples, else the window's
-//! minutes.
+//! minutes (at most `hourly_after` of them), else its hours.
 //!
 //! `read_window` returns plain data — per series its timestamps, values and weight; the
 //! source; the exact sample count; the documents read; and each service's statistics
@@ -20,21 +21,26 @@
 
 use crate::clock::now_ms;
 use crate::error::{PortError, PortResult};
-use crate::store::{LabelSelect, MetricStore, Rollups, SeriesQuery, Split};
+use crate::store::{LabelSelect, MetricStore, Resolution, Rollups, SeriesQuery, Split};
 use plotq_domain::correlation::{self, Buckets, Fit, Point, Samples};
 use plotq_domain::plot::{Correlation, MAX_SERVICES};
-use plotq_domain::rollup::{RELATIVE_ACCURACY, ROLLUP_MS, Rollup};
+use plotq_domain::rollup::{RELATIVE_ACCURACY, Rollup};
 use plotq_domain::series::{self, Extras};
-use plotq_domain::{DataSource, PlotKind, PlotSpec, SeriesStats, ServiceName};
+use plotq_domain::{Annotation, DataSource, PlotKind, PlotSpec, SeriesStats, ServiceName};
 use std::borrow::Cow;
 use std::time::Duration;
 
-/// When a window is read from one-minute rollups instead of raw samples: windows longer
-/// than `rollup_after`, windows reaching past the raw retention, and windows whose
-/// rollups count more than `raw_max_samples` samples (all services together).
+/// When a window is read from rollups instead of raw samples: windows longer than
+/// `rollup_after`, windows reaching past the raw retention, and windows whose rollups
+/// count more than `raw_max_samples` samples (all services together); from hour
+/// rollups rather than minute ones when longer than `hourly_after`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SourcePolicy {
     pub rollup_after: Duration,
+    /// Windows longer than this are read from hour rollups. At least
+    /// [`MIN_HOURLY_AFTER`]: past it every time plot's buckets are whole hours, so an
+    /// hour's values all fall in one bucket.
+    pub hourly_after: Duration,
     pub raw_retention: Duration,
     /// How long rollups are kept: nothing older is shown (or accepted by ingest).
     pub rollup_retention: Duration,
@@ -47,10 +53,28 @@ impl Default for SourcePolicy {
     fn default() -> Self {
         Self {
             rollup_after: Duration::from_secs(3 * 3600),
+            hourly_after: Duration::from_secs(48 * 3600),
             raw_retention: Duration::from_secs(48 * 3600),
             rollup_retention: Duration::from_secs(90 * 24 * 3600),
             raw_max_samples: 5_000_000,
             rollup_budget: 250_000,
+        }
+    }
+}
+
+/// The shortest `hourly_after`: a window longer than 30 hours has time buckets of an
+/// hour or more at every width (at most 60 buckets: `series::max_time_buckets`).
+pub const MIN_HOURLY_AFTER: Duration = Duration::from_secs(30 * 3600);
+
+impl SourcePolicy {
+    /// The rollups a window of `window_ms` reads when drawn from rollups.
+    pub fn resolution(&self, window_ms: i64) -> Resolution {
+        let hourly_after =
+            i64::try_from(self.hourly_after.max(MIN_HOURLY_AFTER).as_millis()).unwrap_or(i64::MAX);
+        if window_ms > hourly_after {
+            Resolution::Hour
+        } else {
+            Resolution::Minute
         }
     }
 }
@@ -86,6 +110,9 @@ pub struct WindowRead {
     pub documents: u64,
     /// Each service's numbers, services without samples left out.
     pub stats: Vec<SeriesStats>,
+    /// For kinds with a time axis: the annotations of the spec's services in the window
+    /// (the latest `MAX_DRAWN`, in time order), drawn on it and listed by the job.
+    pub annotations: Vec<Annotation>,
 }
 
 impl SeriesWindow {
@@ -131,6 +158,7 @@ pub async fn read_window(
         }
     }
     let window = (from_ms, until_ms);
+    let resolution = policy.resolution(until_ms.saturating_sub(from_ms));
     let filtered = LabelSelect::filtered(&spec.labels);
     // With `group_by`, the most frequent values of the label (by the rollups' counts),
     // then the rest as one series.
@@ -141,6 +169,7 @@ pub async fn read_window(
                 .label_counts(
                     &base(spec, spec.service(), window, filtered),
                     group.as_str(),
+                    resolution,
                 )
                 .await?;
             top_values(counts, MAX_SERVICES)
@@ -204,12 +233,18 @@ pub async fn read_window(
             queries
         }
     };
+    let annotations = if spec.kind.has_time_axis() {
+        let services: Vec<&str> = spec.services.iter().map(|s| s.as_str()).collect();
+        store.annotations(&services, from_ms, until_ms).await?
+    } else {
+        Vec::new()
+    };
     let window_ms = until_ms.saturating_sub(from_ms);
     let raw_horizon = now_ms().saturating_sub(policy.raw_retention.as_millis() as i64);
-    // The rollups also count the window's samples cheaply (one document a minute).
+    // The rollups also count the window's samples cheaply (one document a period).
     let mut rollups = Vec::with_capacity(queries.len());
     for (_, q) in &queries {
-        rollups.push(store.rollups(q).await?);
+        rollups.push(store.rollups_at(q, resolution).await?);
     }
     let estimated: u64 = rollups
         .iter()
@@ -221,7 +256,8 @@ pub async fn read_window(
         .iter()
         .flat_map(|r| &r.minutes)
         .any(|(_, m)| m.summarized > 0);
-    let by_rollups = window_ms > policy.rollup_after.as_millis() as i64
+    let by_rollups = resolution == Resolution::Hour
+        || window_ms > policy.rollup_after.as_millis() as i64
         || from_ms < raw_horizon
         || estimated > policy.raw_max_samples
         || summarized;
@@ -238,7 +274,7 @@ pub async fn read_window(
         let mut stats = Vec::new();
         let mut relative_error = RELATIVE_ACCURACY;
         for ((naming, _), read) in queries.iter().zip(&rollups) {
-            let (stand_in, samples) = stand_ins(naming, read, policy.rollup_budget);
+            let (stand_in, samples) = stand_ins(naming, read, resolution, policy.rollup_budget);
             total += samples;
             let merged = Rollup::merged(read.minutes.iter().map(|(_, r)| r));
             relative_error = relative_error.max(merged.relative_error());
@@ -252,12 +288,13 @@ pub async fn read_window(
                 until_ms,
                 series,
                 source: DataSource::Rollups {
-                    resolution_secs: (ROLLUP_MS / 1000) as u32,
+                    resolution_secs: (resolution.millis() / 1000) as u32,
                     relative_error,
                 },
                 samples: total,
                 documents,
                 stats,
+                annotations,
             },
         ));
     }
@@ -308,21 +345,32 @@ pub async fn read_window(
             samples: total,
             documents,
             stats,
+            annotations,
         },
     ))
 }
 
 /// The spec a read is drawn by: a correlation read from rollups, which hold whole
-/// minutes (their stand-ins spread over each minute in no order of time), cuts buckets of
-/// at least a minute — a finer bucket would split a minute's values arbitrarily — and
-/// says so in its legend; any other spec as asked.
+/// periods (their stand-ins spread over each period in no order of time), cuts buckets
+/// of whole periods — a bucket that splits a minute (or an hour) would split its values
+/// arbitrarily — rounded up, and says so in its legend; any other spec as asked.
 pub fn as_read<'s>(spec: &'s PlotSpec, source: &DataSource) -> Cow<'s, PlotSpec> {
     match (&spec.correlation, source) {
-        (Some(c), DataSource::Rollups { .. }) if c.bucket.millis() < ROLLUP_MS => {
+        (
+            Some(c),
+            DataSource::Rollups {
+                resolution_secs, ..
+            },
+        ) if resolution_secs > &0
+            && !c.bucket.secs().is_multiple_of(u64::from(*resolution_secs)) =>
+        {
+            let period = u64::from(*resolution_secs);
             let mut coarse = spec.clone();
-            if let Some(c) = coarse.correlation.as_mut() {
-                c.bucket = plotq_domain::Window::from_secs((ROLLUP_MS / 1000) as u64)
-                    .expect("a minute is a valid bucket");
+            if let Some(c) = coarse.correlation.as_mut()
+                && let Ok(bucket) =
+                    plotq_domain::Window::from_secs(c.bucket.secs().div_ceil(period) * period)
+            {
+                c.bucket = bucket;
             }
             Cow::Owned(coarse)
         }
@@ -495,10 +543,15 @@ impl Stats {
     }
 }
 
-/// At most about `budget` stand-in values for the minutes' samples, each minute's
-/// spread over its minute (in an order that does not follow their values), all of one
+/// At most about `budget` stand-in values for the periods' samples, each period's
+/// spread over its period (in an order that does not follow their values), all of one
 /// weight; and the exact number of samples they stand for.
-fn stand_ins(naming: &Naming, read: &Rollups, budget: usize) -> (SeriesWindow, u64) {
+fn stand_ins(
+    naming: &Naming,
+    read: &Rollups,
+    resolution: Resolution,
+    budget: usize,
+) -> (SeriesWindow, u64) {
     let total: u64 = read.minutes.iter().map(|(_, r)| r.count).sum();
     let weight = (total as f64 / budget.max(1) as f64).max(1.0);
     let mut data = SeriesWindow {
@@ -515,7 +568,8 @@ fn stand_ins(naming: &Naming, read: &Rollups, budget: usize) -> (SeriesWindow, u
         for (j, v) in values.into_iter().enumerate() {
             // A stride coprime with most k scatters the sorted values over the minute.
             let slot = (j as i64 * 7_919) % k;
-            data.timestamps_ms.push(minute + slot * ROLLUP_MS / k);
+            data.timestamps_ms
+                .push(minute + slot * resolution.millis() / k);
             data.values.push(v);
         }
     }
@@ -523,174 +577,4 @@ fn stand_ins(naming: &Naming, read: &Rollups, budget: usize) -> (SeriesWindow, u
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::memory::MemoryStore;
-    use plotq_domain::{MetricName, PlotKind, Sample, ServiceName, TimeRange, Window};
-
-    fn spec(kind: PlotKind, service: &str, window: &str) -> PlotSpec {
-        let mut spec = PlotSpec::new(kind, ServiceName::parse(service).unwrap());
-        spec.range = TimeRange::Last(Window::parse(window).unwrap());
-        spec
-    }
-
-    async fn store_with(metric: &str, values: &[(i64, f64)]) -> MemoryStore {
-        let store = MemoryStore::default();
-        let samples: Vec<Sample> = values
-            .iter()
-            .map(|&(timestamp_ms, value)| Sample {
-                service: ServiceName::parse("checkout").unwrap(),
-                metric: MetricName::parse(metric).unwrap(),
-                value,
-                timestamp_ms,
-                labels: plotq_domain::Labels::none(),
-            })
-            .collect();
-        store.insert(&samples, None).await.unwrap();
-        store
-    }
-
-    #[test]
-    fn correlations_from_rollups_are_drawn_in_whole_minutes() {
-        let mut fine = spec(PlotKind::Correlation, "checkout", "1h");
-        fine.correlation.as_mut().unwrap().bucket = Window::parse("10s").unwrap();
-        let rollups = DataSource::minute_rollups();
-        let drawn = as_read(&fine, &rollups);
-        assert_eq!(drawn.correlation.as_ref().unwrap().bucket.secs(), 60);
-        // Raw samples keep the bucket asked for, and so do coarser buckets.
-        assert_eq!(as_read(&fine, &DataSource::Exact).as_ref(), &fine);
-        let coarse = spec(PlotKind::Correlation, "checkout", "1h");
-        assert!(matches!(as_read(&coarse, &rollups), Cow::Borrowed(_)));
-    }
-
-    #[tokio::test]
-    async fn raw_windows_give_exact_numbers_per_kind() {
-        let now = now_ms();
-        // 600 latencies over the last minute: 1..=600 ms.
-        let latencies: Vec<(i64, f64)> = (0..600)
-            .map(|i| (now - 60_000 + i * 100, (i + 1) as f64))
-            .collect();
-        let store = store_with("latency_ms", &latencies).await;
-        let policy = SourcePolicy::default();
-        let s = spec(PlotKind::Histogram, "checkout", "10m");
-        let (from, until) = s.range.resolve(now);
-        let read = read_window(&store, &policy, &s, from, until).await.unwrap();
-        assert_eq!((read.source, read.samples), (DataSource::Exact, 600));
-        assert_eq!(
-            read.series[0].timestamps_ms.len(),
-            0,
-            "a histogram needs no time"
-        );
-        let st = &read.stats[0];
-        assert_eq!(
-            (st.count, st.min, st.max, st.mean),
-            (600, 1.0, 600.0, 300.5)
-        );
-        assert_eq!((st.rate_per_s, st.codes.as_ref()), (None, None));
-        // Throughput: 600 samples over a 10-minute window is 1/s on average; the
-        // minute's 10 s buckets hold 100 samples each: 10/s.
-        let t = spec(PlotKind::Throughput, "checkout", "10m");
-        let read = read_window(&store, &policy, &t, from, until).await.unwrap();
-        let st = &read.stats[0];
-        assert_eq!(st.rate_per_s, Some(1.0));
-        assert!((st.peak_rate_per_s.unwrap() - 10.0).abs() < 1e-9, "{st:?}");
-        assert_eq!(read.series[0].timestamps_ms.len(), 600);
-    }
-
-    #[tokio::test]
-    async fn large_windows_give_the_same_numbers_off_the_reactor() {
-        let now = now_ms();
-        let n = STATS_ON_THE_REACTOR as i64 + 20_000;
-        let latencies: Vec<(i64, f64)> = (0..n)
-            .map(|i| (now - 500_000 + i * 4, (i % 1_000) as f64))
-            .collect();
-        let store = store_with("latency_ms", &latencies).await;
-        let s = spec(PlotKind::Histogram, "checkout", "10m");
-        let (from, until) = s.range.resolve(now);
-        let read = read_window(&store, &SourcePolicy::default(), &s, from, until)
-            .await
-            .unwrap();
-        assert_eq!((read.source, read.samples), (DataSource::Exact, n as u64));
-        assert_eq!(
-            read.series[0].values.len(),
-            n as usize,
-            "the series come back"
-        );
-        let st = &read.stats[0];
-        assert_eq!((st.count, st.min, st.max), (n as u64, 0.0, 999.0));
-    }
-
-    #[tokio::test]
-    async fn status_kinds_count_codes_and_errors() {
-        let now = now_ms();
-        let codes: Vec<(i64, f64)> = (0..100)
-            .map(|i| {
-                let code = match i % 10 {
-                    0 => 503.0,
-                    1 => 404.0,
-                    _ => 200.0,
-                };
-                (now - 30_000 + i * 100, code)
-            })
-            .collect();
-        let store = store_with("status_code", &codes).await;
-        let policy = SourcePolicy::default();
-        for kind in [PlotKind::StatusCodes, PlotKind::ErrorRate] {
-            let s = spec(kind, "checkout", "10m");
-            let (from, until) = s.range.resolve(now);
-            let read = read_window(&store, &policy, &s, from, until).await.unwrap();
-            let st = &read.stats[0];
-            assert_eq!(
-                st.codes.as_ref().unwrap(),
-                &std::collections::BTreeMap::from([(200, 80), (404, 10), (503, 10)])
-            );
-            assert_eq!(st.error_ratio, Some(0.1), "{kind:?}");
-            assert_eq!(st.rate_per_s, None);
-        }
-        // From rollups (a window over the rollup threshold): the same counts, exactly.
-        let policy = SourcePolicy {
-            rollup_after: Duration::from_secs(60),
-            ..SourcePolicy::default()
-        };
-        let s = spec(PlotKind::StatusCodes, "checkout", "10m");
-        let (from, until) = s.range.resolve(now);
-        let read = read_window(&store, &policy, &s, from, until).await.unwrap();
-        assert_eq!(read.source, DataSource::minute_rollups());
-        let st = &read.stats[0];
-        assert_eq!(st.count, 100);
-        assert_eq!(st.codes.as_ref().unwrap()[&200], 80);
-        assert_eq!(st.error_ratio, Some(0.1));
-    }
-
-    #[tokio::test]
-    async fn rollup_windows_keep_exact_counts_and_extremes() {
-        let now = now_ms();
-        let latencies: Vec<(i64, f64)> = (0..1_000)
-            .map(|i| (now - 120_000 + i * 100, 1.0 + (i % 100) as f64))
-            .collect();
-        let store = store_with("latency_ms", &latencies).await;
-        let policy = SourcePolicy {
-            rollup_after: Duration::from_secs(60),
-            rollup_budget: 100,
-            ..SourcePolicy::default()
-        };
-        let s = spec(PlotKind::Throughput, "checkout", "10m");
-        let (from, until) = s.range.resolve(now);
-        let read = read_window(&store, &policy, &s, from, until).await.unwrap();
-        assert_eq!(read.source, DataSource::minute_rollups());
-        assert_eq!(read.samples, 1_000);
-        let st = &read.stats[0];
-        assert_eq!((st.count, st.min, st.max), (1_000, 1.0, 100.0));
-        assert!((st.mean - 50.5).abs() < 1e-9);
-        // At most about the budget of stand-ins, each standing for ten samples.
-        assert!(read.series[0].values.len() <= 110);
-        assert_eq!(read.series[0].weight, 10.0);
-        assert!(st.rate_per_s.unwrap() > 0.0 && st.peak_rate_per_s.unwrap() > 0.0);
-        // A service without samples has no stats, and the read says it is empty.
-        let ghost = spec(PlotKind::Histogram, "ghost", "10m");
-        let read = read_window(&store, &policy, &ghost, from, until)
-            .await
-            .unwrap();
-        assert!(read.is_empty() && read.stats.is_empty());
-    }
-}
+mod tests;
