@@ -797,7 +797,8 @@ impl Gen {
     /// A valid plot spec of a random kind with random options.
     fn plot_spec(&mut self) -> Map<String, Value> {
         let kind = self.pick(&KINDS);
-        let compares = matches!(kind, "histogram" | "latency_timeseries" | "cdf");
+        // Every kind it sends compares services (correlation, which does not, is not sent).
+        let compares = kind != "correlation";
         let mut o = Map::new();
         o.insert("kind".into(), json!(kind));
         if compares && self.chance(0.3) {

@@ -300,6 +300,8 @@ pub enum CompareKindDoc {
     LatencyTimeseries,
     Throughput,
     ErrorRate,
+    StatusCodes,
+    Heatmap,
     Cdf,
 }
 

@@ -76,8 +76,7 @@ pub struct PlotQuery {
     #[param(nullable = false, example = r#"{"route":"/pay"}"#)]
     labels: Option<String>,
     /// One line or curve per value of this label (the most frequent values, the rest as
-    /// `other`): histogram, latency_timeseries, throughput, error_rate and cdf of one
-    /// service.
+    /// `other`): every kind but correlation, of one service.
     #[param(
         nullable = false,
         pattern = "^[A-Za-z_][A-Za-z0-9_]{0,63}$",

@@ -249,7 +249,11 @@ impl Gen {
             span_id: vec![9; 8],
             name: self.pick(&["GET /pay", "", "render"]).to_owned(),
             kind: self.rng.random_range(0..7),
-            start_time_unix_nano: if self.chance(0.05) { end + 5 } else { start },
+            start_time_unix_nano: if self.chance(0.05) {
+                end.saturating_add(5)
+            } else {
+                start
+            },
             end_time_unix_nano: end,
             attributes,
             ..Default::default()
@@ -312,7 +316,11 @@ impl Gen {
                     data_points: vec![HistogramDataPoint {
                         start_time_unix_nano: self.nanos(),
                         time_unix_nano: self.nanos(),
-                        count: if self.chance(0.9) { count } else { count + 1 },
+                        count: if self.chance(0.9) {
+                            count
+                        } else {
+                            count.saturating_add(1)
+                        },
                         sum: self.chance(0.8).then(|| self.pick(extreme())),
                         bucket_counts: counts,
                         explicit_bounds: bounds,

@@ -31,9 +31,9 @@ const KINDS = [
   { kind: "histogram", title: "Latency distribution", generic: "Distribution", compares: true, log: true, bins: true, stats: "latency" },
   { kind: "latency_timeseries", title: "Latency over time", generic: "Over time", compares: true, max: true, time: true, stats: "latency" },
   { kind: "throughput", title: "Throughput", generic: "Throughput", compares: true, time: true, stats: "rate" },
-  { kind: "status_codes", title: "Status codes", generic: "Status codes", status: true, stats: "codes" },
+  { kind: "status_codes", title: "Status codes", generic: "Status codes", compares: true, status: true, stats: "codes" },
   { kind: "error_rate", title: "Error rate", generic: "Error rate", compares: true, status: true, time: true, stats: "errors" },
-  { kind: "heatmap", title: "Latency heatmap", generic: "Heatmap", time: true, stats: "latency" },
+  { kind: "heatmap", title: "Latency heatmap", generic: "Heatmap", compares: true, time: true, stats: "latency" },
   { kind: "cdf", title: "Latency CDF", generic: "CDF", compares: true, log: true, stats: "latency" },
 ];
 /** The metric every kind but the status ones reads unless the view picks another. */
@@ -656,13 +656,18 @@ function showStats(panel, stats) {
   let columns;
   let rows;
   if (meta.stats === "codes") {
-    // One service (status codes do not compare): named in the caption.
-    columns = ["Code", "Responses", "Share"];
+    // One service is named in the caption; compared ones (or label values) head their
+    // rows, each code's share of that series' responses.
+    const named = list.length > 1;
+    columns = named ? ["Service", "Code", "Responses", "Share"] : ["Code", "Responses", "Share"];
     rows = [];
     for (const s of list) {
       const codes = Object.entries(s.codes || {}).sort(([a], [b]) => a.localeCompare(b));
       const total = codes.reduce((n, [, c]) => n + c, 0) || 1;
-      for (const [code, c] of codes) rows.push([[code], [count(c), true], [percent(c / total), true]]);
+      for (const [code, c] of codes) {
+        const cells = [[code, named], [count(c), true], [percent(c / total), true]];
+        rows.push(named ? [[seriesName(s)], ...cells] : cells);
+      }
     }
   } else {
     const spec = STAT_COLUMNS[meta.stats];

@@ -233,7 +233,7 @@ async fn plots_take_labels_and_group_by_and_their_rules() {
     assert_eq!(job["spec"]["group_by"], "route");
     let answer = app
         .post("/api/v1/plots")
-        .json(&json!({"kind": "status_codes", "service": "checkout", "group_by": "route"}))
+        .json(&json!({"kind": "correlation", "service": "checkout", "group_by": "route"}))
         .send()
         .await;
     assert_eq!(answer.status, 422);

@@ -256,7 +256,10 @@ async fn bad_parameters_are_named_as_in_plot_requests() {
         ("?service=bad%20name&window=1y", vec!["/service", "/window"]),
         ("", vec!["/service"]),
         ("?service=a&services=b", vec!["/services"]),
-        ("?kind=heatmap&services=a,b", vec!["/services"]),
+        (
+            "?kind=correlation&services=a,b&x_service=c",
+            vec!["/x_service"],
+        ),
         ("?service=a&window=10m&from=0", vec!["/window"]),
         ("?service=a&from=yesterday", vec!["/from"]),
     ] {
@@ -412,4 +415,66 @@ async fn ninety_day_windows_read_one_document_an_hour() {
     let (status, body) = get(&app, "?service=checkout&window=91d", None).await;
     assert_eq!(status, 422, "{body}");
     assert!(body.to_string().contains("between 10s and 90d"), "{body}");
+}
+
+/// Status codes, heatmaps and correlations compare services too: one entry each, with
+/// its own codes; a correlation a pair of entries (y with its fit, x) each.
+#[tokio::test]
+async fn status_codes_heatmaps_and_correlations_compare_services() {
+    let app = app();
+    ingest(
+        &app,
+        "checkout",
+        "status_code",
+        &[200.0, 200.0, 503.0, 404.0],
+    )
+    .await;
+    ingest(&app, "payments", "status_code", &[200.0, 500.0]).await;
+    let (status, body) = get(&app, "?kind=status_codes&services=checkout,payments", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["stats"][0]["codes"],
+        json!({"200": 2, "404": 1, "503": 1})
+    );
+    assert_eq!(body["stats"][1]["codes"], json!({"200": 1, "500": 1}));
+    assert_eq!(body["stats"][1]["error_ratio"], 0.5);
+    ingest(&app, "checkout", "latency_ms", &[1.0, 2.0]).await;
+    ingest(&app, "payments", "latency_ms", &[3.0]).await;
+    let (status, body) = get(&app, "?kind=heatmap&services=checkout,payments", None).await;
+    assert_eq!(status, 200, "{body}");
+    let counts: Vec<&Value> = body["stats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| &s["count"])
+        .collect();
+    assert_eq!(counts, [&json!(2), &json!(1)]);
+    let (status, body) = get(
+        &app,
+        "?kind=correlation&services=checkout,payments&x_stat=count&stat=max&bucket=10s&window=1m",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let entries = body["stats"].as_array().unwrap();
+    let services: Vec<&str> = entries
+        .iter()
+        .map(|e| e["service"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        services,
+        ["checkout", "checkout", "payments", "payments"],
+        "{body}"
+    );
+    assert!(entries[0]["correlation"].is_object() && entries[2]["correlation"].is_object());
+    assert!(entries[1].get("correlation").is_none(), "{body}");
+    // Another service's x is for one service only.
+    let (status, body) = get(
+        &app,
+        "?kind=correlation&services=checkout,payments&x_service=search",
+        None,
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["errors"][0]["field"], "/x_service", "{body}");
 }

@@ -22,7 +22,7 @@ mod state;
 mod timings;
 
 pub use id::{JobId, JobStatus};
-pub use report::{DataSource, SeriesStats, TimeAxis};
+pub use report::{DataSource, SeriesStats, TimeAxis, thousands};
 pub(crate) use report::{check_stats, check_time_axis};
 pub use state::JobState;
 pub(crate) use state::{RawJobState, check_text_px};

@@ -78,8 +78,17 @@ impl PlotKind {
                 | PlotKind::LatencyTimeseries
                 | PlotKind::Throughput
                 | PlotKind::ErrorRate
+                | PlotKind::StatusCodes
+                | PlotKind::Heatmap
                 | PlotKind::Cdf
+                | PlotKind::Correlation
         )
+    }
+
+    /// Kinds that can draw one series per value of a label (`group_by`): those that
+    /// compare, but correlation.
+    pub fn groups(self) -> bool {
+        self.compares() && self != PlotKind::Correlation
     }
 
     /// Kinds that need each sample's timestamp, not only its value.

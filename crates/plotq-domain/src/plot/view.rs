@@ -299,7 +299,7 @@ mod tests {
             (view.labels.clone(), view.group_by.clone())
         );
         // Checked as a plot request is: a kind that draws one line, a bad set.
-        let err = View::parse("checkout/heatmap/15m/dark/800x450/byroute").unwrap_err();
+        let err = View::parse("checkout/correlation/15m/dark/800x450/byroute").unwrap_err();
         assert!(err.contains("group_by"), "{err}");
         let bad = URL_SAFE_NO_PAD.encode(r#"{"route":""}"#);
         assert!(View::parse(&format!("checkout/cdf/15m/dark/800x450/lb{bad}")).is_err());
@@ -395,7 +395,7 @@ mod tests {
             ("checkout/pie/15m/light/800x450", "pie"),
             ("checkout/histogram/15m/neon/800x450", "neon"),
             ("checkout/histogram/15m/light/9x9", "bounds"),
-            ("a~b/status_codes/1h/light/800x450", "compare"),
+            ("a/correlation/1h/light/800x450/byroute", "group_by"),
             ("a~a/histogram/1h/light/800x450", "twice"),
             ("a,b/histogram/1h/light/800x450", "contains"),
             ("a/throughput/1h/light/800x450/log", "log_x"),

@@ -311,7 +311,7 @@ fn view() -> impl Strategy<Value = View> {
             .and_then(|t| Labels::from_pairs([("path", t)]).ok())
             .unwrap_or_default();
         let services: Vec<ServiceName> = spec.services.into_iter().take(3).collect();
-        let group_by = (spec.kind.compares() && services.len() == 1 && spec.bins % 2 == 0)
+        let group_by = (spec.kind.groups() && services.len() == 1 && spec.bins % 2 == 0)
             .then(|| plotq_domain::LabelName::parse("route").unwrap());
         let view = View {
             services,

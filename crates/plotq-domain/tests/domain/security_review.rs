@@ -206,9 +206,10 @@ fn job_messages_are_validated_like_api_requests() {
 
     let mut m = ok.clone();
     m["spec"]["services"] = json!(["a", "b"]);
-    m["spec"]["kind"] = json!("status_codes");
+    m["spec"]["kind"] = json!("correlation");
+    m["spec"]["x_service"] = json!("c");
     let e = decode_err(&m);
-    assert!(e.contains("compare"), "{e}");
+    assert!(e.contains("own x"), "{e}");
 
     let mut m = ok.clone();
     m["spec"]["services"] = json!(["a", "a"]);

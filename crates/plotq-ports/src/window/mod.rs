@@ -23,7 +23,7 @@ use crate::clock::now_ms;
 use crate::error::{PortError, PortResult};
 use crate::store::{LabelSelect, MetricStore, Resolution, Rollups, SeriesQuery, Split};
 use plotq_domain::correlation::{self, Buckets, Fit, Point, Samples};
-use plotq_domain::plot::{Correlation, MAX_SERVICES};
+use plotq_domain::plot::MAX_SERVICES;
 use plotq_domain::rollup::{RELATIVE_ACCURACY, Rollup};
 use plotq_domain::series::{self, Extras};
 use plotq_domain::{Annotation, DataSource, PlotKind, PlotSpec, SeriesStats, ServiceName};
@@ -180,28 +180,36 @@ pub async fn read_window(
         group: group.cloned(),
         other,
     };
-    let named_x = |c: &Correlation| Naming {
-        service: c.x_service.as_ref().unwrap_or(spec.service()).to_string(),
-        group: None,
-        other: false,
-    };
     let queries: Vec<(Naming, SeriesQuery<'_>)> = match (&spec.group_by, &spec.correlation) {
         // A correlation reads y (the spec's series) and x (its own metric, of its own
-        // service, filtered alike when it is the same service).
-        (None, Some(c)) => {
-            let y = base(spec, spec.service(), window, filtered);
-            let x = SeriesQuery {
-                service: c.x_service.as_ref().unwrap_or(spec.service()).as_str(),
-                metric: c.x_metric.as_str(),
-                select: if c.x_service.is_some() {
-                    LabelSelect::ALL
-                } else {
-                    filtered
-                },
-                ..y
-            };
-            vec![(named(None, false), y), (named_x(c), x)]
-        }
+        // service, filtered alike when it is the same service), a pair per service.
+        // Compared services: a pair each, y then x, x of its own service.
+        (None, Some(c)) => spec
+            .services
+            .iter()
+            .flat_map(|service| {
+                let y = base(spec, service, window, filtered);
+                let x = SeriesQuery {
+                    service: c.x_service.as_ref().unwrap_or(service).as_str(),
+                    metric: c.x_metric.as_str(),
+                    select: if c.x_service.is_some() {
+                        LabelSelect::ALL
+                    } else {
+                        filtered
+                    },
+                    ..y
+                };
+                let naming = |s: &ServiceName| Naming {
+                    service: s.to_string(),
+                    group: None,
+                    other: false,
+                };
+                [
+                    (naming(service), y),
+                    (naming(c.x_service.as_ref().unwrap_or(service)), x),
+                ]
+            })
+            .collect(),
         (None, None) => spec
             .services
             .iter()
@@ -388,42 +396,51 @@ fn correlate(spec: &PlotSpec, mut read: WindowRead) -> WindowRead {
     let Some(c) = &drawn.correlation else {
         return read;
     };
-    let fit = Fit::of(&correlation_points(&drawn, &read));
+    let fits: Vec<Fit> = correlation_pairs(&drawn, &read)
+        .iter()
+        .map(|points| Fit::of(points))
+        .collect();
     let metrics = [spec.metric.as_str(), c.x_metric.as_str()];
-    // Statistics leave out the series without samples; the rest are in series order.
+    // Statistics leave out the series without samples; the rest are in series order,
+    // a pair (y, then x) a service.
     let mut stats = std::mem::take(&mut read.stats).into_iter();
     for (i, s) in read.series.iter().enumerate() {
         if s.values.is_empty() {
             continue;
         }
         if let Some(st) = stats.next() {
-            let metric = metrics.get(i).copied().unwrap_or_default();
-            read.stats
-                .push(st.in_correlation(metric, (i == 0).then_some(fit)));
+            let fit = (i % 2 == 0).then(|| fits.get(i / 2).copied()).flatten();
+            read.stats.push(st.in_correlation(metrics[i % 2], fit));
         }
     }
     read
 }
 
-/// A correlation's points, from its read's two series (y, then x): one per whole bucket
-/// where both statistics have a value. Empty for any other spec. `spec` as the read is
-/// drawn ([`as_read`]).
-pub fn correlation_points(spec: &PlotSpec, read: &WindowRead) -> Vec<Point> {
-    let (Some(c), [y, x, ..]) = (&spec.correlation, read.series.as_slice()) else {
+/// A correlation's points per compared service, from its read's pairs of series (y, then
+/// x): one per whole bucket where both statistics have a value. Empty for any other
+/// spec. `spec` as the read is drawn ([`as_read`]).
+pub fn correlation_pairs(spec: &PlotSpec, read: &WindowRead) -> Vec<Vec<Point>> {
+    let Some(c) = &spec.correlation else {
         return Vec::new();
     };
     let buckets = Buckets::new(read.from_ms, read.until_ms, c.bucket.millis());
-    correlation::points(
-        (
-            &Samples::new(spec.metric.as_str(), &y.timestamps_ms, &y.values, y.weight),
-            c.stat,
-        ),
-        (
-            &Samples::new(c.x_metric.as_str(), &x.timestamps_ms, &x.values, x.weight),
-            c.x_stat,
-        ),
-        &buckets,
-    )
+    read.series
+        .chunks_exact(2)
+        .map(|pair| {
+            let (y, x) = (&pair[0], &pair[1]);
+            correlation::points(
+                (
+                    &Samples::new(spec.metric.as_str(), &y.timestamps_ms, &y.values, y.weight),
+                    c.stat,
+                ),
+                (
+                    &Samples::new(c.x_metric.as_str(), &x.timestamps_ms, &x.values, x.weight),
+                    c.x_stat,
+                ),
+                &buckets,
+            )
+        })
+        .collect()
 }
 
 /// The name of a `group_by` plot's series of every value but the most frequent.

@@ -5,6 +5,10 @@
 //! of minutes is a shape rather than a blot — with the least-squares line and Pearson's
 //! and Spearman's coefficients in the legend.
 //!
+//! Compared services (a pair of series, y then x, each): one colour each — dots (at
+//! most [`DENSE_POINTS`] a service, evenly thinned past it), its trend line, and its
+//! coefficients in its legend entry.
+//!
 //! Any finite points fit the axes (spans are formed in halves; the headroom stops at
 //! `f64::MAX`); a single value on an axis gets a widened range. At most
 //! [`MAX_POINTS`](plotq_domain::correlation::MAX_POINTS) points and
@@ -35,6 +39,9 @@ pub(crate) fn correlation<DB: DrawingBackend>(
             "a correlation needs its x and y statistics".to_owned(),
         ));
     };
+    if data.series.len() > 2 {
+        return compared(root, ctx, data);
+    }
     let empty = SeriesData::default();
     let y = data.series.first().unwrap_or(&empty);
     let x = data.series.get(1).unwrap_or(&empty);
@@ -140,6 +147,109 @@ pub(crate) fn correlation<DB: DrawingBackend>(
             .legend(move |(x, y)| PathElement::new([(x, y), (x + marker, y)], style));
     } else {
         super::common::legend_note(&mut chart, ctx, coefficients)?;
+    }
+    draw_legend(&mut chart, ctx, SeriesLabelPosition::UpperLeft)?;
+    Ok(())
+}
+
+/// Several services' correlations on one chart: per pair of series its points, trend and
+/// coefficients, in its colour.
+fn compared<DB: DrawingBackend>(
+    root: &Area<'_, DB>,
+    ctx: &Ctx<'_>,
+    data: &PlotData,
+) -> Result<(), RenderError> {
+    let spec = ctx.spec;
+    let Some(c) = &spec.correlation else {
+        return Err(RenderError::Unplottable(
+            "a correlation needs its x and y statistics".to_owned(),
+        ));
+    };
+    let buckets = Buckets::new(data.from_ms, data.until_ms, c.bucket.millis());
+    let pairs: Vec<(&str, Vec<Point>)> = data
+        .series
+        .chunks_exact(2)
+        .map(|pair| {
+            let (y, x) = (&pair[0], &pair[1]);
+            let points = correlation::points(
+                (
+                    &Samples::new(spec.metric.as_str(), &y.timestamps_ms, &y.values, y.weight),
+                    c.stat,
+                ),
+                (
+                    &Samples::new(c.x_metric.as_str(), &x.timestamps_ms, &x.values, x.weight),
+                    c.x_stat,
+                ),
+                &buckets,
+            );
+            (y.service.as_str(), points)
+        })
+        .collect();
+    let all = || pairs.iter().flat_map(|(_, p)| p.iter());
+    if all().next().is_none() {
+        return Err(RenderError::NoData);
+    }
+    let extent = |v: Vec<f64>| {
+        let (lo, hi, _) = stats::extent(&v).unwrap_or((0.0, 1.0, 0.0));
+        if lo < hi { (lo, hi) } else { stats::widen(lo) }
+    };
+    let (x_lo, x_hi) = padded(extent(all().map(|p| p.x).collect()));
+    let (y_lo, y_hi) = padded(extent(all().map(|p| p.y).collect()));
+    let half = y_hi * 0.5 - y_lo * 0.5;
+    let y_top = (y_lo + half * 2.0 * ctx.headroom(pairs.len())).clamp(y_hi, f64::MAX);
+    let x_desc = c.x_stat.describe(c.x_metric.as_str());
+    let y_desc = c.stat.describe(spec.metric.as_str());
+    let (x_ticks, x_label) = {
+        let (probe, step) = axis::linear_ticks(x_lo, x_hi, 10);
+        let widest = frame::widest(probe.iter().map(|v| axis::format_tick(*v, step)));
+        axis::value_axis(x_lo, x_hi, false, ctx.max_x_ticks(widest.max(4)))
+    };
+    let (y_ticks, y_label) = axis::value_axis(y_lo, y_top, false, ctx.max_y_ticks());
+    let mut chart = frame::chart(
+        root,
+        ctx,
+        Axis {
+            ticks: x_ticks,
+            label: x_label,
+            desc: &x_desc,
+        },
+        Axis {
+            ticks: y_ticks,
+            label: y_label,
+            desc: &y_desc,
+        },
+    )?;
+    let marker = ctx.marker();
+    let radius = ctx.line_width() as i32;
+    for (i, (name, points)) in pairs.iter().enumerate() {
+        let color = ctx.theme.series[i % 8];
+        // Evenly thinned past DENSE_POINTS: each service's cloud keeps its shape.
+        let every = points.len().div_ceil(DENSE_POINTS).max(1);
+        chart
+            .draw_series(
+                points
+                    .iter()
+                    .step_by(every)
+                    .map(|p| Circle::new((p.x, p.y), radius, color.mix(0.6).filled())),
+            )
+            .map_err(drawing_error)?;
+        let fit = Fit::of(points);
+        let text = match (fit.pearson, fit.spearman) {
+            (Some(r), Some(rho)) => {
+                format!("{name}: r = {r:.2}, ρ = {rho:.2} ({} points)", points.len())
+            }
+            _ => format!("{name}: no correlation ({} points)", points.len()),
+        };
+        let style = stroke(color, ctx.line_width());
+        let line = match (fit.slope, fit.intercept) {
+            (Some(slope), Some(intercept)) => trend(slope, intercept, (x_lo, x_hi), (y_lo, y_top)),
+            _ => Vec::new(),
+        };
+        chart
+            .draw_series(LineSeries::new(line, style))
+            .map_err(drawing_error)?
+            .label(ctx.legend_label(text))
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + marker, y)], style));
     }
     draw_legend(&mut chart, ctx, SeriesLabelPosition::UpperLeft)?;
     Ok(())

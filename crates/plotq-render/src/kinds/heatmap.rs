@@ -9,6 +9,11 @@
 //! most 120 columns × 60 rows (one per 10 × 9 layout pixels). A partial last column (the
 //! window ends inside it) is not drawn unless no earlier one has a sample, as in the
 //! time-series kinds.
+//!
+//! Several services (or `group_by` values): small multiples — the plot's title, then one
+//! heatmap per series in a grid (one column up to three, two past), each titled with
+//! its series and read off its own colour scale (volumes differ; shapes compare), on
+//! one time axis span.
 
 use super::common::{
     Area, Buckets, dropped_note, legend_note, runs, time_axis, time_x_axis, weighted,
@@ -22,6 +27,97 @@ use plotters::chart::SeriesLabelPosition;
 use plotters::prelude::*;
 
 pub(crate) fn heatmap<DB: DrawingBackend>(
+    root: &Area<'_, DB>,
+    ctx: &Ctx<'_>,
+    data: &PlotData,
+) -> Result<TimeAxis, RenderError> {
+    if data.series.len() > 1 {
+        return multiples(root, ctx, data);
+    }
+    panel(root, ctx, data)
+}
+
+/// One heatmap per series under the plot's title; the first drawn panel's time axis.
+fn multiples<DB: DrawingBackend>(
+    root: &Area<'_, DB>,
+    ctx: &Ctx<'_>,
+    data: &PlotData,
+) -> Result<TimeAxis, RenderError> {
+    let n = data.series.len();
+    let (rows, cols) = if n <= 3 { (n, 1) } else { (n.div_ceil(2), 2) };
+    // Panels too small to carry their axes: the first series alone, saying so.
+    let (w, h) = root.dim_in_pixel();
+    let panel_layout = (w / ctx.scale / cols as u32, h / ctx.scale / rows as u32);
+    if panel_layout.0 < MIN_PANEL.0 || panel_layout.1 < MIN_PANEL.1 {
+        let first = &data.series[0];
+        let mut spec = ctx.spec.clone();
+        spec.title = Some(format!(
+            "{} (1 of {n}: larger images show each)",
+            first.service
+        ));
+        let one = PlotData {
+            series: vec![first.clone()],
+            ..data.clone()
+        };
+        return panel(root, &Ctx::new(&spec, &one), &one);
+    }
+    let title_h = ctx.draw_title(root)?;
+    let (_, below) = root.split_vertically(title_h as i32);
+    let panels = below.split_evenly((rows, cols));
+    let named_any = data
+        .annotations
+        .iter()
+        .any(|a| data.series.iter().any(|s| a.concerns(&s.service)));
+    let mut first: Option<TimeAxis> = None;
+    let mut drawn = 0;
+    for (series, area) in data.series.iter().zip(&panels) {
+        let (w, h) = area.dim_in_pixel();
+        let mut spec = ctx.spec.clone();
+        spec.title = Some(series.service.clone());
+        spec.width = w.max(1);
+        spec.height = h.max(1);
+        let one = PlotData {
+            from_ms: data.from_ms,
+            until_ms: data.until_ms,
+            series: vec![series.clone()],
+            note: None,
+            annotations: data
+                .annotations
+                .iter()
+                .filter(|a| !named_any || a.concerns(&series.service))
+                .cloned()
+                .collect(),
+        };
+        let panel_ctx = Ctx::new(&spec, &one);
+        match panel(area, &panel_ctx, &one) {
+            Ok(axis) => {
+                drawn += 1;
+                // (Columns in the whole image: backend coordinates.)
+                first.get_or_insert(axis);
+            }
+            // A series without samples in the window says so in its panel.
+            Err(RenderError::NoData) => {
+                area.draw(&Text::new(
+                    format!("{}: no data in the window", series.service),
+                    (panel_ctx.ts.tick as i32, panel_ctx.ts.tick as i32),
+                    panel_ctx.font(panel_ctx.ts.legend),
+                ))
+                .map_err(drawing_error)?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if drawn == 0 {
+        return Err(RenderError::NoData);
+    }
+    first.ok_or(RenderError::NoData)
+}
+
+/// The smallest panel of small multiples, layout pixels (below, one series is drawn).
+const MIN_PANEL: (u32, u32) = (240, 140);
+
+/// One series' heatmap filling `root`.
+fn panel<DB: DrawingBackend>(
     root: &Area<'_, DB>,
     ctx: &Ctx<'_>,
     data: &PlotData,
@@ -127,8 +223,11 @@ pub(crate) fn heatmap<DB: DrawingBackend>(
         }
     }
     if let Some(scale) = &scale {
+        // The plot's pixels in the image; the scale draws in `root`'s own (a panel of
+        // small multiples is not at the image's origin).
         let (xs, ys) = chart.plotting_area().get_pixel_range();
-        scale.draw(root, ctx, (xs.end, ys))?;
+        let (bx, by) = root.get_base_pixel();
+        scale.draw(root, ctx, (xs.end - bx, ys.start - by..ys.end - by))?;
     } else {
         let dense = ctx.theme.ramp_at(1.0);
         chart

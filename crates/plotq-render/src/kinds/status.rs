@@ -4,6 +4,10 @@
 //!
 //! At most 501 bars (500 codes and "other"), whatever the values; when they are too many
 //! for the width, only every k-th bar is labelled.
+//!
+//! Several services (or `group_by` values): grouped bars, one per series in each code's
+//! slot, in the series' colours, as shares of each series' responses (so a small service
+//! compares with a big one); the legend gives each series' responses and 5xx share.
 
 use super::common::{Area, weighted};
 use crate::axis;
@@ -20,18 +24,10 @@ pub(crate) fn status_codes<DB: DrawingBackend>(
     ctx: &Ctx<'_>,
     data: &PlotData,
 ) -> Result<(), RenderError> {
-    let mut counts: BTreeMap<u16, u64> = BTreeMap::new();
-    for &v in &data.series[0].values {
-        let code = if (100.0..600.0).contains(&v) && v.fract() == 0.0 {
-            v as u16
-        } else {
-            0
-        };
-        *counts.entry(code).or_default() += 1;
+    if data.series.len() > 1 {
+        return grouped(root, ctx, data);
     }
-    // Stand-ins of rollups count for `weight` samples each.
-    let weight = data.series[0].weight;
-    counts.values_mut().for_each(|c| *c = weighted(*c, weight));
+    let counts = code_counts(&data.series[0]);
     let total: u64 = counts.values().sum();
     if total == 0 {
         return Err(RenderError::NoData);
@@ -116,6 +112,118 @@ pub(crate) fn status_codes<DB: DrawingBackend>(
             .label(ctx.legend_label(format!(
                 "{name}: {:.1}% ({c})",
                 *c as f64 / total as f64 * 100.0
+            )))
+            .legend(move |(x, y)| {
+                Rectangle::new(
+                    [(x, y - marker / 4), (x + marker, y + marker / 4)],
+                    color.filled(),
+                )
+            });
+    }
+    draw_legend(&mut chart, ctx, SeriesLabelPosition::UpperRight)?;
+    Ok(())
+}
+
+/// A series' responses per code (0 for "other"), stand-ins counted at their weight.
+fn code_counts(series: &crate::data::SeriesData) -> BTreeMap<u16, u64> {
+    let mut counts: BTreeMap<u16, u64> = BTreeMap::new();
+    for &v in &series.values {
+        let code = if (100.0..600.0).contains(&v) && v.fract() == 0.0 {
+            v as u16
+        } else {
+            0
+        };
+        *counts.entry(code).or_default() += 1;
+    }
+    // Stand-ins of rollups count for `weight` samples each.
+    counts
+        .values_mut()
+        .for_each(|c| *c = weighted(*c, series.weight));
+    counts
+}
+
+/// Several series: grouped bars of each code's share of each series' responses.
+fn grouped<DB: DrawingBackend>(
+    root: &Area<'_, DB>,
+    ctx: &Ctx<'_>,
+    data: &PlotData,
+) -> Result<(), RenderError> {
+    let per_series: Vec<BTreeMap<u16, u64>> = data.series.iter().map(code_counts).collect();
+    let totals: Vec<u64> = per_series.iter().map(|c| c.values().sum()).collect();
+    if totals.iter().all(|t| *t == 0) {
+        return Err(RenderError::NoData);
+    }
+    let codes: Vec<u16> = per_series
+        .iter()
+        .flat_map(|c| c.keys().copied())
+        .collect::<std::collections::BTreeSet<u16>>()
+        .into_iter()
+        .collect();
+    let share = |i: usize, code: u16| -> f64 {
+        let n = per_series[i].get(&code).copied().unwrap_or(0);
+        if totals[i] == 0 {
+            0.0
+        } else {
+            n as f64 / totals[i] as f64 * 100.0
+        }
+    };
+    let peak = (0..per_series.len())
+        .flat_map(|i| codes.iter().map(move |&c| (i, c)))
+        .map(|(i, c)| share(i, c))
+        .fold(0.0, f64::max)
+        .max(1.0);
+    let y_max = (peak * ctx.headroom(per_series.len())).min(100.0 * 1.3);
+    let (y_ticks, y_step) = axis::linear_ticks(0.0, y_max, ctx.max_y_ticks());
+    let n = codes.len();
+    let every = n.div_ceil(ctx.max_x_ticks(5)).max(1);
+    let x_ticks: Vec<f64> = (0..n).step_by(every).map(|i| i as f64).collect();
+    let label_of = |i: f64| -> String {
+        match codes.get(i.round() as usize) {
+            Some(0) => "other".to_owned(),
+            Some(code) => code.to_string(),
+            None => String::new(),
+        }
+    };
+    let mut chart = frame::chart(
+        root,
+        ctx,
+        Axis {
+            ticks: axis::TickedAxis::linear(-0.6, n as f64 - 0.4, x_ticks),
+            label: Box::new(|v: &f64| label_of(*v)),
+            desc: "Status code",
+        },
+        Axis {
+            ticks: axis::TickedAxis::linear(0f64, y_max, y_ticks),
+            label: Box::new(move |v: &f64| axis::format_tick(*v, y_step)),
+            desc: "Share of responses (%)",
+        },
+    )?;
+    let k = per_series.len() as f64;
+    let slot = 0.76 / k;
+    let marker = ctx.marker();
+    for (i, series) in data.series.iter().enumerate() {
+        let color = ctx.theme.series[i % 8];
+        let left = -0.38 + i as f64 * slot;
+        let errors: u64 = per_series[i]
+            .iter()
+            .filter(|(code, _)| (500..600).contains(*code))
+            .map(|(_, n)| n)
+            .sum();
+        let error_share = if totals[i] == 0 {
+            0.0
+        } else {
+            errors as f64 / totals[i] as f64 * 100.0
+        };
+        chart
+            .draw_series(codes.iter().enumerate().map(|(x, &code)| {
+                let x = x as f64 + left;
+                Rectangle::new([(x, 0.0), (x + slot * 0.9, share(i, code))], color.filled())
+            }))
+            .map_err(drawing_error)?
+            .label(ctx.legend_label(format!(
+                "{}: {} responses, 5xx {error_share:.1}%",
+                series.service,
+                plotq_domain::job::thousands(totals[i])
             )))
             .legend(move |(x, y)| {
                 Rectangle::new(

@@ -34,6 +34,41 @@ fn golden_dense_correlation() {
     check_golden(&s, 400_000, "correlation_7d_1000x600.png");
 }
 
+/// Status codes of three services side by side: grouped bars of shares.
+#[test]
+fn golden_compared_status_codes() {
+    let mut s = spec(PlotKind::StatusCodes, 1000, 600);
+    s.services = ["checkout", "payments", "search"]
+        .iter()
+        .map(|n| plotq_domain::ServiceName::parse(n).unwrap())
+        .collect();
+    check_golden(&s, 20_000, "status_codes_compared_1000x600.png");
+}
+
+/// Heatmaps of three services as small multiples, each on its own colour scale.
+#[test]
+fn golden_compared_heatmaps() {
+    let mut s = spec(PlotKind::Heatmap, 1000, 900);
+    s.range = plotq_domain::TimeRange::Last(plotq_domain::Window::parse("1h").unwrap());
+    s.services = ["checkout", "payments", "search"]
+        .iter()
+        .map(|n| plotq_domain::ServiceName::parse(n).unwrap())
+        .collect();
+    check_golden(&s, 20_000, "heatmap_compared_1000x900.png");
+}
+
+/// Correlations of three services on one chart: a colour, a trend and coefficients each.
+#[test]
+fn golden_compared_correlations() {
+    let mut s = spec(PlotKind::Correlation, 1000, 600);
+    s.range = plotq_domain::TimeRange::Last(plotq_domain::Window::parse("1h").unwrap());
+    s.services = ["checkout", "payments", "search"]
+        .iter()
+        .map(|n| plotq_domain::ServiceName::parse(n).unwrap())
+        .collect();
+    check_golden(&s, 20_000, "correlation_compared_1000x600.png");
+}
+
 /// Annotations on a time axis: a deploy, a rollback four minutes later (its text in the
 /// second row), one too long for its row (cut short), one near the right edge (its
 /// text left of its line), one before the window (not drawn); throughput and the

@@ -97,11 +97,20 @@ fn loaded(name: &str, n: usize, span_ms: i64) -> SeriesData {
 pub fn data_for(spec: &PlotSpec, n: usize) -> PlotData {
     let span = spec.range.span_ms();
     if spec.kind == PlotKind::Correlation {
-        let s = loaded(spec.services[0].as_str(), n, span);
+        // A pair (y, x) a service; compared services differ in volume.
+        let series = spec
+            .services
+            .iter()
+            .enumerate()
+            .flat_map(|(i, s)| {
+                let s = loaded(s.as_str(), n * (2 + i) / 2, span);
+                [s.clone(), s]
+            })
+            .collect();
         return PlotData {
             from_ms: UNTIL - span,
             until_ms: UNTIL,
-            series: vec![s.clone(), s],
+            series,
             note: None,
             annotations: Vec::new(),
         };

@@ -132,6 +132,14 @@ pub(super) fn correlation(
     let x_metric = d.x_metric.map_or(Some(defaults.x_metric), |v| r.take(v));
     let x_stat = d.x_stat.map_or(Some(defaults.x_stat), |v| r.take(v));
     let x_service = d.x_service.map_or(Some(None), |v| r.take(v).map(Some));
+    if services.as_ref().is_some_and(|s| s.len() > 1)
+        && x_service.as_ref().is_some_and(Option::is_some)
+    {
+        r.err(
+            "x_service",
+            "compared services each correlate with their own x; give one service to correlate with another's",
+        );
+    }
     let bucket = d.bucket.map_or(Some(defaults.bucket), |v| r.take(v));
     let c = Correlation {
         stat: stat?,

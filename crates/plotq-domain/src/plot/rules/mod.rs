@@ -56,8 +56,8 @@ const KNOWN_FIELDS: &[&str] = &[
     "thresholds",
 ];
 
-const COMPARE_PROBLEM: &str = "only histogram, latency_timeseries, throughput, error_rate and cdf compare services; use service";
-const GROUP_KIND_PROBLEM: &str = "only histogram, latency_timeseries, throughput, error_rate and cdf draw one line per label value";
+const COMPARE_PROBLEM: &str = "this kind does not compare services; use service";
+const GROUP_KIND_PROBLEM: &str = "every kind but correlation draws one series per label value; correlation compares services instead";
 const GROUP_SERVICES_PROBLEM: &str =
     "splits one service's series by a label; give one service, not a comparison";
 const SPAN_PROBLEM: &str = "from/until must span between 10s and 90d, with from before until";
@@ -508,7 +508,7 @@ fn validate(d: Draft, out: &mut Collector) -> Option<PlotSpec> {
     };
     let group_by = r.take(d.by_label.group_by);
     if let Some(Some(group)) = &group_by {
-        if kind.is_some_and(|k| !k.compares()) {
+        if kind.is_some_and(|k| !k.groups()) {
             r.err("group_by", GROUP_KIND_PROBLEM);
         } else if services.as_ref().is_some_and(|s| s.len() > 1) {
             r.err("group_by", GROUP_SERVICES_PROBLEM);

@@ -85,17 +85,18 @@ fn comparisons_and_their_limits() {
     let spec = PlotSpec::parse(&json!({"kind": "cdf", "services": ["a", "b"]}), NOW).unwrap();
     assert_eq!(spec.services.len(), 2);
     assert_eq!(spec.title(), "Latency CDF for a vs b (Last 10m)");
-    // Throughput and error rate compare too; status codes, heatmaps, correlations not.
+    // Every kind compares: throughput, error rate, status codes, heatmaps, correlations.
     let spec =
         PlotSpec::parse(&json!({"kind": "error_rate", "services": ["a", "b"]}), NOW).unwrap();
     assert_eq!(spec.title(), "Error Rate of a vs b (Last 10m)");
+    for kind in ["status_codes", "heatmap", "correlation"] {
+        let spec = PlotSpec::parse(&json!({"kind": kind, "services": ["a", "b"]}), NOW).unwrap();
+        assert_eq!(spec.services.len(), 2, "{kind}");
+    }
+    // Compared correlations each take their own x: another service's x is for one.
     assert_eq!(
-        first_field(json!({"kind": "status_codes", "services": ["a", "b"]})),
-        "/services"
-    );
-    assert_eq!(
-        first_field(json!({"kind": "heatmap", "services": ["a", "b"]})),
-        "/services"
+        first_field(json!({"kind": "correlation", "services": ["a", "b"], "x_service": "c"})),
+        "/x_service"
     );
     assert_eq!(
         first_field(json!({"kind": "cdf", "services": ["a", "a"]})),
@@ -195,9 +196,9 @@ fn labels_filter_and_group_by_one_service() {
     assert!(wire.get("labels").is_none() && wire.get("group_by").is_none());
     for (body, field, needle) in [
         (
-            json!({"kind": "status_codes", "service": "a", "group_by": "route"}),
+            json!({"kind": "correlation", "service": "a", "group_by": "route"}),
             "/group_by",
-            "line per label value",
+            "per label value",
         ),
         (
             json!({"kind": "cdf", "services": ["a", "b"], "group_by": "route"}),
@@ -231,7 +232,7 @@ fn labels_filter_and_group_by_one_service() {
     }
     // A decoded spec is held to the same rules.
     let mut bad = serde_json::to_value(&spec).unwrap();
-    bad["kind"] = json!("heatmap");
+    bad["kind"] = json!("correlation");
     assert!(serde_json::from_value::<PlotSpec>(bad).is_err());
 }
 
@@ -255,7 +256,7 @@ fn deserialising_applies_the_rules_of_parse() {
             json!(["a", "b", "c", "d", "e", "f", "g", "h", "i"]),
             "1 to 8",
         ),
-        ("kind", json!("heatmap"), "compare"),
+        ("x_service", json!("c"), "applies to correlation only"),
         ("height", json!(100), "150 to 4000"),
         ("bins", json!(0), "1 to 1000"),
         ("title", json!("x".repeat(121)), "120"),
@@ -416,6 +417,6 @@ fn correlation_problems_are_named() {
             )
         ]
     );
-    let got = problems(json!({"kind": "correlation", "services": ["a", "b"]}));
-    assert_eq!(got[0].0, "/services");
+    let got = problems(json!({"kind": "correlation", "services": ["a", "b"], "x_service": "c"}));
+    assert_eq!(got[0].0, "/x_service");
 }
