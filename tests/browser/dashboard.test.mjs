@@ -213,14 +213,14 @@ test("labels: a filter and a group-by from the controls reach every panel's plot
   await onDashboard(samples, "/?service=shop&window=15m&theme=light", async ({ base, page, problems }) => {
     await page.waitForFunction(() => document.querySelector('section.panel[data-kind="cdf"]')?.classList.contains("has-image"), null, { timeout: 45_000 });
 
-    // Group by route: the comparing kinds split by it, the others do not.
+    // Group by route: every panel splits by it (the heatmap as small multiples).
     await page.fill("#group-by", "route");
     await page.locator("#group-by").dispatchEvent("change");
     await page.waitForFunction(() => {
       const panel = document.querySelector('section.panel[data-kind="cdf"]');
       return panel?.classList.contains("has-image") && panel.dataset.shown?.includes("/byroute");
     }, null, { timeout: 45_000 });
-    assert.match(await page.locator('section.panel[data-kind="heatmap"]').getAttribute("data-view"), /^shop\/heatmap\/15m\/light\/\d+x\d+(\/dpr\d)?$/);
+    assert.match(await page.locator('section.panel[data-kind="heatmap"]').getAttribute("data-view"), /^shop\/heatmap\/15m\/light\/\d+x\d+\/(dpr\d\.)?byroute$/);
     assert.equal(new URL(page.url()).searchParams.get("group_by"), "route");
 
     // A filter: every panel's key carries it, and the plot shows only those samples.

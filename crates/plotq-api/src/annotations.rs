@@ -3,11 +3,13 @@
 //! services draws (and its job lists).
 //!
 //! Posting takes the `ingest` scope and every named service within the caller's
-//! allowlist (`403` naming the others), one unit of the caller's ingest rate, and a time
-//! within the rollup retention (`422` naming `/time`); a stored annotation moves the
+//! allowlist (`403` naming the others), one of the caller's annotations a minute
+//! (`PLOTQ_ANNOTATIONS_PER_MIN`), and a time within the rollup retention and at most 5
+//! minutes ahead (`422` naming `/time`); a stored annotation moves the
 //! data watermark of its services' plots (`views::ANNOTATIONS_SERIES`), so a cached plot
 //! of its range is drawn again rather than served without it. Listing takes the `read`
-//! scope, for services the caller may read.
+//! scope, for services the caller may read, and names only those of each annotation's
+//! services (as plots do: only their own).
 
 use crate::access::forbidden_services;
 use crate::openapi::{AnnotationDoc, AnnotationRequestDoc, AnnotationsDoc};
@@ -20,6 +22,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use plotq_domain::annotation::MAX_SERVICES;
+use plotq_domain::sample::MAX_FUTURE_SKEW_MS;
 use plotq_domain::{Annotation, FieldError, JobId, ServiceName, Window};
 use plotq_http::{
     AuthProblems, Caller, JsonBodyProblems, Limits, Problem, ProblemDoc, RateLimited, Scope,
@@ -67,6 +70,12 @@ pub(crate) async fn annotate(
     if !denied.is_empty() {
         return Err(forbidden_services(denied));
     }
+    if annotation.time_ms > now + MAX_FUTURE_SKEW_MS {
+        return Err(Problem::invalid_field(
+            "/time",
+            "lies more than 5 minutes in the future",
+        ));
+    }
     let retention = state.config.sources.rollup_retention;
     if annotation.time_ms < now.saturating_sub(retention.as_millis() as i64) {
         return Err(Problem::invalid_field(
@@ -74,7 +83,7 @@ pub(crate) async fn annotate(
             "is older than the rollup retention (PLOTQ_ROLLUP_RETENTION): no plot reaches it",
         ));
     }
-    limits.check_ingest(&caller.limit_key, 1)?;
+    limits.check_annotation(&caller.limit_key)?;
     state.store.annotate(&annotation).await?;
     // Plots of its services, cached or single-flighted, are not the same plots any more.
     let hour = annotation.time_ms.div_euclid(HOUR_MS) * HOUR_MS;
@@ -168,9 +177,14 @@ pub(crate) async fn list(
     }
     let now = now_ms();
     let names: Vec<&str> = services.iter().map(|s| s.as_str()).collect();
-    let found = state
+    let mut found = state
         .store
         .annotations(&names, now - window.millis(), now)
         .await?;
+    // Only the services this caller may see: an annotation of several services does not
+    // name the others to it.
+    for a in &mut found {
+        a.services.retain(|s| caller.may_use_service(s.as_str()));
+    }
     Ok(axum::Json(json!({"annotations": found})).into_response())
 }

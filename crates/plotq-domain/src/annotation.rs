@@ -105,8 +105,17 @@ impl Annotation {
         if self.services.is_empty() || self.services.len() > MAX_SERVICES {
             return Err(format!("must name 1 to {MAX_SERVICES} services"));
         }
-        if self.id.is_empty() || self.id.len() > 64 {
-            return Err("id must be 1 to 64 characters".into());
+        if self
+            .services
+            .iter()
+            .enumerate()
+            .any(|(i, s)| self.services[..i].contains(s))
+        {
+            return Err("names a service twice".into());
+        }
+        let id_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':');
+        if self.id.is_empty() || self.id.len() > 64 || !self.id.chars().all(id_char) {
+            return Err("id must be 1 to 64 letters, digits, '-', '_', '.' or ':'".into());
         }
         Ok(())
     }

@@ -43,6 +43,8 @@ pub struct LimitsConfig {
     pub max_tracked_keys: usize,
     /// Distinct label sets one caller may write for one series (service, metric).
     pub label_sets_per_series: usize,
+    /// Annotations one caller may post per minute (sustained; the same again in a burst).
+    pub annotations_per_min: u32,
 }
 
 impl Default for LimitsConfig {
@@ -59,6 +61,7 @@ impl Default for LimitsConfig {
             render_waiters_per_caller: 32,
             max_tracked_keys: 100_000,
             label_sets_per_series: 1_000,
+            annotations_per_min: 60,
         }
     }
 }
@@ -73,6 +76,7 @@ pub struct Limits {
     ingest: DefaultKeyedRateLimiter<String>,
     plots: DefaultKeyedRateLimiter<String>,
     grants: DefaultKeyedRateLimiter<String>,
+    annotations: DefaultKeyedRateLimiter<String>,
     sse: Mutex<HashMap<String, usize>>,
     /// Per caller, the views its streams watch, with how many of its streams watch each.
     views: Mutex<HashMap<String, HashMap<String, usize>>>,
@@ -114,10 +118,15 @@ impl Limits {
             Quota::per_second(nz(config.grant_requests_per_sec))
                 .allow_burst(nz(config.grant_burst)),
         );
+        let annotations = RateLimiter::keyed(
+            Quota::per_minute(nz(config.annotations_per_min))
+                .allow_burst(nz(config.annotations_per_min)),
+        );
         Arc::new(Self {
             ingest,
             plots,
             grants,
+            annotations,
             sse: Mutex::new(HashMap::new()),
             views: Mutex::new(HashMap::new()),
             waiters: Mutex::new(HashMap::new()),
@@ -215,6 +224,22 @@ impl Limits {
             )
             .with_retry_after(1)),
         }
+    }
+
+    /// Takes one annotation from caller `key`'s budget (`annotations_per_min`).
+    pub fn check_annotation(&self, key: &str) -> Result<(), Problem> {
+        self.bound(&self.annotations);
+        self.annotations
+            .check_key(&key.to_owned())
+            .map_err(|not_until| {
+                rate_limited(
+                    &format!(
+                        "more than {} annotations a minute",
+                        self.config.annotations_per_min
+                    ),
+                    not_until.wait_time_from(DefaultClock::default().now()),
+                )
+            })
     }
 
     /// Takes one request from the budget of the render link `key` (`grant:<digest>`).

@@ -105,6 +105,10 @@ async fn bad_annotations_are_refused_by_member() {
         post(json!({"text": "t", "services": ["a"], "time": now_ms() - 91 * 86_400_000})).await;
     assert_eq!(old.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(old.error_fields(), ["/time"]);
+    // More than 5 minutes ahead: a clock or unit mistake, not a moment to mark.
+    let ahead = post(json!({"text": "t", "services": ["a"], "time": now_ms() + 3_600_000})).await;
+    assert_eq!(ahead.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(ahead.error_fields(), ["/time"]);
     // Epoch seconds are named as such.
     let seconds = post(json!({"text": "t", "services": ["a"], "time": now_ms() / 1000})).await;
     assert_eq!(seconds.error_fields(), ["/time"]);
@@ -172,6 +176,34 @@ async fn scopes_and_services_apply() {
         1,
         "{listed}"
     );
+    // An annotation of another tenant's service too: the tenant sees only its own name.
+    let both = post(&tokens.ingest, json!(["team-a-web", "partner-secret"])).await;
+    assert_eq!(both.status, StatusCode::CREATED);
+    let listed = list(&tokens.tenant, "?services=team-a-web").await.json();
+    assert!(!listed.to_string().contains("partner-secret"), "{listed}");
+    assert_eq!(listed["annotations"][1]["services"], json!(["team-a-web"]));
+}
+
+#[tokio::test]
+async fn annotations_have_their_own_rate() {
+    let app = build()
+        .limits(plotq_http::LimitsConfig {
+            annotations_per_min: 2,
+            ..plotq_http::LimitsConfig::default()
+        })
+        .start();
+    let post = || {
+        app.post("/api/v1/annotations")
+            .json(&json!({"text": "deploy", "services": ["a"]}))
+            .send()
+    };
+    for _ in 0..2 {
+        assert_eq!(post().await.status, StatusCode::CREATED);
+    }
+    let refused = post().await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(refused.headers.contains_key("retry-after"));
+    assert_eq!(refused.json()["code"], "rate_limited");
 }
 
 #[tokio::test]

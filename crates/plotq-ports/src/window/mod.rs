@@ -53,7 +53,7 @@ impl Default for SourcePolicy {
     fn default() -> Self {
         Self {
             rollup_after: Duration::from_secs(3 * 3600),
-            hourly_after: Duration::from_secs(48 * 3600),
+            hourly_after: Duration::from_secs(72 * 3600),
             raw_retention: Duration::from_secs(48 * 3600),
             rollup_retention: Duration::from_secs(90 * 24 * 3600),
             raw_max_samples: 5_000_000,
@@ -62,9 +62,11 @@ impl Default for SourcePolicy {
     }
 }
 
-/// The shortest `hourly_after`: a window longer than 30 hours has time buckets of an
-/// hour or more at every width (at most 60 buckets: `series::max_time_buckets`).
-pub const MIN_HOURLY_AFTER: Duration = Duration::from_secs(30 * 3600);
+/// The shortest `hourly_after`: a window longer than 60 hours has time buckets of an
+/// hour or more at every width — the time kinds' at most 60 buckets
+/// (`series::max_time_buckets`), the heatmap's at most 120 columns — so each hour's
+/// values fall in one bucket.
+pub const MIN_HOURLY_AFTER: Duration = Duration::from_secs(60 * 3600);
 
 impl SourcePolicy {
     /// The rollups a window of `window_ms` reads when drawn from rollups.
@@ -104,7 +106,8 @@ pub struct WindowRead {
     /// samples).
     pub series: Vec<SeriesWindow>,
     pub source: DataSource,
-    /// The exact number of samples (rollups count whole minutes at the window's ends).
+    /// The exact number of samples (rollups count whole periods, minutes or hours, at the
+    /// window's ends).
     pub samples: u64,
     /// Stored documents (chunks and rollups) read.
     pub documents: u64,
@@ -243,7 +246,12 @@ pub async fn read_window(
     };
     let annotations = if spec.kind.has_time_axis() {
         let services: Vec<&str> = spec.services.iter().map(|s| s.as_str()).collect();
-        store.annotations(&services, from_ms, until_ms).await?
+        let mut found = store.annotations(&services, from_ms, until_ms).await?;
+        // Each names only the plot's services: a plot shows its own, no one else's.
+        for a in &mut found {
+            a.services.retain(|s| spec.services.contains(s));
+        }
+        found
     } else {
         Vec::new()
     };

@@ -99,13 +99,21 @@ async fn long_windows_read_one_document_an_hour() {
     };
     let drawn = as_read(&c, &hourly);
     assert_eq!(drawn.correlation.as_ref().unwrap().bucket.secs(), 7_200);
-    // The policy never reads hours for windows of 30 h or less.
+    // The policy never reads hours for windows of 60 h or less.
     let eager = SourcePolicy {
         hourly_after: Duration::from_secs(3_600),
         ..SourcePolicy::default()
     };
-    assert_eq!(eager.resolution(30 * hour), Resolution::Minute);
-    assert_eq!(eager.resolution(30 * hour + 1), Resolution::Hour);
+    assert_eq!(eager.resolution(60 * hour), Resolution::Minute);
+    assert_eq!(eager.resolution(60 * hour + 1), Resolution::Hour);
+    assert_eq!(
+        SourcePolicy::default().resolution(72 * hour),
+        Resolution::Minute
+    );
+    assert_eq!(
+        SourcePolicy::default().resolution(72 * hour + 1),
+        Resolution::Hour
+    );
 }
 
 #[tokio::test]

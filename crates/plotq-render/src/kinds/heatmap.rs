@@ -47,7 +47,9 @@ fn multiples<DB: DrawingBackend>(
     let (rows, cols) = if n <= 3 { (n, 1) } else { (n.div_ceil(2), 2) };
     // Panels too small to carry their axes: the first series alone, saying so.
     let (w, h) = root.dim_in_pixel();
-    let panel_layout = (w / ctx.scale / cols as u32, h / ctx.scale / rows as u32);
+    // (The title takes about twice its type size.)
+    let below_title = (h / ctx.scale).saturating_sub(ctx.layout_ts.title * 2);
+    let panel_layout = (w / ctx.scale / cols as u32, below_title / rows as u32);
     if panel_layout.0 < MIN_PANEL.0 || panel_layout.1 < MIN_PANEL.1 {
         let first = &data.series[0];
         let mut spec = ctx.spec.clone();
@@ -69,7 +71,9 @@ fn multiples<DB: DrawingBackend>(
         .iter()
         .any(|a| data.series.iter().any(|s| a.concerns(&s.service)));
     let mut first: Option<TimeAxis> = None;
-    let mut drawn = 0;
+    // Unplottable panels say why; with none drawn, the plot fails as one series would:
+    // unplottable when any was, else without data.
+    let mut unplottable: Option<String> = None;
     for (series, area) in data.series.iter().zip(&panels) {
         let (w, h) = area.dim_in_pixel();
         let mut spec = ctx.spec.clone();
@@ -91,14 +95,21 @@ fn multiples<DB: DrawingBackend>(
         let panel_ctx = Ctx::new(&spec, &one);
         match panel(area, &panel_ctx, &one) {
             Ok(axis) => {
-                drawn += 1;
                 // (Columns in the whole image: backend coordinates.)
                 first.get_or_insert(axis);
             }
-            // A series without samples in the window says so in its panel.
-            Err(RenderError::NoData) => {
+            // A series without samples in the window (or none a log axis can show) says
+            // so in its panel; the others are drawn.
+            Err(e @ (RenderError::NoData | RenderError::Unplottable(_))) => {
+                let why = match e {
+                    RenderError::Unplottable(why) => {
+                        unplottable.get_or_insert_with(|| why.clone());
+                        why
+                    }
+                    _ => "no data in the window".to_owned(),
+                };
                 area.draw(&Text::new(
-                    format!("{}: no data in the window", series.service),
+                    format!("{}: {why}", series.service),
                     (panel_ctx.ts.tick as i32, panel_ctx.ts.tick as i32),
                     panel_ctx.font(panel_ctx.ts.legend),
                 ))
@@ -107,10 +118,7 @@ fn multiples<DB: DrawingBackend>(
             Err(e) => return Err(e),
         }
     }
-    if drawn == 0 {
-        return Err(RenderError::NoData);
-    }
-    first.ok_or(RenderError::NoData)
+    first.ok_or_else(|| unplottable.map_or(RenderError::NoData, RenderError::Unplottable))
 }
 
 /// The smallest panel of small multiples, layout pixels (below, one series is drawn).

@@ -89,6 +89,9 @@ pub struct ApiSettings {
     /// Requests one render link may get in a burst.
     #[arg(long, env = "PLOTQ_GRANT_BURST", default_value_t = 40)]
     pub grant_burst: u32,
+    /// Annotations one caller may post a minute (and in a burst).
+    #[arg(long, env = "PLOTQ_ANNOTATIONS_PER_MIN", default_value_t = 60)]
+    pub annotations_per_min: u32,
 }
 
 impl Validate for ApiSettings {
@@ -134,6 +137,7 @@ impl Validate for ApiSettings {
             (self.ingest_samples_per_sec, "PLOTQ_INGEST_SAMPLES_PER_SEC"),
             (self.grant_requests_per_sec, "PLOTQ_GRANT_REQUESTS_PER_SEC"),
             (self.grant_burst, "PLOTQ_GRANT_BURST"),
+            (self.annotations_per_min, "PLOTQ_ANNOTATIONS_PER_MIN"),
         ] {
             at_least(value, 1, name)?;
         }
@@ -177,6 +181,7 @@ impl ApiSettings {
         limits.ingest_burst = self.ingest_burst;
         limits.grant_requests_per_sec = self.grant_requests_per_sec;
         limits.grant_burst = self.grant_burst;
+        limits.annotations_per_min = self.annotations_per_min;
         limits.render_waiters_per_caller = self.render_waiters_per_caller;
     }
 }

@@ -123,10 +123,10 @@ pub struct SourceSettings {
           value_parser = values::with_unit().at_least(SECOND))]
     pub rollup_after: Duration,
     /// Windows longer than this are drawn from hour rollups rather than
-    /// minute ones (one document an hour: a 90-day window reads ~2,160). At least 30h:
+    /// minute ones (one document an hour: a 90-day window reads ~2,160). At least 60h:
     /// past it every time plot's buckets are whole hours.
-    #[arg(long, env = "PLOTQ_HOURLY_AFTER", default_value = "48h", value_name = "DURATION",
-          value_parser = values::with_unit().at_least(Duration::from_secs(30 * 3600)))]
+    #[arg(long, env = "PLOTQ_HOURLY_AFTER", default_value = "72h", value_name = "DURATION",
+          value_parser = values::with_unit().at_least(Duration::from_secs(60 * 3600)))]
     pub hourly_after: Duration,
     /// Windows holding more samples than this (all services together) are drawn from
     /// rollups.

@@ -317,6 +317,8 @@ impl MetricStore for MemoryStore {
         from_ms: i64,
         until_ms: i64,
     ) -> PortResult<Vec<Annotation>> {
+        // Nothing past the rollup retention, as in MongoDB (whose TTL removes them).
+        let from_ms = from_ms.max(self.rollup_horizon_ms());
         if from_ms > until_ms {
             return Ok(Vec::new());
         }
