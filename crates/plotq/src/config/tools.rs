@@ -73,6 +73,35 @@ pub enum BenchCommand {
     /// to a standalone plotq this starts, side by side; samples stored per api
     /// core-second of each; one JSON line.
     Ingest(BenchIngestArgs),
+    /// Worker scaling in standalone: a pre-filled queue of distinct renders over the
+    /// in-memory store drained by each count of workers in turn; one JSON line.
+    Workers(BenchWorkersArgs),
+}
+
+/// `plotq bench workers`.
+#[derive(Debug, Args)]
+pub struct BenchWorkersArgs {
+    /// Worker counts to time, in turn (comma-separated); speedups are over the first.
+    #[arg(long, value_delimiter = ',', default_value = "1,2")]
+    pub workers: Vec<usize>,
+    /// Distinct renders queued before each count's workers start.
+    #[arg(long, default_value_t = 400)]
+    pub jobs: usize,
+    /// Services in the store (the generator's latencies and status codes).
+    #[arg(long, default_value_t = 8)]
+    pub services: usize,
+    /// Minutes of samples each service has.
+    #[arg(long, default_value_t = 15)]
+    pub minutes: u32,
+    /// Requests a minute of each service (two samples each).
+    #[arg(long, default_value_t = 6_000)]
+    pub per_minute: usize,
+    /// The window every render draws.
+    #[arg(long, default_value = "15m")]
+    pub window: String,
+    /// Jobs each worker renders at once (its prefetch).
+    #[arg(long, default_value_t = 1)]
+    pub prefetch: u16,
 }
 
 /// `plotq bench ingest`.

@@ -1,13 +1,15 @@
-//! `plotq bench render|store|fairness|ingest`: the benchmarks, one file each (`render`:
-//! drawing and encoding in process; `store`: plots through a worker over the in-memory
-//! store; `fairness`: two tenants against a running api; `ingest`: JSON samples against
-//! OTLP spans, per api core-second, through a standalone plotq it starts). Each prints one JSON line and
+//! `plotq bench render|store|fairness|ingest|workers`: the benchmarks, one file each
+//! (`render`: drawing and encoding in process; `store`: plots through a worker over the
+//! in-memory store; `fairness`: two tenants against a running api; `ingest`: JSON
+//! samples against OTLP spans, per api core-second, through a standalone plotq it
+//! starts; `workers`: one worker against more on a pre-filled queue, standalone). Each prints one JSON line and
 //! asserts nothing. They run without the roles' runtime (each builds what it needs).
 
 pub mod fairness;
 pub mod ingest;
 pub mod render;
 pub mod store;
+pub mod workers;
 
 use crate::config::tools::BenchCommand;
 
@@ -18,5 +20,6 @@ pub fn run(command: &BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Store(args) => store::run(args),
         BenchCommand::Fairness(args) => fairness::run(args),
         BenchCommand::Ingest(args) => ingest::run(args),
+        BenchCommand::Workers(args) => workers::run(args),
     }
 }
