@@ -73,8 +73,15 @@ pub(crate) fn forbidden_services(errors: Vec<FieldError>) -> Problem {
 
 /// `403` naming each of the spec's services the caller may not read.
 pub(crate) fn may_read_services(caller: &Caller, spec: &PlotSpec) -> Result<(), Problem> {
-    let denied: Vec<FieldError> = spec
-        .services
+    may_use_services(caller, &spec.services)
+}
+
+/// `403` naming each of `services` (as `/services/<i>`) the caller may not use.
+pub(crate) fn may_use_services(
+    caller: &Caller,
+    services: &[plotq_domain::ServiceName],
+) -> Result<(), Problem> {
+    let denied: Vec<FieldError> = services
         .iter()
         .enumerate()
         .filter(|(_, s)| !caller.may_use_service(s.as_str()))

@@ -11,7 +11,7 @@
 //! scope, for services the caller may read, and names only those of each annotation's
 //! services (as plots do: only their own).
 
-use crate::access::forbidden_services;
+use crate::access::may_use_services;
 use crate::openapi::{AnnotationDoc, AnnotationRequestDoc, AnnotationsDoc};
 use crate::plots::reuse_horizon;
 use crate::state::ApiState;
@@ -60,16 +60,7 @@ pub(crate) async fn annotate(
     let now = now_ms();
     let annotation = Annotation::parse(&body, JobId::issued_at(now).to_string(), now)
         .map_err(Problem::invalid)?;
-    let denied: Vec<FieldError> = annotation
-        .services
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| !caller.may_use_service(s.as_str()))
-        .map(|(i, s)| FieldError::new(format!("/services/{i}"), s.to_string()))
-        .collect();
-    if !denied.is_empty() {
-        return Err(forbidden_services(denied));
-    }
+    may_use_services(&caller, &annotation.services)?;
     if annotation.time_ms > now + MAX_FUTURE_SKEW_MS {
         return Err(Problem::invalid_field(
             "/time",
@@ -166,15 +157,7 @@ pub(crate) async fn list(
     let Some(window) = window.filter(|_| errors.is_empty()) else {
         return Err(Problem::invalid(plotq_domain::FieldErrors(errors)));
     };
-    let denied: Vec<FieldError> = services
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| !caller.may_use_service(s.as_str()))
-        .map(|(i, s)| FieldError::new(format!("/services/{i}"), s.to_string()))
-        .collect();
-    if !denied.is_empty() {
-        return Err(forbidden_services(denied));
-    }
+    may_use_services(&caller, &services)?;
     let now = now_ms();
     let names: Vec<&str> = services.iter().map(|s| s.as_str()).collect();
     let mut found = state

@@ -46,17 +46,7 @@ pub(crate) fn correlation<DB: DrawingBackend>(
     let y = data.series.first().unwrap_or(&empty);
     let x = data.series.get(1).unwrap_or(&empty);
     let buckets = Buckets::new(data.from_ms, data.until_ms, c.bucket.millis());
-    let points = correlation::points(
-        (
-            &Samples::new(spec.metric.as_str(), &y.timestamps_ms, &y.values, y.weight),
-            c.stat,
-        ),
-        (
-            &Samples::new(c.x_metric.as_str(), &x.timestamps_ms, &x.values, x.weight),
-            c.x_stat,
-        ),
-        &buckets,
-    );
+    let points = pair_points(ctx, (y, x), &buckets);
     if points.is_empty() {
         return Err(RenderError::NoData);
     }
@@ -81,26 +71,7 @@ pub(crate) fn correlation<DB: DrawingBackend>(
         None => c.x_stat.describe(c.x_metric.as_str()),
     };
     let y_desc = c.stat.describe(spec.metric.as_str());
-    let (x_ticks, x_label) = {
-        let (probe, step) = axis::linear_ticks(x_lo, x_hi, 10);
-        let widest = frame::widest(probe.iter().map(|v| axis::format_tick(*v, step)));
-        axis::value_axis(x_lo, x_hi, false, ctx.max_x_ticks(widest.max(4)))
-    };
-    let (y_ticks, y_label) = axis::value_axis(y_lo, y_top, false, ctx.max_y_ticks());
-    let mut chart = frame::chart(
-        root,
-        ctx,
-        Axis {
-            ticks: x_ticks,
-            label: x_label,
-            desc: &x_desc,
-        },
-        Axis {
-            ticks: y_ticks,
-            label: y_label,
-            desc: &y_desc,
-        },
-    )?;
+    let mut chart = scatter(root, ctx, ((x_lo, x_hi), &x_desc), ((y_lo, y_top), &y_desc))?;
     let marker = ctx.marker();
     let color = ctx.theme.series[0];
     let buckets_label = format!("{} buckets of {}", points.len(), c.bucket);
@@ -152,6 +123,55 @@ pub(crate) fn correlation<DB: DrawingBackend>(
     Ok(())
 }
 
+/// A pair's points (y's statistic against x's, a point per whole bucket where both
+/// have one), as the spec's correlation asks.
+fn pair_points(ctx: &Ctx<'_>, (y, x): (&SeriesData, &SeriesData), buckets: &Buckets) -> Vec<Point> {
+    let spec = ctx.spec;
+    let Some(c) = &spec.correlation else {
+        return Vec::new();
+    };
+    correlation::points(
+        (
+            &Samples::new(spec.metric.as_str(), &y.timestamps_ms, &y.values, y.weight),
+            c.stat,
+        ),
+        (
+            &Samples::new(c.x_metric.as_str(), &x.timestamps_ms, &x.values, x.weight),
+            c.x_stat,
+        ),
+        buckets,
+    )
+}
+
+/// The chart of a correlation: value axes over `x` and `y`, each described.
+fn scatter<'a, DB: DrawingBackend>(
+    root: &'a Area<'_, DB>,
+    ctx: &Ctx<'_>,
+    ((x_lo, x_hi), x_desc): ((f64, f64), &str),
+    ((y_lo, y_top), y_desc): ((f64, f64), &str),
+) -> Result<frame::Chart<'a, DB>, RenderError> {
+    let (x_ticks, x_label) = {
+        let (probe, step) = axis::linear_ticks(x_lo, x_hi, 10);
+        let widest = frame::widest(probe.iter().map(|v| axis::format_tick(*v, step)));
+        axis::value_axis(x_lo, x_hi, false, ctx.max_x_ticks(widest.max(4)))
+    };
+    let (y_ticks, y_label) = axis::value_axis(y_lo, y_top, false, ctx.max_y_ticks());
+    frame::chart(
+        root,
+        ctx,
+        Axis {
+            ticks: x_ticks,
+            label: x_label,
+            desc: x_desc,
+        },
+        Axis {
+            ticks: y_ticks,
+            label: y_label,
+            desc: y_desc,
+        },
+    )
+}
+
 /// Several services' correlations on one chart: per pair of series its points, trend and
 /// coefficients, in its colour.
 fn compared<DB: DrawingBackend>(
@@ -171,18 +191,7 @@ fn compared<DB: DrawingBackend>(
         .chunks_exact(2)
         .map(|pair| {
             let (y, x) = (&pair[0], &pair[1]);
-            let points = correlation::points(
-                (
-                    &Samples::new(spec.metric.as_str(), &y.timestamps_ms, &y.values, y.weight),
-                    c.stat,
-                ),
-                (
-                    &Samples::new(c.x_metric.as_str(), &x.timestamps_ms, &x.values, x.weight),
-                    c.x_stat,
-                ),
-                &buckets,
-            );
-            (y.service.as_str(), points)
+            (y.service.as_str(), pair_points(ctx, (y, x), &buckets))
         })
         .collect();
     let all = || pairs.iter().flat_map(|(_, p)| p.iter());
@@ -199,26 +208,7 @@ fn compared<DB: DrawingBackend>(
     let y_top = (y_lo + half * 2.0 * ctx.headroom(pairs.len())).clamp(y_hi, f64::MAX);
     let x_desc = c.x_stat.describe(c.x_metric.as_str());
     let y_desc = c.stat.describe(spec.metric.as_str());
-    let (x_ticks, x_label) = {
-        let (probe, step) = axis::linear_ticks(x_lo, x_hi, 10);
-        let widest = frame::widest(probe.iter().map(|v| axis::format_tick(*v, step)));
-        axis::value_axis(x_lo, x_hi, false, ctx.max_x_ticks(widest.max(4)))
-    };
-    let (y_ticks, y_label) = axis::value_axis(y_lo, y_top, false, ctx.max_y_ticks());
-    let mut chart = frame::chart(
-        root,
-        ctx,
-        Axis {
-            ticks: x_ticks,
-            label: x_label,
-            desc: &x_desc,
-        },
-        Axis {
-            ticks: y_ticks,
-            label: y_label,
-            desc: &y_desc,
-        },
-    )?;
+    let mut chart = scatter(root, ctx, ((x_lo, x_hi), &x_desc), ((y_lo, y_top), &y_desc))?;
     let marker = ctx.marker();
     let radius = ctx.line_width() as i32;
     for (i, (name, points)) in pairs.iter().enumerate() {
