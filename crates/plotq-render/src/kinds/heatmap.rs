@@ -51,17 +51,27 @@ fn multiples<DB: DrawingBackend>(
     let below_title = (h / ctx.scale).saturating_sub(ctx.layout_ts.title * 2);
     let panel_layout = (w / ctx.scale / cols as u32, below_title / rows as u32);
     if panel_layout.0 < MIN_PANEL.0 || panel_layout.1 < MIN_PANEL.1 {
-        let first = &data.series[0];
-        let mut spec = ctx.spec.clone();
-        spec.title = Some(format!(
-            "{} (1 of {n}: larger images show each)",
-            first.service
-        ));
-        let one = PlotData {
-            series: vec![first.clone()],
-            ..data.clone()
-        };
-        return panel(root, &Ctx::new(&spec, &one), &one);
+        // The first series that can be drawn (a panel fails before it draws anything).
+        let mut unplottable = None;
+        for series in &data.series {
+            let mut spec = ctx.spec.clone();
+            spec.title = Some(format!(
+                "{} (1 of {n}: larger images show each)",
+                series.service
+            ));
+            let one = PlotData {
+                series: vec![series.clone()],
+                ..data.clone()
+            };
+            match panel(root, &Ctx::new(&spec, &one), &one) {
+                Err(RenderError::NoData) => {}
+                Err(RenderError::Unplottable(why)) => {
+                    unplottable.get_or_insert(why);
+                }
+                done => return done,
+            }
+        }
+        return Err(unplottable.map_or(RenderError::NoData, RenderError::Unplottable));
     }
     let title_h = ctx.draw_title(root)?;
     let (_, below) = root.split_vertically(title_h as i32);

@@ -238,8 +238,10 @@ fn expected(spec: &PlotSpec, data: &PlotData) -> Expected {
                 Expected::NoData
             }
         }
+        // Several series: panels of those that can be drawn (or, too small for panels,
+        // the first that can); an error only when none can.
         PlotKind::Heatmap => {
-            let values = in_window(&data.series[0]);
+            let values: Vec<f64> = data.series.iter().flat_map(in_window).collect();
             if values.is_empty() {
                 Expected::NoData
             } else if values.iter().any(|v| *v > 0.0) {
