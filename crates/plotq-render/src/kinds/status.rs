@@ -41,34 +41,8 @@ pub(crate) fn status_codes<DB: DrawingBackend>(
     let y_max = peak * ctx.headroom(classes.len()).max(1.15);
     let (y_ticks, y_step) = axis::linear_ticks(0.0, y_max, ctx.max_y_ticks());
     let n = bars.len();
-    // Label every bar when the labels fit (they do for the usual handful), else every k-th.
-    let every = n.div_ceil(ctx.max_x_ticks(5)).max(1);
-    let x_ticks: Vec<f64> = (0..n).step_by(every).map(|i| i as f64).collect();
-    let label_of = |i: f64| -> String {
-        bars.get(i.round() as usize)
-            .map(|(code, _)| {
-                if *code == 0 {
-                    "other".to_owned()
-                } else {
-                    code.to_string()
-                }
-            })
-            .unwrap_or_default()
-    };
-    let mut chart = frame::chart(
-        root,
-        ctx,
-        Axis {
-            ticks: axis::TickedAxis::linear(-0.6, n as f64 - 0.4, x_ticks),
-            label: Box::new(|v: &f64| label_of(*v)),
-            desc: "Status code",
-        },
-        Axis {
-            ticks: axis::TickedAxis::linear(0f64, y_max, y_ticks),
-            label: Box::new(move |v: &f64| axis::format_tick(*v, y_step)),
-            desc: "Responses",
-        },
-    )?;
+    let codes: Vec<u16> = bars.iter().map(|(code, _)| *code).collect();
+    let mut chart = codes_chart(root, ctx, &codes, (y_max, &y_ticks, y_step), "Responses")?;
     chart
         .draw_series(bars.iter().enumerate().map(|(i, (code, c))| {
             let x = i as f64;
@@ -174,29 +148,12 @@ fn grouped<DB: DrawingBackend>(
         .max(1.0);
     let y_max = (peak * ctx.headroom(per_series.len())).min(100.0 * 1.3);
     let (y_ticks, y_step) = axis::linear_ticks(0.0, y_max, ctx.max_y_ticks());
-    let n = codes.len();
-    let every = n.div_ceil(ctx.max_x_ticks(5)).max(1);
-    let x_ticks: Vec<f64> = (0..n).step_by(every).map(|i| i as f64).collect();
-    let label_of = |i: f64| -> String {
-        match codes.get(i.round() as usize) {
-            Some(0) => "other".to_owned(),
-            Some(code) => code.to_string(),
-            None => String::new(),
-        }
-    };
-    let mut chart = frame::chart(
+    let mut chart = codes_chart(
         root,
         ctx,
-        Axis {
-            ticks: axis::TickedAxis::linear(-0.6, n as f64 - 0.4, x_ticks),
-            label: Box::new(|v: &f64| label_of(*v)),
-            desc: "Status code",
-        },
-        Axis {
-            ticks: axis::TickedAxis::linear(0f64, y_max, y_ticks),
-            label: Box::new(move |v: &f64| axis::format_tick(*v, y_step)),
-            desc: "Share of responses (%)",
-        },
+        &codes,
+        (y_max, &y_ticks, y_step),
+        "Share of responses (%)",
     )?;
     let k = per_series.len() as f64;
     let slot = 0.76 / k;
@@ -234,4 +191,40 @@ fn grouped<DB: DrawingBackend>(
     }
     draw_legend(&mut chart, ctx, SeriesLabelPosition::UpperRight)?;
     Ok(())
+}
+
+/// The chart of a status-code plot: a slot per code along x (labelled with it, or
+/// "other", every k-th when they are too many for the width), `y_desc` up to `y_max`.
+fn codes_chart<'a, DB: DrawingBackend>(
+    root: &'a Area<'_, DB>,
+    ctx: &Ctx<'_>,
+    codes: &[u16],
+    (y_max, y_ticks, y_step): (f64, &[f64], f64),
+    y_desc: &str,
+) -> Result<frame::Chart<'a, DB>, RenderError> {
+    let n = codes.len();
+    // Label every bar when the labels fit (they do for the usual handful), else every k-th.
+    let every = n.div_ceil(ctx.max_x_ticks(5)).max(1);
+    let x_ticks: Vec<f64> = (0..n).step_by(every).map(|i| i as f64).collect();
+    let label_of = |i: f64| -> String {
+        match codes.get(i.round() as usize) {
+            Some(0) => "other".to_owned(),
+            Some(code) => code.to_string(),
+            None => String::new(),
+        }
+    };
+    frame::chart(
+        root,
+        ctx,
+        Axis {
+            ticks: axis::TickedAxis::linear(-0.6, n as f64 - 0.4, x_ticks),
+            label: Box::new(|v: &f64| label_of(*v)),
+            desc: "Status code",
+        },
+        Axis {
+            ticks: axis::TickedAxis::linear(0f64, y_max, y_ticks.to_vec()),
+            label: Box::new(move |v: &f64| axis::format_tick(*v, y_step)),
+            desc: y_desc,
+        },
+    )
 }
