@@ -7,7 +7,7 @@
 //! `{s, m, l, lb, b, lo, hi, n, d}`: service, metric, the label set (its canonical text
 //! `l` and its pairs `lb`, both absent when it has none), bucket start, first and last
 //! sample time (BSON dates), count, and the samples as one encoded chunk
-//! (`plotq_domain::chunk`, ~9–10 bytes a sample, BSON binary). A batch of 1,000 samples of one series is one
+//! (`plotq_domain::chunk`, ~2 bytes a sample of latencies with two decimals, BSON binary). A batch of 1,000 samples of one series is one
 //! document, not 1,000. Index `(s, m, lo)` serves window reads; a TTL index on `hi`
 //! is the raw retention.
 //!

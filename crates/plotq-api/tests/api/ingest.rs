@@ -204,11 +204,12 @@ async fn a_batch_whose_write_failed_after_storing_is_not_counted_twice_on_retry(
 
 #[tokio::test]
 async fn a_full_store_refuses_ingest_with_507_and_keeps_what_it_had() {
-    // One batch of 200 samples holds 4,880 bytes of the store (chunk, minute and hour
-    // rollups and the series' bookkeeping, as counted); a second would take it past 6,000.
+    // One batch of 200 samples holds 3,216 bytes of the store (chunk, minute and hour
+    // rollups and the series' bookkeeping, as counted); a second's chunk (~180 bytes)
+    // would take it past 3,300.
     let app = build()
         .store(MemoryStore::new(MemoryStoreConfig {
-            max_bytes: 6_000,
+            max_bytes: 3_300,
             ..Default::default()
         }))
         .start();

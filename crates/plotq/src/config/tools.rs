@@ -76,6 +76,28 @@ pub enum BenchCommand {
     /// Worker scaling in standalone: a pre-filled queue of distinct renders over the
     /// in-memory store drained by each count of workers in turn; one JSON line.
     Workers(BenchWorkersArgs),
+    /// The chunk formats side by side: bytes a sample, encode and decode ns a sample of
+    /// the generator's latencies in the previous format (1) and the current (2); one
+    /// JSON line.
+    Chunks(BenchChunksArgs),
+}
+
+/// `plotq bench chunks`.
+#[derive(Debug, Args)]
+pub struct BenchChunksArgs {
+    /// Samples a minute of the one series (the generator's lognormal latencies, sent
+    /// with two decimals).
+    #[arg(long, default_value_t = 200_000)]
+    pub per_minute: usize,
+    /// Minutes of samples.
+    #[arg(long, default_value_t = 10)]
+    pub minutes: u32,
+    /// Samples per chunk as a batch writes them (a whole minute is timed too).
+    #[arg(long, default_value_t = 1_000)]
+    pub batch: usize,
+    /// Timed passes over all chunks of each format (the median is reported).
+    #[arg(long, default_value_t = 7)]
+    pub reps: usize,
 }
 
 /// `plotq bench workers`.

@@ -18,7 +18,7 @@
 //!
 //! A series with one sample costs its key (32), its share of the table (~75–150), a raw
 //! leaf (464) with its chunk list (32) and chunk (32), a rollup leaf (288) and packed
-//! rollup (48): ~1 KiB. A sample in a long series costs its encoded bytes (~9–10) and,
+//! rollup (48): ~1 KiB. A sample in a long series costs its encoded bytes (~2 with few decimals, ~9 without) and,
 //! per minute, its share of the nodes (~70 + ~40) and the packed rollup.
 
 use std::mem::size_of;

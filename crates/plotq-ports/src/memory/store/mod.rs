@@ -1,5 +1,5 @@
 //! `MemoryStore`, the in-process `MetricStore`: the same model as MongoDB — per series,
-//! one-minute buckets of encoded chunks (`plotq_domain::chunk`, ~9–10 bytes a sample)
+//! one-minute buckets of encoded chunks (`plotq_domain::chunk`, ~2 bytes a sample with few decimals)
 //! and minute and hour rollups (`plotq_domain::rollup`, kept packed: a few bytes a
 //! histogram bucket) — with the configured raw and rollup retentions, a series bound and a byte
 //! bound. The bytes counted are the memory the store holds, not just the encoded samples:

@@ -17,8 +17,9 @@ use std::mem::size_of;
 
 /// A bucket with more chunks than this has its small chunks merged into one.
 pub(super) const MAX_CHUNKS_PER_BUCKET: usize = 16;
-/// Chunks at least this big (encoded) are left as they are.
-pub(super) const BIG_CHUNK_BYTES: usize = 64 * 1024;
+/// Chunks at least this big (encoded) are left as they are (~8,000 samples of latencies
+/// with two decimals, as many as 64 KiB held in the format before version 2).
+pub(super) const BIG_CHUNK_BYTES: usize = 16 * 1024;
 
 /// The part of a series' key that names its metric: the service, a NUL, the metric and
 /// a NUL. Names never hold a NUL (`plotq_domain::names`), so the label sets of one

@@ -1,13 +1,19 @@
 //! Chunks: the compact, versioned form samples are stored in. A chunk holds samples of
-//! one series (service, metric) within one time bucket, sorted by time: timestamps as
-//! varint deltas, values as little-endian `f64`. It crosses the storage boundary
-//! (MongoDB documents, the in-memory store), so decoding checks everything encoding
-//! guarantees — version, counts, lengths, timestamp range, finite values — and its work
-//! is bounded by the input's length.
+//! one series (service, metric) within one time bucket, sorted by time. It crosses the
+//! storage boundary (MongoDB documents, the in-memory store), so decoding checks
+//! everything encoding guarantees — version, counts, lengths, timestamp range, finite
+//! values — and its work is bounded by the input's length.
 //!
-//! Layout, version 1: `[1][n: varint][t0 + 2^62: varint][n-1 deltas: varint][n × f64 LE]`.
-//! A sample costs 8 bytes for its value plus 1–3 bytes for its timestamp at the rates
-//! plotq is built for (one sample every few ms to one a minute).
+//! Every chunk starts `[version][n: varint][t0 + 2^62: varint]`. Version 2 ([`v2`], written
+//! since stop 33) codes timestamps as deltas or deltas of deltas and values as scaled
+//! decimal integers or XORs of their bits, in Exp-Golomb codes ([`bits`]), choosing per
+//! chunk what is shortest: about 2 bytes a sample for latencies sent with two decimals
+//! at 200,000 a minute. Version 1 ([`v1`]: varint deltas and raw `f64`s, ~9 bytes a
+//! sample) is still read.
+
+mod bits;
+mod v1;
+mod v2;
 
 use crate::labels::Labels;
 use crate::names::{MetricName, ServiceName};
@@ -17,7 +23,7 @@ use crate::timestamp::{MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS};
 use std::collections::BTreeMap;
 
 /// The current chunk format.
-pub const CHUNK_VERSION: u8 = 1;
+pub const CHUNK_VERSION: u8 = v2::VERSION;
 /// Width of a time bucket: a chunk never spans two buckets.
 pub const BUCKET_MS: i64 = 60_000;
 /// Most samples one chunk holds (bounds what one decode allocates).
@@ -145,29 +151,22 @@ impl Chunk {
     /// [`MAX_CHUNK_SAMPLES`], with timestamps in the valid range and finite values — as
     /// every chunk built from parsed samples is.
     pub fn encode(&self) -> Vec<u8> {
+        debug_assert!(!self.is_empty() && self.len() <= MAX_CHUNK_SAMPLES);
         debug_assert!(self.timestamps_ms.is_sorted());
-        let mut out = Vec::with_capacity(1 + 10 + self.len() * 10);
-        out.push(CHUNK_VERSION);
-        put_varint(&mut out, self.len() as u64);
-        let mut previous = None;
-        for &t in &self.timestamps_ms {
-            match previous {
-                None => put_varint(&mut out, (t + T_OFFSET) as u64),
-                Some(p) => put_varint(&mut out, (t - p) as u64),
-            }
-            previous = Some(t);
-        }
-        for v in &self.values {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-        out
+        v2::encode(self)
     }
 
-    /// Decodes and checks a chunk; never panics, and allocates at most what `bytes`
-    /// can hold.
+    /// The encoded form in version 1, the format before [`CHUNK_VERSION`] (for the
+    /// benchmark's baseline and the tests of reading old chunks).
+    pub fn encode_v1(&self) -> Vec<u8> {
+        v1::encode(self)
+    }
+
+    /// Decodes and checks a chunk of any version; never panics, and allocates at most
+    /// what `bytes` can hold.
     pub fn decode(bytes: &[u8]) -> Result<Self, ChunkError> {
         let (&version, mut rest) = bytes.split_first().ok_or(ChunkError::Empty)?;
-        if version != CHUNK_VERSION {
+        if version != v1::VERSION && version != v2::VERSION {
             return Err(ChunkError::Version(version));
         }
         let at = |rest: &[u8]| bytes.len() - rest.len();
@@ -175,46 +174,23 @@ impl Chunk {
         if n > MAX_CHUNK_SAMPLES as u64 {
             return Err(ChunkError::TooMany(n));
         }
-        // Every sample takes at least 9 bytes: refuse before allocating for it.
-        if n == 0 || (rest.len() as u64) < n * 9 {
+        if n == 0 {
             return Err(ChunkError::Malformed(at(rest)));
         }
-        let n = n as usize;
-        let mut timestamps_ms = Vec::with_capacity(n);
-        let mut previous: Option<i64> = None;
-        for _ in 0..n {
-            let raw = take_varint(&mut rest).ok_or(ChunkError::Malformed(at(rest)))?;
-            let t = match previous {
-                None => i64::try_from(raw).map_err(|_| ChunkError::Timestamp)? - T_OFFSET,
-                Some(p) => i64::try_from(raw)
-                    .ok()
-                    .and_then(|d| p.checked_add(d))
-                    .ok_or(ChunkError::Timestamp)?,
-            };
-            if !(MIN_TIMESTAMP_MS..=MAX_TIMESTAMP_MS).contains(&t) {
-                return Err(ChunkError::Timestamp);
-            }
-            timestamps_ms.push(t);
-            previous = Some(t);
+        if version == v1::VERSION {
+            v1::decode(bytes, n as usize, rest)
+        } else {
+            v2::decode(bytes, n as usize, rest)
         }
-        if rest.len() < n * 8 {
-            return Err(ChunkError::Malformed(at(rest)));
-        }
-        let (values_bytes, trailing) = rest.split_at(n * 8);
-        if !trailing.is_empty() {
-            return Err(ChunkError::Trailing(trailing.len()));
-        }
-        let values = values_bytes
-            .chunks_exact(8)
-            .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")))
-            .collect::<Vec<_>>();
-        if values.iter().any(|v| !v.is_finite()) {
-            return Err(ChunkError::Value);
-        }
-        Ok(Self {
-            timestamps_ms,
-            values,
-        })
+    }
+}
+
+/// `t` if it is a valid timestamp.
+fn check_time(t: i64) -> Result<i64, ChunkError> {
+    if (MIN_TIMESTAMP_MS..=MAX_TIMESTAMP_MS).contains(&t) {
+        Ok(t)
+    } else {
+        Err(ChunkError::Timestamp)
     }
 }
 
@@ -295,132 +271,4 @@ pub fn into_chunks(samples: &[Sample]) -> Vec<BucketChunk> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    fn sample(service: &str, t: i64, v: f64) -> Sample {
-        Sample {
-            service: ServiceName::parse(service).unwrap(),
-            metric: MetricName::parse("latency_ms").unwrap(),
-            value: v,
-            timestamp_ms: t,
-            labels: Labels::none(),
-        }
-    }
-
-    #[test]
-    fn a_sample_costs_about_ten_bytes_at_high_rates() {
-        // 200k samples a minute: a sample every 0.3 ms.
-        let pairs: Vec<(i64, f64)> = (0..10_000)
-            .map(|i| (1_700_000_000_000 + i * 3 / 10, 12.5 + i as f64))
-            .collect();
-        let bytes = Chunk::from_pairs(pairs).encode();
-        let per_sample = bytes.len() as f64 / 10_000.0;
-        assert!(per_sample <= 9.1, "{per_sample} bytes per sample");
-    }
-
-    #[test]
-    fn batches_split_by_series_and_bucket() {
-        let samples = [
-            sample("a", 59_999, 1.0),
-            sample("a", 60_000, 2.0),
-            sample("b", 60_001, 3.0),
-            sample("a", 1_000, 4.0),
-        ];
-        let chunks = into_chunks(&samples);
-        let shape: Vec<(&str, i64, Vec<i64>)> = chunks
-            .iter()
-            .map(|c| {
-                (
-                    c.service.as_str(),
-                    c.bucket_ms,
-                    c.chunk.timestamps_ms.clone(),
-                )
-            })
-            .collect();
-        assert_eq!(
-            shape,
-            [
-                ("a", 0, vec![1_000, 59_999]),
-                ("a", 60_000, vec![60_000]),
-                ("b", 60_000, vec![60_001]),
-            ]
-        );
-    }
-
-    #[test]
-    fn decode_refuses_what_encode_never_writes() {
-        let good = Chunk::from_pairs(vec![(1_000, 1.0), (2_000, 2.0)]).encode();
-        assert_eq!(Chunk::decode(&[]), Err(ChunkError::Empty));
-        assert_eq!(Chunk::decode(&[9]), Err(ChunkError::Version(9)));
-        assert!(Chunk::decode(&good[..good.len() - 1]).is_err());
-        let mut trailing = good.clone();
-        trailing.push(0);
-        assert_eq!(Chunk::decode(&trailing), Err(ChunkError::Trailing(1)));
-        let mut nan = good.clone();
-        let n = nan.len();
-        nan[n - 8..].copy_from_slice(&f64::NAN.to_le_bytes());
-        assert_eq!(Chunk::decode(&nan), Err(ChunkError::Value));
-        // A count of 2^40 samples in a 12-byte input: refused before any allocation.
-        let mut huge = vec![CHUNK_VERSION];
-        put_varint(&mut huge, 1 << 40);
-        assert_eq!(Chunk::decode(&huge), Err(ChunkError::TooMany(1 << 40)));
-        let mut lying = vec![CHUNK_VERSION];
-        put_varint(&mut lying, 1_000);
-        lying.extend_from_slice(&[0; 20]);
-        assert!(matches!(
-            Chunk::decode(&lying),
-            Err(ChunkError::Malformed(_))
-        ));
-    }
-
-    proptest! {
-        #[test]
-        fn chunks_round_trip(
-            pairs in proptest::collection::vec(
-                (MIN_TIMESTAMP_MS..=MAX_TIMESTAMP_MS, -1e308f64..1e308),
-                1..300,
-            )
-        ) {
-            let chunk = Chunk::from_pairs(pairs);
-            prop_assert_eq!(Chunk::decode(&chunk.encode()), Ok(chunk));
-        }
-
-        #[test]
-        fn decode_never_panics_and_allocates_within_the_input(
-            bytes in proptest::collection::vec(any::<u8>(), 0..400)
-        ) {
-            if let Ok(chunk) = Chunk::decode(&bytes) {
-                prop_assert!(chunk.len() * 9 <= bytes.len());
-                prop_assert!(chunk.timestamps_ms.is_sorted());
-            }
-        }
-
-        #[test]
-        fn grouping_keeps_every_sample_once(
-            raw in proptest::collection::vec((0u8..3, 0i64..400_000, 0.0f64..1e6), 0..200)
-        ) {
-            let samples: Vec<Sample> = raw
-                .iter()
-                .map(|&(s, t, v)| sample(["a", "b", "c"][s as usize], t, v))
-                .collect();
-            let chunks = into_chunks(&samples);
-            let mut got = Vec::new();
-            for c in &chunks {
-                let (lo, hi) = c.chunk.span().expect("no empty chunk");
-                prop_assert_eq!((bucket_of(lo), bucket_of(hi)), (c.bucket_ms, c.bucket_ms));
-                for (&t, v) in c.chunk.timestamps_ms.iter().zip(&c.chunk.values) {
-                    got.push((c.service.to_string(), t, v.to_bits()));
-                }
-            }
-            let mut want: Vec<(String, i64, u64)> = samples
-                .iter()
-                .map(|s| (s.service.to_string(), s.timestamp_ms, s.value.to_bits()))
-                .collect();
-            got.sort();
-            want.sort();
-            prop_assert_eq!(got, want);
-        }
-    }
-}
+mod tests;
