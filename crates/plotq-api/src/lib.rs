@@ -12,6 +12,7 @@
 //! Where things are (each module uses only those listed before it):
 //!
 //! - `streams.rs` — the OTLP cumulative streams' state (`OtlpStreams`);
+//! - `hot.rs` — [`HotImages`]: done plots' images held in process, by digest;
 //! - `state.rs` — [`ApiState`], [`ApiConfig`] and the per-process bounds it carries;
 //! - `card.rs` — [`render_cards`]: the SVG an `<img>` embed gets for a render's error;
 //! - `openapi.rs` — the document's schemas and its route (`GET /api/v1/openapi.json`);
@@ -37,6 +38,7 @@ mod access;
 mod annotations;
 mod card;
 mod dashboard;
+mod hot;
 mod ingest;
 pub mod openapi;
 mod plots;
@@ -49,6 +51,7 @@ mod streams;
 
 pub use card::render_cards;
 pub use dashboard::dashboard_router;
+pub use hot::{DEFAULT_HOT_IMAGE_BYTES, HotImages};
 pub use ingest::caddy;
 pub use ingest::otlp::otlp_statuses;
 pub use ingest::store_samples;

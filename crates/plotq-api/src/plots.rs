@@ -435,19 +435,41 @@ async fn missing(state: &ApiState, id: JobId) -> Result<Option<Problem>, Problem
 /// The job, if it exists and the caller may read all of its services.
 async fn load(state: &ApiState, caller: &Caller, id: JobId) -> Result<JobState, Problem> {
     caller.require(Scope::Read)?;
-    let not_found = || Problem::not_found(format!("no plot job {id} (unknown, or expired)"));
-    let Some(job) = state.cache.get_state(id).await? else {
-        return Err(missing(state, id).await?.unwrap_or_else(not_found));
+    let job = state.cache.get_state(id).await?;
+    readable(state, caller, id, job).await
+}
+
+/// `job` (as read for `id`) if it exists and `caller` may read all of its services;
+/// `404` otherwise, exactly as for an unknown id (`410 state_lost` for a state lost
+/// with its cache).
+async fn readable(
+    state: &ApiState,
+    caller: &Caller,
+    id: JobId,
+    job: Option<JobState>,
+) -> Result<JobState, Problem> {
+    let Some(job) = job else {
+        return Err(missing(state, id).await?.unwrap_or_else(|| not_found(id)));
     };
+    may_read(caller, &job)?;
+    Ok(job)
+}
+
+fn not_found(id: JobId) -> Problem {
+    Problem::not_found(format!("no plot job {id} (unknown, or expired)"))
+}
+
+/// `404` unless `caller` may read every service of `job`.
+fn may_read(caller: &Caller, job: &JobState) -> Result<(), Problem> {
     if job
         .spec
         .services
         .iter()
         .all(|s| caller.may_use_service(s.as_str()))
     {
-        Ok(job)
+        Ok(())
     } else {
-        Err(not_found())
+        Err(not_found(job.id))
     }
 }
 
@@ -495,13 +517,19 @@ fn job_part(stage: &str) -> &'static str {
 
 /// The image of a PNG-format plot.
 ///
-/// Outages: Redis down, `503` (in milliseconds once the outage is known); MongoDB or
-/// RabbitMQ down, served.
+/// A replica serves a done plot's image from its memory once it has read it, and
+/// answers `If-None-Match` naming its `ETag` with `304`; otherwise it reads the state
+/// and the image in one round trip. Outages: Redis down, `503` for what is not in
+/// memory (in milliseconds once the outage is known); MongoDB or RabbitMQ down, served.
 #[utoipa::path(
     get, path = "/api/v1/plots/{id}/png", tag = "plots",
-    params(JobPath),
+    params(JobPath, ImageHeaders),
     responses(
-        (status = 200, description = "The PNG", content_type = "image/png", body = Vec<u8>, headers(("cache-control" = String, description = "`private, max-age=300, immutable`"))),
+        (status = 200, description = "The PNG", content_type = "image/png", body = Vec<u8>, headers(
+            ("cache-control" = String, description = "`private, max-age=300, immutable`"),
+            ("etag" = String, description = "The image's digest (quoted hex)"))),
+        (status = 304, description = "Not modified: `If-None-Match` names the image's `ETag`", headers(
+            ("etag" = String, description = "The image's digest (quoted hex)"))),
         JobReadProblems, AuthProblems,
         (status = 409, description = "Not ready yet (`not_ready`, with `Retry-After`), failed (`plot_failed`), or rendered as SVG (`wrong_format`)", body = ProblemDoc, content_type = "application/problem+json",
             headers(("retry-after" = u64, description = "Seconds to wait (`not_ready`)"))),
@@ -514,30 +542,28 @@ pub(crate) async fn plot_png(
     caller: Caller,
     State(state): State<ApiState>,
     id: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let id = parse_id(id)?;
-    let job = load(&state, &caller, id).await?;
-    if job.spec.format != ImageFormat::Png {
-        return Err(Problem::new(
-            ProblemCode::WrongFormat,
-            format!("plot {id} was rendered as SVG; fetch /api/v1/plots/{id}/image"),
-        ));
-    }
-    serve_image(&state, job).await
+    image_response(&state, &caller, parse_id(id)?, &headers, true).await
 }
 
 /// The image in whatever format the plot asked for.
 ///
-/// Outages: Redis down, `503` (in milliseconds once the outage is known); MongoDB or
+/// Served from memory and answered `304` as `/png` is. Outages: Redis down, `503` for
+/// what is not in memory (in milliseconds once the outage is known); MongoDB or
 /// RabbitMQ down, served.
 #[utoipa::path(
     get, path = "/api/v1/plots/{id}/image", tag = "plots",
-    params(JobPath),
+    params(JobPath, ImageHeaders),
     responses(
         (status = 200, description = "The image (PNG or SVG)", content(
             (Vec<u8> = "image/png"),
             (String = "image/svg+xml"),
-        ), headers(("cache-control" = String, description = "`private, max-age=300, immutable`"))),
+        ), headers(
+            ("cache-control" = String, description = "`private, max-age=300, immutable`"),
+            ("etag" = String, description = "The image's digest (quoted hex)"))),
+        (status = 304, description = "Not modified: `If-None-Match` names the image's `ETag`", headers(
+            ("etag" = String, description = "The image's digest (quoted hex)"))),
         JobReadProblems, AuthProblems,
         (status = 409, description = "Not ready yet (`not_ready`, with `Retry-After`), or failed (`plot_failed`)", body = ProblemDoc, content_type = "application/problem+json",
             headers(("retry-after" = u64, description = "Seconds to wait (`not_ready`)"))),
@@ -550,14 +576,30 @@ pub(crate) async fn plot_image(
     caller: Caller,
     State(state): State<ApiState>,
     id: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let job = load(&state, &caller, parse_id(id)?).await?;
-    serve_image(&state, job).await
+    image_response(&state, &caller, parse_id(id)?, &headers, false).await
+}
+
+/// The request headers of the image routes.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)] // reason: describes the headers for the document; handlers read them raw
+struct ImageHeaders {
+    /// `ETag`s the client holds: `304` when one is the image's.
+    #[param(rename = "if-none-match")]
+    if_none_match: Option<String>,
 }
 
 /// The cached image of done job `id`; `410 expired` once it left the cache.
 pub(crate) async fn cached_image(state: &ApiState, id: JobId) -> Result<Vec<u8>, Problem> {
     let image = state.cache.get_image(id).await?;
+    counted_image(id, image)
+}
+
+/// `image` (as read for job `id`), counted as a cache hit or miss; `410 expired` when
+/// it is gone.
+fn counted_image(id: JobId, image: Option<Vec<u8>>) -> Result<Vec<u8>, Problem> {
     let result = if image.is_some() { "hit" } else { "miss" };
     metrics::counter!("plotq_cache_requests_total", "item" => "image", "result" => result)
         .increment(1);
@@ -570,33 +612,100 @@ pub(crate) async fn cached_image(state: &ApiState, id: JobId) -> Result<Vec<u8>,
     })
 }
 
-async fn serve_image(state: &ApiState, job: JobState) -> Result<Response, Problem> {
+/// Job `id`'s image for `caller`: from this replica's memory when it holds it (`304`
+/// when `If-None-Match` names it), otherwise the state and image in one cache read.
+async fn image_response(
+    state: &ApiState,
+    caller: &Caller,
+    id: JobId,
+    headers: &HeaderMap,
+    png_only: bool,
+) -> Result<Response, Problem> {
+    caller.require(Scope::Read)?;
+    let if_none_match = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok());
+    let hot_images = &state.config.hot_images;
+    let now = now_ms();
+    let hot_result = |result: &'static str| {
+        metrics::counter!("plotq_hot_image_requests_total", "result" => result).increment(1);
+    };
+    if let Some(hot) = hot_images.job(id, now) {
+        may_read(caller, &hot.state)?;
+        image_format(&hot.state, png_only)?;
+        if if_none_match.is_some_and(|tags| crate::hot::matches(tags, &hot.etag)) {
+            hot_result("not_modified");
+            return Ok(image_answer(&hot, None));
+        }
+        if let Some(bytes) = hot_images.image(&hot) {
+            hot_result("hit");
+            return Ok(image_answer(&hot, Some(bytes)));
+        }
+    }
+    hot_result("miss");
+    let (job, image) = state.cache.get_state_and_image(id).await?;
+    let job = readable(state, caller, id, job).await?;
+    image_format(&job, png_only)?;
+    done(&job)?;
+    let image = counted_image(id, image)?;
+    let ttl = state.config.image_ttl.as_millis() as i64;
+    let expires_at_ms = job.updated_at_ms.min(now).saturating_add(ttl);
+    let bytes = Bytes::from(image);
+    let hot = hot_images.insert(job, bytes.clone(), expires_at_ms);
+    let not_modified = if_none_match.is_some_and(|tags| crate::hot::matches(tags, &hot.etag));
+    Ok(image_answer(&hot, (!not_modified).then_some(bytes)))
+}
+
+/// `409 wrong_format` for an SVG plot's `/png`.
+fn image_format(job: &JobState, png_only: bool) -> Result<(), Problem> {
+    if png_only && job.spec.format != ImageFormat::Png {
+        let id = job.id;
+        return Err(Problem::new(
+            ProblemCode::WrongFormat,
+            format!("plot {id} was rendered as SVG; fetch /api/v1/plots/{id}/image"),
+        ));
+    }
+    Ok(())
+}
+
+/// `409` unless `job` is done: `not_ready` (with `Retry-After`) or `plot_failed`.
+fn done(job: &JobState) -> Result<(), Problem> {
     let id = job.id;
     match job.status {
-        JobStatus::Done => {}
-        JobStatus::Queued | JobStatus::Rendering => {
-            return Err(Problem::new(
-                ProblemCode::NotReady,
-                format!("plot {id} is {}; wait for plot.ready", job.status.as_str()),
-            )
-            .with_retry_after(1)
-            .with_extra(json!({"job": state_body(&job)})));
-        }
-        JobStatus::Failed => return Err(plot_failed(&job)),
+        JobStatus::Done => Ok(()),
+        JobStatus::Queued | JobStatus::Rendering => Err(Problem::new(
+            ProblemCode::NotReady,
+            format!("plot {id} is {}; wait for plot.ready", job.status.as_str()),
+        )
+        .with_retry_after(1)
+        .with_extra(json!({"job": state_body(job)}))),
+        JobStatus::Failed => Err(plot_failed(job)),
     }
-    let image = cached_image(state, id).await?;
-    let mut response = (StatusCode::OK, image).into_response();
+}
+
+/// `200` with the image, or `304` without it.
+fn image_answer(hot: &crate::hot::HotJob, image: Option<Bytes>) -> Response {
+    let mut response = match image {
+        Some(bytes) => {
+            let mut response = (StatusCode::OK, bytes).into_response();
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(hot.state.spec.format.content_type()),
+            );
+            response
+        }
+        None => StatusCode::NOT_MODIFIED.into_response(),
+    };
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(job.spec.format.content_type()),
-    );
     // The bytes of a job id never change, but they are a tenant's: private caches only.
     headers.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("private, max-age=300, immutable"),
     );
-    Ok(response)
+    if let Ok(etag) = HeaderValue::from_str(&hot.etag) {
+        headers.insert(header::ETAG, etag);
+    }
+    response
 }
 
 #[cfg(test)]

@@ -49,6 +49,9 @@ pub struct ApiConfig {
     /// The OTLP cumulative streams this process follows (shared by clones; its bound is
     /// `PLOTQ_OTLP_MAX_STREAMS`).
     pub otlp_streams: Arc<crate::streams::Streams>,
+    /// Done plots' images held in this process (shared by clones; bounded by
+    /// `PLOTQ_HOT_IMAGE_BYTES`): see `hot.rs`.
+    pub hot_images: crate::hot::HotImages,
 }
 
 /// Default bound of the OTLP cumulative streams one api process follows.
@@ -77,6 +80,7 @@ impl Default for ApiConfig {
                 DEFAULT_OTLP_MAX_STREAMS,
                 plotq_ports::clock::now_ms(),
             )),
+            hot_images: crate::hot::HotImages::default(),
         }
     }
 }

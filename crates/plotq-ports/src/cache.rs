@@ -6,7 +6,7 @@
 use crate::error::PortResult;
 use async_trait::async_trait;
 use plotq_domain::wire::IdempotencyRecord;
-use plotq_domain::{JobId, JobState};
+use plotq_domain::{JobId, JobState, JobStatus};
 use std::time::Duration;
 
 /// Job states and rendered images, each with a time to live.
@@ -27,6 +27,19 @@ pub trait PlotCache: Send + Sync + 'static {
     async fn get_state(&self, id: JobId) -> PortResult<Option<JobState>>;
     async fn put_image(&self, id: JobId, png: &[u8], ttl: Duration) -> PortResult<()>;
     async fn get_image(&self, id: JobId) -> PortResult<Option<Vec<u8>>>;
+    /// A job's state and, when it is done, its image: one round trip where the cache
+    /// can (Redis: one `MGET` of the two keys, which share a slot on a cluster).
+    async fn get_state_and_image(
+        &self,
+        id: JobId,
+    ) -> PortResult<(Option<JobState>, Option<Vec<u8>>)> {
+        let state = self.get_state(id).await?;
+        let image = match &state {
+            Some(s) if s.status == JobStatus::Done => self.get_image(id).await?,
+            _ => None,
+        };
+        Ok((state, image))
+    }
     /// Single flight: claims request `claim.key` for job `claim.job` for `claim.ttl`, or
     /// returns the job that already holds it.
     async fn claim_request(&self, claim: &RequestClaim<'_>) -> PortResult<Option<JobId>>;

@@ -364,6 +364,14 @@ impl<T: PlotCache> PlotCache for Faulty<T> {
         self.run("get_image", Some(&subject), self.inner.get_image(id))
             .await
     }
+    async fn get_state_and_image(
+        &self,
+        id: JobId,
+    ) -> PortResult<(Option<JobState>, Option<Vec<u8>>)> {
+        let subject = id.to_string();
+        let inner = self.inner.get_state_and_image(id);
+        self.run("get_state_and_image", Some(&subject), inner).await
+    }
     async fn claim_request(&self, claim: &RequestClaim<'_>) -> PortResult<Option<JobId>> {
         let inner = self.inner.claim_request(claim);
         self.run("claim_request", Some(claim.key), inner).await

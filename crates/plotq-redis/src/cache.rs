@@ -144,13 +144,7 @@ impl PlotCache for RedisCache {
     async fn get_state(&self, id: JobId) -> PortResult<Option<JobState>> {
         let mut conn = self.conn.clone();
         let raw: Option<Vec<u8>> = conn.get(self.keys.state(id)).await.map_err(unavailable)?;
-        Ok(raw.and_then(|b| match decode_state(&b) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                tracing::warn!(%id, error = %e, "unreadable job state in redis; treating as unknown");
-                None
-            }
-        }))
+        Ok(readable_state(id, raw))
     }
 
     async fn put_image(&self, id: JobId, png: &[u8], ttl: Duration) -> PortResult<()> {
@@ -243,6 +237,18 @@ impl PlotCache for RedisCache {
         conn.get(self.keys.image(id)).await.map_err(unavailable)
     }
 
+    async fn get_state_and_image(
+        &self,
+        id: JobId,
+    ) -> PortResult<(Option<JobState>, Option<Vec<u8>>)> {
+        let mut conn = self.conn.clone();
+        let (state, image): (Option<Vec<u8>>, Option<Vec<u8>>) = conn
+            .mget(&[self.keys.state(id), self.keys.image(id)])
+            .await
+            .map_err(unavailable)?;
+        Ok((readable_state(id, state), image))
+    }
+
     async fn begin_job(&self, slot: &LaneSlot<'_>) -> PortResult<bool> {
         let mut conn = self.conn.clone();
         let lease = i64::try_from(slot.lease.as_millis()).unwrap_or(i64::MAX);
@@ -270,4 +276,15 @@ impl PlotCache for RedisCache {
     async fn ping(&self) -> PortResult<()> {
         self.conn.ping(&self.keys.since()).await
     }
+}
+
+/// A stored job state, or `None` (logged) for one this version cannot read.
+fn readable_state(id: JobId, raw: Option<Vec<u8>>) -> Option<JobState> {
+    raw.and_then(|b| match decode_state(&b) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(%id, error = %e, "unreadable job state in redis; treating as unknown");
+            None
+        }
+    })
 }

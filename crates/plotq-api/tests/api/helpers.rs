@@ -226,9 +226,10 @@ impl App {
         values
     }
 
-    /// A done job of `spec` with `image` cached, as a worker leaves it.
+    /// A done job of `spec` with `image` cached, as a worker leaves it (done now).
     pub async fn done_job(&self, spec: PlotSpec, image: &[u8]) -> JobState {
-        let mut job = JobState::queued(JobId::new_random(), spec, 1);
+        let now = plotq_ports::clock::now_ms();
+        let mut job = JobState::queued(JobId::new_random(), spec, now);
         job.status = JobStatus::Done;
         let ttl = Duration::from_secs(60);
         self.cache.put_state(&job, ttl).await.unwrap();

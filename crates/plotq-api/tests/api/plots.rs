@@ -2,10 +2,11 @@
 //! spec's problems named, the image routes following the job's state, identical
 //! requests sharing one job, and a refused publish leaving no job nor state behind.
 
-use crate::helpers::{App, app, build};
+use crate::helpers::{App, Tokens, app, build};
 use axum::http::StatusCode;
+use plotq_api::ApiConfig;
 use plotq_domain::wire::JobMessage;
-use plotq_domain::{JobId, JobState, JobStatus, PlotKind, PlotSpec, ServiceName};
+use plotq_domain::{ImageFormat, JobId, JobState, JobStatus, PlotKind, PlotSpec, ServiceName};
 use plotq_ports::faulty::Fault;
 use plotq_ports::{JobQueue, PlotCache};
 use serde_json::{Value, json};
@@ -317,4 +318,91 @@ async fn a_refused_publish_leaves_no_orphan_state() {
         written.is_empty(),
         "no state is written for a job the broker did not take: {written:?}"
     );
+}
+
+/// A done plot's image is served from the api's memory once read: later requests, and
+/// their `If-None-Match` revalidations (`304`, no body), make no cache call at all; a
+/// caller limited to other services still gets `404`, from memory too; an SVG plot's
+/// `/png` is still `409 wrong_format`. With the hot cache off, each request reads the
+/// cache once, the state and the image together.
+#[tokio::test]
+async fn done_images_are_served_from_memory_with_etags() {
+    let tokens = Tokens::new();
+    let app = build().tokens(&tokens.lines()).start();
+    let spec = PlotSpec::new(PlotKind::Histogram, ServiceName::parse("shop").unwrap());
+    let job = app.done_job(spec.clone(), b"\x89PNG hot").await;
+    let uri = format!("/api/v1/plots/{}/png", job.id);
+    let reader = Some(tokens.reader.as_str());
+    let cache_calls = || {
+        ["get_state", "get_image", "get_state_and_image"]
+            .map(|m| app.cache.calls(m))
+            .iter()
+            .sum::<usize>()
+    };
+
+    let first = app.get(&uri).token(reader).send().await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(first.bytes, b"\x89PNG hot");
+    assert_eq!(
+        app.cache.calls("get_state_and_image"),
+        1,
+        "one read on a miss"
+    );
+    let etag = first.headers["etag"].to_str().unwrap().to_owned();
+    assert!(etag.starts_with('"') && etag.len() == 34, "{etag}");
+
+    let before = cache_calls();
+    let again = app.get(&uri).token(reader).send().await;
+    assert_eq!(
+        (again.status, again.bytes.as_slice()),
+        (StatusCode::OK, &b"\x89PNG hot"[..])
+    );
+    assert_eq!(again.headers["etag"], etag.as_str());
+    let revalidated = app
+        .get(&uri)
+        .token(reader)
+        .header("if-none-match", &format!("\"other\", {etag}"))
+        .send()
+        .await;
+    assert_eq!(revalidated.status, StatusCode::NOT_MODIFIED);
+    assert!(revalidated.bytes.is_empty());
+    assert_eq!(revalidated.headers["etag"], etag.as_str());
+    let stale = app
+        .get(&uri)
+        .token(reader)
+        .header("if-none-match", "\"other\"")
+        .send()
+        .await;
+    assert_eq!(stale.status, StatusCode::OK);
+    let image = app
+        .get(format!("/api/v1/plots/{}/image", job.id))
+        .token(reader)
+        .send()
+        .await;
+    assert_eq!(image.status, StatusCode::OK);
+    let tenant = app.get(&uri).token(Some(&tokens.tenant)).send().await;
+    assert_eq!(tenant.status, StatusCode::NOT_FOUND, "another tenant's job");
+    assert_eq!(cache_calls(), before, "served from memory only");
+
+    let mut svg_spec = spec.clone();
+    svg_spec.format = ImageFormat::Svg;
+    let svg = app.done_job(svg_spec, b"<svg/>").await;
+    let svg_uri = format!("/api/v1/plots/{}/png", svg.id);
+    for _ in 0..2 {
+        let answer = app.get(&svg_uri).token(reader).send().await;
+        assert_eq!(answer.json()["code"], "wrong_format");
+    }
+
+    let off = build()
+        .config(ApiConfig {
+            hot_images: plotq_api::HotImages::new(0),
+            ..ApiConfig::default()
+        })
+        .start();
+    let job = off.done_job(spec, b"\x89PNG cold").await;
+    let uri = format!("/api/v1/plots/{}/png", job.id);
+    for _ in 0..3 {
+        assert_eq!(off.get(&uri).send().await.status, StatusCode::OK);
+    }
+    assert_eq!(off.cache.calls("get_state_and_image"), 3);
 }

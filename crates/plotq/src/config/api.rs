@@ -82,6 +82,10 @@ pub struct ApiSettings {
     /// partial success (streams silent for 15 minutes make room first).
     #[arg(long, env = "PLOTQ_OTLP_MAX_STREAMS", default_value_t = plotq_api::DEFAULT_OTLP_MAX_STREAMS)]
     pub otlp_max_streams: usize,
+    /// Bytes of done plots' images each api process keeps in memory, to serve them (and
+    /// answer `If-None-Match` with `304`) without reading Redis; 0 turns it off.
+    #[arg(long, env = "PLOTQ_HOT_IMAGE_BYTES", default_value_t = plotq_api::DEFAULT_HOT_IMAGE_BYTES)]
+    pub hot_image_bytes: u64,
     /// Requests per second one render link (`GET /api/v1/render?…&grant=`) may get,
     /// whoever holds it: a link's traffic has its own budget, never its minter's.
     #[arg(long, env = "PLOTQ_GRANT_REQUESTS_PER_SEC", default_value_t = 10)]
@@ -171,6 +175,7 @@ impl ApiSettings {
                 self.otlp_max_streams,
                 plotq_ports::clock::now_ms(),
             )),
+            hot_images: plotq_api::HotImages::new(self.hot_image_bytes),
         }
     }
 
