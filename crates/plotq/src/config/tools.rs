@@ -80,6 +80,24 @@ pub enum BenchCommand {
     /// the generator's latencies in the previous format (1) and the current (2); one
     /// JSON line.
     Chunks(BenchChunksArgs),
+    /// SSE fan-out: a standalone plotq this starts holds `--clients` SSE streams (a
+    /// Rust client in this process); its memory per client, and how long after the first
+    /// client the others get each plot.ready event; one JSON line.
+    Sse(BenchSseArgs),
+}
+
+/// `plotq bench sse`.
+#[derive(Debug, Args)]
+pub struct BenchSseArgs {
+    /// SSE clients (the open files limit must allow twice as many: `ulimit -n`).
+    #[arg(long, default_value_t = 10_000)]
+    pub clients: usize,
+    /// plot.ready events timed, one plot each.
+    #[arg(long, default_value_t = 5)]
+    pub events: usize,
+    /// The port the standalone plotq listens on (loopback).
+    #[arg(long, default_value_t = 18_330)]
+    pub port: u16,
 }
 
 /// `plotq bench chunks`.

@@ -1,14 +1,15 @@
-//! `plotq bench render|store|fairness|ingest|workers|chunks`: the benchmarks, one file each
+//! `plotq bench render|store|fairness|ingest|workers|chunks|sse`: the benchmarks, one file each
 //! (`render`: drawing and encoding in process; `store`: plots through a worker over the
 //! in-memory store; `fairness`: two tenants against a running api; `ingest`: JSON
 //! samples against OTLP spans, per api core-second, through a standalone plotq it
 //! starts; `workers`: one worker against more on a pre-filled queue, standalone; `chunks`:
-//! the chunk formats' size and speed). Each prints one JSON line and asserts nothing. They run without the roles' runtime (each builds what it needs).
+//! the chunk formats' size and speed; `sse`: one event to many SSE clients). Each prints one JSON line and asserts nothing. They run without the roles' runtime (each builds what it needs).
 
 pub mod chunks;
 pub mod fairness;
 pub mod ingest;
 pub mod render;
+pub mod sse;
 pub mod store;
 pub mod workers;
 
@@ -23,5 +24,6 @@ pub fn run(command: &BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Ingest(args) => ingest::run(args),
         BenchCommand::Workers(args) => workers::run(args),
         BenchCommand::Chunks(args) => chunks::run(args),
+        BenchCommand::Sse(args) => sse::run(args),
     }
 }

@@ -1,0 +1,182 @@
+//! `plotq bench sse`: SSE fan-out. Starts `plotq standalone --no-demo` (this binary, a
+//! child process, limits raised for the clients), opens `--clients` SSE streams to it
+//! from this process (raw HTTP/1.1 over tokio sockets, each read by its own task: a
+//! Rust client, light enough not to be what is measured), and reads the child's RSS
+//! before and after (memory per idle client). Then, `--events` times, posts a plot and
+//! waits until every client has read its `plot.ready` event: the spread is each
+//! client's arrival after the first client's, over every event (p50, p99, max). Client
+//! and server share this machine's cores.
+
+use crate::config::tools::BenchSseArgs;
+use serde_json::json;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+pub fn run(args: &BenchSseArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let line = runtime.block_on(bench(args))?;
+    println!("{line}");
+    Ok(())
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Opens one SSE stream; answers once its response headers arrived (status 200).
+async fn subscribe(addr: &str) -> anyhow::Result<TcpStream> {
+    let mut stream = TcpStream::connect(addr).await?;
+    let request =
+        format!("GET /api/v1/events HTTP/1.1\r\nhost: {addr}\r\naccept: text/event-stream\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut buf).await?;
+        anyhow::ensure!(n > 0, "the stream closed before its headers");
+        head.extend_from_slice(&buf[..n]);
+        anyhow::ensure!(head.len() < 16 * 1024, "headers too long");
+    }
+    anyhow::ensure!(
+        head.starts_with(b"HTTP/1.1 200"),
+        "SSE answered {}",
+        String::from_utf8_lossy(&head[..head.len().min(200)])
+    );
+    Ok(stream)
+}
+
+/// Reads `stream` until it closes, reporting the time of each read that completes a
+/// `plot.ready` event.
+async fn read_events(mut stream: TcpStream, ready: mpsc::UnboundedSender<Instant>) {
+    const MARK: &[u8] = b"event: plot.ready";
+    let mut buf = vec![0u8; 4096];
+    let mut carry: Vec<u8> = Vec::new();
+    loop {
+        let n = match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let at = Instant::now();
+        carry.extend_from_slice(&buf[..n]);
+        let seen = carry.windows(MARK.len()).filter(|w| *w == MARK).count();
+        for _ in 0..seen {
+            if ready.send(at).is_err() {
+                return;
+            }
+        }
+        // Keep what may be the start of a mark split across reads.
+        let keep = carry.len().min(MARK.len() - 1);
+        carry.drain(..carry.len() - keep);
+    }
+}
+
+async fn bench(args: &BenchSseArgs) -> anyhow::Result<serde_json::Value> {
+    let addr = format!("127.0.0.1:{}", args.port);
+    let base = format!("http://{addr}");
+    let mut child = tokio::process::Command::new(std::env::current_exe()?)
+        .args(["standalone", "--no-demo"])
+        .env("PLOTQ_HTTP_ADDR", &addr)
+        .env("RUST_LOG", "error")
+        .env(
+            "PLOTQ_SSE_CONNECTIONS_PER_CALLER",
+            (args.clients + 100).to_string(),
+        )
+        .env("PLOTQ_MAX_CONNECTIONS", (args.clients + 1_000).to_string())
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let pid = child.id().unwrap_or(0);
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let started = Instant::now();
+    while http.get(format!("{base}/healthz")).send().await.is_err() {
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(30),
+            "plotq did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let now = plotq_ports::clock::now_ms();
+    let samples: Vec<_> = (0..1_000)
+        .map(|i| json!({"service": "bench", "metric": "latency_ms", "value": 10 + i % 90, "timestamp": now - 1_000 - i}))
+        .collect();
+    http.post(format!("{base}/api/v1/metrics"))
+        .json(&samples)
+        .send()
+        .await?
+        .error_for_status()?;
+    let rss_before = rss_kb(pid);
+
+    // Open every stream, 256 at a time (the listener's backlog).
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut opened = 0;
+    let open_started = Instant::now();
+    while opened < args.clients {
+        let batch = (args.clients - opened).min(256);
+        let streams = futures::future::try_join_all((0..batch).map(|_| subscribe(&addr))).await?;
+        for stream in streams {
+            tokio::spawn(read_events(stream, tx.clone()));
+        }
+        opened += batch;
+    }
+    let open_s = open_started.elapsed().as_secs_f64();
+    drop(tx);
+    // Let the server settle its per-stream buffers before reading its memory.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_after = rss_kb(pid);
+
+    let mut spreads_ms = Vec::with_capacity(args.clients * args.events);
+    let mut firsts_ms = Vec::new();
+    for k in 0..args.events {
+        let asked = Instant::now();
+        let plot = json!({"kind": "histogram", "service": "bench", "width": 400 + k as u32 * 8});
+        http.post(format!("{base}/api/v1/plots"))
+            .json(&plot)
+            .send()
+            .await?
+            .error_for_status()?;
+        let mut arrivals = Vec::with_capacity(args.clients);
+        while arrivals.len() < args.clients {
+            match tokio::time::timeout(Duration::from_secs(60), rx.recv()).await {
+                Ok(Some(at)) => arrivals.push(at),
+                Ok(None) => anyhow::bail!("every client stream closed"),
+                Err(_) => anyhow::bail!(
+                    "event {k}: {} of {} clients got it within 60 s",
+                    arrivals.len(),
+                    args.clients
+                ),
+            }
+        }
+        let first = *arrivals.iter().min().expect("clients");
+        firsts_ms.push(first.duration_since(asked).as_secs_f64() * 1e3);
+        spreads_ms.extend(
+            arrivals
+                .iter()
+                .map(|a| a.duration_since(first).as_secs_f64() * 1e3),
+        );
+    }
+    spreads_ms.sort_by(f64::total_cmp);
+    let q = |p: f64| spreads_ms[((spreads_ms.len() - 1) as f64 * p).round() as usize];
+    let round = |x: f64| (x * 100.0).round() / 100.0;
+    child.kill().await.ok();
+    Ok(json!({
+        "clients": args.clients,
+        "events": args.events,
+        "open_s": round(open_s),
+        "server_rss_kb_before": rss_before,
+        "server_rss_kb_after": rss_after,
+        "server_kb_per_client": round((rss_after.saturating_sub(rss_before)) as f64 / args.clients as f64),
+        "spread_after_first_ms": {"p50": round(q(0.5)), "p99": round(q(0.99)), "max": round(q(1.0))},
+        "first_after_request_ms": firsts_ms.iter().map(|&x| round(x)).collect::<Vec<_>>(),
+    }))
+}
