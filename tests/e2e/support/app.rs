@@ -223,7 +223,7 @@ impl TestApp {
             ns,
             api,
             notifiers,
-            client: reqwest::Client::new(),
+            client: super::http_client(),
             shutdown,
             tasks,
             owned,

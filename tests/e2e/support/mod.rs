@@ -232,15 +232,32 @@ impl Drop for Sse {
     }
 }
 
+/// The tests' HTTP client for requests (not streams): a request that hangs fails the
+/// test, naming itself, instead of waiting for the harness's cut.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(90))
+        .build()
+        .expect("an HTTP client")
+}
+
 /// Subscribes to `url` (optionally resuming after `last_event_id`); returns once the
 /// response headers arrived, so events published afterwards are certain to be seen.
 pub async fn subscribe(url: &str, last_event_id: Option<&str>) -> Sse {
-    let client = reqwest::Client::new();
+    // No whole-request timeout: the stream stays open for the test's life.
+    let client = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+        .expect("an HTTP client");
     let mut req = client.get(url).header("accept", "text/event-stream");
     if let Some(id) = last_event_id {
         req = req.header("last-event-id", id);
     }
-    let response = req.send().await.expect("SSE connects");
+    let response = tokio::time::timeout(Duration::from_secs(30), req.send())
+        .await
+        .unwrap_or_else(|_| panic!("no SSE response headers from {url} within 30 s"))
+        .expect("SSE connects");
     assert_eq!(response.status(), 200);
     let content_type = response.headers()["content-type"]
         .to_str()
