@@ -32,7 +32,7 @@ use plotq_domain::rollup::{Rollup, SeriesRollup};
 use plotq_domain::{Annotation, Labels, Sample};
 use std::collections::BTreeMap;
 use std::ops::Bound;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 /// Retention and size bounds of the in-memory store.
@@ -68,7 +68,8 @@ impl Default for MemoryStoreConfig {
 
 /// Samples in memory, bucketed per series like the MongoDB store.
 pub struct MemoryStore {
-    inner: Mutex<Inner>,
+    /// Reads share it (plots of every worker at once); a write holds it alone.
+    inner: RwLock<Inner>,
     config: MemoryStoreConfig,
     clock: Arc<dyn Clock>,
 }
@@ -94,7 +95,7 @@ impl MemoryStore {
 
     pub fn with_clock(config: MemoryStoreConfig, clock: Arc<dyn Clock>) -> Self {
         Self {
-            inner: Mutex::new(Inner::default()),
+            inner: RwLock::new(Inner::default()),
             config,
             clock,
         }
@@ -121,7 +122,7 @@ impl MemoryStore {
         if from > query.until_ms {
             return Vec::new();
         }
-        let inner = self.inner.lock().expect("store lock");
+        let inner = self.inner.read().expect("store lock");
         selected(&inner, query)
             .into_iter()
             .flat_map(|(labels, series)| {
@@ -162,7 +163,7 @@ impl MetricStore for MemoryStore {
         let (horizon, rollup_horizon) = (self.horizon_ms(), self.rollup_horizon_ms());
         let minutes = prepare(samples, summaries, horizon, rollup_horizon);
         let batch = batch.map(|b| u128::from_str_radix(b.as_str(), 16).expect("32 hex digits"));
-        let mut inner = self.inner.lock().expect("store lock");
+        let mut inner = self.inner.write().expect("store lock");
         let inner = &mut *inner;
         inner.expire(horizon, rollup_horizon);
         // One lock holds the whole write: a batch is stored entirely or not at all, so
@@ -247,7 +248,7 @@ impl MetricStore for MemoryStore {
     async fn points(&self, query: &SeriesQuery<'_>) -> PortResult<Points> {
         // Copy the encoded chunks out, then decode without holding the lock.
         let encoded: Vec<Box<[u8]>> = {
-            let inner = self.inner.lock().expect("store lock");
+            let inner = self.inner.read().expect("store lock");
             let from = bucket_of(query.from_ms.max(self.horizon_ms()));
             if from > query.until_ms {
                 Vec::new()
@@ -273,7 +274,7 @@ impl MetricStore for MemoryStore {
     }
 
     async fn annotate(&self, annotation: &Annotation) -> PortResult<()> {
-        let mut inner = self.inner.lock().expect("store lock");
+        let mut inner = self.inner.write().expect("store lock");
         let inner = &mut *inner;
         inner.expire(self.horizon_ms(), self.rollup_horizon_ms());
         if annotation.time_ms < self.rollup_horizon_ms() {
@@ -322,7 +323,7 @@ impl MetricStore for MemoryStore {
         if from_ms > until_ms {
             return Ok(Vec::new());
         }
-        let inner = self.inner.lock().expect("store lock");
+        let inner = self.inner.read().expect("store lock");
         let found = inner
             .annotations
             .range((from_ms, String::new())..)
@@ -338,7 +339,7 @@ impl MetricStore for MemoryStore {
     }
 
     fn usage(&self) -> Option<StoreUsage> {
-        let inner = self.inner.lock().expect("store lock");
+        let inner = self.inner.read().expect("store lock");
         Some(StoreUsage {
             bytes: inner.held_bytes(),
             max_bytes: self.config.max_bytes,
@@ -555,7 +556,7 @@ mod tests {
     async fn the_count_follows_every_write_merge_and_expiry() {
         let (store, clock) = store(3600, 1 << 30);
         let check = |store: &MemoryStore| {
-            let inner = store.inner.lock().unwrap();
+            let inner = store.inner.read().unwrap();
             assert_eq!(inner.bytes, recount(&inner));
             let samples: u64 = inner
                 .series
@@ -590,7 +591,7 @@ mod tests {
                 .unwrap();
             check(&store);
         }
-        let inner = store.inner.lock().unwrap();
+        let inner = store.inner.read().unwrap();
         assert_eq!(inner.series.len(), 1, "only the late series is left");
         assert_eq!(inner.samples, 2, "its two samples");
     }
