@@ -27,3 +27,15 @@ pub fn run(command: &BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Sse(args) => sse::run(args),
     }
 }
+
+/// Runs a benchmark's future on a runtime of its own and prints the JSON line it makes.
+fn print_line(
+    bench: impl std::future::Future<Output = anyhow::Result<serde_json::Value>>,
+) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let line = runtime.block_on(bench)?;
+    println!("{line}");
+    Ok(())
+}

@@ -15,12 +15,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 pub fn run(args: &BenchSseArgs) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let line = runtime.block_on(bench(args))?;
-    println!("{line}");
-    Ok(())
+    super::print_line(bench(args))
 }
 
 fn rss_kb(pid: u32) -> u64 {

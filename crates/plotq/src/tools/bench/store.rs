@@ -44,12 +44,7 @@ fn reset_peak() {
 }
 
 pub fn run(args: &BenchStoreArgs) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let line = runtime.block_on(bench(args))?;
-    println!("{line}");
-    Ok(())
+    super::print_line(bench(args))
 }
 
 async fn bench(args: &BenchStoreArgs) -> anyhow::Result<serde_json::Value> {

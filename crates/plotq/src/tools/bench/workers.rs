@@ -19,12 +19,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 pub fn run(args: &BenchWorkersArgs) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let line = runtime.block_on(bench(args))?;
-    println!("{line}");
-    Ok(())
+    super::print_line(bench(args))
 }
 
 async fn bench(args: &BenchWorkersArgs) -> anyhow::Result<serde_json::Value> {
