@@ -122,41 +122,46 @@ pub(super) fn encode(chunk: &Chunk) -> Vec<u8> {
 fn decimal(values: &[f64]) -> Option<(usize, Vec<i64>)> {
     // `m` if `v` is `m / 10^scale` exactly.
     let at = |v: f64, scale: usize| {
-        let m = (v * POW10[scale]).round();
-        (m.abs() <= MAX_MANTISSA as f64
-            && ((m as i64) as f64 / POW10[scale]).to_bits() == v.to_bits())
-        .then_some(m as i64)
+        let x = v * POW10[scale];
+        let m = (x.abs() <= MAX_MANTISSA as f64).then(|| nearest(x))?;
+        ((m as f64 / POW10[scale]).to_bits() == v.to_bits()).then_some(m)
     };
+    // The scale the first values need, then every value at it (a pass of products and
+    // a pass of exact checks, each without a dependency from one value to the next);
+    // a value that needs more raises the scale and the passes run again.
     let mut scale = 0;
-    let mut ms = Vec::with_capacity(values.len());
-    for (i, &v) in values.iter().enumerate() {
-        if let Some(m) = at(v, scale) {
-            ms.push(m);
-            continue;
-        }
-        // A larger scale, then every value before this one again at it.
-        loop {
-            scale += 1;
-            if scale > MAX_SCALE {
-                return None;
-            }
-            if at(v, scale).is_some() {
-                ms.clear();
-                match values[..=i]
-                    .iter()
-                    .map(|&v| at(v, scale))
-                    .collect::<Option<Vec<_>>>()
-                {
-                    Some(again) => {
-                        ms = again;
-                        break;
-                    }
-                    None => continue,
-                }
-            }
-        }
+    for &v in values.iter().take(8) {
+        scale = (scale..=MAX_SCALE).find(|&d| at(v, d).is_some())?;
     }
-    Some((scale, ms))
+    let mut ms = Vec::with_capacity(values.len());
+    loop {
+        let s = POW10[scale];
+        ms.clear();
+        ms.extend(values.iter().map(|&v| {
+            let x = v * s;
+            if x.abs() <= MAX_MANTISSA as f64 {
+                nearest(x)
+            } else {
+                i64::MAX
+            }
+        }));
+        let inexact = ms
+            .iter()
+            .zip(values)
+            .position(|(&m, &v)| m == i64::MAX || (m as f64 / s).to_bits() != v.to_bits());
+        let Some(i) = inexact else {
+            return Some((scale, ms));
+        };
+        scale = (scale + 1..=MAX_SCALE).find(|&d| at(values[i], d).is_some())?;
+    }
+}
+
+/// `x` (|x| ≤ 2^53) rounded to the nearest integer, halves away from zero, without a
+/// call to libm's `round`: the truncation and the fraction left are exact at this size.
+fn nearest(x: f64) -> i64 {
+    let t = x as i64;
+    let fraction = x - t as f64;
+    t + i64::from(fraction >= 0.5) - i64::from(fraction <= -0.5)
 }
 
 fn put_xor(w: &mut BitWriter, values: &[f64]) {
