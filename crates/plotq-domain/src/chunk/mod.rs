@@ -142,6 +142,22 @@ impl Chunk {
         self.values.is_empty()
     }
 
+    /// The chunk cut into chunks of at most [`MAX_CHUNK_SAMPLES`], in order (itself when
+    /// it is within the limit): what may be encoded.
+    pub fn parts(self) -> Vec<Chunk> {
+        if self.len() <= MAX_CHUNK_SAMPLES {
+            return vec![self];
+        }
+        self.timestamps_ms
+            .chunks(MAX_CHUNK_SAMPLES)
+            .zip(self.values.chunks(MAX_CHUNK_SAMPLES))
+            .map(|(t, v)| Chunk {
+                timestamps_ms: t.to_vec(),
+                values: v.to_vec(),
+            })
+            .collect()
+    }
+
     /// The first and last timestamps (`None` when empty).
     pub fn span(&self) -> Option<(i64, i64)> {
         Some((*self.timestamps_ms.first()?, *self.timestamps_ms.last()?))
@@ -150,8 +166,17 @@ impl Chunk {
     /// The encoded form (version [`CHUNK_VERSION`]). The chunk must be sorted, within
     /// [`MAX_CHUNK_SAMPLES`], with timestamps in the valid range and finite values — as
     /// every chunk built from parsed samples is.
+    ///
+    /// # Panics
+    ///
+    /// On an empty chunk or one over [`MAX_CHUNK_SAMPLES`] ([`Chunk::parts`] cuts one):
+    /// never a chunk that decoding would refuse.
     pub fn encode(&self) -> Vec<u8> {
-        debug_assert!(!self.is_empty() && self.len() <= MAX_CHUNK_SAMPLES);
+        assert!(
+            !self.is_empty() && self.len() <= MAX_CHUNK_SAMPLES,
+            "a chunk of {} samples cannot be encoded",
+            self.len()
+        );
         debug_assert!(self.timestamps_ms.is_sorted());
         v2::encode(self)
     }
@@ -252,18 +277,13 @@ pub fn into_chunks(samples: &[Sample]) -> Vec<BucketChunk> {
     let mut out = Vec::with_capacity(groups.len());
     for ((_, _, _, bucket_ms), (first, pairs)) in groups {
         let sample = &samples[first];
-        let chunk = Chunk::from_pairs(pairs);
-        for part in 0..chunk.len().div_ceil(MAX_CHUNK_SAMPLES) {
-            let range = part * MAX_CHUNK_SAMPLES..((part + 1) * MAX_CHUNK_SAMPLES).min(chunk.len());
+        for chunk in Chunk::from_pairs(pairs).parts() {
             out.push(BucketChunk {
                 service: sample.service.clone(),
                 metric: sample.metric.clone(),
                 labels: sample.labels.clone(),
                 bucket_ms,
-                chunk: Chunk {
-                    timestamps_ms: chunk.timestamps_ms[range.clone()].to_vec(),
-                    values: chunk.values[range].to_vec(),
-                },
+                chunk,
             });
         }
     }

@@ -44,7 +44,7 @@ pub(super) fn series_key(service: &str, metric: &str, labels: &Labels) -> String
 #[derive(Debug, Default)]
 pub(super) struct Bucket {
     /// Encoded chunks, each allocated at its exact length; the vector is kept at its
-    /// exact length too (it is short: at most `MAX_CHUNKS_PER_BUCKET` + 1).
+    /// exact length too (it is short: at most `MAX_CHUNKS_PER_BUCKET` + 2).
     pub(super) chunks: Vec<Box<[u8]>>,
     pub(super) samples: u64,
 }
@@ -511,16 +511,55 @@ pub(super) fn merge_small_chunks(bucket: &mut Bucket) {
     let (small, big): (Vec<_>, Vec<_>) = std::mem::take(&mut bucket.chunks)
         .into_iter()
         .partition(|c| c.len() < BIG_CHUNK_BYTES);
-    let mut chunks = Vec::with_capacity(big.len() + small.len().min(1));
-    chunks.extend(big);
-    if small.len() > 1 {
+    let merged: Vec<Box<[u8]>> = if small.len() > 1 {
         let decoded: Vec<Chunk> = small
             .iter()
             .map(|b| Chunk::decode(b).expect("chunks this store encoded"))
             .collect();
-        chunks.push(Chunk::merge(&decoded).encode().into_boxed_slice());
+        // Split past the chunk limit: small chunks of format 2 may hold ~65,000 samples
+        // each (two bits a sample), so sixteen of them can be over it.
+        Chunk::merge(&decoded)
+            .parts()
+            .iter()
+            .map(|c| c.encode().into_boxed_slice())
+            .collect()
     } else {
-        chunks.extend(small);
-    }
+        small
+    };
+    let mut chunks = Vec::with_capacity(big.len() + merged.len());
+    chunks.extend(big);
+    chunks.extend(merged);
     bucket.chunks = chunks;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plotq_domain::chunk::MAX_CHUNK_SAMPLES;
+
+    #[test]
+    fn merges_stay_within_the_chunk_limit() {
+        // One value at one millisecond costs format 2 two bits a sample: seventeen small
+        // chunks of 65,000 such samples are over the limit together.
+        let small = Chunk {
+            timestamps_ms: vec![1_700_000_000_000; 65_000],
+            values: vec![1.5; 65_000],
+        }
+        .encode();
+        assert!(small.len() < BIG_CHUNK_BYTES, "{} bytes", small.len());
+        let mut bucket = Bucket {
+            chunks: (0..17).map(|_| small.clone().into_boxed_slice()).collect(),
+            samples: 17 * 65_000,
+        };
+        merge_small_chunks(&mut bucket);
+        let decoded: Vec<Chunk> = bucket
+            .chunks
+            .iter()
+            .map(|b| Chunk::decode(b).expect("a chunk the store can read"))
+            .collect();
+        assert_eq!(decoded.len(), 2);
+        assert!(decoded.iter().all(|c| c.len() <= MAX_CHUNK_SAMPLES));
+        assert_eq!(decoded.iter().map(Chunk::len).sum::<usize>(), 17 * 65_000);
+        assert_eq!(bucket.chunks.capacity(), bucket.chunks.len());
+    }
 }
