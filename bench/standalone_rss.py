@@ -7,18 +7,17 @@
 # side. Usage: bench/standalone_rss.py PLOTQ [PLOTQ ...]
 import json, os, random, subprocess, sys, time, urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from capacity import rss_kb, wait_ready  # noqa: E402
+
 
 def measure(B, port=18340, n=12_000_000, batch=10_000):
     env = dict(os.environ, PLOTQ_HTTP_ADDR=f"127.0.0.1:{port}", RUST_LOG="error",
                PLOTQ_INGEST_SAMPLES_PER_SEC="100000000", PLOTQ_INGEST_BURST="100000000")
     p = subprocess.Popen([B, "standalone", "--no-demo"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    def rss():
-        for l in open(f"/proc/{p.pid}/status"):
-            if l.startswith("VmRSS:"): return int(l.split()[1]) * 1024
+    rss = lambda: rss_kb(p.pid) * 1024
     try:
-        for _ in range(100):
-            try: urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz"); break
-            except Exception: time.sleep(0.1)
+        wait_ready(f"http://127.0.0.1:{port}/healthz")
         time.sleep(1)
         before = rss()
         random.seed(7)

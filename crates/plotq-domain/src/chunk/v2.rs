@@ -122,8 +122,7 @@ pub(super) fn encode(chunk: &Chunk) -> Vec<u8> {
 fn decimal(values: &[f64]) -> Option<(usize, Vec<i64>)> {
     // `m` if `v` is `m / 10^scale` exactly.
     let at = |v: f64, scale: usize| {
-        let x = v * POW10[scale];
-        let m = (x.abs() <= MAX_MANTISSA as f64).then(|| nearest(x))?;
+        let m = mantissa(v, POW10[scale])?;
         ((m as f64 / POW10[scale]).to_bits() == v.to_bits()).then_some(m)
     };
     // The scale the first values need, then every value at it (a pass of products and
@@ -137,14 +136,7 @@ fn decimal(values: &[f64]) -> Option<(usize, Vec<i64>)> {
     loop {
         let s = POW10[scale];
         ms.clear();
-        ms.extend(values.iter().map(|&v| {
-            let x = v * s;
-            if x.abs() <= MAX_MANTISSA as f64 {
-                nearest(x)
-            } else {
-                i64::MAX
-            }
-        }));
+        ms.extend(values.iter().map(|&v| mantissa(v, s).unwrap_or(i64::MAX)));
         let inexact = ms
             .iter()
             .zip(values)
@@ -156,12 +148,16 @@ fn decimal(values: &[f64]) -> Option<(usize, Vec<i64>)> {
     }
 }
 
-/// `x` (|x| ≤ 2^53) rounded to the nearest integer, halves away from zero, without a
-/// call to libm's `round`: the truncation and the fraction left are exact at this size.
-fn nearest(x: f64) -> i64 {
-    let t = x as i64;
-    let fraction = x - t as f64;
-    t + i64::from(fraction >= 0.5) - i64::from(fraction <= -0.5)
+/// The integer nearest `v · s` (halves away from zero), if its size allows a decimal:
+/// the candidate `m` of `v = m / s`, still to be checked exactly. Without a call to
+/// libm's `round`: the truncation and the fraction left are exact at this size.
+fn mantissa(v: f64, s: f64) -> Option<i64> {
+    let x = v * s;
+    (x.abs() <= MAX_MANTISSA as f64).then(|| {
+        let t = x as i64;
+        let fraction = x - t as f64;
+        t + i64::from(fraction >= 0.5) - i64::from(fraction <= -0.5)
+    })
 }
 
 fn put_xor(w: &mut BitWriter, values: &[f64]) {

@@ -61,7 +61,7 @@ impl MongoSettings {
 #[derive(Debug, Args)]
 pub struct MemoryStoreSettings {
     /// Bytes of memory the in-memory store may hold, counted as they are allocated
-    /// (~10 a sample in a long series, ~1 KiB a new series); past it, ingest is refused
+    /// (~2–3 a sample of values with few decimals in a long series, ~10 of others, ~1 KiB a new series); past it, ingest is refused
     /// with `507 store_full` (nothing is dropped to make room).
     #[arg(long, env = "PLOTQ_MEMORY_STORE_MAX_BYTES", default_value_t = 2 << 30)]
     pub memory_store_max_bytes: u64,

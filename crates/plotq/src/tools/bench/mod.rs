@@ -39,3 +39,16 @@ fn print_line(
     println!("{line}");
     Ok(())
 }
+
+/// Fields of `/proc/<process>/status` (`process`: a pid, or `self`), in bytes: e.g.
+/// `VmRSS:` and `VmHWM:`, resident and peak resident memory (Linux; 0 when unreadable).
+fn memory_fields<const N: usize>(process: &str, names: [&str; N]) -> [u64; N] {
+    let status = std::fs::read_to_string(format!("/proc/{process}/status")).unwrap_or_default();
+    names.map(|name| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    })
+}

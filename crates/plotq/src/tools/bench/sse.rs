@@ -18,13 +18,10 @@ pub fn run(args: &BenchSseArgs) -> anyhow::Result<()> {
     super::print_line(bench(args))
 }
 
+/// The resident memory of process `pid`, in KiB.
 fn rss_kb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0)
+    let [rss] = super::memory_fields(&pid.to_string(), ["VmRSS:"]);
+    rss / 1024
 }
 
 /// Opens one SSE stream; answers once its response headers arrived (status 200).

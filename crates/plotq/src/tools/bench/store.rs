@@ -27,15 +27,8 @@ use tokio_util::sync::CancellationToken;
 
 /// Resident and peak resident memory of this process, in bytes (Linux).
 fn rss() -> (u64, u64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-            .map_or(0, |kb| kb * 1024)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
+    let [rss, peak] = super::memory_fields("self", ["VmRSS:", "VmHWM:"]);
+    (rss, peak)
 }
 
 /// Resets the peak-RSS mark (`VmHWM`) to the current RSS (Linux ≥ 4.0).
