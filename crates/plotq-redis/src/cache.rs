@@ -273,8 +273,14 @@ impl PlotCache for RedisCache {
             .map_err(unavailable)
     }
 
+    /// Also marks when this Redis's data begins, if nothing has yet: after a Redis
+    /// restarts empty, the first probe (readiness, or a breaker's) marks it, so an id
+    /// issued after that and never stored answers `404`, not `410 state_lost`.
     async fn ping(&self) -> PortResult<()> {
-        self.conn.ping(&self.keys.since()).await
+        self.conn.ping(&self.keys.since()).await?;
+        self.data_since(plotq_ports::clock::now_ms())
+            .await
+            .map(drop)
     }
 }
 

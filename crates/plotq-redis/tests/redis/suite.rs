@@ -3,7 +3,7 @@
 //! 127.0.0.1:7101-7103 (`suite_tests!` makes one `#[tokio::test]` of each function
 //! here): TTLs on every key, stream fan-out, replay and history bound, single-flight
 //! claims and their release, the bounded series list, the hours of past ranges,
-//! versioned states. Each test
+//! versioned states, when the data begins. Each test
 //! works in a random namespace and deletes the keys it created, one key per command (a
 //! cluster refuses commands whose keys are in different slots).
 
@@ -31,6 +31,7 @@ macro_rules! suite_tests {
             series_list_is_bounded_and_expires,
             past_ranges_read_their_own_hours,
             stored_states_are_versioned,
+            a_probe_marks_when_the_data_begins,
         );
     };
     (@each $target:ty; $($test:ident,)*) => {
@@ -458,4 +459,43 @@ pub async fn stored_states_are_versioned<T: Target>() {
     for key in [state_key, view_key] {
         let _: () = conn.del(key).await.unwrap();
     }
+}
+
+/// A health probe marks when this Redis's data begins, once: a Redis that comes back
+/// empty (its `since` key gone) is marked at the next probe, not at the next time a
+/// state is missing, so an id issued after it and never stored is unknown (`404`).
+pub async fn a_probe_marks_when_the_data_begins<T: Target>() {
+    let config = config::<T>(10);
+    let cache = RedisCache::new(&config).unwrap();
+    let key = format!("{}:since", config.namespace);
+    let mut conn = T::raw().await;
+    assert_eq!(
+        marked::<T>(&mut conn, &key).await,
+        None,
+        "a new namespace holds no mark"
+    );
+    for _restart in 0..2 {
+        let before = plotq_ports::clock::now_ms();
+        cache.ping().await.unwrap();
+        let after = plotq_ports::clock::now_ms();
+        let since = marked::<T>(&mut conn, &key)
+            .await
+            .expect("the probe marked it");
+        assert!(
+            (before..=after).contains(&since),
+            "{before} <= {since} <= {after}"
+        );
+        // Later probes and questions keep the first mark.
+        cache.ping().await.unwrap();
+        assert_eq!(cache.data_since(after + 60_000).await.unwrap(), since);
+        assert_eq!(marked::<T>(&mut conn, &key).await, Some(since));
+        // As a Redis that restarted without its data.
+        let _: () = conn.del(&key).await.unwrap();
+    }
+}
+
+/// What `key` (a `since` mark) holds.
+async fn marked<T: Target>(conn: &mut T::Raw, key: &str) -> Option<i64> {
+    let v: Option<String> = conn.get(key).await.unwrap();
+    v.map(|v| v.parse().unwrap())
 }
