@@ -49,7 +49,7 @@ use std::sync::Arc;
 )]
 pub(crate) async fn annotate(
     caller: Caller,
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     Extension(limits): Extension<Arc<Limits>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -122,7 +122,7 @@ pub(crate) struct ListQuery {
 )]
 pub(crate) async fn list(
     caller: Caller,
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, Problem> {
     caller.require(Scope::Read)?;

@@ -65,12 +65,13 @@ pub use streams::Streams as OtlpStreams;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use std::sync::Arc;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 /// Every route of the api, each with its entry in the OpenAPI document.
-fn api_routes() -> OpenApiRouter<ApiState> {
+fn api_routes() -> OpenApiRouter<Arc<ApiState>> {
     OpenApiRouter::with_openapi(openapi::ApiInfo::openapi())
         .routes(routes!(ingest::metrics::ingest))
         .routes(routes!(ingest::caddy::ingest_caddy))
@@ -95,7 +96,9 @@ fn api_routes() -> OpenApiRouter<ApiState> {
 pub fn router(state: ApiState) -> Router {
     let limit = state.config.max_body_bytes;
     let (routes, _) = api_routes().split_for_parts();
-    routes.layer(DefaultBodyLimit::max(limit)).with_state(state)
+    routes
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(Arc::new(state))
 }
 
 /// The api's OpenAPI document: every route of [`router`], of [`dashboard_router`] and

@@ -113,7 +113,7 @@ fn with_location(mut response: Response, id: JobId) -> Response {
 )]
 pub(crate) async fn request_plot(
     caller: Caller,
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     Extension(limits): Extension<Arc<Limits>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -490,7 +490,7 @@ fn may_read(caller: &Caller, job: &JobState) -> Result<(), Problem> {
 )]
 pub(crate) async fn plot_status(
     caller: Caller,
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, Problem> {
     let job = load(&state, &caller, parse_id(id)?).await?;
@@ -540,7 +540,7 @@ fn job_part(stage: &str) -> &'static str {
 )]
 pub(crate) async fn plot_png(
     caller: Caller,
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
@@ -574,7 +574,7 @@ pub(crate) async fn plot_png(
 )]
 pub(crate) async fn plot_image(
     caller: Caller,
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {

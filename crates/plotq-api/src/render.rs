@@ -109,7 +109,7 @@ fn query_too_long() -> Problem {
 )]
 pub(crate) async fn render(
     caller: Result<Caller, Problem>,
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     Extension(auth): Extension<Arc<Auth>>,
     Extension(limits): Extension<Arc<Limits>>,
     headers: HeaderMap,
@@ -285,7 +285,7 @@ pub(crate) async fn grant(
     caller: Caller,
     Extension(auth): Extension<Arc<Auth>>,
     Extension(limits): Extension<Arc<Limits>>,
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {

@@ -10,6 +10,7 @@ use plotq_http::{AuthProblems, Caller, Problem, Scope, Unavailable};
 use plotq_ports::clock::now_ms;
 use serde_json::json;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Services that sent samples in the last week (those this caller may see), and the
 /// metrics each sent.
@@ -26,7 +27,7 @@ use std::collections::BTreeMap;
 )]
 pub(crate) async fn services(
     caller: Caller,
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
 ) -> Result<Response, Problem> {
     caller.require(Scope::Read)?;
     let since = now_ms() - 7 * 24 * 3600 * 1000;

@@ -76,7 +76,7 @@ impl IntoParams for StatsParams {
 )]
 pub(crate) async fn stats(
     caller: Caller,
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     Extension(limits): Extension<Arc<Limits>>,
     query: Result<Query<PlotQuery>, QueryRejection>,
 ) -> Result<Response, Problem> {

@@ -140,7 +140,7 @@ const LINE_TYPES: [&str; 3] = [
 )]
 pub(crate) async fn ingest_caddy(
     caller: Caller,
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     Extension(limits): Extension<Arc<Limits>>,
     query: Result<Query<CaddyQuery>, QueryRejection>,
     RawQuery(raw_query): RawQuery,

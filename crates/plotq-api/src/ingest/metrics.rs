@@ -42,7 +42,7 @@ use std::sync::Arc;
 )]
 pub(crate) async fn ingest(
     caller: Caller,
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     Extension(limits): Extension<Arc<Limits>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,

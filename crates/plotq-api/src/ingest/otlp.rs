@@ -71,7 +71,7 @@ use std::sync::Arc;
 )]
 pub(crate) async fn traces(
     caller: Caller,
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     Extension(limits): Extension<Arc<Limits>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -118,7 +118,7 @@ pub(crate) async fn traces(
 )]
 pub(crate) async fn metrics(
     caller: Caller,
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     Extension(limits): Extension<Arc<Limits>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
