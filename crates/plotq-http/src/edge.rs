@@ -92,22 +92,17 @@ async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Problem {
 
 /// Wraps a role's complete router with the shared edge.
 pub fn harden(router: Router, edge: &Edge) -> Router {
-    let max_uri = edge.config.max_uri_bytes;
-    let hosts: Arc<Option<Vec<String>>> = Arc::new(edge.config.allowed_hosts.clone());
-    let origins: Arc<Vec<String>> = Arc::new(edge.config.cors_origins.clone());
+    let checks = Arc::new(Checks {
+        max_uri: edge.config.max_uri_bytes,
+        hosts: edge.config.allowed_hosts.clone(),
+        origins: edge.config.cors_origins.clone(),
+    });
     let router = router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(
-            move |req: Request, next: Next| check_uri(req, next, max_uri),
+            move |req: Request, next: Next| guard(req, next, checks.clone()),
         ))
-        .layer(axum::middleware::from_fn(
-            move |req: Request, next: Next| check_origin(req, next, origins.clone()),
-        ))
-        .layer(axum::middleware::from_fn(
-            move |req: Request, next: Next| check_host(req, next, hosts.clone()),
-        ))
-        .layer(axum::middleware::from_fn(security_headers))
         .layer(RequestBodyTimeoutLayer::new(edge.config.body_read_timeout))
         .layer(axum::Extension(edge.auth.clone()))
         .layer(axum::Extension(edge.limits.clone()));
@@ -117,52 +112,69 @@ pub fn harden(router: Router, edge: &Edge) -> Router {
     }
 }
 
-async fn check_uri(req: Request, next: Next, max: usize) -> Response {
+/// What the edge's checks compare a request with.
+struct Checks {
+    max_uri: usize,
+    /// `EdgeConfig::allowed_hosts`.
+    hosts: Option<Vec<String>>,
+    /// `EdgeConfig::cors_origins`.
+    origins: Vec<String>,
+}
+
+/// The edge's checks and headers in one middleware (one boxed future a request, not
+/// one a check): the `Host` (`check_host`), a write's `Origin` (`check_origin`), the
+/// request target's length (`check_uri`), in that order; then the security headers on
+/// whatever answers, refusals included.
+async fn guard(req: Request, next: Next, checks: Arc<Checks>) -> Response {
+    let refused = check_host(&req, checks.hosts.as_deref())
+        .or_else(|| check_origin(&req, &checks.origins))
+        .or_else(|| check_uri(&req, checks.max_uri));
+    let mut response = match refused {
+        Some(problem) => problem.into_response(),
+        None => next.run(req).await,
+    };
+    security_headers(response.headers_mut());
+    response
+}
+
+fn check_uri(req: &Request, max: usize) -> Option<Problem> {
     let len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
-    if len > max {
-        return Problem::new(
+    (len > max).then(|| {
+        Problem::new(
             ProblemCode::UriTooLong,
             format!("the request target is {len} bytes; the limit is {max}"),
         )
-        .into_response();
-    }
-    next.run(req).await
+    })
 }
 
-/// The host name of a `Host` header value: lowercase, without the port (`[::1]` keeps
-/// its brackets).
-fn host_name(host: &str) -> String {
-    let host = host.trim().to_ascii_lowercase();
+/// The host name of a `Host` header value: without the port (`[::1]` keeps its
+/// brackets), as sent (compare it ignoring ASCII case).
+fn host_name(host: &str) -> &str {
+    let host = host.trim();
     if host.starts_with('[') {
-        return host.split_inclusive(']').next().unwrap_or("").to_owned();
+        return host.split_inclusive(']').next().unwrap_or("");
     }
-    host.split(':').next().unwrap_or("").to_owned()
+    host.split(':').next().unwrap_or("")
 }
 
-async fn check_host(req: Request, next: Next, allowed: Arc<Option<Vec<String>>>) -> Response {
-    if let Some(allowed) = allowed.as_ref() {
-        // HTTP/1.1 requests carry `Host`; HTTP/2 the authority of the URI.
-        let host = req
-            .headers()
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-            .or_else(|| req.uri().authority().map(|a| a.to_string()));
-        if let Some(host) = host {
-            let name = host_name(&host);
-            if !allowed.iter().any(|a| a == &name) {
-                return Problem::new(
-                    ProblemCode::HostNotAllowed,
-                    format!(
-                        "this server answers to {} only (open mode on loopback; add names with PLOTQ_ALLOWED_HOSTS)",
-                        allowed.join(", ")
-                    ),
-                )
-                .into_response();
-            }
-        }
-    }
-    next.run(req).await
+fn check_host(req: &Request, allowed: Option<&[String]>) -> Option<Problem> {
+    let allowed = allowed?;
+    // HTTP/1.1 requests carry `Host`; HTTP/2 the authority of the URI.
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))?;
+    let name = host_name(host);
+    (!allowed.iter().any(|a| a.eq_ignore_ascii_case(name))).then(|| {
+        Problem::new(
+            ProblemCode::HostNotAllowed,
+            format!(
+                "this server answers to {} only (open mode on loopback; add names with PLOTQ_ALLOWED_HOSTS)",
+                allowed.join(", ")
+            ),
+        )
+    })
 }
 
 /// Whether `origin` (an `Origin` header value) is the origin of a request sent to `host`
@@ -175,26 +187,25 @@ fn same_origin(origin: &str, host: Option<&str>) -> bool {
     authority.is_some_and(|a| a.eq_ignore_ascii_case(host.trim()))
 }
 
-async fn check_origin(req: Request, next: Next, allowed: Arc<Vec<String>>) -> Response {
+fn check_origin(req: &Request, allowed: &[String]) -> Option<Problem> {
     let write = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    if write && let Some(origin) = req.headers().get(header::ORIGIN) {
-        let origin = origin.to_str().unwrap_or("");
-        let host = req
-            .headers()
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok());
-        if !(same_origin(origin, host) || allowed.iter().any(|a| a == origin)) {
-            return Problem::new(
-                ProblemCode::OriginNotAllowed,
-                format!(
-                    "writes from the page at {:?} are refused (not this server's origin, not in PLOTQ_CORS_ORIGINS)",
-                    origin.chars().take(128).collect::<String>()
-                ),
-            )
-            .into_response();
-        }
+    if !write {
+        return None;
     }
-    next.run(req).await
+    let origin = req.headers().get(header::ORIGIN)?.to_str().unwrap_or("");
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok());
+    (!(same_origin(origin, host) || allowed.iter().any(|a| a == origin))).then(|| {
+        Problem::new(
+            ProblemCode::OriginNotAllowed,
+            format!(
+                "writes from the page at {:?} are refused (not this server's origin, not in PLOTQ_CORS_ORIGINS)",
+                origin.chars().take(128).collect::<String>()
+            ),
+        )
+    })
 }
 
 /// The `Content-Security-Policy` of an SVG image: nothing it holds may run or load.
@@ -202,33 +213,30 @@ pub const SVG_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; san
 /// The policy of any other HTML answer (the dashboard sets its own): nothing may run.
 const HTML_POLICY: &str = "default-src 'none'; frame-ancestors 'none'";
 
-async fn security_headers(req: Request, next: Next) -> Response {
-    let mut response = next.run(req).await;
-    let headers = response.headers_mut();
+fn security_headers(headers: &mut HeaderMap) {
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    let media = declared_media_type(headers);
-    match media.as_deref() {
-        Some("image/svg+xml") => {
-            headers
-                .entry(header::CONTENT_SECURITY_POLICY)
-                .or_insert(HeaderValue::from_static(SVG_POLICY));
-        }
-        Some("text/html") => {
-            headers
-                .entry(header::CONTENT_SECURITY_POLICY)
-                .or_insert(HeaderValue::from_static(HTML_POLICY));
-            headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-            headers.insert(
-                header::REFERRER_POLICY,
-                HeaderValue::from_static("same-origin"),
-            );
-        }
-        _ => {}
+    let media = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim());
+    let is = |t: &str| media.is_some_and(|m| m.eq_ignore_ascii_case(t));
+    if is("image/svg+xml") {
+        headers
+            .entry(header::CONTENT_SECURITY_POLICY)
+            .or_insert(HeaderValue::from_static(SVG_POLICY));
+    } else if is("text/html") {
+        headers
+            .entry(header::CONTENT_SECURITY_POLICY)
+            .or_insert(HeaderValue::from_static(HTML_POLICY));
+        headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        headers.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        );
     }
-    response
 }
 
 fn cors(origins: &[String]) -> Option<CorsLayer> {
@@ -258,6 +266,7 @@ pub fn validate_host(host: &str) -> Result<(), String> {
     let ok = !host.is_empty()
         && host.len() <= 253
         && host == host_name(host)
+        && !host.bytes().any(|b| b.is_ascii_uppercase())
         && host
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '[' | ']' | ':'));
