@@ -218,10 +218,7 @@ fn security_headers(headers: &mut HeaderMap) {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    let media = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").trim());
+    let media = media_type(headers);
     let is = |t: &str| media.is_some_and(|m| m.eq_ignore_ascii_case(t));
     if is("image/svg+xml") {
         headers
@@ -299,16 +296,15 @@ pub fn validate_origin(origin: &str) -> Result<(), String> {
 
 /// The media type a request declares (`Content-Type` without parameters, lowercased).
 pub fn declared_media_type(headers: &HeaderMap) -> Option<String> {
+    media_type(headers).map(str::to_ascii_lowercase)
+}
+
+/// `Content-Type` without parameters, as sent (compare it ignoring ASCII case).
+fn media_type(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        })
+        .map(|v| v.split(';').next().unwrap_or("").trim())
 }
 
 /// `415` unless the request declares a JSON body (`application/json` or `…+json`).

@@ -14,9 +14,10 @@ use std::time::Duration;
 pub trait PlotCache: Send + Sync + 'static {
     /// Since when this cache holds what was written to it (epoch ms): a cache that lost
     /// its data (a Redis that restarted empty) answers the time it was first asked
-    /// after the loss (its health probe asks, so that is the first probe after it). A job issued before that whose state is missing lost its state
-    /// (`410 state_lost`) rather than never existing. Caches that cannot lose their
-    /// data without the process losing its ids too answer `i64::MIN`.
+    /// after the loss (its health probe asks, so that is the first probe after it). A
+    /// job issued before that whose state is missing lost its state (`410 state_lost`)
+    /// rather than never existing. Caches that cannot lose their data without the
+    /// process losing its ids too answer `i64::MIN`.
     async fn data_since(&self, _now_ms: i64) -> PortResult<i64> {
         Ok(i64::MIN)
     }
