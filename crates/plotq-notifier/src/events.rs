@@ -3,31 +3,30 @@
 //! never rendered costs one render of its plot budget, and a caller keeps at most
 //! `views_per_caller` views live), send each watched view's current state
 //! (`current_view_states`), replay what a reconnecting client missed (`replay`), then
-//! stream live events from the `Hub` (`live_events`), all filtered to what the caller may
-//! see (`event_filter`).
+//! stream live events from the `Hub` (the body, `stream::EventBody`), all filtered to what
+//! the caller may see (`event_filter`).
 //!
-//! A stream lives only as long as its credential (`credential_lapse`): when its ticket
-//! expires, or its token is removed, replaced or loses a service the stream uses, the
-//! stream ends with a last event `stream.closed` saying why (`credential_expired`,
+//! A stream lives only as long as its credential (`stream::CredentialCheck`): when its
+//! ticket expires, or its token is removed, replaced or loses a service the stream uses,
+//! the stream ends with a last event `stream.closed` saying why (`credential_expired`,
 //! `credential_revoked`), which tells the page to get a new ticket.
 
 use crate::hub::{Hub, is_final};
+use crate::stream::{CredentialCheck, EventBody, EventFilter, Live, event_frame, frame};
 use axum::Extension;
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, header};
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures::{Stream, StreamExt};
 use plotq_domain::wire::EventId;
 use plotq_domain::{View, ViewState, view::MAX_VIEWS_PER_CONNECTION};
-use plotq_http::auth::{Auth, Lapsed, Principal};
+use plotq_http::auth::Auth;
 use plotq_http::{Caller, Limits, Problem, ProblemCode, Scope};
 use plotq_ports::StoredEvent;
 use serde::Deserialize;
-use std::collections::HashSet;
-use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
 use tokio_stream::wrappers::BroadcastStream;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -43,24 +42,14 @@ pub struct EventsQuery {
     ticket: Option<String>,
 }
 
-/// A view's current state as an SSE event, for a client that just subscribed.
-fn view_state_event(view: &str, state: &plotq_domain::ViewState) -> Event {
+/// A view's current state as an SSE event, for a client that just subscribed; `id` is
+/// the bus's position when it was read.
+fn view_state_frame(id: &str, view: &str, state: &plotq_domain::ViewState) -> Bytes {
     let data = serde_json::json!({
         "view": view, "status": state.status.as_str(), "id": state.job_id, "error": state.error,
         "requested_ms": state.requested_ms,
     });
-    Event::default().event("view.state").data(data.to_string())
-}
-
-/// An SSE event for a bus event; its `id:` is the `EventId` (`<ms>-<seq>`), which is
-/// what a reconnecting client sends back as `Last-Event-ID`.
-fn to_sse(event: &StoredEvent) -> Event {
-    metrics::counter!("plotq_sse_events_sent_total", "event" => event.event.event.as_str())
-        .increment(1);
-    Event::default()
-        .id(event.id.to_string())
-        .event(event.event.event.as_str())
-        .data(String::from_utf8(event.event.encode()).expect("JSON is UTF-8"))
+    frame(Some(id), "view.state", &data.to_string())
 }
 
 /// The event stream.
@@ -108,85 +97,37 @@ pub async fn events(
     {
         tracing::warn!(error = %e, "cannot lease views; the renewal loop will retry");
     }
-    let current = if request.last_event_id.is_none() {
+    let mut queued = if request.last_event_id.is_none() {
         current_view_states(&hub, states).await
     } else {
-        Vec::new()
+        VecDeque::new()
     };
     let history = history(&hub, request.last_event_id).await;
-    let keep = event_filter(&caller, &request);
-    let (replayed, high_water) = replay(history, request.last_event_id, &keep);
-    let live = live_events(live, high_water, keep);
-    // The guard lives as long as the stream: dropping the connection unwatches its views.
-    let client = ClientGauge::connected();
-    let live = live.map(move |item| {
-        let _keep = (&guard, &connection, &client);
-        item
-    });
-    // Until the credential lapses; then one last event says why.
-    let lapsed = Arc::new(Mutex::new(None));
-    let watch = {
-        let lapsed = lapsed.clone();
-        let uses = request.services_used();
-        let check = hub.config.credential_recheck;
-        async move {
-            let why = credential_lapse(auth, caller.0, uses, check).await;
-            *lapsed.lock().expect("lapsed lock") = Some(why);
-        }
+    let check = CredentialCheck {
+        auth,
+        uses: request.services_used(),
+        every: hub.config.credential_recheck,
     };
-    let closing = futures::stream::once(async move { lapsed.lock().expect("lapsed lock").take() })
-        .filter_map(|why| futures::future::ready(why.map(|why| Ok(closed_event(why)))));
-    let stream: std::pin::Pin<Box<dyn Stream<Item = Result<Event, Infallible>> + Send>> = Box::pin(
-        futures::stream::iter(current)
-            .chain(futures::stream::iter(replayed))
-            .chain(live)
-            .take_until(watch)
-            .chain(closing)
-            .take_until(hub.shutdown.clone().cancelled_owned()),
-    );
-    let mut response = Sse::new(stream)
-        .keep_alive(KeepAlive::new().interval(hub.config.keep_alive))
-        .into_response();
+    let last_event_id = request.last_event_id;
+    let filter = event_filter(caller.0, request);
+    let high_water = replay(history, last_event_id, &filter, &mut queued);
+    // The guards live as long as the stream: dropping the connection unwatches its views.
+    let lives = (guard, connection, ClientGauge::connected());
+    let live = Live {
+        relays: live,
+        after: high_water,
+        closing: hub.closing.clone(),
+    };
+    let body = EventBody::new(live, hub.config.keep_alive, queued, filter, check, lives);
+    let mut response = (StatusCode::OK, Body::new(body)).into_response();
     let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     Ok(response)
-}
-
-/// The last event of a stream whose credential lapsed.
-fn closed_event(why: Lapsed) -> Event {
-    metrics::counter!("plotq_sse_streams_closed_total", "reason" => why.as_str()).increment(1);
-    Event::default()
-        .event("stream.closed")
-        .data(serde_json::json!({"reason": why.as_str()}).to_string())
-}
-
-/// Resolves when `principal`'s credential no longer holds for a stream using the services
-/// `uses`: at a ticket's expiry, or at the first check (every `every`) that finds its
-/// token removed, replaced or narrowed. Never, in open mode.
-async fn credential_lapse(
-    auth: Arc<Auth>,
-    principal: Principal,
-    uses: Vec<String>,
-    every: std::time::Duration,
-) -> Lapsed {
-    let uses: Vec<&str> = uses.iter().map(String::as_str).collect();
-    let expires_ms = match &principal.credential {
-        plotq_http::auth::Credential::Open => return std::future::pending().await,
-        plotq_http::auth::Credential::Token { .. } => None,
-        plotq_http::auth::Credential::Ticket { expires_ms, .. }
-        | plotq_http::auth::Credential::Grant { expires_ms, .. } => Some(*expires_ms),
-    };
-    loop {
-        let now = plotq_ports::clock::now_ms();
-        if let Err(why) = auth.recheck(&principal, &uses, now) {
-            return why;
-        }
-        let until_expiry = expires_ms
-            .map(|e| std::time::Duration::from_millis(u64::try_from(e - now).unwrap_or(0)))
-            .unwrap_or(every);
-        tokio::time::sleep(every.min(until_expiry)).await;
-    }
 }
 
 /// Each view's stored state (`None` when it has none, or the registry cannot be read:
@@ -349,8 +290,8 @@ fn parse_request(
 async fn current_view_states(
     hub: &Hub,
     states: Vec<(String, Option<ViewState>)>,
-) -> Vec<Result<Event, Infallible>> {
-    let mut current = Vec::new();
+) -> VecDeque<Bytes> {
+    let mut current = VecDeque::new();
     if states.iter().all(|(_, state)| state.is_none()) {
         return current;
     }
@@ -365,14 +306,10 @@ async fn current_view_states(
     for (key, state) in states {
         let Some(state) = state else { continue };
         if let Some(ready) = &state.last_ready {
-            current.push(Ok::<_, Infallible>(
-                Event::default()
-                    .id(position.clone())
-                    .event(ready.event.as_str())
-                    .data(String::from_utf8(ready.encode()).expect("JSON is UTF-8")),
-            ));
+            let data = String::from_utf8(ready.encode()).expect("JSON is UTF-8");
+            current.push_back(frame(Some(&position), ready.event.as_str(), &data));
         }
-        current.push(Ok(view_state_event(&key, &state).id(position.clone())));
+        current.push_back(view_state_frame(&position, &key, &state));
     }
     current
 }
@@ -390,42 +327,25 @@ async fn history(hub: &Hub, last_event_id: Option<EventId>) -> Vec<StoredEvent> 
     replay
 }
 
-/// Which bus events this client receives: never another service's events for a caller
-/// limited to some services; then only its views' events when it watches views, else
-/// only the `service` it named, if any.
-fn event_filter(
-    caller: &Caller,
-    request: &EventsRequest,
-) -> impl Fn(&StoredEvent) -> bool + Clone + Send + 'static {
-    let filter = request.service.clone();
-    let view_set: HashSet<String> = request.views.iter().cloned().collect();
-    let principal = caller.0.clone();
-    move |e: &StoredEvent| {
-        // A caller limited to some services never sees another's events.
-        if !e
-            .event
-            .services
-            .iter()
-            .all(|s| principal.may_use_service(s))
-            || !principal.may_use_service(&e.event.service)
-        {
-            return false;
-        }
-        if !view_set.is_empty() {
-            return e.event.view.as_ref().is_some_and(|v| view_set.contains(v));
-        }
-        filter.as_deref().is_none_or(|s| e.event.service == s)
+/// Which bus events this client receives (`EventFilter`): its own credential's, then its
+/// views' or its `service`'s.
+fn event_filter(principal: plotq_http::auth::Principal, request: EventsRequest) -> EventFilter {
+    EventFilter {
+        principal,
+        views: request.views.into_iter().collect(),
+        service: request.service,
     }
 }
 
-/// Step 3, replaying: the history as SSE events, each job's final event once and only
-/// what `keep` passes, and the id live events must pass (the last event of the history,
-/// else `Last-Event-ID`, else zero).
+/// Step 3, replaying: the history's events that `filter` keeps, each job's final event
+/// once, queued as SSE events; returns the id live events must pass (the last event of
+/// the history, else `Last-Event-ID`, else zero).
 fn replay(
     history: Vec<StoredEvent>,
     last_event_id: Option<EventId>,
-    keep: &impl Fn(&StoredEvent) -> bool,
-) -> (Vec<Result<Event, Infallible>>, EventId) {
+    filter: &EventFilter,
+    queued: &mut VecDeque<Bytes>,
+) -> EventId {
     let high_water = history
         .last()
         .map(|e| e.id)
@@ -433,40 +353,16 @@ fn replay(
         .unwrap_or(EventId::ZERO);
     // Replayed history is de-duplicated the same way (a job's final event once).
     let mut finished = HashSet::new();
-    let replayed = history
-        .into_iter()
+    for e in history
+        .iter()
         .filter(|e| !is_final(e.event.event) || finished.insert(e.event.id))
-        .filter(|e| keep(e))
-        .map(|e| Ok::<_, Infallible>(to_sse(&e)))
-        .collect::<Vec<_>>();
-    (replayed, high_water)
-}
-
-/// Step 4: the hub's live events after `high_water` that `keep` passes, skipping what
-/// was already sent; a slow client that lags skips ahead.
-fn live_events(
-    live: BroadcastStream<Arc<StoredEvent>>,
-    mut high_water: EventId,
-    keep: impl Fn(&StoredEvent) -> bool + Send + 'static,
-) -> impl Stream<Item = Result<Event, Infallible>> + Send {
-    live.filter_map(move |item| {
-        let out = match item {
-            Ok(event) => {
-                if event.id <= high_water || !keep(&event) {
-                    None
-                } else {
-                    high_water = event.id;
-                    Some(Ok(to_sse(&event)))
-                }
-            }
-            Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(n)) => {
-                metrics::counter!("plotq_sse_events_skipped_total").increment(n);
-                tracing::warn!(skipped = n, "slow SSE client skipped events");
-                None
-            }
-        };
-        futures::future::ready(out)
-    })
+        .filter(|e| filter.keeps(e))
+    {
+        metrics::counter!("plotq_sse_events_sent_total", "event" => e.event.event.as_str())
+            .increment(1);
+        queued.push_back(event_frame(e));
+    }
+    high_water
 }
 
 fn last_event_id_header(headers: &HeaderMap) -> Option<String> {

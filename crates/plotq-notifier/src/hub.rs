@@ -1,14 +1,16 @@
 //! The `Hub`: one per process, the single reader of the event bus (`tail`), the
-//! in-memory broadcast to this process's SSE streams, the views its clients watch
-//! (bounded, their leases renewed), and the memory of final events already relayed.
-//! The SSE handler itself is `events.rs`.
+//! in-memory broadcast to this process's SSE streams (`Relay`: each event encoded once
+//! for all of them, and the process's shutdown), the views its clients watch (bounded,
+//! their leases renewed), and the memory of final events already relayed. The SSE
+//! handler itself is `events.rs`, a stream's body `stream.rs`.
 
 use crate::refresh;
+use crate::stream::{Relay, Relayed};
 use plotq_domain::JobId;
 use plotq_domain::wire::{EventId, EventKind};
 use plotq_http::{Problem, ProblemCode};
 use plotq_ports::clock::now_ms;
-use plotq_ports::{Backoff, EventBus, StoredEvent, ViewRegistry};
+use plotq_ports::{Backoff, EventBus, ViewRegistry};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -20,7 +22,8 @@ use tokio_util::sync::CancellationToken;
 /// Settings of the SSE endpoint.
 #[derive(Debug, Clone)]
 pub struct NotifierConfig {
-    /// Interval of `:` keep-alive comments (below common proxy idle timeouts).
+    /// Interval of each stream's `:` keep-alive comments (below common proxy idle
+    /// timeouts).
     pub keep_alive: Duration,
     /// Most events replayed to one reconnecting client.
     pub max_replay: usize,
@@ -57,8 +60,11 @@ pub struct Hub {
     pub(crate) registry: Arc<dyn ViewRegistry>,
     /// Views watched by this process's clients, with how many clients watch each.
     watching: Mutex<HashMap<String, usize>>,
-    pub(crate) sender: broadcast::Sender<Arc<StoredEvent>>,
+    pub(crate) sender: broadcast::Sender<Arc<Relay>>,
     pub(crate) config: NotifierConfig,
+    /// Set when the process shuts down, before `Relay::Shutdown` goes out: a stream that
+    /// subscribed after it went out still sees that it must end.
+    pub(crate) closing: Arc<AtomicBool>,
     /// False while the tail loop cannot read the bus (reported by `/readyz`).
     tailing: AtomicBool,
     /// Ends every SSE stream when the process shuts down, so graceful shutdown completes.
@@ -122,6 +128,7 @@ impl Hub {
             watching: Mutex::new(HashMap::new()),
             sender,
             config,
+            closing: Arc::new(AtomicBool::new(false)),
             tailing: AtomicBool::new(false),
             shutdown,
             announced: Mutex::new(Announced::default()),
@@ -180,9 +187,20 @@ impl Hub {
         })
     }
 
-    /// Tails the bus and renews view leases until `shutdown`; survives bus outages.
+    /// Tails the bus and renews view leases until `shutdown`, then ends every stream;
+    /// survives bus outages.
     pub async fn run_until_stopped(self: Arc<Self>) {
-        tokio::join!(self.clone().renew_leases(), self.tail());
+        let end_streams = async {
+            self.shutdown.cancelled().await;
+            self.closing.store(true, Ordering::SeqCst);
+            // No receivers is fine: no stream is open.
+            let _ = self.sender.send(Arc::new(Relay::Shutdown));
+        };
+        tokio::join!(
+            self.clone().renew_leases(),
+            self.clone().tail(),
+            end_streams
+        );
         tracing::info!("event hub stopped");
     }
 
@@ -259,7 +277,9 @@ impl Hub {
                             tracing::warn!(error = %e, "cannot record a view's state");
                         }
                         // No receivers is fine: nobody is listening right now.
-                        let _ = self.sender.send(Arc::new(event));
+                        let _ = self
+                            .sender
+                            .send(Arc::new(Relay::Event(Relayed::new(event))));
                     }
                 }
                 Err(e) => {

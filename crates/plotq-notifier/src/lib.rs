@@ -24,7 +24,8 @@
 //! process leases at most `max_watched_views` distinct views (`429` beyond any of them).
 //! A stream ends, with a last `stream.closed` event, when its credential lapses.
 //!
-//! `hub.rs` is the `Hub`, `events.rs` the SSE handler, `refresh.rs` the refresher,
+//! `hub.rs` is the `Hub`, `events.rs` the SSE handler, `stream.rs` a stream's body (each
+//! event encoded once for every stream), `refresh.rs` the refresher,
 //! `openapi.rs` the endpoint's documentation. This crate holds no job state and renders
 //! nothing.
 
@@ -32,6 +33,7 @@ mod events;
 mod hub;
 pub mod openapi;
 pub mod refresh;
+mod stream;
 
 pub use events::{EventsQuery, events};
 pub use hub::{ANNOUNCED_MEMORY, Hub, NotifierConfig};

@@ -32,6 +32,8 @@ pub struct Fixture {
     /// `ingest` only.
     pub ingest: String,
     pub hub: Arc<Hub>,
+    /// The process's shutdown, as the hub sees it.
+    pub shutdown: CancellationToken,
     _shutdown: tokio_util::sync::DropGuard,
 }
 
@@ -73,6 +75,7 @@ impl Fixture {
             tenant,
             ingest,
             hub,
+            shutdown: shutdown.clone(),
             _shutdown: shutdown.drop_guard(),
         }
     }
@@ -242,6 +245,28 @@ impl Sse {
                 .collect()
         })
         .await
+    }
+
+    /// How many `:` keep-alive comments arrived, once `want` did or within 5 s.
+    pub async fn keep_alives(&mut self, want: usize) -> usize {
+        let count = |text: &str| text.split("\n\n").filter(|b| *b == ":").count();
+        self.read_until(Duration::from_secs(5), |text| {
+            Some(count(text)).filter(|n| *n >= want)
+        })
+        .await
+        .unwrap_or_else(|| count(&self.text))
+    }
+
+    /// Whether the stream ends (no more frames) within 5 s, whatever it sends before.
+    pub async fn ends(mut self) -> bool {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            match tokio::time::timeout_at(deadline, self.body.frame()).await {
+                Ok(None) => return true,
+                Ok(Some(_)) => continue,
+                Err(_) => return false,
+            }
+        }
     }
 
     /// The `data:` of the first event named `name` (within 10 s), and whether the

@@ -1,6 +1,7 @@
 //! A stream lives as long as its credential: it ends, with a last `stream.closed`
 //! saying why, when its ticket expires or its token is revoked or loses a service the
-//! stream uses; a stream whose services the token still has goes on.
+//! stream uses; a stream whose services the token still has goes on. Meanwhile it sends
+//! a keep-alive comment every `keep_alive`, and it ends when the process shuts down.
 
 use crate::helpers::{Fixture, Sse, ready_event};
 use axum::http::StatusCode;
@@ -74,4 +75,56 @@ async fn a_stream_ends_when_its_token_is_revoked_or_loses_the_service() {
     f.hub_tailing().await;
     f.bus.publish(&ready_event("team-a-web")).await.unwrap();
     assert_eq!(Sse::new(untouched).services(1).await, ["team-a-web"]);
+}
+
+#[tokio::test]
+async fn a_stream_sends_a_keep_alive_comment_every_interval_events_or_not() {
+    let f = Fixture::with(
+        LimitsConfig::default(),
+        NotifierConfig {
+            keep_alive: Duration::from_millis(50),
+            ..NotifierConfig::default()
+        },
+    );
+    let response = f.subscribe("/api/v1/events", Some(&f.reader)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut stream = Sse::new(response);
+    assert!(
+        stream.keep_alives(2).await >= 2,
+        "an idle stream is kept alive"
+    );
+    f.hub_tailing().await;
+    f.bus.publish(&ready_event("checkout")).await.unwrap();
+    assert_eq!(
+        stream.ids(1).await.len(),
+        1,
+        "events go on between comments"
+    );
+    assert!(stream.keep_alives(4).await >= 4, "and so do the comments");
+}
+
+#[tokio::test]
+async fn every_stream_ends_when_the_process_shuts_down() {
+    let f = Fixture::new();
+    let open = f.subscribe("/api/v1/events", Some(&f.reader)).await;
+    let watching = f.watch(&["checkout"], &f.reader).await;
+    assert!(
+        [&open, &watching]
+            .iter()
+            .all(|r| r.status() == StatusCode::OK)
+    );
+    f.shutdown.cancel();
+    assert!(Sse::new(open).ends().await, "an open stream ends");
+    assert!(
+        Sse::new(watching).ends().await,
+        "a stream watching views ends"
+    );
+    // One that opens while the process stops ends too, rather than holding the drain.
+    let late = f.subscribe("/api/v1/events", Some(&f.reader)).await;
+    if late.status() == StatusCode::OK {
+        assert!(
+            Sse::new(late).ends().await,
+            "a stream opened after shutdown ends"
+        );
+    }
 }
