@@ -21,9 +21,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// Linux's clock ticks per second, the unit of `/proc/<pid>/stat` times.
-const TICKS_PER_SEC: f64 = 100.0;
-
 /// A format's totals over every round.
 #[derive(Default)]
 struct Totals {
@@ -85,15 +82,7 @@ impl Standalone {
 
     /// The api's CPU seconds so far (user + system).
     fn cpu_s(&self) -> anyhow::Result<f64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
-        // Fields after the command name (which is in parentheses and may hold spaces).
-        let rest = stat.rsplit_once(')').context("a /proc stat line")?.1;
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks = |i: usize| -> anyhow::Result<f64> {
-            Ok(fields.get(i).context("utime/stime")?.parse::<f64>()?)
-        };
-        // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-        Ok((ticks(11)? + ticks(12)?) / TICKS_PER_SEC)
+        super::cpu_seconds(&self.child.id().to_string())
     }
 }
 

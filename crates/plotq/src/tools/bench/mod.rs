@@ -52,3 +52,19 @@ fn memory_fields<const N: usize>(process: &str, names: [&str; N]) -> [u64; N] {
             .map_or(0, |kb| kb * 1024)
     })
 }
+
+/// CPU seconds process `process` (a pid, or `self`) has used so far, user and system
+/// (Linux's `/proc/<process>/stat`, in its clock ticks of 1/100 s).
+fn cpu_seconds(process: &str) -> anyhow::Result<f64> {
+    use anyhow::Context;
+    const TICKS_PER_SEC: f64 = 100.0;
+    let stat = std::fs::read_to_string(format!("/proc/{process}/stat"))?;
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = stat.rsplit_once(')').context("a /proc stat line")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| -> anyhow::Result<f64> {
+        Ok(fields.get(i).context("utime/stime")?.parse::<f64>()?)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    Ok((ticks(11)? + ticks(12)?) / TICKS_PER_SEC)
+}

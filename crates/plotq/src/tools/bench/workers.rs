@@ -39,7 +39,9 @@ async fn bench(args: &BenchWorkersArgs) -> anyhow::Result<serde_json::Value> {
     let mut rounds = Vec::new();
     let mut base: Option<f64> = None;
     for &workers in &args.workers {
+        let cpu_before = super::cpu_seconds("self")?;
         let (secs, failed) = drain(&store, &services, args, workers).await?;
+        let cpu_s = super::cpu_seconds("self")? - cpu_before;
         let per_sec = args.jobs as f64 / secs;
         let speedup = base.map_or(1.0, |b| per_sec / b);
         base.get_or_insert(per_sec);
@@ -50,6 +52,10 @@ async fn bench(args: &BenchWorkersArgs) -> anyhow::Result<serde_json::Value> {
             "secs": (secs * 1000.0).round() / 1000.0,
             "jobs_per_sec": (per_sec * 10.0).round() / 10.0,
             "speedup": (speedup * 100.0).round() / 100.0,
+            // How busy the cores were (of this machine's), and what a job cost in CPU:
+            // a speedup short of the count is idle cores or costlier jobs.
+            "cores_busy": (cpu_s / secs * 100.0).round() / 100.0,
+            "cpu_ms_per_job": (cpu_s * 1e3 / args.jobs as f64 * 100.0).round() / 100.0,
         }));
     }
     Ok(serde_json::json!({
