@@ -1,5 +1,5 @@
 //! One attempt at a job, in the order that makes a crash at any point safe: state
-//! `rendering` → read the window → render (on the blocking pool, under the deadline and a
+//! `rendering` → read the window → render (on a render thread, under the deadline and a
 //! render permit) → image into the cache → state `done` → `plot.ready`. It says how the
 //! attempt ended (`Outcome`); classifying that and settling the delivery is `process`'s.
 
@@ -251,7 +251,7 @@ fn log_ready(state: &JobState, rendered: &Rendered, t: StageTimings) {
     }
 }
 
-/// Renders on the blocking pool under the deadline, holding a render permit for as long
+/// Renders on a render thread under the deadline, holding a render permit for as long
 /// as the render thread runs. Returns the plot and how long drawing and encoding took.
 async fn render(
     config: &WorkerConfig,
@@ -260,7 +260,9 @@ async fn render(
     data: PlotData,
 ) -> Result<(Rendered, RenderTimes), Outcome> {
     let deadline = tokio::time::Instant::now() + config.render_deadline;
-    let permit = match tokio::time::timeout_at(deadline, slots.0.clone().acquire_owned()).await {
+    let permit = match tokio::time::timeout_at(deadline, slots.permits.clone().acquire_owned())
+        .await
+    {
         Ok(Ok(permit)) => permit,
         Ok(Err(_closed)) => {
             return Err(Outcome::Permanent(
@@ -275,7 +277,7 @@ async fn render(
         }
     };
     let (renderer, render_spec) = (config.renderer.clone(), spec.clone());
-    let render = tokio::task::spawn_blocking(move || {
+    let render = slots.run(move || {
         // Released when the render returns (or unwinds), not when the deadline fires.
         let _permit = permit;
         renderer.render_timed(&render_spec, &data)
@@ -285,14 +287,12 @@ async fn render(
             "rendering took longer than the {:?} deadline",
             config.render_deadline
         ))),
-        Ok(Err(join_error)) if join_error.is_panic() => {
-            Err(Outcome::Panicked(panic_message(&*join_error.into_panic())))
-        }
-        Ok(Err(join_error)) => Err(Outcome::Permanent(format!(
-            "renderer did not finish: {join_error}"
-        ))),
-        Ok(Ok(Err(RenderError::NoData))) => Err(Outcome::Permanent(no_data(spec))),
-        Ok(Ok(Err(e))) => Err(Outcome::Permanent(e.to_string())),
-        Ok(Ok(Ok(rendered))) => Ok(rendered),
+        Ok(Ok(Err(panic))) => Err(Outcome::Panicked(panic_message(&*panic))),
+        Ok(Err(_gone)) => Err(Outcome::Permanent(
+            "the worker's render thread is gone".to_owned(),
+        )),
+        Ok(Ok(Ok(Err(RenderError::NoData)))) => Err(Outcome::Permanent(no_data(spec))),
+        Ok(Ok(Ok(Err(e)))) => Err(Outcome::Permanent(e.to_string())),
+        Ok(Ok(Ok(Ok(rendered)))) => Ok(rendered),
     }
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
     /// Jobs processed at once: how many render concurrently, and how many render
-    /// threads the worker may have alive at most (see `RenderSlots`).
+    /// threads the worker has (see `RenderSlots`).
     pub prefetch: u16,
     /// Jobs held beyond those being processed, waiting in their lanes (the broker's
     /// prefetch is `prefetch + lookahead`): the window in which the worker serves
@@ -76,7 +76,7 @@ impl Default for WorkerConfig {
 
 type RenderFn = dyn Fn(&PlotSpec, &PlotData) -> Result<Rendered, RenderError> + Send + Sync;
 
-/// The function a worker renders with, called on the blocking pool: `plotq_render`'s
+/// The function a worker renders with, called on its render threads: `plotq_render`'s
 /// `draw` then `encode` (timed apart), or a function that does both (a test double,
 /// whose time all counts as drawing).
 #[derive(Clone)]

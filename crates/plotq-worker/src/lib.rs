@@ -2,7 +2,7 @@
 //! `plot.ready` (or `plot.failed`) event.
 //!
 //! Order of effects for one job, which is what makes a crash at any point safe:
-//! state `rendering` → query samples → render (on the blocking pool, under a deadline) →
+//! state `rendering` → query samples → render (on a render thread, under a deadline) →
 //! PNG into the cache with a TTL → state `done` → event published → **ack**. A job is
 //! acked only after all of that succeeded; a crash before the ack means redelivery, and
 //! re-running a job is harmless (same key, same data window, same bytes).
@@ -33,11 +33,12 @@
 //! is given back (`PlotCache::end_job`). On shutdown or a lost connection, held jobs
 //! not yet started are given back to the queue at once.
 //!
-//! Renders run on the blocking pool, which cannot be cancelled: a render past its
-//! deadline fails its job but its thread runs on. Each worker therefore has `prefetch`
-//! render permits (`RenderSlots`), each held by a render thread until the render really
-//! returns, so a worker never has more than `prefetch` render threads alive; a job that
-//! finds no free permit within its deadline fails with a message saying so.
+//! Renders run on the worker's own render threads (`RenderSlots`: `prefetch` of them,
+//! started with the worker), never on the async runtime's, and cannot be cancelled: a
+//! render past its deadline fails its job but its thread runs on. Each worker therefore
+//! has `prefetch` render permits, each held by a render until it really returns, so a
+//! worker never runs more than `prefetch` renders at once; a job that finds no free
+//! permit within its deadline fails with a message saying so.
 //!
 //! Observability: every job runs inside one `job` span (`id`, `kind`), so each of its
 //! log lines carries its id; a query slower than `slow_query` or a render (drawing plus
