@@ -5,14 +5,38 @@
 //! before and after (memory per idle client). Then, `--events` times, posts a plot and
 //! waits until every client has read its `plot.ready` event: the spread is each
 //! client's arrival after the first client's, over every event (p50, p99, max). Client
-//! and server share this machine's cores.
+//! and server share this machine's cores, so the client does as little as it can: a
+//! read, a timestamp into a shared list, and one wake-up of the bench an event (when
+//! the last client has it), not one a client.
 
 use crate::config::tools::BenchSseArgs;
 use serde_json::json;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
+
+/// Every client's `plot.ready` arrivals, and the bench's wake-up once `want` arrived
+/// (or a client's stream ended).
+#[derive(Default)]
+struct Arrivals {
+    times: Mutex<Vec<Instant>>,
+    want: AtomicUsize,
+    ended: AtomicUsize,
+    enough: Notify,
+}
+
+impl Arrivals {
+    fn arrived(&self, at: Instant, events: usize) {
+        let mut times = self.times.lock().expect("arrivals lock");
+        times.extend(std::iter::repeat_n(at, events));
+        if times.len() >= self.want.load(Ordering::Relaxed) {
+            self.enough.notify_one();
+        }
+    }
+}
 
 pub fn run(args: &BenchSseArgs) -> anyhow::Result<()> {
     super::print_line(bench(args))
@@ -46,24 +70,26 @@ async fn subscribe(addr: &str) -> anyhow::Result<TcpStream> {
     Ok(stream)
 }
 
-/// Reads `stream` until it closes, reporting the time of each read that completes a
+/// Reads `stream` until it closes, recording the time of each read that completes a
 /// `plot.ready` event.
-async fn read_events(mut stream: TcpStream, ready: mpsc::UnboundedSender<Instant>) {
+async fn read_events(mut stream: TcpStream, arrivals: std::sync::Arc<Arrivals>) {
     const MARK: &[u8] = b"event: plot.ready";
     let mut buf = vec![0u8; 4096];
     let mut carry: Vec<u8> = Vec::new();
     loop {
         let n = match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => {
+                arrivals.ended.fetch_add(1, Ordering::Relaxed);
+                arrivals.enough.notify_one();
+                return;
+            }
             Ok(n) => n,
         };
         let at = Instant::now();
         carry.extend_from_slice(&buf[..n]);
         let seen = carry.windows(MARK.len()).filter(|w| *w == MARK).count();
-        for _ in 0..seen {
-            if ready.send(at).is_err() {
-                return;
-            }
+        if seen > 0 {
+            arrivals.arrived(at, seen);
         }
         // Keep what may be the start of a mark split across reads.
         let keep = carry.len().min(MARK.len() - 1);
@@ -110,19 +136,18 @@ async fn bench(args: &BenchSseArgs) -> anyhow::Result<serde_json::Value> {
     let rss_before = rss_kb(pid);
 
     // Open every stream, 256 at a time (the listener's backlog).
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    let arrivals = std::sync::Arc::new(Arrivals::default());
     let mut opened = 0;
     let open_started = Instant::now();
     while opened < args.clients {
         let batch = (args.clients - opened).min(256);
         let streams = futures::future::try_join_all((0..batch).map(|_| subscribe(&addr))).await?;
         for stream in streams {
-            tokio::spawn(read_events(stream, tx.clone()));
+            tokio::spawn(read_events(stream, arrivals.clone()));
         }
         opened += batch;
     }
     let open_s = open_started.elapsed().as_secs_f64();
-    drop(tx);
     // Let the server settle its per-stream buffers before reading its memory.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_after = rss_kb(pid);
@@ -130,6 +155,9 @@ async fn bench(args: &BenchSseArgs) -> anyhow::Result<serde_json::Value> {
     let mut spreads_ms = Vec::with_capacity(args.clients * args.events);
     let mut firsts_ms = Vec::new();
     for k in 0..args.events {
+        arrivals
+            .want
+            .store(args.clients * (k + 1), Ordering::Relaxed);
         let asked = Instant::now();
         let plot = json!({"kind": "histogram", "service": "bench", "width": 400 + k as u32 * 8});
         http.post(format!("{base}/api/v1/plots"))
@@ -137,22 +165,32 @@ async fn bench(args: &BenchSseArgs) -> anyhow::Result<serde_json::Value> {
             .send()
             .await?
             .error_for_status()?;
-        let mut arrivals = Vec::with_capacity(args.clients);
-        while arrivals.len() < args.clients {
-            match tokio::time::timeout(Duration::from_secs(60), rx.recv()).await {
-                Ok(Some(at)) => arrivals.push(at),
-                Ok(None) => anyhow::bail!("every client stream closed"),
-                Err(_) => anyhow::bail!(
-                    "event {k}: {} of {} clients got it within 60 s",
-                    arrivals.len(),
-                    args.clients
-                ),
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        let got = loop {
+            let got = arrivals.times.lock().expect("arrivals lock").len();
+            let ended = arrivals.ended.load(Ordering::Relaxed);
+            anyhow::ensure!(ended == 0, "{ended} client streams closed");
+            if got >= args.clients * (k + 1) {
+                break got;
             }
-        }
-        let first = *arrivals.iter().min().expect("clients");
+            let wait = tokio::time::timeout_at(deadline, arrivals.enough.notified()).await;
+            anyhow::ensure!(
+                wait.is_ok(),
+                "event {k}: {} of {} clients got it within 60 s",
+                got - args.clients * k,
+                args.clients
+            );
+        };
+        anyhow::ensure!(
+            got == args.clients * (k + 1),
+            "event {k}: {got} arrivals where {} were expected (a client got an event twice)",
+            args.clients * (k + 1)
+        );
+        let times = arrivals.times.lock().expect("arrivals lock")[args.clients * k..].to_vec();
+        let first = *times.iter().min().expect("clients");
         firsts_ms.push(first.duration_since(asked).as_secs_f64() * 1e3);
         spreads_ms.extend(
-            arrivals
+            times
                 .iter()
                 .map(|a| a.duration_since(first).as_secs_f64() * 1e3),
         );
