@@ -130,18 +130,54 @@ pub fn stand_in(lower: f64, upper: f64) -> f64 {
     if lower < 0.0 { -m } else { m }
 }
 
+/// Adds to `counts` how many times each key occurs in `keys` (one map update per
+/// distinct key).
+fn count_runs<K: Ord + Copy>(counts: &mut BTreeMap<K, u64>, mut keys: Vec<K>) {
+    keys.sort_unstable();
+    for run in keys.chunk_by(|a, b| a == b) {
+        *counts.entry(run[0]).or_default() += run.len() as u64;
+    }
+}
+
 /// The HTTP status code `v` stands for, if it is one.
 pub fn status_code(v: f64) -> Option<u16> {
     (v.fract() == 0.0 && (100.0..=599.0).contains(&v)).then_some(v as u16)
 }
 
 impl Rollup {
-    /// The rollup of `values`.
+    /// The rollup of `values`: what `add` makes of each in turn (the same sum, bit for
+    /// bit), with each bucket's and code's count looked up once per distinct index
+    /// rather than once a value — a batch of a thousand latencies touches a few hundred
+    /// buckets.
     pub fn of(values: &[f64]) -> Self {
         let mut r = Self::default();
+        let (Some(&first), n) = (values.first(), values.len()) else {
+            return r;
+        };
+        (r.min, r.max) = (first, first);
+        let mut positive = Vec::with_capacity(n);
+        let mut negative = Vec::new();
+        let mut codes = Vec::new();
         for &v in values {
-            r.add(v);
+            r.min = r.min.min(v);
+            r.max = r.max.max(v);
+            r.sum += v * SUM_SCALE;
+            let m = v.abs();
+            if m < MIN_MAGNITUDE {
+                r.zeros += 1;
+            } else if v > 0.0 {
+                positive.push(bucket_index(m));
+            } else {
+                negative.push(bucket_index(m));
+            }
+            if let Some(code) = status_code(v) {
+                codes.push(code);
+            }
         }
+        r.count = n as u64;
+        count_runs(&mut r.positive, positive);
+        count_runs(&mut r.negative, negative);
+        count_runs(&mut r.codes, codes);
         r
     }
 
@@ -529,6 +565,22 @@ mod tests {
             prop_assert_eq!((s.n, s.min, s.max), (values.len(), sorted[0], sorted[sorted.len() - 1]));
             let mean = values.iter().sum::<f64>() / values.len() as f64;
             prop_assert!((s.mean - mean).abs() <= 1e-9 * mean.abs().max(1e-6), "{} vs {mean}", s.mean);
+        }
+
+        #[test]
+        fn a_rollup_of_values_is_each_value_added_in_turn(
+            values in proptest::collection::vec(
+                prop_oneof![-1e6f64..1e6, 1e-3f64..1e4, Just(0.0), Just(200.0), Just(503.0), -1e-12f64..1e-12],
+                0..2_000,
+            ),
+        ) {
+            let mut added = Rollup::default();
+            for &v in &values {
+                added.add(v);
+            }
+            let of = Rollup::of(&values);
+            prop_assert_eq!(&of, &added);
+            prop_assert_eq!(of.sum.to_bits(), added.sum.to_bits());
         }
 
         #[test]
