@@ -186,6 +186,12 @@ impl<G> EventBody<G> {
         check: CredentialCheck,
         lives: G,
     ) -> Self {
+        // A zero interval would fire the timer on every poll.
+        let keep_alive = keep_alive.max(Duration::from_millis(1));
+        let check = CredentialCheck {
+            every: check.every.max(Duration::from_millis(1)),
+            ..check
+        };
         let now = Instant::now();
         let next_keep_alive = now + keep_alive;
         let (next_recheck, expires) = match &filter.principal.credential {
@@ -195,7 +201,7 @@ impl<G> EventBody<G> {
                 let left = u64::try_from(expires_ms - plotq_ports::clock::now_ms()).unwrap_or(0);
                 (
                     Some(now + check.every),
-                    Some(now + std::time::Duration::from_millis(left)),
+                    Some(now + Duration::from_millis(left)),
                 )
             }
         };
