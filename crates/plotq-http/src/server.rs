@@ -92,10 +92,15 @@ impl HttpServer {
                 Box::pin(app.clone().oneshot(req.map(axum::body::Body::new)))
             });
             let mut builder = hyper::server::conn::http1::Builder::new();
+            // One `write` of a buffer hyper copies the head and body into, rather than a
+            // `writev` of both (and of a chunk's size line and end): measured faster for
+            // what plotq writes most, alternated build against build (a cached 13 KB PNG
+            // 50.6k -> 54.4k requests/s; an SSE event to 10,000 clients p99 115 -> 103 ms).
             builder
                 .timer(TokioTimer::new())
                 .header_read_timeout(self.config.header_read_timeout)
-                .max_buf_size(64 * 1024);
+                .max_buf_size(64 * 1024)
+                .writev(false);
             let connection = builder.serve_connection(TokioIo::new(stream), service);
             let watched = graceful.watch(connection);
             // A combinator, not an `async move` block: a block would keep the moved-in
