@@ -5,9 +5,9 @@
 //! before and after (memory per idle client). Then, `--events` times, posts a plot and
 //! waits until every client has read its `plot.ready` event: the spread is each
 //! client's arrival after the first client's, over every event (p50, p99, max). Client
-//! and server share this machine's cores, so the client does as little as it can: a
-//! read, a timestamp into a shared list, and one wake-up of the bench an event (when
-//! the last client has it), not one a client.
+//! and server share this machine's cores (the CPU an event cost each is printed), so
+//! the client does as little as it can: a read, a timestamp into a shared list, and one
+//! wake-up of the bench an event (when the last client has it), not one a client.
 
 use crate::config::tools::BenchSseArgs;
 use serde_json::json;
@@ -152,6 +152,10 @@ async fn bench(args: &BenchSseArgs) -> anyhow::Result<serde_json::Value> {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_after = rss_kb(pid);
 
+    // What the events cost each side in CPU (the server's and this bench's, which share
+    // the cores): a spread is at least their sum over the cores.
+    let server_cpu_before = super::cpu_seconds(&pid.to_string())?;
+    let bench_cpu_before = super::cpu_seconds("self")?;
     let mut spreads_ms = Vec::with_capacity(args.clients * args.events);
     let mut firsts_ms = Vec::new();
     for k in 0..args.events {
@@ -198,6 +202,9 @@ async fn bench(args: &BenchSseArgs) -> anyhow::Result<serde_json::Value> {
     spreads_ms.sort_by(f64::total_cmp);
     let q = |p: f64| spreads_ms[((spreads_ms.len() - 1) as f64 * p).round() as usize];
     let round = |x: f64| (x * 100.0).round() / 100.0;
+    let per_event_ms = |before: f64, now: f64| round((now - before) * 1e3 / args.events as f64);
+    let server_cpu_ms = per_event_ms(server_cpu_before, super::cpu_seconds(&pid.to_string())?);
+    let bench_cpu_ms = per_event_ms(bench_cpu_before, super::cpu_seconds("self")?);
     child.kill().await.ok();
     Ok(json!({
         "clients": args.clients,
@@ -208,5 +215,9 @@ async fn bench(args: &BenchSseArgs) -> anyhow::Result<serde_json::Value> {
         "server_kb_per_client": round((rss_after.saturating_sub(rss_before)) as f64 / args.clients as f64),
         "spread_after_first_ms": {"p50": round(q(0.5)), "p99": round(q(0.99)), "max": round(q(1.0))},
         "first_after_request_ms": firsts_ms.iter().map(|&x| round(x)).collect::<Vec<_>>(),
+        // CPU an event cost (its render included), in ms: the server, and this bench's
+        // clients (their reads, the ACKs those send back through the loopback).
+        "server_cpu_ms_per_event": server_cpu_ms,
+        "bench_cpu_ms_per_event": bench_cpu_ms,
     }))
 }
