@@ -181,26 +181,9 @@ impl Rollup {
         r
     }
 
+    /// Adds one value (as `Rollup::of` counts it).
     pub fn add(&mut self, v: f64) {
-        if self.count == 0 {
-            (self.min, self.max) = (v, v);
-        } else {
-            self.min = self.min.min(v);
-            self.max = self.max.max(v);
-        }
-        self.count += 1;
-        self.sum += v * SUM_SCALE;
-        let m = v.abs();
-        if m < MIN_MAGNITUDE {
-            self.zeros += 1;
-        } else if v > 0.0 {
-            *self.positive.entry(bucket_index(m)).or_default() += 1;
-        } else {
-            *self.negative.entry(bucket_index(m)).or_default() += 1;
-        }
-        if let Some(code) = status_code(v) {
-            *self.codes.entry(code).or_default() += 1;
-        }
+        self.merge(&Self::of(&[v]));
     }
 
     /// Adds `other` into `self`.

@@ -13,7 +13,7 @@
 
 use axum::body::Bytes;
 use futures::Stream;
-use http_body::{Body, Frame, SizeHint};
+use http_body::{Body, Frame};
 use plotq_domain::wire::EventId;
 use plotq_http::auth::{Auth, Credential, Lapsed, Principal};
 use plotq_ports::StoredEvent;
@@ -62,16 +62,17 @@ const KEEP_ALIVE: &[u8] = b":\n\n";
 /// `data`, and the blank line that ends it. `id` and `event` are one line each (ours
 /// are event ids and kind names; a newline in either would be dropped).
 pub(crate) fn frame(id: Option<&str>, event: &str, data: &str) -> Bytes {
-    let one_line =
-        |s: &str| -> String { s.chars().filter(|c| !matches!(c, '\r' | '\n')).collect() };
+    fn one_line(s: &str) -> impl Iterator<Item = char> + '_ {
+        s.chars().filter(|c| !matches!(c, '\r' | '\n'))
+    }
     let mut out = String::with_capacity(data.len() + event.len() + 24 + id.map_or(0, str::len));
     if let Some(id) = id {
         out.push_str("id: ");
-        out.push_str(&one_line(id));
+        out.extend(one_line(id));
         out.push('\n');
     }
     out.push_str("event: ");
-    out.push_str(&one_line(event));
+    out.extend(one_line(event));
     out.push('\n');
     for line in data.split('\n') {
         out.push_str("data: ");
@@ -308,10 +309,6 @@ impl<G> Body for EventBody<G> {
             return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(KEEP_ALIVE)))));
         }
         Poll::Pending
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        SizeHint::default()
     }
 }
 

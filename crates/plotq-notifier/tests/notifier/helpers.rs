@@ -43,6 +43,13 @@ impl Fixture {
         Self::with(LimitsConfig::default(), NotifierConfig::default())
     }
 
+    /// Default limits, the hub's settings changed by `change`.
+    pub fn with_notifier(change: impl FnOnce(&mut NotifierConfig)) -> Self {
+        let mut config = NotifierConfig::default();
+        change(&mut config);
+        Self::with(LimitsConfig::default(), config)
+    }
+
     pub fn with(limits: LimitsConfig, config: NotifierConfig) -> Self {
         let (reader, tenant, ingest) = (new_token(), new_token(), new_token());
         let tokens = parse_tokens(&format!(

@@ -5,9 +5,7 @@
 
 use crate::helpers::{Fixture, Sse, ready_event};
 use axum::http::StatusCode;
-use plotq_http::LimitsConfig;
 use plotq_http::auth::{hash_token, parse_tokens};
-use plotq_notifier::NotifierConfig;
 use plotq_ports::EventBus;
 use std::time::Duration;
 
@@ -33,13 +31,7 @@ async fn a_stream_ends_when_its_ticket_expires_saying_why() {
 
 #[tokio::test]
 async fn a_stream_ends_when_its_token_is_revoked_or_loses_the_service() {
-    let f = Fixture::with(
-        LimitsConfig::default(),
-        NotifierConfig {
-            credential_recheck: Duration::from_millis(50),
-            ..NotifierConfig::default()
-        },
-    );
+    let f = Fixture::with_notifier(|c| c.credential_recheck = Duration::from_millis(50));
     let reader = f.subscribe("/api/v1/events", Some(&f.reader)).await;
     let tenant = f
         .subscribe("/api/v1/events?service=team-a-api", Some(&f.tenant))
@@ -79,13 +71,7 @@ async fn a_stream_ends_when_its_token_is_revoked_or_loses_the_service() {
 
 #[tokio::test]
 async fn a_stream_sends_a_keep_alive_comment_every_interval_events_or_not() {
-    let f = Fixture::with(
-        LimitsConfig::default(),
-        NotifierConfig {
-            keep_alive: Duration::from_millis(50),
-            ..NotifierConfig::default()
-        },
-    );
+    let f = Fixture::with_notifier(|c| c.keep_alive = Duration::from_millis(50));
     let response = f.subscribe("/api/v1/events", Some(&f.reader)).await;
     assert_eq!(response.status(), StatusCode::OK);
     let mut stream = Sse::new(response);
